@@ -1,0 +1,25 @@
+"""The delivery log: one record per notification attempt."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class NotificationRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = 1
+    notification_id: str
+    receiver: str
+    integration: str
+    group_key: str
+    status: Literal["sent", "failed", "retrying", "silenced", "inhibited", "deduplicated"]
+    attempt: int = 1
+    error: str = ""
+    latency_ms: float = 0.0
+    time: float
+    alerts: list[str] = Field(default_factory=list)  # fingerprints
+    firing: int = 0
+    resolved: int = 0

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need, then runs the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Peers the integration tests use for real (promtool, Alertmanager, kcat), from Debian.
+need=()
+command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v kcat >/dev/null || need+=(kcat)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing Debian packages: ${need[*]} (sudo apt-get install ${need[*]})" >&2
+  fi
+fi
+
+python3 -m pip install -q -e '.[test]'
+
+ruff check .
+mypy schemas core agents producers sinks watchkeeper $(ls -d reports dashboard 2>/dev/null)
+
+set +e
+python3 -m pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+# pytest exits 5 when it collected no tests: that is a failure of the suite, not a pass, so say so.
+if [ $rc -eq 5 ]; then
+  echo "pytest collected no tests" >&2
+  exit 1
+fi
+exit $rc

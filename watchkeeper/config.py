@@ -1,0 +1,156 @@
+"""`watchkeeper.yaml`: one file for everything but rules, routing and SLOs (which keep their own formats).
+
+Every field has a default, so no file is needed for `watchkeeper up`. Errors name file, line and field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import SourceError
+from core.yaml_source import load_yaml_file
+from schemas.topics import DEFAULT_TOPICS
+from watchkeeper.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "watchkeeper.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TopicsConfig(_Section):
+    samples: str = DEFAULT_TOPICS["samples"].name
+    aggregates: str = DEFAULT_TOPICS["aggregates"].name
+    alerts: str = DEFAULT_TOPICS["alerts"].name
+    notifications: str = DEFAULT_TOPICS["notifications"].name
+    deadletter: str = DEFAULT_TOPICS["deadletter"].name
+
+
+class KafkaConfig(_Section):
+    bootstrap: str = "127.0.0.1:9092"
+    topics: TopicsConfig = TopicsConfig()
+    # Short sessions make tansu's first JoinGroup (which waits session_timeout/2) quick.
+    session_timeout: float = 10.0
+    replication_factor: int = 1
+
+
+class BrokerConfig(_Section):
+    """The dev broker (tansu) that `watchkeeper up` and `watchkeeper broker` start."""
+
+    host: str = "127.0.0.1"
+    port: int = 9092
+
+
+class ClickHouseConfig(_Section):
+    # Empty means embedded chDB at <data_dir>/clickhouse.
+    dsn: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8123
+    samples_ttl_days: int = 30
+    batch_rows: int = 50_000
+    flush_seconds: float = 2.0
+
+
+class WindowsConfig(_Section):
+    width: float = Field(10.0, gt=0)
+    allowed_lateness: float = Field(5.0, ge=0)
+
+
+class SystemProducerConfig(_Section):
+    enabled: bool = True
+    interval: float = Field(10.0, gt=0)
+    buffer_batches: int = Field(360, gt=0)
+
+
+class ProducersConfig(_Section):
+    system: SystemProducerConfig = SystemProducerConfig()
+
+
+class WorkerConfig(_Section):
+    app_id: str = "watchkeeper"
+    web_port: int = 6066
+
+
+class DashboardConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class Config(_Section):
+    data_dir: str = ".watchkeeper"
+    kafka: KafkaConfig = KafkaConfig()
+    broker: BrokerConfig = BrokerConfig()
+    clickhouse: ClickHouseConfig = ClickHouseConfig()
+    windows: WindowsConfig = WindowsConfig()
+    producers: ProducersConfig = ProducersConfig()
+    worker: WorkerConfig = WorkerConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    # Set by the loader: where relative paths in the file are resolved from.
+    base_dir: str = Field(default="", exclude=True)
+
+    @property
+    def data_path(self) -> Path:
+        p = Path(self.data_dir)
+        return p if p.is_absolute() else Path(self.base_dir or os.getcwd()) / p
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else Path(self.base_dir or os.getcwd()) / p
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        if self.clickhouse.dsn:
+            return self.clickhouse.dsn
+        return f"chdb://{(self.data_path / 'clickhouse').resolve()}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb:")
+
+    @property
+    def clickhouse_query_url(self) -> str:
+        """Where readers (sql, reports, dashboard) query: the server, or the owner's read-only endpoint."""
+        if self.embedded_clickhouse:
+            return f"http://{self.clickhouse.http_host}:{self.clickhouse.http_port}"
+        return self.clickhouse_dsn
+
+
+def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load `path` (or ./watchkeeper.yaml if present, else defaults); `WK_*` env vars override a few keys."""
+    explicit = path is not None
+    path = path or os.environ.get("WK_CONFIG") or DEFAULT_CONFIG_FILE
+    data: dict[str, Any] = {}
+    if os.path.exists(path):
+        try:
+            doc = load_yaml_file(path)
+            if doc.data is not None and not isinstance(doc.data, dict):
+                raise doc.error((), "the top level must be a mapping of sections")
+            data = doc.data or {}
+            cfg = doc.validate(Config, data)
+        except SourceError as exc:
+            raise ConfigError(exc.path, exc.line, exc.field or "(file)", exc.message) from None
+        cfg.base_dir = str(Path(path).resolve().parent)
+    elif explicit:
+        raise ConfigError(path, None, "(file)", "no such configuration file")
+    else:
+        cfg = Config()
+    if bootstrap := os.environ.get("WK_KAFKA_BOOTSTRAP"):
+        cfg.kafka.bootstrap = bootstrap
+    if dsn := os.environ.get("WK_CLICKHOUSE_DSN"):
+        cfg.clickhouse.dsn = dsn
+    for key, value in (overrides or {}).items():
+        _set_dotted(cfg, key, value)
+    return cfg
+
+
+def _set_dotted(cfg: BaseModel, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    target: Any = cfg
+    for part in parents:
+        target = getattr(target, part)
+    setattr(target, leaf, value)

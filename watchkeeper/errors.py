@@ -1,0 +1,18 @@
+"""The application shell's exception family: messages say what is wrong and what to do."""
+
+
+class WatchkeeperError(Exception):
+    """Base of every error the CLI reports as ``watchkeeper: error: ...`` with exit code 1."""
+
+
+class ConfigError(WatchkeeperError):
+    """A configuration problem; the message names the file, line and field."""
+
+    def __init__(self, path: str, line: int | None, field: str, message: str) -> None:
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {field}: {message}")
+        self.path, self.line, self.field = path, line, field
+
+
+class BrokerError(WatchkeeperError):
+    """The dev broker could not be installed or started."""

@@ -1,0 +1,68 @@
+"""Create Watchkeeper's topics with explicit partitions and configs before any worker starts.
+
+Never rely on auto-creation: tansu auto-creates unknown topics with 4 partitions, and its DescribeConfigs
+returns only what was set at creation, so Kafka's defaults are set explicitly here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from schemas.topics import DEFAULT_TOPICS
+from watchkeeper.config import Config
+from watchkeeper.errors import WatchkeeperError
+
+# Kafka's own defaults, spelled out for brokers that only report what was set.
+KAFKA_DEFAULT_CONFIGS = {
+    "cleanup.policy": "delete",
+    "retention.ms": str(7 * 24 * 3600 * 1000),
+    "max.message.bytes": str(8 * 1024 * 1024),
+}
+
+
+def topic_plan(cfg: Config) -> dict[str, int]:
+    names = cfg.kafka.topics.model_dump()
+    return {names[key]: spec.partitions for key, spec in DEFAULT_TOPICS.items()}
+
+
+async def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1, timeout: float = 30.0) -> None:
+    """Create each missing topic; an existing one with the wrong partition count is an error."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise WatchkeeperError(f"no Kafka broker answers at {bootstrap}; start one (watchkeeper broker)")
+            await asyncio.sleep(0.5)
+    try:
+        existing = await _partition_counts(admin)
+        missing = [
+            NewTopic(name, num_partitions=n, replication_factor=replication, topic_configs=KAFKA_DEFAULT_CONFIGS)
+            for name, n in topics.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+        existing = await _partition_counts(admin)
+        for name, n in topics.items():
+            if existing.get(name) != n:
+                raise WatchkeeperError(
+                    f"topic {name} has {existing.get(name)} partitions, Watchkeeper needs {n}; "
+                    "delete it or configure another topic name"
+                )
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
+    meta = await admin.describe_topics()
+    return {t["topic"]: len(t["partitions"]) for t in meta if not t.get("error_code")}
