@@ -7,6 +7,7 @@ returns only what was set at creation, so Kafka's defaults are set explicitly he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
@@ -38,7 +39,7 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int
             break
         except KafkaConnectionError:
             if asyncio.get_running_loop().time() > deadline:
-                raise WatchkeeperError(f"no Kafka broker answers at {bootstrap}; start one (watchkeeper broker)")
+                raise WatchkeeperError(f"no Kafka broker answers at {bootstrap}; start one (watchkeeper broker)") from None
             await asyncio.sleep(0.5)
     try:
         existing = await _partition_counts(admin)
@@ -48,10 +49,8 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int
             if name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
         existing = await _partition_counts(admin)
         for name, n in topics.items():
             if existing.get(name) != n:
