@@ -57,14 +57,14 @@ class ClickHouseConfig(_Section):
 
 
 class WindowsConfig(_Section):
-    width: float = Field(10.0, gt=0)
-    allowed_lateness: float = Field(5.0, ge=0)
+    width: float = Field(default=10.0, gt=0)
+    allowed_lateness: float = Field(default=5.0, ge=0)
 
 
 class SystemProducerConfig(_Section):
     enabled: bool = True
-    interval: float = Field(10.0, gt=0)
-    buffer_batches: int = Field(360, gt=0)
+    interval: float = Field(default=10.0, gt=0)
+    buffer_batches: int = Field(default=360, gt=0)
 
 
 class ProducersConfig(_Section):

@@ -39,7 +39,8 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int
             break
         except KafkaConnectionError:
             if asyncio.get_running_loop().time() > deadline:
-                raise WatchkeeperError(f"no Kafka broker answers at {bootstrap}; start one (watchkeeper broker)") from None
+                msg = f"no Kafka broker answers at {bootstrap}; start one (watchkeeper broker)"
+                raise WatchkeeperError(msg) from None
             await asyncio.sleep(0.5)
     try:
         existing = await _partition_counts(admin)
