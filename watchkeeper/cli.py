@@ -12,6 +12,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from core.errors import CoreError
 from watchkeeper import __version__, commands
 from watchkeeper.errors import WatchkeeperError
 
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except WatchkeeperError as exc:
+    except (WatchkeeperError, CoreError) as exc:
         print(f"watchkeeper: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,0 +1,1 @@
+"""Faust wiring: the app and its agents. Each agent decodes, calls the pure core, and sends."""
