@@ -31,14 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", help="watchkeeper.yaml (default: ./watchkeeper.yaml if present)")
     p.add_argument("--no-broker", action="store_true", help="use the broker at kafka.bootstrap instead")
+    p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"],
+                   help="log level of the worker (logs are in <data_dir>/logs)")
     p.set_defaults(func=run)
 
 
-def components(cfg: Config, config_args: list[str]) -> list[tuple[str, list[str]]]:
+def components(cfg: Config, config_args: list[str], loglevel: str = "warning") -> list[tuple[str, list[str]]]:
     """What `up` runs, in start order. Optional parts join when their package is present."""
     parts = [
         ("clickhouse-sink", watchkeeper_argv("sink", "clickhouse", *config_args)),
-        ("worker", watchkeeper_argv("worker", *config_args)),
+        ("worker", watchkeeper_argv("worker", "--loglevel", loglevel, *config_args)),
     ]
     if importlib.util.find_spec("sinks.notify_sink") is not None:
         parts.append(("notify-sink", watchkeeper_argv("sink", "notify", *config_args)))
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
         console.print(f"[green]✓[/] topics     {', '.join(topic_plan(cfg))}")
         t0 = time.monotonic()
-        for name, argv in components(cfg, config_args):
+        for name, argv in components(cfg, config_args, args.loglevel):
             sup.add(Component(name, argv, logs / f"{name}.log"))
             console.print(f"[green]✓[/] {name:<10} started (log: {logs / (name + '.log')})")
         if cfg.embedded_clickhouse:
