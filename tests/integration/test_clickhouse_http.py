@@ -26,7 +26,7 @@ from watchkeeper.config import Config
 def endpoint(ch_dsn: str) -> Iterator[int]:
     port = free_port()
     ready = threading.Event()
-    stop: list[asyncio.AbstractEventLoop] = []
+    stop: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     async def serve() -> None:
         ch = ClickHouse(ch_dsn)
@@ -36,10 +36,11 @@ def endpoint(ch_dsn: str) -> Iterator[int]:
         runner = web.AppRunner(create_query_app(ch.query))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        stop.append(asyncio.get_running_loop())
+        done = asyncio.Event()
+        stop.append((asyncio.get_running_loop(), done))
         ready.set()
         try:
-            await asyncio.Event().wait()
+            await done.wait()
         finally:
             await runner.cleanup()
             await ch.close()
@@ -48,9 +49,8 @@ def endpoint(ch_dsn: str) -> Iterator[int]:
     thread.start()
     assert ready.wait(30)
     yield port
-    loop = stop[0]
-    for task in asyncio.all_tasks(loop):
-        loop.call_soon_threadsafe(task.cancel)
+    loop, done = stop[0]
+    loop.call_soon_threadsafe(done.set)
     thread.join(10)
 
 
