@@ -57,8 +57,8 @@ def line_chart(
     for i, (label, xs, ys) in enumerate(series):
         ax.plot(_x(xs), list(ys), label=label, color=PALETTE[i % len(PALETTE)], linewidth=1.6,
                 linestyle="--" if label in dashed else "-")
-    for label, y in hlines:
-        ax.axhline(y, color="#991b1b", linestyle=":", linewidth=1.2, label=label)
+    for i, (label, y) in enumerate(hlines):
+        ax.axhline(y, color=("#991b1b", "#d97706", "#6b7280")[i % 3], linestyle=":", linewidth=1.4, label=label)
     for label, x in vlines:
         ax.axvline(float(_x([x])[0]), color="#6b7280", linestyle="--", linewidth=1, label=label)
     if series or hlines:
