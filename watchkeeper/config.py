@@ -79,6 +79,7 @@ class WorkerConfig(_Section):
 class DashboardConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
+    refresh_seconds: float = Field(default=10.0, gt=0)
 
 
 class Config(_Section):

@@ -1,0 +1,1 @@
+"""Reports from ClickHouse: SLO attainment and budgets, trends, capacity forecasts (Markdown or HTML with charts)."""

@@ -1,0 +1,35 @@
+"""`watchkeeper dashboard`: serve the web dashboard (status, alerts, silences, SLOs, charts, /metrics)."""
+
+from __future__ import annotations
+
+import argparse
+
+from aiohttp import web
+
+from dashboard import create_dashboard_app
+from watchkeeper.config import load_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "dashboard",
+        help="the web dashboard",
+        description="Serve the dashboard; it reads ClickHouse (the embedded owner's query endpoint by default).",
+        epilog="example: watchkeeper dashboard --port 8080     (then open http://127.0.0.1:8080/)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", help="watchkeeper.yaml (default ./watchkeeper.yaml if present)")
+    parser.add_argument("--host", help="listen address (default: dashboard.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default: dashboard.port, 8080)")
+    parser.add_argument("--dsn", help="ClickHouse to read (default: the config's query URL)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    host = args.host or cfg.dashboard.host
+    port = args.port or cfg.dashboard.port
+    app = create_dashboard_app(cfg, dsn=args.dsn)
+    print(f"dashboard on http://{host}:{port}/ reading {args.dsn or cfg.clickhouse_query_url}")
+    web.run_app(app, host=host, port=port, print=None)
+    return 0

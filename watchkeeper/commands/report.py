@@ -1,0 +1,80 @@
+"""`watchkeeper report slo|trend|capacity`: reports from ClickHouse as Markdown or HTML with PNG charts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from reports.capacity_report import build_capacity_report
+from reports.clickhouse_reader import get_reader
+from reports.document import Document
+from reports.query_progress import QueryRunner
+from reports.render import write_html, write_markdown
+from reports.slo_report import build_slo_report
+from reports.timerange import TimeRange, parse_range
+from reports.trend_report import build_trend_report
+from watchkeeper.config import load_config
+from watchkeeper.errors import WatchkeeperError
+
+EXAMPLES = """examples:
+  watchkeeper report slo --from -30d --format html -o slo.html
+  watchkeeper report trend --metric cpu_percent --metric http_requests_per_second --from -7d
+  watchkeeper report capacity --metric disk_used_percent --threshold 90 --from -14d -o capacity.md"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="SLO, trend and capacity reports from ClickHouse",
+        description="Reports computed with ClickHouse SQL over the stored samples and aggregates.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("kind", choices=["slo", "trend", "capacity"])
+    parser.add_argument("--from", dest="start", help="start: ISO time, or -7d from now (default: 30d SLO, 7d other)")
+    parser.add_argument("--to", dest="end", help="end: ISO time or now (default now)")
+    parser.add_argument("--format", choices=["md", "html"], default="md")
+    parser.add_argument("-o", "--output", help="file to write (default: <kind>-report.<format>)")
+    parser.add_argument("--config", help="watchkeeper.yaml (default ./watchkeeper.yaml if present)")
+    parser.add_argument("--dsn", help="ClickHouse to read (default: the config's query URL)")
+    parser.add_argument("--metric", action="append", default=[], help="trend: metric (repeat); capacity: the metric")
+    parser.add_argument("--threshold", type=float, default=90.0, help="capacity: the level to forecast (default 90)")
+    parser.add_argument("--source", choices=["aggregates", "samples"], default="aggregates",
+                        help="trend/capacity: read window aggregates (default) or raw samples")
+    parser.add_argument("--top", type=int, default=10, help="trend: how many movers to list")
+    parser.add_argument("--no-charts", action="store_true", help="numbers only")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    span = timedelta(days=30 if args.kind == "slo" else 7)
+    try:
+        tr = parse_range(args.start, args.end, now, span)
+    except ValueError as exc:
+        raise WatchkeeperError(str(exc)) from None
+    dsn = args.dsn or load_config(args.config).clickhouse_query_url
+    out = Path(args.output or f"{args.kind}-report.{args.format}")
+    doc = generate(args, dsn, tr)
+    written = write_html(doc, out) if args.format == "html" else write_markdown(doc, out)
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    return 0
+
+
+def generate(args: argparse.Namespace, dsn: str, tr: TimeRange) -> Document:
+    client = get_reader(dsn)
+    charts = not args.no_charts
+    with QueryRunner(client, steps=_steps(args)) as q:
+        if args.kind == "slo":
+            return build_slo_report(q, tr, charts)[0]
+        if args.kind == "trend":
+            return build_trend_report(q, tr, args.metric, args.source, args.top, charts)[0]
+        if len(args.metric) != 1:
+            raise WatchkeeperError("report capacity: give exactly one --metric (e.g. --metric disk_used_percent)")
+        return build_capacity_report(q, tr, args.metric[0], args.threshold, args.source, charts)[0]
+
+
+def _steps(args: argparse.Namespace) -> int:
+    return {"slo": 12, "trend": 3, "capacity": 7}[args.kind]
