@@ -60,6 +60,8 @@ def test_up_fills_clickhouse_and_stops_cleanly(tmp_path: Path) -> None:
         cpu = _query(cfg.clickhouse.http_port,
                      "SELECT max(increase) FROM aggregates FINAL WHERE name = 'node_cpu_seconds_total'")
         assert float(cpu) > 0  # the reset-aware increase of a real counter
+        with urllib.request.urlopen(f"http://127.0.0.1:{cfg.dashboard.port}/healthz", timeout=10) as resp:
+            assert resp.status == 200
         # read-only: writes are refused
         try:
             _query(cfg.clickhouse.http_port, "DROP TABLE samples")
