@@ -81,7 +81,7 @@ def collect_system(ps: ModuleType | Any, now: float, host: str) -> SampleBatch:
 
     for window, value in zip(("1", "5", "15"), ps.getloadavg(), strict=True):
         add(f"node_load{window}", value)
-    add("node_procs_total", len(ps.pids()))
+    add("node_processes", len(ps.pids()))
     return SampleBatch(source=host, labels={"host": host, "job": "system"}, series=blocks)
 
 

@@ -14,7 +14,7 @@ def test_one_batch_of_every_system_series() -> None:
     names = {b.name for b in batch.series}
     assert {
         "node_cpu_seconds_total", "node_cpu_percent", "node_memory_available_bytes", "node_swap_total_bytes",
-        "node_filesystem_used_percent", "node_network_receive_bytes_total", "node_load1", "node_procs_total",
+        "node_filesystem_used_percent", "node_network_receive_bytes_total", "node_load1", "node_processes",
     } <= names
     modes = {b.labels["mode"] for b in batch.series if b.name == "node_cpu_seconds_total"}
     assert {"user", "system", "idle"} <= modes
