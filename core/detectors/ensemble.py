@@ -28,7 +28,7 @@ class EnsembleDetector(Detector):
         "window": (int, 288, "points in the robust and seasonal windows (level shift uses 2x)"),
         "halflife": (float, 20000.0, "half-life (points) of every calibration history"),
     }
-    _state_fields = ("robust", "seasonal", "levelshift", "flatline", "calibrator")
+    _state_fields = ("robust", "seasonal", "levelshift", "flatline", "calibrator", "n")
 
     def __init__(self, window: int = 288, halflife: float = 20000.0) -> None:
         self.params = {"window": window, "halflife": halflife}
@@ -37,6 +37,8 @@ class EnsembleDetector(Detector):
         self.levelshift = LevelShiftDetector(window=2 * window, halflife=halflife)
         self.flatline = FlatlineDetector(halflife=halflife)
         self.calibrator = TailCalibrator(halflife=halflife)
+        self.learning = 2 * window  # until the slowest member (level shift) has a full window
+        self.n = 0
 
     def members(self) -> tuple[Detector, ...]:
         return (self.robust, self.seasonal, self.levelshift, self.flatline)
@@ -45,4 +47,6 @@ class EnsembleDetector(Detector):
         p = self.robust.p_batch(ts, values)
         for member in self.members()[1:]:
             p = np.minimum(p, member.p_batch(ts, values))
-        return self.calibrator.p_batch(-np.log(p))
+        raw = np.where(self.n + np.arange(len(p)) < self.learning, np.nan, -np.log(p))
+        self.n += len(p)
+        return self.calibrator.p_batch(raw)

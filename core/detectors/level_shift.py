@@ -40,7 +40,9 @@ class LevelShiftDetector(Detector):
 
     def raw_batch(self, values: np.ndarray) -> np.ndarray:
         med, scale = self.baseline.stats(values)
-        z = np.nan_to_num(np.clip((values - med) / scale, -self.clip, self.clip), nan=0.0)
+        z = np.clip((values - med) / scale, -self.clip, self.clip)
+        learning = np.isnan(z)
+        z = np.where(learning, 0.0, z)
         M = len(self.tail)
         ext = np.concatenate((self.tail, z))
         cs = np.concatenate(([0.0], np.cumsum(ext)))
@@ -49,7 +51,7 @@ class LevelShiftDetector(Detector):
         for m in _SCALES:
             raw = np.maximum(raw, np.abs(cs[end] - cs[end - m]) / np.sqrt(m))
         self.tail = ext[-M:]
-        return raw
+        return np.where(learning, np.nan, raw)
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.calibrator.p_batch(self.raw_batch(values))

@@ -31,7 +31,7 @@ class RobustDetector(Detector):
 
     def raw_batch(self, values: np.ndarray) -> np.ndarray:
         med, scale = self.baseline.stats(values)
-        return np.nan_to_num(np.abs(values - med) / scale, nan=0.0)
+        return np.abs(values - med) / scale  # NaN while the window fills: no opinion yet
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.calibrator.p_batch(self.raw_batch(values))

@@ -5,6 +5,9 @@ standard deviation for the whole window (the rolling z-score's blind spot after 
 does neither to a median. The scale has floors: 0.5 x mean absolute deviation (a series that is constant
 most of the time has MAD 0 but still moves sometimes), 1e-6 x |median| (float noise) and 1e-12.
 
+Until ``window`` points have been seen the baseline is unknown (NaN): a half-filled window gives
+erratic scales, and detectors would learn those erratic scores as "normal" (see calibration.py).
+
 Memory: a ring of ``window + block`` floats. Statistics for every block of a call are computed at once
 (one K x window median), so the per-point cost is numpy-fast and independent of the batch cut.
 """
@@ -15,7 +18,7 @@ import numpy as np
 
 from core.detectors.base import Stateful
 
-MIN_POINTS = 8  # below this the baseline is unknown (NaN) and detectors score 0
+MIN_POINTS = 8  # smallest window accepted
 
 
 class RollingBaseline(Stateful):
@@ -43,10 +46,6 @@ class RollingBaseline(Stateful):
         if full.any():
             win = np.lib.stride_tricks.sliding_window_view(ext, W)[offs[full]]
             med[full], scale[full] = _robust(win)
-        for k in np.flatnonzero(~full & (starts >= MIN_POINTS)):
-            win = ext[offs[k] + W - starts[k] : offs[k] + W][None, :]
-            mk, sk = _robust(win)
-            med[k], scale[k] = mk[0], sk[0]
         rows = (n0 + np.arange(N)) // B - first
         self.buf = ext[-R:]
         self.n += N

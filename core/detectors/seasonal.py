@@ -82,7 +82,7 @@ class SeasonalDetector(Detector):
             j = min(N, i + B - self.n % B)
             t, x = ts[i:j], values[i:j]
             if np.isnan(self.res_med):
-                raw[i:j] = 0.0
+                raw[i:j] = np.nan  # still learning: no opinion (see calibration.py)
             else:
                 raw[i:j] = np.abs(x - self._predict(self.model, t) - self.res_med) / self.res_scale
             self.ring_x = np.concatenate((self.ring_x[j - i :], x))
@@ -126,7 +126,7 @@ class SeasonalDetector(Detector):
             w += np.bincount(slot, minlength=len(w))
 
         valid = min(self.n, self.window)
-        if valid < MIN_POINTS:
+        if valid < self.window:
             return
         xr, tr = self.ring_x[-valid:], self.ring_t[-valid:]
         span = t_end - self.first_t
