@@ -149,8 +149,8 @@ def _score_lines(detector: Detector, lines: list[bytes], lineno: int, header: st
             if strict:
                 return head + _join(out_ts, out_val, good, ts, vals, detector), bad, True
             fields = text.split(",", 1) if text else ["", ""]
-            out_ts.append(fields[0].strip())
-            out_val.append(fields[1].strip() if len(fields) > 1 else "")
+            out_ts.append(_csv_field(fields[0].strip()))
+            out_val.append(_csv_field(fields[1].strip()) if len(fields) > 1 else "")
             continue
         good.append(len(out_ts))
         out_ts.append(t_text)
@@ -168,3 +168,8 @@ def _join(out_ts: list[str], out_val: list[str], good: list[int], ts: list[float
         for i, s in zip(good, scored.tolist(), strict=True):
             scores[i] = f"{s:.10g}"
     return "".join(f"{t},{v},{s}\n" for t, v, s in zip(out_ts, out_val, scores, strict=True)).encode()
+
+
+def _csv_field(text: str) -> str:
+    """Quote a bad row's field if needed, so the output stays three columns."""
+    return '"' + text.replace('"', '""') + '"' if "," in text or '"' in text else text
