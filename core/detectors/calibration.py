@@ -49,8 +49,9 @@ class TailCalibrator(Stateful):
 
     _state_fields = ("counts", "pending", "n")
 
-    def __init__(self, block: int = 64, halflife: float = 20000.0) -> None:
+    def __init__(self, block: int = 64, halflife: float = 20000.0, extrapolate: bool = True) -> None:
         self.block, self.halflife, self.bins = block, halflife, _FINE_BINS + _COARSE_BINS
+        self.extrapolate = extrapolate
         self.counts = np.zeros(self.bins)
         self.pending = np.zeros(block)
         self.n = 0
@@ -95,10 +96,14 @@ class TailCalibrator(Stateful):
         p = (tail_ge + 1.0) / (total[rows] + 1.0)
 
         fit = total >= _MIN_FIT
-        if fit[rows].any():
+        if self.extrapolate and fit[rows].any():
             g_hi = _to_g(self._quantile(tail, counts, total, _TAIL_HI))
             g_lo = _to_g(self._quantile(tail, counts, total, _TAIL_LO))
-            beta = np.maximum((g_lo - g_hi) / math.log(_TAIL_HI / _TAIL_LO), 1 / 32)
+            beta = (g_lo - g_hi) / math.log(_TAIL_HI / _TAIL_LO)
+            # a degenerate fit (the 95% and 99.5% quantiles in the same narrow band: a discrete raw
+            # statistic such as a run length) says nothing about the tail: keep the empirical estimate
+            fit &= beta > 1 / 64
+            beta = np.maximum(beta, 1 / 64)
             over = g - g_hi[rows]
             use = fit[rows] & (tail_ge < _MIN_EMPIRICAL) & (over > 0)
             if use.any():
