@@ -14,6 +14,7 @@ anomalies) points starting at its onset. No anomaly starts in the first 25% of a
 from __future__ import annotations
 
 import csv
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def inject(x: np.ndarray, kind: str, at: int, rng: np.random.Generator, seasonal
 def _place(n: int, k: int, rng: np.random.Generator, min_gap: int) -> list[int]:
     while True:
         spots = sorted(rng.integers(int(0.25 * n), int(0.92 * n), k).tolist())
-        if all(b - a >= min_gap for a, b in zip(spots, spots[1:], strict=False)):
+        if all(b - a >= min_gap for a, b in itertools.pairwise(spots)):
             return spots
 
 
@@ -162,10 +163,7 @@ def machine() -> list[Series]:
         cumulative = metric in ("ctx_switches", "disk_write_kb")
         work = np.diff(x, prepend=x[0]) if cumulative else x
         durs = [inject(work, k, a, rng, False, 288, rate=cumulative) for k, a in zip(kinds, onsets, strict=True)]
-        if cumulative:
-            x = x[0] + np.cumsum(np.maximum(work, 0.0))
-        else:
-            x = work
+        x = x[0] + np.cumsum(np.maximum(work, 0.0)) if cumulative else work
         wins = windows_for(n, onsets, durs)
         out.append(Series(f"machine/{metric}", "machine", ts, x, wins, list(kinds)))
         label = np.zeros(n, dtype=int)

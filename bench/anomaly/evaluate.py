@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus import Series, corpus  # noqa: E402
+from corpus import Series, corpus
 
-from core.detectors import DETECTORS, make_detector  # noqa: E402
+from core.detectors import DETECTORS, make_detector
 
 A_TP, A_FP, A_FN = 1.0, 0.11, 1.0
 PROBATION = 0.15

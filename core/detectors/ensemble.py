@@ -30,7 +30,6 @@ from core.detectors.level_shift import LevelShiftDetector
 from core.detectors.robust import RobustDetector
 from core.detectors.seasonal import SeasonalDetector
 
-
 WEIGHTS = (0.5, 0.1, 0.1, 0.3)  # robust, seasonal, level shift, flat-line
 
 

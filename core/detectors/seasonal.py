@@ -11,7 +11,8 @@ How:
   so an incident does not teach the profile;
 - model choice by the data: every 8 blocks, the residual spread (MAD) over the last ``window`` points is
   computed for "no season", "daily" and "weekly"; the daily profile is eligible after two days, the
-  weekly one after eight, and is used only if it cuts the spread by 20%. A non-seasonal series therefore gets the robust baseline;
+  weekly one after eight, and is used only if it cuts the spread by 20%. A non-seasonal series
+  therefore gets the robust baseline;
 - the raw statistic is |residual - median(residual)| / MAD(residual), the median over the last
   ``window / 4`` points and the MAD over the last ``window``, so a level change on top of the pattern
   is absorbed at the pace of a short rolling median, then calibrated.
