@@ -36,7 +36,7 @@ WEIGHTS = (0.5, 0.1, 0.1, 0.3)  # robust, seasonal, level shift, flat-line
 class EnsembleDetector(Detector):
     name = "ensemble"
     PARAMS: ClassVar[dict[str, tuple[type, Any, str]]] = {
-        "window": (int, 288, "points in the robust and seasonal windows (level shift uses 2x)"),
+        "window": (int, 288, "points in the members' windows"),
         "halflife": (float, 20000.0, "half-life (points) of every calibration history"),
     }
     _state_fields = ("robust", "seasonal", "levelshift", "flatline", "calibrator", "n")
@@ -45,11 +45,11 @@ class EnsembleDetector(Detector):
         self.params = {"window": window, "halflife": halflife}
         self.robust = RobustDetector(window=window, halflife=halflife)
         self.seasonal = SeasonalDetector(window=window, halflife=halflife, only_seasonal=1)
-        self.levelshift = LevelShiftDetector(window=2 * window, halflife=halflife)
+        self.levelshift = LevelShiftDetector(window=window, halflife=halflife)
         self.seasonal.calibrator.extrapolate = self.levelshift.calibrator.extrapolate = False
         self.flatline = FlatlineDetector(halflife=halflife)
         self.calibrator = TailCalibrator(halflife=halflife, extrapolate=False)
-        self.learning = 2 * window  # until the slowest member (level shift) has a full window
+        self.learning = window  # until the members have a full window
         self.n = 0
 
     def members(self) -> tuple[Detector, ...]:

@@ -14,7 +14,7 @@ How:
   weekly one after eight, and is used only if it cuts the spread by 20%. A non-seasonal series
   therefore gets the robust baseline;
 - the raw statistic is |residual - median(residual)| / MAD(residual), the median over the last
-  ``window / 4`` points and the MAD over the last ``window``, so a level change on top of the pattern
+  ``window / 8`` points and the MAD over the last ``window``, so a level change on top of the pattern
   is absorbed at the pace of a short rolling median, then calibrated.
 
 Memory: two small profiles (96 + 336 slots, sums and weights) and rings of ``window + block`` points.
@@ -134,7 +134,7 @@ class SeasonalDetector(Detector):
             return
         xr, tr = self.ring_x[-valid:], self.ring_t[-valid:]
         span = t_end - self.first_t
-        loc = max(MIN_POINTS, self.window // 4)
+        loc = max(MIN_POINTS, self.window // 8)
         if (self.n // B) % _SELECT_EVERY and not np.isnan(self.res_med):
             res = xr - self._predict(self.model, tr)
             self.res_scale = robust_1d(res)[1]
