@@ -46,11 +46,77 @@ class Stateful:
                 setattr(self, name, fields[prefix + name])
 
 
+COUNTER_PROBE = 32  # points watched before deciding whether a series is a counter
+
+
+class CounterRate(Stateful):
+    """Counters are scored on their increments, gauges as they are; the series tells which.
+
+    Why: a counter (requests_total, bytes written) is a ramp, and every interesting thing about it (a
+    burst, a slowdown, a stop) is a change of its SLOPE, invisible next to its ever-growing value. The
+    first ``COUNTER_PROBE`` points are watched (scored 0): if they never decrease and mostly increase,
+    the series is a counter from then on and its increments x[t] - x[t-1] are scored (a decrease is a
+    counter reset: the increment is then x[t], as in Prometheus' rate()). A stopped counter becomes a
+    run of zero increments, which the flat-line detector knows how to rate.
+    """
+
+    _state_fields = ("mode", "probe_t", "probe_x", "n", "prev")
+
+    def __init__(self) -> None:
+        self.mode = -1  # -1 still probing, 0 gauge, 1 counter
+        self.probe_t = np.zeros(COUNTER_PROBE)
+        self.probe_x = np.zeros(COUNTER_PROBE)
+        self.n = 0
+        self.prev = 0.0
+
+    def probe(self, ts: np.ndarray, x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """Take probe points from the head of a batch. Returns (points taken, ts, x released to score)."""
+        take = min(COUNTER_PROBE - self.n, len(x)) if self.mode < 0 else 0
+        if take:
+            self.probe_t[self.n : self.n + take] = ts[:take]
+            self.probe_x[self.n : self.n + take] = x[:take]
+            self.n += take
+        if self.mode >= 0 or self.n < COUNTER_PROBE:
+            return take, np.empty(0), np.empty(0)
+        d = np.diff(self.probe_x)
+        self.mode = int(bool((d >= 0).all() and np.count_nonzero(d > 0) >= len(d) // 2))
+        if self.mode:
+            self.prev = float(self.probe_x[0])
+            return take, self.probe_t[1:].copy(), self.probe_x[1:].copy()
+        return take, self.probe_t.copy(), self.probe_x.copy()
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        if self.mode != 1 or not len(x):
+            return x
+        prev = np.concatenate(([self.prev], x[:-1]))
+        self.prev = float(x[-1])
+        return np.where(x >= prev, x - prev, x)
+
+
 class Detector(Stateful, ABC):
     """Scores one series. ``p_batch`` gives tail probabilities, ``score_batch`` the calibrated 1 - p."""
 
     name: ClassVar[str]
     params: dict[str, Any]
+    counter_aware: ClassVar[bool] = True  # score counters on their increments (see CounterRate)
+    _counter: CounterRate | None = None
+
+    @property
+    def counter(self) -> CounterRate:
+        if self._counter is None:
+            self._counter = CounterRate()
+        return self._counter
+
+    def state_fields(self, prefix: str = "") -> dict[str, Any]:
+        out = super().state_fields(prefix)
+        if self.counter_aware:
+            out.update(self.counter.state_fields(f"{prefix}counter."))
+        return out
+
+    def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
+        super().load_fields(fields, prefix)
+        if self.counter_aware:
+            self.counter.load_fields(fields, f"{prefix}counter.")
 
     @abstractmethod
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -66,7 +132,15 @@ class Detector(Stateful, ABC):
             raise ValueError("ts and values must be finite; drop or report bad points before scoring")
         if len(values) == 0:
             return np.empty(0)
-        return 1.0 - self.p_batch(ts, values)
+        if not self.counter_aware:
+            return 1.0 - self.p_batch(ts, values)
+        p = np.ones(len(values))
+        take, probe_t, probe_x = self.counter.probe(ts, values)
+        if len(probe_x):  # the series' kind is now known: teach the detector the probed points
+            self.p_batch(probe_t, self.counter.transform(probe_x))
+        if take < len(values):
+            p[take:] = self.p_batch(ts[take:], self.counter.transform(values[take:]))
+        return 1.0 - p
 
     def score(self, ts: float, value: float) -> float:
         """One point; prefer `score_batch` on hot paths."""

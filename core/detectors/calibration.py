@@ -16,8 +16,9 @@ bin the count is interpolated linearly. Where the empirical tail is too thin to 
 decayed counts at or above r), an exponential tail in g, i.e. a Pareto tail in r, fitted on the 95% and
 99.5% quantiles (a two-quantile peaks-over-threshold fit), extrapolates, so that extreme points keep
 being ordered (1 in 10^4, 1 in 10^6...) instead of all saturating at 1 - 1/n. A +1 prior in the
-empirical estimate caps the score at 1 - 1/(n+1) while a series is young: nothing looks 1-in-1000 rare
-after 50 points.
+empirical estimate keeps the empirical part from calling anything 1-in-1000 rare after 50 points; a
+young series (30 to 400 points learnt) gets its tail fitted on its median and 90% quantile instead, so
+a 20-sigma spike in the first hours is still called rare, by extrapolation.
 
 A NaN raw value means "no opinion yet" (a detector still learning): it scores p = 1 and is not
 learnt, so the noisy statistics of a half-filled window do not pollute the series' null.
@@ -29,15 +30,15 @@ exactly as if it had been fed point by point in blocks.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from core.detectors.base import Stateful
 
 _TAIL_HI = 0.05  # quantile levels of the two-point tail fit
 _TAIL_LO = 0.005
-_MIN_FIT = 400.0  # decayed count needed before the tail fit is trusted
+_MIN_FIT = 400.0  # decayed count needed before the tail fit on the 95% / 99.5% quantiles is trusted
+_YOUNG_HI, _YOUNG_LO = 0.5, 0.1  # before that, a young series' tail is fitted on its median and 90%
+_MIN_YOUNG = 30.0
 _MIN_EMPIRICAL = 5.0  # counts at or above r needed to trust the empirical tail
 _FINE_BINS, _FINE_PER_G, _G_SPLIT = 320, 64.0, 5.0
 _COARSE_BINS, _COARSE_PER_G = 120, 8.0
@@ -49,8 +50,9 @@ class TailCalibrator(Stateful):
 
     _state_fields = ("counts", "pending", "n")
 
-    def __init__(self, block: int = 64, halflife: float = 20000.0) -> None:
+    def __init__(self, block: int = 64, halflife: float = 20000.0, extrapolate: bool = True) -> None:
         self.block, self.halflife, self.bins = block, halflife, _FINE_BINS + _COARSE_BINS
+        self.extrapolate = extrapolate
         self.counts = np.zeros(self.bins)
         self.pending = np.zeros(block)
         self.n = 0
@@ -94,15 +96,22 @@ class TailCalibrator(Stateful):
         tail_ge = tail[rows, b + 1] + (1.0 - fr) * counts[rows, b]
         p = (tail_ge + 1.0) / (total[rows] + 1.0)
 
-        fit = total >= _MIN_FIT
-        if fit[rows].any():
-            g_hi = _to_g(self._quantile(tail, counts, total, _TAIL_HI))
-            g_lo = _to_g(self._quantile(tail, counts, total, _TAIL_LO))
-            beta = np.maximum((g_lo - g_hi) / math.log(_TAIL_HI / _TAIL_LO), 1 / 32)
+        fit = total >= _MIN_YOUNG
+        if self.extrapolate and fit[rows].any():
+            mature = total >= _MIN_FIT
+            hi = np.where(mature, _TAIL_HI, _YOUNG_HI)
+            lo = np.where(mature, _TAIL_LO, _YOUNG_LO)
+            g_hi = _to_g(self._quantile(tail, counts, total, hi))
+            g_lo = _to_g(self._quantile(tail, counts, total, lo))
+            beta = (g_lo - g_hi) / np.log(hi / lo)
+            # a degenerate fit (both quantiles in the same narrow band: a discrete raw statistic such
+            # as a run length) says nothing about the tail: keep the empirical estimate
+            fit &= beta > 1 / 64
+            beta = np.maximum(beta, 1 / 64)
             over = g - g_hi[rows]
             use = fit[rows] & (tail_ge < _MIN_EMPIRICAL) & (over > 0)
             if use.any():
-                p_tail = _TAIL_HI * np.exp(-np.maximum(over, 0.0) / beta[rows])
+                p_tail = hi[rows] * np.exp(-np.maximum(over, 0.0) / beta[rows])
                 p = np.where(use, np.minimum(p, p_tail), p)
 
         p = np.where(known[npend:], p, 1.0)
@@ -112,7 +121,7 @@ class TailCalibrator(Stateful):
         return np.clip(p, 1e-15, 1.0)
 
     @staticmethod
-    def _quantile(tail: np.ndarray, counts: np.ndarray, total: np.ndarray, alpha: float) -> np.ndarray:
+    def _quantile(tail: np.ndarray, counts: np.ndarray, total: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """Per row, the position (bin units) above which a fraction ``alpha`` of the mass lies."""
         level = alpha * total
         j = np.maximum((tail > level[:, None]).sum(axis=1), 1)  # tail is non-increasing along bins

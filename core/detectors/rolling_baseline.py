@@ -24,15 +24,22 @@ MIN_POINTS = 8  # smallest window accepted
 class RollingBaseline(Stateful):
     _state_fields = ("buf", "n")
 
-    def __init__(self, window: int = 288, block: int = 32) -> None:
+    def __init__(self, window: int = 288, block: int = 32, location: int | None = None) -> None:
         if window < MIN_POINTS or block < 1:
             raise ValueError(f"window must be >= {MIN_POINTS} and block >= 1")
         self.window, self.block = window, block
+        self.location = min(window, max(MIN_POINTS, location or window // 4))
         self.buf = np.full(window + block, np.nan)
         self.n = 0
 
     def stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per point of ``x``: (median, scale) of the window that ends at the start of the point's block."""
+        """Per point of ``x``: location and scale of the window that ends at the start of the point's block.
+
+        The location is the median of only the last ``location`` points (default a quarter of the window):
+        after a lasting change (a level shift, a weekend) the baseline catches up in ``location / 2``
+        points instead of ``window / 2``, which is what keeps a detector from alarming for hours after
+        an incident has become the new normal. The scale still uses the whole window (more stable).
+        """
         W, B = self.window, self.block
         R = W + B
         n0, N = self.n, len(x)
@@ -45,7 +52,8 @@ class RollingBaseline(Stateful):
         full = starts >= W
         if full.any():
             win = np.lib.stride_tricks.sliding_window_view(ext, W)[offs[full]]
-            med[full], scale[full] = _robust(win)
+            _, scale[full] = _robust(win)
+            med[full] = np.median(win[:, W - self.location :], axis=1)
         rows = (n0 + np.arange(N)) // B - first
         self.buf = ext[-R:]
         self.n += N

@@ -10,10 +10,12 @@ How:
 - points are clipped to +-``clip`` robust sigmas around the current expectation before they are learned,
   so an incident does not teach the profile;
 - model choice by the data: every 8 blocks, the residual spread (MAD) over the last ``window`` points is
-  computed for "no season", "daily" and "weekly"; a profile is used once it has seen two full periods
-  and only if it cuts the spread by 20%. A non-seasonal series therefore gets the robust baseline;
-- the raw statistic is |residual - median(residual)| / MAD(residual) over the last ``window`` points,
-  so a level change on top of the pattern is absorbed at the pace of a rolling median, then calibrated.
+  computed for "no season", "daily" and "weekly"; the daily profile is eligible after two days, the
+  weekly one after eight, and is used only if it cuts the spread by 20%. A non-seasonal series
+  therefore gets the robust baseline;
+- the raw statistic is |residual - median(residual)| / MAD(residual), the median over the last
+  ``window / 8`` points and the MAD over the last ``window``, so a level change on top of the pattern
+  is absorbed at the pace of a short rolling median, then calibrated.
 
 Memory: two small profiles (96 + 336 slots, sums and weights) and rings of ``window + block`` points.
 """
@@ -45,16 +47,18 @@ class SeasonalDetector(Detector):
         "week_halflife": (float, 4 * WEEK, "half-life (seconds) of the weekly profile"),
         "clip": (float, 5.0, "points are clipped at +-clip sigmas before being learned"),
         "halflife": (float, 20000.0, "half-life (points) of the calibration history"),
+        "only_seasonal": (int, 0, "1: no opinion (score 0) while no daily/weekly profile is in use"),
     }
     _state_fields = ("calibrator", "ring_x", "ring_t", "n", "sd", "wd", "sw", "ww", "model", "res_med",
                      "res_scale", "first_t", "last_t")
 
     def __init__(self, window: int = 288, block: int = 64, day_slots: int = 96, week_slots: int = 336,
                  day_halflife: float = 7 * DAY, week_halflife: float = 4 * WEEK, clip: float = 5.0,
-                 halflife: float = 20000.0) -> None:
+                 halflife: float = 20000.0, only_seasonal: int = 0) -> None:
         self.params = {"window": window, "block": block, "day_slots": day_slots, "week_slots": week_slots,
                        "day_halflife": day_halflife, "week_halflife": week_halflife, "clip": clip,
-                       "halflife": halflife}
+                       "halflife": halflife, "only_seasonal": only_seasonal}
+        self.only_seasonal = bool(only_seasonal)
         if window < MIN_POINTS or block < 1 or day_slots < 1 or week_slots < 1:
             raise ValueError(f"window must be >= {MIN_POINTS}; block, day_slots, week_slots >= 1")
         self.window, self.block, self.clip = window, block, clip
@@ -81,7 +85,7 @@ class SeasonalDetector(Detector):
         while i < N:
             j = min(N, i + B - self.n % B)
             t, x = ts[i:j], values[i:j]
-            if np.isnan(self.res_med):
+            if np.isnan(self.res_med) or (self.only_seasonal and self.model == _NONE):
                 raw[i:j] = np.nan  # still learning: no opinion (see calibration.py)
             else:
                 raw[i:j] = np.abs(x - self._predict(self.model, t) - self.res_med) / self.res_scale
@@ -130,15 +134,20 @@ class SeasonalDetector(Detector):
             return
         xr, tr = self.ring_x[-valid:], self.ring_t[-valid:]
         span = t_end - self.first_t
+        loc = max(MIN_POINTS, self.window // 8)
         if (self.n // B) % _SELECT_EVERY and not np.isnan(self.res_med):
-            self.res_med, self.res_scale = robust_1d(xr - self._predict(self.model, tr))
+            res = xr - self._predict(self.model, tr)
+            self.res_scale = robust_1d(res)[1]
+            self.res_med = float(np.median(res[-loc:]))
             return
-        best = _NONE
-        best_med, best_scale = robust_1d(xr)
-        for model, period in ((_DAILY, DAY), (_WEEKLY, WEEK)):
-            if span < 2 * period:
+        best, best_res = _NONE, xr
+        best_scale = robust_1d(xr)[1]
+        for model, ready in ((_DAILY, 2 * DAY), (_WEEKLY, WEEK + DAY)):
+            if span < ready:
                 continue
-            med, scale = robust_1d(xr - self._predict(model, tr))
+            res = xr - self._predict(model, tr)
+            scale = robust_1d(res)[1]
             if scale < 0.8 * best_scale:
-                best, best_med, best_scale = model, med, scale
-        self.model, self.res_med, self.res_scale = best, best_med, best_scale
+                best, best_res, best_scale = model, res, scale
+        self.model, self.res_scale = best, best_scale
+        self.res_med = float(np.median(best_res[-loc:]))

@@ -20,6 +20,7 @@ class ZScoreDetector(Detector):
         "window": (int, 288, "points in the rolling mean/std window"),
     }
     _state_fields = ("buf", "n")
+    counter_aware = False  # the reference is the textbook rolling z-score, nothing added
 
     def __init__(self, window: int = 288) -> None:
         if window < 2:

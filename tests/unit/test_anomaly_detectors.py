@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.detectors import DETECTORS, DetectorParamError, coerce_params, detector_from_bytes, make_detector
 from core.detectors.state_codec import StateDecodeError
@@ -125,3 +127,43 @@ def test_seasonal_learns_the_day_and_flags_a_value_normal_at_noon_at_night() -> 
     assert det.model != 0  # a profile was chosen
     assert s[night] > 0.999
     assert np.mean(s[288 * 3 : night] > 0.99) < 0.02
+
+
+def test_a_counter_is_scored_on_its_increments_and_a_stop_is_flagged() -> None:
+    rng = np.random.default_rng(6)
+    inc = rng.poisson(50, 4000).astype(float)
+    inc[3000:3100] = 0.0  # the counter stops
+    x = np.cumsum(inc)
+    x[3500:] = np.cumsum(inc[3500:])  # and is reset (process restart) at 3500
+    det = make_detector("ensemble")
+    s = det.score_batch(np.arange(4000.0), x)
+    assert det.counter.mode == 1
+    assert s[3000:3020].max() > 0.999
+    assert np.mean(s[1000:2900] > 0.999) < 0.005  # the ever-growing value itself is not an anomaly
+    gauge = make_detector("ensemble")
+    gauge.score_batch(np.arange(100.0), rng.normal(0, 1, 100))
+    assert gauge.counter.mode == 0
+
+
+def test_a_young_series_still_calls_a_huge_spike_rare() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.normal(100, 1, 400)
+    x[350] = 160  # 60 sigma, only 62 points after the 288-point learning window
+    s = make_detector("robust").score_batch(np.arange(400.0), x)
+    assert s[350] > 0.999
+    assert (s[:288] == 0).all()  # learning: no opinion
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=8))
+def test_any_cut_of_the_stream_gives_the_same_ensemble_scores(sizes: list[int]) -> None:
+    ts, x = series(1500, seed=2)
+    whole = make_detector("ensemble").score_batch(ts, x)
+    det = make_detector("ensemble")
+    got, i = [], 0
+    for size in [*sizes, len(x)]:
+        if i >= len(x):
+            break
+        got.append(det.score_batch(ts[i : i + size], x[i : i + size]))
+        i += size
+    np.testing.assert_allclose(np.concatenate(got), whole, rtol=1e-9, atol=1e-9)
