@@ -41,6 +41,11 @@ class QueryRunner:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self._progress.stop()
 
+    def expect(self, steps: int) -> None:
+        """Set how many queries remain once a report knows (e.g. one chart query per SLO found)."""
+        done = self._progress.tasks[0].completed
+        self._progress.update(self._task, total=done + steps)
+
     def rows(self, step: str, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         """Run one report query; its rows. A ClickHouse error names the step that failed."""
         self._progress.update(self._task, description=step)

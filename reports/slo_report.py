@@ -200,6 +200,7 @@ def build_slo_report(q: QueryRunner, tr: TimeRange, charts: bool = True) -> tupl
             [summary],
         )
     )
+    q.expect(len(figures) if charts else 0)
     for f in figures:
         section = Section(
             f"{f.service} / {f.slo}",
