@@ -63,7 +63,18 @@ def ingest_status(client: Client, now: datetime) -> dict[str, Any]:
     age = None
     if newest is not None and newest.year > 1970:
         age = max(0.0, (now - newest.replace(tzinfo=UTC)).total_seconds())
-    return {"samples_per_second": int(recent) / 300.0, "last_sample_age_seconds": age, "series_last_day": int(series)}
+    newest_window = client.query(
+        "SELECT max(end) FROM aggregates WHERE end >= {day:DateTime64(3)}", parameters={"day": now - timedelta(days=1)}
+    ).result_rows[0][0]
+    window_age = None
+    if newest_window is not None and newest_window.year > 1970:
+        window_age = max(0.0, (now - newest_window.replace(tzinfo=UTC)).total_seconds())
+    return {
+        "samples_per_second": int(recent) / 300.0,
+        "last_sample_age_seconds": age,
+        "last_window_age_seconds": window_age,
+        "series_last_day": int(series),
+    }
 
 
 def slo_table(client: Client, now: datetime) -> list[dict[str, Any]]:

@@ -151,6 +151,8 @@ async def test_healthz_metrics_and_api_errors(dashboard_url: tuple[str, int]) ->
     assert 'watchkeeper_alerts{severity="critical",state="firing"} 1.0' in text
     assert 'watchkeeper_alerts{severity="warning",state="pending"} 1.0' in text
     assert "watchkeeper_clickhouse_up 1.0" in text
+    age = re.search(r"^watchkeeper_last_window_age_seconds ([0-9.e+]+)$", text, re.M)
+    assert age and 0 < float(age.group(1)) < 1200  # the newest window ended within the last 10 minutes
     assert re.search(r'watchkeeper_stored_rows\{table="alerts"\} 5\.0', text)
     assert 'watchkeeper_dashboard_requests_total{code="200",path="/healthz"}' in text
     assert "watchkeeper_sink_errors_total" in text or "# HELP watchkeeper_sink_errors_total" in text

@@ -211,4 +211,5 @@ def test_report_command_writes_html_with_charts(loaded: tuple[str, rd.Dataset], 
     assert main(args) == 0
     text = out.read_text()
     assert "Capacity report" in text and text.count("data:image/png;base64,") == 3
-    assert main(["report", "capacity", "--dsn", dsn, "-o", str(tmp_path / "x.md")]) == 1
+    two = ["--metric", "a", "--metric", "b"]
+    assert main(["report", "capacity", "--dsn", dsn, *two, "-o", str(tmp_path / "x.md")]) == 1
