@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from reports.clickhouse_reader import ReaderError
+from reports.clickhouse_reader import ReaderError, query_rows
 
 
 class QueryRunner:
@@ -51,9 +51,9 @@ class QueryRunner:
         self._progress.update(self._task, description=step)
         began = time.perf_counter()
         try:
-            result = self.client.query(sql, parameters=parameters or {})
+            rows = query_rows(self.client, sql, parameters)
         except Exception as exc:
             raise ReaderError(f"report query '{step}' failed: {exc}") from None
         self.timings.append((step, time.perf_counter() - began))
         self._progress.advance(self._task)
-        return result.result_rows
+        return rows

@@ -58,3 +58,17 @@ def test_markdown_and_html_carry_the_same_figures_and_png(tmp_path: Path) -> Non
     write_html(doc, tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text()
     assert "para &lt;b&gt;" in html and "<td>x|y</td>" in html and "data:image/png;base64,iVBORw0KGgpmYWtl" in html
+
+
+def test_parameters_are_bound_client_side_for_any_http_endpoint() -> None:
+    from reports.clickhouse_reader import inline_parameters
+
+    sql, bound = inline_parameters(
+        "SELECT 1 FROM t WHERE ts >= {start:DateTime64(3)} AND name IN {names:Array(String)} "
+        "AND id = {id:UInt64} AND n NOT LIKE 'slo:%'",
+        {"start": datetime(2026, 11, 9, 0, 0, 0, 123000, tzinfo=UTC), "names": ("a", "b'c"), "id": 2**64 - 1},
+    )
+    assert "{" not in sql and "'slo:%%'" in sql
+    assert "fromUnixTimestamp64Milli(toInt64(%(start)s), 'UTC')" in sql and "CAST(%(names)s AS Array(String))" in sql
+    assert bound == {"start": 1794182400123, "names": ["a", "b'c"], "id": 2**64 - 1}
+    assert inline_parameters("SELECT 'x%'", None) == ("SELECT 'x%'", {})
