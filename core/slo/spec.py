@@ -13,7 +13,6 @@ from typing import Any
 import promql_parser
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from core.errors import SourceError
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
 
 SPEC_VERSION = "prometheus/v1"
@@ -169,7 +168,6 @@ __all__ = [
     "SLIRaw",
     "SLOSpec",
     "SlothSpec",
-    "SourceError",
     "load_slo_spec",
     "load_slo_spec_file",
     "render_window",
