@@ -195,6 +195,12 @@ class _StoreCollector(Collector):
         age = ingest.get("last_sample_age_seconds")
         yield GaugeMetricFamily("watchkeeper_last_sample_age_seconds", "Age of the newest stored sample.",
                                 value=float("nan") if age is None else age)
+        window_age = ingest.get("last_window_age_seconds")
+        yield GaugeMetricFamily(
+            "watchkeeper_last_window_age_seconds",
+            "Time since the end of the newest stored window aggregate (window close latency plus sink flush).",
+            value=float("nan") if window_age is None else window_age,
+        )
         yield GaugeMetricFamily("watchkeeper_clickhouse_up", "1 if ClickHouse answered this scrape.",
                                 value=0.0 if v.get("error") else 1.0)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from reports.clickhouse_reader import query_rows
 from reports.query_progress import QueryRunner
 from reports.slo_report import slo_figures
 from reports.timerange import TimeRange
@@ -37,66 +38,100 @@ def _ms(t: datetime) -> int:
 
 def active_alerts(client: Client, now: datetime) -> list[dict[str, Any]]:
     out = []
-    for fp, rule, state, severity, labels, annots, value, starts_at, updated, source in client.query(
-        ACTIVE_ALERTS_SQL
-    ).result_rows:
-        out.append({
-            "fingerprint": fp, "rule": rule, "state": state, "severity": severity, "labels": dict(labels),
-            "annotations": dict(annots), "value": _num(value), "starts_at": _ms(starts_at),
-            "updated": _ms(updated), "source": source,
-            "age_seconds": max(0.0, (now - starts_at.replace(tzinfo=UTC)).total_seconds()),
-        })
+    for fp, rule, state, severity, labels, annots, value, starts_at, updated, source in query_rows(
+        client, ACTIVE_ALERTS_SQL
+    ):
+        out.append(
+            {
+                "fingerprint": fp,
+                "rule": rule,
+                "state": state,
+                "severity": severity,
+                "labels": dict(labels),
+                "annotations": dict(annots),
+                "value": _num(value),
+                "starts_at": _ms(starts_at),
+                "updated": _ms(updated),
+                "source": source,
+                "age_seconds": max(0.0, (now - starts_at.replace(tzinfo=UTC)).total_seconds()),
+            }
+        )
     return out
 
 
 def ingest_status(client: Client, now: datetime) -> dict[str, Any]:
     """Samples stored in the last five minutes and the age of the newest one (is data flowing?)."""
     # A replay must not inflate the rate, so the count reads FINAL; max and distinct are replay-proof already.
-    recent = client.query(
+    recent = query_rows(
+        client,
         "SELECT count() FROM samples FINAL WHERE ts >= {since:DateTime64(3)}",
-        parameters={"since": now - timedelta(minutes=5)},
-    ).result_rows[0][0]
-    newest, series = client.query(
+        {"since": now - timedelta(minutes=5)},
+    )[0][0]
+    newest, series = query_rows(
+        client,
         "SELECT max(ts), uniqExact(series_id) FROM samples WHERE ts >= {day:DateTime64(3)}",
-        parameters={"day": now - timedelta(days=1)},
-    ).result_rows[0]
+        {"day": now - timedelta(days=1)},
+    )[0]
     age = None
     if newest is not None and newest.year > 1970:
         age = max(0.0, (now - newest.replace(tzinfo=UTC)).total_seconds())
-    return {"samples_per_second": int(recent) / 300.0, "last_sample_age_seconds": age, "series_last_day": int(series)}
+    newest_window = query_rows(
+        client, "SELECT max(end) FROM aggregates WHERE end >= {day:DateTime64(3)}", {"day": now - timedelta(days=1)}
+    )[0][0]
+    window_age = None
+    if newest_window is not None and newest_window.year > 1970:
+        window_age = max(0.0, (now - newest_window.replace(tzinfo=UTC)).total_seconds())
+    return {
+        "samples_per_second": int(recent) / 300.0,
+        "last_sample_age_seconds": age,
+        "last_window_age_seconds": window_age,
+        "series_last_day": int(series),
+    }
 
 
 def slo_table(client: Client, now: datetime) -> list[dict[str, Any]]:
     with QueryRunner(client, steps=2, quiet=True) as q:
         figures = slo_figures(q, TimeRange(now - timedelta(days=30), now))
-    return [{
-        "id": f.sloth_id, "service": f.service, "slo": f.slo, "objective": f.objective,
-        "attainment": _num(f.attainment), "budget_remaining": _num(f.budget_remaining),
-        "burn_1h": _num(f.burn["1h"]), "burn_6h": _num(f.burn["6h"]), "burn_now": _num(f.burn_now),
-        "time_to_exhaustion_seconds": _num(f.time_to_exhaustion), "status": f.status,
-    } for f in figures]
+    return [
+        {
+            "id": f.sloth_id,
+            "service": f.service,
+            "slo": f.slo,
+            "objective": f.objective,
+            "attainment": _num(f.attainment),
+            "budget_remaining": _num(f.budget_remaining),
+            "burn_1h": _num(f.burn["1h"]),
+            "burn_6h": _num(f.burn["6h"]),
+            "burn_now": _num(f.burn_now),
+            "time_to_exhaustion_seconds": _num(f.time_to_exhaustion),
+            "status": f.status,
+        }
+        for f in figures
+    ]
 
 
 def series_list(client: Client, now: datetime, match: str = "", limit: int = 200) -> list[dict[str, Any]]:
     """Series with aggregates in the last day, optionally filtered by a substring of the name."""
-    rows = client.query(
+    rows = query_rows(
+        client,
         """
         SELECT series_id, any(name) AS n, any(labels) FROM aggregates
         WHERE start >= {day:DateTime64(3)} AND positionCaseInsensitive(name, {m:String}) > 0
         GROUP BY series_id ORDER BY n, series_id LIMIT {limit:UInt32}
         """,
-        parameters={"day": now - timedelta(days=1), "m": match, "limit": limit},
-    ).result_rows
+        {"day": now - timedelta(days=1), "m": match, "limit": limit},
+    )
     return [{"id": f"{int(sid):016x}", "name": n, "labels": dict(labels)} for sid, n, labels in rows]
 
 
 def series_chart(client: Client, sid: int, start: datetime, end: datetime, points: int = 240) -> dict[str, Any]:
     """One series over [start, end) from the window aggregates, merged into at most `points` buckets."""
     step_ms = max(1000, int((end - start).total_seconds() * 1000 / max(points, 1)))
-    meta = client.query(
-        "SELECT any(name), any(labels) FROM aggregates WHERE series_id = {sid:UInt64}", parameters={"sid": sid}
-    ).result_rows
-    rows = client.query(
+    meta = query_rows(
+        client, "SELECT any(name), any(labels) FROM aggregates WHERE series_id = {sid:UInt64}", {"sid": sid}
+    )
+    rows = query_rows(
+        client,
         """
         SELECT intDiv(toUnixTimestamp64Milli(start), {step:UInt64}) * {step:UInt64} AS b,
                sum(sum) / nullIf(sum(count), 0), min(min), max(max)
@@ -104,24 +139,26 @@ def series_chart(client: Client, sid: int, start: datetime, end: datetime, point
         WHERE series_id = {sid:UInt64} AND start >= {start:DateTime64(3)} AND start < {end:DateTime64(3)}
         GROUP BY b ORDER BY b
         """,
-        parameters={"sid": sid, "start": start, "end": end, "step": step_ms},
-    ).result_rows
+        {"sid": sid, "start": start, "end": end, "step": step_ms},
+    )
     name, labels = (meta[0][0], dict(meta[0][1])) if meta and meta[0][0] else ("", {})
     return {
-        "id": f"{sid:016x}", "name": name, "labels": labels, "step_ms": step_ms,
-        "from": _ms(start), "to": _ms(end),
+        "id": f"{sid:016x}",
+        "name": name,
+        "labels": labels,
+        "step_ms": step_ms,
+        "from": _ms(start),
+        "to": _ms(end),
         "points": [[int(b), _num(mean), _num(lo), _num(hi)] for b, mean, lo, hi in rows],
     }
 
 
 def self_metric_values(client: Client, now: datetime) -> dict[str, Any]:
     """Figures for `/metrics` that only ClickHouse knows: stored rows, firing alerts, notification outcomes."""
-    stored = client.query(
-        "SELECT table, sum(rows) FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table"
-    ).result_rows
-    notes = client.query(
-        "SELECT receiver, status, count() FROM notifications FINAL GROUP BY receiver, status"
-    ).result_rows
+    stored = query_rows(
+        client, "SELECT table, sum(rows) FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table"
+    )
+    notes = query_rows(client, "SELECT receiver, status, count() FROM notifications FINAL GROUP BY receiver, status")
     return {
         "rows": {t: int(n) for t, n in stored},
         "notifications": [(r, s, int(n)) for r, s, n in notes],

@@ -119,7 +119,9 @@ def hourly(q: QueryRunner, tr: TimeRange, sid: int, source: str) -> tuple[list[d
 def build_capacity_report(
     q: QueryRunner, tr: TimeRange, metric: str, threshold: float, source: str = "aggregates", charts: bool = True
 ) -> tuple[Document, list[Forecast]]:
+    q.expect(1)
     fc = forecasts(q, tr, metric, threshold, source)
+    q.expect(min(len(fc), MAX_CHARTS) if charts else 0)
     doc = Document("Capacity report", f"{metric} reaching {threshold:g} · trend fitted over {tr.label()}")
     rows = []
     for f in fc:

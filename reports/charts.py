@@ -18,7 +18,7 @@ PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#d
 
 
 def _figure(title: str, ylabel: str) -> tuple[Figure, plt.Axes]:
-    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(9, 4.0), dpi=100)
     ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
     ax.set_ylabel(ylabel)
     ax.grid(True, color="#e5e7eb", linewidth=0.8)
@@ -28,6 +28,12 @@ def _figure(title: str, ylabel: str) -> tuple[Figure, plt.Axes]:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     return fig, ax
+
+
+def _legend_below(ax: plt.Axes) -> None:
+    """Under the plot, so it never hides a line."""
+    n = len(ax.get_legend_handles_labels()[1])
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(n, 3), fontsize=8, frameon=False)
 
 
 def _x(xs: Sequence[datetime]) -> Any:
@@ -62,7 +68,7 @@ def line_chart(
     for label, x in vlines:
         ax.axvline(float(_x([x])[0]), color="#6b7280", linestyle="--", linewidth=1, label=label)
     if series or hlines:
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        _legend_below(ax)
     return _png(fig)
 
 
@@ -83,5 +89,5 @@ def forecast_chart(
     ax.plot(_x(fit_x), list(fit_y), color=PALETTE[3], linewidth=1.6, linestyle="--", label="linear trend")
     ax.fill_between(_x(fit_x), list(band_low), list(band_high), color=PALETTE[3], alpha=0.18, label="95 % band")
     ax.axhline(threshold, color="#991b1b", linestyle=":", linewidth=1.2, label=f"threshold {threshold:g}")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    _legend_below(ax)
     return _png(fig)

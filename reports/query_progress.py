@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from reports.clickhouse_reader import ReaderError
+from reports.clickhouse_reader import ReaderError, query_rows
 
 
 class QueryRunner:
@@ -41,14 +41,19 @@ class QueryRunner:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self._progress.stop()
 
+    def expect(self, steps: int) -> None:
+        """Set how many queries remain once a report knows (e.g. one chart query per SLO found)."""
+        done = self._progress.tasks[0].completed
+        self._progress.update(self._task, total=done + steps)
+
     def rows(self, step: str, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         """Run one report query; its rows. A ClickHouse error names the step that failed."""
         self._progress.update(self._task, description=step)
         began = time.perf_counter()
         try:
-            result = self.client.query(sql, parameters=parameters or {})
+            rows = query_rows(self.client, sql, parameters)
         except Exception as exc:
             raise ReaderError(f"report query '{step}' failed: {exc}") from None
         self.timings.append((step, time.perf_counter() - began))
         self._progress.advance(self._task)
-        return result.result_rows
+        return rows

@@ -2,9 +2,10 @@
 
 Computed in ClickHouse from the SLI recordings the rule engine writes back as samples (Sloth's
 `slo:sli_error:ratio_rate5m`, labels `sloth_id`, `sloth_service`, `sloth_slo`) and the metadata recordings
-`slo:objective:ratio` and `slo:time_period:days`. Ratios over a window are the mean of the 5 m ratios in it,
-exactly Sloth's own `slo:sli_error:ratio_rate30d` (sum over time / count over time). Every query reads
-`FINAL`, so a replayed topic never doubles a sample.
+`slo:objective:ratio` and `slo:time_period:days`. Ratios over the range and the period are the mean of the
+5 m ratios in it, exactly Sloth's own `slo:sli_error:ratio_rate30d` (sum over time / count over time); the
+1 h, 6 h and 1 d burn rates use Sloth's recordings of those windows when fresh ones exist (what the alerts
+saw) and the same mean otherwise. Every query reads `FINAL`, so a replayed topic never doubles a sample.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from reports.timerange import TimeRange
 
 SLI_METRIC = "slo:sli_error:ratio_rate5m"
 BURN_WINDOWS = {"1h": 3600, "6h": 6 * 3600, "1d": 86400, "30d": 30 * 86400}
+# Sloth records these windows from the raw events; when the rule engine has written them, the report uses the
+# latest value (what the alerts saw) instead of the mean of the 5 m ratios. A value older than this is stale.
+RECORDED_WINDOWS = ("1h", "6h", "1d")
+RECORDED_FRESH_SECONDS = 15 * 60
 DEFAULT_PERIOD_DAYS = 30.0
 
 
@@ -40,6 +45,7 @@ class SLOFigures:
     budget_remaining: float
     burn_now: float
     burn: dict[str, float] = field(default_factory=dict)
+    burn_from_recordings: tuple[str, ...] = ()
     time_to_exhaustion: float = math.inf
     last_sample: datetime | None = None
 
@@ -103,6 +109,21 @@ def slo_figures(q: QueryRunner, tr: TimeRange) -> list[SLOFigures]:
         """,
         {"start": tr.start, "end": tr.end, "sli": SLI_METRIC},
     )
+    recorded_rows = q.rows(
+        "recorded SLI windows",
+        """
+        SELECT labels['sloth_id'] AS id, name, argMax(value, ts)
+        FROM samples FINAL
+        WHERE name IN {names:Array(String)} AND ts < {end:DateTime64(3)}
+          AND ts >= {end:DateTime64(3)} - toIntervalSecond({fresh:UInt32})
+        GROUP BY id, name
+        """,
+        {"names": [f"slo:sli_error:ratio_rate{w}" for w in RECORDED_WINDOWS], "end": tr.end,
+         "fresh": RECORDED_FRESH_SECONDS},
+    )
+    recorded: dict[str, dict[str, float]] = {}
+    for sid, name, value in recorded_rows:
+        recorded.setdefault(sid, {})[name.removeprefix("slo:sli_error:ratio_rate")] = float(value)
     out = []
     for row in rows:
         sid, service, slo, n, ratio_range = row[0], row[1], row[2], int(row[3]), _f(row[4])
@@ -115,7 +136,10 @@ def slo_figures(q: QueryRunner, tr: TimeRange) -> list[SLOFigures]:
         budget = 1 - objective
         days = periods.get(sid, DEFAULT_PERIOD_DAYS)
         period_ratio = by_period[int(days)]
-        burn = {w: _f(v) / budget for w, v in zip(BURN_WINDOWS, burns, strict=True)}
+        ratios = dict(zip(BURN_WINDOWS, (_f(v) for v in burns), strict=True))
+        from_recordings = tuple(w for w in RECORDED_WINDOWS if w in recorded.get(sid, {}))
+        ratios.update({w: recorded[sid][w] for w in from_recordings})
+        burn = {w: r / budget for w, r in ratios.items()}
         burn_range = ratio_range / budget
         remaining = 1 - period_ratio / budget
         out.append(
@@ -133,6 +157,7 @@ def slo_figures(q: QueryRunner, tr: TimeRange) -> list[SLOFigures]:
                 budget_remaining=remaining,
                 burn_now=now_ratio / budget,
                 burn=burn,
+                burn_from_recordings=from_recordings,
                 time_to_exhaustion=time_to_exhaustion(remaining, burn["1h"], days * 86400),
                 last_sample=last_ts,
             )
@@ -200,6 +225,7 @@ def build_slo_report(q: QueryRunner, tr: TimeRange, charts: bool = True) -> tupl
             [summary],
         )
     )
+    q.expect(len(figures) if charts else 0)
     for f in figures:
         section = Section(
             f"{f.service} / {f.slo}",

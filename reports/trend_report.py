@@ -139,6 +139,7 @@ def hourly_means(
 def build_trend_report(
     q: QueryRunner, tr: TimeRange, metrics: list[str], source: str = "aggregates", top: int = 10, charts: bool = True
 ) -> tuple[Document, list[SeriesTrend], list[MetricTrend]]:
+    q.expect(3 if charts else 2)
     series, per_metric = trend_figures(q, tr, metrics, source)
     doc = Document("Trend report", f"{tr.label()} · from {source}")
     doc.sections.append(

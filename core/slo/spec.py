@@ -11,9 +11,8 @@ import re
 from typing import Any
 
 import promql_parser
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from core.errors import SourceError
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
 
 SPEC_VERSION = "prometheus/v1"
@@ -34,7 +33,8 @@ class SLIEvents(_Strict):
 
 
 class SLIRaw(_Strict):
-    error_ratio_query: str
+    # Sloth's early specs (and its raw-home-wifi example) spell it errorRatioQuery.
+    error_ratio_query: str = Field(validation_alias=AliasChoices("error_ratio_query", "errorRatioQuery"))
 
 
 class SLIPlugin(_Strict):
@@ -168,7 +168,6 @@ __all__ = [
     "SLIRaw",
     "SLOSpec",
     "SlothSpec",
-    "SourceError",
     "load_slo_spec",
     "load_slo_spec_file",
     "render_window",

@@ -137,7 +137,29 @@ function drawChart(data) {
     <path class="line" d="${line}"/>
     <g class="axis">${yt.map((v) => `<text x="${m.l - 6}" y="${y(v) + 4}" text-anchor="end">${fmt(v)}</text>`).join("")}
     ${xt.map((t) => `<text x="${x(t)}" y="${H - 8}" text-anchor="middle">${tl(t)}</text>`).join("")}</g>
-    <line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="#cbd5e1"/></svg>`;
+    <line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="#cbd5e1"/>
+    <g class="hover" visibility="hidden"><line class="cursor" y1="${m.t}" y2="${H - m.b}"/><circle r="3.5"/>
+    <rect class="tip-bg" rx="4" height="20"/><text class="tip" dy="14"></text></g>
+    <rect class="overlay" x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}"/></svg>`;
+  // Hover: the nearest bucket's time, mean and min..max.
+  const svg = el.querySelector("svg"), hover = svg.querySelector(".hover");
+  svg.querySelector(".overlay").addEventListener("mousemove", (ev) => {
+    const px = ev.offsetX, t = data.from + ((px - m.l) / (W - m.l - m.r)) * (data.to - data.from);
+    let best = pts[0];
+    for (const p of pts) if (Math.abs(p[0] - t) < Math.abs(best[0] - t)) best = p;
+    const bx = x(best[0]), by = y(best[1]);
+    hover.querySelector(".cursor").setAttribute("x1", bx); hover.querySelector(".cursor").setAttribute("x2", bx);
+    hover.querySelector("circle").setAttribute("cx", bx); hover.querySelector("circle").setAttribute("cy", by);
+    const label = `${new Date(best[0]).toISOString().slice(5, 16).replace("T", " ")}  ${fmt(best[1])}` +
+      (best[2] != null ? `  (${fmt(best[2])} … ${fmt(best[3])})` : "");
+    const text = hover.querySelector(".tip"), bg = hover.querySelector(".tip-bg");
+    text.textContent = label;
+    const w = label.length * 6.6 + 12, tx = Math.min(Math.max(bx - w / 2, m.l), W - m.r - w);
+    text.setAttribute("x", tx + 6); text.setAttribute("y", m.t);
+    bg.setAttribute("x", tx); bg.setAttribute("y", m.t); bg.setAttribute("width", w);
+    hover.setAttribute("visibility", "visible");
+  });
+  svg.querySelector(".overlay").addEventListener("mouseleave", () => hover.setAttribute("visibility", "hidden"));
 }
 
 async function loadChart() {

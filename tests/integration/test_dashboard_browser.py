@@ -151,6 +151,8 @@ async def test_healthz_metrics_and_api_errors(dashboard_url: tuple[str, int]) ->
     assert 'watchkeeper_alerts{severity="critical",state="firing"} 1.0' in text
     assert 'watchkeeper_alerts{severity="warning",state="pending"} 1.0' in text
     assert "watchkeeper_clickhouse_up 1.0" in text
+    age = re.search(r"^watchkeeper_last_window_age_seconds ([0-9.e+]+)$", text, re.M)
+    assert age and 0 < float(age.group(1)) < 1200  # the newest window ended within the last 10 minutes
     assert re.search(r'watchkeeper_stored_rows\{table="alerts"\} 5\.0', text)
     assert 'watchkeeper_dashboard_requests_total{code="200",path="/healthz"}' in text
     assert "watchkeeper_sink_errors_total" in text or "# HELP watchkeeper_sink_errors_total" in text
@@ -173,3 +175,86 @@ async def test_dashboard_survives_clickhouse_down() -> None:
                 assert "watchkeeper_clickhouse_up 0.0" in await r.text()
     finally:
         await runner.cleanup()
+
+
+class _DevTools:
+    """A few Chrome DevTools Protocol calls over aiohttp's WebSocket client: evaluate, mouse, screenshot."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws, self.n = ws, 0
+
+    async def call(self, method: str, **params: object) -> dict:
+        self.n += 1
+        await self.ws.send_json({"id": self.n, "method": method, "params": params})
+        while True:
+            msg = await self.ws.receive_json(timeout=30)
+            if msg.get("id") == self.n:
+                assert "error" not in msg, msg
+                return msg.get("result", {})
+
+    async def js(self, expression: str) -> object:
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout: float = 15, show: str = "") -> object:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if value := await self.js(expression):
+                return value
+            await asyncio.sleep(0.2)
+        seen = await self.js(show) if show else ""
+        raise AssertionError(f"timed out waiting for {expression} (page: {seen})")
+
+
+async def test_chart_hover_and_range_buttons(dashboard_url: tuple[str, int]) -> None:
+    base, sid = dashboard_url
+    port = free_port()
+    with tempfile.TemporaryDirectory() as profile:
+        proc = await asyncio.create_subprocess_exec(
+            CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--window-size=1280,900", f"--remote-debugging-port={port}", "about:blank",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+                targets: list[dict] = []
+                for _ in range(100):
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/json") as r:
+                            targets = await r.json()
+                        if any(t["type"] == "page" for t in targets):
+                            break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.1)
+                page = next(t for t in targets if t["type"] == "page")
+                async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                    dt = _DevTools(ws)
+                    await dt.call("Page.navigate", url=f"{base}/?series={sid:016x}&range=-24h")
+                    await dt.wait_for("document.querySelector('svg[data-points] path.line') !== null")
+                    x, y = await dt.wait_for(
+                        "(() => { const o = document.querySelector('.overlay'); o.scrollIntoView({block: 'center'});"
+                        " const r = o.getBoundingClientRect();"
+                        " return [r.left + r.width * 0.6, r.top + r.height / 2]; })()"
+                    )
+                    await dt.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+                    tip = await dt.wait_for(
+                        "document.querySelector('.hover').getAttribute('visibility') === 'visible'"
+                        " && document.querySelector('.tip').textContent"
+                    )
+                    assert re.fullmatch(r"\d\d-\d\d \d\d:\d\d  [\d.,]+  \([\d.,]+ … [\d.,]+\)", str(tip)), tip
+                    day_points = int(str(await dt.js("document.querySelector('svg').dataset.points")))
+                    await dt.js("document.querySelector('#ranges button[data-range=\"-1h\"]').click()")
+                    # 300 buckets: 12 s each over an hour (one-minute windows fill at most 60), 4.8 min over a day.
+                    hour_points = await dt.wait_for(
+                        "document.querySelector('#ranges button.active').dataset.range === '-1h'"
+                        " && document.querySelector('#chart-title').textContent.includes('step 12s')"
+                        " && Number(document.querySelector('svg').dataset.points)",
+                        show="document.querySelector('#chart-title').textContent + ' / ' +"
+                        " document.querySelector('#errors').textContent",
+                    )
+                    assert 50 <= int(str(hour_points)) <= 61 and day_points >= 250
+        finally:
+            proc.terminate()
+            await proc.wait()

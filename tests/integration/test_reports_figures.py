@@ -78,6 +78,7 @@ def test_slo_report_figures(loaded: tuple[str, rd.Dataset], tmp_path: Path) -> N
         burn_1h = s.values[s.ts >= end - 3600].mean() / budget
         assert f.time_to_exhaustion == pytest.approx(remaining * 30 * 86400 / burn_1h, **APPROX)
         assert f.last_sample == datetime.fromtimestamp(s.ts[-1], UTC).replace(tzinfo=None)
+        assert f.burn_from_recordings == ()  # no 1h/6h/1d recordings in this dataset: means of the 5 m ratios
     checkout = figures[0]
     assert checkout.sloth_id == "checkout-requests-availability"
     assert checkout.burn["1h"] == pytest.approx(5.0, rel=1e-6)  # the last hour runs at 0.5 %: 5x the budget
@@ -102,8 +103,8 @@ def test_budget_matches_a_hand_computation(ch_dsn: str) -> None:
     """A 99.9 % SLO at a steady 0.05 % error ratio for 30 days with one 3-hour incident at 2 %.
 
     Period error ratio = 0.0005 + (0.02 - 0.0005) * 180 / 43200 = 0.00058125 (one sample a minute), so the
-    budget remaining is 1 - 0.00058125 / 0.001 = 41.875 %. The last hour burns at 0.5 (0.0005 / 0.001), so
-    the rest lasts 0.41875 * 30 d / 0.5 = 25.125 days.
+    budget remaining is 1 - 0.00058125 / 0.001 = 41.875 %. Sloth's 1 h recording says 0.0008, a burn rate of
+    0.8, so the rest lasts 0.41875 * 30 d / 0.8 = 15.7 days.
     """
     client = get_reader(ch_dsn)
     rd.create_tables(client)
@@ -116,14 +117,21 @@ def test_budget_matches_a_hand_computation(ch_dsn: str) -> None:
         rd.Series("slo:sli_error:ratio_rate5m", {**labels, "sloth_window": "5m"}, ts, ratio),
         rd.Series("slo:objective:ratio", labels, ts[-1:], np.array([0.999])),
     ])
+    # Sloth's own 1 h recording (from raw events) at 0.0008: the report's 1 h burn is what the alert saw, 0.8.
+    rec_ts = ts[-10:]
+    ds.samples.append(rd.Series("slo:sli_error:ratio_rate1h", {**labels, "sloth_window": "1h"}, rec_ts,
+                                np.full(rec_ts.size, 0.0008)))
     rd.load(client, ds, replays=3)
     with _runner(ch_dsn) as q:
         _, (f,) = build_slo_report(q, TimeRange(rd.END - timedelta(days=30), rd.END), charts=False)
+    assert f.burn_from_recordings == ("1h",)
+    assert f.burn["1h"] == pytest.approx(0.8, rel=1e-9)
+    assert f.burn["6h"] == pytest.approx(0.5, rel=1e-9)
     assert f.budget_remaining == pytest.approx(0.41875, rel=1e-9)
     assert f.burn["30d"] == pytest.approx(0.58125, rel=1e-9)
     assert f.budget_burned == pytest.approx(0.58125, rel=1e-9)
     assert f.attainment == pytest.approx(1 - 0.00058125, rel=1e-12)
-    assert f.time_to_exhaustion == pytest.approx(25.125 * 86400, rel=1e-9)
+    assert f.time_to_exhaustion == pytest.approx(0.41875 * 30 / 0.8 * 86400, rel=1e-9)
     assert time_to_exhaustion(-0.1, 3, 100) == 0 and math.isinf(time_to_exhaustion(0.5, 0, 100))
 
 
@@ -211,4 +219,5 @@ def test_report_command_writes_html_with_charts(loaded: tuple[str, rd.Dataset], 
     assert main(args) == 0
     text = out.read_text()
     assert "Capacity report" in text and text.count("data:image/png;base64,") == 3
-    assert main(["report", "capacity", "--dsn", dsn, "-o", str(tmp_path / "x.md")]) == 1
+    two = ["--metric", "a", "--metric", "b"]
+    assert main(["report", "capacity", "--dsn", dsn, *two, "-o", str(tmp_path / "x.md")]) == 1

@@ -14,11 +14,12 @@ from core.slo.windows import DAY, google_windows
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sloth"
 
 
-def test_home_wifi_example_matches_sloth_output_rule_for_rule() -> None:
-    spec = load_slo_spec_file(str(FIXTURES / "home-wifi.yml"))
+@pytest.mark.parametrize("example", ["home-wifi", "raw-home-wifi"])
+def test_sloth_example_matches_sloth_output_rule_for_rule(example: str) -> None:
+    spec = load_slo_spec_file(str(FIXTURES / f"{example}.yml"))
     # Sloth's examples script runs `sloth generate --extra-labels cmd=examplesgen.sh` at version `dev`.
     got = generate_rule_groups(spec, GeneratorInfo(version="dev"), extra_labels={"cmd": "examplesgen.sh"})
-    expected = yaml.safe_load((FIXTURES / "home-wifi.sloth-output.yml").read_text())["groups"]
+    expected = yaml.safe_load((FIXTURES / f"{example}.sloth-output.yml").read_text())["groups"]
     assert [g["name"] for g in got] == [g["name"] for g in expected]
     for got_group, exp_group in zip(got, expected, strict=True):
         assert len(got_group["rules"]) == len(exp_group["rules"])

@@ -20,8 +20,9 @@ from watchkeeper.errors import WatchkeeperError
 
 EXAMPLES = """examples:
   watchkeeper report slo --from -30d --format html -o slo.html
-  watchkeeper report trend --metric cpu_percent --metric http_requests_per_second --from -7d
-  watchkeeper report capacity --metric disk_used_percent --threshold 90 --from -14d -o capacity.md"""
+  watchkeeper report trend --metric node_cpu_usage_percent --metric node_memory_used_percent --from -7d
+  watchkeeper report capacity --metric node_filesystem_used_percent --threshold 90 --from -14d -o capacity.md"""
+DEFAULT_CAPACITY_METRIC = "node_filesystem_used_percent"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", help="file to write (default: <kind>-report.<format>)")
     parser.add_argument("--config", help="watchkeeper.yaml (default ./watchkeeper.yaml if present)")
     parser.add_argument("--dsn", help="ClickHouse to read (default: the config's query URL)")
-    parser.add_argument("--metric", action="append", default=[], help="trend: metric (repeat); capacity: the metric")
+    parser.add_argument("--metric", action="append", default=[],
+                        help=f"trend: metrics to compare (repeat; default all); capacity: the metric to forecast "
+                             f"(default {DEFAULT_CAPACITY_METRIC})")
     parser.add_argument("--threshold", type=float, default=90.0, help="capacity: the level to forecast (default 90)")
     parser.add_argument("--source", choices=["aggregates", "samples"], default="aggregates",
                         help="trend/capacity: read window aggregates (default) or raw samples")
@@ -66,15 +69,12 @@ def _run(args: argparse.Namespace) -> int:
 def generate(args: argparse.Namespace, dsn: str, tr: TimeRange) -> Document:
     client = get_reader(dsn)
     charts = not args.no_charts
-    with QueryRunner(client, steps=_steps(args)) as q:
+    with QueryRunner(client, steps=2) as q:
         if args.kind == "slo":
             return build_slo_report(q, tr, charts)[0]
         if args.kind == "trend":
             return build_trend_report(q, tr, args.metric, args.source, args.top, charts)[0]
-        if len(args.metric) != 1:
-            raise WatchkeeperError("report capacity: give exactly one --metric (e.g. --metric disk_used_percent)")
-        return build_capacity_report(q, tr, args.metric[0], args.threshold, args.source, charts)[0]
-
-
-def _steps(args: argparse.Namespace) -> int:
-    return {"slo": 12, "trend": 3, "capacity": 7}[args.kind]
+        if len(args.metric) > 1:
+            raise WatchkeeperError("report capacity: forecast one --metric at a time")
+        metric = args.metric[0] if args.metric else DEFAULT_CAPACITY_METRIC
+        return build_capacity_report(q, tr, metric, args.threshold, args.source, charts)[0]
