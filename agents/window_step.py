@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 
-from core.sample_columns import columns_of
+from core.sample_columns import SampleColumns
+from core.sample_decode import decode_columns
 from core.series_registry import SeriesRegistry
-from core.window_output import aggregate_records
+from core.window_output import aggregate_messages
 from core.windows import WindowEngine
-from schemas.codec import SchemaError, decode_sample_message, encode
+from schemas.codec import SchemaError, encode
 from schemas.deadletter import DeadLetter
 from schemas.samples import SampleBatch, SeriesBlock
 
@@ -46,21 +46,19 @@ class WindowStep:
         out = StepOutput()
         self.messages += 1
         try:
-            batch = decode_sample_message(raw, source=key.decode("utf-8", "replace") if key else "")
+            cols = decode_columns(raw, self.registry, source=key.decode("utf-8", "replace") if key else "")
         except SchemaError as exc:
             out.deadletters.append((key, self._dead(raw, partition, offset, str(exc), now)))
             return out
-        cols = columns_of(batch, self.registry)
         self.samples += len(cols)
         eng = self.engine(partition)
         late = eng.ingest(cols)
         if late.any():
             reason = (f"late: {int(late.sum())} of {len(cols)} samples before the watermark "
                       f"{eng.watermark:.3f} (their windows already closed)")
-            late_raw = encode(_subset(batch, late))
+            late_raw = encode(late_batch(cols.take(late), self.registry, key.decode("utf-8", "replace") if key else ""))
             out.deadletters.append((key, self._dead(late_raw, partition, offset, reason, now)))
-        for rec in aggregate_records(eng.advance(), self.registry):
-            out.aggregates.append((rec["series_id"].encode(), orjson.dumps(rec)))
+        out.aggregates = aggregate_messages(eng.advance(), self.registry)
         self.windows_emitted += len(out.aggregates)
         return out
 
@@ -77,15 +75,11 @@ class WindowStep:
         return encode(dl)
 
 
-def _subset(batch: SampleBatch, mask: np.ndarray) -> SampleBatch:
-    """The points of `batch` selected by a flat mask (in block order), as a batch of their own."""
+def late_batch(cols: SampleColumns, registry: SeriesRegistry, source: str) -> SampleBatch:
+    """Late points as a batch of their own (one block per series, labels merged), for the dead letter."""
     blocks = []
-    pos = 0
-    for block in batch.series:
-        n = len(block.ts)
-        sel = np.flatnonzero(mask[pos:pos + n])
-        pos += n
-        if len(sel):
-            blocks.append(SeriesBlock(name=block.name, labels=block.labels, kind=block.kind,
-                                      ts=[block.ts[i] for i in sel], values=[block.values[i] for i in sel]))
-    return SampleBatch(source=batch.source, labels=batch.labels, series=blocks)
+    for s in np.unique(cols.series).tolist():
+        mine = cols.series == s
+        blocks.append(SeriesBlock(name=registry.names[s], labels=registry.labels[s], kind=registry.kinds[s],
+                                  ts=cols.ts[mine].tolist(), values=cols.values[mine].tolist()))
+    return SampleBatch(source=source, series=blocks)

@@ -51,6 +51,18 @@ class ClosedWindows:
     def __len__(self) -> int:
         return len(self.series)
 
+    def take(self, index: np.ndarray) -> ClosedWindows:
+        """The windows at `index` (with their bins), in that order."""
+        lo, hi = self.bin_offsets[index], self.bin_offsets[index + 1]
+        sel = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)] + [
+            np.zeros(0, dtype=np.int64)])
+        return ClosedWindows(
+            self.series[index], self.start[index], self.end[index], self.count[index], self.sum[index],
+            self.min[index], self.max[index], self.last[index], self.increase[index],
+            {q: v[index] for q, v in self.quantiles.items()}, np.concatenate([[0], np.cumsum(hi - lo)]),
+            self.bin_codes[sel], self.bin_counts[sel],
+        )
+
     @classmethod
     def empty(cls, quantiles: tuple[float, ...]) -> ClosedWindows:
         f, i = np.zeros(0), np.zeros(0, dtype=np.int64)
