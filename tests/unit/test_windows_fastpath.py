@@ -64,7 +64,7 @@ def test_known_series_with_a_bad_common_label_value_is_still_rejected() -> None:
     reg = SeriesRegistry()
     decode_columns(orjson.dumps(BATCH), reg)
     bad = {**BATCH, "labels": {"host": 5}}
-    with pytest.raises(SchemaError, match="labels.host"):
+    with pytest.raises(SchemaError, match=r"labels\.host"):
         decode_columns(orjson.dumps(bad), reg)
 
 
