@@ -30,7 +30,9 @@ def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **override
         "web_enabled": False,
         "web_port": cfg.worker.web_port,
         "producer_linger_ms": 5,
-        "stream_buffer_maxsize": 1024,
+        "producer_max_batch_size": 512 * 1024,
+        "producer_max_request_size": 4 * 1024 * 1024,
+        "stream_buffer_maxsize": 4096,
         "datadir": str(cfg.data_path / "faust"),
     }
     settings.update(overrides)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import orjson
 
 from schemas.series_id import format_series_id, series_id
 
@@ -18,10 +19,16 @@ class SeriesRegistry:
         self.labels: list[dict[str, str]] = []
         self.kinds: list[str] = []
         self.id_hex: list[str] = []
+        self.id_bytes: list[bytes] = []  # Kafka key of each series' aggregates
+        self.json_prefix: list[str] = []  # '{"v":1,"series_id":...,"kind":...,' of its WindowAggregate
         self._ids = np.zeros(1024, dtype=np.uint64)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def find(self, name: str, labels: Mapping[str, str]) -> int | None:
+        """The index of a series already registered, else None (nothing is added)."""
+        return self._index.get((name, tuple(sorted(labels.items()))))
 
     def index_of(self, name: str, labels: Mapping[str, str], kind: str = "gauge") -> int:
         key = (name, tuple(sorted(labels.items())))
@@ -38,6 +45,9 @@ class SeriesRegistry:
         self.labels.append(dict(key[1]))
         self.kinds.append(kind)
         self.id_hex.append(format_series_id(sid))
+        self.id_bytes.append(self.id_hex[-1].encode())
+        head = {"v": 1, "series_id": self.id_hex[-1], "name": name, "labels": self.labels[-1], "kind": kind}
+        self.json_prefix.append(orjson.dumps(head).decode()[:-1] + ",")
         return idx
 
     @property

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from core.ddsketch_bins import CODE_BITS, GAMMA, KEY_OFFSET, NEG_BASE, ZERO_CODE, codes_of
 from core.sample_columns import SampleColumns
@@ -50,6 +51,18 @@ class ClosedWindows:
 
     def __len__(self) -> int:
         return len(self.series)
+
+    def take(self, index: np.ndarray) -> ClosedWindows:
+        """The windows at `index` (with their bins), in that order."""
+        lo, hi = self.bin_offsets[index], self.bin_offsets[index + 1]
+        sel = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)] + [
+            np.zeros(0, dtype=np.int64)])
+        return ClosedWindows(
+            self.series[index], self.start[index], self.end[index], self.count[index], self.sum[index],
+            self.min[index], self.max[index], self.last[index], self.increase[index],
+            {q: v[index] for q, v in self.quantiles.items()}, np.concatenate([[0], np.cumsum(hi - lo)]),
+            self.bin_codes[sel], self.bin_counts[sel],
+        )
 
     @classmethod
     def empty(cls, quantiles: tuple[float, ...]) -> ClosedWindows:
@@ -133,6 +146,87 @@ class WindowEngine:
         """Close every open window regardless of the watermark (end of input in tests and replays)."""
         n = self._n_slots
         return self._close(np.flatnonzero(self._used[:n]))
+
+    # -- snapshots ---------------------------------------------------------------------------------
+
+    _SLOT_ARRAYS = ("_k", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc")
+
+    def snapshot(self) -> bytes:
+        """The whole state as bytes: an orjson header (scalars, the series it references by name and
+        labels, array layout) then the arrays' raw bytes. Dense indexes are local to the snapshot, so it
+        restores into any registry."""
+        self._compact_bins()
+        n = self._n_slots
+        used = np.flatnonzero(self._used[:n])
+        with_prev = np.flatnonzero(np.isfinite(self._prev_ts))
+        referenced = np.union1d(self._series[used], with_prev)
+        local = np.full(max(len(self._prev_val), 1), -1, dtype=np.int64)
+        local[referenced] = np.arange(len(referenced))
+        slot_local = np.full(max(n, 1), -1, dtype=np.int64)
+        slot_local[used] = np.arange(len(used))
+        keys = self._bin_keys[0] if self._bin_keys else np.zeros(0, dtype=np.int64)
+        counts = self._bin_counts[0] if self._bin_counts else np.zeros(0, dtype=np.int64)
+        arrays: dict[str, np.ndarray] = {name: getattr(self, name)[used] for name in self._SLOT_ARRAYS}
+        arrays["series"] = local[self._series[used]]
+        arrays["bin_keys"] = (slot_local[keys >> CODE_BITS] << CODE_BITS) | (keys & _CODE_MASK)
+        arrays["bin_counts"] = counts
+        arrays["prev_series"] = local[with_prev]
+        arrays["prev_val"] = self._prev_val[with_prev]
+        arrays["prev_ts"] = self._prev_ts[with_prev]
+        reg = self.registry
+        header = {
+            "v": 1, "width": self.width, "allowed_lateness": self.allowed_lateness,
+            "quantiles": list(self.quantiles),
+            "max_event_time": None if not np.isfinite(self.max_event_time) else self.max_event_time,
+            "closed_before": self.closed_before, "late_samples": self.late_samples,
+            "series": [[reg.names[i], reg.labels[i], reg.kinds[i]] for i in referenced.tolist()],
+            "arrays": [[name, a.dtype.str, len(a)] for name, a in arrays.items()],
+        }
+        head = orjson.dumps(header)
+        return b"".join([len(head).to_bytes(4, "big"), head, *(a.tobytes() for a in arrays.values())])
+
+    @classmethod
+    def restore(cls, data: bytes, registry: SeriesRegistry) -> WindowEngine:
+        """The engine `snapshot()` wrote, its series registered in `registry`."""
+        size = int.from_bytes(data[:4], "big")
+        header = orjson.loads(data[4:4 + size])
+        pos = 4 + size
+        arrays: dict[str, np.ndarray] = {}
+        for name, dtype, length in header["arrays"]:
+            dt = np.dtype(dtype)
+            arrays[name] = np.frombuffer(data, dtype=dt, count=length, offset=pos).copy()
+            pos += dt.itemsize * length
+        eng = cls(registry, header["width"], header["allowed_lateness"], tuple(header["quantiles"]))
+        mt = header["max_event_time"]
+        eng.max_event_time = -np.inf if mt is None else float(mt)
+        eng.closed_before = int(header["closed_before"])
+        eng.late_samples = int(header["late_samples"])
+        dense = np.asarray([registry.index_of(name, labels, kind) for name, labels, kind in header["series"]]
+                           + [0], dtype=np.int64)
+        m = len(arrays["_k"])
+        while len(eng._k) < m:
+            eng._grow_slots()
+        for name in cls._SLOT_ARRAYS:
+            getattr(eng, name)[:m] = arrays[name]
+        eng._series[:m] = dense[arrays["series"]]
+        eng._used[:m] = True
+        eng._n_slots = m
+        for slot, (s, kk) in enumerate(zip(eng._series[:m].tolist(), eng._k[:m].tolist(), strict=True)):
+            eng._slot_of[(s << 32) | (kk & 0xFFFFFFFF)] = slot
+        if len(arrays["bin_keys"]):
+            eng._bin_keys, eng._bin_counts = [arrays["bin_keys"]], [arrays["bin_counts"]]
+        if len(dense) > 1:
+            eng._grow_series(int(dense.max()) + 1)
+        prev = dense[arrays["prev_series"]]
+        eng._prev_val[prev] = arrays["prev_val"]
+        eng._prev_ts[prev] = arrays["prev_ts"]
+        return eng
+
+    def _compact_bins(self) -> None:
+        """Merge the per-batch bin arrays into one (sums counts of equal (slot, code) pairs)."""
+        if len(self._bin_keys) > 1:
+            keys, counts = _sum_by_key(np.concatenate(self._bin_keys), np.concatenate(self._bin_counts))
+            self._bin_keys, self._bin_counts = [keys], [counts]
 
     # -- internals ---------------------------------------------------------------------------------
 

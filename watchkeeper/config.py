@@ -59,6 +59,9 @@ class ClickHouseConfig(_Section):
 class WindowsConfig(_Section):
     width: float = Field(default=10.0, gt=0)
     allowed_lateness: float = Field(default=5.0, ge=0)
+    # Checkpoint each input partition's window state after this many messages or seconds, whichever first.
+    snapshot_every_messages: int = Field(default=500, gt=0)
+    snapshot_every_seconds: float = Field(default=1.0, gt=0)
 
 
 class SystemProducerConfig(_Section):

@@ -1,0 +1,47 @@
+"""The real Watchkeeper worker (`create_app` with the window agent), instrumented for the benchmark: it
+appends `time samples cpu_seconds peak_rss_bytes` to a stats file every 0.2 s while it processes."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from typing import Any
+
+import faust
+
+from agents.app import create_app
+from watchkeeper.config import load_config
+
+
+def main(config_path: str, stats_path: str) -> None:
+    cfg = load_config(config_path)
+    app = create_app(cfg, modules=("agents.window_agent",))
+    step = app.window_step  # type: ignore[attr-defined]
+    process = step.process
+    stats = open(stats_path, "a", buffering=1)  # noqa: SIM115 (lives as long as the process)
+    last = [0.0]
+
+    def write() -> None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        stats.write(f"{time.time():.6f} {step.samples} {time.process_time():.6f} {rss}\n")
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if step.samples == 0 or now - last[0] > 0.2:
+            write()
+            last[0] = now
+        out = process(*args, **kwargs)
+        return out
+
+    step.process = timed
+
+    @app.timer(0.2)
+    async def flush_stats() -> None:
+        write()
+
+    faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

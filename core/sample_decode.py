@@ -1,0 +1,130 @@
+"""`wk.samples` values straight into numpy columns: orjson plus the few checks the wire contract needs.
+
+The pydantic models in `schemas.samples` stay the contract; building them per message costs more than
+the whole window update, so well-formed messages take this path and anything it is not sure about
+(a type it does not expect, an unknown series with odd labels, a wrong length) is handed to the
+pydantic decoder, which either accepts it the way the contract does or produces the precise error that
+goes to the dead-letter topic. A series already in the registry was validated when it was added, so its
+name and labels are not checked again.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import orjson
+
+from core.sample_columns import SampleColumns, columns_of
+from core.series_registry import SeriesRegistry
+from schemas.codec import SchemaError, decode_sample_message
+from schemas.samples import METRIC_NAME_PATTERN
+
+_BATCH_KEYS = frozenset({"v", "source", "labels", "series"})
+_BLOCK_KEYS = frozenset({"name", "labels", "kind", "ts", "values"})
+_SAMPLE_KEYS = frozenset({"v", "name", "labels", "ts", "value", "kind"})
+_KINDS = ("gauge", "counter")
+_NAME = re.compile(METRIC_NAME_PATTERN)
+_NUMBER = (float, int)
+
+
+def decode_columns(raw: bytes, registry: SeriesRegistry, source: str = "") -> SampleColumns:
+    """The samples of one message as columns (new series registered); `SchemaError` if it is invalid."""
+    try:
+        head = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SchemaError(f"not JSON: {exc}") from None
+    cols = _fast_columns(head, registry)
+    if cols is None:
+        cols = columns_of(decode_sample_message(raw, source=source), registry)
+    return cols
+
+
+def _fast_columns(head: Any, registry: SeriesRegistry) -> SampleColumns | None:
+    if type(head) is not dict or head.get("v") != 1:
+        return None
+    series = head.get("series")
+    if series is None:
+        return _fast_sample(head, registry)
+    if type(series) is not list or not head.keys() <= _BATCH_KEYS or type(head.get("source")) is not str:
+        return None
+    common = head.get("labels") or {}
+    if common and not _labels_ok(common):
+        return None
+    idx: list[int] = []
+    lengths: list[int] = []
+    counter: list[bool] = []
+    ts_flat: list[Any] = []
+    values_flat: list[Any] = []
+    for block in series:
+        if type(block) is not dict or not block.keys() <= _BLOCK_KEYS:
+            return None
+        ts, values = block.get("ts"), block.get("values")
+        if type(ts) is not list or type(values) is not list or len(ts) != len(values):
+            return None
+        kind = block.get("kind", "gauge")
+        labels = block.get("labels") or {}
+        i = _series_index(registry, block.get("name"), {**common, **labels} if common else labels, kind, labels)
+        if i is None:
+            return None
+        idx.append(i)
+        lengths.append(len(ts))
+        counter.append(kind == "counter")
+        ts_flat += ts
+        values_flat += values
+    ts_arr, values_arr = _floats(ts_flat), _floats(values_flat)
+    if ts_arr is None or values_arr is None:
+        return None
+    n = np.asarray(lengths, dtype=np.int64)
+    return SampleColumns(np.repeat(np.asarray(idx, dtype=np.int64), n), ts_arr, values_arr,
+                         np.repeat(np.asarray(counter, dtype=bool), n))
+
+
+def _fast_sample(head: dict[str, Any], registry: SeriesRegistry) -> SampleColumns | None:
+    if not head.keys() <= _SAMPLE_KEYS:
+        return None
+    ts: Any = head.get("ts")
+    value: Any = head.get("value")
+    if type(ts) not in _NUMBER or type(value) not in _NUMBER or not 0 <= ts < float("inf"):
+        return None
+    kind = head.get("kind", "gauge")
+    labels = head.get("labels") or {}
+    i = _series_index(registry, head.get("name"), labels, kind, labels)
+    if i is None:
+        return None
+    return SampleColumns(np.array([i], dtype=np.int64), np.array([float(ts)]), np.array([float(value)]),
+                         np.array([kind == "counter"]))
+
+
+def _series_index(registry: SeriesRegistry, name: Any, labels: Any, kind: Any, own: Any) -> int | None:
+    if kind not in _KINDS or type(labels) is not dict or type(own) is not dict:
+        return None
+    try:
+        found = registry.find(name, labels)
+    except TypeError:  # unhashable or unsortable labels: let the contract say what is wrong
+        return None
+    if found is not None:
+        return found
+    if type(name) is not str or not _NAME.match(name) or not _labels_ok(labels):
+        return None
+    return registry.index_of(name, labels, kind)
+
+
+def _labels_ok(labels: Any) -> bool:
+    if type(labels) is not dict:
+        return False
+    for key, value in labels.items():
+        if type(value) is not str or not key or key.startswith("__") or not (key[0].isalpha() or key[0] == "_"):
+            return False
+    return True
+
+
+def _floats(items: list[Any]) -> np.ndarray | None:
+    """float64 column of JSON numbers; None when anything else (strings, bools, nulls, huge ints) is in it."""
+    arr = np.array(items)
+    if arr.dtype == np.float64:
+        return arr
+    if arr.dtype == np.int64 or (len(items) == 0):
+        return arr.astype(np.float64)
+    return None

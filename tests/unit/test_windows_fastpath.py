@@ -1,0 +1,125 @@
+"""The hot path's shortcuts give exactly what the contract path gives: orjson decoding into columns equals
+pydantic + `columns_of`, bad input still gets the precise pydantic reason, and preformatted aggregate JSON
+equals the `WindowAggregate` records."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from core.sample_columns import columns_of
+from core.sample_decode import decode_columns
+from core.series_registry import SeriesRegistry
+from core.window_output import aggregate_messages, aggregate_records
+from core.windows import WindowEngine
+from schemas import WindowAggregate
+from schemas.codec import SchemaError, decode_sample_message
+
+BATCH = {"v": 1, "source": "h1", "labels": {"host": "h1"}, "series": [
+    {"name": "cpu", "labels": {"core": "0"}, "ts": [1.0, 2, 3.5], "values": [1, 2.5, -3.0]},
+    {"name": "req_total", "labels": {"host": "other"}, "kind": "counter", "ts": [4.0], "values": [7.0]},
+    {"name": "empty", "ts": [], "values": []},
+]}
+
+
+@pytest.mark.parametrize("message", [
+    BATCH,
+    {"v": 1, "name": "cpu", "labels": {"core": "1"}, "ts": 12, "value": 0.5, "kind": "counter"},
+    {"v": 1, "source": "h", "series": [{"name": "x", "ts": [1.0], "values": [True]}]},  # lax: via pydantic
+    {"v": 1, "source": "h", "series": [{"name": "x", "ts": ["2"], "values": [1]}]},
+])
+def test_fast_columns_equal_the_pydantic_path(message: dict[str, object]) -> None:
+    raw = orjson.dumps(message)
+    fast_reg, slow_reg = SeriesRegistry(), SeriesRegistry()
+    fast = decode_columns(raw, fast_reg)
+    slow = columns_of(decode_sample_message(raw), slow_reg)
+    for name in ("series", "ts", "values", "counter"):
+        assert getattr(fast, name).tolist() == getattr(slow, name).tolist()
+        assert getattr(fast, name).dtype == getattr(slow, name).dtype
+    assert fast_reg.labels == slow_reg.labels and fast_reg.kinds == slow_reg.kinds
+
+
+@pytest.mark.parametrize(("message", "reason"), [
+    (b"[1", "not JSON"),
+    (b'{"v": 2, "series": []}', "unsupported schema version"),
+    (b'{"v":1,"source":"h","series":[{"name":"x","ts":[1],"values":[]}]}', "ts has 1 points but values has 0"),
+    (b'{"v":1,"source":"h","series":[{"name":"x","ts":[1],"values":["a"]}]}', "series.0.values.0"),
+    (b'{"v":1,"source":"h","series":[{"name":"9x","ts":[1],"values":[1]}]}', "series.0.name"),
+    (b'{"v":1,"source":"h","labels":{"__a":"b"},"series":[]}', "not a valid Prometheus label name"),
+    (b'{"v":1,"source":"h","extra":1,"series":[]}', "extra: Extra inputs are not permitted"),
+    (b'{"v":1,"name":"x","ts":-1,"value":1}', "ts must be a finite, non-negative"),
+    (b'{"v":1,"name":"x","ts":1,"value":null}', "value"),
+])
+def test_bad_messages_get_the_contract_reason(message: bytes, reason: str) -> None:
+    with pytest.raises(SchemaError) as err:
+        decode_columns(message, SeriesRegistry())
+    with pytest.raises(SchemaError) as want:
+        decode_sample_message(message)
+    assert str(err.value) == str(want.value)
+    assert reason in str(err.value)
+
+
+def test_known_series_with_a_bad_common_label_value_is_still_rejected() -> None:
+    reg = SeriesRegistry()
+    decode_columns(orjson.dumps(BATCH), reg)
+    bad = {**BATCH, "labels": {"host": 5}}
+    with pytest.raises(SchemaError, match=r"labels\.host"):
+        decode_columns(orjson.dumps(bad), reg)
+
+
+def test_preformatted_aggregates_equal_the_records() -> None:
+    rng = np.random.default_rng(3)
+    reg = SeriesRegistry()
+    idx = [reg.index_of("m", {"s": str(i)}, "counter" if i % 3 == 0 else "gauge") for i in range(20)]
+    eng = WindowEngine(reg)
+    for t0 in range(0, 100, 10):
+        n = 400
+        values = rng.normal(0, 100, n).round(2)
+        values[::17] = 0.0
+        from core.sample_columns import SampleColumns
+
+        series = rng.choice(idx, n)
+        eng.ingest(SampleColumns(series, t0 + rng.uniform(0, 10, n), values, series % 3 == 0))
+    closed = eng.flush()
+    closed.sum[3] = float("inf")  # a non-finite number takes the dict path
+    messages = aggregate_messages(closed, reg)
+    records = aggregate_records(closed, reg)
+    assert len(messages) == len(records) == len(closed) > 100
+    for (key, value), rec in zip(messages, records, strict=True):
+        assert key == rec["series_id"].encode()
+        assert orjson.loads(value) == orjson.loads(orjson.dumps(rec))
+        if np.isfinite(rec["sum"]):
+            WindowAggregate.model_validate_json(value)
+
+
+def test_snapshot_restores_an_engine_that_closes_the_same_windows() -> None:
+    from core.sample_columns import SampleColumns
+
+    rng = np.random.default_rng(5)
+    reg = SeriesRegistry()
+    idx = np.asarray([reg.index_of("m", {"s": str(i)}, "counter" if i % 2 else "gauge") for i in range(30)])
+
+    def batch(t0: float) -> SampleColumns:
+        series = rng.choice(idx, 300)
+        return SampleColumns(series, t0 + rng.uniform(0, 12, 300), rng.normal(50, 20, 300).round(1),
+                             series % 2 == 1)
+
+    batches = [batch(t) for t in range(0, 120, 6)]
+    whole = WindowEngine(reg, allowed_lateness=3)
+    for b in batches[:10]:
+        whole.ingest(b)
+        whole.advance()
+    data = whole.snapshot()
+    other = SeriesRegistry()
+    other.index_of("unrelated", {})  # dense indexes differ in the restoring process
+    restored = WindowEngine.restore(data, other)
+    assert restored.snapshot() != b"" and restored.open_windows == whole.open_windows
+    assert restored.watermark == whole.watermark and restored.closed_before == whole.closed_before
+    for b in batches[10:]:
+        mapped = SampleColumns(np.asarray([other.index_of(reg.names[s], reg.labels[s]) for s in b.series]),
+                               b.ts, b.values, b.counter)
+        assert whole.ingest(b).tolist() == restored.ingest(mapped).tolist()
+        a, r = aggregate_records(whole.advance(), reg), aggregate_records(restored.advance(), other)
+        assert a == r
+    assert aggregate_records(whole.flush(), reg) == aggregate_records(restored.flush(), other)
