@@ -1,0 +1,89 @@
+"""promtool's expanding series notation (``input_series`` values) and series selectors.
+
+Follows promql/parser's ParseSeriesDesc: ``a+bxn`` is n+1 values starting at a, each adding b (by
+repeated addition, as Go does, so rounding matches); ``axn`` is a repeated n+1 times; ``_`` is a
+missing point and ``_xn`` n of them; ``stale`` is a staleness marker.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+import promql_parser as pp
+
+from core.errors import CoreError
+
+
+class SeriesNotationError(CoreError):
+    """A values string or series selector promtool would reject."""
+
+
+class Stale(Enum):
+    """The ``stale`` keyword: Prometheus' staleness marker at this step."""
+
+    STALE = "stale"
+
+
+STALE = Stale.STALE
+
+_NUMBER = r"(?:[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.|0[xX][0-9a-fA-F]+|[Ii]nf|NaN)"
+_EXPAND = re.compile(rf"^(?P<start>[+-]?{_NUMBER})(?:(?P<sign>[+-])(?P<step>{_NUMBER}))?x(?P<times>[0-9]+)$")
+_BLANKS = re.compile(r"^_x(?P<times>[0-9]+)$")
+_SINGLE = re.compile(rf"^[+-]?{_NUMBER}$")
+
+
+def _number(text: str) -> float:
+    body = text.lstrip("+-")
+    sign = -1.0 if text.startswith("-") else 1.0
+    if body.lower().startswith("0x"):
+        return sign * float(int(body, 16))
+    if body.lower() == "inf":
+        return sign * float("inf")
+    return sign * float(body)
+
+
+def expand_series(text: str) -> list[float | Stale | None]:
+    """Expand a promtool ``values`` string: one entry per interval step (None = no point)."""
+    out: list[float | Stale | None] = []
+    for item in text.split():
+        if item == "_":
+            out.append(None)
+        elif item == "stale":
+            out.append(STALE)
+        elif m := _BLANKS.match(item):
+            out.extend([None] * int(m["times"]))
+        elif m := _EXPAND.match(item):
+            value = _number(m["start"])
+            step = _number(m["sign"] + m["step"]) if m["step"] else 0.0
+            for _ in range(int(m["times"]) + 1):
+                out.append(value)
+                value += step
+        elif _SINGLE.match(item):
+            out.append(_number(item))
+        else:
+            raise SeriesNotationError(f"invalid value {item!r} in series values {text!r}: expected a number, "
+                                      "'_', 'stale', 'a+bxn', 'a-bxn', 'axn' or '_xn'")
+    return out
+
+
+def parse_series_line(series_selector: str) -> tuple[str, dict[str, str]]:
+    """``name{a="b"}`` (or ``{__name__="name", a="b"}``) to the metric name and its other labels."""
+    try:
+        node = pp.parse(series_selector)
+    except ValueError as exc:
+        raise SeriesNotationError(f"invalid series {series_selector!r}: {exc}") from exc
+    if not isinstance(node, pp.VectorSelector):
+        raise SeriesNotationError(f"invalid series {series_selector!r}: expected name{{label=\"value\", ...}}")
+    name = node.name or ""
+    labels: dict[str, str] = {}
+    for m in node.matchers.matchers:
+        if m.op != pp.MatchOp.Equal:
+            raise SeriesNotationError(f"invalid series {series_selector!r}: only '=' may set a label")
+        if m.name == "__name__":
+            name = m.value
+        elif m.value:
+            labels[m.name] = m.value
+    if not name:
+        raise SeriesNotationError(f"invalid series {series_selector!r}: no metric name")
+    return name, labels
