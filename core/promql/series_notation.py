@@ -87,3 +87,34 @@ def parse_series_line(series_selector: str) -> tuple[str, dict[str, str]]:
     if not name:
         raise SeriesNotationError(f"invalid series {series_selector!r}: no metric name")
     return name, labels
+
+
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION_UNITS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
+
+
+def parse_duration(text: str) -> float:
+    """A Prometheus duration (``1h30m``, ``15s``, ``0s``, ``500ms``) in seconds."""
+    text = str(text).strip()
+    if text == "0":
+        return 0.0
+    m = _DURATION.match(text)
+    if not text or m is None:
+        raise SeriesNotationError(f"invalid duration {text!r}: expected e.g. 30s, 5m, 1h30m")
+    return sum(float(part) * unit for part, unit in zip(m.groups(), _DURATION_UNITS, strict=True) if part)
+
+
+def parse_metric(text: str) -> dict[str, str]:
+    """promtool's ``labels`` of an expected sample: ``name{a="b"}`` or ``{a="b"}`` to a label dict (incl. __name__)."""
+    if text.strip() in ("", "{}"):
+        return {}
+    try:
+        node = pp.parse(text)
+    except ValueError as exc:
+        raise SeriesNotationError(f"invalid labels {text!r}: {exc}") from exc
+    if not isinstance(node, pp.VectorSelector):
+        raise SeriesNotationError(f"invalid labels {text!r}: expected name{{label=\"value\", ...}}")
+    labels = {m.name: m.value for m in node.matchers.matchers if m.value}
+    if node.name:
+        labels["__name__"] = node.name
+    return labels
