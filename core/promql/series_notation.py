@@ -2,7 +2,8 @@
 
 Follows promql/parser's ParseSeriesDesc: ``a+bxn`` is n+1 values starting at a, each adding b (by
 repeated addition, as Go does, so rounding matches); ``axn`` is a repeated n+1 times; ``_`` is a
-missing point and ``_xn`` n of them; ``stale`` is a staleness marker.
+missing point and ``_xn`` n of them; ``stale`` is a staleness marker. There are no hex numbers here:
+``0x3`` is 0 four times, as in promtool.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Stale(Enum):
 
 STALE = Stale.STALE
 
-_NUMBER = r"(?:[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.|0[xX][0-9a-fA-F]+|[Ii]nf|NaN)"
+_NUMBER = r"(?:[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.|[Ii]nf|NaN)"
 _EXPAND = re.compile(rf"^(?P<start>[+-]?{_NUMBER})(?:(?P<sign>[+-])(?P<step>{_NUMBER}))?x(?P<times>[0-9]+)$")
 _BLANKS = re.compile(r"^_x(?P<times>[0-9]+)$")
 _SINGLE = re.compile(rf"^[+-]?{_NUMBER}$")
@@ -36,8 +37,6 @@ _SINGLE = re.compile(rf"^[+-]?{_NUMBER}$")
 def _number(text: str) -> float:
     body = text.lstrip("+-")
     sign = -1.0 if text.startswith("-") else 1.0
-    if body.lower().startswith("0x"):
-        return sign * float(int(body, 16))
     if body.lower() == "inf":
         return sign * float("inf")
     return sign * float(body)
