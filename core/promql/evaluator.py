@@ -500,7 +500,7 @@ def _elem_binop(op: str, lhs: float, rhs: float) -> tuple[float, bool]:
         if op == "/":
             return float(lv / rv), True
         if op == "^":
-            return float(np.power(lv, rv)), True
+            return _go_pow(lhs, rhs), True
         if op == "%":
             return float(np.fmod(lv, rv)), True
     if op == "==":
@@ -516,6 +516,75 @@ def _elem_binop(op: str, lhs: float, rhs: float) -> tuple[float, bool]:
     if op == "<=":
         return lhs, lhs <= rhs
     raise PromQLError(f"operator {op} is not supported yet")
+
+
+def _go_pow(x: float, y: float) -> float:
+    """Go's math.Pow (libm's pow rounds differently): exp/log for the fraction, squaring for the integer."""
+    if y == 0 or x == 1:
+        return 1.0
+    if y == 1:
+        return x
+    if math.isnan(x) or math.isnan(y):
+        return math.nan
+    if x == 0:
+        odd = _is_odd_int(y)
+        if y < 0:
+            return math.copysign(math.inf, x) if odd else math.inf
+        return x if odd else 0.0
+    if math.isinf(y):
+        if x == -1:
+            return 1.0
+        return 0.0 if (abs(x) < 1) == (y > 0) else math.inf
+    if math.isinf(x):
+        if x < 0:
+            return _go_pow(1 / x, -y)
+        return 0.0 if y < 0 else math.inf
+    if y == 0.5:
+        return math.sqrt(x)
+    if y == -0.5:
+        return 1 / math.sqrt(x)
+    yf, yi = math.modf(abs(y))
+    if yf != 0 and x < 0:
+        return math.nan
+    if yi >= 2**63:
+        if x == -1:
+            return 1.0
+        return 0.0 if (abs(x) < 1) == (y > 0) else math.inf
+    a1, ae = 1.0, 0
+    if yf != 0:
+        if yf > 0.5:
+            yf -= 1
+            yi += 1
+        a1 = math.exp(yf * math.log(x))
+    x1, xe = math.frexp(x)
+    i = int(yi)
+    while i != 0:
+        if xe < -(1 << 12) or xe > (1 << 12):
+            ae += xe
+            break
+        if i & 1 == 1:
+            a1 *= x1
+            ae += xe
+        x1 *= x1
+        xe <<= 1
+        if x1 < 0.5:
+            x1 += x1
+            xe -= 1
+        i >>= 1
+    if y < 0:
+        a1 = 1 / a1
+        ae = -ae
+    try:
+        return math.ldexp(a1, ae)
+    except OverflowError:
+        return math.copysign(math.inf, a1)
+
+
+def _is_odd_int(y: float) -> bool:
+    if abs(y) >= 2**53:
+        return False
+    yf, yi = math.modf(y)
+    return yf == 0 and int(yi) & 1 == 1
 
 
 def _extrapolated_rate(ts: np.ndarray, v: np.ndarray, range_start: int, range_end: int, range_s: float,
@@ -562,25 +631,42 @@ def _instant_rate(ts: np.ndarray, v: np.ndarray) -> float | None:
 
 
 def _linear_regression(ts: np.ndarray, v: np.ndarray, intercept_time: int) -> tuple[float, float]:
-    """Least squares as promql/functions.go linearRegression, summed in the same order."""
+    """Least squares as promql/functions.go linearRegression: Kahan-Neumaier sums, in sample order."""
     init_y = float(v[0])
-    if bool(np.all(v == init_y)):
+    const_y = True
+    n = sum_x = c_x = sum_y = c_y = sum_xy = c_xy = sum_x2 = c_x2 = 0.0
+    for t, y in zip(ts.tolist(), v.tolist(), strict=True):
+        if const_y and n > 0 and y != init_y:
+            const_y = False
+        n += 1.0
+        x = float(t - intercept_time) / 1e3
+        sum_x, c_x = _kahan_inc(x, sum_x, c_x)
+        sum_y, c_y = _kahan_inc(y, sum_y, c_y)
+        sum_xy, c_xy = _kahan_inc(x * y, sum_xy, c_xy)
+        sum_x2, c_x2 = _kahan_inc(x * x, sum_x2, c_x2)
+    if const_y:
         if math.isinf(init_y):
             return math.nan, math.nan
         return 0.0, init_y
-    n = sum_x = sum_y = sum_xy = sum_x2 = 0.0
-    for t, y in zip(ts.tolist(), v.tolist(), strict=True):
-        x = float(t - intercept_time) / 1e3
-        n += 1.0
-        sum_y += y
-        sum_x += x
-        sum_xy += x * y
-        sum_x2 += x * x
+    sum_x += c_x
+    sum_y += c_y
+    sum_xy += c_xy
+    sum_x2 += c_x2
     cov_xy = sum_xy - sum_x * sum_y / n
     var_x = sum_x2 - sum_x * sum_x / n
     with np.errstate(all="ignore"):
         slope = float(np.float64(cov_xy) / np.float64(var_x))
     return slope, sum_y / n - slope * sum_x / n
+
+
+def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
+    """promql/functions.go kahanSumInc (Neumaier's variant)."""
+    t = total + inc
+    if abs(total) >= abs(inc):
+        c += (total - t) + inc
+    else:
+        c += (inc - t) + total
+    return t, c
 
 
 def _over_time(name: str, v: np.ndarray, q: float) -> float:
@@ -590,10 +676,10 @@ def _over_time(name: str, v: np.ndarray, q: float) -> float:
     if name == "last_over_time":
         return float(values[-1])
     if name == "sum_over_time":
-        total = 0.0
+        total = c = 0.0
         for x in values:
-            total += x
-        return total
+            total, c = _kahan_inc(x, total, c)
+        return total if math.isinf(total) else total + c
     if name == "avg_over_time":
         return _incremental_mean(values)
     if name == "min_over_time":
@@ -614,8 +700,8 @@ def _over_time(name: str, v: np.ndarray, q: float) -> float:
 
 
 def _incremental_mean(values: list[float]) -> float:
-    """Prometheus' overflow-safe running mean (avg and avg_over_time)."""
-    mean, count = 0.0, 0.0
+    """avg_over_time: Prometheus' overflow-safe running mean with a Kahan-compensated accumulator."""
+    mean = count = c = 0.0
     for x in values:
         count += 1
         if math.isinf(mean):
@@ -624,8 +710,9 @@ def _incremental_mean(values: list[float]) -> float:
             if not math.isinf(x) and not math.isnan(x):
                 continue
         with np.errstate(all="ignore"):
-            mean += float(np.float64(x) / count - np.float64(mean) / count)
-    return mean
+            inc = float(np.float64(x) / count - np.float64(mean) / count)
+        mean, c = _kahan_inc(inc, mean, c)
+    return mean if math.isinf(mean) else mean + c
 
 
 def _nan_first_key(x: float) -> tuple[int, float]:
@@ -700,7 +787,7 @@ def _avg(values: list[float]) -> float:
 
 
 def _top_k(members: list[VectorSample], k: int, reverse: bool) -> list[VectorSample]:
-    """topk/bottomk with Go's container/heap, so ties resolve to the same series as in Prometheus."""
+    """topk/bottomk exactly as engine.go (2.42) with Go's container/heap, so ties pick the same series."""
     heap: list[VectorSample] = []
 
     def less(i: int, j: int) -> bool:
@@ -709,40 +796,45 @@ def _top_k(members: list[VectorSample], k: int, reverse: bool) -> list[VectorSam
             return True
         return a > b if reverse else a < b
 
+    def swap(i: int, j: int) -> None:
+        heap[i], heap[j] = heap[j], heap[i]
+
     def up(j: int) -> None:
         while j > 0:
             i = (j - 1) // 2
-            if i == j or not less(j, i):
-                break
-            heap[i], heap[j] = heap[j], heap[i]
-            j = i
-
-    def down(i0: int) -> bool:
-        i, n = i0, len(heap)
-        while True:
-            j1 = 2 * i + 1
-            if j1 >= n:
-                break
-            j = j1
-            if j1 + 1 < n and less(j1 + 1, j1):
-                j = j1 + 1
             if not less(j, i):
                 break
-            heap[i], heap[j] = heap[j], heap[i]
+            swap(i, j)
+            j = i
+
+    def down(i: int, n: int) -> None:
+        while True:
+            j = 2 * i + 1
+            if j >= n:
+                break
+            if j + 1 < n and less(j + 1, j):
+                j += 1
+            if not less(j, i):
+                break
+            swap(i, j)
             i = j
-        return i > i0
 
     for s in members:
-        if len(heap) < k:
+        if not heap:
             heap.append(s)
-            up(len(heap) - 1)
             continue
         top = heap[0].value
-        better = s.value < top if reverse else s.value > top
-        if better or (math.isnan(top) and not math.isnan(s.value)):
-            heap[0] = s
-            if not down(0):
-                up(0)
+        displaces = s.value > top if not reverse else s.value < top
+        if len(heap) < k or displaces or math.isnan(top):
+            if len(heap) == k:
+                if k == 1:
+                    heap[0] = s
+                    continue
+                swap(0, len(heap) - 1)
+                down(0, len(heap) - 1)
+                heap.pop()
+            heap.append(s)
+            up(len(heap) - 1)
     return heap
 
 
@@ -758,7 +850,9 @@ def _histogram_quantile(q: float, vec: list[VectorSample]) -> list[VectorSample]
         except ValueError:
             continue
         gl = {k: v for k, v in s.labels.items() if k not in ("le", NAME)}
-        groups.setdefault(labels_key(gl), (gl, []))[1].append((upper, s.value))
+        # The metric name is part of the group (prometheus#9910) though not of the output labels.
+        key = (*labels_key(gl), (NAME, s.labels.get(NAME, "")))
+        groups.setdefault(key, (gl, []))[1].append((upper, s.value))
     return [VectorSample(gl, _bucket_quantile(q, buckets)) for gl, buckets in groups.values()]
 
 
