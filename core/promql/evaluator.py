@@ -1,0 +1,970 @@
+"""A PromQL evaluator over a SeriesStore, matching Prometheus 2.42 (the reference promtool) exactly.
+
+Expressions are parsed by the ``promql-parser`` package; this module checks the supported subset at
+parse time (so a rule file fails when loaded, not when first evaluated) and evaluates instant queries
+at a given event time. The numeric code follows promql/engine.go, functions.go and quantile.go
+line by line where float rounding could differ: results must equal promtool's bit for bit where
+practical.
+
+Prometheus 2.42 semantics worth knowing: instant selectors look back 5 minutes *inclusive*
+(``[t-5m, t]``), range selectors are closed at both ends (``[t-range, t]``), staleness markers end a
+series for instant selectors and are skipped inside ranges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import promql_parser as pp
+
+from core.errors import CoreError
+from core.promql.series_store import SeriesStore
+from core.promql.values import Matcher, MatchOpName, Scalar, SeriesData, VectorSample, labels_key, stale_mask
+
+NAME = "__name__"
+# Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its
+# closed left end without reaching the previous millisecond.
+_HALF_MS = 0.0005
+
+
+class PromQLError(CoreError):
+    """A PromQL expression that does not parse, uses an unsupported construct, or fails to evaluate."""
+
+
+RANGE_FUNCTIONS = {
+    "rate", "irate", "increase", "delta", "deriv", "predict_linear",
+    "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
+    "last_over_time", "quantile_over_time", "absent_over_time",
+}  # fmt: skip
+INSTANT_FUNCTIONS = {
+    "absent", "abs", "clamp_min", "clamp_max", "round", "time", "vector", "scalar", "histogram_quantile",
+}  # fmt: skip
+SUPPORTED_FUNCTIONS = RANGE_FUNCTIONS | INSTANT_FUNCTIONS
+SUPPORTED_AGGREGATIONS = {"sum", "avg", "min", "max", "count", "quantile", "topk", "bottomk", "stddev"}
+ARITHMETIC = {"+", "-", "*", "/", "%", "^"}
+COMPARISON = {"==", "!=", ">", "<", ">=", "<="}
+SET_OPERATORS = {"and", "or", "unless"}
+
+Value = Scalar | list[VectorSample] | list[SeriesData]
+_Labels = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ParsedExpr:
+    """A parsed expression known to use only the supported subset.
+
+    ``max_lookback`` is how far back (seconds) from the evaluation time the expression reads, given a
+    5-minute lookback: what a SeriesStore must retain for it.
+    """
+
+    text: str
+    node: Any
+    max_lookback: float
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def parse(expr: str) -> ParsedExpr:
+    """Parse with promql-parser, then reject what this evaluator does not support, naming it."""
+    try:
+        node = pp.parse(expr)
+    except ValueError as exc:
+        raise PromQLError(f"cannot parse PromQL {expr!r}: {exc}") from exc
+    reach = _check(node, expr)
+    return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0)
+
+
+def _unsupported(what: str, expr: str) -> PromQLError:
+    return PromQLError(f"{what} is not supported yet (in {expr!r})")
+
+
+def _check(node: Any, expr: str) -> float:
+    """Validate the subset; return the longest range + offset the expression reads (seconds)."""
+    if isinstance(node, pp.NumberLiteral):
+        return 0.0
+    if isinstance(node, pp.StringLiteral):
+        raise _unsupported("a string literal", expr)
+    if isinstance(node, pp.ParenExpr | pp.UnaryExpr):
+        return _check(node.expr, expr)
+    if isinstance(node, pp.SubqueryExpr):
+        raise _unsupported("a subquery", expr)
+    if isinstance(node, pp.VectorSelector):
+        if node.at is not None:
+            raise _unsupported("the @ modifier", expr)
+        if node.matchers.or_matchers:
+            raise _unsupported("'or' inside label matchers", expr)
+        return max(0.0, _seconds(node.offset))
+    if isinstance(node, pp.MatrixSelector):
+        return _seconds(node.range) + _check(node.vector_selector, expr)
+    if isinstance(node, pp.Call):
+        name = node.func.name
+        if name not in SUPPORTED_FUNCTIONS:
+            raise _unsupported(f"function {name}()", expr)
+        return max([_check(a, expr) for a in node.args], default=0.0)
+    if isinstance(node, pp.AggregateExpr):
+        op = str(node.op)
+        if op not in SUPPORTED_AGGREGATIONS:
+            raise _unsupported(f"aggregation {op}", expr)
+        reach = _check(node.expr, expr)
+        if node.param is not None:
+            reach = max(reach, _check(node.param, expr))
+        return reach
+    if isinstance(node, pp.BinaryExpr):
+        op = str(node.op)
+        if op not in ARITHMETIC | COMPARISON | SET_OPERATORS:
+            raise _unsupported(f"operator {op}", expr)
+        return max(_check(node.lhs, expr), _check(node.rhs, expr))
+    raise _unsupported(f"expression {type(node).__name__}", expr)
+
+
+def _seconds(delta: Any) -> float:
+    return 0.0 if delta is None else float(delta.total_seconds())
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+
+
+def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: float = 300.0) -> Value:
+    """Evaluate an instant query at event time ``at`` (epoch seconds), as Prometheus' engine would."""
+    parsed = parse(expr) if isinstance(expr, str) else expr
+    return _Evaluation(at, store, lookback, parsed.text).eval(parsed.node)
+
+
+def evaluate_range(
+    expr: ParsedExpr | str, start: float, end: float, step: float, store: SeriesStore
+) -> list[SeriesData]:
+    """Evaluate at start, start+step, ... end; one SeriesData per output label set (scalars unlabelled)."""
+    parsed = parse(expr) if isinstance(expr, str) else expr
+    if step <= 0:
+        raise PromQLError(f"step must be positive, got {step}")
+    points: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[float], list[float]]] = {}
+    n = math.floor((end - start) / step + 1e-9) + 1
+    for i in range(n):
+        t = start + i * step
+        result = evaluate(parsed, t, store)
+        if isinstance(result, Scalar):
+            samples = [VectorSample({}, result.value)]
+        elif result and isinstance(result[0], SeriesData):
+            raise PromQLError(f"range evaluation needs an instant-vector or scalar expression: {parsed.text!r}")
+        else:
+            samples = result  # type: ignore[assignment]
+        for s in samples:
+            entry = points.setdefault(labels_key(s.labels), (s.labels, [], []))
+            entry[1].append(t)
+            entry[2].append(s.value)
+    return [SeriesData(labels=lb, ts=np.array(ts), values=np.array(vs)) for lb, ts, vs in points.values()]
+
+
+def _drop_name(labels: _Labels) -> _Labels:
+    return {k: v for k, v in labels.items() if k != NAME}
+
+
+def _check_unique(vector: list[VectorSample], expr: str) -> list[VectorSample]:
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    for s in vector:
+        key = labels_key(s.labels)
+        if key in seen:
+            raise PromQLError(f"vector cannot contain metrics with the same labelset {s.labels} (in {expr!r})")
+        seen.add(key)
+    return vector
+
+
+def _to_ms(t: float) -> int:
+    return round(t * 1000.0)
+
+
+class _Evaluation:
+    """One instant evaluation: the time, store and lookback shared by every node."""
+
+    def __init__(self, at: float, store: SeriesStore, lookback: float, text: str) -> None:
+        self.at, self.store, self.lookback, self.text = at, store, lookback, text
+
+    def error(self, message: str) -> PromQLError:
+        return PromQLError(f"{message} (in {self.text!r})")
+
+    def eval(self, node: Any) -> Value:
+        if isinstance(node, pp.NumberLiteral):
+            return Scalar(float(node.val))
+        if isinstance(node, pp.ParenExpr):
+            return self.eval(node.expr)
+        if isinstance(node, pp.UnaryExpr):
+            return self.negate(self.eval(node.expr))
+        if isinstance(node, pp.VectorSelector):
+            return self.instant_selector(node)
+        if isinstance(node, pp.MatrixSelector):
+            return self.range_selector(node)
+        if isinstance(node, pp.Call):
+            return self.call(node)
+        if isinstance(node, pp.AggregateExpr):
+            return self.aggregate(node)
+        if isinstance(node, pp.BinaryExpr):
+            return self.binary(node)
+        raise self.error(f"cannot evaluate {type(node).__name__}")
+
+    def vector(self, node: Any) -> list[VectorSample]:
+        value = self.eval(node)
+        if isinstance(value, Scalar) or (value and isinstance(value[0], SeriesData)):
+            raise self.error("expected an instant vector")
+        return value  # type: ignore[return-value]
+
+    def scalar(self, node: Any) -> float:
+        value = self.eval(node)
+        if not isinstance(value, Scalar):
+            raise self.error("expected a scalar")
+        return value.value
+
+    def negate(self, value: Value) -> Value:
+        if isinstance(value, Scalar):
+            return Scalar(-value.value)
+        return [VectorSample(_drop_name(s.labels), -s.value) for s in value]  # type: ignore[union-attr]
+
+    # -- selectors
+
+    @staticmethod
+    def matchers(node: Any) -> list[Matcher]:
+        out = [Matcher(m.name, _match_op(m.op), m.value) for m in node.matchers.matchers]
+        if node.name:
+            out.append(Matcher(NAME, "=", node.name))
+        return out
+
+    def instant_selector(self, node: Any) -> list[VectorSample]:
+        ref = self.at - _seconds(node.offset)
+        out = []
+        for series in self.store.select(self.matchers(node), ref - self.lookback - _HALF_MS, ref):
+            if stale_mask(series.values[-1:])[0]:
+                continue
+            out.append(VectorSample(series.labels, float(series.values[-1])))
+        return out
+
+    def range_selector(self, node: Any) -> list[SeriesData]:
+        vs = node.vector_selector
+        end = self.at - _seconds(vs.offset)
+        start = end - _seconds(node.range)
+        out = []
+        for series in self.store.select(self.matchers(vs), start - _HALF_MS, end):
+            fresh = ~stale_mask(series.values)
+            if fresh.any():
+                out.append(SeriesData(series.labels, series.ts[fresh], series.values[fresh]))
+        return out
+
+    # -- functions
+
+    def call(self, node: Any) -> Value:
+        name = node.func.name
+        args = node.args
+        if name == "time":
+            return Scalar(self.at)
+        if name == "vector":
+            return [VectorSample({}, self.scalar(args[0]))]
+        if name == "scalar":
+            vec = self.vector(args[0])
+            return Scalar(vec[0].value if len(vec) == 1 else math.nan)
+        if name == "absent":
+            return [] if self.vector(args[0]) else [VectorSample(_absent_labels(args[0]), 1.0)]
+        if name == "absent_over_time":
+            present = self.range_selector(_unparen(args[0]))
+            return [] if present else [VectorSample(_absent_labels(_unparen(args[0])), 1.0)]
+        if name == "histogram_quantile":
+            return _check_unique(_histogram_quantile(self.scalar(args[0]), self.vector(args[1])), self.text)
+        if name in RANGE_FUNCTIONS:
+            return _check_unique(self.range_function(name, args), self.text)
+        vec = self.vector(args[0])
+        fn = self.instant_function(name, args)
+        values = fn(np.array([s.value for s in vec], dtype=np.float64))
+        return _check_unique([VectorSample(_drop_name(s.labels), float(v)) for s, v in zip(vec, values, strict=True)],
+                             self.text)
+
+    def instant_function(self, name: str, args: list[Any]) -> Callable[[np.ndarray], np.ndarray]:
+        if name == "abs":
+            return np.abs
+        if name == "clamp_min":
+            lo = self.scalar(args[1])
+            return lambda v: np.maximum(v, lo)
+        if name == "clamp_max":
+            hi = self.scalar(args[1])
+            return lambda v: np.minimum(v, hi)
+        if name == "round":
+            inverse = 1.0 / (self.scalar(args[1]) if len(args) > 1 else 1.0)
+            return lambda v: np.floor(v * inverse + 0.5) / inverse
+        raise self.error(f"function {name}() is not supported yet")
+
+    def range_function(self, name: str, args: list[Any]) -> list[VectorSample]:
+        matrix_arg = _unparen(args[0 if name not in ("quantile_over_time",) else 1])
+        q = self.scalar(args[0]) if name == "quantile_over_time" else 0.0
+        horizon = self.scalar(args[1]) if name == "predict_linear" else 0.0
+        vs = matrix_arg.vector_selector
+        range_s = _seconds(matrix_arg.range)
+        at_ms = _to_ms(self.at)
+        range_end = at_ms - _to_ms(_seconds(vs.offset))
+        range_start = range_end - _to_ms(range_s)
+        out: list[VectorSample] = []
+        for series in self.range_selector(matrix_arg):
+            ts_ms = np.rint(series.ts * 1000.0).astype(np.int64)
+            v = series.values
+            result: float | None
+            if name in ("rate", "increase", "delta"):
+                result = _extrapolated_rate(ts_ms, v, range_start, range_end, range_s,
+                                            is_counter=name != "delta", is_rate=name == "rate")
+            elif name == "irate":
+                result = _instant_rate(ts_ms, v)
+            elif name == "deriv":
+                result = _linear_regression(ts_ms, v, int(ts_ms[0]))[0] if len(v) >= 2 else None
+            elif name == "predict_linear":
+                if len(v) < 2:
+                    result = None
+                else:
+                    slope, intercept = _linear_regression(ts_ms, v, at_ms)
+                    result = slope * horizon + intercept
+            else:
+                result = _over_time(name, v, q)
+            if result is None:
+                continue
+            labels = series.labels if name == "last_over_time" else _drop_name(series.labels)
+            out.append(VectorSample(labels, result))
+        return out
+
+    # -- aggregations
+
+    def aggregate(self, node: Any) -> list[VectorSample]:
+        op = str(node.op)
+        param = self.scalar(node.param) if node.param is not None else 0.0
+        vec = self.vector(node.expr)
+        modifier = node.modifier
+        without = modifier is not None and modifier.type == pp.AggModifierType.Without
+        grouping = list(modifier.labels) if modifier is not None else []
+
+        def group_labels(labels: _Labels) -> _Labels:
+            if without:
+                drop = {*grouping, NAME}
+                return {k: v for k, v in labels.items() if k not in drop}
+            return {k: labels[k] for k in grouping if k in labels}
+
+        groups: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[VectorSample]]] = {}
+        for s in vec:
+            gl = group_labels(s.labels)
+            groups.setdefault(labels_key(gl), (gl, []))[1].append(s)
+
+        out: list[VectorSample] = []
+        if op in ("topk", "bottomk"):
+            k = min(int(param), len(vec)) if not math.isnan(param) else 0
+            if k < 1:
+                return []
+            for _, members in groups.values():
+                out.extend(_top_k(members, k, reverse=op == "bottomk"))
+            return out
+        for gl, members in groups.values():
+            values = [s.value for s in members]
+            out.append(VectorSample(gl, _aggregate_values(op, values, param)))
+        return out
+
+    # -- binary operators
+
+    def binary(self, node: Any) -> Value:
+        op = str(node.op)
+        modifier = node.modifier
+        return_bool = bool(modifier is not None and modifier.return_bool)
+        lhs = self.eval(node.lhs)
+        rhs = self.eval(node.rhs)
+        if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
+            value, keep = _elem_binop(op, lhs.value, rhs.value)
+            if op in COMPARISON:
+                value = 1.0 if keep else 0.0
+            return Scalar(value)
+        if isinstance(lhs, Scalar) or isinstance(rhs, Scalar):
+            return _check_unique(self.vector_scalar(op, lhs, rhs, return_bool), self.text)
+        lvec, rvec = lhs, rhs
+        matching = _Matching.of(modifier, op)
+        if op in SET_OPERATORS:
+            return _set_operation(op, lvec, rvec, matching)  # type: ignore[arg-type]
+        return _check_unique(self.vector_vector(op, lvec, rvec, matching, return_bool), self.text)  # type: ignore[arg-type]
+
+    @staticmethod
+    def vector_scalar(op: str, lhs: Value, rhs: Value, return_bool: bool) -> list[VectorSample]:
+        swap = isinstance(lhs, Scalar)
+        vec: list[VectorSample] = rhs if swap else lhs  # type: ignore[assignment]
+        scalar: float = lhs.value if swap else rhs.value  # type: ignore[union-attr]
+        out = []
+        for s in vec:
+            lv, rv = (scalar, s.value) if swap else (s.value, scalar)
+            value, keep = _elem_binop(op, lv, rv)
+            if op in COMPARISON and swap:
+                value = rv
+            if return_bool:
+                value = 1.0 if keep else 0.0
+                keep = True
+            if keep:
+                drop = op in ARITHMETIC or return_bool
+                out.append(VectorSample(_drop_name(s.labels) if drop else s.labels, value))
+        return out
+
+    def vector_vector(self, op: str, lhs: list[VectorSample], rhs: list[VectorSample], matching: _Matching,
+                      return_bool: bool) -> list[VectorSample]:
+        one_to_many = matching.card == "one-to-many"
+        if one_to_many:
+            lhs, rhs = rhs, lhs
+        right: dict[tuple[tuple[str, str], ...], VectorSample] = {}
+        for rs in rhs:
+            sig = matching.signature(rs.labels)
+            if sig in right:
+                side = "left" if one_to_many else "right"
+                raise self.error(
+                    f"found duplicate series for the match group {dict(sig)} on the {side} hand-side of the "
+                    f"operation: [{rs.labels}, {right[sig].labels}];many-to-many matching not allowed: "
+                    "matching labels must be unique on one side")
+            right[sig] = rs
+        matched: dict[tuple[tuple[str, str], ...], set[tuple[tuple[str, str], ...]]] = {}
+        out = []
+        for ls in lhs:
+            sig = matching.signature(ls.labels)
+            found = right.get(sig)
+            if found is None:
+                continue
+            vl, vr = (found.value, ls.value) if one_to_many else (ls.value, found.value)
+            value, keep = _elem_binop(op, vl, vr)
+            if return_bool:
+                value = 1.0 if keep else 0.0
+            elif not keep:
+                continue
+            metric = matching.result_labels(ls.labels, found.labels, op)
+            if return_bool:
+                metric = _drop_name(metric)
+            if matching.card == "one-to-one":
+                if sig in matched:
+                    raise self.error("multiple matches for labels: many-to-one matching must be explicit "
+                                     "(group_left/group_right)")
+                matched[sig] = set()
+            else:
+                inserted = matched.setdefault(sig, set())
+                key = labels_key(metric)
+                if key in inserted:
+                    raise self.error("multiple matches for labels: grouping labels must ensure unique matches")
+                inserted.add(key)
+            out.append(VectorSample(metric, value))
+        return out
+
+
+def _match_op(op: Any) -> MatchOpName:
+    # promql-parser's enums are not hashable, hence comparisons rather than a dict.
+    if op == pp.MatchOp.Equal:
+        return "="
+    if op == pp.MatchOp.NotEqual:
+        return "!="
+    return "=~" if op == pp.MatchOp.Re else "!~"
+
+
+def _unparen(node: Any) -> Any:
+    while isinstance(node, pp.ParenExpr):
+        node = node.expr
+    return node
+
+
+def _absent_labels(node: Any) -> _Labels:
+    """Labels for absent()'s output: the selector's equality matchers, minus names matched twice."""
+    if isinstance(node, pp.MatrixSelector):
+        node = node.vector_selector
+    if not isinstance(node, pp.VectorSelector):
+        return {}
+    out: _Labels = {}
+    removed = []
+    for m in node.matchers.matchers:
+        if m.name == NAME:
+            continue
+        if m.op == pp.MatchOp.Equal and m.name not in out:
+            if m.value:
+                out[m.name] = m.value
+        else:
+            removed.append(m.name)
+    for name in removed:
+        out.pop(name, None)
+    return out
+
+
+# ------------------------------------------------------------------------------------- numeric kernels
+
+
+def _elem_binop(op: str, lhs: float, rhs: float) -> tuple[float, bool]:
+    """Prometheus' vectorElemBinop: IEEE float results (x/0 is ±Inf or NaN, never an exception)."""
+    with np.errstate(all="ignore"):
+        lv, rv = np.float64(lhs), np.float64(rhs)
+        if op == "+":
+            return float(lv + rv), True
+        if op == "-":
+            return float(lv - rv), True
+        if op == "*":
+            return float(lv * rv), True
+        if op == "/":
+            return float(lv / rv), True
+        if op == "^":
+            return _go_pow(lhs, rhs), True
+        if op == "%":
+            return float(np.fmod(lv, rv)), True
+    if op == "==":
+        return lhs, lhs == rhs
+    if op == "!=":
+        return lhs, lhs != rhs
+    if op == ">":
+        return lhs, lhs > rhs
+    if op == "<":
+        return lhs, lhs < rhs
+    if op == ">=":
+        return lhs, lhs >= rhs
+    if op == "<=":
+        return lhs, lhs <= rhs
+    raise PromQLError(f"operator {op} is not supported yet")
+
+
+def _go_pow(x: float, y: float) -> float:
+    """Go's math.Pow (libm's pow rounds differently): exp/log for the fraction, squaring for the integer."""
+    if y == 0 or x == 1:
+        return 1.0
+    if y == 1:
+        return x
+    if math.isnan(x) or math.isnan(y):
+        return math.nan
+    if x == 0:
+        odd = _is_odd_int(y)
+        if y < 0:
+            return math.copysign(math.inf, x) if odd else math.inf
+        return x if odd else 0.0
+    if math.isinf(y):
+        if x == -1:
+            return 1.0
+        return 0.0 if (abs(x) < 1) == (y > 0) else math.inf
+    if math.isinf(x):
+        if x < 0:
+            return _go_pow(1 / x, -y)
+        return 0.0 if y < 0 else math.inf
+    if y == 0.5:
+        return math.sqrt(x)
+    if y == -0.5:
+        return 1 / math.sqrt(x)
+    yf, yi = math.modf(abs(y))
+    if yf != 0 and x < 0:
+        return math.nan
+    if yi >= 2**63:
+        if x == -1:
+            return 1.0
+        return 0.0 if (abs(x) < 1) == (y > 0) else math.inf
+    a1, ae = 1.0, 0
+    if yf != 0:
+        if yf > 0.5:
+            yf -= 1
+            yi += 1
+        a1 = math.exp(yf * math.log(x))
+    x1, xe = math.frexp(x)
+    i = int(yi)
+    while i != 0:
+        if xe < -(1 << 12) or xe > (1 << 12):
+            ae += xe
+            break
+        if i & 1 == 1:
+            a1 *= x1
+            ae += xe
+        x1 *= x1
+        xe <<= 1
+        if x1 < 0.5:
+            x1 += x1
+            xe -= 1
+        i >>= 1
+    if y < 0:
+        a1 = 1 / a1
+        ae = -ae
+    try:
+        return math.ldexp(a1, ae)
+    except OverflowError:
+        return math.copysign(math.inf, a1)
+
+
+def _is_odd_int(y: float) -> bool:
+    if abs(y) >= 2**53:
+        return False
+    yf, yi = math.modf(y)
+    return yf == 0 and int(yi) & 1 == 1
+
+
+def _extrapolated_rate(ts: np.ndarray, v: np.ndarray, range_start: int, range_end: int, range_s: float,
+                       is_counter: bool, is_rate: bool) -> float | None:
+    """promql/functions.go extrapolatedRate (2.42): reset-aware increase, extrapolated to the range edges."""
+    n = len(v)
+    if n < 2:
+        return None
+    result = float(v[-1] - v[0])
+    if is_counter:
+        prev = v[:-1]
+        resets = v[1:] < prev
+        for p in prev[resets]:
+            result += float(p)
+    first_t, last_t, first_v = int(ts[0]), int(ts[-1]), float(v[0])
+    duration_to_start = float(first_t - range_start) / 1000
+    duration_to_end = float(range_end - last_t) / 1000
+    sampled_interval = float(last_t - first_t) / 1000
+    average_between = sampled_interval / float(n - 1)
+    if is_counter and result > 0 and first_v >= 0:
+        duration_to_zero = sampled_interval * (first_v / result)
+        if duration_to_zero < duration_to_start:
+            duration_to_start = duration_to_zero
+    threshold = average_between * 1.1
+    extrapolate_to = sampled_interval
+    extrapolate_to += duration_to_start if duration_to_start < threshold else average_between / 2
+    extrapolate_to += duration_to_end if duration_to_end < threshold else average_between / 2
+    factor = extrapolate_to / sampled_interval
+    if is_rate:
+        factor /= range_s
+    return result * factor
+
+
+def _instant_rate(ts: np.ndarray, v: np.ndarray) -> float | None:
+    """promql/functions.go instantValue for irate: the last two points only."""
+    if len(v) < 2:
+        return None
+    last, prev = float(v[-1]), float(v[-2])
+    result = last if last < prev else last - prev
+    interval = int(ts[-1]) - int(ts[-2])
+    if interval == 0:
+        return None
+    return result / (float(interval) / 1000)
+
+
+def _linear_regression(ts: np.ndarray, v: np.ndarray, intercept_time: int) -> tuple[float, float]:
+    """Least squares as promql/functions.go linearRegression: Kahan-Neumaier sums, in sample order."""
+    init_y = float(v[0])
+    const_y = True
+    n = sum_x = c_x = sum_y = c_y = sum_xy = c_xy = sum_x2 = c_x2 = 0.0
+    for t, y in zip(ts.tolist(), v.tolist(), strict=True):
+        if const_y and n > 0 and y != init_y:
+            const_y = False
+        n += 1.0
+        x = float(t - intercept_time) / 1e3
+        sum_x, c_x = _kahan_inc(x, sum_x, c_x)
+        sum_y, c_y = _kahan_inc(y, sum_y, c_y)
+        sum_xy, c_xy = _kahan_inc(x * y, sum_xy, c_xy)
+        sum_x2, c_x2 = _kahan_inc(x * x, sum_x2, c_x2)
+    if const_y:
+        if math.isinf(init_y):
+            return math.nan, math.nan
+        return 0.0, init_y
+    sum_x += c_x
+    sum_y += c_y
+    sum_xy += c_xy
+    sum_x2 += c_x2
+    cov_xy = sum_xy - sum_x * sum_y / n
+    var_x = sum_x2 - sum_x * sum_x / n
+    with np.errstate(all="ignore"):
+        slope = float(np.float64(cov_xy) / np.float64(var_x))
+    return slope, sum_y / n - slope * sum_x / n
+
+
+def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
+    """promql/functions.go kahanSumInc (Neumaier's variant)."""
+    t = total + inc
+    if abs(total) >= abs(inc):
+        c += (total - t) + inc
+    else:
+        c += (inc - t) + total
+    return t, c
+
+
+def _over_time(name: str, v: np.ndarray, q: float) -> float:
+    values = v.tolist()
+    if name == "count_over_time":
+        return float(len(values))
+    if name == "last_over_time":
+        return float(values[-1])
+    if name == "sum_over_time":
+        total = c = 0.0
+        for x in values:
+            total, c = _kahan_inc(x, total, c)
+        return total if math.isinf(total) else total + c
+    if name == "avg_over_time":
+        return _incremental_mean(values)
+    if name == "min_over_time":
+        lo = values[0]
+        for x in values:
+            if x < lo or math.isnan(lo):
+                lo = x
+        return float(lo)
+    if name == "max_over_time":
+        hi = values[0]
+        for x in values:
+            if x > hi or math.isnan(hi):
+                hi = x
+        return float(hi)
+    if name == "quantile_over_time":
+        return _quantile(q, values)
+    raise PromQLError(f"function {name}() is not supported yet")
+
+
+def _incremental_mean(values: list[float]) -> float:
+    """avg_over_time: Prometheus' overflow-safe running mean with a Kahan-compensated accumulator."""
+    mean = count = c = 0.0
+    for x in values:
+        count += 1
+        if math.isinf(mean):
+            if math.isinf(x) and (mean > 0) == (x > 0):
+                continue
+            if not math.isinf(x) and not math.isnan(x):
+                continue
+        with np.errstate(all="ignore"):
+            inc = float(np.float64(x) / count - np.float64(mean) / count)
+        mean, c = _kahan_inc(inc, mean, c)
+    return mean if math.isinf(mean) else mean + c
+
+
+def _nan_first_key(x: float) -> tuple[int, float]:
+    return (0, 0.0) if math.isnan(x) else (1, x)
+
+
+def _quantile(q: float, values: list[float]) -> float:
+    """promql/quantile.go quantile: linear interpolation between closest ranks, NaNs sorted first."""
+    if not values or math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    ordered = sorted(values, key=_nan_first_key)
+    n = float(len(ordered))
+    rank = q * (n - 1)
+    lower = max(0.0, math.floor(rank))
+    upper = min(n - 1, lower + 1)
+    weight = rank - math.floor(rank)
+    return ordered[int(lower)] * (1 - weight) + ordered[int(upper)] * weight
+
+
+def _aggregate_values(op: str, values: list[float], param: float) -> float:
+    """engine.go aggregation for one group, in input order (the order decides float rounding)."""
+    if op == "sum":
+        total = 0.0
+        for x in values:
+            total += x
+        return total
+    if op == "count":
+        return float(len(values))
+    if op == "avg":
+        return _avg(values)
+    if op == "min":
+        lo = values[0]
+        for x in values[1:]:
+            if lo > x or math.isnan(lo):
+                lo = x
+        return lo
+    if op == "max":
+        hi = values[0]
+        for x in values[1:]:
+            if hi < x or math.isnan(hi):
+                hi = x
+        return hi
+    if op == "stddev":
+        mean, acc, count = values[0], 0.0, 1.0
+        for x in values[1:]:
+            count += 1
+            delta = x - mean
+            mean += delta / count
+            acc += delta * (x - mean)
+        return math.sqrt(acc / count)
+    if op == "quantile":
+        return _quantile(param, values)
+    raise PromQLError(f"aggregation {op} is not supported yet")
+
+
+def _avg(values: list[float]) -> float:
+    mean, count = values[0], 1.0
+    for x in values[1:]:
+        count += 1
+        if math.isinf(mean):
+            if math.isinf(x) and (mean > 0) == (x > 0):
+                continue
+            if not math.isinf(x) and not math.isnan(x):
+                continue
+        with np.errstate(all="ignore"):
+            mean += float(np.float64(x) / count - np.float64(mean) / count)
+    return mean
+
+
+def _top_k(members: list[VectorSample], k: int, reverse: bool) -> list[VectorSample]:
+    """topk/bottomk exactly as engine.go (2.42) with Go's container/heap, so ties pick the same series."""
+    heap: list[VectorSample] = []
+
+    def less(i: int, j: int) -> bool:
+        a, b = heap[i].value, heap[j].value
+        if math.isnan(a):
+            return True
+        return a > b if reverse else a < b
+
+    def swap(i: int, j: int) -> None:
+        heap[i], heap[j] = heap[j], heap[i]
+
+    def up(j: int) -> None:
+        while j > 0:
+            i = (j - 1) // 2
+            if not less(j, i):
+                break
+            swap(i, j)
+            j = i
+
+    def down(i: int, n: int) -> None:
+        while True:
+            j = 2 * i + 1
+            if j >= n:
+                break
+            if j + 1 < n and less(j + 1, j):
+                j += 1
+            if not less(j, i):
+                break
+            swap(i, j)
+            i = j
+
+    for s in members:
+        if not heap:
+            heap.append(s)
+            continue
+        top = heap[0].value
+        displaces = s.value > top if not reverse else s.value < top
+        if len(heap) < k or displaces or math.isnan(top):
+            if len(heap) == k:
+                if k == 1:
+                    heap[0] = s
+                    continue
+                swap(0, len(heap) - 1)
+                down(0, len(heap) - 1)
+                heap.pop()
+            heap.append(s)
+            up(len(heap) - 1)
+    return heap
+
+
+def _histogram_quantile(q: float, vec: list[VectorSample]) -> list[VectorSample]:
+    """promql/functions.go funcHistogramQuantile over classic ``le`` buckets (quantile.go bucketQuantile)."""
+    groups: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[tuple[float, float]]]] = {}
+    for s in vec:
+        le = s.labels.get("le")
+        if le is None:
+            continue
+        try:
+            upper = float(le)
+        except ValueError:
+            continue
+        gl = {k: v for k, v in s.labels.items() if k not in ("le", NAME)}
+        # The metric name is part of the group (prometheus#9910) though not of the output labels.
+        key = (*labels_key(gl), (NAME, s.labels.get(NAME, "")))
+        groups.setdefault(key, (gl, []))[1].append((upper, s.value))
+    return [VectorSample(gl, _bucket_quantile(q, buckets)) for gl, buckets in groups.values()]
+
+
+def _bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    buckets = sorted(buckets, key=lambda b: b[0])
+    if buckets[-1][0] != math.inf:
+        return math.nan
+    coalesced: list[list[float]] = []
+    for upper, count in buckets:
+        if coalesced and coalesced[-1][0] == upper:
+            coalesced[-1][1] += count
+        else:
+            coalesced.append([upper, count])
+    highest = -math.inf
+    for b in coalesced:
+        if b[1] > highest:
+            highest = b[1]
+        elif b[1] < highest:
+            b[1] = highest
+    if len(coalesced) < 2:
+        return math.nan
+    observations = coalesced[-1][1]
+    if observations == 0:
+        return math.nan
+    rank = q * observations
+    idx = next((i for i in range(len(coalesced) - 1) if coalesced[i][1] >= rank), len(coalesced) - 1)
+    if idx == len(coalesced) - 1:
+        return coalesced[-2][0]
+    if idx == 0 and coalesced[0][0] <= 0:
+        return coalesced[0][0]
+    bucket_start = 0.0
+    bucket_end, count = coalesced[idx]
+    if idx > 0:
+        bucket_start = coalesced[idx - 1][0]
+        count -= coalesced[idx - 1][1]
+        rank -= coalesced[idx - 1][1]
+    return bucket_start + (bucket_end - bucket_start) * (rank / count)
+
+
+@dataclass(frozen=True)
+class _Matching:
+    """Vector matching of a binary operator: cardinality, on/ignoring labels and group_x extra labels."""
+
+    card: str
+    on: bool
+    labels: tuple[str, ...]
+    include: tuple[str, ...]
+
+    @classmethod
+    def of(cls, modifier: Any, op: str) -> _Matching:
+        default = "many-to-many" if op in SET_OPERATORS else "one-to-one"
+        if modifier is None:
+            return cls(default, False, (), ())
+        cards = [
+            (pp.VectorMatchCardinality.OneToOne, "one-to-one"),
+            (pp.VectorMatchCardinality.ManyToOne, "many-to-one"),
+            (pp.VectorMatchCardinality.OneToMany, "one-to-many"),
+            (pp.VectorMatchCardinality.ManyToMany, "many-to-many"),
+        ]
+        card = next((name for value, name in cards if modifier.card == value), default)
+        on, labels = False, ()
+        if modifier.matching is not None:
+            on = modifier.matching.type == pp.LabelModifierType.Include
+            labels = tuple(modifier.matching.labels)
+        include = tuple(modifier.group_labels or ()) if card in ("many-to-one", "one-to-many") else ()
+        return cls(card, on, labels, include)
+
+    def signature(self, labels: _Labels) -> tuple[tuple[str, str], ...]:
+        if self.on:
+            return tuple(sorted((k, labels[k]) for k in set(self.labels) if k in labels))
+        drop = {*self.labels, NAME}
+        return tuple(sorted((k, v) for k, v in labels.items() if k not in drop))
+
+    def result_labels(self, lhs: _Labels, rhs: _Labels, op: str) -> _Labels:
+        out = _drop_name(lhs) if op in ARITHMETIC else dict(lhs)
+        if self.card == "one-to-one":
+            if self.on:
+                out = {k: v for k, v in out.items() if k in self.labels}
+            else:
+                out = {k: v for k, v in out.items() if k not in self.labels}
+        for name in self.include:
+            value = rhs.get(name, "")
+            if value:
+                out[name] = value
+            else:
+                out.pop(name, None)
+        return out
+
+
+def _set_operation(
+    op: str, lhs: list[VectorSample], rhs: list[VectorSample], matching: _Matching
+) -> list[VectorSample]:
+    """and / or / unless: many-to-many by signature; names are kept."""
+    if op == "and":
+        if not lhs or not rhs:
+            return []
+        right = {matching.signature(s.labels) for s in rhs}
+        return [s for s in lhs if matching.signature(s.labels) in right]
+    if op == "or":
+        if not lhs:
+            return list(rhs)
+        if not rhs:
+            return list(lhs)
+        left = {matching.signature(s.labels) for s in lhs}
+        return [*lhs, *(s for s in rhs if matching.signature(s.labels) not in left)]
+    if not lhs or not rhs:
+        return list(lhs)
+    right = {matching.signature(s.labels) for s in rhs}
+    return [s for s in lhs if matching.signature(s.labels) not in right]

@@ -1,0 +1,145 @@
+"""Recent raw samples per series, in growable numpy arrays, for the PromQL evaluator.
+
+The store keeps enough history for the longest range a rule reads plus the 5-minute lookback; older
+points are trimmed as new ones arrive, so memory stays bounded on an endless stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from core.promql.values import STALE_NAN, Matcher, SeriesData, labels_key
+
+_INITIAL_CAPACITY = 16
+
+
+class _SeriesBuffer:
+    """Ascending (ts, value) columns with spare capacity at the end, so appends are amortised O(1)."""
+
+    __slots__ = ("labels", "n", "start", "ts", "values")
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+        self.ts = np.empty(_INITIAL_CAPACITY, dtype=np.float64)
+        self.values = np.empty(_INITIAL_CAPACITY, dtype=np.float64)
+        self.start = 0
+        self.n = 0
+
+    @property
+    def last_ts(self) -> float:
+        return float(self.ts[self.n - 1]) if self.n > self.start else -np.inf
+
+    def append(self, ts: np.ndarray, values: np.ndarray, retention: float) -> None:
+        keep = ts > self.last_ts
+        if not keep.all():
+            ts, values = ts[keep], values[keep]
+        k = len(ts)
+        if k == 0:
+            return
+        if self.n + k > len(self.ts):
+            self._compact(float(ts[-1]) - retention, k)
+        self.ts[self.n : self.n + k] = ts
+        self.values[self.n : self.n + k] = values
+        self.n += k
+
+    def _compact(self, before: float, incoming: int) -> None:
+        """Drop points older than ``before`` and make room for ``incoming`` more (doubling, amortised)."""
+        live_ts = self.ts[self.start : self.n]
+        first = self.start + int(np.searchsorted(live_ts, before, side="left"))
+        live = self.n - first
+        capacity = max(_INITIAL_CAPACITY, 2 * (live + incoming))
+        new_ts = np.empty(capacity, dtype=np.float64)
+        new_values = np.empty(capacity, dtype=np.float64)
+        new_ts[:live] = self.ts[first : self.n]
+        new_values[:live] = self.values[first : self.n]
+        self.ts, self.values, self.start, self.n = new_ts, new_values, 0, live
+
+    def window(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        live_ts = self.ts[self.start : self.n]
+        lo = int(np.searchsorted(live_ts, start, side="right"))
+        hi = int(np.searchsorted(live_ts, end, side="right"))
+        return live_ts[lo:hi].copy(), self.values[self.start + lo : self.start + hi].copy()
+
+    def prune(self, before: float) -> None:
+        live_ts = self.ts[self.start : self.n]
+        self.start += int(np.searchsorted(live_ts, before, side="left"))
+
+    def __len__(self) -> int:
+        return self.n - self.start
+
+
+class SeriesStore:
+    """Recent raw samples per series (numpy arrays), enough for the longest range + 5 min lookback."""
+
+    def __init__(self, retention: float = 3600.0) -> None:
+        self.retention = retention
+        self._series: dict[tuple[tuple[str, str], ...], _SeriesBuffer] = {}
+        self._by_name: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+
+    def _buffer(self, name: str, labels: Mapping[str, str]) -> _SeriesBuffer:
+        full = {k: v for k, v in labels.items() if v != "" and k != "__name__"}
+        full["__name__"] = name
+        key = labels_key(full)
+        buf = self._series.get(key)
+        if buf is None:
+            buf = self._series[key] = _SeriesBuffer(full)
+            self._by_name.setdefault(name, set()).add(key)
+        return buf
+
+    def append(self, name: str, labels: Mapping[str, str], ts: np.ndarray, values: np.ndarray) -> None:
+        """Add points (ascending ts); points not newer than the series' last point are dropped."""
+        ts = np.asarray(ts, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64)
+        if ts.shape != values.shape:
+            raise ValueError(f"ts and values differ in length: {ts.shape} != {values.shape}")
+        if len(ts) > 1 and np.any(np.diff(ts) <= 0):
+            order = np.argsort(ts, kind="stable")
+            ts, values = ts[order], values[order]
+            fresh = np.concatenate(([True], np.diff(ts) > 0))
+            ts, values = ts[fresh], values[fresh]
+        self._buffer(name, labels).append(ts, values, self.retention)
+
+    def append_one(self, name: str, labels: Mapping[str, str], ts: float, value: float) -> None:
+        self._buffer(name, labels).append(
+            np.array([ts], dtype=np.float64), np.array([value], dtype=np.float64), self.retention
+        )
+
+    def mark_stale(self, name: str, labels: Mapping[str, str], ts: float) -> None:
+        """Write Prometheus' staleness marker: the series ends here for instant selectors."""
+        self.append_one(name, labels, ts, STALE_NAN)
+
+    def select(self, matchers: Sequence[Matcher], start: float, end: float) -> list[SeriesData]:
+        """Series matching every matcher, with their points in ``start < ts <= end`` (markers included)."""
+        names = [m.value for m in matchers if m.name == "__name__" and m.op == "="]
+        if names:
+            keys: set[tuple[tuple[str, str], ...]] | list[tuple[tuple[str, str], ...]] = self._by_name.get(
+                names[0], set()
+            )
+        else:
+            keys = list(self._series)
+        out: list[SeriesData] = []
+        for key in sorted(keys):
+            buf = self._series[key]
+            if not all(m.matches(buf.labels) for m in matchers):
+                continue
+            ts, values = buf.window(start, end)
+            if len(ts):
+                out.append(SeriesData(labels=dict(buf.labels), ts=ts, values=values))
+        return out
+
+    def prune(self, before: float) -> None:
+        """Forget points older than ``before``, and series left with none."""
+        for key in list(self._series):
+            buf = self._series[key]
+            buf.prune(before)
+            if len(buf) == 0:
+                del self._series[key]
+                name = buf.labels["__name__"]
+                self._by_name[name].discard(key)
+                if not self._by_name[name]:
+                    del self._by_name[name]
+
+    def series_count(self) -> int:
+        return len(self._series)
