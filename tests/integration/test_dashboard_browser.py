@@ -231,7 +231,8 @@ async def test_chart_hover_and_range_buttons(dashboard_url: tuple[str, int]) -> 
                 page = next(t for t in targets if t["type"] == "page")
                 async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                     dt = _DevTools(ws)
-                    await dt.call("Page.navigate", url=f"{base}/?series={sid:016x}&range=-24h")
+                    # No auto-refresh during the interaction: a redraw would hide the hover mid-test.
+                    await dt.call("Page.navigate", url=f"{base}/?series={sid:016x}&range=-24h&refresh=3600")
                     await dt.wait_for("document.querySelector('svg[data-points] path.line') !== null")
                     x, y = await dt.wait_for(
                         "(() => { const o = document.querySelector('.overlay'); o.scrollIntoView({block: 'center'});"
