@@ -7,6 +7,7 @@ them: window state is kept by the pure core and checkpointed into plain tables (
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -33,6 +34,7 @@ def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **override
         "datadir": str(cfg.data_path / "faust"),
     }
     settings.update(overrides)
+    Path(settings["datadir"]).mkdir(parents=True, exist_ok=True)
     app = faust.App(cfg.worker.app_id, **settings)
     app.wk_config = cfg  # type: ignore[attr-defined]
     for name in modules:

@@ -63,3 +63,11 @@ def wk_config(broker: str, tmp_path: Path, request: pytest.FixtureRequest) -> Co
     cfg.dashboard.port = free_port()
     asyncio.run(ensure_topics(broker, topic_plan(cfg)))
     return cfg
+
+
+def write_config(cfg: Config, path: Path) -> Path:
+    """Write `cfg` as a watchkeeper.yaml, for components run as subprocesses."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -18,9 +17,6 @@ from schemas.series_id import series_id
 
 END = datetime(2026, 11, 16, tzinfo=UTC)
 START = END - timedelta(days=7)
-TABLES_SQL = Path(__file__).parent / "fixtures" / "clickhouse" / "tables.sql"
-
-
 @dataclass
 class Series:
     name: str
@@ -63,10 +59,10 @@ class Dataset:
 
 
 def create_tables(client: Client) -> None:
-    for stmt in TABLES_SQL.read_text().split(";"):
-        body = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
-        if body:
-            client.command(body)
+    """The sink's own DDL, so the reports are tested against exactly the tables production writes."""
+    from sinks.clickhouse_schema import create_tables as create
+
+    create(client, samples_ttl_days=3650)
 
 
 SLOS = {

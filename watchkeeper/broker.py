@@ -83,7 +83,8 @@ def start_broker(host: str, port: int, log_path: Path | None = None, timeout: fl
     if port_open(host, port):
         raise BrokerError(f"something already listens on {host}:{port}; stop it or set broker.port")
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (owned by the child)
-    proc = subprocess.Popen(broker_command(host, port), stdout=out, stderr=subprocess.STDOUT,
+    # Own session: Ctrl-C on `watchkeeper up` must not kill the broker before the clients have stopped.
+    proc = subprocess.Popen(broker_command(host, port), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,0 +1,13 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY schemas schemas
+COPY core core
+COPY agents agents
+COPY producers producers
+COPY sinks sinks
+COPY watchkeeper watchkeeper
+RUN pip install --no-cache-dir . && mkdir -p /data
+ENV WK_CONFIG=/app/watchkeeper.yaml
+WORKDIR /data
+CMD ["watchkeeper", "--help"]

@@ -1,0 +1,70 @@
+"""Streaming anomaly detectors with calibrated scores in [0, 1] (see `base.py` for the contract).
+
+``make_detector("ensemble", window=288)`` builds one; ``detector_from_bytes(raw)`` restores a saved one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.detectors.base import Detector
+from core.detectors.ensemble import EnsembleDetector
+from core.detectors.flatline import FlatlineDetector
+from core.detectors.level_shift import LevelShiftDetector
+from core.detectors.robust import RobustDetector
+from core.detectors.seasonal import SeasonalDetector
+from core.detectors.state_codec import StateDecodeError, unpack_state
+from core.detectors.zscore import ZScoreDetector
+from core.errors import CoreError
+
+DETECTORS: dict[str, Any] = {
+    cls.name: cls
+    for cls in (EnsembleDetector, RobustDetector, SeasonalDetector, LevelShiftDetector, FlatlineDetector,
+                ZScoreDetector)
+}
+DEFAULT_DETECTOR = "ensemble"
+
+
+class DetectorParamError(CoreError):
+    """An unknown detector, unknown parameter or a parameter value of the wrong type."""
+
+
+def coerce_params(name: str, raw: dict[str, str]) -> dict[str, Any]:
+    """``{"window": "100"}`` -> ``{"window": 100}`` using the detector's declared parameter types."""
+    if name not in DETECTORS:
+        raise DetectorParamError(f"unknown detector {name!r}; choose one of: {', '.join(DETECTORS)}")
+    spec = DETECTORS[name].PARAMS
+    out: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in spec:
+            raise DetectorParamError(f"detector {name!r} has no parameter {key!r}; it has: {', '.join(spec)}")
+        typ = spec[key][0]
+        try:
+            out[key] = typ(float(text)) if typ is int and float(text).is_integer() else typ(text)
+        except ValueError as exc:
+            raise DetectorParamError(f"parameter {key}={text!r}: expected {typ.__name__}") from exc
+    return out
+
+
+def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
+    if name not in DETECTORS:
+        raise DetectorParamError(f"unknown detector {name!r}; choose one of: {', '.join(DETECTORS)}")
+    try:
+        det: Detector = DETECTORS[name](**params)
+    except (TypeError, ValueError) as exc:
+        raise DetectorParamError(f"detector {name!r}: {exc}") from exc
+    return det
+
+
+def detector_from_bytes(raw: bytes) -> Detector:
+    meta, fields = unpack_state(raw)
+    det = make_detector(meta["detector"], **meta["params"])
+    try:
+        det.load_fields(fields)
+    except KeyError as exc:
+        raise StateDecodeError(f"detector state lacks field {exc}") from exc
+    return det
+
+
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "DetectorParamError", "coerce_params",
+           "detector_from_bytes", "make_detector"]

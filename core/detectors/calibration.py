@@ -1,0 +1,140 @@
+"""Turning a detector's raw statistic into a calibrated tail probability, per series, as it streams.
+
+Why: a raw z of 6 is routine on a spiky latency series and unheard of on a flat CPU series, yet users set
+ONE threshold. So each detector's raw statistic r is compared with the distribution of its own past raw
+values on the same series (its running null):
+
+    p(r) = P(past raw >= r)          score = 1 - p
+
+so ``score >= 0.99`` means "rarer than 1 in 100 of this series' points", whatever the series looks like.
+
+How, in O(1) memory: a histogram of g = log1p(r), with 320 fine bins of 1/64 for g <= 5 (r <= 147,
+where a series' raw values usually live, often concentrated in a narrow band) and 120 of 1/8 above (up
+to g = 20, r = 5e8),
+its counts decayed with a half-life of ``halflife`` points so it follows slow regime changes. Inside a
+bin the count is interpolated linearly. Where the empirical tail is too thin to trust (fewer than 5
+decayed counts at or above r), an exponential tail in g, i.e. a Pareto tail in r, fitted on the 95% and
+99.5% quantiles (a two-quantile peaks-over-threshold fit), extrapolates, so that extreme points keep
+being ordered (1 in 10^4, 1 in 10^6...) instead of all saturating at 1 - 1/n. A +1 prior in the
+empirical estimate keeps the empirical part from calling anything 1-in-1000 rare after 50 points; a
+young series (30 to 400 points learnt) gets its tail fitted on its median and 90% quantile instead, so
+a 20-sigma spike in the first hours is still called rare, by extrapolation.
+
+A NaN raw value means "no opinion yet" (a detector still learning): it scores p = 1 and is not
+learnt, so the noisy statistics of a half-filled window do not pollute the series' null.
+
+The histogram is frozen within blocks of ``block`` points and updated at block ends, so a whole call is
+computed at once with numpy (block-by-block histograms via one 2-D bincount and a decayed cumsum),
+exactly as if it had been fed point by point in blocks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.detectors.base import Stateful
+
+_TAIL_HI = 0.05  # quantile levels of the two-point tail fit
+_TAIL_LO = 0.005
+_MIN_FIT = 400.0  # decayed count needed before the tail fit on the 95% / 99.5% quantiles is trusted
+_YOUNG_HI, _YOUNG_LO = 0.5, 0.1  # before that, a young series' tail is fitted on its median and 90%
+_MIN_YOUNG = 30.0
+_MIN_EMPIRICAL = 5.0  # counts at or above r needed to trust the empirical tail
+_FINE_BINS, _FINE_PER_G, _G_SPLIT = 320, 64.0, 5.0
+_COARSE_BINS, _COARSE_PER_G = 120, 8.0
+_MAX_CALL = 65536  # points per internal step: bounds the decay exponents and the block matrix
+
+
+class TailCalibrator(Stateful):
+    """Raw statistic (>= 0, larger = more anomalous) -> tail probability under the series' own history."""
+
+    _state_fields = ("counts", "pending", "n")
+
+    def __init__(self, block: int = 64, halflife: float = 20000.0, extrapolate: bool = True) -> None:
+        self.block, self.halflife, self.bins = block, halflife, _FINE_BINS + _COARSE_BINS
+        self.extrapolate = extrapolate
+        self.counts = np.zeros(self.bins)
+        self.pending = np.zeros(block)
+        self.n = 0
+
+    def p_batch(self, raw: np.ndarray) -> np.ndarray:
+        if len(raw) <= _MAX_CALL:
+            return self._p_batch(raw)
+        return np.concatenate([self._p_batch(raw[i : i + _MAX_CALL]) for i in range(0, len(raw), _MAX_CALL)])
+
+    def _p_batch(self, raw: np.ndarray) -> np.ndarray:
+        B, nb = self.block, self.bins
+        npend = self.n % B
+        allr = np.concatenate((self.pending[:npend], np.maximum(raw, 0.0)))
+        m = len(allr)
+        k_done = m // B
+        known = ~np.isnan(allr)
+        g_all = np.log1p(np.where(known, allr, 0.0))
+        u_all = _to_bin(g_all)
+        b_all = np.minimum(u_all.astype(np.int64), nb - 1)
+        frac_all = np.clip(u_all - b_all, 0.0, 1.0)
+
+        counts = np.empty((k_done + 1, nb))
+        counts[0] = self.counts
+        if k_done:
+            blk = np.repeat(np.arange(k_done), B)
+            hist = np.bincount(blk * nb + b_all[: k_done * B], weights=known[: k_done * B],
+                               minlength=k_done * nb).reshape(k_done, nb)
+            r = 0.5 ** (B / self.halflife)
+            steps = np.arange(1, k_done + 1, dtype=np.float64)
+            acc = np.cumsum(hist * (r**-steps)[:, None], axis=0)
+            counts[1:] = (self.counts + acc) * (r**steps)[:, None]
+
+        tail = np.zeros((k_done + 1, nb + 1))
+        tail[:, :nb] = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+        total = tail[:, 0]
+
+        rows = (npend + np.arange(len(raw))) // B
+        b = b_all[npend:]
+        fr = frac_all[npend:]
+        g = g_all[npend:]
+        tail_ge = tail[rows, b + 1] + (1.0 - fr) * counts[rows, b]
+        p = (tail_ge + 1.0) / (total[rows] + 1.0)
+
+        fit = total >= _MIN_YOUNG
+        if self.extrapolate and fit[rows].any():
+            mature = total >= _MIN_FIT
+            hi = np.where(mature, _TAIL_HI, _YOUNG_HI)
+            lo = np.where(mature, _TAIL_LO, _YOUNG_LO)
+            g_hi = _to_g(self._quantile(tail, counts, total, hi))
+            g_lo = _to_g(self._quantile(tail, counts, total, lo))
+            beta = (g_lo - g_hi) / np.log(hi / lo)
+            # a degenerate fit (both quantiles in the same narrow band: a discrete raw statistic such
+            # as a run length) says nothing about the tail: keep the empirical estimate
+            fit &= beta > 1 / 64
+            beta = np.maximum(beta, 1 / 64)
+            over = g - g_hi[rows]
+            use = fit[rows] & (tail_ge < _MIN_EMPIRICAL) & (over > 0)
+            if use.any():
+                p_tail = hi[rows] * np.exp(-np.maximum(over, 0.0) / beta[rows])
+                p = np.where(use, np.minimum(p, p_tail), p)
+
+        p = np.where(known[npend:], p, 1.0)
+        self.counts = counts[k_done]
+        self.pending[: m - k_done * B] = allr[k_done * B :]
+        self.n += len(raw)
+        return np.clip(p, 1e-15, 1.0)
+
+    @staticmethod
+    def _quantile(tail: np.ndarray, counts: np.ndarray, total: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Per row, the position (bin units) above which a fraction ``alpha`` of the mass lies."""
+        level = alpha * total
+        j = np.maximum((tail > level[:, None]).sum(axis=1), 1)  # tail is non-increasing along bins
+        idx = np.arange(len(total))
+        above = tail[idx, j - 1]
+        in_bin = np.maximum(counts[idx, np.minimum(j - 1, counts.shape[1] - 1)], 1e-300)
+        return (j - 1) + np.clip((above - level) / in_bin, 0.0, 1.0)
+
+
+def _to_bin(g: np.ndarray) -> np.ndarray:
+    """g = log1p(raw) -> fractional bin position (fine below g = 5, coarse above)."""
+    return np.where(g <= _G_SPLIT, g * _FINE_PER_G, _FINE_BINS + (g - _G_SPLIT) * _COARSE_PER_G)
+
+
+def _to_g(u: np.ndarray) -> np.ndarray:
+    return np.where(u <= _FINE_BINS, u / _FINE_PER_G, _G_SPLIT + (u - _FINE_BINS) / _COARSE_PER_G)

@@ -1,0 +1,65 @@
+"""The ensemble: robust + seasonal + level-shift + flat-line, combined by their calibrated p-values.
+
+Why p-values: every member's p is already "how rare is this point for this series, by my measure", so
+they are comparable without tuning. Combination, a weighted Bonferroni bound:
+
+    p_bonf = min(1, min_i p_i / w_i),   sum w_i = 1
+
+is never over-confident (P(p_bonf <= a) <= a whatever the members' dependence), and lets the most
+surprised member speak. The weights encode how much each member's far tail can be trusted on real
+series (measured in bench/anomaly): robust 0.5, flat-line 0.3, seasonal 0.1 (and only while a daily or
+weekly profile is in use; otherwise it repeats the robust member), level shift 0.1.
+Bonferroni alone is conservative (about w times too few alarms in the body), so the ensemble re-ranks
+-log p_bonf through its own calibrator WITHOUT tail extrapolation and keeps the smaller of the two:
+calibrated where the series' history can tell, Bonferroni-bounded in the far tail beyond it.
+Each member covers a failure mode the others miss: spikes and dips (robust), broken daily/weekly
+patterns (seasonal), small persistent shifts and drifts (level shift), stuck values and stopped
+counters (flat-line).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from core.detectors.base import Detector
+from core.detectors.calibration import TailCalibrator
+from core.detectors.flatline import FlatlineDetector
+from core.detectors.level_shift import LevelShiftDetector
+from core.detectors.robust import RobustDetector
+from core.detectors.seasonal import SeasonalDetector
+
+WEIGHTS = (0.5, 0.1, 0.1, 0.3)  # robust, seasonal, level shift, flat-line
+
+
+class EnsembleDetector(Detector):
+    name = "ensemble"
+    PARAMS: ClassVar[dict[str, tuple[type, Any, str]]] = {
+        "window": (int, 288, "points in the members' windows"),
+        "halflife": (float, 20000.0, "half-life (points) of every calibration history"),
+    }
+    _state_fields = ("robust", "seasonal", "levelshift", "flatline", "calibrator", "n")
+
+    def __init__(self, window: int = 288, halflife: float = 20000.0) -> None:
+        self.params = {"window": window, "halflife": halflife}
+        self.robust = RobustDetector(window=window, halflife=halflife)
+        self.seasonal = SeasonalDetector(window=window, halflife=halflife, only_seasonal=1)
+        self.levelshift = LevelShiftDetector(window=window, halflife=halflife)
+        self.seasonal.calibrator.extrapolate = self.levelshift.calibrator.extrapolate = False
+        self.flatline = FlatlineDetector(halflife=halflife)
+        self.calibrator = TailCalibrator(halflife=halflife, extrapolate=False)
+        self.learning = window  # until the members have a full window
+        self.n = 0
+
+    def members(self) -> tuple[Detector, ...]:
+        return (self.robust, self.seasonal, self.levelshift, self.flatline)
+
+    def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+        p = np.ones(len(values))
+        for member, weight in zip(self.members(), WEIGHTS, strict=True):
+            p = np.minimum(p, member.p_batch(ts, values) / weight)
+        learning = self.n + np.arange(len(p)) < self.learning
+        self.n += len(p)
+        p = np.where(learning, 1.0, p)
+        return np.minimum(p, self.calibrator.p_batch(np.where(learning, np.nan, -np.log(p))))

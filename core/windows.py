@@ -1,0 +1,303 @@
+"""Event-time tumbling windows per series, aligned to the epoch, closed by the watermark.
+
+State is columnar: one row ("slot") per open (series, window) in numpy arrays, and the DDSketch bins of
+every open window as (slot << CODE_BITS | bin code, count) pairs, so a batch of samples is applied with a
+handful of whole-array operations rather than one Python object per sample.
+
+Semantics (DESIGN.md, Time):
+- window k of a series covers [k * width, (k + 1) * width);
+- the watermark is the max event time seen minus `allowed_lateness`; windows whose end is at or before
+  it close and are emitted once;
+- a sample whose window has already closed is late: it is returned to the caller (dead-letter), never
+  applied and never silently dropped;
+- counter increase is reset-aware (a drop means the counter restarted from 0) and each delta between
+  consecutive samples of a series is attributed to the window of the later sample, so the increases of
+  adjacent windows add up exactly to the increase over their union. A counter sample older than the
+  series' newest applied sample is counted in count/sum/min/max but adds no increase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.ddsketch_bins import CODE_BITS, GAMMA, KEY_OFFSET, NEG_BASE, ZERO_CODE, codes_of
+from core.sample_columns import SampleColumns
+from core.series_registry import SeriesRegistry
+
+_MULT = 1.0 / np.log2(GAMMA)
+_CODE_MASK = (1 << CODE_BITS) - 1
+
+
+@dataclass(frozen=True)
+class ClosedWindows:
+    """Windows closed by one watermark advance, sorted by (start, series id): deterministic order."""
+
+    series: np.ndarray  # dense series index
+    start: np.ndarray
+    end: np.ndarray
+    count: np.ndarray
+    sum: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    last: np.ndarray
+    increase: np.ndarray
+    quantiles: dict[float, np.ndarray]
+    bin_offsets: np.ndarray  # window i's bins are bin_codes[bin_offsets[i]:bin_offsets[i + 1]]
+    bin_codes: np.ndarray
+    bin_counts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    @classmethod
+    def empty(cls, quantiles: tuple[float, ...]) -> ClosedWindows:
+        f, i = np.zeros(0), np.zeros(0, dtype=np.int64)
+        return cls(i, f, f, i, f, f, f, f, f, {q: f for q in quantiles}, np.zeros(1, dtype=np.int64), i, i)
+
+
+class WindowEngine:
+    """Windows of one input partition (the watermark is per partition)."""
+
+    def __init__(
+        self,
+        registry: SeriesRegistry,
+        width: float = 10.0,
+        allowed_lateness: float = 5.0,
+        quantiles: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99),
+    ) -> None:
+        self.registry = registry
+        self.width = float(width)
+        self.allowed_lateness = float(allowed_lateness)
+        self.quantiles = quantiles
+        self.max_event_time = -np.inf
+        self.closed_before = np.iinfo(np.int64).min  # windows with k below this are closed
+        self.late_samples = 0
+        self._slot_of: dict[int, int] = {}
+        self._free: list[int] = []
+        self._n_slots = 0
+        cap = 1024
+        self._k = np.zeros(cap, dtype=np.int64)
+        self._series = np.zeros(cap, dtype=np.int64)
+        self._used = np.zeros(cap, dtype=bool)
+        self._count = np.zeros(cap, dtype=np.int64)
+        self._sum = np.zeros(cap)
+        self._min = np.zeros(cap)
+        self._max = np.zeros(cap)
+        self._last = np.zeros(cap)
+        self._last_ts = np.zeros(cap)
+        self._inc = np.zeros(cap)
+        self._bin_keys: list[np.ndarray] = []
+        self._bin_counts: list[np.ndarray] = []
+        self._prev_val = np.full(1024, np.nan)
+        self._prev_ts = np.full(1024, -np.inf)
+
+    @property
+    def watermark(self) -> float:
+        return float(self.max_event_time - self.allowed_lateness)
+
+    @property
+    def open_windows(self) -> int:
+        return len(self._slot_of)
+
+    def ingest(self, cols: SampleColumns) -> np.ndarray:
+        """Apply a batch; return the boolean mask of its late samples (not applied)."""
+        if len(cols) == 0:
+            return np.zeros(0, dtype=bool)
+        k = np.floor(cols.ts / self.width).astype(np.int64)
+        late = k < self.closed_before
+        if late.any():
+            self.late_samples += int(late.sum())
+            keep = ~late
+            cols, k = cols.take(keep), k[keep]
+            if len(cols) == 0:
+                return late
+        self._apply(cols, k)
+        self.max_event_time = max(self.max_event_time, float(cols.ts.max()))
+        return late
+
+    def advance(self) -> ClosedWindows:
+        """Close every window whose end is at or before the watermark."""
+        if not np.isfinite(self.max_event_time):
+            return ClosedWindows.empty(self.quantiles)
+        close_before = int(np.floor(self.watermark / self.width))
+        if close_before <= self.closed_before:
+            return ClosedWindows.empty(self.quantiles)
+        self.closed_before = close_before
+        n = self._n_slots
+        closing = self._used[:n] & (self._k[:n] < close_before)
+        return self._close(np.flatnonzero(closing))
+
+    def flush(self) -> ClosedWindows:
+        """Close every open window regardless of the watermark (end of input in tests and replays)."""
+        n = self._n_slots
+        return self._close(np.flatnonzero(self._used[:n]))
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _apply(self, cols: SampleColumns, k: np.ndarray) -> None:
+        order = np.lexsort((cols.ts, cols.series))
+        sidx, ts, v, counter, k = cols.series[order], cols.ts[order], cols.values[order], cols.counter[order], k[order]
+        n = len(ts)
+        self._grow_series(int(sidx.max()) + 1)
+        inc = self._counter_increase(sidx, ts, v, counter)
+
+        change = np.empty(n, dtype=bool)
+        change[0] = True
+        np.not_equal(sidx[1:], sidx[:-1], out=change[1:])
+        change[1:] |= k[1:] != k[:-1]
+        starts = np.flatnonzero(change)
+        ends = np.append(starts[1:], n)
+        counts = ends - starts
+        g_series, g_k = sidx[starts], k[starts]
+
+        slots = np.empty(len(starts), dtype=np.int64)
+        slot_of = self._slot_of
+        for i, key in enumerate(((g_series << 32) | (g_k & 0xFFFFFFFF)).tolist()):
+            slot = slot_of.get(key)
+            if slot is None:
+                slot = self._new_slot(int(g_series[i]), int(g_k[i]))
+                slot_of[key] = slot
+            slots[i] = slot
+
+        fresh = self._count[slots] == 0
+        self._count[slots] += counts
+        self._sum[slots] += np.add.reduceat(v, starts)
+        g_min, g_max = np.minimum.reduceat(v, starts), np.maximum.reduceat(v, starts)
+        self._min[slots] = np.where(fresh, g_min, np.minimum(self._min[slots], g_min))
+        self._max[slots] = np.where(fresh, g_max, np.maximum(self._max[slots], g_max))
+        g_last, g_last_ts = v[ends - 1], ts[ends - 1]
+        newer = fresh | (g_last_ts >= self._last_ts[slots])
+        self._last[slots] = np.where(newer, g_last, self._last[slots])
+        self._last_ts[slots] = np.where(newer, g_last_ts, self._last_ts[slots])
+        self._inc[slots] += np.add.reduceat(inc, starts)
+
+        composite = (np.repeat(slots, counts) << CODE_BITS) | codes_of(v)
+        keys, bin_counts = np.unique(composite, return_counts=True)
+        self._bin_keys.append(keys)
+        self._bin_counts.append(bin_counts)
+
+    def _counter_increase(self, sidx: np.ndarray, ts: np.ndarray, v: np.ndarray, counter: np.ndarray) -> np.ndarray:
+        inc = np.zeros(len(v))
+        if not counter.any():
+            return inc
+        pos = np.flatnonzero(counter & (ts > self._prev_ts[sidx]))
+        if len(pos) == 0:
+            return inc
+        s, t, x = sidx[pos], ts[pos], v[pos]
+        first = np.empty(len(pos), dtype=bool)
+        first[0] = True
+        np.not_equal(s[1:], s[:-1], out=first[1:])
+        before = np.empty(len(pos))
+        before[1:] = x[:-1]
+        before[first] = self._prev_val[s[first]]
+        delta = x - before
+        inc[pos] = np.where(np.isnan(before), 0.0, np.where(delta >= 0, delta, x))
+        last = np.append(first[1:], True)
+        self._prev_val[s[last]] = x[last]
+        self._prev_ts[s[last]] = t[last]
+        return inc
+
+    def _new_slot(self, series: int, k: int) -> int:
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = self._n_slots
+            self._n_slots += 1
+            if slot >= len(self._k):
+                self._grow_slots()
+        self._used[slot] = True
+        self._series[slot], self._k[slot] = series, k
+        self._count[slot] = 0
+        self._sum[slot] = self._inc[slot] = 0.0
+        return slot
+
+    def _grow_slots(self) -> None:
+        for name in ("_k", "_series", "_used", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc"):
+            old = getattr(self, name)
+            setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
+
+    def _grow_series(self, n: int) -> None:
+        if n > len(self._prev_val):
+            size = max(n, 2 * len(self._prev_val))
+            self._prev_val = np.concatenate([self._prev_val, np.full(size - len(self._prev_val), np.nan)])
+            self._prev_ts = np.concatenate([self._prev_ts, np.full(size - len(self._prev_ts), -np.inf)])
+
+    def _close(self, slots: np.ndarray) -> ClosedWindows:
+        if len(slots) == 0:
+            return ClosedWindows.empty(self.quantiles)
+        ids = self.registry.ids[self._series[slots]]
+        slots = slots[np.lexsort((ids, self._k[slots]))]
+        closing = np.zeros(self._n_slots, dtype=bool)
+        closing[slots] = True
+
+        keys = np.concatenate(self._bin_keys) if self._bin_keys else np.zeros(0, dtype=np.int64)
+        counts = np.concatenate(self._bin_counts) if self._bin_counts else np.zeros(0, dtype=np.int64)
+        mine = closing[keys >> CODE_BITS]
+        self._bin_keys = [keys[~mine]] if (~mine).any() else []
+        self._bin_counts = [counts[~mine]] if self._bin_keys else []
+        keys, counts = _sum_by_key(keys[mine], counts[mine])
+        # Renumber bins from slot order to output order, then sort by (window, value order).
+        rank = np.empty(self._n_slots, dtype=np.int64)
+        rank[slots] = np.arange(len(slots))
+        win = rank[keys >> CODE_BITS]
+        codes = keys & _CODE_MASK
+        order = np.lexsort((_value_order(codes), win))
+        win, codes, counts = win[order], codes[order], counts[order]
+        offsets = np.searchsorted(win, np.arange(len(slots) + 1))
+
+        vmin, vmax = self._min[slots].copy(), self._max[slots].copy()
+        result = ClosedWindows(
+            series=self._series[slots].copy(),
+            start=self._k[slots] * self.width,
+            end=(self._k[slots] + 1) * self.width,
+            count=self._count[slots].copy(),
+            sum=self._sum[slots].copy(),
+            min=vmin,
+            max=vmax,
+            last=self._last[slots].copy(),
+            increase=self._inc[slots].copy(),
+            quantiles={q: np.clip(_quantile(q, offsets, codes, counts), vmin, vmax) for q in self.quantiles},
+            bin_offsets=offsets,
+            bin_codes=codes,
+            bin_counts=counts,
+        )
+        for s, kk in zip(self._series[slots].tolist(), self._k[slots].tolist(), strict=True):
+            del self._slot_of[(s << 32) | (kk & 0xFFFFFFFF)]
+        self._used[slots] = False
+        self._free.extend(slots.tolist())
+        return result
+
+
+def _sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    return uniq, np.bincount(inverse, weights=counts, minlength=len(uniq)).astype(np.int64)
+
+
+def _value_order(codes: np.ndarray) -> np.ndarray:
+    """Sort key that orders bin codes by the values they stand for: negatives (largest magnitude
+    first), zero, positives."""
+    neg = (codes >= NEG_BASE) & (codes < ZERO_CODE)
+    non_negative = np.where(codes == ZERO_CODE, NEG_BASE + 1, NEG_BASE + 2 + codes)
+    return np.where(neg, NEG_BASE - (codes - NEG_BASE), non_negative)
+
+
+def code_values(codes: np.ndarray) -> np.ndarray:
+    """The representative value of each bin code."""
+    neg = (codes >= NEG_BASE) & (codes < ZERO_CODE)
+    zero = codes == ZERO_CODE
+    key = np.where(zero, 0, np.where(neg, codes - NEG_BASE, codes) - KEY_OFFSET)
+    mag = np.power(2.0, key / _MULT) * (2.0 / (1.0 + GAMMA))
+    return np.where(zero, 0.0, np.where(neg, -mag, mag))
+
+
+def _quantile(q: float, offsets: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """DDSketch's quantile rule for every window at once: the bin holding rank q * (n - 1)."""
+    cum = np.cumsum(counts)
+    base = np.concatenate([[0], cum])[offsets[:-1]]
+    totals = cum[offsets[1:] - 1] - base
+    target = base + q * (totals - 1)
+    idx = np.searchsorted(cum, target, side="right")
+    idx = np.minimum(idx, offsets[1:] - 1)
+    return code_values(codes[idx])

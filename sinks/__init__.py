@@ -1,0 +1,1 @@
+"""Sinks: ClickHouse (time series, alerts, deliveries) and notification channels."""

@@ -1,0 +1,73 @@
+"""`watchkeeper sink clickhouse|notify`: run one sink."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from sinks.clickhouse_http import create_query_app
+from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
+from watchkeeper.config import Config, load_config
+from watchkeeper.topics import ensure_topics, topic_plan
+
+log = logging.getLogger("watchkeeper.sink")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sink", help="run a sink: clickhouse or notify",
+        description="Run one sink. `clickhouse` stores samples, aggregates, alerts and deliveries; with the "
+                    "embedded chDB default it also serves read-only ClickHouse HTTP on 127.0.0.1:8123.",
+        epilog="example: watchkeeper sink clickhouse --config watchkeeper.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("kind", choices=["clickhouse", "notify"])
+    p.add_argument("--config", help="watchkeeper.yaml (default: ./watchkeeper.yaml if present)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = load_config(args.config)
+    if args.kind == "clickhouse":
+        asyncio.run(_with_signals(run_clickhouse_sink, cfg))
+        return 0
+    from sinks import notify_sink  # type: ignore[attr-defined]
+
+    asyncio.run(_with_signals(notify_sink.run_notify_sink, cfg))
+    return 0
+
+
+async def _with_signals(main: object, cfg: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await main(cfg, stop)  # type: ignore[operator]
+
+
+async def run_clickhouse_sink(cfg: Config, stop: asyncio.Event) -> None:
+    """Run the sink (and, on embedded chDB, the read-only query endpoint) until `stop` is set."""
+    await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg))
+    cfg.data_path.mkdir(parents=True, exist_ok=True)
+    ch = ClickHouse(cfg.clickhouse_dsn, cfg.clickhouse.samples_ttl_days)
+    await ch.open()
+    runner: web.AppRunner | None = None
+    if cfg.embedded_clickhouse:
+        runner = web.AppRunner(create_query_app(ch.query), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, cfg.clickhouse.http_host, cfg.clickhouse.http_port).start()
+        log.info("read-only ClickHouse HTTP on %s", cfg.clickhouse_query_url)
+    sink = ClickHouseSink(cfg, ch)
+    try:
+        await sink.run(stop)
+    finally:
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+        await ch.close()

@@ -1,0 +1,126 @@
+"""`watchkeeper up`: everything on one machine on the embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import signal
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+
+from watchkeeper.broker import port_open, start_broker
+from watchkeeper.config import Config, load_config
+from watchkeeper.supervisor import Component, Supervisor, watchkeeper_argv
+from watchkeeper.topics import ensure_topics, topic_plan
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "up", help="run everything on this machine (broker, worker, sinks, producers, dashboard)",
+        description="Start the dev broker (tansu), create the topics, then run the Faust worker, the "
+                    "ClickHouse sink on embedded chDB (with read-only ClickHouse HTTP on 127.0.0.1:8123), "
+                    "the notification sink, the system producer for this host and the dashboard. "
+                    "Ctrl-C stops everything.",
+        epilog="example: watchkeeper up\n         watchkeeper up --config watchkeeper.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="watchkeeper.yaml (default: ./watchkeeper.yaml if present)")
+    p.add_argument("--no-broker", action="store_true", help="use the broker at kafka.bootstrap instead")
+    p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"],
+                   help="log level of the worker (logs are in <data_dir>/logs)")
+    p.set_defaults(func=run)
+
+
+def components(cfg: Config, config_args: list[str], loglevel: str = "warning") -> list[tuple[str, list[str]]]:
+    """What `up` runs, in start order. Optional parts join when their package is present."""
+    parts = [
+        ("clickhouse-sink", watchkeeper_argv("sink", "clickhouse", *config_args)),
+        ("worker", watchkeeper_argv("worker", "--loglevel", loglevel, *config_args)),
+    ]
+    if importlib.util.find_spec("sinks.notify_sink") is not None:
+        parts.append(("notify-sink", watchkeeper_argv("sink", "notify", *config_args)))
+    if importlib.util.find_spec("dashboard") is not None:
+        parts.append(("dashboard", watchkeeper_argv("dashboard", *config_args)))
+    if cfg.producers.system.enabled:
+        parts.append(("system-producer", watchkeeper_argv("produce", "system", *config_args)))
+    return parts
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    cfg = load_config(args.config)
+    config_args = ["--config", str(Path(args.config).resolve())] if args.config else []
+    logs = cfg.data_path / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    broker = None
+    sup = Supervisor()
+    try:
+        if not args.no_broker:
+            host, port = cfg.kafka.bootstrap.rsplit(":", 1)
+            with console.status("starting the dev broker (tansu)…"):
+                broker = start_broker(host, int(port), log_path=logs / "broker.log")
+            console.print(f"[green]✓[/] broker     kafka://{cfg.kafka.bootstrap} (tansu, in memory)")
+        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
+        console.print(f"[green]✓[/] topics     {', '.join(topic_plan(cfg))}")
+        t0 = time.monotonic()
+        for name, argv in components(cfg, config_args, args.loglevel):
+            sup.add(Component(name, argv, logs / f"{name}.log"))
+            console.print(f"[green]✓[/] {name:<10} started (log: {logs / (name + '.log')})")
+        if cfg.embedded_clickhouse:
+            console.print(f"  ClickHouse  {cfg.clickhouse_query_url}/?query=SELECT+1  "
+                          f"(embedded chDB in {cfg.clickhouse_dsn[len('chdb://'):]})")
+        if any(c.name == "dashboard" for c in sup.components):
+            console.print(f"  dashboard   http://{cfg.dashboard.host}:{cfg.dashboard.port}/")
+        console.print("  Ctrl-C stops everything.")
+        first_row = False
+        while not stopping:
+            time.sleep(0.5)
+            for note in sup.check():
+                console.print(f"[yellow]![/] {note}")
+            if broker is not None and broker.poll() is not None:
+                console.print(f"[red]✗[/] the broker exited (code {broker.returncode}); stopping")
+                break
+            if not first_row and _aggregate_rows(cfg) > 0:
+                first_row = True
+                console.print(f"[green]✓[/] first aggregate row in ClickHouse after "
+                              f"{time.monotonic() - t0:.1f} s")
+    finally:
+        console.print("stopping…")
+        sup.stop()
+        if broker is not None:
+            broker.terminate()
+            try:
+                broker.wait(timeout=10)
+            except Exception:
+                broker.kill()
+        console.print("stopped.")
+    return 0
+
+
+def _aggregate_rows(cfg: Config) -> int:
+    url = cfg.clickhouse_query_url
+    if not cfg.embedded_clickhouse:
+        return 1  # only reported for the embedded default
+    host, port = cfg.clickhouse.http_host, cfg.clickhouse.http_port
+    if not port_open(host, port):
+        return 0
+    q = urllib.parse.urlencode({"query": "SELECT count() FROM aggregates"})
+    try:
+        with urllib.request.urlopen(f"{url}/?{q}", timeout=2) as resp:
+            return int(resp.read().strip() or 0)
+    except (TimeoutError, OSError, ValueError):
+        return 0

@@ -1,0 +1,36 @@
+"""`watchkeeper worker`: the Faust worker running Watchkeeper's agents."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from watchkeeper.config import load_config
+from watchkeeper.topics import ensure_topics, topic_plan
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker", help="run the Faust worker (window, rule and anomaly agents)",
+        description="Run the Faust worker: event-time windows, rules and detectors over wk.samples.",
+        epilog="example: watchkeeper worker --config watchkeeper.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="watchkeeper.yaml (default: ./watchkeeper.yaml if present)")
+    p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import faust
+
+    from agents.app import create_app
+
+    cfg = load_config(args.config)
+    asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
+    app = create_app(cfg)
+    logging.basicConfig(level=args.loglevel.upper())
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
