@@ -1,7 +1,7 @@
 """The dashboard in a real headless Chromium: it loads, shows a firing alert, a chart renders; screenshot saved.
 
-The alert is inserted straight into the `alerts` table: on this branch there is no ClickHouse sink to carry
-it from Kafka (the lead's sink writes the same table, so the path from the table on is the real one).
+Here the alerts are inserted straight into the `alerts` table, so the page's content is exactly known;
+`test_dashboard_kafka.py` sends one through Kafka and the ClickHouse sink instead.
 """
 
 from __future__ import annotations
