@@ -58,6 +58,7 @@ function renderOverview(o) {
 
   $("alert-count").textContent = o.alerts.length ? `(${firing} firing, ${pending} pending)` : "";
   $("alerts-empty").hidden = o.alerts.length > 0;
+  $("alerts").closest("table").hidden = o.alerts.length === 0;
   $("alerts").innerHTML = o.alerts.map((a) => {
     const labels = Object.entries(a.labels).filter(([k]) => k !== "alertname")
       .map(([k, v]) => `<span class="chip">${esc(k)}=${esc(v)}</span>`).join("");
@@ -71,6 +72,7 @@ function renderOverview(o) {
 
   $("slo-count").textContent = o.slos.length ? `(${o.slos.length})` : "";
   $("slos-empty").hidden = o.slos.length > 0;
+  $("slos").closest("table").hidden = o.slos.length === 0;
   $("slos").innerHTML = o.slos.map((s) => {
     const left = s.budget_remaining == null ? 0 : Math.max(0, Math.min(1, s.budget_remaining));
     const color = left > 0.5 ? "var(--ok)" : left > 0.2 ? "var(--pending)" : "var(--firing)";

@@ -1,7 +1,7 @@
 """The dashboard in a real headless Chromium: it loads, shows a firing alert, a chart renders; screenshot saved.
 
-The alert is inserted straight into the `alerts` table: on this branch there is no ClickHouse sink to carry
-it from Kafka (the lead's sink writes the same table, so the path from the table on is the real one).
+Here the alerts are inserted straight into the `alerts` table, so the page's content is exactly known;
+`test_dashboard_kafka.py` sends one through Kafka and the ClickHouse sink instead.
 """
 
 from __future__ import annotations
@@ -231,7 +231,8 @@ async def test_chart_hover_and_range_buttons(dashboard_url: tuple[str, int]) -> 
                 page = next(t for t in targets if t["type"] == "page")
                 async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                     dt = _DevTools(ws)
-                    await dt.call("Page.navigate", url=f"{base}/?series={sid:016x}&range=-24h")
+                    # No auto-refresh during the interaction: a redraw would hide the hover mid-test.
+                    await dt.call("Page.navigate", url=f"{base}/?series={sid:016x}&range=-24h&refresh=3600")
                     await dt.wait_for("document.querySelector('svg[data-points] path.line') !== null")
                     x, y = await dt.wait_for(
                         "(() => { const o = document.querySelector('.overlay'); o.scrollIntoView({block: 'center'});"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # `--from -7d` must read -7d as a value: argparse takes anything starting with '-' for an option unless it
+    # looks like a negative number, so offsets are taught to look like one.
+    parser._negative_number_matcher = re.compile(r"^-\d+(\.\d+)?[smhdw]?$")
     parser.add_argument("kind", choices=["slo", "trend", "capacity"])
     parser.add_argument("--from", dest="start", help="start: ISO time, or -7d from now (default: 30d SLO, 7d other)")
     parser.add_argument("--to", dest="end", help="end: ISO time or now (default now)")
