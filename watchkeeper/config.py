@@ -51,7 +51,8 @@ class ClickHouseConfig(_Section):
     dsn: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8123
-    samples_ttl_days: int = 30
+    # Longer than the 30-day SLO period, so the oldest edge of an SLO window is still stored.
+    samples_ttl_days: int = 35
     batch_rows: int = 50_000
     flush_seconds: float = 2.0
 
