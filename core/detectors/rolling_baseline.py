@@ -3,7 +3,8 @@
 Median and MAD rather than mean and standard deviation because one spike moves a mean and inflates a
 standard deviation for the whole window (the rolling z-score's blind spot after every incident), and
 does neither to a median. The scale has floors: 0.5 x mean absolute deviation (a series that is constant
-most of the time has MAD 0 but still moves sometimes), 1e-6 x |median| (float noise) and 1e-12.
+most of the time has MAD 0 but still moves sometimes), 1e-9 x |median| (float rounding, far below any
+real noise) and 1e-12.
 
 Until ``window`` points have been seen the baseline is unknown (NaN): a half-filled window gives
 erratic scales, and detectors would learn those erratic scores as "normal" (see calibration.py).
@@ -64,7 +65,7 @@ def _robust(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     med = np.median(win, axis=1)
     dev = np.abs(win - med[:, None])
     mad = np.median(dev, axis=1)
-    scale = np.maximum.reduce([1.4826 * mad, 0.5 * dev.mean(axis=1), 1e-6 * np.abs(med), np.full_like(med, 1e-12)])
+    scale = np.maximum.reduce([1.4826 * mad, 0.5 * dev.mean(axis=1), 1e-9 * np.abs(med), np.full_like(med, 1e-12)])
     return med, scale
 
 
@@ -74,4 +75,4 @@ def robust_1d(a: np.ndarray) -> tuple[float, float]:
     med = float(np.partition(a, k)[k])
     dev = np.abs(a - med)
     mad = float(np.partition(dev, k)[k])
-    return med, max(1.4826 * mad, 0.5 * float(dev.sum()) / len(a), 1e-6 * abs(med), 1e-12)
+    return med, max(1.4826 * mad, 0.5 * float(dev.sum()) / len(a), 1e-9 * abs(med), 1e-12)
