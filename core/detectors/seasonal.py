@@ -59,6 +59,7 @@ class SeasonalDetector(Detector):
                        "day_halflife": day_halflife, "week_halflife": week_halflife, "clip": clip,
                        "halflife": halflife, "only_seasonal": only_seasonal}
         self.only_seasonal = bool(only_seasonal)
+        self.active = np.zeros(0, dtype=bool)
         if window < MIN_POINTS or block < 1 or day_slots < 1 or week_slots < 1:
             raise ValueError(f"window must be >= {MIN_POINTS}; block, day_slots, week_slots >= 1")
         self.window, self.block, self.clip = window, block, clip
@@ -97,6 +98,7 @@ class SeasonalDetector(Detector):
             if self.n % B == 0:
                 self._refresh(float(ts[j - 1]))
             i = j
+        self.active = ~np.isnan(raw)  # which points had an opinion (the ensemble weighs it by this)
         return self.calibrator.p_batch(raw)
 
     def _predict(self, model: int, slots: np.ndarray) -> np.ndarray:
