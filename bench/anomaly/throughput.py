@@ -3,9 +3,11 @@
     PYTHONPATH=. python bench/anomaly/throughput.py
 
 Three ways of feeding the same 200,000-point series (5-minute daily-seasonal with noise and spikes):
-one call, batches of 4096 (what `watchkeeper detect` does on a file), and batches of 64 (a stream
-trickling in). Plus `watchkeeper detect` end to end (CSV parse + score + write) on the same series.
-Target: ensemble >= 200,000 points/s per worker process.
+one call, batches of 4096 (what `watchkeeper detect` does on a file), batches of 64 (a stream
+trickling in), and one point per call (an agent scoring one window aggregate of one series; first 3,000
+points only). Plus `watchkeeper detect` end to end (CSV parse + score + write) on the same series.
+Each figure is the best of 3 runs (the machine is shared). Target: ensemble >= 200,000 points/s per
+worker process.
 """
 
 from __future__ import annotations
@@ -34,12 +36,16 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return ts, x
 
 
-def rate(name: str, ts: np.ndarray, x: np.ndarray, batch: int) -> float:
-    det = make_detector(name)
-    t0 = time.perf_counter()
-    for i in range(0, len(x), batch):
-        det.score_batch(ts[i : i + batch], x[i : i + batch])
-    return len(x) / (time.perf_counter() - t0)
+def rate(name: str, ts: np.ndarray, x: np.ndarray, batch: int, repeat: int = 3) -> float:
+    """Best of ``repeat`` runs: the machine is shared, the best run is the least disturbed one."""
+    best = float("inf")
+    for _ in range(repeat):
+        det = make_detector(name)
+        t0 = time.perf_counter()
+        for i in range(0, len(x), batch):
+            det.score_batch(ts[i : i + batch], x[i : i + batch])
+        best = min(best, time.perf_counter() - t0)
+    return len(x) / best
 
 
 def cli_rate(name: str, csv_path: str) -> float:
@@ -53,7 +59,8 @@ def cli_rate(name: str, csv_path: str) -> float:
 
 def main() -> None:
     ts, x = data()
-    rows = {name: [rate(name, ts, x, b) for b in (N, 4096, 64)] for name in ORDER}
+    rows = {name: [rate(name, ts, x, b) for b in (N, 4096, 64)] + [rate(name, ts[:3000], x[:3000], 1, repeat=1)]
+            for name in ORDER}
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
         f.write("timestamp,value\n")
         f.write("".join(f"{int(t)},{v:.3f}\n" for t, v in zip(ts, x, strict=True)))
@@ -64,11 +71,11 @@ def main() -> None:
     base = rows["zscore"][1]
     print(f"{N} points, one process (numpy {np.__version__})\n")
     print("| detector | points/s, one call | points/s, batches of 4096 | points/s, batches of 64 | "
-          "4096-batch time vs zscore |")
-    print("|---|---|---|---|---|")
+          "points/s, one point per call | time vs zscore (batches of 4096) |")
+    print("|---|---|---|---|---|---|")
     for name in ORDER:
-        a, b, c = rows[name]
-        print(f"| {name} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {base / b:.1f}x slower |")
+        a, b, c, d = rows[name]
+        print(f"| {name} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {d:,.0f} | {base / b:.1f}x |")
     print(f"\n`watchkeeper detect` end to end (parse CSV, score, write): zscore {cli['zscore']:,.0f} rows/s, "
           f"ensemble {cli['ensemble']:,.0f} rows/s")
     verdict = "meets" if rows["ensemble"][1] >= 200_000 else "MISSES"

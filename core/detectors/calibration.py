@@ -30,6 +30,8 @@ exactly as if it had been fed point by point in blocks.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from core.detectors.base import Stateful
@@ -56,6 +58,8 @@ class TailCalibrator(Stateful):
         self.counts = np.zeros(self.bins)
         self.pending = np.zeros(block)
         self.n = 0
+        # the frozen model of the current block, so many small calls do not rebuild it: (block id, arrays)
+        self._cache: tuple[int, tuple[np.ndarray, ...]] | None = None
 
     def p_batch(self, raw: np.ndarray) -> np.ndarray:
         if len(raw) <= _MAX_CALL:
@@ -85,40 +89,58 @@ class TailCalibrator(Stateful):
             acc = np.cumsum(hist * (r**-steps)[:, None], axis=0)
             counts[1:] = (self.counts + acc) * (r**steps)[:, None]
 
-        tail = np.zeros((k_done + 1, nb + 1))
-        tail[:, :nb] = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
-        total = tail[:, 0]
+        block_id = self.n // B
+        if k_done == 0 and self._cache is not None and self._cache[0] == block_id:
+            tail, total, g_hi, beta, hi, fit = self._cache[1]
+        else:
+            tail, total, g_hi, beta, hi, fit = self._rows_model(counts)
 
         rows = (npend + np.arange(len(raw))) // B
         b = b_all[npend:]
         fr = frac_all[npend:]
         g = g_all[npend:]
-        tail_ge = tail[rows, b + 1] + (1.0 - fr) * counts[rows, b]
+        tail_ge = tail[rows, b + 1] + (1.0 - fr) * (tail[rows, b] - tail[rows, b + 1])
         p = (tail_ge + 1.0) / (total[rows] + 1.0)
-
-        fit = total >= _MIN_YOUNG
-        if self.extrapolate and fit[rows].any():
-            mature = total >= _MIN_FIT
-            hi = np.where(mature, _TAIL_HI, _YOUNG_HI)
-            lo = np.where(mature, _TAIL_LO, _YOUNG_LO)
-            g_hi = _to_g(self._quantile(tail, counts, total, hi))
-            g_lo = _to_g(self._quantile(tail, counts, total, lo))
-            beta = (g_lo - g_hi) / np.log(hi / lo)
-            # a degenerate fit (both quantiles in the same narrow band: a discrete raw statistic such
-            # as a run length) says nothing about the tail: keep the empirical estimate
-            fit &= beta > 1 / 64
-            beta = np.maximum(beta, 1 / 64)
+        if self.extrapolate:
             over = g - g_hi[rows]
             use = fit[rows] & (tail_ge < _MIN_EMPIRICAL) & (over > 0)
             if use.any():
                 p_tail = hi[rows] * np.exp(-np.maximum(over, 0.0) / beta[rows])
                 p = np.where(use, np.minimum(p, p_tail), p)
 
+        last = slice(k_done, k_done + 1)
+        self._cache = ((self.n + len(raw)) // B, (tail[last], total[last], g_hi[last], beta[last], hi[last],
+                                                  fit[last]))
         p = np.where(known[npend:], p, 1.0)
         self.counts = counts[k_done]
         self.pending[: m - k_done * B] = allr[k_done * B :]
         self.n += len(raw)
         return np.clip(p, 1e-15, 1.0)
+
+    def _rows_model(self, counts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per row of frozen counts: tail sums, total, and the tail fit (g_hi, beta, level, usable)."""
+        nb = self.bins
+        tail = np.zeros((len(counts), nb + 1))
+        tail[:, :nb] = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+        total = tail[:, 0]
+        mature = total >= _MIN_FIT
+        hi = np.where(mature, _TAIL_HI, _YOUNG_HI)
+        fit = total >= _MIN_YOUNG
+        if not (self.extrapolate and fit.any()):
+            zeros = np.zeros(len(counts))
+            return tail, total, zeros, zeros + 1.0, hi, np.zeros(len(counts), dtype=bool)
+        lo = np.where(mature, _TAIL_LO, _YOUNG_LO)
+        g_hi = _to_g(self._quantile(tail, counts, total, hi))
+        g_lo = _to_g(self._quantile(tail, counts, total, lo))
+        beta = (g_lo - g_hi) / np.log(hi / lo)
+        # a degenerate fit (both quantiles in the same narrow band: a discrete raw statistic such as a
+        # run length) says nothing about the tail: keep the empirical estimate
+        fit &= beta > 1 / 64
+        return tail, total, g_hi, np.maximum(beta, 1 / 64), hi, fit
+
+    def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
+        super().load_fields(fields, prefix)
+        self._cache = None
 
     @staticmethod
     def _quantile(tail: np.ndarray, counts: np.ndarray, total: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -6,9 +6,13 @@ they are comparable without tuning. Combination, a weighted Bonferroni bound:
     p_bonf = min(1, min_i p_i / w_i),   sum w_i = 1
 
 is never over-confident (P(p_bonf <= a) <= a whatever the members' dependence), and lets the most
-surprised member speak. The weights encode how much each member's far tail can be trusted on real
-series (measured in bench/anomaly): robust 0.5, flat-line 0.3, seasonal 0.1 (and only while a daily or
-weekly profile is in use; otherwise it repeats the robust member), level shift 0.1.
+surprised member speak. The weights say how much each member's far tail can be trusted (measured in
+bench/anomaly): flat-line 0.3, level shift 0.1, and 0.6 for the point detector, which is the robust
+member, or, while the seasonal member has a daily or weekly profile in use, robust 0.3 + seasonal 0.3
+(a series with a pattern is better judged against its pattern; without one the seasonal member would
+only repeat the robust one). The seasonal and level-shift members' calibrators do not extrapolate
+their tails inside the ensemble: their raw statistics are autocorrelated, and their extrapolated far
+tails proved over-confident on wandering and weekly series.
 Bonferroni alone is conservative (about w times too few alarms in the body), so the ensemble re-ranks
 -log p_bonf through its own calibrator WITHOUT tail extrapolation and keeps the smaller of the two:
 calibrated where the series' history can tell, Bonferroni-bounded in the far tail beyond it.
@@ -30,7 +34,8 @@ from core.detectors.level_shift import LevelShiftDetector
 from core.detectors.robust import RobustDetector
 from core.detectors.seasonal import SeasonalDetector
 
-WEIGHTS = (0.5, 0.1, 0.1, 0.3)  # robust, seasonal, level shift, flat-line
+W_ROBUST, W_LEVEL, W_FLAT = 0.6, 0.1, 0.3
+W_R_SEASONAL, W_SEASONAL = 0.3, 0.3  # while a seasonal profile is in use, robust shares its weight
 
 
 class EnsembleDetector(Detector):
@@ -56,9 +61,12 @@ class EnsembleDetector(Detector):
         return (self.robust, self.seasonal, self.levelshift, self.flatline)
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
-        p = np.ones(len(values))
-        for member, weight in zip(self.members(), WEIGHTS, strict=True):
-            p = np.minimum(p, member.p_batch(ts, values) / weight)
+        p_robust = self.robust.p_batch(ts, values)
+        p_seasonal = self.seasonal.p_batch(ts, values)
+        seasonal = self.seasonal.active
+        p = np.where(seasonal, np.minimum(p_robust / W_R_SEASONAL, p_seasonal / W_SEASONAL), p_robust / W_ROBUST)
+        p = np.minimum(p, self.levelshift.p_batch(ts, values) / W_LEVEL)
+        p = np.minimum(p, self.flatline.p_batch(ts, values) / W_FLAT)
         learning = self.n + np.arange(len(p)) < self.learning
         self.n += len(p)
         p = np.where(learning, 1.0, p)

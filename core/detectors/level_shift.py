@@ -1,12 +1,14 @@
 """Level shifts and drifts: a multi-scale scan of robust-standardised residuals (a windowed CUSUM/GLR).
 
 A shift of d robust standard deviations that persists m points makes the sum of the last m standardised
-residuals grow like d*sqrt(m) after division by sqrt(m), so a shift too small for a point detector (one
-sigma) still stands out after 16 or 64 points, and a slow drift after 64. Residuals are clipped at
-+-``clip`` first, so a single spike cannot pass for a shift. Scales 4, 16 and 64 cover fast and slow
-changes; the statistic is the largest |sum| relative to that scale's typical |sum| on this series.
-The sums are computed with one cumsum per call,
-which is why a windowed scan was chosen over the recursive CUSUM (that needs a reset rule and a loop).
+residuals grow like d*m, against a typical size of sqrt(m) for noise, so a shift too small for a point
+detector (one sigma) still stands out after 16 or 64 points, and a slow drift after 64. Residuals are
+clipped at +-``clip`` first, so a single spike cannot pass for a shift. Scales 1 (the point itself,
+unclipped: the scan's shortest window, so a shift that starts with a jump is seen at once), 4, 16 and
+64; each scale is divided by its own typical |sum| on this series (residuals of a wandering sensor are
+autocorrelated and their long sums routinely large), and the statistic is the largest ratio. The sums
+come from one cumsum per call, which is why a windowed scan was chosen over the recursive CUSUM (that
+needs a reset rule and a loop per point).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from core.detectors.base import Detector
 from core.detectors.calibration import TailCalibrator
 from core.detectors.rolling_baseline import RollingBaseline
 
-_SCALES = (4, 16, 64)
+_SCALES = (1, 4, 16, 64)  # scale 1 is the point itself, unclipped
 _SCALES_ARR = np.array(_SCALES, dtype=np.float64)
 _SPREAD_HALFLIFE = 4000.0  # points
 
@@ -49,14 +51,14 @@ class LevelShiftDetector(Detector):
 
     def raw_batch(self, values: np.ndarray) -> np.ndarray:
         med, scale = self.baseline.stats(values)
-        z = np.clip((values - med) / scale, -self.clip, self.clip)
-        learning = np.isnan(z)
-        z = np.where(learning, 0.0, z)
+        z_point = np.abs(values - med) / scale
+        learning = np.isnan(z_point)
+        z = np.where(learning, 0.0, np.clip((values - med) / scale, -self.clip, self.clip))
         M = len(self.tail)
         ext = np.concatenate((self.tail, z))
         cs = np.concatenate(([0.0], np.cumsum(ext)))
         end = np.arange(M, M + len(z)) + 1
-        sums = np.stack([np.abs(cs[end] - cs[end - m]) for m in _SCALES])  # (scales, N)
+        sums = np.stack([np.where(learning, 0.0, z_point)] + [np.abs(cs[end] - cs[end - m]) for m in _SCALES[1:]])
         self.tail = ext[-M:]
         raw = np.max(sums / self._spreads(sums, learning), axis=0)
         return np.where(learning, np.nan, raw)

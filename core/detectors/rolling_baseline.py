@@ -3,7 +3,8 @@
 Median and MAD rather than mean and standard deviation because one spike moves a mean and inflates a
 standard deviation for the whole window (the rolling z-score's blind spot after every incident), and
 does neither to a median. The scale has floors: 0.5 x mean absolute deviation (a series that is constant
-most of the time has MAD 0 but still moves sometimes), 1e-6 x |median| (float noise) and 1e-12.
+most of the time has MAD 0 but still moves sometimes), 1e-9 x |median| (float rounding, far below any
+real noise) and 1e-12.
 
 Until ``window`` points have been seen the baseline is unknown (NaN): a half-filled window gives
 erratic scales, and detectors would learn those erratic scores as "normal" (see calibration.py).
@@ -13,6 +14,8 @@ Memory: a ring of ``window + block`` floats. Statistics for every block of a cal
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +34,11 @@ class RollingBaseline(Stateful):
         self.location = min(window, max(MIN_POINTS, location or window // 4))
         self.buf = np.full(window + block, np.nan)
         self.n = 0
+        self._cache: tuple[int, np.ndarray, np.ndarray] | None = None  # (block start, med, scale)
+
+    def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
+        super().load_fields(fields, prefix)
+        self._cache = None
 
     def stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per point of ``x``: location and scale of the window that ends at the start of the point's block.
@@ -47,13 +55,17 @@ class RollingBaseline(Stateful):
         first = n0 // B
         starts = np.arange(first, (n0 + N - 1) // B + 1) * B
         offs = starts - W - n0 + R
-        med = np.full(len(starts), np.nan)
-        scale = np.full(len(starts), np.nan)
-        full = starts >= W
-        if full.any():
-            win = np.lib.stride_tricks.sliding_window_view(ext, W)[offs[full]]
-            _, scale[full] = _robust(win)
-            med[full] = np.median(win[:, W - self.location :], axis=1)
+        if len(starts) == 1 and self._cache is not None and self._cache[0] == starts[0]:
+            med, scale = self._cache[1], self._cache[2]  # many small calls inside one block
+        else:
+            med = np.full(len(starts), np.nan)
+            scale = np.full(len(starts), np.nan)
+            full = starts >= W
+            if full.any():
+                win = np.lib.stride_tricks.sliding_window_view(ext, W)[offs[full]]
+                _, scale[full] = _robust(win)
+                med[full] = np.median(win[:, W - self.location :], axis=1)
+            self._cache = (int(starts[-1]), med[-1:], scale[-1:])
         rows = (n0 + np.arange(N)) // B - first
         self.buf = ext[-R:]
         self.n += N
@@ -64,7 +76,7 @@ def _robust(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     med = np.median(win, axis=1)
     dev = np.abs(win - med[:, None])
     mad = np.median(dev, axis=1)
-    scale = np.maximum.reduce([1.4826 * mad, 0.5 * dev.mean(axis=1), 1e-6 * np.abs(med), np.full_like(med, 1e-12)])
+    scale = np.maximum.reduce([1.4826 * mad, 0.5 * dev.mean(axis=1), 1e-9 * np.abs(med), np.full_like(med, 1e-12)])
     return med, scale
 
 
@@ -74,4 +86,4 @@ def robust_1d(a: np.ndarray) -> tuple[float, float]:
     med = float(np.partition(a, k)[k])
     dev = np.abs(a - med)
     mad = float(np.partition(dev, k)[k])
-    return med, max(1.4826 * mad, 0.5 * float(dev.sum()) / len(a), 1e-6 * abs(med), 1e-12)
+    return med, max(1.4826 * mad, 0.5 * float(dev.sum()) / len(a), 1e-9 * abs(med), 1e-12)

@@ -111,3 +111,11 @@ def test_scores_do_not_depend_on_how_stdin_was_chunked() -> None:
     got = np.array([float(line.split(",")[2]) for line in out])
     want = np.array([float(line.split(",")[2]) for line in whole.splitlines()])
     np.testing.assert_allclose(got, want, atol=1e-9)
+
+
+def test_plain_rows_and_rows_needing_the_careful_parser_score_the_same() -> None:
+    ts, _, body = csv_rows()
+    plain = detect("--detector", "ensemble", stdin=body).stdout.splitlines()  # numpy fast path
+    spaced = detect("--detector", "ensemble", stdin=body.replace(",", ", ")).stdout.splitlines()  # row by row
+    assert [r.split(",")[2] for r in plain] == [r.split(",")[2] for r in spaced]
+    assert spaced[0] == f"{int(ts[0])},{body.splitlines()[0].split(',')[1]},0"
