@@ -62,6 +62,13 @@ class _SeriesBuffer:
         hi = int(np.searchsorted(live_ts, end, side="right"))
         return live_ts[lo:hi].copy(), self.values[self.start + lo : self.start + hi].copy()
 
+    def last_at_or_before(self, end: float) -> tuple[float, float] | None:
+        live_ts = self.ts[self.start : self.n]
+        i = int(live_ts.searchsorted(end, side="right")) - 1
+        if i < 0:
+            return None
+        return float(live_ts[i]), float(self.values[self.start + i])
+
     def prune(self, before: float) -> None:
         live_ts = self.ts[self.start : self.n]
         self.start += int(np.searchsorted(live_ts, before, side="left"))
@@ -77,6 +84,8 @@ class SeriesStore:
         self.retention = retention
         self._series: dict[tuple[tuple[str, str], ...], _SeriesBuffer] = {}
         self._by_name: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+        # Sorted key lists (Prometheus' series order) per name, rebuilt only when series come or go.
+        self._sorted: dict[str | None, list[tuple[tuple[str, str], ...]]] = {}
 
     def _buffer(self, name: str, labels: Mapping[str, str]) -> _SeriesBuffer:
         full = {k: v for k, v in labels.items() if v != "" and k != "__name__"}
@@ -86,6 +95,8 @@ class SeriesStore:
         if buf is None:
             buf = self._series[key] = _SeriesBuffer(full)
             self._by_name.setdefault(name, set()).add(key)
+            self._sorted.pop(name, None)
+            self._sorted.pop(None, None)
         return buf
 
     def append(self, name: str, labels: Mapping[str, str], ts: np.ndarray, values: np.ndarray) -> None:
@@ -112,21 +123,33 @@ class SeriesStore:
 
     def select(self, matchers: Sequence[Matcher], start: float, end: float) -> list[SeriesData]:
         """Series matching every matcher, with their points in ``start < ts <= end`` (markers included)."""
-        names = [m.value for m in matchers if m.name == "__name__" and m.op == "="]
-        if names:
-            keys: set[tuple[tuple[str, str], ...]] | list[tuple[tuple[str, str], ...]] = self._by_name.get(
-                names[0], set()
-            )
-        else:
-            keys = list(self._series)
         out: list[SeriesData] = []
-        for key in sorted(keys):
-            buf = self._series[key]
-            if not all(m.matches(buf.labels) for m in matchers):
-                continue
+        for buf in self._candidates(matchers):
             ts, values = buf.window(start, end)
             if len(ts):
                 out.append(SeriesData(labels=dict(buf.labels), ts=ts, values=values))
+        return out
+
+    def _candidates(self, matchers: Sequence[Matcher]) -> list[_SeriesBuffer]:
+        """Series matching every matcher, in Prometheus' order (sorted label sets)."""
+        names = [m.value for m in matchers if m.name == "__name__" and m.op == "="]
+        name = names[0] if names else None
+        keys = self._sorted.get(name)
+        if keys is None:
+            keys = self._sorted[name] = sorted(self._by_name.get(name, ()) if name is not None else self._series)
+        rest = [m for m in matchers if not (m.name == "__name__" and m.op == "=" and m.value == name)]
+        series = [self._series[key] for key in keys]
+        if not rest:
+            return series
+        return [buf for buf in series if all(m.matches(buf.labels) for m in rest)]
+
+    def latest(self, matchers: Sequence[Matcher], start: float, end: float) -> list[tuple[dict[str, str], float]]:
+        """The last point in ``start < ts <= end`` of each matching series: the instant-selector fast path."""
+        out: list[tuple[dict[str, str], float]] = []
+        for buf in self._candidates(matchers):
+            found = buf.last_at_or_before(end)
+            if found is not None and found[0] > start:
+                out.append((dict(buf.labels), found[1]))
         return out
 
     def prune(self, before: float) -> None:
@@ -136,6 +159,7 @@ class SeriesStore:
             buf.prune(before)
             if len(buf) == 0:
                 del self._series[key]
+                self._sorted.clear()
                 name = buf.labels["__name__"]
                 self._by_name[name].discard(key)
                 if not self._by_name[name]:
