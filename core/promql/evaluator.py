@@ -408,19 +408,19 @@ class _Evaluation:
         swap = isinstance(lhs, Scalar)
         vec: list[VectorSample] = rhs if swap else lhs  # type: ignore[assignment]
         scalar: float = lhs.value if swap else rhs.value  # type: ignore[union-attr]
-        out = []
-        for s in vec:
-            lv, rv = (scalar, s.value) if swap else (s.value, scalar)
-            value, keep = _elem_binop(op, lv, rv)
-            if op in COMPARISON and swap:
-                value = rv
-            if return_bool:
-                value = 1.0 if keep else 0.0
-                keep = True
-            if keep:
-                drop = op in ARITHMETIC or return_bool
-                out.append(VectorSample(_drop_name(s.labels) if drop else s.labels, value))
-        return out
+        samples = np.array([s.value for s in vec], dtype=np.float64)
+        other = np.full(len(samples), scalar)
+        values, keep = _binop_arrays(op, other, samples) if swap else _binop_arrays(op, samples, other)
+        if op in COMPARISON and swap:
+            values = samples  # the vector's value is kept even when the scalar is on the left
+        if return_bool:
+            values, keep = keep.astype(np.float64), np.ones(len(samples), dtype=bool)
+        drop = op in ARITHMETIC or return_bool
+        return [
+            VectorSample(_drop_name(s.labels) if drop else s.labels, value)
+            for s, value, kept in zip(vec, values.tolist(), keep.tolist(), strict=True)
+            if kept
+        ]
 
     def vector_vector(self, op: str, lhs: list[VectorSample], rhs: list[VectorSample], matching: _Matching,
                       return_bool: bool) -> list[VectorSample]:
@@ -437,18 +437,22 @@ class _Evaluation:
                     f"operation: [{rs.labels}, {right[sig].labels}];many-to-many matching not allowed: "
                     "matching labels must be unique on one side")
             right[sig] = rs
-        matched: dict[tuple[tuple[str, str], ...], set[tuple[tuple[str, str], ...]]] = {}
-        out = []
+        pairs: list[tuple[tuple[tuple[str, str], ...], VectorSample, VectorSample]] = []
         for ls in lhs:
             sig = matching.signature(ls.labels)
             found = right.get(sig)
-            if found is None:
-                continue
-            vl, vr = (found.value, ls.value) if one_to_many else (ls.value, found.value)
-            value, keep = _elem_binop(op, vl, vr)
+            if found is not None:
+                pairs.append((sig, ls, found))
+        # Undo the swap for one-to-many so the operator sees the original left and right values.
+        left_values = np.array([(rs.value if one_to_many else ls.value) for _, ls, rs in pairs], dtype=np.float64)
+        right_values = np.array([(ls.value if one_to_many else rs.value) for _, ls, rs in pairs], dtype=np.float64)
+        values, keep = _binop_arrays(op, left_values, right_values)
+        matched: dict[tuple[tuple[str, str], ...], set[tuple[tuple[str, str], ...]]] = {}
+        out = []
+        for (sig, ls, found), value, kept in zip(pairs, values.tolist(), keep.tolist(), strict=True):
             if return_bool:
-                value = 1.0 if keep else 0.0
-            elif not keep:
+                value = 1.0 if kept else 0.0
+            elif not kept:
                 continue
             metric = matching.result_labels(ls.labels, found.labels, op)
             if return_bool:
@@ -507,35 +511,33 @@ def _absent_labels(node: Any) -> _Labels:
 # ------------------------------------------------------------------------------------- numeric kernels
 
 
-def _elem_binop(op: str, lhs: float, rhs: float) -> tuple[float, bool]:
-    """Prometheus' vectorElemBinop: IEEE float results (x/0 is ±Inf or NaN, never an exception)."""
+def _binop_arrays(op: str, lhs: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prometheus' vectorElemBinop over arrays: (values, keep). IEEE results: x/0 is ±Inf or NaN."""
     with np.errstate(all="ignore"):
-        lv, rv = np.float64(lhs), np.float64(rhs)
-        if op == "+":
-            return float(lv + rv), True
-        if op == "-":
-            return float(lv - rv), True
-        if op == "*":
-            return float(lv * rv), True
-        if op == "/":
-            return float(lv / rv), True
-        if op == "^":
-            return _go_pow(lhs, rhs), True
-        if op == "%":
-            return float(np.fmod(lv, rv)), True
-    if op == "==":
-        return lhs, lhs == rhs
-    if op == "!=":
-        return lhs, lhs != rhs
-    if op == ">":
-        return lhs, lhs > rhs
-    if op == "<":
-        return lhs, lhs < rhs
-    if op == ">=":
-        return lhs, lhs >= rhs
-    if op == "<=":
-        return lhs, lhs <= rhs
-    raise PromQLError(f"operator {op} is not supported yet")
+        if op in ARITHMETIC:
+            if op == "+":
+                values = lhs + rhs
+            elif op == "-":
+                values = lhs - rhs
+            elif op == "*":
+                values = lhs * rhs
+            elif op == "/":
+                values = lhs / rhs
+            elif op == "%":
+                values = np.fmod(lhs, rhs)
+            else:
+                values = np.array([_go_pow(x, y) for x, y in zip(lhs.tolist(), rhs.tolist(), strict=True)])
+            return values, np.ones(len(values), dtype=bool)
+        comparisons = {"==": np.equal, "!=": np.not_equal, ">": np.greater, "<": np.less,
+                       ">=": np.greater_equal, "<=": np.less_equal}
+        if op not in comparisons:
+            raise PromQLError(f"operator {op} is not supported yet")
+        return lhs, comparisons[op](lhs, rhs)
+
+
+def _elem_binop(op: str, lhs: float, rhs: float) -> tuple[float, bool]:
+    values, keep = _binop_arrays(op, np.array([lhs]), np.array([rhs]))
+    return float(values[0]), bool(keep[0])
 
 
 def _go_pow(x: float, y: float) -> float:
