@@ -14,7 +14,7 @@ series for instant selectors and are skipped inside ranges.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,7 +170,7 @@ def evaluate_range(
     return [SeriesData(labels=lb, ts=np.array(ts), values=np.array(vs)) for lb, ts, vs in points.values()]
 
 
-def _drop_name(labels: _Labels) -> _Labels:
+def _drop_name(labels: Mapping[str, str]) -> _Labels:
     return {k: v for k, v in labels.items() if k != NAME}
 
 
@@ -307,11 +307,11 @@ class _Evaluation:
         at_ms = _to_ms(self.at)
         range_end = at_ms - _to_ms(_seconds(vs.offset))
         range_start = range_end - _to_ms(range_s)
-        selected = self.range_selector(matrix_arg)
-        if not selected:
+        windows = self.store.windows(self.matchers(vs), range_end / 1000 - range_s - _HALF_MS, range_end / 1000)
+        if not windows:
             return []
-        packed = kernels.Packed.of([s.ts for s in selected], [s.values for s in selected])
-        defined = np.ones(len(selected), dtype=bool)
+        packed = kernels.Packed.of([w[1] for w in windows], [w[2] for w in windows])
+        defined = packed.nonempty()
         if name in ("rate", "increase", "delta"):
             values, defined = kernels.extrapolated_rate(
                 packed, range_start, range_end, range_s, is_counter=name != "delta", is_rate=name == "rate"
@@ -323,7 +323,7 @@ class _Evaluation:
             defined = packed.lens >= 2
         elif name == "predict_linear":
             horizon = self.scalar(args[1])
-            slope, intercept = kernels.linear_regression(packed, np.full(len(selected), at_ms, dtype=np.int64))
+            slope, intercept = kernels.linear_regression(packed, np.full(len(windows), at_ms, dtype=np.int64))
             values = slope * horizon + intercept
             defined = packed.lens >= 2
         elif name == "sum_over_time":
@@ -338,13 +338,15 @@ class _Evaluation:
             values = packed.last()[1]
         elif name == "quantile_over_time":
             q = self.scalar(args[0])
-            values = np.array([kernels.quantile(q, s.values.tolist()) for s in selected])
+            values = np.array([kernels.quantile(q, packed.values[i, : packed.lens[i]].tolist())
+                               for i in range(len(windows))])
         else:
             raise self.error(f"function {name}() is not supported yet")
         keep_name = name == "last_over_time"
         return [
-            VectorSample(series.labels if keep_name else _drop_name(series.labels), value)
-            for series, value, ok in zip(selected, values.tolist(), defined.tolist(), strict=True)
+            VectorSample(dict(labels) if keep_name else _drop_name(labels), value)
+            for (labels, _, _), value, ok in zip(windows, values.tolist(), (defined & packed.nonempty()).tolist(),
+                                                 strict=True)
             if ok
         ]
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.promql.values import stale_mask
+
 
 @dataclass
 class Packed:
@@ -24,17 +26,27 @@ class Packed:
 
     @classmethod
     def of(cls, ts_list: list[np.ndarray], value_list: list[np.ndarray]) -> Packed:
-        lens = np.fromiter((len(t) for t in ts_list), dtype=np.int64, count=len(ts_list))
-        width = int(lens.max()) if len(lens) else 0
-        n = len(lens)
+        """Pack windows, dropping staleness markers (range functions never see them); rows may end empty."""
+        n = len(ts_list)
+        lens = np.fromiter((len(t) for t in ts_list), dtype=np.int64, count=n)
+        rows = np.repeat(np.arange(n), lens)
+        flat_ts = np.concatenate(ts_list) if n else np.empty(0)
+        flat_values = np.concatenate(value_list) if n else np.empty(0)
+        fresh = ~stale_mask(flat_values)
+        if not fresh.all():
+            rows, flat_ts, flat_values = rows[fresh], flat_ts[fresh], flat_values[fresh]
+            lens = np.bincount(rows, minlength=n).astype(np.int64)
+        width = int(lens.max()) if n else 0
         ts = np.zeros((n, width), dtype=np.int64)
         values = np.full((n, width), np.nan)
-        if n and width:
-            rows = np.repeat(np.arange(n), lens)
-            cols = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-            ts[rows, cols] = np.rint(np.concatenate(ts_list) * 1000.0).astype(np.int64)
-            values[rows, cols] = np.concatenate(value_list)
+        if len(rows):
+            cols = np.arange(len(rows)) - np.repeat(np.cumsum(lens) - lens, lens)
+            ts[rows, cols] = np.rint(flat_ts * 1000.0).astype(np.int64)
+            values[rows, cols] = flat_values
         return cls(ts, values, lens)
+
+    def nonempty(self) -> np.ndarray:
+        return self.lens > 0
 
     @property
     def rows(self) -> np.ndarray:

@@ -57,10 +57,10 @@ class _SeriesBuffer:
         self.ts, self.values, self.start, self.n = new_ts, new_values, 0, live
 
     def window(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Views (not copies) of the points in ``start < ts <= end``."""
         live_ts = self.ts[self.start : self.n]
-        lo = int(np.searchsorted(live_ts, start, side="right"))
-        hi = int(np.searchsorted(live_ts, end, side="right"))
-        return live_ts[lo:hi].copy(), self.values[self.start + lo : self.start + hi].copy()
+        lo, hi = live_ts.searchsorted((start, end), side="right").tolist()
+        return live_ts[lo:hi], self.values[self.start + lo : self.start + hi]
 
     def last_at_or_before(self, end: float) -> tuple[float, float] | None:
         live_ts = self.ts[self.start : self.n]
@@ -127,7 +127,21 @@ class SeriesStore:
         for buf in self._candidates(matchers):
             ts, values = buf.window(start, end)
             if len(ts):
-                out.append(SeriesData(labels=dict(buf.labels), ts=ts, values=values))
+                out.append(SeriesData(labels=dict(buf.labels), ts=ts.copy(), values=values.copy()))
+        return out
+
+    def windows(
+        self, matchers: Sequence[Matcher], start: float, end: float
+    ) -> list[tuple[Mapping[str, str], np.ndarray, np.ndarray]]:
+        """Like select, without copies: read-only label maps and array views, valid until the next append.
+
+        The evaluator's hot path for range functions, which pack the views into one 2-D array anyway.
+        """
+        out: list[tuple[Mapping[str, str], np.ndarray, np.ndarray]] = []
+        for buf in self._candidates(matchers):
+            ts, values = buf.window(start, end)
+            if len(ts):
+                out.append((buf.labels, ts, values))
         return out
 
     def _candidates(self, matchers: Sequence[Matcher]) -> list[_SeriesBuffer]:
