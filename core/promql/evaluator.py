@@ -14,8 +14,9 @@ series for instant selectors and are skipped inside ranges.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -175,9 +176,9 @@ def _drop_name(labels: Mapping[str, str]) -> _Labels:
 
 
 def _check_unique(vector: list[VectorSample], expr: str) -> list[VectorSample]:
-    seen: set[tuple[tuple[str, str], ...]] = set()
+    seen: set[frozenset[tuple[str, str]]] = set()
     for s in vector:
-        key = labels_key(s.labels)
+        key = frozenset(s.labels.items())
         if key in seen:
             raise PromQLError(f"vector cannot contain metrics with the same labelset {s.labels} (in {expr!r})")
         seen.add(key)
@@ -360,16 +361,23 @@ class _Evaluation:
         without = modifier is not None and modifier.type == pp.AggModifierType.Without
         grouping = list(modifier.labels) if modifier is not None else []
 
-        def group_labels(labels: _Labels) -> _Labels:
-            if without:
-                drop = {*grouping, NAME}
-                return {k: v for k, v in labels.items() if k not in drop}
-            return {k: labels[k] for k in grouping if k in labels}
-
-        groups: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[VectorSample]]] = {}
+        drop = {*grouping, NAME}
+        # Group keys that need no sorting: label values in grouping order for `by`, a frozenset for `without`.
+        groups: dict[Hashable, tuple[_Labels, list[VectorSample]]] = {}
         for s in vec:
-            gl = group_labels(s.labels)
-            groups.setdefault(labels_key(gl), (gl, []))[1].append(s)
+            key: Hashable
+            if without:
+                key = frozenset((k, v) for k, v in s.labels.items() if k not in drop)
+            else:
+                key = tuple(s.labels.get(k, "") for k in grouping)
+            group = groups.get(key)
+            if group is None:
+                if without:
+                    gl = {k: v for k, v in s.labels.items() if k not in drop}
+                else:
+                    gl = {k: s.labels[k] for k in grouping if k in s.labels}
+                group = groups[key] = (gl, [])
+            group[1].append(s)
 
         out: list[VectorSample] = []
         if op in ("topk", "bottomk"):
@@ -429,17 +437,18 @@ class _Evaluation:
         one_to_many = matching.card == "one-to-many"
         if one_to_many:
             lhs, rhs = rhs, lhs
-        right: dict[tuple[tuple[str, str], ...], VectorSample] = {}
+        right: dict[Hashable, VectorSample] = {}
         for rs in rhs:
             sig = matching.signature(rs.labels)
             if sig in right:
                 side = "left" if one_to_many else "right"
+                group = matching.group_labels(rs.labels)
                 raise self.error(
-                    f"found duplicate series for the match group {dict(sig)} on the {side} hand-side of the "
+                    f"found duplicate series for the match group {group} on the {side} hand-side of the "
                     f"operation: [{rs.labels}, {right[sig].labels}];many-to-many matching not allowed: "
                     "matching labels must be unique on one side")
             right[sig] = rs
-        pairs: list[tuple[tuple[tuple[str, str], ...], VectorSample, VectorSample]] = []
+        pairs: list[tuple[Hashable, VectorSample, VectorSample]] = []
         for ls in lhs:
             sig = matching.signature(ls.labels)
             found = right.get(sig)
@@ -449,7 +458,7 @@ class _Evaluation:
         left_values = np.array([(rs.value if one_to_many else ls.value) for _, ls, rs in pairs], dtype=np.float64)
         right_values = np.array([(ls.value if one_to_many else rs.value) for _, ls, rs in pairs], dtype=np.float64)
         values, keep = _binop_arrays(op, left_values, right_values)
-        matched: dict[tuple[tuple[str, str], ...], set[tuple[tuple[str, str], ...]]] = {}
+        matched: dict[Hashable, set[frozenset[tuple[str, str]]]] = {}
         out = []
         for (sig, ls, found), value, kept in zip(pairs, values.tolist(), keep.tolist(), strict=True):
             if return_bool:
@@ -466,7 +475,7 @@ class _Evaluation:
                 matched[sig] = set()
             else:
                 inserted = matched.setdefault(sig, set())
-                key = labels_key(metric)
+                key = frozenset(metric.items())
                 if key in inserted:
                     raise self.error("multiple matches for labels: grouping labels must ensure unique matches")
                 inserted.add(key)
@@ -782,6 +791,15 @@ class _Matching:
     labels: tuple[str, ...]
     include: tuple[str, ...]
 
+    @cached_property
+    def ignored(self) -> frozenset[str]:
+        return frozenset((*self.labels, NAME))
+
+    def group_labels(self, labels: _Labels) -> _Labels:
+        if self.on:
+            return {k: labels[k] for k in self.labels if k in labels}
+        return {k: v for k, v in labels.items() if k not in self.ignored}
+
     @classmethod
     def of(cls, modifier: Any, op: str) -> _Matching:
         default = "many-to-many" if op in SET_OPERATORS else "one-to-one"
@@ -801,11 +819,11 @@ class _Matching:
         include = tuple(modifier.group_labels or ()) if card in ("many-to-one", "one-to-many") else ()
         return cls(card, on, labels, include)
 
-    def signature(self, labels: _Labels) -> tuple[tuple[str, str], ...]:
+    def signature(self, labels: _Labels) -> Hashable:
+        """The match group: values of the on() labels, or every label but the ignoring() ones and the name."""
         if self.on:
-            return tuple(sorted((k, labels[k]) for k in set(self.labels) if k in labels))
-        drop = {*self.labels, NAME}
-        return tuple(sorted((k, v) for k, v in labels.items() if k not in drop))
+            return tuple(labels.get(k, "") for k in self.labels)
+        return frozenset((k, v) for k, v in labels.items() if k not in self.ignored)
 
     def result_labels(self, lhs: _Labels, rhs: _Labels, op: str) -> _Labels:
         out = _drop_name(lhs) if op in ARITHMETIC else dict(lhs)
