@@ -32,7 +32,10 @@ class _SeriesBuffer:
         return float(self.ts[self.n - 1]) if self.n > self.start else -np.inf
 
     def append(self, ts: np.ndarray, values: np.ndarray, retention: float) -> None:
-        keep = ts > self.last_ts
+        # A point must be newer than every point before it, in this batch or earlier ones: the same
+        # points survive however a stream is cut into batches.
+        newest_before = np.maximum.accumulate(np.concatenate(([self.last_ts], ts[:-1])))
+        keep = ts > newest_before
         if not keep.all():
             ts, values = ts[keep], values[keep]
         k = len(ts)
@@ -100,16 +103,11 @@ class SeriesStore:
         return buf
 
     def append(self, name: str, labels: Mapping[str, str], ts: np.ndarray, values: np.ndarray) -> None:
-        """Add points (ascending ts); points not newer than the series' last point are dropped."""
+        """Add points in ascending ts; a point not newer than every earlier one of its series is dropped."""
         ts = np.asarray(ts, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64)
         if ts.shape != values.shape:
             raise ValueError(f"ts and values differ in length: {ts.shape} != {values.shape}")
-        if len(ts) > 1 and np.any(np.diff(ts) <= 0):
-            order = np.argsort(ts, kind="stable")
-            ts, values = ts[order], values[order]
-            fresh = np.concatenate(([True], np.diff(ts) > 0))
-            ts, values = ts[fresh], values[fresh]
         self._buffer(name, labels).append(ts, values, self.retention)
 
     def append_one(self, name: str, labels: Mapping[str, str], ts: float, value: float) -> None:
