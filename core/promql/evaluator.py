@@ -14,16 +14,27 @@ series for instant selectors and are skipped inside ranges.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import promql_parser as pp
 
 from core.errors import CoreError
+from core.promql import range_kernels as kernels
 from core.promql.series_store import SeriesStore
-from core.promql.values import Matcher, MatchOpName, Scalar, SeriesData, VectorSample, labels_key, stale_mask
+from core.promql.values import (
+    Matcher,
+    MatchOpName,
+    Scalar,
+    SeriesData,
+    VectorSample,
+    is_stale,
+    labels_key,
+    stale_mask,
+)
 
 NAME = "__name__"
 # Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its
@@ -160,14 +171,14 @@ def evaluate_range(
     return [SeriesData(labels=lb, ts=np.array(ts), values=np.array(vs)) for lb, ts, vs in points.values()]
 
 
-def _drop_name(labels: _Labels) -> _Labels:
+def _drop_name(labels: Mapping[str, str]) -> _Labels:
     return {k: v for k, v in labels.items() if k != NAME}
 
 
 def _check_unique(vector: list[VectorSample], expr: str) -> list[VectorSample]:
-    seen: set[tuple[tuple[str, str], ...]] = set()
+    seen: set[frozenset[tuple[str, str]]] = set()
     for s in vector:
-        key = labels_key(s.labels)
+        key = frozenset(s.labels.items())
         if key in seen:
             raise PromQLError(f"vector cannot contain metrics with the same labelset {s.labels} (in {expr!r})")
         seen.add(key)
@@ -234,12 +245,8 @@ class _Evaluation:
 
     def instant_selector(self, node: Any) -> list[VectorSample]:
         ref = self.at - _seconds(node.offset)
-        out = []
-        for series in self.store.select(self.matchers(node), ref - self.lookback - _HALF_MS, ref):
-            if stale_mask(series.values[-1:])[0]:
-                continue
-            out.append(VectorSample(series.labels, float(series.values[-1])))
-        return out
+        latest = self.store.latest(self.matchers(node), ref - self.lookback - _HALF_MS, ref)
+        return [VectorSample(labels, value) for labels, value in latest if value == value or not is_stale(value)]
 
     def range_selector(self, node: Any) -> list[SeriesData]:
         vs = node.vector_selector
@@ -294,39 +301,55 @@ class _Evaluation:
         raise self.error(f"function {name}() is not supported yet")
 
     def range_function(self, name: str, args: list[Any]) -> list[VectorSample]:
-        matrix_arg = _unparen(args[0 if name not in ("quantile_over_time",) else 1])
-        q = self.scalar(args[0]) if name == "quantile_over_time" else 0.0
-        horizon = self.scalar(args[1]) if name == "predict_linear" else 0.0
+        """Range-vector functions, computed for all selected series at once (see range_kernels)."""
+        matrix_arg = _unparen(args[1] if name == "quantile_over_time" else args[0])
         vs = matrix_arg.vector_selector
         range_s = _seconds(matrix_arg.range)
         at_ms = _to_ms(self.at)
         range_end = at_ms - _to_ms(_seconds(vs.offset))
         range_start = range_end - _to_ms(range_s)
-        out: list[VectorSample] = []
-        for series in self.range_selector(matrix_arg):
-            ts_ms = np.rint(series.ts * 1000.0).astype(np.int64)
-            v = series.values
-            result: float | None
-            if name in ("rate", "increase", "delta"):
-                result = _extrapolated_rate(ts_ms, v, range_start, range_end, range_s,
-                                            is_counter=name != "delta", is_rate=name == "rate")
-            elif name == "irate":
-                result = _instant_rate(ts_ms, v)
-            elif name == "deriv":
-                result = _linear_regression(ts_ms, v, int(ts_ms[0]))[0] if len(v) >= 2 else None
-            elif name == "predict_linear":
-                if len(v) < 2:
-                    result = None
-                else:
-                    slope, intercept = _linear_regression(ts_ms, v, at_ms)
-                    result = slope * horizon + intercept
-            else:
-                result = _over_time(name, v, q)
-            if result is None:
-                continue
-            labels = series.labels if name == "last_over_time" else _drop_name(series.labels)
-            out.append(VectorSample(labels, result))
-        return out
+        windows = self.store.windows(self.matchers(vs), range_end / 1000 - range_s - _HALF_MS, range_end / 1000)
+        if not windows:
+            return []
+        packed = kernels.Packed.of([w[1] for w in windows], [w[2] for w in windows])
+        defined = packed.nonempty()
+        if name in ("rate", "increase", "delta"):
+            values, defined = kernels.extrapolated_rate(
+                packed, range_start, range_end, range_s, is_counter=name != "delta", is_rate=name == "rate"
+            )
+        elif name == "irate":
+            values, defined = kernels.instant_rate(packed)
+        elif name == "deriv":
+            values = kernels.linear_regression(packed, packed.ts[:, 0])[0]
+            defined = packed.lens >= 2
+        elif name == "predict_linear":
+            horizon = self.scalar(args[1])
+            slope, intercept = kernels.linear_regression(packed, np.full(len(windows), at_ms, dtype=np.int64))
+            values = slope * horizon + intercept
+            defined = packed.lens >= 2
+        elif name == "sum_over_time":
+            values = kernels.sum_over_time(packed)
+        elif name == "avg_over_time":
+            values = kernels.avg_over_time(packed)
+        elif name in ("max_over_time", "min_over_time"):
+            values = kernels.extreme_over_time(packed, largest=name == "max_over_time")
+        elif name == "count_over_time":
+            values = packed.lens.astype(np.float64)
+        elif name == "last_over_time":
+            values = packed.last()[1]
+        elif name == "quantile_over_time":
+            q = self.scalar(args[0])
+            values = np.array([kernels.quantile(q, packed.values[i, : packed.lens[i]].tolist())
+                               for i in range(len(windows))])
+        else:
+            raise self.error(f"function {name}() is not supported yet")
+        keep_name = name == "last_over_time"
+        return [
+            VectorSample(dict(labels) if keep_name else _drop_name(labels), value)
+            for (labels, _, _), value, ok in zip(windows, values.tolist(), (defined & packed.nonempty()).tolist(),
+                                                 strict=True)
+            if ok
+        ]
 
     # -- aggregations
 
@@ -338,16 +361,23 @@ class _Evaluation:
         without = modifier is not None and modifier.type == pp.AggModifierType.Without
         grouping = list(modifier.labels) if modifier is not None else []
 
-        def group_labels(labels: _Labels) -> _Labels:
-            if without:
-                drop = {*grouping, NAME}
-                return {k: v for k, v in labels.items() if k not in drop}
-            return {k: labels[k] for k in grouping if k in labels}
-
-        groups: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[VectorSample]]] = {}
+        drop = {*grouping, NAME}
+        # Group keys that need no sorting: label values in grouping order for `by`, a frozenset for `without`.
+        groups: dict[Hashable, tuple[_Labels, list[VectorSample]]] = {}
         for s in vec:
-            gl = group_labels(s.labels)
-            groups.setdefault(labels_key(gl), (gl, []))[1].append(s)
+            key: Hashable
+            if without:
+                key = frozenset((k, v) for k, v in s.labels.items() if k not in drop)
+            else:
+                key = tuple(s.labels.get(k, "") for k in grouping)
+            group = groups.get(key)
+            if group is None:
+                if without:
+                    gl = {k: v for k, v in s.labels.items() if k not in drop}
+                else:
+                    gl = {k: s.labels[k] for k in grouping if k in s.labels}
+                group = groups[key] = (gl, [])
+            group[1].append(s)
 
         out: list[VectorSample] = []
         if op in ("topk", "bottomk"):
@@ -388,47 +418,52 @@ class _Evaluation:
         swap = isinstance(lhs, Scalar)
         vec: list[VectorSample] = rhs if swap else lhs  # type: ignore[assignment]
         scalar: float = lhs.value if swap else rhs.value  # type: ignore[union-attr]
-        out = []
-        for s in vec:
-            lv, rv = (scalar, s.value) if swap else (s.value, scalar)
-            value, keep = _elem_binop(op, lv, rv)
-            if op in COMPARISON and swap:
-                value = rv
-            if return_bool:
-                value = 1.0 if keep else 0.0
-                keep = True
-            if keep:
-                drop = op in ARITHMETIC or return_bool
-                out.append(VectorSample(_drop_name(s.labels) if drop else s.labels, value))
-        return out
+        samples = np.array([s.value for s in vec], dtype=np.float64)
+        other = np.full(len(samples), scalar)
+        values, keep = _binop_arrays(op, other, samples) if swap else _binop_arrays(op, samples, other)
+        if op in COMPARISON and swap:
+            values = samples  # the vector's value is kept even when the scalar is on the left
+        if return_bool:
+            values, keep = keep.astype(np.float64), np.ones(len(samples), dtype=bool)
+        drop = op in ARITHMETIC or return_bool
+        return [
+            VectorSample(_drop_name(s.labels) if drop else s.labels, value)
+            for s, value, kept in zip(vec, values.tolist(), keep.tolist(), strict=True)
+            if kept
+        ]
 
     def vector_vector(self, op: str, lhs: list[VectorSample], rhs: list[VectorSample], matching: _Matching,
                       return_bool: bool) -> list[VectorSample]:
         one_to_many = matching.card == "one-to-many"
         if one_to_many:
             lhs, rhs = rhs, lhs
-        right: dict[tuple[tuple[str, str], ...], VectorSample] = {}
+        right: dict[Hashable, VectorSample] = {}
         for rs in rhs:
             sig = matching.signature(rs.labels)
             if sig in right:
                 side = "left" if one_to_many else "right"
+                group = matching.group_labels(rs.labels)
                 raise self.error(
-                    f"found duplicate series for the match group {dict(sig)} on the {side} hand-side of the "
+                    f"found duplicate series for the match group {group} on the {side} hand-side of the "
                     f"operation: [{rs.labels}, {right[sig].labels}];many-to-many matching not allowed: "
                     "matching labels must be unique on one side")
             right[sig] = rs
-        matched: dict[tuple[tuple[str, str], ...], set[tuple[tuple[str, str], ...]]] = {}
-        out = []
+        pairs: list[tuple[Hashable, VectorSample, VectorSample]] = []
         for ls in lhs:
             sig = matching.signature(ls.labels)
             found = right.get(sig)
-            if found is None:
-                continue
-            vl, vr = (found.value, ls.value) if one_to_many else (ls.value, found.value)
-            value, keep = _elem_binop(op, vl, vr)
+            if found is not None:
+                pairs.append((sig, ls, found))
+        # Undo the swap for one-to-many so the operator sees the original left and right values.
+        left_values = np.array([(rs.value if one_to_many else ls.value) for _, ls, rs in pairs], dtype=np.float64)
+        right_values = np.array([(ls.value if one_to_many else rs.value) for _, ls, rs in pairs], dtype=np.float64)
+        values, keep = _binop_arrays(op, left_values, right_values)
+        matched: dict[Hashable, set[frozenset[tuple[str, str]]]] = {}
+        out = []
+        for (sig, ls, found), value, kept in zip(pairs, values.tolist(), keep.tolist(), strict=True):
             if return_bool:
-                value = 1.0 if keep else 0.0
-            elif not keep:
+                value = 1.0 if kept else 0.0
+            elif not kept:
                 continue
             metric = matching.result_labels(ls.labels, found.labels, op)
             if return_bool:
@@ -440,7 +475,7 @@ class _Evaluation:
                 matched[sig] = set()
             else:
                 inserted = matched.setdefault(sig, set())
-                key = labels_key(metric)
+                key = frozenset(metric.items())
                 if key in inserted:
                     raise self.error("multiple matches for labels: grouping labels must ensure unique matches")
                 inserted.add(key)
@@ -487,35 +522,33 @@ def _absent_labels(node: Any) -> _Labels:
 # ------------------------------------------------------------------------------------- numeric kernels
 
 
-def _elem_binop(op: str, lhs: float, rhs: float) -> tuple[float, bool]:
-    """Prometheus' vectorElemBinop: IEEE float results (x/0 is ±Inf or NaN, never an exception)."""
+def _binop_arrays(op: str, lhs: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prometheus' vectorElemBinop over arrays: (values, keep). IEEE results: x/0 is ±Inf or NaN."""
     with np.errstate(all="ignore"):
-        lv, rv = np.float64(lhs), np.float64(rhs)
-        if op == "+":
-            return float(lv + rv), True
-        if op == "-":
-            return float(lv - rv), True
-        if op == "*":
-            return float(lv * rv), True
-        if op == "/":
-            return float(lv / rv), True
-        if op == "^":
-            return _go_pow(lhs, rhs), True
-        if op == "%":
-            return float(np.fmod(lv, rv)), True
-    if op == "==":
-        return lhs, lhs == rhs
-    if op == "!=":
-        return lhs, lhs != rhs
-    if op == ">":
-        return lhs, lhs > rhs
-    if op == "<":
-        return lhs, lhs < rhs
-    if op == ">=":
-        return lhs, lhs >= rhs
-    if op == "<=":
-        return lhs, lhs <= rhs
-    raise PromQLError(f"operator {op} is not supported yet")
+        if op in ARITHMETIC:
+            if op == "+":
+                values = lhs + rhs
+            elif op == "-":
+                values = lhs - rhs
+            elif op == "*":
+                values = lhs * rhs
+            elif op == "/":
+                values = lhs / rhs
+            elif op == "%":
+                values = np.fmod(lhs, rhs)
+            else:
+                values = np.array([_go_pow(x, y) for x, y in zip(lhs.tolist(), rhs.tolist(), strict=True)])
+            return values, np.ones(len(values), dtype=bool)
+        comparisons = {"==": np.equal, "!=": np.not_equal, ">": np.greater, "<": np.less,
+                       ">=": np.greater_equal, "<=": np.less_equal}
+        if op not in comparisons:
+            raise PromQLError(f"operator {op} is not supported yet")
+        return lhs, comparisons[op](lhs, rhs)
+
+
+def _elem_binop(op: str, lhs: float, rhs: float) -> tuple[float, bool]:
+    values, keep = _binop_arrays(op, np.array([lhs]), np.array([rhs]))
+    return float(values[0]), bool(keep[0])
 
 
 def _go_pow(x: float, y: float) -> float:
@@ -587,155 +620,6 @@ def _is_odd_int(y: float) -> bool:
     return yf == 0 and int(yi) & 1 == 1
 
 
-def _extrapolated_rate(ts: np.ndarray, v: np.ndarray, range_start: int, range_end: int, range_s: float,
-                       is_counter: bool, is_rate: bool) -> float | None:
-    """promql/functions.go extrapolatedRate (2.42): reset-aware increase, extrapolated to the range edges."""
-    n = len(v)
-    if n < 2:
-        return None
-    result = float(v[-1] - v[0])
-    if is_counter:
-        prev = v[:-1]
-        resets = v[1:] < prev
-        for p in prev[resets]:
-            result += float(p)
-    first_t, last_t, first_v = int(ts[0]), int(ts[-1]), float(v[0])
-    duration_to_start = float(first_t - range_start) / 1000
-    duration_to_end = float(range_end - last_t) / 1000
-    sampled_interval = float(last_t - first_t) / 1000
-    average_between = sampled_interval / float(n - 1)
-    if is_counter and result > 0 and first_v >= 0:
-        duration_to_zero = sampled_interval * (first_v / result)
-        if duration_to_zero < duration_to_start:
-            duration_to_start = duration_to_zero
-    threshold = average_between * 1.1
-    extrapolate_to = sampled_interval
-    extrapolate_to += duration_to_start if duration_to_start < threshold else average_between / 2
-    extrapolate_to += duration_to_end if duration_to_end < threshold else average_between / 2
-    factor = extrapolate_to / sampled_interval
-    if is_rate:
-        factor /= range_s
-    return result * factor
-
-
-def _instant_rate(ts: np.ndarray, v: np.ndarray) -> float | None:
-    """promql/functions.go instantValue for irate: the last two points only."""
-    if len(v) < 2:
-        return None
-    last, prev = float(v[-1]), float(v[-2])
-    result = last if last < prev else last - prev
-    interval = int(ts[-1]) - int(ts[-2])
-    if interval == 0:
-        return None
-    return result / (float(interval) / 1000)
-
-
-def _linear_regression(ts: np.ndarray, v: np.ndarray, intercept_time: int) -> tuple[float, float]:
-    """Least squares as promql/functions.go linearRegression: Kahan-Neumaier sums, in sample order."""
-    init_y = float(v[0])
-    const_y = True
-    n = sum_x = c_x = sum_y = c_y = sum_xy = c_xy = sum_x2 = c_x2 = 0.0
-    for t, y in zip(ts.tolist(), v.tolist(), strict=True):
-        if const_y and n > 0 and y != init_y:
-            const_y = False
-        n += 1.0
-        x = float(t - intercept_time) / 1e3
-        sum_x, c_x = _kahan_inc(x, sum_x, c_x)
-        sum_y, c_y = _kahan_inc(y, sum_y, c_y)
-        sum_xy, c_xy = _kahan_inc(x * y, sum_xy, c_xy)
-        sum_x2, c_x2 = _kahan_inc(x * x, sum_x2, c_x2)
-    if const_y:
-        if math.isinf(init_y):
-            return math.nan, math.nan
-        return 0.0, init_y
-    sum_x += c_x
-    sum_y += c_y
-    sum_xy += c_xy
-    sum_x2 += c_x2
-    cov_xy = sum_xy - sum_x * sum_y / n
-    var_x = sum_x2 - sum_x * sum_x / n
-    with np.errstate(all="ignore"):
-        slope = float(np.float64(cov_xy) / np.float64(var_x))
-    return slope, sum_y / n - slope * sum_x / n
-
-
-def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
-    """promql/functions.go kahanSumInc (Neumaier's variant)."""
-    t = total + inc
-    if abs(total) >= abs(inc):
-        c += (total - t) + inc
-    else:
-        c += (inc - t) + total
-    return t, c
-
-
-def _over_time(name: str, v: np.ndarray, q: float) -> float:
-    values = v.tolist()
-    if name == "count_over_time":
-        return float(len(values))
-    if name == "last_over_time":
-        return float(values[-1])
-    if name == "sum_over_time":
-        total = c = 0.0
-        for x in values:
-            total, c = _kahan_inc(x, total, c)
-        return total if math.isinf(total) else total + c
-    if name == "avg_over_time":
-        return _incremental_mean(values)
-    if name == "min_over_time":
-        lo = values[0]
-        for x in values:
-            if x < lo or math.isnan(lo):
-                lo = x
-        return float(lo)
-    if name == "max_over_time":
-        hi = values[0]
-        for x in values:
-            if x > hi or math.isnan(hi):
-                hi = x
-        return float(hi)
-    if name == "quantile_over_time":
-        return _quantile(q, values)
-    raise PromQLError(f"function {name}() is not supported yet")
-
-
-def _incremental_mean(values: list[float]) -> float:
-    """avg_over_time: Prometheus' overflow-safe running mean with a Kahan-compensated accumulator."""
-    mean = count = c = 0.0
-    for x in values:
-        count += 1
-        if math.isinf(mean):
-            if math.isinf(x) and (mean > 0) == (x > 0):
-                continue
-            if not math.isinf(x) and not math.isnan(x):
-                continue
-        with np.errstate(all="ignore"):
-            inc = float(np.float64(x) / count - np.float64(mean) / count)
-        mean, c = _kahan_inc(inc, mean, c)
-    return mean if math.isinf(mean) else mean + c
-
-
-def _nan_first_key(x: float) -> tuple[int, float]:
-    return (0, 0.0) if math.isnan(x) else (1, x)
-
-
-def _quantile(q: float, values: list[float]) -> float:
-    """promql/quantile.go quantile: linear interpolation between closest ranks, NaNs sorted first."""
-    if not values or math.isnan(q):
-        return math.nan
-    if q < 0:
-        return -math.inf
-    if q > 1:
-        return math.inf
-    ordered = sorted(values, key=_nan_first_key)
-    n = float(len(ordered))
-    rank = q * (n - 1)
-    lower = max(0.0, math.floor(rank))
-    upper = min(n - 1, lower + 1)
-    weight = rank - math.floor(rank)
-    return ordered[int(lower)] * (1 - weight) + ordered[int(upper)] * weight
-
-
 def _aggregate_values(op: str, values: list[float], param: float) -> float:
     """engine.go aggregation for one group, in input order (the order decides float rounding)."""
     if op == "sum":
@@ -768,7 +652,7 @@ def _aggregate_values(op: str, values: list[float], param: float) -> float:
             acc += delta * (x - mean)
         return math.sqrt(acc / count)
     if op == "quantile":
-        return _quantile(param, values)
+        return kernels.quantile(param, values)
     raise PromQLError(f"aggregation {op} is not supported yet")
 
 
@@ -907,6 +791,15 @@ class _Matching:
     labels: tuple[str, ...]
     include: tuple[str, ...]
 
+    @cached_property
+    def ignored(self) -> frozenset[str]:
+        return frozenset((*self.labels, NAME))
+
+    def group_labels(self, labels: _Labels) -> _Labels:
+        if self.on:
+            return {k: labels[k] for k in self.labels if k in labels}
+        return {k: v for k, v in labels.items() if k not in self.ignored}
+
     @classmethod
     def of(cls, modifier: Any, op: str) -> _Matching:
         default = "many-to-many" if op in SET_OPERATORS else "one-to-one"
@@ -926,11 +819,11 @@ class _Matching:
         include = tuple(modifier.group_labels or ()) if card in ("many-to-one", "one-to-many") else ()
         return cls(card, on, labels, include)
 
-    def signature(self, labels: _Labels) -> tuple[tuple[str, str], ...]:
+    def signature(self, labels: _Labels) -> Hashable:
+        """The match group: values of the on() labels, or every label but the ignoring() ones and the name."""
         if self.on:
-            return tuple(sorted((k, labels[k]) for k in set(self.labels) if k in labels))
-        drop = {*self.labels, NAME}
-        return tuple(sorted((k, v) for k, v in labels.items() if k not in drop))
+            return tuple(labels.get(k, "") for k in self.labels)
+        return frozenset((k, v) for k, v in labels.items() if k not in self.ignored)
 
     def result_labels(self, lhs: _Labels, rhs: _Labels, op: str) -> _Labels:
         out = _drop_name(lhs) if op in ARITHMETIC else dict(lhs)

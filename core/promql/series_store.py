@@ -32,7 +32,10 @@ class _SeriesBuffer:
         return float(self.ts[self.n - 1]) if self.n > self.start else -np.inf
 
     def append(self, ts: np.ndarray, values: np.ndarray, retention: float) -> None:
-        keep = ts > self.last_ts
+        # A point must be newer than every point before it, in this batch or earlier ones: the same
+        # points survive however a stream is cut into batches.
+        newest_before = np.maximum.accumulate(np.concatenate(([self.last_ts], ts[:-1])))
+        keep = ts > newest_before
         if not keep.all():
             ts, values = ts[keep], values[keep]
         k = len(ts)
@@ -57,10 +60,17 @@ class _SeriesBuffer:
         self.ts, self.values, self.start, self.n = new_ts, new_values, 0, live
 
     def window(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Views (not copies) of the points in ``start < ts <= end``."""
         live_ts = self.ts[self.start : self.n]
-        lo = int(np.searchsorted(live_ts, start, side="right"))
-        hi = int(np.searchsorted(live_ts, end, side="right"))
-        return live_ts[lo:hi].copy(), self.values[self.start + lo : self.start + hi].copy()
+        lo, hi = live_ts.searchsorted((start, end), side="right").tolist()
+        return live_ts[lo:hi], self.values[self.start + lo : self.start + hi]
+
+    def last_at_or_before(self, end: float) -> tuple[float, float] | None:
+        live_ts = self.ts[self.start : self.n]
+        i = int(live_ts.searchsorted(end, side="right")) - 1
+        if i < 0:
+            return None
+        return float(live_ts[i]), float(self.values[self.start + i])
 
     def prune(self, before: float) -> None:
         live_ts = self.ts[self.start : self.n]
@@ -77,6 +87,8 @@ class SeriesStore:
         self.retention = retention
         self._series: dict[tuple[tuple[str, str], ...], _SeriesBuffer] = {}
         self._by_name: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+        # Sorted key lists (Prometheus' series order) per name, rebuilt only when series come or go.
+        self._sorted: dict[str | None, list[tuple[tuple[str, str], ...]]] = {}
 
     def _buffer(self, name: str, labels: Mapping[str, str]) -> _SeriesBuffer:
         full = {k: v for k, v in labels.items() if v != "" and k != "__name__"}
@@ -86,19 +98,16 @@ class SeriesStore:
         if buf is None:
             buf = self._series[key] = _SeriesBuffer(full)
             self._by_name.setdefault(name, set()).add(key)
+            self._sorted.pop(name, None)
+            self._sorted.pop(None, None)
         return buf
 
     def append(self, name: str, labels: Mapping[str, str], ts: np.ndarray, values: np.ndarray) -> None:
-        """Add points (ascending ts); points not newer than the series' last point are dropped."""
+        """Add points in ascending ts; a point not newer than every earlier one of its series is dropped."""
         ts = np.asarray(ts, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64)
         if ts.shape != values.shape:
             raise ValueError(f"ts and values differ in length: {ts.shape} != {values.shape}")
-        if len(ts) > 1 and np.any(np.diff(ts) <= 0):
-            order = np.argsort(ts, kind="stable")
-            ts, values = ts[order], values[order]
-            fresh = np.concatenate(([True], np.diff(ts) > 0))
-            ts, values = ts[fresh], values[fresh]
         self._buffer(name, labels).append(ts, values, self.retention)
 
     def append_one(self, name: str, labels: Mapping[str, str], ts: float, value: float) -> None:
@@ -112,21 +121,47 @@ class SeriesStore:
 
     def select(self, matchers: Sequence[Matcher], start: float, end: float) -> list[SeriesData]:
         """Series matching every matcher, with their points in ``start < ts <= end`` (markers included)."""
-        names = [m.value for m in matchers if m.name == "__name__" and m.op == "="]
-        if names:
-            keys: set[tuple[tuple[str, str], ...]] | list[tuple[tuple[str, str], ...]] = self._by_name.get(
-                names[0], set()
-            )
-        else:
-            keys = list(self._series)
         out: list[SeriesData] = []
-        for key in sorted(keys):
-            buf = self._series[key]
-            if not all(m.matches(buf.labels) for m in matchers):
-                continue
+        for buf in self._candidates(matchers):
             ts, values = buf.window(start, end)
             if len(ts):
-                out.append(SeriesData(labels=dict(buf.labels), ts=ts, values=values))
+                out.append(SeriesData(labels=dict(buf.labels), ts=ts.copy(), values=values.copy()))
+        return out
+
+    def windows(
+        self, matchers: Sequence[Matcher], start: float, end: float
+    ) -> list[tuple[Mapping[str, str], np.ndarray, np.ndarray]]:
+        """Like select, without copies: read-only label maps and array views, valid until the next append.
+
+        The evaluator's hot path for range functions, which pack the views into one 2-D array anyway.
+        """
+        out: list[tuple[Mapping[str, str], np.ndarray, np.ndarray]] = []
+        for buf in self._candidates(matchers):
+            ts, values = buf.window(start, end)
+            if len(ts):
+                out.append((buf.labels, ts, values))
+        return out
+
+    def _candidates(self, matchers: Sequence[Matcher]) -> list[_SeriesBuffer]:
+        """Series matching every matcher, in Prometheus' order (sorted label sets)."""
+        names = [m.value for m in matchers if m.name == "__name__" and m.op == "="]
+        name = names[0] if names else None
+        keys = self._sorted.get(name)
+        if keys is None:
+            keys = self._sorted[name] = sorted(self._by_name.get(name, ()) if name is not None else self._series)
+        rest = [m for m in matchers if not (m.name == "__name__" and m.op == "=" and m.value == name)]
+        series = [self._series[key] for key in keys]
+        if not rest:
+            return series
+        return [buf for buf in series if all(m.matches(buf.labels) for m in rest)]
+
+    def latest(self, matchers: Sequence[Matcher], start: float, end: float) -> list[tuple[dict[str, str], float]]:
+        """The last point in ``start < ts <= end`` of each matching series: the instant-selector fast path."""
+        out: list[tuple[dict[str, str], float]] = []
+        for buf in self._candidates(matchers):
+            found = buf.last_at_or_before(end)
+            if found is not None and found[0] > start:
+                out.append((dict(buf.labels), found[1]))
         return out
 
     def prune(self, before: float) -> None:
@@ -136,6 +171,7 @@ class SeriesStore:
             buf.prune(before)
             if len(buf) == 0:
                 del self._series[key]
+                self._sorted.clear()
                 name = buf.labels["__name__"]
                 self._by_name[name].discard(key)
                 if not self._by_name[name]:

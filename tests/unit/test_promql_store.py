@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.promql.series_store import SeriesStore
 from core.promql.values import STALE_NAN, Matcher, is_stale, stale_mask
@@ -44,10 +48,10 @@ def test_out_of_order_and_duplicate_points_are_dropped() -> None:
     store.append_one("m", {}, 10.0, 1.0)
     store.append_one("m", {}, 5.0, 2.0)
     store.append_one("m", {}, 10.0, 3.0)
-    store.append("m", {}, np.array([20.0, 12.0, 12.0, 8.0]), np.array([4.0, 5.0, 6.0, 7.0]))
+    store.append("m", {}, np.array([12.0, 20.0, 15.0, 20.0, 8.0, 21.0]), np.array([4.0, 5.0, 6.0, 7.0, 8.0, 9.0]))
     [series] = store.select([Matcher("__name__", "=", "m")], 0.0, 100.0)
-    assert series.ts.tolist() == [10.0, 12.0, 20.0]
-    assert series.values.tolist() == [1.0, 5.0, 4.0]
+    assert series.ts.tolist() == [10.0, 12.0, 20.0, 21.0]
+    assert series.values.tolist() == [1.0, 4.0, 5.0, 9.0]
 
 
 def test_stale_marker_is_kept_as_a_distinct_nan() -> None:
@@ -78,3 +82,22 @@ def test_retention_bounds_memory_on_an_endless_stream() -> None:
     assert len(series.ts) >= 600
     buffer = next(iter(store._series.values()))
     assert len(buffer.ts) < 5000
+
+
+@given(
+    points=st.lists(st.tuples(st.integers(0, 10_000), st.floats(allow_nan=False)), max_size=60),
+    cuts=st.lists(st.integers(0, 60), max_size=5),
+)
+def test_appending_in_batches_equals_appending_one_by_one(points: list[tuple[int, float]], cuts: list[int]) -> None:
+    """Whatever the batching, a series keeps exactly the points newer than its previous last one."""
+    one_by_one, batched = SeriesStore(), SeriesStore()
+    for t, v in points:
+        one_by_one.append_one("m", {"a": "1"}, float(t), v)
+    bounds = [0, *sorted(c for c in cuts if c <= len(points)), len(points)]
+    for lo, hi in itertools.pairwise(bounds):
+        chunk = points[lo:hi]
+        batched.append("m", {"a": "1"}, np.array([float(t) for t, _ in chunk]), np.array([v for _, v in chunk]))
+    expected = one_by_one.select([Matcher("__name__", "=", "m")], -1.0, 1e9)
+    got = batched.select([Matcher("__name__", "=", "m")], -1.0, 1e9)
+    assert [s.ts.tolist() for s in got] == [s.ts.tolist() for s in expected]
+    assert [s.values.tolist() for s in got] == [s.values.tolist() for s in expected]

@@ -1,0 +1,195 @@
+"""Range-vector functions over many series at once, bit-identical to Prometheus 2.42's per-series Go code.
+
+Series are packed into padded 2-D arrays (one row per series, ``lens`` valid points each, times in
+integer milliseconds as Prometheus stores them). Every loop runs over the *points* of a window (tens)
+rather than over the series (thousands), and performs the same IEEE operations in the same order as
+promql/functions.go, so the floats match Prometheus exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.promql.values import stale_mask
+
+
+@dataclass
+class Packed:
+    """Windows of n series: ``ts`` (int64 ms) and ``values`` of shape (n, width); ``lens`` valid each."""
+
+    ts: np.ndarray
+    values: np.ndarray
+    lens: np.ndarray
+
+    @classmethod
+    def of(cls, ts_list: list[np.ndarray], value_list: list[np.ndarray]) -> Packed:
+        """Pack windows, dropping staleness markers (range functions never see them); rows may end empty."""
+        n = len(ts_list)
+        lens = np.fromiter((len(t) for t in ts_list), dtype=np.int64, count=n)
+        rows = np.repeat(np.arange(n), lens)
+        flat_ts = np.concatenate(ts_list) if n else np.empty(0)
+        flat_values = np.concatenate(value_list) if n else np.empty(0)
+        fresh = ~stale_mask(flat_values)
+        if not fresh.all():
+            rows, flat_ts, flat_values = rows[fresh], flat_ts[fresh], flat_values[fresh]
+            lens = np.bincount(rows, minlength=n).astype(np.int64)
+        width = int(lens.max()) if n else 0
+        ts = np.zeros((n, width), dtype=np.int64)
+        values = np.full((n, width), np.nan)
+        if len(rows):
+            cols = np.arange(len(rows)) - np.repeat(np.cumsum(lens) - lens, lens)
+            ts[rows, cols] = np.rint(flat_ts * 1000.0).astype(np.int64)
+            values[rows, cols] = flat_values
+        return cls(ts, values, lens)
+
+    def nonempty(self) -> np.ndarray:
+        return self.lens > 0
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.arange(len(self.lens))
+
+    def last(self) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.maximum(self.lens - 1, 0)
+        return self.ts[self.rows, idx], self.values[self.rows, idx]
+
+    def valid(self, j: int) -> np.ndarray:
+        return self.lens > j
+
+
+def _kahan_inc(inc: np.ndarray, total: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """kahanSumInc (Neumaier), elementwise."""
+    t = total + inc
+    c = c + np.where(np.abs(total) >= np.abs(inc), (total - t) + inc, (inc - t) + total)
+    return t, c
+
+
+def extrapolated_rate(p: Packed, range_start: int, range_end: int, range_s: float, is_counter: bool,
+                      is_rate: bool) -> tuple[np.ndarray, np.ndarray]:
+    """rate/increase/delta: (values, defined) per series; defined needs two points."""
+    with np.errstate(all="ignore"):
+        last_t, last_v = p.last()
+        first_t, first_v = p.ts[:, 0], p.values[:, 0]
+        result = last_v - first_v
+        if is_counter:
+            for j in range(1, p.values.shape[1]):
+                reset = p.valid(j) & (p.values[:, j] < p.values[:, j - 1])
+                result = np.where(reset, result + p.values[:, j - 1], result)
+        n = p.lens.astype(np.float64)
+        to_start = (first_t - range_start).astype(np.float64) / 1000
+        to_end = (range_end - last_t).astype(np.float64) / 1000
+        sampled = (last_t - first_t).astype(np.float64) / 1000
+        average = sampled / (n - 1)
+        if is_counter:
+            to_zero = sampled * (first_v / result)
+            use_zero = (result > 0) & (first_v >= 0) & (to_zero < to_start)
+            to_start = np.where(use_zero, to_zero, to_start)
+        threshold = average * 1.1
+        interval = sampled + np.where(to_start < threshold, to_start, average / 2)
+        interval = interval + np.where(to_end < threshold, to_end, average / 2)
+        factor = interval / sampled
+        if is_rate:
+            factor = factor / range_s
+        return result * factor, p.lens >= 2
+
+
+def instant_rate(p: Packed) -> tuple[np.ndarray, np.ndarray]:
+    """irate: the last two points; a drop counts as a reset."""
+    with np.errstate(all="ignore"):
+        idx = np.maximum(p.lens - 1, 0)
+        prev_idx = np.maximum(p.lens - 2, 0)
+        last_v, prev_v = p.values[p.rows, idx], p.values[p.rows, prev_idx]
+        interval = p.ts[p.rows, idx] - p.ts[p.rows, prev_idx]
+        result = np.where(last_v < prev_v, last_v, last_v - prev_v)
+        return result / (interval.astype(np.float64) / 1000), (p.lens >= 2) & (interval != 0)
+
+
+def linear_regression(p: Packed, intercept_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and intercept as linearRegression: Kahan sums in point order; constant series exact."""
+    n_rows, width = p.values.shape
+    zeros = np.zeros(n_rows)
+    n = zeros.copy()
+    sx, cx, sy, cy, sxy, cxy, sx2, cx2 = (zeros.copy() for _ in range(8))
+    init_y = p.values[:, 0]
+    const_y = np.ones(n_rows, dtype=bool)
+    with np.errstate(all="ignore"):
+        for j in range(width):
+            ok = p.valid(j)
+            y = p.values[:, j]
+            const_y &= ~ok | (y == init_y)
+            n = np.where(ok, n + 1.0, n)
+            x = (p.ts[:, j] - intercept_ms).astype(np.float64) / 1e3
+            for total, comp, inc in ((sx, cx, x), (sy, cy, y), (sxy, cxy, x * y), (sx2, cx2, x * x)):
+                t, c = _kahan_inc(inc, total, comp)
+                total[:] = np.where(ok, t, total)
+                comp[:] = np.where(ok, c, comp)
+        sx, sy, sxy, sx2 = sx + cx, sy + cy, sxy + cxy, sx2 + cx2
+        cov = sxy - sx * sy / n
+        var = sx2 - sx * sx / n
+        slope = cov / var
+        intercept = sy / n - slope * sx / n
+    inf_const = const_y & np.isinf(init_y)
+    slope = np.where(const_y, np.where(inf_const, np.nan, 0.0), slope)
+    intercept = np.where(const_y, np.where(inf_const, np.nan, init_y), intercept)
+    return slope, intercept
+
+
+def sum_over_time(p: Packed) -> np.ndarray:
+    total = np.zeros(len(p.lens))
+    c = np.zeros(len(p.lens))
+    with np.errstate(all="ignore"):
+        for j in range(p.values.shape[1]):
+            ok = p.valid(j)
+            t, c2 = _kahan_inc(p.values[:, j], total, c)
+            total, c = np.where(ok, t, total), np.where(ok, c2, c)
+        return np.where(np.isinf(total), total, total + c)
+
+
+def avg_over_time(p: Packed) -> np.ndarray:
+    """The overflow-safe running mean of funcAvgOverTime, Inf handling included."""
+    mean = np.zeros(len(p.lens))
+    c = np.zeros(len(p.lens))
+    count = np.zeros(len(p.lens))
+    with np.errstate(all="ignore"):
+        for j in range(p.values.shape[1]):
+            ok = p.valid(j)
+            x = p.values[:, j]
+            count = np.where(ok, count + 1, count)
+            inf_mean = np.isinf(mean)
+            keep_mean = inf_mean & (
+                (np.isinf(x) & ((mean > 0) == (x > 0))) | (~np.isinf(x) & ~np.isnan(x))
+            )
+            update = ok & ~keep_mean
+            t, c2 = _kahan_inc(x / count - mean / count, mean, c)
+            mean, c = np.where(update, t, mean), np.where(update, c2, c)
+        return np.where(np.isinf(mean), mean, mean + c)
+
+
+def extreme_over_time(p: Packed, largest: bool) -> np.ndarray:
+    """max/min_over_time: a NaN is replaced by any later point, as in the Go loop."""
+    best = p.values[:, 0].copy()
+    for j in range(1, p.values.shape[1]):
+        x = p.values[:, j]
+        better = (x > best) if largest else (x < best)
+        best = np.where(p.valid(j) & (better | np.isnan(best)), x, best)
+    return best
+
+
+def quantile(q: float, values: list[float]) -> float:
+    """promql/quantile.go quantile: interpolation between closest ranks, NaNs sorted first."""
+    if not values or math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    ordered = sorted(values, key=lambda x: (0, 0.0) if math.isnan(x) else (1, x))
+    n = float(len(ordered))
+    rank = q * (n - 1)
+    lower = max(0.0, math.floor(rank))
+    upper = min(n - 1, lower + 1)
+    weight = rank - math.floor(rank)
+    return ordered[int(lower)] * (1 - weight) + ordered[int(upper)] * weight
