@@ -18,6 +18,7 @@ Semantics (DESIGN.md, Time):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,9 @@ from core.series_registry import SeriesRegistry
 
 _MULT = 1.0 / np.log2(GAMMA)
 _CODE_MASK = (1 << CODE_BITS) - 1
+_MAX_PENDING = 1 << 17  # samples waiting to be applied, at most
+_LATE, _ON_TIME = np.ones(1, dtype=bool), np.zeros(1, dtype=bool)
+_LATE.flags.writeable = _ON_TIME.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,11 @@ class WindowEngine:
         self._bin_counts: list[np.ndarray] = []
         self._prev_val = np.full(1024, np.nan)
         self._prev_ts = np.full(1024, -np.inf)
+        self._pending_max_ts = np.full(1024, -np.inf)  # newest waiting counter sample per series
+        self._pending: list[tuple[SampleColumns, np.ndarray]] = []
+        self._pending_n = 0
+        self._single: list[tuple[int, float, float, bool, int]] = []  # waiting one-sample batches
+        self._empty = ClosedWindows.empty(quantiles)
 
     @property
     def watermark(self) -> float:
@@ -112,12 +121,22 @@ class WindowEngine:
 
     @property
     def open_windows(self) -> int:
+        self._apply_pending()
         return len(self._slot_of)
 
     def ingest(self, cols: SampleColumns) -> np.ndarray:
-        """Apply a batch; return the boolean mask of its late samples (not applied)."""
+        """Accept a batch; return the boolean mask of its late samples (not applied).
+
+        Accepted samples are applied lazily, all at once when a window is about to close (or when many
+        are waiting): a window cannot close before then, so which samples are late is decided exactly
+        as if each batch were applied on arrival, while small batches (single-sample messages) share
+        the fixed cost of one update. A counter sample not newer than a waiting sample of its series
+        first applies what waits, so reset-aware increases see the same order as eager application."""
+        if len(cols) == 1:
+            return self._ingest_one(cols)
         if len(cols) == 0:
             return np.zeros(0, dtype=bool)
+        self._singles_to_pending()
         k = np.floor(cols.ts / self.width).astype(np.int64)
         late = k < self.closed_before
         if late.any():
@@ -126,17 +145,72 @@ class WindowEngine:
             cols, k = cols.take(keep), k[keep]
             if len(cols) == 0:
                 return late
-        self._apply(cols, k)
+        self._grow_series(int(cols.series.max()) + 1)
+        if cols.counter.any():
+            cs, cts = cols.series[cols.counter], cols.ts[cols.counter]
+            if self._pending and (cts <= self._pending_max_ts[cs]).any():
+                self._apply_pending()
+            np.maximum.at(self._pending_max_ts, cs, cts)
+        self._pending.append((cols, k))
+        self._pending_n += len(cols)
         self.max_event_time = max(self.max_event_time, float(cols.ts.max()))
+        if self._pending_n >= _MAX_PENDING:
+            self._apply_pending()
         return late
+
+    def _ingest_one(self, cols: SampleColumns) -> np.ndarray:
+        """`ingest` of one sample in plain Python: numpy's per-call cost would be most of the work."""
+        s, ts, v, c = int(cols.series[0]), float(cols.ts[0]), float(cols.values[0]), bool(cols.counter[0])
+        k = math.floor(ts / self.width)
+        if k < self.closed_before:
+            self.late_samples += 1
+            return _LATE
+        if s >= len(self._prev_val):
+            self._grow_series(s + 1)
+        if c:
+            if ts <= self._pending_max_ts[s] and (self._pending or self._single):
+                self._apply_pending()
+            if ts > self._pending_max_ts[s]:
+                self._pending_max_ts[s] = ts
+        self._single.append((s, ts, v, c, k))
+        self._pending_n += 1
+        if ts > self.max_event_time:
+            self.max_event_time = ts
+        if self._pending_n >= _MAX_PENDING:
+            self._apply_pending()
+        return _ON_TIME
+
+    def _singles_to_pending(self) -> None:
+        if self._single:
+            s, ts, v, c, k = zip(*self._single, strict=True)
+            self._single = []
+            self._pending.append((SampleColumns(np.asarray(s, dtype=np.int64), np.asarray(ts, dtype=np.float64),
+                                                np.asarray(v, dtype=np.float64), np.asarray(c, dtype=bool)),
+                                  np.asarray(k, dtype=np.int64)))
+
+    def _apply_pending(self) -> None:
+        self._singles_to_pending()
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            cols, k = self._pending[0]
+        else:
+            parts = [c for c, _ in self._pending]
+            cols = SampleColumns(*(np.concatenate([getattr(c, f) for c in parts])
+                                   for f in ("series", "ts", "values", "counter")))
+            k = np.concatenate([kk for _, kk in self._pending])
+        self._pending, self._pending_n = [], 0
+        self._pending_max_ts.fill(-np.inf)
+        self._apply(cols, k)
 
     def advance(self) -> ClosedWindows:
         """Close every window whose end is at or before the watermark."""
-        if not np.isfinite(self.max_event_time):
-            return ClosedWindows.empty(self.quantiles)
-        close_before = int(np.floor(self.watermark / self.width))
+        if self.max_event_time == -math.inf:
+            return self._empty
+        close_before = math.floor((self.max_event_time - self.allowed_lateness) / self.width)
         if close_before <= self.closed_before:
-            return ClosedWindows.empty(self.quantiles)
+            return self._empty
+        self._apply_pending()
         self.closed_before = close_before
         n = self._n_slots
         closing = self._used[:n] & (self._k[:n] < close_before)
@@ -144,6 +218,7 @@ class WindowEngine:
 
     def flush(self) -> ClosedWindows:
         """Close every open window regardless of the watermark (end of input in tests and replays)."""
+        self._apply_pending()
         n = self._n_slots
         return self._close(np.flatnonzero(self._used[:n]))
 
@@ -234,7 +309,6 @@ class WindowEngine:
         order = np.lexsort((cols.ts, cols.series))
         sidx, ts, v, counter, k = cols.series[order], cols.ts[order], cols.values[order], cols.counter[order], k[order]
         n = len(ts)
-        self._grow_series(int(sidx.max()) + 1)
         inc = self._counter_increase(sidx, ts, v, counter)
 
         change = np.empty(n, dtype=bool)
@@ -317,6 +391,8 @@ class WindowEngine:
             size = max(n, 2 * len(self._prev_val))
             self._prev_val = np.concatenate([self._prev_val, np.full(size - len(self._prev_val), np.nan)])
             self._prev_ts = np.concatenate([self._prev_ts, np.full(size - len(self._prev_ts), -np.inf)])
+            self._pending_max_ts = np.concatenate([self._pending_max_ts,
+                                                   np.full(size - len(self._pending_max_ts), -np.inf)])
 
     def _close(self, slots: np.ndarray) -> ClosedWindows:
         if len(slots) == 0:
