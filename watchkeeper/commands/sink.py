@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
+import importlib.util
 import logging
 import signal
 
@@ -13,6 +15,7 @@ from aiohttp import web
 from sinks.clickhouse_http import create_query_app
 from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
 from watchkeeper.config import Config, load_config
+from watchkeeper.errors import WatchkeeperError
 from watchkeeper.topics import ensure_topics, topic_plan
 
 log = logging.getLogger("watchkeeper.sink")
@@ -37,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "clickhouse":
         asyncio.run(_with_signals(run_clickhouse_sink, cfg))
         return 0
-    from sinks import notify_sink  # type: ignore[attr-defined]
-
+    if importlib.util.find_spec("sinks.notify_sink") is None:
+        raise WatchkeeperError("the notification sink is not built yet (issue 6); only `sink clickhouse` runs")
+    notify_sink = importlib.import_module("sinks.notify_sink")
     asyncio.run(_with_signals(notify_sink.run_notify_sink, cfg))
     return 0
 
