@@ -20,8 +20,24 @@ from reports.timerange import TimeRange
 MAX_SERIES_ROWS = 60
 
 
+class _Changes:
+    """Week-over-week and month-over-month change of a value against its earlier values."""
+
+    current: float
+    previous_week: float
+    previous_month: float
+
+    @property
+    def wow(self) -> float:
+        return _change(self.current, self.previous_week)
+
+    @property
+    def mom(self) -> float:
+        return _change(self.current, self.previous_month)
+
+
 @dataclass
-class SeriesTrend:
+class SeriesTrend(_Changes):
     name: str
     series_id: int
     labels: dict[str, str]
@@ -29,30 +45,14 @@ class SeriesTrend:
     previous_week: float
     previous_month: float
 
-    @property
-    def wow(self) -> float:
-        return _change(self.current, self.previous_week)
-
-    @property
-    def mom(self) -> float:
-        return _change(self.current, self.previous_month)
-
 
 @dataclass
-class MetricTrend:
+class MetricTrend(_Changes):
     name: str
     series: int
     current: float
     previous_week: float
     previous_month: float
-
-    @property
-    def wow(self) -> float:
-        return _change(self.current, self.previous_week)
-
-    @property
-    def mom(self) -> float:
-        return _change(self.current, self.previous_month)
 
 
 def _change(cur: float, prev: float) -> float:
