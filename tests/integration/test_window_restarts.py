@@ -65,10 +65,10 @@ async def kill_at(bootstrap: str, topic: str, thresholds: list[int], cfg_path: P
 
 @pytest.mark.slow
 @pytest.mark.xfail(run=False, reason=(
-    "not finished: after the second SIGKILL the restarted worker resumes every partition from its "
-    "snapshot, then its Faust consumer delivers no further events (agent waits on an empty stream "
-    "queue, fetcher idle); no window is ever doubled, but the run stalls and windows go missing. "
-    "Reproduce with this test without the xfail mark."))
+    "not finished: a restarted worker (after SIGKILL, and also after a graceful SIGTERM) resumes every "
+    "partition from its snapshot, then its Faust consumer delivers no further events (agent waits on an "
+    "empty stream queue, fetcher idle); no window is ever doubled, but the run stalls and windows go "
+    "missing. Reproduce with this test without the xfail mark."))
 def test_sigkill_three_times_every_window_exactly_once(wk_config: Config, tmp_path: Path) -> None:
     wl = Workload(samples=SAMPLES)
     cfg = wk_config
