@@ -1,5 +1,6 @@
-"""What a partition of the aggregates topic already holds: the emission sequence number of its last
-record, so a worker replaying input after a restart does not send a window twice.
+"""The last record of topic partitions: on the aggregates topic, its emission sequence number (so a
+worker replaying input after a restart does not send a window twice); on the window-state changelog,
+the newest snapshot.
 
 The end of the partition comes from a fetch's high watermark, never from ListOffsets: tansu 0.6.0
 answers ListOffsets(latest) with the last batch's base offset + 1 (DESIGN.md).
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 SEQ_HEADER = "wk-seq"
 
@@ -22,8 +23,9 @@ def seq_of(headers: object) -> int:
     return 0
 
 
-async def last_sequences(bootstrap: str, topic: str, partitions: list[int], timeout: float = 30.0) -> dict[int, int]:
-    """Per partition, the `wk-seq` header of its last record (0 when empty or unnumbered)."""
+async def last_records(bootstrap: str, topic: str, partitions: list[int],
+                       timeout: float = 30.0) -> dict[int, ConsumerRecord | None]:
+    """Per partition, its last record (None when empty)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=50)
     await consumer.start()
@@ -36,11 +38,11 @@ async def last_sequences(bootstrap: str, topic: str, partitions: list[int], time
             if loop.time() > deadline:
                 raise TimeoutError(f"no fetch answer for {topic} within {timeout:.0f} s")
             await consumer.getmany(timeout_ms=100, max_records=1)
-        found: dict[int, int] = {}
+        found: dict[int, ConsumerRecord | None] = {}
         for p, tp in tps.items():
             high = consumer.highwater(tp) or 0
             if high == 0:
-                found[p] = 0
+                found[p] = None
                 continue
             consumer.seek(tp, high - 1)
             while p not in found:
@@ -48,7 +50,34 @@ async def last_sequences(bootstrap: str, topic: str, partitions: list[int], time
                     raise TimeoutError(f"could not read {topic}[{p}]@{high - 1} within {timeout:.0f} s")
                 for rec in (await consumer.getmany(tp, timeout_ms=200)).get(tp, []):
                     if rec.offset == high - 1:
-                        found[p] = seq_of(rec.headers)
+                        found[p] = rec
         return found
+    finally:
+        await consumer.stop()
+
+
+async def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int,
+                     timeout: float = 60.0) -> list[ConsumerRecord]:
+    """Records `start` <= offset < `stop` of one partition (a restart's catch-up replay)."""
+    if stop <= start:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=50,
+                                max_partition_fetch_bytes=8_000_000)
+    await consumer.start()
+    tp = TopicPartition(topic, partition)
+    out: list[ConsumerRecord] = []
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not out or out[-1].offset < stop - 1:
+            if loop.time() > deadline:
+                raise TimeoutError(f"could not read {topic}[{partition}]@{start}..{stop - 1} in {timeout:.0f} s")
+            for rec in (await consumer.getmany(tp, timeout_ms=200)).get(tp, []):
+                if start <= rec.offset < stop:
+                    out.append(rec)
+        return out
     finally:
         await consumer.stop()

@@ -3,11 +3,12 @@
 
 - State per input partition p is a snapshot (engine, last applied offset, emission count) in a plain
   Faust Table (bytes values, key = p), written every `snapshot_every_messages` messages or
-  `snapshot_every_seconds` of p. Input events are acked only once a snapshot covering them is durable,
-  so the committed offset never passes the snapshot; after a restart, messages the snapshot already
-  holds are skipped and later ones replayed.
-- Each changelog record is flushed alone, in its own batch: tansu's ListOffsets(latest) is the last
-  batch's base offset + 1, so Faust's recovery would miss the last records of a multi-record batch.
+  `snapshot_every_seconds` of p, after the aggregates it covers are durable. On (re)assignment the
+  newest snapshot is read from the changelog's last record (end from a fetch's high watermark, not
+  ListOffsets, which tansu 0.6.0 answers wrongly); messages it already holds are skipped, and messages
+  between it and Faust's committed offset are read back from the samples topic and replayed.
+- Each changelog record is flushed alone, in its own batch, so Faust's own recovery (which reads up to
+  ListOffsets(latest) = the last batch's base offset + 1 on tansu) also sees the newest snapshot.
 - Windows of input partition p go to aggregates partition p, numbered by a per-partition sequence
   header (`wk-seq`). Replay is deterministic, so on (re)assignment the last number on aggregates p says
   which replayed windows were already sent: those are not sent again. Every window once, exactly.
@@ -23,7 +24,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from agents.emission_log import SEQ_HEADER, last_sequences
+from agents.emission_log import SEQ_HEADER, last_records, read_range, seq_of
 from agents.window_step import StepOutput, WindowStep
 from watchkeeper.config import Config
 
@@ -69,37 +70,57 @@ def register(app: faust.App, cfg: Config) -> None:
         pending.append(await producer.send_batch(batch, t.aggregates, partition=partition))
         emitted[partition] = out.first_seq + len(out.aggregates) - 1
 
+    sent: dict[int, list[asyncio.Future[Any]]] = {}
+    since_snapshot: dict[int, int] = {}
+    last_snapshot: dict[int, float] = {}
+
+    async def newest_snapshot(p: int) -> bytes | None:
+        """The changelog's last record for p, read through a fetch: Faust's own recovery reads up to
+        ListOffsets(latest), which tansu 0.6.0 answers wrongly (DESIGN.md), so it may miss the newest."""
+        last = (await last_records(cfg.kafka.bootstrap, changelog.get_topic_name(), [p]))[p]
+        if last is not None and last.value:
+            return bytes(last.value)
+        value = state.data.get(str(p).encode())
+        return bytes(value) if value is not None else None
+
+    async def checkpoint(p: int) -> None:
+        """Snapshot partition p into the table (aggregates it covers made durable first)."""
+        await asyncio.gather(*sent[p])
+        key, value = str(p).encode(), step.snapshot(p)
+        state[key] = value
+        await app.producer.flush()  # the changelog record durable, alone in its batch
+        sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
+
+    async def handle(p: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        try:
+            out = step.process(p, offset, key, value or b"", time.time())
+        except Exception as exc:  # a worker never dies on bad data: dead-letter and go on
+            log.exception("window step failed at %s[%d]@%d", t.samples, p, offset)
+            out = step.failed(p, offset, key, value or b"", exc, time.time())
+        if out.aggregates:
+            await emit(p, out, sent[p])
+        for dl_key, dl_value in out.deadletters:
+            await deadletter.send(key=dl_key, value=dl_value)
+        since_snapshot[p] += 1
+
     @app.agent(samples, name="watchkeeper.windows")
     async def windows(stream: faust.StreamT) -> None:
-        manual = stream.noack()  # type: ignore[attr-defined]
-        unacked: dict[int, list[Any]] = {}
-        sent: dict[int, list[asyncio.Future[Any]]] = {}
-        last_snapshot: dict[int, float] = {}
-        async for event in manual.events():
+        async for event in stream.events():
             msg = event.message
             p = msg.partition
-            if p not in emitted:  # first event since (re)assignment: resume from the table
-                step.restore(p, state.get(str(p).encode()))
-                emitted[p] = (await last_sequences(cfg.kafka.bootstrap, t.aggregates, [p]))[p]
-                unacked[p], sent[p], last_snapshot[p] = [], [], time.monotonic()
+            if p not in emitted:  # first event since (re)assignment: resume from the newest snapshot
+                step.restore(p, await newest_snapshot(p))
+                last = (await last_records(cfg.kafka.bootstrap, t.aggregates, [p]))[p]
+                emitted[p] = seq_of(last.headers) if last is not None else 0
+                sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
+                resume = step.progress[p].offset + 1
+                # Faust resumes at its committed offset, which may be past the snapshot: replay the gap.
+                for rec in await read_range(cfg.kafka.bootstrap, t.samples, p, resume, msg.offset):
+                    await handle(p, rec.offset, rec.key, rec.value)
+                log.info("windows[%d]: resumed from the snapshot at offset %d, replayed %d messages",
+                         p, resume - 1, max(0, msg.offset - resume))
             if step.applied(p, msg.offset):
-                await manual.ack(event)
                 continue
-            try:
-                out = step.process(p, msg.offset, msg.key, msg.value, time.time())
-            except Exception as exc:  # a worker never dies on bad data: dead-letter and go on
-                log.exception("window step failed at %s[%d]@%d", msg.topic, p, msg.offset)
-                out = step.failed(p, msg.offset, msg.key, msg.value or b"", exc, time.time())
-            if out.aggregates:
-                await emit(p, out, sent[p])
-            for dl_key, dl_value in out.deadletters:
-                await deadletter.send(key=dl_key, value=dl_value)
-            unacked[p].append(event)
-            if len(unacked[p]) >= every_n or time.monotonic() - last_snapshot[p] >= every_s:
-                # Aggregates first: the snapshot says they were sent.
-                await asyncio.gather(*sent[p])
-                state[str(p).encode()] = step.snapshot(p)
-                await app.producer.flush()  # the changelog record durable, alone in its batch
-                for e in unacked[p]:
-                    await manual.ack(e)
-                unacked[p], sent[p], last_snapshot[p] = [], [], time.monotonic()
+            await handle(p, msg.offset, msg.key, msg.value)
+            if since_snapshot[p] >= every_n or time.monotonic() - last_snapshot[p] >= every_s:
+                await checkpoint(p)

@@ -1,0 +1,97 @@
+"""Given 1M samples on wk.samples and a worker killed with SIGKILL three times at random points (restarted
+each time), expect every window on wk.aggregates exactly once, with exact counts and max, mean to 1e-9 and
+p95 within 1 %: state resumes from the snapshot table, replayed windows are not sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from bench.windows.kafka_load import load, read_all
+from bench.windows.verify import expected_windows, verify
+from bench.windows.workload import PARTITIONS, Workload
+from tests.conftest import write_config
+from watchkeeper.config import Config
+
+SAMPLES = 1_000_000
+KILLS = 3
+
+
+def start_worker(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    out = open(log, "ab")  # noqa: SIM115 (the child owns it)
+    return subprocess.Popen([sys.executable, "-m", "watchkeeper", "worker", "--config", str(cfg_path)],
+                            stdout=out, stderr=subprocess.STDOUT)
+
+
+async def kill_at(bootstrap: str, topic: str, thresholds: list[int], cfg_path: Path, log: Path,
+                  expected: int, timeout: float = 150.0) -> tuple[int, list[int]]:
+    """Run the worker; SIGKILL it when the aggregates topic passes each threshold and start it again.
+    Returns the number of kills and the record counts they happened at, once `expected` records exist."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+    proc = start_worker(cfg_path, log)
+    seen, killed_at = 0, []
+    deadline = time.monotonic() + timeout
+    try:
+        while seen < expected and time.monotonic() < deadline:
+            for recs in (await consumer.getmany(timeout_ms=100, max_records=50_000)).values():
+                seen += len(recs)
+            if thresholds and seen >= thresholds[0]:
+                proc.kill()
+                proc.wait()
+                killed_at.append(seen)
+                thresholds.pop(0)
+                proc = start_worker(cfg_path, log)
+            assert proc.poll() is None, log.read_text()[-3000:]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        await consumer.stop()
+    return len(killed_at), killed_at
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(run=False, reason=(
+    "not finished: a restarted worker (after SIGKILL, and also after a graceful SIGTERM) resumes every "
+    "partition from its snapshot, then its Faust consumer delivers no further events (agent waits on an "
+    "empty stream queue, fetcher idle); no window is ever doubled, but the run stalls and windows go "
+    "missing. Reproduce with this test without the xfail mark."))
+def test_sigkill_three_times_every_window_exactly_once(wk_config: Config, tmp_path: Path) -> None:
+    wl = Workload(samples=SAMPLES)
+    cfg = wk_config
+    cfg.windows.snapshot_every_messages = 20
+    cfg.windows.snapshot_every_seconds = 0.25
+    t = cfg.kafka.topics
+    messages = wl.batched()
+    asyncio.run(load(cfg.kafka.bootstrap, t.samples, messages))
+    raw = asyncio.run(read_all(cfg.kafka.bootstrap, t.samples, PARTITIONS,
+                               expected=sum(len(m) for m in messages.values())))
+    exp = expected_windows([r.value for r in raw])
+    assert len(exp) == wl.expected_windows == 100_000
+
+    rng = random.Random()
+    thresholds = sorted(rng.sample(range(5_000, 90_000), KILLS))
+    cfg_path = write_config(cfg, tmp_path / "watchkeeper.yaml")
+    log = tmp_path / "worker.log"
+    kills, at = asyncio.run(kill_at(cfg.kafka.bootstrap, t.aggregates, list(thresholds), cfg_path, log,
+                                    expected=len(exp)))
+    assert kills == KILLS, f"killed {kills} times at {at} of thresholds {thresholds}"
+
+    aggs = asyncio.run(read_all(cfg.kafka.bootstrap, t.aggregates, PARTITIONS, idle=3.0))
+    verdict = verify(exp, [r.value for r in aggs])
+    assert verdict.duplicates == 0, f"kills at {at}: {verdict}"
+    assert verdict.missing == 0 and verdict.unexpected == 0 and verdict.wrong == 0, f"kills at {at}: {verdict}"
+    assert verdict.verified == len(exp)
