@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from reports.charts import forecast_chart
 from reports.document import Chart, Document, Section, Table, num, when
+from reports.exhaustion import time_until_zero
 from reports.query_progress import QueryRunner
 from reports.series_source import SOURCES, format_labels
 from reports.timerange import TimeRange
@@ -36,7 +37,7 @@ class Forecast:
 
     @property
     def days_to_threshold(self) -> float:
-        return _days(self.threshold - self.level, self.slope_per_day)
+        return time_until_zero(self.threshold - self.level, self.slope_per_day)
 
     @property
     def days_range(self) -> tuple[float, float]:
@@ -44,21 +45,11 @@ class Forecast:
         gap = self.threshold - self.level
         hi = self.slope_per_day + Z95 * self.slope_stderr
         lo = self.slope_per_day - Z95 * self.slope_stderr
-        return _days(gap, hi), _days(gap, lo)
+        return time_until_zero(gap, hi), time_until_zero(gap, lo)
 
     def crossing(self, end: datetime) -> datetime | None:
         d = self.days_to_threshold
         return None if math.isinf(d) or math.isnan(d) else end + timedelta(days=d)
-
-
-def _days(gap: float, slope: float) -> float:
-    if math.isnan(gap) or math.isnan(slope):
-        return math.nan
-    if gap <= 0:
-        return 0.0
-    if slope <= 0:
-        return math.inf
-    return gap / slope
 
 
 def forecasts(

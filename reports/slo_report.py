@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from reports.charts import line_chart
 from reports.document import Chart, Document, Section, Table, duration, num, pct, when
+from reports.exhaustion import time_until_zero
 from reports.query_progress import QueryRunner
 from reports.timerange import TimeRange
 
@@ -167,13 +168,7 @@ def slo_figures(q: QueryRunner, tr: TimeRange) -> list[SLOFigures]:
 
 def time_to_exhaustion(remaining: float, burn_rate: float, period_seconds: float) -> float:
     """Seconds until the remaining budget is gone at `burn_rate` (1 = exactly the budget over the period)."""
-    if math.isnan(remaining) or math.isnan(burn_rate):
-        return math.nan
-    if remaining <= 0:
-        return 0.0
-    if burn_rate <= 0:
-        return math.inf
-    return remaining * period_seconds / burn_rate
+    return time_until_zero(remaining * period_seconds, burn_rate)
 
 
 def hourly_error_ratio(q: QueryRunner, tr: TimeRange, sloth_id: str) -> tuple[list[datetime], list[float]]:
