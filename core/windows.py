@@ -229,7 +229,9 @@ class WindowEngine:
     def snapshot(self) -> bytes:
         """The whole state as bytes: an orjson header (scalars, the series it references by name and
         labels, array layout) then the arrays' raw bytes. Dense indexes are local to the snapshot, so it
-        restores into any registry."""
+        restores into any registry. Samples still waiting in the pending buffer are applied first: a
+        snapshot that left them out would lose them on restore (the input offset it covers is past them)."""
+        self._apply_pending()
         self._compact_bins()
         n = self._n_slots
         used = np.flatnonzero(self._used[:n])

@@ -1,11 +1,12 @@
-"""Given 1M samples on wk.samples and a worker killed with SIGKILL three times at random points (restarted
-each time), expect every window on wk.aggregates exactly once, with exact counts and max, mean to 1e-9 and
-p95 within 1 %: state resumes from the snapshot table, replayed windows are not sent twice."""
+"""Given 1M samples on wk.samples and a worker killed with SIGKILL (or stopped with SIGTERM) three times at
+random points (restarted each time), expect every window on wk.aggregates exactly once, with exact counts
+and max, mean to 1e-9 and p95 within 1 %: state resumes from the snapshot table, replayed windows are not sent twice."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -32,8 +33,8 @@ def start_worker(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 async def kill_at(bootstrap: str, topic: str, thresholds: list[int], cfg_path: Path, log: Path,
-                  expected: int, timeout: float = 150.0) -> tuple[int, list[int]]:
-    """Run the worker; SIGKILL it when the aggregates topic passes each threshold and start it again.
+                  expected: int, timeout: float = 150.0, sig: int = signal.SIGKILL) -> tuple[int, list[int]]:
+    """Run the worker; stop it with `sig` when the aggregates topic passes each threshold and start it again.
     Returns the number of kills and the record counts they happened at, once `expected` records exist."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
@@ -46,8 +47,9 @@ async def kill_at(bootstrap: str, topic: str, thresholds: list[int], cfg_path: P
         while seen < expected and time.monotonic() < deadline:
             for recs in (await consumer.getmany(timeout_ms=100, max_records=50_000)).values():
                 seen += len(recs)
-            if thresholds and seen >= thresholds[0]:
-                proc.kill()
+            # A kill needs new output since the last restart, so no two kills land on the same moment.
+            if thresholds and seen >= thresholds[0] and (not killed_at or seen > killed_at[-1]):
+                proc.send_signal(sig)
                 proc.wait()
                 killed_at.append(seen)
                 thresholds.pop(0)
@@ -64,12 +66,8 @@ async def kill_at(bootstrap: str, topic: str, thresholds: list[int], cfg_path: P
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(run=False, reason=(
-    "not finished: a restarted worker (after SIGKILL, and also after a graceful SIGTERM) resumes every "
-    "partition from its snapshot, then its Faust consumer delivers no further events (agent waits on an "
-    "empty stream queue, fetcher idle); no window is ever doubled, but the run stalls and windows go "
-    "missing. Reproduce with this test without the xfail mark."))
-def test_sigkill_three_times_every_window_exactly_once(wk_config: Config, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_stopped_three_times_every_window_exactly_once(wk_config: Config, tmp_path: Path, sig: int) -> None:
     wl = Workload(samples=SAMPLES)
     cfg = wk_config
     cfg.windows.snapshot_every_messages = 20
@@ -87,7 +85,7 @@ def test_sigkill_three_times_every_window_exactly_once(wk_config: Config, tmp_pa
     cfg_path = write_config(cfg, tmp_path / "watchkeeper.yaml")
     log = tmp_path / "worker.log"
     kills, at = asyncio.run(kill_at(cfg.kafka.bootstrap, t.aggregates, list(thresholds), cfg_path, log,
-                                    expected=len(exp)))
+                                    expected=len(exp), sig=sig))
     assert kills == KILLS, f"killed {kills} times at {at} of thresholds {thresholds}"
 
     aggs = asyncio.run(read_all(cfg.kafka.bootstrap, t.aggregates, PARTITIONS, idle=3.0))
