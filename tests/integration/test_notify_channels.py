@@ -180,8 +180,8 @@ def test_email_through_aiosmtpd_has_plain_and_html_parts() -> None:
 def test_command_hook_gets_json_on_stdin_and_env(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     script = ("import json, os, sys; d = json.load(sys.stdin); "
-              f"json.dump({{'status': d['status'], 'env': {{k: v for k, v in os.environ.items() if k.startswith('WK_')}}}}, "
-              f"open({str(out)!r}, 'w'))")
+              "env = {k: v for k, v in os.environ.items() if k.startswith('WK_')}; "
+              f"json.dump({{'status': d['status'], 'env': env}}, open({str(out)!r}, 'w'))")
     cfg = CommandConfig(command=[sys.executable, "-c", script], timeout=20)
     asyncio.run(CommandChannel("command[0]", cfg).send(note(event("DiskFull", instance="a"))))
     got = orjson.loads(out.read_bytes())
