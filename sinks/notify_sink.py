@@ -10,6 +10,8 @@ that happened just before a crash, unacknowledged, is sent again (at-least-once)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import random
 import time
@@ -21,10 +23,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from core.errors import SourceError
 from core.notify.config import NotifyConfig, load_notify_config_file
-from core.notify.dispatch import Dispatcher, Group, with_priority
+from core.notify.dispatch import Dispatcher, with_priority
 from core.notify.notification import Notification
 from core.notify.pipeline import plan_flush
-from core.notify.silences import Silence
 from schemas.alerts import AlertEvent
 from schemas.codec import SchemaError, decode, encode
 from schemas.deadletter import DeadLetter
@@ -56,7 +57,7 @@ class NotifySink:
         t = self.cfg.kafka.topics
         consumer = AIOKafkaConsumer(
             t.alerts, bootstrap_servers=self.cfg.kafka.bootstrap, group_id=f"{self.cfg.worker.app_id}-notify",
-            enable_auto_commit=False, auto_offset_reset="earliest",
+            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20,
             session_timeout_ms=int(self.cfg.kafka.session_timeout * 1000),
             heartbeat_interval_ms=int(min(3.0, self.cfg.kafka.session_timeout / 3) * 1000))
         self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.kafka.bootstrap, linger_ms=5)
@@ -67,6 +68,8 @@ class NotifySink:
                 for name, ch in build_channels(r, self.am.global_, session).items():
                     self.channels[(r.name, name)] = ch
             log.info("notify sink: %d receivers from %s", len(self.am.receivers), self.am.path)
+            self.wakeup = asyncio.Event()
+            delivery = asyncio.get_running_loop().create_task(self._delivery_loop(stop, n.parallel_deliveries))
             try:
                 while not stop.is_set():
                     batches = await consumer.getmany(timeout_ms=50, max_records=2000)
@@ -81,10 +84,10 @@ class NotifySink:
                     if batches:
                         await consumer.commit()
                     self._flush(time.time())
-                    self._deliver(time.time(), n.parallel_deliveries)
                 if self.tasks:
                     await asyncio.wait(self.tasks, timeout=10)
             finally:
+                delivery.cancel()
                 for task in self.tasks:
                     task.cancel()
                 await consumer.stop()
@@ -120,33 +123,47 @@ class NotifySink:
         if deadline is None or deadline > now:
             return
         silences = self.silences.all()
-        firing = [a for g in self.dispatcher.groups.values() for a in g.alerts.values() if a.state == "firing"]
+        firing = [a for g in self.dispatcher.groups.values() for a in g.alerts.values()
+                  if a.state == "firing"] if self.am.inhibit_rules else []
+        flushes, gone = [], []
         for g in self.dispatcher.due(now):
-            self._flush_group(g, now, firing, silences)
+            receiver = g.route.receiver
+            plan = plan_flush(self.am, g, now, firing, silences, functools.partial(self.store.log_entry, receiver,
+                              group_key=g.key), self.cfg.notify.external_url)
+            for a, status, why in plan.muted:
+                if a.state == "firing":
+                    self._record(Notification(receiver, "-", g.key, g.labels, [a], now), status, 0, why, 0.0)
+            if plan.log or plan.notifications:
+                flushes.append((receiver, g.key, plan.log, plan.notifications))
+            gone += [a.fingerprint for a in plan.sent if a.state == "resolved"]
+            self.dispatcher.flushed(g, plan.sent)
+        if flushes:
+            self.store.enqueue_many(flushes, now)
+            self.wakeup.set()
+        if gone:
+            still = {fp for grp in self.dispatcher.groups.values() for fp in grp.alerts}
+            self.store.drop_alerts([fp for fp in gone if fp not in still])
 
-    def _flush_group(self, g: Group, now: float, firing: list[AlertEvent], silences: list[Silence]) -> None:
-        receiver = g.route.receiver
-        plan = plan_flush(self.am, g, now, firing, silences,
-                          lambda integ: self.store.log_entry(receiver, integ, g.key), self.cfg.notify.external_url)
-        for a, status, why in plan.muted:
-            if a.state == "firing":
-                self._record(Notification(receiver, "-", g.key, g.labels, [a], now), status, 0, why, 0.0)
-        if plan.log or plan.notifications:
-            self.store.enqueue(receiver, g.key, plan.log, plan.notifications, now)
-        gone = [a.fingerprint for a in plan.sent if a.state == "resolved"]
-        self.dispatcher.flushed(g, plan.sent)
-        still = {fp for grp in self.dispatcher.groups.values() for fp in grp.alerts}
-        self.store.drop_alerts([fp for fp in gone if fp not in still])
-
-    def _deliver(self, now: float, parallel: int) -> None:
-        room = parallel - len(self.inflight)
-        if room <= 0:
-            return
-        for id, attempts, created, note in self.store.due(now, self.inflight, room):
-            self.inflight.add(id)
-            task = asyncio.get_running_loop().create_task(self._attempt(id, attempts, created, note))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+    async def _delivery_loop(self, stop: asyncio.Event, parallel: int) -> None:
+        """Keep up to `parallel` deliveries in flight, taking due notifications from the outbox."""
+        while not stop.is_set():
+            self.wakeup.clear()
+            started = 0
+            room = parallel - len(self.inflight)
+            if room > 0:
+                for id, attempts, created, note in self.store.due(time.time(), self.inflight, room):
+                    self.inflight.add(id)
+                    task = asyncio.get_running_loop().create_task(self._attempt(id, attempts, created, note))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                    started += 1
+            if started and len(self.inflight) < parallel:
+                await asyncio.sleep(0)  # more may be due right away
+                continue
+            nxt = self.store.next_due()
+            wait = 0.5 if nxt is None else min(0.5, max(0.01, nxt - time.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=wait)
 
     async def _attempt(self, id: str, attempts: int, created: float, n: Notification) -> None:
         ch = self.channels.get((n.receiver, n.integration))
@@ -176,6 +193,7 @@ class NotifySink:
             self._record(n, "sent", attempts + 1, "", (time.monotonic() - t0) * 1000, id)
         finally:
             self.inflight.discard(id)
+            self.wakeup.set()
 
     def _record(self, n: Notification, status: str, attempt: int, error: str, latency_ms: float,
                 id: str | None = None) -> None:

@@ -64,7 +64,7 @@ class NotifyStore:
         return AlertEvent.model_validate(orjson.loads(row[0])) if row else None
 
     # notification log and outbox, written together -------------------------------------------------
-    def log_entry(self, receiver: str, integration: str, group_key: str) -> LogEntry | None:
+    def log_entry(self, receiver: str, integration: str, *, group_key: str) -> LogEntry | None:
         row = self.db.execute("SELECT firing, resolved, time FROM nflog WHERE receiver=? AND integration=? AND "
                               "group_key=?", (receiver, integration, group_key)).fetchone()
         if row is None:
@@ -72,22 +72,28 @@ class NotifyStore:
         return LogEntry(frozenset(orjson.loads(row[0])), frozenset(orjson.loads(row[1])), float(row[2]))
 
     def enqueue(self, receiver: str, group_key: str, log: dict[str, LogEntry], notes: list[Notification],
-                now: float) -> list[str]:
+                now: float) -> None:
+        self.enqueue_many([(receiver, group_key, log, notes)], now)
+
+    def enqueue_many(self, flushes: list[tuple[str, str, dict[str, LogEntry], list[Notification]]],
+                     now: float) -> None:
         """Log what each integration is told and put the notifications in the outbox, atomically."""
-        ids = []
         with self.db:
             self.db.execute("BEGIN")
-            for integ, e in log.items():
-                self.db.execute("INSERT OR REPLACE INTO nflog VALUES (?, ?, ?, ?, ?, ?)",
-                                (receiver, integ, group_key, orjson.dumps(sorted(e.firing)),
-                                 orjson.dumps(sorted(e.resolved)), e.time))
-            for n in notes:
-                self.db.execute("INSERT OR IGNORE INTO outbox (id, receiver, integration, group_key, body, created, "
-                                "next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                (n.notification_id, n.receiver, n.integration, n.group_key,
-                                 orjson.dumps(n.to_json()), now, now))
-                ids.append(n.notification_id)
-        return ids
+            for receiver, group_key, log, notes in flushes:
+                self._enqueue(receiver, group_key, log, notes, now)
+
+    def _enqueue(self, receiver: str, group_key: str, log: dict[str, LogEntry], notes: list[Notification],
+                 now: float) -> None:
+        for integ, e in log.items():
+            self.db.execute("INSERT OR REPLACE INTO nflog VALUES (?, ?, ?, ?, ?, ?)",
+                            (receiver, integ, group_key, orjson.dumps(sorted(e.firing)),
+                             orjson.dumps(sorted(e.resolved)), e.time))
+        for n in notes:
+            self.db.execute("INSERT OR IGNORE INTO outbox (id, receiver, integration, group_key, body, created, "
+                            "next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (n.notification_id, n.receiver, n.integration, n.group_key,
+                             orjson.dumps(n.to_json()), now, now))
 
     def due(self, now: float, exclude: set[str], limit: int) -> list[tuple[str, int, float, Notification]]:
         rows = self.db.execute("SELECT id, attempts, created, body FROM outbox WHERE state='pending' AND next_at<=? "

@@ -11,12 +11,13 @@ from schemas.alerts import AlertEvent
 
 
 def inhibited(rules: list[InhibitRule], target: AlertEvent, firing: Iterable[AlertEvent]) -> bool:
-    sources = [a for a in firing if a.state == "firing" and a.fingerprint != target.fingerprint]
     for rule in rules:
         if not _all(rule.target, target.labels):
             continue
-        for s in sources:
-            if _all(rule.source, s.labels) and all(s.labels.get(k, "") == target.labels.get(k, "") for k in rule.equal):
+        for s in firing:
+            if s.state != "firing" or s.fingerprint == target.fingerprint or not _all(rule.source, s.labels):
+                continue
+            if all(s.labels.get(k, "") == target.labels.get(k, "") for k in rule.equal):
                 return True
     return False
 

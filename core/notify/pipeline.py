@@ -26,13 +26,13 @@ def plan_flush(cfg: NotifyConfig, group: Group, now: float, firing_anywhere: Ite
                silences: list[Silence], log_entry: Callable[[str], LogEntry | None],
                external_url: str = "") -> FlushPlan:
     plan = FlushPlan()
-    sources = list(firing_anywhere)
+    sources = list(firing_anywhere) if cfg.inhibit_rules else []
     alerts: list[AlertEvent] = []
     for a in sorted(group.alerts.values(), key=lambda a: a.fingerprint):
         ids = silenced_by(silences, a.labels, now)
         if ids:
             plan.muted.append((a, "silenced", "silenced by " + ", ".join(ids)))
-        elif inhibited(cfg.inhibit_rules, a, sources):
+        elif sources and inhibited(cfg.inhibit_rules, a, sources):
             plan.muted.append((a, "inhibited", "inhibited by a firing source alert"))
         else:
             alerts.append(a)
