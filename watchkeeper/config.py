@@ -86,6 +86,16 @@ class DashboardConfig(_Section):
     refresh_seconds: float = Field(default=10.0, gt=0)
 
 
+class NotifyConfig(_Section):
+    # An Alertmanager configuration file (route, receivers, inhibit_rules), relative to this file.
+    alertmanager_config: str = ""
+    external_url: str = "http://127.0.0.1:8080"
+    retry_initial_seconds: float = Field(default=1.0, gt=0)
+    retry_max_seconds: float = Field(default=60.0, gt=0)
+    give_up_after_seconds: float = Field(default=3600.0, gt=0)  # a notification failing this long is dropped
+    parallel_deliveries: int = Field(default=16, gt=0)
+
+
 class Config(_Section):
     data_dir: str = ".watchkeeper"
     kafka: KafkaConfig = KafkaConfig()
@@ -95,6 +105,7 @@ class Config(_Section):
     producers: ProducersConfig = ProducersConfig()
     worker: WorkerConfig = WorkerConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    notify: NotifyConfig = NotifyConfig()
     # Set by the loader: where relative paths in the file are resolved from.
     base_dir: str = Field(default="", exclude=True)
 

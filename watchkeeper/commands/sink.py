@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
 import signal
 
@@ -15,7 +13,6 @@ from aiohttp import web
 from sinks.clickhouse_http import create_query_app
 from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
 from watchkeeper.config import Config, load_config
-from watchkeeper.errors import WatchkeeperError
 from watchkeeper.topics import ensure_topics, topic_plan
 
 log = logging.getLogger("watchkeeper.sink")
@@ -26,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sink", help="run a sink: clickhouse or notify",
         description="Run one sink. `clickhouse` stores samples, aggregates, alerts and deliveries; with the "
                     "embedded chDB default it also serves read-only ClickHouse HTTP on 127.0.0.1:8123.",
-        epilog="example: watchkeeper sink clickhouse --config watchkeeper.yaml",
+        epilog="examples:\n  watchkeeper sink clickhouse --config watchkeeper.yaml\n"
+               "  watchkeeper sink notify --config watchkeeper.yaml   # needs notify.alertmanager_config",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("kind", choices=["clickhouse", "notify"])
@@ -40,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "clickhouse":
         asyncio.run(_with_signals(run_clickhouse_sink, cfg))
         return 0
-    if importlib.util.find_spec("sinks.notify_sink") is None:
-        raise WatchkeeperError("the notification sink is not built yet (issue 6); only `sink clickhouse` runs")
-    notify_sink = importlib.import_module("sinks.notify_sink")
-    asyncio.run(_with_signals(notify_sink.run_notify_sink, cfg))
+    from sinks.notify_sink import open_sink, run_notify_sink
+
+    open_sink(cfg)  # a broken Alertmanager file fails here, before anything starts, naming file and line
+    asyncio.run(_with_signals(run_notify_sink, cfg))
     return 0
 
 

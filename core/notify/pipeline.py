@@ -1,0 +1,56 @@
+"""One group flush through Alertmanager's notification pipeline: inhibition and silences mute alerts,
+then per integration the dedup rule decides, against the notification log, whether to notify."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from core.notify.config import NotifyConfig
+from core.notify.dispatch import Group, LogEntry, needs_update
+from core.notify.inhibit import inhibited
+from core.notify.notification import Notification
+from core.notify.silences import Silence, silenced_by
+from schemas.alerts import AlertEvent
+
+
+@dataclass
+class FlushPlan:
+    notifications: list[Notification] = field(default_factory=list)
+    muted: list[tuple[AlertEvent, str, str]] = field(default_factory=list)  # (alert, silenced|inhibited, why)
+    log: dict[str, LogEntry] = field(default_factory=dict)  # integration -> new notification-log entry
+    sent: list[AlertEvent] = field(default_factory=list)  # the alerts this flush covered
+
+
+def plan_flush(cfg: NotifyConfig, group: Group, now: float, firing_anywhere: Iterable[AlertEvent],
+               silences: list[Silence], log_entry: Callable[[str], LogEntry | None],
+               external_url: str = "") -> FlushPlan:
+    plan = FlushPlan()
+    sources = list(firing_anywhere) if cfg.inhibit_rules else []
+    alerts: list[AlertEvent] = []
+    for a in sorted(group.alerts.values(), key=lambda a: a.fingerprint):
+        ids = silenced_by(silences, a.labels, now)
+        if ids:
+            plan.muted.append((a, "silenced", "silenced by " + ", ".join(ids)))
+        elif sources and inhibited(cfg.inhibit_rules, a, sources):
+            plan.muted.append((a, "inhibited", "inhibited by a firing source alert"))
+        else:
+            alerts.append(a)
+    plan.sent = list(group.alerts.values())
+    if not alerts:
+        return plan
+    firing = {a.fingerprint for a in alerts if a.state == "firing"}
+    resolved = {a.fingerprint for a in alerts if a.state == "resolved"}
+    receiver = cfg.receivers[group.route.receiver]
+    for name, integ in receiver.integrations():
+        send_resolved = bool(getattr(integ, "send_resolved", True))
+        if not needs_update(log_entry(name), firing, resolved, group.route.repeat_interval, send_resolved, now):
+            continue
+        plan.log[name] = LogEntry(frozenset(firing), frozenset(resolved), now)
+        payload = alerts if send_resolved else [a for a in alerts if a.state == "firing"]
+        if payload:
+            plan.notifications.append(Notification(
+                receiver=receiver.name, integration=name, group_key=group.key, group_labels=group.labels,
+                alerts=payload, flush_time=now, external_url=external_url,
+                firing_fps=sorted(firing), resolved_fps=sorted(resolved)))
+    return plan

@@ -1,0 +1,241 @@
+"""The notification sink: `wk.alerts` -> routing, grouping, inhibition, silences -> a durable outbox ->
+webhook, Slack, email, Alertmanager, PagerDuty and command hooks, every attempt recorded on
+`wk.notifications` (and so in ClickHouse's `notifications` table).
+
+Order of durability: an alert is stored before its offset is committed; a notification is written to
+the outbox (with the notification-log entry that stops it being planned twice) before it is sent, and
+acknowledged after a 2xx. So a crash loses nothing and never resends what was acknowledged; a send
+that happened just before a crash, unacknowledged, is sent again (at-least-once)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from core.errors import SourceError
+from core.notify.config import NotifyConfig, load_notify_config_file
+from core.notify.dispatch import Dispatcher, with_priority
+from core.notify.notification import Notification
+from core.notify.pipeline import plan_flush
+from schemas.alerts import AlertEvent
+from schemas.codec import SchemaError, decode, encode
+from schemas.deadletter import DeadLetter
+from schemas.notifications import NotificationRecord
+from sinks.channels import Channel, DeliveryError, build_channels
+from sinks.notify_store import NotifyStore, SilenceStore, store_paths
+from watchkeeper.config import Config
+from watchkeeper.errors import ConfigError
+
+log = logging.getLogger("watchkeeper.notify")
+
+
+class NotifySink:
+    def __init__(self, cfg: Config, am: NotifyConfig, state_path: Path, silences_path: Path) -> None:
+        self.cfg, self.am = cfg, am
+        self.store = NotifyStore(state_path)
+        self.silences = SilenceStore(silences_path)
+        self.dispatcher = Dispatcher(am.route)
+        self.inflight: set[str] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.channels: dict[tuple[str, str], Channel] = {}
+        self.sent = self.failed = 0
+        now = time.time()
+        for a in self.store.alerts():  # a restart rebuilds the groups; the log stops repeats
+            self.dispatcher.insert(a, now)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        n = self.cfg.notify
+        t = self.cfg.kafka.topics
+        consumer = AIOKafkaConsumer(
+            t.alerts, bootstrap_servers=self.cfg.kafka.bootstrap, group_id=f"{self.cfg.worker.app_id}-notify",
+            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20,
+            session_timeout_ms=int(self.cfg.kafka.session_timeout * 1000),
+            heartbeat_interval_ms=int(min(3.0, self.cfg.kafka.session_timeout / 3) * 1000))
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.kafka.bootstrap, linger_ms=5)
+        await consumer.start()
+        await self.producer.start()
+        async with aiohttp.ClientSession() as session:
+            for r in self.am.receivers.values():
+                for name, ch in build_channels(r, self.am.global_, session).items():
+                    self.channels[(r.name, name)] = ch
+            log.info("notify sink: %d receivers from %s", len(self.am.receivers), self.am.path)
+            self.wakeup = asyncio.Event()
+            delivery = asyncio.get_running_loop().create_task(self._delivery_loop(stop, n.parallel_deliveries))
+            try:
+                while not stop.is_set():
+                    batches = await consumer.getmany(timeout_ms=50, max_records=2000)
+                    events: list[AlertEvent] = []
+                    for records in batches.values():
+                        for rec in records:
+                            ev = await self._decode(rec.value or b"", rec.topic, rec.partition, rec.offset, rec.key)
+                            if ev is not None:
+                                events.append(ev)
+                    if events:
+                        self._take(events)
+                    if batches:
+                        await consumer.commit()
+                    self._flush(time.time())
+                if self.tasks:
+                    await asyncio.wait(self.tasks, timeout=10)
+            finally:
+                delivery.cancel()
+                for task in self.tasks:
+                    task.cancel()
+                await consumer.stop()
+                await self.producer.stop()
+                self.store.close()
+                self.silences.close()
+
+    async def _decode(self, raw: bytes, topic: str, partition: int, offset: int,
+                      key: bytes | None) -> AlertEvent | None:
+        try:
+            return decode(raw, AlertEvent)
+        except SchemaError as exc:
+            dl = DeadLetter.of(raw, topic=topic, partition=partition, offset=offset,
+                               reason=f"notify sink: {exc}", time=time.time())
+            await self.producer.send_and_wait(self.cfg.kafka.topics.deadletter, encode(dl), key=key)
+            return None
+
+    def _take(self, events: list[AlertEvent]) -> None:
+        now = time.time()
+        keep = []
+        for ev in events:
+            if ev.state == "pending":
+                continue  # Alertmanager never hears of pending alerts
+            if ev.state == "resolved" and self.store.known(ev.fingerprint) is None:
+                continue  # resolved before it ever fired here: nothing to tell anyone
+            keep.append(with_priority(ev))
+        self.store.put_alerts(keep)
+        for ev in keep:
+            self.dispatcher.insert(ev, now)
+
+    def _flush(self, now: float) -> None:
+        deadline = self.dispatcher.next_deadline()
+        if deadline is None or deadline > now:
+            return
+        silences = self.silences.all()
+        firing = [a for g in self.dispatcher.groups.values() for a in g.alerts.values()
+                  if a.state == "firing"] if self.am.inhibit_rules else []
+        flushes, gone = [], []
+        for g in self.dispatcher.due(now):
+            receiver = g.route.receiver
+            plan = plan_flush(self.am, g, now, firing, silences, functools.partial(self.store.log_entry, receiver,
+                              group_key=g.key), self.cfg.notify.external_url)
+            for a, status, why in plan.muted:
+                if a.state == "firing":
+                    self._record(Notification(receiver, "-", g.key, g.labels, [a], now), status, 0, why, 0.0)
+            if plan.log or plan.notifications:
+                flushes.append((receiver, g.key, plan.log, plan.notifications))
+            gone += [a.fingerprint for a in plan.sent if a.state == "resolved"]
+            self.dispatcher.flushed(g, plan.sent)
+        if flushes:
+            self.store.enqueue_many(flushes, now)
+            self.wakeup.set()
+        if gone:
+            still = {fp for grp in self.dispatcher.groups.values() for fp in grp.alerts}
+            self.store.drop_alerts([fp for fp in gone if fp not in still])
+
+    async def _delivery_loop(self, stop: asyncio.Event, parallel: int) -> None:
+        """Keep up to `parallel` deliveries in flight, taking due notifications from the outbox."""
+        while not stop.is_set():
+            self.wakeup.clear()
+            started = 0
+            room = parallel - len(self.inflight)
+            if room > 0:
+                for id, attempts, created, note in self.store.due(time.time(), self.inflight, room):
+                    self.inflight.add(id)
+                    task = asyncio.get_running_loop().create_task(self._attempt(id, attempts, created, note))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                    started += 1
+            if started and len(self.inflight) < parallel:
+                await asyncio.sleep(0)  # more may be due right away
+                continue
+            nxt = self.store.next_due()
+            wait = 0.5 if nxt is None else min(0.5, max(0.01, nxt - time.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=wait)
+
+    async def _attempt(self, id: str, attempts: int, created: float, n: Notification) -> None:
+        ch = self.channels.get((n.receiver, n.integration))
+        t0 = time.monotonic()
+        try:
+            if ch is None:
+                raise DeliveryError(f"receiver {n.receiver} has no integration {n.integration} any more", False)
+            await ch.send(n)
+        except DeliveryError as exc:
+            ms = (time.monotonic() - t0) * 1000
+            cfg = self.cfg.notify
+            if exc.retryable and time.time() - created < cfg.give_up_after_seconds:
+                delay = min(cfg.retry_max_seconds, cfg.retry_initial_seconds * 2 ** attempts)
+                self.store.retry(id, time.time() + delay * (0.5 + random.random() / 2), str(exc))
+                self._record(n, "retrying", attempts + 1, str(exc), ms, id)
+            else:
+                self.store.failed(id, str(exc))
+                self.failed += 1
+                self._record(n, "failed", attempts + 1, str(exc), ms, id)
+            log.warning("%s %s: attempt %d failed: %s", n.receiver, n.integration, attempts + 1, exc)
+        except Exception as exc:  # a bug in a channel must not stop the sink: retry like a failure
+            log.exception("%s %s: unexpected error", n.receiver, n.integration)
+            self.store.retry(id, time.time() + self.cfg.notify.retry_max_seconds, repr(exc))
+        else:
+            self.store.acked(id)
+            self.sent += 1
+            self._record(n, "sent", attempts + 1, "", (time.monotonic() - t0) * 1000, id)
+        finally:
+            self.inflight.discard(id)
+            self.wakeup.set()
+
+    def _record(self, n: Notification, status: str, attempt: int, error: str, latency_ms: float,
+                id: str | None = None) -> None:
+        rec = NotificationRecord(
+            notification_id=id or n.notification_id, receiver=n.receiver, integration=n.integration,
+            group_key=n.group_key, status=status, attempt=max(attempt, 1), error=error[:500],
+            latency_ms=latency_ms, time=time.time(), alerts=[a.fingerprint for a in n.alerts],
+            firing=len(n.firing()), resolved=len(n.resolved()))
+        task = asyncio.get_running_loop().create_task(
+            self.producer.send(self.cfg.kafka.topics.notifications, encode(rec), key=n.group_key.encode()))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+def open_sink(cfg: Config) -> NotifySink | None:
+    if not cfg.notify.alertmanager_config:
+        return None
+    path = cfg.resolve(cfg.notify.alertmanager_config)
+    try:
+        am = load_notify_config_file(str(path))
+    except SourceError as exc:
+        raise ConfigError(exc.path, exc.line, exc.field or "(file)", exc.message) from None
+    state, silences = store_paths(cfg.data_path)
+    return NotifySink(cfg, am, state, silences)
+
+
+async def run_notify_sink(cfg: Config, stop: asyncio.Event) -> None:
+    sink = open_sink(cfg)
+    if sink is None:
+        log.warning("notify sink: no notify.alertmanager_config in watchkeeper.yaml; alerts are not delivered")
+        await stop.wait()
+        return
+    await sink.run(stop)
+
+
+def outbox_summary(cfg: Config) -> dict[str, int]:
+    state, _ = store_paths(cfg.data_path)
+    store = NotifyStore(state)
+    try:
+        return store.outbox_counts()
+    finally:
+        store.close()
+
+
+__all__ = ["NotifySink", "open_sink", "orjson", "outbox_summary", "run_notify_sink"]
