@@ -1,0 +1,200 @@
+"""The rule engine: each group evaluated at its event-time ticks (multiples of its interval, aligned to
+the epoch), rules in file order, as Prometheus' rules manager does:
+
+- a recording rule's result is written into the store at the tick (later rules of the group see it) and
+  returned for publishing; a series it wrote at the previous tick and not now gets a staleness marker;
+- an alerting rule drives `core.alert_state` (pending, firing after `for`, `keep_firing_for`, resolved)
+  with labels and annotations templated from each sample, and writes `ALERTS` / `ALERTS_FOR_STATE`;
+- an evaluation error leaves that rule's state untouched for the tick and is kept in `errors`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from core.alert_state import Alert, AlertRuleState, AlertState
+from core.errors import CoreError
+from core.promql.evaluator import evaluate
+from core.promql.series_store import SeriesStore
+from core.promql.values import Scalar, VectorSample, labels_key
+from core.rules.loader import Rule, RuleGroup
+from core.rules.templates import TemplateData, TemplateError, render
+from schemas.alerts import AlertEvent, AlertSource
+from schemas.samples import Sample
+
+Key = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class EngineStep:
+    alerts: list[AlertEvent] = field(default_factory=list)
+    recorded: list[Sample] = field(default_factory=list)
+
+
+class RuleEngine:
+    def __init__(self, groups: list[RuleGroup], external_labels: Mapping[str, str] | None = None,
+                 external_url: str = "", source: AlertSource = "rule") -> None:
+        self.groups = groups
+        self.external_labels = dict(external_labels or {})
+        self.external_url = external_url
+        self.next_tick: dict[str, float] = {}
+        self.states: dict[tuple[str, int], AlertRuleState] = {
+            (g.name, i): AlertRuleState(r.alert, r.hold, r.keep_firing_for, source=source)
+            for g in groups for i, r in enumerate(g.rules) if r.alert}
+        self.previous: dict[tuple[str, int], dict[Key, dict[str, str]]] = {}
+        self.errors: list[str] = []
+
+    # -- time --------------------------------------------------------------------------------------
+    def start_at(self, origin: float) -> None:
+        """Anchor every group's first tick: the first multiple of its interval at or after `origin`."""
+        for g in self.groups:
+            self.next_tick[g.name] = math.ceil(origin / g.interval) * g.interval
+
+    def advance(self, store: SeriesStore, watermark: float) -> EngineStep:
+        """Evaluate every tick at or before `watermark`, in time order (ties in group order). A group
+        never started begins at the first tick at or after the first watermark it sees."""
+        out = EngineStep()
+        for g in self.groups:
+            self.next_tick.setdefault(g.name, math.ceil(watermark / g.interval) * g.interval)
+        while self.groups:
+            t, gi = min((self.next_tick[g.name], i) for i, g in enumerate(self.groups))
+            if t > watermark:
+                break
+            g = self.groups[gi]
+            self.eval_group(g, t, store, out)
+            self.next_tick[g.name] = t + g.interval
+        return out
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def eval_group(self, g: RuleGroup, t: float, store: SeriesStore, out: EngineStep) -> None:
+        for i, r in enumerate(g.rules):
+            try:
+                vec = _vector(evaluate(r.expr, t, store))
+            except CoreError as exc:
+                self.errors.append(f"t={t:g} group {g.name!r} rule {r.name!r}: {exc}")
+                continue
+            if r.record:
+                self._record(g, i, r, t, vec, store, out)
+            else:
+                self._alert(g, i, r, t, vec, store, out)
+
+    def _record(self, g: RuleGroup, i: int, r: Rule, t: float, vec: list[VectorSample], store: SeriesStore,
+                out: EngineStep) -> None:
+        assert r.record is not None
+        current: dict[Key, dict[str, str]] = {}
+        values: list[float] = []
+        for s in vec:
+            labels = dict(s.labels)
+            labels["__name__"] = r.record
+            for k, v in r.labels.items():
+                if v:
+                    labels[k] = v
+                else:
+                    labels.pop(k, None)
+            key = labels_key(labels)
+            if key in current:
+                self.errors.append(f"t={t:g} group {g.name!r} rule {r.name!r}: vector contains metrics with the "
+                                   "same labelset after applying rule labels")
+                return
+            current[key] = labels
+            values.append(s.value)
+        for labels, value in zip(current.values(), values, strict=True):
+            store.append_one(r.record, labels, t, value)
+            out.recorded.append(Sample(name=r.record, labels={k: v for k, v in labels.items() if k != "__name__"},
+                                       ts=t, value=value))
+        self._stale(g, i, r.record, current, t, store)
+
+    def _stale(self, g: RuleGroup, i: int, name: str, current: dict[Key, dict[str, str]], t: float,
+               store: SeriesStore) -> None:
+        for key, labels in self.previous.get((g.name, i), {}).items():
+            if key not in current:
+                store.mark_stale(labels.get("__name__", name), labels, t)
+        self.previous[(g.name, i)] = current
+
+    def _alert(self, g: RuleGroup, i: int, r: Rule, t: float, vec: list[VectorSample], store: SeriesStore,
+               out: EngineStep) -> None:
+        assert r.alert is not None
+        results: list[tuple[dict[str, str], float]] = []
+        notes: dict[Key, dict[str, str]] = {}
+        for s in vec:
+            data = TemplateData(s.labels, s.value, self.external_labels, self.external_url)
+            labels = {k: v for k, v in s.labels.items() if k != "__name__"}
+            for k, tmpl in r.labels.items():
+                v = _expand(tmpl, data)
+                if v:
+                    labels[k] = v
+                else:
+                    labels.pop(k, None)
+            labels["alertname"] = r.alert
+            key = labels_key(labels)
+            if key in notes:
+                self.errors.append(f"t={t:g} group {g.name!r} rule {r.name!r}: vector contains metrics with the "
+                                   "same labelset after applying alert labels")
+                return
+            notes[key] = {k: _expand(tmpl, data) for k, tmpl in r.annotations.items()}
+            results.append((labels, s.value))
+        state = self.states[(g.name, i)]
+        out.alerts += state.evaluate(t, results, lambda labels, value: notes[labels_key(dict(labels))])
+        current: dict[Key, dict[str, str]] = {}
+        for a in state.active.values():
+            if a.state in (AlertState.PENDING, AlertState.FIRING):
+                alerts = {**a.labels, "__name__": "ALERTS", "alertstate": a.state.value}
+                store.append_one("ALERTS", alerts, t, 1.0)
+                current[labels_key(alerts)] = alerts
+                for_state = {**a.labels, "__name__": "ALERTS_FOR_STATE"}
+                store.append_one("ALERTS_FOR_STATE", for_state, t, float(a.active_at))
+                current[labels_key(for_state)] = for_state
+        self._stale(g, i, "ALERTS", current, t, store)
+
+    def firing(self, alertname: str) -> list[Alert]:
+        """The firing alerts of every rule called `alertname` (what promtool's alert_rule_test compares)."""
+        return [a for st in self.states.values() if st.name == alertname
+                for a in st.active.values() if a.state is AlertState.FIRING]
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        return orjson.dumps({
+            "next": self.next_tick,
+            "alerts": {f"{k[0]}\x00{k[1]}": [_alert_json(a) for a in st.active.values()]
+                       for k, st in self.states.items()},
+            "previous": [[k[0], k[1], list(v.values())] for k, v in self.previous.items()],
+        })
+
+    def restore(self, data: bytes) -> RuleEngine:
+        d = orjson.loads(data)
+        self.next_tick = {k: float(v) for k, v in d["next"].items()}
+        for k, st in self.states.items():
+            st.active = {}
+            for a in d["alerts"].get(f"{k[0]}\x00{k[1]}", []):
+                alert = Alert(a["labels"], a["value"], a["active_at"], AlertState(a["state"]), a["annotations"],
+                              a["fired_at"], a["resolved_at"], a["keep_firing_since"])
+                st.active[alert.fingerprint] = alert
+        self.previous = {(g, int(i)): {labels_key(lab): lab for lab in labels} for g, i, labels in d["previous"]}
+        return self
+
+
+def _alert_json(a: Alert) -> dict[str, object]:
+    return {"labels": a.labels, "value": a.value, "active_at": a.active_at, "state": a.state.value,
+            "annotations": a.annotations, "fired_at": a.fired_at, "resolved_at": a.resolved_at,
+            "keep_firing_since": a.keep_firing_since}
+
+
+def _vector(value: object) -> list[VectorSample]:
+    if isinstance(value, Scalar):
+        return [VectorSample({}, value.value)]
+    if isinstance(value, list) and all(isinstance(v, VectorSample) for v in value):
+        return value
+    raise CoreError("rule result is not an instant vector or a scalar")
+
+
+def _expand(tmpl: str, data: TemplateData) -> str:
+    if "{{" not in tmpl:
+        return tmpl
+    try:
+        return render(tmpl, data)
+    except (TemplateError, ValueError, TypeError) as exc:
+        return f"<error expanding template: {exc}>"

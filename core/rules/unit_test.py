@@ -1,0 +1,133 @@
+"""promtool's rule unit tests (`promtool test rules`), run by Watchkeeper's own engine: `rule_files`,
+`evaluation_interval`, `group_eval_order`, and `tests` with `interval`, `input_series` in expanding
+notation, `external_labels`, `alert_rule_test` and `promql_expr_test`. As promtool 2.42 does it: every
+group is evaluated at every evaluation_interval tick from 0 to the last eval_time; an alert test at
+`eval_time` compares the firing alerts after the last evaluation at or before it; a PromQL test queries
+after all evaluations; sample values must be equal bit for bit."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import CoreError, SourceError
+from core.promql.evaluator import evaluate
+from core.promql.series_notation import STALE, expand_series, parse_duration, parse_metric, parse_series_line
+from core.promql.series_store import SeriesStore
+from core.promql.values import Scalar, labels_key
+from core.rules.engine import EngineStep, RuleEngine
+from core.rules.loader import load_rule_files
+from core.yaml_source import load_yaml_file
+
+
+@dataclass
+class FileResult:
+    path: str
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def run_test_file(path: str) -> FileResult:
+    res = FileResult(path)
+    try:
+        doc = load_yaml_file(path)
+        spec = doc.data or {}
+        if not isinstance(spec, dict):
+            raise doc.error((), "expected a promtool test file (rule_files, tests)")
+        unknown = set(spec) - {"rule_files", "evaluation_interval", "group_eval_order", "tests"}
+        if unknown:
+            raise doc.error((sorted(unknown)[0],), "unknown field in a rule test file")
+        base = Path(path).parent
+        eval_interval = parse_duration(spec.get("evaluation_interval", "1m"))
+        files = [str(base / f) for f in spec.get("rule_files") or []]
+        order = spec.get("group_eval_order") or []
+        for i, tg in enumerate(spec.get("tests") or []):
+            groups = load_rule_files(files, default_interval=eval_interval)
+            if order:
+                rank = {name: j for j, name in enumerate(order)}
+                groups.sort(key=lambda g: rank.get(g.name, len(rank)))
+            res.failures += _run_group(tg, i, groups, eval_interval)
+    except (CoreError, OSError, KeyError, TypeError, ValueError) as exc:
+        res.failures.append(f"{type(exc).__name__}: {exc}" if not isinstance(exc, SourceError) else str(exc))
+    return res
+
+
+def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval: float) -> list[str]:
+    name = tg.get("name") or f"#{index}"
+    interval = parse_duration(tg.get("interval", "")) if tg.get("interval") else eval_interval
+    store = SeriesStore(retention=math.inf)
+    for entry in tg.get("input_series") or []:
+        metric, labels = parse_series_line(entry["series"])
+        for k, value in enumerate(expand_series(str(entry["values"]))):
+            if value is None:
+                continue
+            if value is STALE:
+                store.mark_stale(metric, labels, k * interval)
+            else:
+                store.append_one(metric, labels, k * interval, float(value))
+    engine = RuleEngine(groups, external_labels=tg.get("external_labels") or {},
+                        external_url=tg.get("external_url", ""))
+    alert_tests = tg.get("alert_rule_test") or []
+    expr_tests = tg.get("promql_expr_test") or []
+    alert_times = sorted({parse_duration(a["eval_time"]) for a in alert_tests})
+    times = alert_times + [parse_duration(e["eval_time"]) for e in expr_tests]
+    last = max(times, default=0.0)
+    failures: list[str] = []
+    pending = list(alert_times)
+    k = 0
+    while k * eval_interval <= last + 1e-9:
+        ts = k * eval_interval
+        step = EngineStep()
+        for g in engine.groups:
+            engine.eval_group(g, ts, store, step)
+        while pending and ts <= pending[0] + 1e-9 and pending[0] < ts + eval_interval - 1e-9:
+            at = pending.pop(0)
+            for case in (a for a in alert_tests if abs(parse_duration(a["eval_time"]) - at) < 1e-9):
+                failures += _check_alerts(name, case, engine)
+        k += 1
+    for case in expr_tests:
+        failures += _check_expr(name, case, store)
+    return failures
+
+
+def _check_alerts(group: str, case: dict[str, Any], engine: RuleEngine) -> list[str]:
+    alertname = case["alertname"]
+    got = sorted((labels_key(a.labels), labels_key(a.annotations)) for a in engine.firing(alertname))
+    exp = []
+    for e in case.get("exp_alerts") or []:
+        labels = {str(k): str(v) for k, v in (e.get("exp_labels") or {}).items()}
+        labels["alertname"] = alertname
+        notes = {str(k): str(v) for k, v in (e.get("exp_annotations") or {}).items()}
+        exp.append((labels_key(labels), labels_key(notes)))
+    exp.sort()
+    if got == exp:
+        return []
+    return [f"    group {group}, alertname: {alertname}, time: {case['eval_time']},\n"
+            f"        exp:{_fmt_alerts(exp)},\n        got:{_fmt_alerts(got)}"]
+
+
+def _fmt_alerts(alerts: list[Any]) -> str:
+    return "[" + ", ".join(f"(labels: {dict(lab)}, annotations: {dict(ann)})" for lab, ann in alerts) + "]"
+
+
+def _check_expr(group: str, case: dict[str, Any], store: SeriesStore) -> list[str]:
+    at = parse_duration(case["eval_time"])
+    try:
+        value = evaluate(case["expr"], at, store)
+    except CoreError as exc:
+        return [f"    group {group}, expr: {case['expr']!r}, time: {case['eval_time']}: {exc}"]
+    vec = [({}, value.value)] if isinstance(value, Scalar) else [(s.labels, s.value) for s in value]  # type: ignore[union-attr]
+    got = sorted((labels_key(lab), v) for lab, v in vec)
+    exp = sorted((labels_key(parse_metric(str(s.get("labels", "")))), float(s["value"]))
+                 for s in case.get("exp_samples") or [])
+    # promtool 2.42 compares with reflect.DeepEqual: equal bit for bit (and NaN never equals NaN)
+    same = [g[0] for g in got] == [e[0] for e in exp] and all(
+        g[1] == e[1] for g, e in zip(got, exp, strict=True))
+    if same:
+        return []
+    return [f"    expr: {case['expr']!r}, time: {case['eval_time']},\n        exp: {exp}\n        got: {got}"]

@@ -1,0 +1,56 @@
+"""`watchkeeper rules check FILE...` (like `promtool check rules`) and `watchkeeper rules test FILE...`
+(promtool's rule unit-test format, run by Watchkeeper's own engine)."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.errors import CoreError
+from core.rules.loader import load_rule_files
+from core.rules.unit_test import run_test_file
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rules", help="check rule files and run rule unit tests",
+        description="Prometheus rule files, unchanged: `check` validates them, `test` runs promtool-format "
+                    "unit tests on Watchkeeper's engine.",
+        epilog="examples:\n  watchkeeper rules check rules/*.yml\n"
+               "  watchkeeper rules test tests/rules/alerts/*.test.yml",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="rules_action", metavar="ACTION", required=True)
+    check = actions.add_parser("check", help="validate rule files", epilog="example: watchkeeper rules check a.yml")
+    check.add_argument("files", nargs="+")
+    check.set_defaults(func=_check)
+    test = actions.add_parser("test", help="run rule unit tests (promtool's format)",
+                              epilog="example: watchkeeper rules test tests/rules/alerts/for_timing.test.yml")
+    test.add_argument("files", nargs="+")
+    test.set_defaults(func=_test)
+
+
+def _check(args: argparse.Namespace) -> int:
+    failed = 0
+    for f in args.files:
+        print(f"Checking {f}")
+        try:
+            groups = load_rule_files([f])
+        except (CoreError, OSError) as exc:
+            print(f"  FAILED:\n{exc}\n")
+            failed += 1
+            continue
+        print(f"  SUCCESS: {sum(len(g.rules) for g in groups)} rules found\n")
+    return 1 if failed else 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    failed = 0
+    for f in args.files:
+        print(f"Unit Testing:  {f}")
+        res = run_test_file(f)
+        if res.ok:
+            print("  SUCCESS\n")
+        else:
+            failed += 1
+            print("  FAILED:")
+            print("\n".join(res.failures) + "\n")
+    return 1 if failed else 0
