@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from core.errors import CoreError, SourceError
 from core.promql.evaluator import evaluate
 from core.promql.series_notation import STALE, expand_series, parse_duration, parse_metric, parse_series_line
@@ -35,8 +37,11 @@ class FileResult:
 def run_test_file(path: str) -> FileResult:
     res = FileResult(path)
     try:
-        doc = load_yaml_file(path)
-        spec = doc.data or {}
+        doc = load_yaml_file(path)  # for the line numbers of errors
+        # Go reads expected labels and annotations as strings: `1.5e+08` stays as written, so take every
+        # scalar as its text, as YAML's base loader does.
+        with open(path, encoding="utf-8") as fh:
+            spec = yaml.load(fh.read(), Loader=yaml.BaseLoader) or {}
         if not isinstance(spec, dict):
             raise doc.error((), "expected a promtool test file (rule_files, tests)")
         unknown = set(spec) - {"rule_files", "evaluation_interval", "group_eval_order", "tests"}
@@ -123,7 +128,7 @@ def _check_expr(group: str, case: dict[str, Any], store: SeriesStore) -> list[st
         return [f"    group {group}, expr: {case['expr']!r}, time: {case['eval_time']}: {exc}"]
     vec = [({}, value.value)] if isinstance(value, Scalar) else [(s.labels, s.value) for s in value]  # type: ignore[union-attr]
     got = sorted((labels_key(lab), v) for lab, v in vec)
-    exp = sorted((labels_key(parse_metric(str(s.get("labels", "")))), float(s["value"]))
+    exp = sorted((labels_key(parse_metric(str(s.get("labels", "")))), _yaml_float(s["value"]))
                  for s in case.get("exp_samples") or [])
     # promtool 2.42 compares with reflect.DeepEqual: equal bit for bit (and NaN never equals NaN)
     same = [g[0] for g in got] == [e[0] for e in exp] and all(
@@ -131,3 +136,15 @@ def _check_expr(group: str, case: dict[str, Any], store: SeriesStore) -> list[st
     if same:
         return []
     return [f"    expr: {case['expr']!r}, time: {case['eval_time']},\n        exp: {exp}\n        got: {got}"]
+
+
+def _yaml_float(text: str) -> float:
+    """A YAML float as Go's YAML reads it into a float64 (`.inf`, `-.Inf`, `.nan` included)."""
+    low = str(text).strip().lower()
+    if low in (".inf", "+.inf"):
+        return math.inf
+    if low == "-.inf":
+        return -math.inf
+    if low == ".nan":
+        return math.nan
+    return float(text)

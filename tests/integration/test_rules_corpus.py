@@ -1,0 +1,58 @@
+"""The rule corpus: every promtool test file under tests/rules passes promtool (Prometheus 2.42, the
+reference: it proves each expectation right) AND Watchkeeper's engine (`watchkeeper rules test`).
+tests/rules/promql covers the PromQL subset, tests/rules/alerts the alert timing, templates, staleness,
+absent series, counter resets and group order."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.rules.unit_test import run_test_file
+
+RULES = Path(__file__).resolve().parents[1] / "rules"
+FILES = sorted(RULES.rglob("*.test.yml"))
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(FILES) >= 40
+    assert len(list((RULES / "alerts").glob("*.test.yml"))) >= 12
+
+
+@pytest.mark.parametrize("test_file", FILES, ids=[f"{f.parent.name}/{f.name.removesuffix('.test.yml')}" for f in FILES])
+def test_rule_file_passes_promtool_and_watchkeeper(test_file: Path) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is required: it is the reference"
+    ran = subprocess.run([promtool, "test", "rules", test_file.name], cwd=test_file.parent,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, f"promtool rejects {test_file.name}:\n{ran.stdout}{ran.stderr}"
+    res = run_test_file(str(test_file))
+    assert res.ok, f"Watchkeeper disagrees with promtool on {test_file.name}:\n" + "\n".join(res.failures)
+
+
+@pytest.mark.parametrize("folder", ["alerts", "promql"])
+def test_cli_runs_a_whole_folder(folder: str) -> None:
+    files = sorted(str(f) for f in (RULES / folder).glob("*.test.yml"))
+    ran = subprocess.run([sys.executable, "-m", "watchkeeper", "rules", "test", *files],
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    assert ran.stdout.count("SUCCESS") == len(files)
+    rules = sorted(str(f) for f in (RULES / folder).glob("*.rules.yml"))
+    checked = subprocess.run([sys.executable, "-m", "watchkeeper", "rules", "check", *rules],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0 and checked.stdout.count("SUCCESS") == len(rules), checked.stdout
+
+
+def test_a_failing_expectation_is_reported_like_promtool(tmp_path: Path) -> None:
+    src = RULES / "alerts"
+    shutil.copy(src / "for_timing.rules.yml", tmp_path)
+    wrong = (src / "for_timing.test.yml").read_text().replace("eval_time: 15m", "eval_time: 13m")
+    (tmp_path / "t.test.yml").write_text(wrong)  # expects firing 2 minutes early
+    for cmd in (["promtool", "test", "rules"], [sys.executable, "-m", "watchkeeper", "rules", "test"]):
+        ran = subprocess.run([*cmd, "t.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        out = ran.stdout + ran.stderr
+        assert ran.returncode == 1 and "FAILED" in out and "HighLatency" in out and "13m" in out, out
