@@ -86,6 +86,18 @@ class DashboardConfig(_Section):
     refresh_seconds: float = Field(default=10.0, gt=0)
 
 
+class RulesConfig(_Section):
+    """Prometheus rule files evaluated by the rules agent (none: the agent is idle)."""
+
+    # Paths relative to the configuration file.
+    files: list[str] = []
+    # Rule units are spread over this many shards (partitions of <app_id>-rule-shards); more shards than
+    # worker processes lets every process get some.
+    shards: int = Field(default=8, gt=0)
+    # Write each owned shard's checkpoint at least this often (and after every step that sent alerts).
+    checkpoint_seconds: float = Field(default=5.0, gt=0)
+
+
 class Config(_Section):
     data_dir: str = ".watchkeeper"
     kafka: KafkaConfig = KafkaConfig()
@@ -95,6 +107,7 @@ class Config(_Section):
     producers: ProducersConfig = ProducersConfig()
     worker: WorkerConfig = WorkerConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    rules: RulesConfig = RulesConfig()
     # Set by the loader: where relative paths in the file are resolved from.
     base_dir: str = Field(default="", exclude=True)
 

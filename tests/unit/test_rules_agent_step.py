@@ -1,0 +1,138 @@
+"""The rules agent's stream state without a broker: lateness per partition, the watermark over all
+partitions, replay marks and checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from agents.rules_step import Checkpoint, Mark, RulesStep, start_marks
+from core.rule_units import RuleUnit
+from schemas.codec import encode
+from schemas.samples import SampleBatch, SeriesBlock
+
+
+def batch(name: str, ts: list[float], values: list[float] | None = None, **labels: str) -> bytes:
+    block = SeriesBlock(name=name, labels=labels, ts=ts, values=values or [1.0] * len(ts))
+    return encode(SampleBatch(source="test", series=[block]))
+
+
+def new_step(partitions: int = 2, lateness: float = 5.0) -> RulesStep:
+    def no_engine(*_: object) -> object:
+        raise AssertionError("no engine needed here")
+
+    step = RulesStep([RuleUnit("g", ("g",))], 4, no_engine, lateness=lateness, retention=600.0)  # type: ignore[arg-type]
+    for p in range(partitions):
+        step.start(p, Mark(0, -math.inf, -math.inf))
+    return step
+
+
+def stored(step: RulesStep, name: str) -> list[float]:
+    found = step.store.select([], 0, 1e12)
+    return [float(t) for s in found if s.labels["__name__"] == name for t in s.ts]
+
+
+def test_watermark_waits_for_every_partition_that_had_data() -> None:
+    step = new_step()
+    step.seen_end(0, 3)
+    step.seen_end(1, 2)
+    step.ingest(0, 0, b"a", batch("x", [100.0, 110.0]))
+    assert step.current_watermark() == -math.inf  # partition 1 holds data not read yet
+    step.ingest(1, 0, b"b", batch("y", [90.0]))
+    assert step.current_watermark() == 90.0 - 5.0
+    step.ingest(1, 1, b"b", batch("y", [130.0]))
+    assert step.current_watermark() == 110.0 - 5.0
+
+
+def test_an_empty_partition_does_not_hold_the_watermark() -> None:
+    step = new_step()
+    step.seen_end(0, 1)
+    step.seen_end(1, 0)
+    step.ingest(0, 0, b"a", batch("x", [100.0]))
+    assert step.current_watermark() == 95.0
+
+
+def test_late_samples_are_judged_by_their_own_partition() -> None:
+    step = new_step()
+    step.seen_end(0, 2)
+    step.seen_end(1, 1)
+    step.ingest(0, 0, b"a", batch("x", [100.0, 120.0]))
+    step.ingest(0, 1, b"a", batch("x", [114.0, 116.0, 121.0], a="1"))  # 114 <= 120 - 5: late
+    step.ingest(1, 0, b"b", batch("y", [50.0]))  # far behind partition 0, but not late in its own
+    assert step.late == 1
+    assert sorted(stored(step, "x")) == [100.0, 116.0, 120.0, 121.0]
+    assert stored(step, "y") == [50.0]
+
+
+def test_recorded_output_is_stored_but_moves_no_watermark() -> None:
+    step = new_step()
+    step.seen_end(0, 1)
+    step.seen_end(1, 0)
+    step.ingest(0, 0, b"a", batch("x", [100.0]))
+    step.ingest(1, 0, b"rules/g", batch("job:x:sum", [95.0]))
+    assert stored(step, "job:x:sum") == [95.0]
+    assert step.current_watermark() == 95.0
+    assert step.clocks[1].max_et == -math.inf and step.recorded_in == 1
+
+
+def test_a_message_read_twice_is_applied_once() -> None:
+    step = new_step(1)
+    step.seen_end(0, 1)
+    step.ingest(0, 0, b"a", batch("x", [100.0]))
+    step.ingest(0, 0, b"a", batch("x", [100.0]))
+    assert step.samples == 1
+
+
+def test_bad_messages_are_counted_not_fatal() -> None:
+    step = new_step(1)
+    step.ingest(0, 0, b"a", b"{not json")
+    step.ingest(0, 1, b"a", b'{"v": 1, "source": "s", "series": [{"name": "x", "ts": [1], "values": []}]}')
+    assert step.bad == 2
+
+
+def test_replay_from_a_mark_rebuilds_the_same_store() -> None:
+    msgs = [batch("x", [float(t), float(t + 10)], [float(t), float(t)]) for t in range(0, 1200, 20)]
+    msgs.insert(30, batch("x", [100.0]))  # late when it comes
+    full = new_step(1)
+    full.seen_end(0, len(msgs))
+    for i, m in enumerate(msgs):
+        full.ingest(0, i, b"a", m)
+    full.watermark = full.current_watermark()
+    cp = Checkpoint.decode(full.checkpoint(0).encode())
+    mark = cp.replay[0]
+    assert 0 < mark.offset < len(msgs) and mark.max_any < full.watermark - full.retention
+
+    resumed = new_step(1)
+    resumed.start(0, mark)
+    resumed.seen_end(0, len(msgs))
+    for i, m in enumerate(msgs[mark.offset:], start=mark.offset):
+        resumed.ingest(0, i, b"a", m)
+    cutoff = full.watermark - full.retention
+    want = [t for t in stored(full, "x") if t > cutoff]
+    assert [t for t in stored(resumed, "x") if t > cutoff] == want
+    assert resumed.current_watermark() == full.current_watermark()
+
+
+def test_start_marks_read_from_the_beginning_for_a_unit_without_checkpoint() -> None:
+    units = [RuleUnit("a", ("a",)), RuleUnit("b", ("b",))]
+    cp = Checkpoint(1, "p", 500.0, {"a": b"snap"}, {"a": {}}, {0: Mark(7, 1.0, 2.0), 1: Mark(3, 4.0, 5.0)})
+    assert start_marks([0, 1], units, {1: cp}) == {p: Mark(0, -math.inf, -math.inf) for p in (0, 1)}
+    cp2 = Checkpoint(2, "q", 400.0, {"b": b"snap"}, {"b": {}}, {0: Mark(5, 0.5, 0.5), 1: Mark(9, 6.0, 6.0)})
+    assert start_marks([0, 1], units, {1: cp, 2: cp2}) == {0: Mark(5, 0.5, 0.5), 1: Mark(3, 4.0, 5.0)}
+
+
+def test_checkpoint_round_trips() -> None:
+    cp = Checkpoint(3, "host:1", 1234.5, {"u": bytes(range(256))}, {"u": {2: 17}},
+                    {0: Mark(1, -math.inf, 2.0), 5: Mark(4, 3.0, 3.5)})
+    assert Checkpoint.decode(cp.encode()) == cp
+
+
+def test_partitions_far_ahead_are_paused() -> None:
+    step = new_step()
+    step.seen_end(0, 1)
+    step.seen_end(1, 1)
+    step.ingest(0, 0, b"a", batch("x", [100.0]))
+    step.ingest(1, 0, b"b", batch("y", list(np.arange(100.0, 1000.0, 10.0))))
+    step.watermark = step.current_watermark()
+    assert step.ahead(120.0) == [1]
