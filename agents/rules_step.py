@@ -160,8 +160,9 @@ class RulesStep:
     """All samples into one store; the owned units advanced by the stream's event-time watermark."""
 
     def __init__(self, units: Sequence[RuleUnit], shards: int, factory: EngineFactory, *, lateness: float,
-                 retention: float, owner: str = "") -> None:
+                 retention: float, owner: str = "", record_groups: Mapping[str, str] | None = None) -> None:
         self.units = list(units)
+        self.record_groups = dict(record_groups or {})  # recorded metric name -> its group (message key)
         self.shards = shards
         self.factory = factory
         self.lateness = lateness
@@ -310,7 +311,7 @@ class RulesStep:
                     st.engine = self.factory(st.unit, None, self.origin)
                 step = st.engine.advance(self.store, self.watermark)
                 if step.alerts or step.recorded:
-                    outputs.append(unit_output(st.unit, step))
+                    outputs.append(unit_output(st.unit, step, self.record_groups))
         return outputs
 
     def produced(self, unit_key: str, partition: int, offset: int) -> None:
@@ -324,19 +325,22 @@ class RulesStep:
         return [k for states in self.owned.values() for k in states]
 
 
-def unit_output(unit: RuleUnit, step: EngineStepLike) -> UnitOutput:
+def unit_output(unit: RuleUnit, step: EngineStepLike, record_groups: Mapping[str, str]) -> UnitOutput:
+    """Alerts keyed by fingerprint; recorded samples as one batch per group, keyed ``rules/<group>``."""
     out = UnitOutput(unit)
     for event in step.alerts:
         out.alerts.append((event.fingerprint.encode(), encode(event)))
-    blocks: list[SeriesBlock] = []
+    blocks: dict[str, list[SeriesBlock]] = {}
     for s in step.recorded:
         if not math.isfinite(s.value):
             out.dropped += 1
             continue
-        blocks.append(SeriesBlock(name=s.name, labels=s.labels, kind=s.kind, ts=[s.ts], values=[s.value]))
-    if blocks:
-        source = f"rules/{unit.groups[0] if len(unit.groups) == 1 else unit.key}"
-        out.recorded.append((source.encode(), encode(SampleBatch(source=source, series=blocks))))
+        group = record_groups.get(s.name, unit.groups[0])
+        blocks.setdefault(group, []).append(
+            SeriesBlock(name=s.name, labels=s.labels, kind=s.kind, ts=[s.ts], values=[s.value]))
+    for group, series in blocks.items():
+        source = f"rules/{group}"
+        out.recorded.append((source.encode(), encode(SampleBatch(source=source, series=series))))
     return out
 
 
