@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agents.rules_step import RulesStep, UnitEngine
+from agents.rules_step import EngineFactory, RulesStep, UnitEngine
 from core.errors import CoreError
 from core.promql.evaluator import parse
 from core.rule_units import RuleUnit, group_deps, retention_for, rule_units
@@ -34,6 +34,7 @@ class LoadedRules:
     groups: list[RuleGroup]
     units: list[RuleUnit]
     retention: float
+    engine_factory: EngineFactory
     step_factory: Callable[[str], RulesStep]
 
 
@@ -76,7 +77,7 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float) -> Loade
         return RulesStep(units, shards, engine, lateness=lateness, retention=retention, owner=owner,
                          record_groups=record_groups)
 
-    return LoadedRules(groups, units, retention, step)
+    return LoadedRules(groups, units, retention, engine, step)
 
 
 def _expr_text(rule: object) -> str:
