@@ -293,3 +293,16 @@ async def _run_sink_until(cfg: Config, client: Any, rows: int) -> int:
     stop.set()
     await task
     return count
+
+
+def test_a_bad_rule_file_stops_the_worker_with_exit_code_2(wk_config: Config, tmp_path: Path) -> None:
+    rules = tmp_path / "bad.rules.yml"
+    rules.write_text("groups:\n  - name: broken\n    rules:\n      - alert: Nope\n        expr: nosuchfunc(up)\n")
+    cfg = wk_config.model_copy(deep=True)
+    cfg.rules.files = ["bad.rules.yml"]  # relative to the configuration file
+    path = write_config(cfg, tmp_path / "watchkeeper.yaml")
+    proc = subprocess.run([sys.executable, "-m", "watchkeeper", "worker", "--config", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "bad.rules.yml" in proc.stderr and "nosuchfunc" in proc.stderr
+    assert "Traceback" not in proc.stderr
