@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -31,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import TopicPartition
 
 from agents.emission_log import last_records
-from agents.rules_step import Checkpoint, RulesStep, UnitOutput, decode_or_none, start_marks
+from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
 from agents.rules_wiring import RulesConfigError, load_rules
 from watchkeeper.config import Config
 from watchkeeper.topics import ensure_topics
@@ -78,6 +79,8 @@ class RulesRunner:
         self.checkpoints_written = 0
         self._last_checkpoint = 0.0
         self._producer: AIOKafkaProducer | None = None
+        self._rewind: dict[int, Mark] = {}  # seek the reader here (the store was reset for a takeover)
+        self.rewinds = 0
 
     async def run(self) -> None:
         cfg, step = self.cfg, self.step
@@ -114,6 +117,11 @@ class RulesRunner:
             paused: set[int] = set()
             while True:
                 batch = await reader.getmany(timeout_ms=200, max_records=5000)
+                if self._rewind:
+                    for p, mark in self._rewind.items():
+                        reader.seek(TopicPartition(t.samples, p), mark.offset)
+                    self._rewind = {}
+                    continue  # what was fetched before the seek is read again
                 for tp in tps:
                     high = reader.highwater(tp)
                     if high is not None:
@@ -196,9 +204,21 @@ class RulesRunner:
     async def assigned(self, shards: list[int]) -> None:
         async with self.lock:
             found = await last_records(self.cfg.kafka.bootstrap, self.state_topic, shards)
+            checkpoints = {s: decode_or_none(rec.value) if rec is not None else None for s, rec in found.items()}
+            behind = [cp for cp in checkpoints.values() if cp is not None and cp.units and not self.step.covers(cp)]
+            if behind:
+                # The previous owner stopped further back than this store reaches: read the history again.
+                marks = {p: min((cp.replay[p] for cp in behind if p in cp.replay), key=lambda m: m.offset,
+                                default=Mark(0, -math.inf, -math.inf)) for p in self.step.clocks}
+                log.warning("rules: taking over shards at watermark %s, behind this store (from %s): "
+                            "re-reading %s from offsets %s", min(cp.watermark for cp in behind),
+                            self.step.history_floor(), self.cfg.kafka.topics.samples,
+                            {p: m.offset for p, m in marks.items()})
+                self.step.rewind(marks)
+                self._rewind = marks
+                self.rewinds += 1
             for s in shards:
-                rec = found.get(s)
-                self.step.own(s, decode_or_none(rec.value) if rec is not None else None)
+                self.step.own(s, checkpoints.get(s))
             log.info("rules: %s owns shards %s (units %s)", self.owner, sorted(self.step.owned),
                      self.step.owned_units())
 

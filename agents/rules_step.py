@@ -38,6 +38,7 @@ from schemas.samples import Sample, SampleBatch, SeriesBlock
 
 RULE_OUTPUT_PREFIX = b"rules/"
 MARK_EVERY = 60.0  # seconds of event time between replay marks of a partition
+PRUNE_EVERY = 60.0  # seconds of event time between prunes of the store (each one visits every series)
 
 
 class EngineStepLike(Protocol):
@@ -91,6 +92,7 @@ class UnitState:
     snapshot: bytes | None = None
     # Offsets of this unit's own recorded output per partition: read them back before the next tick.
     barrier: dict[int, int] = field(default_factory=dict)
+    done: float = -math.inf  # the watermark this unit has been advanced to (ticks at or before it done)
 
 
 @dataclass
@@ -160,8 +162,11 @@ class RulesStep:
     """All samples into one store; the owned units advanced by the stream's event-time watermark."""
 
     def __init__(self, units: Sequence[RuleUnit], shards: int, factory: EngineFactory, *, lateness: float,
-                 retention: float, owner: str = "", record_groups: Mapping[str, str] | None = None) -> None:
+                 retention: float, history: float | None = None, owner: str = "",
+                 record_groups: Mapping[str, str] | None = None) -> None:
         self.units = list(units)
+        # How far back from a tick the rules read (range + offset + lookback); `retention` adds room.
+        self.history = retention if history is None else history
         self.record_groups = dict(record_groups or {})  # recorded metric name -> its group (message key)
         self.shards = shards
         self.factory = factory
@@ -169,11 +174,13 @@ class RulesStep:
         self.retention = retention
         self.owner = owner
         self.registry = SeriesRegistry()
-        self.store = SeriesStore(retention)
+        self.store = SeriesStore(math.inf)
+        self.pruned_before = -math.inf
         self.clocks: dict[int, PartitionClock] = {}
         self.owned: dict[int, dict[str, UnitState]] = {}  # shard -> unit key -> state
         self.watermark = -math.inf
         self.origin: float | None = None  # earliest event time, once every partition has given one
+        self.start_floor = -math.inf
         self.samples = self.late = self.bad = self.recorded_in = 0
 
     # -- reading
@@ -181,6 +188,26 @@ class RulesStep:
     def start(self, partition: int, mark: Mark) -> None:
         self.clocks[partition] = PartitionClock(next_offset=mark.offset, max_et=mark.max_et,
                                                 max_any=mark.max_any, marks=[mark])
+        self.start_floor = max(self.start_floor, mark.max_any)
+
+    def rewind(self, marks: Mapping[int, Mark]) -> None:
+        """Forget the store and re-read from `marks`: a shard taken over from an owner far behind this
+        process needs history this store no longer holds. Owned units keep their state and wait for
+        the watermark to pass their next tick again."""
+        self.store = SeriesStore(math.inf)
+        self.pruned_before = -math.inf
+        self.watermark = -math.inf
+        self.start_floor = -math.inf
+        for p, mark in marks.items():
+            self.start(p, mark)
+
+    def history_floor(self) -> float:
+        """Event time from which the store is complete: after where reading started and what was pruned."""
+        return max(self.start_floor, self.pruned_before)
+
+    def covers(self, checkpoint: Checkpoint) -> bool:
+        """Whether this store holds what the checkpoint's units read at their next ticks."""
+        return checkpoint.watermark - self.history >= self.history_floor()
 
     def seen_end(self, partition: int, high: int) -> None:
         """The partition's end offset from the first fetch: until it is read up to there, it is unknown."""
@@ -244,8 +271,8 @@ class RulesStep:
         return min(marks) if marks else -math.inf
 
     def ahead(self, slack: float) -> list[int]:
-        """Partitions more than `slack` seconds of event time ahead of the watermark: pause them, so the
-        store (which keeps `retention` behind each series' newest point) still holds what ticks need."""
+        """Partitions more than `slack` seconds of event time ahead of the watermark: pause them, so a
+        partition read much faster than the others does not fill memory with points no tick needs yet."""
         if self.watermark == -math.inf:
             return []
         return [p for p, c in self.clocks.items() if c.max_et - self.lateness > self.watermark + slack]
@@ -262,6 +289,7 @@ class RulesStep:
                 state.snapshot = checkpoint.units[unit.key]
                 state.barrier = dict(checkpoint.barriers.get(unit.key, {}))
                 state.engine = self.factory(unit, state.snapshot, -math.inf)
+                state.done = checkpoint.watermark
             states[unit.key] = state
         self.owned[shard] = states
 
@@ -310,9 +338,21 @@ class RulesStep:
                 if st.engine is None:
                     st.engine = self.factory(st.unit, None, self.origin)
                 step = st.engine.advance(self.store, self.watermark)
+                st.done = self.watermark
                 if step.alerts or step.recorded:
                     outputs.append(unit_output(st.unit, step, self.record_groups))
+        self._prune()
         return outputs
+
+    def _prune(self) -> None:
+        """Drop history no tick will read: older than `retention` before the slowest owned unit (or the
+        watermark). Only here: the store itself never trims (its retention is infinite), so however much
+        one read brings in, a tick still finds its history."""
+        done = [st.done for states in self.owned.values() for st in states.values()]
+        cutoff = min([self.watermark, *done]) - self.retention
+        if cutoff - self.pruned_before >= PRUNE_EVERY:
+            self.store.prune(cutoff)
+            self.pruned_before = cutoff
 
     def produced(self, unit_key: str, partition: int, offset: int) -> None:
         """Record where this unit's recorded output landed (the next owner reads up to it first)."""

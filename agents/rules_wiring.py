@@ -63,7 +63,8 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float) -> Loade
     by_name = {g.name: g for g in groups}
     record_groups = {r.record: g.name for g in groups for r in g.rules if r.record}
     reach = [parse(_expr_text(r)).max_lookback for g in groups for r in g.rules]
-    retention = retention_for(reach) + SKEW_ROOM
+    history = retention_for(reach)
+    retention = history + SKEW_ROOM
 
     def engine(unit: RuleUnit, snapshot: bytes | None, origin: float) -> UnitEngine:
         eng = RuleEngine([by_name[name] for name in unit.groups])
@@ -74,7 +75,7 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float) -> Loade
         return eng
 
     def step(owner: str) -> RulesStep:
-        return RulesStep(units, shards, engine, lateness=lateness, retention=retention, owner=owner,
+        return RulesStep(units, shards, engine, lateness=lateness, retention=retention, history=history, owner=owner,
                          record_groups=record_groups)
 
     return LoadedRules(groups, units, retention, engine, step)

@@ -22,7 +22,7 @@ def new_step(partitions: int = 2, lateness: float = 5.0) -> RulesStep:
     def no_engine(*_: object) -> object:
         raise AssertionError("no engine needed here")
 
-    step = RulesStep([RuleUnit("g", ("g",))], 4, no_engine, lateness=lateness, retention=600.0)  # type: ignore[arg-type]
+    step = RulesStep([], 4, no_engine, lateness=lateness, retention=600.0)  # type: ignore[arg-type]
     for p in range(partitions):
         step.start(p, Mark(0, -math.inf, -math.inf))
     return step
@@ -136,3 +136,24 @@ def test_partitions_far_ahead_are_paused() -> None:
     step.ingest(1, 0, b"b", batch("y", list(np.arange(100.0, 1000.0, 10.0))))
     step.watermark = step.current_watermark()
     assert step.ahead(120.0) == [1]
+
+
+def test_a_takeover_far_behind_this_store_needs_a_rewind() -> None:
+    step = new_step(1)
+    step.history = 400.0
+    step.seen_end(0, 100)
+    for i in range(100):
+        step.ingest(0, i, b"a", batch("x", [20.0 * i]))
+    step.advance()  # owns nothing: prunes to the watermark - retention (600 s)
+    assert step.history_floor() == 1975.0 - 600.0 and min(stored(step, "x")) == 1380.0
+    near = Checkpoint(0, "other", 1900.0, {"g": b""}, {}, {0: Mark(40, 780.0, 780.0)})
+    far = Checkpoint(0, "other", 1000.0, {"g": b""}, {}, {0: Mark(20, 380.0, 380.0)})
+    assert step.covers(near) and not step.covers(far)
+    step.rewind(far.replay)
+    assert step.store.series_count() == 0 and step.watermark == -math.inf
+    assert step.clocks[0].next_offset == 20 and step.clocks[0].max_et == 380.0
+    assert step.covers(far)
+    step.seen_end(0, 100)
+    for i in range(20, 100):
+        step.ingest(0, i, b"a", batch("x", [20.0 * i]))
+    assert min(stored(step, "x")) == 400.0  # the store holds what the far checkpoint reads
