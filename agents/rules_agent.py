@@ -162,11 +162,7 @@ class RulesRunner:
         raise RuntimeError(f"topic {topic} has no partitions (create it first: watchkeeper up or worker)")
 
     async def _advance(self) -> None:
-        try:
-            outputs = self.step.advance()
-        except Exception:
-            log.exception("rules: evaluation failed at watermark %s", self.step.watermark)
-            return
+        outputs = self.step.advance()
         if outputs:
             await self._publish(outputs)
         now = time.monotonic()

@@ -20,6 +20,7 @@ Why the results do not depend on how the stream is read (one process or several,
 from __future__ import annotations
 
 import base64
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from core.series_registry import SeriesRegistry
 from schemas.alerts import AlertEvent
 from schemas.codec import SchemaError, encode
 from schemas.samples import Sample, SampleBatch, SeriesBlock
+
+log = logging.getLogger("watchkeeper.rules")
 
 RULE_OUTPUT_PREFIX = b"rules/"
 MARK_EVERY = 60.0  # seconds of event time between replay marks of a partition
@@ -181,7 +184,7 @@ class RulesStep:
         self.watermark = -math.inf
         self.origin: float | None = None  # earliest event time, once every partition has given one
         self.start_floor = -math.inf
-        self.samples = self.late = self.bad = self.recorded_in = 0
+        self.samples = self.late = self.bad = self.recorded_in = self.failures = 0
 
     # -- reading
 
@@ -335,9 +338,14 @@ class RulesStep:
             for st in states.values():
                 if any(self.clocks[p].next_offset <= o for p, o in st.barrier.items() if p in self.clocks):
                     continue
-                if st.engine is None:
-                    st.engine = self.factory(st.unit, None, self.origin)
-                step = st.engine.advance(self.store, self.watermark)
+                try:
+                    if st.engine is None:
+                        st.engine = self.factory(st.unit, None, self.origin)
+                    step = st.engine.advance(self.store, self.watermark)
+                except Exception:  # one unit's failure must not stop the others, nor the worker
+                    self.failures += 1
+                    log.exception("rules: unit %s failed at watermark %s", st.unit.key, self.watermark)
+                    continue
                 st.done = self.watermark
                 if step.alerts or step.recorded:
                     outputs.append(unit_output(st.unit, step, self.record_groups))
