@@ -115,12 +115,13 @@ class Workers:
     """Worker subprocesses (`python -m watchkeeper worker`), stopped at the end of the test."""
 
     def __init__(self, cfg: Config, tmp_path: Path) -> None:
-        self.path = write_config(cfg, tmp_path / f"{cfg.worker.app_id}.yaml")
+        self.name = cfg.worker.app_id
+        self.path = write_config(cfg, tmp_path / f"{self.name}.yaml")
         self.tmp_path = tmp_path
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> subprocess.Popen[bytes]:
-        log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        log = open(self.tmp_path / f"{self.name}-worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "watchkeeper", "worker", "--config", str(self.path),
                                  "--loglevel", "info"], stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -136,7 +137,8 @@ class Workers:
             proc.wait()
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.tmp_path.glob("worker-*.log")))
+        paths = sorted(self.tmp_path.glob(f"{self.name}-worker-*.log"))
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in paths)
 
     def close(self) -> None:
         for proc in self.procs:
