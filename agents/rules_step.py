@@ -338,17 +338,21 @@ class RulesStep:
             for st in states.values():
                 if any(self.clocks[p].next_offset <= o for p, o in st.barrier.items() if p in self.clocks):
                     continue
+                steps: list[EngineStepLike] = []
                 try:
                     if st.engine is None:
+                        # A fresh unit's first tick is anchored on the stream's origin, not on whatever
+                        # the watermark is when this process first advances it.
                         st.engine = self.factory(st.unit, None, self.origin)
-                    step = st.engine.advance(self.store, self.watermark)
+                        steps.append(st.engine.advance(self.store, self.origin))
+                    steps.append(st.engine.advance(self.store, self.watermark))
                 except Exception:  # one unit's failure must not stop the others, nor the worker
                     self.failures += 1
                     log.exception("rules: unit %s failed at watermark %s", st.unit.key, self.watermark)
                     continue
                 st.done = self.watermark
-                if step.alerts or step.recorded:
-                    outputs.append(unit_output(st.unit, step, self.record_groups))
+                if any(step.alerts or step.recorded for step in steps):
+                    outputs.append(unit_output(st.unit, steps, self.record_groups))
         self._prune()
         return outputs
 
@@ -373,13 +377,13 @@ class RulesStep:
         return [k for states in self.owned.values() for k in states]
 
 
-def unit_output(unit: RuleUnit, step: EngineStepLike, record_groups: Mapping[str, str]) -> UnitOutput:
+def unit_output(unit: RuleUnit, steps: Sequence[EngineStepLike], record_groups: Mapping[str, str]) -> UnitOutput:
     """Alerts keyed by fingerprint; recorded samples as one batch per group, keyed ``rules/<group>``."""
     out = UnitOutput(unit)
-    for event in step.alerts:
+    for event in (e for step in steps for e in step.alerts):
         out.alerts.append((event.fingerprint.encode(), encode(event)))
     blocks: dict[str, list[SeriesBlock]] = {}
-    for s in step.recorded:
+    for s in (r for step in steps for r in step.recorded):
         if not math.isfinite(s.value):
             out.dropped += 1
             continue

@@ -70,8 +70,8 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float) -> Loade
         eng = RuleEngine([by_name[name] for name in unit.groups])
         if snapshot is not None:
             eng.restore(snapshot)
-        elif math.isfinite(origin):
-            eng.start_at(origin)
+        elif math.isfinite(origin) and hasattr(eng, "start_at"):
+            eng.start_at(origin)  # otherwise the step's first advance, to the origin, anchors it
         return eng
 
     def step(owner: str) -> RulesStep:

@@ -4,13 +4,16 @@ partitions, replay marks and checkpoints."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from agents.rules_step import Checkpoint, Mark, RulesStep, start_marks
 from core.rule_units import RuleUnit
-from schemas.codec import encode
-from schemas.samples import SampleBatch, SeriesBlock
+from schemas.alerts import AlertEvent
+from schemas.codec import decode, encode
+from schemas.samples import Sample, SampleBatch, SeriesBlock
 
 
 def batch(name: str, ts: list[float], values: list[float] | None = None, **labels: str) -> bytes:
@@ -157,3 +160,73 @@ def test_a_takeover_far_behind_this_store_needs_a_rewind() -> None:
     for i in range(20, 100):
         step.ingest(0, i, b"a", batch("x", [20.0 * i]))
     assert min(stored(step, "x")) == 400.0  # the store holds what the far checkpoint reads
+
+
+class RecordingEngine:
+    """A stand-in engine that records the watermarks it is advanced to and records one sample per call
+    (the orchestration is under test here; the real engine has its own tests)."""
+
+    def __init__(self, unit: RuleUnit, snapshot: bytes | None) -> None:
+        self.calls: list[float] = orjson.loads(snapshot) if snapshot else []
+
+    def advance(self, store: object, watermark: float) -> EngineStep:
+        self.calls.append(watermark)
+        return EngineStep([], [Sample(name="job:x:sum", ts=watermark, value=len(self.calls)),
+                               Sample(name="job:x:ratio", ts=watermark, value=0.0).model_copy(
+                                   update={"value": float("nan")})])
+
+    def snapshot(self) -> bytes:
+        return orjson.dumps(self.calls)
+
+
+@dataclass
+class EngineStep:
+    alerts: list[AlertEvent]
+    recorded: list[Sample]
+
+
+def engine_step(units: list[RuleUnit]) -> tuple[RulesStep, dict[str, RecordingEngine]]:
+    engines: dict[str, RecordingEngine] = {}
+
+    def factory(unit: RuleUnit, snapshot: bytes | None, origin: float) -> RecordingEngine:
+        engines[unit.key] = RecordingEngine(unit, snapshot)
+        return engines[unit.key]
+
+    step = RulesStep(units, 1, factory, lateness=5.0, retention=600.0,  # type: ignore[arg-type]
+                     record_groups={"job:x:sum": "rec"})
+    for p in range(2):
+        step.start(p, Mark(0, -math.inf, -math.inf))
+        step.seen_end(p, 1)
+    return step, engines
+
+
+def test_a_fresh_unit_starts_at_the_streams_origin_and_publishes_per_group() -> None:
+    unit = RuleUnit("alerts+rec", ("alerts", "rec"))
+    step, engines = engine_step([unit])
+    step.own(0, None)
+    step.ingest(0, 0, b"a", batch("x", [100.0, 400.0]))
+    step.ingest(1, 0, b"b", batch("y", [50.0, 300.0]))
+    outputs = step.advance()
+    assert engines[unit.key].calls == [50.0, 295.0]  # origin first, then the watermark
+    [out] = outputs
+    assert out.dropped == 2  # NaN cannot go on the wire
+    [(key, value)] = out.recorded
+    assert key == b"rules/rec"
+    assert [b.values for b in decode(value, SampleBatch).series] == [[1.0], [2.0]]
+
+
+def test_a_restored_unit_waits_for_its_own_output_to_be_read_back() -> None:
+    unit = RuleUnit("rec", ("rec",))
+    step, engines = engine_step([unit])
+    cp = Checkpoint(0, "other", 200.0, {"rec": orjson.dumps([100.0, 200.0])}, {"rec": {1: 3}}, {})
+    step.own(0, cp)
+    step.seen_end(1, 5)
+    step.ingest(0, 0, b"a", batch("x", [300.0]))
+    step.ingest(1, 0, b"b", batch("y", [300.0]))
+    assert step.advance() == [] and engines["rec"].calls == [100.0, 200.0]
+    step.ingest(1, 3, b"rules/rec", batch("job:x:sum", [200.0]))
+    step.ingest(1, 4, b"b", batch("y", [310.0]))
+    assert len(step.advance()) == 1 and engines["rec"].calls == [100.0, 200.0, 295.0]
+    again = step.checkpoint(0)
+    assert orjson.loads(again.units["rec"]) == [100.0, 200.0, 295.0] and again.watermark == 295.0
+    assert again.barriers == {"rec": {1: 3}}
