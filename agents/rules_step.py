@@ -41,6 +41,7 @@ log = logging.getLogger("watchkeeper.rules")
 
 RULE_OUTPUT_PREFIX = b"rules/"
 MARK_EVERY = 60.0  # seconds of event time between replay marks of a partition
+FLUSH_POINTS = 1_000_000  # queued points appended to the store at the latest at this many
 PRUNE_EVERY = 60.0  # seconds of event time between prunes of the store (each one visits every series)
 
 
@@ -178,6 +179,8 @@ class RulesStep:
         self.owner = owner
         self.registry = SeriesRegistry()
         self.store = SeriesStore(math.inf)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending_points = 0
         self.pruned_before = -math.inf
         self.clocks: dict[int, PartitionClock] = {}
         self.owned: dict[int, dict[str, UnitState]] = {}  # shard -> unit key -> state
@@ -198,6 +201,7 @@ class RulesStep:
         process needs history this store no longer holds. Owned units keep their state and wait for
         the watermark to pass their next tick again."""
         self.store = SeriesStore(math.inf)
+        self._pending, self._pending_points = [], 0
         self.pruned_before = -math.inf
         self.watermark = -math.inf
         self.start_floor = -math.inf
@@ -253,6 +257,21 @@ class RulesStep:
         self._append(cols.series, cols.ts, cols.values)
 
     def _append(self, series: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
+        """Queue points for the store; `flush` appends them a series at a time, many messages at once."""
+        self._pending.append((series, ts, values))
+        self._pending_points += len(ts)
+        if self._pending_points >= FLUSH_POINTS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the queued points. A stable sort by series keeps each series' points in arrival order,
+        so the store keeps exactly what appending message by message would have kept."""
+        if not self._pending:
+            return
+        series = np.concatenate([p[0] for p in self._pending])
+        ts = np.concatenate([p[1] for p in self._pending])
+        values = np.concatenate([p[2] for p in self._pending])
+        self._pending, self._pending_points = [], 0
         order = np.argsort(series, kind="stable")
         series, ts, values = series[order], ts[order], values[order]
         cuts = np.flatnonzero(np.diff(series)) + 1
@@ -325,6 +344,7 @@ class RulesStep:
 
     def advance(self) -> list[UnitOutput]:
         """Move the watermark and every owned unit whose own output this process has read back."""
+        self.flush()
         wm = self.current_watermark()
         if wm > self.watermark:
             self.watermark = wm

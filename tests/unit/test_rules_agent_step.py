@@ -32,6 +32,7 @@ def new_step(partitions: int = 2, lateness: float = 5.0) -> RulesStep:
 
 
 def stored(step: RulesStep, name: str) -> list[float]:
+    step.flush()
     found = step.store.select([], 0, 1e12)
     return [float(t) for s in found if s.labels["__name__"] == name for t in s.ts]
 
