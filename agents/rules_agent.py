@@ -79,6 +79,7 @@ class RulesRunner:
         self.checkpoints_written = 0
         self._last_checkpoint = 0.0
         self._producer: AIOKafkaProducer | None = None
+        self._written: dict[int, bytes] = {}  # shard -> the newest checkpoint this process wrote for it
         self._rewind: dict[int, Mark] = {}  # seek the reader here (the store was reset for a takeover)
         self.rewinds = 0
 
@@ -192,9 +193,15 @@ class RulesRunner:
                 self.step.produced(unit_key, meta.partition, meta.offset)
 
     async def _checkpoint(self, shard: int) -> None:
+        """Write the shard's checkpoint unless the newest one this process wrote says the same already
+        (an idle stream writes nothing)."""
         assert self._producer is not None
         cp: Checkpoint = self.step.checkpoint(shard)
-        await self._producer.send_and_wait(self.state_topic, cp.encode(), key=str(shard).encode(), partition=shard)
+        value = cp.encode()
+        if self._written.get(shard) == value:
+            return
+        await self._producer.send_and_wait(self.state_topic, value, key=str(shard).encode(), partition=shard)
+        self._written[shard] = value
         self.checkpoints_written += 1
 
     async def assigned(self, shards: list[int]) -> None:
@@ -215,6 +222,7 @@ class RulesRunner:
                 self.rewinds += 1
             for s in shards:
                 self.step.own(s, checkpoints.get(s))
+                self._written.pop(s, None)
             log.info("rules: %s owns shards %s (units %s)", self.owner, sorted(self.step.owned),
                      self.step.owned_units())
 
@@ -224,6 +232,7 @@ class RulesRunner:
                 if s in self.step.owned:
                     await self._checkpoint(s)
                     self.step.release(s)
+                self._written.pop(s, None)
 
 
 class _ShardListener(ConsumerRebalanceListener):
