@@ -25,6 +25,7 @@ import math
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -67,7 +68,7 @@ def register(app: faust.App, cfg: Config) -> None:
 class RulesRunner:
     """Reads the samples topic, owns rule shards, advances and publishes. One per worker process."""
 
-    def __init__(self, cfg: Config, step_factory: Any) -> None:
+    def __init__(self, cfg: Config, step_factory: Callable[[str], RulesStep]) -> None:
         self.cfg = cfg
         self.shards_topic, self.state_topic, self.group_id = rule_topics(cfg)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
