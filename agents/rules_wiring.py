@@ -69,7 +69,8 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float) -> Loade
     def engine(unit: RuleUnit, snapshot: bytes | None, origin: float) -> UnitEngine:
         eng = RuleEngine([by_name[name] for name in unit.groups])
         if snapshot is not None:
-            eng.restore(snapshot)
+            restored = eng.restore(snapshot)  # in place, or a new engine (either is accepted)
+            eng = restored if hasattr(restored, "advance") else eng
         elif math.isfinite(origin) and hasattr(eng, "start_at"):
             eng.start_at(origin)  # otherwise the step's first advance, to the origin, anchors it
         return eng
