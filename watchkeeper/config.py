@@ -96,6 +96,18 @@ class NotifyConfig(_Section):
     parallel_deliveries: int = Field(default=16, gt=0)
 
 
+class RulesConfig(_Section):
+    """Prometheus rule files evaluated by the rules agent (none: the agent is idle)."""
+
+    # Paths relative to the configuration file.
+    files: list[str] = []
+    # Rule units are spread over this many shards (partitions of <app_id>-rule-shards); more shards than
+    # worker processes lets every process get some.
+    shards: int = Field(default=8, gt=0)
+    # Write each owned shard's checkpoint at least this often (and after every step that sent alerts).
+    checkpoint_seconds: float = Field(default=5.0, gt=0)
+
+
 class Config(_Section):
     data_dir: str = ".watchkeeper"
     kafka: KafkaConfig = KafkaConfig()
@@ -106,6 +118,7 @@ class Config(_Section):
     worker: WorkerConfig = WorkerConfig()
     dashboard: DashboardConfig = DashboardConfig()
     notify: NotifyConfig = NotifyConfig()
+    rules: RulesConfig = RulesConfig()
     # Set by the loader: where relative paths in the file are resolved from.
     base_dir: str = Field(default="", exclude=True)
 

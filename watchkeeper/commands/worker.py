@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 from watchkeeper.config import load_config
+from watchkeeper.errors import WatchkeeperError
 from watchkeeper.topics import ensure_topics, topic_plan
 
 
@@ -28,8 +30,14 @@ def run(args: argparse.Namespace) -> int:
     from agents.app import create_app
 
     cfg = load_config(args.config)
+    try:
+        app = create_app(cfg)
+    except WatchkeeperError as exc:
+        # A configuration the worker cannot run at all (e.g. a rule-file error) says so and exits with
+        # the error's own code (2 for rule files), before anything touches Kafka.
+        print(f"watchkeeper worker: error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 1))
     asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
-    app = create_app(cfg)
     logging.basicConfig(level=args.loglevel.upper())
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

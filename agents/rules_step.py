@@ -1,0 +1,426 @@
+"""The rules agent's state without Kafka: every sample into one SeriesStore, an event-time watermark over
+all partitions, the rule units this process owns advanced to it, and checkpoints. The agent module only
+moves bytes between this and the broker, so this is tested without one.
+
+Why the results do not depend on how the stream is read (one process or several, fast or slow):
+- A sample is *late* when its time is at or before its own partition's watermark (newest event time of
+  that partition minus `allowed_lateness`) when it arrives. Late samples are not stored. That is a
+  property of the partition's order alone, and every evaluated tick is at or before every partition's
+  watermark, so a tick sees exactly the samples that are not late and not newer than it.
+- The watermark is the minimum over partitions of their watermarks. A partition that had data when the
+  process started and has not yet given a sample holds it back (it is unknown, not empty).
+- Recording-rule output comes back on the samples topic (key ``rules/...``); it is stored but never moves
+  a watermark (the agent's own output must not drive it). A unit restored from a checkpoint waits until
+  this process has read its own earlier output back (offsets kept in the checkpoint).
+- A unit that has no checkpoint starts at the first tick at or after the earliest sample of the stream
+  (the process then reads the samples topic from its beginning), not at whatever the watermark is when
+  it is first seen.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import orjson
+
+from core.promql.series_store import SeriesStore
+from core.rule_units import RuleUnit
+from core.sample_decode import decode_columns
+from core.series_registry import SeriesRegistry
+from schemas.alerts import AlertEvent
+from schemas.codec import SchemaError, encode
+from schemas.samples import Sample, SampleBatch, SeriesBlock
+
+log = logging.getLogger("watchkeeper.rules")
+
+RULE_OUTPUT_PREFIX = b"rules/"
+MARK_EVERY = 60.0  # seconds of event time between replay marks of a partition
+FLUSH_POINTS = 1_000_000  # queued points appended to the store at the latest at this many
+PRUNE_EVERY = 60.0  # seconds of event time between prunes of the store (each one visits every series)
+
+
+class EngineStepLike(Protocol):
+    alerts: list[AlertEvent]
+    recorded: list[Sample]
+
+
+class UnitEngine(Protocol):
+    """The part of `core.rules.engine.RuleEngine` the agent uses."""
+
+    def advance(self, store: SeriesStore, watermark: float) -> EngineStepLike: ...
+
+    def snapshot(self) -> bytes: ...
+
+
+# (unit, snapshot or None for a fresh unit, origin: earliest event time for a fresh unit) -> engine
+EngineFactory = Callable[[RuleUnit, bytes | None, float], UnitEngine]
+
+
+@dataclass
+class Mark:
+    """Where a replay of a partition may start: reading from `offset` with the clock set to these values
+    makes the same decisions as reading the partition from its beginning."""
+
+    offset: int
+    max_et: float  # newest event time of a real sample before `offset` (-inf: none)
+    max_any: float  # newest time of any sample (rule output too) before `offset`
+
+
+@dataclass
+class PartitionClock:
+    next_offset: int  # the next offset to read
+    start_high: int | None = None  # the partition's end when this process first fetched it
+    max_et: float = -math.inf
+    max_any: float = -math.inf
+    first_et: float | None = None
+    marks: list[Mark] = field(default_factory=list)
+
+    @property
+    def watermark_known(self) -> bool:
+        """False while the partition may hold samples this process has not seen (it must wait for them)."""
+        if self.max_et > -math.inf:
+            return True
+        return self.start_high is not None and self.next_offset >= self.start_high
+
+
+@dataclass
+class UnitState:
+    unit: RuleUnit
+    engine: UnitEngine | None = None  # None until the stream's origin is known (fresh unit)
+    snapshot: bytes | None = None
+    # Offsets of this unit's own recorded output per partition: read them back before the next tick.
+    barrier: dict[int, int] = field(default_factory=dict)
+    done: float = -math.inf  # the watermark this unit has been advanced to (ticks at or before it done)
+
+
+@dataclass
+class UnitOutput:
+    unit: RuleUnit
+    alerts: list[tuple[bytes, bytes]] = field(default_factory=list)  # (fingerprint, AlertEvent)
+    recorded: list[tuple[bytes, bytes]] = field(default_factory=list)  # (rules/<group>, SampleBatch)
+    dropped: int = 0  # recorded values JSON cannot carry (NaN, ±Inf): kept in this store only
+
+
+@dataclass
+class Checkpoint:
+    """One shard's resume point: its units' engine snapshots and barriers, and where to replay from."""
+
+    shard: int
+    owner: str
+    watermark: float
+    units: dict[str, bytes]
+    barriers: dict[str, dict[int, int]]
+    replay: dict[int, Mark]
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "v": 1, "shard": self.shard, "owner": self.owner, "watermark": _num(self.watermark),
+            "units": {k: base64.b64encode(v).decode() for k, v in self.units.items()},
+            "barriers": {k: {str(p): o for p, o in b.items()} for k, b in self.barriers.items()},
+            "replay": {str(p): [m.offset, _num(m.max_et), _num(m.max_any)] for p, m in self.replay.items()},
+        })
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Checkpoint:
+        d = orjson.loads(raw)
+        return cls(
+            shard=int(d["shard"]), owner=str(d["owner"]), watermark=_float(d["watermark"]),
+            units={k: base64.b64decode(v) for k, v in d["units"].items()},
+            barriers={k: {int(p): int(o) for p, o in b.items()} for k, b in d["barriers"].items()},
+            replay={int(p): Mark(int(m[0]), _float(m[1]), _float(m[2])) for p, m in d["replay"].items()},
+        )
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _float(x: float | None) -> float:
+    return -math.inf if x is None else float(x)
+
+
+def start_marks(partitions: Iterable[int], units: Sequence[RuleUnit],
+                checkpoints: Mapping[int, Checkpoint]) -> dict[int, Mark]:
+    """Where this process starts reading each partition: early enough for every unit it may own.
+
+    A unit without a checkpoint needs the stream from its beginning (offset 0 here: a position before
+    the log start is reset to the earliest offset by the consumer)."""
+    known = {key for cp in checkpoints.values() for key in cp.units}
+    start: dict[int, Mark] = {}
+    for p in partitions:
+        if any(u.key not in known for u in units):
+            start[p] = Mark(0, -math.inf, -math.inf)
+            continue
+        marks = [cp.replay[p] for cp in checkpoints.values() if p in cp.replay]
+        start[p] = min(marks, key=lambda m: m.offset) if marks else Mark(0, -math.inf, -math.inf)
+    return start
+
+
+class RulesStep:
+    """All samples into one store; the owned units advanced by the stream's event-time watermark."""
+
+    def __init__(self, units: Sequence[RuleUnit], shards: int, factory: EngineFactory, *, lateness: float,
+                 retention: float, history: float | None = None, owner: str = "",
+                 record_groups: Mapping[str, str] | None = None) -> None:
+        self.units = list(units)
+        # How far back from a tick the rules read (range + offset + lookback); `retention` adds room.
+        self.history = retention if history is None else history
+        self.record_groups = dict(record_groups or {})  # recorded metric name -> its group (message key)
+        self.shards = shards
+        self.factory = factory
+        self.lateness = lateness
+        self.retention = retention
+        self.owner = owner
+        self.registry = SeriesRegistry()
+        self.store = SeriesStore(math.inf)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending_points = 0
+        self.pruned_before = -math.inf
+        self.clocks: dict[int, PartitionClock] = {}
+        self.owned: dict[int, dict[str, UnitState]] = {}  # shard -> unit key -> state
+        self.watermark = -math.inf
+        self.origin: float | None = None  # earliest event time, once every partition has given one
+        self.start_floor = -math.inf
+        self.samples = self.late = self.bad = self.recorded_in = self.failures = 0
+
+    # -- reading
+
+    def start(self, partition: int, mark: Mark) -> None:
+        self.clocks[partition] = PartitionClock(next_offset=mark.offset, max_et=mark.max_et,
+                                                max_any=mark.max_any, marks=[mark])
+        self.start_floor = max(self.start_floor, mark.max_any)
+
+    def rewind(self, marks: Mapping[int, Mark]) -> None:
+        """Forget the store and re-read from `marks`: a shard taken over from an owner far behind this
+        process needs history this store no longer holds. Owned units keep their state and wait for
+        the watermark to pass their next tick again."""
+        self.store = SeriesStore(math.inf)
+        self._pending, self._pending_points = [], 0
+        self.pruned_before = -math.inf
+        self.watermark = -math.inf
+        self.start_floor = -math.inf
+        for p, mark in marks.items():
+            self.start(p, mark)
+
+    def history_floor(self) -> float:
+        """Event time from which the store is complete: after where reading started and what was pruned."""
+        return max(self.start_floor, self.pruned_before)
+
+    def covers(self, checkpoint: Checkpoint) -> bool:
+        """Whether this store holds what the checkpoint's units read at their next ticks."""
+        return checkpoint.watermark - self.history >= self.history_floor()
+
+    def seen_end(self, partition: int, high: int) -> None:
+        """The partition's end offset from the first fetch: until it is read up to there, it is unknown."""
+        clock = self.clocks[partition]
+        if clock.start_high is None:
+            clock.start_high = high
+
+    def ingest(self, partition: int, offset: int, key: bytes | None, raw: bytes) -> None:
+        clock = self.clocks[partition]
+        if offset < clock.next_offset:
+            return
+        clock.next_offset = offset + 1
+        try:
+            cols = decode_columns(raw, self.registry, source=key.decode("utf-8", "replace") if key else "")
+        except SchemaError:
+            self.bad += 1  # the window agent dead-letters it; here it is only counted
+            return
+        if not len(cols):
+            return
+        newest = float(cols.ts.max())
+        new_minute = clock.max_any == -math.inf or newest // MARK_EVERY > clock.max_any // MARK_EVERY
+        if new_minute and clock.marks[-1].offset != offset:
+            clock.marks.append(Mark(offset, clock.max_et, clock.max_any))
+        clock.max_any = max(clock.max_any, newest)
+        if key is not None and key.startswith(RULE_OUTPUT_PREFIX):
+            self.recorded_in += len(cols)
+            self._append(cols.series, cols.ts, cols.values)
+            return
+        fresh = cols.ts > clock.max_et - self.lateness
+        n_fresh = int(fresh.sum())
+        self.late += len(cols) - n_fresh
+        self.samples += n_fresh
+        if n_fresh == 0:
+            return
+        if clock.first_et is None:
+            clock.first_et = float(cols.ts[fresh].min())
+        clock.max_et = max(clock.max_et, newest)
+        if n_fresh < len(cols):
+            cols = cols.take(fresh)
+        self._append(cols.series, cols.ts, cols.values)
+
+    def _append(self, series: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
+        """Queue points for the store; `flush` appends them a series at a time, many messages at once."""
+        self._pending.append((series, ts, values))
+        self._pending_points += len(ts)
+        if self._pending_points >= FLUSH_POINTS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the queued points. A stable sort by series keeps each series' points in arrival order,
+        so the store keeps exactly what appending message by message would have kept."""
+        if not self._pending:
+            return
+        series = np.concatenate([p[0] for p in self._pending])
+        ts = np.concatenate([p[1] for p in self._pending])
+        values = np.concatenate([p[2] for p in self._pending])
+        self._pending, self._pending_points = [], 0
+        order = np.argsort(series, kind="stable")
+        series, ts, values = series[order], ts[order], values[order]
+        cuts = np.flatnonzero(np.diff(series)) + 1
+        starts = [0, *cuts.tolist()]
+        ends = [*cuts.tolist(), len(series)]
+        names, labels = self.registry.names, self.registry.labels
+        for a, b in zip(starts, ends, strict=True):
+            s = int(series[a])
+            self.store.append(names[s], labels[s], ts[a:b], values[a:b])
+
+    def current_watermark(self) -> float:
+        """Min over partitions of (newest event time - lateness); -inf while any partition is unknown."""
+        marks = []
+        for clock in self.clocks.values():
+            if not clock.watermark_known:
+                return -math.inf
+            if clock.max_et > -math.inf:
+                marks.append(clock.max_et - self.lateness)
+        return min(marks) if marks else -math.inf
+
+    def ahead(self, slack: float) -> list[int]:
+        """Partitions more than `slack` seconds of event time ahead of the watermark: pause them, so a
+        partition read much faster than the others does not fill memory with points no tick needs yet."""
+        if self.watermark == -math.inf:
+            return []
+        return [p for p, c in self.clocks.items() if c.max_et - self.lateness > self.watermark + slack]
+
+    # -- owning shards
+
+    def own(self, shard: int, checkpoint: Checkpoint | None) -> None:
+        states = {}
+        for unit in self.units:
+            if unit.shard(self.shards) != shard:
+                continue
+            state = UnitState(unit)
+            if checkpoint is not None and unit.key in checkpoint.units:
+                state.snapshot = checkpoint.units[unit.key]
+                state.barrier = dict(checkpoint.barriers.get(unit.key, {}))
+                state.engine = self.factory(unit, state.snapshot, -math.inf)
+                state.done = checkpoint.watermark
+            states[unit.key] = state
+        self.owned[shard] = states
+
+    def release(self, shard: int) -> None:
+        self.owned.pop(shard, None)
+
+    def checkpoint(self, shard: int) -> Checkpoint:
+        states = self.owned.get(shard, {})
+        units: dict[str, bytes] = {}
+        for key, st in states.items():
+            if st.engine is not None:
+                units[key] = st.engine.snapshot()
+        cutoff = self.watermark - self.retention
+        replay = {}
+        for p, clock in self.clocks.items():
+            usable = [m for m in clock.marks if m.max_any < cutoff]
+            replay[p] = usable[-1] if usable else clock.marks[0]
+        return Checkpoint(shard, self.owner, self.watermark, units,
+                          {k: st.barrier for k, st in states.items() if k in units}, replay)
+
+    def prune_marks(self) -> None:
+        """Keep the newest mark old enough for any checkpoint and everything after it."""
+        cutoff = self.watermark - self.retention
+        for clock in self.clocks.values():
+            usable = [i for i, m in enumerate(clock.marks) if m.max_any < cutoff]
+            if len(usable) > 1:
+                del clock.marks[: usable[-1]]
+
+    # -- evaluating
+
+    def advance(self) -> list[UnitOutput]:
+        """Move the watermark and every owned unit whose own output this process has read back."""
+        self.flush()
+        wm = self.current_watermark()
+        if wm > self.watermark:
+            self.watermark = wm
+        if self.watermark == -math.inf:
+            return []
+        if self.origin is None:
+            firsts = [c.first_et for c in self.clocks.values() if c.first_et is not None]
+            self.origin = min(firsts, default=self.watermark)
+        outputs = []
+        for states in self.owned.values():
+            for st in states.values():
+                if any(self.clocks[p].next_offset <= o for p, o in st.barrier.items() if p in self.clocks):
+                    continue
+                steps: list[EngineStepLike] = []
+                try:
+                    if st.engine is None:
+                        # A fresh unit's first tick is anchored on the stream's origin, not on whatever
+                        # the watermark is when this process first advances it.
+                        st.engine = self.factory(st.unit, None, self.origin)
+                        steps.append(st.engine.advance(self.store, self.origin))
+                    steps.append(st.engine.advance(self.store, self.watermark))
+                except Exception:  # one unit's failure must not stop the others, nor the worker
+                    self.failures += 1
+                    log.exception("rules: unit %s failed at watermark %s", st.unit.key, self.watermark)
+                    continue
+                st.done = self.watermark
+                if any(step.alerts or step.recorded for step in steps):
+                    outputs.append(unit_output(st.unit, steps, self.record_groups))
+        self._prune()
+        return outputs
+
+    def _prune(self) -> None:
+        """Drop history no tick will read: older than `retention` before the slowest owned unit (or the
+        watermark). Only here: the store itself never trims (its retention is infinite), so however much
+        one read brings in, a tick still finds its history."""
+        done = [st.done for states in self.owned.values() for st in states.values()]
+        cutoff = min([self.watermark, *done]) - self.retention
+        if cutoff - self.pruned_before >= PRUNE_EVERY:
+            self.store.prune(cutoff)
+            self.pruned_before = cutoff
+
+    def produced(self, unit_key: str, partition: int, offset: int) -> None:
+        """Record where this unit's recorded output landed (the next owner reads up to it first)."""
+        for states in self.owned.values():
+            st = states.get(unit_key)
+            if st is not None:
+                st.barrier[partition] = max(offset, st.barrier.get(partition, -1))
+
+    def owned_units(self) -> list[str]:
+        return [k for states in self.owned.values() for k in states]
+
+
+def unit_output(unit: RuleUnit, steps: Sequence[EngineStepLike], record_groups: Mapping[str, str]) -> UnitOutput:
+    """Alerts keyed by fingerprint; recorded samples as one batch per group, keyed ``rules/<group>``."""
+    out = UnitOutput(unit)
+    for event in (e for step in steps for e in step.alerts):
+        out.alerts.append((event.fingerprint.encode(), encode(event)))
+    blocks: dict[str, list[SeriesBlock]] = {}
+    for s in (r for step in steps for r in step.recorded):
+        if not math.isfinite(s.value):
+            out.dropped += 1
+            continue
+        group = record_groups.get(s.name, unit.groups[0])
+        blocks.setdefault(group, []).append(
+            SeriesBlock(name=s.name, labels=s.labels, kind=s.kind, ts=[s.ts], values=[s.value]))
+    for group, series in blocks.items():
+        source = f"rules/{group}"
+        out.recorded.append((source.encode(), encode(SampleBatch(source=source, series=series))))
+    return out
+
+
+def decode_or_none(raw: bytes | None) -> Checkpoint | None:
+    if not raw:
+        return None
+    try:
+        return Checkpoint.decode(raw)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+

@@ -1,0 +1,87 @@
+"""From `watchkeeper.yaml`'s `rules:` section to a ready `RulesStep`: load the rule files (errors name
+file, line, group and rule, and stop the worker with exit code 2), cut the groups into units, size the
+store's retention, and build engines per unit with `core.rules.engine.RuleEngine`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from agents.rules_step import EngineFactory, RulesStep, UnitEngine
+from core.errors import CoreError
+from core.promql.evaluator import parse
+from core.rule_units import RuleUnit, group_deps, retention_for, rule_units
+from watchkeeper.config import Config
+from watchkeeper.errors import WatchkeeperError
+
+if TYPE_CHECKING:
+    from core.rules.loader import RuleGroup
+
+# Store history kept beyond what the rules read: room for partitions read unevenly (see AHEAD_SLACK).
+SKEW_ROOM = 300.0
+
+
+class RulesConfigError(WatchkeeperError):
+    """A rule file the worker cannot run: the message names file, line, group and rule."""
+
+    exit_code = 2
+
+
+@dataclass
+class LoadedRules:
+    groups: list[RuleGroup]
+    units: list[RuleUnit]
+    retention: float
+    engine_factory: EngineFactory
+    step_factory: Callable[[str], RulesStep]
+
+
+def load_rules(cfg: Config) -> LoadedRules | None:
+    """The configured rule files, ready to run; None when there are none."""
+    if not cfg.rules.files:
+        return None
+    from core.rules.loader import load_rule_files
+
+    paths = [str(cfg.resolve(f)) for f in cfg.rules.files]
+    try:
+        groups = load_rule_files(paths)
+    except (CoreError, OSError) as exc:
+        raise RulesConfigError(f"rule files: {exc}") from None
+    if not groups:
+        return None
+    return loaded_rules(groups, cfg.rules.shards, cfg.windows.allowed_lateness)
+
+
+def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float) -> LoadedRules:
+    from core.rules.engine import RuleEngine
+
+    deps = [group_deps(g.name, [_expr_text(r) for r in g.rules], [r.record for r in g.rules if r.record])
+            for g in groups]
+    units = rule_units(deps)
+    by_name = {g.name: g for g in groups}
+    record_groups = {r.record: g.name for g in groups for r in g.rules if r.record}
+    reach = [parse(_expr_text(r)).max_lookback for g in groups for r in g.rules]
+    history = retention_for(reach)
+    retention = history + SKEW_ROOM
+
+    def engine(unit: RuleUnit, snapshot: bytes | None, origin: float) -> UnitEngine:
+        eng = RuleEngine([by_name[name] for name in unit.groups])
+        if snapshot is not None:
+            restored = eng.restore(snapshot)  # in place, or a new engine (either is accepted)
+            eng = restored if hasattr(restored, "advance") else eng
+        elif math.isfinite(origin) and hasattr(eng, "start_at"):
+            eng.start_at(origin)  # otherwise the step's first advance, to the origin, anchors it
+        return eng
+
+    def step(owner: str) -> RulesStep:
+        return RulesStep(units, shards, engine, lateness=lateness, retention=retention, history=history, owner=owner,
+                         record_groups=record_groups)
+
+    return LoadedRules(groups, units, retention, engine, step)
+
+
+def _expr_text(rule: object) -> str:
+    expr = getattr(rule, "expr")  # noqa: B009 (a str or a ParsedExpr, depending on the loader)
+    return expr if isinstance(expr, str) else str(expr.text)
