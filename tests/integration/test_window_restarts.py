@@ -33,7 +33,7 @@ def start_worker(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 async def kill_at(bootstrap: str, topic: str, thresholds: list[int], cfg_path: Path, log: Path,
-                  expected: int, timeout: float = 150.0, sig: int = signal.SIGKILL) -> tuple[int, list[int]]:
+                  expected: int, timeout: float = 400.0, sig: int = signal.SIGKILL) -> tuple[int, list[int]]:
     """Run the worker; stop it with `sig` when the aggregates topic passes each threshold and start it again.
     Returns the number of kills and the record counts they happened at, once `expected` records exist."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
@@ -55,6 +55,7 @@ async def kill_at(bootstrap: str, topic: str, thresholds: list[int], cfg_path: P
                 thresholds.pop(0)
                 proc = start_worker(cfg_path, log)
             assert proc.poll() is None, log.read_text()[-3000:]
+        assert seen >= expected, f"only {seen} of {expected} windows after {timeout:.0f} s (stops at {killed_at})"
     finally:
         proc.terminate()
         try:
