@@ -40,18 +40,35 @@ class LoadedRules:
 
 def load_rules(cfg: Config) -> LoadedRules | None:
     """The configured rule files, ready to run; None when there are none."""
-    if not cfg.rules.files:
+    if not cfg.rules.files and not cfg.rules.slo_specs:
         return None
     from core.rules.loader import load_rule_files
 
     paths = [str(cfg.resolve(f)) for f in cfg.rules.files]
     try:
         groups = load_rule_files(paths)
+        groups += slo_rule_groups([str(cfg.resolve(f)) for f in cfg.rules.slo_specs], cfg.rules.slo_period_days)
     except (CoreError, OSError) as exc:
         raise RulesConfigError(f"rule files: {exc}") from None
     if not groups:
         return None
     return loaded_rules(groups, cfg.rules.shards, cfg.windows.allowed_lateness)
+
+
+def slo_rule_groups(spec_paths: list[str], period_days: int = 30) -> list[RuleGroup]:
+    """The rule groups Sloth would generate for each spec (SLI recordings, metadata, burn-rate alerts),
+    their alerts marked `source: slo`."""
+    from core.rules.loader import load_rules_text
+    from core.slo import generate_rule_groups, load_slo_spec_file, rules_yaml
+
+    out: list[RuleGroup] = []
+    for path in spec_paths:
+        spec = load_slo_spec_file(path)
+        text = rules_yaml(generate_rule_groups(spec, period=period_days * 86400.0), source=path)
+        for g in load_rules_text(text, f"{path} (generated SLO rules)"):
+            g.source = "slo"
+            out.append(g)
+    return out
 
 
 def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float) -> LoadedRules:

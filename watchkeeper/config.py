@@ -101,6 +101,9 @@ class RulesConfig(_Section):
 
     # Paths relative to the configuration file.
     files: list[str] = []
+    # Sloth prometheus/v1 SLO specs: their recording rules and multi-window burn-rate alerts run here too.
+    slo_specs: list[str] = []
+    slo_period_days: int = Field(default=30, gt=0)
     # Rule units are spread over this many shards (partitions of <app_id>-rule-shards); more shards than
     # worker processes lets every process get some.
     shards: int = Field(default=8, gt=0)

@@ -43,7 +43,8 @@ class RuleEngine:
         self.external_url = external_url
         self.next_tick: dict[str, float] = {}
         self.states: dict[tuple[str, int], AlertRuleState] = {
-            (g.name, i): AlertRuleState(r.alert, r.hold, r.keep_firing_for, source=source)
+            (g.name, i): AlertRuleState(r.alert, r.hold, r.keep_firing_for,
+                                        source=g.source if g.source != "rule" else source)
             for g in groups for i, r in enumerate(g.rules) if r.alert}
         self.previous: dict[tuple[str, int], dict[Key, dict[str, str]]] = {}
         self.errors: list[str] = []

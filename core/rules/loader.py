@@ -16,6 +16,7 @@ from core.promql.evaluator import ParsedExpr, parse
 from core.promql.series_notation import SeriesNotationError, parse_duration
 from core.rules.templates import TemplateError, check
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
+from schemas.alerts import AlertSource
 
 DEFAULT_INTERVAL = 60.0  # Prometheus' global evaluation_interval default
 _METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -71,6 +72,7 @@ class RuleGroup:
     interval: float
     rules: list[Rule]
     path: str = ""
+    source: AlertSource = "rule"  # what its alerts say they come from ("slo" for generated SLO groups)
 
 
 def load_rule_files(paths: list[str], default_interval: float = DEFAULT_INTERVAL) -> list[RuleGroup]:

@@ -102,7 +102,7 @@ async def dashboard_url(ch_dsn: str) -> AsyncIterator[tuple[str, int]]:
 
 
 async def _chromium(*args: str) -> bytes:
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = await asyncio.create_subprocess_exec(
             CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -209,7 +209,7 @@ class _DevTools:
 async def test_chart_hover_and_range_buttons(dashboard_url: tuple[str, int]) -> None:
     base, sid = dashboard_url
     port = free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = await asyncio.create_subprocess_exec(
             CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -48,3 +48,35 @@ def test_cli_error_names_file_line_and_field(tmp_path: Path, capsys: pytest.Capt
     assert main(["slo", "generate", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:8: slos.0.objective:" in err
+
+
+@pytest.mark.slow
+def test_page_alert_fires_on_watchkeepers_rule_engine_at_the_same_minute(tmp_path: Path) -> None:
+    """The same promtool test file, run by Watchkeeper's engine (what the rules agent runs live)."""
+    from core.rules.unit_test import run_test_file
+
+    rules = tmp_path / "incident.rules.yml"
+    assert main(["slo", "generate", str(FIXTURES / "incident-spec.yml"), "-o", str(rules)]) == 0
+    shutil.copy(FIXTURES / "incident.promtool-test.yml", tmp_path)
+    res = run_test_file(str(tmp_path / "incident.promtool-test.yml"))
+    assert res.ok, "\n".join(res.failures)
+
+
+def test_slo_specs_join_the_rules_agent_with_source_slo() -> None:
+    from agents.rules_wiring import slo_rule_groups
+    from core.promql.series_store import SeriesStore
+    from core.rules.engine import EngineStep, RuleEngine
+
+    groups = slo_rule_groups([str(FIXTURES / "incident-spec.yml")])
+    assert [g.name.split("-")[2] for g in groups] == ["sli", "meta", "alerts"]
+    assert all(g.source == "slo" for g in groups)
+    engine = RuleEngine(groups)
+    store = SeriesStore()
+    for minute in range(120):  # everything failing: page and ticket alerts fire (Sloth's have no `for`)
+        store.append_one("http_requests_total", {"job": "checkout", "code": "500"}, minute * 60.0, minute * 100.0)
+    step = EngineStep()
+    for g in groups:
+        engine.eval_group(g, 7200.0, store, step)
+    assert step.recorded and any(r.name == "slo:sli_error:ratio_rate5m" for r in step.recorded)
+    firing = {a.labels["sloth_severity"]: a for a in step.alerts if a.state == "firing"}
+    assert set(firing) == {"page", "ticket"} and all(a.source == "slo" for a in firing.values())

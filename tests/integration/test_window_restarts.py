@@ -28,8 +28,8 @@ KILLS = 3
 
 def start_worker(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115 (the child owns it)
-    return subprocess.Popen([sys.executable, "-m", "watchkeeper", "worker", "--config", str(cfg_path)],
-                            stdout=out, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "watchkeeper", "worker", "--loglevel", "info", "--config", str(cfg_path)]
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def kill_at(bootstrap: str, topic: str, thresholds: list[int], cfg_path: Path, log: Path,
