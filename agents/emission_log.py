@@ -9,6 +9,7 @@ answers ListOffsets(latest) with the last batch's base offset + 1 (DESIGN.md).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -56,28 +57,39 @@ async def last_records(bootstrap: str, topic: str, partitions: list[int],
         await consumer.stop()
 
 
-async def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int,
-                     timeout: float = 60.0) -> list[ConsumerRecord]:
-    """Records `start` <= offset < `stop` of one partition (a restart's catch-up replay)."""
-    if stop <= start:
-        return []
+async def iter_range(bootstrap: str, topic: str, partition: int, start: int, stop: int | None = None,
+                     stall_timeout: float = 60.0, chunk: int = 1000) -> AsyncIterator[ConsumerRecord]:
+    """Records `start` <= offset < `stop` of one partition, in order (a restart's catch-up replay).
+    `stop` None means the partition's end when the replay starts (a fetch's high watermark). Records come in
+    chunks, so a long backlog is never held in memory at once."""
+    if stop is not None and stop <= start:
+        return
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=50,
                                 max_partition_fetch_bytes=8_000_000)
     await consumer.start()
     tp = TopicPartition(topic, partition)
-    out: list[ConsumerRecord] = []
     try:
         consumer.assign([tp])
         consumer.seek(tp, start)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not out or out[-1].offset < stop - 1:
-            if loop.time() > deadline:
-                raise TimeoutError(f"could not read {topic}[{partition}]@{start}..{stop - 1} in {timeout:.0f} s")
-            for rec in (await consumer.getmany(tp, timeout_ms=200)).get(tp, []):
-                if start <= rec.offset < stop:
-                    out.append(rec)
-        return out
+        deadline = loop.time() + stall_timeout
+        end, next_offset = stop, start
+        while end is None or next_offset < end:
+            records = (await consumer.getmany(tp, timeout_ms=200, max_records=chunk)).get(tp, [])
+            if end is None:
+                end = consumer.highwater(tp)
+            progressed = False
+            for rec in records:
+                if end is not None and rec.offset >= end:
+                    return
+                if rec.offset >= next_offset:
+                    yield rec
+                    next_offset, progressed = rec.offset + 1, True
+            if progressed:
+                deadline = loop.time() + stall_timeout
+            elif loop.time() > deadline:
+                raise TimeoutError(f"could not read {topic}[{partition}]@{next_offset}..{end} "
+                                   f"(no progress in {stall_timeout:.0f} s)")
     finally:
         await consumer.stop()

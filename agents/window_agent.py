@@ -5,8 +5,9 @@
   Faust Table (bytes values, key = p), written every `snapshot_every_messages` messages or
   `snapshot_every_seconds` of p, after the aggregates it covers are durable. On (re)assignment the
   newest snapshot is read from the changelog's last record (end from a fetch's high watermark, not
-  ListOffsets, which tansu 0.6.0 answers wrongly); messages it already holds are skipped, and messages
-  between it and Faust's committed offset are read back from the samples topic and replayed.
+  ListOffsets, which tansu 0.6.0 answers wrongly); then everything after it, up to the partition's end, is
+  read back from the samples topic and replayed, and Faust's events it already holds are skipped. Faust's
+  committed offset is never trusted: after a graceful stop it can be past what the snapshot holds.
 - Each changelog record is flushed alone, in its own batch, so Faust's own recovery (which reads up to
   ListOffsets(latest) = the last batch's base offset + 1 on tansu) also sees the newest snapshot.
 - Windows of input partition p go to aggregates partition p, numbered by a per-partition sequence
@@ -24,7 +25,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from agents.emission_log import SEQ_HEADER, last_records, read_range, seq_of
+from agents.emission_log import SEQ_HEADER, iter_range, last_records, seq_of
 from agents.window_step import StepOutput, WindowStep
 from watchkeeper.config import Config
 
@@ -103,6 +104,18 @@ def register(app: faust.App, cfg: Config) -> None:
             await deadletter.send(key=dl_key, value=dl_value)
         since_snapshot[p] += 1
 
+    async def catch_up(p: int, stop: int | None) -> int:
+        """Replay partition p from the samples topic, from its state's next offset up to `stop` (None: the
+        partition's end now). Faust's position is not ours: it resumes at its committed offset, which after a
+        graceful stop may be past what the state holds, and may jump ahead after its post-recovery seek."""
+        n = 0
+        async for rec in iter_range(cfg.kafka.bootstrap, t.samples, p, step.progress[p].offset + 1, stop):
+            await handle(p, rec.offset, rec.key, rec.value)
+            n += 1
+            if since_snapshot[p] >= every_n:
+                await checkpoint(p)
+        return n
+
     @app.agent(samples, name="watchkeeper.windows")
     async def windows(stream: faust.StreamT) -> None:
         async for event in stream.events():
@@ -113,14 +126,14 @@ def register(app: faust.App, cfg: Config) -> None:
                 last = (await last_records(cfg.kafka.bootstrap, t.aggregates, [p]))[p]
                 emitted[p] = seq_of(last.headers) if last is not None else 0
                 sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
-                resume = step.progress[p].offset + 1
-                # Faust resumes at its committed offset, which may be past the snapshot: replay the gap.
-                for rec in await read_range(cfg.kafka.bootstrap, t.samples, p, resume, msg.offset):
-                    await handle(p, rec.offset, rec.key, rec.value)
+                resume = step.progress[p].offset
+                replayed = await catch_up(p, None)
                 log.info("windows[%d]: resumed from the snapshot at offset %d, replayed %d messages",
-                         p, resume - 1, max(0, msg.offset - resume))
+                         p, resume, replayed)
             if step.applied(p, msg.offset):
                 continue
+            if msg.offset > step.progress[p].offset + 1:  # Faust skipped ahead of the state: fill the gap
+                await catch_up(p, msg.offset)
             await handle(p, msg.offset, msg.key, msg.value)
             if since_snapshot[p] >= every_n or time.monotonic() - last_snapshot[p] >= every_s:
                 await checkpoint(p)
