@@ -85,22 +85,15 @@ def collect_system(ps: ModuleType | Any, now: float, host: str) -> SampleBatch:
     return SampleBatch(source=host, labels={"host": host, "job": "system"}, series=blocks)
 
 
-async def run_system_producer(cfg: Config, *, stop: asyncio.Event | None = None) -> None:
+async def run_system_producer(cfg: Config, sender: BatchSender, *, stop: asyncio.Event | None = None) -> None:
     """Send one batch per `producers.system.interval` until `stop` is set."""
     stop = stop or asyncio.Event()
     host = socket.gethostname()
-    sender = BatchSender(cfg.kafka.bootstrap, cfg.kafka.topics.samples, source=host,
-                         max_buffered_batches=cfg.producers.system.buffer_batches)
-    await sender.start()
     psutil.cpu_times_percent(interval=None)  # the first call only primes psutil's percent counters
     psutil.cpu_percent(interval=None)
     interval = cfg.producers.system.interval
-    try:
-        while not stop.is_set():
-            await sender.send(collect_system(psutil, time.time(), host))
-            next_tick = (time.time() // interval + 1) * interval
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - time.time()))
-    finally:
-        await sender.stop()
-        log.info("system producer stopped: %s", sender.stats())
+    while not stop.is_set():
+        await sender.send(collect_system(psutil, time.time(), host))
+        next_tick = (time.time() // interval + 1) * interval
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - time.time()))

@@ -61,6 +61,7 @@ def wk_config(broker: str, tmp_path: Path, request: pytest.FixtureRequest) -> Co
     cfg.worker.web_port = free_port()
     cfg.clickhouse.http_port = free_port()
     cfg.dashboard.port = free_port()
+    cfg.producers.push.port = free_port()
     asyncio.run(ensure_topics(broker, topic_plan(cfg)))
     return cfg
 

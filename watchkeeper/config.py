@@ -68,11 +68,69 @@ class WindowsConfig(_Section):
 class SystemProducerConfig(_Section):
     enabled: bool = True
     interval: float = Field(default=10.0, gt=0)
-    buffer_batches: int = Field(default=360, gt=0)
+
+
+class ProbeTargetConfig(_Section):
+    """One HTTP target, probed like Prometheus' blackbox exporter's http module."""
+
+    url: str = Field(pattern=r"^https?://")
+    method: str = "GET"
+    # Statuses that count as success; empty means any 2xx.
+    expect_status: list[int] = []
+    # A regular expression the body must match (searched, not anchored); empty means no check.
+    body_match: str = ""
+    timeout: float = Field(default=5.0, gt=0)
+    interval: float = Field(default=30.0, gt=0)
+    labels: dict[str, str] = {}
+    # False accepts self-signed certificates (their days to expiry are still reported).
+    verify_tls: bool = True
+
+
+class ProbeProducerConfig(_Section):
+    targets: list[ProbeTargetConfig] = []
+
+
+class ScrapeTargetConfig(_Section):
+    """One Prometheus/OpenMetrics endpoint; `job` and `instance` label its series as Prometheus does."""
+
+    url: str = Field(pattern=r"^https?://")
+    job: str = "scrape"
+    interval: float = Field(default=15.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0)
+    labels: dict[str, str] = {}
+
+
+class ScrapeProducerConfig(_Section):
+    targets: list[ScrapeTargetConfig] = []
+
+
+class PushConfig(_Section):
+    """The push API: JSON samples, Pushgateway-style text exposition, Prometheus remote_write."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9091
+    # Bearer token every request must carry; empty accepts any caller (bind to localhost then).
+    token: str = ""
+    max_body_bytes: int = Field(default=32 * 2**20, gt=0)
+
+
+class SpoolConfig(_Section):
+    """The durable local spool every producer writes through, drained in order to Kafka."""
+
+    # Empty means <data_dir>/spool.
+    dir: str = ""
+    max_bytes: int = Field(default=1024 * 2**20, gt=0)
+    # fsync the spool at most this often (a crash loses at most this much of what was accepted).
+    fsync_seconds: float = Field(default=0.2, ge=0)
 
 
 class ProducersConfig(_Section):
     system: SystemProducerConfig = SystemProducerConfig()
+    probe: ProbeProducerConfig = ProbeProducerConfig()
+    scrape: ScrapeProducerConfig = ScrapeProducerConfig()
+    push: PushConfig = PushConfig()
+    spool: SpoolConfig = SpoolConfig()
 
 
 class WorkerConfig(_Section):

@@ -1,4 +1,4 @@
-"""`watchkeeper produce system|probe|push|scrape`: run one producer."""
+"""`watchkeeper produce [system] [probe] [scrape] [push]`: run producers in one process."""
 
 from __future__ import annotations
 
@@ -14,22 +14,30 @@ from watchkeeper.topics import ensure_topics, topic_plan
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "produce", help="run one producer: system (psutil of this host)",
-        description="Run one producer, sending SampleBatches to wk.samples.",
-        epilog="example: watchkeeper produce system --config watchkeeper.yaml",
+        "produce", help="run producers: system (psutil), probe (HTTP), scrape (/metrics), push (HTTP API)",
+        description="Run producers in one process. They share one sender and one durable spool "
+                    "(<data_dir>/spool/<kinds>), so nothing is lost while Kafka is down.",
+        epilog="examples:\n  watchkeeper produce                      # every producer the config enables\n"
+               "  watchkeeper produce push --config watchkeeper.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("kind", choices=["system"])
+    p.add_argument("kinds", nargs="*", metavar="KIND",
+                   help="system, probe, scrape, push (default: those the config enables)")
     p.add_argument("--config", help="watchkeeper.yaml (default: ./watchkeeper.yaml if present)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from producers.runner import KINDS, enabled_kinds, run_producers
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = load_config(args.config)
-    if args.kind != "system":
-        raise WatchkeeperError(f"unknown producer {args.kind}")
-    from producers.system import run_system_producer
+    unknown = [k for k in args.kinds if k not in KINDS]
+    if unknown:
+        raise WatchkeeperError(f"unknown producer {', '.join(unknown)} (choose from {', '.join(KINDS)})")
+    kinds = [k for k in KINDS if k in args.kinds] or enabled_kinds(cfg)
+    if not kinds:
+        raise WatchkeeperError("no producer to run: the config enables none and none was named")
 
     async def main() -> None:
         await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg))
@@ -37,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_system_producer(cfg, stop=stop)
+        await run_producers(cfg, kinds, stop)
 
     asyncio.run(main())
     return 0

@@ -46,8 +46,11 @@ def components(cfg: Config, config_args: list[str], loglevel: str = "warning") -
         parts.append(("notify-sink", watchkeeper_argv("sink", "notify", *config_args)))
     if importlib.util.find_spec("dashboard") is not None:
         parts.append(("dashboard", watchkeeper_argv("dashboard", *config_args)))
-    if cfg.producers.system.enabled:
-        parts.append(("system-producer", watchkeeper_argv("produce", "system", *config_args)))
+    from producers.runner import enabled_kinds
+
+    kinds = enabled_kinds(cfg)
+    if kinds:
+        parts.append(("producers", watchkeeper_argv("produce", *kinds, *config_args)))
     return parts
 
 

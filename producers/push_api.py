@@ -1,0 +1,173 @@
+"""The push API: metrics that applications and other systems send to Watchkeeper over HTTP.
+
+- `POST /api/v1/samples`: JSON, one `Sample`, one `SampleBatch`, or a list of either.
+- `POST|PUT /metrics/job/<job>{/<label>/<value>}`: the Prometheus text format, as the Pushgateway takes it;
+  the path's labels are grouping labels on every series.
+- `POST /api/v1/write`: Prometheus remote_write 1.0 (snappy-compressed protobuf).
+
+A request is all or nothing: the whole body is validated before any of it is spooled, and a bad body gets
+a 4xx whose text says exactly what is wrong. Accepted samples go through the producer's spool, so the
+answer does not wait on Kafka and a broker outage loses nothing the spool can hold.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from pydantic import TypeAdapter, ValidationError
+
+from producers.exposition import parse_exposition
+from producers.remote_write import decode_write_request
+from producers.sender import BatchSender
+from schemas.codec import encode
+from schemas.samples import Sample, SampleBatch
+
+log = logging.getLogger("watchkeeper.push")
+_Body = SampleBatch | Sample | list[SampleBatch | Sample]
+_BODY: TypeAdapter[_Body] = TypeAdapter(_Body)
+_LABEL_OK = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+SENDER_KEY = web.AppKey("sender", BatchSender)
+
+
+def _bad(status: type[web.HTTPClientError], text: str) -> web.HTTPClientError:
+    return status(text=text + "\n", content_type="text/plain")
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors()[:10]:
+        where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "union[")))
+        lines.append(f"{where or '(body)'}: {err['msg']}")
+    more = f"\n(+{exc.error_count() - 10} more errors)" if exc.error_count() > 10 else ""
+    return "\n".join(dict.fromkeys(lines)) + more
+
+
+def _check_finite(batches: list[SampleBatch]) -> None:
+    for i, batch in enumerate(batches):
+        for j, block in enumerate(batch.series):
+            for k, (ts, value) in enumerate(zip(block.ts, block.values, strict=True)):
+                if not (math.isfinite(value) and math.isfinite(ts) and ts >= 0):
+                    raise _bad(web.HTTPBadRequest, f"batch {i} series {j} ({block.name}) point {k}: "
+                               f"ts and value must be finite numbers, ts >= 0 (got ts={ts}, value={value})")
+
+
+def _as_batches(body: SampleBatch | Sample | list[SampleBatch | Sample], source: str) -> list[SampleBatch]:
+    items = body if isinstance(body, list) else [body]
+    return [SampleBatch.from_sample(x, source=source) if isinstance(x, Sample) else x for x in items]
+
+
+async def _spool(request: web.Request, batches: list[SampleBatch], source: str) -> int:
+    sender = request.app[SENDER_KEY]
+    encoded = [((b.source or source).encode(), encode(b), b.point_count()) for b in batches]
+    total = 0
+    for key, value, points in encoded:
+        if not await sender.send_encoded(key, value, points):
+            raise _bad(web.HTTPRequestEntityTooLarge, "the batch is larger than the whole spool may hold")
+        total += points
+    return total
+
+
+async def post_samples(request: web.Request) -> web.Response:
+    body = await request.read()
+    try:
+        parsed = _BODY.validate_json(body)
+    except ValidationError as exc:
+        raise _bad(web.HTTPBadRequest, "invalid body (expected a Sample, a SampleBatch or a list of them):\n"
+                   + _describe(exc)) from None
+    source = request.headers.get("X-Watchkeeper-Source", "push")
+    batches = _as_batches(parsed, source)
+    _check_finite(batches)
+    n = await _spool(request, batches, source)
+    return web.json_response({"accepted_samples": n, "batches": len(batches)}, status=202)
+
+
+def _grouping_labels(tail: str) -> dict[str, str]:
+    """`/metrics/job/<job>/<label>/<value>...`, Pushgateway's grouping key (values may be `@base64`)."""
+    parts = [unquote(p) for p in tail.split("/")]
+    if len(parts) % 2:
+        raise _bad(web.HTTPBadRequest, f"grouping labels must be label/value pairs, got {'/'.join(parts)!r}")
+    labels: dict[str, str] = {}
+    for name, value in zip(parts[::2], parts[1::2], strict=True):
+        if name.endswith("@base64"):
+            name = name[: -len("@base64")]
+            value = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        if not _LABEL_OK.match(name) or name.startswith("__"):
+            raise _bad(web.HTTPBadRequest, f"grouping label name {name!r} is not a valid label name")
+        labels[name] = value
+    return labels
+
+
+async def push_exposition(request: web.Request) -> web.Response:
+    job = unquote(request.match_info["job"])
+    if not job:
+        raise _bad(web.HTTPBadRequest, "the job name in /metrics/job/<job> is empty")
+    tail = request.match_info.get("labels", "").strip("/")
+    labels = {"job": job, **(_grouping_labels(tail) if tail else {})}
+    text = (await request.read()).decode("utf-8", "replace")
+    openmetrics = "openmetrics" in request.headers.get("Content-Type", "")
+    try:
+        blocks = parse_exposition(text, time.time(), labels, openmetrics=openmetrics)
+    except ValueError as exc:
+        raise _bad(web.HTTPBadRequest, f"invalid text exposition: {exc}") from None
+    batch = SampleBatch(source=f"push/{job}", series=blocks)
+    _check_finite([batch])
+    n = await _spool(request, [batch], f"push/{job}")
+    return web.json_response({"accepted_samples": n}, status=200)
+
+
+async def remote_write(request: web.Request) -> web.Response:
+    body = await request.read()
+    try:
+        blocks, skipped = decode_write_request(body)
+    except ValueError as exc:
+        raise _bad(web.HTTPBadRequest, f"invalid remote_write request: {exc}") from None
+    if blocks:
+        await _spool(request, [SampleBatch.model_construct(v=1, source="remote_write", labels={}, series=blocks)],
+                     "remote_write")
+    if skipped:
+        log.debug("remote_write: skipped %d stale or non-finite samples", skipped)
+    return web.Response(status=204)
+
+
+async def healthy(_: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _auth(token: str) -> Middleware:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path not in ("/-/healthy", "/-/ready"):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise web.HTTPUnauthorized(text="missing or wrong bearer token (Authorization: Bearer <token>)\n",
+                                           headers={"WWW-Authenticate": 'Bearer realm="watchkeeper"'})
+        return await handler(request)
+
+    return check
+
+
+def create_push_app(sender: BatchSender, *, token: str = "", max_body_bytes: int = 32 * 2**20) -> web.Application:
+    app = web.Application(middlewares=[_auth(token)], client_max_size=max_body_bytes)
+    app[SENDER_KEY] = sender
+    app.router.add_post("/api/v1/samples", post_samples)
+    app.router.add_post("/api/v1/write", remote_write)
+    for method in ("POST", "PUT"):
+        app.router.add_route(method, "/metrics/job/{job}", push_exposition)
+        app.router.add_route(method, "/metrics/job/{job}/{labels:.*}", push_exposition)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", healthy)
+    return app

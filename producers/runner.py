@@ -1,0 +1,70 @@
+"""One producer process: the chosen producers, one sender and one spool between them and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from producers.sender import BatchSender, sender_from_config
+from watchkeeper.config import Config
+
+log = logging.getLogger("watchkeeper.produce")
+KINDS = ("system", "probe", "scrape", "push")
+
+
+def enabled_kinds(cfg: Config) -> list[str]:
+    """The producers a config asks for: system and push when enabled, probe and scrape when they have targets."""
+    p = cfg.producers
+    wanted = {"system": p.system.enabled, "probe": bool(p.probe.targets), "scrape": bool(p.scrape.targets),
+              "push": p.push.enabled}
+    return [k for k in KINDS if wanted[k]]
+
+
+async def start_push_api(cfg: Config, sender: BatchSender) -> web.AppRunner:
+    from producers.push_api import create_push_app
+
+    push = cfg.producers.push
+    runner = web.AppRunner(create_push_app(sender, token=push.token, max_body_bytes=push.max_body_bytes),
+                           access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, push.host, push.port).start()
+    log.info("push API on http://%s:%d (/api/v1/samples, /metrics/job/<job>, /api/v1/write)", push.host, push.port)
+    return runner
+
+
+async def run_producers(cfg: Config, kinds: list[str], stop: asyncio.Event) -> dict[str, Any]:
+    """Run `kinds` until `stop` is set; returns the sender's final counters."""
+    sender = sender_from_config(cfg, "+".join(kinds))
+    await sender.start()
+    loops: list[Coroutine[Any, Any, None]] = []
+    if "system" in kinds:
+        from producers.system import run_system_producer
+
+        loops.append(run_system_producer(cfg, sender, stop=stop))
+    if "probe" in kinds:
+        from producers.probe import run_probe_producer
+
+        loops.append(run_probe_producer(cfg, sender, stop=stop))
+    if "scrape" in kinds:
+        from producers.scrape import run_scrape_producer
+
+        loops.append(run_scrape_producer(cfg, sender, stop=stop))
+    runner = await start_push_api(cfg, sender) if "push" in kinds else None
+    tasks = [asyncio.create_task(c) for c in loops]
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=5.0)
+        if runner is not None:
+            await runner.cleanup()
+        await sender.stop()
+    stats = sender.stats()
+    log.info("producers %s stopped: %s", "+".join(kinds), stats)
+    return stats

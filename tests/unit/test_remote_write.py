@@ -1,0 +1,198 @@
+"""Given remote_write 1.0 bodies as Prometheus sends them, expect these series blocks and these skipped counts."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import cramjam
+import pytest
+
+from producers.remote_write import RemoteWriteError, decode_write_request, encode_write_request
+from schemas import SampleBatch, decode_sample_message, encode
+from schemas.samples import SeriesBlock
+
+T0 = 1_700_000_000_000  # ms, as on the wire
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+# Protobuf wire format, by hand, so field numbers are checked against prompb and not against our own encoder.
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _label(name: str, value: str) -> bytes:
+    return _len_field(1, name.encode()) + _len_field(2, value.encode())
+
+
+def _sample(value: float, ts_ms: int) -> bytes:
+    return _varint(1 << 3 | 1) + struct.pack("<d", value) + _varint(2 << 3 | 0) + _varint(ts_ms)
+
+
+def _block(name: str, labels: dict[str, str], kind: str, ts: list[float], values: list[float]) -> SeriesBlock:
+    """A block as pydantic validates it, to compare with the unvalidated ones the decoder builds."""
+    return SeriesBlock.model_validate({"name": name, "labels": labels, "kind": kind, "ts": ts, "values": values})
+
+
+def test_round_trip_gives_validated_blocks_in_seconds() -> None:
+    body = encode_write_request([
+        ({"__name__": "http_requests_total", "job": "api", "code": "200"}, [(T0, 1.0), (T0 + 15_123, 4.0)]),
+        ({"__name__": "node_load1", "instance": "host-a:9100"}, [(T0, 0.25)]),
+    ])
+    blocks, skipped = decode_write_request(body)
+    assert skipped == 0
+    assert blocks == [
+        _block("http_requests_total", {"code": "200", "job": "api"}, "counter",
+               [1_700_000_000.0, 1_700_000_015.123], [1.0, 4.0]),
+        _block("node_load1", {"instance": "host-a:9100"}, "gauge", [1_700_000_000.0], [0.25]),
+    ]
+    batch = SampleBatch.model_construct(v=1, source="remote_write", labels={}, series=blocks)
+    assert decode_sample_message(encode(batch)) == SampleBatch(source="remote_write", series=blocks)
+
+
+def test_hand_assembled_write_request_matches_prompb_field_numbers() -> None:
+    # WriteRequest.timeseries=1 > TimeSeries.labels=1 {name=1, value=2}, TimeSeries.samples=2 {value=1 double,
+    # timestamp=2 int64}; one literal series first, then one with an exemplar (TimeSeries field 3), and
+    # WriteRequest.metadata=3 {type=1, metric_family_name=2, help=4, unit=5}.
+    literal_series = (
+        b"\x0a\x1d"  # timeseries, 29 bytes
+        b"\x0a\x0e" b"\x0a\x08__name__" b"\x12\x02up"  # label __name__="up"
+        b"\x12\x0b" b"\x09" + struct.pack("<d", 1.0) + b"\x10\x00"  # sample 1.0 at ts 0 (written, though default)
+    )
+    with_exemplar = (
+        _len_field(1, _label("__name__", "jobs_done"))
+        + _len_field(1, _label("queue", "mail"))
+        + _len_field(2, _sample(7.5, T0))
+        + _len_field(3, _len_field(1, _label("trace_id", "abc")) + b"\x11" + struct.pack("<d", 7.5) + b"\x18\x01")
+    )
+    metadata = b"\x08\x01" + _len_field(2, b"jobs_done") + _len_field(4, b"Jobs done.") + _len_field(5, b"")
+    body = bytes(cramjam.snappy.compress_raw(literal_series + _len_field(1, with_exemplar) + _len_field(3, metadata)))
+
+    blocks, skipped = decode_write_request(body)
+
+    assert skipped == 0
+    assert blocks == [
+        _block("up", {}, "gauge", [0.0], [1.0]),
+        _block("jobs_done", {"queue": "mail"}, "counter", [T0 / 1000], [7.5]),  # counter by metadata alone
+    ]
+
+
+def test_staleness_markers_and_non_finite_values_are_skipped_and_counted() -> None:
+    assert math.isnan(STALE_NAN)
+    body = encode_write_request([
+        ({"__name__": "up", "job": "a"}, [(T0, 1.0), (T0 + 15_000, STALE_NAN), (T0 + 30_000, 1.0)]),
+        ({"__name__": "up", "job": "gone"}, [(T0, STALE_NAN)]),
+        ({"__name__": "temp", "job": "a"}, [(T0, math.inf), (T0 + 1, -math.inf), (T0 + 2, math.nan), (T0 + 3, 2.0)]),
+    ])
+    blocks, skipped = decode_write_request(body)
+    assert skipped == 5
+    assert blocks == [
+        _block("up", {"job": "a"}, "gauge", [T0 / 1000, (T0 + 30_000) / 1000], [1.0, 1.0]),
+        _block("temp", {"job": "a"}, "gauge", [(T0 + 3) / 1000], [2.0]),
+    ]
+
+
+def test_native_histogram_only_series_are_counted_as_skipped() -> None:
+    histogram = _len_field(4, b"\x08\x05" + b"\x19" + struct.pack("<d", 3.0))  # count_int=5, sum=3.0
+    series = _len_field(1, _label("__name__", "rpc_seconds")) + histogram + histogram
+    body = bytes(cramjam.snappy.compress_raw(_len_field(1, series)))
+    assert decode_write_request(body) == ([], 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "metadata", "kind"),
+    [
+        ("http_requests_total", {}, "counter"),
+        ("rpc_seconds_count", {}, "counter"),
+        ("rpc_seconds_sum", {}, "counter"),
+        ("rpc_seconds_bucket", {}, "counter"),
+        ("node_load1", {}, "gauge"),
+        ("jobs_done", {"jobs_done": "counter"}, "counter"),
+        ("queue_count", {"queue_count": "gauge"}, "gauge"),
+        ("rpc_seconds", {"rpc_seconds": "summary"}, "gauge"),  # a summary's quantiles
+        ("rpc_seconds_count", {"rpc_seconds": "summary"}, "counter"),
+        ("jobs_bucket", {"jobs": "gaugehistogram"}, "gauge"),
+    ],
+)
+def test_kind_from_suffix_or_metadata(name: str, metadata: dict[str, str], kind: str) -> None:
+    blocks, _ = decode_write_request(encode_write_request([({"__name__": name}, [(T0, 1.0)])], metadata))
+    assert [block.kind for block in blocks] == [kind]
+
+
+def test_internal_labels_and_empty_values_are_dropped() -> None:
+    body = encode_write_request(
+        [({"__name__": "up", "__meta_x": "1", "job": "a", "zone": "", "_private": "p"}, [(T0, 1.0)])]
+    )
+    blocks, _ = decode_write_request(body)
+    assert blocks[0].labels == {"_private": "p", "job": "a"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not snappy at all", bytes(cramjam.snappy.compress(b"\x0a\x00")), b"\xff\xff\xff\xff\x0f\x00"],
+    ids=["empty", "text", "framed-snappy", "lying-length-header"],
+)
+def test_bad_snappy(body: bytes) -> None:
+    with pytest.raises(RemoteWriteError, match=r"not snappy-compressed \(block format\)"):
+        decode_write_request(body)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\x0a\xff\x01", b"\x0a\x04\x0a\x02\x0a\xff", _len_field(1, _len_field(1, _len_field(1, b"\xff\xfe")))],
+    ids=["truncated", "truncated-label", "label-not-utf8"],
+)
+def test_bad_protobuf(raw: bytes) -> None:
+    with pytest.raises(RemoteWriteError, match=r"not a protobuf prometheus\.WriteRequest"):
+        decode_write_request(bytes(cramjam.snappy.compress_raw(raw)))
+
+
+def test_empty_request_is_no_series() -> None:
+    assert decode_write_request(bytes(cramjam.snappy.compress_raw(b""))) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"job": "a", "instance": "h:1"}, r'series 1 \{instance="h:1", job="a"\} has no __name__ label'),
+        ({"__name__": "up-time"}, r"series 1 .*'up-time' is not a valid metric name"),
+        ({"__name__": "up\n"}, r"is not a valid metric name"),
+        ({"__name__": "up", "bad-label": "x"}, r"'bad-label' is not a valid label name"),
+    ],
+)
+def test_invalid_series_fail_the_request_naming_the_series(labels: dict[str, str], message: str) -> None:
+    body = encode_write_request([({"__name__": "ok"}, [(T0, 1.0)]), (labels, [(T0, 1.0)])])
+    with pytest.raises(RemoteWriteError, match=message):
+        decode_write_request(body)
+
+
+def test_duplicate_label_and_negative_timestamp_are_errors() -> None:
+    series = _len_field(1, _label("__name__", "up")) + _len_field(1, _label("job", "a")) * 2
+    with pytest.raises(RemoteWriteError, match="label name appears twice"):
+        decode_write_request(bytes(cramjam.snappy.compress_raw(_len_field(1, series))))
+    with pytest.raises(RemoteWriteError, match="before 1970"):
+        decode_write_request(encode_write_request([({"__name__": "up"}, [(-1000, 1.0)])]))
+
+
+def test_many_series_decode_completely() -> None:
+    series = [
+        ({"__name__": "http_requests_total", "instance": f"h{i % 50}", "path": f"/p{i}"},
+         [(T0 + 15_000 * k, float(i + k)) for k in range(1 + i % 3)])
+        for i in range(5_000)
+    ]
+    blocks, skipped = decode_write_request(encode_write_request(series))
+    assert skipped == 0 and len(blocks) == 5_000
+    assert sum(len(block.ts) for block in blocks) == sum(len(samples) for _, samples in series)
+    assert blocks[4_999] == _block(
+        "http_requests_total", {"instance": "h49", "path": "/p4999"}, "counter",
+        [T0 / 1000, (T0 + 15_000) / 1000], [4_999.0, 5_000.0],
+    )
