@@ -21,9 +21,10 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
+import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from producers.exposition import parse_exposition
 from producers.remote_write import decode_write_request
@@ -32,8 +33,6 @@ from schemas.codec import encode
 from schemas.samples import Sample, SampleBatch
 
 log = logging.getLogger("watchkeeper.push")
-_Body = SampleBatch | Sample | list[SampleBatch | Sample]
-_BODY: TypeAdapter[_Body] = TypeAdapter(_Body)
 _LABEL_OK = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 SENDER_KEY = web.AppKey("sender", BatchSender)
 
@@ -60,11 +59,6 @@ def _check_finite(batches: list[SampleBatch]) -> None:
                                f"ts and value must be finite numbers, ts >= 0 (got ts={ts}, value={value})")
 
 
-def _as_batches(body: SampleBatch | Sample | list[SampleBatch | Sample], source: str) -> list[SampleBatch]:
-    items = body if isinstance(body, list) else [body]
-    return [SampleBatch.from_sample(x, source=source) if isinstance(x, Sample) else x for x in items]
-
-
 async def _spool(request: web.Request, batches: list[SampleBatch], source: str) -> int:
     sender = request.app[SENDER_KEY]
     encoded = [((b.source or source).encode(), encode(b), b.point_count()) for b in batches]
@@ -76,15 +70,31 @@ async def _spool(request: web.Request, batches: list[SampleBatch], source: str) 
     return total
 
 
-async def post_samples(request: web.Request) -> web.Response:
-    body = await request.read()
+def _parse_samples_body(body: bytes, source: str) -> list[SampleBatch]:
+    """A Sample, a SampleBatch (it has `series`) or a list of them; errors name the item and the field."""
     try:
-        parsed = _BODY.validate_json(body)
-    except ValidationError as exc:
-        raise _bad(web.HTTPBadRequest, "invalid body (expected a Sample, a SampleBatch or a list of them):\n"
-                   + _describe(exc)) from None
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(web.HTTPBadRequest, f"body is not JSON: {exc}") from None
+    items = parsed if isinstance(parsed, list) else [parsed]
+    batches: list[SampleBatch] = []
+    for i, item in enumerate(items):
+        where = f"[{i}] " if isinstance(parsed, list) else ""
+        if not isinstance(item, dict):
+            raise _bad(web.HTTPBadRequest, f"{where}expected a JSON object (a Sample or a SampleBatch), "
+                       f"got {type(item).__name__}")
+        model: type[SampleBatch] | type[Sample] = SampleBatch if "series" in item else Sample
+        try:
+            value = model.model_validate(item)
+        except ValidationError as exc:
+            raise _bad(web.HTTPBadRequest, f"{where}invalid {model.__name__}:\n" + _describe(exc)) from None
+        batches.append(SampleBatch.from_sample(value, source=source) if isinstance(value, Sample) else value)
+    return batches
+
+
+async def post_samples(request: web.Request) -> web.Response:
     source = request.headers.get("X-Watchkeeper-Source", "push")
-    batches = _as_batches(parsed, source)
+    batches = _parse_samples_body(await request.read(), source)
     _check_finite(batches)
     n = await _spool(request, batches, source)
     return web.json_response({"accepted_samples": n, "batches": len(batches)}, status=202)

@@ -115,7 +115,7 @@ def test_json_sample_batch_and_list_arrive_as_sent(server: Server) -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    (b"{not json", "invalid body"),
+    (b"{not json", "body is not JSON"),
     (b'{"name": "x", "ts": 1, "value": "high"}', "value"),
     (b'{"name": "bad name", "ts": 1, "value": 1}', "name"),
     (b'{"name": "x", "ts": -5, "value": 1}', "ts must be a finite"),
