@@ -24,7 +24,6 @@ import aiohttp
 
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.config import Config, ProbeTargetConfig
-from watchkeeper.errors import ConfigError
 
 log = logging.getLogger("watchkeeper.produce.probe")
 
@@ -256,17 +255,6 @@ def _expiry_or_none(target: ProbeTargetConfig, der: bytes | None) -> float | Non
         return None
 
 
-def _check_body_patterns(cfg: Config) -> None:
-    """A bad regex would fail every probe silently; refuse to start instead, naming the field."""
-    for i, target in enumerate(cfg.producers.probe.targets):
-        try:
-            re.compile(target.body_match)
-        except re.error as exc:
-            message = f"{target.body_match!r} is not a valid regular expression ({exc}); fix or empty it"
-            raise ConfigError(cfg.base_dir or "watchkeeper.yaml", None,
-                              f"producers.probe.targets[{i}].body_match", message) from None
-
-
 async def _probe_loop(target: ProbeTargetConfig, session: aiohttp.ClientSession, sender: BatchSink,
                       stop: asyncio.Event) -> None:
     tls = ProbeTLSContext.for_target(target.verify_tls)
@@ -285,7 +273,6 @@ async def run_probe_producer(cfg: Config, sender: BatchSink, *, stop: asyncio.Ev
     The sender's lifecycle belongs to the caller, so several producers can share one.
     """
     stop = stop or asyncio.Event()
-    _check_body_patterns(cfg)
     targets = cfg.producers.probe.targets
     if not targets:
         log.info("no probe targets configured; waiting for stop")

@@ -56,9 +56,16 @@ async def run_producers(cfg: Config, kinds: list[str], stop: asyncio.Event) -> d
         loops.append(run_scrape_producer(cfg, sender, stop=stop))
     runner = await start_push_api(cfg, sender) if "push" in kinds else None
     tasks = [asyncio.create_task(c) for c in loops]
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        # A producer loop that dies takes the process down with its error, not silently half of it.
+        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopped and not task.cancelled() and task.exception() is not None:
+                stop.set()
+                raise task.exception()  # type: ignore[misc]
     finally:
+        stopped.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=5.0)

@@ -6,10 +6,11 @@ Every field has a default, so no file is needed for `watchkeeper up`. Errors nam
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import SourceError
 from core.yaml_source import load_yaml_file
@@ -84,6 +85,15 @@ class ProbeTargetConfig(_Section):
     labels: dict[str, str] = {}
     # False accepts self-signed certificates (their days to expiry are still reported).
     verify_tls: bool = True
+
+    @field_validator("body_match")
+    @classmethod
+    def _regex(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+        return pattern
 
 
 class ProbeProducerConfig(_Section):

@@ -38,3 +38,12 @@ def test_bad_yaml_names_line(tmp_path: Path) -> None:
     f.write_text("kafka:\n  bootstrap: [\n")
     with pytest.raises(ConfigError, match=r"watchkeeper.yaml:3: \(file\): invalid YAML"):
         load_config(str(f))
+
+
+def test_bad_probe_regex_names_line_and_field(tmp_path: Path) -> None:
+    f = tmp_path / "watchkeeper.yaml"
+    f.write_text("producers:\n  probe:\n    targets:\n      - url: http://127.0.0.1:8080/\n"
+                 "        body_match: 'ok('\n")
+    with pytest.raises(ConfigError, match=r"watchkeeper.yaml:5: producers.probe.targets.0.body_match: .*not a valid "
+                       r"regular expression"):
+        load_config(str(f))

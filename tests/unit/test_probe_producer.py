@@ -14,11 +14,9 @@ from producers.probe import (
     probe_labels,
     probe_series,
     probe_succeeded,
-    run_probe_producer,
 )
 from schemas import SampleBatch
-from watchkeeper.config import Config, ProbeTargetConfig
-from watchkeeper.errors import ConfigError
+from watchkeeper.config import ProbeTargetConfig
 
 NOW = 1_700_000_000.0
 
@@ -102,15 +100,3 @@ def test_certificate_expiry_is_read_with_cryptography_and_with_the_stdlib_alike(
     assert _stdlib_not_after(der) == not_after.timestamp()
     monkeypatch.setitem(sys.modules, "cryptography", None)  # as if not installed: the stdlib path
     assert cert_not_after(der) == not_after.timestamp()
-
-
-async def test_an_invalid_body_pattern_refuses_to_start_and_names_the_field() -> None:
-    cfg = Config()
-    cfg.producers.probe.targets = [_target(), _target(body_match="(unclosed")]
-
-    class NeverSent:
-        async def send(self, batch: SampleBatch) -> None:
-            raise AssertionError("nothing should be sent")
-
-    with pytest.raises(ConfigError, match=r"producers\.probe\.targets\[1\]\.body_match"):
-        await run_probe_producer(cfg, NeverSent())
