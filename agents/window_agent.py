@@ -110,6 +110,8 @@ def register(app: faust.App, cfg: Config) -> None:
         graceful stop may be past what the state holds, and may jump ahead after its post-recovery seek."""
         n = 0
         async for rec in iter_range(cfg.kafka.bootstrap, t.samples, p, step.progress[p].offset + 1, stop):
+            if p not in emitted:  # revoked while replaying: the next owner resumes from the snapshot
+                break
             await handle(p, rec.offset, rec.key, rec.value)
             n += 1
             if since_snapshot[p] >= every_n:
@@ -130,10 +132,12 @@ def register(app: faust.App, cfg: Config) -> None:
                 replayed = await catch_up(p, None)
                 log.info("windows[%d]: resumed from the snapshot at offset %d, replayed %d messages",
                          p, resume, replayed)
-            if step.applied(p, msg.offset):
+            if p not in emitted or step.applied(p, msg.offset):  # revoked meanwhile, or already in the state
                 continue
             if msg.offset > step.progress[p].offset + 1:  # Faust skipped ahead of the state: fill the gap
                 await catch_up(p, msg.offset)
+                if p not in emitted:
+                    continue
             await handle(p, msg.offset, msg.key, msg.value)
             if since_snapshot[p] >= every_n or time.monotonic() - last_snapshot[p] >= every_s:
                 await checkpoint(p)
