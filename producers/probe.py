@@ -8,7 +8,6 @@ tests give them a result and a time; `probe_once` does the I/O; `run_probe_produ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -22,6 +21,7 @@ from typing import Protocol
 
 import aiohttp
 
+from producers.ticks import wait_next_tick
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.config import Config, ProbeTargetConfig
 
@@ -262,9 +262,7 @@ async def _probe_loop(target: ProbeTargetConfig, session: aiohttp.ClientSession,
         now = time.time()
         blocks = await probe_once(target, session, now, tls=tls)
         await sender.send(SampleBatch(source="probe", labels={"job": "probe"}, series=blocks))
-        next_tick = (time.time() // target.interval + 1) * target.interval
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - time.time()))
+        await wait_next_tick(target.interval, stop)
 
 
 async def run_probe_producer(cfg: Config, sender: BatchSink, *, stop: asyncio.Event | None = None) -> None:

@@ -9,7 +9,6 @@ exception. `scrape_series` is pure; `scrape_once` does the I/O; `run_scrape_prod
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ import aiohttp
 
 from producers.exposition import parse_exposition_counted
 from producers.probe import BatchSink
+from producers.ticks import wait_next_tick
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.config import Config, ScrapeTargetConfig
 
@@ -87,9 +87,7 @@ async def _scrape_loop(target: ScrapeTargetConfig, session: aiohttp.ClientSessio
     while not stop.is_set():
         blocks = await scrape_once(target, session, time.time())
         await sender.send(SampleBatch(source="scrape", series=blocks))
-        next_tick = (time.time() // target.interval + 1) * target.interval
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - time.time()))
+        await wait_next_tick(target.interval, stop)
 
 
 async def run_scrape_producer(cfg: Config, sender: BatchSink, *, stop: asyncio.Event | None = None) -> None:

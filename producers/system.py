@@ -7,7 +7,6 @@ is tested without a clock; `run_system_producer` is the loop that sends one batc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import psutil
 
 from producers.sender import BatchSender
+from producers.ticks import wait_next_tick
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.config import Config
 
@@ -94,6 +94,4 @@ async def run_system_producer(cfg: Config, sender: BatchSender, *, stop: asyncio
     interval = cfg.producers.system.interval
     while not stop.is_set():
         await sender.send(collect_system(psutil, time.time(), host))
-        next_tick = (time.time() // interval + 1) * interval
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - time.time()))
+        await wait_next_tick(interval, stop)
