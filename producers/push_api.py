@@ -24,13 +24,12 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from pydantic import ValidationError
 
 from producers.exposition import parse_exposition
 from producers.remote_write import decode_write_request
 from producers.sender import BatchSender
-from schemas.codec import encode
-from schemas.samples import Sample, SampleBatch
+from schemas.codec import SchemaError, encode, sample_batch_of
+from schemas.samples import SampleBatch
 
 log = logging.getLogger("watchkeeper.push")
 _LABEL_OK = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -39,15 +38,6 @@ SENDER_KEY = web.AppKey("sender", BatchSender)
 
 def _bad(status: type[web.HTTPClientError], text: str) -> web.HTTPClientError:
     return status(text=text + "\n", content_type="text/plain")
-
-
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors()[:10]:
-        where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "union[")))
-        lines.append(f"{where or '(body)'}: {err['msg']}")
-    more = f"\n(+{exc.error_count() - 10} more errors)" if exc.error_count() > 10 else ""
-    return "\n".join(dict.fromkeys(lines)) + more
 
 
 def _check_finite(batches: list[SampleBatch]) -> None:
@@ -83,12 +73,10 @@ def _parse_samples_body(body: bytes, source: str) -> list[SampleBatch]:
         if not isinstance(item, dict):
             raise _bad(web.HTTPBadRequest, f"{where}expected a JSON object (a Sample or a SampleBatch), "
                        f"got {type(item).__name__}")
-        model: type[SampleBatch] | type[Sample] = SampleBatch if "series" in item else Sample
         try:
-            value = model.model_validate(item)
-        except ValidationError as exc:
-            raise _bad(web.HTTPBadRequest, f"{where}invalid {model.__name__}:\n" + _describe(exc)) from None
-        batches.append(SampleBatch.from_sample(value, source=source) if isinstance(value, Sample) else value)
+            batches.append(sample_batch_of(item, source))
+        except SchemaError as exc:
+            raise _bad(web.HTTPBadRequest, f"{where}{exc}") from None
     return batches
 
 

@@ -37,6 +37,12 @@ def decode_sample_message(raw: bytes, source: str = "") -> SampleBatch:
         raise SchemaError(f"expected a JSON object, got {type(head).__name__}")
     if head.get("v") != 1:
         raise SchemaError(f"unsupported schema version v={head.get('v')!r} (expected 1)")
+    return sample_batch_of(head, source)
+
+
+def sample_batch_of(head: dict[str, object], source: str = "") -> SampleBatch:
+    """A decoded `Sample` or `SampleBatch` object (a batch has `series`) as a batch; the wire decoder and the
+    push API share it, so both accept and reject exactly the same objects with the same reasons."""
     try:
         if "series" in head:
             return SampleBatch.model_validate(head)
