@@ -52,12 +52,14 @@ def _check_finite(batches: list[SampleBatch]) -> None:
 async def _spool(request: web.Request, batches: list[SampleBatch], source: str) -> int:
     sender = request.app[SENDER_KEY]
     encoded = [((b.source or source).encode(), encode(b), b.point_count()) for b in batches]
-    total = 0
+    for i, (key, value, _) in enumerate(encoded):  # before anything is spooled: all or nothing
+        if not sender.spool.fits(key, value):
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=sender.spool.max_bytes, actual_size=len(key) + len(value), content_type="text/plain",
+                text=f"batch {i} ({len(value)} bytes) is larger than the whole spool may hold\n")
     for key, value, points in encoded:
-        if not await sender.send_encoded(key, value, points):
-            raise _bad(web.HTTPRequestEntityTooLarge, "the batch is larger than the whole spool may hold")
-        total += points
-    return total
+        await sender.send_encoded(key, value, points)
+    return sum(points for _, _, points in encoded)
 
 
 def _parse_samples_body(body: bytes, source: str) -> list[SampleBatch]:

@@ -104,11 +104,15 @@ class Spool:
 
     # -- writing --------------------------------------------------------------------------------------
 
+    def fits(self, key: bytes, value: bytes) -> bool:
+        """Whether one batch is small enough for the spool at all (callers that must be all or nothing ask first)."""
+        return _HEAD.size + len(key) + len(value) <= self.max_bytes
+
     def append(self, key: bytes, value: bytes, points: int) -> bool:
         """Add one batch. False when it was dropped (larger than the whole spool may be)."""
         payload = key + value
         record = _HEAD.pack(len(payload), zlib.crc32(payload), points, len(key)) + payload
-        if len(record) > self.max_bytes:
+        if not self.fits(key, value):
             self._count_drop("too_large", 1, points)
             return False
         while self._segments and self.disk_bytes() + len(record) > self.max_bytes:

@@ -12,10 +12,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -200,3 +202,14 @@ def test_nothing_malformed_reaches_kafka(server: Server) -> None:
         batch = decode_sample_message(value)
         assert all(len(s.ts) == len(s.values) for s in batch.series)
 
+
+
+async def test_a_list_with_one_batch_too_large_for_the_spool_writes_none_of_it(tmp_path: Path) -> None:
+    sender = BatchSender("127.0.0.1:1", "unused", tmp_path / "spool", max_spool_bytes=5_000, self_metrics_seconds=0)
+    small = {"name": "ok_metric", "ts": 1, "value": 1}
+    large = {"source": "s", "series": [{"name": "big", "ts": list(range(500)), "values": list(range(500))}]}
+    async with TestClient(TestServer(create_push_app(sender))) as client:
+        resp = await client.post("/api/v1/samples", data=orjson.dumps([small, large]))
+        assert resp.status == 413 and "batch 1 (5883 bytes) is larger than the whole spool" in await resp.text()
+    assert sender.spool.stats.spooled_batches == 0 and sender.spool.pending() == 0
+    sender.spool.close()
