@@ -59,9 +59,17 @@ async def last_records(bootstrap: str, topic: str, partitions: list[int],
 
 async def iter_range(bootstrap: str, topic: str, partition: int, start: int, stop: int | None = None,
                      stall_timeout: float = 60.0, chunk: int = 1000) -> AsyncIterator[ConsumerRecord]:
-    """Records `start` <= offset < `stop` of one partition, in order (a restart's catch-up replay).
-    `stop` None means the partition's end when the replay starts (a fetch's high watermark). Records come in
-    chunks, so a long backlog is never held in memory at once."""
+    """Records `start` <= offset < `stop` of one partition, in order (see `iter_chunks`)."""
+    async for records in iter_chunks(bootstrap, topic, partition, start, stop, stall_timeout, chunk):
+        for rec in records:
+            yield rec
+
+
+async def iter_chunks(bootstrap: str, topic: str, partition: int, start: int, stop: int | None = None,
+                      stall_timeout: float = 60.0, chunk: int = 1000) -> AsyncIterator[list[ConsumerRecord]]:
+    """Records `start` <= offset < `stop` of one partition, in order, in lists of at most `chunk` (a
+    restart's catch-up replay, processed a list at a time). `stop` None means the partition's end when the
+    replay starts (a fetch's high watermark). A long backlog is never held in memory at once."""
     if stop is not None and stop <= start:
         return
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
@@ -79,15 +87,13 @@ async def iter_range(bootstrap: str, topic: str, partition: int, start: int, sto
             records = (await consumer.getmany(tp, timeout_ms=200, max_records=chunk)).get(tp, [])
             if end is None:
                 end = consumer.highwater(tp)
-            progressed = False
-            for rec in records:
-                if end is not None and rec.offset >= end:
-                    return
-                if rec.offset >= next_offset:
-                    yield rec
-                    next_offset, progressed = rec.offset + 1, True
-            if progressed:
+            out = [rec for rec in records if rec.offset >= next_offset and (end is None or rec.offset < end)]
+            if out:
+                next_offset = out[-1].offset + 1
                 deadline = loop.time() + stall_timeout
+                yield out
+            elif records and end is not None and records[-1].offset >= end:
+                return
             elif loop.time() > deadline:
                 raise TimeoutError(f"could not read {topic}[{partition}]@{next_offset}..{end} "
                                    f"(no progress in {stall_timeout:.0f} s)")

@@ -8,6 +8,10 @@
   ListOffsets, which tansu 0.6.0 answers wrongly); then everything after it, up to the partition's end, is
   read back from the samples topic and replayed, and Faust's events it already holds are skipped. Faust's
   committed offset is never trusted: after a graceful stop it can be past what the snapshot holds.
+- Input is taken from Faust up to `batch_messages` events at a time (`take_events`) and each partition's
+  share goes through the step as one batch: per message decode, lateness and watermark, as if alone;
+  once per batch the closing, the formatting, the emission and at most one snapshot. Batch boundaries
+  do not change which windows close or their order, so a replay cut differently numbers them the same.
 - Each changelog record is flushed alone, in its own batch, so Faust's own recovery (which reads up to
   ListOffsets(latest) = the last batch's base offset + 1 on tansu) also sees the newest snapshot.
 - Windows of input partition p go to aggregates partition p, numbered by a per-partition sequence
@@ -25,7 +29,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from agents.emission_log import SEQ_HEADER, iter_range, last_records, seq_of
+from agents.emission_log import SEQ_HEADER, iter_chunks, last_records, seq_of
 from agents.window_step import StepOutput, WindowStep
 from watchkeeper.config import Config
 
@@ -45,6 +49,7 @@ def register(app: faust.App, cfg: Config) -> None:
     app.window_step = step  # type: ignore[attr-defined]
     emitted: dict[int, int] = {}  # partition -> last sequence number already on aggregates (this assignment)
     every_n, every_s = cfg.windows.snapshot_every_messages, cfg.windows.snapshot_every_seconds
+    take, take_within = cfg.windows.batch_messages, cfg.windows.batch_within
 
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
@@ -92,52 +97,77 @@ def register(app: faust.App, cfg: Config) -> None:
         await app.producer.flush()  # the changelog record durable, alone in its batch
         sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
 
-    async def handle(p: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+    async def handle(p: int, records: list[tuple[int, bytes | None, bytes]]) -> None:
+        """Messages of partition p, next in offset order, through the step as one batch."""
         try:
-            out = step.process(p, offset, key, value or b"", time.time())
+            out = step.process_many(p, records, time.time())
         except Exception as exc:  # a worker never dies on bad data: dead-letter and go on
-            log.exception("window step failed at %s[%d]@%d", t.samples, p, offset)
-            out = step.failed(p, offset, key, value or b"", exc, time.time())
+            log.exception("window step failed at %s[%d]@%d..%d", t.samples, p, records[0][0], records[-1][0])
+            out = StepOutput(first_seq=step.progress[p].seq + 1)
+            for offset, key, value in records:
+                out.deadletters += step.failed(p, offset, key, value, exc, time.time()).deadletters
         if out.aggregates:
             await emit(p, out, sent[p])
         for dl_key, dl_value in out.deadletters:
             await deadletter.send(key=dl_key, value=dl_value)
-        since_snapshot[p] += 1
+        since_snapshot[p] += len(records)
 
     async def catch_up(p: int, stop: int | None) -> int:
         """Replay partition p from the samples topic, from its state's next offset up to `stop` (None: the
         partition's end now). Faust's position is not ours: it resumes at its committed offset, which after a
         graceful stop may be past what the state holds, and may jump ahead after its post-recovery seek."""
         n = 0
-        async for rec in iter_range(cfg.kafka.bootstrap, t.samples, p, step.progress[p].offset + 1, stop):
+        async for recs in iter_chunks(cfg.kafka.bootstrap, t.samples, p, step.progress[p].offset + 1, stop,
+                                      chunk=take):
             if p not in emitted:  # revoked while replaying: the next owner resumes from the snapshot
                 break
-            await handle(p, rec.offset, rec.key, rec.value)
-            n += 1
+            await handle(p, [(rec.offset, rec.key, rec.value or b"") for rec in recs])
+            n += len(recs)
             if since_snapshot[p] >= every_n:
                 await checkpoint(p)
         return n
 
-    @app.agent(samples, name="watchkeeper.windows")
-    async def windows(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            msg = event.message
-            p = msg.partition
-            if p not in emitted:  # first event since (re)assignment: resume from the newest snapshot
-                step.restore(p, await newest_snapshot(p))
-                last = (await last_records(cfg.kafka.bootstrap, t.aggregates, [p]))[p]
-                emitted[p] = seq_of(last.headers) if last is not None else 0
-                sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
-                resume = step.progress[p].offset
-                replayed = await catch_up(p, None)
-                log.info("windows[%d]: resumed from the snapshot at offset %d, replayed %d messages",
-                         p, resume, replayed)
+    async def resume(p: int) -> None:
+        """First event of p since (re)assignment: resume from the newest snapshot, replay what follows it."""
+        step.restore(p, await newest_snapshot(p))
+        last = (await last_records(cfg.kafka.bootstrap, t.aggregates, [p]))[p]
+        emitted[p] = seq_of(last.headers) if last is not None else 0
+        sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
+        offset = step.progress[p].offset
+        replayed = await catch_up(p, None)
+        log.info("windows[%d]: resumed from the snapshot at offset %d, replayed %d messages", p, offset, replayed)
+
+    async def consume(p: int, messages: list[Any]) -> None:
+        """Faust's messages of partition p (in offset order) not yet in the state, in runs of consecutive
+        offsets; a gap (Faust skipped ahead of the state) is filled from the samples topic first."""
+        run: list[tuple[int, bytes | None, bytes]] = []
+        for msg in messages:
             if p not in emitted or step.applied(p, msg.offset):  # revoked meanwhile, or already in the state
                 continue
-            if msg.offset > step.progress[p].offset + 1:  # Faust skipped ahead of the state: fill the gap
+            expected = (run[-1][0] if run else step.progress[p].offset) + 1
+            if msg.offset > expected:
+                if run:
+                    await handle(p, run)
+                    run = []
                 await catch_up(p, msg.offset)
                 if p not in emitted:
-                    continue
-            await handle(p, msg.offset, msg.key, msg.value)
-            if since_snapshot[p] >= every_n or time.monotonic() - last_snapshot[p] >= every_s:
-                await checkpoint(p)
+                    return
+            run.append((msg.offset, msg.key, msg.value or b""))
+        if run and p in emitted:
+            await handle(p, run)
+        if p in emitted and (since_snapshot[p] >= every_n or time.monotonic() - last_snapshot[p] >= every_s):
+            await checkpoint(p)
+
+    @app.agent(samples, name="watchkeeper.windows")
+    async def windows(stream: faust.StreamT) -> None:
+        # Events a batch at a time: Faust's cost per event stays, the step's and the table's are per batch.
+        async for events in stream.take_events(take, within=take_within):  # type: ignore[attr-defined]
+            by_partition: dict[int, list[Any]] = {}
+            for event in events:
+                by_partition.setdefault(event.message.partition, []).append(event)
+            for p, mine in by_partition.items():
+                # The table writes partition p's snapshot to the partition of the current event: one of p's.
+                stream._set_current_event(mine[-1])  # type: ignore[attr-defined]
+                if p not in emitted:
+                    await resume(p)
+                await consume(p, [event.message for event in mine])

@@ -3,19 +3,24 @@ the agent stays a few lines and this is tested without a broker."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
 
 from core.sample_columns import SampleColumns
-from core.sample_decode import decode_columns
+from core.sample_decode import OneSample, decode_samples
 from core.series_registry import SeriesRegistry
 from core.window_output import aggregate_messages
 from core.windows import WindowEngine
 from schemas.codec import SchemaError, encode
 from schemas.deadletter import DeadLetter
 from schemas.samples import SampleBatch, SeriesBlock
+
+log = logging.getLogger("watchkeeper.windows")
+_LATE_ONE = np.ones(1, dtype=bool)
 
 
 @dataclass
@@ -82,25 +87,42 @@ class WindowStep:
         return prog is not None and offset <= prog.offset
 
     def process(self, partition: int, offset: int, key: bytes | None, raw: bytes, now: float) -> StepOutput:
+        return self.process_many(partition, [(offset, key, raw)], now)
+
+    def process_many(self, partition: int, messages: Sequence[tuple[int, bytes | None, bytes]],
+                     now: float) -> StepOutput:
+        """Messages (offset, key, value) of one partition, in offset order, as one step: each is decoded,
+        checked for lateness and moves the watermark in turn, exactly as if processed alone, but the
+        windows they close are gathered, formatted and returned once (same windows, same order, same
+        sequence numbers). A message the step cannot handle is dead-lettered with the error, never fatal."""
         out = StepOutput()
         prog = self.progress.setdefault(partition, PartitionProgress())
-        prog.offset = offset
         out.first_seq = prog.seq + 1
-        self.messages += 1
-        try:
-            cols = decode_columns(raw, self.registry, source=key.decode("utf-8", "replace") if key else "")
-        except SchemaError as exc:
-            out.deadletters.append((key, self._dead(raw, partition, offset, str(exc), now)))
-            return out
-        self.samples += len(cols)
         eng = self.engine(partition)
-        late = eng.ingest(cols)
-        if late.any():
-            reason = (f"late: {int(late.sum())} of {len(cols)} samples before the watermark "
-                      f"{eng.watermark:.3f} (their windows already closed)")
-            late_raw = encode(late_batch(cols.take(late), self.registry, key.decode("utf-8", "replace") if key else ""))
-            out.deadletters.append((key, self._dead(late_raw, partition, offset, reason, now)))
-        out.aggregates = aggregate_messages(eng.advance(), self.registry)
+        registry = self.registry
+        for offset, key, raw in messages:
+            prog.offset = offset
+            self.messages += 1
+            source = key.decode("utf-8", "replace") if key else ""
+            try:
+                got = decode_samples(raw, registry, source=source)
+                if type(got) is OneSample:
+                    self.samples += 1
+                    if eng.ingest_sample(*got):
+                        self._late(out, got.columns(), _LATE_ONE, partition, offset, key, source, now)
+                else:
+                    cols: SampleColumns = got  # type: ignore[assignment]
+                    self.samples += len(cols)
+                    late = eng.ingest(cols)
+                    if late.any():
+                        self._late(out, cols, late, partition, offset, key, source, now)
+                eng.advance(emit=False)
+            except SchemaError as exc:
+                out.deadletters.append((key, self._dead(raw, partition, offset, str(exc), now)))
+            except Exception as exc:  # a worker never dies on bad data
+                log.exception("window step failed at %s[%d]@%d", self.topic, partition, offset)
+                out.deadletters.append((key, self._dead(raw, partition, offset, _internal(exc), now)))
+        out.aggregates = aggregate_messages(eng.advance(), registry)
         prog.seq += len(out.aggregates)
         self.windows_emitted += len(out.aggregates)
         return out
@@ -112,13 +134,24 @@ class WindowStep:
         prog = self.progress.setdefault(partition, PartitionProgress())
         prog.offset = offset
         out.first_seq = prog.seq + 1
-        reason = f"internal error: {type(exc).__name__}: {exc}"
-        out.deadletters.append((key, self._dead(raw, partition, offset, reason, now)))
+        out.deadletters.append((key, self._dead(raw, partition, offset, _internal(exc), now)))
         return out
+
+    def _late(self, out: StepOutput, cols: SampleColumns, late: np.ndarray, partition: int, offset: int,
+              key: bytes | None, source: str, now: float) -> None:
+        eng = self.engines[partition]
+        reason = (f"late: {int(late.sum())} of {len(cols)} samples before the watermark "
+                  f"{eng.watermark:.3f} (their windows already closed)")
+        late_raw = encode(late_batch(cols.take(late), self.registry, source))
+        out.deadletters.append((key, self._dead(late_raw, partition, offset, reason, now)))
 
     def _dead(self, raw: bytes, partition: int, offset: int, reason: str, now: float) -> bytes:
         dl = DeadLetter.of(raw, topic=self.topic, partition=partition, offset=offset, reason=reason, time=now)
         return encode(dl)
+
+
+def _internal(exc: Exception) -> str:
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def late_batch(cols: SampleColumns, registry: SeriesRegistry, source: str) -> SampleBatch:

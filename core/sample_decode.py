@@ -11,7 +11,7 @@ name and labels are not checked again.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -27,30 +27,60 @@ _SAMPLE_KEYS = frozenset({"v", "name", "labels", "ts", "value", "kind"})
 _KINDS = ("gauge", "counter")
 _NAME = re.compile(METRIC_NAME_PATTERN)
 _NUMBER = (float, int)
+_INF = float("inf")
+
+
+class OneSample(NamedTuple):
+    """A single-sample message, decoded without numpy: for one sample, building arrays costs more than
+    everything else the window engine does with it."""
+
+    series: int
+    ts: float
+    value: float
+    counter: bool
+
+    def columns(self) -> SampleColumns:
+        return SampleColumns(np.array([self.series], dtype=np.int64), np.array([self.ts]),
+                             np.array([self.value]), np.array([self.counter]))
 
 
 def decode_columns(raw: bytes, registry: SeriesRegistry, source: str = "") -> SampleColumns:
     """The samples of one message as columns (new series registered); `SchemaError` if it is invalid."""
+    got = decode_samples(raw, registry, source)
+    return got.columns() if type(got) is OneSample else got  # type: ignore[return-value]
+
+
+def decode_samples(raw: bytes, registry: SeriesRegistry, source: str = "") -> SampleColumns | OneSample:
+    """`decode_columns`, but a well-formed single-sample message comes back as a `OneSample`."""
     try:
         head = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise SchemaError(f"not JSON: {exc}") from None
-    cols = _fast_columns(head, registry)
-    if cols is None:
-        cols = columns_of(decode_sample_message(raw, source=source), registry)
-    return cols
+    if type(head) is dict and "series" not in head and head.get("v") == 1:
+        one = _fast_sample(head, registry)
+        if one is not None:
+            return one
+    else:
+        cols = _fast_columns(head, registry)
+        if cols is not None:
+            return cols
+    return columns_of(decode_sample_message(raw, source=source), registry)
 
 
 def _fast_columns(head: Any, registry: SeriesRegistry) -> SampleColumns | None:
     if type(head) is not dict or head.get("v") != 1:
         return None
     series = head.get("series")
-    if series is None:
-        return _fast_sample(head, registry)
     if type(series) is not list or not head.keys() <= _BATCH_KEYS or type(head.get("source")) is not str:
         return None
     common = head.get("labels") or {}
     if common and not _labels_ok(common):
+        return None
+    # Blocks spelled exactly as before (same common labels, name, kind, own labels in the same order) were
+    # validated when first seen: one dict lookup finds their series.
+    try:
+        spelled = registry.spellings.setdefault(tuple(common.items()), {})
+    except (AttributeError, TypeError):
         return None
     idx: list[int] = []
     lengths: list[int] = []
@@ -65,9 +95,19 @@ def _fast_columns(head: Any, registry: SeriesRegistry) -> SampleColumns | None:
             return None
         kind = block.get("kind", "gauge")
         labels = block.get("labels") or {}
-        i = _series_index(registry, block.get("name"), {**common, **labels} if common else labels, kind, labels)
-        if i is None:
+        if type(labels) is not dict:
             return None
+        name = block.get("name")
+        try:
+            key = (name, kind, tuple(labels.items()))
+            i = spelled.get(key)
+        except TypeError:  # unhashable name or label value: let the contract say what is wrong
+            return None
+        if i is None:
+            i = _series_index(registry, name, {**common, **labels} if common else labels, kind, labels)
+            if i is None:
+                return None
+            spelled[key] = i
         idx.append(i)
         lengths.append(len(ts))
         counter.append(kind == "counter")
@@ -81,20 +121,19 @@ def _fast_columns(head: Any, registry: SeriesRegistry) -> SampleColumns | None:
                          np.repeat(np.asarray(counter, dtype=bool), n))
 
 
-def _fast_sample(head: dict[str, Any], registry: SeriesRegistry) -> SampleColumns | None:
+def _fast_sample(head: dict[str, Any], registry: SeriesRegistry) -> OneSample | None:
     if not head.keys() <= _SAMPLE_KEYS:
         return None
     ts: Any = head.get("ts")
     value: Any = head.get("value")
-    if type(ts) not in _NUMBER or type(value) not in _NUMBER or not 0 <= ts < float("inf"):
+    if type(ts) not in _NUMBER or type(value) not in _NUMBER or not 0 <= ts < _INF:
         return None
     kind = head.get("kind", "gauge")
     labels = head.get("labels") or {}
     i = _series_index(registry, head.get("name"), labels, kind, labels)
     if i is None:
         return None
-    return SampleColumns(np.array([i], dtype=np.int64), np.array([float(ts)]), np.array([float(value)]),
-                         np.array([kind == "counter"]))
+    return OneSample(i, float(ts), float(value), kind == "counter")
 
 
 def _series_index(registry: SeriesRegistry, name: Any, labels: Any, kind: Any, own: Any) -> int | None:

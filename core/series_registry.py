@@ -22,6 +22,9 @@ class SeriesRegistry:
         self.id_bytes: list[bytes] = []  # Kafka key of each series' aggregates
         self.json_prefix: list[str] = []  # '{"v":1,"series_id":...,"kind":...,' of its WindowAggregate
         self._ids = np.zeros(1024, dtype=np.uint64)
+        # Wire spellings already validated: a SampleBatch's common labels -> (name, kind, own labels) of a
+        # block -> its index. The decoder's shortcut past merging, sorting and re-checking labels per block.
+        self.spellings: dict[tuple[object, ...], dict[tuple[object, ...], int]] = {}
 
     def __len__(self) -> int:
         return len(self.names)

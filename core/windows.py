@@ -114,6 +114,7 @@ class WindowEngine:
         self._pending_n = 0
         self._single: list[tuple[int, float, float, bool, int]] = []  # waiting one-sample batches
         self._empty = ClosedWindows.empty(quantiles)
+        self._close_due = False  # closed_before moved past open windows not yet returned (advance(emit=False))
 
     @property
     def watermark(self) -> float:
@@ -159,12 +160,17 @@ class WindowEngine:
         return late
 
     def _ingest_one(self, cols: SampleColumns) -> np.ndarray:
-        """`ingest` of one sample in plain Python: numpy's per-call cost would be most of the work."""
-        s, ts, v, c = int(cols.series[0]), float(cols.ts[0]), float(cols.values[0]), bool(cols.counter[0])
+        late = self.ingest_sample(int(cols.series[0]), float(cols.ts[0]), float(cols.values[0]),
+                                  bool(cols.counter[0]))
+        return _LATE if late else _ON_TIME
+
+    def ingest_sample(self, s: int, ts: float, v: float, c: bool) -> bool:
+        """`ingest` of one sample (series index, time, value, is counter) in plain Python, numpy's per-call
+        cost would be most of the work; True if it is late (not applied)."""
         k = math.floor(ts / self.width)
         if k < self.closed_before:
             self.late_samples += 1
-            return _LATE
+            return True
         if s >= len(self._prev_val):
             self._grow_series(s + 1)
         if c:
@@ -178,7 +184,7 @@ class WindowEngine:
             self.max_event_time = ts
         if self._pending_n >= _MAX_PENDING:
             self._apply_pending()
-        return _ON_TIME
+        return False
 
     def _singles_to_pending(self) -> None:
         if self._single:
@@ -203,22 +209,31 @@ class WindowEngine:
         self._pending_max_ts.fill(-np.inf)
         self._apply(cols, k)
 
-    def advance(self) -> ClosedWindows:
-        """Close every window whose end is at or before the watermark."""
-        if self.max_event_time == -math.inf:
+    def advance(self, emit: bool = True) -> ClosedWindows:
+        """Close every window whose end is at or before the watermark.
+
+        With `emit=False` the windows are closed (later samples for them are late) but kept back, to be
+        returned by the next `advance()`: a run of messages then pays for one close, not one each. The
+        result is the same windows in the same order as closing them one advance at a time, since
+        each advance closes windows with a larger start than the one before and output is sorted by
+        (start, series id)."""
+        if self.max_event_time != -math.inf:
+            close_before = math.floor((self.max_event_time - self.allowed_lateness) / self.width)
+            if close_before > self.closed_before:
+                self.closed_before = close_before
+                self._close_due = True
+        if not emit or not self._close_due:
             return self._empty
-        close_before = math.floor((self.max_event_time - self.allowed_lateness) / self.width)
-        if close_before <= self.closed_before:
-            return self._empty
+        self._close_due = False
         self._apply_pending()
-        self.closed_before = close_before
         n = self._n_slots
-        closing = self._used[:n] & (self._k[:n] < close_before)
+        closing = self._used[:n] & (self._k[:n] < self.closed_before)
         return self._close(np.flatnonzero(closing))
 
     def flush(self) -> ClosedWindows:
         """Close every open window regardless of the watermark (end of input in tests and replays)."""
         self._apply_pending()
+        self._close_due = False
         n = self._n_slots
         return self._close(np.flatnonzero(self._used[:n]))
 
@@ -255,7 +270,7 @@ class WindowEngine:
             "v": 1, "width": self.width, "allowed_lateness": self.allowed_lateness,
             "quantiles": list(self.quantiles),
             "max_event_time": None if not np.isfinite(self.max_event_time) else self.max_event_time,
-            "closed_before": self.closed_before, "late_samples": self.late_samples,
+            "closed_before": self.closed_before, "late_samples": self.late_samples, "close_due": self._close_due,
             "series": [[reg.names[i], reg.labels[i], reg.kinds[i]] for i in referenced.tolist()],
             "arrays": [[name, a.dtype.str, len(a)] for name, a in arrays.items()],
         }
@@ -278,6 +293,7 @@ class WindowEngine:
         eng.max_event_time = -np.inf if mt is None else float(mt)
         eng.closed_before = int(header["closed_before"])
         eng.late_samples = int(header["late_samples"])
+        eng._close_due = bool(header.get("close_due", False))  # absent in snapshots older than advance(emit=)
         dense = np.asarray([registry.index_of(name, labels, kind) for name, labels, kind in header["series"]]
                            + [0], dtype=np.int64)
         m = len(arrays["_k"])
@@ -322,14 +338,7 @@ class WindowEngine:
         counts = ends - starts
         g_series, g_k = sidx[starts], k[starts]
 
-        slots = np.empty(len(starts), dtype=np.int64)
-        slot_of = self._slot_of
-        for i, key in enumerate(((g_series << 32) | (g_k & 0xFFFFFFFF)).tolist()):
-            slot = slot_of.get(key)
-            if slot is None:
-                slot = self._new_slot(int(g_series[i]), int(g_k[i]))
-                slot_of[key] = slot
-            slots[i] = slot
+        slots = self._slots_for(g_series, g_k)
 
         fresh = self._count[slots] == 0
         self._count[slots] += counts
@@ -369,19 +378,32 @@ class WindowEngine:
         self._prev_ts[s[last]] = t[last]
         return inc
 
-    def _new_slot(self, series: int, k: int) -> int:
-        if self._free:
-            slot = self._free.pop()
-        else:
-            slot = self._n_slots
-            self._n_slots += 1
-            if slot >= len(self._k):
-                self._grow_slots()
-        self._used[slot] = True
-        self._series[slot], self._k[slot] = series, k
-        self._count[slot] = 0
-        self._sum[slot] = self._inc[slot] = 0.0
-        return slot
+    def _slots_for(self, g_series: np.ndarray, g_k: np.ndarray) -> np.ndarray:
+        """The slot of each (series, window), new ones allocated and zeroed in bulk."""
+        keys = ((g_series << 32) | (g_k & 0xFFFFFFFF)).tolist()
+        found = list(map(self._slot_of.get, keys))
+        if None not in found:
+            return np.asarray(found, dtype=np.int64)
+        miss = [i for i, slot in enumerate(found) if slot is None]
+        m = len(miss)
+        reuse = min(m, len(self._free))
+        fresh = m - reuse
+        while self._n_slots + fresh > len(self._k):
+            self._grow_slots()
+        new = np.concatenate([np.asarray(self._free[len(self._free) - reuse:], dtype=np.int64),
+                              np.arange(self._n_slots, self._n_slots + fresh, dtype=np.int64)])
+        del self._free[len(self._free) - reuse:]
+        self._n_slots += fresh
+        new_l = new.tolist()
+        for i, slot in zip(miss, new_l, strict=True):
+            found[i] = slot
+        self._slot_of.update(zip([keys[i] for i in miss], new_l, strict=True))
+        idx = np.asarray(miss, dtype=np.int64)
+        self._used[new] = True
+        self._series[new], self._k[new] = g_series[idx], g_k[idx]
+        self._count[new] = 0
+        self._sum[new] = self._inc[new] = 0.0
+        return np.asarray(found, dtype=np.int64)
 
     def _grow_slots(self) -> None:
         for name in ("_k", "_series", "_used", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc"):
@@ -435,8 +457,9 @@ class WindowEngine:
             bin_codes=codes,
             bin_counts=counts,
         )
-        for s, kk in zip(self._series[slots].tolist(), self._k[slots].tolist(), strict=True):
-            del self._slot_of[(s << 32) | (kk & 0xFFFFFFFF)]
+        pop = self._slot_of.pop
+        for key in ((self._series[slots] << 32) | (self._k[slots] & 0xFFFFFFFF)).tolist():
+            pop(key)
         self._used[slots] = False
         self._free.extend(slots.tolist())
         return result

@@ -18,7 +18,7 @@ def main(config_path: str, stats_path: str) -> None:
     cfg = load_config(config_path)
     app = create_app(cfg, modules=("agents.window_agent",))
     step = app.window_step  # type: ignore[attr-defined]
-    process = step.process
+    process = step.process_many
     stats = open(stats_path, "a", buffering=1)  # noqa: SIM115 (lives as long as the process)
     last = [0.0]
 
@@ -34,7 +34,7 @@ def main(config_path: str, stats_path: str) -> None:
         out = process(*args, **kwargs)
         return out
 
-    step.process = timed
+    step.process_many = timed
 
     @app.timer(0.2)
     async def flush_stats() -> None:
