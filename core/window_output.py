@@ -100,8 +100,11 @@ def aggregate_messages(closed: ClosedWindows, registry: SeriesRegistry) -> list[
     p_l, e_l = (offsets[:-1] + n_neg + n_zero_bins).tolist(), offsets[1:].tolist()
     pos_keys = _list_texts([keys_l[p:e] for p, e in zip(p_l, e_l, strict=True)])
     pos_counts = _list_texts([counts_l[p:e] for p, e in zip(p_l, e_l, strict=True)])
-    neg_keys = _list_texts([keys_l[a:b] for a, b in zip(a_l, b_l, strict=True)])
-    neg_counts = _list_texts([counts_l[a:b] for a, b in zip(a_l, b_l, strict=True)])
+    if neg.any():
+        neg_keys = _list_texts([keys_l[a:b] for a, b in zip(a_l, b_l, strict=True)])
+        neg_counts = _list_texts([counts_l[a:b] for a, b in zip(a_l, b_l, strict=True)])
+    else:  # the common case: no negative values
+        neg_keys = neg_counts = [""] * n
     series_l = closed.series.tolist()
     prefix, id_bytes = registry.json_prefix, registry.id_bytes
     template = "".join((
