@@ -4,15 +4,19 @@
 - State per input partition p is a snapshot (engine, last applied offset, emission count) in a plain
   Faust Table (bytes values, key = p), written every `snapshot_every_messages` messages or
   `snapshot_every_seconds` of p (checked after each batch), after the aggregates it covers are durable.
-  On (re)assignment (for all newly assigned partitions at once) the newest snapshot is read from the
-  changelog's last record (end from a fetch's high watermark, not
-  ListOffsets, which tansu 0.6.0 answers wrongly); then everything after it, up to the partition's end, is
-  read back from the samples topic and replayed, and Faust's events it already holds are skipped. Faust's
-  committed offset is never trusted: after a graceful stop it can be past what the snapshot holds.
-- Input is taken from Faust up to `batch_messages` events at a time (`take_events`) and each partition's
-  share goes through the step as one batch: per message decode, lateness and watermark, as if alone;
-  once per batch the closing, the formatting, the emission and at most one snapshot. Batch boundaries
-  do not change which windows close or their order, so a replay cut differently numbers them the same.
+- Faust owns group membership, the table and the lifecycle; its stream only says which partitions are
+  ours. On the first events since (re)assignment every assigned partition resumes at once: the newest
+  snapshot is read from the changelog's last record (end from a fetch's high watermark, not ListOffsets,
+  which tansu 0.6.0 answers wrongly), everything after it up to the partition's end is replayed from the
+  samples topic, and then the partition is handed to the feed. Faust's committed offset is never
+  trusted: after a graceful stop it can be past what the snapshot holds.
+- The feed is our own aiokafka consumer (no group, positioned at each state's next offset) and Faust's
+  fetching of those partitions is paused: Faust spends ~100 µs of its own per message before an agent
+  sees it, which is the whole budget of a single-sample message. Each partition's share of a fetch
+  (up to `batch_messages`) goes through the step as one batch: per message decode, lateness and
+  watermark, as if alone; once per batch the closing, the formatting, the emission and at most one
+  snapshot. Batch boundaries do not change which windows close or their order, so a replay cut
+  differently numbers them the same. A revoked partition leaves the feed at once.
 - Each changelog record is flushed alone, in its own batch, so Faust's own recovery (which reads up to
   ListOffsets(latest) = the last batch's base offset + 1 on tansu) also sees the newest snapshot.
 - Windows of input partition p go to aggregates partition p, numbered by a per-partition sequence
@@ -29,7 +33,9 @@ import time
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from faust.types import TP
 
 from agents.emission_log import SEQ_HEADER, iter_chunks, last_records, seq_of
 from agents.window_step import StepOutput, WindowStep
@@ -60,16 +66,31 @@ def register(app: faust.App, cfg: Config) -> None:
     every_n, every_s = cfg.windows.snapshot_every_messages, cfg.windows.snapshot_every_seconds
     take, take_within = cfg.windows.batch_messages, cfg.windows.batch_within
 
+    feed: list[AIOKafkaConsumer] = []  # our own consumer of the partitions in `fed` (made on first use)
+    fed: set[int] = set()
+
+    def refeed() -> None:
+        """Point the feed at the partitions in `fed`, each at its state's next offset."""
+        tps = [TopicPartition(t.samples, p) for p in sorted(fed)]
+        feed[0].assign(tps)
+        for tp in tps:
+            feed[0].seek(tp, step.progress[tp.partition].offset + 1)
+
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
             if tp.topic == t.samples:
                 step.forget(tp.partition)
                 emitted.pop(tp.partition, None)
+                fed.discard(tp.partition)
+        if feed:
+            refeed()
 
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
 
     async def emit(partition: int, out: StepOutput, pending: list[asyncio.Future[Any]]) -> None:
-        already = emitted[partition]
+        already = emitted.get(partition)
+        if already is None:  # revoked meanwhile: the next owner sends these
+            return
         skip = max(0, min(len(out.aggregates), already - out.first_seq + 1))
         if skip == len(out.aggregates):
             return
@@ -159,6 +180,19 @@ def register(app: faust.App, cfg: Config) -> None:
         replayed = await asyncio.gather(*(catch_up(p, None) for p in parts))
         for p, n in zip(parts, replayed, strict=True):
             log.info("windows[%d]: resumed from the snapshot at offset %d, replayed %d messages", p, offsets[p], n)
+        parts = [p for p in parts if p in emitted]  # not those revoked meanwhile
+        app.consumer.pause_partitions([TP(t.samples, p) for p in parts])
+        if not feed:
+            consumer = AIOKafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap, enable_auto_commit=False,
+                                        auto_offset_reset="earliest", fetch_max_wait_ms=50,
+                                        max_partition_fetch_bytes=8_000_000)
+            await consumer.start()
+            if feed:  # made meanwhile by another resume
+                await consumer.stop()
+            else:
+                feed.append(consumer)
+        fed.update(p for p in parts if p in emitted)
+        refeed()
 
     async def consume(p: int, messages: list[Any]) -> None:
         """Faust's messages of partition p (in offset order) not yet in the state, in runs of consecutive
@@ -183,13 +217,35 @@ def register(app: faust.App, cfg: Config) -> None:
 
     @app.agent(samples, name="watchkeeper.windows")
     async def windows(stream: faust.StreamT) -> None:
-        # Events a batch at a time: Faust's cost per event stays, the step's and the table's are per batch.
+        """Faust's stream only says which partitions are ours: the first events since (re)assignment start
+        every assigned partition (resume, then the feed), and Faust's fetching of them is paused. Faust
+        resumes fetching after its recovery at a rebalance: such events are dropped and it is paused again."""
         async for events in stream.take_events(take, within=take_within):  # type: ignore[attr-defined]
-            by_partition: dict[int, list[Any]] = {}
-            for event in events:
-                by_partition.setdefault(event.message.partition, []).append(event.message)
             new = sorted(assigned() - emitted.keys())
-            if new:  # first events since (re)assignment
+            if new:
                 await resume(new)
-            for p, messages in by_partition.items():
-                await consume(p, messages)
+            again = {event.message.partition for event in events} & fed
+            if again:
+                app.consumer.pause_partitions([TP(t.samples, p) for p in again])
+
+    @app.task
+    async def feed_windows() -> None:
+        """The data path: our own consumer reads the partitions in `fed` a fetch at a time (Faust's cost per
+        message is mostly in its own delivery, before any agent sees the message), and each partition's
+        share of a fetch goes through the step as one batch."""
+        try:
+            while True:
+                if not fed:
+                    await asyncio.sleep(0.05)
+                    continue
+                got = await feed[0].getmany(timeout_ms=100, max_records=take)
+                for tp, records in got.items():
+                    if tp.partition in fed:
+                        await consume(tp.partition, records)
+                now = time.monotonic()
+                for p in list(fed):
+                    if p in emitted and since_snapshot[p] and now - last_snapshot[p] >= every_s:
+                        await checkpoint(p)
+        finally:
+            if feed:
+                await feed.pop().stop()

@@ -64,8 +64,8 @@ class WindowsConfig(_Section):
     # Checkpoint each input partition's window state after this many messages or seconds, whichever first.
     snapshot_every_messages: int = Field(default=500, gt=0)
     snapshot_every_seconds: float = Field(default=1.0, gt=0)
-    # The agent takes up to this many input messages at once (or what came within batch_within seconds)
-    # and processes them as one step; a restart's replay reads in chunks of the same size.
+    # Up to this many input messages of a partition (one fetch) go through the window step as one batch,
+    # live and in a restart's replay; batch_within bounds how long Faust's stream waits to fill a batch.
     batch_messages: int = Field(default=1000, gt=0)
     batch_within: float = Field(default=0.05, gt=0)
 
