@@ -238,14 +238,31 @@ def register(app: faust.App, cfg: Config) -> None:
                 if not fed:
                     await asyncio.sleep(0.05)
                     continue
-                got = await feed[0].getmany(timeout_ms=100, max_records=take)
-                for tp, records in got.items():
-                    if tp.partition in fed:
-                        await consume(tp.partition, records)
-                now = time.monotonic()
-                for p in list(fed):
-                    if p in emitted and since_snapshot[p] and now - last_snapshot[p] >= every_s:
-                        await checkpoint(p)
+                try:
+                    got = await feed[0].getmany(timeout_ms=100, max_records=take)
+                    for tp, records in got.items():
+                        if tp.partition in fed:
+                            await consume(tp.partition, records)
+                    now = time.monotonic()
+                    for p in list(fed):
+                        if p in emitted and since_snapshot[p] and now - last_snapshot[p] >= every_s:
+                            await checkpoint(p)
+                except Exception:  # e.g. the broker away: start over from the snapshots, nothing lost or doubled
+                    log.exception("windows: the feed failed; resuming its partitions from their snapshots")
+                    parts = sorted(fed)
+                    for p in parts:
+                        fed.discard(p)
+                        emitted.pop(p, None)
+                        step.forget(p)
+                    await asyncio.sleep(1.0)
+                    try:
+                        await resume(parts)
+                    except Exception:  # left to Faust's next events (resume() on the first of them)
+                        log.exception("windows: resuming %s failed; waiting for Faust's next events", parts)
+                        for p in parts:
+                            fed.discard(p)
+                            emitted.pop(p, None)
+                        app.consumer.resume_partitions([TP(t.samples, p) for p in parts])
         finally:
             if feed:
                 await feed.pop().stop()
