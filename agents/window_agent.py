@@ -68,6 +68,7 @@ def register(app: faust.App, cfg: Config) -> None:
 
     feed: list[AIOKafkaConsumer] = []  # our own consumer of the partitions in `fed` (made on first use)
     fed: set[int] = set()
+    resuming: set[int] = set()  # partitions in resume() now
 
     def refeed() -> None:
         """Point the feed at the partitions in `fed`, each at its state's next offset."""
@@ -166,32 +167,43 @@ def register(app: faust.App, cfg: Config) -> None:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == t.samples}
 
     async def resume(parts: list[int]) -> None:
-        """Partitions (re)assigned: resume each from its newest snapshot and replay what follows it (the
-        reads for all of them at once: each costs a round of broker requests)."""
-        snapshots, lasts = await asyncio.gather(newest_snapshots(parts),
-                                                last_records(cfg.kafka.bootstrap, t.aggregates, parts))
-        parts = sorted(set(parts) & assigned())  # not those revoked meanwhile
-        for p in parts:
-            step.restore(p, snapshots[p])
-            last = lasts[p]
-            emitted[p] = seq_of(last.headers) if last is not None else 0
-            sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
-        offsets = {p: step.progress[p].offset for p in parts}
-        replayed = await asyncio.gather(*(catch_up(p, None) for p in parts))
-        for p, n in zip(parts, replayed, strict=True):
-            log.info("windows[%d]: resumed from the snapshot at offset %d, replayed %d messages", p, offsets[p], n)
-        parts = [p for p in parts if p in emitted]  # not those revoked meanwhile
+        """Partitions (re)assigned: resume each from its newest snapshot, replay what follows it and hand
+        it to the feed (the reads for all of them at once: each costs a round of broker requests). Faust's
+        fetching of them is paused first: what it would fetch meanwhile is only dropped."""
         app.consumer.pause_partitions([TP(t.samples, p) for p in parts])
-        if not feed:
-            consumer = AIOKafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap, enable_auto_commit=False,
-                                        auto_offset_reset="earliest", fetch_max_wait_ms=50,
-                                        max_partition_fetch_bytes=8_000_000)
-            await consumer.start()
-            if feed:  # made meanwhile by another resume
-                await consumer.stop()
-            else:
-                feed.append(consumer)
-        fed.update(p for p in parts if p in emitted)
+        resuming.update(parts)
+        try:
+            snapshots, lasts = await asyncio.gather(newest_snapshots(parts),
+                                                    last_records(cfg.kafka.bootstrap, t.aggregates, parts))
+            mine = sorted(set(parts) & assigned())  # not those revoked meanwhile
+            for p in mine:
+                step.restore(p, snapshots[p])
+                last = lasts[p]
+                emitted[p] = seq_of(last.headers) if last is not None else 0
+                sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
+            offsets = {p: step.progress[p].offset for p in mine}
+            replayed = await asyncio.gather(*(catch_up(p, None) for p in mine))
+            for p, n in zip(mine, replayed, strict=True):
+                log.info("windows[%d]: resumed from the snapshot at offset %d, replayed %d messages",
+                         p, offsets[p], n)
+            if not feed:
+                consumer = AIOKafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap, enable_auto_commit=False,
+                                            auto_offset_reset="earliest", fetch_max_wait_ms=50,
+                                            max_partition_fetch_bytes=8_000_000)
+                await consumer.start()
+                if feed:  # made meanwhile by another resume
+                    await consumer.stop()
+                else:
+                    feed.append(consumer)
+        except BaseException:  # not resumed: Faust's next events of these partitions try again
+            for p in parts:
+                if p not in fed:
+                    emitted.pop(p, None)
+            app.consumer.resume_partitions([TP(t.samples, p) for p in parts if p not in fed])
+            raise
+        finally:
+            resuming.difference_update(parts)
+        fed.update(p for p in mine if p in emitted)  # not those revoked meanwhile
         refeed()
 
     async def consume(p: int, messages: list[Any]) -> None:
@@ -221,7 +233,7 @@ def register(app: faust.App, cfg: Config) -> None:
         every assigned partition (resume, then the feed), and Faust's fetching of them is paused. Faust
         resumes fetching after its recovery at a rebalance: such events are dropped and it is paused again."""
         async for events in stream.take_events(take, within=take_within):  # type: ignore[attr-defined]
-            new = sorted(assigned() - emitted.keys())
+            new = sorted(assigned() - emitted.keys() - resuming)
             if new:
                 await resume(new)
             again = {event.message.partition for event in events} & fed
@@ -249,20 +261,16 @@ def register(app: faust.App, cfg: Config) -> None:
                             await checkpoint(p)
                 except Exception:  # e.g. the broker away: start over from the snapshots, nothing lost or doubled
                     log.exception("windows: the feed failed; resuming its partitions from their snapshots")
+                    await asyncio.sleep(1.0)
                     parts = sorted(fed)
-                    for p in parts:
+                    for p in parts:  # no await from here to resume()'s first line: the agent cannot interleave
                         fed.discard(p)
                         emitted.pop(p, None)
                         step.forget(p)
-                    await asyncio.sleep(1.0)
                     try:
                         await resume(parts)
                     except Exception:  # left to Faust's next events (resume() on the first of them)
                         log.exception("windows: resuming %s failed; waiting for Faust's next events", parts)
-                        for p in parts:
-                            fed.discard(p)
-                            emitted.pop(p, None)
-                        app.consumer.resume_partitions([TP(t.samples, p) for p in parts])
         finally:
             if feed:
                 await feed.pop().stop()
