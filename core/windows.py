@@ -30,6 +30,7 @@ from core.series_registry import SeriesRegistry
 
 _MULT = 1.0 / np.log2(GAMMA)
 _CODE_MASK = (1 << CODE_BITS) - 1
+_ORDER_BITS = CODE_BITS + 1  # _value_order(code) < 2 ** _ORDER_BITS
 _MAX_PENDING = 1 << 17  # samples waiting to be applied, at most
 _LATE, _ON_TIME = np.ones(1, dtype=bool), np.zeros(1, dtype=bool)
 _LATE.flags.writeable = _ON_TIME.flags.writeable = False
@@ -431,14 +432,21 @@ class WindowEngine:
         mine = closing[keys >> CODE_BITS]
         self._bin_keys = [keys[~mine]] if (~mine).any() else []
         self._bin_counts = [counts[~mine]] if self._bin_keys else []
-        keys, counts = _sum_by_key(keys[mine], counts[mine])
-        # Renumber bins from slot order to output order, then sort by (window, value order).
+        keys, counts = keys[mine], counts[mine]
+        # Renumber bins from slot order to output order, then sort by (window, value order) and merge equal
+        # bins (one per batch that hit them): one sort of one int64 key.
         rank = np.empty(self._n_slots, dtype=np.int64)
         rank[slots] = np.arange(len(slots))
-        win = rank[keys >> CODE_BITS]
         codes = keys & _CODE_MASK
-        order = np.lexsort((_value_order(codes), win))
-        win, codes, counts = win[order], codes[order], counts[order]
+        composite = (rank[keys >> CODE_BITS] << _ORDER_BITS) | _value_order(codes)
+        order = np.argsort(composite)
+        composite, codes, counts = composite[order], codes[order], counts[order]
+        first = np.empty(len(composite), dtype=bool)
+        first[:1] = True
+        np.not_equal(composite[1:], composite[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        win, codes = composite[starts] >> _ORDER_BITS, codes[starts]
+        counts = np.add.reduceat(counts, starts) if len(starts) else counts[:0]
         offsets = np.searchsorted(win, np.arange(len(slots) + 1))
 
         vmin, vmax = self._min[slots].copy(), self._max[slots].copy()
