@@ -143,3 +143,15 @@ def test_snapshot_keeps_samples_still_waiting_to_be_applied() -> None:
     records = aggregate_records(restored.advance(), reg)
     expected = [(0.0, 2, 0.0)] + [(0.0, 1, float(v)) for v in range(1, 5)]
     assert sorted((r["start"], r["count"], r["max"]) for r in records) == sorted(expected)
+
+
+def test_runs_of_a_formatted_int_column_equal_joining_each_run() -> None:
+    from core.window_output import _runs
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(-(10**12), 10**12, 5000) // rng.integers(1, 10**12, 5000)
+    x[::7] = 0
+    x[::11] = np.iinfo(np.int64).max // 3
+    lo = np.sort(rng.integers(0, 5000, 300))
+    hi = np.minimum(lo + rng.integers(0, 20, 300), 5000)
+    assert _runs(x, lo, hi) == [",".join(str(v) for v in x[a:b].tolist()) for a, b in zip(lo, hi, strict=True)]
