@@ -46,11 +46,14 @@ def observe_window_latency(aggregates: list[tuple[bytes, bytes]], now: float) ->
 
 
 def partition_lags(next_offsets: Mapping[int, int], highwaters: Mapping[int, int | None]) -> dict[int, int]:
-    """Messages behind the high watermark per partition, for partitions with both numbers known."""
+    """Messages behind the high watermark per partition, for partitions with both numbers known. An empty
+    partition is 0 behind even before the agent has restored it (it restores a partition on its first message)."""
     lags = {}
     for p, hw in highwaters.items():
-        nxt = next_offsets.get(p)
-        if hw is not None and nxt is not None:
+        if hw is None:
+            continue
+        nxt = next_offsets.get(p, 0 if hw == 0 else None)
+        if nxt is not None:
             lags[p] = max(0, int(hw) - nxt)
     return lags
 

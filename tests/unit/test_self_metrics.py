@@ -29,8 +29,8 @@ def test_window_latency_from_the_oldest_of_first_and_last() -> None:
 
 def test_partition_lags() -> None:
     # partition 0: high watermark 10, next offset to apply 4 -> 6 behind; 1: caught up; 2: no fetch yet;
-    # 3: not restored yet (no progress)
-    assert partition_lags({0: 4, 1: 7, 2: 0}, {0: 10, 1: 7, 2: None, 3: 5}) == {0: 6, 1: 0}
+    # 3: not restored yet (no progress): unknown; 4: empty and not restored: 0
+    assert partition_lags({0: 4, 1: 7, 2: 0}, {0: 10, 1: 7, 2: None, 3: 5, 4: 0}) == {0: 6, 1: 0, 4: 0}
     assert partition_lags({0: 12}, {0: 10}) == {0: 0}  # never negative
 
 
