@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.worker_metrics import partition_lags, window_latency
 from watchkeeper import self_metrics
+from watchkeeper.supervisor import Component, Supervisor
 
 
 def _agg(end: float) -> tuple[bytes, bytes]:
@@ -80,3 +81,18 @@ def test_exposition_without_the_directory_is_this_process(monkeypatch: pytest.Mo
     self_metrics.NOTIFICATION_ERRORS.labels("ops", "webhook").inc()
     v = _values(self_metrics.exposition())
     assert v[("watchkeeper_notification_errors_total", (("integration", "webhook"), ("receiver", "ops")))] >= 1
+
+
+def test_supervisor_drops_a_dead_childs_live_gauges(tmp_path: Path) -> None:
+    directory = self_metrics.prepare_multiproc_dir(tmp_path / "metrics")
+    env = {**os.environ, self_metrics.MULTIPROC_ENV: str(directory), "PYTHONPATH": str(Path.cwd())}
+    sup = Supervisor(metrics_dir=directory, max_restarts=0)
+    child = sup.add(Component("child", [sys.executable, "-c", _CHILD, "3", "0"], tmp_path / "child.log", env=env))
+    assert child.proc is not None
+    pid = child.proc.pid
+    assert child.proc.wait(timeout=60) == 0
+    assert (directory / f"gauge_livesum_{pid}.db").exists()
+    notes = sup.check()
+    assert notes and "giving up" in notes[0]
+    assert not (directory / f"gauge_livesum_{pid}.db").exists()
+    assert (directory / f"counter_{pid}.db").exists()  # its counts stay in the totals
