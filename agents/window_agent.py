@@ -27,7 +27,9 @@ from aiokafka import AIOKafkaProducer
 
 from agents.emission_log import SEQ_HEADER, iter_range, last_records, seq_of
 from agents.window_step import StepOutput, WindowStep
+from agents.worker_metrics import observe_window_latency, register_lag_timer
 from watchkeeper.config import Config
+from watchkeeper.self_metrics import SAMPLES_CONSUMED
 
 log = logging.getLogger("watchkeeper.windows")
 STATE_TABLE = "window-state"
@@ -43,6 +45,8 @@ def register(app: faust.App, cfg: Config) -> None:
     state = app.Table(STATE_TABLE, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
     step = WindowStep(t.samples, cfg.windows.width, cfg.windows.allowed_lateness)
     app.window_step = step  # type: ignore[attr-defined]
+    consumed = SAMPLES_CONSUMED.labels(t.samples)
+    register_lag_timer(app, t.samples, step.progress)
     emitted: dict[int, int] = {}  # partition -> last sequence number already on aggregates (this assignment)
     every_n, every_s = cfg.windows.snapshot_every_messages, cfg.windows.snapshot_every_seconds
 
@@ -70,6 +74,7 @@ def register(app: faust.App, cfg: Config) -> None:
                 batch.append(key=key, value=value, timestamp=None, headers=headers)
         pending.append(await producer.send_batch(batch, t.aggregates, partition=partition))
         emitted[partition] = out.first_seq + len(out.aggregates) - 1
+        observe_window_latency(out.aggregates[skip:], time.time())
 
     sent: dict[int, list[asyncio.Future[Any]]] = {}
     since_snapshot: dict[int, int] = {}
@@ -93,6 +98,7 @@ def register(app: faust.App, cfg: Config) -> None:
         sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
 
     async def handle(p: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        before = step.samples
         try:
             out = step.process(p, offset, key, value or b"", time.time())
         except Exception as exc:  # a worker never dies on bad data: dead-letter and go on
@@ -103,6 +109,7 @@ def register(app: faust.App, cfg: Config) -> None:
         for dl_key, dl_value in out.deadletters:
             await deadletter.send(key=dl_key, value=dl_value)
         since_snapshot[p] += 1
+        consumed.inc(step.samples - before)
 
     async def catch_up(p: int, stop: int | None) -> int:
         """Replay partition p from the samples topic, from its state's next offset up to `stop` (None: the
