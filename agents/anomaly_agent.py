@@ -1,0 +1,106 @@
+"""The anomaly agent: `anomaly:` rule groups scored on `wk.aggregates` and/or `wk.samples`; alert state
+changes on `wk.alerts` (key = fingerprint, `source: anomaly`). The logic is in `agents.anomaly_step`,
+`core.anomaly_scoring` and `core.detectors`; this is the delivery contract:
+
+- Messages are taken in batches (`anomaly.batch_messages` or `anomaly.batch_seconds`), and each
+  (rule, series)'s points in a batch are scored in one detector call.
+- The state of each (rule, series) (detector, alert, newest point scored) is a bytes value in a plain
+  Faust Table, key ``<group>/<alert>\\0<series id>``, on the changelog partition of the input partition the
+  series comes from; it is written once per batch for every state the batch changed, after the batch's
+  alerts are sent, and before the batch's input offsets are committed. Faust restores the table when a
+  partition is (re)assigned.
+- Each batch's changelog writes end with one marker record alone in its own producer batch on every
+  partition written, so tansu 0.6.0's ListOffsets(latest) (the last batch's base offset + 1) still points
+  past every state record and Faust's recovery reads them all.
+- Input read again after a restart (offsets committed before the last checkpoint) is not scored twice:
+  points at or before a series' newest scored point are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from agents.anomaly_step import AnomalyStep, StepOutput
+from core.anomaly_rules import AnomalyRule, load_anomaly_files
+from core.errors import CoreError
+from watchkeeper.config import Config
+from watchkeeper.errors import WatchkeeperError
+
+log = logging.getLogger("watchkeeper.anomaly")
+STATE_TABLE = "anomaly-state"
+MARKER_KEY = b"\x00marker"  # not a state key: state keys start with the group name
+
+__all__ = ["AnomalyConfigError", "load_rules", "register"]
+
+
+class AnomalyConfigError(WatchkeeperError):
+    """An anomaly rule file the worker cannot run: the message names file, line, group and rule."""
+
+    exit_code = 2
+
+
+def load_rules(cfg: Config) -> list[AnomalyRule]:
+    """Every rule of the configured anomaly files (none configured: an empty list)."""
+    try:
+        groups = load_anomaly_files([str(cfg.resolve(f)) for f in cfg.anomaly.files])
+    except (CoreError, OSError) as exc:
+        raise AnomalyConfigError(f"anomaly rule files: {exc}") from None
+    return [r for g in groups for r in g.rules]
+
+
+def register(app: faust.App, cfg: Config) -> None:
+    rules = load_rules(cfg)  # AnomalyConfigError stops the worker before it touches Kafka
+    if not rules:
+        log.info("anomaly: no anomaly rules configured; the anomaly agent is idle")
+        return
+    t = cfg.kafka.topics
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+                           "value_serializer": "raw"}
+    kind_of = {t.aggregates: "aggregates", t.samples: "samples"}
+    inputs = [name for name, kind in kind_of.items() if any(r.input == kind for r in rules)]
+    source = app.topic(*inputs, partitions=8, **raw)
+    alerts = app.topic(t.alerts, partitions=8, **raw)
+    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=8, **raw)
+    state = app.Table(STATE_TABLE, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
+    step = AnomalyStep(rules, load=lambda key: state.data.get(key))
+    app.anomaly_step = step  # type: ignore[attr-defined]
+    log.info("anomaly: %d rules on %s", len(rules), ", ".join(inputs))
+
+    async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        step.forget({tp.partition for tp in revoked if tp.topic in kind_of})
+
+    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+
+    async def checkpoint(out: StepOutput) -> None:
+        for partition, states in out.states.items():
+            for key, value in states.items():
+                state.data[key] = value
+                state.send_changelog(partition, key, value)
+        await app.producer.flush()
+        for partition in out.states:
+            state.send_changelog(partition, MARKER_KEY, b"")
+        await app.producer.flush()
+
+    @app.agent(source, name="watchkeeper.anomaly")
+    async def anomaly(stream: faust.StreamT) -> None:
+        # take_events (not in StreamT's stubs) keeps each event, for its topic and partition.
+        batches = stream.take_events(cfg.anomaly.batch_messages, within=cfg.anomaly.batch_seconds)  # type: ignore[attr-defined]
+        async for events in batches:
+            for event in events:
+                msg = event.message
+                try:
+                    if kind_of.get(msg.topic) == "aggregates":
+                        step.add_aggregate(msg.partition, msg.value or b"")
+                    else:
+                        step.add_samples(msg.partition, msg.key, msg.value or b"")
+                except Exception:  # a worker never dies on bad data
+                    step.bad += 1
+                    log.exception("anomaly: could not read %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+            out = step.flush()
+            for key, value in out.alerts:
+                await alerts.send(key=key, value=value)
+            if out.states:
+                await checkpoint(out)
