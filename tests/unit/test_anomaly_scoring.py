@@ -3,6 +3,8 @@ alert transitions at these event times, whatever the batches, across a state rou
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -75,7 +77,7 @@ def test_a_level_shift_goes_pending_then_firing_after_for_then_resolved() -> Non
 def test_the_same_transitions_whatever_the_batches_and_across_restarts() -> None:
     expected = transitions(run([(0, N)]))
     cuts = [0, 1, 7, 300, 333, 1999, 2000, 2003, 2030, N]
-    batches = list(zip(cuts[:-1], cuts[1:], strict=True))
+    batches = list(itertools.pairwise(cuts))
     assert transitions(run(batches)) == expected
     assert transitions(run(batches, restore_between=True)) == expected
 
