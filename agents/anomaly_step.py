@@ -70,20 +70,33 @@ class AnomalyStep:
         """One `WindowAggregate`: its rules' fields, at the window's end (when it closed, in event time)."""
         self.messages += 1
         agg = _aggregate(raw)
-        if agg is None:
+        picked = None if agg is None else self._pick(agg)
+        if agg is None or picked is None:
             self.bad += 1
             log.warning("anomaly: unreadable aggregate on partition %d: %s", partition, _why_bad(raw))
             return
+        end = float(agg["end"])
+        for i, value in picked:
+            points = self._points(i, agg["series_id"], agg["labels"], partition)
+            points.ts.append(end)
+            points.values.append(value)
+
+    def _pick(self, agg: dict[str, Any]) -> list[tuple[int, float]] | None:
+        """(rule, value of the field it scores) for every rule watching the series; None if unreadable."""
         sid = agg["series_id"]
         matches = self._aggregate_matches.get(sid)
         if matches is None:
+            if not _series_ok(agg):
+                return None
             matches = self._aggregate_matches[sid] = [
                 i for i in self.by_input["aggregates"] if self.rules[i].selector.matches(agg["name"], agg["labels"])]
+        picked = []
         for i in matches:
             value = _field(agg, self.rules[i].field)
-            points = self._points(i, sid, agg["labels"], partition)
-            points.ts.append(float(agg["end"]))
-            points.values.append(value)
+            if value is None:
+                return None
+            picked.append((i, value))
+        return picked
 
     def add_samples(self, partition: int, key: bytes | None, raw: bytes) -> None:
         """One `SampleBatch` (or `Sample`): each watched series' points at their own event times."""
@@ -151,31 +164,37 @@ class AnomalyStep:
 
 
 def _aggregate(raw: bytes) -> dict[str, Any] | None:
-    """The fields the rules read, checked by hand (a pydantic model per window costs more than scoring it)."""
+    """The message as a dict if it can be a window aggregate. Checked by hand, and only what the rules
+    read (a pydantic model per window costs more than scoring it); a series' name and labels are
+    checked once, when it is first seen (`_series_ok`)."""
     try:
         agg = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if type(agg) is not dict or agg.get("v") != 1:
+    if type(agg) is not dict or agg.get("v") != 1 or type(agg.get("series_id")) is not str:
         return None
-    sid, name, labels = agg.get("series_id"), agg.get("name"), agg.get("labels")
-    if type(sid) is not str or not _SERIES_ID.match(sid) or type(name) is not str or type(labels) is not dict:
-        return None
-    if not all(type(v) is str for v in labels.values()):
-        return None
-    for key in ("end", "count", "sum", "min", "max", "last", "p50", "p90", "p95", "p99"):
-        if type(agg.get(key)) not in _NUMBER:
-            return None
-    if type(agg.get("increase", 0.0)) not in _NUMBER or not math.isfinite(float(agg["end"])):
+    end: Any = agg.get("end")
+    if type(end) not in _NUMBER or not math.isfinite(end):
         return None
     return agg
 
 
-def _field(agg: dict[str, Any], name: str) -> float:
+def _series_ok(agg: dict[str, Any]) -> bool:
+    labels = agg.get("labels")
+    return (_SERIES_ID.match(agg["series_id"]) is not None and type(agg.get("name")) is str
+            and type(labels) is dict and all(type(v) is str for v in labels.values()))
+
+
+def _field(agg: dict[str, Any], name: str) -> float | None:
+    """The field's value (None when it is missing or not a number: the message is unreadable)."""
     if name == "mean":
-        count = agg["count"]
-        return float(agg["sum"]) / count if count else math.nan
-    return float(agg.get(name, 0.0))
+        count: Any = agg.get("count")
+        total: Any = agg.get("sum")
+        if type(count) not in _NUMBER or type(total) not in _NUMBER:
+            return None
+        return float(total) / float(count) if count else math.nan
+    value: Any = agg.get(name, 0.0 if name == "increase" else None)
+    return float(value) if type(value) in _NUMBER else None
 
 
 def _why_bad(raw: bytes) -> str:
