@@ -9,11 +9,15 @@ changes on `wk.alerts` (key = fingerprint, `source: anomaly`). The logic is in `
   series comes from; it is written once per batch for every state the batch changed, after the batch's
   alerts are sent, and before the batch's input offsets are committed. Faust restores the table when a
   partition is (re)assigned.
-- Each batch's changelog writes end with one marker record alone in its own producer batch on every
-  partition written, so tansu 0.6.0's ListOffsets(latest) (the last batch's base offset + 1) still points
-  past every state record and Faust's recovery reads them all.
-- Input read again after a restart (offsets committed before the last checkpoint) is not scored twice:
-  points at or before a series' newest scored point are skipped.
+- Each batch's changelog writes end, on every partition the batch read, with a marker record of the last
+  input offset applied per input topic, alone in its own producer batch, so tansu 0.6.0's
+  ListOffsets(latest) (the last batch's base offset + 1) still points past every state record and
+  Faust's recovery reads them all.
+- Faust's committed offset is never trusted: a worker stopped in the middle of a batch acknowledges the
+  batch (Faust's take_events acks in a `finally`), so its committed offset can be past what the table
+  holds. A resumed partition is read from its marker: a gap before where Faust resumes it is read from
+  the topic first; messages at or before the marker are skipped, and so are points at or before a
+  series' newest scored point (states written before a marker that was not).
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ import logging
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
-from agents.anomaly_step import AnomalyStep, StepOutput
+from agents.anomaly_step import AnomalyStep, StepOutput, marker_key
+from agents.emission_log import iter_range
 from core.anomaly_rules import AnomalyRule, load_anomaly_files
 from core.errors import CoreError
 from watchkeeper.config import Config
@@ -31,7 +37,6 @@ from watchkeeper.errors import WatchkeeperError
 
 log = logging.getLogger("watchkeeper.anomaly")
 STATE_TABLE = "anomaly-state"
-MARKER_KEY = b"\x00marker"  # not a state key: state keys start with the group name
 
 __all__ = ["AnomalyConfigError", "load_rules", "register"]
 
@@ -75,32 +80,43 @@ def register(app: faust.App, cfg: Config) -> None:
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
 
     async def checkpoint(out: StepOutput) -> None:
+        """The batch's states, then per partition its offsets marker, alone in the partition's last batch."""
         for partition, states in out.states.items():
             for key, value in states.items():
                 state.data[key] = value
                 state.send_changelog(partition, key, value)
         await app.producer.flush()
-        for partition in out.states:
-            state.send_changelog(partition, MARKER_KEY, b"")
+        for partition, marker in out.markers.items():
+            state.data[marker_key(partition)] = marker
+            state.send_changelog(partition, marker_key(partition), marker)
         await app.producer.flush()
+
+    async def fill_gap(topic: str, partition: int, offset: int) -> None:
+        """Read what lies between the partition's checkpoint and where Faust resumed it."""
+        gap = step.gap(topic, partition, offset)
+        if gap is None:
+            return
+        log.info("anomaly: %s[%d] resumes at %d, its checkpoint at %d: reading the gap", topic, partition,
+                 offset, gap[0])
+        try:
+            async for rec in iter_range(cfg.kafka.bootstrap, topic, partition, gap[0], gap[1]):
+                step.add(kind_of[topic], topic, partition, rec.offset, rec.key, rec.value or b"")
+        except (TimeoutError, KafkaError):  # the series miss those points; the worker goes on
+            log.exception("anomaly: could not read %s[%d] %d..%d", topic, partition, gap[0], gap[1])
 
     @app.agent(source, name="watchkeeper.anomaly")
     async def anomaly(stream: faust.StreamT) -> None:
-        # take_events (not in StreamT's stubs) keeps each event, for its topic and partition.
+        # take_events (not in StreamT's stubs) keeps each event, for its topic, partition and offset.
         batches = stream.take_events(cfg.anomaly.batch_messages, within=cfg.anomaly.batch_seconds)  # type: ignore[attr-defined]
         async for events in batches:
             for event in events:
                 msg = event.message
-                try:
-                    if kind_of.get(msg.topic) == "aggregates":
-                        step.add_aggregate(msg.partition, msg.value or b"")
-                    else:
-                        step.add_samples(msg.partition, msg.key, msg.value or b"")
-                except Exception:  # a worker never dies on bad data
-                    step.bad += 1
-                    log.exception("anomaly: could not read %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+                if not step.resumed(msg.partition):  # first event since (re)assignment
+                    step.resume(msg.partition, state.data.get(marker_key(msg.partition)))
+                await fill_gap(msg.topic, msg.partition, msg.offset)
+                step.add(kind_of[msg.topic], msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
             out = step.flush()
             for key, value in out.alerts:
                 await alerts.send(key=key, value=value)
-            if out.states:
+            if out.states or out.markers:
                 await checkpoint(out)

@@ -2,6 +2,11 @@
 values, gather each (rule, series)'s points over a batch of messages, score them a series at a time
 (`core.anomaly_scoring`), and hand back the alert events and the changed states to checkpoint.
 
+Input offsets: the step remembers, per input partition, the last offset applied of each input topic; it
+is checkpointed beside the states (`marker`), so a resumed partition is read from exactly there
+(`gap`), never from Faust's committed offset, which a stop in the middle of a batch can leave past
+what the states hold.
+
 A message this cannot read is counted and logged, never fatal: an aggregate that does not validate is
 dead-lettered by the ClickHouse sink and a bad samples message by the window agent, so it is not
 dead-lettered a second time here.
@@ -46,7 +51,13 @@ class _Points:
 class StepOutput:
     alerts: list[tuple[bytes, bytes]] = field(default_factory=list)  # (fingerprint, AlertEvent)
     states: dict[int, dict[bytes, bytes]] = field(default_factory=dict)  # input partition -> key -> state
+    markers: dict[int, bytes] = field(default_factory=dict)  # input partition -> offsets applied (marker)
     scored: int = 0
+
+
+def marker_key(partition: int) -> bytes:
+    """Table key of a partition's offsets marker (state keys start with a group name, never with NUL)."""
+    return b"\x00offsets/%d" % partition
 
 
 class AnomalyStep:
@@ -62,7 +73,48 @@ class AnomalyStep:
         self._sample_matches: dict[int, list[int]] = {}  # registry index -> rules watching it
         self._pending: dict[tuple[int, str], _Points] = {}
         self._partition_of: dict[bytes, int] = {}  # state key -> input partition (changelog partition)
+        self.applied: dict[int, dict[str, int]] = {}  # partition -> topic -> last offset applied
+        self._moved: set[int] = set()  # partitions whose offsets moved since the last flush
         self.messages = self.bad = self.points = self.skipped = self.failures = 0
+
+    # -- input offsets
+
+    def resumed(self, partition: int) -> bool:
+        return partition in self.applied
+
+    def resume(self, partition: int, marker: bytes | None) -> None:
+        """Start a (re)assigned partition from its checkpointed marker (None: from nothing)."""
+        offsets: dict[str, int] = {}
+        if marker:
+            try:
+                offsets = {str(k): int(v) for k, v in orjson.loads(marker).items()}
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                log.warning("anomaly: unreadable offsets marker of partition %d; resuming where Faust does",
+                            partition)
+        self.applied[partition] = offsets
+
+    def gap(self, topic: str, partition: int, offset: int) -> tuple[int, int] | None:
+        """Offsets [start, stop) of `topic` to read before `offset` (none when it follows what was applied)."""
+        last = self.applied[partition].get(topic)
+        if last is None or offset <= last + 1:
+            return None
+        return last + 1, offset
+
+    def add(self, kind: str, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes) -> None:
+        """One input message, unless already applied. `kind` is the topic's role: aggregates or samples."""
+        applied = self.applied.setdefault(partition, {})
+        if offset <= applied.get(topic, -1):
+            return
+        applied[topic] = offset
+        self._moved.add(partition)
+        try:
+            if kind == "aggregates":
+                self.add_aggregate(partition, raw)
+            else:
+                self.add_samples(partition, key, raw)
+        except Exception:  # a worker never dies on bad data
+            self.bad += 1
+            log.exception("anomaly: could not read %s[%d]@%d", topic, partition, offset)
 
     # -- gathering
 
@@ -154,11 +206,16 @@ class AnomalyStep:
         self.points += out.scored
         for key, value in self.scorer.take_dirty().items():
             out.states.setdefault(self._partition_of.get(key, 0), {})[key] = value
+        out.markers = {p: orjson.dumps(self.applied[p]) for p in self._moved if p in self.applied}
+        self._moved = set()
         return out
 
     def forget(self, partitions: set[int]) -> None:
         """Drop the cached states of revoked partitions: their next owner reads them from the table."""
         self.scorer.forget(lambda key: self._partition_of.get(key) in partitions)
+        for p in partitions:
+            self.applied.pop(p, None)
+            self._moved.discard(p)
         for key in [k for k, p in self._partition_of.items() if p in partitions]:
             del self._partition_of[key]
 

@@ -77,7 +77,7 @@ def sample_messages(x: np.ndarray) -> list[list[bytes]]:
 def aggregate_messages(x: np.ndarray, batch: int = AGG_BATCH) -> list[list[bytes]]:
     msgs = []
     ids = [format_series_id(series_id("latency", {"job": "api", "instance": f"web-{s}"})) for s in range(SERIES)]
-    for i in range(AGG_POINTS):
+    for i in range(x.shape[1]):
         for s in range(SERIES):
             v = float(x[s, i])
             msgs.append(encode(WindowAggregate(

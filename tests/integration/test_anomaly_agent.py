@@ -78,17 +78,43 @@ def expected(alert: str, who: dict[str, str]) -> list[tuple[str, str, float]]:
     return [(alert, e.state, e.event_time) for e in events]
 
 
-def test_aggregates_and_samples_in_alert_events_out(wk_config: Config, tmp_path: Path) -> None:
-    cfg = wk_config.model_copy(deep=True)
+def start_worker(cfg: Config, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+    path = write_config(cfg, tmp_path / "watchkeeper.yaml")
+    with open(tmp_path / f"{name}.log", "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "watchkeeper", "worker", "--config", str(path),
+                                 "--loglevel", "info"], stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def anomaly_config(base: Config, tmp_path: Path) -> Config:
+    cfg = base.model_copy(deep=True)
     rules_file = tmp_path / "anomaly.yml"
     rules_file.write_text(RULES)
     cfg.anomaly.files = [str(rules_file)]
     cfg.anomaly.batch_seconds = 0.1
+    return cfg
+
+
+def latency_messages(first: int, stop: int) -> list[tuple[bytes, bytes]]:
+    labels = {"job": "api", "instance": "web-1"}
+    key = format_series_id(series_id("latency", labels)).encode()
+    x = level_shift()
+    return [(key, aggregate(labels, i, float(x[i]))) for i in range(first, stop)]
+
+
+def test_aggregates_and_samples_in_alert_events_out(wk_config: Config, tmp_path: Path) -> None:
+    cfg = anomaly_config(wk_config, tmp_path)
     t = cfg.kafka.topics
     x = level_shift()
-    aggregates = [(b"k", b"{not json")] + [
-        (format_series_id(series_id("latency", {"job": "api", "instance": "web-1"})).encode(),
-         aggregate({"job": "api", "instance": "web-1"}, i, float(x[i]))) for i in range(1, N)]
+    aggregates = [(b"k", b"{not json"), *latency_messages(1, N)]
     samples = []
     for start in range(0, N, 100):
         ts = (T0 + STEP * np.arange(start, start + 100)).tolist()
@@ -98,11 +124,8 @@ def test_aggregates_and_samples_in_alert_events_out(wk_config: Config, tmp_path:
     want = sorted(expected("LatencyShift", {"job": "api", "instance": "web-1"}) + expected("CpuShift", {"host": "a"}))
     assert sorted(s for _, s, _ in want) == ["firing", "firing", "pending", "pending", "resolved", "resolved"]
 
-    path = write_config(cfg, tmp_path / "watchkeeper.yaml")
     log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "watchkeeper", "worker", "--config", str(path),
-                                 "--loglevel", "info"], stdout=log, stderr=subprocess.STDOUT)
+    proc = start_worker(cfg, tmp_path, "worker")
     try:
         asyncio.run(produce_all(cfg.kafka.bootstrap, t.aggregates, aggregates, partition=2))
         asyncio.run(produce_all(cfg.kafka.bootstrap, t.samples, samples, partition=5))
@@ -110,12 +133,7 @@ def test_aggregates_and_samples_in_alert_events_out(wk_config: Config, tmp_path:
                                             timeout=180))
         assert proc.poll() is None, log_path.read_text()[-3000:]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_worker(proc)
     events = [decode(r.value, AlertEvent) for r in records]
     logs = log_path.read_text(errors="replace")[-4000:]
     assert sorted((e.rule, e.state, e.event_time) for e in events) == want, logs
@@ -125,3 +143,35 @@ def test_aggregates_and_samples_in_alert_events_out(wk_config: Config, tmp_path:
     assert latency[0].labels == {"job": "api", "instance": "web-1", "severity": "high", "alertname": "LatencyShift"}
     assert latency[0].annotations == {"summary": "web-1 p95 is unusual"}
     assert {e.labels["host"] for e in events if e.rule == "CpuShift"} == {"a"}
+
+
+def test_a_restarted_worker_resumes_each_series_from_the_table(wk_config: Config, tmp_path: Path) -> None:
+    """Stopped after the alert went pending, a new worker fires and resolves it at the same event times:
+    the detector's and the alert's state came back from the Faust table (a fresh detector would stay
+    quiet for 320 points), and nothing is sent twice."""
+    cfg = anomaly_config(wk_config, tmp_path)
+    t = cfg.kafka.topics
+    want = expected("LatencyShift", {"job": "api", "instance": "web-1"})
+    assert [s for _, s, _ in want] == ["pending", "firing", "resolved"]
+
+    def alerts(n: int) -> list[AlertEvent]:
+        recs = asyncio.run(consume_until(cfg.kafka.bootstrap, t.alerts, lambda r: len(r) >= n, timeout=180))
+        return [decode(r.value, AlertEvent) for r in recs]
+
+    first = start_worker(cfg, tmp_path, "first")
+    try:
+        asyncio.run(produce_all(cfg.kafka.bootstrap, t.aggregates, latency_messages(1, SHIFT + 3), partition=4))
+        assert [e.state for e in alerts(1)] == ["pending"], (tmp_path / "first.log").read_text()[-3000:]
+    finally:
+        stop_worker(first)
+    second = start_worker(cfg, tmp_path, "second")
+    try:
+        asyncio.run(produce_all(cfg.kafka.bootstrap, t.aggregates, latency_messages(SHIFT + 3, N), partition=4))
+        alerts(3)
+        # Then everything on the topic a few seconds later: anything sent twice would be there by now.
+        records = asyncio.run(consume_until(cfg.kafka.bootstrap, t.alerts, lambda r: False, timeout=5))
+    finally:
+        stop_worker(second)
+    events = [decode(r.value, AlertEvent) for r in records]
+    assert [("LatencyShift", e.state, e.event_time) for e in events] == want, \
+        (tmp_path / "second.log").read_text()[-3000:]

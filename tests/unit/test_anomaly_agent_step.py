@@ -4,8 +4,9 @@ checkpointable states out; bad messages are counted, never fatal; a series' poin
 from __future__ import annotations
 
 import numpy as np
+import orjson
 
-from agents.anomaly_step import AnomalyStep
+from agents.anomaly_step import AnomalyStep, marker_key
 from core.anomaly_rules import load_anomaly_text
 from core.anomaly_scoring import AnomalyScorer
 from schemas import AlertEvent, SampleBatch, SeriesBlock, WindowAggregate, decode, encode, format_series_id, series_id
@@ -120,3 +121,28 @@ def test_states_load_from_the_table_and_revoked_partitions_are_forgotten() -> No
     events = [decode(v, AlertEvent) for _, v in out.alerts + again.alerts]
     assert states(events) == [("pending", SHIFT), ("firing", SHIFT + 6), ("resolved", SHIFT + 48)]
     assert second.skipped == 13
+
+
+def test_a_resumed_partition_starts_from_its_marker_not_from_where_faust_resumes_it() -> None:
+    x = level_shift()
+    table: dict[bytes, bytes] = {}
+    rules = [r for g in load_anomaly_text(RULES) for r in g.rules]
+    labels = {"job": "api"}
+    first = AnomalyStep(rules, load=table.get)
+    first.resume(1, None)
+    for i in range(100):
+        first.add("aggregates", "wk.aggregates", 1, i, None, aggregate(labels, i, float(x[i])))
+    out = first.flush()
+    table.update(out.states[1])
+    table[marker_key(1)] = out.markers[1]
+    assert orjson.loads(out.markers[1]) == {"wk.aggregates": 99}
+    second = AnomalyStep(rules, load=table.get)
+    second.resume(1, table[marker_key(1)])
+    assert second.gap("wk.aggregates", 1, 130) == (100, 130)  # Faust resumed past the checkpoint
+    assert second.gap("wk.aggregates", 1, 100) is None and second.gap("wk.samples", 1, 7) is None
+    second.add("aggregates", "wk.aggregates", 1, 99, None, aggregate(labels, 99, float(x[99])))  # applied
+    second.add("aggregates", "wk.aggregates", 1, 100, None, b"not json")
+    second.flush()
+    assert second.messages == 1 and second.bad == 1 and second.applied[1] == {"wk.aggregates": 100}
+    second.forget({1})
+    assert not second.resumed(1)
