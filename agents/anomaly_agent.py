@@ -96,7 +96,7 @@ def register(app: faust.App, cfg: Config) -> None:
         gap = step.gap(topic, partition, offset)
         if gap is None:
             return
-        log.info("anomaly: %s[%d] resumes at %d, its checkpoint at %d: reading the gap", topic, partition,
+        log.info("anomaly: %s[%d] resumes at %d, past its checkpoint: reading %d.. first", topic, partition,
                  offset, gap[0])
         try:
             async for rec in iter_range(cfg.kafka.bootstrap, topic, partition, gap[0], gap[1]):

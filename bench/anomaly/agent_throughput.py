@@ -98,18 +98,22 @@ def best(run: Callable[[], int], repeat: int = 3) -> float:
 
 def agent_samples(flushes: list[list[bytes]]) -> int:
     step = AnomalyStep([r for g in load_anomaly_text(RULES) for r in g.rules])
+    offset = 0
     for msgs in flushes:
         for m in msgs:
-            step.add_samples(0, b"web", m)
+            step.add("samples", "wk.samples", 0, offset, b"web", m)
+            offset += 1
         step.flush()
     return step.points
 
 
 def agent_aggregates(flushes: list[list[bytes]]) -> int:
     step = AnomalyStep([r for g in load_anomaly_text(RULES) for r in g.rules])
+    offset = 0
     for msgs in flushes:
         for m in msgs:
-            step.add_aggregate(0, m)
+            step.add("aggregates", "wk.aggregates", 0, offset, None, m)
+            offset += 1
         step.flush()
     return step.points
 
