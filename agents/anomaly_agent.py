@@ -6,29 +6,35 @@ changes on `wk.alerts` (key = fingerprint, `source: anomaly`). The logic is in `
   (rule, series)'s points in a batch are scored in one detector call.
 - The state of each (rule, series) (detector, alert, newest point scored) is a bytes value in a plain
   Faust Table, key ``<group>/<alert>\\0<series id>``, on the changelog partition of the input partition the
-  series comes from; it is written once per batch for every state the batch changed, after the batch's
-  alerts are sent, and before the batch's input offsets are committed. Faust restores the table when a
-  partition is (re)assigned.
-- Each batch's changelog writes end, on every partition the batch read, with a marker record of the last
+  series comes from. A checkpoint writes every state changed since the last one, then per partition the
+  input offsets they cover; it is taken after every batch that sent alerts (once they are sent) and at
+  least every `anomaly.checkpoint_seconds`. Faust restores the table when a partition is (re)assigned;
+  what came after the checkpoint is read again and scored again from the checkpointed states, which
+  gives the same results (scoring does not depend on batch boundaries) and, since a batch with alert
+  transitions is always checkpointed, sends no transition twice.
+- Each checkpoint ends, on every partition read since the last one, with a marker record of the last
   input offset applied per input topic, alone in its own producer batch, so tansu 0.6.0's
   ListOffsets(latest) (the last batch's base offset + 1) still points past every state record and
   Faust's recovery reads them all.
 - Faust's committed offset is never trusted: a worker stopped in the middle of a batch acknowledges the
   batch (Faust's take_events acks in a `finally`), so its committed offset can be past what the table
-  holds. A resumed partition is read from its marker: a gap before where Faust resumes it is read from
-  the topic first; messages at or before the marker are skipped, and so are points at or before a
-  series' newest scored point (states written before a marker that was not).
+  holds. A resumed partition is read from its marker (from its beginning when it has none yet): a gap
+  before where Faust resumes it is read from the topic first; messages at or before the marker are
+  skipped, and so are points at or before a series' newest scored point (states written before a
+  marker that was not). A crash between sending a batch's alerts and its checkpoint sends those
+  transitions again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
 
-from agents.anomaly_step import AnomalyStep, StepOutput, marker_key
+from agents.anomaly_step import AnomalyStep, Checkpoint, marker_key
 from agents.emission_log import iter_range
 from core.anomaly_rules import AnomalyRule, load_anomaly_files
 from core.errors import CoreError
@@ -77,16 +83,21 @@ def register(app: faust.App, cfg: Config) -> None:
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         step.forget({tp.partition for tp in revoked if tp.topic in kind_of})
 
-    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+    async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        step.assigned({tp.partition for tp in assigned if tp.topic in kind_of})
 
-    async def checkpoint(out: StepOutput) -> None:
-        """The batch's states, then per partition its offsets marker, alone in the partition's last batch."""
-        for partition, states in out.states.items():
+    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
+    last_checkpoint = time.monotonic()
+
+    async def checkpoint(cp: Checkpoint) -> None:
+        """The states, then per partition its offsets marker, alone in the partition's last batch."""
+        for partition, states in cp.states.items():
             for key, value in states.items():
                 state.data[key] = value
                 state.send_changelog(partition, key, value)
         await app.producer.flush()
-        for partition, marker in out.markers.items():
+        for partition, marker in cp.markers.items():
             state.data[marker_key(partition)] = marker
             state.send_changelog(partition, marker_key(partition), marker)
         await app.producer.flush()
@@ -107,10 +118,13 @@ def register(app: faust.App, cfg: Config) -> None:
     @app.agent(source, name="watchkeeper.anomaly")
     async def anomaly(stream: faust.StreamT) -> None:
         # take_events (not in StreamT's stubs) keeps each event, for its topic, partition and offset.
+        nonlocal last_checkpoint
         batches = stream.take_events(cfg.anomaly.batch_messages, within=cfg.anomaly.batch_seconds)  # type: ignore[attr-defined]
         async for events in batches:
             for event in events:
                 msg = event.message
+                if msg.partition in step.revoked:  # taken away while it waited in the batch
+                    continue
                 if not step.resumed(msg.partition):  # first event since (re)assignment
                     step.resume(msg.partition, state.data.get(marker_key(msg.partition)))
                 await fill_gap(msg.topic, msg.partition, msg.offset)
@@ -118,5 +132,8 @@ def register(app: faust.App, cfg: Config) -> None:
             out = step.flush()
             for key, value in out.alerts:
                 await alerts.send(key=key, value=value)
-            if out.states or out.markers:
-                await checkpoint(out)
+            if out.alerts or time.monotonic() - last_checkpoint >= cfg.anomaly.checkpoint_seconds:
+                cp = step.checkpoint()
+                if cp:
+                    await checkpoint(cp)
+                last_checkpoint = time.monotonic()

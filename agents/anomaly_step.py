@@ -50,9 +50,19 @@ class _Points:
 @dataclass
 class StepOutput:
     alerts: list[tuple[bytes, bytes]] = field(default_factory=list)  # (fingerprint, AlertEvent)
+    scored: int = 0
+
+
+@dataclass
+class Checkpoint:
+    """What to write to the table: every state changed since the last checkpoint, and with them, per
+    partition, the offsets they cover. Together they are a consistent point to resume from."""
+
     states: dict[int, dict[bytes, bytes]] = field(default_factory=dict)  # input partition -> key -> state
     markers: dict[int, bytes] = field(default_factory=dict)  # input partition -> offsets applied (marker)
-    scored: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.states or self.markers)
 
 
 def marker_key(partition: int) -> bytes:
@@ -74,7 +84,8 @@ class AnomalyStep:
         self._pending: dict[tuple[int, str], _Points] = {}
         self._partition_of: dict[bytes, int] = {}  # state key -> input partition (changelog partition)
         self.applied: dict[int, dict[str, int]] = {}  # partition -> topic -> last offset applied
-        self._moved: set[int] = set()  # partitions whose offsets moved since the last flush
+        self._moved: set[int] = set()  # partitions whose offsets moved since the last checkpoint
+        self.revoked: set[int] = set()  # partitions taken away (their events still buffered are ignored)
         self.messages = self.bad = self.points = self.skipped = self.failures = 0
 
     # -- input offsets
@@ -94,14 +105,17 @@ class AnomalyStep:
         self.applied[partition] = offsets
 
     def gap(self, topic: str, partition: int, offset: int) -> tuple[int, int] | None:
-        """Offsets [start, stop) of `topic` to read before `offset` (none when it follows what was applied)."""
-        last = self.applied[partition].get(topic)
-        if last is None or offset <= last + 1:
+        """Offsets [start, stop) of `topic` to read before `offset` (none when it follows what was applied;
+        from the beginning when nothing was: Faust may have committed past messages never checkpointed)."""
+        last = self.applied[partition].get(topic, -1)
+        if offset <= last + 1:
             return None
         return last + 1, offset
 
     def add(self, kind: str, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes) -> None:
         """One input message, unless already applied. `kind` is the topic's role: aggregates or samples."""
+        if partition in self.revoked:
+            return
         applied = self.applied.setdefault(partition, {})
         if offset <= applied.get(topic, -1):
             return
@@ -204,15 +218,26 @@ class AnomalyStep:
             self.skipped += res.skipped
             out.alerts += [(e.fingerprint.encode(), encode(e)) for e in res.events]
         self.points += out.scored
-        for key, value in self.scorer.take_dirty().items():
-            out.states.setdefault(self._partition_of.get(key, 0), {})[key] = value
-        out.markers = {p: orjson.dumps(self.applied[p]) for p in self._moved if p in self.applied}
-        self._moved = set()
         return out
 
+    def checkpoint(self) -> Checkpoint:
+        """The states changed and the offsets applied since the last checkpoint (call right after `flush`)."""
+        cp = Checkpoint()
+        for key, value in self.scorer.take_dirty().items():
+            cp.states.setdefault(self._partition_of.get(key, 0), {})[key] = value
+        cp.markers = {p: orjson.dumps(self.applied[p]) for p in self._moved if p in self.applied}
+        self._moved = set()
+        return cp
+
+    def assigned(self, partitions: set[int]) -> None:
+        self.revoked -= partitions
+
     def forget(self, partitions: set[int]) -> None:
-        """Drop the cached states of revoked partitions: their next owner reads them from the table."""
+        """Drop everything about revoked partitions (cached states, offsets, points not yet scored): their
+        next owner resumes them from the table's last checkpoint, which is consistent."""
+        self.revoked |= partitions
         self.scorer.forget(lambda key: self._partition_of.get(key) in partitions)
+        self._pending = {k: v for k, v in self._pending.items() if v.partition not in partitions}
         for p in partitions:
             self.applied.pop(p, None)
             self._moved.discard(p)

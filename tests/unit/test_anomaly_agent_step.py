@@ -64,7 +64,8 @@ def test_aggregates_in_batches_give_the_detectors_own_transitions() -> None:
             s.add_aggregate(3, aggregate({"job": "web"}, i, float(x[i])))  # not selected
         out = s.flush()
         events += [decode(v, AlertEvent) for _, v in out.alerts]
-        assert list(out.states) == [3] and len(out.states[3]) == 1  # one state, on the input's partition
+        cp = s.checkpoint()
+        assert list(cp.states) == [3] and len(cp.states[3]) == 1  # one state, on the input's partition
     assert states(events) == [("pending", SHIFT), ("firing", SHIFT + 6), ("resolved", SHIFT + 48)]
     assert events[0].labels == {"job": "api", "instance": "web-1", "alertname": "LatencyShift"}
     assert s.points == N and s.bad == 0
@@ -111,7 +112,7 @@ def test_states_load_from_the_table_and_revoked_partitions_are_forgotten() -> No
     for i in range(SHIFT + 3):
         first.add_aggregate(5, aggregate(labels, i, float(x[i])))
     out = first.flush()
-    table.update(out.states[5])
+    table.update(first.checkpoint().states[5])
     first.forget({5})
     assert not first.scorer.states
     second = AnomalyStep(rules, load=table.get)  # the partition's next owner
@@ -132,17 +133,26 @@ def test_a_resumed_partition_starts_from_its_marker_not_from_where_faust_resumes
     first.resume(1, None)
     for i in range(100):
         first.add("aggregates", "wk.aggregates", 1, i, None, aggregate(labels, i, float(x[i])))
-    out = first.flush()
-    table.update(out.states[1])
-    table[marker_key(1)] = out.markers[1]
-    assert orjson.loads(out.markers[1]) == {"wk.aggregates": 99}
+    first.flush()
+    cp = first.checkpoint()
+    table.update(cp.states[1])
+    table[marker_key(1)] = cp.markers[1]
+    assert orjson.loads(cp.markers[1]) == {"wk.aggregates": 99}
+    assert not first.checkpoint()  # nothing changed since
     second = AnomalyStep(rules, load=table.get)
     second.resume(1, table[marker_key(1)])
     assert second.gap("wk.aggregates", 1, 130) == (100, 130)  # Faust resumed past the checkpoint
-    assert second.gap("wk.aggregates", 1, 100) is None and second.gap("wk.samples", 1, 7) is None
+    assert second.gap("wk.aggregates", 1, 100) is None
+    assert second.gap("wk.samples", 1, 7) == (0, 7)  # never checkpointed: from the beginning
     second.add("aggregates", "wk.aggregates", 1, 99, None, aggregate(labels, 99, float(x[99])))  # applied
     second.add("aggregates", "wk.aggregates", 1, 100, None, b"not json")
     second.flush()
     assert second.messages == 1 and second.bad == 1 and second.applied[1] == {"wk.aggregates": 100}
     second.forget({1})
     assert not second.resumed(1)
+    second.add("aggregates", "wk.aggregates", 1, 101, None, aggregate(labels, 101, float(x[101])))
+    assert second.messages == 1 and not second.resumed(1)  # revoked: a buffered event is ignored
+    second.assigned({1})
+    second.resume(1, table[marker_key(1)])
+    second.add("aggregates", "wk.aggregates", 1, 100, None, aggregate(labels, 100, float(x[100])))
+    assert second.messages == 2 and second.flush().scored == 1
