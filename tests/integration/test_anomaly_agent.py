@@ -1,8 +1,10 @@
 """Given window aggregates on wk.aggregates and sample batches on wk.samples, each with a level shift, a
 real worker (`python -m watchkeeper worker`) on the real broker publishes on wk.alerts exactly the alert
 transitions the pure core computes for those series (pending at the shift, firing after `for`,
-resolved once the detector has learnt the new level), with `source: anomaly` and key = fingerprint,
-and it keeps going past a message it cannot read."""
+resolved once the detector has learnt the new level), with `source: anomaly` and key = fingerprint:
+for rules on raw samples, on aggregates produced here, and on the aggregates the worker's own window
+agent makes of the samples. It keeps going past a message it cannot read, and a restarted worker
+resumes every series where it was."""
 
 from __future__ import annotations
 
@@ -43,6 +45,12 @@ RULES = """anomaly:
         input: samples
         threshold: 0.999
         for: 1m
+      - alert: CpuWindowShift     # the same samples, through the window agent's 10 s aggregates
+        selector: 'cpu{host="a"}'
+        input: aggregates
+        field: mean
+        threshold: 0.999
+        for: 1m
 """
 
 
@@ -69,12 +77,11 @@ async def produce_all(bootstrap: str, topic: str, messages: list[tuple[bytes, by
         await producer.stop()
 
 
-def expected(alert: str, who: dict[str, str]) -> list[tuple[str, str, float]]:
+def expected(alert: str, who: dict[str, str], first: int = 0, shift: float = 0.0) -> list[tuple[str, str, float]]:
+    """The pure core's transitions for the level-shift series from point `first`, its times + `shift`."""
     rule = next(r for g in load_anomaly_text(RULES) for r in g.rules if r.alert == alert)
-    ts = T0 + STEP * np.arange(N)
-    if rule.input == "aggregates":
-        ts = ts[1:]  # the window ending at T0 is not sent (its start would be before T0)
-    events = AnomalyScorer().score(rule, "s", who, ts, level_shift()[len(level_shift()) - len(ts):]).events
+    ts = T0 + STEP * np.arange(first, N) + shift
+    events = AnomalyScorer().score(rule, "s", who, ts, level_shift()[first:]).events
     return [(alert, e.state, e.event_time) for e in events]
 
 
@@ -121,8 +128,11 @@ def test_aggregates_and_samples_in_alert_events_out(wk_config: Config, tmp_path:
         batch = SampleBatch(source="host-a", labels={"host": "a"},
                             series=[SeriesBlock(name="cpu", ts=ts, values=x[start:start + 100].tolist())])
         samples.append((b"host-a", encode(batch)))
-    want = sorted(expected("LatencyShift", {"job": "api", "instance": "web-1"}) + expected("CpuShift", {"host": "a"}))
-    assert sorted(s for _, s, _ in want) == ["firing", "firing", "pending", "pending", "resolved", "resolved"]
+    want = sorted(expected("LatencyShift", {"job": "api", "instance": "web-1"}, first=1)
+                  + expected("CpuShift", {"host": "a"})
+                  # each sample alone in its window [t, t + 10): mean = the sample, at the window's end
+                  + expected("CpuWindowShift", {"host": "a"}, shift=STEP))
+    assert sorted(s for _, s, _ in want) == ["firing"] * 3 + ["pending"] * 3 + ["resolved"] * 3
 
     log_path = tmp_path / "worker.log"
     proc = start_worker(cfg, tmp_path, "worker")
@@ -142,7 +152,7 @@ def test_aggregates_and_samples_in_alert_events_out(wk_config: Config, tmp_path:
     assert latency[0].event_time == T0 + STEP * SHIFT and latency[0].state == "pending"
     assert latency[0].labels == {"job": "api", "instance": "web-1", "severity": "high", "alertname": "LatencyShift"}
     assert latency[0].annotations == {"summary": "web-1 p95 is unusual"}
-    assert {e.labels["host"] for e in events if e.rule == "CpuShift"} == {"a"}
+    assert {e.labels["host"] for e in events if e.rule.startswith("Cpu")} == {"a"}
 
 
 def test_a_restarted_worker_resumes_each_series_from_the_table(wk_config: Config, tmp_path: Path) -> None:
@@ -151,7 +161,7 @@ def test_a_restarted_worker_resumes_each_series_from_the_table(wk_config: Config
     quiet for 320 points), and nothing is sent twice."""
     cfg = anomaly_config(wk_config, tmp_path)
     t = cfg.kafka.topics
-    want = expected("LatencyShift", {"job": "api", "instance": "web-1"})
+    want = expected("LatencyShift", {"job": "api", "instance": "web-1"}, first=1)
     assert [s for _, s, _ in want] == ["pending", "firing", "resolved"]
 
     def alerts(n: int) -> list[AlertEvent]:
