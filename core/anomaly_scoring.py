@@ -127,22 +127,29 @@ class AnomalyScorer:
               values: np.ndarray) -> ScoreResult:
         """Score one series' new points (in arrival order) and evaluate the rule at each point's time."""
         out = ScoreResult()
-        st = self.state(rule, series)
-        keep = np.isfinite(ts) & np.isfinite(values)
-        if len(ts):
-            # Strictly after the newest point so far, and after every earlier point of this batch.
-            prev = np.maximum.accumulate(np.concatenate(([st.last_ts], np.where(keep, ts, -math.inf))))[:-1]
-            keep &= ts > prev
-        out.skipped = int(len(ts) - keep.sum())
-        if not keep.all():
-            ts, values = ts[keep], values[keep]
-        if not len(ts):
-            return out
+        key = state_key(rule, series)
+        st = self.states.get(key) or self.state(rule, series)
+        if len(ts) == 1:  # the usual live case (one window per series per batch): no array work
+            t, v = float(ts[0]), float(values[0])
+            if not (t > st.last_ts and math.isfinite(t) and math.isfinite(v)):
+                out.skipped = 1
+                return out
+        else:
+            keep = np.isfinite(ts) & np.isfinite(values)
+            if len(ts):
+                # Strictly after the newest point so far, and after every earlier point of this batch.
+                prev = np.maximum.accumulate(np.concatenate(([st.last_ts], np.where(keep, ts, -math.inf))))[:-1]
+                keep &= ts > prev
+            out.skipped = int(len(ts) - keep.sum())
+            if out.skipped:
+                ts, values = ts[keep], values[keep]
+            if not len(ts):
+                return out
         scores = st.detector.score_batch(ts, values)
         st.last_ts = float(ts[-1])
         st.scored += len(ts)
         out.scored = len(ts)
-        self.dirty.add(state_key(rule, series))
+        self.dirty.add(key)
         hot = scores >= rule.threshold
         if not hot.any() and not _open(st.alerts):
             return out

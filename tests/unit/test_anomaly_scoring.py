@@ -88,6 +88,7 @@ def test_points_read_again_after_a_restart_are_not_scored_twice() -> None:
     first = scorer.score(r, "s", LABELS, ts[:2003], x[:2003])
     again = scorer.score(r, "s", LABELS, ts[1990:], x[1990:])  # 13 points it has already scored
     assert again.skipped == 13 and first.scored + again.scored == N
+    assert scorer.score(r, "s", LABELS, ts[-1:], x[-1:]).skipped == 1  # one point, already scored
     assert transitions(first.events + again.events) == transitions(run([(0, N)]))
 
 
