@@ -102,6 +102,16 @@ def register(app: faust.App, cfg: Config) -> None:
             state.send_changelog(partition, marker_key(partition), marker)
         await app.producer.flush()
 
+    async def publish(events: list[tuple[bytes, bytes]]) -> None:
+        nonlocal last_checkpoint
+        for key, value in events:
+            await alerts.send(key=key, value=value)
+        if events or time.monotonic() - last_checkpoint >= cfg.anomaly.checkpoint_seconds:
+            cp = step.checkpoint()
+            if cp:
+                await checkpoint(cp)
+            last_checkpoint = time.monotonic()
+
     async def fill_gap(topic: str, partition: int, offset: int) -> None:
         """Read what lies between the partition's checkpoint and where Faust resumed it."""
         gap = step.gap(topic, partition, offset)
@@ -110,15 +120,18 @@ def register(app: faust.App, cfg: Config) -> None:
         log.info("anomaly: %s[%d] resumes at %d, past its checkpoint: reading %d.. first", topic, partition,
                  offset, gap[0])
         try:
+            n = 0
             async for rec in iter_range(cfg.kafka.bootstrap, topic, partition, gap[0], gap[1]):
                 step.add(kind_of[topic], topic, partition, rec.offset, rec.key, rec.value or b"")
+                n += 1
+                if n % cfg.anomaly.batch_messages == 0:  # a long gap is scored as it is read
+                    await publish(step.flush().alerts)
         except (TimeoutError, KafkaError):  # the series miss those points; the worker goes on
             log.exception("anomaly: could not read %s[%d] %d..%d", topic, partition, gap[0], gap[1])
 
     @app.agent(source, name="watchkeeper.anomaly")
     async def anomaly(stream: faust.StreamT) -> None:
         # take_events (not in StreamT's stubs) keeps each event, for its topic, partition and offset.
-        nonlocal last_checkpoint
         batches = stream.take_events(cfg.anomaly.batch_messages, within=cfg.anomaly.batch_seconds)  # type: ignore[attr-defined]
         async for events in batches:
             for event in events:
@@ -129,11 +142,4 @@ def register(app: faust.App, cfg: Config) -> None:
                     step.resume(msg.partition, state.data.get(marker_key(msg.partition)))
                 await fill_gap(msg.topic, msg.partition, msg.offset)
                 step.add(kind_of[msg.topic], msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
-            out = step.flush()
-            for key, value in out.alerts:
-                await alerts.send(key=key, value=value)
-            if out.alerts or time.monotonic() - last_checkpoint >= cfg.anomaly.checkpoint_seconds:
-                cp = step.checkpoint()
-                if cp:
-                    await checkpoint(cp)
-                last_checkpoint = time.monotonic()
+            await publish(step.flush().alerts)
