@@ -44,3 +44,26 @@ def test_the_worker_stops_on_a_broken_anomaly_file_with_exit_code_2(tmp_path: Pa
     res = wk("worker", "--config", "watchkeeper.yaml", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert "anomaly.yml:7: anomaly.0.rules.0.threshold: group 'latency', rule 'LatencyAnomaly'" in res.stderr
+
+
+def test_replay_prints_the_transitions_the_agent_would_publish(tmp_path: Path) -> None:
+    import numpy as np
+
+    (tmp_path / "a.yml").write_text(GOOD.replace("threshold: 0.99", "threshold: 0.999").replace("for: 2m", "for: 1m"))
+    rng = np.random.default_rng(0)
+    x = 100 + rng.normal(0, 2, 2600)
+    x[2000:] += 30
+    body = "timestamp,value\n" + "".join(f"{1_700_000_000 + 10 * i},{float(v)!r}\n" for i, v in enumerate(x))
+    (tmp_path / "p95.csv").write_text(body + "oops\n1800000000,lots\n")
+    with open(tmp_path / "p95.csv") as stdin:
+        res = subprocess.run([sys.executable, "-m", "watchkeeper", "anomaly", "replay", "a.yml", "--alert",
+                              "LatencyAnomaly", "--label", "job=api"], stdin=stdin, text=True, capture_output=True,
+                             env=ENV, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split(",") for line in res.stdout.splitlines()]
+    assert rows[0] == ["event_time", "state", "alertname", "value"]
+    t = [(int(float(r[0]) - 1_700_000_000) // 10, r[1]) for r in rows[1:]]
+    assert t == [(2000, "pending"), (2006, "firing"), (2048, "resolved")]
+    assert "line 2602: expected 2 fields" in res.stderr and "line 2603: value 'lots' is not a number" in res.stderr
+    missing = wk("anomaly", "replay", "a.yml", "--alert", "Nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "no rule with alert 'Nope'" in missing.stderr
