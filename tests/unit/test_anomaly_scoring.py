@@ -7,6 +7,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.anomaly_rules import AnomalyRule, load_anomaly_text
 from core.anomaly_scoring import AnomalyScorer, SeriesAnomaly, state_key
@@ -27,6 +29,9 @@ RULES = """anomaly:
         annotations: {summary: "{{ $labels.instance }} latency is unusual (score {{ $value }})"}
 """
 LABELS = {"__name__": "latency", "job": "api", "instance": "web-1"}
+# Pending at the shift; firing 1m (6 points) later; resolved once the detectors have learnt the new
+# level (the robust median and the level-shift scales have moved, 48 points on).
+EXPECTED = [("pending", SHIFT), ("firing", SHIFT + 6), ("resolved", SHIFT + 48)]
 
 
 def rule() -> AnomalyRule:
@@ -61,9 +66,7 @@ def run(batches: list[tuple[int, int]], restore_between: bool = False) -> list[A
 
 def test_a_level_shift_goes_pending_then_firing_after_for_then_resolved() -> None:
     events = run([(0, N)])
-    # Pending at the shift; firing 1m (6 points) later; resolved once the detectors have learnt the new
-    # level (the robust median and the level-shift scales have moved, 48 points on).
-    assert transitions(events) == [("pending", SHIFT), ("firing", SHIFT + 6), ("resolved", SHIFT + 48)]
+    assert transitions(events) == EXPECTED
     pending, firing, resolved = events
     assert pending.starts_at == firing.starts_at == resolved.starts_at == T0 + STEP * SHIFT
     assert resolved.ends_at == T0 + STEP * (SHIFT + 48)
@@ -144,3 +147,9 @@ def test_a_detector_saved_while_learning_keeps_its_not_a_number_scalars() -> Non
     again = detector_from_bytes(det.to_bytes())
     assert np.isnan(again.seasonal.res_med)  # type: ignore[attr-defined]
     np.testing.assert_allclose(again.score_batch(ts[5:600], x[5:600]), whole[5:])
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=N - 1), max_size=8, unique=True), st.booleans())
+def test_any_batches_and_any_restarts_give_the_same_transitions(cuts: list[int], restore: bool) -> None:
+    assert transitions(run(list(itertools.pairwise([0, *sorted(cuts), N])), restore)) == EXPECTED
