@@ -35,6 +35,7 @@ from core.detectors import DETECTORS, Detector, DetectorParamError, coerce_param
 from core.errors import SourceError
 from core.promql.series_notation import SeriesNotationError, parse_duration
 from core.promql.values import Matcher, MatchOpName
+from core.rules.loader import validated_groups
 from core.rules.templates import TemplateError, check
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
 
@@ -170,17 +171,8 @@ def _load(doc: YamlDocument) -> list[AnomalyGroup]:
         raise doc.error((), "expected an anomaly rule file: a mapping with `anomaly:`")
     spec: _FileSpec = doc.validate(_FileSpec)
     out: list[AnomalyGroup] = []
-    names: set[str] = set()
-    for gi, graw in enumerate(spec.anomaly):
-        gloc: tuple[str | int, ...] = ("anomaly", gi)
-        if not isinstance(graw, dict):
-            raise doc.error(gloc, "a group must be a mapping with name and rules")
-        g: _GroupSpec = doc.validate(_GroupSpec, graw, base=gloc)
-        if not g.name.strip():
-            raise doc.error((*gloc, "name"), "a group needs a name")
-        if g.name in names:
-            raise doc.error((*gloc, "name"), f"group name {g.name!r} is used twice in this file")
-        names.add(g.name)
+    g: _GroupSpec
+    for gloc, g in validated_groups(doc, "anomaly", spec.anomaly, _GroupSpec):
         rules = [_rule(doc, (*gloc, "rules", ri), g.name, raw) for ri, raw in enumerate(g.rules)]
         alerts = [r.alert for r in rules]
         for ri, r in enumerate(rules):

@@ -31,7 +31,7 @@ from core.anomaly_rules import AnomalyRule
 from core.detectors import Detector, detector_from_bytes
 from core.detectors.state_codec import StateDecodeError
 from core.errors import CoreError
-from core.rules.templates import TemplateData, TemplateError, render
+from core.rules.templates import TemplateData, alert_labels, expand
 from schemas.alerts import AlertEvent
 
 StateLoader = Callable[[bytes], bytes | None]
@@ -172,16 +172,7 @@ def _open(state: AlertRuleState) -> bool:
 
 
 def _alert_labels(rule: AnomalyRule, base: dict[str, str], score: float) -> dict[str, str]:
-    labels = dict(base)
-    data = TemplateData(base, score, {})
-    for k, tmpl in rule.labels.items():
-        v = _expand(tmpl, data)
-        if v:
-            labels[k] = v
-        else:
-            labels.pop(k, None)
-    labels["alertname"] = rule.alert
-    return labels
+    return alert_labels(base, rule.labels, TemplateData(base, score, {}), rule.alert)
 
 
 def _annotator(rule: AnomalyRule) -> Callable[[Mapping[str, str], float], dict[str, str]] | None:
@@ -190,18 +181,11 @@ def _annotator(rule: AnomalyRule) -> Callable[[Mapping[str, str], float], dict[s
 
     def annotate(labels: Mapping[str, str], value: float) -> dict[str, str]:
         data = TemplateData(labels, value, {})
-        return {k: _expand(t, data) for k, t in rule.annotations.items()}
+        return {k: expand(t, data) for k, t in rule.annotations.items()}
 
     return annotate
 
 
-def _expand(tmpl: str, data: TemplateData) -> str:
-    if "{{" not in tmpl:
-        return tmpl
-    try:
-        return render(tmpl, data)
-    except (TemplateError, ValueError, TypeError) as exc:
-        return f"<error expanding template: {exc}>"
 
 
 def _alert_json(a: Alert) -> dict[str, object]:
