@@ -15,7 +15,7 @@ import faust
 from watchkeeper.config import Config
 
 # Order matters only for readability of logs; each module registers its agents, topics and tables.
-AGENT_MODULES: tuple[str, ...] = ("agents.window_agent", "agents.rules_agent")
+AGENT_MODULES: tuple[str, ...] = ("agents.window_agent", "agents.rules_agent", "agents.anomaly_agent")
 
 
 def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **overrides: Any) -> faust.App:

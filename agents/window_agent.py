@@ -39,7 +39,9 @@ from faust.types import TP
 
 from agents.emission_log import SEQ_HEADER, iter_chunks, last_records, seq_of
 from agents.window_step import StepOutput, WindowStep
+from agents.worker_metrics import observe_window_latency, register_lag_timer
 from watchkeeper.config import Config
+from watchkeeper.self_metrics import SAMPLES_CONSUMED
 
 log = logging.getLogger("watchkeeper.windows")
 STATE_TABLE = "window-state"
@@ -62,6 +64,8 @@ def register(app: faust.App, cfg: Config) -> None:
     state = app.Table(STATE_TABLE, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
     step = WindowStep(t.samples, cfg.windows.width, cfg.windows.allowed_lateness)
     app.window_step = step  # type: ignore[attr-defined]
+    consumed = SAMPLES_CONSUMED.labels(t.samples)
+    register_lag_timer(app, t.samples, step.progress)
     emitted: dict[int, int] = {}  # partition -> last sequence number already on aggregates (this assignment)
     every_n, every_s = cfg.windows.snapshot_every_messages, cfg.windows.snapshot_every_seconds
     take, take_within = cfg.windows.batch_messages, cfg.windows.batch_within
@@ -106,6 +110,7 @@ def register(app: faust.App, cfg: Config) -> None:
                 batch.append(key=key, value=value, timestamp=None, headers=headers)
         pending.append(await producer.send_batch(batch, t.aggregates, partition=partition))
         emitted[partition] = out.first_seq + len(out.aggregates) - 1
+        observe_window_latency(out.aggregates[skip:], time.time())
 
     sent: dict[int, list[asyncio.Future[Any]]] = {}
     since_snapshot: dict[int, int] = {}
@@ -135,6 +140,7 @@ def register(app: faust.App, cfg: Config) -> None:
 
     async def handle(p: int, records: list[tuple[int, bytes | None, bytes]]) -> None:
         """Messages of partition p, next in offset order, through the step as one batch."""
+        before = step.samples
         try:
             out = step.process_many(p, records, time.time())
         except Exception as exc:  # a worker never dies on bad data: dead-letter and go on
@@ -147,6 +153,7 @@ def register(app: faust.App, cfg: Config) -> None:
         for dl_key, dl_value in out.deadletters:
             await deadletter.send(key=dl_key, value=dl_value)
         since_snapshot[p] += len(records)
+        consumed.inc(step.samples - before)
 
     async def catch_up(p: int, stop: int | None) -> int:
         """Replay partition p from the samples topic, from its state's next offset up to `stop` (None: the

@@ -213,7 +213,7 @@ async def _metrics(request: web.Request) -> web.Response:
         values = {"error": str(exc)}
     store = CollectorRegistry(auto_describe=False)
     store.register(_StoreCollector(values))
-    body = generate_latest(self_metrics.REGISTRY) + generate_latest(store)
+    body = self_metrics.exposition() + generate_latest(store)  # all processes' files under `watchkeeper up`
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -15,11 +15,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from producers.spool import Spool
 from schemas.codec import encode
@@ -31,7 +31,8 @@ log = logging.getLogger("watchkeeper.sender")
 class BatchSender:
     def __init__(self, bootstrap: str, topic: str, spool_dir: Path, *, max_spool_bytes: int = 1024 * 2**20,
                  fsync_seconds: float = 0.2, source: str = "", linger: float = 0.005,
-                 self_metrics_seconds: float = 10.0, in_flight: int = 500) -> None:
+                 self_metrics_seconds: float = 10.0, in_flight: int = 500,
+                 prepare: Callable[[], Awaitable[None]] | None = None) -> None:
         self.bootstrap, self.topic, self.source = bootstrap, topic, source
         self.linger, self.in_flight = linger, in_flight
         self.spool = Spool(spool_dir, max_bytes=max_spool_bytes, fsync_seconds=fsync_seconds)
@@ -42,6 +43,9 @@ class BatchSender:
         self._last_error = ""
         self._closing = False
         self._closed = asyncio.Event()  # set on stop: wakes the loops' sleeps
+        # Awaited before the first connection (e.g. creating the topics), retried like a send while it
+        # fails: a producer started while Kafka is down spools from its first second.
+        self._prepare = prepare
 
     def stats(self) -> dict[str, Any]:
         s = self.spool.stats
@@ -152,7 +156,7 @@ class BatchSender:
         try:
             producer = await self._connected()
             futures = [await producer.send(self.topic, r.value, key=r.key) for r in records]
-        except (KafkaError, OSError) as exc:
+        except Exception as exc:  # any failure to send is retried: the drain must not die
             return 0, f"{type(exc).__name__}: {exc}"
         results = await asyncio.gather(*futures, return_exceptions=True)
         for record, result in zip(records, results, strict=True):
@@ -165,6 +169,9 @@ class BatchSender:
         return acked, None
 
     async def _connected(self) -> AIOKafkaProducer:
+        if self._prepare is not None:
+            await self._prepare()
+            self._prepare = None
         if self._producer is None:
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=int(self.linger * 1000),
                                         request_timeout_ms=10_000, max_request_size=8 * 2**20,
@@ -190,6 +197,14 @@ def sender_from_config(cfg: Any, name: str, *, source: str = "") -> BatchSender:
     """The sender of one producer process; its spool lives in `<spool dir>/<name>` (one owner per spool)."""
     spool_cfg = cfg.producers.spool
     base = cfg.resolve(spool_cfg.dir) if spool_cfg.dir else cfg.data_path / "spool"
+
+    async def prepare() -> None:
+        # Topics are created (with their partition counts) before anything is sent: a broker that
+        # auto-creates would otherwise make wk.samples with its own default count.
+        from watchkeeper.topics import ensure_topics, topic_plan
+
+        await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg), timeout=5.0)
+
     return BatchSender(cfg.kafka.bootstrap, cfg.kafka.topics.samples, base / name,
                        max_spool_bytes=spool_cfg.max_bytes, fsync_seconds=spool_cfg.fsync_seconds,
-                       source=source or name)
+                       source=source or name, prepare=prepare)

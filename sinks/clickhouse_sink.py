@@ -26,6 +26,7 @@ from schemas.samples import SampleBatch
 from sinks.clickhouse_rows import aggregates_table, alerts_table, notifications_table, samples_table
 from sinks.clickhouse_schema import create_tables
 from watchkeeper.config import Config
+from watchkeeper.self_metrics import SINK_ERRORS, SINK_ROWS
 
 log = logging.getLogger("watchkeeper.sink.clickhouse")
 
@@ -174,9 +175,11 @@ class ClickHouseSink:
                     break
                 except Exception as exc:  # keep the rows; a transient ClickHouse error must not lose them
                     self.stats.errors += 1
+                    SINK_ERRORS.labels("clickhouse").inc()
                     log.warning("insert into %s failed, retrying in 2 s: %s", table, exc)
                     await asyncio.sleep(2.0)
             self.stats.rows[table] += data.num_rows
+            SINK_ROWS.labels("clickhouse", table).inc(data.num_rows)
             self.stats.inserts += 1
             items.clear()
         self._rows_buffered = 0

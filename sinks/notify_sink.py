@@ -34,6 +34,7 @@ from sinks.channels import Channel, DeliveryError, build_channels
 from sinks.notify_store import NotifyStore, SilenceStore, store_paths
 from watchkeeper.config import Config
 from watchkeeper.errors import ConfigError
+from watchkeeper.self_metrics import NOTIFICATION_ERRORS
 
 log = logging.getLogger("watchkeeper.notify")
 
@@ -173,6 +174,7 @@ class NotifySink:
                 raise DeliveryError(f"receiver {n.receiver} has no integration {n.integration} any more", False)
             await ch.send(n)
         except DeliveryError as exc:
+            NOTIFICATION_ERRORS.labels(n.receiver, n.integration).inc()
             ms = (time.monotonic() - t0) * 1000
             cfg = self.cfg.notify
             if exc.retryable and time.time() - created < cfg.give_up_after_seconds:
@@ -186,6 +188,7 @@ class NotifySink:
             log.warning("%s %s: attempt %d failed: %s", n.receiver, n.integration, attempts + 1, exc)
         except Exception as exc:  # a bug in a channel must not stop the sink: retry like a failure
             log.exception("%s %s: unexpected error", n.receiver, n.integration)
+            NOTIFICATION_ERRORS.labels(n.receiver, n.integration).inc()
             self.store.retry(id, time.time() + self.cfg.notify.retry_max_seconds, repr(exc))
         else:
             self.store.acked(id)

@@ -183,6 +183,20 @@ class RulesConfig(_Section):
     checkpoint_seconds: float = Field(default=5.0, gt=0)
 
 
+class AnomalyConfig(_Section):
+    """Anomaly rule files (`anomaly:` groups) scored by the anomaly agent (none: the agent is idle)."""
+
+    # Paths relative to the configuration file.
+    files: list[str] = []
+    # Messages are scored together, a series' points in one detector call: up to this many messages,
+    # or what arrived within this many seconds.
+    batch_messages: int = Field(default=5000, gt=0)
+    batch_seconds: float = Field(default=0.25, gt=0)
+    # Write the changed detector states (~45 KiB each for the ensemble) at least this often, and after
+    # every batch that sent alerts; after a restart, what came since is read and scored again.
+    checkpoint_seconds: float = Field(default=30.0, gt=0)
+
+
 class Config(_Section):
     data_dir: str = ".watchkeeper"
     kafka: KafkaConfig = KafkaConfig()
@@ -194,6 +208,7 @@ class Config(_Section):
     dashboard: DashboardConfig = DashboardConfig()
     notify: NotifyConfig = NotifyConfig()
     rules: RulesConfig = RulesConfig()
+    anomaly: AnomalyConfig = AnomalyConfig()
     # Set by the loader: where relative paths in the file are resolved from.
     base_dir: str = Field(default="", exclude=True)
 

@@ -1,13 +1,25 @@
-"""Watchkeeper's own metrics, in one prometheus-client registry that any component in the process updates.
+"""Watchkeeper's own metrics (prometheus-client), updated where things happen: the worker counts samples,
+lag and window close latency, the sinks count rows and errors, the dashboard its requests.
 
-`watchkeeper up` runs agents, sinks and the dashboard in one process, so a counter incremented by the
-ClickHouse sink shows on the dashboard's `/metrics`. Components that run alone expose nothing here (they
-can serve `REGISTRY` themselves). Names follow Prometheus conventions: `_total` counters, base units.
+`watchkeeper up` runs the worker, the sinks and the dashboard as separate processes, so an in-process
+registry in the dashboard would never see the worker's counters. `up` therefore runs every child with
+`PROMETHEUS_MULTIPROC_DIR` set (prometheus-client's multiprocess mode: each process writes its values to
+memory-mapped files there) and the dashboard's `/metrics` reads all processes' files (`exposition()`).
+Without the variable (a component run alone, tests) `exposition()` falls back to this process's `REGISTRY`.
+Names follow Prometheus conventions: `_total` counters, base units.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if os.environ.get(MULTIPROC_ENV):  # every process that imports this writes there: a missing one must not crash it
+    Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -15,9 +27,11 @@ SAMPLES_CONSUMED = Counter(
     "watchkeeper_samples_consumed_total", "Samples read from the samples topic by the worker.", ["topic"],
     registry=REGISTRY,
 )
+# livesum: a worker sets 0 for partitions it no longer owns, so the sum over live workers is the owner's lag; the
+# supervisor marks dead workers' files (mark_dead) so a crashed worker's last values do not linger.
 CONSUMER_LAG = Gauge(
     "watchkeeper_consumer_lag_messages", "Messages behind the partition's high watermark.", ["topic", "partition"],
-    registry=REGISTRY,
+    registry=REGISTRY, multiprocess_mode="livesum",
 )
 WINDOW_LATENCY = Histogram(
     "watchkeeper_window_close_latency_seconds", "Wall time from a window's end to its aggregate being emitted.",
@@ -35,3 +49,34 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "watchkeeper_dashboard_request_duration_seconds", "Dashboard request latency.", ["path"], registry=REGISTRY
 )
+
+
+def multiproc_dir() -> Path | None:
+    """The multiprocess directory this process writes to and reads from, if multiprocess mode is on."""
+    value = os.environ.get(MULTIPROC_ENV)
+    return Path(value) if value else None
+
+
+def prepare_multiproc_dir(path: Path) -> Path:
+    """An empty directory for a new run's metric files (old files would add a previous run's counts)."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def mark_dead(pid: int, directory: Path) -> None:
+    """Forget a dead process's live gauges (its counters and histograms keep counting, as they should)."""
+    if directory.is_dir():
+        multiprocess.mark_process_dead(pid, str(directory))
+
+
+def exposition() -> bytes:
+    """The text exposition of Watchkeeper's own metrics: every process's files in multiprocess mode, else
+    this process's `REGISTRY`."""
+    directory = multiproc_dir()
+    if directory is None or not directory.is_dir():
+        return generate_latest(REGISTRY)
+    merged = CollectorRegistry(auto_describe=False)
+    multiprocess.MultiProcessCollector(merged, path=str(directory))
+    return generate_latest(merged)

@@ -1,6 +1,7 @@
 """Process supervision for `watchkeeper up`: each component is a child process in its own session, so
 Ctrl-C reaches only the supervisor, which stops the children in reverse start order (SIGTERM, then
-SIGKILL after a grace period) and leaves no process behind."""
+SIGKILL after a grace period) and leaves no process behind. With a metrics directory (prometheus-client's
+multiprocess mode, `watchkeeper.self_metrics`), a child that exits has its live gauges dropped from it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from watchkeeper.self_metrics import mark_dead
+
 log = logging.getLogger("watchkeeper.up")
 
 
@@ -25,12 +28,13 @@ class Component:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = field(default=0.0)
+    env: dict[str, str] | None = None  # None: this process's environment
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
         self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, env=self.env)
         out.close()
         self.started_at = time.monotonic()
 
@@ -43,10 +47,11 @@ def watchkeeper_argv(*args: str) -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, grace: float = 15.0, max_restarts: int = 5) -> None:
+    def __init__(self, grace: float = 15.0, max_restarts: int = 5, metrics_dir: Path | None = None) -> None:
         self.components: list[Component] = []
         self.grace = grace
         self.max_restarts = max_restarts
+        self.metrics_dir = metrics_dir
 
     def add(self, component: Component) -> Component:
         self.components.append(component)
@@ -60,6 +65,7 @@ class Supervisor:
             if c.alive() or c.proc is None:
                 continue
             code = c.proc.returncode
+            self._exited(c.proc.pid)
             if c.restarts >= self.max_restarts:
                 notes.append(f"{c.name} exited with code {code} and was restarted {c.restarts} times; "
                              f"giving up (log: {c.log_path})")
@@ -89,6 +95,11 @@ class Supervisor:
                 c.proc.wait()
             # Kill anything the component left in its session (e.g. helper processes).
             _signal_group(c.proc, signal.SIGKILL)
+            self._exited(c.proc.pid)
+
+    def _exited(self, pid: int) -> None:
+        if self.metrics_dir is not None:
+            mark_dead(pid, self.metrics_dir)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -24,6 +24,7 @@ class StateDecodeError(CoreError):
 def pack_state(meta: dict[str, Any], fields: dict[str, Any]) -> bytes:
     """Pack ``meta`` (JSON-able) and ``fields`` (name -> numpy array or JSON-able scalar) into bytes."""
     scalars: dict[str, Any] = {}
+    nonfinite: dict[str, str] = {}  # JSON has no NaN/Inf (orjson writes null): kept by name, as text
     layout: list[list[Any]] = []
     blobs: list[bytes] = []
     for name, value in fields.items():
@@ -32,8 +33,12 @@ def pack_state(meta: dict[str, Any], fields: dict[str, Any]) -> bytes:
             layout.append([name, arr.dtype.str, list(arr.shape)])
             blobs.append(arr.tobytes())
         else:
-            scalars[name] = value.item() if isinstance(value, np.generic) else value
-    header = orjson.dumps({"meta": meta, "scalars": scalars, "arrays": layout})
+            value = value.item() if isinstance(value, np.generic) else value
+            if isinstance(value, float) and not np.isfinite(value):
+                nonfinite[name] = repr(value)
+            else:
+                scalars[name] = value
+    header = orjson.dumps({"meta": meta, "scalars": scalars, "nonfinite": nonfinite, "arrays": layout})
     return _MAGIC + struct.pack("<I", len(header)) + header + b"".join(blobs)
 
 
@@ -47,6 +52,7 @@ def unpack_state(raw: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     except orjson.JSONDecodeError as exc:
         raise StateDecodeError(f"corrupt detector state header: {exc}") from exc
     fields: dict[str, Any] = dict(header["scalars"])
+    fields.update({name: float(text) for name, text in header.get("nonfinite", {}).items()})
     pos = 8 + hlen
     for name, dtype, shape in header["arrays"]:
         dt = np.dtype(dtype)

@@ -22,7 +22,7 @@ from core.promql.evaluator import evaluate
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, VectorSample, labels_key
 from core.rules.loader import Rule, RuleGroup
-from core.rules.templates import TemplateData, TemplateError, render
+from core.rules.templates import TemplateData, alert_labels, expand
 from schemas.alerts import AlertEvent, AlertSource
 from schemas.samples import Sample
 
@@ -123,20 +123,13 @@ class RuleEngine:
         notes: dict[Key, dict[str, str]] = {}
         for s in vec:
             data = TemplateData(s.labels, s.value, self.external_labels, self.external_url)
-            labels = {k: v for k, v in s.labels.items() if k != "__name__"}
-            for k, tmpl in r.labels.items():
-                v = _expand(tmpl, data)
-                if v:
-                    labels[k] = v
-                else:
-                    labels.pop(k, None)
-            labels["alertname"] = r.alert
+            labels = alert_labels(s.labels, r.labels, data, r.alert)
             key = labels_key(labels)
             if key in notes:
                 self.errors.append(f"t={t:g} group {g.name!r} rule {r.name!r}: vector contains metrics with the "
                                    "same labelset after applying alert labels")
                 return
-            notes[key] = {k: _expand(tmpl, data) for k, tmpl in r.annotations.items()}
+            notes[key] = {k: expand(tmpl, data) for k, tmpl in r.annotations.items()}
             results.append((labels, s.value))
         state = self.states[(g.name, i)]
         out.alerts += state.evaluate(t, results, lambda labels, value: notes[labels_key(dict(labels))])
@@ -192,10 +185,3 @@ def _vector(value: object) -> list[VectorSample]:
     raise CoreError("rule result is not an instant vector or a scalar")
 
 
-def _expand(tmpl: str, data: TemplateData) -> str:
-    if "{{" not in tmpl:
-        return tmpl
-    try:
-        return render(tmpl, data)
-    except (TemplateError, ValueError, TypeError) as exc:
-        return f"<error expanding template: {exc}>"

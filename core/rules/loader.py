@@ -6,6 +6,7 @@ subset, templates are checked too, so nothing fails later on the stream."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from core.errors import CoreError, SourceError
 from core.promql.evaluator import ParsedExpr, parse
 from core.promql.series_notation import SeriesNotationError, parse_duration
 from core.rules.templates import TemplateError, check
+from core.yaml_source import Path as DocPath
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
 from schemas.alerts import AlertSource
 
@@ -98,17 +100,8 @@ def _load(doc: YamlDocument, default_interval: float) -> list[RuleGroup]:
         raise doc.error((), "expected a rule file: a mapping with `groups:`")
     spec: _FileSpec = doc.validate(_FileSpec)
     out: list[RuleGroup] = []
-    names: set[str] = set()
-    for gi, graw in enumerate(spec.groups):
-        gloc: tuple[str | int, ...] = ("groups", gi)
-        if not isinstance(graw, dict):
-            raise doc.error(gloc, "a group must be a mapping with name and rules")
-        g: _GroupSpec = doc.validate(_GroupSpec, graw, base=gloc)
-        if not g.name.strip():
-            raise doc.error((*gloc, "name"), "a group needs a name")
-        if g.name in names:
-            raise doc.error((*gloc, "name"), f"group name {g.name!r} is used twice in this file")
-        names.add(g.name)
+    g: _GroupSpec
+    for gloc, g in validated_groups(doc, "groups", spec.groups, _GroupSpec):
         if g.limit:
             raise doc.error((*gloc, "limit"), f"group {g.name!r}: `limit` is not supported")
         interval = default_interval
@@ -119,6 +112,24 @@ def _load(doc: YamlDocument, default_interval: float) -> list[RuleGroup]:
         rules = [_rule(doc, (*gloc, "rules", ri), g.name, raw) for ri, raw in enumerate(g.rules)]
         out.append(RuleGroup(g.name, interval, rules, doc.path))
     return out
+
+
+def validated_groups(doc: YamlDocument, key: str, raw: list[Any],
+                     spec: type[BaseModel]) -> Iterator[tuple[DocPath, Any]]:
+    """Each group of `doc[key]` validated as `spec`, with its location; a group that is not a mapping, has
+    no name or repeats one is an error at its line (rule files and anomaly rule files alike)."""
+    names: set[str] = set()
+    for gi, graw in enumerate(raw):
+        gloc: DocPath = (key, gi)
+        if not isinstance(graw, dict):
+            raise doc.error(gloc, "a group must be a mapping with name and rules")
+        g = doc.validate(spec, graw, base=gloc)
+        if not g.name.strip():
+            raise doc.error((*gloc, "name"), "a group needs a name")
+        if g.name in names:
+            raise doc.error((*gloc, "name"), f"group name {g.name!r} is used twice in this file")
+        names.add(g.name)
+        yield gloc, g
 
 
 def _where(group: str, rule: str | None) -> str:

@@ -241,3 +241,29 @@ def render(text: str, data: TemplateData) -> str:
 def check(text: str) -> None:
     """Fail now, naming the construct, if `text` would not render."""
     render(text, TemplateData({"__name__": "x"}, 1.0, {}))
+
+
+def expand(tmpl: str, data: TemplateData) -> str:
+    """Render a label or annotation template as Prometheus does: a template that fails says so in the
+    value instead of failing the rule."""
+    if "{{" not in tmpl:
+        return tmpl
+    try:
+        return render(tmpl, data)
+    except (TemplateError, ValueError, TypeError) as exc:
+        return f"<error expanding template: {exc}>"
+
+
+def alert_labels(base: Mapping[str, str], templates: Mapping[str, str], data: TemplateData,
+                 alertname: str) -> dict[str, str]:
+    """An alert's labels: the series' own (without `__name__`), then the rule's templated labels (an empty
+    result removes the label), then `alertname`."""
+    labels = {k: v for k, v in base.items() if k != "__name__"}
+    for k, tmpl in templates.items():
+        v = expand(tmpl, data)
+        if v:
+            labels[k] = v
+        else:
+            labels.pop(k, None)
+    labels["alertname"] = alertname
+    return labels

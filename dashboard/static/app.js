@@ -86,8 +86,12 @@ function renderOverview(o) {
   $("silence-count").textContent = o.silences.length ? `(${o.silences.length})` : "";
   $("silences-empty").hidden = o.silences.length > 0;
   $("silences").innerHTML = o.silences.map((s) => {
-    const m = (s.matchers || []).map((x) => `<span class="chip">${esc(x.name)}${x.isEqual === false ? "!" : ""}${x.isRegex ? "=~" : "="}${esc(x.value)}</span>`).join("");
-    return `<li>${m}<div class="summary">${esc(s.comment || "")} — ${esc(s.createdBy || "")}, until ${esc(s.endsAt || "")}</div></li>`;
+    const op = (x) => (x.isRegex ? (x.isEqual === false ? "!~" : "=~") : (x.isEqual === false ? "!=" : "="));
+    const m = (s.matchers || []).map((x) => `<span class="chip">${esc(x.name)}${op(x)}${esc(x.value)}</span>`).join("");
+    const when = (t) => (t ? new Date(t).toLocaleString() : "");
+    const pending = s.status && s.status.state === "pending";
+    const span = pending ? `pending: from ${esc(when(s.startsAt))} until ${esc(when(s.endsAt))}` : `until ${esc(when(s.endsAt))}`;
+    return `<li>${m}<div class="summary">${esc(s.comment || "")} — ${esc(s.createdBy || "")}, ${span}</div></li>`;
   }).join("");
 }
 

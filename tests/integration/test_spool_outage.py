@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from producers.sender import BatchSender
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.broker import free_port, start_broker
-from watchkeeper.topics import ensure_topics
+from watchkeeper.config import load_config
+from watchkeeper.topics import ensure_topics, topic_plan
 
 TOPIC = "outage.samples"
 DOWN_SECONDS = float(os.environ.get("WK_OUTAGE_SECONDS", "60"))
@@ -29,26 +35,31 @@ def batch(seq: int) -> SampleBatch:
     return SampleBatch(source="outage-test", series=[SeriesBlock(name="seq", ts=[time.time()], values=[float(seq)])])
 
 
-async def read_all(bootstrap: str, until: int, timeout: float) -> list[int]:
-    """Every `seq` value on TOPIC, once `until` distinct values are there (or the timeout passes)."""
+def seq_values(raw: bytes) -> list[int]:
+    """The `seq` samples of one message (the producer's own watchkeeper_producer_* series are not counted)."""
+    return [int(v) for s in orjson.loads(raw)["series"] if s["name"] == "seq" for v in s["values"]]
+
+
+async def read_all(bootstrap: str, until: int, timeout: float, topic: str = TOPIC) -> list[int]:
+    """Every `seq` value on `topic`, once `until` distinct values are there (or the timeout passes)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(TOPIC) or set()
+        parts = consumer.partitions_for_topic(topic) or set()
         while not parts:
             await consumer.topics()
-            parts = consumer.partitions_for_topic(TOPIC) or set()
-        consumer.assign([TopicPartition(TOPIC, p) for p in parts])
+            parts = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in parts])
         seen: list[int] = []
         deadline = time.monotonic() + timeout
         while len(set(seen)) < until and time.monotonic() < deadline:
             for recs in (await consumer.getmany(timeout_ms=200)).values():
                 for rec in recs:
-                    seen += [int(v) for s in orjson.loads(rec.value)["series"] for v in s["values"]]
+                    seen += seq_values(rec.value)
         await asyncio.sleep(1.0)  # anything arriving late would be a duplicate: give it the chance to show
         for recs in (await consumer.getmany(timeout_ms=500)).values():
             for rec in recs:
-                seen += [int(v) for s in orjson.loads(rec.value)["series"] for v in s["values"]]
+                seen += seq_values(rec.value)
         return seen
     finally:
         await consumer.stop()
@@ -98,9 +109,7 @@ def test_broker_down_for_a_minute_loses_nothing(tmp_path: Path) -> None:
             while sender.spool.pending() and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             stats = sender.stats()
-            print('drained', stats, flush=True)
             await asyncio.wait_for(sender.stop(), 30)
-            print('stopped', flush=True)
             after = await read_all(bootstrap, until=seq - len(set(before)), timeout=30)
         finally:
             second.terminate()
@@ -114,3 +123,58 @@ def test_broker_down_for_a_minute_loses_nothing(tmp_path: Path) -> None:
     assert not missing, f"{len(missing)} of {total} samples lost, first {missing[:10]} ({stats})"
     assert total > DOWN_SECONDS * 10, "the producer kept running while the broker was down"
     assert stats["dropped_points"] == {}
+
+
+def test_producers_started_while_the_broker_is_down_spool_from_the_first_sample(tmp_path: Path) -> None:
+    """`watchkeeper produce push` with no broker yet: the push API answers at once, samples are spooled, and
+    when the broker starts the topics are created with their configured partition counts (not the
+    broker's auto-create default) and every sample arrives once."""
+    port, push_port = free_port(), free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    (tmp_path / "watchkeeper.yaml").write_text(
+        f"data_dir: data\nkafka:\n  bootstrap: {bootstrap}\nproducers:\n  push:\n    port: {push_port}\n")
+    cfg = load_config(tmp_path / "watchkeeper.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "watchkeeper", "produce", "push", "--config",
+                             str(tmp_path / "watchkeeper.yaml")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    broker = None
+    try:
+        sent = 0
+        deadline = time.monotonic() + 30
+        while sent < 20:
+            body = orjson.dumps([{"name": "seq", "ts": time.time(), "value": float(sent)}])
+            req = urllib.request.Request(f"http://127.0.0.1:{push_port}/api/v1/samples", data=body,
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    assert resp.status == 202
+                sent += 1
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "push API never came up"
+                time.sleep(0.2)
+        broker = start_broker("127.0.0.1", port, log_path=tmp_path / "broker.log")
+
+        async def partitions() -> int:
+            """The samples topic's partition count once the producer has created it."""
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+            await admin.start()
+            try:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    # all topics: naming one in a Metadata request makes tansu auto-create it (4 partitions)
+                    for topic in await admin.describe_topics():
+                        if topic["topic"] == cfg.kafka.topics.samples and topic["partitions"]:
+                            return len(topic["partitions"])
+                    await asyncio.sleep(0.5)
+                return 0
+            finally:
+                await admin.close()
+
+        assert asyncio.run(partitions()) == topic_plan(cfg)[cfg.kafka.topics.samples]
+        got = asyncio.run(read_all(bootstrap, until=sent, timeout=60, topic=cfg.kafka.topics.samples))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode(errors="replace")
+        if broker is not None:
+            broker.terminate()
+            broker.wait(timeout=10)
+    assert sorted(got) == list(range(sent)), out[-2000:]

@@ -7,6 +7,7 @@ import argparse
 from aiohttp import web
 
 from dashboard import create_dashboard_app
+from dashboard.silences import store_silence_provider
 from watchkeeper.config import load_config
 
 
@@ -29,7 +30,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     host = args.host or cfg.dashboard.host
     port = args.port or cfg.dashboard.port
-    app = create_dashboard_app(cfg, dsn=args.dsn)
+    # Silences come from the store `watchkeeper silence` writes (the notification sink reads the same file).
+    app = create_dashboard_app(cfg, dsn=args.dsn, silences=store_silence_provider(cfg))
     print(f"dashboard on http://{host}:{port}/ reading {args.dsn or cfg.clickhouse_query_url}")
     web.run_app(app, host=host, port=port, print=None)
     return 0

@@ -9,7 +9,7 @@ import signal
 
 from watchkeeper.config import load_config
 from watchkeeper.errors import WatchkeeperError
-from watchkeeper.topics import ensure_topics, topic_plan
+from watchkeeper.log_filters import limit_reconnect_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from producers.runner import KINDS, enabled_kinds, run_producers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    limit_reconnect_errors()
     cfg = load_config(args.config)
     unknown = [k for k in args.kinds if k not in KINDS]
     if unknown:
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise WatchkeeperError("no producer to run: the config enables none and none was named")
 
     async def main() -> None:
-        await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg))
+        # No waiting for Kafka here: the sender creates the topics on its first connection, and until then
+        # (a broker that is down when the producers start) everything goes to the spool.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

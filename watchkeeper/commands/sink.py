@@ -13,6 +13,7 @@ from aiohttp import web
 from sinks.clickhouse_http import create_query_app
 from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
 from watchkeeper.config import Config, load_config
+from watchkeeper.log_filters import limit_reconnect_errors
 from watchkeeper.topics import ensure_topics, topic_plan
 
 log = logging.getLogger("watchkeeper.sink")
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    limit_reconnect_errors()
     cfg = load_config(args.config)
     if args.kind == "clickhouse":
         asyncio.run(_with_signals(run_clickhouse_sink, cfg))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import os
 import signal
 import time
 import urllib.parse
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from watchkeeper.broker import port_open, start_broker
 from watchkeeper.config import Config, load_config
+from watchkeeper.self_metrics import MULTIPROC_ENV, prepare_multiproc_dir
 from watchkeeper.supervisor import Component, Supervisor, watchkeeper_argv
 from watchkeeper.topics import ensure_topics, topic_plan
 
@@ -70,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     broker = None
-    sup = Supervisor()
+    # Every child writes its self-metrics to files here; the dashboard's /metrics reads them all.
+    metrics_dir = prepare_multiproc_dir(cfg.data_path / "metrics")
+    child_env = {**os.environ, MULTIPROC_ENV: str(metrics_dir)}
+    sup = Supervisor(metrics_dir=metrics_dir)
     try:
         if not args.no_broker:
             host, port = cfg.kafka.bootstrap.rsplit(":", 1)
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[green]✓[/] topics     {', '.join(topic_plan(cfg))}")
         t0 = time.monotonic()
         for name, argv in components(cfg, config_args, args.loglevel):
-            sup.add(Component(name, argv, logs / f"{name}.log"))
+            sup.add(Component(name, argv, logs / f"{name}.log", env=child_env))
             console.print(f"[green]✓[/] {name:<10} started (log: {logs / (name + '.log')})")
         if cfg.embedded_clickhouse:
             console.print(f"  ClickHouse  {cfg.clickhouse_query_url}/?query=SELECT+1  "

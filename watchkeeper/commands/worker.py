@@ -9,6 +9,7 @@ import sys
 
 from watchkeeper.config import load_config
 from watchkeeper.errors import WatchkeeperError
+from watchkeeper.log_filters import limit_reconnect_errors
 from watchkeeper.topics import ensure_topics, topic_plan
 
 
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return int(getattr(exc, "exit_code", 1))
     asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
     logging.basicConfig(level=args.loglevel.upper())
+    limit_reconnect_errors()
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0
