@@ -148,12 +148,12 @@ def register(app: faust.App, cfg: Config) -> None:
             out = StepOutput(first_seq=step.progress[p].seq + 1)
             for offset, key, value in records:
                 out.deadletters += step.failed(p, offset, key, value, exc, time.time()).deadletters
+        consumed.inc(step.samples - before)  # counted before any await: other partitions' handle() runs then
         if out.aggregates:
             await emit(p, out, sent[p])
         for dl_key, dl_value in out.deadletters:
             await deadletter.send(key=dl_key, value=dl_value)
         since_snapshot[p] += len(records)
-        consumed.inc(step.samples - before)
 
     async def catch_up(p: int, stop: int | None) -> int:
         """Replay partition p from the samples topic, from its state's next offset up to `stop` (None: the
