@@ -173,11 +173,19 @@ def register(app: faust.App, cfg: Config) -> None:
     def assigned() -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == t.samples}
 
+    def alone() -> bool:
+        """Whether this is the only agent reading the samples topic through Faust. Only then is Faust's
+        fetching of it paused; otherwise (the anomaly agent scores raw samples) Faust keeps delivering
+        them to the others, and this agent ignores its events of the partitions the feed reads."""
+        return not any(agent is not windows and t.samples in getattr(agent.channel, "topics", ())
+                       for agent in app.agents.values())
+
     async def resume(parts: list[int]) -> None:
         """Partitions (re)assigned: resume each from its newest snapshot, replay what follows it and hand
         it to the feed (the reads for all of them at once: each costs a round of broker requests). Faust's
         fetching of them is paused first: what it would fetch meanwhile is only dropped."""
-        app.consumer.pause_partitions([TP(t.samples, p) for p in parts])
+        if alone():
+            app.consumer.pause_partitions([TP(t.samples, p) for p in parts])
         resuming.update(parts)
         try:
             snapshots, lasts = await asyncio.gather(newest_snapshots(parts),
@@ -206,7 +214,8 @@ def register(app: faust.App, cfg: Config) -> None:
             for p in parts:
                 if p not in fed:
                     emitted.pop(p, None)
-            app.consumer.resume_partitions([TP(t.samples, p) for p in parts if p not in fed])
+            if alone():
+                app.consumer.resume_partitions([TP(t.samples, p) for p in parts if p not in fed])
             raise
         finally:
             resuming.difference_update(parts)
@@ -244,7 +253,7 @@ def register(app: faust.App, cfg: Config) -> None:
             if new:
                 await resume(new)
             again = {event.message.partition for event in events} & fed
-            if again:
+            if again and alone():
                 app.consumer.pause_partitions([TP(t.samples, p) for p in again])
 
     @app.task
