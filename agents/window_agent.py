@@ -65,7 +65,6 @@ def register(app: faust.App, cfg: Config) -> None:
     step = WindowStep(t.samples, cfg.windows.width, cfg.windows.allowed_lateness)
     app.window_step = step  # type: ignore[attr-defined]
     consumed = SAMPLES_CONSUMED.labels(t.samples)
-    register_lag_timer(app, t.samples, step.progress)
     emitted: dict[int, int] = {}  # partition -> last sequence number already on aggregates (this assignment)
     every_n, every_s = cfg.windows.snapshot_every_messages, cfg.windows.snapshot_every_seconds
     take, take_within = cfg.windows.batch_messages, cfg.windows.batch_within
@@ -73,6 +72,13 @@ def register(app: faust.App, cfg: Config) -> None:
     feed: list[AIOKafkaConsumer] = []  # our own consumer of the partitions in `fed` (made on first use)
     fed: set[int] = set()
     resuming: set[int] = set()  # partitions in resume() now
+
+    def highwater(p: int) -> int | None:
+        if p in fed and feed:
+            return feed[0].highwater(TopicPartition(t.samples, p))
+        return app.consumer.highwater(TP(t.samples, p))
+
+    register_lag_timer(app, t.samples, step.progress, highwater=highwater)
 
     def refeed() -> None:
         """Point the feed at the partitions in `fed`, each at its state's next offset."""

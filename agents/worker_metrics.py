@@ -10,7 +10,7 @@ agent's own position: Faust's is not, since the agent replays from its snapshot 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
@@ -59,9 +59,12 @@ def partition_lags(next_offsets: Mapping[int, int], highwaters: Mapping[int, int
 
 
 def register_lag_timer(app: faust.App, topic: str, progress: Mapping[int, Any],
-                       interval: float = LAG_INTERVAL_SECONDS) -> None:
+                       interval: float = LAG_INTERVAL_SECONDS,
+                       highwater: Callable[[int], int | None] | None = None) -> None:
     """Every `interval` s, set the lag gauge of each owned partition of `topic`; partitions given up are set to 0
-    (the gauge sums over live workers, so only the owner's value counts)."""
+    (the gauge sums over live workers, so only the owner's value counts). `highwater(partition)` is whoever
+    fetches the partition (the window agent reads through its own consumer, Faust's goes stale): Faust's
+    consumer by default."""
     reported: set[int] = set()
 
     async def consumer_lag() -> None:
@@ -72,7 +75,8 @@ def register_lag_timer(app: faust.App, topic: str, progress: Mapping[int, Any],
         highwaters: dict[int, int | None] = {}
         for tp in owned:
             try:
-                highwaters[tp.partition] = app.consumer.highwater(TP(topic, tp.partition))
+                highwaters[tp.partition] = (highwater(tp.partition) if highwater is not None
+                                            else app.consumer.highwater(TP(topic, tp.partition)))
             except Exception:  # assignment changed under us: next time
                 continue
         nexts = {p: prog.offset + 1 for p, prog in list(progress.items())}
