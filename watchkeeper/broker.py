@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -78,6 +79,17 @@ def broker_command(host: str, port: int) -> list[str]:
             "--storage-engine", "memory://tansu/"]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the process that started it dies, even by SIGKILL (a killed
+    test run or `up` must not leave a broker behind). Linux only; elsewhere a no-op."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def start_broker(host: str, port: int, log_path: Path | None = None, timeout: float = 20.0) -> subprocess.Popen[bytes]:
     """Start tansu and wait until it accepts connections. Its data lives in memory only."""
     if port_open(host, port):
@@ -85,7 +97,8 @@ def start_broker(host: str, port: int, log_path: Path | None = None, timeout: fl
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (owned by the child)
     # Own session: Ctrl-C on `watchkeeper up` must not kill the broker before the clients have stopped.
     proc = subprocess.Popen(broker_command(host, port), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")})
+                            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+                            preexec_fn=_die_with_parent)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
