@@ -16,6 +16,7 @@ from core.anomaly_rules import load_anomaly_files
 from core.anomaly_scoring import AnomalyScorer
 from core.detectors.csv_rows import RowError, is_header, parse_timestamp, parse_value, split_row
 from core.errors import CoreError
+from watchkeeper.commands.rules import check_files
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,17 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    failed = 0
-    for f in args.files:
-        print(f"Checking {f}")
-        try:
-            groups = load_anomaly_files([f])
-        except (CoreError, OSError) as exc:
-            print(f"  FAILED:\n{exc}\n")
-            failed += 1
-            continue
-        print(f"  SUCCESS: {sum(len(g.rules) for g in groups)} anomaly rules found\n")
-    return 1 if failed else 0
+    return check_files(args.files, load_anomaly_files, "anomaly rules")
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from core.errors import CoreError
 from core.rules.loader import load_rule_files
@@ -29,16 +31,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    return check_files(args.files, load_rule_files, "rules")
+
+
+def check_files(files: list[str], load: Callable[[list[str]], Sequence[Any]], noun: str) -> int:
+    """`promtool check rules` output for each file (rule files and anomaly rule files alike): 1 if any failed."""
     failed = 0
-    for f in args.files:
+    for f in files:
         print(f"Checking {f}")
         try:
-            groups = load_rule_files([f])
+            groups = load([f])
         except (CoreError, OSError) as exc:
             print(f"  FAILED:\n{exc}\n")
             failed += 1
             continue
-        print(f"  SUCCESS: {sum(len(g.rules) for g in groups)} rules found\n")
+        print(f"  SUCCESS: {sum(len(g.rules) for g in groups)} {noun} found\n")
     return 1 if failed else 0
 
 
