@@ -1,6 +1,11 @@
 """Streaming anomaly detectors with calibrated scores in [0, 1] (see `base.py` for the contract).
 
 ``make_detector("ensemble", window=288)`` builds one; ``detector_from_bytes(raw)`` restores a saved one.
+
+`DETECTORS` are the ones users pick (rules, `watchkeeper detect`). The flat-line detector is an ensemble
+member only: alone it sees nothing but runs of equal values, so on a mixed stream it misses everything
+else and scores below the rolling z-score (bench/anomaly); a rule that must fire on a stuck series
+alone is a PromQL rule, ``changes(x[15m]) == 0``.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from core.detectors.zscore import ZScoreDetector
 from core.errors import CoreError
 
 DETECTORS: dict[str, Any] = {
-    cls.name: cls
-    for cls in (EnsembleDetector, RobustDetector, SeasonalDetector, LevelShiftDetector, FlatlineDetector,
-                ZScoreDetector)
+    cls.name: cls for cls in (EnsembleDetector, RobustDetector, SeasonalDetector, LevelShiftDetector, ZScoreDetector)
 }
+ENSEMBLE_MEMBERS: dict[str, Any] = {FlatlineDetector.name: FlatlineDetector}  # not offered alone (see above)
+DETECTOR_CLASSES: dict[str, Any] = DETECTORS | ENSEMBLE_MEMBERS
 DEFAULT_DETECTOR = "ensemble"
 
 
@@ -47,10 +52,10 @@ def coerce_params(name: str, raw: dict[str, str]) -> dict[str, Any]:
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
-    if name not in DETECTORS:
+    if name not in DETECTOR_CLASSES:
         raise DetectorParamError(f"unknown detector {name!r}; choose one of: {', '.join(DETECTORS)}")
     try:
-        det: Detector = DETECTORS[name](**params)
+        det: Detector = DETECTOR_CLASSES[name](**params)
     except (TypeError, ValueError) as exc:
         raise DetectorParamError(f"detector {name!r}: {exc}") from exc
     return det
@@ -66,5 +71,5 @@ def detector_from_bytes(raw: bytes) -> Detector:
     return det
 
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detector", "DetectorParamError", "coerce_params",
-           "detector_from_bytes", "make_detector"]
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "DETECTOR_CLASSES", "ENSEMBLE_MEMBERS", "Detector",
+           "DetectorParamError", "coerce_params", "detector_from_bytes", "make_detector"]

@@ -49,7 +49,7 @@ class PromQLError(CoreError):
 RANGE_FUNCTIONS = {
     "rate", "irate", "increase", "delta", "deriv", "predict_linear",
     "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
-    "last_over_time", "quantile_over_time", "absent_over_time",
+    "last_over_time", "quantile_over_time", "absent_over_time", "changes", "resets",
 }  # fmt: skip
 INSTANT_FUNCTIONS = {
     "absent", "abs", "clamp_min", "clamp_max", "round", "time", "vector", "scalar", "histogram_quantile",
@@ -337,6 +337,8 @@ class _Evaluation:
             values = packed.lens.astype(np.float64)
         elif name == "last_over_time":
             values = packed.last()[1]
+        elif name in ("changes", "resets"):
+            values = kernels.value_changes(packed, resets=name == "resets")
         elif name == "quantile_over_time":
             q = self.scalar(args[0])
             values = np.array([kernels.quantile(q, packed.values[i, : packed.lens[i]].tolist())

@@ -178,6 +178,17 @@ def extreme_over_time(p: Packed, largest: bool) -> np.ndarray:
     return best
 
 
+def value_changes(p: Packed, resets: bool) -> np.ndarray:
+    """changes(): how often the value differs from the previous point (two NaNs are equal);
+    resets(): how often it decreases (a counter reset). funcChanges / funcResets of functions.go."""
+    out = np.zeros(len(p.lens))
+    for j in range(1, p.values.shape[1]):
+        prev, cur = p.values[:, j - 1], p.values[:, j]
+        hit = cur < prev if resets else (cur != prev) & ~(np.isnan(cur) & np.isnan(prev))
+        out += p.valid(j) & hit
+    return out
+
+
 def quantile(q: float, values: list[float]) -> float:
     """promql/quantile.go quantile: interpolation between closest ranks, NaNs sorted first."""
     if not values or math.isnan(q):

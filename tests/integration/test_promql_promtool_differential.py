@@ -78,6 +78,7 @@ def _scenario(seed: int) -> tuple[int, list[tuple[str, str]], list[str], list[in
         f"histogram_quantile({q}, rate(h_bucket[{rng}]))", 'scalar(g{job="a",inst="1"}) * g',
         "vector(time()) - g", "-g", f"sum(rate(c_total[{rng}])) by (job)", 'g{inst!="1"}',
         'g{job=~"a|b", inst!~"2"}', f"avg_over_time(g[{rng}] offset 1m)", f"rate(c_total[{rng}] offset 3m)",
+        f"changes(g[{rng}])", f"resets(c_total[{rng}])", f"changes(c_total[{rng}])",
     ]  # fmt: skip
     times = sorted(rnd.sample(range(0, n * interval + 400, 7), 3))
     return interval, series, exprs, times

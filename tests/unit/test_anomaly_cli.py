@@ -74,7 +74,7 @@ def test_unknown_param_is_a_clear_error() -> None:
 def test_help_lists_every_detector_its_params_and_an_example() -> None:
     res = subprocess.run([sys.executable, "-m", "watchkeeper", "detect", "--help"], capture_output=True,
                          text=True, env=ENV, cwd=ROOT, timeout=60)
-    for name in ("ensemble", "robust", "seasonal", "levelshift", "flatline", "zscore", "window=288", "example:"):
+    for name in ("ensemble", "robust", "seasonal", "levelshift", "zscore", "window=288", "example:"):
         assert name in res.stdout
 
 

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.detectors import DETECTORS, DetectorParamError, coerce_params, detector_from_bytes, make_detector
+from core.detectors import (
+    DETECTOR_CLASSES,
+    DETECTORS,
+    DetectorParamError,
+    coerce_params,
+    detector_from_bytes,
+    make_detector,
+)
 from core.detectors.state_codec import StateDecodeError
 
 FIVE_MIN = 300.0
@@ -23,7 +30,7 @@ def series(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return ts, x
 
 
-@pytest.mark.parametrize("name", list(DETECTORS))
+@pytest.mark.parametrize("name", list(DETECTOR_CLASSES))
 def test_score_of_t_ignores_rows_after_t(name: str) -> None:
     ts, x = series()
     t = 1700
@@ -35,7 +42,7 @@ def test_score_of_t_ignores_rows_after_t(name: str) -> None:
     assert not np.array_equal(a[t + 1 :], b[t + 1 :])
 
 
-@pytest.mark.parametrize("name", list(DETECTORS))
+@pytest.mark.parametrize("name", list(DETECTOR_CLASSES))
 def test_scores_do_not_depend_on_how_the_stream_is_cut(name: str) -> None:
     ts, x = series()
     whole = make_detector(name).score_batch(ts, x)
@@ -45,12 +52,12 @@ def test_scores_do_not_depend_on_how_the_stream_is_cut(name: str) -> None:
     np.testing.assert_allclose(np.concatenate(parts), whole, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", list(DETECTORS))
+@pytest.mark.parametrize("name", list(DETECTOR_CLASSES))
 def test_state_round_trips_through_bytes(name: str) -> None:
     ts, x = series()
-    whole = make_detector(name, **({"window": 100} if "window" in DETECTORS[name].PARAMS else {}))
+    whole = make_detector(name, **({"window": 100} if "window" in DETECTOR_CLASSES[name].PARAMS else {}))
     expected = whole.score_batch(ts, x)
-    first = make_detector(name, **({"window": 100} if "window" in DETECTORS[name].PARAMS else {}))
+    first = make_detector(name, **({"window": 100} if "window" in DETECTOR_CLASSES[name].PARAMS else {}))
     head = first.score_batch(ts[:1234], x[:1234])
     raw = first.to_bytes()
     restored = detector_from_bytes(raw)
@@ -60,7 +67,7 @@ def test_state_round_trips_through_bytes(name: str) -> None:
     assert len(raw) < 64 * 1024  # bounded state: a few KiB per series
 
 
-@pytest.mark.parametrize("name", list(DETECTORS))
+@pytest.mark.parametrize("name", list(DETECTOR_CLASSES))
 def test_state_size_does_not_grow_with_the_series(name: str) -> None:
     ts, x = series(6000)
     det = make_detector(name)
@@ -70,7 +77,7 @@ def test_state_size_does_not_grow_with_the_series(name: str) -> None:
     assert abs(len(det.to_bytes()) - size) <= 32  # only the digits of a few scalars may change
 
 
-@pytest.mark.parametrize("name", list(DETECTORS))
+@pytest.mark.parametrize("name", list(DETECTOR_CLASSES))
 def test_scores_are_in_unit_interval_and_a_big_spike_scores_high(name: str) -> None:
     ts, x = series(4000)
     x[3500] += 200
@@ -91,6 +98,12 @@ def test_unknown_detector_and_param_are_named() -> None:
     with pytest.raises(DetectorParamError, match="has no parameter 'windw'"):
         coerce_params("robust", {"windw": "3"})
     assert coerce_params("robust", {"window": "100"}) == {"window": 100}
+
+
+def test_the_flat_line_member_is_not_offered_alone() -> None:
+    assert "flatline" not in DETECTORS  # ensemble member only: alone it scores below the z-score baseline
+    with pytest.raises(DetectorParamError, match="unknown detector 'flatline'"):
+        coerce_params("flatline", {})
 
 
 def test_flatline_flags_a_stuck_sensor_and_forgets_after_adapt() -> None:

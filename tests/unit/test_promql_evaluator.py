@@ -83,6 +83,13 @@ def test_over_time_functions() -> None:
     assert _vec(evaluate("count_over_time(m[5m])", at, store)) == {(): 6.0}
     assert _vec(evaluate("last_over_time(m[5m])", at, store)) == {(("__name__", "m"),): 9.0}
     assert _vec(evaluate("quantile_over_time(0.5, m[5m])", at, store)) == {(): 3.5}
+    assert _vec(evaluate("changes(m[5m])", at, store)) == {(): 5.0}
+    assert _vec(evaluate("resets(m[5m])", at, store)) == {(): 2.0}
+
+
+def test_changes_is_zero_on_a_stuck_series() -> None:
+    store = _store({("m", ()): [7, 7, 7, 7, 7, 7]})
+    assert _vec(evaluate("changes(m[5m]) == 0", 300.0, store)) == {(): 0.0}
 
 
 def test_absent_labels_come_from_equality_matchers() -> None:
