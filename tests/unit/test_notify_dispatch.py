@@ -178,3 +178,21 @@ def test_config_errors_name_file_line_and_field(text: str, where: str, what: str
     with pytest.raises(SourceError) as err:
         load_notify_config(text, "am.yml")
     assert str(err.value).startswith("am.yml" + where) and what in str(err.value)
+
+
+def test_transitions_sent_again_after_a_crash_notify_nothing_new() -> None:
+    """An agent that crashes between emitting alert events and checkpointing re-emits them on restart;
+    the notification log absorbs them, as Alertmanager's dedup stage does."""
+    s = Sink()
+    s.add(alert("A", t=0, instance="1"), 0)
+    s.run_until(30)
+    assert len(s.sent) == 1
+    s.add(alert("A", t=0, instance="1"), 60)  # the same firing transition, again
+    s.run_until(30 + 3600, step=30)
+    assert len(s.sent) == 1  # unchanged firing set: nothing until repeat_interval
+    s.add(alert("A", "resolved", t=3700, instance="1"), 3700)
+    s.run_until(3700 + 600, step=30)
+    assert [x[2] for x in s.sent] == ["firing", "resolved"]
+    s.add(alert("A", "resolved", t=3700, instance="1"), 4400)  # the resolution, again
+    s.run_until(4400 + 4 * 3600, step=60)
+    assert [x[2] for x in s.sent] == ["firing", "resolved"]
