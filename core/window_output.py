@@ -96,26 +96,29 @@ def aggregate_messages(closed: ClosedWindows, registry: SeriesRegistry) -> list[
                        closed.increase, *closed.quantiles.values()])
     finite = np.isfinite(floats).all(axis=0)
     # orjson formats every number of a column in one call; splitting its output gives one text each.
-    float_texts = [_texts(row) for row in np.nan_to_num(floats)]
+    total, vmin, vmax, last, inc, *qcols = [_texts(row) for row in np.nan_to_num(floats[2:])]
+    # A batch closes windows of a few starts only: their "start"/"end" text is made once per start.
+    starts, first, which = np.unique(closed.start, return_index=True, return_inverse=True)
+    spans = [b'"start":%s,"end":%s,' % pair for pair in zip(
+        _texts(np.nan_to_num(starts)), _texts(np.nan_to_num(closed.end[first])), strict=True)]
     pos_from, pos_to = offsets[:-1] + n_neg + n_zero_bins, offsets[1:]
     pos_keys, pos_counts = _runs(keys, pos_from, pos_to), _runs(counts, pos_from, pos_to)
-    if neg.any():
+    if neg.any() or zero.any():
         neg_from, neg_to = offsets[:-1], offsets[:-1] + n_neg
-        neg_keys, neg_counts = _runs(keys, neg_from, neg_to), _runs(counts, neg_from, neg_to)
-    else:  # the common case: no negative values
-        neg_keys = neg_counts = [b""] * n
+        tails = list(map(b'"neg_keys":[%s],"neg_counts":[%s],"zero":%s}}'.__mod__, zip(
+            _runs(keys, neg_from, neg_to), _runs(counts, neg_from, neg_to), _texts(zero_count), strict=True)))
+    else:  # the common case: no negative values, no zeros
+        tails = [b'"neg_keys":[],"neg_counts":[],"zero":0}}'] * n
     series_l = closed.series.tolist()
     prefix, id_bytes = registry.json_prefix, registry.id_bytes
     template = "".join((
-        '%s"start":%s,"end":%s,"count":%s,"sum":%s,"min":%s,"max":%s,"last":%s,"increase":%s',
+        '%s%s"count":%s,"sum":%s,"min":%s,"max":%s,"last":%s,"increase":%s',
         *(f',"p{round(q * 100)}":%s' for q in closed.quantiles),
-        f',"sketch":{{"relative_accuracy":{RELATIVE_ACCURACY!r},"keys":[%s],"counts":[%s],"neg_keys":[%s],'
-        '"neg_counts":[%s],"zero":%s}}',
+        f',"sketch":{{"relative_accuracy":{RELATIVE_ACCURACY!r},"keys":[%s],"counts":[%s],%s',
     )).encode()
-    start, end, total, vmin, vmax, last, inc, *qcols = float_texts
     texts = map(template.__mod__, zip(
-        [prefix[s] for s in series_l], start, end, _texts(closed.count), total, vmin, vmax, last, inc, *qcols,
-        pos_keys, pos_counts, neg_keys, neg_counts, _texts(zero_count), strict=True))
+        [prefix[s] for s in series_l], [spans[i] for i in which.tolist()], _texts(closed.count), total,
+        vmin, vmax, last, inc, *qcols, pos_keys, pos_counts, tails, strict=True))
     out = list(zip([id_bytes[s] for s in series_l], texts, strict=True))
     if not finite.all():
         dict_path = np.flatnonzero(~finite)

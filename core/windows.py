@@ -325,7 +325,7 @@ class WindowEngine:
     # -- internals ---------------------------------------------------------------------------------
 
     def _apply(self, cols: SampleColumns, k: np.ndarray) -> None:
-        order = np.lexsort((cols.ts, cols.series))
+        order = _series_time_order(cols.series, cols.ts)
         sidx, ts, v, counter, k = cols.series[order], cols.ts[order], cols.values[order], cols.counter[order], k[order]
         n = len(ts)
         inc = self._counter_increase(sidx, ts, v, counter)
@@ -471,6 +471,17 @@ class WindowEngine:
         self._used[slots] = False
         self._free.extend(slots.tolist())
         return result
+
+
+def _series_time_order(series: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """`np.lexsort((ts, series))`: samples by series, then time, ties in arrival order. Producers send
+    each series' points in time order, so a stable sort by series alone (timsort over the runs of each
+    message, ~4x cheaper than lexsort) usually gives it already; checked, else lexsort."""
+    order = np.argsort(series, kind="stable")
+    s, t = series[order], ts[order]
+    if ((t[1:] < t[:-1]) & (s[1:] == s[:-1])).any():
+        return np.lexsort((ts, series))
+    return order
 
 
 def _sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
