@@ -460,7 +460,7 @@ class WindowEngine:
             max=vmax,
             last=self._last[slots].copy(),
             increase=self._inc[slots].copy(),
-            quantiles={q: np.clip(_quantile(q, offsets, codes, counts), vmin, vmax) for q in self.quantiles},
+            quantiles=_quantiles(self.quantiles, offsets, codes, counts, vmin, vmax),
             bin_offsets=offsets,
             bin_codes=codes,
             bin_counts=counts,
@@ -506,12 +506,16 @@ def code_values(codes: np.ndarray) -> np.ndarray:
     return np.where(zero, 0.0, np.where(neg, -mag, mag))
 
 
-def _quantile(q: float, offsets: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """DDSketch's quantile rule for every window at once: the bin holding rank q * (n - 1)."""
+def _quantiles(qs: tuple[float, ...], offsets: np.ndarray, codes: np.ndarray, counts: np.ndarray,
+               vmin: np.ndarray, vmax: np.ndarray) -> dict[float, np.ndarray]:
+    """DDSketch's quantile rule for every window at once: the bin holding rank q * (n - 1), clipped to
+    the window's exact min and max. The cumulative counts are shared by every q."""
     cum = np.cumsum(counts)
     base = np.concatenate([[0], cum])[offsets[:-1]]
     totals = cum[offsets[1:] - 1] - base
-    target = base + q * (totals - 1)
-    idx = np.searchsorted(cum, target, side="right")
-    idx = np.minimum(idx, offsets[1:] - 1)
-    return code_values(codes[idx])
+    last = offsets[1:] - 1
+    out = {}
+    for q in qs:
+        idx = np.minimum(np.searchsorted(cum, base + q * (totals - 1), side="right"), last)
+        out[q] = np.clip(code_values(codes[idx]), vmin, vmax)
+    return out
