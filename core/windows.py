@@ -447,7 +447,7 @@ class WindowEngine:
         rank[slots] = np.arange(len(slots))
         codes = keys & _CODE_MASK
         composite = (rank[keys >> CODE_BITS] << _ORDER_BITS) | _value_order(codes)
-        order = np.argsort(composite)
+        order = np.argsort(composite, kind="stable")  # runs of bins already in order: timsort
         composite, codes, counts = composite[order], codes[order], counts[order]
         first = np.empty(len(composite), dtype=bool)
         first[:1] = True
