@@ -145,7 +145,12 @@ def _known_blocks(series: list[Any], spelled: dict[tuple[object, ...], int]) -> 
     if lengths != list(map(len, values)):
         return None
     if len(set(lengths)) == 1:  # equal lengths (one scrape or push interval per batch): one 2-D array each
-        ts_arr, values_arr = _floats_2d(ts), _floats_2d(values)
+        values_arr = _floats_2d(values)
+        if ts.count(ts[0]) == len(ts):  # and usually the same times: one column, repeated
+            first = _floats(ts[0])
+            ts_arr = None if first is None else np.tile(first, len(ts))
+        else:
+            ts_arr = _floats_2d(ts)
     else:
         ts_arr, values_arr = _floats(list(chain.from_iterable(ts))), _floats(list(chain.from_iterable(values)))
     if ts_arr is None or values_arr is None:

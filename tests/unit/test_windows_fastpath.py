@@ -169,6 +169,8 @@ def _spelled_batch(ts: list[list[object]], values: list[list[object]]) -> dict[s
     ([[1.0, 2.0], [1.0, 2], [3, 4]], [[1.5, 2.0], [3, 4], [5, 6.25]]),  # equal lengths: one 2-D array
     ([[1.0], [1.0, 2.0, 3.0], []], [[1], [3.0, 4.0, 5.0], []]),  # ragged
     ([[], [], []], [[], [], []]),
+    ([[1.0, 2], [1, 2.0], [1.0, 2.0]], [[1.0, 2.0], [3, 4], [5, 6.25]]),  # the same times: one column
+    ([[5.0], [5.0], [5.0]], [[1.0], [2.0], [3.0]]),
 ])
 def test_known_blocks_decode_like_the_contract(ts: list[list[object]], values: list[list[object]]) -> None:
     """The second message of known, fully spelled blocks takes the column-wise shortcut; same columns."""
