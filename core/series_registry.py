@@ -20,7 +20,7 @@ class SeriesRegistry:
         self.kinds: list[str] = []
         self.id_hex: list[str] = []
         self.id_bytes: list[bytes] = []  # Kafka key of each series' aggregates
-        self.json_prefix: list[str] = []  # '{"v":1,"series_id":...,"kind":...,' of its WindowAggregate
+        self.json_prefix: list[bytes] = []  # b'{"v":1,"series_id":...,"kind":...,' of its WindowAggregate
         self._ids = np.zeros(1024, dtype=np.uint64)
         # Wire spellings already validated: a SampleBatch's common labels -> (name, kind, own labels) of a
         # block -> its index. The decoder's shortcut past merging, sorting and re-checking labels per block.
@@ -50,7 +50,7 @@ class SeriesRegistry:
         self.id_hex.append(format_series_id(sid))
         self.id_bytes.append(self.id_hex[-1].encode())
         head = {"v": 1, "series_id": self.id_hex[-1], "name": name, "labels": self.labels[-1], "kind": kind}
-        self.json_prefix.append(orjson.dumps(head).decode()[:-1] + ",")
+        self.json_prefix.append(orjson.dumps(head)[:-1] + b",")
         return idx
 
     @property

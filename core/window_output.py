@@ -75,8 +75,10 @@ def aggregate_records(closed: ClosedWindows, registry: SeriesRegistry) -> list[d
 def aggregate_messages(closed: ClosedWindows, registry: SeriesRegistry) -> list[tuple[bytes, bytes]]:
     """(series id, `WindowAggregate` JSON) per window, in `closed`'s order, formatted without a dict per
     window: the series part of each record is cached in the registry, every number column is formatted
-    by orjson in one call (each window's bin lists too, as one list of lists), and one %-template per
-    window puts the pieces together. Windows with a non-finite number take the dict path.
+    by orjson in one call (each window's bin lists are slices of one text per column), and one bytes
+    %-template per window puts the pieces together. All in bytes: orjson writes bytes and Kafka wants
+    bytes, and bytes formatting is ~40 % cheaper than str formatting plus an encode per window.
+    Windows with a non-finite number take the dict path.
     Same JSON as `aggregate_records` + orjson (checked in tests)."""
     n = len(closed)
     if n == 0:
@@ -93,28 +95,31 @@ def aggregate_messages(closed: ClosedWindows, registry: SeriesRegistry) -> list[
     floats = np.stack([closed.start, closed.end, closed.sum, closed.min, closed.max, closed.last,
                        closed.increase, *closed.quantiles.values()])
     finite = np.isfinite(floats).all(axis=0)
-    # orjson formats every number of a column in one call; splitting its output gives one string each.
-    float_texts = [_texts(row) for row in np.nan_to_num(floats)]
+    # orjson formats every number of a column in one call; splitting its output gives one text each.
+    total, vmin, vmax, last, inc, *qcols = [_texts(row) for row in np.nan_to_num(floats[2:])]
+    # A batch closes windows of a few starts only: their "start"/"end" text is made once per start.
+    starts, first, which = np.unique(closed.start, return_index=True, return_inverse=True)
+    spans = [b'"start":%s,"end":%s,' % pair for pair in zip(
+        _texts(np.nan_to_num(starts)), _texts(np.nan_to_num(closed.end[first])), strict=True)]
     pos_from, pos_to = offsets[:-1] + n_neg + n_zero_bins, offsets[1:]
     pos_keys, pos_counts = _runs(keys, pos_from, pos_to), _runs(counts, pos_from, pos_to)
-    if neg.any():
+    if neg.any() or zero.any():
         neg_from, neg_to = offsets[:-1], offsets[:-1] + n_neg
-        neg_keys, neg_counts = _runs(keys, neg_from, neg_to), _runs(counts, neg_from, neg_to)
-    else:  # the common case: no negative values
-        neg_keys = neg_counts = [""] * n
+        tails = list(map(b'"neg_keys":[%s],"neg_counts":[%s],"zero":%s}}'.__mod__, zip(
+            _runs(keys, neg_from, neg_to), _runs(counts, neg_from, neg_to), _texts(zero_count), strict=True)))
+    else:  # the common case: no negative values, no zeros
+        tails = [b'"neg_keys":[],"neg_counts":[],"zero":0}}'] * n
     series_l = closed.series.tolist()
     prefix, id_bytes = registry.json_prefix, registry.id_bytes
     template = "".join((
-        '%s"start":%s,"end":%s,"count":%s,"sum":%s,"min":%s,"max":%s,"last":%s,"increase":%s',
+        '%s%s"count":%s,"sum":%s,"min":%s,"max":%s,"last":%s,"increase":%s',
         *(f',"p{round(q * 100)}":%s' for q in closed.quantiles),
-        f',"sketch":{{"relative_accuracy":{RELATIVE_ACCURACY!r},"keys":[%s],"counts":[%s],"neg_keys":[%s],'
-        '"neg_counts":[%s],"zero":%s}}',
-    ))
-    start, end, total, vmin, vmax, last, inc, *qcols = float_texts
+        f',"sketch":{{"relative_accuracy":{RELATIVE_ACCURACY!r},"keys":[%s],"counts":[%s],%s',
+    )).encode()
     texts = map(template.__mod__, zip(
-        [prefix[s] for s in series_l], start, end, _texts(closed.count), total, vmin, vmax, last, inc, *qcols,
-        pos_keys, pos_counts, neg_keys, neg_counts, _texts(zero_count), strict=True))
-    out = list(zip([id_bytes[s] for s in series_l], map(str.encode, texts), strict=True))
+        [prefix[s] for s in series_l], [spans[i] for i in which.tolist()], _texts(closed.count), total,
+        vmin, vmax, last, inc, *qcols, pos_keys, pos_counts, tails, strict=True))
+    out = list(zip([id_bytes[s] for s in series_l], texts, strict=True))
     if not finite.all():
         dict_path = np.flatnonzero(~finite)
         records = aggregate_records(closed.take(dict_path), registry)
@@ -126,11 +131,11 @@ def aggregate_messages(closed: ClosedWindows, registry: SeriesRegistry) -> list[
 _POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
 
 
-def _runs(ints: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[str]:
+def _runs(ints: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[bytes]:
     """The JSON text of ints[lo[i]:hi[i]] without brackets, for each i: the whole column is formatted by
     orjson once, and each run is a slice of that text at offsets computed from the numbers' digit counts
     (no list per run)."""
-    text = orjson.dumps(ints, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    text = orjson.dumps(ints, option=orjson.OPT_SERIALIZE_NUMPY)
     width = np.searchsorted(_POW10, np.abs(ints), side="right") + 1 + (ints < 0)
     at = np.zeros(len(ints) + 1, dtype=np.int64)  # where number i starts in `text`, and one past the end
     np.cumsum(width + 1, out=at[1:])
@@ -138,8 +143,8 @@ def _runs(ints: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[str]:
     return [text[a:b] for a, b in zip(at[lo].tolist(), (at[hi] - 1).tolist(), strict=True)]
 
 
-def _texts(column: np.ndarray) -> list[str]:
+def _texts(column: np.ndarray) -> list[bytes]:
     """The JSON text of each number of a column (orjson's formatting, one call per column)."""
     if len(column) == 0:
         return []
-    return orjson.dumps(column, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1].split(",")
+    return orjson.dumps(column, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")

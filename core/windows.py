@@ -92,7 +92,10 @@ class WindowEngine:
         self.max_event_time = -np.inf
         self.closed_before = np.iinfo(np.int64).min  # windows with k below this are closed
         self.late_samples = 0
-        self._slot_of: dict[int, int] = {}
+        # Open (series, window) keys (series << 32 | window) sorted, and the slot of each: looked up and
+        # updated for a whole batch with searchsorted and masks (a dict cost ~0.5 µs per window here).
+        self._open_keys = np.zeros(0, dtype=np.int64)
+        self._open_slots = np.zeros(0, dtype=np.int64)
         self._free: list[int] = []
         self._n_slots = 0
         cap = 1024
@@ -124,7 +127,7 @@ class WindowEngine:
     @property
     def open_windows(self) -> int:
         self._apply_pending()
-        return len(self._slot_of)
+        return len(self._open_keys)
 
     def ingest(self, cols: SampleColumns) -> np.ndarray:
         """Accept a batch; return the boolean mask of its late samples (not applied).
@@ -305,8 +308,9 @@ class WindowEngine:
         eng._series[:m] = dense[arrays["series"]]
         eng._used[:m] = True
         eng._n_slots = m
-        for slot, (s, kk) in enumerate(zip(eng._series[:m].tolist(), eng._k[:m].tolist(), strict=True)):
-            eng._slot_of[(s << 32) | (kk & 0xFFFFFFFF)] = slot
+        keys = _window_keys(eng._series[:m], eng._k[:m])
+        order = np.argsort(keys, kind="stable")
+        eng._open_keys, eng._open_slots = keys[order], order.astype(np.int64)
         if len(arrays["bin_keys"]):
             eng._bin_keys, eng._bin_counts = [arrays["bin_keys"]], [arrays["bin_counts"]]
         if len(dense) > 1:
@@ -325,7 +329,7 @@ class WindowEngine:
     # -- internals ---------------------------------------------------------------------------------
 
     def _apply(self, cols: SampleColumns, k: np.ndarray) -> None:
-        order = np.lexsort((cols.ts, cols.series))
+        order = _series_time_order(cols.series, cols.ts)
         sidx, ts, v, counter, k = cols.series[order], cols.ts[order], cols.values[order], cols.counter[order], k[order]
         n = len(ts)
         inc = self._counter_increase(sidx, ts, v, counter)
@@ -381,12 +385,17 @@ class WindowEngine:
 
     def _slots_for(self, g_series: np.ndarray, g_k: np.ndarray) -> np.ndarray:
         """The slot of each (series, window), new ones allocated and zeroed in bulk."""
-        keys = ((g_series << 32) | (g_k & 0xFFFFFFFF)).tolist()
-        found = list(map(self._slot_of.get, keys))
-        if None not in found:
-            return np.asarray(found, dtype=np.int64)
-        miss = [i for i, slot in enumerate(found) if slot is None]
+        keys = _window_keys(g_series, g_k)  # unique: one group per (series, window)
+        open_keys, open_slots = self._open_keys, self._open_slots
+        pos = np.minimum(np.searchsorted(open_keys, keys), max(len(open_keys) - 1, 0))
+        found = np.full(len(keys), -1, dtype=np.int64)
+        if len(open_keys):
+            hit = open_keys[pos] == keys
+            found[hit] = open_slots[pos[hit]]
+        miss = np.flatnonzero(found < 0)
         m = len(miss)
+        if m == 0:
+            return found
         reuse = min(m, len(self._free))
         fresh = m - reuse
         while self._n_slots + fresh > len(self._k):
@@ -395,16 +404,15 @@ class WindowEngine:
                               np.arange(self._n_slots, self._n_slots + fresh, dtype=np.int64)])
         del self._free[len(self._free) - reuse:]
         self._n_slots += fresh
-        new_l = new.tolist()
-        for i, slot in zip(miss, new_l, strict=True):
-            found[i] = slot
-        self._slot_of.update(zip([keys[i] for i in miss], new_l, strict=True))
-        idx = np.asarray(miss, dtype=np.int64)
+        found[miss] = new
+        all_keys = np.concatenate([open_keys, keys[miss]])
+        order = np.argsort(all_keys, kind="stable")
+        self._open_keys, self._open_slots = all_keys[order], np.concatenate([open_slots, new])[order]
         self._used[new] = True
-        self._series[new], self._k[new] = g_series[idx], g_k[idx]
+        self._series[new], self._k[new] = g_series[miss], g_k[miss]
         self._count[new] = 0
         self._sum[new] = self._inc[new] = 0.0
-        return np.asarray(found, dtype=np.int64)
+        return found
 
     def _grow_slots(self) -> None:
         for name in ("_k", "_series", "_used", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc"):
@@ -439,7 +447,7 @@ class WindowEngine:
         rank[slots] = np.arange(len(slots))
         codes = keys & _CODE_MASK
         composite = (rank[keys >> CODE_BITS] << _ORDER_BITS) | _value_order(codes)
-        order = np.argsort(composite)
+        order = np.argsort(composite, kind="stable")  # runs of bins already in order: timsort
         composite, codes, counts = composite[order], codes[order], counts[order]
         first = np.empty(len(composite), dtype=bool)
         first[:1] = True
@@ -460,17 +468,32 @@ class WindowEngine:
             max=vmax,
             last=self._last[slots].copy(),
             increase=self._inc[slots].copy(),
-            quantiles={q: np.clip(_quantile(q, offsets, codes, counts), vmin, vmax) for q in self.quantiles},
+            quantiles=_quantiles(self.quantiles, offsets, codes, counts, vmin, vmax),
             bin_offsets=offsets,
             bin_codes=codes,
             bin_counts=counts,
         )
-        pop = self._slot_of.pop
-        for key in ((self._series[slots] << 32) | (self._k[slots] & 0xFFFFFFFF)).tolist():
-            pop(key)
+        keep = ~closing[self._open_slots]
+        self._open_keys, self._open_slots = self._open_keys[keep], self._open_slots[keep]
         self._used[slots] = False
         self._free.extend(slots.tolist())
         return result
+
+
+def _series_time_order(series: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """`np.lexsort((ts, series))`: samples by series, then time, ties in arrival order. Producers send
+    each series' points in time order, so a stable sort by series alone (timsort over the runs of each
+    message, ~4x cheaper than lexsort) usually gives it already; checked, else lexsort."""
+    order = np.argsort(series, kind="stable")
+    s, t = series[order], ts[order]
+    if ((t[1:] < t[:-1]) & (s[1:] == s[:-1])).any():
+        return np.lexsort((ts, series))
+    return order
+
+
+def _window_keys(series: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """One int64 per (series, window): series << 32 | the window number's low 32 bits."""
+    return (series << 32) | (k & 0xFFFFFFFF)
 
 
 def _sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -495,12 +518,16 @@ def code_values(codes: np.ndarray) -> np.ndarray:
     return np.where(zero, 0.0, np.where(neg, -mag, mag))
 
 
-def _quantile(q: float, offsets: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """DDSketch's quantile rule for every window at once: the bin holding rank q * (n - 1)."""
+def _quantiles(qs: tuple[float, ...], offsets: np.ndarray, codes: np.ndarray, counts: np.ndarray,
+               vmin: np.ndarray, vmax: np.ndarray) -> dict[float, np.ndarray]:
+    """DDSketch's quantile rule for every window at once: the bin holding rank q * (n - 1), clipped to
+    the window's exact min and max. The cumulative counts are shared by every q."""
     cum = np.cumsum(counts)
     base = np.concatenate([[0], cum])[offsets[:-1]]
     totals = cum[offsets[1:] - 1] - base
-    target = base + q * (totals - 1)
-    idx = np.searchsorted(cum, target, side="right")
-    idx = np.minimum(idx, offsets[1:] - 1)
-    return code_values(codes[idx])
+    last = offsets[1:] - 1
+    out = {}
+    for q in qs:
+        idx = np.minimum(np.searchsorted(cum, base + q * (totals - 1), side="right"), last)
+        out[q] = np.clip(code_values(codes[idx]), vmin, vmax)
+    return out

@@ -98,6 +98,9 @@ def run_worker(name: str, cfg: Config, tmp: Path, total_samples: int, expected: 
     hi = next(ln for ln in lines if ln[1] >= 0.9 * total_samples)
     steady = (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else float("nan")
     result = Result(name, total_samples, max(end, done[0]) - t0, steady, done[2] - cpu0, int(lines[-1][3]))
+    in_step = done[4] - lines[first][4]
+    print(f"  {name}: CPU {1e6 * result.cpu / total_samples:.2f} µs/sample, of which "
+          f"{1e6 * in_step / total_samples:.2f} in the window step (decode, windows, formatting)", flush=True)
     result.agg_values = [r.value for r in aggs]  # type: ignore[attr-defined]
     return result
 

@@ -154,4 +154,78 @@ def test_runs_of_a_formatted_int_column_equal_joining_each_run() -> None:
     x[::11] = np.iinfo(np.int64).max // 3
     lo = np.sort(rng.integers(0, 5000, 300))
     hi = np.minimum(lo + rng.integers(0, 20, 300), 5000)
-    assert _runs(x, lo, hi) == [",".join(str(v) for v in x[a:b].tolist()) for a, b in zip(lo, hi, strict=True)]
+    assert _runs(x, lo, hi) == [",".join(str(v) for v in x[a:b].tolist()).encode()
+                                for a, b in zip(lo, hi, strict=True)]
+
+
+def _spelled_batch(ts: list[list[object]], values: list[list[object]]) -> dict[str, object]:
+    """A batch whose blocks spell all five fields (as `SeriesBlock.model_dump` writes them)."""
+    return {"v": 1, "source": "h", "labels": {"host": "h"}, "series": [
+        {"name": "m_total" if i % 2 else "m", "labels": {"i": str(i)}, "kind": "counter" if i % 2 else "gauge",
+         "ts": t, "values": v} for i, (t, v) in enumerate(zip(ts, values, strict=True))]}
+
+
+@pytest.mark.parametrize(("ts", "values"), [
+    ([[1.0, 2.0], [1.0, 2], [3, 4]], [[1.5, 2.0], [3, 4], [5, 6.25]]),  # equal lengths: one 2-D array
+    ([[1.0], [1.0, 2.0, 3.0], []], [[1], [3.0, 4.0, 5.0], []]),  # ragged
+    ([[], [], []], [[], [], []]),
+    ([[1.0, 2], [1, 2.0], [1.0, 2.0]], [[1.0, 2.0], [3, 4], [5, 6.25]]),  # the same times: one column
+    ([[5.0], [5.0], [5.0]], [[1.0], [2.0], [3.0]]),
+])
+def test_known_blocks_decode_like_the_contract(ts: list[list[object]], values: list[list[object]]) -> None:
+    """The second message of known, fully spelled blocks takes the column-wise shortcut; same columns."""
+    fast_reg, slow_reg = SeriesRegistry(), SeriesRegistry()
+    decode_columns(orjson.dumps(_spelled_batch([[1.0]] * 3, [[1.0]] * 3)), fast_reg)  # registers the spellings
+    raw = orjson.dumps(_spelled_batch(ts, values))
+    fast, slow = decode_columns(raw, fast_reg), columns_of(decode_sample_message(raw), slow_reg)
+    for name in ("series", "ts", "values", "counter"):
+        assert getattr(fast, name).tolist() == getattr(slow, name).tolist()
+        assert getattr(fast, name).dtype == getattr(slow, name).dtype
+
+
+@pytest.mark.parametrize(("ts", "values", "reason"), [
+    ([[1.0], [2.0], [3.0]], [[1.0], ["a"], [2.0]], "series.1.values.0"),
+    ([[1.0], [2.0], [3.0]], [[1.0], [None], [2.0]], "series.1.values.0"),
+    ([[1.0], 2.0, [3.0]], [[1.0], [2.0], [2.0]], "series.1.ts"),
+    ([[1.0], [2.0], [3.0]], [[1.0], [2.0, 3.0], [2.0]], "ts has 1 points but values has 2"),
+    ([[1.0], [[2.0]], [3.0]], [[1.0], [2.0], [2.0]], "series.1.ts.0"),
+])
+def test_known_blocks_with_bad_points_get_the_contract_reason(ts: list[object], values: list[object],
+                                                              reason: str) -> None:
+    reg = SeriesRegistry()
+    decode_columns(orjson.dumps(_spelled_batch([[1.0]] * 3, [[1.0]] * 3)), reg)
+    raw = orjson.dumps(_spelled_batch(ts, values))  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match=reason):
+        decode_columns(raw, reg)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_series_time_order_is_lexsort(shuffle: bool) -> None:
+    """The cheap stable sort by series gives lexsort's order for in-order input, and falls back when not."""
+    from core.windows import _series_time_order
+
+    rng = np.random.default_rng(2)
+    series = np.tile(np.repeat(np.arange(30), 4), 5)
+    ts = np.repeat(np.arange(5.0), 120) + np.tile(np.repeat([0.0, 0.0, 1.0, 2.0], 1), 150) * 0.1  # ties
+    if shuffle:
+        perm = rng.permutation(len(ts))
+        series, ts = series[perm], ts[perm]
+    assert _series_time_order(series, ts).tolist() == np.lexsort((ts, series)).tolist()
+
+
+def test_preformatted_aggregates_of_positive_values_equal_the_records() -> None:
+    """The common case (no negative values, no zeros: one constant sketch tail) formats like the records."""
+    from core.sample_columns import SampleColumns
+
+    rng = np.random.default_rng(4)
+    reg = SeriesRegistry()
+    idx = np.asarray([reg.index_of("m", {"s": str(i)}) for i in range(10)])
+    eng = WindowEngine(reg)
+    series = rng.choice(idx, 500)
+    eng.ingest(SampleColumns(series, rng.uniform(0, 50, 500), rng.lognormal(2, 1, 500), np.zeros(500, dtype=bool)))
+    closed = eng.flush()
+    messages, records = aggregate_messages(closed, reg), aggregate_records(closed, reg)
+    assert len(messages) == len(records) == 50
+    for (key, value), rec in zip(messages, records, strict=True):
+        assert key == rec["series_id"].encode() and orjson.loads(value) == orjson.loads(orjson.dumps(rec))
+        WindowAggregate.model_validate_json(value)
