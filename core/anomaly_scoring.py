@@ -134,33 +134,46 @@ class AnomalyScorer:
             if not (t > st.last_ts and math.isfinite(t) and math.isfinite(v)):
                 out.skipped = 1
                 return out
-        else:
-            keep = np.isfinite(ts) & np.isfinite(values)
-            if len(ts):
-                # Strictly after the newest point so far, and after every earlier point of this batch.
-                prev = np.maximum.accumulate(np.concatenate(([st.last_ts], np.where(keep, ts, -math.inf))))[:-1]
-                keep &= ts > prev
-            out.skipped = int(len(ts) - keep.sum())
-            if out.skipped:
-                ts, values = ts[keep], values[keep]
-            if not len(ts):
-                return out
+            score = st.detector.score_one(t, v)
+            st.last_ts = t
+            st.scored += 1
+            out.scored = 1
+            self.dirty.add(key)
+            if score >= rule.threshold or _open(st.alerts):
+                out.events += self._evaluate(rule, st, labels, [t], [score])
+            return out
+        keep = np.isfinite(ts) & np.isfinite(values)
+        if len(ts):
+            # Strictly after the newest point so far, and after every earlier point of this batch.
+            prev = np.maximum.accumulate(np.concatenate(([st.last_ts], np.where(keep, ts, -math.inf))))[:-1]
+            keep &= ts > prev
+        out.skipped = int(len(ts) - keep.sum())
+        if out.skipped:
+            ts, values = ts[keep], values[keep]
+        if not len(ts):
+            return out
         scores = st.detector.score_batch(ts, values)
         st.last_ts = float(ts[-1])
         st.scored += len(ts)
         out.scored = len(ts)
         self.dirty.add(key)
-        hot = scores >= rule.threshold
-        if not hot.any() and not _open(st.alerts):
-            return out
-        base = {k: v for k, v in labels.items() if k != "__name__"}
-        for i in range(len(ts)):
-            if not hot[i] and not _open(st.alerts):
-                continue
-            now, score = float(ts[i]), float(scores[i])
-            results = [(_alert_labels(rule, base, score), score)] if hot[i] else []
-            out.events += st.alerts.evaluate(now, results, _annotator(rule))
+        if (scores >= rule.threshold).any() or _open(st.alerts):
+            out.events += self._evaluate(rule, st, labels, ts.tolist(), scores.tolist())
         return out
+
+    @staticmethod
+    def _evaluate(rule: AnomalyRule, st: SeriesAnomaly, labels: Mapping[str, str], ts: list[float],
+                  scores: list[float]) -> list[AlertEvent]:
+        """The alert state machine at each point that can change it (hot, or while an alert is open)."""
+        events: list[AlertEvent] = []
+        base = {k: v for k, v in labels.items() if k != "__name__"}
+        for now, score in zip(ts, scores, strict=True):
+            hot = score >= rule.threshold
+            if not hot and not _open(st.alerts):
+                continue
+            results = [(_alert_labels(rule, base, score), score)] if hot else []
+            events += st.alerts.evaluate(now, results, _annotator(rule))
+        return events
 
 
 def _rule_state(rule: AnomalyRule) -> AlertRuleState:
@@ -184,8 +197,6 @@ def _annotator(rule: AnomalyRule) -> Callable[[Mapping[str, str], float], dict[s
         return {k: expand(t, data) for k, t in rule.annotations.items()}
 
     return annotate
-
-
 
 
 def _alert_json(a: Alert) -> dict[str, object]:

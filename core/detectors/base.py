@@ -10,10 +10,18 @@ Contract (tested for every detector):
 Detectors that adapt their model do it at fixed block boundaries of the point count (every ``block``
 points): inside a block the model is frozen, so a whole block is scored with numpy at once, yet the
 result never depends on where a caller's batches begin or end.
+
+One point at a time (a live worker: one window per series per batch) has its own path, `score_one` /
+`p_one`: a numpy call costs ~1 us whatever its size, so the dozens of them a batch call makes would
+cost ~0.4 ms per point. Inside a block, the frozen model is cached as Python floats and lists and a
+point is scored with plain float arithmetic (the same operations, in the same order, as the batch path,
+so the same results); the numpy update runs once per block, and points waiting for it are kept in
+small Python lists, written into the state arrays before any batch call or serialisation.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -85,6 +93,13 @@ class CounterRate(Stateful):
             return take, self.probe_t[1:].copy(), self.probe_x[1:].copy()
         return take, self.probe_t.copy(), self.probe_x.copy()
 
+    def transform_one(self, x: float) -> float:
+        """`transform` of one point of a series whose kind is known."""
+        if self.mode != 1:
+            return x
+        prev, self.prev = self.prev, x
+        return x - prev if x >= prev else x
+
     def transform(self, x: np.ndarray) -> np.ndarray:
         if self.mode != 1 or not len(x):
             return x
@@ -122,12 +137,18 @@ class Detector(Stateful, ABC):
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Tail probability of each point under this series' own running null (small = rare)."""
 
+    def p_one(self, ts: float, value: float) -> float:
+        """`p_batch` of one point. Detectors override it with a scalar path (see the module docstring)."""
+        return float(self.p_batch(np.array([ts]), np.array([value]))[0])
+
     def score_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Anomaly scores in [0, 1]: a score >= 1 - a means "rarer than a fraction a of normal points"."""
         ts = np.asarray(ts, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64)
         if ts.shape != values.shape or ts.ndim != 1:
             raise ValueError("ts and values must be 1-D arrays of the same length")
+        if len(values) == 1:
+            return np.array([self.score_one(float(ts[0]), float(values[0]))])
         if not np.isfinite(values).all() or not np.isfinite(ts).all():
             raise ValueError("ts and values must be finite; drop or report bad points before scoring")
         if len(values) == 0:
@@ -142,9 +163,23 @@ class Detector(Stateful, ABC):
             p[take:] = self.p_batch(ts[take:], self.counter.transform(values[take:]))
         return 1.0 - p
 
+    def score_one(self, ts: float, value: float) -> float:
+        """The score of one point, as `score_batch` would give it, without arrays (the live path)."""
+        if not (math.isfinite(ts) and math.isfinite(value)):
+            raise ValueError("ts and values must be finite; drop or report bad points before scoring")
+        if not self.counter_aware:
+            return 1.0 - self.p_one(ts, value)
+        counter = self.counter
+        if counter.mode < 0:  # a probed point (scored 0); the last one decides the series' kind
+            _, probe_t, probe_x = counter.probe(np.array([ts]), np.array([value]))
+            if len(probe_x):
+                self.p_batch(probe_t, counter.transform(probe_x))
+            return 0.0
+        return 1.0 - self.p_one(ts, counter.transform_one(value))
+
     def score(self, ts: float, value: float) -> float:
-        """One point; prefer `score_batch` on hot paths."""
-        return float(self.score_batch(np.array([ts]), np.array([value]))[0])
+        """One point (same as `score_one`)."""
+        return self.score_one(ts, value)
 
     def to_bytes(self) -> bytes:
         return pack_state({"detector": self.name, "params": self.params}, self.state_fields())

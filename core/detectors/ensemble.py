@@ -23,6 +23,7 @@ counters (flat-line).
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -71,3 +72,15 @@ class EnsembleDetector(Detector):
         self.n += len(p)
         p = np.where(learning, 1.0, p)
         return np.minimum(p, self.calibrator.p_batch(np.where(learning, np.nan, -np.log(p))))
+
+    def p_one(self, ts: float, value: float) -> float:
+        p_robust = self.robust.p_one(ts, value)
+        p_seasonal = self.seasonal.p_one(ts, value)
+        p = min(p_robust / W_R_SEASONAL, p_seasonal / W_SEASONAL) if self.seasonal.active_one else p_robust / W_ROBUST
+        p = min(p, self.levelshift.p_one(ts, value) / W_LEVEL)
+        p = min(p, self.flatline.p_one(ts, value) / W_FLAT)
+        learning = self.n < self.learning
+        self.n += 1
+        if learning:
+            return min(1.0, self.calibrator.p_one(math.nan))
+        return min(p, self.calibrator.p_one(-math.log(p)))

@@ -48,3 +48,9 @@ class FlatlineDetector(Detector):
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.calibrator.p_batch(self.raw_batch(values))
+
+    def p_one(self, ts: float, value: float) -> float:
+        self.run = self.run + 1 if value == self.last and self.n else 0
+        self.last = value
+        self.n += 1
+        return self.calibrator.p_one(0.0 if self.run > self.adapt else float(self.run))

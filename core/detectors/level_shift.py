@@ -8,11 +8,14 @@ unclipped: the scan's shortest window, so a shift that starts with a jump is see
 64; each scale is divided by its own typical |sum| on this series (residuals of a wandering sensor are
 autocorrelated and their long sums routinely large), and the statistic is the largest ratio. The sums
 come from one cumsum per call, which is why a windowed scan was chosen over the recursive CUSUM (that
-needs a reset rule and a loop per point).
+needs a reset rule and a loop per point). One point at a time (`p_one`), the last 64 residuals are a
+Python list and the sums come from `itertools.accumulate`, the same sequential additions as `np.cumsum`.
 """
 
 from __future__ import annotations
 
+import math
+from itertools import accumulate
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,8 +51,58 @@ class LevelShiftDetector(Detector):
         self.n = 0
         self.n_valid = 0  # points with a known residual so far (window sums are whole after 64 of them)
         self.n_spread = 0  # blocks learnt into `spread`
+        self._live: _LiveSums | None = None  # `tail`, `block_sum` and the frozen spreads as Python lists
+
+    def state_fields(self, prefix: str = "") -> dict[str, Any]:
+        self._sync()
+        return super().state_fields(prefix)
+
+    def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
+        super().load_fields(fields, prefix)
+        self._live = None
+
+    def _sync(self) -> None:
+        """Write the Python lists of `p_one` back into the state arrays."""
+        if self._live is not None:
+            self.tail = np.array(self._live.tail)
+            self.block_sum = np.array(self._live.block_sum)
+            self._live = None
+
+    def p_one(self, ts: float, value: float) -> float:
+        live = self._live
+        if live is None:
+            spreads = np.maximum(self.spread if self.n_spread else np.sqrt(_SCALES_ARR) * 0.8, 1e-9)
+            live = self._live = _LiveSums(self.tail.tolist(), self.block_sum.tolist(), spreads.tolist())
+        med, scale = self.baseline.stat_one(value)
+        z_point = abs(value - med) / scale
+        learning = z_point != z_point
+        tail = live.tail
+        tail.append(0.0 if learning else min(max((value - med) / scale, -self.clip), self.clip))
+        cs = list(accumulate(tail, initial=0.0))
+        del tail[0]
+        end = len(cs) - 1
+        sums = [0.0 if learning else z_point] + [abs(cs[end] - cs[end - m]) for m in _SCALES[1:]]
+        if not learning:
+            self.n_valid += 1
+        if self.n_valid > len(tail):  # a whole window of known residuals
+            live.block_sum = [a + b for a, b in zip(live.block_sum, sums, strict=True)]
+        raw = max([a / b for a, b in zip(sums, live.spreads, strict=True)])
+        self.n += 1
+        if self.n % self.block == 0:
+            self._sync()
+            self._learn_block()
+        return self.calibrator.p_one(math.nan if learning else raw)
+
+    def _learn_block(self) -> None:
+        """At a block end: the block's mean |window sum| per scale into `spread`."""
+        if self.block_sum.any():
+            w = max(1 - 0.5 ** (self.block / _SPREAD_HALFLIFE), 1 / (self.n_spread + 1))  # plain mean, then EW
+            self.spread = (1 - w) * self.spread + w * self.block_sum / self.block
+            self.n_spread += 1
+            self.block_sum[:] = 0.0
 
     def raw_batch(self, values: np.ndarray) -> np.ndarray:
+        self._sync()
         med, scale = self.baseline.stats(values)
         z_point = np.abs(values - med) / scale
         learning = np.isnan(z_point)
@@ -72,7 +125,6 @@ class LevelShiftDetector(Detector):
         """
         B, N, M = self.block, sums.shape[1], max(_SCALES)
         out = np.empty_like(sums)
-        decay = 0.5 ** (B / _SPREAD_HALFLIFE)
         n_valid = self.n_valid + np.cumsum(~learning)
         whole = n_valid > M  # window sums made only of known residuals
         i = 0
@@ -81,14 +133,20 @@ class LevelShiftDetector(Detector):
             out[:, i:j] = (self.spread if self.n_spread else np.sqrt(_SCALES_ARR) * 0.8)[:, None]
             self.block_sum += sums[:, i:j][:, whole[i:j]].sum(axis=1)
             self.n += j - i
-            if self.n % B == 0 and self.block_sum.any():
-                w = max(1 - decay, 1 / (self.n_spread + 1))  # a plain mean at first, then exponential
-                self.spread = (1 - w) * self.spread + w * self.block_sum / B
-                self.n_spread += 1
-                self.block_sum[:] = 0.0
+            if self.n % B == 0:
+                self._learn_block()
             i = j
         self.n_valid = int(n_valid[-1]) if N else self.n_valid
         return np.maximum(out, 1e-9)
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.calibrator.p_batch(self.raw_batch(values))
+
+
+class _LiveSums:
+    """`LevelShiftDetector`'s per-point state between two block ends, as Python lists."""
+
+    __slots__ = ("block_sum", "spreads", "tail")
+
+    def __init__(self, tail: list[float], block_sum: list[float], spreads: list[float]) -> None:
+        self.tail, self.block_sum, self.spreads = tail, block_sum, spreads

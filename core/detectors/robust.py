@@ -35,3 +35,7 @@ class RobustDetector(Detector):
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.calibrator.p_batch(self.raw_batch(values))
+
+    def p_one(self, ts: float, value: float) -> float:
+        med, scale = self.baseline.stat_one(value)
+        return self.calibrator.p_one(abs(value - med) / scale)

@@ -10,7 +10,9 @@ Until ``window`` points have been seen the baseline is unknown (NaN): a half-fil
 erratic scales, and detectors would learn those erratic scores as "normal" (see calibration.py).
 
 Memory: a ring of ``window + block`` floats. Statistics for every block of a call are computed at once
-(one K x window median), so the per-point cost is numpy-fast and independent of the batch cut.
+(one K x window median), so the per-point cost is numpy-fast and independent of the batch cut. One
+point at a time (`stat_one`) inside a block returns the block's cached statistics and keeps the point
+in a Python list, written into the ring when the next block's statistics need it (or the state is read).
 """
 
 from __future__ import annotations
@@ -34,11 +36,33 @@ class RollingBaseline(Stateful):
         self.location = min(window, max(MIN_POINTS, location or window // 4))
         self.buf = np.full(window + block, np.nan)
         self.n = 0
-        self._cache: tuple[int, np.ndarray, np.ndarray] | None = None  # (block start, med, scale)
+        # (block start, med, scale) of the current block, as arrays and as floats
+        self._cache: tuple[int, np.ndarray, np.ndarray, float, float] | None = None
+        self._lazy: list[float] = []  # the newest points, not yet in `buf`
 
     def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
         super().load_fields(fields, prefix)
         self._cache = None
+        self._lazy = []
+
+    def state_fields(self, prefix: str = "") -> dict[str, Any]:
+        self._flush()
+        return super().state_fields(prefix)
+
+    def _flush(self) -> None:
+        if self._lazy:
+            self.buf = np.concatenate((self.buf, self._lazy))[-(self.window + self.block):]
+            self._lazy = []
+
+    def stat_one(self, x: float) -> tuple[float, float]:
+        """`stats` of one point, as floats."""
+        cache = self._cache
+        if cache is None or cache[0] != self.n - self.n % self.block:
+            med, scale = self.stats(np.array([x]))
+            return float(med[0]), float(scale[0])
+        self._lazy.append(x)
+        self.n += 1
+        return cache[3], cache[4]
 
     def stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per point of ``x``: location and scale of the window that ends at the start of the point's block.
@@ -50,6 +74,7 @@ class RollingBaseline(Stateful):
         """
         W, B = self.window, self.block
         R = W + B
+        self._flush()
         n0, N = self.n, len(x)
         ext = np.concatenate((self.buf, x))
         first = n0 // B
@@ -65,7 +90,7 @@ class RollingBaseline(Stateful):
                 win = np.lib.stride_tricks.sliding_window_view(ext, W)[offs[full]]
                 _, scale[full] = _robust(win)
                 med[full] = np.median(win[:, W - self.location :], axis=1)
-            self._cache = (int(starts[-1]), med[-1:], scale[-1:])
+            self._cache = (int(starts[-1]), med[-1:], scale[-1:], float(med[-1]), float(scale[-1]))
         rows = (n0 + np.arange(N)) // B - first
         self.buf = ext[-R:]
         self.n += N

@@ -18,10 +18,13 @@ How:
   is absorbed at the pace of a short rolling median, then calibrated.
 
 Memory: two small profiles (96 + 336 slots, sums and weights) and rings of ``window + block`` points.
+One point at a time (`p_one`) is scored with floats; its point waits in a Python list until the block
+ends (the profile update needs the rings) or the state is read.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -76,8 +79,50 @@ class SeasonalDetector(Detector):
         self.res_scale = float("nan")
         self.first_t = float("nan")
         self.last_t = float("nan")
+        self.active_one = False  # whether the last `p_one` point had an opinion
+        self._lazy: list[tuple[float, int, int]] = []  # newest (value, daily slot, weekly slot), not in rings
+
+    def state_fields(self, prefix: str = "") -> dict[str, Any]:
+        self._flush()
+        return super().state_fields(prefix)
+
+    def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
+        super().load_fields(fields, prefix)
+        self._lazy = []
+
+    def _flush(self) -> None:
+        if self._lazy:
+            k = len(self._lazy)
+            x, day, week = zip(*self._lazy, strict=True)
+            self.ring_x = np.concatenate((self.ring_x[k:], x))
+            self.ring_slot = np.concatenate((self.ring_slot[:, k:], np.array((day, week), dtype=np.int64)), axis=1)
+            self._lazy = []
+
+    def p_one(self, ts: float, value: float) -> float:
+        if self.n == 0:
+            self.first_t = self.last_t = ts
+        day = int((ts % DAY) * (self.day_slots / DAY)) % self.day_slots
+        week = int((ts % WEEK) * (self.week_slots / WEEK)) % self.week_slots
+        model = self.model
+        if math.isnan(self.res_med) or (self.only_seasonal and model == _NONE):
+            raw = math.nan
+        else:
+            expected = 0.0
+            if model != _NONE:
+                s, w, slot = (self.sd, self.wd, day) if model == _DAILY else (self.sw, self.ww, week)
+                weight = float(w[slot])
+                expected = float(s[slot]) / weight if weight > 0 else float(s.sum() / max(w.sum(), 1e-300))
+            raw = abs(value - expected - self.res_med) / self.res_scale
+        self._lazy.append((value, day, week))
+        self.n += 1
+        if self.n % self.block == 0:
+            self._flush()
+            self._refresh(ts)
+        self.active_one = raw == raw
+        return self.calibrator.p_one(raw)
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+        self._flush()
         N, B = len(values), self.block
         if self.n == 0:
             self.first_t = self.last_t = float(ts[0])

@@ -6,6 +6,7 @@ lists: a seasonal profile is hundreds of floats per series and the table is writ
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -29,12 +30,11 @@ def pack_state(meta: dict[str, Any], fields: dict[str, Any]) -> bytes:
     blobs: list[bytes] = []
     for name, value in fields.items():
         if isinstance(value, np.ndarray):
-            arr = np.ascontiguousarray(value)
-            layout.append([name, arr.dtype.str, list(arr.shape)])
-            blobs.append(arr.tobytes())
+            layout.append([name, value.dtype.str, list(value.shape)])
+            blobs.append(value.tobytes())  # C order whatever the array's layout
         else:
             value = value.item() if isinstance(value, np.generic) else value
-            if isinstance(value, float) and not np.isfinite(value):
+            if isinstance(value, float) and not math.isfinite(value):
                 nonfinite[name] = repr(value)
             else:
                 scalars[name] = value
