@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.detectors import DETECTORS, detector_from_bytes, make_detector
+from core.detectors import DETECTOR_CLASSES, detector_from_bytes, make_detector
 from core.detectors.state_codec import unpack_state
 
 T0, STEP = 1_700_000_000.0, 300.0
@@ -32,7 +32,7 @@ def _assert_same_state(a: bytes, b: bytes) -> None:
 
 
 @settings(max_examples=12, deadline=None)
-@given(name=st.sampled_from(sorted(DETECTORS)), kind=st.integers(0, 3), n=st.integers(300, 700),
+@given(name=st.sampled_from(sorted(DETECTOR_CLASSES)), kind=st.integers(0, 3), n=st.integers(300, 700),
        seed=st.integers(0, 1000), reload_at=st.integers(0, 700))
 def test_one_point_at_a_time_equals_one_batch(name: str, kind: int, n: int, seed: int, reload_at: int) -> None:
     ts, x = T0 + STEP * np.arange(n), _series(kind, n, seed)
