@@ -8,9 +8,7 @@ import sys
 import time
 from typing import Any
 
-import faust
-
-from agents.app import create_app
+from agents.app import create_app, make_worker
 from watchkeeper.config import load_config
 
 
@@ -43,7 +41,7 @@ def main(config_path: str, stats_path: str) -> None:
     async def flush_stats() -> None:
         write()
 
-    faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    make_worker(app).execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -26,9 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import faust
-
-    from agents.app import create_app
+    from agents.app import create_app, make_worker
 
     cfg = load_config(args.config)
     try:
@@ -41,6 +39,5 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
     logging.basicConfig(level=args.loglevel.upper())
     limit_reconnect_errors()
-    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    make_worker(app, args.loglevel).execute_from_commandline()
     return 0
