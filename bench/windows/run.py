@@ -1,6 +1,8 @@
-"""Run the window benchmark: `python -m bench.windows.run [--quick] [--samples N] [--single-samples N]`.
+"""Run the window benchmark: `python -m bench.windows.run [--quick] [--samples N] [--single-samples N]
+[--repeat N]`.
 
-One run on one fresh tansu broker measures (a) the real worker on batched input, (b) the real worker on
+One run on one fresh tansu broker measures (a) the real worker on batched input (`--repeat` times, 3 by
+default, each on fresh topics: one run on a shared machine moves by +-10 %), (b) the real worker on
 single-sample input, (c) the floor (aiokafka + orjson decoding the batched topic, nothing else), verifies
 every window of (a) and (b) against the raw topic and prints one table.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,13 +150,15 @@ def table(results: list[Result], floor: Result) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="100k batched and 20k single samples (CI smoke)")
+    ap.add_argument("--quick", action="store_true", help="100k batched once and 20k single samples (smoke)")
     ap.add_argument("--samples", type=int, default=1_000_000, help="batched run size")
     ap.add_argument("--single-samples", type=int, default=200_000, help="single-sample run size (0: skip)")
     ap.add_argument("--series", type=int, default=2_000)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="batched runs, each on fresh topics (the machine is shared: report their median)")
     args = ap.parse_args()
     if args.quick:
-        args.samples, args.single_samples = 100_000, 20_000
+        args.samples, args.single_samples, args.repeat = 100_000, 20_000, 1
     with tempfile.TemporaryDirectory(prefix="wk-bench-") as d:
         tmp = Path(d)
         port = free_port()
@@ -164,8 +169,14 @@ def main() -> None:
             wl = Workload(samples=args.samples, series=args.series)
             print(f"batched: {wl.samples:,} samples, {wl.series:,} series, "
                   f"{wl.series_per_source * wl.seconds_per_message} points per message", flush=True)
-            batched, cfg, n_msgs = variant("watchkeeper, batched (500 points/message)", bootstrap, tmp, wl, False)
-            results.append(batched)
+            for i in range(args.repeat):
+                name = "watchkeeper, batched (500 points/message)"
+                if args.repeat > 1:
+                    name += f", run {i + 1}/{args.repeat}"
+                batched, run_cfg, run_msgs = variant(name, bootstrap, tmp, wl, False)
+                results.append(batched)
+                if i == 0:
+                    cfg, n_msgs = run_cfg, run_msgs
             print("floor", flush=True)
             floor = run_floor(bootstrap, cfg.kafka.topics.samples, n_msgs, wl.samples + PARTITIONS)
             if args.single_samples:
@@ -173,6 +184,11 @@ def main() -> None:
                 print(f"single-sample: {swl.samples:,} samples", flush=True)
                 results.append(variant("watchkeeper, single-sample messages", bootstrap, tmp, swl, True)[0])
             print(table(results, floor))
+            if args.repeat > 1:
+                steady = sorted(r.steady for r in results[:args.repeat])
+                print(f"batched steady samples/s over {args.repeat} runs: median {statistics.median(steady):,.0f} "
+                      f"(min {steady[0]:,.0f}, max {steady[-1]:,.0f}); median ratio to floor "
+                      f"{statistics.median(r.rate for r in results[:args.repeat]) / floor.rate:.2f}")
             for r in results:
                 if r.verdict and r.verdict.examples:
                     print(r.name, *r.verdict.examples, sep="\n  ")
