@@ -1,0 +1,95 @@
+"""Rows/s of the ClickHouse sink's `_take` (decode + check + buffer) on realistic aggregate JSON.
+
+In-process, no broker: the messages are what the window agent sends (`core.window_output.aggregate_messages`
+on windows closed by the real `WindowEngine`), wrapped in aiokafka `ConsumerRecord`s. The baseline,
+measured in the same run, is `orjson.loads` of the same messages and nothing else (the floor any check sits
+on); `pydantic` is `WindowAggregate.model_validate` of the decoded dicts, for scale.
+
+    PYTHONPATH=. python -m bench.sink.take_throughput            # 100k aggregates, best of 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka.structs import ConsumerRecord
+
+from core.sample_columns import SampleColumns
+from core.series_registry import SeriesRegistry
+from core.window_output import aggregate_messages
+from core.windows import WindowEngine
+from schemas import WindowAggregate
+from watchkeeper.config import Config
+
+
+def make_messages(n: int, series: int = 2000, seed: int = 7) -> list[bytes]:
+    """`n` aggregate messages of `series` series, each window holding ~20 samples (realistic sketches)."""
+    rng = np.random.default_rng(seed)
+    reg = SeriesRegistry()
+    idx = np.array([reg.index_of("http_request_seconds", {"host": f"h{i % 50}", "path": f"/p{i}"},
+                                 "counter" if i % 4 == 0 else "gauge") for i in range(series)])
+    eng = WindowEngine(reg)
+    out: list[bytes] = []
+    t = 1_790_000_000.0
+    while len(out) < n:
+        k = series * 20
+        eng.ingest(SampleColumns(rng.choice(idx, k), t + rng.uniform(0, 10, k), rng.lognormal(0, 1, k).round(4),
+                                 np.zeros(k, dtype=bool)))
+        t += 10
+        out.extend(v for _, v in aggregate_messages(eng.flush(), reg))
+    return out[:n]
+
+
+def best_of(repeat: int, fn: Callable[[], None]) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    from sinks.clickhouse_sink import ClickHouseSink
+
+    messages = make_messages(args.rows)
+    cfg = Config()
+    topic = cfg.kafka.topics.aggregates
+    records = [ConsumerRecord(topic, 0, i, 0, 0, None, m, None, 0, len(m), ()) for i, m in enumerate(messages)]
+
+    def take_all() -> None:
+        sink = ClickHouseSink(cfg, None)  # type: ignore[arg-type]  # `_take` never touches ClickHouse
+
+        async def run() -> None:
+            for rec in records:
+                await sink._take(rec, None)  # type: ignore[arg-type]  # no bad rows: nothing is produced
+        asyncio.run(run())
+        assert sink.stats.bad_messages == 0 and len(sink._buffers["aggregates"]) == len(records)
+
+    dicts: list[Any] = [orjson.loads(m) for m in messages]
+    results = {
+        "floor: orjson.loads": best_of(args.repeat, lambda: [orjson.loads(m) for m in messages] and None),
+        "sink _take": best_of(args.repeat, take_all),
+        "pydantic WindowAggregate.model_validate (dicts)": best_of(
+            args.repeat, lambda: [WindowAggregate.model_validate(d) for d in dicts] and None),
+    }
+    floor = results["floor: orjson.loads"]
+    print(f"{args.rows} aggregate messages, mean {np.mean([len(m) for m in messages]):.0f} bytes, best of {args.repeat}")
+    print("| path | rows/s | us/row | x floor time |")
+    print("|---|---:|---:|---:|")
+    for name, sec in results.items():
+        print(f"| {name} | {args.rows / sec:,.0f} | {sec / args.rows * 1e6:.2f} | {sec / floor:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
