@@ -84,7 +84,8 @@ def main() -> None:
             args.repeat, lambda: [WindowAggregate.model_validate(d) for d in dicts] and None),
     }
     floor = results["floor: orjson.loads"]
-    print(f"{args.rows} aggregate messages, mean {np.mean([len(m) for m in messages]):.0f} bytes, best of {args.repeat}")
+    size = np.mean([len(m) for m in messages])
+    print(f"{args.rows} aggregate messages, mean {size:.0f} bytes, best of {args.repeat}")
     print("| path | rows/s | us/row | x floor time |")
     print("|---|---:|---:|---:|")
     for name, sec in results.items():
