@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 # DateTime64(3, 'UTC') holds 1900-01-01 .. 2299-12-31; outside that ClickHouse stores garbage without error.
@@ -145,12 +146,6 @@ _NOTIFICATION: dict[str, Check] = {
 }
 _NOTIFICATION_REQUIRED = frozenset(("notification_id", "receiver", "integration", "group_key", "status", "time"))
 
-# What an absent optional field stands for (the model's default), for the fast path's `obj.get`.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "aggregates": {"v": 1, "kind": "gauge", "increase": 0.0},
-    "alerts": {"v": 1, "severity": "", "value": 0.0, "ends_at": None, "source": "rule", "generator_url": ""},
-    "notifications": {"v": 1, "attempt": 1, "error": "", "latency_ms": 0.0, "firing": 0, "resolved": 0},
-}
 MODELS: dict[str, tuple[str, dict[str, Check], frozenset[str]]] = {
     "aggregates": ("WindowAggregate", _AGGREGATE, _AGGREGATE_REQUIRED),
     "alerts": ("AlertEvent", _ALERT, _ALERT_REQUIRED),
@@ -174,85 +169,139 @@ def _fields(obj: dict[str, Any], checks: dict[str, Check], required: frozenset[s
     return None
 
 
-_NUM = frozenset((float, int))
-_INT = frozenset((int,))
 _STR = frozenset((str,))
+_INT = frozenset((int,))
+
+
+class _Absent:
+    """Stands for a field the row does not have, in the fast path's type signature."""
+
+
+_ABSENT = _Absent()
+_EMPTY_LIST: list[Any] = []
+
+
+def _labels_ok(x: Any) -> bool:
+    return set(map(type, x.values())) <= _STR
+
+
+def _str_list_ok(x: Any) -> bool:
+    return set(map(type, x)) <= _STR
+
+
+def _series_id_ok(x: Any) -> bool:
+    return len(x) == 16 and _HEX16.fullmatch(x) is not None
+
+
+def _sketch_ok(x: Any) -> bool:
+    get = x.get
+    keys, counts = get("keys", _EMPTY_LIST), get("counts", _EMPTY_LIST)
+    neg_keys, neg_counts = get("neg_keys", _EMPTY_LIST), get("neg_counts", _EMPTY_LIST)
+    return (x.keys() <= _SKETCH_KEYS and type(keys) is list and type(counts) is list and type(neg_keys) is list
+            and type(neg_counts) is list and set(map(type, keys + counts + neg_keys + neg_counts)) <= _INT
+            and type(get("zero", 0)) is int and type(get("relative_accuracy", 0.0)) in _NUM_TYPES)
+
+
+_SKETCH_KEYS = frozenset(("relative_accuracy", "keys", "counts", "neg_keys", "neg_counts", "zero"))
+_NUM_TYPES = (float, int)
+
+
+def _within(limit: int) -> Callable[[Any], bool]:
+    return lambda x: 0 <= x <= limit
+
+
+def _time_ok(x: Any) -> bool:
+    return MIN_TIME <= x <= MAX_TIME
+
+
+def _optional_time_ok(x: Any) -> bool:
+    return x is None or MIN_TIME <= x <= MAX_TIME
 
 
 class _FastCheck:
-    """The same verdict as the per-field checks for the common case, in a handful of C-level calls per row
-    (`map(type, ...)` into a set, itemwise `obj.get` with defaults): it only says yes or no, and a no
-    falls back to the per-field checks for the reason. Field groups are read off the per-field table, so
-    the two cannot drift apart (and a property test holds them equal)."""
+    """The per-field checks' verdict for the common case, in a few C-level calls per row; a no falls back
+    to the per-field checks for the reason. One `map` reads every field's type into a tuple (absent fields
+    as `_Absent`); a tuple once found acceptable is remembered, so keys and types cost one dict lookup.
+    Then only values whose type is not enough are looked at: time ranges, unsigned ranges, allowed words,
+    label values, list items. Built from the per-field table, so the two cannot drift apart (and a property
+    test holds them equal)."""
 
-    def __init__(self, checks: dict[str, Check], required: frozenset[str], defaults: dict[str, Any]) -> None:
-        def group(kind: Check) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-            keys = tuple(k for k, c in checks.items() if c is kind)
-            return keys, tuple(defaults.get(k) for k in keys)
-
-        self.allowed = frozenset(checks)
+    def __init__(self, checks: dict[str, Check], required: frozenset[str]) -> None:
+        self.checks = checks
         self.required = required
-        self.strs = group(_str)
-        self.floats = group(_float)
-        self.times = group(_time)
-        self.labels = tuple(k for k, c in checks.items() if c is _labels)
-        self.literals = tuple((k, c.allowed, defaults.get(k)) for k, c in checks.items()
-                              if hasattr(c, "allowed"))
-        self.uints = tuple((k, c.limit, defaults.get(k)) for k, c in checks.items()
-                           if hasattr(c, "limit"))
-        handled = {*self.strs[0], *self.floats[0], *self.times[0], *self.labels,
-                   *(k for k, _, _ in self.literals), *(k for k, _, _ in self.uints)}
-        self.others = tuple((k, checks[k]) for k in checks if k not in handled)
+        self.fields = tuple(checks)
+        self.absent = (_ABSENT,) * len(self.fields)
+        self.good: dict[tuple[type, ...], int] = {}  # acceptable type signature -> fields present
+        times = tuple(k for k in self.fields if checks[k] is _time and k in required)
+        self.times = itemgetter(*times) if len(times) > 1 else None
+        self.values: list[tuple[str, Callable[[Any], bool]]] = []
+        for k, check in checks.items():
+            if check is _time and self.times is None:
+                self.values.append((k, _time_ok))
+            elif check is _optional_time:
+                self.values.append((k, _optional_time_ok))
+            elif check is _labels:
+                self.values.append((k, _labels_ok))
+            elif check is _str_list:
+                self.values.append((k, _str_list_ok))
+            elif check is _series_id:
+                self.values.append((k, _series_id_ok))
+            elif check is _sketch:
+                self.values.append((k, _sketch_ok))
+            elif hasattr(check, "limit"):
+                self.values.append((k, _within(check.limit)))
+            elif hasattr(check, "allowed"):
+                self.values.append((k, next(iter(check.allowed.values())).__contains__))
+
+    def _signature_ok(self, sig: tuple[type, ...]) -> int:
+        """Fields present if every field's type in `sig` can pass its check, else -1 (then remembered)."""
+        present = 0
+        for k, t in zip(self.fields, sig, strict=True):
+            if t is _Absent:
+                if k in self.required:
+                    return -1
+                continue
+            present += 1
+            if t not in _types_of(self.checks[k]):
+                return -1
+        if len(self.good) < 4096:
+            self.good[sig] = present
+        return present
 
     def __call__(self, obj: dict[str, Any]) -> bool:
-        keys = obj.keys()
-        if not (keys == self.allowed or (self.required <= keys and keys <= self.allowed)):
-            return False
         get = obj.get
-        if not set(map(type, map(get, *self.strs))) <= _STR or not set(map(type, map(get, *self.floats))) <= _NUM:
+        sig = tuple(map(type, map(get, self.fields, self.absent)))
+        present = self.good.get(sig)
+        if present is None:
+            present = self._signature_ok(sig)
+        if present != len(obj):  # a required field missing, a type wrong, or a field the model lacks
             return False
-        times: list[Any] = list(map(get, *self.times))
-        if not set(map(type, times)) <= _NUM or min(times) < MIN_TIME or max(times) > MAX_TIME:
-            return False
-        for k in self.labels:
-            d = get(k, _EMPTY)
-            if type(d) is not dict or not set(map(type, d.values())) <= _STR:
+        if self.times is not None:
+            ts = self.times(obj)
+            if min(ts) < MIN_TIME or max(ts) > MAX_TIME:
                 return False
-        for k, allowed, default in self.literals:
-            x = get(k, default)
-            if type(x) not in allowed or x not in allowed[type(x)]:
-                return False
-        for k, limit, default in self.uints:
-            x = get(k, default)
-            if type(x) is not int or not 0 <= x <= limit:
-                return False
-        for k, check in self.others:
-            if k in obj and (_FAST_OTHERS.get(check) or check)(obj[k]) is not None:
+        for k, ok in self.values:
+            x = get(k, _ABSENT)
+            if x is not _ABSENT and not ok(x):
                 return False
         return True
 
 
-_SKETCH_LISTS = ("keys", "counts", "neg_keys", "neg_counts")
-_SKETCH_KEYS = frozenset(_SKETCH)
+# The types a check can pass at all (literal checks add their own through `allowed`).
+_TYPES: dict[Check, frozenset[type]] = {
+    _str: _STR, _float: frozenset((float, int)), _time: frozenset((float, int)),
+    _optional_time: frozenset((float, int, type(None))), _series_id: _STR, _str_list: frozenset((list,)),
+    _labels: frozenset((dict,)), _sketch: frozenset((dict,)),
+}
+def _types_of(check: Check) -> frozenset[type] | dict[type, Any]:
+    if hasattr(check, "allowed"):
+        return check.allowed
+    if hasattr(check, "limit"):
+        return _INT
+    return _TYPES[check]
 
 
-def _sketch_fast(x: Any) -> str | None:
-    """`_sketch`'s verdict without its reasons (those come from `_sketch` when this says no)."""
-    if type(x) is not dict or not x.keys() <= _SKETCH_KEYS:
-        return "no"
-    for k in _SKETCH_LISTS:
-        v = x.get(k, _EMPTY_LIST)
-        if type(v) is not list or not set(map(type, v)) <= _INT:
-            return "no"
-    return None if type(x.get("zero", 0)) is int and type(x.get("relative_accuracy", 0.0)) in _NUM else "no"
-
-
-_EMPTY_LIST: list[int] = []
-_FAST_OTHERS: dict[Check, Check] = {_sketch: _sketch_fast}
-
-
-_EMPTY: dict[str, str] = {}
-_FAST = {table: _FastCheck(checks, required, DEFAULTS[table]) for table, (_, checks, required) in MODELS.items()}
+_FAST = {table: _FastCheck(checks, required) for table, (_, checks, required) in MODELS.items()}
 
 
 def row_problem(table: str, obj: Any) -> str | None:
