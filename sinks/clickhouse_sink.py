@@ -180,7 +180,7 @@ class ClickHouseSink:
             records = self._records[table]
             good, bad = build_rows(_BUILDERS[table], items)
             for i, exc in bad:
-                await self._dead_letter(producer, records[i], f"cannot build a {table} row: {exc!r}")
+                await self._dead_letter(producer, records[i], f"cannot build the {table} row: {exc!r}")
             if good is not None:
                 await self._insert(table, [items[i] for i in good[0]], [records[i] for i in good[0]], good[1],
                                    producer)
