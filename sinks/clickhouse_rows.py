@@ -60,12 +60,13 @@ def aggregates_table(records: Sequence[dict[str, Any]]) -> pa.Table:
         "series_id": pa.array([int(r["series_id"], 16) for r in records], type=pa.uint64()),
         "name": pa.array(col("name"), type=pa.string()),
         "labels": pa.array([sorted(r["labels"].items()) for r in records], type=_LABELS),
-        "kind": pa.array(col("kind"), type=pa.string()),
+        "kind": pa.array([r.get("kind", "gauge") for r in records], type=pa.string()),  # optional in the model
         "start": _ms(col("start")),
         "end": _ms(col("end")),
         "count": pa.array(col("count"), type=pa.uint64()),
-        **{k: pa.array(col(k), type=pa.float64())
-           for k in ("sum", "min", "max", "last", "increase", "p50", "p90", "p95", "p99")},
+        **{k: pa.array(col(k), type=pa.float64()) for k in ("sum", "min", "max", "last")},
+        "increase": pa.array([r.get("increase", 0.0) for r in records], type=pa.float64()),  # optional
+        **{k: pa.array(col(k), type=pa.float64()) for k in ("p50", "p90", "p95", "p99")},
         "sketch": pa.array([orjson.dumps(r["sketch"]).decode() for r in records], type=pa.string()),
     })
 
