@@ -56,9 +56,9 @@ async def feed(bootstrap: str, topic: str, messages: dict[int, list[tuple[bytes,
 async def run_two(bootstrap: str, topics: tuple[str, str], messages: dict[int, list[tuple[bytes, bytes]]],
                   cfg_path: Path, logs: tuple[Path, Path], expected: int, sig: int,
                   timeout: float = 150.0) -> dict[str, int]:
-    """Feed the input meanwhile. Start A; at 10 % of the output start B; once B has resumed partitions (it
-    logs it) and more output came, stop A with `sig`. Returns the output counts at each step, once
-    `expected` records exist."""
+    """Feed the input meanwhile. Start A; at 10 % of the output start B; once both have resumed their
+    share after B joined (they log it) and more output came, stop A with `sig`. Returns the output counts
+    at each step, once `expected` records exist."""
     samples, aggregates = topics
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
@@ -78,6 +78,7 @@ async def run_two(bootstrap: str, topics: tuple[str, str], messages: dict[int, l
                 at["b_started"] = seen
                 b = start_worker(cfg_path, log_b)
             elif (b is not None and "a_stopped" not in at and RESUMED in log_b.read_text()
+                  and log_a.read_text().count(RESUMED) > PARTITIONS  # A resumed its share after B joined
                   and seen >= at["b_started"] + expected // 10):
                 at["a_stopped"] = seen
                 stop(a, sig)
