@@ -22,6 +22,9 @@
 - Windows of input partition p go to aggregates partition p, numbered by a per-partition sequence
   header (`wk-seq`). Replay is deterministic, so on (re)assignment the last number on aggregates p says
   which replayed windows were already sent: those are not sent again. Every window once, exactly.
+- Several workers (one consumer group): a partition moves only once its old owner let it go (`let_go`,
+  on revocation and before a graceful stop leaves the group): no new work on it, the work under way
+  finished and its sends durable, so the new owner's snapshot and last sequence number are final.
 """
 
 from __future__ import annotations
