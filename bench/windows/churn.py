@@ -9,7 +9,7 @@ is full), so revocations are likelier to land while a batch is being emitted. Me
 the code before the fix with a 0.3 s pause written into emit (before its bookkeeping) and checkpoint
 (after its wait) lost 1,500 windows in 1 of 2 runs (a partition revoked mid-emit was put back into
 `emitted`, so after its re-assignment it was never resumed); with --slow-emit alone, 0 of 2 runs failed.
-After the fix: no failure in 5 runs (2 with the pauses written in, 1 with --slow-emit, 2 plain).
+After the fix: no failure in 5 runs (2 with the pauses written in, 1 with --slow-emit, 2 without pauses).
 """
 
 from __future__ import annotations
