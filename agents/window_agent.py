@@ -22,14 +22,19 @@
 - Windows of input partition p go to aggregates partition p, numbered by a per-partition sequence
   header (`wk-seq`). Replay is deterministic, so on (re)assignment the last number on aggregates p says
   which replayed windows were already sent: those are not sent again. Every window once, exactly.
+- Several workers (one consumer group): a partition moves only once its old owner let it go (`let_go`,
+  on revocation and before a graceful stop leaves the group): no new work on it, the work under way
+  finished and its sends durable, so the new owner's snapshot and last sequence number are final.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import faust
@@ -72,6 +77,9 @@ def register(app: faust.App, cfg: Config) -> None:
     feed: list[AIOKafkaConsumer] = []  # our own consumer of the partitions in `fed` (made on first use)
     fed: set[int] = set()
     resuming: set[int] = set()  # partitions in resume() now
+    busy: dict[int, int] = {}  # partition -> operations on it under way (a resume, a batch, a checkpoint)
+    revocations: dict[int, int] = {}  # partition -> times revoked (a resume keeps those not revoked meanwhile)
+    stopping: list[bool] = []  # non-empty once the worker stops: nothing is resumed any more
 
     def highwater(p: int) -> int | None:
         if p in fed and feed:
@@ -87,16 +95,49 @@ def register(app: faust.App, cfg: Config) -> None:
         for tp in tps:
             feed[0].seek(tp, step.progress[tp.partition].offset + 1)
 
-    async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        for tp in revoked:
-            if tp.topic == t.samples:
-                step.forget(tp.partition)
-                emitted.pop(tp.partition, None)
-                fed.discard(tp.partition)
+    @contextlib.contextmanager
+    def working(parts: Iterable[int]) -> Iterator[None]:
+        """Mark an operation on `parts` under way: a revocation waits for it to end."""
+        parts = list(parts)
+        for p in parts:
+            busy[p] = busy.get(p, 0) + 1
+        try:
+            yield
+        finally:
+            for p in parts:
+                busy[p] -= 1
+
+    async def let_go(parts: set[int]) -> None:
+        """Give partitions up so that the next owner neither resends nor misses a window. The next owner
+        resumes from the newest snapshot and the last sequence number on aggregates, read once it is
+        assigned them, i.e. after this returns (Kafka's eager rebalance assigns nothing before every
+        member's revocation returned; a stopping worker leaves the group after this). So: nothing starts
+        on them from here (`emitted` is what emit, catch_up and checkpoint check after every await), what
+        is under way ends (a batch emits all it made, a checkpoint whose windows were not all sent is not
+        written), and every send of theirs is durable before this returns."""
+        for p in parts:
+            emitted.pop(p, None)
+            revocations[p] = revocations.get(p, 0) + 1
+            fed.discard(p)
         if feed:
             refeed()
+        while any(busy.get(p) for p in parts):
+            await asyncio.sleep(0.005)
+        await asyncio.gather(*(f for p in parts for f in sent.get(p, [])), return_exceptions=True)
+        await app.producer.flush()
+        for p in parts:
+            sent.pop(p, None)
+            step.forget(p)
+
+    async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        await let_go({tp.partition for tp in revoked if tp.topic == t.samples})
+
+    async def before_shutdown(sender: Any, **_: Any) -> None:
+        stopping.append(True)
+        await let_go(set(emitted) | fed | resuming)
 
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+    app.on_before_shutdown.connect(before_shutdown)  # type: ignore[arg-type]
 
     async def emit(partition: int, out: StepOutput, pending: list[asyncio.Future[Any]]) -> None:
         already = emitted.get(partition)
@@ -115,7 +156,8 @@ def register(app: faust.App, cfg: Config) -> None:
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None, headers=headers)
         pending.append(await producer.send_batch(batch, t.aggregates, partition=partition))
-        emitted[partition] = out.first_seq + len(out.aggregates) - 1
+        if partition in emitted:  # not revoked while sending (the revocation waited for these sends)
+            emitted[partition] = out.first_seq + len(out.aggregates) - 1
         observe_window_latency(out.aggregates[skip:], time.time())
 
     sent: dict[int, list[asyncio.Future[Any]]] = {}
@@ -136,6 +178,8 @@ def register(app: faust.App, cfg: Config) -> None:
     async def checkpoint(p: int) -> None:
         """Snapshot partition p into the table (aggregates it covers made durable first)."""
         await asyncio.gather(*sent[p])
+        if p not in emitted:  # revoked meanwhile: the state may hold windows that were not sent
+            return
         key, value = str(p).encode(), step.snapshot(p)
         # What `state[key] = value` does, with the changelog partition named (p, as the input's): snapshots
         # are also written outside Faust's event iteration (replays, batches), where it has no current event.
@@ -190,13 +234,19 @@ def register(app: faust.App, cfg: Config) -> None:
         """Partitions (re)assigned: resume each from its newest snapshot, replay what follows it and hand
         it to the feed (the reads for all of them at once: each costs a round of broker requests). Faust's
         fetching of them is paused first: what it would fetch meanwhile is only dropped."""
+        with working(parts):
+            await resume_now(parts)
+
+    async def resume_now(parts: list[int]) -> None:
         if alone():
             app.consumer.pause_partitions([TP(t.samples, p) for p in parts])
         resuming.update(parts)
+        since = {p: revocations.get(p, 0) for p in parts}
         try:
             snapshots, lasts = await asyncio.gather(newest_snapshots(parts),
                                                     last_records(cfg.kafka.bootstrap, t.aggregates, parts))
-            mine = sorted(set(parts) & assigned())  # not those revoked meanwhile
+            # Not those revoked meanwhile (nor while the worker stops).
+            mine = sorted(p for p in set(parts) & assigned() if revocations.get(p, 0) == since[p] and not stopping)
             for p in mine:
                 step.restore(p, snapshots[p])
                 last = lasts[p]
@@ -256,7 +306,7 @@ def register(app: faust.App, cfg: Config) -> None:
         resumes fetching after its recovery at a rebalance: such events are dropped and it is paused again."""
         async for events in stream.take_events(take, within=take_within):  # type: ignore[attr-defined]
             new = sorted(assigned() - emitted.keys() - resuming)
-            if new:
+            if new and not stopping:
                 await resume(new)
             again = {event.message.partition for event in events} & fed
             if again and alone():
@@ -276,11 +326,13 @@ def register(app: faust.App, cfg: Config) -> None:
                     got = await feed[0].getmany(timeout_ms=100, max_records=take)
                     for tp, records in got.items():
                         if tp.partition in fed:
-                            await consume(tp.partition, records)
+                            with working([tp.partition]):
+                                await consume(tp.partition, records)
                     now = time.monotonic()
                     for p in list(fed):
                         if p in emitted and since_snapshot[p] and now - last_snapshot[p] >= every_s:
-                            await checkpoint(p)
+                            with working([p]):
+                                await checkpoint(p)
                 except Exception:  # e.g. the broker away: start over from the snapshots, nothing lost or doubled
                     log.exception("windows: the feed failed; resuming its partitions from their snapshots")
                     await asyncio.sleep(1.0)
