@@ -6,13 +6,14 @@ Prints one JSON line: samples, seconds from the first fetch to the last message,
 from __future__ import annotations
 
 import asyncio
-import resource
 import sys
 import time
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+
+from bench.windows.peak_rss import peak_rss
 
 
 async def main(bootstrap: str, topic: str, messages: int) -> dict[str, float]:
@@ -38,7 +39,7 @@ async def main(bootstrap: str, topic: str, messages: int) -> dict[str, float]:
     finally:
         await consumer.stop()
     return {"samples": samples, "seconds": time.time() - start, "cpu": time.process_time() - cpu0,
-            "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+            "rss": peak_rss()}
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@ appends `time samples cpu_seconds peak_rss_bytes step_cpu_seconds` to a stats fi
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from typing import Any
 
 from agents.app import create_app, make_worker
+from bench.windows.peak_rss import peak_rss
 from watchkeeper.config import load_config
 
 
@@ -22,7 +22,7 @@ def main(config_path: str, stats_path: str) -> None:
     in_step = [0.0]  # CPU seconds inside the window step (the rest is Kafka, Faust and the event loop)
 
     def write() -> None:
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        rss = peak_rss()
         stats.write(f"{time.time():.6f} {step.samples} {time.process_time():.6f} {rss} {in_step[0]:.6f}\n")
 
     def timed(*args: Any, **kwargs: Any) -> Any:
