@@ -17,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from bench.windows.churn import stop
 from bench.windows.kafka_load import load, read_all
 from bench.windows.verify import expected_windows, verify
 from bench.windows.workload import PARTITIONS, Workload
@@ -33,16 +34,6 @@ def start_worker(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115 (the child owns it)
     cmd = [sys.executable, "-m", "watchkeeper", "worker", "--loglevel", "info", "--config", str(cfg_path)]
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def feed(bootstrap: str, topic: str, messages: dict[int, list[tuple[bytes, bytes]]]) -> None:
