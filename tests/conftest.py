@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from watchkeeper.broker import free_port, start_broker
 from watchkeeper.config import Config
 from watchkeeper.topics import ensure_topics, topic_plan
+
+# CI draws the same examples every run (a submission never fails on an example drawn by chance) and keeps no
+# example database; outside CI hypothesis searches randomly, and every counterexample it finds becomes an
+# explicit test. HYPOTHESIS_PROFILE overrides either way.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture(scope="session")
