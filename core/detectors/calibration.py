@@ -123,9 +123,11 @@ class TailCalibrator(Stateful):
             hist = np.bincount(blk * nb + b_all[: k_done * B], weights=known[: k_done * B],
                                minlength=k_done * nb).reshape(k_done, nb)
             r = 0.5 ** (B / self.halflife)
-            steps = np.arange(1, k_done + 1, dtype=np.float64)
-            acc = np.cumsum(hist * (r**-steps)[:, None], axis=0)
-            counts[1:] = (self.counts + acc) * (r**steps)[:, None]
+            # one block after the other, the same float operations whether the blocks came in one call or
+            # one point at a time: a closed form (decayed cumsum) differs in the last bits, and the model's
+            # thresholds (counts >= 30, tail >= 5) turned such bits into different scores (issue 18)
+            for k in range(k_done):
+                counts[k + 1] = counts[k] * r + hist[k]
         return counts
 
     def p_one(self, raw: float) -> float:
