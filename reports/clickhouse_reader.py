@@ -28,7 +28,8 @@ def get_reader(dsn: str) -> Client:
         return clickhouse_connect.get_client(dsn=dsn)
     except Exception as exc:
         raise ReaderError(
-            f"cannot connect to ClickHouse at {mask_dsn(dsn)}: {mask_urls_in_text(str(exc))}. Is `watchkeeper up` (or the ClickHouse sink) running?"
+            f"cannot connect to ClickHouse at {mask_dsn(dsn)}: {mask_urls_in_text(str(exc))}. "
+            "Is `watchkeeper up` (or the ClickHouse sink) running?"
         ) from None
 
 
