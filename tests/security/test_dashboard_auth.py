@@ -180,3 +180,15 @@ def test_faust_web_binds_loopback(wk_config: Config) -> None:
     app = create_app(wk_config, modules=())
     assert app.conf.web_enabled is False  # the worker serves nothing on 6066
     assert app.conf.web_bind == "127.0.0.1"  # and would listen on loopback only if it were turned on
+
+
+async def test_a_real_browser_logs_in_once_with_the_token_in_the_url(token_dash: str) -> None:
+    from tests.integration.test_dashboard_browser import CHROMIUM, _chromium
+
+    if CHROMIUM is None:
+        pytest.skip("Debian chromium not installed (apt-get install chromium)")
+    # Headless Chromium follows the redirect, keeps the cookie, and the page's own fetches carry it.
+    dom = (await _chromium("--dump-dom", f"{token_dash}/?token={TOKEN}")).decode()
+    assert "Newest sample" in dom and "Firing" in dom, dom[-2000:]  # cards drawn from /api/overview's JSON
+    without = (await _chromium("--dump-dom", f"{token_dash}/")).decode()
+    assert "Newest sample" not in without  # a login box (401 with a Basic challenge), no page
