@@ -225,3 +225,65 @@ def test_wk_push_token_env_sets_the_token(wk_config: Config, tmp_path: Path, mon
     monkeypatch.setenv("WK_DASHBOARD_TOKEN", TOKEN + "d")
     cfg = load_config(str(cfg_path))
     assert cfg.producers.push.token == TOKEN and cfg.dashboard.token == TOKEN + "d"
+
+
+@pytest.mark.skipif(__import__("shutil").which("prometheus") is None,
+                    reason="the prometheus server is not installed (apt-get install prometheus)")
+async def test_a_real_prometheus_remote_writes_with_authorization_or_basic_auth(wk_config: Config,
+                                                                                tmp_path: Path) -> None:
+    """Three push APIs with the token; Prometheus writes to one with `authorization:`, one with `basic_auth:` and
+    one with a wrong credential. The first two take its samples; the third refuses every one (Prometheus counts
+    them failed, nothing is spooled)."""
+    import asyncio
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from watchkeeper.broker import free_port
+
+    wk_config.producers.push.token = TOKEN
+    pushes: list[Push] = []
+    gens = []
+    for i in range(3):
+        wk_config.producers.push.port = free_port()
+        gen = _serve(wk_config, tmp_path / f"p{i}")
+        pushes.append(await gen.__anext__())
+        gens.append(gen)
+    prom_port = free_port()
+    writes = [
+        f"{{url: '{pushes[0].url}/api/v1/write', authorization: {{credentials: {TOKEN}}}}}",
+        f"{{url: '{pushes[1].url}/api/v1/write', basic_auth: {{username: prometheus, password: {TOKEN}}}}}",
+        f"{{url: '{pushes[2].url}/api/v1/write', authorization: {{credentials: wrong-{TOKEN}}}}}",
+    ]
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s}\n"
+        f"scrape_configs: [{{job_name: self, static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]}}]\n"
+        f"remote_write: [{', '.join(writes)}]\n")
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        prom = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={tmp_path / 'data'}",
+                                 f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=log, stderr=subprocess.STDOUT)
+
+    def failed_at_wrong() -> float:
+        q = urllib.parse.urlencode({"query": "sum(prometheus_remote_storage_samples_failed_total{url=~'.*:"
+                                             f"{pushes[2].port}/.*'}})"})
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?{q}", timeout=5) as resp:
+                result = json.load(resp)["data"]["result"]
+        except OSError:
+            return 0.0
+        return float(result[0]["value"][1]) if result else 0.0
+
+    try:
+        for _ in range(240):
+            if pushes[0].spooled() and pushes[1].spooled() and failed_at_wrong() > 0:
+                break
+            await asyncio.sleep(0.5)
+        assert pushes[0].spooled() > 0, "authorization: credentials was refused"
+        assert pushes[1].spooled() > 0, "basic_auth with the token as password was refused"
+        assert failed_at_wrong() > 0 and pushes[2].spooled() == 0
+    finally:
+        prom.terminate()
+        await asyncio.to_thread(prom.wait, 60)  # it flushes its queues on the way out: keep serving meanwhile
+        for gen in gens:
+            await gen.aclose()
