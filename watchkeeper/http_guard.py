@@ -110,13 +110,15 @@ def _host_name(host_header: str) -> str:
         return ""
 
 
-def _same_authority(origin: str, host_header: str, scheme: str) -> bool:
+def _same_authority(origin: str, host_header: str) -> bool:
+    """True if the page's `Origin` is this server as the browser addressed it (`Host`). Without a port in
+    `Host` the names decide: behind a TLS proxy the origin is https while this listener sees http."""
     try:
         o = urlsplit(origin)
-        h = urlsplit(f"{scheme}://{host_header}")
-        default = {"http": 80, "https": 443}
-        return bool(o.hostname) and (o.hostname or "").lower() == (h.hostname or "").lower() and (
-            o.port or default.get(o.scheme, 0)) == (h.port or default.get(h.scheme, 0))
+        h = urlsplit("//" + host_header)
+        if not o.hostname or o.hostname.lower() != (h.hostname or "").lower():
+            return False
+        return h.port is None or (o.port or {"http": 80, "https": 443}.get(o.scheme, 0)) == h.port
     except ValueError:
         return False
 
@@ -175,7 +177,7 @@ class Guard:
         origin = request.headers.get("Origin")
         if origin is not None:
             host = request.headers.get("Host")
-            if origin == "null" or host is None or not _same_authority(origin, host, request.scheme):
+            if origin == "null" or host is None or not _same_authority(origin, host):
                 return f"Origin {origin!r} is not this server"
         site = request.headers.get("Sec-Fetch-Site", "").lower()
         if site in _FOREIGN_FETCH_SITES:

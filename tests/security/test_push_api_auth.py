@@ -287,3 +287,18 @@ async def test_a_real_prometheus_remote_writes_with_authorization_or_basic_auth(
         await asyncio.to_thread(prom.wait, 60)  # it flushes its queues on the way out: keep serving meanwhile
         for gen in gens:
             await gen.aclose()
+
+
+@pytest.mark.parametrize(("origin", "host", "same"), [
+    ("http://127.0.0.1:9091", "127.0.0.1:9091", True),
+    ("http://LOCALHOST:9091", "localhost:9091", True),
+    ("http://127.0.0.1:9092", "127.0.0.1:9091", False),
+    ("http://localhost:9091", "127.0.0.1:9091", False),  # another name is another origin
+    ("https://metrics.example", "metrics.example", True),  # TLS proxy in front: the listener sees plain http
+    ("https://metrics.example", "metrics.example:443", True),
+    ("http://metrics.example", "metrics.example:443", False),
+    ("null", "127.0.0.1:9091", False),
+    ("http://[::1]:9091", "[::1]:9091", True),
+])
+def test_origin_matching(origin: str, host: str, same: bool) -> None:
+    assert http_guard._same_authority(origin, host) is same
