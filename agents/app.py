@@ -28,6 +28,8 @@ def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **override
         "broker_heartbeat_interval": min(3.0, cfg.kafka.session_timeout / 3),
         "consumer_auto_offset_reset": "earliest",
         "web_enabled": False,
+        # Faust's default is 0.0.0.0; its pages (tables, stats) are not for the network.
+        "web_bind": cfg.worker.web_host,
         "web_port": cfg.worker.web_port,
         "producer_linger_ms": 5,
         "producer_max_batch_size": 512 * 1024,

@@ -29,6 +29,8 @@ from reports.clickhouse_reader import get_reader
 from reports.timerange import parse_range
 from watchkeeper import self_metrics
 from watchkeeper.config import Config
+from watchkeeper.http_guard import GuardOptions, check_listener, guard_middleware
+from watchkeeper.log_filters import KNOWN_SECRETS, redact
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -64,6 +66,7 @@ class Reader:
 READER: web.AppKey[Reader] = web.AppKey("reader", Reader)
 SILENCES: web.AppKey[SilenceProvider | None] = web.AppKey("silences")
 REFRESH: web.AppKey[float] = web.AppKey("refresh", float)
+SESSION_COOKIE = "wk_dashboard_session"
 
 
 def create_dashboard_app(
@@ -72,9 +75,17 @@ def create_dashboard_app(
     """The dashboard as an aiohttp app (`watchkeeper dashboard` serves it; `watchkeeper up` can mount it too).
 
     `dsn` defaults to `cfg.clickhouse_query_url` (the embedded owner's read-only endpoint or the server).
+    Off loopback `cfg.dashboard.token` is required; pages of other sites and foreign `Host`s are refused always
+    (`watchkeeper.http_guard`).
     """
-    app = web.Application(middlewares=[_metrics_middleware])
-    app[READER] = Reader(dsn or cfg.clickhouse_query_url)
+    d = cfg.dashboard
+    check_listener("dashboard", d.host, d.token, "WK_DASHBOARD_TOKEN")
+    guard = GuardOptions("dashboard", d.host, d.token, tuple(d.allowed_hosts), public_paths=frozenset({"/healthz"}),
+                         allow_navigation=True, cookie_name=SESSION_COOKIE, realm="watchkeeper dashboard")
+    app = web.Application(middlewares=[_metrics_middleware, guard_middleware(guard)])
+    reader_dsn = dsn or cfg.clickhouse_query_url
+    KNOWN_SECRETS.add_url(reader_dsn)
+    app[READER] = Reader(reader_dsn)
     app[SILENCES] = silences
     app[REFRESH] = float(cfg.dashboard.refresh_seconds)
     app.router.add_get("/", _index)
@@ -85,6 +96,11 @@ def create_dashboard_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     return app
+
+
+def _error_text(exc: Exception) -> str:
+    """The first line of an error, without the DSN's password or any other configured secret."""
+    return redact((str(exc).splitlines() or [type(exc).__name__])[0])
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -111,7 +127,7 @@ async def _overview(request: web.Request) -> web.Response:
         except Exception as exc:
             log.warning("dashboard query %s failed: %s", key, exc)
             body["clickhouse"] = "error"
-            body["errors"].append(f"{key}: {str(exc).splitlines()[0][:200]}")
+            body["errors"].append(f"{key}: {_error_text(exc)[:200]}")
             body[key] = {} if key == "ingest" else []
     body["silences"] = await _silences(request)
     return _json(body)
@@ -136,7 +152,7 @@ async def _series(request: web.Request) -> web.Response:
     try:
         return _json(await request.app[READER].run(queries.series_list, _now(), match))
     except Exception as exc:
-        return _json({"error": str(exc).splitlines()[0]}, 503)
+        return _json({"error": _error_text(exc)}, 503)
 
 
 async def _chart(request: web.Request) -> web.Response:
@@ -149,7 +165,7 @@ async def _chart(request: web.Request) -> web.Response:
     try:
         data = await request.app[READER].run(queries.series_chart, sid, tr.start, tr.end, points)
     except Exception as exc:
-        return _json({"error": str(exc).splitlines()[0]}, 503)
+        return _json({"error": _error_text(exc)}, 503)
     return _json(data)
 
 
@@ -210,7 +226,7 @@ async def _metrics(request: web.Request) -> web.Response:
     try:
         values = await request.app[READER].run(queries.self_metric_values, _now())
     except Exception as exc:
-        values = {"error": str(exc)}
+        values = {"error": _error_text(exc)}
     store = CollectorRegistry(auto_describe=False)
     store.register(_StoreCollector(values))
     body = self_metrics.exposition() + generate_latest(store)  # all processes' files under `watchkeeper up`

@@ -13,27 +13,26 @@ answer does not wait on Kafka and a broker outage loses nothing the spool can ho
 from __future__ import annotations
 
 import base64
-import hmac
 import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from producers.exposition import parse_exposition
 from producers.remote_write import decode_write_request
 from producers.sender import BatchSender
 from schemas.codec import SchemaError, encode, sample_batch_of
 from schemas.samples import SampleBatch
+from watchkeeper.http_guard import GuardOptions, check_listener, guard_middleware
 
 log = logging.getLogger("watchkeeper.push")
 _LABEL_OK = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 SENDER_KEY = web.AppKey("sender", BatchSender)
+PUBLIC_PATHS = ("/-/healthy", "/-/ready")  # liveness probes need no token
 
 
 def _bad(status: type[web.HTTPClientError], text: str) -> web.HTTPClientError:
@@ -142,26 +141,13 @@ async def healthy(_: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _auth(token: str) -> Middleware:
-    expected = f"Bearer {token}".encode()
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path not in ("/-/healthy", "/-/ready"):
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                raise web.HTTPUnauthorized(text="missing or wrong bearer token (Authorization: Bearer <token>)\n",
-                                           headers={"WWW-Authenticate": 'Bearer realm="watchkeeper"'})
-        return await handler(request)
-
-    return check
-
-
-def create_push_app(sender: BatchSender, *, token: str = "", max_body_bytes: int = 32 * 2**20) -> web.Application:
-    app = web.Application(middlewares=[_auth(token)], client_max_size=max_body_bytes)
+def create_push_app(sender: BatchSender, *, token: str = "", max_body_bytes: int = 32 * 2**20,
+                    host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] = ()) -> web.Application:
+    """The push API for a listener on `host`: off loopback `token` is required (`watchkeeper.http_guard`)."""
+    check_listener("producers.push", host, token, "WK_PUSH_TOKEN")
+    guard = GuardOptions("producers.push", host, token, allowed_hosts, public_paths=frozenset(PUBLIC_PATHS),
+                         realm="watchkeeper push")
+    app = web.Application(middlewares=[guard_middleware(guard)], client_max_size=max_body_bytes)
     app[SENDER_KEY] = sender
     app.router.add_post("/api/v1/samples", post_samples)
     app.router.add_post("/api/v1/write", remote_write)

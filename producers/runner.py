@@ -12,6 +12,7 @@ from aiohttp import web
 
 from producers.sender import BatchSender, sender_from_config
 from watchkeeper.config import Config
+from watchkeeper.http_guard import check_listener
 
 log = logging.getLogger("watchkeeper.produce")
 KINDS = ("system", "probe", "scrape", "push")
@@ -29,7 +30,8 @@ async def start_push_api(cfg: Config, sender: BatchSender) -> web.AppRunner:
     from producers.push_api import create_push_app
 
     push = cfg.producers.push
-    runner = web.AppRunner(create_push_app(sender, token=push.token, max_body_bytes=push.max_body_bytes),
+    runner = web.AppRunner(create_push_app(sender, token=push.token, max_body_bytes=push.max_body_bytes,
+                                           host=push.host, allowed_hosts=tuple(push.allowed_hosts)),
                            access_log=None)
     await runner.setup()
     await web.TCPSite(runner, push.host, push.port).start()
@@ -39,6 +41,8 @@ async def start_push_api(cfg: Config, sender: BatchSender) -> web.AppRunner:
 
 async def run_producers(cfg: Config, kinds: list[str], stop: asyncio.Event) -> dict[str, Any]:
     """Run `kinds` until `stop` is set; returns the sender's final counters."""
+    if "push" in kinds:  # refuse an open listener before anything starts
+        check_listener("producers.push", cfg.producers.push.host, cfg.producers.push.token, "WK_PUSH_TOKEN")
     sender = sender_from_config(cfg, "+".join(kinds))
     await sender.start()
     loops: list[Coroutine[Any, Any, None]] = []

@@ -14,6 +14,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from core.secrets import mask_dsn, mask_urls_in_text
 from watchkeeper.errors import WatchkeeperError
 
 
@@ -27,7 +28,8 @@ def get_reader(dsn: str) -> Client:
         return clickhouse_connect.get_client(dsn=dsn)
     except Exception as exc:
         raise ReaderError(
-            f"cannot connect to ClickHouse at {dsn}: {exc}. Is `watchkeeper up` (or the ClickHouse sink) running?"
+            f"cannot connect to ClickHouse at {mask_dsn(dsn)}: {mask_urls_in_text(str(exc))}. "
+            "Is `watchkeeper up` (or the ClickHouse sink) running?"
         ) from None
 
 

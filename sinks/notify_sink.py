@@ -34,6 +34,7 @@ from sinks.channels import Channel, DeliveryError, build_channels
 from sinks.notify_store import NotifyStore, SilenceStore, store_paths
 from watchkeeper.config import Config
 from watchkeeper.errors import ConfigError
+from watchkeeper.log_filters import KNOWN_SECRETS, redact
 from watchkeeper.self_metrics import NOTIFICATION_ERRORS
 
 log = logging.getLogger("watchkeeper.notify")
@@ -42,6 +43,7 @@ log = logging.getLogger("watchkeeper.notify")
 class NotifySink:
     def __init__(self, cfg: Config, am: NotifyConfig, state_path: Path, silences_path: Path) -> None:
         self.cfg, self.am = cfg, am
+        register_notify_secrets(am)
         self.store = NotifyStore(state_path)
         self.silences = SilenceStore(silences_path)
         self.dispatcher = Dispatcher(am.route)
@@ -172,28 +174,32 @@ class NotifySink:
         try:
             if ch is None:
                 raise DeliveryError(f"receiver {n.receiver} has no integration {n.integration} any more", False)
-            await ch.send(n)
-        except DeliveryError as exc:
+            note = await ch.send(n)
+        except Exception as exc:
+            # A DeliveryError says whether to retry; anything else is a bug in a channel, which must not stop
+            # the sink nor retry forever: it is retried like a failure, within give_up_after_seconds.
+            if isinstance(exc, DeliveryError):
+                retryable, why = exc.retryable, str(exc)
+            else:
+                log.error("%s %s: unexpected error", n.receiver, n.integration, exc_info=True)
+                retryable, why = True, f"unexpected {type(exc).__name__}: {exc}"
+            why = redact(why)
             NOTIFICATION_ERRORS.labels(n.receiver, n.integration).inc()
             ms = (time.monotonic() - t0) * 1000
             cfg = self.cfg.notify
-            if exc.retryable and time.time() - created < cfg.give_up_after_seconds:
+            if retryable and time.time() - created < cfg.give_up_after_seconds:
                 delay = min(cfg.retry_max_seconds, cfg.retry_initial_seconds * 2 ** attempts)
-                self.store.retry(id, time.time() + delay * (0.5 + random.random() / 2), str(exc))
-                self._record(n, "retrying", attempts + 1, str(exc), ms, id)
+                self.store.retry(id, time.time() + delay * (0.5 + random.random() / 2), why)
+                self._record(n, "retrying", attempts + 1, why, ms, id)
             else:
-                self.store.failed(id, str(exc))
+                self.store.failed(id, why)
                 self.failed += 1
-                self._record(n, "failed", attempts + 1, str(exc), ms, id)
-            log.warning("%s %s: attempt %d failed: %s", n.receiver, n.integration, attempts + 1, exc)
-        except Exception as exc:  # a bug in a channel must not stop the sink: retry like a failure
-            log.exception("%s %s: unexpected error", n.receiver, n.integration)
-            NOTIFICATION_ERRORS.labels(n.receiver, n.integration).inc()
-            self.store.retry(id, time.time() + self.cfg.notify.retry_max_seconds, repr(exc))
+                self._record(n, "failed", attempts + 1, why, ms, id)
+            log.warning("%s %s: attempt %d failed: %s", n.receiver, n.integration, attempts + 1, why)
         else:
             self.store.acked(id)
             self.sent += 1
-            self._record(n, "sent", attempts + 1, "", (time.monotonic() - t0) * 1000, id)
+            self._record(n, "sent", attempts + 1, note or "", (time.monotonic() - t0) * 1000, id)
         finally:
             self.inflight.discard(id)
             self.wakeup.set()
@@ -202,13 +208,23 @@ class NotifySink:
                 id: str | None = None) -> None:
         rec = NotificationRecord(
             notification_id=id or n.notification_id, receiver=n.receiver, integration=n.integration,
-            group_key=n.group_key, status=status, attempt=max(attempt, 1), error=error[:500],
+            group_key=n.group_key, status=status, attempt=max(attempt, 1), error=redact(error)[:500],
             latency_ms=latency_ms, time=time.time(), alerts=[a.fingerprint for a in n.alerts],
             firing=len(n.firing()), resolved=len(n.resolved()))
         task = asyncio.get_running_loop().create_task(
             self.producer.send(self.cfg.kafka.topics.notifications, encode(rec), key=n.group_key.encode()))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+
+def register_notify_secrets(am: NotifyConfig) -> None:
+    """Tell the redactor the receivers' secrets: passwords, keys, tokens, and the webhook and Slack URLs,
+    which Alertmanager treats as secrets as a whole (their credential is in the path)."""
+    for r in am.receivers.values():
+        KNOWN_SECRETS.add_config(r.model_dump(), hide_path_keys=("api_url",))
+        for c in r.webhook_configs:
+            KNOWN_SECRETS.add_url(c.url, hide_path=True)
+    KNOWN_SECRETS.add_config(am.global_.model_dump(), hide_path_keys=("slack_api_url",))
 
 
 def open_sink(cfg: Config) -> NotifySink | None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from core.errors import CoreError
 from watchkeeper import __version__, commands
 from watchkeeper.errors import WatchkeeperError
+from watchkeeper.log_filters import install_secret_redaction, redact
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_secret_redaction()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (WatchkeeperError, CoreError) as exc:
-        print(f"watchkeeper: error: {exc}", file=sys.stderr)
+        print(f"watchkeeper: error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

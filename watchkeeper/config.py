@@ -16,6 +16,7 @@ from core.errors import SourceError
 from core.yaml_source import load_yaml_file
 from schemas.topics import DEFAULT_TOPICS
 from watchkeeper.errors import ConfigError
+from watchkeeper.log_filters import KNOWN_SECRETS
 
 DEFAULT_CONFIG_FILE = "watchkeeper.yaml"
 
@@ -124,8 +125,12 @@ class PushConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 9091
-    # Bearer token every request must carry; empty accepts any caller (bind to localhost then).
+    # Token every request must carry (`Authorization: Bearer <token>`, or basic auth with it as password);
+    # the env var WK_PUSH_TOKEN sets it too. Empty is allowed on a loopback address only.
     token: str = ""
+    # Host names (besides localhost and loopback addresses) a request's Host header may carry, e.g. a reverse
+    # proxy's; on loopback any other Host is refused (DNS rebinding).
+    allowed_hosts: list[str] = []
     max_body_bytes: int = Field(default=32 * 2**20, gt=0)
 
 
@@ -149,12 +154,18 @@ class ProducersConfig(_Section):
 
 class WorkerConfig(_Section):
     app_id: str = "watchkeeper"
+    # Faust's web server (off: `web_enabled` is False); were it on, it would listen here, never on 0.0.0.0.
+    web_host: str = "127.0.0.1"
     web_port: int = 6066
 
 
 class DashboardConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
+    # Required when `host` is not loopback (env WK_DASHBOARD_TOKEN): browsers log in with basic auth (any user,
+    # the token as password) or once with `?token=`, which sets a cookie; scripts send `Authorization: Bearer`.
+    token: str = ""
+    allowed_hosts: list[str] = []
     refresh_seconds: float = Field(default=10.0, gt=0)
 
 
@@ -262,9 +273,19 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
         cfg.kafka.bootstrap = bootstrap
     if dsn := os.environ.get("WK_CLICKHOUSE_DSN"):
         cfg.clickhouse.dsn = dsn
+    if token := os.environ.get("WK_PUSH_TOKEN"):
+        cfg.producers.push.token = token
+    if token := os.environ.get("WK_DASHBOARD_TOKEN"):
+        cfg.dashboard.token = token
     for key, value in (overrides or {}).items():
         _set_dotted(cfg, key, value)
+    register_secrets(cfg)
     return cfg
+
+
+def register_secrets(cfg: Config) -> None:
+    """Tell the log redactor every secret of `cfg` (tokens, the DSN's password, URL credentials)."""
+    KNOWN_SECRETS.add_config(cfg.model_dump())
 
 
 def _set_dotted(cfg: BaseModel, dotted: str, value: Any) -> None:

@@ -108,6 +108,8 @@ class CommandConfig(_Strict):
     timeout: float = 30.0
     env: dict[str, str] = Field(default_factory=dict)
     send_resolved: bool = True
+    # Of stdout and of stderr, each, at most this much is read into memory; the rest is drained and counted.
+    max_output_bytes: int = Field(default=64 * 1024, ge=0)
 
     _d = field_validator("timeout", mode="before")(duration)
 

@@ -6,9 +6,11 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
+import yarl
 
 from core.notify.notification import Notification
 from core.notify.receiver_configs import HttpConfig
+from core.secrets import mask_url
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -22,7 +24,9 @@ class DeliveryError(Exception):
 class Channel(Protocol):
     integration: str
 
-    async def send(self, n: Notification) -> None: ...
+    async def send(self, n: Notification) -> str | None:
+        """Deliver `n` or raise DeliveryError; a returned text is a note for the delivery record."""
+        ...
 
 
 def auth_headers(http: HttpConfig | None) -> dict[str, str]:
@@ -35,8 +39,20 @@ def auth_headers(http: HttpConfig | None) -> dict[str, str]:
     return {}
 
 
-async def post_json(session: aiohttp.ClientSession, url: str, body: Any, headers: dict[str, str] | None = None) -> str:
-    """POST JSON; 2xx returns the body, 5xx/429/timeouts/connection errors are retryable, other 4xx not."""
+def _scrub(text: str, url: str, shown: str) -> str:
+    """`text` with `url` (as written, and as aiohttp's yarl prints it) replaced by its masked form."""
+    for form in {url, str(yarl.URL(url, encoded=False)), str(yarl.URL(url, encoded=True))}:
+        text = text.replace(form, shown)
+    return text
+
+
+async def post_json(session: aiohttp.ClientSession, url: str, body: Any, headers: dict[str, str] | None = None,
+                    *, secret_url: bool = False) -> str:
+    """POST JSON; 2xx returns the body, 5xx/429/timeouts/connection errors are retryable, other 4xx not.
+
+    Errors name the URL masked (`core.secrets.mask_url`); a `secret_url` (a webhook's or Slack's, which
+    carry their credential in the path) shows only scheme, host and port."""
+    shown = mask_url(url, hide_path=secret_url)
     try:
         async with session.post(url, data=orjson.dumps(body), timeout=TIMEOUT,
                                 headers={"Content-Type": "application/json", **(headers or {})}) as resp:
@@ -44,6 +60,8 @@ async def post_json(session: aiohttp.ClientSession, url: str, body: Any, headers
             if resp.status < 300:
                 return text
             retryable = resp.status >= 500 or resp.status == 429
-            raise DeliveryError(f"HTTP {resp.status} from {url}: {text[:200]}", retryable)
+            raise DeliveryError(f"HTTP {resp.status} from {shown}: {_scrub(text[:200], url, shown)}", retryable)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryError(f"{type(exc).__name__} posting to {url}: {exc}", True) from None
+        raise DeliveryError(f"{type(exc).__name__} posting to {shown}: {_scrub(str(exc), url, shown)}", True) from None
+    except ValueError as exc:  # yarl's InvalidURL and friends: a configuration error, not worth retrying
+        raise DeliveryError(f"cannot post to {shown}: {_scrub(str(exc), url, shown)}", False) from None

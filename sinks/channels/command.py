@@ -1,6 +1,11 @@
 """Command hooks: run a configured command (no shell) with the notification as JSON on stdin and in
 `WK_*` environment variables, killed (with its process group) after the timeout. For auto-remediation,
-such as restarting a service when its alert fires."""
+such as restarting a service when its alert fires.
+
+A hook is somebody else's program, so nothing it does may hurt the sink: its stdout and stderr are read
+up to `max_output_bytes` each (the rest is read and dropped, and the delivery record says how much), and
+every way it can fail to run (missing executable, a NUL byte in a label, which no argument or environment
+variable can hold, a timeout) is a DeliveryError, recorded like any failed delivery."""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import orjson
 from core.notify.notification import Notification
 from core.notify.receiver_configs import CommandConfig
 from sinks.channels.base import DeliveryError
+
+_CHUNK = 64 * 1024
 
 
 def command_env(n: Notification) -> dict[str, str]:
@@ -30,27 +37,75 @@ def command_env(n: Notification) -> dict[str, str]:
     return env
 
 
+class CappedOutput:
+    """The first `cap` bytes of a stream, and how many bytes after them were read and dropped."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.kept = bytearray()
+        self.dropped = 0
+
+    async def drain(self, stream: asyncio.StreamReader | None) -> None:
+        if stream is None:
+            return
+        while chunk := await stream.read(_CHUNK):
+            room = self.cap - len(self.kept)
+            if room > 0:
+                self.kept += chunk[:room]
+            self.dropped += max(0, len(chunk) - max(room, 0))
+
+
+async def _feed(stdin: asyncio.StreamWriter | None, body: bytes) -> None:
+    """Write the notification to the hook's stdin; a hook that does not read it is not an error."""
+    if stdin is None:
+        return
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        stdin.write(body)
+        await stdin.drain()
+    stdin.close()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        await stdin.wait_closed()
+
+
+def _dropped_note(name: str, out: CappedOutput, err: CappedOutput) -> str:
+    parts = [f"{what}: {o.dropped} bytes over the {o.cap}-byte cap dropped"
+             for what, o in (("stdout", out), ("stderr", err)) if o.dropped]
+    return f"{name} output capped ({'; '.join(parts)})" if parts else ""
+
+
 class CommandChannel:
     def __init__(self, integration: str, cfg: CommandConfig) -> None:
         self.integration, self.cfg = integration, cfg
 
-    async def send(self, n: Notification) -> None:
+    async def send(self, n: Notification) -> str | None:
+        name = self.cfg.command[0]
         body = orjson.dumps(n.webhook_payload())
         env = {**os.environ, **self.cfg.env, **command_env(n)}
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.cfg.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+        except ValueError as exc:  # "embedded null byte": from a label value, so every retry would fail too
+            bad = sorted(k for k, v in env.items() if "\0" in v or "\0" in k)
+            where = f" (in {', '.join(bad)})" if bad else " (in the command's arguments)"
+            raise DeliveryError(f"cannot run {name}: {exc}{where}; a NUL byte cannot be passed to a command",
+                                False) from None
         except OSError as exc:
-            raise DeliveryError(f"cannot run {self.cfg.command[0]}: {exc.strerror}", False) from None
+            raise DeliveryError(f"cannot run {name}: {exc.strerror or exc}", False) from None
+        out, err = CappedOutput(self.cfg.max_output_bytes), CappedOutput(self.cfg.max_output_bytes)
+        io = asyncio.gather(_feed(proc.stdin, body), out.drain(proc.stdout), err.drain(proc.stderr), proc.wait())
         try:
-            _, err = await asyncio.wait_for(proc.communicate(body), self.cfg.timeout)
+            await asyncio.wait_for(io, self.cfg.timeout)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
-            why = f"{self.cfg.command[0]} timed out after {self.cfg.timeout:g} s (killed)"
-            raise DeliveryError(why, True) from None
+            why = f"{name} timed out after {self.cfg.timeout:g} s (killed)"
+            note = _dropped_note(name, out, err)
+            raise DeliveryError(f"{why}; {note}" if note else why, True) from None
+        note = _dropped_note(name, out, err)
         if proc.returncode != 0:
-            tail = err.decode("utf-8", "replace").strip()[-300:]
-            raise DeliveryError(f"{self.cfg.command[0]} exited with {proc.returncode}: {tail}", True)
+            tail = err.kept.decode("utf-8", "replace").strip()[-300:]
+            why = f"{name} exited with {proc.returncode}: {tail}"
+            raise DeliveryError(f"{why} ({note})" if note else why, True)
+        return note or None

@@ -48,4 +48,4 @@ class SlackChannel:
     async def send(self, n: Notification) -> None:
         if not self.url:
             raise DeliveryError("no Slack api_url (set it in the slack config or global.slack_api_url)", False)
-        await post_json(self.session, self.url, slack_message(self.cfg, n))
+        await post_json(self.session, self.url, slack_message(self.cfg, n), secret_url=True)

@@ -16,4 +16,5 @@ class WebhookChannel:
         self.headers = auth_headers(cfg.http_config or global_cfg.http_config)
 
     async def send(self, n: Notification) -> None:
-        await post_json(self.session, self.cfg.url, n.webhook_payload(self.cfg.max_alerts), self.headers)
+        await post_json(self.session, self.cfg.url, n.webhook_payload(self.cfg.max_alerts), self.headers,
+                        secret_url=True)

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from watchkeeper.broker import port_open, start_broker
 from watchkeeper.config import Config, load_config
+from watchkeeper.http_guard import check_listener
 from watchkeeper.self_metrics import MULTIPROC_ENV, prepare_multiproc_dir
 from watchkeeper.supervisor import Component, Supervisor, watchkeeper_argv
 from watchkeeper.topics import ensure_topics, topic_plan
@@ -59,6 +60,10 @@ def components(cfg: Config, config_args: list[str], loglevel: str = "warning") -
 def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     cfg = load_config(args.config)
+    # An open listener is refused here, before anything starts, rather than by a child restarted in a loop.
+    check_listener("dashboard", cfg.dashboard.host, cfg.dashboard.token, "WK_DASHBOARD_TOKEN")
+    if cfg.producers.push.enabled:
+        check_listener("producers.push", cfg.producers.push.host, cfg.producers.push.token, "WK_PUSH_TOKEN")
     config_args = ["--config", str(Path(args.config).resolve())] if args.config else []
     logs = cfg.data_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
