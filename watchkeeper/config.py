@@ -50,8 +50,20 @@ class BrokerConfig(_Section):
 class ClickHouseConfig(_Section):
     # Empty means embedded chDB at <data_dir>/clickhouse.
     dsn: str = ""
+    # The embedded owner's read-only ClickHouse HTTP endpoint (README "Security"). Off loopback it needs
+    # http_password (or WK_CLICKHOUSE_HTTP_PASSWORD); http_allowed_hosts are extra `Host` names it answers.
     http_host: str = "127.0.0.1"
     http_port: int = 8123
+    http_user: str = "default"
+    http_password: str = ""
+    http_allowed_hosts: list[str] = []
+    # Limits of every query through that endpoint: far above what the dashboard and reports need, far
+    # below what a runaway query takes. Readers are the queries that can run at once.
+    query_max_execution_time: float = Field(default=30.0, gt=0)
+    query_max_memory_usage: int = Field(default=2 * 2**30, gt=0)
+    query_max_result_rows: int = Field(default=1_000_000, gt=0)
+    query_max_result_bytes: int = Field(default=256 * 2**20, gt=0)
+    query_readers: int = Field(default=2, gt=0, le=16)
     # Longer than the 30-day SLO period, so the oldest edge of an SLO window is still stored.
     samples_ttl_days: int = 35
     batch_rows: int = 50_000
@@ -262,6 +274,8 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
         cfg.kafka.bootstrap = bootstrap
     if dsn := os.environ.get("WK_CLICKHOUSE_DSN"):
         cfg.clickhouse.dsn = dsn
+    if password := os.environ.get("WK_CLICKHOUSE_HTTP_PASSWORD"):
+        cfg.clickhouse.http_password = password
     for key, value in (overrides or {}).items():
         _set_dotted(cfg, key, value)
     return cfg
