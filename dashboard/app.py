@@ -71,10 +71,10 @@ def create_dashboard_app(
 ) -> web.Application:
     """The dashboard as an aiohttp app (`watchkeeper dashboard` serves it; `watchkeeper up` can mount it too).
 
-    `dsn` defaults to `cfg.clickhouse_query_url` (the embedded owner's read-only endpoint or the server).
+    `dsn` defaults to `cfg.clickhouse_reader_dsn` (the embedded owner's read-only endpoint or the server).
     """
     app = web.Application(middlewares=[_metrics_middleware])
-    app[READER] = Reader(dsn or cfg.clickhouse_query_url)
+    app[READER] = Reader(dsn or cfg.clickhouse_reader_dsn)
     app[SILENCES] = silences
     app[REFRESH] = float(cfg.dashboard.refresh_seconds)
     app.router.add_get("/", _index)

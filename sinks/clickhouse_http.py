@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from sinks.readonly_sql import QueryRefused
+from watchkeeper.config import Config
 from watchkeeper.errors import WatchkeeperError
 
 QueryRunner = Callable[[str, str, str | None, dict[str, Any]], Awaitable[bytes]]
@@ -79,6 +80,13 @@ class EndpointOptions:
         names = {*(_LOOPBACK_NAMES), _bracketed(self.host), *(h.lower() for h in self.allowed_hosts)}
         with_port = {f"{n}:{self.port}" for n in names}
         return frozenset(with_port | (names if self.port == 80 else set()))
+
+
+def endpoint_options(cfg: Config) -> EndpointOptions:
+    """The endpoint's options from `watchkeeper.yaml`'s clickhouse section."""
+    c = cfg.clickhouse
+    return EndpointOptions(host=c.http_host, port=c.http_port, user=c.http_user, password=c.http_password,
+                           allowed_hosts=tuple(c.http_allowed_hosts))
 
 
 def is_loopback(host: str) -> bool:

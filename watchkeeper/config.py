@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -249,6 +250,24 @@ class Config(_Section):
         if self.embedded_clickhouse:
             return f"http://{self.clickhouse.http_host}:{self.clickhouse.http_port}"
         return self.clickhouse_dsn
+
+    @property
+    def clickhouse_reader_dsn(self) -> str:
+        """`clickhouse_query_url` with the endpoint's credentials, for clickhouse-connect readers.
+
+        Only for opening clients: print or log `clickhouse_query_url`, which has no password in it.
+        """
+        c = self.clickhouse
+        if not (self.embedded_clickhouse and c.http_password):
+            return self.clickhouse_query_url
+        return f"http://{quote(c.http_user, safe='')}:{quote(c.http_password, safe='')}@{c.http_host}:{c.http_port}"
+
+    def clickhouse_http_headers(self) -> dict[str, str]:
+        """The credential headers of ClickHouse's HTTP interface for the embedded endpoint (none without a password)."""
+        c = self.clickhouse
+        if not (self.embedded_clickhouse and c.http_password):
+            return {}
+        return {"X-ClickHouse-User": c.http_user, "X-ClickHouse-Key": c.http_password}
 
 
 def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:

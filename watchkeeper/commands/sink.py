@@ -10,7 +10,7 @@ import signal
 
 from aiohttp import web
 
-from sinks.clickhouse_http import EndpointOptions, create_query_app
+from sinks.clickhouse_http import create_query_app, endpoint_options
 from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
 from sinks.readonly_queries import QueryLimits
 from watchkeeper.config import Config, load_config
@@ -54,12 +54,6 @@ async def _with_signals(main: object, cfg: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await main(cfg, stop)  # type: ignore[operator]
-
-
-def endpoint_options(cfg: Config) -> EndpointOptions:
-    c = cfg.clickhouse
-    return EndpointOptions(host=c.http_host, port=c.http_port, user=c.http_user, password=c.http_password,
-                           allowed_hosts=tuple(c.http_allowed_hosts))
 
 
 def query_limits(cfg: Config) -> QueryLimits:

@@ -59,6 +59,10 @@ def components(cfg: Config, config_args: list[str], loglevel: str = "warning") -
 def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     cfg = load_config(args.config)
+    if cfg.embedded_clickhouse:
+        from sinks.clickhouse_http import endpoint_options
+
+        endpoint_options(cfg).check_exposure()  # refuse an open endpoint before anything starts
     config_args = ["--config", str(Path(args.config).resolve())] if args.config else []
     logs = cfg.data_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -128,7 +132,8 @@ def _aggregate_rows(cfg: Config) -> int:
         return 0
     q = urllib.parse.urlencode({"query": "SELECT count() FROM aggregates"})
     try:
-        with urllib.request.urlopen(f"{url}/?{q}", timeout=2) as resp:
+        req = urllib.request.Request(f"{url}/?{q}", headers=cfg.clickhouse_http_headers())
+        with urllib.request.urlopen(req, timeout=2) as resp:
             return int(resp.read().strip() or 0)
     except (TimeoutError, OSError, ValueError):
         return 0
