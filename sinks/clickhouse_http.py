@@ -40,12 +40,15 @@ _CODE = re.compile(r"Code: (\d+)")
 # URL parameters ClickHouse's HTTP interface reads for itself rather than as settings. Those the endpoint
 # acts on: query, database, default_format, user, password, param_*. The rest are sent by clients
 # (clickhouse-connect, clickhouse-go as Grafana uses it) and are accepted and ignored: the endpoint has no
-# sessions, no compression and no progress headers, and always answers after the whole query.
+# sessions, no compression and no progress headers, and always answers after the whole query. Grafana's
+# ClickHouse data source always sends its query timeout as max_execution_time (ClickHouse's docs have a
+# readonly user allow it with a `changeable_in_readonly` constraint): ignored too, the endpoint's own
+# limit applies. Any other parameter is a setting, and refused.
 _USED_PARAMS = frozenset({"query", "database", "default_format", "user", "password"})
 _IGNORED_PARAMS = frozenset({
     "query_id", "session_id", "session_timeout", "session_check", "compress", "decompress",
     "wait_end_of_query", "buffer_size", "send_progress_in_http_headers", "http_headers_progress_interval_ms",
-    "enable_http_compression", "client_protocol_version", "quota_key", "role",
+    "enable_http_compression", "client_protocol_version", "quota_key", "role", "max_execution_time",
 })
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 

@@ -317,6 +317,8 @@ def test_settings_cannot_be_changed_from_a_request(endpoint: Endpoint) -> None:
         text = _refused(endpoint, "SELECT getSetting('readonly')", **{param: "0"})
         assert param in text and "would change settings" in text
     assert endpoint.request("SELECT getSetting('readonly'), getSetting('max_execution_time')") == (200, "1\t3\n")
+    # Grafana's data source always sends its timeout: accepted, and the endpoint's own limit still applies
+    assert endpoint.request("SELECT getSetting('max_execution_time')", max_execution_time="0") == (200, "3\n")
 
 
 # --- limits --------------------------------------------------------------------------------------------------
