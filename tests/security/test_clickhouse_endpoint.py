@@ -177,8 +177,10 @@ def test_into_outfile_writes_nothing(endpoint: Endpoint, tmp_path: Path, clause:
     kept.write_text("keep me\n")
     for target in (new, kept):
         _refused(endpoint, f"SELECT 'x' {clause.format(p=target)}")
-    _refused(endpoint, f"EXPLAIN SELECT 1 INTO OUTFILE '{new}'")
-    _refused(endpoint, f"SHOW TABLES INTO OUTFILE '{new}'")
+    for query in ("EXPLAIN SELECT 1", "EXPLAIN AST SELECT 1", "EXPLAIN SYNTAX SELECT 1", "SHOW TABLES",
+                  "SHOW CREATE TABLE alerts", "DESCRIBE TABLE alerts", "EXISTS TABLE alerts",
+                  "SELECT 1 UNION ALL SELECT 2", "WITH 1 AS x SELECT x", "(SELECT 1)"):
+        _refused(endpoint, f"{query} {clause.format(p=new)}")
     assert not new.exists()
     assert kept.read_text() == "keep me\n"
 
