@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -28,10 +30,11 @@ from dashboard.queries import active_alerts, ingest_status, series_list
 from reports.clickhouse_reader import get_reader
 from sinks.clickhouse_http import EndpointConfigError, EndpointOptions
 from sinks.clickhouse_sink import ClickHouse
+from tests.conftest import write_config
 from watchkeeper.broker import free_port
 from watchkeeper.commands.sink import query_limits, serve_query_endpoint
 from watchkeeper.commands.sql import query as sql_query
-from watchkeeper.config import Config
+from watchkeeper.config import Config, load_config
 from watchkeeper.errors import WatchkeeperError
 
 SECRET_FILE_MARK = "root:"  # the first line of /etc/passwd
@@ -405,6 +408,27 @@ def test_an_endpoint_off_loopback_needs_a_password() -> None:
     EndpointOptions(host="0.0.0.0", password="x").check_exposure()
     EndpointOptions(host="::1").check_exposure()
     EndpointOptions(host="localhost").check_exposure()
+
+
+def test_up_refuses_to_start_an_open_endpoint_off_loopback(tmp_path: Path) -> None:
+    cfg = Config(data_dir=str(tmp_path / "data"))
+    cfg.clickhouse.http_host = "0.0.0.0"
+    path = write_config(cfg, tmp_path / "watchkeeper.yaml")
+    for argv in (["up"], ["sink", "clickhouse"]):
+        done = subprocess.run([sys.executable, "-m", "watchkeeper", *argv, "--config", str(path)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, (argv, done.stderr)
+        assert "set clickhouse.http_password" in done.stderr and "WK_CLICKHOUSE_HTTP_PASSWORD" in done.stderr
+    assert not (tmp_path / "data" / "clickhouse").exists()  # refused before anything started
+
+
+def test_the_password_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WK_CLICKHOUSE_HTTP_PASSWORD", "p@ss:/word")
+    cfg = load_config(str(write_config(Config(), tmp_path / "watchkeeper.yaml")))
+    assert cfg.clickhouse.http_password == "p@ss:/word"
+    assert cfg.clickhouse_http_headers() == {"X-ClickHouse-User": "default", "X-ClickHouse-Key": "p@ss:/word"}
+    assert cfg.clickhouse_reader_dsn == "http://default:p%40ss%3A%2Fword@127.0.0.1:8123"
+    assert "p@ss" not in cfg.clickhouse_query_url
 
 
 # --- what must keep working ----------------------------------------------------------------------------------
