@@ -25,6 +25,8 @@ from pathlib import Path
 import clickhouse_connect
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dashboard.queries import active_alerts, ingest_status, series_list
 from reports.clickhouse_reader import get_reader
@@ -186,6 +188,30 @@ def test_into_outfile_writes_nothing(endpoint: Endpoint, tmp_path: Path, clause:
         _refused(endpoint, f"{query} {clause.format(p=new)}")
     assert not new.exists()
     assert kept.read_text() == "keep me\n"
+
+
+# Names and aliases that try to forge lines of the `EXPLAIN AST` dump the check walks (raw newlines,
+# indentation, node types, children counts).
+_FORGERY = st.lists(st.sampled_from(["\n", " ", "  ", "Function", "numbers", "file", "Literal", "Set",
+                                     "(children 1)", "(alias", ")", "SelectWithUnionQuery", "Identifier", "x",
+                                     "'", "\\", "`", "\t", ";"]), max_size=12).map("".join)
+
+
+def _backquoted(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(alias=_FORGERY, other=_FORGERY)
+def test_forged_names_never_get_a_file_read_or_written(endpoint: Endpoint, alias: str, other: str) -> None:
+    target = Path(f"/tmp/wk-forged-{uuid.uuid4().hex}")
+    for query in (f"SELECT 1 AS {_backquoted(other)}, file('/etc/passwd') AS {_backquoted(alias)}",
+                  f"SELECT {_backquoted(other)} FROM file('/etc/passwd', 'LineAsString') AS {_backquoted(alias)}",
+                  f"SELECT 1 AS {_backquoted(alias)} INTO OUTFILE '{target}'",
+                  f"SELECT 1 AS {_backquoted(alias)} SETTINGS readonly = 0"):
+        status, text = endpoint.request(query)
+        assert status != 200 and SECRET_FILE_MARK not in text, (query, status, text)
+    assert not target.exists()
 
 
 # --- the network, processes, other databases: every table function but a few computed ones ---------------
