@@ -65,11 +65,13 @@ class ClickHouse:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._ttl = samples_ttl_days
         self.writer: Any = None
-        self.reads = ReadOnlyQueries(dsn, limits or QueryLimits())
+        # Only the owner of an embedded chDB serves reads; against a server, readers go to the server.
+        self.reads = ReadOnlyQueries(dsn, limits or QueryLimits()) if dsn.startswith("chdb:") else None
 
     async def open(self) -> None:
         await self._run(self._open)
-        await self.reads.open()
+        if self.reads is not None:
+            await self.reads.open()
 
     def _open(self) -> None:
         self.writer = clickhouse_connect.get_client(dsn=self.dsn)
@@ -84,10 +86,13 @@ class ClickHouse:
     async def query(self, sql: str, fmt: str, database: str | None,
                     parameters: dict[str, str] | None = None) -> bytes:
         """One checked read-only query (see `ReadOnlyQueries.query`)."""
+        if self.reads is None:
+            raise RuntimeError("the sink writes to a ClickHouse server: query the server directly")
         return await self.reads.query(sql, fmt, database, parameters)
 
     async def close(self) -> None:
-        await self.reads.close()
+        if self.reads is not None:
+            await self.reads.close()
 
         def close() -> None:
             if self.writer is not None:
