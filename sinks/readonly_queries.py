@@ -79,6 +79,8 @@ class ReadOnlyQueries:
             result: bytes = await loop.run_in_executor(
                 self._executor, self._check_and_run, client, sql, fmt, database, parameters or {})
             return result
+        except QueryRefused:
+            raise  # refused before anything ran: the session is clean
         except Exception:
             # chDB leaves the partial output of a query that failed while writing it (a result limit, a
             # timeout) on the handle, and hands it to the next query there: never reuse that handle.
