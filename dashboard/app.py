@@ -74,7 +74,7 @@ def create_dashboard_app(
 ) -> web.Application:
     """The dashboard as an aiohttp app (`watchkeeper dashboard` serves it; `watchkeeper up` can mount it too).
 
-    `dsn` defaults to `cfg.clickhouse_query_url` (the embedded owner's read-only endpoint or the server).
+    `dsn` defaults to `cfg.clickhouse_reader_dsn` (the embedded owner's read-only endpoint or the server).
     Off loopback `cfg.dashboard.token` is required; pages of other sites and foreign `Host`s are refused always
     (`watchkeeper.http_guard`).
     """
@@ -83,7 +83,7 @@ def create_dashboard_app(
     guard = GuardOptions("dashboard", d.host, d.token, tuple(d.allowed_hosts), public_paths=frozenset({"/healthz"}),
                          allow_navigation=True, cookie_name=SESSION_COOKIE, realm="watchkeeper dashboard")
     app = web.Application(middlewares=[_metrics_middleware, guard_middleware(guard)])
-    reader_dsn = dsn or cfg.clickhouse_query_url
+    reader_dsn = dsn or cfg.clickhouse_reader_dsn
     KNOWN_SECRETS.add_url(reader_dsn)
     app[READER] = Reader(reader_dsn)
     app[SILENCES] = silences

@@ -31,6 +31,7 @@ from sinks.clickhouse_row_checks import row_problem
 from sinks.clickhouse_rows import aggregates_table, alerts_table, notifications_table, samples_table
 from sinks.clickhouse_schema import create_tables
 from sinks.insert_bisection import error_kind, insert_bisecting
+from sinks.readonly_queries import QueryLimits, ReadOnlyQueries
 from watchkeeper.config import Config
 from watchkeeper.self_metrics import SINK_ERRORS, SINK_ROWS
 
@@ -55,25 +56,26 @@ class SinkStats:
 
 
 class ClickHouse:
-    """One writer client and one read-only client on a single thread: chDB calls block, and one thread
-    keeps the embedded engine's calls ordered."""
+    """The writer client on one thread (chDB calls block, and one thread keeps the sink's calls ordered),
+    and the read-only query endpoint's own sessions on theirs (`ReadOnlyQueries`), so a read never waits
+    for an insert nor an insert for a read."""
 
-    def __init__(self, dsn: str, samples_ttl_days: int = 30) -> None:
+    def __init__(self, dsn: str, samples_ttl_days: int = 30, limits: QueryLimits | None = None) -> None:
         self.dsn = dsn
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._ttl = samples_ttl_days
         self.writer: Any = None
-        self.reader: Any = None
-        self._default_database: str | None = None
+        # Only the owner of an embedded chDB serves reads; against a server, readers go to the server.
+        self.reads = ReadOnlyQueries(dsn, limits or QueryLimits()) if dsn.startswith("chdb:") else None
 
     async def open(self) -> None:
         await self._run(self._open)
+        if self.reads is not None:
+            await self.reads.open()
 
     def _open(self) -> None:
         self.writer = clickhouse_connect.get_client(dsn=self.dsn)
         create_tables(self.writer, self._ttl)
-        self.reader = clickhouse_connect.get_client(dsn=self.dsn, settings={"readonly": 1})
-        self._default_database = self.reader.database
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -81,18 +83,20 @@ class ClickHouse:
     async def insert(self, table: str, data: pa.Table) -> None:
         await self._run(self.writer.insert_arrow, table, data)
 
-    async def query(self, sql: str, fmt: str, database: str | None) -> bytes:
-        def run() -> bytes:
-            self.reader.database = database or self._default_database
-            return bytes(self.reader.raw_query(sql, fmt=fmt))
-        result: bytes = await self._run(run)
-        return result
+    async def query(self, sql: str, fmt: str, database: str | None,
+                    parameters: dict[str, str] | None = None) -> bytes:
+        """One checked read-only query (see `ReadOnlyQueries.query`)."""
+        if self.reads is None:
+            raise RuntimeError("the sink writes to a ClickHouse server: query the server directly")
+        return await self.reads.query(sql, fmt, database, parameters)
 
     async def close(self) -> None:
+        if self.reads is not None:
+            await self.reads.close()
+
         def close() -> None:
-            for c in (self.reader, self.writer):
-                if c is not None:
-                    c.close()
+            if self.writer is not None:
+                self.writer.close()
         await self._run(close)
         self._executor.shutdown(wait=True)
 

@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -51,8 +52,20 @@ class BrokerConfig(_Section):
 class ClickHouseConfig(_Section):
     # Empty means embedded chDB at <data_dir>/clickhouse.
     dsn: str = ""
+    # The embedded owner's read-only ClickHouse HTTP endpoint (README "Security"). Off loopback it needs
+    # http_password (or WK_CLICKHOUSE_HTTP_PASSWORD); http_allowed_hosts are extra `Host` names it answers.
     http_host: str = "127.0.0.1"
     http_port: int = 8123
+    http_user: str = "default"
+    http_password: str = ""
+    http_allowed_hosts: list[str] = []
+    # Limits of every query through that endpoint: far above what the dashboard and reports need, far
+    # below what a runaway query takes. Readers are the queries that can run at once.
+    query_max_execution_time: float = Field(default=30.0, gt=0)
+    query_max_memory_usage: int = Field(default=2 * 2**30, gt=0)
+    query_max_result_rows: int = Field(default=1_000_000, gt=0)
+    query_max_result_bytes: int = Field(default=256 * 2**20, gt=0)
+    query_readers: int = Field(default=2, gt=0, le=16)
     # Longer than the 30-day SLO period, so the oldest edge of an SLO window is still stored.
     samples_ttl_days: int = 35
     batch_rows: int = 50_000
@@ -249,6 +262,24 @@ class Config(_Section):
             return f"http://{self.clickhouse.http_host}:{self.clickhouse.http_port}"
         return self.clickhouse_dsn
 
+    @property
+    def clickhouse_reader_dsn(self) -> str:
+        """`clickhouse_query_url` with the endpoint's credentials, for clickhouse-connect readers.
+
+        Only for opening clients: print or log `clickhouse_query_url`, which has no password in it.
+        """
+        c = self.clickhouse
+        if not (self.embedded_clickhouse and c.http_password):
+            return self.clickhouse_query_url
+        return f"http://{quote(c.http_user, safe='')}:{quote(c.http_password, safe='')}@{c.http_host}:{c.http_port}"
+
+    def clickhouse_http_headers(self) -> dict[str, str]:
+        """The credential headers of ClickHouse's HTTP interface for the embedded endpoint (none without a password)."""
+        c = self.clickhouse
+        if not (self.embedded_clickhouse and c.http_password):
+            return {}
+        return {"X-ClickHouse-User": c.http_user, "X-ClickHouse-Key": c.http_password}
+
 
 def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Load `path` (or ./watchkeeper.yaml if present, else defaults); `WK_*` env vars override a few keys."""
@@ -277,6 +308,8 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
         cfg.producers.push.token = token
     if token := os.environ.get("WK_DASHBOARD_TOKEN"):
         cfg.dashboard.token = token
+    if password := os.environ.get("WK_CLICKHOUSE_HTTP_PASSWORD"):
+        cfg.clickhouse.http_password = password
     for key, value in (overrides or {}).items():
         _set_dotted(cfg, key, value)
     register_secrets(cfg)

@@ -1,5 +1,5 @@
 """The read-only ClickHouse HTTP endpoint of the chDB owner, as curl, `watchkeeper sql` and
-clickhouse-connect's own HTTP client use it."""
+clickhouse-connect's own HTTP client use it (its attacks are in tests/security)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import clickhouse_connect
 import pytest
 from aiohttp import web
 
-from sinks.clickhouse_http import create_query_app, split_format
+from sinks.clickhouse_http import EndpointOptions, create_query_app, split_format
 from sinks.clickhouse_sink import ClickHouse
 from watchkeeper.broker import free_port
 from watchkeeper.commands.sql import query as sql_query
@@ -33,7 +33,7 @@ def endpoint(ch_dsn: str) -> Iterator[int]:
         await ch.open()
         await ch._run(ch.writer.command, "INSERT INTO alerts (fingerprint, rule, state, starts_at, event_time) "
                                          "VALUES ('f1', 'HighCPU', 'firing', now(), now())")
-        runner = web.AppRunner(create_query_app(ch.query))
+        runner = web.AppRunner(create_query_app(ch.query, EndpointOptions(port=port)))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         done = asyncio.Event()
@@ -69,7 +69,7 @@ def test_get_post_formats_and_errors(endpoint: int) -> None:
         assert r.read() == b"4\n"
     with pytest.raises(urllib.error.HTTPError) as err:
         _get(endpoint, query="INSERT INTO alerts (fingerprint) VALUES ('x')")
-    assert err.value.code == 500 and b"readonly" in err.value.read()
+    assert err.value.code == 403 and b"READONLY" in err.value.read()
     with pytest.raises(urllib.error.HTTPError) as err:
         _get(endpoint, query="SELECT nope FROM alerts")
     assert err.value.headers["X-ClickHouse-Exception-Code"] == "47"

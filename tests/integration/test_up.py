@@ -67,7 +67,7 @@ def test_up_fills_clickhouse_and_stops_cleanly(tmp_path: Path) -> None:
             _query(cfg.clickhouse.http_port, "DROP TABLE samples")
             raise AssertionError("the endpoint accepted a write")
         except urllib.error.HTTPError as exc:
-            assert exc.code == 500 and b"readonly" in exc.read()
+            assert exc.code == 403 and b"READONLY" in exc.read()
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(timeout=60)

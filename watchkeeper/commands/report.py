@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         tr = parse_range(args.start, args.end, now, span)
     except ValueError as exc:
         raise WatchkeeperError(str(exc)) from None
-    dsn = args.dsn or load_config(args.config).clickhouse_query_url
+    dsn = args.dsn or load_config(args.config).clickhouse_reader_dsn
     out = Path(args.output or f"{args.kind}-report.{args.format}")
     doc = generate(args, dsn, tr)
     written = write_html(doc, out) if args.format == "html" else write_markdown(doc, out)

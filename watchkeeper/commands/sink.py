@@ -10,8 +10,9 @@ import signal
 
 from aiohttp import web
 
-from sinks.clickhouse_http import create_query_app
+from sinks.clickhouse_http import create_query_app, endpoint_options
 from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
+from sinks.readonly_queries import QueryLimits
 from watchkeeper.config import Config, load_config
 from watchkeeper.log_filters import limit_reconnect_errors
 from watchkeeper.topics import ensure_topics, topic_plan
@@ -55,20 +56,37 @@ async def _with_signals(main: object, cfg: Config) -> None:
     await main(cfg, stop)  # type: ignore[operator]
 
 
+def query_limits(cfg: Config) -> QueryLimits:
+    c = cfg.clickhouse
+    return QueryLimits(max_execution_time=c.query_max_execution_time, max_memory_usage=c.query_max_memory_usage,
+                       max_result_rows=c.query_max_result_rows, max_result_bytes=c.query_max_result_bytes,
+                       readers=c.query_readers)
+
+
+async def serve_query_endpoint(cfg: Config, ch: ClickHouse) -> web.AppRunner:
+    """Serve the read-only ClickHouse HTTP endpoint of `ch` on clickhouse.http_host:http_port."""
+    options = endpoint_options(cfg)
+    options.check_exposure()
+    runner = web.AppRunner(create_query_app(ch.query, options), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, options.host, options.port).start()
+    log.info("read-only ClickHouse HTTP on %s", cfg.clickhouse_query_url)
+    return runner
+
+
 async def run_clickhouse_sink(cfg: Config, stop: asyncio.Event) -> None:
     """Run the sink (and, on embedded chDB, the read-only query endpoint) until `stop` is set."""
+    if cfg.embedded_clickhouse:
+        endpoint_options(cfg).check_exposure()  # before anything starts
     await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg))
     cfg.data_path.mkdir(parents=True, exist_ok=True)
-    ch = ClickHouse(cfg.clickhouse_dsn, cfg.clickhouse.samples_ttl_days)
+    ch = ClickHouse(cfg.clickhouse_dsn, cfg.clickhouse.samples_ttl_days, query_limits(cfg))
     await ch.open()
     runner: web.AppRunner | None = None
-    if cfg.embedded_clickhouse:
-        runner = web.AppRunner(create_query_app(ch.query), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, cfg.clickhouse.http_host, cfg.clickhouse.http_port).start()
-        log.info("read-only ClickHouse HTTP on %s", cfg.clickhouse_query_url)
     sink = ClickHouseSink(cfg, ch)
     try:
+        if cfg.embedded_clickhouse:
+            runner = await serve_query_endpoint(cfg, ch)
         await sink.run(stop)
     finally:
         if runner is not None:

@@ -52,7 +52,8 @@ def query(cfg: Config, sql: str, fmt: str = "TabSeparated") -> bytes:
             "`watchkeeper sink clickhouse`), which owns the embedded chDB directory"
         )
     params = urllib.parse.urlencode({"default_format": fmt})
-    req = urllib.request.Request(f"{cfg.clickhouse_query_url}/?{params}", data=sql.encode(), method="POST")
+    req = urllib.request.Request(f"{cfg.clickhouse_query_url}/?{params}", data=sql.encode(), method="POST",
+                                 headers=cfg.clickhouse_http_headers())
     try:
         with urllib.request.urlopen(req, timeout=300) as resp:
             return bytes(resp.read())

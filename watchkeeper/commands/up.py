@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     check_listener("dashboard", cfg.dashboard.host, cfg.dashboard.token, "WK_DASHBOARD_TOKEN")
     if cfg.producers.push.enabled:
         check_listener("producers.push", cfg.producers.push.host, cfg.producers.push.token, "WK_PUSH_TOKEN")
+    if cfg.embedded_clickhouse:
+        from sinks.clickhouse_http import endpoint_options
+
+        endpoint_options(cfg).check_exposure()  # refuse an open endpoint before anything starts
     config_args = ["--config", str(Path(args.config).resolve())] if args.config else []
     logs = cfg.data_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -133,7 +137,8 @@ def _aggregate_rows(cfg: Config) -> int:
         return 0
     q = urllib.parse.urlencode({"query": "SELECT count() FROM aggregates"})
     try:
-        with urllib.request.urlopen(f"{url}/?{q}", timeout=2) as resp:
+        req = urllib.request.Request(f"{url}/?{q}", headers=cfg.clickhouse_http_headers())
+        with urllib.request.urlopen(req, timeout=2) as resp:
             return int(resp.read().strip() or 0)
     except (TimeoutError, OSError, ValueError):
         return 0
