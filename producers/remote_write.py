@@ -6,15 +6,15 @@ and `prompb/remote.proto`); exemplars (TimeSeries field 3) stay unknown fields, 
 (field 4) are declared as an empty message only so that they can be counted as skipped.
 
 Decoding is the push API's hot path, so blocks are built with `SeriesBlock.model_construct`: metric and label
-names are checked here once per distinct name with compiled regexes, and values are checked for finiteness
-per series in one `sum`, instead of pydantic validating every block and every point again.
+names are checked here once per distinct name with compiled regexes, and points are checked against the
+limits per series in one `sum`/`min`/`max`, instead of pydantic validating every block and every point again.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
@@ -22,6 +22,17 @@ import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
+from schemas.limits import (
+    DECOMPRESSED_TOO_LARGE,
+    STALE_MARKER,
+    IngestLimits,
+    LimitError,
+    check_request_size,
+    describe_point_problem,
+    point_problem,
+    points_ok,
+    series_problem,
+)
 from schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
 
 # fullmatch, not match: with `re`, `$` also matches before a trailing newline, which pydantic's pattern does not.
@@ -96,22 +107,45 @@ Label: Any = _MESSAGES["Label"]
 Sample: Any = _MESSAGES["Sample"]
 
 
-def decode_write_request(body: bytes) -> tuple[list[SeriesBlock], int]:
-    """The series of one request, and how many samples were skipped because our JSON wire cannot carry them.
+@dataclass
+class DecodedWrite:
+    """The series of one request, and what was left out of it.
 
-    Skipped: staleness markers and any other NaN or infinite value (orjson would write them as `null`), and
-    the native histograms of series without float samples (Prometheus sends them in series of their own).
-    A series left with no points yields no block. Timestamps are epoch
-    milliseconds on the wire and float seconds in the blocks. Anything else wrong fails the whole request.
+    `skipped`: native histograms of series without float samples (our JSON wire cannot carry them);
+    `stale`: Prometheus staleness markers, dropped (the windows close series by time, not by marker);
+    `refused`: samples over a limit (reason -> count), with the first one described in `first_refusal`:
+    the request's other samples are still taken, as Prometheus' own receiver does with out-of-bounds ones.
     """
-    request = _parse(_decompress(body))
+
+    blocks: list[SeriesBlock] = field(default_factory=list)
+    skipped: int = 0
+    stale: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    first_refusal: str = ""
+
+    def refuse(self, reason: str, count: int, message: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + count
+        if not self.first_refusal:
+            self.first_refusal = message
+
+
+def decode_write_request(body: bytes, limits: IngestLimits, now: float) -> DecodedWrite:
+    """The series of one request; timestamps are epoch milliseconds on the wire and float seconds in the blocks.
+
+    Raises `LimitError` when the request as a whole is over a limit (decompressed size, series, points) and
+    `RemoteWriteError` when it is malformed (not snappy, not a WriteRequest, a series without a name or with
+    an invalid or repeated label name, a timestamp before 1970): nothing of it is taken then. Samples and
+    series over a per-sample or per-series limit are refused one by one (see `DecodedWrite`).
+    """
+    request = _parse(_decompress(body, limits.max_decompressed_bytes))
+    timeseries = request.timeseries
+    check_request_size(len(timeseries), 0, limits)
+    check_request_size(0, sum(len(series.samples) for series in timeseries), limits)
     family_types: dict[str, int] = {meta.metric_family_name: meta.type for meta in request.metadata}
     kinds: dict[str, SampleKind] = {}  # also the set of metric names already checked
     label_names_ok: set[str] = set()
-    blocks: list[SeriesBlock] = []
-    skipped = 0
-    isfinite = math.isfinite
-    for index, series in enumerate(request.timeseries):
+    out = DecodedWrite()
+    for index, series in enumerate(timeseries):
         name, labels = _name_and_labels(index, series.labels, label_names_ok)
         kind = kinds.get(name)
         if kind is None:
@@ -131,25 +165,43 @@ def decode_write_request(body: bytes) -> tuple[list[SeriesBlock], int]:
             stamps = [sample.timestamp for sample in samples]
         else:
             # Prometheus sends native histograms in series of their own, so only sample-less series are looked at.
-            skipped += len(series.histograms)
+            out.skipped += len(series.histograms)
             continue
-        # One sum instead of a test per point: NaN or ±inf anywhere makes it non-finite.
-        if not isfinite(sum(values)):
-            keep = [i for i, value in enumerate(values) if isfinite(value)]
-            skipped += len(values) - len(keep)
-            if not keep:
-                continue
-            values = [values[i] for i in keep]
-            stamps = [stamps[i] for i in keep]
         if min(stamps) < 0:
             raise RemoteWriteError(
                 f"series {index} {_describe(series.labels)}: timestamp {min(stamps)} ms is before 1970; "
                 "remote_write timestamps are epoch milliseconds"
             )
-        blocks.append(SeriesBlock.model_construct(
-            _BLOCK_FIELDS, name=name, labels=labels, kind=kind, ts=[stamp / 1000 for stamp in stamps], values=values
+        problem = series_problem(name, labels, limits)
+        if problem is not None:
+            out.refuse(problem[0], len(values), f"series {index} {_describe(series.labels)}: {problem[1]}")
+            continue
+        seconds = [stamp / 1000 for stamp in stamps]
+        if not points_ok(seconds, values, limits, now):
+            seconds, values = _keep_good_points(out, index, series.labels, seconds, values, limits, now)
+            if not values:
+                continue
+        out.blocks.append(SeriesBlock.model_construct(
+            _BLOCK_FIELDS, name=name, labels=labels, kind=kind, ts=seconds, values=values
         ))
-    return blocks, skipped
+    return out
+
+
+def _keep_good_points(out: DecodedWrite, index: int, raw_labels: Any, seconds: list[float], values: list[float],
+                      limits: IngestLimits, now: float) -> tuple[list[float], list[float]]:
+    keep_ts: list[float] = []
+    keep_values: list[float] = []
+    for ts, value in zip(seconds, values, strict=True):
+        reason = point_problem(ts, value, limits, now)
+        if reason is None:
+            keep_ts.append(ts)
+            keep_values.append(value)
+        elif reason == STALE_MARKER:
+            out.stale += 1
+        else:
+            out.refuse(reason, 1, f"series {index} {_describe(raw_labels)}: "
+                                  f"{describe_point_problem(reason, ts, value, limits, now)}")
+    return keep_ts, keep_values
 
 
 def encode_write_request(
@@ -171,12 +223,17 @@ def encode_write_request(
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 
-def _decompress(body: bytes) -> bytes:
-    # The block format starts with the decoded length; refuse impossible ones before the decoder allocates
-    # them (it aborts the process, not raises, when a lying header asks for more memory than there is).
+def _decompress(body: bytes, max_bytes: int) -> bytes:
+    # The block format starts with the decoded length, and the decoder writes exactly that many bytes or
+    # fails: bounding the header bounds the memory before anything is allocated (a lying header asking for
+    # more than there is aborts the process in the decoder, it does not raise).
     declared = _snappy_declared_length(body)
     if declared is None or declared > _MAX_SNAPPY_RATIO * len(body):
         raise RemoteWriteError(_NOT_SNAPPY + "(no valid length header)")
+    if declared > max_bytes:
+        raise LimitError(DECOMPRESSED_TOO_LARGE, f"the body decompresses to {declared} bytes, more than "
+                                                 f"max_decompressed_bytes={max_bytes}; send smaller requests "
+                                                 "(Prometheus: queue_config.max_samples_per_send)")
     try:
         return bytes(cramjam.snappy.decompress_raw(body))
     except cramjam.DecompressionError as exc:

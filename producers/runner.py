@@ -29,7 +29,8 @@ async def start_push_api(cfg: Config, sender: BatchSender) -> web.AppRunner:
     from producers.push_api import create_push_app
 
     push = cfg.producers.push
-    runner = web.AppRunner(create_push_app(sender, token=push.token, max_body_bytes=push.max_body_bytes),
+    runner = web.AppRunner(create_push_app(sender, token=push.token, max_body_bytes=push.max_body_bytes,
+                                           limits=cfg.ingest_limits()),
                            access_log=None)
     await runner.setup()
     await web.TCPSite(runner, push.host, push.port).start()

@@ -105,8 +105,11 @@ class Spool:
     # -- writing --------------------------------------------------------------------------------------
 
     def fits(self, key: bytes, value: bytes) -> bool:
-        """Whether one batch is small enough for the spool at all (callers that must be all or nothing ask first)."""
-        return _HEAD.size + len(key) + len(value) <= self.max_bytes
+        """Whether one batch is small enough for the spool at all (callers that must be all or nothing ask first).
+
+        The key's length is stored in 16 bits, so a longer key never fits.
+        """
+        return len(key) <= 0xFFFF and _HEAD.size + len(key) + len(value) <= self.max_bytes
 
     def append(self, key: bytes, value: bytes, points: int) -> bool:
         """Add one batch. False when it was dropped (larger than the whole spool may be)."""
@@ -193,6 +196,10 @@ class Spool:
             self._lock.close()
 
     # -- internals ------------------------------------------------------------------------------------
+
+    def count_drop(self, reason: str, batches: int, points: int) -> None:
+        """Count batches the sender could not deliver (dead-lettered); they also count as sent when acked."""
+        self._count_drop(reason, batches, points)
 
     def _count_drop(self, reason: str, batches: int, points: int) -> None:
         self.stats.dropped_batches[reason] = self.stats.dropped_batches.get(reason, 0) + batches
