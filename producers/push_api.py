@@ -95,12 +95,14 @@ def _spool(request: web.Request, batches: list[SampleBatch]) -> int:
     """Spool every batch, split to fit Kafka messages, or nothing: every piece is checked before the first is
     written (a refusal after a write would leave half a request spooled)."""
     sender = request.app[SENDER_KEY]
-    records = [record for batch in batches for record in sender.records_of(batch)]
-    for key, value, _ in records:
-        if not sender.spool.fits(key, value):
-            raise Refused(web.HTTPRequestEntityTooLarge, SPOOL_TOO_SMALL,
-                          f"a batch of {len(value)} bytes is larger than the whole spool may hold "
-                          f"(producers.spool.max_bytes={sender.spool.max_bytes})")
+    records = []
+    for i, batch in enumerate(batches):
+        for key, value, points in sender.records_of(batch):
+            if not sender.spool.fits(key, value):
+                raise Refused(web.HTTPRequestEntityTooLarge, SPOOL_TOO_SMALL,
+                              f"batch {i} ({len(value)} bytes) is larger than the whole spool may hold "
+                              f"(producers.spool.max_bytes={sender.spool.max_bytes})")
+            records.append((key, value, points))
     for key, value, points in records:
         sender.spool.append(key, value, points)
     sender.wake()
