@@ -15,7 +15,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from schemas.samples import LABEL_NAME_PATTERN, SampleBatch
+from schemas.samples import LABEL_NAME_PATTERN, SampleBatch, SeriesBlock
 
 # Prometheus' label and metric name syntax (ASCII only: `str.isalpha` would let `é` or `ǅ` through).
 METRIC_NAME_SYNTAX = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -174,3 +174,32 @@ def check_batches(batches: Sequence[SampleBatch], limits: IngestLimits, now: flo
                 check_series_points(block.name, block.ts, block.values, limits, now)
             except LimitError as exc:
                 raise LimitError(exc.reason, f"{where}series {j}: {exc}") from None
+
+
+def keep_within(blocks: Sequence[SeriesBlock], limits: IngestLimits,
+                now: float) -> tuple[list[SeriesBlock], dict[str, int]]:
+    """The series and points of `blocks` that pass every per-series and per-point limit, and how many points
+    were left out by reason: for sources that take what they can (a scrape), not all or nothing."""
+    kept: list[SeriesBlock] = []
+    dropped: dict[str, int] = {}
+    for block in blocks:
+        problem = series_problem(block.name, block.labels, limits)
+        if problem is not None:
+            dropped[problem[0]] = dropped.get(problem[0], 0) + len(block.ts)
+            continue
+        if points_ok(block.ts, block.values, limits, now):
+            kept.append(block)
+            continue
+        ts: list[float] = []
+        values: list[float] = []
+        for t, v in zip(block.ts, block.values, strict=True):
+            reason = point_problem(t, v, limits, now)
+            if reason is None:
+                ts.append(t)
+                values.append(v)
+            else:
+                dropped[reason] = dropped.get(reason, 0) + 1
+        if ts:
+            kept.append(SeriesBlock.model_construct(name=block.name, labels=block.labels, kind=block.kind, ts=ts,
+                                                    values=values))
+    return kept, dropped

@@ -1,0 +1,96 @@
+"""Given points and series at and past each limit, expect exactly the ones past it refused, with its reason."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas.limits import (
+    MAX_EPOCH_SECONDS,
+    IngestLimits,
+    LimitError,
+    check_series_points,
+    is_stale_marker,
+    keep_within,
+    point_problem,
+    points_ok,
+    series_problem,
+)
+from schemas.samples import SeriesBlock
+
+NOW = 1_800_000_000.0
+LIMITS = IngestLimits()
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+@pytest.mark.parametrize(("ts", "value", "reason"), [
+    (NOW, 1.0, None),
+    (0.0, 1.0, None),
+    (NOW + 600, 1.0, None),
+    (NOW + 600.001, 1.0, "future"),
+    (-0.5, 1.0, "timestamp_range"),
+    (math.inf, 1.0, "timestamp_range"),
+    (math.nan, 1.0, "timestamp_range"),
+    (1e300, 1.0, "timestamp_range"),
+    (NOW, math.nan, "non_finite_value"),
+    (NOW, -math.inf, "non_finite_value"),
+    (NOW, STALE_NAN, "stale_marker"),
+    (NOW, 1.7e308, None),
+])
+def test_point_problem(ts: float, value: float, reason: str | None) -> None:
+    assert point_problem(ts, value, LIMITS, NOW) == reason
+    assert points_ok([ts], [value], LIMITS, NOW) == (reason is None)
+
+
+def test_a_max_future_larger_than_int64_nanoseconds_still_stops_there() -> None:
+    assert point_problem(MAX_EPOCH_SECONDS + 1, 1.0, IngestLimits(max_future=1e12), NOW) == "timestamp_range"
+
+
+def test_finite_values_whose_sum_overflows_are_still_fine() -> None:
+    check_series_points("m", [NOW, NOW], [1.7e308, 1.7e308], LIMITS, NOW)
+
+
+@given(ts=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
+       values=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5))
+def test_the_fast_check_agrees_with_the_point_by_point_one(ts: list[float], values: list[float]) -> None:
+    n = min(len(ts), len(values))
+    ts, values = ts[:n], values[:n]
+    exact = all(point_problem(t, v, LIMITS, NOW) is None for t, v in zip(ts, values, strict=True))
+    if points_ok(ts, values, LIMITS, NOW):
+        assert exact
+    if not exact:
+        with pytest.raises(LimitError):
+            check_series_points("m", ts, values, LIMITS, NOW)
+
+
+def test_only_the_exact_staleness_bits_are_a_staleness_marker() -> None:
+    assert is_stale_marker(STALE_NAN) and not is_stale_marker(math.nan) and not is_stale_marker(1.0)
+
+
+@pytest.mark.parametrize(("name", "labels", "reason"), [
+    ("m", {}, None),
+    ("m:sub", {"_a": "b"}, None),
+    ("1m", {}, "metric_name_invalid"),
+    ("m", {"é‹img…>": "v"}, "label_name_invalid"),
+    ("m", {"a-b": "v"}, "label_name_invalid"),
+    ("m", {"ǅ": "v"}, "label_name_invalid"),  # a titlecase letter, which str.isalpha takes
+    ("m", {f"l{i}": "v" for i in range(29)}, None),
+    ("m", {f"l{i}": "v" for i in range(30)}, "too_many_labels"),
+    ("m", {"v": "x" * 2048}, None),
+    ("m", {"v": "€" * 683}, "label_value_too_long"),  # 2,049 bytes in 683 characters
+])
+def test_series_problem(name: str, labels: dict[str, str], reason: str | None) -> None:
+    problem = series_problem(name, labels, LIMITS)
+    assert (problem[0] if problem else None) == reason
+
+
+def test_keep_within_takes_what_it_can() -> None:
+    good = SeriesBlock(name="m", ts=[NOW, NOW + 3600, NOW + 1], values=[1.0, 2.0, 3.0])
+    bad = SeriesBlock(name="m", labels={"v": "x" * 3000}, ts=[NOW], values=[1.0])
+    kept, dropped = keep_within([good, bad], LIMITS, NOW)
+    assert [(b.ts, b.values) for b in kept] == [([NOW, NOW + 1], [1.0, 3.0])]
+    assert dropped == {"future": 1, "label_value_too_long": 1}
