@@ -18,9 +18,10 @@ import aiohttp
 from producers.exposition import parse_exposition_counted
 from producers.probe import BatchSink
 from producers.ticks import wait_next_tick
-from schemas.limits import IngestLimits, check_request_size, keep_within
+from schemas.limits import IngestLimits, LimitError, check_request_size, keep_within
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.config import Config, ScrapeTargetConfig
+from watchkeeper.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
 
 log = logging.getLogger("watchkeeper.produce.scrape")
 
@@ -78,8 +79,14 @@ async def scrape_once(target: ScrapeTargetConfig, session: aiohttp.ClientSession
             text = await resp.text(encoding=resp.charset or "utf-8", errors="replace")
         parsed = parse_exposition_counted(text, now, scrape_labels(target),
                                           openmetrics=resp.content_type == "application/openmetrics-text")
-        check_request_size(len(parsed.blocks), sum(len(b.ts) for b in parsed.blocks), limits)
+        try:
+            check_request_size(len(parsed.blocks), sum(len(b.ts) for b in parsed.blocks), limits)
+        except LimitError as exc:
+            INGEST_REJECTED.labels("scrape", exc.reason).inc()
+            raise
         scraped, dropped = keep_within(parsed.blocks, limits, now)
+        for reason, count in dropped.items():
+            INGEST_DISCARDED.labels("scrape", reason).inc(count)
         samples, up = parsed.samples, True
         if parsed.skipped or dropped:
             log.debug("scrape %s: %d samples our wire cannot carry were skipped, left out over limits: %s",
