@@ -45,6 +45,7 @@ class Tally:
     accepted_samples: int = 0
     spooled_samples: int = 0
     slowest: float = 0.0
+    slowest_path: str = ""
     problems: list[tuple[str, str, bytes]] = field(default_factory=list)  # (path, what, input)
     disagreements: list[bytes] = field(default_factory=list)  # worker fast decode vs the contract
 
@@ -52,7 +53,8 @@ class Tally:
         self.problems.append((path, what, data[:100_000]))
 
     def timed(self, seconds: float, path: str, data: bytes) -> None:
-        self.slowest = max(self.slowest, seconds)
+        if seconds > self.slowest:
+            self.slowest, self.slowest_path = seconds, f"{path}, {len(data):,} bytes"
         if seconds > HANG_SECONDS:
             self.problem(path, f"hang: {seconds:.1f} s", data)
 

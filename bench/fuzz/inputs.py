@@ -24,7 +24,7 @@ _NAMES = ["up", "http_requests_total", "a:b", "_x", "9bad", "bad name", "", "é"
 _LABELS = ["job", "instance", "le", "_a", "__x", "a-b", "é‹img…>", "ǅ", "0b", "", "n" * 1025, "quantile"]
 _STRINGS = ["", "v", "x" * 2049, "é" * 1025, "\x00", "\ud800", "\n\"\\", "€" * 700, "a" * 70_000]
 _TS = [NOW, NOW - 3600, NOW + 599, NOW + 601, NOW + 365 * 86400, 0, -1, 1e300, 9.3e9, 2**63, -0.0, 1.5]
-_VALUES = [0, 1, -1, 1.5, 1e308, -1e308, 2**64, 2**63 - 1, 5e-324, True, None, "1", [], {}]
+_VALUES: list[Any] = [0, 1, -1, 1.5, 1e308, -1e308, 2**64, 2**63 - 1, 5e-324, True, None, "1", [], {}]
 
 
 def _pick(rng: random.Random, items: list[Any]) -> Any:

@@ -67,7 +67,7 @@ def main() -> None:
     crashes = [p for p in tally.problems if not p[1].startswith("hang")]
     hangs = [p for p in tally.problems if p[1].startswith("hang")]
     print(f"\n{sum(tally.inputs.values()):,} inputs (seed {args.seed}) in {seconds:.0f} s; "
-          f"slowest input {tally.slowest * 1000:.0f} ms\n")
+          f"slowest input {tally.slowest * 1000:.0f} ms ({tally.slowest_path})\n")
     print("| path | inputs | outcome counts |")
     print("|---|---:|---|")
     for kind, count in sorted(tally.inputs.items()):
@@ -87,8 +87,9 @@ def main() -> None:
         "outcomes": dict(tally.outcomes), "accepted_samples": tally.accepted_samples,
         "spooled_samples": tally.spooled_samples, "crashes": len(crashes), "hangs": len(hangs),
         "slowest_ms": round(tally.slowest * 1000, 1), "disagreements": len(tally.disagreements),
-        "problems": [{"path": p, "what": w, "input": d.decode("latin-1")} for p, w, d in tally.problems[:200]],
-        "disagreement_examples": [d.decode("latin-1") for d in tally.disagreements[:20]],
+        # Inputs as latin-1 text (bytes one to one), cut to 1,000 bytes to keep the file small.
+        "problems": [{"path": p, "what": w, "input": d[:1000].decode("latin-1")} for p, w, d in tally.problems[:200]],
+        "disagreement_examples": [d[:1000].decode("latin-1") for d in tally.disagreements[:20]],
     }, option=orjson.OPT_INDENT_2))
     sys.exit(1 if tally.problems else 0)
 

@@ -120,3 +120,14 @@ def test_worker_decode_refuses_label_names_the_contract_refuses(label: str) -> N
         decode_sample_message(raw)
     with pytest.raises(SchemaError):
         decode_samples(raw, SeriesRegistry())
+
+
+@pytest.mark.xfail(strict=True, reason="core/sample_decode.py: `head.get('labels') or {}` takes a falsy non-object "
+                                       "([], \"\", 0) as no labels; the contract requires an object")
+@pytest.mark.parametrize("raw", [b'{"v":1,"name":"x","ts":1,"value":1,"labels":[]}',
+                                 b'{"v":1,"source":"s","labels":"","series":[{"name":"x","ts":[1],"values":[1]}]}'])
+def test_worker_decode_refuses_labels_that_are_not_an_object(raw: bytes) -> None:
+    with pytest.raises(SchemaError):
+        decode_sample_message(raw)
+    with pytest.raises(SchemaError):
+        decode_samples(raw, SeriesRegistry())
