@@ -276,3 +276,16 @@ def test_snappy_bomb_is_refused_from_its_length_header_before_decompressing() ->
     with pytest.raises(LimitError) as info:
         decode(bytes(cramjam.snappy.compress_raw(b"\0" * (2**20 + 1))), one_mib)
     assert info.value.reason == "decompressed_too_large"
+
+
+def test_series_and_samples_are_counted_from_the_wire_before_protobuf_parses_them() -> None:
+    """32 MiB of empty series (2 bytes each) parsed into 16 M messages took ~800 MiB and 3 s; counted first,
+    the request is refused after 10,001 of them. The junk after them proves the parser never ran."""
+    raw = b"\x0a\x00" * 10_001 + b"\x0a\xff\xff"
+    with pytest.raises(LimitError, match="10001 series") as info:
+        decode(bytes(cramjam.snappy.compress_raw(raw)))
+    assert info.value.reason == "too_many_series"
+    one_series_many_samples = _len_field(1, _len_field(2, b"") * 101) + b"\xff"
+    with pytest.raises(LimitError, match="101 points") as info:
+        decode(bytes(cramjam.snappy.compress_raw(one_series_many_samples)), IngestLimits(max_points_per_request=100))
+    assert info.value.reason == "too_many_points"
