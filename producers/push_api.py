@@ -43,7 +43,9 @@ from schemas.limits import (
     IngestLimits,
     LimitError,
     check_batches,
+    check_json_shape,
     check_source,
+    check_text_lines,
 )
 from schemas.samples import SampleBatch
 from watchkeeper.self_metrics import INGEST_ACCEPTED, INGEST_DISCARDED, INGEST_REJECTED, exposition
@@ -132,13 +134,25 @@ def _parse_samples_body(body: bytes, source: str) -> list[SampleBatch]:
 async def post_samples(request: web.Request) -> web.Response:
     try:
         source = request.headers.get("X-Watchkeeper-Source", "push")
-        batches = _parse_samples_body(await _body(request), source)
-        _check(batches, request)
+        body = await _body(request)
+        async with request.app[DECODING_KEY]:  # parsing is CPU-bound: off the event loop, a bounded few at once
+            batches = await asyncio.get_running_loop().run_in_executor(
+                None, _parse_and_check, body, source, request.app[LIMITS_KEY], request.app[CLOCK_KEY]())
         n = _spool(request, batches)
     except Refused as refused:
         return _answer("samples", refused)
     INGEST_ACCEPTED.labels("samples").inc(n)
     return web.json_response({"accepted_samples": n, "batches": len(batches)}, status=202)
+
+
+def _parse_and_check(body: bytes, source: str, limits: IngestLimits, now: float) -> list[SampleBatch]:
+    try:
+        check_json_shape(body, limits)
+        batches = _parse_samples_body(body, source)
+        check_batches(batches, limits, now)
+    except LimitError as exc:
+        raise Refused(web.HTTPBadRequest, exc.reason, str(exc)) from None
+    return batches
 
 
 def _path_value(text: str, what: str) -> str:
@@ -189,6 +203,10 @@ async def _push_exposition(request: web.Request) -> tuple[int, int]:
     labels = {"job": job, **(_grouping_labels(tail) if tail else {})}
     text = (await _body(request)).decode("utf-8", "replace")
     openmetrics = "openmetrics" in request.headers.get("Content-Type", "")
+    try:
+        check_text_lines(text, request.app[LIMITS_KEY])
+    except LimitError as exc:
+        raise Refused(web.HTTPBadRequest, exc.reason, str(exc)) from None
     async with request.app[DECODING_KEY]:
         try:
             parsed = await asyncio.get_running_loop().run_in_executor(

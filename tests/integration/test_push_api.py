@@ -262,6 +262,7 @@ def one(ts: float = NOW, value: float = 1.0, labels: dict[str, str] | None = Non
     ({"source": "s", "series": [{"name": "m", "ts": [NOW] * 500_001, "values": [1] * 500_001}]}, "too_many_points",
      "500001 points in one request"),
     (one(labels={"é‹img…>": "v"}), "invalid", "not a valid Prometheus label name"),
+    ([[]] * 100_000, "too_many_series", "the body has 100001 JSON arrays and objects"),  # refused before parsing
 ])
 async def test_requests_over_a_limit_get_a_400_naming_it_and_nothing_is_spooled(
         limited: tuple[TestClient[web.Request, web.Application], BatchSender], body: Any, reason: str,
@@ -335,6 +336,8 @@ async def test_text_push_checks_timestamps_and_counts_skipped_non_finite_values(
     future_ms = int((NOW + 3600) * 1000)
     resp = await client.post("/metrics/job/x", data=f"up 1\nlate_one 2 {future_ms}\n".encode())
     assert resp.status == 400 and "(reason: future)" in await resp.text()
+    resp = await client.post("/metrics/job/x", data=b"m 1\n" * 1_500_002)  # refused before parsing
+    assert resp.status == 400 and "the exposition has 1500002 lines" in await resp.text()
     before = INGEST_DISCARDED.labels("pushgateway", "non_finite_value")._value.get()
     resp = await client.post("/metrics/job/x", data=b"up 1\nq{quantile=\"0.5\"} NaN\n")
     assert resp.status == 200 and await resp.json() == {"accepted_samples": 1, "skipped_samples": 1}

@@ -13,7 +13,9 @@ from schemas.limits import (
     MAX_EPOCH_SECONDS,
     IngestLimits,
     LimitError,
+    check_json_shape,
     check_series_points,
+    check_text_lines,
     is_stale_marker,
     keep_within,
     point_problem,
@@ -94,3 +96,22 @@ def test_keep_within_takes_what_it_can() -> None:
     kept, dropped = keep_within([good, bad], LIMITS, NOW)
     assert [(b.ts, b.values) for b in kept] == [([NOW, NOW + 1], [1.0, 3.0])]
     assert dropped == {"future": 1, "label_value_too_long": 1}
+
+
+def test_json_shape_refuses_container_and_element_floods_before_parsing() -> None:
+    small = IngestLimits(max_series_per_request=2, max_points_per_request=3)
+    check_json_shape(b'[{"source":"s","labels":{},"series":[{"name":"m","labels":{},"ts":[1,2,3],"values":[1,2,3]},'
+                     b'{"name":"m","labels":{},"ts":[],"values":[]}]}]', small)  # 2 series, 3 points: fine
+    with pytest.raises(LimitError, match="16 JSON arrays and objects") as info:
+        check_json_shape(b"[" + b"[]," * 14 + b"[]]", small)
+    assert info.value.reason == "too_many_series"
+    with pytest.raises(LimitError, match="135 JSON elements") as info:
+        check_json_shape(b"[" + b"0," * 135 + b"0]", small)
+    assert info.value.reason == "too_many_points"
+
+
+def test_text_lines_bound_the_exposition_before_parsing() -> None:
+    check_text_lines("# HELP m x\n# TYPE m gauge\nm 1\n" * 3 + "\n", IngestLimits(max_points_per_request=3))
+    with pytest.raises(LimitError, match="11 lines") as info:
+        check_text_lines("m 1\n" * 11, IngestLimits(max_points_per_request=3))
+    assert info.value.reason == "too_many_points"
