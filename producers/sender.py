@@ -208,6 +208,8 @@ class BatchSender:
         stop_error: str | None = None
         for record in records:
             try:
+                if record.corrupt:
+                    raise CorruptRecordException(f"spool record {record.number} does not match its crc32")
                 pending.append(await producer.send(self.topic, record.value, key=record.key))
             except _PERMANENT as exc:
                 pending.append(exc)
@@ -265,9 +267,12 @@ class BatchSender:
                         return f"{type(piece_exc).__name__}: {piece_exc}"
                 return None
         reason = _reason(exc)
-        log.error("batch %d (%d bytes, %d samples) refused by the broker for good (%s: %s); dead-lettered with "
-                  "reason %r, the spool goes on", number, len(value), points, type(exc).__name__, exc, reason)
-        await self._dead_letter(key, value, f"{reason}: {type(exc).__name__}: {exc}")
+        log.error("batch %d (%d bytes, %d samples) cannot be sent, not now nor later (%s); dead-lettered with "
+                  "reason %r, the spool goes on", number, len(value), points, exc, reason)
+        try:
+            await self._dead_letter(key, value, f"{reason}: {exc}")
+        except OSError as file_exc:  # not even the file could take it: keep it spooled and try again
+            return f"dead-letter file {self.deadletter_file}: {file_exc}"
         self.spool.count_drop(f"dead_letter_{reason}", 1, points)
         return None
 

@@ -32,6 +32,9 @@ class SpooledRecord:
     key: bytes
     value: bytes
     points: int
+    # The payload no longer matches its checksum (the disk changed it after it was written): the sender
+    # dead-letters it rather than sending or stopping on it.
+    corrupt: bool = False
 
 
 @dataclass(slots=True)
@@ -166,9 +169,10 @@ class Spool:
                 while i < len(seg.offsets) and len(out) < max_records and (not out or size < max_bytes):
                     length, crc, points, key_len = _HEAD.unpack(fh.read(_HEAD.size))
                     payload = fh.read(length)
-                    if zlib.crc32(payload) != crc:
-                        raise SpoolError(f"{seg.path}: record {seg.first + i} is corrupt (crc mismatch)")
-                    out.append(SpooledRecord(seg.first + i, payload[:key_len], payload[key_len:], points))
+                    if zlib.crc32(payload) != crc or key_len > len(payload):
+                        out.append(SpooledRecord(seg.first + i, b"", payload, points, corrupt=True))
+                    else:
+                        out.append(SpooledRecord(seg.first + i, payload[:key_len], payload[key_len:], points))
                     size += length
                     i += 1
             if len(out) >= max_records or size >= max_bytes:

@@ -82,13 +82,13 @@ def test_too_large_batches_are_split_or_dead_lettered_and_nothing_behind_them_wa
     letters = [orjson.loads(line) for line in (spool_dir / "deadletter.jsonl").read_bytes().splitlines()]
     assert len(letters) == 1 and letters[0]["key"] == "refusals"
     letter = DeadLetter.model_validate({k: v for k, v in letters[0].items() if k != "key"})
-    assert letter.reason.startswith("too_large: MessageSizeTooLargeError") and letter.topic == samples
+    assert letter.reason.startswith("too_large: [Error 10] MessageSizeTooLargeError") and letter.topic == samples
     assert decode_sample_message(letter.original_bytes()) == huge_point
     assert sender.spool.stats.dropped_points == {"dead_letter_too_large": 1}
 
     text = caplog.text
     assert "is too large for the broker" in text and "sending it as" in text
-    assert "refused by the broker for good" in text and "dead-lettered with reason 'too_large'" in text
+    assert "cannot be sent, not now nor later" in text and "dead-lettered with reason 'too_large'" in text
     assert "unreachable" not in text, "a size refusal is not reported as an outage"
 
 
@@ -106,3 +106,28 @@ def test_new_batches_are_split_before_they_are_spooled(broker: str, topics: tupl
     got = [decode_sample_message(r.value) for r in records]
     assert all(len(r.value) <= LIMIT for r in records) and all(b.labels == {"env": "prod"} for b in got)
     assert sorted(int(s.labels["i"]) for b in got for s in b.series) == list(range(2000))
+
+
+def test_a_record_the_disk_corrupted_is_dead_lettered_to_the_topic_and_the_rest_sent(
+        broker: str, topics: tuple[str, str], tmp_path: Path) -> None:
+    samples, deadletter = topics
+    sender = BatchSender(broker, samples, tmp_path / "spool", self_metrics_seconds=0, deadletter_topic=deadletter)
+    for b in (batch("first", 2), batch("rotten", 3), batch("last", 4)):
+        asyncio.run(sender.send(b))
+    sender.spool.sync()
+    segment = next((tmp_path / "spool").glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    at = data.index(b"rotten")
+    data[at] ^= 0x20  # "Rotten": the crc32 no longer matches
+    segment.write_bytes(bytes(data))
+
+    asyncio.run(drain(sender))
+    assert sender.spool.pending() == 0
+    records = asyncio.run(consume_until(broker, samples, lambda r: len(r) >= 2))
+    assert [decode_sample_message(r.value).series[0].name for r in records] == ["first", "last"]
+    letters = asyncio.run(consume_until(broker, deadletter, lambda r: len(r) >= 1))
+    letter = DeadLetter.model_validate_json(letters[0].value)
+    assert letter.reason == "corrupt: [Error 2] CorruptRecordException: spool record 1 does not match its crc32"
+    assert b"Rotten" in letter.original_bytes() and letter.topic == samples
+    assert sender.spool.stats.dropped_points == {"dead_letter_corrupt": 3}
+    assert not (tmp_path / "spool" / "deadletter.jsonl").exists()
