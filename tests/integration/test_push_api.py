@@ -288,8 +288,8 @@ async def test_limits_at_their_bound_are_accepted(
 
 async def test_a_large_push_is_split_into_messages_that_fit(
         limited: tuple[TestClient[web.Request, web.Application], BatchSender]) -> None:
-    """Like the issue's 12.6 MiB push (this one 10.7 MiB) of 450 k points: taken (under a raised points limit) and spooled as
-    records no larger than the producer's max_message_bytes, every point accounted for."""
+    """Like the issue's 12.6 MiB push of 450 k points (this one 10.7 MiB): taken (under a raised points
+    limit) and spooled as records no larger than the producer's max_message_bytes, every point accounted for."""
     client, sender = limited
     series = [{"name": "bulk", "labels": {"s": str(s)}, "ts": [NOW - k * 0.001 for k in range(4500)],
                "values": [k * 0.513 for k in range(4500)]} for s in range(100)]

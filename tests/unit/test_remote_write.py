@@ -17,7 +17,10 @@ T0 = 1_700_000_000_000  # ms, as on the wire
 NOW = T0 / 1000 + 3600.0  # the receiving process's clock, an hour after T0
 
 
-def decode(body: bytes, limits: IngestLimits = IngestLimits()) -> DecodedWrite:
+DEFAULT_LIMITS = IngestLimits()
+
+
+def decode(body: bytes, limits: IngestLimits = DEFAULT_LIMITS) -> DecodedWrite:
     return decode_write_request(body, limits, NOW)
 
 
@@ -109,7 +112,7 @@ def test_staleness_markers_are_dropped_and_other_non_finite_values_refused_and_c
     got = decode(body)
     blocks = got.blocks
     assert (got.stale, got.refused) == (2, {"non_finite_value": 3}) and got.skipped == 0
-    assert "series 2 {__name__=\"temp\", job=\"a\"}: value=inf is not a finite number" == got.first_refusal
+    assert got.first_refusal == "series 2 {__name__=\"temp\", job=\"a\"}: value=inf is not a finite number"
     assert blocks == [
         _block("up", {"job": "a"}, "gauge", [T0 / 1000, (T0 + 30_000) / 1000], [1.0, 1.0]),
         _block("temp", {"job": "a"}, "gauge", [(T0 + 3) / 1000], [2.0]),
