@@ -135,7 +135,7 @@ def describe_point_problem(reason: str, ts: float, value: float, limits: IngestL
     return f"value={value!r} is not a finite number"
 
 
-def check_series_points(name: str, ts: Sequence[float], values: Sequence[float], limits: IngestLimits,
+def check_series_points(ts: Sequence[float], values: Sequence[float], limits: IngestLimits,
                         now: float) -> None:
     """Raise `LimitError` naming the first bad point of a series (all or nothing callers)."""
     if points_ok(ts, values, limits, now):
@@ -143,8 +143,7 @@ def check_series_points(name: str, ts: Sequence[float], values: Sequence[float],
     for k, (t, v) in enumerate(zip(ts, values, strict=False)):
         reason = point_problem(t, v, limits, now)
         if reason is not None:
-            raise LimitError(reason, f"series {name!r} point {k}: "
-                                     f"{describe_point_problem(reason, t, v, limits, now)}")
+            raise LimitError(reason, f"point {k}: {describe_point_problem(reason, t, v, limits, now)}")
 
 
 def check_request_size(series: int, points: int, limits: IngestLimits) -> None:
@@ -171,9 +170,9 @@ def check_batches(batches: Sequence[SampleBatch], limits: IngestLimits, now: flo
             if problem is not None:
                 raise LimitError(problem[0], f"{where}series {j} ({block.name[:100]}): {problem[1]}")
             try:
-                check_series_points(block.name, block.ts, block.values, limits, now)
+                check_series_points(block.ts, block.values, limits, now)
             except LimitError as exc:
-                raise LimitError(exc.reason, f"{where}series {j}: {exc}") from None
+                raise LimitError(exc.reason, f"{where}series {j} ({block.name[:100]}): {exc}") from None
 
 
 def keep_within(blocks: Sequence[SeriesBlock], limits: IngestLimits,

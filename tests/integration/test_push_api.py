@@ -250,7 +250,7 @@ def one(ts: float = NOW, value: float = 1.0, labels: dict[str, str] | None = Non
     (one(ts=NOW + 601), "future", "ts=1800000601.0 is 601 s ahead"),
     (one(ts=1e300), "timestamp_range", "between 0 and 9223372037 (year 2262)"),
     ({"source": "s", "series": [{"name": "m", "ts": [NOW, 1e300], "values": [1, 2]}]}, "timestamp_range",
-     "series 0: series 'm' point 1: ts=1e+300"),
+     "series 0 (m): point 1: ts=1e+300"),
     (one(labels={"big": "x" * 2**20}), "label_value_too_long", "label big's value is 1048576 bytes long"),
     (one(labels={f"l{i}": "v" for i in range(2000)}), "too_many_labels", "2001 label names"),
     (one(labels={"n" * 1025: "v"}), "label_name_too_long", "max_label_name_length=1024"),

@@ -53,7 +53,7 @@ def test_a_max_future_larger_than_int64_nanoseconds_still_stops_there() -> None:
 
 
 def test_finite_values_whose_sum_overflows_are_still_fine() -> None:
-    check_series_points("m", [NOW, NOW], [1.7e308, 1.7e308], LIMITS, NOW)
+    check_series_points([NOW, NOW], [1.7e308, 1.7e308], LIMITS, NOW)
 
 
 @given(ts=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
@@ -66,7 +66,7 @@ def test_the_fast_check_agrees_with_the_point_by_point_one(ts: list[float], valu
         assert exact
     if not exact:
         with pytest.raises(LimitError):
-            check_series_points("m", ts, values, LIMITS, NOW)
+            check_series_points(ts, values, LIMITS, NOW)
 
 
 def test_only_the_exact_staleness_bits_are_a_staleness_marker() -> None:
