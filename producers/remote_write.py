@@ -12,6 +12,7 @@ limits per series in one `sum`/`min`/`max`, instead of pydantic validating every
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from google.protobuf.message import DecodeError
 
 from schemas.limits import (
     DECOMPRESSED_TOO_LARGE,
+    MAX_EPOCH_SECONDS,
     STALE_MARKER,
     IngestLimits,
     LimitError,
@@ -145,6 +147,10 @@ def decode_write_request(body: bytes, limits: IngestLimits, now: float) -> Decod
     kinds: dict[str, SampleKind] = {}  # also the set of metric names already checked
     label_names_ok: set[str] = set()
     out = DecodedWrite()
+    max_names, max_key, max_value = (limits.max_label_names_per_series, limits.max_label_name_length,
+                                     limits.max_label_value_length)
+    newest = min(now + limits.max_future, MAX_EPOCH_SECONDS)  # timestamps are >= 0 here (checked above)
+    isfinite = math.isfinite
     for index, series in enumerate(timeseries):
         name, labels = _name_and_labels(index, series.labels, label_names_ok)
         kind = kinds.get(name)
@@ -172,12 +178,20 @@ def decode_write_request(body: bytes, limits: IngestLimits, now: float) -> Decod
                 f"series {index} {_describe(series.labels)}: timestamp {min(stamps)} ms is before 1970; "
                 "remote_write timestamps are epoch milliseconds"
             )
-        problem = series_problem(name, labels, limits)
-        if problem is not None:
-            out.refuse(problem[0], len(values), f"series {index} {_describe(series.labels)}: {problem[1]}")
-            continue
-        seconds = [stamp / 1000 for stamp in stamps]
-        if not points_ok(seconds, values, limits, now):
+        # Bounds checked with C-level len/max first; the exact (slower) check only for a series near them.
+        if (len(labels) >= max_names or len(name) * 4 > max_value
+                or (labels and (max(map(len, labels.values())) * 4 > max_value or max(map(len, labels)) > max_key))):
+            problem = series_problem(name, labels, limits)
+            if problem is not None:
+                out.refuse(problem[0], len(values), f"series {index} {_describe(series.labels)}: {problem[1]}")
+                continue
+        if len(stamps) == 1:
+            seconds = [stamps[0] / 1000]
+            fine = seconds[0] <= newest and isfinite(values[0])
+        else:
+            seconds = [stamp / 1000 for stamp in stamps]
+            fine = points_ok(seconds, values, limits, now)
+        if not fine:
             seconds, values = _keep_good_points(out, index, series.labels, seconds, values, limits, now)
             if not values:
                 continue
@@ -248,6 +262,9 @@ def _count_before_parsing(raw: bytes, limits: IngestLimits) -> None:
     series' samples (field 2), stopping as soon as a limit is passed, so its cost is bounded by the limits;
     bytes that are not protobuf are left to the parser to describe.
     """
+    # Every Sample starts with the byte 0x12 (field 2, length-delimited), so fewer 0x12 bytes than the limit
+    # (one C-level count; label values start with it too) means the samples need no walk.
+    walk_samples = raw.count(b"\x12") > limits.max_points_per_request
     series = points = 0
     for number, start, end in _fields(raw, 0, len(raw)):
         if number != 1:
@@ -255,9 +272,10 @@ def _count_before_parsing(raw: bytes, limits: IngestLimits) -> None:
         series += 1
         if series > limits.max_series_per_request:
             check_request_size(series, 0, limits)
-        points += sum(1 for inner, _, _ in _fields(raw, start, end) if inner == 2)
-        if points > limits.max_points_per_request:
-            check_request_size(0, points, limits)
+        if walk_samples:
+            points += sum(1 for inner, _, _ in _fields(raw, start, end) if inner == 2)
+            if points > limits.max_points_per_request:
+                check_request_size(0, points, limits)
 
 
 def _fields(raw: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
