@@ -36,9 +36,9 @@ from producers.remote_write import DecodedWrite, decode_write_request
 from producers.sender import BatchSender
 from schemas.codec import SchemaError, sample_batch_of
 from schemas.limits import (
+    BAD_VALUE,
     DECOMPRESSED_TOO_LARGE,
     METRIC_NAME_INVALID,
-    NON_FINITE,
     STALE_MARKER,
     IngestLimits,
     LimitError,
@@ -189,7 +189,7 @@ async def push_exposition(request: web.Request) -> web.Response:
         return _answer("pushgateway", refused)
     INGEST_ACCEPTED.labels("pushgateway").inc(n)
     if skipped:
-        INGEST_DISCARDED.labels("pushgateway", NON_FINITE).inc(skipped)
+        INGEST_DISCARDED.labels("pushgateway", BAD_VALUE).inc(skipped)
     return web.json_response({"accepted_samples": n, "skipped_samples": skipped}, status=200)
 
 

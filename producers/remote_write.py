@@ -12,7 +12,6 @@ limits per series in one `sum`/`min`/`max`, instead of pydantic validating every
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from google.protobuf.message import DecodeError
 
 from schemas.limits import (
     DECOMPRESSED_TOO_LARGE,
+    MAX_ABS_VALUE,
     MAX_EPOCH_SECONDS,
     STALE_MARKER,
     IngestLimits,
@@ -150,7 +150,6 @@ def decode_write_request(body: bytes, limits: IngestLimits, now: float) -> Decod
     max_names, max_key, max_value = (limits.max_label_names_per_series, limits.max_label_name_length,
                                      limits.max_label_value_length)
     newest = min(now + limits.max_future, MAX_EPOCH_SECONDS)  # timestamps are >= 0 here (checked above)
-    isfinite = math.isfinite
     for index, series in enumerate(timeseries):
         name, labels = _name_and_labels(index, series.labels, label_names_ok)
         kind = kinds.get(name)
@@ -187,7 +186,7 @@ def decode_write_request(body: bytes, limits: IngestLimits, now: float) -> Decod
                 continue
         if len(stamps) == 1:
             seconds = [stamps[0] / 1000]
-            fine = seconds[0] <= newest and isfinite(values[0])
+            fine = seconds[0] <= newest and -MAX_ABS_VALUE <= values[0] <= MAX_ABS_VALUE  # NaN compares False
         else:
             seconds = [stamp / 1000 for stamp in stamps]
             fine = points_ok(seconds, values, limits, now)

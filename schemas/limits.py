@@ -23,8 +23,11 @@ label_name_ok = re.compile(LABEL_NAME_PATTERN).fullmatch
 metric_name_ok = re.compile(METRIC_NAME_SYNTAX).fullmatch
 
 # The largest epoch second that int64 nanoseconds can hold (2262-04-11): ClickHouse's DateTime64(9) and
-# every Go-based peer (Prometheus, Alertmanager) keep time in that range.
-MAX_EPOCH_SECONDS = (2**63 - 1) / 1e9
+# every Go-based peer (Prometheus, Alertmanager) keep time in that range. The same bounds and reason names
+# as the worker's (core/sample_rejects.py), so nothing taken here is refused there.
+MAX_EPOCH_SECONDS = 9_223_372_036.0
+# Values beyond this would overflow a window's sum (10^8 of them still sum to a finite float64).
+MAX_ABS_VALUE = 1e300
 # Prometheus' staleness marker (`value.StaleNaN`): a NaN with this exact bit pattern.
 STALE_NAN_BITS = 0x7FF0000000000002
 _DOUBLE = struct.Struct("<d")
@@ -32,8 +35,8 @@ _U64 = struct.Struct("<Q")
 
 # The reason names, as users see them.
 FUTURE = "future"
-TIMESTAMP_RANGE = "timestamp_range"
-NON_FINITE = "non_finite_value"
+BAD_TIMESTAMP = "bad_timestamp"
+BAD_VALUE = "bad_value"
 STALE_MARKER = "stale_marker"
 METRIC_NAME_INVALID = "metric_name_invalid"
 LABEL_NAME_INVALID = "label_name_invalid"
@@ -110,11 +113,13 @@ def series_problem(name: str, labels: Mapping[str, str], limits: IngestLimits) -
 def point_problem(ts: float, value: float, limits: IngestLimits, now: float) -> str | None:
     """The reason one point is refused, or None; staleness markers are `stale_marker` (callers may drop them)."""
     if not (math.isfinite(ts) and 0 <= ts <= MAX_EPOCH_SECONDS):
-        return TIMESTAMP_RANGE
+        return BAD_TIMESTAMP
     if ts > now + limits.max_future:
         return FUTURE
     if not math.isfinite(value):
-        return STALE_MARKER if is_stale_marker(value) else NON_FINITE
+        return STALE_MARKER if is_stale_marker(value) else BAD_VALUE
+    if abs(value) > MAX_ABS_VALUE:
+        return BAD_VALUE
     return None
 
 
@@ -123,16 +128,17 @@ def points_ok(ts: Sequence[float], values: Sequence[float], limits: IngestLimits
     if not ts:
         return True
     total = sum(ts) + sum(values)
-    return math.isfinite(total) and min(ts) >= 0 and max(ts) <= min(now + limits.max_future, MAX_EPOCH_SECONDS)
+    return (math.isfinite(total) and min(ts) >= 0 and max(ts) <= min(now + limits.max_future, MAX_EPOCH_SECONDS)
+            and min(values) >= -MAX_ABS_VALUE and max(values) <= MAX_ABS_VALUE)
 
 
 def describe_point_problem(reason: str, ts: float, value: float, limits: IngestLimits, now: float) -> str:
     if reason == FUTURE:
         return (f"ts={ts!r} is {ts - now:.0f} s ahead of this server's clock, more than "
                 f"windows.max_future={limits.max_future:g} s")
-    if reason == TIMESTAMP_RANGE:
+    if reason == BAD_TIMESTAMP:
         return f"ts={ts!r} is not an epoch time in seconds between 0 and {MAX_EPOCH_SECONDS:.0f} (year 2262)"
-    return f"value={value!r} is not a finite number"
+    return f"value={value!r} is not a finite number within ±{MAX_ABS_VALUE:g}"
 
 
 def check_series_points(ts: Sequence[float], values: Sequence[float], limits: IngestLimits,

@@ -248,8 +248,8 @@ def one(ts: float = NOW, value: float = 1.0, labels: dict[str, str] | None = Non
 @pytest.mark.parametrize(("body", "reason", "message"), [
     (one(ts=NOW + 365 * 86400), "future", "ahead of this server's clock, more than windows.max_future=600 s"),
     (one(ts=NOW + 601), "future", "ts=1800000601.0 is 601 s ahead"),
-    (one(ts=1e300), "timestamp_range", "between 0 and 9223372037 (year 2262)"),
-    ({"source": "s", "series": [{"name": "m", "ts": [NOW, 1e300], "values": [1, 2]}]}, "timestamp_range",
+    (one(ts=1e300), "bad_timestamp", "between 0 and 9223372036 (year 2262)"),
+    ({"source": "s", "series": [{"name": "m", "ts": [NOW, 1e300], "values": [1, 2]}]}, "bad_timestamp",
      "series 0 (m): point 1: ts=1e+300"),
     (one(labels={"big": "x" * 2**20}), "label_value_too_long", "label big's value is 1048576 bytes long"),
     (one(labels={f"l{i}": "v" for i in range(2000)}), "too_many_labels", "2001 label names"),
@@ -338,10 +338,10 @@ async def test_text_push_checks_timestamps_and_counts_skipped_non_finite_values(
     assert resp.status == 400 and "(reason: future)" in await resp.text()
     resp = await client.post("/metrics/job/x", data=b"m 1\n" * 1_500_002)  # refused before parsing
     assert resp.status == 400 and "the exposition has 1500002 lines" in await resp.text()
-    before = INGEST_DISCARDED.labels("pushgateway", "non_finite_value")._value.get()
+    before = INGEST_DISCARDED.labels("pushgateway", "bad_value")._value.get()
     resp = await client.post("/metrics/job/x", data=b"up 1\nq{quantile=\"0.5\"} NaN\n")
     assert resp.status == 200 and await resp.json() == {"accepted_samples": 1, "skipped_samples": 1}
-    assert INGEST_DISCARDED.labels("pushgateway", "non_finite_value")._value.get() == before + 1
+    assert INGEST_DISCARDED.labels("pushgateway", "bad_value")._value.get() == before + 1
 
 
 async def test_remote_write_keeps_the_good_samples_and_answers_400_naming_the_refused(
@@ -356,7 +356,7 @@ async def test_remote_write_keeps_the_good_samples_and_answers_400_naming_the_re
     resp = await client.post("/api/v1/write", data=body)
     text = await resp.text()
     assert resp.status == 400, text
-    assert text.startswith("2 samples refused (1 non_finite_value, 1 timestamp_range); 1 accepted. First: series 1")
+    assert text.startswith("2 samples refused (1 bad_timestamp, 1 bad_value); 1 accepted. First: series 1")
     assert sender.spool.stats.spooled_points == 1
     resp = await client.post("/api/v1/write", data=encode_write_request([({"__name__": "up"}, [(0, stale)])]))
     assert resp.status == 204, "a staleness marker alone is dropped quietly (counted)"

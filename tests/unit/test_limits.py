@@ -34,14 +34,17 @@ STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
     (0.0, 1.0, None),
     (NOW + 600, 1.0, None),
     (NOW + 600.001, 1.0, "future"),
-    (-0.5, 1.0, "timestamp_range"),
-    (math.inf, 1.0, "timestamp_range"),
-    (math.nan, 1.0, "timestamp_range"),
-    (1e300, 1.0, "timestamp_range"),
-    (NOW, math.nan, "non_finite_value"),
-    (NOW, -math.inf, "non_finite_value"),
+    (-0.5, 1.0, "bad_timestamp"),
+    (math.inf, 1.0, "bad_timestamp"),
+    (math.nan, 1.0, "bad_timestamp"),
+    (1e300, 1.0, "bad_timestamp"),
+    (NOW, math.nan, "bad_value"),
+    (NOW, -math.inf, "bad_value"),
     (NOW, STALE_NAN, "stale_marker"),
-    (NOW, 1.7e308, None),
+    (NOW, 1e300, None),
+    (NOW, -1e300, None),
+    (NOW, 1.7e308, "bad_value"),  # a window's sum of such values would overflow
+    (NOW, -1.0001e300, "bad_value"),
 ])
 def test_point_problem(ts: float, value: float, reason: str | None) -> None:
     assert point_problem(ts, value, LIMITS, NOW) == reason
@@ -49,11 +52,13 @@ def test_point_problem(ts: float, value: float, reason: str | None) -> None:
 
 
 def test_a_max_future_larger_than_int64_nanoseconds_still_stops_there() -> None:
-    assert point_problem(MAX_EPOCH_SECONDS + 1, 1.0, IngestLimits(max_future=1e12), NOW) == "timestamp_range"
+    assert point_problem(MAX_EPOCH_SECONDS + 1, 1.0, IngestLimits(max_future=1e12), NOW) == "bad_timestamp"
 
 
-def test_finite_values_whose_sum_overflows_are_still_fine() -> None:
-    check_series_points([NOW, NOW], [1.7e308, 1.7e308], LIMITS, NOW)
+def test_values_whose_sum_overflows_are_checked_one_by_one() -> None:
+    check_series_points([NOW] * 3, [1e300] * 3, LIMITS, NOW)
+    with pytest.raises(LimitError, match=r"point 1: value=1.7e\+308 is not a finite number within"):
+        check_series_points([NOW] * 2, [1e300, 1.7e308], LIMITS, NOW)
 
 
 @given(ts=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),

@@ -111,8 +111,9 @@ def test_staleness_markers_are_dropped_and_other_non_finite_values_refused_and_c
     ])
     got = decode(body)
     blocks = got.blocks
-    assert (got.stale, got.refused) == (2, {"non_finite_value": 3}) and got.skipped == 0
-    assert got.first_refusal == "series 2 {__name__=\"temp\", job=\"a\"}: value=inf is not a finite number"
+    assert (got.stale, got.refused) == (2, {"bad_value": 3}) and got.skipped == 0
+    assert got.first_refusal == ('series 2 {__name__="temp", job="a"}: '
+                                 "value=inf is not a finite number within ±1e+300")
     assert blocks == [
         _block("up", {"job": "a"}, "gauge", [T0 / 1000, (T0 + 30_000) / 1000], [1.0, 1.0]),
         _block("temp", {"job": "a"}, "gauge", [(T0 + 3) / 1000], [2.0]),
@@ -227,7 +228,7 @@ def test_future_and_out_of_range_timestamps_are_refused_and_the_rest_kept() -> N
     ])
     got = decode(body)
     assert got.blocks == [_block("up", {"job": "a"}, "gauge", [T0 / 1000, max_future_ms / 1000], [1.0, 2.0])]
-    assert got.refused == {"future": 2, "timestamp_range": 1}
+    assert got.refused == {"future": 2, "bad_timestamp": 1}
     assert got.first_refusal.startswith('series 0 {__name__="up", job="a"}: ts=') and "windows.max_future=600" \
         in got.first_refusal
 
