@@ -44,6 +44,7 @@ class ParsedExposition:
     blocks: list[SeriesBlock] = field(default_factory=list)
     samples: int = 0
     skipped: int = 0
+    invalid_names: int = 0  # of `skipped`: a metric or label name our schema rejects
 
 
 def parse_exposition(text: str, now: float, extra_labels: dict[str, str], *,
@@ -76,7 +77,11 @@ def parse_exposition_counted(text: str, now: float, extra_labels: dict[str, str]
             if name in created or sample.native_histogram is not None:
                 continue
             labels = target_labels(sample.labels, extra_labels)
-            if labels is None or not _NAME_OK.match(name) or not math.isfinite(sample.value):
+            if labels is None or not _NAME_OK.match(name):
+                result.skipped += 1
+                result.invalid_names += 1
+                continue
+            if not math.isfinite(sample.value):
                 result.skipped += 1
                 continue
             key = (name, tuple(sorted(labels.items())))

@@ -6,15 +6,15 @@ and `prompb/remote.proto`); exemplars (TimeSeries field 3) stay unknown fields, 
 (field 4) are declared as an empty message only so that they can be counted as skipped.
 
 Decoding is the push API's hot path, so blocks are built with `SeriesBlock.model_construct`: metric and label
-names are checked here once per distinct name with compiled regexes, and values are checked for finiteness
-per series in one `sum`, instead of pydantic validating every block and every point again.
+names are checked here once per distinct name with compiled regexes, and points are checked against the
+limits per series in one `sum`/`min`/`max`, instead of pydantic validating every block and every point again.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
@@ -22,6 +22,19 @@ import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
+from schemas.limits import (
+    DECOMPRESSED_TOO_LARGE,
+    MAX_ABS_VALUE,
+    MAX_EPOCH_SECONDS,
+    STALE_MARKER,
+    IngestLimits,
+    LimitError,
+    check_request_size,
+    describe_point_problem,
+    point_problem,
+    points_ok,
+    series_problem,
+)
 from schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
 
 # fullmatch, not match: with `re`, `$` also matches before a trailing newline, which pydantic's pattern does not.
@@ -96,22 +109,48 @@ Label: Any = _MESSAGES["Label"]
 Sample: Any = _MESSAGES["Sample"]
 
 
-def decode_write_request(body: bytes) -> tuple[list[SeriesBlock], int]:
-    """The series of one request, and how many samples were skipped because our JSON wire cannot carry them.
+@dataclass
+class DecodedWrite:
+    """The series of one request, and what was left out of it.
 
-    Skipped: staleness markers and any other NaN or infinite value (orjson would write them as `null`), and
-    the native histograms of series without float samples (Prometheus sends them in series of their own).
-    A series left with no points yields no block. Timestamps are epoch
-    milliseconds on the wire and float seconds in the blocks. Anything else wrong fails the whole request.
+    `skipped`: native histograms of series without float samples (our JSON wire cannot carry them);
+    `stale`: Prometheus staleness markers, dropped (the windows close series by time, not by marker);
+    `refused`: samples over a limit (reason -> count), with the first one described in `first_refusal`:
+    the request's other samples are still taken, as Prometheus' own receiver does with out-of-bounds ones.
     """
-    request = _parse(_decompress(body))
+
+    blocks: list[SeriesBlock] = field(default_factory=list)
+    skipped: int = 0
+    stale: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    first_refusal: str = ""
+
+    def refuse(self, reason: str, count: int, message: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + count
+        if not self.first_refusal:
+            self.first_refusal = message
+
+
+def decode_write_request(body: bytes, limits: IngestLimits, now: float) -> DecodedWrite:
+    """The series of one request; timestamps are epoch milliseconds on the wire and float seconds in the blocks.
+
+    Raises `LimitError` when the request as a whole is over a limit (decompressed size, series, points) and
+    `RemoteWriteError` when it is malformed (not snappy, not a WriteRequest, a series without a name or with
+    an invalid or repeated label name, a timestamp before 1970): nothing of it is taken then. Samples and
+    series over a per-sample or per-series limit are refused one by one (see `DecodedWrite`).
+    """
+    raw = _decompress(body, limits.max_decompressed_bytes)
+    _count_before_parsing(raw, limits)
+    request = _parse(raw)
+    timeseries = request.timeseries
     family_types: dict[str, int] = {meta.metric_family_name: meta.type for meta in request.metadata}
     kinds: dict[str, SampleKind] = {}  # also the set of metric names already checked
     label_names_ok: set[str] = set()
-    blocks: list[SeriesBlock] = []
-    skipped = 0
-    isfinite = math.isfinite
-    for index, series in enumerate(request.timeseries):
+    out = DecodedWrite()
+    max_names, max_key, max_value = (limits.max_label_names_per_series, limits.max_label_name_length,
+                                     limits.max_label_value_length)
+    newest = min(now + limits.max_future, MAX_EPOCH_SECONDS)  # timestamps are >= 0 here (checked above)
+    for index, series in enumerate(timeseries):
         name, labels = _name_and_labels(index, series.labels, label_names_ok)
         kind = kinds.get(name)
         if kind is None:
@@ -131,25 +170,51 @@ def decode_write_request(body: bytes) -> tuple[list[SeriesBlock], int]:
             stamps = [sample.timestamp for sample in samples]
         else:
             # Prometheus sends native histograms in series of their own, so only sample-less series are looked at.
-            skipped += len(series.histograms)
+            out.skipped += len(series.histograms)
             continue
-        # One sum instead of a test per point: NaN or ±inf anywhere makes it non-finite.
-        if not isfinite(sum(values)):
-            keep = [i for i, value in enumerate(values) if isfinite(value)]
-            skipped += len(values) - len(keep)
-            if not keep:
-                continue
-            values = [values[i] for i in keep]
-            stamps = [stamps[i] for i in keep]
         if min(stamps) < 0:
             raise RemoteWriteError(
                 f"series {index} {_describe(series.labels)}: timestamp {min(stamps)} ms is before 1970; "
                 "remote_write timestamps are epoch milliseconds"
             )
-        blocks.append(SeriesBlock.model_construct(
-            _BLOCK_FIELDS, name=name, labels=labels, kind=kind, ts=[stamp / 1000 for stamp in stamps], values=values
+        # Bounds checked with C-level len/max first; the exact (slower) check only for a series near them.
+        if (len(labels) >= max_names or len(name) * 4 > max_value
+                or (labels and (max(map(len, labels.values())) * 4 > max_value or max(map(len, labels)) > max_key))):
+            problem = series_problem(name, labels, limits)
+            if problem is not None:
+                out.refuse(problem[0], len(values), f"series {index} {_describe(series.labels)}: {problem[1]}")
+                continue
+        if len(stamps) == 1:
+            seconds = [stamps[0] / 1000]
+            fine = seconds[0] <= newest and -MAX_ABS_VALUE <= values[0] <= MAX_ABS_VALUE  # NaN compares False
+        else:
+            seconds = [stamp / 1000 for stamp in stamps]
+            fine = points_ok(seconds, values, limits, now)
+        if not fine:
+            seconds, values = _keep_good_points(out, index, series.labels, seconds, values, limits, now)
+            if not values:
+                continue
+        out.blocks.append(SeriesBlock.model_construct(
+            _BLOCK_FIELDS, name=name, labels=labels, kind=kind, ts=seconds, values=values
         ))
-    return blocks, skipped
+    return out
+
+
+def _keep_good_points(out: DecodedWrite, index: int, raw_labels: Any, seconds: list[float], values: list[float],
+                      limits: IngestLimits, now: float) -> tuple[list[float], list[float]]:
+    keep_ts: list[float] = []
+    keep_values: list[float] = []
+    for ts, value in zip(seconds, values, strict=True):
+        reason = point_problem(ts, value, limits, now)
+        if reason is None:
+            keep_ts.append(ts)
+            keep_values.append(value)
+        elif reason == STALE_MARKER:
+            out.stale += 1
+        else:
+            out.refuse(reason, 1, f"series {index} {_describe(raw_labels)}: "
+                                  f"{describe_point_problem(reason, ts, value, limits, now)}")
+    return keep_ts, keep_values
 
 
 def encode_write_request(
@@ -171,16 +236,84 @@ def encode_write_request(
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 
-def _decompress(body: bytes) -> bytes:
-    # The block format starts with the decoded length; refuse impossible ones before the decoder allocates
-    # them (it aborts the process, not raises, when a lying header asks for more memory than there is).
+def _decompress(body: bytes, max_bytes: int) -> bytes:
+    # The block format starts with the decoded length, and the decoder writes exactly that many bytes or
+    # fails: bounding the header bounds the memory before anything is allocated (a lying header asking for
+    # more than there is aborts the process in the decoder, it does not raise).
     declared = _snappy_declared_length(body)
     if declared is None or declared > _MAX_SNAPPY_RATIO * len(body):
         raise RemoteWriteError(_NOT_SNAPPY + "(no valid length header)")
+    if declared > max_bytes:
+        raise LimitError(DECOMPRESSED_TOO_LARGE, f"the body decompresses to {declared} bytes, more than "
+                                                 f"max_decompressed_bytes={max_bytes}; send smaller requests "
+                                                 "(Prometheus: queue_config.max_samples_per_send)")
     try:
         return bytes(cramjam.snappy.decompress_raw(body))
     except cramjam.DecompressionError as exc:
         raise RemoteWriteError(_NOT_SNAPPY + f"({exc})") from None
+
+
+def _count_before_parsing(raw: bytes, limits: IngestLimits) -> None:
+    """Refuse too many series or samples from the wire bytes, before protobuf builds objects for them.
+
+    A decompressed-size bound alone is not enough: 32 MiB of empty series (two bytes each) parse into 16 M
+    messages, ~800 MiB of memory and 3 s of CPU. This walks WriteRequest.timeseries (field 1) and each
+    series' samples (field 2), stopping as soon as a limit is passed, so its cost is bounded by the limits;
+    bytes that are not protobuf are left to the parser to describe.
+    """
+    # Every Sample starts with the byte 0x12 (field 2, length-delimited), so fewer 0x12 bytes than the limit
+    # (one C-level count; label values start with it too) means the samples need no walk.
+    walk_samples = raw.count(b"\x12") > limits.max_points_per_request
+    series = points = 0
+    for number, start, end in _fields(raw, 0, len(raw)):
+        if number != 1:
+            continue
+        series += 1
+        if series > limits.max_series_per_request:
+            check_request_size(series, 0, limits)
+        if walk_samples:
+            points += sum(1 for inner, _, _ in _fields(raw, start, end) if inner == 2)
+            if points > limits.max_points_per_request:
+                check_request_size(0, points, limits)
+
+
+def _fields(raw: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(field number, payload start, payload end) of the length-delimited fields in raw[pos:end]; other wire
+    types are skipped; stops quietly at anything malformed."""
+    while pos < end:
+        tag, pos = _uvarint(raw, pos, end)
+        if tag < 0:
+            return
+        wire = tag & 7
+        if wire == 2:
+            length, pos = _uvarint(raw, pos, end)
+            if length < 0 or pos + length > end:
+                return
+            yield tag >> 3, pos, pos + length
+            pos += length
+        elif wire == 0:
+            _, pos = _uvarint(raw, pos, end)
+            if pos < 0:
+                return
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            return
+
+
+def _uvarint(raw: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The varint at `pos` and the position after it; (-1, -1) when there is none."""
+    value = shift = 0
+    while pos < end and shift < 64:
+        byte = raw[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    return -1, -1
 
 
 def _snappy_declared_length(body: bytes) -> int | None:

@@ -31,7 +31,8 @@ async def start_push_api(cfg: Config, sender: BatchSender) -> web.AppRunner:
 
     push = cfg.producers.push
     runner = web.AppRunner(create_push_app(sender, token=push.token, max_body_bytes=push.max_body_bytes,
-                                           host=push.host, allowed_hosts=tuple(push.allowed_hosts)),
+                                           host=push.host, allowed_hosts=tuple(push.allowed_hosts),
+                                           limits=cfg.ingest_limits()),
                            access_log=None)
     await runner.setup()
     await web.TCPSite(runner, push.host, push.port).start()

@@ -18,8 +18,10 @@ import aiohttp
 from producers.exposition import parse_exposition_counted
 from producers.probe import BatchSink
 from producers.ticks import wait_next_tick
+from schemas.limits import IngestLimits, LimitError, check_request_size, keep_within
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.config import Config, ScrapeTargetConfig
+from watchkeeper.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
 
 log = logging.getLogger("watchkeeper.produce.scrape")
 
@@ -55,12 +57,16 @@ def scrape_series(target: ScrapeTargetConfig, scraped: list[SeriesBlock], *, up:
             gauge("scrape_samples_scraped", samples)]
 
 
-async def scrape_once(target: ScrapeTargetConfig, session: aiohttp.ClientSession,
-                      now: float) -> list[SeriesBlock]:
+async def scrape_once(target: ScrapeTargetConfig, session: aiohttp.ClientSession, now: float,
+                      limits: IngestLimits | None = None) -> list[SeriesBlock]:
     """Scrape `target` once; any failure (refused, timeout, non-2xx, bad text) is `up 0` and no samples.
 
-    As in Prometheus, a scrape that does not parse is dropped whole rather than stored in part.
+    As in Prometheus, a scrape that does not parse, or has more series or samples than `limits` allow
+    (Prometheus' `sample_limit`), is dropped whole rather than stored in part; series over a label limit and
+    points out of time bounds (`windows.max_future`) are left out and counted, as Prometheus does with
+    out-of-bounds samples.
     """
+    limits = limits or IngestLimits()
     scraped: list[SeriesBlock] = []
     up, samples = False, 0
     started = time.perf_counter()
@@ -73,9 +79,18 @@ async def scrape_once(target: ScrapeTargetConfig, session: aiohttp.ClientSession
             text = await resp.text(encoding=resp.charset or "utf-8", errors="replace")
         parsed = parse_exposition_counted(text, now, scrape_labels(target),
                                           openmetrics=resp.content_type == "application/openmetrics-text")
-        scraped, samples, up = parsed.blocks, parsed.samples, True
-        if parsed.skipped:
-            log.debug("scrape %s: %d samples our wire cannot carry were skipped", target.url, parsed.skipped)
+        try:
+            check_request_size(len(parsed.blocks), sum(len(b.ts) for b in parsed.blocks), limits)
+        except LimitError as exc:
+            INGEST_REJECTED.labels("scrape", exc.reason).inc()
+            raise
+        scraped, dropped = keep_within(parsed.blocks, limits, now)
+        for reason, count in dropped.items():
+            INGEST_DISCARDED.labels("scrape", reason).inc(count)
+        samples, up = parsed.samples, True
+        if parsed.skipped or dropped:
+            log.debug("scrape %s: %d samples our wire cannot carry were skipped, left out over limits: %s",
+                      target.url, parsed.skipped, dropped)
     except Exception as exc:  # a failed scrape is its result, not the producer's failure
         log.debug("scrape %s failed: %s: %s", target.url, type(exc).__name__, exc)
     return scrape_series(target, scraped, up=up, duration=time.perf_counter() - started,
@@ -83,9 +98,9 @@ async def scrape_once(target: ScrapeTargetConfig, session: aiohttp.ClientSession
 
 
 async def _scrape_loop(target: ScrapeTargetConfig, session: aiohttp.ClientSession, sender: BatchSink,
-                       stop: asyncio.Event) -> None:
+                       stop: asyncio.Event, limits: IngestLimits) -> None:
     while not stop.is_set():
-        blocks = await scrape_once(target, session, time.time())
+        blocks = await scrape_once(target, session, time.time(), limits)
         await sender.send(SampleBatch(source="scrape", series=blocks))
         await wait_next_tick(target.interval, stop)
 
@@ -103,5 +118,5 @@ async def run_scrape_producer(cfg: Config, sender: BatchSink, *, stop: asyncio.E
         return
     async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
         for target in targets:
-            group.create_task(_scrape_loop(target, session, sender, stop))
+            group.create_task(_scrape_loop(target, session, sender, stop, cfg.ingest_limits()))
     log.info("scrape producer stopped after scraping %d targets", len(targets))

@@ -14,28 +14,66 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
-from producers.spool import Spool
-from schemas.codec import encode
+from producers.batch_split import split_batch
+from producers.spool import Spool, SpooledRecord
+from schemas.codec import SchemaError, decode_sample_message, encode
+from schemas.deadletter import DeadLetter
 from schemas.samples import SampleBatch, SeriesBlock
 
 log = logging.getLogger("watchkeeper.sender")
+# Kafka's record batch and record headers around a value and its key, with room to spare.
+_RECORD_OVERHEAD = 512
+# Refusals that sending again can never fix: the record is split (too large) or dead-lettered.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+_PERMANENT = (*_TOO_LARGE, InvalidTopicError, CorruptRecordException, InvalidTimestampError)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, _TOO_LARGE):
+        return "too_large"
+    if isinstance(exc, InvalidTopicError):
+        return "invalid_topic"
+    if isinstance(exc, InvalidTimestampError):
+        return "invalid_timestamp"
+    return "corrupt"
+
+
+def _decoded(value: bytes) -> SampleBatch | None:
+    try:
+        return decode_sample_message(value)
+    except SchemaError:
+        return None
 
 
 class BatchSender:
     def __init__(self, bootstrap: str, topic: str, spool_dir: Path, *, max_spool_bytes: int = 1024 * 2**20,
                  fsync_seconds: float = 0.2, source: str = "", linger: float = 0.005,
                  self_metrics_seconds: float = 10.0, in_flight: int = 500,
-                 prepare: Callable[[], Awaitable[None]] | None = None) -> None:
+                 prepare: Callable[[], Awaitable[None]] | None = None, max_message_bytes: int = 2**20,
+                 deadletter_topic: str = "") -> None:
         self.bootstrap, self.topic, self.source = bootstrap, topic, source
+        self.max_message_bytes, self.deadletter_topic = max_message_bytes, deadletter_topic
         self.linger, self.in_flight = linger, in_flight
         self.spool = Spool(spool_dir, max_bytes=max_spool_bytes, fsync_seconds=fsync_seconds)
+        # Batches Kafka refused for good and the dead-letter topic refused too (one JSON DeadLetter a line).
+        self.deadletter_file = self.spool.dir / "deadletter.jsonl"
         self.self_metrics_seconds = self_metrics_seconds
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -85,18 +123,23 @@ class BatchSender:
             log.warning("stopped with %d batches still spooled in %s; they are sent on the next start",
                         self.spool.pending(), self.spool.dir)
 
-    async def send(self, batch: SampleBatch) -> bool:
-        """Spool one batch (False: dropped, counted with its reason)."""
+    def records_of(self, batch: SampleBatch) -> list[tuple[bytes, bytes, int]]:
+        """`(key, value, points)` of the Kafka messages one batch becomes: split to fit `max_message_bytes`."""
         key = (batch.source or self.source).encode()
-        ok = self.spool.append(key, encode(batch), batch.point_count())
+        fit = self.max_message_bytes - len(key) - _RECORD_OVERHEAD
+        return [(key, value, piece.point_count()) for piece, value in split_batch(batch, fit)]
+
+    async def send(self, batch: SampleBatch) -> bool:
+        """Spool one batch, split to fit a Kafka message (False: some was dropped, counted with its reason)."""
+        ok = True
+        for key, value, points in self.records_of(batch):
+            ok = self.spool.append(key, value, points) and ok
         self._wake.set()
         return ok
 
-    async def send_encoded(self, key: bytes, value: bytes, points: int) -> bool:
-        """Spool an already encoded batch (the push API validates and encodes before it answers)."""
-        ok = self.spool.append(key, value, points)
+    def wake(self) -> None:
+        """Tell the drain that something was appended to the spool directly (the push API's all-or-nothing)."""
         self._wake.set()
-        return ok
 
     def self_metrics(self, now: float) -> SampleBatch:
         s = self.spool.stats
@@ -141,8 +184,8 @@ class BatchSender:
                 backoff = 0.5
                 continue
             if error != self._last_error:
-                log.warning("broker %s unreachable (%s); %d batches spooled", self.bootstrap, error,
-                            self.spool.pending())
+                log.warning("broker %s unreachable or failing (%s); %d batches spooled, retried until it takes "
+                            "them", self.bootstrap, error, self.spool.pending())
                 self._last_error = error
             await self._reset()
             with contextlib.suppress(TimeoutError):
@@ -150,23 +193,104 @@ class BatchSender:
                     await self._closed.wait()
             backoff = min(backoff * 2, 10.0)
 
-    async def _send(self, records: list[Any]) -> tuple[int, str | None]:
-        """Send records in order; returns the number after the longest acknowledged prefix and the error."""
-        acked = 0
+    async def _send(self, records: list[SpooledRecord]) -> tuple[int, str | None]:
+        """Send records in order; returns the number after the longest settled prefix and the transient error.
+
+        A record is settled when Kafka has it, or when Kafka refused it for good (too large: sent again in
+        smaller pieces; invalid topic, corrupt: dead-lettered). Only a transient error stops the prefix, so
+        no single record can block the ones behind it.
+        """
         try:
             producer = await self._connected()
-            futures = [await producer.send(self.topic, r.value, key=r.key) for r in records]
-        except Exception as exc:  # any failure to send is retried: the drain must not die
+        except Exception as exc:  # any failure to connect is retried: the drain must not die
             return 0, f"{type(exc).__name__}: {exc}"
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for record, result in zip(records, results, strict=True):
-            if isinstance(result, BaseException):
-                return acked, f"{type(result).__name__}: {result}"
+        pending: list[Any] = []  # per record: its delivery future, or the permanent error send() raised
+        stop_error: str | None = None
+        for record in records:
+            try:
+                if record.corrupt:
+                    raise CorruptRecordException(f"spool record {record.number} does not match its crc32")
+                pending.append(await producer.send(self.topic, record.value, key=record.key))
+            except _PERMANENT as exc:
+                pending.append(exc)
+            except Exception as exc:  # send what was queued before it; the rest is retried
+                stop_error = f"{type(exc).__name__}: {exc}"
+                break
+        acked = 0
+        for record, outcome in zip(records, pending, strict=False):
+            failure = await self._outcome(outcome)
+            error: str | None = None
+            if isinstance(failure, _PERMANENT):
+                error = await self._settle_refused(producer, record.number, record.key, record.value,
+                                                   record.points, failure)
+            elif failure is not None:
+                error = f"{type(failure).__name__}: {failure}"
+            if error is not None:
+                await asyncio.gather(*(o for o in pending if isinstance(o, asyncio.Future)), return_exceptions=True)
+                return acked, error
             acked = record.number + 1
+        if stop_error is not None:
+            return acked, stop_error
         if self._last_error:
             log.info("broker %s reachable again; draining %d spooled batches", self.bootstrap, self.spool.pending())
             self._last_error = ""
         return acked, None
+
+    @staticmethod
+    async def _outcome(outcome: Any) -> BaseException | None:
+        if isinstance(outcome, BaseException):
+            return outcome
+        try:
+            await outcome
+        except Exception as exc:
+            return exc
+        return None
+
+    async def _settle_refused(self, producer: AIOKafkaProducer, number: int, key: bytes, value: bytes,
+                              points: int, exc: BaseException) -> str | None:
+        """Deal with a record Kafka refused for good; a transient error on the way is returned (retry later)."""
+        if isinstance(exc, _TOO_LARGE):
+            batch = _decoded(value)
+            pieces = split_batch(batch, max(len(value) // 2, 1024)) if batch is not None else []
+            if len(pieces) > 1:
+                log.error("batch %d (%d bytes, %d samples) is too large for the broker (%s); sending it as %d "
+                          "smaller batches", number, len(value), points, exc, len(pieces))
+                for piece, piece_value in pieces:
+                    try:
+                        await (await producer.send(self.topic, piece_value, key=key))
+                    except _PERMANENT as piece_exc:
+                        error = await self._settle_refused(producer, number, key, piece_value,
+                                                           piece.point_count(), piece_exc)
+                        if error is not None:
+                            return error
+                    except Exception as piece_exc:
+                        return f"{type(piece_exc).__name__}: {piece_exc}"
+                return None
+        reason = _reason(exc)
+        log.error("batch %d (%d bytes, %d samples) cannot be sent, not now nor later (%s); dead-lettered with "
+                  "reason %r, the spool goes on", number, len(value), points, exc, reason)
+        try:
+            await self._dead_letter(key, value, f"{reason}: {exc}")
+        except OSError as file_exc:  # not even the file could take it: keep it spooled and try again
+            return f"dead-letter file {self.deadletter_file}: {file_exc}"
+        self.spool.count_drop(f"dead_letter_{reason}", 1, points)
+        return None
+
+    async def _dead_letter(self, key: bytes, value: bytes, reason: str) -> None:
+        """To the dead-letter topic; when even that fails (it is too large there too), to a file in the spool."""
+        letter = DeadLetter.of(value, topic=self.topic, partition=-1, offset=-1, reason=reason, time=time.time())
+        encoded = encode(letter)
+        if self.deadletter_topic and self._producer is not None:
+            try:
+                await (await self._producer.send(self.deadletter_topic, encoded, key=key))
+                return
+            except Exception as exc:
+                log.error("dead-letter topic %s refused it too (%s: %s); writing it to %s", self.deadletter_topic,
+                          type(exc).__name__, exc, self.deadletter_file)
+        with open(self.deadletter_file, "ab") as fh:
+            fh.write(orjson.dumps({"key": key.decode("utf-8", "replace"), **orjson.loads(encoded)}) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
 
     async def _connected(self) -> AIOKafkaProducer:
         if self._prepare is not None:
@@ -174,8 +298,8 @@ class BatchSender:
             self._prepare = None
         if self._producer is None:
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=int(self.linger * 1000),
-                                        request_timeout_ms=10_000, max_request_size=8 * 2**20,
-                                        max_batch_size=1 * 2**20)
+                                        request_timeout_ms=10_000, max_request_size=self.max_message_bytes,
+                                        max_batch_size=min(2**20, self.max_message_bytes))
             try:
                 await producer.start()
             except BaseException:
@@ -207,4 +331,5 @@ def sender_from_config(cfg: Any, name: str, *, source: str = "") -> BatchSender:
 
     return BatchSender(cfg.kafka.bootstrap, cfg.kafka.topics.samples, base / name,
                        max_spool_bytes=spool_cfg.max_bytes, fsync_seconds=spool_cfg.fsync_seconds,
-                       source=source or name, prepare=prepare)
+                       source=source or name, prepare=prepare, max_message_bytes=spool_cfg.max_message_bytes,
+                       deadletter_topic=cfg.kafka.topics.deadletter)

@@ -32,6 +32,9 @@ class SpooledRecord:
     key: bytes
     value: bytes
     points: int
+    # The payload no longer matches its checksum (the disk changed it after it was written): the sender
+    # dead-letters it rather than sending or stopping on it.
+    corrupt: bool = False
 
 
 @dataclass(slots=True)
@@ -105,8 +108,11 @@ class Spool:
     # -- writing --------------------------------------------------------------------------------------
 
     def fits(self, key: bytes, value: bytes) -> bool:
-        """Whether one batch is small enough for the spool at all (callers that must be all or nothing ask first)."""
-        return _HEAD.size + len(key) + len(value) <= self.max_bytes
+        """Whether one batch is small enough for the spool at all (callers that must be all or nothing ask first).
+
+        The key's length is stored in 16 bits, so a longer key never fits.
+        """
+        return len(key) <= 0xFFFF and _HEAD.size + len(key) + len(value) <= self.max_bytes
 
     def append(self, key: bytes, value: bytes, points: int) -> bool:
         """Add one batch. False when it was dropped (larger than the whole spool may be)."""
@@ -163,9 +169,10 @@ class Spool:
                 while i < len(seg.offsets) and len(out) < max_records and (not out or size < max_bytes):
                     length, crc, points, key_len = _HEAD.unpack(fh.read(_HEAD.size))
                     payload = fh.read(length)
-                    if zlib.crc32(payload) != crc:
-                        raise SpoolError(f"{seg.path}: record {seg.first + i} is corrupt (crc mismatch)")
-                    out.append(SpooledRecord(seg.first + i, payload[:key_len], payload[key_len:], points))
+                    if zlib.crc32(payload) != crc or key_len > len(payload):
+                        out.append(SpooledRecord(seg.first + i, b"", payload, points, corrupt=True))
+                    else:
+                        out.append(SpooledRecord(seg.first + i, payload[:key_len], payload[key_len:], points))
                     size += length
                     i += 1
             if len(out) >= max_records or size >= max_bytes:
@@ -193,6 +200,10 @@ class Spool:
             self._lock.close()
 
     # -- internals ------------------------------------------------------------------------------------
+
+    def count_drop(self, reason: str, batches: int, points: int) -> None:
+        """Count batches the sender could not deliver (dead-lettered); they also count as sent when acked."""
+        self._count_drop(reason, batches, points)
 
     def _count_drop(self, reason: str, batches: int, points: int) -> None:
         self.stats.dropped_batches[reason] = self.stats.dropped_batches.get(reason, 0) + batches

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SampleKind = Literal["gauge", "counter"]
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+# Prometheus' label name syntax, ASCII only (`str.isalpha` lets `é` through); schemas.limits shares it.
+LABEL_NAME_PATTERN = r"[a-zA-Z_][a-zA-Z0-9_]*"
+_LABEL_NAME_OK = re.compile(LABEL_NAME_PATTERN).fullmatch
 
 
 class _Wire(BaseModel):
@@ -17,8 +21,9 @@ class _Wire(BaseModel):
 
 def _check_labels(labels: dict[str, str]) -> dict[str, str]:
     for key in labels:
-        if not key or key.startswith("__") or not (key[0].isalpha() or key[0] == "_"):
-            raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
+        if key.startswith("__") or not _LABEL_NAME_OK(key):
+            raise ValueError(f"label name {key[:100]!r} is not a valid Prometheus label name "
+                             f"({LABEL_NAME_PATTERN}, not starting with __)")
     return labels
 
 

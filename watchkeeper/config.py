@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import SourceError
 from core.yaml_source import load_yaml_file
+from schemas.limits import IngestLimits
 from schemas.topics import DEFAULT_TOPICS
 from watchkeeper.errors import ConfigError
 from watchkeeper.log_filters import KNOWN_SECRETS
@@ -82,6 +83,9 @@ class WindowsConfig(_Section):
     # live and in a restart's replay; batch_within bounds how long Faust's stream waits to fill a batch.
     batch_messages: int = Field(default=1000, gt=0)
     batch_within: float = Field(default=0.05, gt=0)
+    # A sample more than this many seconds ahead of the receiving process's clock is refused (reason
+    # `future`): by the push API and remote_write at the front door, and by the worker.
+    max_future: float = Field(default=600.0, gt=0)
 
 
 class SystemProducerConfig(_Section):
@@ -147,6 +151,22 @@ class PushConfig(_Section):
     max_body_bytes: int = Field(default=32 * 2**20, gt=0)
 
 
+class IngestLimitsConfig(_Section):
+    """What one ingestion request (push JSON or text, remote_write, one scrape) may hold; see README "Ingestion".
+
+    Defaults follow Prometheus and Mimir where they have one. The `future` bound is `windows.max_future`.
+    """
+
+    max_label_names_per_series: int = Field(default=30, gt=0)
+    max_label_name_length: int = Field(default=1024, gt=0)
+    max_label_value_length: int = Field(default=2048, gt=0)
+    # The spool keys a record by its source in 16 bits, so a source can never exceed 65,535 bytes.
+    max_source_length: int = Field(default=256, gt=0, le=60_000)
+    max_series_per_request: int = Field(default=10_000, gt=0)
+    max_points_per_request: int = Field(default=100_000, gt=0)
+    max_decompressed_bytes: int = Field(default=32 * 2**20, gt=0)
+
+
 class SpoolConfig(_Section):
     """The durable local spool every producer writes through, drained in order to Kafka."""
 
@@ -155,6 +175,9 @@ class SpoolConfig(_Section):
     max_bytes: int = Field(default=1024 * 2**20, gt=0)
     # fsync the spool at most this often (a crash loses at most this much of what was accepted).
     fsync_seconds: float = Field(default=0.2, ge=0)
+    # The largest Kafka message a producer sends (the producer's max_request_size; keep it at or below the
+    # topic's max.message.bytes): larger batches are split into several messages before they are spooled.
+    max_message_bytes: int = Field(default=2**20, ge=4096)
 
 
 class ProducersConfig(_Section):
@@ -163,6 +186,7 @@ class ProducersConfig(_Section):
     scrape: ScrapeProducerConfig = ScrapeProducerConfig()
     push: PushConfig = PushConfig()
     spool: SpoolConfig = SpoolConfig()
+    limits: IngestLimitsConfig = IngestLimitsConfig()
 
 
 class WorkerConfig(_Section):
@@ -244,6 +268,10 @@ class Config(_Section):
     def resolve(self, path: str) -> Path:
         p = Path(path)
         return p if p.is_absolute() else Path(self.base_dir or os.getcwd()) / p
+
+    def ingest_limits(self) -> IngestLimits:
+        """The ingestion bounds: `producers.limits` plus `windows.max_future` (one knob for both sides)."""
+        return IngestLimits(max_future=self.windows.max_future, **self.producers.limits.model_dump())
 
     @property
     def clickhouse_dsn(self) -> str:

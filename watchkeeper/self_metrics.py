@@ -43,6 +43,21 @@ NOTIFICATION_ERRORS = Counter(
     "watchkeeper_notification_errors_total", "Failed notification delivery attempts.", ["receiver", "integration"],
     registry=REGISTRY,
 )
+# The push API's front door (README "Ingestion" lists every reason).
+INGEST_ACCEPTED = Counter(
+    "watchkeeper_ingest_accepted_samples_total", "Samples the push API took (spooled for Kafka), by endpoint.",
+    ["endpoint"], registry=REGISTRY,
+)
+INGEST_REJECTED = Counter(
+    "watchkeeper_ingest_rejected_total", "Push API requests answered with a 4xx, by endpoint and reason.",
+    ["endpoint", "reason"], registry=REGISTRY,
+)
+INGEST_DISCARDED = Counter(
+    "watchkeeper_ingest_discarded_samples_total",
+    "Samples left out of requests whose other samples were taken (remote_write refusals and staleness markers, "
+    "non-finite values in the text format), by endpoint and reason.",
+    ["endpoint", "reason"], registry=REGISTRY,
+)
 HTTP_REQUESTS = Counter(
     "watchkeeper_dashboard_requests_total", "Dashboard HTTP requests.", ["path", "code"], registry=REGISTRY
 )

@@ -6,14 +6,18 @@ message on the topic."""
 from __future__ import annotations
 
 import asyncio
+import math
+import struct
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import cramjam
 import orjson
 import pytest
 from aiohttp import web
@@ -22,11 +26,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producers.push_api import create_push_app
+from producers.remote_write import encode_write_request
 from producers.sender import BatchSender
 from schemas.codec import decode_sample_message
+from schemas.limits import IngestLimits
 from schemas.samples import SampleBatch
 from tests.integration.kafka_io import consume_until
 from watchkeeper.broker import free_port
+from watchkeeper.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
 from watchkeeper.topics import ensure_topics
 
 TOKEN = "s3cret"
@@ -213,3 +220,161 @@ async def test_a_list_with_one_batch_too_large_for_the_spool_writes_none_of_it(t
         assert resp.status == 413 and "batch 1 (5883 bytes) is larger than the whole spool" in await resp.text()
     assert sender.spool.stats.spooled_batches == 0 and sender.spool.pending() == 0
     sender.spool.close()
+
+
+# Bounded input (schemas.limits). The clock is fixed, so "a year ahead" is exact; nothing here reaches Kafka,
+# so the sender points at a port nothing listens on and its spool is checked directly.
+NOW = 1_800_000_000.0
+
+
+def rejected(endpoint: str, reason: str) -> float:
+    return INGEST_REJECTED.labels(endpoint, reason)._value.get()
+
+
+@pytest.fixture
+async def limited(tmp_path: Path) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], BatchSender]]:
+    sender = BatchSender("127.0.0.1:1", "unused", tmp_path / "spool", self_metrics_seconds=0,
+                         max_message_bytes=64 * 1024)
+    limits = IngestLimits(max_points_per_request=500_000)
+    async with TestClient(TestServer(create_push_app(sender, limits=limits, clock=lambda: NOW))) as client:
+        yield client, sender
+    sender.spool.close()
+
+
+def one(ts: float = NOW, value: float = 1.0, labels: dict[str, str] | None = None, name: str = "m") -> dict[str, Any]:
+    return {"name": name, "ts": ts, "value": value, "labels": labels or {}}
+
+
+@pytest.mark.parametrize(("body", "reason", "message"), [
+    (one(ts=NOW + 365 * 86400), "future", "ahead of this server's clock, more than windows.max_future=600 s"),
+    (one(ts=NOW + 601), "future", "ts=1800000601.0 is 601 s ahead"),
+    (one(ts=1e300), "bad_timestamp", "between 0 and 9223372036 (year 2262)"),
+    ({"source": "s", "series": [{"name": "m", "ts": [NOW, 1e300], "values": [1, 2]}]}, "bad_timestamp",
+     "series 0 (m): point 1: ts=1e+300"),
+    (one(labels={"big": "x" * 2**20}), "label_value_too_long", "label big's value is 1048576 bytes long"),
+    (one(labels={f"l{i}": "v" for i in range(2000)}), "too_many_labels", "2001 label names"),
+    (one(labels={"n" * 1025: "v"}), "label_name_too_long", "max_label_name_length=1024"),
+    (one(name="m" * 3000), "label_value_too_long", "metric name is 3000 bytes long"),
+    ([one(), {"source": "s" * 70_000, "series": [{"name": "m", "ts": [NOW], "values": [1]}]}], "source_too_long",
+     "batch 1 source is 70000 bytes long, more than max_source_length=256"),
+    ({"source": "s", "series": [{"name": "m", "labels": {"i": str(i)}, "ts": [NOW], "values": [1]}
+                                for i in range(10_001)]}, "too_many_series", "10001 series in one request"),
+    ({"source": "s", "series": [{"name": "m", "ts": [NOW] * 500_001, "values": [1] * 500_001}]}, "too_many_points",
+     "500001 points in one request"),
+    (one(labels={"é‹img…>": "v"}), "invalid", "not a valid Prometheus label name"),
+    ([[]] * 100_000, "too_many_series", "the body has 100001 JSON arrays and objects"),  # refused before parsing
+])
+async def test_requests_over_a_limit_get_a_400_naming_it_and_nothing_is_spooled(
+        limited: tuple[TestClient[web.Request, web.Application], BatchSender], body: Any, reason: str,
+        message: str) -> None:
+    client, sender = limited
+    before = rejected("samples", reason)
+    resp = await client.post("/api/v1/samples", data=orjson.dumps(body))
+    text = await resp.text()
+    assert resp.status == 400 and message in text and f"(reason: {reason})" in text, text
+    assert sender.spool.stats.spooled_batches == 0, "all or nothing: not even the valid first batch"
+    assert rejected("samples", reason) == before + 1
+
+
+async def test_limits_at_their_bound_are_accepted(
+        limited: tuple[TestClient[web.Request, web.Application], BatchSender]) -> None:
+    client, sender = limited
+    body = [one(ts=NOW + 600, labels={"v": "é" * 1024, **{f"l{i}": "v" for i in range(28)}}, name="m" * 2048),
+            {"source": "s" * 256, "series": [{"name": "m", "ts": [0.0], "values": [1]}]}]
+    resp = await client.post("/api/v1/samples", data=orjson.dumps(body))
+    assert resp.status == 202, await resp.text()
+    assert sender.spool.stats.spooled_points == 2
+
+
+async def test_a_large_push_is_split_into_messages_that_fit(
+        limited: tuple[TestClient[web.Request, web.Application], BatchSender]) -> None:
+    """Like the issue's 12.6 MiB push of 450 k points (this one 10.7 MiB): taken (under a raised points
+    limit) and spooled as records no larger than the producer's max_message_bytes, every point accounted for."""
+    client, sender = limited
+    series = [{"name": "bulk", "labels": {"s": str(s)}, "ts": [NOW - k * 0.001 for k in range(4500)],
+               "values": [k * 0.513 for k in range(4500)]} for s in range(100)]
+    body = orjson.dumps({"source": "bulk", "series": series})
+    assert len(body) > 10 * 2**20
+    resp = await client.post("/api/v1/samples", data=body)
+    assert resp.status == 202 and (await resp.json())["accepted_samples"] == 450_000
+    records = sender.spool.read(max_records=10_000, max_bytes=2**40)
+    assert len(records) > 10 * 2**20 // (64 * 1024)
+    assert all(len(r.key) + len(r.value) <= 64 * 1024 for r in records)
+    points: dict[str, list[float]] = {}
+    for record in records:
+        for block in decode_sample_message(record.value).series:
+            points.setdefault(block.labels["s"], []).extend(block.values)
+    assert points == {str(s): [k * 0.513 for k in range(4500)] for s in range(100)}
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("/metrics/job@base64/YQ", None),  # "a", padding left out as Pushgateway allows
+    ("/metrics/job/x/instance@base64/aG9zdC0x", None),  # "host-1"
+    ("/metrics/job/x/instance@base64/a", "is not URL-safe base64 of UTF-8 text"),  # bad padding
+    ("/metrics/job/x/instance@base64/_-8", "is not URL-safe base64 of UTF-8 text"),  # \xff\xef: not UTF-8
+    ("/metrics/job@base64/!!!", "is not URL-safe base64 of UTF-8 text"),
+    ("/metrics/job/x/é/1", "is not a valid label name"),
+    ("/metrics/job/x/instance/" + "v" * 3000, "label instance's value is 3000 bytes long"),
+    ("/metrics/job/" + "j" * 300, "the job name makes the source push/<job>"),
+])
+async def test_pushgateway_paths(limited: tuple[TestClient[web.Request, web.Application], BatchSender], path: str,
+                                 message: str | None) -> None:
+    client, sender = limited
+    resp = await client.put(path, data=b"up 1\n")
+    text = await resp.text()
+    if message is None:
+        assert resp.status == 200, text
+        assert sender.spool.stats.spooled_points == 1
+    else:
+        assert resp.status == 400 and message in text, text
+        assert sender.spool.stats.spooled_batches == 0
+
+
+async def test_text_push_checks_timestamps_and_counts_skipped_non_finite_values(
+        limited: tuple[TestClient[web.Request, web.Application], BatchSender]) -> None:
+    client, _ = limited
+    future_ms = int((NOW + 3600) * 1000)
+    resp = await client.post("/metrics/job/x", data=f"up 1\nlate_one 2 {future_ms}\n".encode())
+    assert resp.status == 400 and "(reason: future)" in await resp.text()
+    resp = await client.post("/metrics/job/x", data=b"m 1\n" * 1_500_002)  # refused before parsing
+    assert resp.status == 400 and "the exposition has 1500002 lines" in await resp.text()
+    before = INGEST_DISCARDED.labels("pushgateway", "bad_value")._value.get()
+    resp = await client.post("/metrics/job/x", data=b"up 1\nq{quantile=\"0.5\"} NaN\n")
+    assert resp.status == 200 and await resp.json() == {"accepted_samples": 1, "skipped_samples": 1}
+    assert INGEST_DISCARDED.labels("pushgateway", "bad_value")._value.get() == before + 1
+
+
+async def test_remote_write_keeps_the_good_samples_and_answers_400_naming_the_refused(
+        limited: tuple[TestClient[web.Request, web.Application], BatchSender]) -> None:
+    client, sender = limited
+    stale = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+    body = encode_write_request([
+        ({"__name__": "up", "job": "a"}, [(int(NOW * 1000), 1.0), (int(NOW * 1000) + 1, stale)]),
+        ({"__name__": "up", "job": "b"}, [(2**63 - 1, 1.0)]),
+        ({"__name__": "up", "job": "c"}, [(int(NOW * 1000), math.inf)]),
+    ])
+    resp = await client.post("/api/v1/write", data=body)
+    text = await resp.text()
+    assert resp.status == 400, text
+    assert text.startswith("2 samples refused (1 bad_timestamp, 1 bad_value); 1 accepted. First: series 1")
+    assert sender.spool.stats.spooled_points == 1
+    resp = await client.post("/api/v1/write", data=encode_write_request([({"__name__": "up"}, [(0, stale)])]))
+    assert resp.status == 204, "a staleness marker alone is dropped quietly (counted)"
+
+
+async def test_remote_write_snappy_bomb_is_413(
+        limited: tuple[TestClient[web.Request, web.Application], BatchSender]) -> None:
+    client, _ = limited
+    bomb = bytes(cramjam.snappy.compress_raw(b"\0" * (33 * 2**20)))
+    resp = await client.post("/api/v1/write", data=bomb)
+    assert resp.status == 413 and "(reason: decompressed_too_large)" in await resp.text()
+
+
+async def test_own_metrics_count_refusals(
+        limited: tuple[TestClient[web.Request, web.Application], BatchSender]) -> None:
+    client, _ = limited
+    await client.post("/api/v1/samples", data=orjson.dumps(one(ts=NOW + 10_000)))
+    resp = await client.get("/metrics")
+    text = await resp.text()
+    assert resp.status == 200
+    assert 'watchkeeper_ingest_rejected_total{endpoint="samples",reason="future"}' in text

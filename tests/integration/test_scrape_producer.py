@@ -20,9 +20,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder, generate_latest
 
 from producers.scrape import run_scrape_producer, scrape_once
+from schemas.limits import IngestLimits
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.broker import free_port
 from watchkeeper.config import Config, ScrapeTargetConfig
+from watchkeeper.self_metrics import INGEST_DISCARDED
 
 NOW = 1_700_000_000.0
 SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
@@ -264,3 +266,34 @@ async def test_producer_sends_a_batch_per_interval_until_stopped(client_app: str
         assert _value(batch.series, "jobs_total", queue="mail") == 3.0
     first, second = (b.series[0].ts[0] for b in sink.batches[:2])
     assert second > first  # the first scrape runs at once, the next on an interval boundary
+
+
+async def test_series_over_a_limit_are_left_out_and_counted_and_too_many_fail_the_scrape() -> None:
+    future_ms = int((NOW + 3600) * 1000)
+    text = (f'ok{{a="1"}} 1\nok{{a="2"}} 2 {future_ms}\nwide{{big="{"x" * 3000}"}} 3\n'
+            + "".join(f'many{{i="{i}"}} 1\n' for i in range(20)))
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text=text)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    future_before = INGEST_DISCARDED.labels("scrape", "future")._value.get()
+    try:
+        target = ScrapeTargetConfig(url=f"http://127.0.0.1:{port}/metrics")
+        async with aiohttp.ClientSession() as session:
+            blocks = await scrape_once(target, session, NOW, IngestLimits())
+            assert _value(blocks, "up") == 1.0
+            assert [b.labels["a"] for b in blocks if b.name == "ok"] == ["1"]
+            assert not [b for b in blocks if b.name == "wide"] and len([b for b in blocks if b.name == "many"]) == 20
+            assert INGEST_DISCARDED.labels("scrape", "future")._value.get() == future_before + 1
+            # More series than a request may hold: the whole scrape fails, as Prometheus' sample_limit does.
+            blocks = await scrape_once(target, session, NOW, IngestLimits(max_series_per_request=10))
+            assert {b.name: b.values for b in blocks if b.name != "scrape_duration_seconds"} == {
+                "up": [0.0], "scrape_samples_scraped": [0.0]}
+    finally:
+        await runner.cleanup()

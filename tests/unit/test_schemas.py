@@ -50,6 +50,11 @@ def test_single_sample_becomes_one_point_batch() -> None:
         (b'{"v":1,"source":"s","series":[{"name":"x","ts":[1,2],"values":[1]}]}', "ts has 2 points"),
         (b'{"v":1,"name":"9bad","ts":1,"value":1}', "name"),
         (b'{"v":1,"name":"x","ts":1}', "value"),
+        # Prometheus label names are ASCII: str.isalpha took these, and anything after the first character.
+        ('{"v":1,"name":"x","ts":1,"value":1,"labels":{"é‹img…>":"1"}}'.encode(), "not a valid Prometheus label"),
+        ('{"v":1,"name":"x","ts":1,"value":1,"labels":{"ǅ":"1"}}'.encode(), "not a valid Prometheus label"),
+        (b'{"v":1,"source":"s","series":[{"name":"x","labels":{"a-b":"1"},"ts":[1],"values":[1]}]}',
+         "not a valid Prometheus label"),
     ],
 )
 def test_bad_messages_name_the_problem(raw: bytes, reason: str) -> None:

@@ -78,3 +78,9 @@ def test_one_process_per_spool(tmp_path: Path) -> None:
         Spool(tmp_path)
     spool.close()
     Spool(tmp_path).close()
+
+
+def test_a_key_longer_than_its_16_bit_length_field_never_fits(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s")
+    assert spool.fits(b"k" * 0xFFFF, b"v") and not spool.fits(b"k" * 0x10000, b"v")
+    spool.close()
