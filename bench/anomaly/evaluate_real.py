@@ -1,0 +1,132 @@
+"""NAB-style evaluation of every detector on public labelled REAL-world corpora (see real_corpora.py).
+
+    sh bench/anomaly/fetch_real.sh                                  # once: the corpora, ~45 MB
+    PYTHONPATH=. python bench/anomaly/evaluate_real.py              # ~1 min; Markdown tables on stdout
+    PYTHONPATH=. python bench/anomaly/evaluate_real.py ensemble robust   # only these detectors
+
+Scores (nab.py): standard / low FP / low FN profiles, 15 % probation, ONE threshold per detector, per
+profile and per corpus, normalised so that never firing = 0 and perfect = 100. Every table has the
+reference rolling z-score (mean and standard deviation of the previous 288 points, score |z| / (|z| + 3))
+and the ablation of every ensemble member (the ensemble with that member's p-values replaced by 1).
+Detectors are run exactly as `watchkeeper detect` runs them: one `score_batch` over the whole series.
+Results also go to bench/results/anomaly_real.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from nab import PROFILES, SeriesScorer, best
+from real_corpora import RealSeries, load_all
+
+from core.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
+from core.detectors.ensemble import EnsembleDetector
+
+REF = "reference z-score (288)"
+CORPORA = ("mscloud-a", "mscloud-b", "skab")
+
+
+def reference_zscore(values: np.ndarray, window: int = 288) -> np.ndarray:
+    """The issue's yardstick: z of x[t] against the mean/std of x[t-288 .. t-1]; |z| / (|z| + 3)."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.zeros(len(x))
+    if len(x) <= window:
+        return out
+    cs = np.concatenate(([0.0], np.cumsum(x)))
+    cs2 = np.concatenate(([0.0], np.cumsum(x * x)))
+    t = np.arange(window, len(x))
+    mean = (cs[t] - cs[t - window]) / window
+    var = np.maximum((cs2[t] - cs2[t - window]) / window - mean * mean, 0.0)
+    std = np.sqrt(var)
+    z = np.where(std > 0, np.abs(x[t] - mean) / np.where(std > 0, std, 1.0), 0.0)
+    out[window:] = z / (z + 3.0)
+    return out
+
+
+def ablation(member: str) -> Callable[[], EnsembleDetector]:
+    def build() -> EnsembleDetector:
+        det = make_detector("ensemble")
+        assert isinstance(det, EnsembleDetector)
+        silent = getattr(det, member)
+        p_batch, p_one = silent.p_batch, silent.p_one
+
+        def batch(ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+            p_batch(ts, values)  # the member still runs (the seasonal one says when a profile is in use)
+            if member == "seasonal":
+                silent.active = np.zeros(len(values), dtype=bool)
+            return np.ones(len(values))
+
+        def one(ts: float, value: float) -> float:
+            p_one(ts, value)
+            if member == "seasonal":
+                silent.active_one = False
+            return 1.0
+
+        silent.p_batch, silent.p_one = batch, one
+        return det
+    return build
+
+
+def scorers() -> dict[str, Callable[[RealSeries], np.ndarray]]:
+    out: dict[str, Callable[[RealSeries], np.ndarray]] = {REF: lambda s: reference_zscore(s.values)}
+    for name in DETECTORS:
+        out[name] = lambda s, name=name: make_detector(name).score_batch(s.ts, s.values)
+    for member in ("robust", "seasonal", "levelshift", "flatline"):
+        build = ablation(member)
+        out[f"ensemble without {member}"] = lambda s, build=build: build().score_batch(s.ts, s.values)
+    return out
+
+
+def main(argv: list[str]) -> None:
+    t0 = time.perf_counter()
+    series = load_all()
+    table = scorers()
+    names = [REF] + [a for a in argv if a != REF] if argv else list(table)
+    groups = {c: [s for s in series if s.corpus == c] for c in CORPORA}
+    groups["all"] = series
+    print(f"{len(series)} series, {sum(len(s.values) for s in series):,} points, "
+          f"{sum(len(s.windows) for s in series)} windows; default detector: {DEFAULT_DETECTOR}\n")
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for name in names:
+        t1 = time.perf_counter()
+        scores = [table[name](s) for s in series]
+        secs = time.perf_counter() - t1
+        results[name] = {}
+        for corpus, members in groups.items():
+            idx = [i for i, s in enumerate(series) if s in members] if corpus != "all" else range(len(series))
+            sc = [scores[i] for i in idx]
+            ev = [SeriesScorer(scores[i], series[i].windows) for i in idx]
+            row: dict[str, float] = {}
+            for p in PROFILES:
+                thr, c = best(ev, sc, p)
+                row[p.name] = float(c.normalised(p)[0])
+                if p.name == "standard":
+                    row.update(threshold=thr, tp=float(c.tp[0]), windows=c.windows, fp_points=float(c.fp_points[0]))
+            results[name][corpus] = row
+        print(f"  {name}: {secs:.1f} s", file=sys.stderr)
+    for corpus in [*CORPORA, "all"]:
+        members = groups[corpus]
+        print(f"### {corpus}: {len(members)} series, {sum(len(s.values) for s in members):,} points, "
+              f"{sum(len(s.windows) for s in members)} windows\n")
+        print("| detector | standard | low FP | low FN | threshold (standard) | windows detected | FP points |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name in names:
+            r = results[name][corpus]
+            print(f"| {name} | {r['standard']:.1f} | {r['low FP']:.1f} | {r['low FN']:.1f} | {r['threshold']:.6g} "
+                  f"| {int(r['tp'])}/{int(r['windows'])} | {int(r['fp_points'])} |")
+        print()
+    out = Path(__file__).parents[1] / "results" / "anomaly_real.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
