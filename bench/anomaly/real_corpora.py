@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from nab import windows_from_points, windows_from_segments
 
 HERE = Path(__file__).parent

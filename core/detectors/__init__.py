@@ -24,7 +24,8 @@ from core.detectors.zscore import ZScoreDetector
 from core.errors import CoreError
 
 DETECTORS: dict[str, Any] = {
-    cls.name: cls for cls in (EventDetector, EnsembleDetector, RobustDetector, SeasonalDetector, LevelShiftDetector, ZScoreDetector)
+    cls.name: cls
+    for cls in (EventDetector, EnsembleDetector, RobustDetector, SeasonalDetector, LevelShiftDetector, ZScoreDetector)
 }
 ENSEMBLE_MEMBERS: dict[str, Any] = {FlatlineDetector.name: FlatlineDetector}  # not offered alone (see above)
 DETECTOR_CLASSES: dict[str, Any] = DETECTORS | ENSEMBLE_MEMBERS

@@ -1,0 +1,88 @@
+"""The default `event` detector: one early detection per event, one absolute scale, ready early."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.detectors import DEFAULT_DETECTOR, detector_from_bytes, make_detector
+
+T0, STEP = 1_700_000_000.0, 60.0
+
+
+def _noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return T0 + STEP * np.arange(n), 100 + rng.normal(0, 1, n)
+
+
+def test_it_is_the_default() -> None:
+    assert DEFAULT_DETECTOR == "event"
+
+
+def test_a_level_shift_gives_one_detection_not_a_run() -> None:
+    ts, x = _noise(1000)
+    x[600:] += 12  # a lasting shift of 12 sigma
+    s = make_detector("event").score_batch(ts, x)
+    assert s[600] > 0.7
+    # the next points are as far from the (old) mean: only one that is further (noise on top of the
+    # shift) may score again, never the run of ~100 points a plain z-score flags
+    assert np.count_nonzero(s[600:700] > 0.5) <= 4
+    assert np.count_nonzero(s[:600] > 0.7) == 0  # z > 7: never in Gaussian noise
+
+
+def test_a_worse_point_inside_the_holdoff_still_scores() -> None:
+    ts, x = _noise(1000, 1)
+    x[600] += 8
+    x[603] += 30  # the incident gets worse three points later
+    s = make_detector("event").score_batch(ts, x)
+    assert s[600] > 0.6 and s[603] > s[600] and s[601] < 0.1
+
+
+def test_a_young_series_is_scored_after_min_points() -> None:
+    ts, x = _noise(60, 2)
+    x[40] += 25
+    s = make_detector("event").score_batch(ts, x)
+    assert (s[:24] == 0).all()  # 20 points of history, at the next block start (8-point blocks)
+    assert s[40] > 0.85 and s[40] == s.max()
+
+
+def test_a_change_from_a_constant_is_an_event() -> None:
+    ts = T0 + STEP * np.arange(300)
+    x = np.where(np.arange(300) < 200, 5.0, 5.5)
+    s = make_detector("event").score_batch(ts, x)
+    assert s[200] > 0.999 and (s[:200] == 0).all()
+
+
+def test_same_score_for_the_same_z_on_any_series() -> None:
+    """One absolute scale: a 6-sigma point scores alike on a quiet and on a loud series."""
+    ts, x = _noise(400, 3)
+    quiet, loud = x.copy(), 1000 + 50 * (x - 100)
+    quiet[300] += 6
+    loud[300] += 300
+    a = make_detector("event").score_batch(ts, quiet)[300]
+    b = make_detector("event").score_batch(ts, loud)[300]
+    assert abs(a - b) < 1e-9 and 0.6 < a < 0.75
+
+
+def test_discrete_series_one_point_at_a_time_with_a_restart_equals_one_batch() -> None:
+    """Ties of z on a discrete series must not split the two paths (the hold-off compares z's)."""
+    rng = np.random.default_rng(4)
+    ts, x = T0 + STEP * np.arange(700), np.round(rng.normal(0, 1, 700))
+    whole = make_detector("event")
+    expected = whole.score_batch(ts, x)
+    live = make_detector("event")
+    got = []
+    for i in range(700):
+        if i in (13, 333):
+            live = detector_from_bytes(live.to_bytes())
+        got.append(live.score_one(float(ts[i]), float(x[i])))
+    assert got == expected.tolist()
+    assert live.to_bytes() == whole.to_bytes()
+
+
+def test_batches_cut_anywhere_give_the_same_scores() -> None:
+    ts, x = _noise(900, 5)
+    x[500:520] += 7
+    whole = make_detector("event").score_batch(ts, x)
+    det = make_detector("event")
+    parts = [det.score_batch(ts[a:b], x[a:b]) for a, b in ((0, 7), (7, 300), (300, 301), (301, 900))]
+    assert np.concatenate(parts).tolist() == whole.tolist()
