@@ -36,6 +36,7 @@ import numpy as np
 
 from core.detectors.base import Detector
 
+LOCAL = 32  # points of the local level (median and mean of the newest points before a block)
 Z_HALF = 3.0  # score = z / (z + Z_HALF): z = 3 scores 0.5, z = 6 scores 0.67, z = 27 scores 0.9
 
 
@@ -57,7 +58,7 @@ class EventDetector(Detector):
         self.buf = np.full(window + block, np.nan)  # the newest points (NaN: not seen yet)
         self.zhist = np.zeros(holdoff)  # z of the newest points, for the hold-off
         self.n = 0
-        self._cache: tuple[int, np.ndarray, np.ndarray, float, float] | None = None  # block start, stats
+        self._cache: tuple[int, np.ndarray, tuple[float, ...]] | None = None  # block start, stats
         self._lazy: list[float] = []  # points scored one at a time, not yet in `buf`
         self._zlazy: list[float] = []  # their z, not yet in `zhist`
 
@@ -75,32 +76,49 @@ class EventDetector(Detector):
             self.zhist = np.concatenate((self.zhist, self._zlazy))[-self.holdoff:]
             self._lazy, self._zlazy = [], []
 
-    def _stats(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and floored standard deviation of each row (NaN = no point there); NaN mean where a row
-        has fewer than ``min_points`` points. Rows are computed alike whatever their number."""
+    def _stats(self, windows: np.ndarray) -> np.ndarray:
+        """Per row of ``windows`` (the points before a block; NaN = not seen yet): the local level and the
+        scales, as columns (median of the last ``LOCAL`` points, robust scale, mean of the last ``LOCAL``,
+        standard deviation); NaN where a row has fewer than ``min_points`` points. Row by row, the same
+        operations whatever the number of rows, so one batch and one point at a time agree to the bit."""
+        out = np.full((len(windows), 4), np.nan)
         count = np.count_nonzero(~np.isnan(windows), axis=1)
         ok = count >= self.min_points
-        mean = np.full(len(windows), np.nan)
-        scale = np.ones(len(windows))
-        if ok.any():
-            w = windows[ok]
-            m = np.nanmean(w, axis=1)
-            sd = np.sqrt(np.nanmean((w - m[:, None]) ** 2, axis=1))
-            # a constant window has sd 0: any change from it is an event (z huge, score ~1)
-            mean[ok], scale[ok] = m, np.maximum(np.maximum(sd, 1e-9 * np.abs(m)), 1e-12)
-        return mean, scale
+        if not ok.any():
+            return out
+        w = np.ascontiguousarray(windows[ok])
+        c = count[ok]
+        valid = ~np.isnan(w)
+        mean = np.where(valid, w, 0.0).sum(axis=1) / c
+        sd = np.sqrt(np.where(valid, (w - mean[:, None]) ** 2, 0.0).sum(axis=1) / c)
+        med = _row_median(np.sort(w, axis=1), c)
+        dev = np.abs(w - med[:, None])
+        mad = _row_median(np.sort(dev, axis=1), c)
+        mean_abs = np.where(valid, dev, 0.0).sum(axis=1) / c
+        step = np.abs(np.diff(w, axis=1))
+        step = np.where(step > 0, step, np.nan)  # NaN: a repeated value, or a point not seen yet
+        n_step = np.count_nonzero(~np.isnan(step), axis=1)
+        resolution = np.where(n_step > 0, _row_median(np.sort(step, axis=1), np.maximum(n_step, 1)), 0.0)
+        floor = np.maximum(1e-9 * np.abs(mean), 1e-12)
+        local = np.ascontiguousarray(w[:, -LOCAL:])
+        c_local = np.count_nonzero(~np.isnan(local), axis=1)
+        out[ok, 0] = _row_median(np.sort(local, axis=1), c_local)
+        out[ok, 1] = np.maximum(np.maximum(np.maximum(1.4826 * mad, 0.5 * mean_abs), resolution), floor)
+        out[ok, 2] = np.where(~np.isnan(local), local, 0.0).sum(axis=1) / c_local
+        out[ok, 3] = np.maximum(sd, floor)
+        return out
 
-    def _block_stats(self, n0: int, ext: np.ndarray, n_points: int) -> tuple[np.ndarray, np.ndarray, int]:
+    def _block_stats(self, n0: int, ext: np.ndarray, n_points: int) -> tuple[np.ndarray, int]:
         """Stats of every block touched by points n0 .. n0 + n_points - 1 (``ext`` = buf + those points)."""
         W, B = self.window, self.block
         first = n0 // B
         starts = np.arange(first, (n0 + n_points - 1) // B + 1) * B
         if len(starts) == 1 and self._cache is not None and self._cache[0] == starts[0]:
-            return self._cache[1], self._cache[2], first
+            return self._cache[1], first
         offs = starts - W - n0 + len(self.buf)
-        mean, scale = self._stats(np.lib.stride_tricks.sliding_window_view(ext, W)[offs])
-        self._cache = (int(starts[-1]), mean[-1:], scale[-1:], float(mean[-1]), float(scale[-1]))
-        return mean, scale, first
+        stats = self._stats(np.lib.stride_tricks.sliding_window_view(ext, W)[offs])
+        self._cache = (int(starts[-1]), stats[-1:], tuple(float(v) for v in stats[-1]))
+        return stats, first
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         self._flush()
@@ -108,10 +126,12 @@ class EventDetector(Detector):
         if N == 0:
             return np.empty(0)
         ext = np.concatenate((self.buf, values))
-        mean, scale, first = self._block_stats(n0, ext, N)
-        rows = (n0 + np.arange(N)) // self.block - first
-        m, s = mean[rows], scale[rows]
-        z = np.where(np.isnan(m), 0.0, np.abs(values - np.where(np.isnan(m), 0.0, m)) / s)
+        stats, first = self._block_stats(n0, ext, N)
+        st = stats[(n0 + np.arange(N)) // self.block - first]
+        ready = ~np.isnan(st[:, 0])
+        st = np.where(ready[:, None], st, 1.0)
+        z = np.maximum(np.abs(values - st[:, 0]) / st[:, 1], np.abs(values - st[:, 2]) / st[:, 3])
+        z = np.where(ready, z, 0.0)
         zext = np.concatenate((self.zhist, z))
         before = np.lib.stride_tricks.sliding_window_view(zext[:-1], H).max(axis=1)
         kept = np.where(z > before, z, 0.0)
@@ -126,12 +146,15 @@ class EventDetector(Detector):
         cache = self._cache
         if cache is None or cache[0] != start:
             self._flush()
-            ext = np.concatenate((self.buf, [value]))
-            self._block_stats(self.n, ext, 1)
+            self._block_stats(self.n, np.concatenate((self.buf, [value])), 1)
             cache = self._cache
             assert cache is not None
-        m, s = cache[3], cache[4]
-        z = 0.0 if m != m else abs(value - m) / s
+        med, rscale, mean, sd = cache[2]
+        if med == med:
+            a, b = abs(value - med) / rscale, abs(value - mean) / sd
+            z = a if a >= b or b != b else b
+        else:
+            z = 0.0
         recent = self._zlazy[-self.holdoff:]
         before = max(recent) if len(recent) == self.holdoff else max(
             max(recent, default=0.0), float(self.zhist[len(recent) - self.holdoff:].max()))
@@ -139,3 +162,10 @@ class EventDetector(Detector):
         self._zlazy.append(z)
         self.n += 1
         return Z_HALF / ((z if z > before else 0.0) + Z_HALF)
+
+
+def _row_median(srt: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median of each row of a row-sorted array whose first ``count`` entries are the values (NaN last)."""
+    rows = np.arange(len(srt))
+    lo, hi = np.maximum(count - 1, 0) // 2, count // 2
+    return 0.5 * (srt[rows, lo] + srt[rows, np.minimum(hi, srt.shape[1] - 1)])
