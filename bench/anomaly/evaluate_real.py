@@ -115,7 +115,8 @@ def main(argv: list[str]) -> None:
         members = groups[corpus]
         print(f"### {corpus}: {len(members)} series, {sum(len(s.values) for s in members):,} points, "
               f"{sum(len(s.windows) for s in members)} windows\n")
-        print("| detector | standard | low FP | low FN | threshold (standard) | windows detected | FP points |")
+        print("| detector | standard | low FP | low FN | threshold (standard) | windows detected (after probation) "
+              "| FP points |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for name in names:
             r = results[name][corpus]
