@@ -1,32 +1,37 @@
-"""The default detector: a rolling z-score that gives ONE early detection per event, on one absolute scale.
+"""The default detector: how far a point is from the local level, ONE absolute scale, one detection per event.
 
-Why this and not the calibrated ensemble (measured on public labelled real-world corpora, NAB-style,
-one threshold for a whole corpus; bench/anomaly/evaluate_real.py and the README's table):
+Raw statistic: z = max(|x - median of the last 32 points| / robust scale, |x - mean of the last 32
+points| / standard deviation), the scales over the last ``window`` (288) points, fewer while the series
+is young (from ``min_points``, 20). Robust scale = max(1.4826 MAD, half the mean absolute deviation, the
+median non-zero step between consecutive values (the series' resolution), a float floor). Score
+z / (z + 3), kept only if z is above every z of the previous ``holdoff`` (10) points, else 0.
 
-- one scale for every series. The score is a fixed function of |z|, |z| / (|z| + 3), so "z = 6" means
-  the same on every series and on a young series as on an old one. The per-series calibration of the
-  other detectors ranks a point against the series' own history; on real series under one global
-  threshold that failed both ways: a series a few hundred points old cannot reach the threshold at all
-  (the empirical tail cannot say "1 in 2,000" after 400 points), and autocorrelated, regime-changing,
-  heavy-tailed series produce far more "1 in 1,000" points than promised.
-- ready after ``min_points`` points (default 20): the mean and standard deviation are taken over up to
-  ``window`` (288) previous points, fewer while the series is young. On hourly series of a few hundred
-  points, a detector that waits 288 points sees none of the first anomalies.
-- one event, one detection: a point keeps its z only if it is larger than every z of the previous
-  ``holdoff`` (10) points; otherwise it scores 0. The first point of an incident fires; the next points
-  of the same incident do not, unless the incident gets worse (a larger z). Under NAB-style scoring
-  every extra flagged point outside a labelled window costs, and inside one counts nothing.
-  For alerting this means: use ``for: 0s`` and hold the alert with ``keep_firing_for``.
+Why each part (measured on public labelled real-world corpora, NAB-style, one threshold for a whole
+corpus; bench/anomaly/evaluate_real.py and the README's table):
 
-Tried and dropped (same corpora): multi-scale z of short means (1/4/16 points) - autocorrelation makes
-the averaged z's too large, twice as many false alarms; a 500- or 1000-point window - slower to follow
-level changes, worse everywhere; a hold-off by a decaying maximum of z instead of a fixed count.
+- one scale for every series: z / (z + 3) is a fixed function of z, so "z = 6" scores the same on every
+  series, young or old. The other detectors' per-series calibration ranks a point against the series'
+  own history, which under one global threshold failed both ways on real series: a series a few hundred
+  points old cannot reach the threshold (its empirical tail cannot say "1 in 2,000" after 400 points),
+  and autocorrelated, regime-changing, heavy-tailed or quantised series produce far more "1 in 1,000"
+  points than promised.
+- ready after 20 points: on hourly series of a few hundred points, a detector that waits 288 points
+  misses the first anomalies.
+- the local level (last 32 points) follows a lasting change within a few dozen points, so a level shift
+  is one event, not hours of alarms; the median/MAD scale is not inflated by past spikes (spiky series:
+  the standard deviation hides the next spike), the standard deviation is not fooled by a series that
+  sits on one value most of the time; the larger of the two z's is kept. The resolution floor stops a
+  quantised series (MAD 0) from turning one quantisation step into z = 20.
+- one event, one detection (the hold-off): the first point of an incident fires, its next points do not
+  unless the incident gets worse. Under NAB-style scoring every extra flagged point outside a labelled
+  window costs and inside one counts nothing; for alerting, use ``for: 0s`` and ``keep_firing_for``.
 
-Streaming and exact: the mean and scale are refreshed every ``block`` (8) points from the ``window``
-points before the block, by the same numpy code whether the points come in one batch or one per call,
-so both paths give bit-identical z's (the hold-off compares z's, so a last-bit difference would change
-a score). One point per call uses the block's mean and scale as Python floats.
+Streaming and exact: the level and scales are refreshed every ``block`` (8) points from the ``window``
+points before the block, by the same numpy code (row by row) whether the points come in one batch or
+one per call, so both paths give bit-identical z's (the hold-off compares z's, so a last-bit difference
+would change a score). One point per call uses the block's statistics as Python floats.
 """
+
 
 from __future__ import annotations
 
@@ -43,7 +48,7 @@ Z_HALF = 3.0  # score = z / (z + Z_HALF): z = 3 scores 0.5, z = 6 scores 0.67, z
 class EventDetector(Detector):
     name = "event"
     PARAMS: ClassVar[dict[str, tuple[type, Any, str]]] = {
-        "window": (int, 288, "most points in the rolling mean/std window"),
+        "window": (int, 288, "most points in the window of the scales (mean/std, median/MAD)"),
         "min_points": (int, 20, "points needed in the window before a point is scored"),
         "holdoff": (int, 10, "a point scores only if its z is above every z of this many previous points"),
         "block": (int, 8, "points between refreshes of the mean and standard deviation"),
