@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nab import PROFILES, SeriesScorer, best
+from nab import PROFILES, SeriesScorer, best, corpus_counts
 from real_corpora import RealSeries, load_all
 
 from core.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
@@ -48,6 +48,11 @@ def reference_zscore(values: np.ndarray, window: int = 288) -> np.ndarray:
     z = np.where(std > 0, np.abs(x[t] - mean) / np.where(std > 0, std, 1.0), 0.0)
     out[window:] = z / (z + 3.0)
     return out
+
+
+def category(s: RealSeries) -> str:
+    """mscloud: the domain; skab: the kind of experiment (valve1, valve2, other)."""
+    return s.name.split("/")[0]
 
 
 def ablation(member: str) -> Callable[[], EnsembleDetector]:
@@ -94,6 +99,7 @@ def main(argv: list[str]) -> None:
     print(f"{len(series)} series, {sum(len(s.values) for s in series):,} points, "
           f"{sum(len(s.windows) for s in series)} windows; default detector: {DEFAULT_DETECTOR}\n")
     results: dict[str, dict[str, dict[str, float]]] = {}
+    by_category: dict[str, dict[str, tuple[float, int]]] = {}
     for name in names:
         t1 = time.perf_counter()
         scores = [table[name](s) for s in series]
@@ -110,6 +116,12 @@ def main(argv: list[str]) -> None:
                 if p.name == "standard":
                     row.update(threshold=thr, tp=float(c.tp[0]), windows=c.windows, fp_points=float(c.fp_points[0]))
             results[name][corpus] = row
+            if corpus != "all":  # per category, at the corpus' standard threshold (one threshold per corpus)
+                for cat in sorted({category(series[i]) for i in idx}):
+                    cev = [SeriesScorer(scores[i], series[i].windows) for i in idx if category(series[i]) == cat]
+                    cc = corpus_counts(cev, np.array([row["threshold"]]))
+                    by_category.setdefault(f"{corpus}: {cat}", {})[name] = (
+                        float(cc.normalised(PROFILES[0])[0]), cc.windows)
         print(f"  {name}: {secs:.1f} s", file=sys.stderr)
     for corpus in [*CORPORA, "all"]:
         members = groups[corpus]
@@ -123,9 +135,16 @@ def main(argv: list[str]) -> None:
             print(f"| {name} | {r['standard']:.1f} | {r['low FP']:.1f} | {r['low FN']:.1f} | {r['threshold']:.6g} "
                   f"| {int(r['tp'])}/{int(r['windows'])} | {int(r['fp_points'])} |")
         print()
+    print("### standard score by category, at each detector's corpus threshold\n")
+    print("| category (windows after probation) | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for cat, row in by_category.items():
+        windows = next(iter(row.values()))[1]
+        print(f"| {cat} ({windows}) | " + " | ".join(f"{row[n][0]:.1f}" for n in names) + " |")
+    print()
     out = Path(__file__).parents[1] / "results" / "anomaly_real.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    out.write_text(json.dumps({"corpora": results, "by_category": by_category}, indent=1))
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 
