@@ -93,24 +93,25 @@ class EventDetector(Detector):
             return out
         w = np.ascontiguousarray(windows[ok])
         c = count[ok]
-        valid = ~np.isnan(w)
-        mean = np.where(valid, w, 0.0).sum(axis=1) / c
-        sd = np.sqrt(np.where(valid, (w - mean[:, None]) ** 2, 0.0).sum(axis=1) / c)
-        med = _row_median(np.sort(w, axis=1), c)
-        dev = np.abs(w - med[:, None])
-        mad = _row_median(np.sort(dev, axis=1), c)
-        mean_abs = np.where(valid, dev, 0.0).sum(axis=1) / c
-        step = np.abs(np.diff(w, axis=1))
-        step = np.where(step > 0, step, np.nan)  # NaN: a repeated value, or a point not seen yet
-        n_step = np.count_nonzero(~np.isnan(step), axis=1)
-        resolution = np.where(n_step > 0, _row_median(np.sort(step, axis=1), np.maximum(n_step, 1)), 0.0)
-        floor = np.maximum(1e-9 * np.abs(mean), 1e-12)
-        local = np.ascontiguousarray(w[:, -LOCAL:])
-        c_local = np.count_nonzero(~np.isnan(local), axis=1)
-        out[ok, 0] = _row_median(np.sort(local, axis=1), c_local)
-        out[ok, 1] = np.maximum(np.maximum(np.maximum(1.4826 * mad, 0.5 * mean_abs), resolution), floor)
-        out[ok, 2] = np.where(~np.isnan(local), local, 0.0).sum(axis=1) / c_local
-        out[ok, 3] = np.maximum(sd, floor)
+        with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: overflow -> no opinion
+            valid = ~np.isnan(w)
+            mean = np.where(valid, w, 0.0).sum(axis=1) / c
+            sd = np.sqrt(np.where(valid, (w - mean[:, None]) ** 2, 0.0).sum(axis=1) / c)
+            med = _row_median(np.sort(w, axis=1), c)
+            dev = np.abs(w - med[:, None])
+            mad = _row_median(np.sort(dev, axis=1), c)
+            mean_abs = np.where(valid, dev, 0.0).sum(axis=1) / c
+            step = np.abs(np.diff(w, axis=1))
+            step = np.where(step > 0, step, np.nan)  # NaN: a repeated value, or a point not seen yet
+            n_step = np.count_nonzero(~np.isnan(step), axis=1)
+            resolution = np.where(n_step > 0, _row_median(np.sort(step, axis=1), np.maximum(n_step, 1)), 0.0)
+            floor = np.maximum(1e-9 * np.abs(mean), 1e-12)
+            local = np.ascontiguousarray(w[:, -LOCAL:])
+            c_local = np.count_nonzero(~np.isnan(local), axis=1)
+            out[ok, 0] = _row_median(np.sort(local, axis=1), c_local)
+            out[ok, 1] = np.maximum(np.maximum(np.maximum(1.4826 * mad, 0.5 * mean_abs), resolution), floor)
+            out[ok, 2] = np.where(~np.isnan(local), local, 0.0).sum(axis=1) / c_local
+            out[ok, 3] = np.maximum(sd, floor)
         return out
 
     def _block_stats(self, n0: int, ext: np.ndarray, n_points: int) -> tuple[np.ndarray, int]:
@@ -135,8 +136,9 @@ class EventDetector(Detector):
         st = stats[(n0 + np.arange(N)) // self.block - first]
         ready = ~np.isnan(st[:, 0])
         st = np.where(ready[:, None], st, 1.0)
-        z = np.maximum(np.abs(values - st[:, 0]) / st[:, 1], np.abs(values - st[:, 2]) / st[:, 3])
-        z = np.where(ready, z, 0.0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = np.fmax(np.abs(values - st[:, 0]) / st[:, 1], np.abs(values - st[:, 2]) / st[:, 3])
+        z = np.where(ready & ~np.isnan(z), z, 0.0)  # NaN only from overflow (values near 1e308): no opinion
         zext = np.concatenate((self.zhist, z))
         before = np.lib.stride_tricks.sliding_window_view(zext[:-1], H).max(axis=1)
         kept = np.where(z > before, z, 0.0)
@@ -155,11 +157,12 @@ class EventDetector(Detector):
             cache = self._cache
             assert cache is not None
         med, rscale, mean, sd = cache[2]
+        z = 0.0
         if med == med:
             a, b = abs(value - med) / rscale, abs(value - mean) / sd
-            z = a if a >= b or b != b else b
-        else:
-            z = 0.0
+            z = a if a >= b or b != b else b  # np.fmax
+            if z != z:
+                z = 0.0
         recent = self._zlazy[-self.holdoff:]
         before = max(recent) if len(recent) == self.holdoff else max(
             max(recent, default=0.0), float(self.zhist[len(recent) - self.holdoff:].max()))

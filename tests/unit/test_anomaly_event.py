@@ -86,3 +86,14 @@ def test_batches_cut_anywhere_give_the_same_scores() -> None:
     det = make_detector("event")
     parts = [det.score_batch(ts[a:b], x[a:b]) for a, b in ((0, 7), (7, 300), (300, 301), (301, 900))]
     assert np.concatenate(parts).tolist() == whole.tolist()
+
+
+def test_huge_values_score_alike_on_both_paths_and_never_nan() -> None:
+    """Near the float limit sums overflow; the z is then "no opinion" (0) on both paths, never NaN."""
+    rng = np.random.default_rng(6)
+    ts, x = T0 + STEP * np.arange(200), rng.normal(0, 1, 200) * 1e306
+    x[150] = 1.7e308
+    batch = make_detector("event").score_batch(ts, x)
+    live = make_detector("event")
+    one = [live.score_one(float(t), float(v)) for t, v in zip(ts, x, strict=True)]
+    assert not np.isnan(batch).any() and one == batch.tolist()
