@@ -3,6 +3,7 @@
     sh bench/anomaly/fetch_real.sh                                  # once: the corpora, ~45 MB
     PYTHONPATH=. python bench/anomaly/evaluate_real.py              # ~1 min; Markdown tables on stdout
     PYTHONPATH=. python bench/anomaly/evaluate_real.py ensemble robust   # only these detectors
+    PYTHONPATH=. python bench/anomaly/evaluate_real.py event:holdoff=20  # a detector with parameters
 
 Scores (nab.py): standard / low FP / low FN profiles, 15 % probation, ONE threshold per detector, per
 profile and per corpus, normalised so that never firing = 0 and perfect = 100. Every table has the
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from nab import PROFILES, SeriesScorer, best, corpus_counts
 from real_corpora import RealSeries, load_all
 
-from core.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
+from core.detectors import DEFAULT_DETECTOR, DETECTORS, coerce_params, make_detector
 from core.detectors.ensemble import EnsembleDetector
 
 REF = "reference z-score (288)"
@@ -94,6 +95,11 @@ def main(argv: list[str]) -> None:
     series = load_all()
     table = scorers()
     names = [REF] + [a for a in argv if a != REF] if argv else list(table)
+    for name in names:  # "event:calibrated=1,holdoff=20": a detector with parameters
+        if name not in table and ":" in name:
+            det, _, args = name.partition(":")
+            params = coerce_params(det, dict(kv.split("=", 1) for kv in args.split(",")))
+            table[name] = lambda s, det=det, params=params: make_detector(det, **params).score_batch(s.ts, s.values)
     groups = {c: [s for s in series if s.corpus == c] for c in CORPORA}
     groups["all"] = series
     print(f"{len(series)} series, {sum(len(s.values) for s in series):,} points, "

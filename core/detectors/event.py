@@ -35,11 +35,13 @@ would change a score). One point per call uses the block's statistics as Python 
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 
 from core.detectors.base import Detector
+from core.detectors.ensemble import EnsembleDetector
 
 LOCAL = 32  # points of the local level (median and mean of the newest points before a block)
 Z_HALF = 3.0  # score = z / (z + Z_HALF): z = 3 scores 0.5, z = 6 scores 0.67, z = 27 scores 0.9
@@ -52,13 +54,19 @@ class EventDetector(Detector):
         "min_points": (int, 20, "points needed in the window before a point is scored"),
         "holdoff": (int, 10, "a point scores only if its z is above every z of this many previous points"),
         "block": (int, 8, "points between refreshes of the mean and standard deviation"),
+        "calibrated": (int, 0, "1: also score the calibrated ensemble's rarity of the point, as the z of a Gaussian "
+                               "point as rare (better on fleets of unlike sensors; about 2x the cost)"),
     }
     _state_fields = ("buf", "zhist", "n")
 
-    def __init__(self, window: int = 288, min_points: int = 20, holdoff: int = 10, block: int = 8) -> None:
-        if not 2 <= min_points <= window or holdoff < 1 or block < 1:
-            raise ValueError("need 2 <= min_points <= window, holdoff >= 1 and block >= 1")
-        self.params = {"window": window, "min_points": min_points, "holdoff": holdoff, "block": block}
+    def __init__(self, window: int = 288, min_points: int = 20, holdoff: int = 10, block: int = 8,
+                 calibrated: int = 0) -> None:
+        if not 2 <= min_points <= window or holdoff < 1 or block < 1 or calibrated not in (0, 1):
+            raise ValueError("need 2 <= min_points <= window, holdoff >= 1, block >= 1 and calibrated 0 or 1")
+        self.params = {"window": window, "min_points": min_points, "holdoff": holdoff, "block": block,
+                       "calibrated": calibrated}
+        # the calibrated ensemble, scoring the same (counter-transformed) values, when asked for
+        self.ensemble = EnsembleDetector(window=window) if calibrated else None
         self.window, self.min_points, self.holdoff, self.block = window, min_points, holdoff, block
         self.buf = np.full(window + block, np.nan)  # the newest points (NaN: not seen yet)
         self.zhist = np.zeros(holdoff)  # z of the newest points, for the hold-off
@@ -69,10 +77,15 @@ class EventDetector(Detector):
 
     def state_fields(self, prefix: str = "") -> dict[str, Any]:
         self._flush()
-        return super().state_fields(prefix)
+        out = super().state_fields(prefix)
+        if self.ensemble is not None:
+            out.update(self.ensemble.state_fields(f"{prefix}ensemble."))
+        return out
 
     def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
         super().load_fields(fields, prefix)
+        if self.ensemble is not None:
+            self.ensemble.load_fields(fields, f"{prefix}ensemble.")
         self._cache, self._lazy, self._zlazy = None, [], []
 
     def _flush(self) -> None:
@@ -139,6 +152,8 @@ class EventDetector(Detector):
         with np.errstate(invalid="ignore", over="ignore"):
             z = np.fmax(np.abs(values - st[:, 0]) / st[:, 1], np.abs(values - st[:, 2]) / st[:, 3])
         z = np.where(ready & ~np.isnan(z), z, 0.0)  # NaN only from overflow (values near 1e308): no opinion
+        if self.ensemble is not None:
+            z = np.fmax(z, gauss_z(self.ensemble.p_batch(ts, values)))
         zext = np.concatenate((self.zhist, z))
         before = np.lib.stride_tricks.sliding_window_view(zext[:-1], H).max(axis=1)
         kept = np.where(z > before, z, 0.0)
@@ -163,6 +178,9 @@ class EventDetector(Detector):
             z = a if a >= b or b != b else b  # np.fmax
             if z != z:
                 z = 0.0
+        if self.ensemble is not None:
+            zc = gauss_z_one(self.ensemble.p_one(ts, value))
+            z = z if z >= zc else zc
         recent = self._zlazy[-self.holdoff:]
         before = max(recent) if len(recent) == self.holdoff else max(
             max(recent, default=0.0), float(self.zhist[len(recent) - self.holdoff:].max()))
@@ -177,3 +195,40 @@ def _row_median(srt: np.ndarray, count: np.ndarray) -> np.ndarray:
     rows = np.arange(len(srt))
     lo, hi = np.maximum(count - 1, 0) // 2, count // 2
     return 0.5 * (srt[rows, lo] + srt[rows, np.minimum(hi, srt.shape[1] - 1)])
+
+
+# Acklam's rational approximation of the normal quantile (relative error < 1.2e-9), written once for
+# arrays and once for floats with the same operations: z such that a Gaussian point is this rare,
+# P(|N(0, 1)| >= z) = p. p = 1 gives 0.
+_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
+      -3.066479806614716e01, 2.506628277459239e00)
+_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
+      -1.328068155288572e01)
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00,
+      4.374664141464968e00, 2.938163982698783e00)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+_Q_LOW = 0.02425
+
+
+def gauss_z(p: np.ndarray) -> np.ndarray:
+    q = np.clip(0.5 * np.asarray(p, dtype=np.float64), 1e-300, 0.5)
+    t = np.sqrt(-2.0 * np.log(np.minimum(q, _Q_LOW)))
+    tail = -(((((_C[0] * t + _C[1]) * t + _C[2]) * t + _C[3]) * t + _C[4]) * t + _C[5]) / (
+        (((_D[0] * t + _D[1]) * t + _D[2]) * t + _D[3]) * t + 1.0)
+    u = q - 0.5
+    r = u * u
+    mid = -(((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * u / (
+        ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
+    return np.where(q < _Q_LOW, tail, mid)
+
+
+def gauss_z_one(p: float) -> float:
+    q = min(max(0.5 * p, 1e-300), 0.5)
+    if q < _Q_LOW:
+        t = math.sqrt(-2.0 * math.log(q))
+        return -(((((_C[0] * t + _C[1]) * t + _C[2]) * t + _C[3]) * t + _C[4]) * t + _C[5]) / (
+            (((_D[0] * t + _D[1]) * t + _D[2]) * t + _D[3]) * t + 1.0)
+    u = q - 0.5
+    r = u * u
+    return -(((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * u / (
+        ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.detectors import DEFAULT_DETECTOR, detector_from_bytes, make_detector
+from tests.unit.test_anomaly_one_point import _assert_same_state
 
 T0, STEP = 1_700_000_000.0, 60.0
 
@@ -97,3 +98,32 @@ def test_huge_values_score_alike_on_both_paths_and_never_nan() -> None:
     live = make_detector("event")
     one = [live.score_one(float(t), float(v)) for t, v in zip(ts, x, strict=True)]
     assert not np.isnan(batch).any() and one == batch.tolist()
+
+
+def test_calibrated_option_one_point_at_a_time_with_restarts_equals_one_batch() -> None:
+    ts, x = _noise(900, 7)
+    x[700:760] += 2.5  # a small lasting shift: the calibrated members' kind of anomaly
+    whole = make_detector("event", calibrated=1)
+    expected = whole.score_batch(ts, x)
+    live = make_detector("event", calibrated=1)
+    got = []
+    for i in range(900):
+        if i in (5, 300, 701):
+            live = detector_from_bytes(live.to_bytes())
+        got.append(live.score_one(float(ts[i]), float(x[i])))
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    # the ensemble's own two paths agree to 1e-9, not to the bit (its calibrators' sums)
+    _assert_same_state(live.to_bytes(), whole.to_bytes())
+    plain = make_detector("event").score_batch(ts, x)
+    assert expected.max() >= plain.max()  # it only adds evidence (the larger of the two z's)
+
+
+def test_gauss_z_is_the_normal_quantile_on_both_paths() -> None:
+    from statistics import NormalDist
+
+    from core.detectors.event import gauss_z, gauss_z_one
+    ps = [1.0, 0.5, 0.05, 0.001, 1e-6, 1e-12, 1e-15]  # the calibration never says less than 1e-15
+    arr = gauss_z(np.array(ps)).tolist()
+    for p, z in zip(ps, arr, strict=True):
+        assert z == gauss_z_one(p)
+        assert abs(z - (-NormalDist().inv_cdf(p / 2) if p < 1 else 0.0)) < 1e-6
