@@ -77,6 +77,7 @@ class EventDetector(Detector):
         self._cache: tuple[int, np.ndarray, tuple[float, ...]] | None = None  # block start, stats
         self._lazy: list[float] = []  # points scored one at a time, not yet in `buf`
         self._zlazy: list[float] = []  # their z, not yet in `zhist`
+        self._ztail: list[float] | None = None  # the newest z's (zhist + _zlazy), for the scalar hold-off
 
     def state_fields(self, prefix: str = "") -> dict[str, Any]:
         self._flush()
@@ -89,7 +90,7 @@ class EventDetector(Detector):
         super().load_fields(fields, prefix)
         if self.ensemble is not None:
             self.ensemble.load_fields(fields, f"{prefix}ensemble.")
-        self._cache, self._lazy, self._zlazy = None, [], []
+        self._cache, self._lazy, self._zlazy, self._ztail = None, [], [], None
 
     def _flush(self) -> None:
         if self._lazy:
@@ -100,35 +101,47 @@ class EventDetector(Detector):
     def _stats(self, windows: np.ndarray) -> np.ndarray:
         """Per row of ``windows`` (the points before a block; NaN = not seen yet), as columns: median of the
         last ``LOCAL`` points, robust scale, mean, standard deviation; NaN where a row has fewer than
-        ``min_points`` points. Row by row, the same
-        operations whatever the number of rows, so one batch and one point at a time agree to the bit."""
+        ``min_points`` points. Row by row, the same operations whatever the number of rows, so one batch
+        and one point at a time agree to the bit. Full rows (the steady state) take a shorter path with
+        the same arithmetic (a sum over a full row is the sum of the masked row)."""
         out = np.full((len(windows), 4), np.nan)
         count = np.count_nonzero(~np.isnan(windows), axis=1)
-        ok = count >= self.min_points
-        if not ok.any():
-            return out
-        w = np.ascontiguousarray(windows[ok])
-        c = count[ok]
+        W = windows.shape[1]
+        full = count == W
+        young = ~full & (count >= self.min_points)
         with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: overflow -> no opinion
-            valid = ~np.isnan(w)
-            mean = np.where(valid, w, 0.0).sum(axis=1) / c
-            sd = np.sqrt(np.where(valid, (w - mean[:, None]) ** 2, 0.0).sum(axis=1) / c)
-            med = _row_median(np.sort(w, axis=1), c)
-            dev = np.abs(w - med[:, None])
-            mad = _row_median(np.sort(dev, axis=1), c)
-            mean_abs = np.where(valid, dev, 0.0).sum(axis=1) / c
-            step = np.abs(np.diff(w, axis=1))
-            step = np.where(step > 0, step, np.nan)  # NaN: a repeated value, or a point not seen yet
-            n_step = np.count_nonzero(~np.isnan(step), axis=1)
-            resolution = np.where(n_step > 0, _row_median(np.sort(step, axis=1), np.maximum(n_step, 1)), 0.0)
-            floor = np.maximum(1e-9 * np.abs(mean), 1e-12)
-            local = np.ascontiguousarray(w[:, -LOCAL:])
-            c_local = np.count_nonzero(~np.isnan(local), axis=1)
-            out[ok, 0] = _row_median(np.sort(local, axis=1), c_local)
-            out[ok, 1] = np.maximum(np.maximum(np.maximum(1.4826 * mad, 0.5 * mean_abs), resolution), floor)
-            out[ok, 2] = mean
-            out[ok, 3] = np.maximum(sd, floor)
+            if full.any():
+                out[full] = self._full_rows(np.ascontiguousarray(windows[full]))
+            if young.any():
+                out[young] = self._young_rows(np.ascontiguousarray(windows[young]), count[young])
         return out
+
+    def _full_rows(self, w: np.ndarray) -> np.ndarray:
+        W = w.shape[1]
+        lo, hi = (W - 1) // 2, W // 2
+        mean = w.sum(axis=1) / W
+        sd = np.sqrt(((w - mean[:, None]) ** 2).sum(axis=1) / W)
+        srt = np.sort(w, axis=1)
+        med = 0.5 * (srt[:, lo] + srt[:, hi])
+        dev = np.abs(w - med[:, None])
+        srt = np.sort(dev, axis=1)
+        mad = 0.5 * (srt[:, lo] + srt[:, hi])
+        mean_abs = dev.sum(axis=1) / W
+        local = np.sort(w[:, -LOCAL:], axis=1)
+        local_med = 0.5 * (local[:, (LOCAL - 1) // 2] + local[:, LOCAL // 2])
+        return _columns(w, mean, sd, mad, mean_abs, local_med)
+
+    def _young_rows(self, w: np.ndarray, c: np.ndarray) -> np.ndarray:
+        valid = ~np.isnan(w)
+        mean = np.where(valid, w, 0.0).sum(axis=1) / c
+        sd = np.sqrt(np.where(valid, (w - mean[:, None]) ** 2, 0.0).sum(axis=1) / c)
+        med = _row_median(np.sort(w, axis=1), c)
+        dev = np.abs(w - med[:, None])
+        mad = _row_median(np.sort(dev, axis=1), c)
+        mean_abs = np.where(valid, dev, 0.0).sum(axis=1) / c
+        local = np.ascontiguousarray(w[:, -LOCAL:])
+        local_med = _row_median(np.sort(local, axis=1), np.count_nonzero(~np.isnan(local), axis=1))
+        return _columns(w, mean, sd, mad, mean_abs, local_med)
 
     def _block_stats(self, n0: int, ext: np.ndarray, n_points: int) -> tuple[np.ndarray, int]:
         """Stats of every block touched by points n0 .. n0 + n_points - 1 (``ext`` = buf + those points)."""
@@ -144,6 +157,7 @@ class EventDetector(Detector):
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         self._flush()
+        self._ztail = None
         n0, N, H = self.n, len(values), self.holdoff
         if N == 0:
             return np.empty(0)
@@ -183,13 +197,29 @@ class EventDetector(Detector):
         if self.ensemble is not None:
             zc = gauss_z_one(self.ensemble.p_one(ts, value))
             z = z if z >= zc else zc
-        recent = self._zlazy[-self.holdoff:]
-        before = max(recent) if len(recent) == self.holdoff else max(
-            max(recent, default=0.0), float(self.zhist[len(recent) - self.holdoff:].max()))
+        tail = self._ztail
+        if tail is None:  # the newest z's as Python floats (zhist, then the points not flushed yet)
+            tail = self._ztail = self.zhist.tolist() + self._zlazy
+        before = max(tail[-self.holdoff:])
+        tail.append(z)
+        if len(tail) > 4 * self.holdoff:
+            del tail[: -self.holdoff]
         self._lazy.append(value)
         self._zlazy.append(z)
         self.n += 1
         return Z_HALF / ((z if z > before else 0.0) + Z_HALF)
+
+
+def _columns(w: np.ndarray, mean: np.ndarray, sd: np.ndarray, mad: np.ndarray, mean_abs: np.ndarray,
+             local_med: np.ndarray) -> np.ndarray:
+    """The stats columns, with the resolution (median non-zero step between consecutive values)."""
+    step = np.abs(np.diff(w, axis=1))
+    step = np.where(step > 0, step, np.nan)  # NaN: a repeated value, or a point not seen yet
+    n_step = np.count_nonzero(~np.isnan(step), axis=1)
+    resolution = np.where(n_step > 0, _row_median(np.sort(step, axis=1), np.maximum(n_step, 1)), 0.0)
+    floor = np.maximum(1e-9 * np.abs(mean), 1e-12)
+    robust = np.maximum(np.maximum(np.maximum(1.4826 * mad, 0.5 * mean_abs), resolution), floor)
+    return np.stack((local_med, robust, mean, np.maximum(sd, floor)), axis=1)
 
 
 def _row_median(srt: np.ndarray, count: np.ndarray) -> np.ndarray:
