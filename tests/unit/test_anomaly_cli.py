@@ -119,3 +119,31 @@ def test_plain_rows_and_rows_needing_the_careful_parser_score_the_same() -> None
     spaced = detect("--detector", "ensemble", stdin=body.replace(",", ", ")).stdout.splitlines()  # row by row
     assert [r.split(",")[2] for r in plain] == [r.split(",")[2] for r in spaced]
     assert spaced[0] == f"{int(ts[0])},{body.splitlines()[0].split(',')[1]},0"
+
+
+def test_the_default_detector_is_event_and_gives_one_detection_for_a_spike() -> None:
+    """`watchkeeper detect` with no --detector, as documented: the `event` detector's scores."""
+    ts, x, body = csv_rows()
+    res = detect(stdin="timestamp,value\n" + body)
+    assert res.returncode == 0, res.stderr
+    scores = np.array([float(line.split(",")[2]) for line in res.stdout.splitlines()[1:]])
+    np.testing.assert_allclose(scores, make_detector("event").score_batch(ts, x), atol=1e-9)
+    assert scores[600] == scores.max() > 0.85  # the spike (30 sigma)
+    assert scores[601] == 0.0  # held off: back to normal is not a second event
+
+
+def test_default_detector_scores_do_not_depend_on_how_stdin_was_chunked() -> None:
+    *_, body = csv_rows()
+    whole = detect(stdin=body).stdout
+    proc = subprocess.Popen([sys.executable, "-m", "watchkeeper", "detect"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=ENV, cwd=ROOT)
+    assert proc.stdin and proc.stdout
+    lines = body.splitlines(keepends=True)
+    out = []
+    for a, b in ((0, 1), (1, 21), (21, 22), (22, 413), (413, 800)):
+        proc.stdin.write("".join(lines[a:b]).encode())
+        proc.stdin.flush()
+        out += [proc.stdout.readline().decode() for _ in range(b - a)]
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    assert out == whole.splitlines(keepends=True)
