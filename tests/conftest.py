@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from watchkeeper.broker import free_port, start_broker
 from watchkeeper.config import Config
@@ -19,7 +19,9 @@ from watchkeeper.topics import ensure_topics, topic_plan
 # CI draws the same examples every run (a submission never fails on an example drawn by chance) and keeps no
 # example database; outside CI hypothesis searches randomly, and every counterexample it finds becomes an
 # explicit test. HYPOTHESIS_PROFILE overrides either way.
-settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+# No deadline or too-slow check in CI: a loaded machine must not turn a slow example into a failure.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
