@@ -1,6 +1,6 @@
-"""An Alertmanager configuration file, loaded unchanged: `global`, the `route` tree, `receivers` and
-`inhibit_rules`. Keys Alertmanager has but Watchkeeper does not implement (time intervals, templates)
-are refused with the file, line and field, never ignored."""
+"""An Alertmanager configuration file, loaded unchanged: `global`, the `route` tree, `receivers`,
+`inhibit_rules` and `time_intervals`. Keys Alertmanager has but Watchkeeper does not implement
+(templates) are refused with the file, line and field, never ignored."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
 from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
 from core.notify.text_template import TemplateError, check_template
-from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
+from core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
+from core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
 
 UNSUPPORTED = {
     "templates": "Go notification templates are not supported; texts take {{ .CommonLabels.x }}-style fields",
-    "time_intervals": "time intervals are not supported",
-    "mute_time_intervals": "mute time intervals are not supported",
-    "active_time_intervals": "active time intervals are not supported",
 }
 DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.0, 4 * 3600.0
 
@@ -54,14 +52,19 @@ class InhibitSpec(_Strict):
     equal: list[str] = Field(default_factory=list)
 
 
+class NamedTimeIntervalSpec(_Strict):
+    name: str = ""
+    time_intervals: list[Any] | None = None
+
+
 class ConfigSpec(_Strict):
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
     route: RouteSpec
     receivers: list[ReceiverConfig] = Field(min_length=1)
     inhibit_rules: list[InhibitSpec] = Field(default_factory=list)
     templates: list[str] = Field(default_factory=list)
-    time_intervals: list[Any] = Field(default_factory=list)
-    mute_time_intervals: list[Any] = Field(default_factory=list)
+    time_intervals: list[NamedTimeIntervalSpec] = Field(default_factory=list)
+    mute_time_intervals: list[NamedTimeIntervalSpec] = Field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +80,9 @@ class Route:
     continue_: bool = False
     routes: list[Route] = field(default_factory=list)
     key: str = "{}"
+    # Not inherited by child routes (Alertmanager's NewRoute takes them from the node itself).
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
 
     def match(self, labels: dict[str, str]) -> list[Route]:
         """Alertmanager's Route.Match: the deepest matching routes, siblings tried in order until one
@@ -111,14 +117,15 @@ class NotifyConfig:
     route: Route
     receivers: dict[str, ReceiverConfig]
     inhibit_rules: list[InhibitRule]
+    time_intervals: TimeIntervals = field(default_factory=lambda: TimeIntervals({}))
 
 
 def load_notify_config_file(path: str) -> NotifyConfig:
-    return _build(load_yaml_file(path))
+    return _build(load_yaml_file(path, GoYamlLoader))
 
 
 def load_notify_config(text: str, path: str = "<alertmanager.yml>") -> NotifyConfig:
-    return _build(load_yaml(text, path))
+    return _build(load_yaml(text, path, GoYamlLoader))
 
 
 def _build(doc: YamlDocument) -> NotifyConfig:
@@ -146,7 +153,11 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         raise doc.error(("route",), "the root route needs a receiver")
     if spec.route.matchers or spec.route.match or spec.route.match_re:
         raise doc.error(("route",), "the root route must not have matchers (it matches every alert)")
-    root = _route(doc, spec.route, None, ("route",), names)
+    for key in ("mute_time_intervals", "active_time_intervals"):
+        if getattr(spec.route, key):
+            raise doc.error(("route", key), f"the root route must not have any {key.replace('_', ' ')}")
+    intervals = _time_intervals(doc, spec)
+    root = _route(doc, spec.route, None, ("route",), names, intervals)
     rules = [
         InhibitRule(
             source=_matchers(doc, r.source_matchers, r.source_match, r.source_match_re,
@@ -157,7 +168,24 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         )
         for i, r in enumerate(spec.inhibit_rules)
     ]
-    return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules)
+    return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules, intervals)
+
+
+def _time_intervals(doc: YamlDocument, spec: ConfigSpec) -> TimeIntervals:
+    """Both `mute_time_intervals` (deprecated) and `time_intervals`, one namespace, as Alertmanager has."""
+    out: dict[str, list[TimeInterval]] = {}
+    for key in ("mute_time_intervals", "time_intervals"):
+        for i, named in enumerate(getattr(spec, key)):
+            what = "mute time interval" if key == "mute_time_intervals" else "time interval"
+            if not named.name:
+                raise doc.error((key, i), f"missing name in {what}")
+            if named.name in out:
+                raise doc.error((key, i, "name"), f"{what} {named.name!r} is not unique")
+            try:
+                out[named.name] = parse_time_intervals(named.time_intervals)
+            except TimeIntervalError as exc:
+                raise doc.error((key, i, "time_intervals", *exc.loc), exc.message) from None
+    return TimeIntervals(out)
 
 
 def _matchers(doc: YamlDocument, texts: list[str], match: dict[str, str], match_re: dict[str, str],
@@ -175,10 +203,11 @@ def _matchers(doc: YamlDocument, texts: list[str], match: dict[str, str], match_
 
 
 def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[str | int, ...],
-           receivers: dict[str, int]) -> Route:
+           receivers: dict[str, int], intervals: TimeIntervals) -> Route:
     for key in ("mute_time_intervals", "active_time_intervals"):
-        if getattr(spec, key):
-            raise doc.error((*loc, key), UNSUPPORTED[key])
+        for j, name in enumerate(getattr(spec, key)):
+            if name not in intervals:
+                raise doc.error((*loc, key, j), f"undefined time interval {name!r} used in route")
     receiver = spec.receiver or (parent.receiver if parent else "")
     if receiver not in receivers:
         raise doc.error((*loc, "receiver"), f"receiver {receiver!r} is not defined under receivers")
@@ -204,9 +233,12 @@ def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[
         matchers=matchers,
         continue_=spec.continue_,
         key=(parent.key + "/" if parent else "") + matchers_str(matchers),
+        mute_time_intervals=tuple(spec.mute_time_intervals),
+        active_time_intervals=tuple(spec.active_time_intervals),
     )
     if route.group_interval <= 0:
         raise doc.error((*loc, "group_interval"), "group_interval must be greater than 0")
-    route.routes = [_route(doc, child, route, (*loc, "routes", i), receivers) for i, child in enumerate(spec.routes)]
+    route.routes = [_route(doc, child, route, (*loc, "routes", i), receivers, intervals)
+                    for i, child in enumerate(spec.routes)]
     return route
 
