@@ -1,9 +1,12 @@
 """An Alertmanager configuration file, loaded unchanged: `global`, the `route` tree, `receivers`,
-`inhibit_rules` and `time_intervals`. Keys Alertmanager has but Watchkeeper does not implement
-(templates) are refused with the file, line and field, never ignored."""
+`inhibit_rules`, `time_intervals` and `templates` (the file globs are resolved and kept; receiver texts
+are still the subset of core/notify/text_template.py, checked at load). Keys Alertmanager has but
+Watchkeeper does not implement are refused with the file, line and field, never ignored."""
 
 from __future__ import annotations
 
+import glob
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +18,6 @@ from core.notify.text_template import TemplateError, check_template
 from core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
 from core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
 
-UNSUPPORTED = {
-    "templates": "Go notification templates are not supported; texts take {{ .CommonLabels.x }}-style fields",
-}
 DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.0, 4 * 3600.0
 
 
@@ -59,6 +59,16 @@ class NamedTimeIntervalSpec(_Strict):
 
 class ConfigSpec(_Strict):
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
+
+    @field_validator("global_", "templates", "inhibit_rules", "time_intervals", "mute_time_intervals",
+                     mode="before")
+    @classmethod
+    def _empty(cls, v: Any, info: Any) -> Any:
+        """An empty `global:` (or list key) is YAML null: Alertmanager takes it as absent."""
+        if v is None:
+            return {} if info.field_name == "global_" else []
+        return v
+
     route: RouteSpec
     receivers: list[ReceiverConfig] = Field(min_length=1)
     inhibit_rules: list[InhibitSpec] = Field(default_factory=list)
@@ -118,6 +128,7 @@ class NotifyConfig:
     receivers: dict[str, ReceiverConfig]
     inhibit_rules: list[InhibitRule]
     time_intervals: TimeIntervals = field(default_factory=lambda: TimeIntervals({}))
+    templates: list[str] = field(default_factory=list)  # template files the `templates:` globs matched
 
 
 def load_notify_config_file(path: str) -> NotifyConfig:
@@ -131,9 +142,6 @@ def load_notify_config(text: str, path: str = "<alertmanager.yml>") -> NotifyCon
 def _build(doc: YamlDocument) -> NotifyConfig:
     if not isinstance(doc.data, dict):
         raise doc.error((), "expected an Alertmanager configuration (a mapping with route and receivers)")
-    for key, why in UNSUPPORTED.items():
-        if doc.data.get(key):
-            raise doc.error((key,), why)
     spec: ConfigSpec = doc.validate(ConfigSpec)
     names: dict[str, int] = {}
     for i, r in enumerate(spec.receivers):
@@ -141,14 +149,21 @@ def _build(doc: YamlDocument) -> NotifyConfig:
             raise doc.error(("receivers", i, "name"), f"receiver {r.name!r} is defined twice")
         names[r.name] = i
         for kind, c in r.integrations():
-            for attr in ("title", "text", "html", "description"):
-                text = getattr(c, attr, "")
+            base, idx = kind.split("[")
+            loc = ("receivers", i, f"{base}_configs", int(idx[:-1]))
+            texts: list[tuple[tuple[str, ...], str]] = [
+                ((attr,), getattr(c, attr, "")) for attr in ("title", "text", "html", "description")]
+            texts += [(("headers", k), v) for k, v in getattr(c, "headers", {}).items()]
+            for where, text in texts:
                 if text:
                     try:
                         check_template(text)
                     except TemplateError as exc:
-                        base, idx = kind.split("[")
-                        raise doc.error(("receivers", i, f"{base}_configs", int(idx[:-1]), attr), str(exc)) from None
+                        raise doc.error((*loc, *where), str(exc)) from None
+            _check_global_defaults(doc, spec, base, c, loc)
+        for kind in ("opsgenie", "victorops", "wechat"):
+            for j, c in enumerate(getattr(r, f"{kind}_configs")):
+                _check_global_defaults(doc, spec, kind, c, ("receivers", i, f"{kind}_configs", j))
     if spec.route.receiver is None:
         raise doc.error(("route",), "the root route needs a receiver")
     if spec.route.matchers or spec.route.match or spec.route.match_re:
@@ -168,7 +183,51 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         )
         for i, r in enumerate(spec.inhibit_rules)
     ]
-    return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules, intervals)
+    return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules, intervals,
+                        _template_files(doc, spec.templates))
+
+
+def _check_global_defaults(doc: YamlDocument, spec: ConfigSpec, kind: str, c: Any,
+                           loc: tuple[str | int, ...]) -> None:
+    """Alertmanager's Config.UnmarshalYAML: a setting left out of an integration must come from `global`."""
+    g = spec.global_
+    if kind == "slack" and not (c.api_url or c.api_url_file or g.slack_api_url or g.slack_api_url_file):
+        raise doc.error((*loc, "api_url"), "no global Slack API URL set")
+    if kind == "email":
+        if not (c.smarthost or g.smtp_smarthost):
+            raise doc.error((*loc, "smarthost"), "no global SMTP smarthost set")
+        if not (c.from_ or g.smtp_from):
+            raise doc.error((*loc, "from"), "no global mail from address set")
+        seen: set[str] = set()  # Alertmanager compares headers by their canonical (title-case) form
+        for h in c.headers:
+            if h.title() in seen:
+                raise doc.error((*loc, "headers", h), f"duplicate header {h.title()!r} in email config")
+            seen.add(h.title())
+    if kind == "opsgenie" and not (c.get("api_key") or c.get("api_key_file") or g.opsgenie_api_key
+                                   or g.opsgenie_api_key_file):
+        raise doc.error(loc, "no global OpsGenie API Key set either inline or in a file")
+    if kind == "victorops" and not (c.get("api_key") or c.get("api_key_file") or g.victorops_api_key
+                                    or g.victorops_api_key_file):
+        raise doc.error(loc, "no global VictorOps API Key set")
+    if kind == "wechat":
+        if not (c.get("api_secret") or g.wechat_api_secret):
+            raise doc.error(loc, "no global Wechat ApiSecret set")
+        if not (c.get("corp_id") or g.wechat_api_corp_id):
+            raise doc.error(loc, "no global Wechat CorpID set")
+
+
+def _template_files(doc: YamlDocument, globs: list[str]) -> list[str]:
+    """Alertmanager's `templates:` globs, relative to the config file's directory; a glob that matches
+    nothing is no error there either (the Helm charts point at a directory that may be empty)."""
+    base = os.path.dirname(os.path.abspath(doc.path))
+    out: list[str] = []
+    for i, pattern in enumerate(globs):
+        full = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
+        for path in sorted(glob.glob(full)):
+            if not os.access(path, os.R_OK):
+                raise doc.error(("templates", i), f"cannot read template file {path}")
+            out.append(path)
+    return out
 
 
 def _time_intervals(doc: YamlDocument, spec: ConfigSpec) -> TimeIntervals:
