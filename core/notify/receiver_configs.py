@@ -60,10 +60,6 @@ class HttpConfig(_Strict):
     follow_redirects: bool = True
     enable_http2: bool = True
 
-    @field_validator("proxy_url")
-    @classmethod
-    def _proxy_url(cls, v: str) -> str:
-        return _url(v) if v else v
 
 
 def _url(v: str) -> str:
@@ -108,6 +104,14 @@ class GlobalConfig(_Strict):
     http_config: HttpConfig | None = None
 
     _d = field_validator("resolve_timeout", mode="before")(duration)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> GlobalConfig:
+        for a, b in (("slack_api_url", "slack_api_url_file"), ("smtp_auth_password", "smtp_auth_password_file"),
+                     ("opsgenie_api_key", "opsgenie_api_key_file"), ("victorops_api_key", "victorops_api_key_file")):
+            if getattr(self, a) and getattr(self, b):
+                raise ValueError(f"at most one of {a} & {b} must be configured")
+        return self
 
 
 class WebhookConfig(_Strict):
@@ -159,6 +163,12 @@ class SlackConfig(_Strict):
     actions: list[dict[str, Any]] = Field(default_factory=list)
     message_text: str = ""
     timeout: Any = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SlackConfig:
+        if self.api_url and self.api_url_file:
+            raise ValueError("at most one of api_url & api_url_file must be configured")
+        return self
 
 
 class EmailConfig(_Strict):

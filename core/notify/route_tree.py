@@ -28,7 +28,9 @@ def receivers(route: Route, labels: Mapping[str, str]) -> list[str]:
 
 def _slug(route: Route, show_continue: bool, show_receiver: bool) -> str:
     """amtool's getRouteTreeSlug: matchers sorted as dispatch.NewRoute sorts them (name, value, type)."""
-    ms: list[Matcher] = sorted(route.matchers, key=lambda m: (m.name, m.value, _OP_ORDER[m.op]))
+    ms: list[Matcher] = [Matcher.of(m.name, m.op, f"^(?:{m.value})$") if m.legacy_re else m
+                         for m in route.matchers]
+    ms.sort(key=lambda m: (m.name, m.value, _OP_ORDER[m.op]))
     out = "{" + ",".join(str(m) for m in ms) + "}" if ms else "default-route"
     if route.continue_ and show_continue:
         out += "  continue: true"
