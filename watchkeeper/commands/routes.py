@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from core.notify.config import NotifyConfig, load_notify_config_file
+from core.notify.dispatch import PRIORITY
 from core.notify.inhibit import inhibiting_rules
 from core.notify.matchers import MatcherError, matchers_str, parse_matcher
 from core.notify.route_tree import matching_tree, receivers, route_tree
@@ -66,14 +67,21 @@ def _labels(texts: list[str]) -> dict[str, str]:
     return out
 
 
+def _with_priority(labels: dict[str, str]) -> dict[str, str]:
+    """The `priority` label the notification sink derives from `severity` (dispatch.with_priority), so the
+    answer is the route the sink takes; amtool's answer is the same unless a route matches `priority`."""
+    prio = PRIORITY.get(labels.get("severity", "").lower())
+    return {**labels, "priority": prio} if prio and "priority" not in labels else labels
+
+
 def _load(path: str) -> NotifyConfig:
     return load_notify_config_file(path)
 
 
 def _test(args: argparse.Namespace) -> int:
     cfg = _load(args.am_config)
-    labels = _labels(args.labels)
-    inhibitor = _labels(args.inhibited_by) if args.inhibited_by is not None else None
+    labels = _with_priority(_labels(args.labels))
+    inhibitor = _with_priority(_labels(args.inhibited_by)) if args.inhibited_by is not None else None
     if args.tree:
         sys.stdout.write("Matching routes:\n" + matching_tree(cfg.route, labels) + "\n\n")
     slug = ",".join(receivers(cfg.route, labels))
