@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,10 +47,32 @@ class YamlDocument:
             raise self.error(loc, err["msg"] + more) from None
 
 
-def load_yaml(text: str, path: str) -> YamlDocument:
+class GoYamlLoader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's base-60 numbers, as Go's yaml.v2 reads them: `17:00` stays the
+    string "17:00" (SafeLoader makes it 1020), which Alertmanager's time intervals rely on."""
+
+    yaml_implicit_resolvers = {  # noqa: RUF012 (PyYAML's own class attribute, copied not shared)
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+GoYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"))
+GoYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str, path: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> YamlDocument:
     """Parse one YAML document; a syntax error becomes a `SourceError` with the line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -61,17 +84,17 @@ def load_yaml(text: str, path: str) -> YamlDocument:
         return doc
     doc.lines[()] = node.start_mark.line + 1
     _index(node, (), doc.lines)
-    doc.data = yaml.load(text, Loader=yaml.SafeLoader)
+    doc.data = yaml.load(text, Loader=loader)
     return doc
 
 
-def load_yaml_file(path: str) -> YamlDocument:
+def load_yaml_file(path: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> YamlDocument:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except OSError as exc:
         raise SourceError(path, None, "", f"cannot read file: {exc.strerror}") from None
-    return load_yaml(text, path)
+    return load_yaml(text, path, loader)
 
 
 def _index(node: yaml.Node, loc: Path, lines: dict[Path, int]) -> None:

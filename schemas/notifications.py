@@ -15,7 +15,7 @@ class NotificationRecord(BaseModel):
     receiver: str
     integration: str
     group_key: str
-    status: Literal["sent", "failed", "retrying", "silenced", "inhibited", "deduplicated"]
+    status: Literal["sent", "failed", "retrying", "silenced", "inhibited", "muted", "deduplicated"]
     attempt: int = 1
     error: str = ""
     latency_ms: float = 0.0

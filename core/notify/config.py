@@ -1,9 +1,12 @@
-"""An Alertmanager configuration file, loaded unchanged: `global`, the `route` tree, `receivers` and
-`inhibit_rules`. Keys Alertmanager has but Watchkeeper does not implement (time intervals, templates)
-are refused with the file, line and field, never ignored."""
+"""An Alertmanager configuration file, loaded unchanged: `global`, the `route` tree, `receivers`,
+`inhibit_rules`, `time_intervals` and `templates` (the file globs are resolved and kept; receiver texts
+are still the subset of core/notify/text_template.py, checked at load). Keys Alertmanager has but
+Watchkeeper does not implement are refused with the file, line and field, never ignored."""
 
 from __future__ import annotations
 
+import glob
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,14 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
 from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
 from core.notify.text_template import TemplateError, check_template
-from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
+from core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
+from core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
 
-UNSUPPORTED = {
-    "templates": "Go notification templates are not supported; texts take {{ .CommonLabels.x }}-style fields",
-    "time_intervals": "time intervals are not supported",
-    "mute_time_intervals": "mute time intervals are not supported",
-    "active_time_intervals": "active time intervals are not supported",
-}
 DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.0, 4 * 3600.0
 
 
@@ -54,14 +52,29 @@ class InhibitSpec(_Strict):
     equal: list[str] = Field(default_factory=list)
 
 
+class NamedTimeIntervalSpec(_Strict):
+    name: str = ""
+    time_intervals: list[Any] | None = None
+
+
 class ConfigSpec(_Strict):
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
+
+    @field_validator("global_", "templates", "inhibit_rules", "time_intervals", "mute_time_intervals",
+                     mode="before")
+    @classmethod
+    def _empty(cls, v: Any, info: Any) -> Any:
+        """An empty `global:` (or list key) is YAML null: Alertmanager takes it as absent."""
+        if v is None:
+            return {} if info.field_name == "global_" else []
+        return v
+
     route: RouteSpec
     receivers: list[ReceiverConfig] = Field(min_length=1)
     inhibit_rules: list[InhibitSpec] = Field(default_factory=list)
     templates: list[str] = Field(default_factory=list)
-    time_intervals: list[Any] = Field(default_factory=list)
-    mute_time_intervals: list[Any] = Field(default_factory=list)
+    time_intervals: list[NamedTimeIntervalSpec] = Field(default_factory=list)
+    mute_time_intervals: list[NamedTimeIntervalSpec] = Field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +90,9 @@ class Route:
     continue_: bool = False
     routes: list[Route] = field(default_factory=list)
     key: str = "{}"
+    # Not inherited by child routes (Alertmanager's NewRoute takes them from the node itself).
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
 
     def match(self, labels: dict[str, str]) -> list[Route]:
         """Alertmanager's Route.Match: the deepest matching routes, siblings tried in order until one
@@ -111,22 +127,21 @@ class NotifyConfig:
     route: Route
     receivers: dict[str, ReceiverConfig]
     inhibit_rules: list[InhibitRule]
+    time_intervals: TimeIntervals = field(default_factory=lambda: TimeIntervals({}))
+    templates: list[str] = field(default_factory=list)  # template files the `templates:` globs matched
 
 
 def load_notify_config_file(path: str) -> NotifyConfig:
-    return _build(load_yaml_file(path))
+    return _build(load_yaml_file(path, GoYamlLoader))
 
 
 def load_notify_config(text: str, path: str = "<alertmanager.yml>") -> NotifyConfig:
-    return _build(load_yaml(text, path))
+    return _build(load_yaml(text, path, GoYamlLoader))
 
 
 def _build(doc: YamlDocument) -> NotifyConfig:
     if not isinstance(doc.data, dict):
         raise doc.error((), "expected an Alertmanager configuration (a mapping with route and receivers)")
-    for key, why in UNSUPPORTED.items():
-        if doc.data.get(key):
-            raise doc.error((key,), why)
     spec: ConfigSpec = doc.validate(ConfigSpec)
     names: dict[str, int] = {}
     for i, r in enumerate(spec.receivers):
@@ -134,19 +149,30 @@ def _build(doc: YamlDocument) -> NotifyConfig:
             raise doc.error(("receivers", i, "name"), f"receiver {r.name!r} is defined twice")
         names[r.name] = i
         for kind, c in r.integrations():
-            for attr in ("title", "text", "html", "description"):
-                text = getattr(c, attr, "")
+            base, idx = kind.split("[")
+            loc = ("receivers", i, f"{base}_configs", int(idx[:-1]))
+            texts: list[tuple[tuple[str, ...], str]] = [
+                ((attr,), getattr(c, attr, "")) for attr in ("title", "text", "html", "description")]
+            texts += [(("headers", k), v) for k, v in getattr(c, "headers", {}).items()]
+            for where, text in texts:
                 if text:
                     try:
                         check_template(text)
                     except TemplateError as exc:
-                        base, idx = kind.split("[")
-                        raise doc.error(("receivers", i, f"{base}_configs", int(idx[:-1]), attr), str(exc)) from None
+                        raise doc.error((*loc, *where), str(exc)) from None
+            _check_global_defaults(doc, spec, base, c, loc)
+        for kind in ("opsgenie", "victorops", "wechat"):
+            for j, c in enumerate(getattr(r, f"{kind}_configs")):
+                _check_global_defaults(doc, spec, kind, c, ("receivers", i, f"{kind}_configs", j))
     if spec.route.receiver is None:
         raise doc.error(("route",), "the root route needs a receiver")
     if spec.route.matchers or spec.route.match or spec.route.match_re:
         raise doc.error(("route",), "the root route must not have matchers (it matches every alert)")
-    root = _route(doc, spec.route, None, ("route",), names)
+    for key in ("mute_time_intervals", "active_time_intervals"):
+        if getattr(spec.route, key):
+            raise doc.error(("route", key), f"the root route must not have any {key.replace('_', ' ')}")
+    intervals = _time_intervals(doc, spec)
+    root = _route(doc, spec.route, None, ("route",), names, intervals)
     rules = [
         InhibitRule(
             source=_matchers(doc, r.source_matchers, r.source_match, r.source_match_re,
@@ -157,7 +183,68 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         )
         for i, r in enumerate(spec.inhibit_rules)
     ]
-    return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules)
+    return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules, intervals,
+                        _template_files(doc, spec.templates))
+
+
+def _check_global_defaults(doc: YamlDocument, spec: ConfigSpec, kind: str, c: Any,
+                           loc: tuple[str | int, ...]) -> None:
+    """Alertmanager's Config.UnmarshalYAML: a setting left out of an integration must come from `global`."""
+    g = spec.global_
+    if kind == "slack" and not (c.api_url or c.api_url_file or g.slack_api_url or g.slack_api_url_file):
+        raise doc.error((*loc, "api_url"), "no global Slack API URL set")
+    if kind == "email":
+        if not (c.smarthost or g.smtp_smarthost):
+            raise doc.error((*loc, "smarthost"), "no global SMTP smarthost set")
+        if not (c.from_ or g.smtp_from):
+            raise doc.error((*loc, "from"), "no global mail from address set")
+        seen: set[str] = set()  # Alertmanager compares headers by their canonical (title-case) form
+        for h in c.headers:
+            if h.title() in seen:
+                raise doc.error((*loc, "headers", h), f"duplicate header {h.title()!r} in email config")
+            seen.add(h.title())
+    if kind == "opsgenie" and not (c.get("api_key") or c.get("api_key_file") or g.opsgenie_api_key
+                                   or g.opsgenie_api_key_file):
+        raise doc.error(loc, "no global OpsGenie API Key set either inline or in a file")
+    if kind == "victorops" and not (c.get("api_key") or c.get("api_key_file") or g.victorops_api_key
+                                    or g.victorops_api_key_file):
+        raise doc.error(loc, "no global VictorOps API Key set")
+    if kind == "wechat":
+        if not (c.get("api_secret") or g.wechat_api_secret):
+            raise doc.error(loc, "no global Wechat ApiSecret set")
+        if not (c.get("corp_id") or g.wechat_api_corp_id):
+            raise doc.error(loc, "no global Wechat CorpID set")
+
+
+def _template_files(doc: YamlDocument, globs: list[str]) -> list[str]:
+    """Alertmanager's `templates:` globs, relative to the config file's directory; a glob that matches
+    nothing is no error there either (the Helm charts point at a directory that may be empty)."""
+    base = os.path.dirname(os.path.abspath(doc.path))
+    out: list[str] = []
+    for i, pattern in enumerate(globs):
+        full = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
+        for path in sorted(glob.glob(full)):
+            if not os.access(path, os.R_OK):
+                raise doc.error(("templates", i), f"cannot read template file {path}")
+            out.append(path)
+    return out
+
+
+def _time_intervals(doc: YamlDocument, spec: ConfigSpec) -> TimeIntervals:
+    """Both `mute_time_intervals` (deprecated) and `time_intervals`, one namespace, as Alertmanager has."""
+    out: dict[str, list[TimeInterval]] = {}
+    for key in ("mute_time_intervals", "time_intervals"):
+        for i, named in enumerate(getattr(spec, key)):
+            what = "mute time interval" if key == "mute_time_intervals" else "time interval"
+            if not named.name:
+                raise doc.error((key, i), f"missing name in {what}")
+            if named.name in out:
+                raise doc.error((key, i, "name"), f"{what} {named.name!r} is not unique")
+            try:
+                out[named.name] = parse_time_intervals(named.time_intervals)
+            except TimeIntervalError as exc:
+                raise doc.error((key, i, "time_intervals", *exc.loc), exc.message) from None
+    return TimeIntervals(out)
 
 
 def _matchers(doc: YamlDocument, texts: list[str], match: dict[str, str], match_re: dict[str, str],
@@ -175,10 +262,11 @@ def _matchers(doc: YamlDocument, texts: list[str], match: dict[str, str], match_
 
 
 def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[str | int, ...],
-           receivers: dict[str, int]) -> Route:
+           receivers: dict[str, int], intervals: TimeIntervals) -> Route:
     for key in ("mute_time_intervals", "active_time_intervals"):
-        if getattr(spec, key):
-            raise doc.error((*loc, key), UNSUPPORTED[key])
+        for j, name in enumerate(getattr(spec, key)):
+            if name not in intervals:
+                raise doc.error((*loc, key, j), f"undefined time interval {name!r} used in route")
     receiver = spec.receiver or (parent.receiver if parent else "")
     if receiver not in receivers:
         raise doc.error((*loc, "receiver"), f"receiver {receiver!r} is not defined under receivers")
@@ -204,9 +292,12 @@ def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[
         matchers=matchers,
         continue_=spec.continue_,
         key=(parent.key + "/" if parent else "") + matchers_str(matchers),
+        mute_time_intervals=tuple(spec.mute_time_intervals),
+        active_time_intervals=tuple(spec.active_time_intervals),
     )
     if route.group_interval <= 0:
         raise doc.error((*loc, "group_interval"), "group_interval must be greater than 0")
-    route.routes = [_route(doc, child, route, (*loc, "routes", i), receivers) for i, child in enumerate(spec.routes)]
+    route.routes = [_route(doc, child, route, (*loc, "routes", i), receivers, intervals)
+                    for i, child in enumerate(spec.routes)]
     return route
 

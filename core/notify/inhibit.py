@@ -24,3 +24,18 @@ def inhibited(rules: list[InhibitRule], target: AlertEvent, firing: Iterable[Ale
 
 def _all(matchers: list[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
+
+
+def inhibiting_rules(rules: list[InhibitRule], target: Mapping[str, str], source: Mapping[str, str]) -> list[int]:
+    """The indexes of the rules under which a firing alert labelled `source` mutes one labelled `target`
+    (Alertmanager's Inhibitor.Mutes, including its two-sided rule: when the target also matches the
+    source matchers, a source that also matches the target matchers does not count)."""
+    out = []
+    for i, rule in enumerate(rules):
+        if not _all(rule.target, target) or not _all(rule.source, source):
+            continue
+        if _all(rule.source, target) and _all(rule.target, source):
+            continue
+        if all(source.get(k, "") == target.get(k, "") for k in rule.equal):
+            out.append(i)
+    return out

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ class Matcher:
     op: str
     value: str
     _re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    # From a legacy `match_re` map: Alertmanager (amtool 0.25) prints its value anchored, `^(?:v)$`.
+    legacy_re: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def of(cls, name: str, op: str, value: str) -> Matcher:
@@ -110,7 +113,8 @@ def parse_matchers(text: str) -> list[Matcher]:
 
 def legacy_matchers(match: Mapping[str, str] | None, match_re: Mapping[str, str] | None) -> list[Matcher]:
     out = [Matcher.of(k, "=", str(v)) for k, v in sorted((match or {}).items())]
-    out += [Matcher.of(k, "=~", str(v)) for k, v in sorted((match_re or {}).items())]
+    out += [dataclasses.replace(Matcher.of(k, "=~", str(v)), legacy_re=True)
+            for k, v in sorted((match_re or {}).items())]
     return out
 
 

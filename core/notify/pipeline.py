@@ -1,5 +1,7 @@
-"""One group flush through Alertmanager's notification pipeline: inhibition and silences mute alerts,
-then per integration the dedup rule decides, against the notification log, whether to notify."""
+"""One group flush through Alertmanager's notification pipeline: inhibition, the route's time intervals
+(TimeActiveStage, TimeMuteStage: the whole group, at the flush time) and silences mute alerts, then per
+integration the dedup rule decides, against the notification log, whether to notify. A muted flush
+leaves the notification log alone, so the first flush after the interval notifies."""
 
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ from core.notify.dispatch import Group, LogEntry, needs_update
 from core.notify.inhibit import inhibited
 from core.notify.notification import Notification
 from core.notify.silences import Silence, silenced_by
+from core.notify.time_intervals import route_muted_by
 from schemas.alerts import AlertEvent
 
 
 @dataclass
 class FlushPlan:
     notifications: list[Notification] = field(default_factory=list)
-    muted: list[tuple[AlertEvent, str, str]] = field(default_factory=list)  # (alert, silenced|inhibited, why)
+    # (alert, silenced|inhibited|muted, why); `muted`: by a time interval, named in `why`
+    muted: list[tuple[AlertEvent, str, str]] = field(default_factory=list)
     log: dict[str, LogEntry] = field(default_factory=dict)  # integration -> new notification-log entry
     sent: list[AlertEvent] = field(default_factory=list)  # the alerts this flush covered
 
@@ -28,7 +32,16 @@ def plan_flush(cfg: NotifyConfig, group: Group, now: float, firing_anywhere: Ite
     plan = FlushPlan()
     sources = list(firing_anywhere) if cfg.inhibit_rules else []
     alerts: list[AlertEvent] = []
+    route = group.route
+    muted_by = route_muted_by(cfg.time_intervals, route.mute_time_intervals, route.active_time_intervals, now) \
+        if route.mute_time_intervals or route.active_time_intervals else []
     for a in sorted(group.alerts.values(), key=lambda a: a.fingerprint):
+        if muted_by:  # Alertmanager's order: inhibition first, then the time stages, then silences
+            if sources and inhibited(cfg.inhibit_rules, a, sources):
+                plan.muted.append((a, "inhibited", "inhibited by a firing source alert"))
+            else:
+                plan.muted.append((a, "muted", "muted by time interval " + ", ".join(muted_by)))
+            continue
         ids = silenced_by(silences, a.labels, now)
         if ids:
             plan.muted.append((a, "silenced", "silenced by " + ", ".join(ids)))

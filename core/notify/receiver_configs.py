@@ -1,13 +1,28 @@
 """Alertmanager's `global` and `receivers` sections as pydantic models: the standard integrations
 (webhook, Slack, email, PagerDuty) with Alertmanager's defaults, plus two Watchkeeper extensions,
-`alertmanager_configs` (push to an existing Alertmanager) and `command_configs` (run a command)."""
+`alertmanager_configs` (push to an existing Alertmanager) and `command_configs` (run a command).
+The other Alertmanager kinds load and validate (core/notify/receiver_kinds.py) but are not delivered.
+Keys Alertmanager has that delivery does not use yet (proxy, TLS, Slack attachments' extras) are
+accepted so that configs from the wild load unchanged."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.notify.receiver_kinds import (
+    DiscordConfig,
+    MSTeamsConfig,
+    OpsGenieConfig,
+    PushoverConfig,
+    SNSConfig,
+    TelegramConfig,
+    VictorOpsConfig,
+    WebexConfig,
+    WechatConfig,
+)
 from core.slo.go_format import parse_prom_duration
 
 
@@ -30,8 +45,34 @@ class Authorization(_Strict):
 
 
 class HttpConfig(_Strict):
+    """Prometheus' common HTTPClientConfig. Only the credentials are used when delivering."""
+
     authorization: Authorization | None = None
     bearer_token: str = ""
+    bearer_token_file: str = ""
+    basic_auth: dict[str, Any] | None = None
+    oauth2: dict[str, Any] | None = None
+    tls_config: dict[str, Any] | None = None
+    proxy_url: str = ""
+    no_proxy: str = ""
+    proxy_from_environment: bool = False
+    proxy_connect_header: dict[str, Any] | None = None
+    follow_redirects: bool = True
+    enable_http2: bool = True
+
+
+
+def _url(v: str) -> str:
+    """A URL as Go's url.Parse plus Alertmanager's "scheme required" check would take it."""
+    try:
+        parts = urlsplit(v)
+    except ValueError as exc:
+        raise ValueError(f"invalid URL {v!r}: {exc}") from None
+    if not parts.scheme:
+        raise ValueError("scheme required for URL")
+    if any(c in v for c in " \t\n<>"):
+        raise ValueError(f"invalid URL {v!r}")
+    return v
 
 
 class GlobalConfig(_Strict):
@@ -41,19 +82,58 @@ class GlobalConfig(_Strict):
     smtp_hello: str = "localhost"
     smtp_auth_username: str = ""
     smtp_auth_password: str = ""
+    smtp_auth_password_file: str = ""
+    smtp_auth_secret: str = ""
+    smtp_auth_identity: str = ""
     smtp_require_tls: bool = True
+    smtp_tls_config: dict[str, Any] | None = None
     slack_api_url: str = ""
+    slack_api_url_file: str = ""
     pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    opsgenie_api_url: str = ""
+    opsgenie_api_key: str = ""
+    opsgenie_api_key_file: str = ""
+    victorops_api_url: str = ""
+    victorops_api_key: str = ""
+    victorops_api_key_file: str = ""
+    wechat_api_url: str = ""
+    wechat_api_secret: str = ""
+    wechat_api_corp_id: str = ""
+    telegram_api_url: str = ""
+    webex_api_url: str = ""
     http_config: HttpConfig | None = None
 
     _d = field_validator("resolve_timeout", mode="before")(duration)
 
+    @model_validator(mode="after")
+    def _one_of(self) -> GlobalConfig:
+        for a, b in (("slack_api_url", "slack_api_url_file"), ("smtp_auth_password", "smtp_auth_password_file"),
+                     ("opsgenie_api_key", "opsgenie_api_key_file"), ("victorops_api_key", "victorops_api_key_file")):
+            if getattr(self, a) and getattr(self, b):
+                raise ValueError(f"at most one of {a} & {b} must be configured")
+        return self
+
 
 class WebhookConfig(_Strict):
-    url: str
+    url: str = ""
+    url_file: str = ""
     send_resolved: bool = True
     max_alerts: int = Field(default=0, ge=0)
+    timeout: Any = None
     http_config: HttpConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _u(cls, v: str) -> str:
+        return _url(v) if v else v
+
+    @model_validator(mode="after")
+    def _one(self) -> WebhookConfig:
+        if not self.url and not self.url_file:
+            raise ValueError("one of url or url_file must be configured")
+        if self.url and self.url_file:
+            raise ValueError("at most one of url & url_file must be configured")
+        return self
 
 
 class SlackConfig(_Strict):
@@ -65,6 +145,30 @@ class SlackConfig(_Strict):
     color: str = ""
     send_resolved: bool = False
     http_config: HttpConfig | None = None
+    # Alertmanager's other Slack keys: accepted, not yet rendered into the message.
+    api_url_file: str = ""
+    title_link: str = ""
+    pretext: str = ""
+    fields: list[dict[str, Any]] = Field(default_factory=list)
+    short_fields: bool = False
+    footer: str = ""
+    fallback: str = ""
+    callback_id: str = ""
+    icon_emoji: str = ""
+    icon_url: str = ""
+    image_url: str = ""
+    thumb_url: str = ""
+    link_names: bool = False
+    mrkdwn_in: list[str] = Field(default_factory=list)
+    actions: list[dict[str, Any]] = Field(default_factory=list)
+    message_text: str = ""
+    timeout: Any = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SlackConfig:
+        if self.api_url and self.api_url_file:
+            raise ValueError("at most one of api_url & api_url_file must be configured")
+        return self
 
 
 class EmailConfig(_Strict):
@@ -74,6 +178,10 @@ class EmailConfig(_Strict):
     hello: str = ""
     auth_username: str = ""
     auth_password: str = ""
+    auth_password_file: str = ""
+    auth_secret: str = ""
+    auth_identity: str = ""
+    tls_config: dict[str, Any] | None = None
     require_tls: bool | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     html: str = ""
@@ -82,7 +190,16 @@ class EmailConfig(_Strict):
 
 
 class PagerdutyConfig(_Strict):
-    routing_key: str
+    routing_key: str = ""
+    routing_key_file: str = ""
+    service_key: str = ""  # Events API v1: loaded; delivery uses routing_key (Events API v2)
+    service_key_file: str = ""
+    images: list[dict[str, Any]] = Field(default_factory=list)
+    links: list[dict[str, Any]] = Field(default_factory=list)
+    source: str = ""
+    class_: str = Field(default="", alias="class")
+    component: str = ""
+    group: str = ""
     url: str = ""
     severity: str = ""
     description: str = ""
@@ -91,6 +208,16 @@ class PagerdutyConfig(_Strict):
     details: dict[str, str] = Field(default_factory=dict)
     send_resolved: bool = True
     http_config: HttpConfig | None = None
+
+    @model_validator(mode="after")
+    def _keys(self) -> PagerdutyConfig:
+        if not (self.routing_key or self.routing_key_file or self.service_key or self.service_key_file):
+            raise ValueError("missing service or routing key in PagerDuty config")
+        if self.routing_key and self.routing_key_file:
+            raise ValueError("at most one of routing_key & routing_key_file must be configured")
+        if self.service_key and self.service_key_file:
+            raise ValueError("at most one of service_key & service_key_file must be configured")
+        return self
 
 
 class AlertmanagerPushConfig(_Strict):
@@ -122,6 +249,17 @@ class ReceiverConfig(_Strict):
     pagerduty_configs: list[PagerdutyConfig] = Field(default_factory=list)
     alertmanager_configs: list[AlertmanagerPushConfig] = Field(default_factory=list)
     command_configs: list[CommandConfig] = Field(default_factory=list)
+    # Loaded and validated, not delivered (core/notify/receiver_kinds.py).
+    opsgenie_configs: list[OpsGenieConfig] = Field(default_factory=list)
+    victorops_configs: list[VictorOpsConfig] = Field(default_factory=list)
+    pushover_configs: list[PushoverConfig] = Field(default_factory=list)
+    sns_configs: list[SNSConfig] = Field(default_factory=list)
+    msteams_configs: list[MSTeamsConfig] = Field(default_factory=list)
+    discord_configs: list[DiscordConfig] = Field(default_factory=list)
+    telegram_configs: list[TelegramConfig] = Field(default_factory=list)
+    webex_configs: list[WebexConfig] = Field(default_factory=list)
+    wechat_configs: list[WechatConfig] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
 
     def integrations(self) -> list[tuple[str, BaseModel]]:
         """(`kind[i]`, config) for every integration, in Alertmanager's order."""

@@ -1,0 +1,69 @@
+"""Alertmanager configs from the wild: every receiver kind loads with Alertmanager's validation, `global`
+and `http_config` fields, an empty `global:`, email header templates checked at load, and
+`watchkeeper notify check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import SourceError
+from core.notify.config import load_notify_config
+from watchkeeper.cli import main
+
+CORPUS = Path(__file__).parents[1] / "fixtures/alertmanager/corpus"
+HEAD = "route: {receiver: r}\nreceivers:\n  - name: r\n"
+
+
+@pytest.mark.parametrize(("receiver", "message"), [
+    ("    msteams_configs: [{title: x}]", "one of webhook_url or webhook_url_file must be configured"),
+    ("    discord_configs: [{webhook_url: 'http://127.0.0.1:9/', colour: red}]", "field colour not found"),
+    ("    telegram_configs: [{bot_token: t}]", "missing chat_id on telegram_config"),
+    ("    webex_configs: [{room_id: r}]", "missing webex_configs.http_config.authorization"),
+    ("    pushover_configs: [{token: t}]", "missing user key in Pushover config"),
+    ("    sns_configs: [{subject: s}]", "must provide either a Target ARN, Topic ARN, or Phone Number"),
+    ("    victorops_configs: [{api_key: k}]", "missing Routing key in VictorOps config"),
+    ("    opsgenie_configs: [{api_key: k, responders: [{name: n, type: squad}]}]", "has invalid type"),
+    ("    opsgenie_configs: [{message: m}]", "no global OpsGenie API Key set"),
+    ("    pagerduty_configs: [{client: c}]", "missing service or routing key in PagerDuty config"),
+    ("    webhook_configs: [{url: 'not a url'}]", "scheme required for URL"),
+    ("    slack_configs: [{channel: '#ops'}]", "no global Slack API URL set"),
+    ("    email_configs: [{to: a@b.c, from: x@y.z, smarthost: 'h:25', headers: {Subject: '{{ template \"x\" }}'}}]",
+     "template action"),
+])
+def test_refused_with_alertmanagers_reason(receiver: str, message: str) -> None:
+    with pytest.raises(SourceError) as exc:
+        load_notify_config(HEAD + receiver + "\n", "am.yml")
+    assert message in str(exc.value) and exc.value.line == 4
+
+
+def test_email_header_template_error_names_the_header_line() -> None:
+    text = HEAD + ("    email_configs:\n      - to: a@b.c\n        from: x@y.z\n        smarthost: 'h:25'\n"
+                   "        headers:\n          Subject: ok\n          X-Bad: '{{ .Nope }}'\n")
+    with pytest.raises(SourceError) as exc:
+        load_notify_config(text, "am.yml")
+    assert (exc.value.line, exc.value.field) == (10, "receivers.0.email_configs.0.headers.X-Bad")
+
+
+def test_load_only_kinds_are_not_planned_for_delivery() -> None:
+    cfg = load_notify_config(HEAD + "    msteams_configs: [{webhook_url: 'http://127.0.0.1:9/'}]\n"
+                             "    webhook_configs: [{url: 'http://127.0.0.1:9/hook'}]\n")
+    assert [k for k, _ in cfg.receivers["r"].integrations()] == ["webhook[0]"]
+
+
+def test_empty_global_and_http_config_fields_load() -> None:
+    cfg = load_notify_config("global:\n" + HEAD + "    webhook_configs:\n      - url: http://127.0.0.1:9/\n"
+                             "        http_config: {follow_redirects: false, proxy_from_environment: true,"
+                             " proxy_url: 'http://127.0.0.1:3128'}\n")
+    assert cfg.global_.resolve_timeout == 300.0
+    assert cfg.receivers["r"].webhook_configs[0].http_config.follow_redirects is False  # type: ignore[union-attr]
+
+
+def test_notify_check_prints_like_amtool(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["notify", "check", str(CORPUS / "wk-time-intervals.yml")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Checking '{CORPUS / 'wk-time-intervals.yml'}'  SUCCESS\nFound:\n")
+    assert " - 3 receivers\n" in out and " - 3 time intervals\n" in out
+    assert main(["notify", "check", str(CORPUS / "wk-bad-webhook-url.yml")]) == 1
+    assert "FAILED: " in capsys.readouterr().out
