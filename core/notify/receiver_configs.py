@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.notify.sms import SmsConfig
 from core.slo.go_format import parse_prom_duration
 
 
@@ -122,11 +123,12 @@ class ReceiverConfig(_Strict):
     pagerduty_configs: list[PagerdutyConfig] = Field(default_factory=list)
     alertmanager_configs: list[AlertmanagerPushConfig] = Field(default_factory=list)
     command_configs: list[CommandConfig] = Field(default_factory=list)
+    sms_configs: list[SmsConfig] = Field(default_factory=list)  # extension: core/notify/sms.py
 
     def integrations(self) -> list[tuple[str, BaseModel]]:
         """(`kind[i]`, config) for every integration, in Alertmanager's order."""
         out: list[tuple[str, BaseModel]] = []
-        for kind in ("webhook", "slack", "email", "pagerduty", "alertmanager", "command"):
+        for kind in ("webhook", "slack", "email", "pagerduty", "alertmanager", "command", "sms"):
             for i, c in enumerate(getattr(self, f"{kind}_configs")):
                 out.append((f"{kind}[{i}]", c))
         return out
