@@ -99,10 +99,10 @@ class SmsProviderServer:
         raw = await request.read()
         expected = "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
         if request.headers.get("Authorization") != expected:
-            return self._refuse(f"twilio: basic auth is not account SID + token: {request.headers.get('Authorization')}")
+            return self._refuse(f"twilio: basic auth is not SID + token: {request.headers.get('Authorization')}")
         if request.match_info["sid"] != TWILIO_SID:
             return self._refuse("twilio: the account SID in the path is not the one authenticated")
-        if not request.content_type == "application/x-www-form-urlencoded":
+        if request.content_type != "application/x-www-form-urlencoded":
             return self._refuse(f"twilio: body is {request.content_type}, not form-encoded")
         form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
         if not {"To", "Body"} <= set(form) or len({"From", "MessagingServiceSid"} & set(form)) != 1 \
