@@ -301,8 +301,9 @@ class SmsLimiter:
     group fires, else at most one reminder per `per_group_interval` (the route's repeat_interval); a
     resolved SMS only after a firing one, at most one per interval. So a group flapping for an interval
     costs at most three messages (firing, resolved, firing), and the phone is wrong only on the safe side
-    (it may believe the group fires when it has resolved, never the reverse after its first page). Per
-    phone: at most `max_per_hour` in any hour. A held SMS is not sent later: the next flush of the group
+    (it may believe the group fires when it has resolved, never the reverse). Per phone: at most
+    `max_per_hour` in any hour; only this cap can hold back news the phone lacks (a group firing again
+    after its resolved SMS), which is why it is high (20) and counted per phone. A held SMS is not sent later: the next flush of the group
     (repeat_interval) brings the news, and email and chat carry everything meanwhile."""
 
     max_per_hour: int = DEFAULT_MAX_PER_HOUR

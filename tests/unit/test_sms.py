@@ -172,3 +172,15 @@ def test_a_resolution_the_phone_never_heard_fire_is_held_and_a_failed_send_is_re
     assert not isinstance(lim.take("g", "firing", 60.0, 10.0), str)
     assert lim.take("g", "firing", 60.0, 30.0) == \
         "held: this phone was told the group fires 20s ago; at most one firing SMS per group per 1m"
+
+
+def test_retry_after_takes_seconds_or_an_http_date() -> None:
+    from email.utils import formatdate
+
+    from sinks.channels.base import retry_after
+
+    now = 1_800_000_000.0
+    assert retry_after({"Retry-After": "7"}, now) == 7.0
+    assert retry_after({"Retry-After": formatdate(now + 30, usegmt=True)}, now) == 30.0
+    assert retry_after({"Retry-After": formatdate(now - 30, usegmt=True)}, now) == 0.0  # past: at once
+    assert retry_after({"Retry-After": "soon"}, now) is None and retry_after({}, now) is None
