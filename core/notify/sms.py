@@ -303,8 +303,9 @@ class SmsLimiter:
     costs at most three messages (firing, resolved, firing), and the phone is wrong only on the safe side
     (it may believe the group fires when it has resolved, never the reverse). Per phone: at most
     `max_per_hour` in any hour; only this cap can hold back news the phone lacks (a group firing again
-    after its resolved SMS), which is why it is high (20) and counted per phone. A held SMS is not sent later: the next flush of the group
-    (repeat_interval) brings the news, and email and chat carry everything meanwhile."""
+    after its resolved SMS), which is why it is high (20) and counted per phone. A held SMS is not sent
+    later: the next flush of the group (repeat_interval) brings the news, and email and chat carry
+    everything meanwhile."""
 
     max_per_hour: int = DEFAULT_MAX_PER_HOUR
     groups: dict[str, _GroupState] = field(default_factory=dict)
