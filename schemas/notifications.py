@@ -15,7 +15,9 @@ class NotificationRecord(BaseModel):
     receiver: str
     integration: str
     group_key: str
-    status: Literal["sent", "failed", "retrying", "silenced", "inhibited", "muted", "deduplicated"]
+    # "held": deliberately not sent (an SMS rate limit), the reason in `error`; "muted": inside a time interval
+    # that mutes the route; both new in v1, readers that take status as a string (the ClickHouse table) need no change.
+    status: Literal["sent", "failed", "retrying", "silenced", "inhibited", "muted", "deduplicated", "held"]
     attempt: int = 1
     error: str = ""
     latency_ms: float = 0.0

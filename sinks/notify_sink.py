@@ -26,11 +26,13 @@ from core.notify.config import NotifyConfig, load_notify_config_file
 from core.notify.dispatch import Dispatcher, with_priority
 from core.notify.notification import Notification
 from core.notify.pipeline import plan_flush
+from core.notify.sms import sms_secrets
 from schemas.alerts import AlertEvent
 from schemas.codec import SchemaError, decode, encode
 from schemas.deadletter import DeadLetter
 from schemas.notifications import NotificationRecord
 from sinks.channels import Channel, DeliveryError, build_channels
+from sinks.channels.base import HeldBack
 from sinks.notify_store import NotifyStore, SilenceStore, store_paths
 from watchkeeper.config import Config
 from watchkeeper.errors import ConfigError
@@ -68,7 +70,7 @@ class NotifySink:
         await self.producer.start()
         async with aiohttp.ClientSession() as session:
             for r in self.am.receivers.values():
-                for name, ch in build_channels(r, self.am.global_, session).items():
+                for name, ch in build_channels(r, self.am.global_, session, self.am.route).items():
                     self.channels[(r.name, name)] = ch
             log.info("notify sink: %d receivers from %s", len(self.am.receivers), self.am.path)
             self.wakeup = asyncio.Event()
@@ -175,6 +177,9 @@ class NotifySink:
             if ch is None:
                 raise DeliveryError(f"receiver {n.receiver} has no integration {n.integration} any more", False)
             note = await ch.send(n)
+        except HeldBack as exc:  # a rate limit (SMS): not sent on purpose, the reason recorded
+            self.store.held(id, str(exc))
+            self._record(n, "held", attempts + 1, str(exc), (time.monotonic() - t0) * 1000, id)
         except Exception as exc:
             # A DeliveryError says whether to retry; anything else is a bug in a channel, which must not stop
             # the sink nor retry forever: it is retried like a failure, within give_up_after_seconds.
@@ -189,7 +194,9 @@ class NotifySink:
             cfg = self.cfg.notify
             if retryable and time.time() - created < cfg.give_up_after_seconds:
                 delay = min(cfg.retry_max_seconds, cfg.retry_initial_seconds * 2 ** attempts)
-                self.store.retry(id, time.time() + delay * (0.5 + random.random() / 2), why)
+                delay *= 0.5 + random.random() / 2
+                asked = getattr(exc, "retry_after", None)  # the peer's Retry-After: never retry sooner
+                self.store.retry(id, time.time() + max(delay, min(asked or 0.0, cfg.give_up_after_seconds)), why)
                 self._record(n, "retrying", attempts + 1, why, ms, id)
             else:
                 self.store.failed(id, why)
@@ -224,6 +231,9 @@ def register_notify_secrets(am: NotifyConfig) -> None:
         KNOWN_SECRETS.add_config(r.model_dump(), hide_path_keys=("api_url",))
         for c in r.webhook_configs:
             KNOWN_SECRETS.add_url(c.url, hide_path=True)
+        for sc in r.sms_configs:
+            for secret in sms_secrets(sc):
+                KNOWN_SECRETS.add(secret)
     KNOWN_SECRETS.add_config(am.global_.model_dump(), hide_path_keys=("slack_api_url",))
 
 

@@ -115,6 +115,10 @@ class NotifyStore:
     def failed(self, id: str, error: str) -> None:
         self.db.execute("UPDATE outbox SET state='failed', attempts=attempts+1, error=? WHERE id=?", (error, id))
 
+    def held(self, id: str, reason: str) -> None:
+        """Not sent on purpose (a rate limit): done, neither acknowledged by a peer nor failed."""
+        self.db.execute("UPDATE outbox SET state='held', attempts=attempts+1, error=? WHERE id=?", (reason, id))
+
     def outbox_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
 

@@ -23,6 +23,7 @@ from core.notify.receiver_kinds import (
     WebexConfig,
     WechatConfig,
 )
+from core.notify.sms import SmsConfig
 from core.slo.go_format import parse_prom_duration
 
 
@@ -260,11 +261,12 @@ class ReceiverConfig(_Strict):
     webex_configs: list[WebexConfig] = Field(default_factory=list)
     wechat_configs: list[WechatConfig] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    sms_configs: list[SmsConfig] = Field(default_factory=list)  # extension: core/notify/sms.py
 
     def integrations(self) -> list[tuple[str, BaseModel]]:
         """(`kind[i]`, config) for every integration, in Alertmanager's order."""
         out: list[tuple[str, BaseModel]] = []
-        for kind in ("webhook", "slack", "email", "pagerduty", "alertmanager", "command"):
+        for kind in ("webhook", "slack", "email", "pagerduty", "alertmanager", "command", "sms"):
             for i, c in enumerate(getattr(self, f"{kind}_configs")):
                 out.append((f"{kind}[{i}]", c))
         return out

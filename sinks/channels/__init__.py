@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from core.notify.config import Route
 from core.notify.receiver_configs import (
     AlertmanagerPushConfig,
     CommandConfig,
@@ -14,19 +15,22 @@ from core.notify.receiver_configs import (
     SlackConfig,
     WebhookConfig,
 )
+from core.notify.sms import SmsConfig
 from sinks.channels.alertmanager import AlertmanagerChannel
 from sinks.channels.base import Channel, DeliveryError
 from sinks.channels.command import CommandChannel
 from sinks.channels.email import EmailChannel
 from sinks.channels.pagerduty import PagerdutyChannel
 from sinks.channels.slack import SlackChannel
+from sinks.channels.sms import SmsChannel, repeat_intervals
 from sinks.channels.webhook import WebhookChannel
 
 __all__ = ["Channel", "DeliveryError", "build_channels"]
 
 
 def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig,
-                   session: aiohttp.ClientSession) -> dict[str, Channel]:
+                   session: aiohttp.ClientSession, route: Route | None = None) -> dict[str, Channel]:
+    """`route`, the config's route tree, gives SMS rate limits their default per-group interval."""
     out: dict[str, Channel] = {}
     for name, c in receiver.integrations():
         if isinstance(c, WebhookConfig):
@@ -41,4 +45,6 @@ def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig,
             out[name] = AlertmanagerChannel(name, c, session)
         elif isinstance(c, CommandConfig):
             out[name] = CommandChannel(name, c)
+        elif isinstance(c, SmsConfig):
+            out[name] = SmsChannel(name, c, session, repeat_intervals(route))
     return out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
@@ -16,9 +19,30 @@ TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, retryable: bool) -> None:
+    """`retry_after`: the seconds the peer asked us to wait (its `Retry-After`), which the retry honours."""
+
+    def __init__(self, message: str, retryable: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class HeldBack(Exception):
+    """A notification deliberately not sent (a rate limit): recorded as `held` with the reason, not retried."""
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """RFC 9110 `Retry-After`: delay-seconds or an HTTP date; None when absent or unreadable."""
+    value = headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
 
 
 class Channel(Protocol):
@@ -60,7 +84,8 @@ async def post_json(session: aiohttp.ClientSession, url: str, body: Any, headers
             if resp.status < 300:
                 return text
             retryable = resp.status >= 500 or resp.status == 429
-            raise DeliveryError(f"HTTP {resp.status} from {shown}: {_scrub(text[:200], url, shown)}", retryable)
+            raise DeliveryError(f"HTTP {resp.status} from {shown}: {_scrub(text[:200], url, shown)}", retryable,
+                                retry_after(resp.headers, time.time()) if retryable else None)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise DeliveryError(f"{type(exc).__name__} posting to {shown}: {_scrub(str(exc), url, shown)}", True) from None
     except ValueError as exc:  # yarl's InvalidURL and friends: a configuration error, not worth retrying

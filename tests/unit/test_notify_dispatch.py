@@ -167,7 +167,7 @@ def test_dedup_rule() -> None:
 @pytest.mark.parametrize(("text", "where", "what"), [
     ("route: {receiver: x}\nreceivers: [{name: y}]\n", ":1", "receiver 'x' is not defined"),
     ("route:\n  receiver: y\n  group_wait: soon\nreceivers: [{name: y}]\n", ":3", "not a Prometheus duration"),
-    ("route: {receiver: y}\nreceivers:\n  - name: y\n    sms_configs: []\n", ":4", "Extra inputs"),
+    ("route: {receiver: y}\nreceivers:\n  - name: y\n    carrier_pigeon_configs: []\n", ":4", "Extra inputs"),
     ("route: {receiver: y}\nreceivers: [{name: y}]\n"
      "time_intervals: [{name: x, time_intervals: [{weekdays: [someday]}]}]\n", ":3", "someday is not a valid weekday"),
     ("route:\n  receiver: y\n  routes:\n    - matchers: ['a=~\"(\"']\nreceivers: [{name: y}]\n", ":4",
