@@ -51,7 +51,10 @@ def run_test_file(path: str) -> FileResult:
         eval_interval = parse_duration(spec.get("evaluation_interval", "1m"))
         files = [str(base / f) for f in spec.get("rule_files") or []]
         order = spec.get("group_eval_order") or []
-        for i, tg in enumerate(spec.get("tests") or []):
+        tests = spec.get("tests") or []
+        if not isinstance(tests, list) or not all(isinstance(tg, dict) for tg in tests):
+            raise doc.error(("tests",), "expected a list of test groups (mappings with input_series, ...)")
+        for i, tg in enumerate(tests):
             groups = load_rule_files(files, default_interval=eval_interval)
             if order:
                 rank = {name: j for j, name in enumerate(order)}
@@ -59,6 +62,8 @@ def run_test_file(path: str) -> FileResult:
             res.failures += _run_group(tg, i, groups, eval_interval)
     except (CoreError, OSError, KeyError, TypeError, ValueError) as exc:
         res.failures.append(f"{type(exc).__name__}: {exc}" if not isinstance(exc, SourceError) else str(exc))
+    except Exception as exc:  # one file's crash must not stop the files after it
+        res.failures.append(f"internal error (please report): {type(exc).__name__}: {exc}")
     return res
 
 

@@ -56,3 +56,21 @@ def test_a_failing_expectation_is_reported_like_promtool(tmp_path: Path) -> None
         ran = subprocess.run([*cmd, "t.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
         out = ran.stdout + ran.stderr
         assert ran.returncode == 1 and "FAILED" in out and "HighLatency" in out and "13m" in out, out
+
+
+def test_one_broken_file_does_not_stop_the_others(tmp_path: Path) -> None:
+    src = RULES / "promql"
+    shutil.copy(src / "abs_round.rules.yml", tmp_path)
+    shutil.copy(src / "abs_round.test.yml", tmp_path)
+    (tmp_path / "broken.test.yml").write_text("rule_files: []\ntests: oops\n")
+    (tmp_path / "bad_regex.rules.yml").write_text(
+        "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: 'x{a=~\"b**\"}'\n")
+    (tmp_path / "bad_regex.test.yml").write_text("rule_files: [bad_regex.rules.yml]\ntests: [{input_series: []}]\n")
+    files = ["broken.test.yml", "bad_regex.test.yml", "abs_round.test.yml"]
+    ran = subprocess.run([sys.executable, "-m", "watchkeeper", "rules", "test", *files], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    out = ran.stdout + ran.stderr
+    assert ran.returncode == 1, out
+    assert out.count("FAILED") == 2 and out.count("SUCCESS") == 1, out
+    assert "broken.test.yml:2: tests: expected a list" in out
+    assert "bad_regex.rules.yml:5" in out and "rule 'r'" in out and "nested repetition" in out
