@@ -27,7 +27,7 @@ import promql_parser as pp
 from core.errors import CoreError
 from core.promql import go_math
 from core.promql import range_kernels as kernels
-from core.promql.re2 import RegexError, compile_re2
+from core.promql.re2 import RegexError, compile_re2, go_expand
 from core.promql.series_store import SeriesStore
 from core.promql.values import (
     Matcher,
@@ -150,8 +150,9 @@ def _check(node: Any, expr: str, dotall: bool = False) -> float:
         name = node.func.name
         if name not in SUPPORTED_FUNCTIONS:
             raise _unsupported(f"function {name}()", expr)
+        reach = max([_check(a, expr, dotall) for a in node.args], default=0.0)
         _check_call(node, expr, dotall)
-        return max([_check(a, expr, dotall) for a in node.args], default=0.0)
+        return reach
     if isinstance(node, pp.AggregateExpr):
         op = str(node.op)
         if op not in SUPPORTED_AGGREGATIONS:
@@ -391,7 +392,7 @@ class _Evaluation:
                 out.append(s)
                 continue
             labels = {k: v for k, v in s.labels.items() if k != dst}
-            value = _go_expand(repl, m)
+            value = go_expand(repl, m)
             if value:
                 labels[dst] = value
             out.append(VectorSample(labels, s.value))
@@ -805,36 +806,6 @@ def _string_arg(node: Any) -> str:
 def _natural_key(text: str) -> list[tuple[int, int, str]]:
     """Natural order (Prometheus' natsort): digit runs compare as numbers."""
     return [(1, int(part), part) if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", text) if part]
-
-
-def _go_expand(template: str, m: re.Match[str]) -> str:
-    """Go's Regexp.ExpandString: `$1`, `${1}`, `$name`, `${name}`, `$$`; `$1x` names group `1x` (empty)."""
-    out: list[str] = []
-    i = 0
-    while True:
-        j = template.find("$", i)
-        if j < 0:
-            out.append(template[i:])
-            return "".join(out)
-        out.append(template[i:j])
-        rest = template[j + 1:]
-        if rest.startswith("$"):
-            out.append("$")
-            i = j + 2
-            continue
-        found = re.match(r"\{(\w+)\}|(\w+)", rest)
-        if found is None or (found.group(0).startswith("{") and found.group(1) is None):
-            out.append("$")
-            i = j + 1
-            continue
-        name = found.group(1) or found.group(2)
-        i = j + 1 + found.end()
-        if name.isdigit() and (name == "0" or not name.startswith("0")) and len(name) <= 8:
-            num = int(name)
-            if num <= m.re.groups:
-                out.append(m.group(num) or "")
-        elif name in m.re.groupindex:
-            out.append(m.group(name) or "")
 
 
 def _match_op(op: Any) -> MatchOpName:

@@ -358,3 +358,33 @@ def compile_re2(pattern: str, dotall: bool = False) -> re.Pattern[str]:
         return re.compile(translated)
     except re.error as exc:
         raise RegexError(f"invalid RE2 regular expression {pattern!r}: {exc}") from None
+
+
+def go_expand(template: str, m: re.Match[str]) -> str:
+    """Go's Regexp.ExpandString: `$1`, `${1}`, `$name`, `${name}`, `$$`; `$1x` names group `1x` (empty)."""
+    out: list[str] = []
+    i = 0
+    while True:
+        j = template.find("$", i)
+        if j < 0:
+            out.append(template[i:])
+            return "".join(out)
+        out.append(template[i:j])
+        rest = template[j + 1:]
+        if rest.startswith("$"):
+            out.append("$")
+            i = j + 2
+            continue
+        found = re.match(r"\{(\w+)\}|(\w+)", rest)
+        if found is None or (found.group(0).startswith("{") and found.group(1) is None):
+            out.append("$")
+            i = j + 1
+            continue
+        name = found.group(1) or found.group(2)
+        i = j + 1 + found.end()
+        if name.isdigit() and (name == "0" or not name.startswith("0")) and len(name) <= 8:
+            num = int(name)
+            if num <= m.re.groups:
+                out.append(m.group(num) or "")
+        elif name in m.re.groupindex:
+            out.append(m.group(name) or "")

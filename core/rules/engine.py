@@ -22,7 +22,7 @@ from core.promql.evaluator import evaluate
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, VectorSample, labels_key
 from core.rules.loader import Rule, RuleGroup
-from core.rules.templates import TemplateData, alert_labels, expand
+from core.rules.templates import QuerySample, TemplateData, TemplateError, alert_labels, expand
 from schemas.alerts import AlertEvent, AlertSource
 from schemas.samples import Sample
 
@@ -121,8 +121,12 @@ class RuleEngine:
         assert r.alert is not None
         results: list[tuple[dict[str, str], float]] = []
         notes: dict[Key, dict[str, str]] = {}
+
+        def query(q: str) -> list[QuerySample]:
+            return _template_query(q, t, store)
+
         for s in vec:
-            data = TemplateData(s.labels, s.value, self.external_labels, self.external_url)
+            data = TemplateData(s.labels, s.value, self.external_labels, self.external_url, query)
             labels = alert_labels(s.labels, r.labels, data, r.alert)
             key = labels_key(labels)
             if key in notes:
@@ -175,6 +179,15 @@ def _alert_json(a: Alert) -> dict[str, object]:
     return {"labels": a.labels, "value": a.value, "active_at": a.active_at, "state": a.state.value,
             "annotations": a.annotations, "fired_at": a.fired_at, "resolved_at": a.resolved_at,
             "keep_firing_since": a.keep_firing_since}
+
+
+def _template_query(q: str, t: float, store: SeriesStore) -> list[QuerySample]:
+    """A template's `query`: evaluated at the alert's evaluation time against the same store (so it sees
+    what earlier rules of the tick recorded), as Prometheus' rules.EngineQueryFunc."""
+    try:
+        return [QuerySample(s.labels, s.value) for s in _vector(evaluate(q, t, store))]
+    except CoreError as exc:
+        raise TemplateError(f"error executing query {q!r}: {exc}") from None
 
 
 def _vector(value: object) -> list[VectorSample]:

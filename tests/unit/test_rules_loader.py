@@ -42,7 +42,7 @@ def test_a_good_file_loads_with_its_settings() -> None:
     (GOOD.replace("keep_firing_for", "keep_firing"), 10, "Extra inputs are not permitted"),
     (GOOD.replace("record: job:req:rate5m", "record: job-req"), 5, "not a valid metric name"),
     (GOOD.replace("{severity: critical}", "{sev-erity: critical}"), 11, "not a valid label name"),
-    (GOOD.replace("{{ $value | humanize }}", "{{ if $value }}x{{ end }}"), 12, "is not supported"),
+    (GOOD.replace("{{ $value | humanize }}", "{{ define `x` }}y{{ end }}"), 12, "is not supported"),
     (GOOD.replace("sum by (job) (rate(req_total[5m]))", "sum_over_time(req_total[5m:1m])"), 6,
      "a subquery is not supported yet"),
     (GOOD + "  - name: api\n    rules: []\n", 13, "used twice"),
