@@ -41,6 +41,7 @@ from core.promql.values import (
 )
 
 NAME = "__name__"
+DEFAULT_SUBQUERY_STEP = 60.0  # Prometheus' default global evaluation_interval
 # Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its
 # closed left end without reaching the previous millisecond.
 _HALF_MS = 0.0005
@@ -124,9 +125,6 @@ def _check_call(node: Any, expr: str, dotall: bool) -> None:
         _label_name_arg(args[1], "destination", expr)
         for a in args[3:]:
             _label_name_arg(a, "source", expr)
-    elif name in RANGE_KERNELS and not isinstance(_unparen(args[1 if name == "quantile_over_time" else 0]),
-                                                   pp.MatrixSelector):
-        raise _unsupported(f"{name}() over a subquery or expression", expr)
 
 
 def _check(node: Any, expr: str, dotall: bool = False) -> float:
@@ -136,10 +134,8 @@ def _check(node: Any, expr: str, dotall: bool = False) -> float:
     if isinstance(node, pp.ParenExpr | pp.UnaryExpr):
         return _check(node.expr, expr, dotall)
     if isinstance(node, pp.SubqueryExpr):
-        raise _unsupported("a subquery", expr)
+        return _seconds(node.range) + max(0.0, _seconds(node.offset)) + _check(node.expr, expr, dotall)
     if isinstance(node, pp.VectorSelector):
-        if node.at is not None:
-            raise _unsupported("the @ modifier", expr)
         if node.matchers.or_matchers:
             raise _unsupported("'or' inside label matchers", expr)
         _Evaluation.matchers(node, dotall)
@@ -181,10 +177,15 @@ def _seconds(delta: Any) -> float:
 # ------------------------------------------------------------------------------------------- evaluation
 
 
-def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: float = 300.0) -> Value:
-    """Evaluate an instant query at event time ``at`` (epoch seconds), as Prometheus' engine would."""
+def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: float = 300.0,
+             subquery_step: float = DEFAULT_SUBQUERY_STEP) -> Value:
+    """Evaluate an instant query at event time ``at`` (epoch seconds), as Prometheus' engine would.
+
+    ``subquery_step`` is the step of a subquery written without one (`x[5m:]`): Prometheus uses the
+    global evaluation_interval, promtool the test file's.
+    """
     parsed = parse(expr) if isinstance(expr, str) else expr
-    return _Evaluation(at, store, lookback, parsed.text, parsed.dotall).eval(parsed.node)
+    return _Evaluation(at, store, lookback, parsed.text, parsed.dotall, at, subquery_step).eval(parsed.node)
 
 
 def evaluate_range(
@@ -231,10 +232,25 @@ def _to_ms(t: float) -> int:
 
 
 class _Evaluation:
-    """One instant evaluation: the time, store and lookback shared by every node."""
+    """One instant evaluation: the time, store and lookback shared by every node.
 
-    def __init__(self, at: float, store: SeriesStore, lookback: float, text: str, dotall: bool = False) -> None:
+    ``query_time`` is the time of the whole query, which `@ start()` and `@ end()` mean (an instant
+    query starts and ends there); ``at`` differs from it inside a subquery's steps.
+    """
+
+    def __init__(self, at: float, store: SeriesStore, lookback: float, text: str, dotall: bool = False,
+                 query_time: float | None = None, subquery_step: float = DEFAULT_SUBQUERY_STEP) -> None:
         self.at, self.store, self.lookback, self.text, self.dotall = at, store, lookback, text, dotall
+        self.query_time = at if query_time is None else query_time
+        self.subquery_step = subquery_step
+
+    def base_time(self, at: Any) -> float:
+        """The time a selector or subquery reads at, before its offset: its @ modifier's, or now."""
+        if at is None:
+            return self.at
+        if at.type == pp.AtModifierType.At:
+            return _to_ms(at.at.timestamp()) / 1000.0
+        return self.query_time  # start() and end() of an instant query are both its time
 
     def error(self, message: str) -> PromQLError:
         return PromQLError(f"{message} (in {self.text!r})")
@@ -250,6 +266,8 @@ class _Evaluation:
             return self.instant_selector(node)
         if isinstance(node, pp.MatrixSelector):
             return self.range_selector(node)
+        if isinstance(node, pp.SubqueryExpr):
+            return self.subquery(node)
         if isinstance(node, pp.Call):
             return self.call(node)
         if isinstance(node, pp.AggregateExpr):
@@ -285,13 +303,42 @@ class _Evaluation:
         return out
 
     def instant_selector(self, node: Any) -> list[VectorSample]:
-        ref = self.at - _seconds(node.offset)
+        ref = self.base_time(node.at) - _seconds(node.offset)
         latest = self.store.latest(self.matchers(node, self.dotall), ref - self.lookback - _HALF_MS, ref)
         return [VectorSample(labels, value) for labels, value in latest if value == value or not is_stale(value)]
 
+    def matrix(self, node: Any) -> list[SeriesData]:
+        node = _unparen(node)
+        return self.subquery(node) if isinstance(node, pp.SubqueryExpr) else self.range_selector(node)
+
+    def subquery(self, node: Any) -> list[SeriesData]:
+        """`expr[range:step]`: expr evaluated at every multiple of step in [t - offset - range, t - offset]
+        (closed, as Prometheus 2); one series per label set, points where expr had a value."""
+        step_ms = _to_ms(_seconds(node.step) if node.step is not None else self.subquery_step)
+        if step_ms <= 0:
+            raise self.error("a subquery needs a positive step")
+        end_ms = _to_ms(self.base_time(node.at)) - _to_ms(_seconds(node.offset))
+        first_ms = -(-(end_ms - _to_ms(_seconds(node.range))) // step_ms) * step_ms
+        points: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[float], list[float]]] = {}
+        for t_ms in range(first_ms, end_ms + 1, step_ms):
+            inner = _Evaluation(t_ms / 1000.0, self.store, self.lookback, self.text, self.dotall, self.query_time,
+                                self.subquery_step)
+            value = inner.eval(node.expr)
+            if isinstance(value, Scalar):
+                samples = [VectorSample({}, value.value)]
+            elif value and isinstance(value[0], SeriesData):
+                raise self.error("a subquery needs an instant-vector or scalar expression")
+            else:
+                samples = _check_unique(value, self.text)  # type: ignore[arg-type]
+            for s in samples:
+                entry = points.setdefault(labels_key(s.labels), (s.labels, [], []))
+                entry[1].append(t_ms / 1000.0)
+                entry[2].append(s.value)
+        return [SeriesData(lb, np.array(ts), np.array(vs)) for lb, ts, vs in points.values()]
+
     def range_selector(self, node: Any) -> list[SeriesData]:
         vs = node.vector_selector
-        end = self.at - _seconds(vs.offset)
+        end = self.base_time(vs.at) - _seconds(vs.offset)
         start = end - _seconds(node.range)
         out = []
         for series in self.store.select(self.matchers(vs, self.dotall), start - _HALF_MS, end):
@@ -325,7 +372,7 @@ class _Evaluation:
         return [] if self.vector(args[0]) else [VectorSample(_absent_labels(args[0]), 1.0)]
 
     def fn_absent_over_time(self, args: list[Any]) -> Value:
-        present = self.range_selector(_unparen(args[0]))
+        present = self.matrix(args[0])
         return [] if present else [VectorSample(_absent_labels(_unparen(args[0])), 1.0)]
 
     def fn_histogram_quantile(self, args: list[Any]) -> Value:
@@ -357,7 +404,7 @@ class _Evaluation:
         """The sample's own time for a selector argument (engine.go special-cases it), else the eval time."""
         arg = _unparen(args[0])
         if isinstance(arg, pp.VectorSelector):
-            ref = self.at - _seconds(arg.offset)
+            ref = self.base_time(arg.at) - _seconds(arg.offset)
             found = self.store.latest_points(self.matchers(arg, self.dotall), ref - self.lookback - _HALF_MS, ref)
             return [VectorSample(_drop_name(labels), _to_ms(ts) / 1000.0)
                     for labels, ts, value in found if not is_stale(value)]
@@ -413,13 +460,17 @@ class _Evaluation:
     def range_call(self, name: str, args: list[Any]) -> Value:
         """Range-vector functions, computed for all selected series at once (see range_kernels)."""
         matrix_arg = _unparen(args[1] if name == "quantile_over_time" else args[0])
-        vs = matrix_arg.vector_selector
+        source = matrix_arg if isinstance(matrix_arg, pp.SubqueryExpr) else matrix_arg.vector_selector
         range_s = _seconds(matrix_arg.range)
         at_ms = _to_ms(self.at)
-        range_end = at_ms - _to_ms(_seconds(vs.offset))
+        range_end = _to_ms(self.base_time(source.at)) - _to_ms(_seconds(source.offset))
         range_start = range_end - _to_ms(range_s)
-        matchers = self.matchers(vs, self.dotall)
-        windows = self.store.windows(matchers, range_end / 1000 - range_s - _HALF_MS, range_end / 1000)
+        windows: list[tuple[Mapping[str, str], np.ndarray, np.ndarray]]
+        if isinstance(matrix_arg, pp.SubqueryExpr):
+            windows = [(s.labels, s.ts, s.values) for s in self.subquery(matrix_arg)]
+        else:
+            matchers = self.matchers(source, self.dotall)
+            windows = self.store.windows(matchers, range_end / 1000 - range_s - _HALF_MS, range_end / 1000)
         if not windows:
             return []
         packed = kernels.Packed.of([w[1] for w in windows], [w[2] for w in windows])

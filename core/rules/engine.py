@@ -18,7 +18,7 @@ import orjson
 
 from core.alert_state import Alert, AlertRuleState, AlertState
 from core.errors import CoreError
-from core.promql.evaluator import evaluate
+from core.promql.evaluator import DEFAULT_SUBQUERY_STEP, evaluate
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, VectorSample, labels_key
 from core.rules.loader import Rule, RuleGroup
@@ -37,8 +37,10 @@ class EngineStep:
 
 class RuleEngine:
     def __init__(self, groups: list[RuleGroup], external_labels: Mapping[str, str] | None = None,
-                 external_url: str = "", source: AlertSource = "rule") -> None:
+                 external_url: str = "", source: AlertSource = "rule",
+                 subquery_step: float = DEFAULT_SUBQUERY_STEP) -> None:
         self.groups = groups
+        self.subquery_step = subquery_step  # of `x[5m:]`: the global evaluation_interval, as Prometheus
         self.external_labels = dict(external_labels or {})
         self.external_url = external_url
         self.next_tick: dict[str, float] = {}
@@ -74,7 +76,7 @@ class RuleEngine:
     def eval_group(self, g: RuleGroup, t: float, store: SeriesStore, out: EngineStep) -> None:
         for i, r in enumerate(g.rules):
             try:
-                vec = _vector(evaluate(r.expr, t, store))
+                vec = _vector(evaluate(r.expr, t, store, subquery_step=self.subquery_step))
             except CoreError as exc:
                 self.errors.append(f"t={t:g} group {g.name!r} rule {r.name!r}: {exc}")
                 continue

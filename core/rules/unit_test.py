@@ -81,7 +81,7 @@ def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval:
             else:
                 store.append_one(metric, labels, k * interval, float(value))
     engine = RuleEngine(groups, external_labels=tg.get("external_labels") or {},
-                        external_url=tg.get("external_url", ""))
+                        external_url=tg.get("external_url", ""), subquery_step=eval_interval)
     alert_tests = tg.get("alert_rule_test") or []
     expr_tests = tg.get("promql_expr_test") or []
     alert_times = sorted({parse_duration(a["eval_time"]) for a in alert_tests})
@@ -101,7 +101,7 @@ def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval:
                 failures += _check_alerts(name, case, engine)
         k += 1
     for case in expr_tests:
-        failures += _check_expr(name, case, store)
+        failures += _check_expr(name, case, store, eval_interval)
     return failures
 
 
@@ -125,10 +125,10 @@ def _fmt_alerts(alerts: list[Any]) -> str:
     return "[" + ", ".join(f"(labels: {dict(lab)}, annotations: {dict(ann)})" for lab, ann in alerts) + "]"
 
 
-def _check_expr(group: str, case: dict[str, Any], store: SeriesStore) -> list[str]:
+def _check_expr(group: str, case: dict[str, Any], store: SeriesStore, eval_interval: float) -> list[str]:
     at = parse_duration(case["eval_time"])
     try:
-        value = evaluate(case["expr"], at, store)
+        value = evaluate(case["expr"], at, store, subquery_step=eval_interval)
     except CoreError as exc:
         return [f"    group {group}, expr: {case['expr']!r}, time: {case['eval_time']}: {exc}"]
     vec = [({}, value.value)] if isinstance(value, Scalar) else [(s.labels, s.value) for s in value]  # type: ignore[union-attr]

@@ -87,6 +87,9 @@ def _scenario(seed: int) -> tuple[int, list[tuple[str, str]], list[str], list[in
         f"present_over_time(g[{rng}])", f"idelta(g[{rng}])", f"holt_winters(g[{rng}], 0.3, 0.6)", "group by (job) (g)",
         "stdvar without (inst) (g)", 'count_values by (job) ("value", g)', "sort_desc(g)",
         'label_replace(g, "x", "$1-$2", "job", "(a)|(b)")', 'label_join(g, "id", ":", "job", "inst")',
+        f"max_over_time(g[{rng}:1m])", f"rate(c_total[{rng}:30s])", f"avg_over_time(rate(c_total[1m])[{rng}:])",
+        f"sum_over_time(g[{rng}:45s] offset 1m)", "g @ 100", "sum(g @ 200)", "rate(c_total[2m] @ 300)", "g @ end()",
+        f"min_over_time(g[{rng}:1m] @ 400)",
         'g{job=~"(?i)A"}', "sin(g)", "cos(g)", "atan(g)", "tanh(g)", "g atan2 c_total", "asinh(g)",
     ]  # fmt: skip
     times = sorted(rnd.sample(range(0, n * interval + 400, 7), 3))
@@ -135,7 +138,7 @@ def test_evaluator_matches_promtool_on_random_series(seed: int, tmp_path: Path) 
     failures = []
     for (expr, at), text in sorted(reference.items()):
         expected = _parse_got(text)
-        result = evaluate(expr, at, store)
+        result = evaluate(expr, at, store, subquery_step=interval)
         samples = [({}, result.value)] if isinstance(result, Scalar) else [(s.labels, s.value) for s in result]
         got = sorted((labels_key(lb), v) for lb, v in samples)  # type: ignore[arg-type]
         loose = any(a in expr for a in ORDER_DEPENDENT)

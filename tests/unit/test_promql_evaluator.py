@@ -170,8 +170,6 @@ def test_matching_errors_are_promql_errors() -> None:
 @pytest.mark.parametrize(
     ("expr", "what"),
     [
-        ("rate(x[5m:1m])", "subquery"),
-        ("x @ 100", "@ modifier"),
         ("histogram_count(x)", "function histogram_count()"),
         ("limit_ratio(0.5, x)", "aggregation limit_ratio"),
         ("left + fill(0) right", "fill"),

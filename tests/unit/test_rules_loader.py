@@ -43,8 +43,11 @@ def test_a_good_file_loads_with_its_settings() -> None:
     (GOOD.replace("record: job:req:rate5m", "record: job-req"), 5, "not a valid metric name"),
     (GOOD.replace("{severity: critical}", "{sev-erity: critical}"), 11, "not a valid label name"),
     (GOOD.replace("{{ $value | humanize }}", "{{ define `x` }}y{{ end }}"), 12, "is not supported"),
-    (GOOD.replace("sum by (job) (rate(req_total[5m]))", "sum_over_time(req_total[5m:1m])"), 6,
-     "a subquery is not supported yet"),
+    (GOOD.replace("sum by (job) (rate(req_total[5m]))", "histogram_count(req_total)"), 6,
+     "function histogram_count() is not supported yet"),
+    (GOOD.replace("sum by (job) (rate(req_total[5m]))", 'req_total{a=~"(?=x)"}'), 6, "illegal regex"),
+    (GOOD.replace("sum by (job) (rate(req_total[5m]))", 'label_replace(req_total, "a", "$1", "b", "(x)\\\\1")'), 6,
+     "back-references"),
     (GOOD + "  - name: api\n    rules: []\n", 13, "used twice"),
 ])
 def test_each_mistake_gives_one_clear_error(broken: str, line: int, says: str) -> None:

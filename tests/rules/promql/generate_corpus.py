@@ -863,6 +863,27 @@ SPECS: dict[str, dict[str, Any]] = {
             ('q{group=~".*(?i)-EU"}', "0s"), ("q:prod", "0s"),
         ],
     ),
+    "subquery_at": dict(
+        doc="Subqueries (with and without step, offset, nested in functions) and the @ modifier (numbers, "
+            "start(), end()), both closed at the left end as in Prometheus 2.",
+        series=[('http_requests{job="api"}', "0+10x60"), ('g{k="a"}', "1 5 2 8 3 9 4 12 1 7 0 3 6"),
+                ('g{k="b"}', "2 2 3 3 4 4 5 5 6 6 7 7 8")],
+        rules=[("k:g:max5m", "max_over_time(g[5m:1m])"), ("k:g:at", "g @ 120")],
+        queries=[
+            ("rate(http_requests[5m:1m])", "10m"), ("rate(http_requests[5m:30s])", "10m"),
+            ("rate(http_requests[5m:])", "10m"), ("max_over_time(g[5m:1m])", "8m"), ("max_over_time(g[4m:90s])", "8m"),
+            ("avg_over_time(rate(http_requests[2m])[5m:1m])", "12m"), ("min_over_time(g[10m:2m] offset 1m)", "12m"),
+            ("sum_over_time(sum(g)[3m:1m])", "5m"), ("count_over_time(g[5m:1m])", "2m"),
+            ("last_over_time(g[3m:1m])", "20m"), ("count_over_time(g[10m:1m])", "20m"),
+            ("quantile_over_time(0.5, g[6m:1m])", "9m"), ("deriv(g[5m:1m])", "7m"), ("changes(g[10m:1m])", "12m"),
+            ("absent_over_time(nothing[5m:1m])", "3m"), ("absent_over_time(g[5m:1m])", "3m"),
+            ("max_over_time(max_over_time(g[2m:1m])[4m:2m])", "10m"), ("g @ 120", "10m"), ("g @ 180", "0s"),
+            ("g offset 1m @ 300", "0s"), ("sum(g @ 240)", "0s"), ("rate(http_requests[2m] @ 300)", "20m"),
+            ("g @ start()", "5m"), ("g @ end()", "5m"), ("max_over_time(g[5m:1m] @ 360)", "0s"),
+            ("timestamp(g @ 200)", "10m"), ("rate(http_requests[5m:1m] @ 600 offset 2m)", "0s"),
+            ("k:g:max5m", "9m"), ("k:g:at", "7m"),
+        ],
+    ),
 }
 
 
