@@ -7,8 +7,9 @@ line by line where float rounding could differ: results must equal promtool's bi
 practical.
 
 Prometheus 2.42 semantics worth knowing: instant selectors look back 5 minutes *inclusive*
-(``[t-5m, t]``), range selectors are closed at both ends (``[t-range, t]``), staleness markers end a
-series for instant selectors and are skipped inside ranges.
+(``[t-5m, t]``), range selectors and subqueries are closed at both ends (``[t-range, t]``), staleness
+markers end a series for instant selectors and are skipped inside ranges. Regular expressions are Go
+RE2 (core.promql.re2); every function is one entry of ``FUNCTIONS``, the supported list.
 """
 
 from __future__ import annotations

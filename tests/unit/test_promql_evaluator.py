@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.errors import CoreError
-from core.promql.evaluator import PromQLError, evaluate, evaluate_range, parse
+from core.promql.evaluator import (
+    FUNCTIONS,
+    SUPPORTED_AGGREGATIONS,
+    PromQLError,
+    evaluate,
+    evaluate_range,
+    parse,
+)
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, SeriesData, VectorSample
 
@@ -247,3 +256,31 @@ def test_sort_puts_nan_last_both_ways() -> None:
 def test_limitk_keeps_the_first_k_series_of_each_group() -> None:
     store = _store({("x", (("g", "a"), ("i", str(i)))): [float(i)] for i in range(4)})
     assert sorted(_vec(evaluate("limitk(2, x)", 0.0, store)).values()) == [0.0, 1.0]
+
+
+def test_the_readme_lists_exactly_the_dispatch_table() -> None:
+    """The README's list of PromQL functions and aggregations is the dispatch table, no more, no less."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("  - range functions:"):readme.index("  Values equal promtool")]
+    listed = set(re.findall(r"`([a-z_0-9]+)`", section))
+    supported = set(FUNCTIONS) | SUPPORTED_AGGREGATIONS
+    syntax = {"holt_winters", "by", "without", "atan2", "bool", "on", "ignoring", "group_left", "group_right",
+              "and", "or", "unless"}
+    assert supported - listed == set(), "supported but not in the README"
+    assert listed - supported - syntax == set(), "in the README but not supported"
+
+
+def test_subquery_steps_are_aligned_and_closed_at_the_left() -> None:
+    gauge = _store({("g", ()): [1, 5, 2, 8, 3, 9, 4]})  # at 0, 60, ... 360 s
+    # [5m:2m] at 360 s: steps at 120, 240, 360 (multiples of 120 in [60, 360]) read 2, 3, 4
+    assert _vec(evaluate("sum_over_time(g[5m:2m])", 360.0, gauge)) == {(): 9.0}
+    assert _vec(evaluate("count_over_time(g[6m:1m])", 360.0, gauge)) == {(): 7.0}  # 0 s included, as 2.42
+    assert _vec(evaluate("count_over_time(g[6m:])", 360.0, gauge, subquery_step=180.0)) == {(): 3.0}
+
+
+def test_at_modifier_pins_the_time() -> None:
+    gauge = _store({("g", ()): [1, 5, 2, 8, 3, 9, 4]})
+    assert _vec(evaluate("g @ 120", 3600.0, gauge)) == {(("__name__", "g"),): 2.0}
+    assert _vec(evaluate("g offset 1m @ 180", 0.0, gauge)) == {(("__name__", "g"),): 2.0}
+    assert _vec(evaluate("g @ end()", 240.0, gauge)) == _vec(evaluate("g", 240.0, gauge))
+    assert _vec(evaluate("max_over_time(g[2m] @ 300)", 0.0, gauge)) == {(): 9.0}
