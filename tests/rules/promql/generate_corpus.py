@@ -884,6 +884,17 @@ SPECS: dict[str, dict[str, Any]] = {
             ("k:g:max5m", "9m"), ("k:g:at", "7m"),
         ],
     ),
+    "promtool_sample_loading": dict(
+        doc="promtool 2.42 loads input samples up to the last evaluation tick at or before the latest eval_time: "
+            "a query between ticks does not see the samples after the tick (and Watchkeeper's runner does the same).",
+        interval="15s",
+        series=[('x{k="a"}', "0+1x40"), ('c_total{k="a"}', "0+15x40")],
+        rules=[("k:x:max1m", "max_over_time(x[1m])")],
+        queries=[
+            ("x", "1m45s"), ("count_over_time(x[1m])", "1m45s"), ("max_over_time(x[30s:15s])", "2m50s"),
+            ("rate(c_total[1m])", "4m25s"), ("k:x:max1m", "3m59s"), ("x", "4m20s"), ("timestamp(x)", "4m50s"),
+        ],
+    ),
 }
 
 

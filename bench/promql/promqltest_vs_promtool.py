@@ -1,0 +1,243 @@
+"""Prometheus' own PromQL test suite (promql/promqltest/testdata/*.test) against promtool 2.42 and Watchkeeper.
+
+Each `load` block and its `eval instant` cases become one promtool rule-test group with deliberately
+wrong expectations, so promtool prints what Prometheus 2.42 computes for every case ("got: ..."); then
+Watchkeeper's evaluator runs the same cases on the same series and must give the same samples, bit
+for bit. Native-histogram series are left out of the input (of both), and range evaluations, expected
+failures, cases with histogram results or native-histogram functions, and blocks that load a series
+twice (promtool then loads an arbitrary part of them) are skipped (counted). The upstream
+expectations themselves are Prometheus 3's (left-open ranges...), so promtool 2.42's answer is the
+reference here, as in the issue that asked for this measurement (#19).
+
+Run (needs a checkout of prometheus/prometheus):
+    PYTHONPATH=. python bench/promql/promqltest_vs_promtool.py /path/to/prometheus/promql/promqltest/testdata
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from core.errors import CoreError
+from core.promql.evaluator import evaluate
+from core.promql.series_notation import STALE, expand_series, parse_duration, parse_metric, parse_series_line
+from core.promql.series_store import SeriesStore
+from core.promql.values import Scalar, labels_key
+from core.rules.unit_test import loaded_until
+
+_EVAL = re.compile(r"^eval(_ordered|_fail|_warn|_info)?\s+instant\s+at\s+(\S+)\s+(.*)$")
+_RESULT = re.compile(r'expr: "((?:[^"\\]|\\.)*)", time: (\S+?),(?: err: (.*)|\n\s+exp: .*\n\s+got: (.*))')
+_SAMPLE = re.compile(r"(\{[^}]*\}) (\S+?)(?:, |$)")
+# Functions of native histograms: promtool 2.42 answers them with nothing on float series; not counted.
+_NATIVE = re.compile(r"\bhistogram_(count|sum|avg|fraction|stddev|stdvar)\s*\(")
+
+
+@dataclass
+class Block:
+    interval: str
+    series: list[tuple[str, str]] = field(default_factory=list)
+    cases: list[tuple[str, str]] = field(default_factory=list)  # (time, expr)
+    histograms: bool = False
+    duplicates: bool = False  # a series loaded twice: promtool then loads an arbitrary part of the block
+
+
+@dataclass
+class FileCount:
+    cases: int = 0
+    skipped: int = 0
+    answered: int = 0
+    passed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def _split_series(line: str) -> tuple[str, str]:
+    """`name{a="b c"} 0+1x10` to (selector, values): the first blank outside braces and quotes."""
+    line = line.strip()
+    depth, quoted = 0, False
+    for i, ch in enumerate(line):
+        if ch == '"' and (i == 0 or line[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and ch == "{":
+            depth += 1
+        elif not quoted and ch == "}":
+            depth -= 1
+        elif not quoted and depth == 0 and ch in " \t":
+            return line[:i], line[i:].strip()
+    return line, ""
+
+
+def parse_test_file(text: str) -> tuple[list[Block], int]:
+    blocks: list[Block] = []
+    skipped = 0
+    lines = text.splitlines()
+    i = 0
+    current: Block | None = None
+    while i < len(lines):
+        line = lines[i].rstrip()
+        i += 1
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if line.startswith("load"):
+            parts = stripped.split()
+            current = Block(parts[1] if len(parts) > 1 else "1m")
+            if parts[0] != "load":
+                current.histograms = True
+            blocks.append(current)
+            while i < len(lines) and lines[i].startswith((" ", "\t")) and lines[i].strip():
+                if "{{" in lines[i]:
+                    current.histograms = True
+                else:
+                    current.series.append(_split_series(lines[i]))
+                i += 1
+            selectors = [sel for sel, _ in current.series]
+            current.duplicates = len(set(selectors)) != len(selectors)
+            continue
+        if line.startswith("clear"):
+            current = None
+            continue
+        if line.startswith("eval"):
+            body = []
+            while i < len(lines) and lines[i].startswith((" ", "\t")) and lines[i].strip():
+                body.append(lines[i].strip())
+                i += 1
+            m = _EVAL.match(stripped)
+            # info and warning annotations do not change a result; failures and histogram results are skipped
+            if m is None or m.group(1) == "_fail" or any(b.startswith("expect fail") for b in body) \
+                    or any("{{" in b for b in body) or _NATIVE.search(m.group(3)) \
+                    or (current is not None and current.duplicates):
+                skipped += 1
+                continue
+            if current is None:  # an eval with no load before it runs on an empty storage
+                current = Block("1m")
+                blocks.append(current)
+            current.cases.append((m.group(2), m.group(3)))
+    return blocks, skipped
+
+
+def _promtool(block: Block, tmp: Path) -> list[tuple[str, object]] | None:
+    """promtool's answer per case: ("got", [(labels, value)...]) or ("err", message); None if unreadable."""
+    spec = {
+        "rule_files": ["empty.rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": block.interval,
+            "input_series": [{"series": s, "values": v} for s, v in block.series],
+            "promql_expr_test": [{"expr": e, "eval_time": t, "exp_samples": [{"labels": '{never="matches"}',
+                                                                              "value": 0}]}
+                                 for t, e in block.cases],
+        }],
+    }
+    (tmp / "empty.rules.yml").write_text("groups: []\n")
+    (tmp / "case.test.yml").write_text(yaml.safe_dump(spec, sort_keys=False, width=100000))
+    ran = subprocess.run(["promtool", "test", "rules", "case.test.yml"], cwd=tmp, capture_output=True, text=True,
+                         timeout=300)
+    found = _RESULT.findall(ran.stdout + ran.stderr)
+    if len(found) != len(block.cases):
+        return None
+    out: list[tuple[str, object]] = []
+    for _, _, err, got in found:
+        if err:
+            out.append(("err", err))
+        elif got.strip() == "nil":
+            out.append(("got", []))
+        else:
+            out.append(("got", sorted((labels_key(parse_metric(m[1])), float(m[2].replace("Inf", "inf")))
+                                      for m in _SAMPLE.finditer(got))))
+    return out
+
+
+def _store(block: Block) -> SeriesStore:
+    """The block's series as promtool loads them: up to the last 1-minute tick before the latest case."""
+    store = SeriesStore(retention=math.inf)
+    step = parse_duration(block.interval)
+    until = loaded_until(max(_time(t) for t, _ in block.cases), 60.0)
+    for selector, values in block.series:
+        name, labels = parse_series_line(selector)
+        for k, value in enumerate(expand_series(values)):
+            if k * step > until:
+                break
+            if value is STALE:
+                store.mark_stale(name, labels, k * step)
+            elif value is not None:
+                store.append_one(name, labels, k * step, float(value))
+    return store
+
+
+def _time(text: str) -> float:
+    return 0.0 if text == "0" else parse_duration(text)
+
+
+def _same(a: list[tuple[object, float]], b: list[tuple[object, float]]) -> bool:
+    return [k for k, _ in a] == [k for k, _ in b] and all(
+        x == y or (math.isnan(x) and math.isnan(y)) for (_, x), (_, y) in zip(a, b, strict=True))
+
+
+def run_file(path: Path, tmp: Path) -> FileCount:
+    count = FileCount()
+    blocks, count.skipped = parse_test_file(path.read_text())
+    for block in blocks:
+        if not block.cases:
+            continue
+        count.cases += len(block.cases)
+        try:
+            reference = _promtool(block, tmp)
+        except subprocess.TimeoutExpired:
+            reference = None
+        if reference is None:
+            continue
+        try:
+            store = _store(block)
+        except (CoreError, ValueError):
+            store = None
+        for (t, expr), (kind, answer) in zip(block.cases, reference, strict=True):
+            if kind != "got":
+                continue
+            count.answered += 1
+            if store is None:
+                count.failures.append(f"{t} {expr}: input series not readable")
+                continue
+            try:
+                result = evaluate(expr, _time(t), store, subquery_step=60.0)
+            except (CoreError, ValueError) as exc:
+                count.failures.append(f"{t} {expr}: {exc}")
+                continue
+            samples = [({}, result.value)] if isinstance(result, Scalar) else [
+                (s.labels, s.value) for s in result]  # type: ignore[union-attr]
+            got = sorted((labels_key(lb), v) for lb, v in samples)
+            if _same(got, answer):  # type: ignore[arg-type]
+                count.passed += 1
+            else:
+                count.failures.append(f"{t} {expr}\n    promtool {answer}\n    ours     {got}")
+    return count
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    verbose = "-v" in sys.argv
+    total = FileCount()
+    print(f"{'file':<24} {'cases':>6} {'skipped':>8} {'promtool answers':>17} {'Watchkeeper passes':>19}")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for path in sorted(folder.glob("*.test")):
+            c = run_file(path, Path(tmpdir))
+            total.cases += c.cases
+            total.skipped += c.skipped
+            total.answered += c.answered
+            total.passed += c.passed
+            print(f"{path.stem:<24} {c.cases:>6} {c.skipped:>8} {c.answered:>17} {c.passed:>19}")
+            if verbose:
+                for f in c.failures:
+                    print("  FAIL", f)
+    pct = 100.0 * total.passed / max(total.answered, 1)
+    print(f"{'total':<24} {total.cases:>6} {total.skipped:>8} {total.answered:>17} {total.passed:>13} ({pct:.1f} %)")
+
+
+if __name__ == "__main__":
+    main()
