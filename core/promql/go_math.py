@@ -1,5 +1,10 @@
 """Go's math.Log, Log2 and Log10, step for step, so ln/log2/log10 match Prometheus bit for bit.
 
+Log is fdlibm's e_log.c algorithm (as FreeBSD's msun and Go's math package have it), whose notice says:
+"Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved. Developed at SunPro, a Sun
+Microsystems, Inc. business. Permission to use, copy, modify, and distribute this software is freely
+granted, provided that this notice is preserved."
+
 C's libm rounds some results differently (glibc's log is correctly rounded, Go's is within one ulp),
 and Go's Log2/Log10 are not libm's log2/log10 at all: Log2 is Log(frac)/Ln2 + exp, Log10 is Log
 scaled. Go does not fuse multiply-adds on amd64, so plain Python float arithmetic reproduces it.

@@ -260,15 +260,30 @@ def _go_print(*args: Any) -> str:
     return "".join(out)
 
 
+def _kind(v: Any) -> str:
+    """text/template's basicKind, for the types templates meet."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    return "string" if isinstance(v, str) else "other"
+
+
 def _compare(op: str) -> Callable[..., bool]:
+    """eq, ne, lt, le, gt, ge: values of different kinds (a float and an int literal too) do not compare."""
     def compare(a: Any, *rest: Any) -> bool:
         if not rest:
             raise TemplateError(f"missing argument for comparison {op}")
+        for b in rest:
+            if _kind(a) != _kind(b):
+                raise TemplateError("incompatible types for comparison")
         if op == "eq":
             return any(a == b for b in rest)
         b = rest[0]
-        if isinstance(a, str) != isinstance(b, str):
-            raise TemplateError(f"incompatible types for comparison {op}")
+        if op != "ne" and _kind(a) in ("bool", "other"):
+            raise TemplateError("invalid type for comparison")
         return {"ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
     return compare
 

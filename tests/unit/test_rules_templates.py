@@ -83,3 +83,11 @@ def test_query_is_checked_when_rendered_not_loaded() -> None:
     assert "query is not available" in expand('{{ query "up" }}', no_store)
     empty = TemplateData({}, 1.0, {}, "", lambda q: [])
     assert "first() called on vector with no elements" in expand('{{ query "up" | first | value }}', empty)
+
+
+def test_comparing_a_float_with_an_int_is_an_error_as_in_go() -> None:
+    """promtool renders `{{ if gt $value 1 }}` as an error (incompatible types); `1.0` compares."""
+    d = TemplateData({}, 2.5, {})
+    assert "incompatible types for comparison" in expand("{{ if gt $value 1 }}big{{ end }}", d)
+    assert expand("{{ if gt $value 1.0 }}big{{ end }}", d) == "big"
+    assert "invalid type for comparison" in expand("{{ if lt true false }}x{{ end }}", d)
