@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
@@ -717,18 +718,24 @@ def _field(base: Any, name: str) -> Any:
     raise TemplateError(f"can't evaluate field {name} in {go_str(base)!r}")
 
 
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[_Node, ...]:
+    """Parsed once per distinct template: a rule's annotations are rendered at every tick."""
+    return tuple(_Parser(text).parse())
+
+
 def render(text: str, data: TemplateData) -> str:
     """Render `text` as Prometheus does; raises TemplateError for what Prometheus would refuse."""
-    nodes = _Parser(text).parse()
+    renderer = _Renderer(data)
     out: list[str] = []
-    _Renderer(data).render(nodes, _Renderer(data).dot_root, out)
+    renderer.render(list(_parsed(text)), renderer.dot_root, out)
     return "".join(out)
 
 
 def check(text: str) -> None:
     """Fail now, naming the construct, if `text` does not parse (syntax, unknown function, undefined
     variable), as Prometheus does when it loads rules; what depends on data is only known when rendering."""
-    _Parser(text).parse()
+    _parsed(text)
 
 
 def expand(tmpl: str, data: TemplateData) -> str:
