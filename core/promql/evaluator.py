@@ -14,6 +14,8 @@ RE2 (core.promql.re2); every function is one entry of ``FUNCTIONS``, the support
 
 from __future__ import annotations
 
+import ast
+import json
 import math
 import re
 from collections.abc import Callable, Hashable, Mapping
@@ -28,7 +30,7 @@ import promql_parser as pp
 from core.errors import CoreError
 from core.promql import go_math
 from core.promql import range_kernels as kernels
-from core.promql.re2 import RegexError, compile_re2, go_expand
+from core.promql.re2 import RegexError, compile_re2, go_expand, portable
 from core.promql.series_store import SeriesStore
 from core.promql.values import (
     Matcher,
@@ -83,7 +85,8 @@ class ParsedExpr:
 # ---------------------------------------------------------------------------------------------- parsing
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_OLD_NAMES = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`)|\b(holt_winters)(?=\s*\()")
+_LITERALS = re.compile(r"""(?P<op>[=!]~\s*)?(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)"""
+                       r"|\b(?P<old>holt_winters)(?=\s*\()")
 
 
 def parse(expr: str, dotall: bool = False) -> ParsedExpr:
@@ -91,9 +94,8 @@ def parse(expr: str, dotall: bool = False) -> ParsedExpr:
 
     Every regex (matchers, label_replace) is translated from Go RE2 here, so a bad one fails now.
     """
-    renamed = _OLD_NAMES.sub(lambda m: m.group(1) or RENAMED_FUNCTIONS[m.group(2)], expr)
     try:
-        node = pp.parse(renamed)
+        node = pp.parse(_LITERALS.sub(_for_parser, expr))
     except ValueError as exc:
         raise PromQLError(f"cannot parse PromQL {expr!r}: {exc}") from exc
     if isinstance(_unparen(node), pp.StringLiteral):
@@ -103,6 +105,22 @@ def parse(expr: str, dotall: bool = False) -> ParsedExpr:
     except RegexError as exc:
         raise PromQLError(f"{exc} (in {expr!r})") from None
     return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0, dotall=dotall)
+
+
+def _for_parser(m: re.Match[str]) -> str:
+    """What promql-parser must see: Prometheus 2's holt_winters under its new name, and matcher regexes
+    without the RE2 syntax its Rust regex check refuses (re2.portable: same meaning, other spelling)."""
+    if m.group("old"):
+        return RENAMED_FUNCTIONS[m.group("old")]
+    literal = m.group("str")
+    if not m.group("op"):
+        return m.group(0)
+    try:
+        pattern = literal[1:-1] if literal.startswith("`") else str(ast.literal_eval(literal))
+    except (ValueError, SyntaxError):
+        return m.group(0)  # the parser will say what is wrong with it
+    rewritten = portable(pattern)
+    return m.group(0) if rewritten == pattern else m.group("op") + json.dumps(rewritten, ensure_ascii=False)
 
 
 def _unsupported(what: str, expr: str) -> PromQLError:

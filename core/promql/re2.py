@@ -116,12 +116,10 @@ class _Translator:
                 self.repeat(m.group(0))
             elif c == ".":
                 self.atom("(?s:.)" if "s" in self.flags else "[^\\n]", case=False)
-            elif c == "^":
-                self.atom("(?m:^)" if "m" in self.flags else "\\A", case=False)
-                self.can_repeat = False
+            elif c == "^":  # an empty-width assertion may be repeated in RE2 (x* of it is always true)
+                self.atom("(?:(?m:^))" if "m" in self.flags else "(?:\\A)", case=False)
             elif c == "$":
-                self.atom("(?m:$)" if "m" in self.flags else "\\Z", case=False)
-                self.can_repeat = False
+                self.atom("(?:(?m:$))" if "m" in self.flags else "(?:\\Z)", case=False)
             else:
                 self.atom(re.escape(c))
         if self.stack:
@@ -186,24 +184,22 @@ class _Translator:
                 self.atom(re.escape(ch))
             return
         if c in "AzbB":
-            self.can_repeat = False
             if c == "A":
-                self.out.append("\\A")
+                self.atom("(?:\\A)", case=False)
             elif c == "z":
-                self.out.append("\\Z")
+                self.atom("(?:\\Z)", case=False)
             elif c == "b":
-                self.out.append(f"(?:(?<={_WORD})(?!{_WORD})|(?<!{_WORD})(?={_WORD}))")
+                self.atom(f"(?:(?<={_WORD})(?!{_WORD})|(?<!{_WORD})(?={_WORD}))", case=False)
             else:
-                self.out.append(f"(?:(?<={_WORD})(?={_WORD})|(?<!{_WORD})(?!{_WORD}))")
-            self.just_repeated = False
+                self.atom(f"(?:(?<={_WORD})(?={_WORD})|(?<!{_WORD})(?!{_WORD}))", case=False)
             return
         if c.lower() in _PERL:
             body = _PERL[c.lower()]
             self.atom(f"[{'^' if c.isupper() else ''}{body}]", case=False)
             return
-        if c in "pP":
+        if c in "pP":  # under (?i) Go folds the class (so \p{Lu} also matches lower case), as Python does
             body = self.unicode_body()
-            self.atom(f"[{'^' if c == 'P' else ''}{body}]", case=False)
+            self.atom(f"[{'^' if c == 'P' else ''}{body}]")
             return
         if c == "C":
             self.atom("(?s:.)", case=False)
@@ -388,3 +384,65 @@ def go_expand(template: str, m: re.Match[str]) -> str:
                 out.append(m.group(num) or "")
         elif name in m.re.groupindex:
             out.append(m.group(name) or "")
+
+
+def portable(pattern: str) -> str:
+    """The same RE2 matcher pattern without the syntax promql-parser's regex check (Rust's regex crate)
+    lacks: `\\Q...\\E` quoting, octal escapes and a `{` that starts no repetition (`x{,2}`) are spelled
+    out, and group names (which a matcher never uses, and which Go lets repeat) are dropped, so an
+    expression Go accepts parses; the translation then sees an equivalent pattern."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    in_class = class_start = False
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            class_start = False
+            e = pattern[i + 1]
+            if e == "Q" and not in_class:
+                end = pattern.find("\\E", i + 2)
+                text = pattern[i + 2:] if end < 0 else pattern[i + 2:end]
+                out.append("".join(f"\\x{{{ord(ch):x}}}" if not ch.isalnum() else ch for ch in text))
+                i = n if end < 0 else end + 2
+                continue
+            octal = re.compile(r"[0-7]{1,3}").match(pattern, i + 1)
+            if octal and (e == "0" or len(octal.group(0)) > 1):
+                out.append(f"\\x{{{int(octal.group(0), 8):x}}}")
+                i = octal.end()
+                continue
+            width = 2
+            if e in "xpP" and pattern.startswith("{", i + 2):
+                width = pattern.find("}", i) - i + 1 if "}" in pattern[i:] else 2
+            out.append(pattern[i:i + width])
+            i += width
+            continue
+        if in_class:
+            if c == "[" and pattern.startswith("[:", i):
+                end = pattern.find(":]", i + 2)
+                if end > 0:
+                    out.append(pattern[i:end + 2])
+                    i = end + 2
+                    class_start = False
+                    continue
+            if c == "]" and not class_start:
+                in_class = False
+            class_start = False
+        elif c == "[":
+            in_class = class_start = True  # a "]" right after "[" or "[^" is a literal
+            out.append(c)
+            i += 1
+            if pattern.startswith("^", i):
+                out.append("^")
+                i += 1
+            continue
+        elif c == "{" and not _REPEAT.match(pattern, i):
+            out.append("\\{")
+            i += 1
+            continue
+        elif c == "(" and (named := re.compile(r"\(\?P?<[A-Za-z0-9_]+>").match(pattern, i)):
+            out.append("(")
+            i = named.end()
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)

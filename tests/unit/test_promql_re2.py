@@ -32,6 +32,8 @@ from core.promql.values import Matcher
     ("(?U)a+", ["aaa"], []),
     (r"\pL+", ["héllo", "Ωmega"], ["h1"]),
     (r"\p{Lu}\PL", ["A1"], ["a1", "AB"]),
+    (r"(?i)\p{Lu}", ["A", "a"], ["1"]),  # Go folds a Unicode class under (?i)
+    (r"\B*a\z?", ["a"], []),  # RE2 lets an empty-width assertion repeat
     (r"a\b", ["a"], []),
     ("(?P<x>a)(?<y>b)", ["ab"], []),
     ("[]a]", ["]", "a"], ["b"]),
@@ -66,6 +68,18 @@ def test_a_bad_regex_fails_when_the_expression_is_parsed() -> None:
         parse(r'label_replace(x, "a", "$1", "b", "(a)\\1")')
     with pytest.raises(PromQLError, match="nested repetition"):
         parse('x{a=~"b**"}')
+
+
+def test_matcher_syntax_the_parser_lacks_is_rewritten_not_refused() -> None:
+    """promql-parser checks matcher regexes with Rust's regex crate, which lacks \\Q...\\E, octal escapes,
+    a literal `x{,2}` and repeated group names; Go accepts them, so Watchkeeper does too."""
+    store = SeriesStore()
+    for value in ("a.b", "AA", "x{,2}", "aa"):
+        store.append_one("x", {"l": value}, 0.0, 1.0)
+    for pattern, selected in ((r"\\Qa.b\\E", ["a.b"]), (r"\\101{2}", ["AA"]), ("x{,2}", ["x{,2}"]),
+                              ("(?P<n>a)(?P<n>a)", ["aa"])):
+        result = evaluate(f'x{{l=~"{pattern}"}}', 0.0, store)
+        assert [s.labels["l"] for s in result] == selected, pattern  # type: ignore[union-attr]
 
 
 def test_the_issue_19_selector_evaluates() -> None:
