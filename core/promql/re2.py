@@ -74,6 +74,7 @@ class _Translator:
         self.stack: list[set[str]] = []
         self.can_repeat = False  # whether the last thing emitted is an atom a quantifier may follow
         self.just_repeated = False
+        self.names: set[str] = set()
 
     def error(self, message: str) -> RegexError:
         return RegexError(f"invalid RE2 regular expression {self.p!r}: {message}")
@@ -154,7 +155,9 @@ class _Translator:
                 if not re.fullmatch(r"[A-Za-z0-9_]+", name):
                     raise self.error(f"invalid named capture {name!r}")
                 self.i = end + 1
-                self.out.append(f"(?P<{name}>")
+                # Go allows a name twice ($name means the first); Python does not: later ones go unnamed
+                self.out.append(f"(?P<{name}>" if name not in self.names else "(")
+                self.names.add(name)
                 self.can_repeat = self.just_repeated = False
                 return
         m = re.compile(r"([imsU]*)(?:-([imsU]*))?([:)])").match(p, self.i)
