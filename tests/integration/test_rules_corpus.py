@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import CoreError
+from core.rules.loader import load_rule_files
 from core.rules.unit_test import run_test_file
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
@@ -74,3 +76,19 @@ def test_one_broken_file_does_not_stop_the_others(tmp_path: Path) -> None:
     assert out.count("FAILED") == 2 and out.count("SUCCESS") == 1, out
     assert "broken.test.yml:2: tests: expected a list" in out
     assert "bad_regex.rules.yml:5" in out and "rule 'r'" in out and "nested repetition" in out
+
+
+def test_real_world_rule_files_load() -> None:
+    """tests/rules/wild: rule files from public repositories (licences in its README); all pass promtool
+    check rules, and all must load in Watchkeeper."""
+    files = sorted(str(f) for f in (RULES / "wild").rglob("*.y*ml"))
+    assert len(files) >= 100
+    checked = subprocess.run(["promtool", "check", "rules", *files], capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+    failures = []
+    for f in files:
+        try:
+            load_rule_files([f])
+        except CoreError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n".join(failures)
