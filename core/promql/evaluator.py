@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import promql_parser as pp
@@ -44,6 +44,13 @@ from core.promql.values import (
 )
 
 NAME = "__name__"
+Semantics = Literal["prometheus2", "prometheus3"]
+# prometheus3 so far (partial, not user-facing; measured with bench/promql/promqltest_vs_promtool.py
+# --expected prometheus3): left-open range selectors, lookback and subquery ranges, regex `.` matching
+# newlines, rate's extrapolation order, atan2 dropping the metric name, holt_winters unknown. Not yet:
+# Kahan-summed sum/avg, stddev/stdvar of NaN and Inf, histogram_quantile's monotonicity tolerance, le/quantile
+# label normalisation, `anchored`/`smoothed` ranges, duration arithmetic, fill(), delayed name removal.
+SEMANTICS: tuple[Semantics, ...] = ("prometheus2", "prometheus3")
 DEFAULT_SUBQUERY_STEP = 60.0  # Prometheus' default global evaluation_interval
 # Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its
 # closed left end without reaching the previous millisecond.
@@ -72,14 +79,19 @@ class ParsedExpr:
     """A parsed expression known to use only the supported subset.
 
     ``max_lookback`` is how far back (seconds) from the evaluation time the expression reads, given a
-    5-minute lookback: what a SeriesStore must retain for it. ``dotall``: whether regex `.` matches a
-    newline (Prometheus 3) or not (Prometheus 2, the default, as promtool 2.42).
+    5-minute lookback: what a SeriesStore must retain for it. ``semantics``: Prometheus 2's (the default,
+    promtool 2.42's: ranges and lookback closed at the left end, regex `.` not matching a newline) or
+    Prometheus 3's (left-open, `.` matching a newline; see SEMANTICS).
     """
 
     text: str
     node: Any
     max_lookback: float
-    dotall: bool = False
+    semantics: Semantics = "prometheus2"
+
+    @property
+    def dotall(self) -> bool:
+        return self.semantics == "prometheus3"
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -89,13 +101,16 @@ _LITERALS = re.compile(r"""(?P<op>[=!]~\s*)?(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]
                        r"|\b(?P<old>holt_winters)(?=\s*\()")
 
 
-def parse(expr: str, dotall: bool = False) -> ParsedExpr:
+def parse(expr: str, semantics: Semantics = "prometheus2") -> ParsedExpr:
     """Parse with promql-parser, then reject what this evaluator does not support, naming it.
 
     Every regex (matchers, label_replace) is translated from Go RE2 here, so a bad one fails now.
     """
+    if semantics not in SEMANTICS:
+        raise PromQLError(f"unknown semantics {semantics!r}: use one of {', '.join(SEMANTICS)}")
+    dotall = semantics == "prometheus3"
     try:
-        node = pp.parse(_LITERALS.sub(_for_parser, expr))
+        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, expr))
     except ValueError as exc:
         raise PromQLError(f"cannot parse PromQL {expr!r}: {exc}") from exc
     if isinstance(_unparen(node), pp.StringLiteral):
@@ -104,7 +119,12 @@ def parse(expr: str, dotall: bool = False) -> ParsedExpr:
         reach = _check(node, expr, dotall)
     except RegexError as exc:
         raise PromQLError(f"{exc} (in {expr!r})") from None
-    return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0, dotall=dotall)
+    return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0, semantics=semantics)
+
+
+def _for_parser_3(m: re.Match[str]) -> str:
+    """As _for_parser, but Prometheus 3 no longer knows holt_winters."""
+    return m.group(0) if m.group("old") else _for_parser(m)
 
 
 def _for_parser(m: re.Match[str]) -> str:
@@ -204,7 +224,8 @@ def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: fl
     global evaluation_interval, promtool the test file's.
     """
     parsed = parse(expr) if isinstance(expr, str) else expr
-    return _Evaluation(at, store, lookback, parsed.text, parsed.dotall, at, subquery_step).eval(parsed.node)
+    return _Evaluation(at, store, lookback, parsed.text, parsed.dotall, at, subquery_step,
+                       parsed.semantics == "prometheus3").eval(parsed.node)
 
 
 def evaluate_range(
@@ -258,8 +279,13 @@ class _Evaluation:
     """
 
     def __init__(self, at: float, store: SeriesStore, lookback: float, text: str, dotall: bool = False,
-                 query_time: float | None = None, subquery_step: float = DEFAULT_SUBQUERY_STEP) -> None:
+                 query_time: float | None = None, subquery_step: float = DEFAULT_SUBQUERY_STEP,
+                 left_open: bool = False) -> None:
         self.at, self.store, self.lookback, self.text, self.dotall = at, store, lookback, text, dotall
+        # Ranges and lookback: Prometheus 2 includes a point exactly at the left end, Prometheus 3 does not.
+        # Float seconds hold whole milliseconds; half of one decides the edge without rounding trouble.
+        self.left_open = left_open
+        self.edge = _HALF_MS if left_open else -_HALF_MS
         self.query_time = at if query_time is None else query_time
         self.subquery_step = subquery_step
 
@@ -323,7 +349,7 @@ class _Evaluation:
 
     def instant_selector(self, node: Any) -> list[VectorSample]:
         ref = self.base_time(node.at) - _seconds(node.offset)
-        latest = self.store.latest(self.matchers(node, self.dotall), ref - self.lookback - _HALF_MS, ref)
+        latest = self.store.latest(self.matchers(node, self.dotall), ref - self.lookback + self.edge, ref)
         return [VectorSample(labels, value) for labels, value in latest if value == value or not is_stale(value)]
 
     def matrix(self, node: Any) -> list[SeriesData]:
@@ -332,16 +358,18 @@ class _Evaluation:
 
     def subquery(self, node: Any) -> list[SeriesData]:
         """`expr[range:step]`: expr evaluated at every multiple of step in [t - offset - range, t - offset]
-        (closed, as Prometheus 2); one series per label set, points where expr had a value."""
+        (left-open in Prometheus 3); one series per label set, points where expr had a value."""
         step_ms = _to_ms(_seconds(node.step) if node.step is not None else self.subquery_step)
         if step_ms <= 0:
             raise self.error("a subquery needs a positive step")
         end_ms = _to_ms(self.base_time(node.at)) - _to_ms(_seconds(node.offset))
-        first_ms = -(-(end_ms - _to_ms(_seconds(node.range))) // step_ms) * step_ms
+        start_ms = end_ms - _to_ms(_seconds(node.range))
+        # the first multiple of step in the range: at or after its start (2.x), strictly after (3.x)
+        first_ms = (start_ms // step_ms + 1) * step_ms if self.left_open else -(-start_ms // step_ms) * step_ms
         points: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[float], list[float]]] = {}
         for t_ms in range(first_ms, end_ms + 1, step_ms):
             inner = _Evaluation(t_ms / 1000.0, self.store, self.lookback, self.text, self.dotall, self.query_time,
-                                self.subquery_step)
+                                self.subquery_step, self.left_open)
             value = inner.eval(node.expr)
             if isinstance(value, Scalar):
                 samples = [VectorSample({}, value.value)]
@@ -360,7 +388,7 @@ class _Evaluation:
         end = self.base_time(vs.at) - _seconds(vs.offset)
         start = end - _seconds(node.range)
         out = []
-        for series in self.store.select(self.matchers(vs, self.dotall), start - _HALF_MS, end):
+        for series in self.store.select(self.matchers(vs, self.dotall), start + self.edge, end):
             fresh = ~stale_mask(series.values)
             if fresh.any():
                 out.append(SeriesData(series.labels, series.ts[fresh], series.values[fresh]))
@@ -424,7 +452,7 @@ class _Evaluation:
         arg = _unparen(args[0])
         if isinstance(arg, pp.VectorSelector):
             ref = self.base_time(arg.at) - _seconds(arg.offset)
-            found = self.store.latest_points(self.matchers(arg, self.dotall), ref - self.lookback - _HALF_MS, ref)
+            found = self.store.latest_points(self.matchers(arg, self.dotall), ref - self.lookback + self.edge, ref)
             return [VectorSample(_drop_name(labels), _to_ms(ts) / 1000.0)
                     for labels, ts, value in found if not is_stale(value)]
         return self.map_values(args, lambda _: _to_ms(self.at) / 1000.0)
@@ -489,7 +517,7 @@ class _Evaluation:
             windows = [(s.labels, s.ts, s.values) for s in self.subquery(matrix_arg)]
         else:
             matchers = self.matchers(source, self.dotall)
-            windows = self.store.windows(matchers, range_end / 1000 - range_s - _HALF_MS, range_end / 1000)
+            windows = self.store.windows(matchers, range_end / 1000 - range_s + self.edge, range_end / 1000)
         if not windows:
             return []
         packed = kernels.Packed.of([w[1] for w in windows], [w[2] for w in windows])
@@ -568,15 +596,19 @@ class _Evaluation:
                 value = 1.0 if keep else 0.0
             return Scalar(value)
         if isinstance(lhs, Scalar) or isinstance(rhs, Scalar):
-            return _check_unique(self.vector_scalar(op, lhs, rhs, return_bool), self.text)
+            return _check_unique(self.vector_scalar(op, lhs, rhs, return_bool, self.drops_name(op)), self.text)
         lvec, rvec = lhs, rhs
         matching = _Matching.of(modifier, op)
         if op in SET_OPERATORS:
             return _set_operation(op, lvec, rvec, matching)  # type: ignore[arg-type]
         return _check_unique(self.vector_vector(op, lvec, rvec, matching, return_bool), self.text)  # type: ignore[arg-type]
 
+    def drops_name(self, op: str) -> bool:
+        """shouldDropMetricName: arithmetic, and atan2 too since Prometheus 3."""
+        return op in ARITHMETIC or (op == "atan2" and self.left_open)
+
     @staticmethod
-    def vector_scalar(op: str, lhs: Value, rhs: Value, return_bool: bool) -> list[VectorSample]:
+    def vector_scalar(op: str, lhs: Value, rhs: Value, return_bool: bool, drop_name: bool) -> list[VectorSample]:
         swap = isinstance(lhs, Scalar)
         vec: list[VectorSample] = rhs if swap else lhs  # type: ignore[assignment]
         scalar: float = lhs.value if swap else rhs.value  # type: ignore[union-attr]
@@ -587,7 +619,7 @@ class _Evaluation:
             values = samples  # the vector's value is kept even when the scalar is on the left
         if return_bool:
             values, keep = keep.astype(np.float64), np.ones(len(samples), dtype=bool)
-        drop = op in ARITHMETIC or return_bool
+        drop = drop_name or return_bool
         return [
             VectorSample(_drop_name(s.labels) if drop else s.labels, value)
             for s, value, kept in zip(vec, values.tolist(), keep.tolist(), strict=True)
@@ -627,7 +659,7 @@ class _Evaluation:
                 value = 1.0 if kept else 0.0
             elif not kept:
                 continue
-            metric = matching.result_labels(ls.labels, found.labels, op)
+            metric = matching.result_labels(ls.labels, found.labels, self.drops_name(op))
             if return_bool:
                 metric = _drop_name(metric)
             if matching.card == "one-to-one":
@@ -661,7 +693,8 @@ _RangeResult = tuple[np.ndarray, np.ndarray | None]  # values, and which are def
 
 def _rate_kernel(is_counter: bool, is_rate: bool) -> Callable[[_Evaluation, _Window, list[Any]], _RangeResult]:
     def kernel(ev: _Evaluation, w: _Window, args: list[Any]) -> _RangeResult:
-        return kernels.extrapolated_rate(w.packed, w.start_ms, w.end_ms, w.range_s, is_counter, is_rate)
+        return kernels.extrapolated_rate(w.packed, w.start_ms, w.end_ms, w.range_s, is_counter, is_rate,
+                                         threshold_first=ev.left_open)
     return kernel
 
 
@@ -1226,8 +1259,8 @@ class _Matching:
             return tuple(labels.get(k, "") for k in self.labels)
         return frozenset((k, v) for k, v in labels.items() if k not in self.ignored)
 
-    def result_labels(self, lhs: _Labels, rhs: _Labels, op: str) -> _Labels:
-        out = _drop_name(lhs) if op in ARITHMETIC else dict(lhs)
+    def result_labels(self, lhs: _Labels, rhs: _Labels, drop_name: bool) -> _Labels:
+        out = _drop_name(lhs) if drop_name else dict(lhs)
         if self.card == "one-to-one":
             if self.on:
                 out = {k: v for k, v in out.items() if k in self.labels}

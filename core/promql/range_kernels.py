@@ -68,8 +68,12 @@ def _kahan_inc(inc: np.ndarray, total: np.ndarray, c: np.ndarray) -> tuple[np.nd
 
 
 def extrapolated_rate(p: Packed, range_start: int, range_end: int, range_s: float, is_counter: bool,
-                      is_rate: bool) -> tuple[np.ndarray, np.ndarray]:
-    """rate/increase/delta: (values, defined) per series; defined needs two points."""
+                      is_rate: bool, threshold_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """rate/increase/delta: (values, defined) per series; defined needs two points.
+
+    ``threshold_first``: Prometheus 3 caps the extrapolation to the range start at half a sample interval
+    before it considers where a counter would have been zero; Prometheus 2 does it the other way round.
+    """
     with np.errstate(all="ignore"):
         last_t, last_v = p.last()
         first_t, first_v = p.ts[:, 0], p.values[:, 0]
@@ -83,12 +87,14 @@ def extrapolated_rate(p: Packed, range_start: int, range_end: int, range_s: floa
         to_end = (range_end - last_t).astype(np.float64) / 1000
         sampled = (last_t - first_t).astype(np.float64) / 1000
         average = sampled / (n - 1)
+        threshold = average * 1.1
+        if threshold_first:
+            to_start = np.where(to_start >= threshold, average / 2, to_start)
         if is_counter:
             to_zero = sampled * (first_v / result)
             use_zero = (result > 0) & (first_v >= 0) & (to_zero < to_start)
             to_start = np.where(use_zero, to_zero, to_start)
-        threshold = average * 1.1
-        interval = sampled + np.where(to_start < threshold, to_start, average / 2)
+        interval = sampled + (to_start if threshold_first else np.where(to_start < threshold, to_start, average / 2))
         interval = interval + np.where(to_end < threshold, to_end, average / 2)
         factor = interval / sampled
         if is_rate:

@@ -284,3 +284,26 @@ def test_at_modifier_pins_the_time() -> None:
     assert _vec(evaluate("g offset 1m @ 180", 0.0, gauge)) == {(("__name__", "g"),): 2.0}
     assert _vec(evaluate("g @ end()", 240.0, gauge)) == _vec(evaluate("g", 240.0, gauge))
     assert _vec(evaluate("max_over_time(g[2m] @ 300)", 0.0, gauge)) == {(): 9.0}
+
+
+def test_prometheus3_semantics_are_left_open() -> None:
+    """The partial, not user-facing prometheus3 mode: a point exactly `range` (or 5 m of lookback) old is
+    out; regex `.` matches a newline; holt_winters is gone; atan2 drops the metric name."""
+    gauge = _store({("g", ()): [1, 5, 2, 8, 3, 9, 4]})  # at 0, 60, ... 360 s
+    two, three = parse("count_over_time(g[5m])"), parse("count_over_time(g[5m])", "prometheus3")
+    assert _vec(evaluate(two, 300.0, gauge)) == {(): 6.0}
+    assert _vec(evaluate(three, 300.0, gauge)) == {(): 5.0}
+    stale_soon = _store({("g", ()): [7.0]})
+    assert _vec(evaluate(parse("g"), 300.0, stale_soon)) == {(("__name__", "g"),): 7.0}
+    assert evaluate(parse("g", "prometheus3"), 300.0, stale_soon) == []
+    assert _vec(evaluate(parse("count_over_time(g[6m:1m])", "prometheus3"), 360.0, gauge)) == {(): 6.0}
+    newline = SeriesStore()
+    newline.append_one("x", {"l": "a\nb"}, 0.0, 1.0)
+    assert evaluate(parse('x{l=~"a.b"}'), 0.0, newline) == []
+    assert len(evaluate(parse('x{l=~"a.b"}', "prometheus3"), 0.0, newline)) == 1  # type: ignore[arg-type]
+    with pytest.raises(PromQLError, match="holt_winters"):
+        parse("holt_winters(g[5m], 0.5, 0.5)", "prometheus3")
+    assert _vec(evaluate(parse("g atan2 g", "prometheus3"), 0.0, gauge)) == {(): math.atan2(1, 1)}
+    assert _vec(evaluate(parse("g atan2 g"), 0.0, gauge)) == {(("__name__", "g"),): math.atan2(1, 1)}
+    with pytest.raises(PromQLError, match="unknown semantics"):
+        parse("g", "prometheus4")  # type: ignore[arg-type]
