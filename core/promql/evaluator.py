@@ -20,7 +20,6 @@ import math
 import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cached_property
 from typing import Any, Literal
 
@@ -42,6 +41,7 @@ from core.promql.values import (
     labels_key,
     stale_mask,
 )
+from core.slo.go_format import go_float_fixed
 
 NAME = "__name__"
 Semantics = Literal["prometheus2", "prometheus3"]
@@ -817,7 +817,6 @@ FUNCTIONS: dict[str, Callable[[_Evaluation, list[Any]], Value]] = {
     "year": _date(lambda s: float(_civil(s)[0])),
 }
 SUPPORTED_FUNCTIONS = frozenset(FUNCTIONS)
-RANGE_FUNCTIONS = frozenset(RANGE_KERNELS) | {"absent_over_time"}
 # Prometheus 2.x's name for double_exponential_smoothing; promql-parser (Prometheus 3's grammar) no longer
 # knows it, so parse() renames it before parsing.
 RENAMED_FUNCTIONS = {"holt_winters": "double_exponential_smoothing"}
@@ -846,7 +845,7 @@ def _go_format_f(v: float) -> str:
         return "NaN"
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
-    return format(Decimal(repr(v)).normalize(), "f")
+    return go_float_fixed(v)
 
 
 def _civil(seconds: int) -> tuple[int, int, int]:
