@@ -7,23 +7,29 @@ line by line where float rounding could differ: results must equal promtool's bi
 practical.
 
 Prometheus 2.42 semantics worth knowing: instant selectors look back 5 minutes *inclusive*
-(``[t-5m, t]``), range selectors are closed at both ends (``[t-range, t]``), staleness markers end a
-series for instant selectors and are skipped inside ranges.
+(``[t-5m, t]``), range selectors and subqueries are closed at both ends (``[t-range, t]``), staleness
+markers end a series for instant selectors and are skipped inside ranges. Regular expressions are Go
+RE2 (core.promql.re2); every function is one entry of ``FUNCTIONS``, the supported list.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import math
+import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import promql_parser as pp
 
 from core.errors import CoreError
+from core.promql import go_math
 from core.promql import range_kernels as kernels
+from core.promql.re2 import RegexError, compile_re2, go_expand, portable
 from core.promql.series_store import SeriesStore
 from core.promql.values import (
     Matcher,
@@ -35,8 +41,17 @@ from core.promql.values import (
     labels_key,
     stale_mask,
 )
+from core.slo.go_format import go_float_fixed
 
 NAME = "__name__"
+Semantics = Literal["prometheus2", "prometheus3"]
+# prometheus3 so far (partial, not user-facing; measured with bench/promql/promqltest_vs_promtool.py
+# --expected prometheus3): left-open range selectors, lookback and subquery ranges, regex `.` matching
+# newlines, rate's extrapolation order, atan2 dropping the metric name, holt_winters unknown. Not yet:
+# Kahan-summed sum/avg, stddev/stdvar of NaN and Inf, histogram_quantile's monotonicity tolerance, le/quantile
+# label normalisation, `anchored`/`smoothed` ranges, duration arithmetic, fill(), delayed name removal.
+SEMANTICS: tuple[Semantics, ...] = ("prometheus2", "prometheus3")
+DEFAULT_SUBQUERY_STEP = 60.0  # Prometheus' default global evaluation_interval
 # Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its
 # closed left end without reaching the previous millisecond.
 _HALF_MS = 0.0005
@@ -46,17 +61,12 @@ class PromQLError(CoreError):
     """A PromQL expression that does not parse, uses an unsupported construct, or fails to evaluate."""
 
 
-RANGE_FUNCTIONS = {
-    "rate", "irate", "increase", "delta", "deriv", "predict_linear",
-    "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
-    "last_over_time", "quantile_over_time", "absent_over_time", "changes", "resets",
+SUPPORTED_AGGREGATIONS = {
+    "sum", "avg", "min", "max", "count", "quantile", "topk", "bottomk", "stddev", "stdvar", "group", "count_values",
+    "limitk",
 }  # fmt: skip
-INSTANT_FUNCTIONS = {
-    "absent", "abs", "clamp_min", "clamp_max", "round", "time", "vector", "scalar", "histogram_quantile",
-}  # fmt: skip
-SUPPORTED_FUNCTIONS = RANGE_FUNCTIONS | INSTANT_FUNCTIONS
-SUPPORTED_AGGREGATIONS = {"sum", "avg", "min", "max", "count", "quantile", "topk", "bottomk", "stddev"}
-ARITHMETIC = {"+", "-", "*", "/", "%", "^"}
+ARITHMETIC = {"+", "-", "*", "/", "%", "^"}  # these drop the metric name (2.42's shouldDropMetricName)
+VALUE_OPERATORS = ARITHMETIC | {"atan2"}  # these compute a new value; atan2 keeps the name in 2.x
 COMPARISON = {"==", "!=", ">", "<", ">=", "<="}
 SET_OPERATORS = {"and", "or", "unless"}
 
@@ -69,67 +79,133 @@ class ParsedExpr:
     """A parsed expression known to use only the supported subset.
 
     ``max_lookback`` is how far back (seconds) from the evaluation time the expression reads, given a
-    5-minute lookback: what a SeriesStore must retain for it.
+    5-minute lookback: what a SeriesStore must retain for it. ``semantics``: Prometheus 2's (the default,
+    promtool 2.42's: ranges and lookback closed at the left end, regex `.` not matching a newline) or
+    Prometheus 3's (left-open, `.` matching a newline; see SEMANTICS).
     """
 
     text: str
     node: Any
     max_lookback: float
+    semantics: Semantics = "prometheus2"
+
+    @property
+    def dotall(self) -> bool:
+        return self.semantics == "prometheus3"
 
 
 # ---------------------------------------------------------------------------------------------- parsing
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_LITERALS = re.compile(r"""(?P<op>[=!]~\s*)?(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)"""
+                       r"|\b(?P<old>holt_winters)(?=\s*\()")
 
-def parse(expr: str) -> ParsedExpr:
-    """Parse with promql-parser, then reject what this evaluator does not support, naming it."""
+
+def parse(expr: str, semantics: Semantics = "prometheus2") -> ParsedExpr:
+    """Parse with promql-parser, then reject what this evaluator does not support, naming it.
+
+    Every regex (matchers, label_replace) is translated from Go RE2 here, so a bad one fails now.
+    """
+    if semantics not in SEMANTICS:
+        raise PromQLError(f"unknown semantics {semantics!r}: use one of {', '.join(SEMANTICS)}")
+    dotall = semantics == "prometheus3"
     try:
-        node = pp.parse(expr)
+        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, expr))
     except ValueError as exc:
         raise PromQLError(f"cannot parse PromQL {expr!r}: {exc}") from exc
-    reach = _check(node, expr)
-    return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0)
+    if isinstance(_unparen(node), pp.StringLiteral):
+        raise _unsupported("a string literal as a rule's result", expr)
+    try:
+        reach = _check(node, expr, dotall)
+    except RegexError as exc:
+        raise PromQLError(f"{exc} (in {expr!r})") from None
+    return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0, semantics=semantics)
+
+
+def _for_parser_3(m: re.Match[str]) -> str:
+    """As _for_parser, but Prometheus 3 no longer knows holt_winters."""
+    return m.group(0) if m.group("old") else _for_parser(m)
+
+
+def _for_parser(m: re.Match[str]) -> str:
+    """What promql-parser must see: Prometheus 2's holt_winters under its new name, and matcher regexes
+    without the RE2 syntax its Rust regex check refuses (re2.portable: same meaning, other spelling)."""
+    if m.group("old"):
+        return RENAMED_FUNCTIONS[m.group("old")]
+    literal = m.group("str")
+    if not m.group("op"):
+        return m.group(0)
+    try:
+        pattern = literal[1:-1] if literal.startswith("`") else str(ast.literal_eval(literal))
+    except (ValueError, SyntaxError):
+        return m.group(0)  # the parser will say what is wrong with it
+    rewritten = portable(pattern)
+    return m.group(0) if rewritten == pattern else m.group("op") + json.dumps(rewritten, ensure_ascii=False)
 
 
 def _unsupported(what: str, expr: str) -> PromQLError:
     return PromQLError(f"{what} is not supported yet (in {expr!r})")
 
 
-def _check(node: Any, expr: str) -> float:
+def _label_name_arg(node: Any, what: str, expr: str) -> str:
+    name = _string_arg(node)
+    if not _LABEL_NAME.fullmatch(name):
+        raise PromQLError(f"invalid {what} label name {name!r} (in {expr!r})")
+    return name
+
+
+def _check_call(node: Any, expr: str, dotall: bool) -> None:
+    """Arguments promql-parser leaves unchecked: label names and regexes in string literals."""
+    name, args = node.func.name, node.args
+    if name == "label_replace":
+        _label_name_arg(args[1], "destination", expr)
+        compile_re2(_string_arg(args[4]), dotall)
+    elif name == "label_join":
+        _label_name_arg(args[1], "destination", expr)
+        for a in args[3:]:
+            _label_name_arg(a, "source", expr)
+
+
+def _check(node: Any, expr: str, dotall: bool = False) -> float:
     """Validate the subset; return the longest range + offset the expression reads (seconds)."""
-    if isinstance(node, pp.NumberLiteral):
+    if isinstance(node, pp.NumberLiteral | pp.StringLiteral):
         return 0.0
-    if isinstance(node, pp.StringLiteral):
-        raise _unsupported("a string literal", expr)
     if isinstance(node, pp.ParenExpr | pp.UnaryExpr):
-        return _check(node.expr, expr)
+        return _check(node.expr, expr, dotall)
     if isinstance(node, pp.SubqueryExpr):
-        raise _unsupported("a subquery", expr)
+        return _seconds(node.range) + max(0.0, _seconds(node.offset)) + _check(node.expr, expr, dotall)
     if isinstance(node, pp.VectorSelector):
-        if node.at is not None:
-            raise _unsupported("the @ modifier", expr)
         if node.matchers.or_matchers:
             raise _unsupported("'or' inside label matchers", expr)
+        _Evaluation.matchers(node, dotall)
         return max(0.0, _seconds(node.offset))
     if isinstance(node, pp.MatrixSelector):
-        return _seconds(node.range) + _check(node.vector_selector, expr)
+        return _seconds(node.range) + _check(node.vector_selector, expr, dotall)
     if isinstance(node, pp.Call):
         name = node.func.name
         if name not in SUPPORTED_FUNCTIONS:
             raise _unsupported(f"function {name}()", expr)
-        return max([_check(a, expr) for a in node.args], default=0.0)
+        reach = max([_check(a, expr, dotall) for a in node.args], default=0.0)
+        _check_call(node, expr, dotall)
+        return reach
     if isinstance(node, pp.AggregateExpr):
         op = str(node.op)
         if op not in SUPPORTED_AGGREGATIONS:
             raise _unsupported(f"aggregation {op}", expr)
-        reach = _check(node.expr, expr)
+        if op == "count_values":
+            _label_name_arg(node.param, "count_values", expr)
+        reach = _check(node.expr, expr, dotall)
         if node.param is not None:
-            reach = max(reach, _check(node.param, expr))
+            reach = max(reach, _check(node.param, expr, dotall))
         return reach
     if isinstance(node, pp.BinaryExpr):
         op = str(node.op)
-        if op not in ARITHMETIC | COMPARISON | SET_OPERATORS:
+        if op not in VALUE_OPERATORS | COMPARISON | SET_OPERATORS:
             raise _unsupported(f"operator {op}", expr)
-        return max(_check(node.lhs, expr), _check(node.rhs, expr))
+        fill = node.modifier.fill_values if node.modifier is not None else None
+        if fill is not None and (fill.lhs is not None or fill.rhs is not None):
+            raise _unsupported("the fill()/fill_left()/fill_right() modifier (experimental in Prometheus 3)", expr)
+        return max(_check(node.lhs, expr, dotall), _check(node.rhs, expr, dotall))
     raise _unsupported(f"expression {type(node).__name__}", expr)
 
 
@@ -140,10 +216,16 @@ def _seconds(delta: Any) -> float:
 # ------------------------------------------------------------------------------------------- evaluation
 
 
-def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: float = 300.0) -> Value:
-    """Evaluate an instant query at event time ``at`` (epoch seconds), as Prometheus' engine would."""
+def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: float = 300.0,
+             subquery_step: float = DEFAULT_SUBQUERY_STEP) -> Value:
+    """Evaluate an instant query at event time ``at`` (epoch seconds), as Prometheus' engine would.
+
+    ``subquery_step`` is the step of a subquery written without one (`x[5m:]`): Prometheus uses the
+    global evaluation_interval, promtool the test file's.
+    """
     parsed = parse(expr) if isinstance(expr, str) else expr
-    return _Evaluation(at, store, lookback, parsed.text).eval(parsed.node)
+    return _Evaluation(at, store, lookback, parsed.text, parsed.dotall, at, subquery_step,
+                       parsed.semantics == "prometheus3").eval(parsed.node)
 
 
 def evaluate_range(
@@ -190,10 +272,30 @@ def _to_ms(t: float) -> int:
 
 
 class _Evaluation:
-    """One instant evaluation: the time, store and lookback shared by every node."""
+    """One instant evaluation: the time, store and lookback shared by every node.
 
-    def __init__(self, at: float, store: SeriesStore, lookback: float, text: str) -> None:
-        self.at, self.store, self.lookback, self.text = at, store, lookback, text
+    ``query_time`` is the time of the whole query, which `@ start()` and `@ end()` mean (an instant
+    query starts and ends there); ``at`` differs from it inside a subquery's steps.
+    """
+
+    def __init__(self, at: float, store: SeriesStore, lookback: float, text: str, dotall: bool = False,
+                 query_time: float | None = None, subquery_step: float = DEFAULT_SUBQUERY_STEP,
+                 left_open: bool = False) -> None:
+        self.at, self.store, self.lookback, self.text, self.dotall = at, store, lookback, text, dotall
+        # Ranges and lookback: Prometheus 2 includes a point exactly at the left end, Prometheus 3 does not.
+        # Float seconds hold whole milliseconds; half of one decides the edge without rounding trouble.
+        self.left_open = left_open
+        self.edge = _HALF_MS if left_open else -_HALF_MS
+        self.query_time = at if query_time is None else query_time
+        self.subquery_step = subquery_step
+
+    def base_time(self, at: Any) -> float:
+        """The time a selector or subquery reads at, before its offset: its @ modifier's, or now."""
+        if at is None:
+            return self.at
+        if at.type == pp.AtModifierType.At:
+            return _to_ms(at.at.timestamp()) / 1000.0
+        return self.query_time  # start() and end() of an instant query are both its time
 
     def error(self, message: str) -> PromQLError:
         return PromQLError(f"{message} (in {self.text!r})")
@@ -209,6 +311,8 @@ class _Evaluation:
             return self.instant_selector(node)
         if isinstance(node, pp.MatrixSelector):
             return self.range_selector(node)
+        if isinstance(node, pp.SubqueryExpr):
+            return self.subquery(node)
         if isinstance(node, pp.Call):
             return self.call(node)
         if isinstance(node, pp.AggregateExpr):
@@ -237,131 +341,213 @@ class _Evaluation:
     # -- selectors
 
     @staticmethod
-    def matchers(node: Any) -> list[Matcher]:
-        out = [Matcher(m.name, _match_op(m.op), m.value) for m in node.matchers.matchers]
+    def matchers(node: Any, dotall: bool = False) -> list[Matcher]:
+        out = [Matcher(m.name, _match_op(m.op), m.value, dotall) for m in node.matchers.matchers]
         if node.name:
             out.append(Matcher(NAME, "=", node.name))
         return out
 
     def instant_selector(self, node: Any) -> list[VectorSample]:
-        ref = self.at - _seconds(node.offset)
-        latest = self.store.latest(self.matchers(node), ref - self.lookback - _HALF_MS, ref)
+        ref = self.base_time(node.at) - _seconds(node.offset)
+        latest = self.store.latest(self.matchers(node, self.dotall), ref - self.lookback + self.edge, ref)
         return [VectorSample(labels, value) for labels, value in latest if value == value or not is_stale(value)]
+
+    def matrix(self, node: Any) -> list[SeriesData]:
+        node = _unparen(node)
+        return self.subquery(node) if isinstance(node, pp.SubqueryExpr) else self.range_selector(node)
+
+    def subquery(self, node: Any) -> list[SeriesData]:
+        """`expr[range:step]`: expr evaluated at every multiple of step in [t - offset - range, t - offset]
+        (left-open in Prometheus 3); one series per label set, points where expr had a value."""
+        step_ms = _to_ms(_seconds(node.step) if node.step is not None else self.subquery_step)
+        if step_ms <= 0:
+            raise self.error("a subquery needs a positive step")
+        end_ms = _to_ms(self.base_time(node.at)) - _to_ms(_seconds(node.offset))
+        start_ms = end_ms - _to_ms(_seconds(node.range))
+        # the first multiple of step in the range: at or after its start (2.x), strictly after (3.x)
+        first_ms = (start_ms // step_ms + 1) * step_ms if self.left_open else -(-start_ms // step_ms) * step_ms
+        points: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[float], list[float]]] = {}
+        for t_ms in range(first_ms, end_ms + 1, step_ms):
+            inner = _Evaluation(t_ms / 1000.0, self.store, self.lookback, self.text, self.dotall, self.query_time,
+                                self.subquery_step, self.left_open)
+            value = inner.eval(node.expr)
+            if isinstance(value, Scalar):
+                samples = [VectorSample({}, value.value)]
+            elif value and isinstance(value[0], SeriesData):
+                raise self.error("a subquery needs an instant-vector or scalar expression")
+            else:
+                samples = _check_unique(value, self.text)  # type: ignore[arg-type]
+            for s in samples:
+                entry = points.setdefault(labels_key(s.labels), (s.labels, [], []))
+                entry[1].append(t_ms / 1000.0)
+                entry[2].append(s.value)
+        return [SeriesData(lb, np.array(ts), np.array(vs)) for lb, ts, vs in points.values()]
 
     def range_selector(self, node: Any) -> list[SeriesData]:
         vs = node.vector_selector
-        end = self.at - _seconds(vs.offset)
+        end = self.base_time(vs.at) - _seconds(vs.offset)
         start = end - _seconds(node.range)
         out = []
-        for series in self.store.select(self.matchers(vs), start - _HALF_MS, end):
+        for series in self.store.select(self.matchers(vs, self.dotall), start + self.edge, end):
             fresh = ~stale_mask(series.values)
             if fresh.any():
                 out.append(SeriesData(series.labels, series.ts[fresh], series.values[fresh]))
         return out
 
-    # -- functions
+    # -- functions: every supported function is an entry of FUNCTIONS (below the class)
 
     def call(self, node: Any) -> Value:
-        name = node.func.name
-        args = node.args
-        if name == "time":
-            return Scalar(self.at)
-        if name == "vector":
-            return [VectorSample({}, self.scalar(args[0]))]
-        if name == "scalar":
-            vec = self.vector(args[0])
-            return Scalar(vec[0].value if len(vec) == 1 else math.nan)
-        if name == "absent":
-            return [] if self.vector(args[0]) else [VectorSample(_absent_labels(args[0]), 1.0)]
-        if name == "absent_over_time":
-            present = self.range_selector(_unparen(args[0]))
-            return [] if present else [VectorSample(_absent_labels(_unparen(args[0])), 1.0)]
-        if name == "histogram_quantile":
-            return _check_unique(_histogram_quantile(self.scalar(args[0]), self.vector(args[1])), self.text)
-        if name in RANGE_FUNCTIONS:
-            return _check_unique(self.range_function(name, args), self.text)
+        result = FUNCTIONS[node.func.name](self, node.args)
+        if isinstance(result, list):
+            _check_unique(result, self.text)  # type: ignore[arg-type]
+        return result
+
+    def fn_time(self, args: list[Any]) -> Value:
+        return Scalar(self.at)
+
+    def fn_pi(self, args: list[Any]) -> Value:
+        return Scalar(math.pi)
+
+    def fn_vector(self, args: list[Any]) -> Value:
+        return [VectorSample({}, self.scalar(args[0]))]
+
+    def fn_scalar(self, args: list[Any]) -> Value:
         vec = self.vector(args[0])
-        fn = self.instant_function(name, args)
-        values = fn(np.array([s.value for s in vec], dtype=np.float64))
-        return _check_unique([VectorSample(_drop_name(s.labels), float(v)) for s, v in zip(vec, values, strict=True)],
-                             self.text)
+        return Scalar(vec[0].value if len(vec) == 1 else math.nan)
 
-    def instant_function(self, name: str, args: list[Any]) -> Callable[[np.ndarray], np.ndarray]:
-        if name == "abs":
-            return np.abs
-        if name == "clamp_min":
-            lo = self.scalar(args[1])
-            return lambda v: np.maximum(v, lo)
-        if name == "clamp_max":
-            hi = self.scalar(args[1])
-            return lambda v: np.minimum(v, hi)
-        if name == "round":
-            inverse = 1.0 / (self.scalar(args[1]) if len(args) > 1 else 1.0)
-            return lambda v: np.floor(v * inverse + 0.5) / inverse
-        raise self.error(f"function {name}() is not supported yet")
+    def fn_absent(self, args: list[Any]) -> Value:
+        return [] if self.vector(args[0]) else [VectorSample(_absent_labels(args[0]), 1.0)]
 
-    def range_function(self, name: str, args: list[Any]) -> list[VectorSample]:
+    def fn_absent_over_time(self, args: list[Any]) -> Value:
+        present = self.matrix(args[0])
+        return [] if present else [VectorSample(_absent_labels(_unparen(args[0])), 1.0)]
+
+    def fn_histogram_quantile(self, args: list[Any]) -> Value:
+        return _histogram_quantile(self.scalar(args[0]), self.vector(args[1]))
+
+    def map_values(self, args: list[Any], fn: Callable[[float], float]) -> list[VectorSample]:
+        """simpleFunc: a function of each value; the metric name is dropped."""
+        return [VectorSample(_drop_name(s.labels), fn(s.value)) for s in self.vector(args[0])]
+
+    def fn_clamp(self, args: list[Any]) -> Value:
+        lo, hi = self.scalar(args[1]), self.scalar(args[2])
+        if hi < lo:
+            return []
+        return self.map_values(args, lambda v: _go_max(lo, _go_min(hi, v)))
+
+    def fn_clamp_min(self, args: list[Any]) -> Value:
+        lo = self.scalar(args[1])
+        return self.map_values(args, lambda v: _go_max(lo, v))
+
+    def fn_clamp_max(self, args: list[Any]) -> Value:
+        hi = self.scalar(args[1])
+        return self.map_values(args, lambda v: _go_min(hi, v))
+
+    def fn_round(self, args: list[Any]) -> Value:
+        inverse = 1.0 / (self.scalar(args[1]) if len(args) > 1 else 1.0)
+        return self.map_values(args, lambda v: float(np.floor(v * inverse + 0.5)) / inverse)
+
+    def fn_timestamp(self, args: list[Any]) -> Value:
+        """The sample's own time for a selector argument (engine.go special-cases it), else the eval time."""
+        arg = _unparen(args[0])
+        if isinstance(arg, pp.VectorSelector):
+            ref = self.base_time(arg.at) - _seconds(arg.offset)
+            found = self.store.latest_points(self.matchers(arg, self.dotall), ref - self.lookback + self.edge, ref)
+            return [VectorSample(_drop_name(labels), _to_ms(ts) / 1000.0)
+                    for labels, ts, value in found if not is_stale(value)]
+        return self.map_values(args, lambda _: _to_ms(self.at) / 1000.0)
+
+    def fn_date(self, args: list[Any], part: Callable[[int], float]) -> Value:
+        """dateWrapper: the eval time without an argument, else each value read as Unix seconds (UTC)."""
+        if not args:
+            ms = _to_ms(self.at)
+            return [VectorSample({}, part(abs(ms) // 1000 * (1 if ms >= 0 else -1)))]  # Go's ms / 1000 truncates
+        return self.map_values(args, lambda v: part(int(v)) if math.isfinite(v) else math.nan)
+
+    def fn_sort(self, args: list[Any], descending: bool) -> Value:
+        """sort/sort_desc: by value, NaN last either way."""
+        vec = self.vector(args[0])
+        numbers = sorted((s for s in vec if not math.isnan(s.value)), key=lambda s: s.value, reverse=descending)
+        return numbers + [s for s in vec if math.isnan(s.value)]
+
+    def fn_sort_by_label(self, args: list[Any], descending: bool) -> Value:
+        """Prometheus 3's sort_by_label(_desc): natural order of the named labels, then the full label set."""
+        names = [_string_arg(a) for a in args[1:]]
+        return sorted(self.vector(args[0]), reverse=descending,
+                      key=lambda s: ([_natural_key(s.labels.get(n, "")) for n in names], labels_key(s.labels)))
+
+    def fn_label_replace(self, args: list[Any]) -> Value:
+        dst, repl, src, pattern = (_string_arg(a) for a in args[1:5])
+        regex = compile_re2(pattern, self.dotall)
+        out = []
+        for s in self.vector(args[0]):
+            m = regex.fullmatch(s.labels.get(src, ""))
+            if m is None:
+                out.append(s)
+                continue
+            labels = {k: v for k, v in s.labels.items() if k != dst}
+            value = go_expand(repl, m)
+            if value:
+                labels[dst] = value
+            out.append(VectorSample(labels, s.value))
+        return out
+
+    def fn_label_join(self, args: list[Any]) -> Value:
+        dst, sep = _string_arg(args[1]), _string_arg(args[2])
+        sources = [_string_arg(a) for a in args[3:]]
+        out = []
+        for s in self.vector(args[0]):
+            joined = sep.join(s.labels.get(name, "") for name in sources)
+            labels = {k: v for k, v in s.labels.items() if k != dst}
+            if joined:
+                labels[dst] = joined
+            out.append(VectorSample(labels, s.value))
+        return out
+
+    def range_call(self, name: str, args: list[Any]) -> Value:
         """Range-vector functions, computed for all selected series at once (see range_kernels)."""
         matrix_arg = _unparen(args[1] if name == "quantile_over_time" else args[0])
-        vs = matrix_arg.vector_selector
+        source = matrix_arg if isinstance(matrix_arg, pp.SubqueryExpr) else matrix_arg.vector_selector
         range_s = _seconds(matrix_arg.range)
         at_ms = _to_ms(self.at)
-        range_end = at_ms - _to_ms(_seconds(vs.offset))
+        range_end = _to_ms(self.base_time(source.at)) - _to_ms(_seconds(source.offset))
         range_start = range_end - _to_ms(range_s)
-        windows = self.store.windows(self.matchers(vs), range_end / 1000 - range_s - _HALF_MS, range_end / 1000)
+        windows: list[tuple[Mapping[str, str], np.ndarray, np.ndarray]]
+        if isinstance(matrix_arg, pp.SubqueryExpr):
+            windows = [(s.labels, s.ts, s.values) for s in self.subquery(matrix_arg)]
+        else:
+            matchers = self.matchers(source, self.dotall)
+            windows = self.store.windows(matchers, range_end / 1000 - range_s + self.edge, range_end / 1000)
         if not windows:
             return []
         packed = kernels.Packed.of([w[1] for w in windows], [w[2] for w in windows])
-        defined = packed.nonempty()
-        if name in ("rate", "increase", "delta"):
-            values, defined = kernels.extrapolated_rate(
-                packed, range_start, range_end, range_s, is_counter=name != "delta", is_rate=name == "rate"
-            )
-        elif name == "irate":
-            values, defined = kernels.instant_rate(packed)
-        elif name == "deriv":
-            values = kernels.linear_regression(packed, packed.ts[:, 0])[0]
-            defined = packed.lens >= 2
-        elif name == "predict_linear":
-            horizon = self.scalar(args[1])
-            slope, intercept = kernels.linear_regression(packed, np.full(len(windows), at_ms, dtype=np.int64))
-            values = slope * horizon + intercept
-            defined = packed.lens >= 2
-        elif name == "sum_over_time":
-            values = kernels.sum_over_time(packed)
-        elif name == "avg_over_time":
-            values = kernels.avg_over_time(packed)
-        elif name in ("max_over_time", "min_over_time"):
-            values = kernels.extreme_over_time(packed, largest=name == "max_over_time")
-        elif name == "count_over_time":
-            values = packed.lens.astype(np.float64)
-        elif name == "last_over_time":
-            values = packed.last()[1]
-        elif name in ("changes", "resets"):
-            values = kernels.value_changes(packed, resets=name == "resets")
-        elif name == "quantile_over_time":
-            q = self.scalar(args[0])
-            values = np.array([kernels.quantile(q, packed.values[i, : packed.lens[i]].tolist())
-                               for i in range(len(windows))])
-        else:
-            raise self.error(f"function {name}() is not supported yet")
+        window = _Window(packed, range_start, range_end, range_s, at_ms)
+        values, defined = RANGE_KERNELS[name](self, window, args)
+        ok = packed.nonempty() if defined is None else defined & packed.nonempty()
         keep_name = name == "last_over_time"
         return [
             VectorSample(dict(labels) if keep_name else _drop_name(labels), value)
-            for (labels, _, _), value, ok in zip(windows, values.tolist(), (defined & packed.nonempty()).tolist(),
-                                                 strict=True)
-            if ok
+            for (labels, _, _), value, kept in zip(windows, values.tolist(), ok.tolist(), strict=True)
+            if kept
         ]
 
     # -- aggregations
 
     def aggregate(self, node: Any) -> list[VectorSample]:
         op = str(node.op)
-        param = self.scalar(node.param) if node.param is not None else 0.0
         vec = self.vector(node.expr)
         modifier = node.modifier
         without = modifier is not None and modifier.type == pp.AggModifierType.Without
         grouping = list(modifier.labels) if modifier is not None else []
+        param = 0.0
+        if op == "count_values":
+            # Each value becomes a label (strconv.FormatFloat 'f', -1) and part of the group (engine.go).
+            value_label = _string_arg(node.param)
+            vec = [VectorSample({**s.labels, value_label: _go_format_f(s.value)}, s.value) for s in vec]
+            if not without:
+                grouping = sorted({*grouping, value_label})
+        elif node.param is not None:
+            param = self.scalar(node.param)
 
         drop = {*grouping, NAME}
         # Group keys that need no sorting: label values in grouping order for `by`, a frozenset for `without`.
@@ -382,12 +568,14 @@ class _Evaluation:
             group[1].append(s)
 
         out: list[VectorSample] = []
-        if op in ("topk", "bottomk"):
-            k = min(int(param), len(vec)) if not math.isnan(param) else 0
+        if op in ("topk", "bottomk", "limitk"):
+            if math.isnan(param) or abs(param) >= 2.0**63:
+                raise self.error(f"Scalar value {param} overflows int64")
+            k = min(int(param), len(vec))
             if k < 1:
                 return []
             for _, members in groups.values():
-                out.extend(_top_k(members, k, reverse=op == "bottomk"))
+                out.extend(members[:k] if op == "limitk" else _top_k(members, k, reverse=op == "bottomk"))
             return out
         for gl, members in groups.values():
             values = [s.value for s in members]
@@ -408,15 +596,19 @@ class _Evaluation:
                 value = 1.0 if keep else 0.0
             return Scalar(value)
         if isinstance(lhs, Scalar) or isinstance(rhs, Scalar):
-            return _check_unique(self.vector_scalar(op, lhs, rhs, return_bool), self.text)
+            return _check_unique(self.vector_scalar(op, lhs, rhs, return_bool, self.drops_name(op)), self.text)
         lvec, rvec = lhs, rhs
         matching = _Matching.of(modifier, op)
         if op in SET_OPERATORS:
             return _set_operation(op, lvec, rvec, matching)  # type: ignore[arg-type]
         return _check_unique(self.vector_vector(op, lvec, rvec, matching, return_bool), self.text)  # type: ignore[arg-type]
 
+    def drops_name(self, op: str) -> bool:
+        """shouldDropMetricName: arithmetic, and atan2 too since Prometheus 3."""
+        return op in ARITHMETIC or (op == "atan2" and self.left_open)
+
     @staticmethod
-    def vector_scalar(op: str, lhs: Value, rhs: Value, return_bool: bool) -> list[VectorSample]:
+    def vector_scalar(op: str, lhs: Value, rhs: Value, return_bool: bool, drop_name: bool) -> list[VectorSample]:
         swap = isinstance(lhs, Scalar)
         vec: list[VectorSample] = rhs if swap else lhs  # type: ignore[assignment]
         scalar: float = lhs.value if swap else rhs.value  # type: ignore[union-attr]
@@ -427,7 +619,7 @@ class _Evaluation:
             values = samples  # the vector's value is kept even when the scalar is on the left
         if return_bool:
             values, keep = keep.astype(np.float64), np.ones(len(samples), dtype=bool)
-        drop = op in ARITHMETIC or return_bool
+        drop = drop_name or return_bool
         return [
             VectorSample(_drop_name(s.labels) if drop else s.labels, value)
             for s, value, kept in zip(vec, values.tolist(), keep.tolist(), strict=True)
@@ -467,7 +659,7 @@ class _Evaluation:
                 value = 1.0 if kept else 0.0
             elif not kept:
                 continue
-            metric = matching.result_labels(ls.labels, found.labels, op)
+            metric = matching.result_labels(ls.labels, found.labels, self.drops_name(op))
             if return_bool:
                 metric = _drop_name(metric)
             if matching.card == "one-to-one":
@@ -483,6 +675,239 @@ class _Evaluation:
                 inserted.add(key)
             out.append(VectorSample(metric, value))
         return out
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The packed windows of a range function's selector, with the range in Prometheus' milliseconds."""
+
+    packed: kernels.Packed
+    start_ms: int
+    end_ms: int
+    range_s: float
+    at_ms: int
+
+
+_RangeResult = tuple[np.ndarray, np.ndarray | None]  # values, and which are defined (None: every nonempty one)
+
+
+def _rate_kernel(is_counter: bool, is_rate: bool) -> Callable[[_Evaluation, _Window, list[Any]], _RangeResult]:
+    def kernel(ev: _Evaluation, w: _Window, args: list[Any]) -> _RangeResult:
+        return kernels.extrapolated_rate(w.packed, w.start_ms, w.end_ms, w.range_s, is_counter, is_rate,
+                                         threshold_first=ev.left_open)
+    return kernel
+
+
+def _predict_linear(ev: _Evaluation, w: _Window, args: list[Any]) -> _RangeResult:
+    horizon = ev.scalar(args[1])
+    slope, intercept = kernels.linear_regression(w.packed, np.full(len(w.packed.lens), w.at_ms, dtype=np.int64))
+    return slope * horizon + intercept, w.packed.lens >= 2
+
+
+def _quantile_over_time(ev: _Evaluation, w: _Window, args: list[Any]) -> _RangeResult:
+    q, p = ev.scalar(args[0]), w.packed
+    return np.array([kernels.quantile(q, p.values[i, : p.lens[i]].tolist()) for i in range(len(p.lens))]), None
+
+
+def _smoothing(ev: _Evaluation, w: _Window, args: list[Any]) -> _RangeResult:
+    sf, tf = ev.scalar(args[1]), ev.scalar(args[2])
+    if not 0 < sf < 1:
+        raise ev.error(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:f}")
+    if not 0 < tf < 1:
+        raise ev.error(f"invalid trend factor. Expected: 0 < tf < 1, got: {tf:f}")
+    return kernels.double_exponential_smoothing(w.packed, sf, tf)
+
+
+_RangeKernel = Callable[[_Evaluation, _Window, list[Any]], _RangeResult]
+
+
+def _values_only(fn: Callable[[kernels.Packed], np.ndarray]) -> _RangeKernel:
+    return lambda ev, w, args: (fn(w.packed), None)
+
+
+RANGE_KERNELS: dict[str, _RangeKernel] = {
+    "rate": _rate_kernel(is_counter=True, is_rate=True),
+    "increase": _rate_kernel(is_counter=True, is_rate=False),
+    "delta": _rate_kernel(is_counter=False, is_rate=False),
+    "irate": lambda ev, w, args: kernels.instant_rate(w.packed),
+    "idelta": lambda ev, w, args: kernels.instant_delta(w.packed),
+    "deriv": lambda ev, w, args: (kernels.linear_regression(w.packed, w.packed.ts[:, 0])[0], w.packed.lens >= 2),
+    "predict_linear": _predict_linear,
+    "sum_over_time": _values_only(kernels.sum_over_time),
+    "avg_over_time": _values_only(kernels.avg_over_time),
+    "max_over_time": _values_only(lambda p: kernels.extreme_over_time(p, largest=True)),
+    "min_over_time": _values_only(lambda p: kernels.extreme_over_time(p, largest=False)),
+    "count_over_time": _values_only(lambda p: p.lens.astype(np.float64)),
+    "last_over_time": _values_only(lambda p: p.last()[1]),
+    "present_over_time": _values_only(lambda p: np.ones(len(p.lens))),
+    "stdvar_over_time": _values_only(kernels.variance_over_time),
+    "stddev_over_time": _values_only(lambda p: np.sqrt(kernels.variance_over_time(p))),
+    "mad_over_time": _values_only(kernels.mad_over_time),
+    "quantile_over_time": _quantile_over_time,
+    "changes": _values_only(lambda p: kernels.value_changes(p, resets=False)),
+    "resets": _values_only(lambda p: kernels.value_changes(p, resets=True)),
+    "double_exponential_smoothing": _smoothing,
+}
+
+
+def _simple(fn: Callable[[float], float]) -> Callable[[_Evaluation, list[Any]], Value]:
+    return lambda ev, args: ev.map_values(args, fn)
+
+
+def _date(part: Callable[[int], float]) -> Callable[[_Evaluation, list[Any]], Value]:
+    return lambda ev, args: ev.fn_date(args, part)
+
+
+def _range(name: str) -> Callable[[_Evaluation, list[Any]], Value]:
+    return lambda ev, args: ev.range_call(name, args)
+
+
+# The supported functions ARE this table (promql/functions.go's FunctionCalls): parse() refuses any other
+# name, and the README's list is checked against it.
+FUNCTIONS: dict[str, Callable[[_Evaluation, list[Any]], Value]] = {
+    **{name: _range(name) for name in RANGE_KERNELS},
+    "absent_over_time": _Evaluation.fn_absent_over_time,
+    "time": _Evaluation.fn_time,
+    "pi": _Evaluation.fn_pi,
+    "vector": _Evaluation.fn_vector,
+    "scalar": _Evaluation.fn_scalar,
+    "absent": _Evaluation.fn_absent,
+    "histogram_quantile": _Evaluation.fn_histogram_quantile,
+    "clamp": _Evaluation.fn_clamp,
+    "clamp_min": _Evaluation.fn_clamp_min,
+    "clamp_max": _Evaluation.fn_clamp_max,
+    "round": _Evaluation.fn_round,
+    "timestamp": _Evaluation.fn_timestamp,
+    "label_replace": _Evaluation.fn_label_replace,
+    "label_join": _Evaluation.fn_label_join,
+    "sort": lambda ev, args: ev.fn_sort(args, descending=False),
+    "sort_desc": lambda ev, args: ev.fn_sort(args, descending=True),
+    "sort_by_label": lambda ev, args: ev.fn_sort_by_label(args, descending=False),
+    "sort_by_label_desc": lambda ev, args: ev.fn_sort_by_label(args, descending=True),
+    "abs": _simple(abs),
+    "ceil": _simple(lambda v: float(np.ceil(v))),
+    "floor": _simple(lambda v: float(np.floor(v))),
+    "sqrt": _simple(lambda v: float(np.sqrt(np.float64(v)))),
+    "exp": _simple(lambda v: _libm(math.exp, v)),
+    "ln": _simple(lambda v: go_math.log(v)),
+    "log2": _simple(lambda v: go_math.log2(v)),
+    "log10": _simple(lambda v: go_math.log10(v)),
+    "sgn": _simple(lambda v: -1.0 if v < 0 else (1.0 if v > 0 else v)),
+    "sin": _simple(lambda v: _libm(math.sin, v)),
+    "cos": _simple(lambda v: _libm(math.cos, v)),
+    "tan": _simple(lambda v: _libm(math.tan, v)),
+    "asin": _simple(lambda v: _libm(math.asin, v)),
+    "acos": _simple(lambda v: _libm(math.acos, v)),
+    "atan": _simple(lambda v: _libm(math.atan, v)),
+    "sinh": _simple(lambda v: _libm(math.sinh, v)),
+    "cosh": _simple(lambda v: _libm(math.cosh, v)),
+    "tanh": _simple(lambda v: _libm(math.tanh, v)),
+    "asinh": _simple(lambda v: _libm(math.asinh, v)),
+    "acosh": _simple(lambda v: _libm(math.acosh, v)),
+    "atanh": _simple(lambda v: _libm(math.atanh, v)),
+    "rad": _simple(lambda v: v * math.pi / 180),
+    "deg": _simple(lambda v: v * 180 / math.pi),
+    "day_of_month": _date(lambda s: float(_civil(s)[2])),
+    "day_of_week": _date(lambda s: float((s // 86400 + 4) % 7)),
+    "day_of_year": _date(lambda s: float(_day_of_year(s))),
+    "days_in_month": _date(lambda s: float(_days_in_month(*_civil(s)[:2]))),
+    "hour": _date(lambda s: float(s % 86400 // 3600)),
+    "minute": _date(lambda s: float(s % 3600 // 60)),
+    "month": _date(lambda s: float(_civil(s)[1])),
+    "year": _date(lambda s: float(_civil(s)[0])),
+}
+SUPPORTED_FUNCTIONS = frozenset(FUNCTIONS)
+# Prometheus 2.x's name for double_exponential_smoothing; promql-parser (Prometheus 3's grammar) no longer
+# knows it, so parse() renames it before parsing.
+RENAMED_FUNCTIONS = {"holt_winters": "double_exponential_smoothing"}
+
+
+def _libm(fn: Callable[[float], float], v: float) -> float:
+    """A math-module function with IEEE results instead of exceptions (Go returns NaN or ±Inf)."""
+    try:
+        return fn(v)
+    except ValueError:
+        return math.nan
+    except OverflowError:
+        return math.inf if fn is not math.sinh or v > 0 else -math.inf
+
+
+def _libm2(fn: Callable[[float, float], float], x: float, y: float) -> float:
+    try:
+        return fn(x, y)
+    except ValueError:
+        return math.nan
+
+
+def _go_format_f(v: float) -> str:
+    """strconv.FormatFloat(v, 'f', -1, 64): shortest digits that read back exactly, never an exponent."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return go_float_fixed(v)
+
+
+def _civil(seconds: int) -> tuple[int, int, int]:
+    """(year, month, day) of a Unix time in UTC, proleptic Gregorian, any int64 (H. Hinnant's algorithm)."""
+    z = seconds // 86400 + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if _is_leap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _day_of_year(seconds: int) -> int:
+    year, month, day = _civil(seconds)
+    return sum(_days_in_month(year, m) for m in range(1, month)) + day
+
+
+def _go_max(x: float, y: float) -> float:
+    """Go's math.Max: +Inf wins over NaN, NaN over everything else, +0 over -0."""
+    if x == math.inf or y == math.inf:
+        return math.inf
+    if math.isnan(x) or math.isnan(y):
+        return math.nan
+    if x == 0 and x == y:
+        return y if math.copysign(1.0, x) < 0 else x
+    return x if x > y else y
+
+
+def _go_min(x: float, y: float) -> float:
+    """Go's math.Min: -Inf wins over NaN, NaN over everything else, -0 over +0."""
+    if x == -math.inf or y == -math.inf:
+        return -math.inf
+    if math.isnan(x) or math.isnan(y):
+        return math.nan
+    if x == 0 and x == y:
+        return x if math.copysign(1.0, x) < 0 else y
+    return x if x < y else y
+
+
+def _string_arg(node: Any) -> str:
+    node = _unparen(node)
+    if not isinstance(node, pp.StringLiteral):
+        raise PromQLError(f"expected a string literal, got {type(node).__name__}")
+    return str(node.val)
+
+
+def _natural_key(text: str) -> list[tuple[int, int, str]]:
+    """Natural order (Prometheus' natsort): digit runs compare as numbers."""
+    return [(1, int(part), part) if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", text) if part]
 
 
 def _match_op(op: Any) -> MatchOpName:
@@ -527,8 +952,10 @@ def _absent_labels(node: Any) -> _Labels:
 def _binop_arrays(op: str, lhs: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Prometheus' vectorElemBinop over arrays: (values, keep). IEEE results: x/0 is ±Inf or NaN."""
     with np.errstate(all="ignore"):
-        if op in ARITHMETIC:
-            if op == "+":
+        if op in VALUE_OPERATORS:
+            if op == "atan2":
+                values = np.array([_libm2(math.atan2, x, y) for x, y in zip(lhs.tolist(), rhs.tolist(), strict=True)])
+            elif op == "+":
                 values = lhs + rhs
             elif op == "-":
                 values = lhs - rhs
@@ -645,14 +1072,18 @@ def _aggregate_values(op: str, values: list[float], param: float) -> float:
             if hi < x or math.isnan(hi):
                 hi = x
         return hi
-    if op == "stddev":
+    if op == "count_values":
+        return float(len(values))
+    if op == "group":
+        return 1.0
+    if op in ("stddev", "stdvar"):
         mean, acc, count = values[0], 0.0, 1.0
         for x in values[1:]:
             count += 1
             delta = x - mean
             mean += delta / count
             acc += delta * (x - mean)
-        return math.sqrt(acc / count)
+        return math.sqrt(acc / count) if op == "stddev" else acc / count
     if op == "quantile":
         return kernels.quantile(param, values)
     raise PromQLError(f"aggregation {op} is not supported yet")
@@ -827,8 +1258,8 @@ class _Matching:
             return tuple(labels.get(k, "") for k in self.labels)
         return frozenset((k, v) for k, v in labels.items() if k not in self.ignored)
 
-    def result_labels(self, lhs: _Labels, rhs: _Labels, op: str) -> _Labels:
-        out = _drop_name(lhs) if op in ARITHMETIC else dict(lhs)
+    def result_labels(self, lhs: _Labels, rhs: _Labels, drop_name: bool) -> _Labels:
+        out = _drop_name(lhs) if drop_name else dict(lhs)
         if self.card == "one-to-one":
             if self.on:
                 out = {k: v for k, v in out.items() if k in self.labels}

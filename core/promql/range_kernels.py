@@ -68,8 +68,12 @@ def _kahan_inc(inc: np.ndarray, total: np.ndarray, c: np.ndarray) -> tuple[np.nd
 
 
 def extrapolated_rate(p: Packed, range_start: int, range_end: int, range_s: float, is_counter: bool,
-                      is_rate: bool) -> tuple[np.ndarray, np.ndarray]:
-    """rate/increase/delta: (values, defined) per series; defined needs two points."""
+                      is_rate: bool, threshold_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """rate/increase/delta: (values, defined) per series; defined needs two points.
+
+    ``threshold_first``: Prometheus 3 caps the extrapolation to the range start at half a sample interval
+    before it considers where a counter would have been zero; Prometheus 2 does it the other way round.
+    """
     with np.errstate(all="ignore"):
         last_t, last_v = p.last()
         first_t, first_v = p.ts[:, 0], p.values[:, 0]
@@ -83,12 +87,14 @@ def extrapolated_rate(p: Packed, range_start: int, range_end: int, range_s: floa
         to_end = (range_end - last_t).astype(np.float64) / 1000
         sampled = (last_t - first_t).astype(np.float64) / 1000
         average = sampled / (n - 1)
+        threshold = average * 1.1
+        if threshold_first:
+            to_start = np.where(to_start >= threshold, average / 2, to_start)
         if is_counter:
             to_zero = sampled * (first_v / result)
             use_zero = (result > 0) & (first_v >= 0) & (to_zero < to_start)
             to_start = np.where(use_zero, to_zero, to_start)
-        threshold = average * 1.1
-        interval = sampled + np.where(to_start < threshold, to_start, average / 2)
+        interval = sampled + (to_start if threshold_first else np.where(to_start < threshold, to_start, average / 2))
         interval = interval + np.where(to_end < threshold, to_end, average / 2)
         factor = interval / sampled
         if is_rate:
@@ -204,3 +210,59 @@ def quantile(q: float, values: list[float]) -> float:
     upper = min(n - 1, lower + 1)
     weight = rank - math.floor(rank)
     return ordered[int(lower)] * (1 - weight) + ordered[int(upper)] * weight
+
+
+def instant_delta(p: Packed) -> tuple[np.ndarray, np.ndarray]:
+    """idelta: the difference of the last two points (no reset handling, no division)."""
+    with np.errstate(all="ignore"):
+        idx = np.maximum(p.lens - 1, 0)
+        prev_idx = np.maximum(p.lens - 2, 0)
+        interval = p.ts[p.rows, idx] - p.ts[p.rows, prev_idx]
+        return p.values[p.rows, idx] - p.values[p.rows, prev_idx], (p.lens >= 2) & (interval != 0)
+
+
+def variance_over_time(p: Packed) -> np.ndarray:
+    """stdvar_over_time (the square root of it is stddev_over_time): Welford's running mean and sum of
+    squares, both Kahan-compensated, in point order, as funcStdvarOverTime."""
+    n_rows = len(p.lens)
+    count = np.zeros(n_rows)
+    mean, c_mean, aux, c_aux = (np.zeros(n_rows) for _ in range(4))
+    with np.errstate(all="ignore"):
+        for j in range(p.values.shape[1]):
+            ok = p.valid(j)
+            x = p.values[:, j]
+            count = np.where(ok, count + 1, count)
+            delta = x - (mean + c_mean)
+            m, cm = _kahan_inc(delta / count, mean, c_mean)
+            mean, c_mean = np.where(ok, m, mean), np.where(ok, cm, c_mean)
+            a, ca = _kahan_inc(delta * (x - (mean + c_mean)), aux, c_aux)
+            aux, c_aux = np.where(ok, a, aux), np.where(ok, ca, c_aux)
+        return (aux + c_aux) / count
+
+
+def double_exponential_smoothing(p: Packed, sf: float, tf: float) -> tuple[np.ndarray, np.ndarray]:
+    """holt_winters (Prometheus 3: double_exponential_smoothing), funcHoltWinters' loop; needs 2 points."""
+    s1 = p.values[:, 0].copy()
+    b = np.where(p.lens >= 2, p.values[:, 1 % max(p.values.shape[1], 1)] - s1, 0.0)
+    s0 = np.zeros(len(p.lens))
+    with np.errstate(all="ignore"):
+        for i in range(1, p.values.shape[1]):
+            ok = p.valid(i)
+            x = sf * p.values[:, i]
+            trend = b if i == 1 else tf * (s1 - s0) + (1 - tf) * b
+            y = (1 - sf) * (s1 + trend)
+            s0, s1, b = np.where(ok, s1, s0), np.where(ok, x + y, s1), np.where(ok, trend, b)
+    return s1, p.lens >= 2
+
+
+def mad_over_time(p: Packed) -> np.ndarray:
+    """Median absolute deviation (Prometheus 3): NaN if any point is NaN."""
+    out = np.empty(len(p.lens))
+    for i in range(len(p.lens)):
+        values = p.values[i, : p.lens[i]].tolist()
+        if any(math.isnan(v) for v in values):
+            out[i] = math.nan
+            continue
+        median = quantile(0.5, values)
+        out[i] = quantile(0.5, [abs(v - median) for v in values])
+    return out

@@ -164,6 +164,16 @@ class SeriesStore:
                 out.append((dict(buf.labels), found[1]))
         return out
 
+    def latest_points(self, matchers: Sequence[Matcher], start: float,
+                      end: float) -> list[tuple[dict[str, str], float, float]]:
+        """Like latest, with each point's own time: (labels, ts, value), for timestamp()."""
+        out: list[tuple[dict[str, str], float, float]] = []
+        for buf in self._candidates(matchers):
+            found = buf.last_at_or_before(end)
+            if found is not None and found[0] > start:
+                out.append((dict(buf.labels), found[0], found[1]))
+        return out
+
     def prune(self, before: float) -> None:
         """Forget points older than ``before``, and series left with none."""
         for key in list(self._series):

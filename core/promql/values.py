@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from core.promql.re2 import compile_re2
+
 STALE_NAN_BITS = 0x7FF0000000000002
 STALE_NAN: float = float(np.array([STALE_NAN_BITS], dtype=np.uint64).view(np.float64)[0])
 
@@ -29,16 +31,21 @@ def is_stale(value: float) -> bool:
 
 @dataclass(frozen=True)
 class Matcher:
-    """One label matcher; regexes are anchored at both ends as in Prometheus."""
+    """One label matcher; regexes are Go RE2, anchored at both ends as in Prometheus.
+
+    ``dotall``: whether `.` matches a newline, as in Prometheus 3 (Prometheus 2 and promtool 2.42: no).
+    An invalid or untranslatable regex raises RegexError (a ValueError) when the matcher is built.
+    """
 
     name: str
     op: MatchOpName
     value: str
+    dotall: bool = False
     _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.op in ("=~", "!~"):
-            object.__setattr__(self, "_regex", re.compile(f"(?:{self.value})", re.DOTALL))
+            object.__setattr__(self, "_regex", compile_re2(self.value, self.dotall))
 
     def matches(self, labels: dict[str, str]) -> bool:
         actual = labels.get(self.name, "")

@@ -18,11 +18,11 @@ import orjson
 
 from core.alert_state import Alert, AlertRuleState, AlertState
 from core.errors import CoreError
-from core.promql.evaluator import evaluate
+from core.promql.evaluator import DEFAULT_SUBQUERY_STEP, evaluate
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, VectorSample, labels_key
 from core.rules.loader import Rule, RuleGroup
-from core.rules.templates import TemplateData, alert_labels, expand
+from core.rules.templates import QuerySample, TemplateData, TemplateError, alert_labels, expand
 from schemas.alerts import AlertEvent, AlertSource
 from schemas.samples import Sample
 
@@ -37,8 +37,10 @@ class EngineStep:
 
 class RuleEngine:
     def __init__(self, groups: list[RuleGroup], external_labels: Mapping[str, str] | None = None,
-                 external_url: str = "", source: AlertSource = "rule") -> None:
+                 external_url: str = "", source: AlertSource = "rule",
+                 subquery_step: float = DEFAULT_SUBQUERY_STEP) -> None:
         self.groups = groups
+        self.subquery_step = subquery_step  # of `x[5m:]`: the global evaluation_interval, as Prometheus
         self.external_labels = dict(external_labels or {})
         self.external_url = external_url
         self.next_tick: dict[str, float] = {}
@@ -74,7 +76,7 @@ class RuleEngine:
     def eval_group(self, g: RuleGroup, t: float, store: SeriesStore, out: EngineStep) -> None:
         for i, r in enumerate(g.rules):
             try:
-                vec = _vector(evaluate(r.expr, t, store))
+                vec = _vector(evaluate(r.expr, t, store, subquery_step=self.subquery_step))
             except CoreError as exc:
                 self.errors.append(f"t={t:g} group {g.name!r} rule {r.name!r}: {exc}")
                 continue
@@ -121,8 +123,12 @@ class RuleEngine:
         assert r.alert is not None
         results: list[tuple[dict[str, str], float]] = []
         notes: dict[Key, dict[str, str]] = {}
+
+        def query(q: str) -> list[QuerySample]:
+            return _template_query(q, t, store)
+
         for s in vec:
-            data = TemplateData(s.labels, s.value, self.external_labels, self.external_url)
+            data = TemplateData(s.labels, s.value, self.external_labels, self.external_url, query)
             labels = alert_labels(s.labels, r.labels, data, r.alert)
             key = labels_key(labels)
             if key in notes:
@@ -175,6 +181,15 @@ def _alert_json(a: Alert) -> dict[str, object]:
     return {"labels": a.labels, "value": a.value, "active_at": a.active_at, "state": a.state.value,
             "annotations": a.annotations, "fired_at": a.fired_at, "resolved_at": a.resolved_at,
             "keep_firing_since": a.keep_firing_since}
+
+
+def _template_query(q: str, t: float, store: SeriesStore) -> list[QuerySample]:
+    """A template's `query`: evaluated at the alert's evaluation time against the same store (so it sees
+    what earlier rules of the tick recorded), as Prometheus' rules.EngineQueryFunc."""
+    try:
+        return [QuerySample(s.labels, s.value) for s in _vector(evaluate(q, t, store))]
+    except CoreError as exc:
+        raise TemplateError(f"error executing query {q!r}: {exc}") from None
 
 
 def _vector(value: object) -> list[VectorSample]:

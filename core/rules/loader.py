@@ -43,13 +43,13 @@ class _GroupSpec(BaseModel):
     name: str
     interval: str | None = None
     limit: int = 0
-    rules: list[dict[str, Any]] = Field(default_factory=list)
+    rules: list[dict[str, Any]] | None = None  # `rules:` left empty is an empty group, as promtool reads it
 
 
 class _FileSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    groups: list[dict[str, Any]] = Field(default_factory=list)
+    groups: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -101,7 +101,7 @@ def _load(doc: YamlDocument, default_interval: float) -> list[RuleGroup]:
     spec: _FileSpec = doc.validate(_FileSpec)
     out: list[RuleGroup] = []
     g: _GroupSpec
-    for gloc, g in validated_groups(doc, "groups", spec.groups, _GroupSpec):
+    for gloc, g in validated_groups(doc, "groups", spec.groups or [], _GroupSpec):
         if g.limit:
             raise doc.error((*gloc, "limit"), f"group {g.name!r}: `limit` is not supported")
         interval = default_interval
@@ -109,7 +109,7 @@ def _load(doc: YamlDocument, default_interval: float) -> list[RuleGroup]:
             interval = _duration(doc, (*gloc, "interval"), g.name, None, g.interval)
             if interval <= 0:
                 raise doc.error((*gloc, "interval"), f"group {g.name!r}: interval must be greater than 0")
-        rules = [_rule(doc, (*gloc, "rules", ri), g.name, raw) for ri, raw in enumerate(g.rules)]
+        rules = [_rule(doc, (*gloc, "rules", ri), g.name, raw) for ri, raw in enumerate(g.rules or [])]
         out.append(RuleGroup(g.name, interval, rules, doc.path))
     return out
 

@@ -1,27 +1,47 @@
-"""The Go-template subset that Prometheus rule labels and annotations use, rendered as Prometheus does:
-`{{ $value }}`, `{{ $labels.x }}`, `{{ .Value }}`, `{{ .Labels.x }}`, `{{ $externalLabels.x }}`,
-`{{ $externalURL }}`, the functions `humanize`, `humanize1024`, `humanizeDuration`,
-`humanizePercentage`, `printf`, `toUpper`, `toLower`, `title`, pipes (`{{ $value | humanize }}`) and
-`{{-`/`-}}` trimming. Control structures (`if`, `range`, ...) are refused at load time, so a template
-never fails while alerts are being evaluated."""
+"""Go text/template as Prometheus renders rule labels and annotations: `{{ $value }}`, `{{ $labels.x }}`,
+`{{ .Value }}`, `{{ .Labels.x }}`, `{{ $externalLabels.x }}`, `{{ $externalURL }}`; the actions `if` /
+`else if` / `else`, `with` (and `else with`), `range` (over query results, maps and lists, with
+`$i, $x :=`), variables (`$x := ...`, `$x = ...`), pipes, parentheses, `{{-`/`-}}` trimming and
+comments; Go's builtins (`and or not len index print printf println eq ne lt le gt ge html urlquery`)
+and Prometheus' template functions (template/template.go: `query`, `first`, `label`, `value`,
+`strvalue`, `args`, `reReplaceAll`, `safeHtml`, `match`, `title`, `toUpper`, `toLower`, `graphLink`,
+`tableLink`, `sortByLabel`, `stripPort`, `stripDomain`, `humanize*`, `humanizeTimestamp`, `toTime`,
+`pathPrefix`, `externalURL`, `parseDuration`). `query` runs against the engine's store at the alert's
+evaluation time. Parsing (syntax, unknown functions, undefined variables) happens at load time;
+`define`/`template`/`block` are refused there."""
 
 from __future__ import annotations
 
+import ast
+import html as htmllib
+import ipaddress
 import math
 import re
-import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote_plus, urlsplit
 
+from core.promql.re2 import compile_re2, go_expand
+from core.promql.series_notation import parse_duration
 from core.slo.go_format import go_float
-
-_ACTION = re.compile(r"{{(-?)\s*(.*?)\s*(-?)}}", re.S)
-_CONTROL = {"if", "else", "end", "range", "with", "define", "template", "block"}
 
 
 class TemplateError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class QuerySample:
+    """One element of a `query` result, as Prometheus' template `sample`: `.Labels` and `.Value`."""
+
+    Labels: Mapping[str, str]  # the field names templates use
+    Value: float
+
+
+QueryFunc = Callable[[str], list[QuerySample]]
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,7 @@ class TemplateData:
     value: float
     external_labels: Mapping[str, str]
     external_url: str = ""
+    query: QueryFunc | None = None  # the engine's store at the alert's evaluation time
 
 
 def go_g4(v: float) -> str:
@@ -133,114 +154,588 @@ def _printf(fmt: str, *args: Any) -> str:
 
 
 def go_str(x: Any) -> str:
+    """fmt.Sprint of one value."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
     if isinstance(x, float):
         return go_float(x)
+    if isinstance(x, datetime):
+        return _go_time_str(x)
     return "" if x is None else str(x)
 
 
-FUNCS: dict[str, Any] = {
+def _go_title(text: str) -> str:
+    """strings.Title: the first letter of each word upper-cased, the rest left as it is."""
+    out, prev = [], " "
+    for ch in text:
+        out.append(ch.upper() if not (prev.isalnum() or prev == "_") else ch)
+        prev = ch
+    return "".join(out)
+
+
+def _split_host_port(host_port: str) -> tuple[str, str] | None:
+    """net.SplitHostPort, or None where Go returns an error."""
+    if host_port.startswith("["):
+        end = host_port.find("]")
+        if end < 0 or not host_port.startswith(":", end + 1):
+            return None
+        return host_port[1:end], host_port[end + 2:]
+    if host_port.count(":") != 1:
+        return None
+    host, port = host_port.split(":")
+    return host, port
+
+
+def _strip_port(host_port: str) -> str:
+    split = _split_host_port(host_port)
+    return host_port if split is None else split[0]
+
+
+def _strip_domain(host_port: str) -> str:
+    split = _split_host_port(host_port)
+    host, port = split if split is not None else (host_port, "")
+    try:
+        ipaddress.ip_address(host)
+        return host_port
+    except ValueError:
+        pass
+    host = host.split(".")[0]
+    if port:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host
+
+
+def _to_time(x: Any) -> datetime:
+    """floatToTime: Unix seconds to a UTC time, at Prometheus' millisecond resolution."""
+    v = _to_float(x)
+    if math.isnan(v) or math.isinf(v) or abs(v * 1e9) >= 2.0**63:
+        raise TemplateError(f"{v} cannot be represented as a nanoseconds timestamp since it overflows int64")
+    ms = int(v * 1e9) // 1_000_000 if v >= 0 else -((-int(v * 1e9)) // 1_000_000)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+def _go_time_str(t: datetime) -> str:
+    """time.Time.String() of a UTC time: `2006-01-02 15:04:05.999999999 +0000 UTC`."""
+    frac = f".{t.microsecond:06d}".rstrip("0").rstrip(".") if t.microsecond else ""
+    return t.strftime("%Y-%m-%d %H:%M:%S") + frac + " +0000 UTC"
+
+
+def _humanize_timestamp(x: Any) -> str:
+    v = _to_float(x)
+    if math.isnan(v) or math.isinf(v):
+        return go_g4(v)
+    return _go_time_str(_to_time(v))
+
+
+def _re_replace_all(pattern: str, repl: str, text: str) -> str:
+    regex = compile_re2(pattern)
+    return regex.sub(lambda m: go_expand(repl, m), text)
+
+
+def _first(v: Any) -> Any:
+    if not v:
+        raise TemplateError("first() called on vector with no elements")
+    return v[0]
+
+
+def _sample(s: Any, fn: str) -> QuerySample:
+    if not isinstance(s, QuerySample):
+        raise TemplateError(f"{fn}() needs a query result sample, got {go_str(s)!r}")
+    return s
+
+
+def _truth(v: Any) -> bool:
+    """text/template's truth: false, 0, nil and empty strings, maps and lists are false."""
+    if isinstance(v, float):
+        return v != 0
+    return bool(v)
+
+
+def _go_print(*args: Any) -> str:
+    """fmt.Sprint: a space between two operands when neither is a string."""
+    out: list[str] = []
+    for i, a in enumerate(args):
+        if i and not isinstance(a, str) and not isinstance(args[i - 1], str):
+            out.append(" ")
+        out.append(go_str(a))
+    return "".join(out)
+
+
+def _kind(v: Any) -> str:
+    """text/template's basicKind, for the types templates meet."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    return "string" if isinstance(v, str) else "other"
+
+
+def _compare(op: str) -> Callable[..., bool]:
+    """eq, ne, lt, le, gt, ge: values of different kinds (a float and an int literal too) do not compare."""
+    def compare(a: Any, *rest: Any) -> bool:
+        if not rest:
+            raise TemplateError(f"missing argument for comparison {op}")
+        for b in rest:
+            if _kind(a) != _kind(b):
+                raise TemplateError("incompatible types for comparison")
+        if op == "eq":
+            return any(a == b for b in rest)
+        b = rest[0]
+        if op != "ne" and _kind(a) in ("bool", "other"):
+            raise TemplateError("invalid type for comparison")
+        return {"ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+    return compare
+
+
+def _index(item: Any, *keys: Any) -> Any:
+    for k in keys:
+        if isinstance(item, Mapping):
+            item = item.get(k, "")
+        else:
+            try:
+                item = item[int(k)]
+            except (IndexError, TypeError, ValueError):
+                raise TemplateError(f"index of {go_str(item)!r}: {k!r} out of range") from None
+    return item
+
+
+def _and(*args: Any) -> Any:
+    for a in args:
+        if not _truth(a):
+            return a
+    return args[-1]
+
+
+def _or(*args: Any) -> Any:
+    for a in args:
+        if _truth(a):
+            return a
+    return args[-1]
+
+
+# Go's text/template builtins, then Prometheus' template functions (template/template.go). Functions
+# that need the rule's context (query, pathPrefix, externalURL) are bound per render in _Renderer.
+FUNCS: dict[str, Callable[..., Any]] = {
+    "and": _and, "or": _or, "not": lambda a: not _truth(a), "len": len, "index": _index, "print": _go_print,
+    "println": lambda *a: " ".join(go_str(x) for x in a) + "\n", "printf": _printf,
+    "eq": _compare("eq"), "ne": _compare("ne"), "lt": _compare("lt"), "le": _compare("le"), "gt": _compare("gt"),
+    "ge": _compare("ge"), "html": lambda s: htmllib.escape(go_str(s)), "urlquery": lambda s: quote_plus(go_str(s)),
+    "first": _first,
+    "label": lambda name, s: _sample(s, "label").Labels.get(name, ""),
+    "value": lambda s: _sample(s, "value").Value,
+    "strvalue": lambda s: _sample(s, "strvalue").Labels.get("__value__", ""),
+    "args": lambda *a: {f"arg{i}": x for i, x in enumerate(a)},
+    "reReplaceAll": _re_replace_all,
+    "safeHtml": lambda s: str(s),
+    "match": lambda pattern, text: compile_re2(pattern).search(text) is not None,
+    "title": lambda s: _go_title(str(s)),
+    "toUpper": lambda s: str(s).upper(),
+    "toLower": lambda s: str(s).lower(),
+    "graphLink": lambda e: f"/graph?g0.expr={quote_plus(str(e))}&g0.tab=0",
+    "tableLink": lambda e: f"/graph?g0.expr={quote_plus(str(e))}&g0.tab=1",
+    "sortByLabel": lambda name, v: sorted(v, key=lambda s: _sample(s, "sortByLabel").Labels.get(name, "")),
+    "stripPort": lambda s: _strip_port(str(s)),
+    "stripDomain": lambda s: _strip_domain(str(s)),
     "humanize": lambda x: humanize(_to_float(x)),
     "humanize1024": lambda x: humanize1024(_to_float(x)),
     "humanizeDuration": lambda x: humanize_duration(_to_float(x)),
     "humanizePercentage": lambda x: go_g4(_to_float(x) * 100) + "%",
-    "humanizeTimestamp": None,
-    "printf": _printf,
-    "toUpper": lambda s: str(s).upper(),
-    "toLower": lambda s: str(s).lower(),
-    "title": lambda s: str(s).title(),
-}
+    "humanizeTimestamp": _humanize_timestamp,
+    "toTime": _to_time,
+    "parseDuration": lambda d: parse_duration(str(d)),
+    "query": lambda q: [],  # replaced per render
+    "pathPrefix": lambda: "",  # replaced per render
+    "externalURL": lambda: "",  # replaced per render
+}  # fmt: skip
 
 
-def _tokens(text: str) -> list[str]:
-    lex = shlex.shlex(text, posix=False, punctuation_chars="|")
-    lex.whitespace_split = True
-    lex.quotes = '"`'
-    return list(lex)
+# ------------------------------------------------------------------------------------------- parsing
+
+_DELIMS = re.compile(r"{{(-\s)?(.*?)(\s-)?}}", re.S)
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<str>"(?:[^"\\\n]|\\.)*")
+  | (?P<raw>`[^`]*`)
+  | (?P<char>'(?:[^'\\]|\\.)+')
+  | (?P<decl>:=)
+  | (?P<assign>=)
+  | (?P<punct>[|(,])
+  | (?P<close>\)(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<var>\$[A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<field>(?:\.[A-Za-z_][A-Za-z0-9_]*)+|\.)
+  | (?P<num>[+-]?(?:0[xX][0-9a-fA-F_]+|(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][+-]?\d+)?))
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+""", re.X)
+_KEYWORDS = {"if", "else", "end", "range", "with", "define", "template", "block", "break", "continue"}
 
 
-def _term(tok: str, data: TemplateData) -> Any:
-    if tok.startswith('"') and tok.endswith('"'):
-        return bytes(tok[1:-1], "utf-8").decode("unicode_escape")
-    if tok.startswith("`") and tok.endswith("`"):
-        return tok[1:-1]
-    if tok in ("$value", ".Value"):
-        return data.value
-    if tok in ("$externalURL", ".ExternalURL"):
-        return data.external_url
-    for prefix, source in (("$labels", data.labels), (".Labels", data.labels),
-                           ("$externalLabels", data.external_labels), (".ExternalLabels", data.external_labels)):
-        if tok == prefix:
-            return dict(source)
-        if tok.startswith(prefix + "."):
-            return source.get(tok[len(prefix) + 1:], "")
-    try:
-        return float(tok) if any(c in tok for c in ".eE") else int(tok)
-    except ValueError:
-        raise TemplateError(f"unknown template term {tok!r}") from None
-
-
-def _command(words: list[str], piped: Any, has_piped: bool, data: TemplateData) -> Any:
-    if not words:
-        raise TemplateError("empty pipeline stage")
-    head = words[0]
-    if head in FUNCS:
-        fn = FUNCS[head]
-        if fn is None:
-            raise TemplateError(f"function {head} is not supported")
-        args = [_term(w, data) for w in words[1:]] + ([piped] if has_piped else [])
-        try:
-            return fn(*args)
-        except TypeError:
-            raise TemplateError(f"wrong number of arguments for {head}") from None
-    if len(words) > 1 or has_piped:
-        raise TemplateError(f"{head!r} is not a function")
-    return _term(head, data)
-
-
-def _eval_action(body: str, data: TemplateData) -> str:
-    words = _tokens(body)
-    if words and words[0] in _CONTROL:
-        raise TemplateError(f"{{{{ {words[0]} }}}} is not supported (Watchkeeper renders values, labels and "
-                            "humanize*/printf pipelines only)")
-    stages: list[list[str]] = [[]]
-    for w in words:
-        if w == "|":
-            stages.append([])
-        else:
-            stages[-1].append(w)
+@dataclass
+class _Operand:
+    kind: str  # lit | var | dot | func | sub
     value: Any = None
-    for i, stage in enumerate(stages):
-        value = _command(stage, value, i > 0, data)
-    return go_str(value)
+    fields: tuple[str, ...] = ()
+
+
+@dataclass
+class _Pipeline:
+    decl: list[str]
+    assign: bool
+    cmds: list[list[_Operand]]
+
+
+@dataclass
+class _Node:
+    kind: str  # text | action | if | range | with
+    text: str = ""
+    pipe: _Pipeline | None = None
+    branches: list[tuple[_Pipeline, list[_Node]]] = field(default_factory=list)
+    else_body: list[_Node] = field(default_factory=list)
+
+
+def _lex(body: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(body):
+        m = _TOKEN.match(body, pos)
+        if m is None:
+            raise TemplateError(f"unexpected {body[pos:pos + 10]!r} in action")
+        kind = m.lastgroup or ""
+        text = m.group(0)
+        if kind != "ws":
+            out.append((kind, text))
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    """text/template's grammar, for the actions Prometheus templates use; undefined variables are errors."""
+
+    def __init__(self, text: str) -> None:
+        self.items = self._split(text)
+        self.pos = 0
+        self.scopes: list[set[str]] = [{"$", "$labels", "$externalLabels", "$externalURL", "$value"}]
+
+    @staticmethod
+    def _split(text: str) -> list[tuple[str, Any]]:
+        items: list[tuple[str, Any]] = []
+        pos = 0
+        trim_next = False
+        for m in _DELIMS.finditer(text):
+            literal = text[pos:m.start()]
+            if trim_next:
+                literal = literal.lstrip()
+            if m.group(1):
+                literal = literal.rstrip()
+            items.append(("text", literal))
+            body = m.group(2).strip()
+            if not (body.startswith("/*") and body.endswith("*/")):
+                items.append(("action", _lex(body)))
+            trim_next = bool(m.group(3))
+            pos = m.end()
+        tail = text[pos:]
+        items.append(("text", tail.lstrip() if trim_next else tail))
+        if any("{{" in t for k, t in items if k == "text"):
+            raise TemplateError("unclosed action")
+        return items
+
+    def parse(self) -> list[_Node]:
+        nodes, stop = self.body()
+        if stop is not None:
+            raise TemplateError(f"unexpected {{{{{stop[0][1]}}}}}")
+        return nodes
+
+    def body(self) -> tuple[list[_Node], list[tuple[str, str]] | None]:
+        """Nodes up to an {{else}} or {{end}} (returned as the stop action) or the end of the text."""
+        nodes: list[_Node] = []
+        while self.pos < len(self.items):
+            kind, value = self.items[self.pos]
+            self.pos += 1
+            if kind == "text":
+                if value:
+                    nodes.append(_Node("text", text=value))
+                continue
+            toks: list[tuple[str, str]] = value
+            if not toks:
+                raise TemplateError("missing value for command")
+            word = toks[0][1] if toks[0][0] == "ident" else ""
+            if word in ("else", "end"):
+                return nodes, toks
+            if word in ("if", "with", "range"):
+                nodes.append(self.control(word, toks[1:]))
+            elif word in _KEYWORDS:
+                raise TemplateError(f"{{{{{word}}}}} is not supported")
+            else:
+                nodes.append(_Node("action", pipe=self.pipeline(toks)))
+        return nodes, None
+
+    def control(self, word: str, toks: list[tuple[str, str]]) -> _Node:
+        node = _Node(word)
+        self.scopes.append(set())
+        while True:
+            pipe = self.pipeline(toks, allow_two=word == "range")
+            body, stop = self.body()
+            node.branches.append((pipe, body))
+            if stop is None:
+                raise TemplateError(f"unexpected EOF: {{{{{word}}}}} without {{{{end}}}}")
+            if stop[0][1] == "end":
+                break
+            # {{else}}, or {{else if ...}} / {{else with ...}} chaining
+            if len(stop) > 1 and stop[1][1] == word and word != "range":
+                toks = stop[2:]
+                continue
+            if len(stop) > 1:
+                raise TemplateError(f"unexpected {stop[1][1]!r} after else")
+            node.else_body, stop = self.body()
+            if stop is None or stop[0][1] != "end" or len(stop) > 1:
+                raise TemplateError(f"expected {{{{end}}}} after {{{{else}}}} of {{{{{word}}}}}")
+            break
+        self.scopes.pop()
+        return node
+
+    def pipeline(self, toks: list[tuple[str, str]], allow_two: bool = False) -> _Pipeline:
+        decl: list[str] = []
+        assign = False
+        i = 0
+        # $x := ..., $x = ..., and for range $i, $x := ...
+        if toks and toks[0][0] == "var":
+            if len(toks) > 1 and toks[1][0] in ("decl", "assign"):
+                decl, assign, i = [toks[0][1]], toks[1][0] == "assign", 2
+            elif allow_two and len(toks) > 3 and toks[1][1] == "," and toks[2][0] == "var" and toks[3][0] == "decl":
+                decl, i = [toks[0][1], toks[2][1]], 4
+        cmds: list[list[_Operand]] = [[]]
+        j = i
+        while j < len(toks):
+            text = toks[j][1]
+            if text == "|":
+                cmds.append([])
+                j += 1
+                continue
+            operand, j = self.operand(toks, j)
+            cmds[-1].append(operand)
+        if any(not c for c in cmds):
+            raise TemplateError("missing value for command")
+        for name in decl:
+            if assign:
+                self.need(name)
+            else:
+                self.scopes[-1].add(name)
+        return _Pipeline(decl, assign, cmds)
+
+    def need(self, var: str) -> None:
+        if not any(var in scope for scope in self.scopes):
+            raise TemplateError(f"undefined variable {var!r}")
+
+    def operand(self, toks: list[tuple[str, str]], j: int) -> tuple[_Operand, int]:
+        kind, text = toks[j]
+        j += 1
+        op: _Operand
+        if kind == "str":
+            op = _Operand("lit", _go_unquote(text))
+        elif kind == "raw":
+            op = _Operand("lit", text[1:-1])
+        elif kind == "char":
+            op = _Operand("lit", ord(_go_unquote('"' + text[1:-1] + '"')))
+        elif kind == "num":
+            clean = text.replace("_", "")
+            try:
+                op = _Operand("lit", int(clean, 0) if not any(c in clean.lower() for c in ".e") or
+                              clean.lower().startswith(("0x", "-0x", "+0x")) else float(clean))
+            except ValueError:
+                raise TemplateError(f"bad number syntax: {text!r}") from None
+        elif kind == "var":
+            name, *fields = text.split(".")
+            self.need(name)
+            op = _Operand("var", name, tuple(fields))
+        elif kind == "field":
+            op = _Operand("dot", None, tuple(f for f in text.split(".") if f))
+        elif kind == "ident":
+            if text in ("true", "false"):
+                op = _Operand("lit", text == "true")
+            elif text == "nil":
+                op = _Operand("lit", None)
+            elif text in FUNCS:
+                op = _Operand("func", text)
+            else:
+                raise TemplateError(f'function "{text}" not defined')
+        elif text == "(":
+            depth, k = 1, j
+            while k < len(toks) and depth:
+                depth += 1 if toks[k][1] == "(" else (-1 if toks[k][0] == "close" else 0)
+                k += 1
+            if depth:
+                raise TemplateError("unclosed left paren")
+            # a field chain glued to the parenthesis: (first $r).Value
+            op = _Operand("sub", self.pipeline(toks[j:k - 1]), tuple(f for f in toks[k - 1][1][1:].split(".") if f))
+            j = k
+        else:
+            raise TemplateError(f"unexpected {text!r} in command")
+        return op, j
+
+
+def _go_unquote(text: str) -> str:
+    try:
+        return str(ast.literal_eval(text))
+    except (ValueError, SyntaxError):
+        raise TemplateError(f"invalid quoted string {text}") from None
+
+
+# ----------------------------------------------------------------------------------------- rendering
+
+
+class _Renderer:
+    def __init__(self, data: TemplateData) -> None:
+        self.dot_root = {"Labels": dict(data.labels), "Value": data.value, "ExternalLabels": dict(data.external_labels),
+                         "ExternalURL": data.external_url}
+        self.vars: list[dict[str, Any]] = [{"$": self.dot_root, "$labels": self.dot_root["Labels"],
+                                            "$externalLabels": self.dot_root["ExternalLabels"],
+                                            "$externalURL": data.external_url, "$value": data.value}]
+        self.funcs = dict(FUNCS)
+        query = data.query
+
+        def run_query(q: str) -> list[QuerySample]:
+            if query is None:
+                raise TemplateError("query is not available here")
+            return query(str(q))
+
+        self.funcs["query"] = run_query
+        self.funcs["pathPrefix"] = lambda: urlsplit(data.external_url).path
+        self.funcs["externalURL"] = lambda: data.external_url
+
+    def lookup(self, name: str) -> Any:
+        for scope in reversed(self.vars):
+            if name in scope:
+                return scope[name]
+        raise TemplateError(f"undefined variable {name!r}")
+
+    def set_var(self, name: str, value: Any, assign: bool) -> None:
+        if assign:
+            for scope in reversed(self.vars):
+                if name in scope:
+                    scope[name] = value
+                    return
+        self.vars[-1][name] = value
+
+    def render(self, nodes: list[_Node], dot: Any, out: list[str]) -> None:
+        for node in nodes:
+            if node.kind == "text":
+                out.append(node.text)
+            elif node.kind == "action":
+                assert node.pipe is not None
+                value = self.pipeline(node.pipe, dot)
+                if not node.pipe.decl:
+                    out.append(go_str(value))
+            elif node.kind == "range":
+                self.range(node, dot, out)
+            else:
+                self.vars.append({})
+                try:
+                    for pipe, body in node.branches:
+                        value = self.pipeline(pipe, dot)
+                        if _truth(value):
+                            self.render(body, value if node.kind == "with" else dot, out)
+                            break
+                    else:
+                        self.render(node.else_body, dot, out)
+                finally:
+                    self.vars.pop()
+
+    def range(self, node: _Node, dot: Any, out: list[str]) -> None:
+        pipe, body = node.branches[0]
+        decl = pipe.decl
+        items = self.pipeline(_Pipeline([], False, pipe.cmds), dot)
+        if isinstance(items, Mapping):
+            pairs = sorted(items.items())
+        elif isinstance(items, list | tuple | str):
+            pairs = list(enumerate(items))
+        elif isinstance(items, int):
+            pairs = [(i, i) for i in range(items)]
+        elif items is None:
+            pairs = []
+        else:
+            raise TemplateError(f"range can't iterate over {go_str(items)}")
+        if not pairs:
+            self.render(node.else_body, dot, out)
+            return
+        for key, item in pairs:
+            self.vars.append({})
+            try:
+                if len(decl) == 2:
+                    self.vars[-1][decl[0]], self.vars[-1][decl[1]] = key, item
+                elif decl:
+                    self.vars[-1][decl[0]] = item
+                self.render(body, item, out)
+            finally:
+                self.vars.pop()
+
+    def pipeline(self, pipe: _Pipeline, dot: Any) -> Any:
+        value: Any = None
+        for i, cmd in enumerate(pipe.cmds):
+            value = self.command(cmd, dot, value, i > 0)
+        if pipe.decl and len(pipe.decl) == 1:
+            self.set_var(pipe.decl[0], value, pipe.assign)
+        return value
+
+    def command(self, cmd: list[_Operand], dot: Any, piped: Any, has_piped: bool) -> Any:
+        head = cmd[0]
+        if head.kind == "func":
+            args = [self.operand(o, dot) for o in cmd[1:]] + ([piped] if has_piped else [])
+            fn = self.funcs[head.value]
+            try:
+                return fn(*args)
+            except TypeError as exc:
+                raise TemplateError(f"wrong number or type of arguments for {head.value}: {exc}") from None
+        if len(cmd) > 1 or has_piped:
+            raise TemplateError(f"can't give argument to non-function {self.describe(head)}")
+        return self.operand(head, dot)
+
+    @staticmethod
+    def describe(op: _Operand) -> str:
+        return {"var": str(op.value), "dot": "." + ".".join(op.fields)}.get(op.kind, repr(op.value))
+
+    def operand(self, op: _Operand, dot: Any) -> Any:
+        if op.kind == "lit":
+            return op.value
+        if op.kind == "func":
+            return self.funcs[op.value]()
+        if op.kind == "var":
+            base = self.lookup(op.value)
+        elif op.kind == "sub":
+            base = self.pipeline(op.value, dot)
+        else:
+            base = dot
+        for name in op.fields:
+            base = _field(base, name)
+        return base
+
+
+def _field(base: Any, name: str) -> Any:
+    if isinstance(base, Mapping):
+        return base.get(name, "")  # missingkey=zero, as Prometheus sets it
+    if isinstance(base, QuerySample) and name in ("Labels", "Value"):
+        return getattr(base, name)
+    raise TemplateError(f"can't evaluate field {name} in {go_str(base)!r}")
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[_Node, ...]:
+    """Parsed once per distinct template: a rule's annotations are rendered at every tick."""
+    return tuple(_Parser(text).parse())
 
 
 def render(text: str, data: TemplateData) -> str:
-    """Render `text`; raises TemplateError for anything outside the subset."""
+    """Render `text` as Prometheus does; raises TemplateError for what Prometheus would refuse."""
+    renderer = _Renderer(data)
     out: list[str] = []
-    pos = 0
-    for m in _ACTION.finditer(text):
-        literal = text[pos:m.start()]
-        if m.group(1):
-            literal = literal.rstrip()
-        if out and out[-1] == "\x00trim":
-            out.pop()
-            literal = literal.lstrip()
-        out.append(literal)
-        out.append(_eval_action(m.group(2), data))
-        if m.group(3):
-            out.append("\x00trim")
-        pos = m.end()
-    tail = text[pos:]
-    if out and out[-1] == "\x00trim":
-        out.pop()
-        tail = tail.lstrip()
-    out.append(tail)
+    renderer.render(list(_parsed(text)), renderer.dot_root, out)
     return "".join(out)
 
 
 def check(text: str) -> None:
-    """Fail now, naming the construct, if `text` would not render."""
-    render(text, TemplateData({"__name__": "x"}, 1.0, {}))
+    """Fail now, naming the construct, if `text` does not parse (syntax, unknown function, undefined
+    variable), as Prometheus does when it loads rules; what depends on data is only known when rendering."""
+    _parsed(text)
 
 
 def expand(tmpl: str, data: TemplateData) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import CoreError
+from core.rules.loader import load_rule_files
 from core.rules.unit_test import run_test_file
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
@@ -56,3 +58,37 @@ def test_a_failing_expectation_is_reported_like_promtool(tmp_path: Path) -> None
         ran = subprocess.run([*cmd, "t.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
         out = ran.stdout + ran.stderr
         assert ran.returncode == 1 and "FAILED" in out and "HighLatency" in out and "13m" in out, out
+
+
+def test_one_broken_file_does_not_stop_the_others(tmp_path: Path) -> None:
+    src = RULES / "promql"
+    shutil.copy(src / "abs_round.rules.yml", tmp_path)
+    shutil.copy(src / "abs_round.test.yml", tmp_path)
+    (tmp_path / "broken.test.yml").write_text("rule_files: []\ntests: oops\n")
+    (tmp_path / "bad_regex.rules.yml").write_text(
+        "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: 'x{a=~\"b**\"}'\n")
+    (tmp_path / "bad_regex.test.yml").write_text("rule_files: [bad_regex.rules.yml]\ntests: [{input_series: []}]\n")
+    files = ["broken.test.yml", "bad_regex.test.yml", "abs_round.test.yml"]
+    ran = subprocess.run([sys.executable, "-m", "watchkeeper", "rules", "test", *files], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    out = ran.stdout + ran.stderr
+    assert ran.returncode == 1, out
+    assert out.count("FAILED") == 2 and out.count("SUCCESS") == 1, out
+    assert "broken.test.yml:2: tests: expected a list" in out
+    assert "bad_regex.rules.yml:5" in out and "rule 'r'" in out and "nested repetition" in out
+
+
+def test_real_world_rule_files_load() -> None:
+    """tests/rules/wild: rule files from public repositories (licences in its README); all pass promtool
+    check rules, and all must load in Watchkeeper."""
+    files = sorted(str(f) for f in (RULES / "wild").rglob("*.y*ml"))
+    assert len(files) >= 100
+    checked = subprocess.run(["promtool", "check", "rules", *files], capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+    failures = []
+    for f in files:
+        try:
+            load_rule_files([f])
+        except CoreError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n".join(failures)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.errors import CoreError
-from core.promql.evaluator import PromQLError, evaluate, evaluate_range, parse
+from core.promql.evaluator import (
+    FUNCTIONS,
+    SUPPORTED_AGGREGATIONS,
+    PromQLError,
+    evaluate,
+    evaluate_range,
+    parse,
+)
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, SeriesData, VectorSample
 
@@ -170,13 +179,11 @@ def test_matching_errors_are_promql_errors() -> None:
 @pytest.mark.parametrize(
     ("expr", "what"),
     [
-        ("rate(x[5m:1m])", "subquery"),
-        ("x @ 100", "@ modifier"),
-        ('label_replace(x, "a", "b", "c", "d")', "function label_replace()"),
-        ("stddev_over_time(x[5m])", "function stddev_over_time()"),
-        ('count_values("v", x)', "aggregation count_values"),
-        ("group(x)", "aggregation group"),
-        ("x atan2 x", "operator atan2"),
+        ("histogram_count(x)", "function histogram_count()"),
+        ("limit_ratio(0.5, x)", "aggregation limit_ratio"),
+        ("left + fill(0) right", "fill"),
+        ("left * on(a) fill_left(1) fill_right(2) right", "fill"),
+        ('"a string"', "a string literal"),
     ],
 )
 def test_unsupported_constructs_fail_at_parse_time(expr: str, what: str) -> None:
@@ -200,3 +207,103 @@ def test_evaluate_range_steps_through_time() -> None:
     assert series.labels == {"job": "a"}
     assert series.ts.tolist() == [120.0, 240.0, 360.0]
     assert series.values.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_numbers_as_durations_are_seconds_everywhere() -> None:
+    """Prometheus 3 reads `x[600]` as 600 s; so does Watchkeeper, in ranges and offsets alike."""
+    for number, duration in (("resets(req_total[600])", "resets(req_total[10m])"),
+                             ("rate(req_total[300] offset 60)", "rate(req_total[5m] offset 1m)"),
+                             ("req_total offset 120", "req_total offset 2m")):
+        assert _vec(evaluate(number, 360.0, COUNTER)) == _vec(evaluate(duration, 360.0, COUNTER))
+        assert parse(number).max_lookback == parse(duration).max_lookback
+
+
+def test_holt_winters_is_read_as_double_exponential_smoothing() -> None:
+    gauge = _store({("g", ()): [1, 5, 2, 8, 3, 9]})
+    assert _vec(evaluate("holt_winters(g[5m], 0.5, 0.3)", 300.0, gauge)) == _vec(
+        evaluate("double_exponential_smoothing(g[5m], 0.5, 0.3)", 300.0, gauge))
+    # a string that merely contains the old name is left alone
+    renamed = evaluate('label_replace(vector(1), "f", "holt_winters(x)", "", "")', 0.0, gauge)
+    assert _vec(renamed) == {(("f", "holt_winters(x)"),): 1.0}
+    with pytest.raises(PromQLError, match="smoothing factor"):
+        evaluate("holt_winters(g[5m], 1, 0.3)", 300.0, gauge)
+
+
+def test_label_functions_validate_names_at_parse_time() -> None:
+    with pytest.raises(PromQLError, match="invalid destination label name '1x'"):
+        parse('label_replace(x, "1x", "$1", "a", "(.*)")')
+    with pytest.raises(PromQLError, match="invalid source label name 'a-b'"):
+        parse('label_join(x, "d", ",", "a-b")')
+    with pytest.raises(PromQLError, match="invalid count_values label name"):
+        parse('count_values("a b", x)')
+
+
+def test_label_replace_that_makes_duplicates_is_an_error() -> None:
+    store = _store({("x", (("a", "1"),)): [1.0], ("x", (("a", "2"),)): [2.0]})
+    with pytest.raises(PromQLError, match="same labelset"):
+        evaluate('label_replace(x, "a", "same", "a", ".*")', 0.0, store)
+
+
+def test_sort_puts_nan_last_both_ways() -> None:
+    store = _store({("x", (("a", "1"),)): [2.0], ("x", (("a", "2"),)): [math.nan], ("x", (("a", "3"),)): [1.0]})
+    assert [s.labels["a"] for s in evaluate("sort(x)", 0.0, store)] == ["3", "1", "2"]  # type: ignore[union-attr]
+    assert [s.labels["a"] for s in evaluate("sort_desc(x)", 0.0, store)] == ["1", "3", "2"]  # type: ignore[union-attr]
+    by_label = _store({("x", (("n", "host10"),)): [1.0], ("x", (("n", "host9"),)): [1.0]})
+    assert [s.labels["n"] for s in evaluate('sort_by_label(x, "n")', 0.0, by_label)] == [  # type: ignore[union-attr]
+        "host9", "host10"]
+
+
+def test_limitk_keeps_the_first_k_series_of_each_group() -> None:
+    store = _store({("x", (("g", "a"), ("i", str(i)))): [float(i)] for i in range(4)})
+    assert sorted(_vec(evaluate("limitk(2, x)", 0.0, store)).values()) == [0.0, 1.0]
+
+
+def test_the_readme_lists_exactly_the_dispatch_table() -> None:
+    """The README's list of PromQL functions and aggregations is the dispatch table, no more, no less."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("  - range functions:"):readme.index("  Values equal promtool")]
+    listed = set(re.findall(r"`([a-z_0-9]+)`", section))
+    supported = set(FUNCTIONS) | SUPPORTED_AGGREGATIONS
+    syntax = {"holt_winters", "by", "without", "atan2", "bool", "on", "ignoring", "group_left", "group_right",
+              "and", "or", "unless"}
+    assert supported - listed == set(), "supported but not in the README"
+    assert listed - supported - syntax == set(), "in the README but not supported"
+
+
+def test_subquery_steps_are_aligned_and_closed_at_the_left() -> None:
+    gauge = _store({("g", ()): [1, 5, 2, 8, 3, 9, 4]})  # at 0, 60, ... 360 s
+    # [5m:2m] at 360 s: steps at 120, 240, 360 (multiples of 120 in [60, 360]) read 2, 3, 4
+    assert _vec(evaluate("sum_over_time(g[5m:2m])", 360.0, gauge)) == {(): 9.0}
+    assert _vec(evaluate("count_over_time(g[6m:1m])", 360.0, gauge)) == {(): 7.0}  # 0 s included, as 2.42
+    assert _vec(evaluate("count_over_time(g[6m:])", 360.0, gauge, subquery_step=180.0)) == {(): 3.0}
+
+
+def test_at_modifier_pins_the_time() -> None:
+    gauge = _store({("g", ()): [1, 5, 2, 8, 3, 9, 4]})
+    assert _vec(evaluate("g @ 120", 3600.0, gauge)) == {(("__name__", "g"),): 2.0}
+    assert _vec(evaluate("g offset 1m @ 180", 0.0, gauge)) == {(("__name__", "g"),): 2.0}
+    assert _vec(evaluate("g @ end()", 240.0, gauge)) == _vec(evaluate("g", 240.0, gauge))
+    assert _vec(evaluate("max_over_time(g[2m] @ 300)", 0.0, gauge)) == {(): 9.0}
+
+
+def test_prometheus3_semantics_are_left_open() -> None:
+    """The partial, not user-facing prometheus3 mode: a point exactly `range` (or 5 m of lookback) old is
+    out; regex `.` matches a newline; holt_winters is gone; atan2 drops the metric name."""
+    gauge = _store({("g", ()): [1, 5, 2, 8, 3, 9, 4]})  # at 0, 60, ... 360 s
+    two, three = parse("count_over_time(g[5m])"), parse("count_over_time(g[5m])", "prometheus3")
+    assert _vec(evaluate(two, 300.0, gauge)) == {(): 6.0}
+    assert _vec(evaluate(three, 300.0, gauge)) == {(): 5.0}
+    stale_soon = _store({("g", ()): [7.0]})
+    assert _vec(evaluate(parse("g"), 300.0, stale_soon)) == {(("__name__", "g"),): 7.0}
+    assert evaluate(parse("g", "prometheus3"), 300.0, stale_soon) == []
+    assert _vec(evaluate(parse("count_over_time(g[6m:1m])", "prometheus3"), 360.0, gauge)) == {(): 6.0}
+    newline = SeriesStore()
+    newline.append_one("x", {"l": "a\nb"}, 0.0, 1.0)
+    assert evaluate(parse('x{l=~"a.b"}'), 0.0, newline) == []
+    assert len(evaluate(parse('x{l=~"a.b"}', "prometheus3"), 0.0, newline)) == 1  # type: ignore[arg-type]
+    with pytest.raises(PromQLError, match="holt_winters"):
+        parse("holt_winters(g[5m], 0.5, 0.5)", "prometheus3")
+    assert _vec(evaluate(parse("g atan2 g", "prometheus3"), 0.0, gauge)) == {(): math.atan2(1, 1)}
+    assert _vec(evaluate(parse("g atan2 g"), 0.0, gauge)) == {(("__name__", "g"),): math.atan2(1, 1)}
+    with pytest.raises(PromQLError, match="unknown semantics"):
+        parse("g", "prometheus4")  # type: ignore[arg-type]

@@ -42,9 +42,12 @@ def test_a_good_file_loads_with_its_settings() -> None:
     (GOOD.replace("keep_firing_for", "keep_firing"), 10, "Extra inputs are not permitted"),
     (GOOD.replace("record: job:req:rate5m", "record: job-req"), 5, "not a valid metric name"),
     (GOOD.replace("{severity: critical}", "{sev-erity: critical}"), 11, "not a valid label name"),
-    (GOOD.replace("{{ $value | humanize }}", "{{ if $value }}x{{ end }}"), 12, "is not supported"),
-    (GOOD.replace("sum by (job) (rate(req_total[5m]))", "sum_over_time(req_total[5m:1m])"), 6,
-     "a subquery is not supported yet"),
+    (GOOD.replace("{{ $value | humanize }}", "{{ define `x` }}y{{ end }}"), 12, "is not supported"),
+    (GOOD.replace("sum by (job) (rate(req_total[5m]))", "histogram_count(req_total)"), 6,
+     "function histogram_count() is not supported yet"),
+    (GOOD.replace("sum by (job) (rate(req_total[5m]))", 'req_total{a=~"(?=x)"}'), 6, "illegal regex"),
+    (GOOD.replace("sum by (job) (rate(req_total[5m]))", 'label_replace(req_total, "a", "$1", "b", "(x)\\\\1")'), 6,
+     "back-references"),
     (GOOD + "  - name: api\n    rules: []\n", 13, "used twice"),
 ])
 def test_each_mistake_gives_one_clear_error(broken: str, line: int, says: str) -> None:
@@ -74,3 +77,27 @@ def test_the_same_group_name_in_two_files_is_refused(tmp_path: Path) -> None:
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="cannot read file"):
         load_rule_files([str(tmp_path / "nope.yml")])
+
+
+def test_empty_rules_and_groups_load_as_promtool_reads_them() -> None:
+    """`rules:` or `groups:` left empty (null in YAML) is an empty list, as in awesome-prometheus-alerts' files."""
+    [group] = load_rules_text("groups:\n- name: g\n  rules:\n")
+    assert group.rules == []
+    assert load_rules_text("groups:\n") == []
+
+
+def test_wild_rules_with_the_newly_supported_constructs_load() -> None:
+    text = """groups:
+- name: wild
+  rules:
+  - record: node:ready
+    expr: label_replace(kube_node_status_condition{condition="Ready"}, "node", "$1", "node", "(.*)\\\\..*")
+  - alert: Restarting
+    expr: ceil(increase(restarts_total[15m:1m])) > 0 and on() hour() >= 8
+    annotations:
+      summary: '{{ with query "up" }}{{ . | first | value | humanize }}{{ end }}'
+      description: '{{ $v := $value }}{{ if gt $v 1.0 }}many{{ else }}one{{ end }}'
+      count: '{{ range $i, $x := query "up" }}{{ $i }}{{ end }}'
+"""
+    [group] = load_rules_text(text)
+    assert [r.name for r in group.rules] == ["node:ready", "Restarting"]

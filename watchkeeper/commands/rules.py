@@ -45,6 +45,10 @@ def check_files(files: list[str], load: Callable[[list[str]], Sequence[Any]], no
             print(f"  FAILED:\n{exc}\n")
             failed += 1
             continue
+        except Exception as exc:  # one file's crash must not stop the files after it
+            print(f"  FAILED:\ninternal error (please report): {type(exc).__name__}: {exc}\n")
+            failed += 1
+            continue
         print(f"  SUCCESS: {sum(len(g.rules) for g in groups)} {noun} found\n")
     return 1 if failed else 0
 

@@ -8,13 +8,14 @@ ones anyway (the test docstrings say what each file covers). Queries must not pr
 2.42 compares exactly, and NaN never equals NaN) nor topk/bottomk ties (promtool loads series in
 random order).
 
-Run: python tests/rules/promql/generate_corpus.py
+Run: python tests/rules/promql/generate_corpus.py [NAME...]   (all specs, or only the named ones)
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -752,6 +753,148 @@ SPECS: dict[str, dict[str, Any]] = {
             ("count_over_time(gauge[1m])", "2m30s"),
         ],
     ),
+    "math_functions": dict(
+        doc="ceil, floor, sqrt, exp, ln, log2, log10, sgn: functions of each value that drop the metric name.",
+        series=[('v{k="a"}', "0.5 2 10 1024"), ('v{k="b"}', "1234.5678 3.14159 0.001 7e-5"),
+                ('n{k="c"}', "-3.7 -0.2 0 4.5")],
+        rules=[("k:v:log10", "log10(v)"), ("k:n:sgn", "sgn(n)")],
+        queries=[
+            ("ceil(v)", "0s"), ("ceil(n)", "1m"), ("floor(v)", "1m"), ("floor(n)", "0s"), ("sqrt(v)", "0s"),
+            ("sqrt(v)", "2m"), ("exp(v)", "0s"), ("exp(n)", "1m"), ("exp(v)", "2m"), ("ln(v)", "0s"), ("ln(v)", "1m"),
+            ("ln(v)", "3m"), ("log2(v)", "0s"), ("log2(v)", "2m"), ("log2(v)", "3m"), ("log10(v)", "1m"),
+            ("log10(v)", "3m"), ("k:v:log10", "2m"), ("sgn(n)", "0s"), ("k:n:sgn", "3m"), ("exp(ln(v))", "1m"),
+        ],
+    ),
+    "trig_functions": dict(
+        doc="Trigonometric and hyperbolic functions, deg, rad and pi() (Go's own sin/cos/... can differ from libm's "
+            "in the last bit: such cases are in the differential test, compared to 1e-15).",
+        series=[('u{k="a"}', "0.5 -0.25 0.9"), ('u{k="b"}', "0.1 0.75 -0.6"), ('w{k="c"}', "1.5 2 10"),
+                ('v{k="d"}', "3 -1.2 100")],
+        rules=[("k:u:asin", "asin(u)"), ("k:v:deg", "deg(v)")],
+        queries=[
+            ("sin(v)", "0s"), ("sin(v)", "2m"), ("cos(v)", "1m"), ("tan(v)", "0s"),
+            ("asin(u)", "1m"), ("acos(u)", "2m"), ("atan(v)", "1m"),
+            ("cosh(v)", "1m"), ("tanh(v)", "0s"), ("asinh(v)", "2m"), ("acosh(w)", "0s"), ("acosh(w)", "2m"),
+            ("atanh(u)", "1m"), ("deg(u)", "0s"), ("rad(v)", "1m"), ("pi()", "0s"), ("v * pi()", "2m"),
+            ("k:u:asin", "1m"), ("k:v:deg", "1m"),
+        ],
+    ),
+    "label_replace_join": dict(
+        doc="label_replace (anchored RE2, $1 / ${1} / named groups, no match keeps the series) and label_join.",
+        series=[('up{job="api-server", instance="10.0.0.1:9100", env="prod"}', "1 1"),
+                ('up{job="db", instance="db-1.example.com:5432", env="dev"}', "0 1")],
+        rules=[
+            ("up:host", 'label_replace(up, "host", "$1", "instance", "(.*):.*")'),
+            ("up:joined", 'label_join(up, "id", "/", "env", "job")'),
+        ],
+        queries=[
+            ('label_replace(up, "host", "$1", "instance", "(.*):.*")', "0s"),
+            ('label_replace(up, "port", "${2}", "instance", "(.*):(\\\\d+)")', "1m"),
+            ('label_replace(up, "x", "$1x", "job", "(.*)")', "0s"),
+            ('label_replace(up, "x", "${1}x", "job", "(.*)")', "0s"),
+            ('label_replace(up, "x", "$name-$$", "job", "(?P<name>[a-z]+).*")', "1m"),
+            ('label_replace(up, "job", "", "job", "db")', "1m"),
+            ('label_replace(up, "job", "$1", "job", "api")', "0s"),
+            ('label_replace(up, "tier", "$1", "job", "(API)-.*")', "0s"),
+            ('label_replace(up, "tier", "$1", "job", "(?i)(API)-.*")', "0s"),
+            ('label_replace(up, "__name__", "renamed", "", "")', "1m"),
+            ('label_join(up, "id", "/", "env", "job")', "0s"),
+            ('label_join(up, "id", "", "nothing")', "1m"),
+            ('label_join(up, "env", "-", "env", "env")', "1m"),
+            ("up:host", "1m"),
+            ("up:joined", "0s"),
+        ],
+    ),
+    "timestamp_date": dict(
+        doc="timestamp() of selectors (the sample's own time) and expressions, and the date functions (UTC).",
+        series=[('last_seen{k="a"}', "1 _ 3 _ _ _ _"), ('epoch{k="b"}', "1136239445 1700000000 951782400 -86401")],
+        rules=[("k:last_seen:ts", "timestamp(last_seen)"), ("k:epoch:year", "year(epoch)")],
+        queries=[
+            ("timestamp(last_seen)", "3m"), ("timestamp(last_seen offset 1m)", "3m"), ("timestamp(last_seen)", "7m"),
+            ("timestamp(sum(last_seen))", "3m"), ("timestamp(vector(1))", "1m30s"), ("k:last_seen:ts", "4m"),
+            ("year(epoch)", "0s"), ("month(epoch)", "1m"), ("day_of_month(epoch)", "2m"), ("day_of_week(epoch)", "0s"),
+            ("day_of_week(epoch)", "3m"), ("day_of_year(epoch)", "2m"), ("days_in_month(epoch)", "2m"),
+            ("days_in_month(epoch)", "1m"), ("hour(epoch)", "0s"), ("minute(epoch)", "0s"), ("hour(epoch)", "3m"),
+            ("year()", "5m"), ("month()", "5m"), ("day_of_month()", "5m"), ("hour()", "2h5m"), ("minute()", "2h5m"),
+            ("days_in_month()", "0s"), ("day_of_week()", "0s"), ("day_of_year()", "0s"), ("k:epoch:year", "1m"),
+        ],
+    ),
+    "over_time_stats": dict(
+        doc="stddev/stdvar_over_time (Kahan-compensated Welford), present_over_time, idelta and holt_winters.",
+        series=[('g{k="a"}', "1 5 2 8 3 9 4 12 1 7"), ('g{k="b"}', "100.5 100.25 101 99.75 100 102.5 98 100 101 99"),
+                ('c_total{k="a"}', "0 3 7 12 2 9 15 20 21 30")],
+        rules=[("k:g:stddev5m", "stddev_over_time(g[5m])"), ("k:g:hw", "holt_winters(g[5m], 0.5, 0.3)")],
+        queries=[
+            ("stddev_over_time(g[5m])", "5m"), ("stddev_over_time(g[3m])", "9m"), ("stdvar_over_time(g[5m])", "5m"),
+            ("stdvar_over_time(g[10m])", "9m"), ("stddev_over_time(g[1m])", "1m"), ("present_over_time(g[2m])", "3m"),
+            ('present_over_time(g{k="a"}[1m])', "15m"), ("idelta(c_total[5m])", "4m"), ("idelta(g[3m])", "9m"),
+            ("idelta(c_total[1m])", "0s"), ("holt_winters(g[5m], 0.5, 0.3)", "9m"),
+            ("holt_winters(g[10m], 0.1, 0.9)", "9m"), ("holt_winters(c_total[3m], 0.8, 0.2)", "6m"),
+            ("k:g:stddev5m", "8m"), ("k:g:hw", "7m"),
+        ],
+    ),
+    "agg_group_count_values_stdvar": dict(
+        doc="group, count_values (values as labels), stdvar; sort/sort_desc; clamp; the atan2 operator.",
+        series=[('version{job="a", inst="1"}', "1 2"), ('version{job="a", inst="2"}', "1 2"),
+                ('version{job="b", inst="3"}', "2.5 1e21"), ('lat{job="a"}', "0.25 -3"), ('lat{job="b"}', "4 1.5")],
+        rules=[("job:version:group", "group by (job) (version)"), ("version:count", 'count_values("v", version)')],
+        queries=[
+            ("group(version)", "0s"), ("group by (job) (version)", "1m"), ("group without (inst) (version)", "0s"),
+            ('count_values("v", version)', "0s"), ('count_values("v", version)', "1m"),
+            ('count_values by (job) ("v", version)', "0s"), ('count_values without (inst) ("ver", version)', "0s"),
+            ("stdvar(version)", "0s"), ("stdvar by (job) (lat)", "1m"), ("stdvar(lat)", "1m"), ("sort(lat)", "0s"),
+            ("sort_desc(version)", "0s"), ("clamp(lat, 0, 2)", "0s"), ("clamp(lat, -1, 1)", "1m"),
+            ("clamp(lat, 2, 1)", "0s"),
+            ("2 atan2 lat", "0s"), ("lat atan2 lat", "1m"), ("version atan2 version", "0s"),
+            ("job:version:group", "1m"), ("version:count", "0s"),
+        ],
+    ),
+    "regex_re2": dict(
+        doc="Label matchers in Go RE2 syntax: inline flags anywhere, POSIX classes, ASCII-only \\\\d, anchoring.",
+        series=[('q{group="production", n="1"}', "1"), ('q{group="PROD-eu", n="2"}', "2"),
+                ('q{group="staging", n="3"}', "3"), ('q{group="Pre-PROD", n="4"}', "4"),
+                ('q{group="a1b2", n="5"}', "5")],
+        rules=[("q:prod", 'q{group=~"((?i)PRO).*"}')],
+        queries=[
+            ('q{group=~"((?i)PRO).*"}', "0s"), ('q{group=~"pre-(?i)prod"}', "0s"), ('q{group=~"(?i:pre)-PROD"}', "0s"),
+            ('q{group=~"[[:alpha:]]+"}', "0s"), ('q{group!~"[[:alpha:]-]+"}', "0s"),
+            ('q{group=~"(\\\\w\\\\d)+"}', "0s"),
+            ('q{group=~"prod"}', "0s"), ('q{group=~"PROD|staging"}', "0s"), ('q{group=~"(?i)prod.*|STAG.*"}', "0s"),
+            ('q{group=~".*(?i)-EU"}', "0s"), ("q:prod", "0s"),
+        ],
+    ),
+    "subquery_at": dict(
+        doc="Subqueries (with and without step, offset, nested in functions) and the @ modifier (numbers, "
+            "start(), end()), both closed at the left end as in Prometheus 2.",
+        series=[('http_requests{job="api"}', "0+10x60"), ('g{k="a"}', "1 5 2 8 3 9 4 12 1 7 0 3 6"),
+                ('g{k="b"}', "2 2 3 3 4 4 5 5 6 6 7 7 8")],
+        rules=[("k:g:max5m", "max_over_time(g[5m:1m])"), ("k:g:at", "g @ 120")],
+        queries=[
+            ("rate(http_requests[5m:1m])", "10m"), ("rate(http_requests[5m:30s])", "10m"),
+            ("rate(http_requests[5m:])", "10m"), ("max_over_time(g[5m:1m])", "8m"), ("max_over_time(g[4m:90s])", "8m"),
+            ("avg_over_time(rate(http_requests[2m])[5m:1m])", "12m"), ("min_over_time(g[10m:2m] offset 1m)", "12m"),
+            ("sum_over_time(sum(g)[3m:1m])", "5m"), ("count_over_time(g[5m:1m])", "2m"),
+            ("last_over_time(g[3m:1m])", "20m"), ("count_over_time(g[10m:1m])", "20m"),
+            ("quantile_over_time(0.5, g[6m:1m])", "9m"), ("deriv(g[5m:1m])", "7m"), ("changes(g[10m:1m])", "12m"),
+            ("absent_over_time(nothing[5m:1m])", "3m"), ("absent_over_time(g[5m:1m])", "3m"),
+            ("max_over_time(max_over_time(g[2m:1m])[4m:2m])", "10m"), ("g @ 120", "10m"), ("g @ 180", "0s"),
+            ("g offset 1m @ 300", "0s"), ("sum(g @ 240)", "0s"), ("rate(http_requests[2m] @ 300)", "20m"),
+            ("g @ start()", "5m"), ("g @ end()", "5m"), ("max_over_time(g[5m:1m] @ 360)", "0s"),
+            ("timestamp(g @ 200)", "10m"), ("rate(http_requests[5m:1m] @ 600 offset 2m)", "0s"),
+            ("k:g:max5m", "9m"), ("k:g:at", "7m"),
+        ],
+    ),
+    "promtool_sample_loading": dict(
+        doc="promtool 2.42 loads input samples up to the last evaluation tick at or before the latest eval_time: "
+            "a query between ticks does not see the samples after the tick (and Watchkeeper's runner does the same).",
+        interval="15s",
+        series=[('x{k="a"}', "0+1x40"), ('c_total{k="a"}', "0+15x40")],
+        rules=[("k:x:max1m", "max_over_time(x[1m])")],
+        queries=[
+            ("x", "1m45s"), ("count_over_time(x[1m])", "1m45s"), ("max_over_time(x[30s:15s])", "2m50s"),
+            ("rate(c_total[1m])", "4m25s"), ("k:x:max1m", "3m59s"), ("x", "4m20s"), ("timestamp(x)", "4m50s"),
+        ],
+    ),
 }
 
 
@@ -785,8 +928,10 @@ def value_yaml(v: str) -> str:
 
 
 def main() -> None:
+    only = set(sys.argv[1:])
     for name, spec in SPECS.items():
-        generate(name, spec)
+        if not only or name in only:
+            generate(name, spec)
 
 
 def generate(name: str, spec: dict[str, Any]) -> None:
