@@ -15,7 +15,10 @@ class NotificationRecord(BaseModel):
     receiver: str
     integration: str
     group_key: str
-    status: Literal["sent", "failed", "retrying", "silenced", "inhibited", "deduplicated"]
+    status: Literal["sent", "failed", "retrying", "silenced", "inhibited", "deduplicated",
+                    # acknowledgement, escalation and verified remediation (core/notify/acks.py, escalation.py)
+                    "acknowledged", "ack_suppressed", "escalated", "remediated", "remediation_failed",
+                    "remediation_skipped"]
     attempt: int = 1
     error: str = ""
     latency_ms: float = 0.0

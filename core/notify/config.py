@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.notify.escalation import Policy, PolicySpec, build_policies
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
 from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
 from core.notify.text_template import TemplateError, check_template
@@ -40,6 +41,8 @@ class RouteSpec(_Strict):
     routes: list[RouteSpec] = Field(default_factory=list)
     mute_time_intervals: list[str] = Field(default_factory=list)
     active_time_intervals: list[str] = Field(default_factory=list)
+    # Watchkeeper extension (core/notify/escalation.py): the escalation policy of this route's groups.
+    escalation: str | None = None
 
     _d = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(duration)
 
@@ -62,6 +65,8 @@ class ConfigSpec(_Strict):
     templates: list[str] = Field(default_factory=list)
     time_intervals: list[Any] = Field(default_factory=list)
     mute_time_intervals: list[Any] = Field(default_factory=list)
+    # Watchkeeper extension (core/notify/escalation.py).
+    escalation_policies: list[PolicySpec] = Field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +82,7 @@ class Route:
     continue_: bool = False
     routes: list[Route] = field(default_factory=list)
     key: str = "{}"
+    escalation: str = ""  # an escalation policy's name; "" for none (children inherit it)
 
     def match(self, labels: dict[str, str]) -> list[Route]:
         """Alertmanager's Route.Match: the deepest matching routes, siblings tried in order until one
@@ -111,6 +117,7 @@ class NotifyConfig:
     route: Route
     receivers: dict[str, ReceiverConfig]
     inhibit_rules: list[InhibitRule]
+    escalation_policies: dict[str, Policy] = field(default_factory=dict)
 
 
 def load_notify_config_file(path: str) -> NotifyConfig:
@@ -146,7 +153,9 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         raise doc.error(("route",), "the root route needs a receiver")
     if spec.route.matchers or spec.route.match or spec.route.match_re:
         raise doc.error(("route",), "the root route must not have matchers (it matches every alert)")
+    policies = build_policies(doc, spec.escalation_policies, names)
     root = _route(doc, spec.route, None, ("route",), names)
+    _check_escalations(doc, spec.route, ("route",), policies)
     rules = [
         InhibitRule(
             source=_matchers(doc, r.source_matchers, r.source_match, r.source_match_re,
@@ -157,7 +166,16 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         )
         for i, r in enumerate(spec.inhibit_rules)
     ]
-    return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules)
+    return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules, policies)
+
+
+def _check_escalations(doc: YamlDocument, spec: RouteSpec, loc: tuple[str | int, ...],
+                       policies: dict[str, Policy]) -> None:
+    if spec.escalation and spec.escalation not in policies:
+        raise doc.error((*loc, "escalation"), f"escalation policy {spec.escalation!r} is not defined under "
+                                              "escalation_policies")
+    for i, child in enumerate(spec.routes):
+        _check_escalations(doc, child, (*loc, "routes", i), policies)
 
 
 def _matchers(doc: YamlDocument, texts: list[str], match: dict[str, str], match_re: dict[str, str],
@@ -204,6 +222,7 @@ def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[
         matchers=matchers,
         continue_=spec.continue_,
         key=(parent.key + "/" if parent else "") + matchers_str(matchers),
+        escalation=spec.escalation if spec.escalation is not None else (parent.escalation if parent else ""),
     )
     if route.group_interval <= 0:
         raise doc.error((*loc, "group_interval"), "group_interval must be greater than 0")
