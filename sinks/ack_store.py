@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import uuid
 from pathlib import Path
+
+import orjson
 
 from core.notify.acks import Ack
 from core.notify.matchers import matchers_str, parse_matchers
+from schemas.alerts import AlertEvent
+from sinks.notify_store import store_paths
 
 
 def ack_store_path(data_path: Path) -> Path:
-    return data_path / "notify" / "acks.sqlite"
+    return store_paths(data_path)[0].with_name("acks.sqlite")
 
 
 class AckStore:
@@ -68,3 +73,34 @@ def _ack(r: tuple[object, ...]) -> Ack:
     return Ack(str(r[0]), float(r[1]), str(r[2]), str(r[3]), str(r[4]),  # type: ignore[arg-type]
                tuple(parse_matchers(str(r[5]))) if r[5] else (),
                math.inf if r[6] is None else float(r[6]))  # type: ignore[arg-type]
+
+
+def firing_alerts(state_path: Path) -> list[AlertEvent]:
+    """The firing alerts the notification sink holds (read-only; none if it never ran here), to tell the
+    person acknowledging what their ack covers now."""
+    if not state_path.exists():
+        return []
+    db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = db.execute("SELECT event FROM alerts").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+    alerts = [AlertEvent.model_validate(orjson.loads(r[0])) for r in rows]
+    return [a for a in alerts if a.state == "firing"]
+
+
+def acknowledge(data_path: Path, *, comment: str, by: str, fingerprint: str = "", matchers: str = "",
+                expires_in: float | None = None, now: float) -> tuple[Ack, list[AlertEvent]]:
+    """Make and store an ack (the CLI, the dashboard button and the HTTP API all come here); returns it and
+    the firing alerts it covers now. Raises AckError for a bad one, storing nothing."""
+    ack = Ack.of(uuid.uuid4().hex, now, by, comment, fingerprint=fingerprint, matchers=matchers,
+                 expires_at=math.inf if expires_in is None else now + expires_in)
+    store = AckStore(ack_store_path(data_path))
+    try:
+        store.add(ack)
+    finally:
+        store.close()
+    covered = [a for a in firing_alerts(store_paths(data_path)[0]) if ack.covers(a, now)]
+    return ack, covered
