@@ -28,14 +28,17 @@ from core.notify.dispatch import Dispatcher, Group, with_priority
 from core.notify.escalation import EscalationState, Escalator, describe
 from core.notify.notification import Notification
 from core.notify.pipeline import plan_flush
+from core.notify.remediation import FAILED, outcome_alerts
 from schemas.alerts import AlertEvent
 from schemas.codec import SchemaError, decode, encode
 from schemas.deadletter import DeadLetter
 from schemas.notifications import NotificationRecord
 from sinks.ack_store import AckStore, ack_store_path
 from sinks.channels import Channel, DeliveryError, build_channels
+from sinks.channels.command import CommandChannel
 from sinks.escalation_store import EscalationStore
 from sinks.notify_store import NotifyStore, SilenceStore, store_paths
+from sinks.remediation import RemediationResult, remediate
 from watchkeeper.config import Config
 from watchkeeper.errors import ConfigError
 from watchkeeper.log_filters import KNOWN_SECRETS, redact
@@ -205,6 +208,9 @@ class NotifySink:
     async def _attempt(self, id: str, attempts: int, created: float, n: Notification) -> None:
         ch = self.channels.get((n.receiver, n.integration))
         t0 = time.monotonic()
+        if isinstance(ch, CommandChannel) and ch.cfg.verify is not None:
+            await self._remediate(id, ch, n)
+            return
         try:
             if ch is None:
                 raise DeliveryError(f"receiver {n.receiver} has no integration {n.integration} any more", False)
@@ -234,6 +240,46 @@ class NotifySink:
             self.store.acked(id)
             self.sent += 1
             self._record(n, "sent", attempts + 1, note or "", (time.monotonic() - t0) * 1000, id)
+        finally:
+            self.inflight.discard(id)
+            self.wakeup.set()
+
+    async def _remediate(self, id: str, ch: CommandChannel, n: Notification) -> None:
+        """A hook with `verify:`: run it (cooldown permitting) and check its work; record the outcome, tell
+        the `report_to` receivers, and on failure escalate the group to its next level now."""
+        t0 = time.monotonic()
+        try:
+            if n.status != "firing":
+                self.store.acked(id)
+                self._record(n, "sent", 1, "resolved: nothing to remediate", 0.0, id)
+                return
+            try:
+                result = await remediate(ch, n, self.escalations)
+            except Exception as exc:  # a bug here must not leave the alert unattended: escalate it
+                log.error("%s %s: remediation error", n.receiver, n.integration, exc_info=True)
+                result = RemediationResult("remediation_failed", f"{FAILED}: {type(exc).__name__}: {exc}")
+            self.store.acked(id)
+            self._record(n, result.status, 1, result.note, (time.monotonic() - t0) * 1000, id)
+            if result.status == "remediation_skipped":
+                return
+            now = time.time()
+            outcome = "recovered" if result.status == "remediated" else "failed"
+            alerts = outcome_alerts(n.firing(), outcome, result.note[:1000])
+            v = ch.cfg.verify
+            targets = (v.report_to if v and v.report_to else [n.receiver])
+            notes = [Notification(r, name, f"{n.group_key}/remediation", n.group_labels, alerts, now,
+                                  self.cfg.notify.external_url)
+                     for r in targets if r in self.am.receivers
+                     for name, _ in self.am.receivers[r].integrations() if not name.startswith("command[")]
+            if notes:
+                self.store.enqueue_many([(r, f"{n.group_key}/remediation", {}, [x for x in notes if x.receiver == r])
+                                         for r in dict.fromkeys(x.receiver for x in notes)], now)
+            g = self.dispatcher.groups.get(n.group_key)
+            if outcome == "failed" and g is not None:
+                st = self.escalator.escalate_now(g.key, now)
+                if st is not None:
+                    self._escalation_changed(g, st, now)
+                    g.next_flush = now
         finally:
             self.inflight.discard(id)
             self.wakeup.set()

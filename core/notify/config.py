@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.notify.escalation import Policy, PolicySpec, build_policies
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
 from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
+from core.notify.remediation import check_report_to
 from core.notify.text_template import TemplateError, check_template
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
 
@@ -156,6 +157,7 @@ def _build(doc: YamlDocument) -> NotifyConfig:
     policies = build_policies(doc, spec.escalation_policies, names)
     root = _route(doc, spec.route, None, ("route",), names)
     _check_escalations(doc, spec.route, ("route",), policies)
+    check_report_to(doc, spec.receivers)
     rules = [
         InhibitRule(
             source=_matchers(doc, r.source_matchers, r.source_match, r.source_match_re,
