@@ -138,9 +138,15 @@ def _escalations(state: Path, firing: list[Any], by_alert: dict[str, dict[str, A
     out = []
     for (blob,) in rows:
         st = EscalationState.from_json(orjson.loads(blob))
-        text = f"level {st.level} since {rfc3339(st.since)[11:16]} UTC, " + (
-            "held: acknowledged" if st.held else "not acknowledged")
-        out.append({"group_key": st.group_key, "policy": st.policy, "level": st.level,
+        mine = [a for a in firing if all(a.labels.get(k) == v for k, v in st.labels.items())]
+        acked = [by_alert[a.fingerprint] for a in mine if a.fingerprint in by_alert]
+        if mine and len(acked) == len(mine):
+            ack_text = "acknowledged by " + ", ".join(sorted({a["by"] for a in acked}))
+        else:
+            ack_text = "held: acknowledged" if st.held else "not acknowledged"
+        text = f"level {st.level} since {rfc3339(st.since)[11:16]} UTC, {ack_text}"
+        out.append({"group_key": st.group_key, "policy": st.policy, "level": st.level, "labels": st.labels,
+                    "alerts": [a.fingerprint for a in mine],
                     "since": rfc3339(st.since), "sinceMs": int(st.since * 1000), "held": st.held, "text": text,
                     "history": [{"level": lv, "at": rfc3339(t)} for lv, t in st.history]})
     return out

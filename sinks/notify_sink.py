@@ -162,7 +162,8 @@ class NotifySink:
             if g.route.escalation:
                 muted = {a.fingerprint for a, _, _ in plan.muted}
                 unacked = any(a.state == "firing" and a.fingerprint not in muted for a in g.alerts.values())
-                self._escalation_changed(g, self.escalator.on_flush(g.key, g.route.escalation, now, unacked), now)
+                st = self.escalator.on_flush(g.key, g.route.escalation, now, unacked, g.labels)
+                self._escalation_changed(g, st, now)
             for level_receiver in self.escalator.receivers(g.key):
                 if level_receiver == receiver:
                     continue

@@ -83,6 +83,7 @@ class EscalationState:
     since: float
     held: bool = False  # the deadline passed while every firing alert was acknowledged
     history: list[tuple[int, float]] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # the group's labels, for the dashboard
 
     def deadline(self, policy: Policy) -> float | None:
         """When the next level is due, or None at the last level."""
@@ -93,17 +94,17 @@ class EscalationState:
 
     def to_json(self) -> dict[str, Any]:
         return {"group_key": self.group_key, "policy": self.policy, "level": self.level, "since": self.since,
-                "held": self.held, "history": [list(h) for h in self.history]}
+                "held": self.held, "history": [list(h) for h in self.history], "labels": self.labels}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EscalationState:
         return cls(d["group_key"], d["policy"], int(d["level"]), float(d["since"]), bool(d.get("held", False)),
-                   [(int(lv), float(t)) for lv, t in d.get("history", [])])
+                   [(int(lv), float(t)) for lv, t in d.get("history", [])], dict(d.get("labels", {})))
 
 
-def start(policy: Policy, group_key: str, now: float) -> EscalationState:
+def start(policy: Policy, group_key: str, now: float, labels: dict[str, str] | None = None) -> EscalationState:
     """A group's first flush with an unacknowledged firing alert: level 1 from now."""
-    return EscalationState(group_key, policy.name, 1, now, history=[(1, now)])
+    return EscalationState(group_key, policy.name, 1, now, history=[(1, now)], labels=dict(labels or {}))
 
 
 def step(policy: Policy, st: EscalationState, now: float, unacked_firing: bool) -> bool:
@@ -169,7 +170,8 @@ class Escalator:
         # A state whose policy was removed from the config is kept as is: the group ends it, nobody pages.
         self.states: dict[str, EscalationState] = dict(states or {})
 
-    def on_flush(self, group_key: str, policy_name: str, now: float, unacked_firing: bool) -> EscalationState | None:
+    def on_flush(self, group_key: str, policy_name: str, now: float, unacked_firing: bool,
+                 labels: dict[str, str] | None = None) -> EscalationState | None:
         """Start or advance the group's escalation; the state if it changed, else None."""
         policy = self.policies.get(policy_name)
         if policy is None:
@@ -178,7 +180,7 @@ class Escalator:
         if st is None:
             if not unacked_firing:
                 return None
-            st = self.states[group_key] = start(policy, group_key, now)
+            st = self.states[group_key] = start(policy, group_key, now, labels)
             return st
         held = st.held
         if step(policy, st, now, unacked_firing) or st.held != held:
