@@ -38,7 +38,7 @@ from sinks.channels import Channel, DeliveryError, build_channels
 from sinks.channels.command import CommandChannel
 from sinks.escalation_store import EscalationStore
 from sinks.notify_store import NotifyStore, SilenceStore, store_paths
-from sinks.remediation import RemediationResult, remediate
+from sinks.remediation import RemediationResult, clickhouse_samples, remediate
 from watchkeeper.config import Config
 from watchkeeper.errors import ConfigError
 from watchkeeper.log_filters import KNOWN_SECRETS, redact
@@ -255,7 +255,8 @@ class NotifySink:
                 self._record(n, "sent", 1, "resolved: nothing to remediate", 0.0, id)
                 return
             try:
-                result = await remediate(ch, n, self.escalations)
+                result = await remediate(ch, n, self.escalations,
+                                         samples=clickhouse_samples(self.cfg.clickhouse_reader_dsn))
             except Exception as exc:  # a bug here must not leave the alert unattended: escalate it
                 log.error("%s %s: remediation error", n.receiver, n.integration, exc_info=True)
                 result = RemediationResult("remediation_failed", f"{FAILED}: {type(exc).__name__}: {exc}")

@@ -15,15 +15,52 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
+import numpy as np
 
 from core.notify.notification import Notification
 from core.notify.receiver_configs import VerifyConfig
-from core.notify.remediation import FAILED, RECOVERED, Verification, due_for_run
+from core.notify.remediation import FAILED, RECOVERED, Verification, due_for_run, promql_healthy, selector_names
+from core.promql.series_store import SeriesStore
 from producers.probe import probe_once, probe_session
+from reports.clickhouse_reader import get_reader, query_rows
 from sinks.channels.base import DeliveryError
 from sinks.channels.command import CommandChannel
 from sinks.escalation_store import EscalationStore
 from watchkeeper.config import ProbeTargetConfig
+
+# (metric names or None for all, since) -> [(name, labels, ts, values)], ts ascending per series
+SampleReader = Callable[[list[str] | None, float], list[tuple[str, dict[str, str], list[float], list[float]]]]
+
+
+def clickhouse_samples(dsn: str) -> SampleReader:
+    """Read the samples stored since a time from ClickHouse (the embedded owner's read-only endpoint)."""
+
+    def read(names: list[str] | None, since: float) -> list[tuple[str, dict[str, str], list[float], list[float]]]:
+        where = "ts > fromUnixTimestamp64Milli({since:Int64})" + (" AND name IN {names:Array(String)}" if names
+                                                                  else "")
+        sql = ("SELECT name, labels, groupArray(toFloat64(ts)), groupArray(value) FROM (SELECT name, series_id, "
+               f"labels, ts, value FROM samples FINAL WHERE {where} ORDER BY name, series_id, ts) "
+               "GROUP BY name, series_id, labels")
+        client = get_reader(dsn)
+        try:
+            rows = query_rows(client, sql, {"since": int(since * 1000), "names": names or []})
+        finally:
+            client.close()
+        return [(r[0], dict(r[1]), list(r[2]), list(r[3])) for r in rows]
+
+    return read
+
+
+async def promql_health(v: VerifyConfig, samples: SampleReader, since: float, now: float) -> tuple[bool, str]:
+    """Evaluate `verify.promql` at `now` over the samples stored after `since` (the command's end)."""
+    try:
+        series = await asyncio.to_thread(samples, selector_names(v.promql), since)
+    except Exception as exc:  # ClickHouse away: not healthy yet, try again at the next interval
+        return False, f"cannot read samples: {type(exc).__name__}: {str(exc)[:200]}"
+    store = SeriesStore(retention=max(3600.0, now - since + 600))
+    for name, labels, ts, values in series:
+        store.append(name, labels, np.array(ts), np.array(values))
+    return promql_healthy(v.promql, store, now)
 
 
 @dataclass
@@ -33,7 +70,7 @@ class RemediationResult:
 
 
 async def probe_health(v: VerifyConfig, session: aiohttp.ClientSession | None) -> tuple[bool, str]:
-    """One health check: (healthy, what was seen)."""
+    """One HTTP or command health check: (healthy, what was seen)."""
     if v.http:
         target = ProbeTargetConfig(url=v.http, expect_status=v.expect_status, body_match=v.body_match,
                                    timeout=v.timeout)
@@ -62,7 +99,8 @@ def _at(ts: float) -> str:
 
 async def remediate(ch: CommandChannel, n: Notification, runs: EscalationStore, *,
                     clock: Callable[[], float] = time.time,
-                    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> RemediationResult:
+                    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                    samples: SampleReader | None = None) -> RemediationResult:
     """Run the hook for the firing alerts of `n` unless all ran within the cooldown, then verify its work."""
     v = ch.cfg.verify
     assert v is not None
@@ -88,7 +126,12 @@ async def remediate(ch: CommandChannel, n: Notification, runs: EscalationStore, 
             wait = check.next_probe_at() - clock()
             if wait > 0:
                 await sleep(wait)
-            healthy, seen = await probe_health(v, session)
+            if v.promql:
+                if samples is None:
+                    raise RuntimeError("verify.promql needs a sample reader (ClickHouse)")
+                healthy, seen = await promql_health(v, samples, check.started, clock())
+            else:
+                healthy, seen = await probe_health(v, session)
             if check.observe(healthy, clock()):
                 break
     if check.outcome == "recovered":

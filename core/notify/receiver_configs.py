@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.promql.evaluator import PromQLError
+from core.promql.evaluator import parse as parse_promql
 from core.slo.go_format import parse_prom_duration
 
 
@@ -103,13 +105,15 @@ class AlertmanagerPushConfig(_Strict):
 class VerifyConfig(_Strict):
     """Watchkeeper extension (core/notify/remediation.py): after a command hook ran for a firing alert, check
     that it helped, by an HTTP probe (as the probe producer judges one: any 2xx, or `expect_status`, and
-    `body_match`) or a command (exit 0 is healthy), every `interval` for up to `within`; the outcome goes to
+    `body_match`), a command (exit 0 is healthy) or a PromQL expression over the samples stored since the
+    command ran (healthy when it returns a result), every `interval` for up to `within`; the outcome goes to
     `report_to` (default: the hook's receiver's other integrations), a failure escalates the group."""
 
     http: str = ""
     expect_status: list[int] = Field(default_factory=list)
     body_match: str = ""
     command: list[str] = Field(default_factory=list)
+    promql: str = ""
     within: float = 60.0
     interval: float = 5.0
     timeout: float = 5.0
@@ -119,8 +123,14 @@ class VerifyConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_check(self) -> VerifyConfig:
-        if bool(self.http) == bool(self.command):
-            raise ValueError("verify needs exactly one of `http` (a URL to probe) or `command` (exit 0: healthy)")
+        if sum(map(bool, (self.http, self.command, self.promql))) != 1:
+            raise ValueError("verify needs exactly one of `http` (a URL to probe), `command` (exit 0: healthy) or "
+                             "`promql` (healthy when it returns a result, e.g. probe_success{job=\"web\"} == 1)")
+        if self.promql:
+            try:
+                parse_promql(self.promql)
+            except PromQLError as exc:
+                raise ValueError(str(exc)) from None
         if self.http and not self.http.startswith(("http://", "https://")):
             raise ValueError(f"verify.http must be an http:// or https:// URL, not {self.http!r}")
         if self.interval <= 0 or self.within <= 0 or self.timeout <= 0:

@@ -11,8 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import promql_parser as pp
 
 from core.notify.receiver_configs import ReceiverConfig
+from core.promql.evaluator import evaluate, parse
+from core.promql.series_store import SeriesStore
+from core.promql.values import Scalar
 from core.yaml_source import YamlDocument
 from schemas.alerts import AlertEvent
 
@@ -73,3 +79,36 @@ def check_report_to(doc: YamlDocument, receivers: list[ReceiverConfig]) -> None:
                 if target not in names:
                     raise doc.error(("receivers", i, "command_configs", j, "verify", "report_to", k),
                                     f"receiver {target!r} is not defined under receivers")
+
+
+def selector_names(expr: str) -> list[str] | None:
+    """The metric names a PromQL expression reads, to load only those; None if a selector has no name."""
+    names: set[str] = set()
+    nameless = False
+
+    def walk(node: Any) -> None:
+        nonlocal nameless
+        if isinstance(node, pp.VectorSelector):
+            if node.name:
+                names.add(node.name)
+            else:
+                nameless = True
+            return
+        for attr in ("lhs", "rhs", "expr", "param", "vector_selector"):
+            child = getattr(node, attr, None)
+            if child is not None and not isinstance(child, str | int | float):
+                walk(child)
+        for arg in getattr(node, "args", None) or []:
+            walk(arg)
+
+    walk(parse(expr).node)
+    return None if nameless else sorted(names)
+
+
+def promql_healthy(expr: str, store: SeriesStore, at: float) -> tuple[bool, str]:
+    """Healthy when the expression returns a result at `at` (a non-zero scalar, or any sample), over a store
+    holding only the samples since the command ran, so a reading from before the remediation never counts."""
+    value = evaluate(expr, at, store)
+    if isinstance(value, Scalar):
+        return value.value != 0, f"{expr} = {value.value:g}"
+    return len(value) > 0, f"{expr} returned {len(value)} series"

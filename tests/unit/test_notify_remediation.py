@@ -8,6 +8,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.errors import SourceError
@@ -15,10 +16,12 @@ from core.notify.config import load_notify_config
 from core.notify.notification import Notification
 from core.notify.receiver_configs import CommandConfig, VerifyConfig
 from core.notify.remediation import FAILED, RECOVERED, Verification, due_for_run, outcome_alerts
+from reports.clickhouse_reader import get_reader
 from schemas.alerts import AlertEvent
 from sinks.channels.command import CommandChannel
 from sinks.escalation_store import EscalationStore
-from sinks.remediation import remediate
+from sinks.remediation import clickhouse_samples, promql_health, remediate
+from tests import report_dataset as rd
 
 
 def test_verification_probes_every_interval_until_healthy_or_within_passes() -> None:
@@ -124,3 +127,34 @@ def test_a_check_that_passes_is_remediated(tmp_path: Path) -> None:
     clock = FakeClock()
     r = asyncio.run(remediate(ch, _note(), runs, clock=clock, sleep=clock.sleep))
     assert r.status == "remediated" and r.note.startswith(RECOVERED) and "healthy 0.0 s after" in r.note
+
+
+def test_promql_verification_reads_only_the_samples_stored_after_the_command(ch_dsn: str, tmp_path: Path) -> None:
+    """Real chDB: probe_success was 1 long before, 0 until the command ran at T, 1 from T+12 s on."""
+    t0 = 1_790_000_000.0  # recent: the samples table's TTL drops rows older than its retention
+    client = get_reader(ch_dsn)
+    rd.create_tables(client)
+    ts = np.arange(t0 - 100, t0 + 30, 5.0)
+    up = np.where((ts < t0 - 50) | (ts >= t0 + 12), 1.0, 0.0)
+    rd.load(client, rd.Dataset(samples=[rd.Series("probe_success", {"service": "web"}, ts, up),
+                                        rd.Series("probe_success", {"service": "db"}, ts, np.ones(ts.size))]))
+    read = clickhouse_samples(ch_dsn)
+    got = read(["probe_success"], t0)
+    assert sorted((n, lb["service"], len(t)) for n, lb, t, _ in got) == [("probe_success", "db", 5),
+                                                                          ("probe_success", "web", 5)]
+    cfg = CommandConfig(command=["/bin/true"], verify=VerifyConfig(
+        promql='probe_success{service="web"} == 1', within=60, interval=10))
+    ch, runs = CommandChannel("command[0]", cfg), EscalationStore(tmp_path / "state.sqlite")
+    clock = FakeClock()
+    clock.t = t0
+    r = asyncio.run(remediate(ch, _note(), runs, clock=clock, sleep=clock.sleep, samples=read))
+    # at T there is no sample after the command yet, at T+10 the newest is 0 (the healthy ones before T-50
+    # do not count), at T+20 it is 1
+    assert r.status == "remediated" and clock.t == t0 + 20 and "returned 1 series" in r.note
+    assert asyncio.run(promql_health(cfg.verify, read, t0, t0 + 10))[0] is False  # type: ignore[arg-type]
+
+
+def test_a_promql_verify_is_checked_when_the_file_loads() -> None:
+    with pytest.raises(SourceError, match=r"verify.*not supported yet|verify.*cannot parse"):
+        load_notify_config(BASE.replace("VERIFY", '{promql: "probe_success[5m:1m]"}'))
+    assert load_notify_config(BASE.replace("VERIFY", '{promql: "up == 1"}')).receivers["web"]
