@@ -24,7 +24,7 @@
       if (ack) {
         div.innerHTML = `✔ acknowledged by <b>${escHtml(ack.by)}</b> at ${hhmm(ack.createdAtMs)} UTC: ${escHtml(ack.comment)}`;
       } else if (row.classList.contains("firing")) {
-        div.innerHTML = `<button type="button" class="ack-button">Ack</button>`;
+        div.innerHTML = `<button type="button" class="ack-button">Ack</button> <span class="fp" title="for watchkeeper ack">${escHtml(fp)}</span>`;
         div.querySelector("button").addEventListener("click", () => acknowledge(fp));
       } else {
         continue;

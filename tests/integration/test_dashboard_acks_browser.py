@@ -66,4 +66,5 @@ async def test_an_acknowledged_alert_shows_who_and_why_and_its_escalation(ch_dsn
 async def test_an_unacknowledged_firing_alert_has_an_ack_button(ch_dsn: str, tmp_path: Path) -> None:
     async for dom in _page(ch_dsn, tmp_path, acked=False):
         assert 'data-fingerprint="a1"' in dom and 'class="ack-button">Ack</button>' in dom
+        assert '<span class="fp" title="for watchkeeper ack">a1</span>' in dom  # what `watchkeeper ack` takes
         assert "level 2 since 08:00 UTC, not acknowledged" in dom

@@ -138,3 +138,23 @@ def test_an_ack_at_level_2_stops_the_escalation_and_is_recorded(
     held = [r for r in recs if r["status"] == "escalated" and r["error"].startswith("held")]
     assert held and "level 2 of 3" in held[0]["error"]
     assert Counter(r["status"] for r in recs)["ack_suppressed"] >= 1
+
+
+def test_an_ack_made_while_the_sink_is_down_is_recorded_once(
+        wk_config: Config, tmp_path: Path, server: RecordingServer) -> None:
+    cfg_path = _setup(wk_config, tmp_path, server)
+    ack, covered = acknowledge(wk_config.data_path, comment="known, fixing", by="omar",
+                               matchers='alertname="Down"', now=time.time())
+    assert covered == []  # the sink never ran here: nothing firing that it knows of
+    log = tmp_path / "sink.log"
+    for _ in range(2):  # a restart does not record it again
+        proc = start_sink(cfg_path, log)
+        try:
+            recs = _records(wk_config, lambda rs: any(r["status"] == "acknowledged" for r in rs))
+            time.sleep(2)
+        finally:
+            _stop(proc)
+    recs = _records(wk_config, lambda rs: any(r["status"] == "acknowledged" for r in rs))
+    acked = [r for r in recs if r["status"] == "acknowledged"]
+    assert len(acked) == 1 and acked[0]["notification_id"] == ack.id and acked[0]["receiver"] == "omar"
+    assert acked[0]["group_key"] == '{alertname="Down"}' and "known, fixing" in acked[0]["error"]
