@@ -25,7 +25,7 @@ from tests.integration.notify_peers import RecordingServer
 from tests.integration.test_notify_sink import send, start_sink, wait_for
 from watchkeeper.config import Config
 
-AFTER = 3
+AFTER = 5  # seconds: room for a loaded machine between seeing level 2 and acknowledging
 CONFIG = """
 escalation_policies:
   - name: ops-tech-external
