@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from dashboard import queries
+from dashboard.acks import acknowledge_handler, acks_handler
 from reports.clickhouse_reader import get_reader
 from reports.timerange import parse_range
 from watchkeeper import self_metrics
@@ -95,6 +96,8 @@ def create_dashboard_app(
     app.router.add_get("/api/chart", _chart)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_post("/api/v2/alerts/acknowledge", acknowledge_handler(cfg))  # dashboard/acks.py
+    app.router.add_get("/api/acks", acks_handler(cfg))
     return app
 
 

@@ -16,8 +16,11 @@ class NotificationRecord(BaseModel):
     integration: str
     group_key: str
     # "held": deliberately not sent (an SMS rate limit), the reason in `error`; "muted": inside a time interval
-    # that mutes the route; both new in v1, readers that take status as a string (the ClickHouse table) need no change.
-    status: Literal["sent", "failed", "retrying", "silenced", "inhibited", "muted", "deduplicated", "held"]
+    # that mutes the route; acknowledgement, escalation and verified remediation (core/notify/acks.py,
+    # escalation.py). All new in v1: readers that take status as a string (the ClickHouse table) need no change.
+    status: Literal["sent", "failed", "retrying", "silenced", "inhibited", "muted", "deduplicated", "held",
+                    "acknowledged", "ack_suppressed", "escalated", "remediated", "remediation_failed",
+                    "remediation_skipped"]
     attempt: int = 1
     error: str = ""
     latency_ms: float = 0.0

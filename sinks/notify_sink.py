@@ -22,18 +22,25 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from core.errors import SourceError
+from core.notify.acks import Ack, ack_note
 from core.notify.config import NotifyConfig, load_notify_config_file
-from core.notify.dispatch import Dispatcher, with_priority
+from core.notify.dispatch import Dispatcher, Group, with_priority
+from core.notify.escalation import EscalationState, Escalator, describe
 from core.notify.notification import Notification
 from core.notify.pipeline import plan_flush
+from core.notify.remediation import FAILED, outcome_alerts
 from core.notify.sms import sms_secrets
 from schemas.alerts import AlertEvent
 from schemas.codec import SchemaError, decode, encode
 from schemas.deadletter import DeadLetter
 from schemas.notifications import NotificationRecord
+from sinks.ack_store import AckStore, ack_store_path
 from sinks.channels import Channel, DeliveryError, build_channels
 from sinks.channels.base import HeldBack
+from sinks.channels.command import CommandChannel
+from sinks.escalation_store import EscalationStore
 from sinks.notify_store import NotifyStore, SilenceStore, store_paths
+from sinks.remediation import RemediationResult, clickhouse_samples, remediate
 from watchkeeper.config import Config
 from watchkeeper.errors import ConfigError
 from watchkeeper.log_filters import KNOWN_SECRETS, redact
@@ -53,9 +60,16 @@ class NotifySink:
         self.tasks: set[asyncio.Task[None]] = set()
         self.channels: dict[tuple[str, str], Channel] = {}
         self.sent = self.failed = 0
+        self.acks = AckStore(ack_store_path(cfg.data_path))
+        self.escalations = EscalationStore(state_path)
+        self.escalator = Escalator(am.escalation_policies, self.escalations.all())
+        self.acks_checked = 0.0
         now = time.time()
         for a in self.store.alerts():  # a restart rebuilds the groups; the log stops repeats
             self.dispatcher.insert(a, now)
+        for key in [k for k in self.escalator.states if k not in self.dispatcher.groups]:
+            self.escalator.end(key)  # its group resolved while the state was being written
+            self.escalations.drop(key)
 
     async def run(self, stop: asyncio.Event) -> None:
         n = self.cfg.notify
@@ -88,6 +102,7 @@ class NotifySink:
                         self._take(events)
                     if batches:
                         await consumer.commit()
+                    self._record_acks(time.time())
                     self._flush(time.time())
                 if self.tasks:
                     await asyncio.wait(self.tasks, timeout=10)
@@ -99,6 +114,8 @@ class NotifySink:
                 await self.producer.stop()
                 self.store.close()
                 self.silences.close()
+                self.acks.close()
+                self.escalations.close()
 
     async def _decode(self, raw: bytes, topic: str, partition: int, offset: int,
                       key: bytes | None) -> AlertEvent | None:
@@ -124,24 +141,45 @@ class NotifySink:
             self.dispatcher.insert(ev, now)
 
     def _flush(self, now: float) -> None:
+        for key in self.escalator.due(now):  # a level is due: flush its group now to notify it
+            if key in self.dispatcher.groups:
+                self.dispatcher.groups[key].next_flush = now
         deadline = self.dispatcher.next_deadline()
         if deadline is None or deadline > now:
             return
         silences = self.silences.all()
+        acks = self.acks.active(now)
         firing = [a for g in self.dispatcher.groups.values() for a in g.alerts.values()
                   if a.state == "firing"] if self.am.inhibit_rules else []
         flushes, gone = [], []
         for g in self.dispatcher.due(now):
             receiver = g.route.receiver
             plan = plan_flush(self.am, g, now, firing, silences, functools.partial(self.store.log_entry, receiver,
-                              group_key=g.key), self.cfg.notify.external_url)
+                              group_key=g.key), self.cfg.notify.external_url, acks)
             for a, status, why in plan.muted:
                 if a.state == "firing":
                     self._record(Notification(receiver, "-", g.key, g.labels, [a], now), status, 0, why, 0.0)
             if plan.log or plan.notifications:
                 flushes.append((receiver, g.key, plan.log, plan.notifications))
+            if g.route.escalation:
+                muted = {a.fingerprint for a, _, _ in plan.muted}
+                unacked = any(a.state == "firing" and a.fingerprint not in muted for a in g.alerts.values())
+                st = self.escalator.on_flush(g.key, g.route.escalation, now, unacked, g.labels)
+                self._escalation_changed(g, st, now)
+            for level_receiver in self.escalator.receivers(g.key):
+                if level_receiver == receiver:
+                    continue
+                lp = plan_flush(self.am, g, now, firing, silences, functools.partial(
+                    self.store.log_entry, level_receiver, group_key=g.key), self.cfg.notify.external_url, acks,
+                    level_receiver)
+                if lp.log or lp.notifications:
+                    flushes.append((level_receiver, g.key, lp.log, lp.notifications))
             gone += [a.fingerprint for a in plan.sent if a.state == "resolved"]
             self.dispatcher.flushed(g, plan.sent)
+            if g.key not in self.dispatcher.groups and (ended := self.escalator.end(g.key)) is not None:
+                self.escalations.drop(g.key)
+                self._record_escalation(g, ended, "ended, resolved: " + describe(
+                    self.am.escalation_policies.get(ended.policy), ended), now)
         if flushes:
             self.store.enqueue_many(flushes, now)
             self.wakeup.set()
@@ -173,6 +211,9 @@ class NotifySink:
     async def _attempt(self, id: str, attempts: int, created: float, n: Notification) -> None:
         ch = self.channels.get((n.receiver, n.integration))
         t0 = time.monotonic()
+        if isinstance(ch, CommandChannel) and ch.cfg.verify is not None:
+            await self._remediate(id, ch, n)
+            return
         try:
             if ch is None:
                 raise DeliveryError(f"receiver {n.receiver} has no integration {n.integration} any more", False)
@@ -211,6 +252,88 @@ class NotifySink:
             self.inflight.discard(id)
             self.wakeup.set()
 
+    async def _remediate(self, id: str, ch: CommandChannel, n: Notification) -> None:
+        """A hook with `verify:`: run it (cooldown permitting) and check its work; record the outcome, tell
+        the `report_to` receivers, and on failure escalate the group to its next level now."""
+        t0 = time.monotonic()
+        try:
+            if n.status != "firing":
+                self.store.acked(id)
+                self._record(n, "sent", 1, "resolved: nothing to remediate", 0.0, id)
+                return
+            try:
+                result = await remediate(ch, n, self.escalations,
+                                         samples=clickhouse_samples(self.cfg.clickhouse_reader_dsn))
+            except Exception as exc:  # a bug here must not leave the alert unattended: escalate it
+                log.error("%s %s: remediation error", n.receiver, n.integration, exc_info=True)
+                result = RemediationResult("remediation_failed", f"{FAILED}: {type(exc).__name__}: {exc}")
+            self.store.acked(id)
+            self._record(n, result.status, 1, result.note, (time.monotonic() - t0) * 1000, id)
+            if result.status == "remediation_skipped":
+                return
+            now = time.time()
+            outcome = "recovered" if result.status == "remediated" else "failed"
+            alerts = outcome_alerts(n.firing(), outcome, result.note[:1000])
+            v = ch.cfg.verify
+            targets = (v.report_to if v and v.report_to else [n.receiver])
+            notes = [Notification(r, name, f"{n.group_key}/remediation", n.group_labels, alerts, now,
+                                  self.cfg.notify.external_url)
+                     for r in targets if r in self.am.receivers
+                     for name, _ in self.am.receivers[r].integrations() if not name.startswith("command[")]
+            if notes:
+                self.store.enqueue_many([(r, f"{n.group_key}/remediation", {}, [x for x in notes if x.receiver == r])
+                                         for r in dict.fromkeys(x.receiver for x in notes)], now)
+            g = self.dispatcher.groups.get(n.group_key)
+            if outcome == "failed" and g is not None:
+                st = self.escalator.escalate_now(g.key, now)
+                if st is not None:
+                    self._escalation_changed(g, st, now)
+                    g.next_flush = now
+        finally:
+            self.inflight.discard(id)
+            self.wakeup.set()
+
+    def _escalation_changed(self, g: Group, st: EscalationState | None, now: float) -> None:
+        """Store a started, advanced or held escalation, then record it (stored first: a crash in between
+        resumes at the stored level, whose receivers the notification log says were not told yet)."""
+        if st is None:
+            return
+        self.escalations.put(st)
+        policy = self.am.escalation_policies.get(st.policy)
+        if st.held:
+            self._record_escalation(g, st, "held: every firing alert is acknowledged; " + describe(policy, st), now)
+        else:
+            receivers = ",".join(policy.levels[st.level - 1].receivers) if policy else ""
+            self._record_escalation(g, st, f"notifying {receivers}: " + describe(policy, st), now)
+
+    def _record_escalation(self, g: Group, st: EscalationState, note: str, now: float) -> None:
+        policy = self.am.escalation_policies.get(st.policy)
+        receivers = policy.levels[st.level - 1].receivers if policy else ()
+        n = Notification(",".join(receivers) or st.policy, "escalation", g.key, g.labels,
+                         [a for a in g.alerts.values()], now)
+        self._record(n, "escalated", st.level, note, 0.0, f"{n.notification_id}-L{st.level}")
+        log.info("escalation %s: %s", g.key, note)
+
+    def _record_acks(self, now: float) -> None:
+        """Record each new ack once on wk.notifications (who, when, comment), whichever way it was made."""
+        if now - self.acks_checked < 1.0:
+            return
+        self.acks_checked = now
+        new = self.acks.unrecorded()
+        if not new:
+            return
+        for ack in new:
+            covered = [a for g in self.dispatcher.groups.values() for a in g.alerts.values() if ack.covers(a, now)]
+            self._emit(self._ack_record(ack, covered), ack.target)
+        self.acks.mark_recorded([a.id for a in new])
+
+    @staticmethod
+    def _ack_record(ack: Ack, covered: list[AlertEvent]) -> NotificationRecord:
+        return NotificationRecord(
+            notification_id=ack.id, receiver=ack.by or "unknown", integration="ack", group_key=ack.target,
+            status="acknowledged", error=redact(ack_note(ack))[:500], time=ack.created_at,
+            alerts=sorted({a.fingerprint for a in covered}), firing=len(covered))
+
     def _record(self, n: Notification, status: str, attempt: int, error: str, latency_ms: float,
                 id: str | None = None) -> None:
         rec = NotificationRecord(
@@ -218,8 +341,11 @@ class NotifySink:
             group_key=n.group_key, status=status, attempt=max(attempt, 1), error=redact(error)[:500],
             latency_ms=latency_ms, time=time.time(), alerts=[a.fingerprint for a in n.alerts],
             firing=len(n.firing()), resolved=len(n.resolved()))
+        self._emit(rec, n.group_key)
+
+    def _emit(self, rec: NotificationRecord, key: str) -> None:
         task = asyncio.get_running_loop().create_task(
-            self.producer.send(self.cfg.kafka.topics.notifications, encode(rec), key=n.group_key.encode()))
+            self.producer.send(self.cfg.kafka.topics.notifications, encode(rec), key=key.encode()))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

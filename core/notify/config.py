@@ -12,8 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.notify.escalation import Policy, PolicySpec, build_policies
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
 from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
+from core.notify.remediation import check_report_to
 from core.notify.text_template import TemplateError, check_template
 from core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
 from core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
@@ -38,6 +40,8 @@ class RouteSpec(_Strict):
     routes: list[RouteSpec] = Field(default_factory=list)
     mute_time_intervals: list[str] = Field(default_factory=list)
     active_time_intervals: list[str] = Field(default_factory=list)
+    # Watchkeeper extension (core/notify/escalation.py): the escalation policy of this route's groups.
+    escalation: str | None = None
 
     _d = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(duration)
 
@@ -75,6 +79,8 @@ class ConfigSpec(_Strict):
     templates: list[str] = Field(default_factory=list)
     time_intervals: list[NamedTimeIntervalSpec] = Field(default_factory=list)
     mute_time_intervals: list[NamedTimeIntervalSpec] = Field(default_factory=list)
+    # Watchkeeper extension (core/notify/escalation.py).
+    escalation_policies: list[PolicySpec] = Field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +99,7 @@ class Route:
     # Not inherited by child routes (Alertmanager's NewRoute takes them from the node itself).
     mute_time_intervals: tuple[str, ...] = ()
     active_time_intervals: tuple[str, ...] = ()
+    escalation: str = ""  # an escalation policy's name; "" for none (children inherit it)
 
     def match(self, labels: dict[str, str]) -> list[Route]:
         """Alertmanager's Route.Match: the deepest matching routes, siblings tried in order until one
@@ -129,6 +136,7 @@ class NotifyConfig:
     inhibit_rules: list[InhibitRule]
     time_intervals: TimeIntervals = field(default_factory=lambda: TimeIntervals({}))
     templates: list[str] = field(default_factory=list)  # template files the `templates:` globs matched
+    escalation_policies: dict[str, Policy] = field(default_factory=dict)
 
 
 def load_notify_config_file(path: str) -> NotifyConfig:
@@ -172,7 +180,10 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         if getattr(spec.route, key):
             raise doc.error(("route", key), f"the root route must not have any {key.replace('_', ' ')}")
     intervals = _time_intervals(doc, spec)
+    policies = build_policies(doc, spec.escalation_policies, names)
     root = _route(doc, spec.route, None, ("route",), names, intervals)
+    _check_escalations(doc, spec.route, ("route",), policies)
+    check_report_to(doc, spec.receivers)
     rules = [
         InhibitRule(
             source=_matchers(doc, r.source_matchers, r.source_match, r.source_match_re,
@@ -184,7 +195,7 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         for i, r in enumerate(spec.inhibit_rules)
     ]
     return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules, intervals,
-                        _template_files(doc, spec.templates))
+                        _template_files(doc, spec.templates), policies)
 
 
 def _check_global_defaults(doc: YamlDocument, spec: ConfigSpec, kind: str, c: Any,
@@ -247,6 +258,15 @@ def _time_intervals(doc: YamlDocument, spec: ConfigSpec) -> TimeIntervals:
     return TimeIntervals(out)
 
 
+def _check_escalations(doc: YamlDocument, spec: RouteSpec, loc: tuple[str | int, ...],
+                       policies: dict[str, Policy]) -> None:
+    if spec.escalation and spec.escalation not in policies:
+        raise doc.error((*loc, "escalation"), f"escalation policy {spec.escalation!r} is not defined under "
+                                              "escalation_policies")
+    for i, child in enumerate(spec.routes):
+        _check_escalations(doc, child, (*loc, "routes", i), policies)
+
+
 def _matchers(doc: YamlDocument, texts: list[str], match: dict[str, str], match_re: dict[str, str],
               loc: tuple[str | int, ...]) -> list[Matcher]:
     out: list[Matcher] = []
@@ -294,6 +314,7 @@ def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[
         key=(parent.key + "/" if parent else "") + matchers_str(matchers),
         mute_time_intervals=tuple(spec.mute_time_intervals),
         active_time_intervals=tuple(spec.active_time_intervals),
+        escalation=spec.escalation if spec.escalation is not None else (parent.escalation if parent else ""),
     )
     if route.group_interval <= 0:
         raise doc.error((*loc, "group_interval"), "group_interval must be greater than 0")

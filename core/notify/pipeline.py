@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from core.notify.acks import Ack, ack_note, acked_by
 from core.notify.config import NotifyConfig
 from core.notify.dispatch import Group, LogEntry, needs_update
 from core.notify.inhibit import inhibited
@@ -28,8 +29,11 @@ class FlushPlan:
 
 def plan_flush(cfg: NotifyConfig, group: Group, now: float, firing_anywhere: Iterable[AlertEvent],
                silences: list[Silence], log_entry: Callable[[str], LogEntry | None],
-               external_url: str = "") -> FlushPlan:
+               external_url: str = "", acks: Iterable[Ack] = (), receiver_name: str | None = None) -> FlushPlan:
+    """`receiver_name` (default: the route's) lets a reached escalation level be planned like the route's
+    receiver; an alert an ack covers is muted (`ack_suppressed`), so only its resolution is sent."""
     plan = FlushPlan()
+    acks = list(acks)
     sources = list(firing_anywhere) if cfg.inhibit_rules else []
     alerts: list[AlertEvent] = []
     route = group.route
@@ -47,6 +51,8 @@ def plan_flush(cfg: NotifyConfig, group: Group, now: float, firing_anywhere: Ite
             plan.muted.append((a, "silenced", "silenced by " + ", ".join(ids)))
         elif sources and inhibited(cfg.inhibit_rules, a, sources):
             plan.muted.append((a, "inhibited", "inhibited by a firing source alert"))
+        elif acks and (ack := acked_by(acks, a, now)) is not None:
+            plan.muted.append((a, "ack_suppressed", ack_note(ack)))
         else:
             alerts.append(a)
     plan.sent = list(group.alerts.values())
@@ -54,7 +60,7 @@ def plan_flush(cfg: NotifyConfig, group: Group, now: float, firing_anywhere: Ite
         return plan
     firing = {a.fingerprint for a in alerts if a.state == "firing"}
     resolved = {a.fingerprint for a in alerts if a.state == "resolved"}
-    receiver = cfg.receivers[group.route.receiver]
+    receiver = cfg.receivers[receiver_name or group.route.receiver]
     for name, integ in receiver.integrations():
         send_resolved = bool(getattr(integ, "send_resolved", True))
         if not needs_update(log_entry(name), firing, resolved, group.route.repeat_interval, send_resolved, now):

@@ -24,6 +24,8 @@ from core.notify.receiver_kinds import (
     WechatConfig,
 )
 from core.notify.sms import SmsConfig
+from core.promql.evaluator import PromQLError
+from core.promql.evaluator import parse as parse_promql
 from core.slo.go_format import parse_prom_duration
 
 
@@ -228,6 +230,42 @@ class AlertmanagerPushConfig(_Strict):
     send_resolved: bool = True
 
 
+class VerifyConfig(_Strict):
+    """Watchkeeper extension (core/notify/remediation.py): after a command hook ran for a firing alert, check
+    that it helped, by an HTTP probe (as the probe producer judges one: any 2xx, or `expect_status`, and
+    `body_match`), a command (exit 0 is healthy) or a PromQL expression over the samples stored since the
+    command ran (healthy when it returns a result), every `interval` for up to `within`; the outcome goes to
+    `report_to` (default: the hook's receiver's other integrations), a failure escalates the group."""
+
+    http: str = ""
+    expect_status: list[int] = Field(default_factory=list)
+    body_match: str = ""
+    command: list[str] = Field(default_factory=list)
+    promql: str = ""
+    within: float = 60.0
+    interval: float = 5.0
+    timeout: float = 5.0
+    report_to: list[str] = Field(default_factory=list)
+
+    _d = field_validator("within", "interval", "timeout", mode="before")(duration)
+
+    @model_validator(mode="after")
+    def _one_check(self) -> VerifyConfig:
+        if sum(map(bool, (self.http, self.command, self.promql))) != 1:
+            raise ValueError("verify needs exactly one of `http` (a URL to probe), `command` (exit 0: healthy) or "
+                             "`promql` (healthy when it returns a result, e.g. probe_success{job=\"web\"} == 1)")
+        if self.promql:
+            try:
+                parse_promql(self.promql)
+            except PromQLError as exc:
+                raise ValueError(str(exc)) from None
+        if self.http and not self.http.startswith(("http://", "https://")):
+            raise ValueError(f"verify.http must be an http:// or https:// URL, not {self.http!r}")
+        if self.interval <= 0 or self.within <= 0 or self.timeout <= 0:
+            raise ValueError("verify's within, interval and timeout must be greater than 0")
+        return self
+
+
 class CommandConfig(_Strict):
     """Watchkeeper extension: run `command` (no shell) with the notification as JSON on stdin and `WK_*`
     environment variables; killed after `timeout`. For auto-remediation."""
@@ -238,8 +276,12 @@ class CommandConfig(_Strict):
     send_resolved: bool = True
     # Of stdout and of stderr, each, at most this much is read into memory; the rest is drained and counted.
     max_output_bytes: int = Field(default=64 * 1024, ge=0)
+    # Verified remediation (core/notify/remediation.py): check the command's work; at most one run per
+    # alert per cooldown.
+    verify: VerifyConfig | None = None
+    cooldown: float = 1800.0
 
-    _d = field_validator("timeout", mode="before")(duration)
+    _d = field_validator("timeout", "cooldown", mode="before")(duration)
 
 
 class ReceiverConfig(_Strict):

@@ -63,7 +63,7 @@ function renderOverview(o) {
     const labels = Object.entries(a.labels).filter(([k]) => k !== "alertname")
       .map(([k, v]) => `<span class="chip">${esc(k)}=${esc(v)}</span>`).join("");
     const summary = a.annotations.summary || a.annotations.description || "";
-    return `<tr class="alert ${esc(a.state)}"><td><span class="pill ${esc(a.state)}">${esc(a.state)}</span></td>
+    return `<tr class="alert ${esc(a.state)}" data-fingerprint="${esc(a.fingerprint)}"><td><span class="pill ${esc(a.state)}">${esc(a.state)}</span></td>
       <td><div class="alertname">${esc(a.rule)}</div><div class="summary">${esc(summary)}</div></td>
       <td class="sev sev-${esc(a.severity)}">${esc(a.severity)}</td><td>${labels}</td>
       <td title="since ${new Date(a.starts_at).toISOString()}">${age(a.age_seconds)}</td>

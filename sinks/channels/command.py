@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from dataclasses import dataclass
 
 import orjson
 
@@ -73,11 +74,41 @@ def _dropped_note(name: str, out: CappedOutput, err: CappedOutput) -> str:
     return f"{name} output capped ({'; '.join(parts)})" if parts else ""
 
 
+@dataclass
+class HookRun:
+    """One run of a hook: its exit status (None: killed at the timeout), the kept output and the cap note."""
+
+    name: str
+    returncode: int | None
+    stdout: str
+    stderr: str
+    note: str
+    timeout: float
+
+    def summary(self, limit: int = 300) -> str:
+        """Exit status and the output's tail, bounded, for a delivery record or an escalation."""
+        status = f"killed after {self.timeout:g} s" if self.returncode is None else f"exit status {self.returncode}"
+        out = (self.stderr.strip() or self.stdout.strip())[-limit:]
+        text = f"{self.name}: {status}" + (f"; output: {out}" if out else "")
+        return f"{text} ({self.note})" if self.note else text
+
+
 class CommandChannel:
     def __init__(self, integration: str, cfg: CommandConfig) -> None:
         self.integration, self.cfg = integration, cfg
 
     async def send(self, n: Notification) -> str | None:
+        run = await self.run(n)
+        if run.returncode is None:
+            why = f"{run.name} timed out after {self.cfg.timeout:g} s (killed)"
+            raise DeliveryError(f"{why}; {run.note}" if run.note else why, True)
+        if run.returncode != 0:
+            why = f"{run.name} exited with {run.returncode}: {run.stderr.strip()[-300:]}"
+            raise DeliveryError(f"{why} ({run.note})" if run.note else why, True)
+        return run.note or None
+
+    async def run(self, n: Notification) -> HookRun:
+        """Run the hook once; a hook that cannot start at all is a (final) DeliveryError."""
         name = self.cfg.command[0]
         body = orjson.dumps(n.webhook_payload())
         env = {**os.environ, **self.cfg.env, **command_env(n)}
@@ -94,18 +125,14 @@ class CommandChannel:
             raise DeliveryError(f"cannot run {name}: {exc.strerror or exc}", False) from None
         out, err = CappedOutput(self.cfg.max_output_bytes), CappedOutput(self.cfg.max_output_bytes)
         io = asyncio.gather(_feed(proc.stdin, body), out.drain(proc.stdout), err.drain(proc.stderr), proc.wait())
+        code: int | None
         try:
             await asyncio.wait_for(io, self.cfg.timeout)
+            code = proc.returncode
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
-            why = f"{name} timed out after {self.cfg.timeout:g} s (killed)"
-            note = _dropped_note(name, out, err)
-            raise DeliveryError(f"{why}; {note}" if note else why, True) from None
-        note = _dropped_note(name, out, err)
-        if proc.returncode != 0:
-            tail = err.kept.decode("utf-8", "replace").strip()[-300:]
-            why = f"{name} exited with {proc.returncode}: {tail}"
-            raise DeliveryError(f"{why} ({note})" if note else why, True)
-        return note or None
+            code = None
+        return HookRun(name, code, out.kept.decode("utf-8", "replace"), err.kept.decode("utf-8", "replace"),
+                       _dropped_note(name, out, err), self.cfg.timeout)
