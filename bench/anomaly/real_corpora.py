@@ -13,8 +13,8 @@
 
 The data are not in this repository: `bench/anomaly/fetch_real.sh` clones both repositories at pinned
 commits into ``bench/anomaly/data/real/`` (git-ignored), or point ``WK_REAL_DATA`` at a directory that
-holds ``cloud-monitoring-dataset/`` and ``SKAB/``. A few series of each are checked in under
-``bench/anomaly/data/real_sample/`` for the unit test of the loaders and the scorer (CI has no network).
+holds ``cloud-monitoring-dataset/`` and ``SKAB/``. None of their data is committed here; the unit tests of
+the loaders write small files in the corpora's formats.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from nab import windows_from_points, windows_from_segments
 
 HERE = Path(__file__).parent
 DEFAULT_ROOT = HERE / "data" / "real"
-SAMPLE_ROOT = HERE / "data" / "real_sample"
 MS_A_DOMAINS = ("application-crash-rate-1", "consumer-purchase-rate", "data-ingress-rate",
                 "middle-tier-api-dependency-latency")  # the design half; the other half confirms
 SKAB_SENSORS = ("Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple",

@@ -5,6 +5,7 @@ absent series, counter resets and group order."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -78,11 +79,13 @@ def test_one_broken_file_does_not_stop_the_others(tmp_path: Path) -> None:
     assert "bad_regex.rules.yml:5" in out and "rule 'r'" in out and "nested repetition" in out
 
 
+@pytest.mark.skipif(not os.environ.get("WK_WILD_RULES"), reason="WK_WILD_RULES (a directory of real-world rule "
+                    "files, see tests/rules/wild/README.md) not set")
 def test_real_world_rule_files_load() -> None:
-    """tests/rules/wild: rule files from public repositories (licences in its README); all pass promtool
-    check rules, and all must load in Watchkeeper."""
-    files = sorted(str(f) for f in (RULES / "wild").rglob("*.y*ml"))
-    assert len(files) >= 100
+    """Rule files from public repositories (not committed: tests/rules/wild/README.md says which, at which
+    commits): every file promtool accepts must load in Watchkeeper."""
+    files = sorted(str(f) for f in Path(os.environ["WK_WILD_RULES"]).rglob("*.y*ml"))
+    assert files, "WK_WILD_RULES holds no rule files"
     checked = subprocess.run(["promtool", "check", "rules", *files], capture_output=True, text=True, timeout=300)
     assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
     failures = []
