@@ -262,7 +262,8 @@ def rejected_batch(cols: SampleColumns, registry: SeriesRegistry, source: str) -
     Built without validation: the points are the ones the contract or the engine refused (a time of 1e300
     is what the dead letter must show)."""
     blocks = []
-    for s in np.unique(cols.series).tolist():
+    uniq, first = np.unique(cols.series, return_index=True)
+    for s in uniq[np.argsort(first)].tolist():  # in order of appearance
         mine = cols.series == s
         name, labels, kind = ((registry.names[s], registry.labels[s], registry.kinds[s]) if s >= 0
                               else registry.refused[-s - 1])

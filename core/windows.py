@@ -7,9 +7,10 @@ handful of whole-array operations rather than one Python object per sample.
 Semantics (DESIGN.md, Time):
 - window k of a series covers [k * width, (k + 1) * width);
 - each source (the message's Kafka key) has its own watermark: the max event time accepted from it minus
-  `allowed_lateness`; a series belongs to the source that first sent it (until it is forgotten, below),
-  its windows close once their end is at or before that source's watermark and a sample is late once
-  its window closed, so one source's clock never closes another's windows nor makes its samples late;
+  `allowed_lateness`; a series belongs to the source that first sent it (another source takes it over
+  only once that one went idle), its windows close once their end is at or before their source's
+  watermark and a sample is late once its window closed, so one source's clock never closes another's
+  windows nor makes its samples late;
 - windows are returned in the order they became closable (the input message that made them so), then
   by (start, series id): whatever runs of messages `advance()` is called after, the same sequence;
 - processing time comes in as an argument (`now`, the same for every sample of a message): a sample more
@@ -135,6 +136,7 @@ class WindowEngine:
         cap = 1024
         self._k = np.zeros(cap, dtype=np.int64)
         self._series = np.zeros(cap, dtype=np.int64)
+        self._slot_src = np.zeros(cap, dtype=np.int64)  # the source whose watermark closes the window
         self._used = np.zeros(cap, dtype=bool)
         self._count = np.zeros(cap, dtype=np.int64)
         self._sum = np.zeros(cap)
@@ -264,14 +266,19 @@ class WindowEngine:
         return verdict
 
     def _closed_bound(self, series: np.ndarray, source: int) -> np.ndarray:
-        """Per sample, the first window of its series not closed yet: by its owner's watermark (`source`
-        for a series new here) and by what was emitted (a series may have changed owner since)."""
+        """Per sample, the first window of its series not closed yet: by its owner's watermark, by the
+        sender's if it takes the series over, and by what was emitted."""
         self._grow_series(int(series.max()) + 1)
         owner = self._series_src[series]
         if (owner == source).all():
             return np.maximum(self._series_cb[series], self._src_cb[source])
-        owner = np.where(owner < 0, source, owner)
-        return np.maximum(self._series_cb[series], np.asarray(self._src_cb, dtype=np.int64)[owner])
+        bound = np.maximum(self._series_cb[series], np.asarray([*self._src_cb, _NO_K], dtype=np.int64)[owner])
+        return np.where(self._taken_over(owner), np.maximum(bound, self._src_cb[source]), bound)
+
+    def _taken_over(self, owner: np.ndarray) -> np.ndarray:
+        """Whether a series with this owner passes to the source sending it: it has none, or an idle one
+        (whose windows are all closable, so a window never changes source while open)."""
+        return (owner < 0) | ~np.asarray([*self._src_active, False], dtype=bool)[owner]
 
     def _count_rejects(self, verdict: np.ndarray, source: int) -> None:
         counts = np.bincount(verdict, minlength=len(Reject)).tolist()
@@ -285,10 +292,17 @@ class WindowEngine:
         """Accepted samples of `series` from `source`, the newest at `max_ts`; new series become its own."""
         owner = self._series_src[series]
         if isinstance(series, int):
-            if owner < 0:
+            if owner < 0 or not self._src_active[owner]:
+                if owner >= 0:  # the idle owner's windows stay closed
+                    self._series_cb[series] = max(self._series_cb[series], self._src_cb[owner])
                 self._series_src[series] = source
-        elif (owner < 0).any():
-            self._series_src[series[owner < 0]] = source
+        elif (owner != source).any():
+            taken = self._taken_over(owner)
+            if taken.any():
+                s, o = series[taken], owner[taken]
+                cb = np.asarray([*self._src_cb, _NO_K], dtype=np.int64)[o]
+                np.maximum.at(self._series_cb, s, cb)
+                self._series_src[s] = source
         self._series_seen[series] = self.proc_time
         if max_ts > self._src_max[source]:
             self._src_max[source] = max_ts
@@ -322,7 +336,10 @@ class WindowEngine:
             if s >= len(self._prev_val):
                 self._grow_series(s + 1)
             owner = int(self._series_src[s])
-            if k < self._src_cb[source if owner < 0 else owner] or k < self._series_cb[s]:
+            bound = max(self._series_cb[s], _NO_K if owner < 0 else self._src_cb[owner])
+            if owner < 0 or not self._src_active[owner]:
+                bound = max(bound, self._src_cb[source])
+            if k < bound:
                 verdict = Reject.LATE
             else:
                 if c:
@@ -360,7 +377,7 @@ class WindowEngine:
             self._apply_pending()
             n = self._n_slots
             open_slots = np.flatnonzero(self._used[:n])
-            owner = self._series_src[self._series[open_slots]]
+            owner = self._slot_src[open_slots]
             for i in idle:
                 ks = self._k[open_slots[owner == i]]
                 if len(ks) and ks.max() >= self._src_cb[i]:
@@ -442,7 +459,7 @@ class WindowEngine:
         n = self._n_slots
         open_slots = np.flatnonzero(self._used[:n])
         src_cb = np.asarray(self._src_cb, dtype=np.int64)
-        owner = self._series_src[self._series[open_slots]]
+        owner = self._slot_src[open_slots]
         closing = self._k[open_slots] < src_cb[owner]
         slots, owner = open_slots[closing], owner[closing]
         # When each became closable: the first closing of its owner's since the last emit past its window.
@@ -468,7 +485,7 @@ class WindowEngine:
 
     # -- snapshots ---------------------------------------------------------------------------------
 
-    _SLOT_ARRAYS = ("_k", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc")
+    _SLOT_ARRAYS = ("_k", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc", "_slot_src")
 
     def snapshot(self) -> bytes:
         """The whole state as bytes: an orjson header (scalars, sources, the series it references by name
@@ -541,7 +558,8 @@ class WindowEngine:
         while len(eng._k) < m:
             eng._grow_slots()
         for name in cls._SLOT_ARRAYS:
-            getattr(eng, name)[:m] = arrays[name]
+            if name in arrays:  # "_slot_src" is not in a version 1 snapshot
+                getattr(eng, name)[:m] = arrays[name]
         eng._series[:m] = dense[arrays["series"]]
         eng._used[:m] = True
         eng._n_slots = m
@@ -581,7 +599,8 @@ class WindowEngine:
         eng._src_cb[src] = int(header["closed_before"])
         eng._src_active[src] = bool(eng._n_slots)
         eng._idle_due = -math.inf  # checked at the first clock, which is also when "" was last seen
-        eng._series_src[dense[:-1]] = src
+        eng._slot_src[:eng._n_slots] = src
+        eng._series_src[eng._series[:eng._n_slots]] = src
         eng._series_cb[dense[:-1]] = int(header["closed_before"])
         prev = dense[arrays["prev_series"]]
         eng._prev_val[prev] = arrays["prev_val"]
@@ -677,12 +696,14 @@ class WindowEngine:
         self._open_keys, self._open_slots = all_keys[order], np.concatenate([open_slots, new])[order]
         self._used[new] = True
         self._series[new], self._k[new] = g_series[miss], g_k[miss]
+        self._slot_src[new] = self._series_src[g_series[miss]]
         self._count[new] = 0
         self._sum[new] = self._inc[new] = 0.0
         return found
 
     def _grow_slots(self) -> None:
-        for name in ("_k", "_series", "_used", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc"):
+        for name in ("_k", "_series", "_slot_src", "_used", "_count", "_sum", "_min", "_max", "_last", "_last_ts",
+                     "_inc"):
             old = getattr(self, name)
             setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
 
