@@ -247,6 +247,12 @@ def register(app: faust.App, cfg: Config) -> None:
             await quiet_tick(p, force=True)
         return n
 
+    def caught_up(p: int) -> bool:
+        """Whether partition p's state holds everything fetched so far: a backlog is not quiet, whatever the
+        wall clock says about its old records."""
+        high = feed[0].highwater(TopicPartition(t.samples, p)) if feed else None
+        return high is not None and high <= step.progress[p].offset + 1
+
     async def quiet_tick(p: int, force: bool = False) -> None:
         """Close the windows of partition p's idle sources if it had no message for long enough (see
         `WindowStep.tick`); a close is checkpointed before the partition's next message, so at most the last
@@ -376,7 +382,7 @@ def register(app: faust.App, cfg: Config) -> None:
                     if now - last_tick[0] >= TICK_EVERY_SECONDS:
                         last_tick[0] = now
                         for p in list(fed):
-                            if p in emitted and p not in got_parts(got):
+                            if p in emitted and caught_up(p) and p not in got_parts(got):
                                 with working([p]):
                                     await quiet_tick(p)
                     if now - last_release[0] >= RELEASE_EVERY_SECONDS:
