@@ -146,18 +146,24 @@ class WindowStep:
         out.first_seq = prog.seq + 1
         eng = self.engine(partition)
         registry = self.registry
+        source_ids = eng.source_ids
         for i, (offset, key, raw) in enumerate(messages):
             proc = now if times is None else times[i]
             prog.offset = offset
             self.messages += 1
-            registry.clear_refused()
+            if registry.refused:
+                registry.clear_refused()
             try:
-                got = decode_samples(raw, registry, source=key.decode("utf-8", "replace") if key else "")
-                source = self._source(key, raw, got)
-                src = eng.source_index(source)
+                source = key.decode("utf-8", "replace") if key else ""
+                got = decode_samples(raw, registry, source=source)
+                if not source:
+                    source = self._source(raw, got)
+                src = source_ids.get(source)
+                if src is None:
+                    src = eng.source_index(source)
                 if type(got) is OneSample:
                     self.samples += 1
-                    verdict = eng.ingest_sample(*got, source=src, now=proc)
+                    verdict = eng.ingest_sample(*got, src, proc)
                     if verdict:
                         self._refused(out, got.columns(), _ONE[verdict], partition, offset, key, source, proc, now)
                 else:
@@ -207,9 +213,8 @@ class WindowStep:
         out.deadletters.append((key, self._dead(raw, partition, offset, _internal(exc), now)))
         return out
 
-    def _source(self, key: bytes | None, raw: bytes, got: SampleColumns | OneSample) -> str:
-        if key:
-            return key.decode("utf-8", "replace")
+    def _source(self, raw: bytes, got: SampleColumns | OneSample) -> str:
+        """The source of a message without a key."""
         if type(got) is OneSample:
             labels = self.registry.labels[got.series] if got.series >= 0 else self.registry.refused[-1][1]
             return labels.get("host") or labels.get("instance") or ""

@@ -115,7 +115,7 @@ class WindowEngine:
         self.proc_time = -math.inf  # processing time: the newest `now` given
         # Per source, by index (lists: one source per message, so scalar access, cheaper than numpy's).
         self.source_names: list[str] = []
-        self._source_index: dict[str, int] = {}
+        self.source_ids: dict[str, int] = {}  # name -> index
         self._src_max: list[float] = []  # max event time accepted
         self._src_cb: list[int] = []  # windows with k below this are closed
         self._src_seen: list[float] = []  # processing time of its last accepted sample
@@ -123,6 +123,7 @@ class WindowEngine:
         self.source_future: list[int] = []  # samples refused as `future`
         self.source_late: list[int] = []
         self._dirty: set[int] = set()  # sources whose max moved since the last advance
+        self._guarded = False  # some series' emitted bound may be past its owner's (taken over): check it
         self._epoch = 0  # input messages (ingest calls) and ticks so far: when a window became closable
         self._closings: list[tuple[int, int, int]] = []  # (source, new closed bound, epoch) since the last emit
         self._idle_due = math.inf  # processing time of the next idle check
@@ -155,15 +156,15 @@ class WindowEngine:
         self._series_seen = np.full(1024, -np.inf)  # processing time of its last sample
         self._pending: list[tuple[SampleColumns, np.ndarray]] = []
         self._pending_n = 0
-        self._single: list[tuple[int, float, float, bool, int]] = []  # waiting one-sample batches
+        self._single: list[tuple[int, float, float, bool, int, float]] = []  # waiting one-sample batches
         self._empty = ClosedWindows.empty(quantiles)
         self._close_due = False  # windows became closable and were not returned yet (advance(emit=False))
 
     def source_index(self, name: str) -> int:
         """The index of source `name` (the message's key), added on first use."""
-        i = self._source_index.get(name)
+        i = self.source_ids.get(name)
         if i is None:
-            i = self._source_index[name] = len(self.source_names)
+            i = self.source_ids[name] = len(self.source_names)
             self.source_names.append(name)
             self._src_max.append(-math.inf)
             self._src_cb.append(_NO_K)
@@ -219,40 +220,54 @@ class WindowEngine:
         as if each batch were applied on arrival, while small batches (single-sample messages) share
         the fixed cost of one update. A counter sample not newer than a waiting sample of its series
         first applies what waits, so reset-aware increases see the same order as eager application."""
+        n = len(cols)
+        if n == 1:
+            return _VERDICTS[self.ingest_sample(int(cols.series[0]), float(cols.ts[0]), float(cols.values[0]),
+                                                bool(cols.counter[0]), source, now)]
         self._epoch += 1
-        if now is not None:
+        if now is not None and now > self.proc_time:
             self._clock(now)
-        while source >= len(self._src_max):  # an index never named: sources #0, #1, ...
-            self.source_index(f"#{len(self.source_names)}")
-        if len(cols) == 1:
-            return _VERDICTS[self._one(int(cols.series[0]), float(cols.ts[0]), float(cols.values[0]),
-                                       bool(cols.counter[0]), source, now)]
-        if len(cols) == 0:
+        if source >= len(self._src_max):
+            self._unnamed(source)
+        if n == 0:
             return np.zeros(0, dtype=np.int8)
         self._singles_to_pending()
-        ts, series = cols.ts, cols.series
-        verdict = np.zeros(len(cols), dtype=np.int8)
-        clean = (bool(ts.min() >= MIN_TS) and bool(ts.max() <= MAX_TS)
-                 and bool(np.abs(cols.values).max() <= MAX_ABS_VALUE) and bool(series.min() >= 0)
-                 and (now is None or bool(ts.max() <= now + self.max_future)))
-        if not clean:
-            verdict[~(np.abs(cols.values) <= MAX_ABS_VALUE)] = Reject.BAD_VALUE
+        if len(self._prev_val) < len(self.registry.names):
+            self._grow_series(len(self.registry.names))
+        ts, series, values = cols.ts, cols.series, cols.values
+        verdict = np.zeros(n, dtype=np.int8)
+        ts_max = float(ts.max())
+        # The common case in a few whole-array reductions: NaN fails every comparison, so it takes the
+        # slow path; a refused series (negative index) exists only while the registry lists one.
+        if (ts_max <= (MAX_TS if now is None else min(MAX_TS, now + self.max_future)) and ts.min() >= MIN_TS
+                and values.max() <= MAX_ABS_VALUE and values.min() >= -MAX_ABS_VALUE and not self.registry.refused):
+            k = np.floor(ts / self.width).astype(np.int64)
+            owner = self._series_src[series]
+            mine = bool((owner == source).all())
+            if mine and not self._guarded:
+                cb = self._src_cb[source]
+                if k.min() < cb:
+                    verdict[k < cb] = Reject.LATE
+            else:
+                verdict[k < self._closed_bound(series, owner, source)] = Reject.LATE
+        else:
+            mine = False
+            verdict[~((values >= -MAX_ABS_VALUE) & (values <= MAX_ABS_VALUE))] = Reject.BAD_VALUE
             verdict[~((ts >= MIN_TS) & (ts <= MAX_TS))] = Reject.BAD_TIMESTAMP
             if now is not None:
                 verdict[(verdict == 0) & (ts > now + self.max_future)] = Reject.FUTURE
             verdict[(verdict == 0) & (series < 0)] = Reject.SERIES_LIMIT
             ok = verdict == 0
             k = np.floor(np.where(ok, ts, 0.0) / self.width).astype(np.int64)
-            verdict[ok & (k < self._closed_bound(np.where(ok, series, 0), source))] = Reject.LATE
-        else:
-            k = np.floor(ts / self.width).astype(np.int64)
-            verdict[k < self._closed_bound(series, source)] = Reject.LATE
+            known = np.where(ok, series, 0)
+            verdict[ok & (k < self._closed_bound(known, self._series_src[known], source))] = Reject.LATE
         if verdict.any():
             self._count_rejects(verdict, source)
             keep = verdict == 0
             cols, k = cols.take(keep), k[keep]
             if len(cols) == 0:
                 return verdict
+            ts_max, mine = float(cols.ts.max()), False
         if cols.counter.any():
             cs, cts = cols.series[cols.counter], cols.ts[cols.counter]
             if self._pending and (cts <= self._pending_max_ts[cs]).any():
@@ -260,18 +275,21 @@ class WindowEngine:
             np.maximum.at(self._pending_max_ts, cs, cts)
         self._pending.append((cols, k))
         self._pending_n += len(cols)
-        self._seen(cols.series, float(cols.ts.max()), source)
+        if not mine:
+            self._take_over(cols.series, source)
+        self._series_seen[cols.series] = self.proc_time
+        self._source_seen(source, ts_max)
         if self._pending_n >= _MAX_PENDING:
             self._apply_pending()
         return verdict
 
-    def _closed_bound(self, series: np.ndarray, source: int) -> np.ndarray:
+    def _unnamed(self, source: int) -> None:
+        while source >= len(self._src_max):  # an index never named: sources #0, #1, ...
+            self.source_index(f"#{len(self.source_names)}")
+
+    def _closed_bound(self, series: np.ndarray, owner: np.ndarray, source: int) -> np.ndarray:
         """Per sample, the first window of its series not closed yet: by its owner's watermark, by the
         sender's if it takes the series over, and by what was emitted."""
-        self._grow_series(int(series.max()) + 1)
-        owner = self._series_src[series]
-        if (owner == source).all():
-            return np.maximum(self._series_cb[series], self._src_cb[source])
         bound = np.maximum(self._series_cb[series], np.asarray([*self._src_cb, _NO_K], dtype=np.int64)[owner])
         return np.where(self._taken_over(owner), np.maximum(bound, self._src_cb[source]), bound)
 
@@ -279,6 +297,27 @@ class WindowEngine:
         """Whether a series with this owner passes to the source sending it: it has none, or an idle one
         (whose windows are all closable, so a window never changes source while open)."""
         return (owner < 0) | ~np.asarray([*self._src_active, False], dtype=bool)[owner]
+
+    def _take_over(self, series: np.ndarray, source: int) -> None:
+        """Series new here, or whose owner went idle, become `source`'s; an idle owner's windows stay closed
+        (`_series_cb`, checked from then on: `_guarded`)."""
+        owner = self._series_src[series]
+        taken = self._taken_over(owner)
+        if taken.any():
+            s, o = series[taken], owner[taken]
+            if (o >= 0).any():
+                np.maximum.at(self._series_cb, s, np.asarray([*self._src_cb, _NO_K], dtype=np.int64)[o])
+                self._guarded = True
+            self._series_src[s] = source
+
+    def _source_seen(self, source: int, max_ts: float) -> None:
+        if max_ts > self._src_max[source]:
+            self._src_max[source] = max_ts
+            self._dirty.add(source)
+        self._src_seen[source] = self.proc_time
+        if not self._src_active[source]:
+            self._src_active[source] = True
+            self._idle_due = min(self._idle_due, self.proc_time + self.idle_timeout)
 
     def _count_rejects(self, verdict: np.ndarray, source: int) -> None:
         counts = np.bincount(verdict, minlength=len(Reject)).tolist()
@@ -288,77 +327,60 @@ class WindowEngine:
         self.source_late[source] += counts[Reject.LATE]
         self.source_future[source] += counts[Reject.FUTURE]
 
-    def _seen(self, series: np.ndarray | int, max_ts: float, source: int) -> None:
-        """Accepted samples of `series` from `source`, the newest at `max_ts`; new series become its own."""
-        owner = self._series_src[series]
-        if isinstance(series, int):
-            if owner < 0 or not self._src_active[owner]:
-                if owner >= 0:  # the idle owner's windows stay closed
-                    self._series_cb[series] = max(self._series_cb[series], self._src_cb[owner])
-                self._series_src[series] = source
-        elif (owner != source).any():
-            taken = self._taken_over(owner)
-            if taken.any():
-                s, o = series[taken], owner[taken]
-                cb = np.asarray([*self._src_cb, _NO_K], dtype=np.int64)[o]
-                np.maximum.at(self._series_cb, s, cb)
-                self._series_src[s] = source
-        self._series_seen[series] = self.proc_time
-        if max_ts > self._src_max[source]:
-            self._src_max[source] = max_ts
-            self._dirty.add(source)
-        self._src_seen[source] = self.proc_time
-        if not self._src_active[source]:
-            self._src_active[source] = True
-            self._idle_due = min(self._idle_due, self.proc_time + self.idle_timeout)
-
     def ingest_sample(self, s: int, ts: float, v: float, c: bool, source: int = 0, now: float | None = None) -> int:
         """`ingest` of one sample (series index, time, value, is counter) in plain Python, numpy's per-call
         cost would be most of the work; its `Reject` code (0: applied)."""
         self._epoch += 1
-        if now is not None:
+        if now is not None and now > self.proc_time:
             self._clock(now)
-        while source >= len(self._src_max):
-            self.source_index(f"#{len(self.source_names)}")
-        return self._one(s, ts, v, c, source, now)
-
-    def _one(self, s: int, ts: float, v: float, c: bool, source: int, now: float | None) -> int:
-        if not MIN_TS <= ts <= MAX_TS:  # also NaN
-            verdict = Reject.BAD_TIMESTAMP
-        elif not abs(v) <= MAX_ABS_VALUE:
-            verdict = Reject.BAD_VALUE
-        elif now is not None and ts > now + self.max_future:
-            verdict = Reject.FUTURE
-        elif s < 0:
-            verdict = Reject.SERIES_LIMIT
-        else:
+        if source >= len(self._src_max):
+            self._unnamed(source)
+        if (MIN_TS <= ts <= MAX_TS and -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE
+                and (now is None or ts <= now + self.max_future) and s >= 0):
             k = math.floor(ts / self.width)
             if s >= len(self._prev_val):
                 self._grow_series(s + 1)
-            owner = int(self._series_src[s])
-            bound = max(self._series_cb[s], _NO_K if owner < 0 else self._src_cb[owner])
-            if owner < 0 or not self._src_active[owner]:
-                bound = max(bound, self._src_cb[source])
-            if k < bound:
-                verdict = Reject.LATE
+            owner = self._series_src.item(s)
+            if owner == source and not self._guarded:
+                late = k < self._src_cb[source]
             else:
+                bound = max(self._series_cb.item(s), _NO_K if owner < 0 else self._src_cb[owner])
+                if owner < 0 or not self._src_active[owner]:
+                    bound = max(bound, self._src_cb[source])
+                late = k < bound
+            if not late:
                 if c:
                     if ts <= self._pending_max_ts[s] and (self._pending or self._single):
                         self._apply_pending()
                     if ts > self._pending_max_ts[s]:
                         self._pending_max_ts[s] = ts
-                self._single.append((s, ts, v, c, k))
+                if owner != source:
+                    self._take_over(np.asarray([s]), source)
+                self._single.append((s, ts, v, c, k, self.proc_time))
                 self._pending_n += 1
-                self._seen(s, ts, source)
+                if ts > self._src_max[source]:
+                    self._src_max[source] = ts
+                    self._dirty.add(source)
+                self._src_seen[source] = self.proc_time
+                if not self._src_active[source]:
+                    self._src_active[source] = True
+                    self._idle_due = min(self._idle_due, self.proc_time + self.idle_timeout)
                 if self._pending_n >= _MAX_PENDING:
                     self._apply_pending()
                 return 0
-        self.rejected[verdict] += 1
-        if verdict == Reject.LATE:
+            verdict = Reject.LATE
             self.late_samples += 1
             self.source_late[source] += 1
-        elif verdict == Reject.FUTURE:
+        elif not MIN_TS <= ts <= MAX_TS:  # also NaN
+            verdict = Reject.BAD_TIMESTAMP
+        elif not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:
+            verdict = Reject.BAD_VALUE
+        elif now is not None and ts > now + self.max_future:
+            verdict = Reject.FUTURE
             self.source_future[source] += 1
+        else:
+            verdict = Reject.SERIES_LIMIT
+        self.rejected[verdict] += 1
         return int(verdict)
 
     def _idle_check(self) -> None:
@@ -416,8 +438,9 @@ class WindowEngine:
 
     def _singles_to_pending(self) -> None:
         if self._single:
-            s, ts, v, c, k = zip(*self._single, strict=True)
+            s, ts, v, c, k, seen = zip(*self._single, strict=True)
             self._single = []
+            np.maximum.at(self._series_seen, np.asarray(s, dtype=np.int64), np.asarray(seen, dtype=np.float64))
             self._pending.append((SampleColumns(np.asarray(s, dtype=np.int64), np.asarray(ts, dtype=np.float64),
                                                 np.asarray(v, dtype=np.float64), np.asarray(c, dtype=bool)),
                                   np.asarray(k, dtype=np.int64)))
@@ -518,7 +541,7 @@ class WindowEngine:
             "series_idle": self.series_idle, "proc_time": _finite(self.proc_time), "epoch": self._epoch,
             "idle_due": _finite(self._idle_due), "evict_due": _finite(self._evict_due),
             "late_samples": self.late_samples, "rejected": self.rejected, "close_due": self._close_due,
-            "closings": self._closings,
+            "closings": self._closings, "guarded": self._guarded,
             "sources": [[name, _finite(self._src_max[i]), self._src_cb[i], _finite(self._src_seen[i]),
                          self._src_active[i], self.source_future[i], self.source_late[i]]
                         for i, name in enumerate(self.source_names)],
@@ -579,6 +602,7 @@ class WindowEngine:
         eng._evict_due = _or_inf(header["evict_due"], -math.inf)
         eng.rejected = [int(x) for x in header["rejected"]]
         eng._closings = [(int(a), int(b), int(c)) for a, b, c in header["closings"]]
+        eng._guarded = bool(header["guarded"])
         for name, mx, cb, seen, active, future, late in header["sources"]:
             i = eng.source_index(name)
             eng._src_max[i], eng._src_cb[i] = _or_inf(mx, -math.inf), int(cb)
@@ -602,6 +626,7 @@ class WindowEngine:
         eng._slot_src[:eng._n_slots] = src
         eng._series_src[eng._series[:eng._n_slots]] = src
         eng._series_cb[dense[:-1]] = int(header["closed_before"])
+        eng._guarded = True
         prev = dense[arrays["prev_series"]]
         eng._prev_val[prev] = arrays["prev_val"]
         eng._prev_ts[prev] = arrays["prev_ts"]
