@@ -100,3 +100,22 @@ def exposition() -> bytes:
     merged = CollectorRegistry(auto_describe=False)
     multiprocess.MultiProcessCollector(merged, path=str(directory))
     return generate_latest(merged)
+
+
+def skewed_sources() -> list[tuple[str, float]]:
+    """Sources whose samples the worker refused as `future` (clock ahead), most first: the values of
+    `watchkeeper_source_future_samples` from every process's files (multiprocess mode) or this process."""
+    directory = multiproc_dir()
+    if directory is not None and directory.is_dir():
+        registry = CollectorRegistry(auto_describe=False)
+        multiprocess.MultiProcessCollector(registry, path=str(directory))
+    else:
+        registry = REGISTRY
+    counts: dict[str, float] = {}
+    for family in registry.collect():
+        if family.name == "watchkeeper_source_future_samples":
+            for sample in family.samples:
+                source = sample.labels.get("source")
+                if source is not None and sample.value > 0:
+                    counts[source] = counts.get(source, 0.0) + sample.value
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
