@@ -216,7 +216,7 @@ class WindowStep:
     def _source(self, raw: bytes, got: SampleColumns | OneSample) -> str:
         """The source of a message without a key."""
         if type(got) is OneSample:
-            labels = self.registry.labels[got.series] if got.series >= 0 else self.registry.refused[-1][1]
+            labels = self.registry.labels[got.series] if got.series >= 0 else self.registry.refused[-got.series - 1][1]
             return labels.get("host") or labels.get("instance") or ""
         head = orjson.loads(raw)
         return str(head.get("source") or "") if type(head) is dict else ""

@@ -33,7 +33,7 @@ FAR_FUTURE = 9  # partition 1: one sample a year ahead, then its normal data
 
 def workload(samples: int) -> Workload:
     wl = Workload(samples=samples)
-    return Workload(samples=samples, t0=float(int(time.time()) - wl.seconds - 120), skewed=SKEWED,
+    return Workload(samples=samples, t0=float((int(time.time()) - wl.seconds - 120) // 10 * 10), skewed=SKEWED,
                     far_future=FAR_FUTURE)
 
 

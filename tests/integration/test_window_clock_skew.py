@@ -31,7 +31,7 @@ FAR_FUTURE = 1
 def test_skewed_sources_are_refused_and_the_others_lose_nothing_across_kills(wk_config: Config,
                                                                            tmp_path: Path) -> None:
     seconds = SAMPLES // Workload().series
-    wl = Workload(samples=SAMPLES, t0=float(int(time.time()) - seconds - 120), skewed=SKEWED,
+    wl = Workload(samples=SAMPLES, t0=float((int(time.time()) - seconds - 120) // 10 * 10), skewed=SKEWED,
                   far_future=FAR_FUTURE)
     cfg = wk_config
     cfg.windows.snapshot_every_messages = 20
