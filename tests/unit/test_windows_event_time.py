@@ -368,3 +368,36 @@ def test_a_version_1_snapshot_still_restores() -> None:
     assert closed.start.tolist() == [100.0, 110.0, 120.0] and closed.count.tolist() == [1, 1, 1]
     old.ingest(cols([0], [150.0]), a, now=1026.0)
     assert old.advance().start.tolist() == [130.0]  # now on a's watermark
+
+
+def test_a_message_without_a_key_is_the_batch_source_or_the_sample_host() -> None:
+    step = WindowStep("t", 10.0, 5.0)
+    single = orjson.dumps({"v": 1, "name": "cpu", "labels": {"instance": "db-1:9100"}, "ts": NOW + 3600, "value": 1.0})
+    out = step.process_many(0, [(0, None, batch("web-1", [NOW + 3600])), (1, None, single)], NOW)
+    assert ["'web-1'" in d.reason for d in letters(out)] == [True, False]
+    assert "'db-1:9100'" in letters(out)[1].reason
+    assert step.engines[0].source_names == ["web-1", "db-1:9100"]
+
+
+def test_the_largest_accepted_values_give_a_window_the_sink_stores() -> None:
+    """Values up to +-1e300 are accepted, and their window has only finite numbers (orjson would write an
+    infinite sum as null, and the sink would dead-letter the window)."""
+    from sinks.clickhouse_row_checks import row_problem
+
+    step = WindowStep("t", 10.0, 5.0)
+    out = step.process_many(0, [(0, b"a", batch("a", [NOW - 30.0 + i for i in range(100)], [1e300] * 99 + [-1e300])),
+                                (1, b"a", batch("a", [NOW + 100.0]))], NOW)
+    assert out.deadletters == [] and len(out.aggregates) == 10
+    for _, raw in out.aggregates:
+        rec = orjson.loads(raw)
+        assert row_problem("aggregates", rec) is None
+        assert math.isfinite(rec["sum"]) and abs(rec["max"]) <= 1e300
+
+
+def test_the_sink_stores_no_raw_point_outside_the_time_range() -> None:
+    from schemas import SampleBatch, SeriesBlock
+    from sinks.clickhouse_rows import samples_table
+
+    b = SampleBatch(source="a", series=[SeriesBlock(name="m", ts=[1e300, NOW, 9.3e9, 0.0], values=[1, 2, 3, 4])])
+    table = samples_table([b])
+    assert table.column("value").to_pylist() == [2.0, 4.0]
