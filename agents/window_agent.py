@@ -46,7 +46,7 @@ from agents.emission_log import SEQ_HEADER, TICK_HEADER, iter_chunks, last_recor
 from agents.window_step import StepOutput, WindowLimits, WindowStep
 from agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
 from watchkeeper.config import Config
-from watchkeeper.self_metrics import SAMPLES_CONSUMED, SAMPLES_REJECTED
+from watchkeeper.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
 
 Record = tuple[int, bytes | None, bytes, float]  # offset, key, value, processing time (record timestamp)
 TICK_EVERY_SECONDS = 1.0  # how often a partition without messages is checked for idle sources
@@ -207,10 +207,14 @@ def register(app: faust.App, cfg: Config) -> None:
             log.exception("window step failed at %s[%d]@%d..%d", t.samples, p, records[0][0], records[-1][0])
             out = StepOutput(first_seq=step.progress[p].seq + 1)
             for offset, key, value, _ in records:
-                out.deadletters += step.failed(p, offset, key, value, exc, time.time()).deadletters
+                failed = step.failed(p, offset, key, value, exc, time.time())
+                out.deadletters += failed.deadletters
+                out.dead += failed.dead
         consumed.inc(step.samples - before)  # counted before any await: other partitions' handle() runs then
         for reason, n in out.rejected.items():
             SAMPLES_REJECTED.labels(reason).inc(n)
+        for reason, n in out.dead.items():
+            DEADLETTERS.labels(reason).inc(n)
         if out.aggregates:
             await emit(p, out, sent[p])
         for dl_key, dl_value in out.deadletters:

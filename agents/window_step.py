@@ -41,6 +41,7 @@ class StepOutput:
     deadletters: list[tuple[bytes | None, bytes]] = field(default_factory=list)  # (original key, DeadLetter)
     first_seq: int = 0  # emission sequence number of aggregates[0] within its partition
     rejected: Counter[str] = field(default_factory=Counter)  # samples refused, by reason
+    dead: Counter[str] = field(default_factory=Counter)  # dead letters, by reason (invalid, internal_error, late, ...)
     tick_after: int | None = None  # set by `tick()`: the last input offset before the idle close
 
 
@@ -175,9 +176,11 @@ class WindowStep:
                 eng.advance(emit=False)
             except SchemaError as exc:
                 out.deadletters.append((key, self._dead(raw, partition, offset, str(exc), now)))
+                out.dead["invalid"] += 1
             except Exception as exc:  # a worker never dies on bad data
                 log.exception("window step failed at %s[%d]@%d", self.topic, partition, offset)
                 out.deadletters.append((key, self._dead(raw, partition, offset, _internal(exc), now)))
+                out.dead["internal_error"] += 1
         self._emit(out, partition, eng.advance())
         return out
 
@@ -211,6 +214,7 @@ class WindowStep:
         prog.offset = offset
         out.first_seq = prog.seq + 1
         out.deadletters.append((key, self._dead(raw, partition, offset, _internal(exc), now)))
+        out.dead["internal_error"] += 1
         return out
 
     def _source(self, raw: bytes, got: SampleColumns | OneSample) -> str:
@@ -231,6 +235,7 @@ class WindowStep:
             mine = verdicts == code
             k = int(mine.sum())
             out.rejected[reason.label] += k
+            out.dead[reason.label] += 1
             self.rejected[reason.label] += k
             text = _REASONS[reason](k, n, source, eng.watermark(eng.source_index(source)), proc, self.limits)
             raw = encode(rejected_batch(cols.take(mine), self.registry, source))

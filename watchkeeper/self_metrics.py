@@ -42,6 +42,11 @@ SAMPLES_REJECTED = Counter(
     "Samples the worker's window step refused and dead-lettered, by reason (late, future, bad_timestamp, "
     "bad_value, series_limit).", ["reason"], registry=REGISTRY,
 )
+DEADLETTERS = Counter(
+    "watchkeeper_window_deadletters_total",
+    "Dead letters the worker's window step wrote, by reason (invalid, internal_error, late, future, "
+    "bad_timestamp, bad_value, series_limit).", ["reason"], registry=REGISTRY,
+)
 # Bounded label set: only the FUTURE_SOURCES_SHOWN sources with the most `future` samples get a series.
 FUTURE_SOURCES_SHOWN = 20
 SOURCE_FUTURE_SAMPLES = Gauge(

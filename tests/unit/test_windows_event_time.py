@@ -154,6 +154,7 @@ def test_impossible_times_and_values_are_dead_lettered_and_the_rest_of_the_fetch
     shown = orjson.loads(base64.b64decode(letters(out)[0].original))
     assert shown["series"][0]["ts"] == [1e300] and shown["source"] == "a"
     assert out.rejected == {"bad_timestamp": 3, "bad_value": 2}
+    assert out.dead == {"bad_timestamp": 3, "bad_value": 1}  # dead letters: one per message and reason
     models = [decode(v, WindowAggregate) for _, v in out.aggregates]
     assert sum(m.count for m in models) + step.engines[0].open_windows > 0
     assert all(math.isfinite(m.sum) for m in models)
