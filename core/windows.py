@@ -151,7 +151,7 @@ class WindowEngine:
         self._prev_val = np.full(1024, np.nan)
         self._prev_ts = np.full(1024, -np.inf)
         self._pending_max_ts = np.full(1024, -np.inf)  # newest waiting counter sample per series
-        self._series_src = np.full(1024, -1, dtype=np.int64)  # source that last sent it (-1: none here)
+        self._series_src = np.full(1024, -1, dtype=np.int64)  # the source it belongs to (-1: none here)
         self._series_cb = np.full(1024, _NO_K, dtype=np.int64)  # its windows below this were emitted
         self._series_seen = np.full(1024, -np.inf)  # processing time of its last sample
         self._pending: list[tuple[SampleColumns, np.ndarray]] = []
