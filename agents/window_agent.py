@@ -171,6 +171,7 @@ def register(app: faust.App, cfg: Config) -> None:
         observe_window_latency(out.aggregates[skip:], time.time())
 
     sent: dict[int, list[asyncio.Future[Any]]] = {}
+    last_message: dict[int, float] = {}  # partition -> when (monotonic) its last message went through the step
     since_snapshot: dict[int, int] = {}
     last_snapshot: dict[int, float] = {}
 
@@ -211,6 +212,7 @@ def register(app: faust.App, cfg: Config) -> None:
                 out.deadletters += failed.deadletters
                 out.dead += failed.dead
         consumed.inc(step.samples - before)  # counted before any await: other partitions' handle() runs then
+        last_message[p] = time.monotonic()
         for reason, n in out.rejected.items():
             SAMPLES_REJECTED.labels(reason).inc(n)
         for reason, n in out.dead.items():
@@ -258,10 +260,13 @@ def register(app: faust.App, cfg: Config) -> None:
         return high is not None and high <= step.progress[p].offset + 1
 
     async def quiet_tick(p: int, force: bool = False) -> None:
-        """Close the windows of partition p's idle sources if it had no message for long enough (see
-        `WindowStep.tick`); a close is checkpointed before the partition's next message, so at most the last
-        one is missing from a snapshot, and its header says where a restart makes it again."""
-        out = step.tick(p, time.time(), force=force)
+        """Close the windows of partition p's sources if it had no message for `idle_timeout` (this worker's
+        clock; `force`: now, a replay making a close again, see `WindowStep.tick`); a close is checkpointed
+        before the partition's next message, so at most the last one is missing from a snapshot, and its
+        header says where a restart makes it again."""
+        if not force and time.monotonic() - last_message.get(p, 0.0) < step.idle_timeout:
+            return
+        out = step.tick(p)
         if out.aggregates and p in emitted:
             await emit(p, out, sent[p])
             since_snapshot[p] += 1
@@ -299,6 +304,7 @@ def register(app: faust.App, cfg: Config) -> None:
                 last = lasts[p]
                 emitted[p] = seq_of(last.headers) if last is not None else 0
                 sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
+                last_message[p] = time.monotonic()
             offsets = {p: step.progress[p].offset for p in mine}
             ticks = {p: _unsnapshotted_tick(lasts[p], step.progress[p].seq) for p in mine}
             replayed = await asyncio.gather(*(catch_up(p, None, ticks[p]) for p in mine))

@@ -5,7 +5,7 @@ Time: each message comes with its processing time (the agent gives the Kafka rec
 stored with the message, so a replay after a restart sees the same times and decides the same `future`
 samples and idle sources as the live run did; set `message.timestamp.type=LogAppendTime` on the samples
 topic of a real Kafka to make it the broker's clock). A partition that gets no messages at all is moved on
-by `tick()` with the wall clock.
+by `tick()`, which the agent calls once the partition was quiet for `idle_timeout` by its own clock.
 
 Source: the message's Kafka key (DESIGN.md: the host or producer id); a message without a key is the
 batch's `source` field, or a single sample's `host` or `instance` label.
@@ -184,17 +184,22 @@ class WindowStep:
         self._emit(out, partition, eng.advance())
         return out
 
-    def tick(self, partition: int, now: float, force: bool = False) -> StepOutput:
-        """A partition that got no message: once `now` (the wall clock) reaches the time at which every
-        source sending to it has been idle for `idle_timeout`, close their windows. The time used is the
-        engine's `quiet_close_time()`, a function of its input, so `force=True` (a restart replaying the
-        input up to where a tick happened) closes exactly the same windows."""
+    @property
+    def idle_timeout(self) -> float:
+        lim = self.limits
+        return lim.idle_timeout if lim.idle_timeout is not None else 2 * lim.width + lim.allowed_lateness
+
+    def tick(self, partition: int) -> StepOutput:
+        """A partition that got no message for `idle_timeout` (the caller's clock says so): every source
+        sending to it is idle, so close their windows, at the engine's `quiet_close_time()`. That time is a
+        function of the input, so a restart replaying the input up to where a tick happened and ticking there
+        closes exactly the same windows."""
         out = StepOutput()
         prog = self.progress.setdefault(partition, PartitionProgress())
         out.first_seq = prog.seq + 1
         eng = self.engines.get(partition)
         at = eng.quiet_close_time() if eng is not None else None
-        if eng is None or at is None or (now < at and not force):
+        if eng is None or at is None:
             return out
         eng.tick(at)
         self._emit(out, partition, eng.advance())

@@ -13,9 +13,12 @@ Semantics (DESIGN.md, Time):
   windows nor makes its samples late;
 - windows are returned in the order they became closable (the input message that made them so), then
   by (start, series id): whatever runs of messages `advance()` is called after, the same sequence;
-- processing time comes in as an argument (`now`, the same for every sample of a message): a sample more
-  than `max_future` ahead of it is refused (`future`), and a source that sent nothing for `idle_timeout`
-  of it has all its open windows closed;
+- processing time comes in as an argument (`now`, the same for every sample of a message, e.g. when it
+  was written to Kafka): a sample more than `max_future` ahead of its message's `now` is refused
+  (`future`); a source that sent nothing for `idle_timeout` of the engine's processing clock has all its
+  open windows closed. That clock only moves as far as the sender's own clock moved since its previous
+  message (a source new here moves it not at all), so a writer whose clock is off by an hour moves it at
+  the same rate as the others, and cannot make everyone else look idle;
 - every refused sample is returned to the caller with its reason (`core.sample_rejects.Reject`: late,
   future, bad_timestamp, bad_value, series_limit) to be dead-lettered, never applied and never silently
   dropped; a sample whose window has already closed is late;
@@ -112,13 +115,15 @@ class WindowEngine:
         self.series_idle = float(max(3600.0, 4 * self.idle_timeout) if series_idle is None else series_idle)
         self.late_samples = 0
         self.rejected = [0] * len(Reject)  # samples refused, by reason code
-        self.proc_time = -math.inf  # processing time: the newest `now` given
+        self.proc_time = -math.inf  # the processing clock (see the module docstring)
         # Per source, by index (lists: one source per message, so scalar access, cheaper than numpy's).
         self.source_names: list[str] = []
         self.source_ids: dict[str, int] = {}  # name -> index
         self._src_max: list[float] = []  # max event time accepted
         self._src_cb: list[int] = []  # windows with k below this are closed
-        self._src_seen: list[float] = []  # processing time of its last accepted sample
+        self._src_seen: list[float] = []  # processing clock at its last accepted sample
+        self._src_now: list[float] = []  # the `now` of its last message (its writer's clock)
+        self._src_clock: list[float] = []  # the processing clock after its last message
         self._src_active: list[bool] = []  # sent since it was last closed as idle
         self.source_future: list[int] = []  # samples refused as `future`
         self.source_late: list[int] = []
@@ -169,6 +174,8 @@ class WindowEngine:
             self._src_max.append(-math.inf)
             self._src_cb.append(_NO_K)
             self._src_seen.append(self.proc_time)
+            self._src_now.append(-math.inf)
+            self._src_clock.append(-math.inf)
             self._src_active.append(False)
             self.source_future.append(0)
             self.source_late.append(0)
@@ -190,6 +197,21 @@ class WindowEngine:
         windows closed (returned by the next `advance()`), series idle for `series_idle` are forgotten."""
         self._epoch += 1
         self._clock(now)
+
+    def _clock_from(self, source: int, now: float) -> None:
+        """A message from `source` written at `now`: the processing clock moves by as much as `now` moved
+        since the source's previous message (from where the clock was then), never backwards."""
+        prev = self._src_now[source]
+        if self.proc_time == -math.inf:
+            to = now
+        elif prev == -math.inf:
+            to = self.proc_time
+        else:
+            to = self._src_clock[source] + (now - prev)
+        self._src_now[source] = now
+        if to > self.proc_time or self.proc_time >= self._idle_due:
+            self._clock(to)
+        self._src_clock[source] = self.proc_time
 
     def _clock(self, now: float) -> None:
         if now > self.proc_time:
@@ -225,10 +247,10 @@ class WindowEngine:
             return _VERDICTS[self.ingest_sample(int(cols.series[0]), float(cols.ts[0]), float(cols.values[0]),
                                                 bool(cols.counter[0]), source, now)]
         self._epoch += 1
-        if now is not None and now > self.proc_time:
-            self._clock(now)
         if source >= len(self._src_max):
             self._unnamed(source)
+        if now is not None:
+            self._clock_from(source, now)
         if n == 0:
             return np.zeros(0, dtype=np.int8)
         self._singles_to_pending()
@@ -331,10 +353,10 @@ class WindowEngine:
         """`ingest` of one sample (series index, time, value, is counter) in plain Python, numpy's per-call
         cost would be most of the work; its `Reject` code (0: applied)."""
         self._epoch += 1
-        if now is not None and now > self.proc_time:
-            self._clock(now)
         if source >= len(self._src_max):
             self._unnamed(source)
+        if now is not None:
+            self._clock_from(source, now)
         if (MIN_TS <= ts <= MAX_TS and -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE
                 and (now is None or ts <= now + self.max_future) and s >= 0):
             k = math.floor(ts / self.width)
@@ -543,7 +565,8 @@ class WindowEngine:
             "late_samples": self.late_samples, "rejected": self.rejected, "close_due": self._close_due,
             "closings": self._closings, "guarded": self._guarded,
             "sources": [[name, _finite(self._src_max[i]), self._src_cb[i], _finite(self._src_seen[i]),
-                         self._src_active[i], self.source_future[i], self.source_late[i]]
+                         self._src_active[i], self.source_future[i], self.source_late[i],
+                         _finite(self._src_now[i]), _finite(self._src_clock[i])]
                         for i, name in enumerate(self.source_names)],
             "series": [[reg.names[i], reg.labels[i], reg.kinds[i]] for i in referenced.tolist()],
             "arrays": [[name, a.dtype.str, len(a)] for name, a in arrays.items()],
@@ -603,8 +626,9 @@ class WindowEngine:
         eng.rejected = [int(x) for x in header["rejected"]]
         eng._closings = [(int(a), int(b), int(c)) for a, b, c in header["closings"]]
         eng._guarded = bool(header["guarded"])
-        for name, mx, cb, seen, active, future, late in header["sources"]:
+        for name, mx, cb, seen, active, future, late, now, clock in header["sources"]:
             i = eng.source_index(name)
+            eng._src_now[i], eng._src_clock[i] = _or_inf(now, -math.inf), _or_inf(clock, -math.inf)
             eng._src_max[i], eng._src_cb[i] = _or_inf(mx, -math.inf), int(cb)
             eng._src_seen[i], eng._src_active[i] = _or_inf(seen, -math.inf), bool(active)
             eng.source_future[i], eng.source_late[i] = int(future), int(late)

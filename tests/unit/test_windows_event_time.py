@@ -93,27 +93,46 @@ def test_future_is_measured_from_each_message_processing_time() -> None:
 
 def test_an_idle_source_is_closed_by_the_processing_time_of_other_messages() -> None:
     step = WindowStep("t", 10.0, 5.0, WindowLimits(idle_timeout=30.0))
-    out = step.process_many(0, [(0, b"quiet", batch("quiet", [NOW - 3.0, NOW - 1.0]))], NOW, times=[NOW])
+    out = step.process_many(0, [(0, b"quiet", batch("quiet", [NOW - 3.0, NOW - 1.0])),
+                                (1, b"busy", batch("busy", [NOW]))], NOW, times=[NOW, NOW])
     assert windows(out) == []  # its watermark NOW-6 closes nothing
-    out = step.process_many(0, [(1, b"busy", batch("busy", [NOW + 20.0]))], NOW, times=[NOW + 20.0])
-    assert windows(out) == []  # quiet for 20 s < 30 s
-    out = step.process_many(0, [(2, b"busy", batch("busy", [NOW + 30.0]))], NOW, times=[NOW + 30.0])
+    out = step.process_many(0, [(2, b"busy", batch("busy", [NOW + 20.0]))], NOW, times=[NOW + 20.0])
+    assert windows(out) == [("busy", NOW, 1)]  # by busy's own watermark; quiet for 20 s < 30 s
+    out = step.process_many(0, [(3, b"busy", batch("busy", [NOW + 30.0]))], NOW, times=[NOW + 30.0])
     assert windows(out) == [("quiet", math.floor((NOW - 3.0) / 10) * 10, 2)]
     # its later samples for the closed window are late, newer ones are applied
-    out = step.process_many(0, [(3, b"quiet", batch("quiet", [NOW - 2.0, NOW + 31.0]))], NOW, times=[NOW + 31.0])
+    out = step.process_many(0, [(4, b"quiet", batch("quiet", [NOW - 2.0, NOW + 31.0]))], NOW, times=[NOW + 31.0])
     assert [d.reason.split(":")[0] for d in letters(out)] == ["late"]
 
 
-def test_a_partition_without_messages_is_closed_by_the_wall_clock_tick() -> None:
+def test_a_writer_whose_clock_is_an_hour_ahead_makes_no_one_idle() -> None:
+    """Processing time is each message's Kafka timestamp, i.e. its writer's clock: a producer on a host an
+    hour ahead writes timestamps an hour ahead. It moves the processing clock only as far as its own clock
+    moved since its previous message, so the others' windows stay open; a source back after a pause moves
+    it by its pause."""
+    step = WindowStep("t", 10.0, 5.0, WindowLimits(idle_timeout=30.0))
+    msgs = [(0, b"a", batch("a", [NOW - 3.0])), (1, b"ahead", batch("ahead", [NOW + 3600.0])),
+            (2, b"ahead", batch("ahead", [NOW + 3601.0])), (3, b"a", batch("a", [NOW - 2.0]))]
+    out = step.process_many(0, msgs, NOW, times=[NOW, NOW + 3600.0, NOW + 3601.0, NOW + 1.0])
+    assert out.deadletters == [] and windows(out) == []  # nothing late, nothing closed as idle
+    assert step.engines[0].proc_time == NOW + 1.0
+    back = step.process_many(0, [(4, b"ahead", batch("ahead", [NOW + 3700.0]))], NOW, times=[NOW + 3700.0])
+    assert step.engines[0].proc_time == NOW + 100.0 and windows(back) == [
+        ("a", math.floor((NOW - 3.0) / 10) * 10, 2),  # "a" silent for 99 s of the processing clock
+        ("ahead", NOW + 3600.0, 2)]  # by its own watermark
+
+
+def test_a_quiet_partition_is_closed_by_a_tick() -> None:
     step = WindowStep("t", 10.0, 5.0, WindowLimits(idle_timeout=25.0))
     step.process_many(0, [(0, b"a", batch("a", [NOW - 3.0])), (1, b"b", batch("b", [NOW - 2.0]))], NOW,
                       times=[NOW - 1.0, NOW])
-    assert step.tick(0, NOW + 24.9).aggregates == []  # b sent 24.9 s ago
-    out = step.tick(0, NOW + 25.0)
+    out = step.tick(0)
     assert sorted(windows(out)) == [("a", math.floor((NOW - 3.0) / 10) * 10, 1),
                                     ("b", math.floor((NOW - 2.0) / 10) * 10, 1)]
     assert out.tick_after == 1 and out.first_seq == 1 and step.progress[0].seq == 2
-    assert step.tick(0, NOW + 100.0).aggregates == []  # nothing open: nothing to do
+    assert step.engines[0].proc_time == NOW - 1.0 + 25.0  # the clock moved to when both were idle
+    assert step.tick(0).aggregates == []  # nothing open: nothing to do
+    assert step.idle_timeout == 25.0 and WindowStep("t", 10.0, 5.0).idle_timeout == 25.0
 
 
 def test_a_forced_tick_in_a_replay_closes_the_same_windows_as_the_live_one() -> None:
@@ -123,11 +142,11 @@ def test_a_forced_tick_in_a_replay_closes_the_same_windows_as_the_live_one() -> 
     live = WindowStep("t", 10.0, 5.0, WindowLimits(idle_timeout=25.0))
     first = live.process_many(0, msgs[:2], NOW, times=times[:2])
     snap = live.snapshot(0)
-    tick = live.tick(0, NOW + 60.0)
+    tick = live.tick(0)
     rest = live.process_many(0, msgs[2:], NOW, times=times[2:])
     replay = WindowStep("t", 10.0, 5.0, WindowLimits(idle_timeout=25.0))
     replay.restore(0, snap)
-    again = replay.tick(0, NOW + 9999.0, force=True)
+    again = replay.tick(0)
     rest_again = replay.process_many(0, msgs[2:], NOW, times=times[2:])
     assert windows(first) == [("b", math.floor((NOW - 12.0) / 10) * 10, 1)]
     assert (again.aggregates, again.first_seq) == (tick.aggregates, tick.first_seq) and len(tick.aggregates) == 2
