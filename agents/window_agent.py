@@ -22,6 +22,11 @@
 - Windows of input partition p go to aggregates partition p, numbered by a per-partition sequence
   header (`wk-seq`). Replay is deterministic, so on (re)assignment the last number on aggregates p says
   which replayed windows were already sent: those are not sent again. Every window once, exactly.
+- Time: each message's processing time is its Kafka record timestamp (replayed identically). A partition
+  without messages for `windows.idle_timeout` (this worker's monotonic clock, checked every second, only
+  once it is caught up) gets an idle close (`WindowStep.tick`), checkpointed before its next message; its
+  windows carry a `wk-tick-after` header (the last offset before it), so a restart whose snapshot predates
+  the close makes it again at the same point of the replay.
 - Several workers (one consumer group): a partition moves only once its old owner let it go (`let_go`,
   on revocation and before a graceful stop leaves the group): no new work on it, the work under way
   finished and its sends durable, so the new owner's snapshot and last sequence number are final.
