@@ -15,6 +15,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 SEQ_HEADER = "wk-seq"
+# On the windows an idle close emitted (agents.window_step.WindowStep.tick): the last input offset applied
+# before it, so that a restart whose snapshot predates the close replays it at the same point.
+TICK_HEADER = "wk-tick-after"
 
 
 def seq_of(headers: object) -> int:
@@ -22,6 +25,13 @@ def seq_of(headers: object) -> int:
         if name == SEQ_HEADER:
             return int(value)
     return 0
+
+
+def tick_of(headers: object) -> int | None:
+    for name, value in headers or ():  # type: ignore[attr-defined]
+        if name == TICK_HEADER:
+            return int(value)
+    return None
 
 
 async def last_records(bootstrap: str, topic: str, partitions: list[int],

@@ -22,6 +22,11 @@
 - Windows of input partition p go to aggregates partition p, numbered by a per-partition sequence
   header (`wk-seq`). Replay is deterministic, so on (re)assignment the last number on aggregates p says
   which replayed windows were already sent: those are not sent again. Every window once, exactly.
+- Time: each message's processing time is its Kafka record timestamp (replayed identically). A partition
+  without messages for `windows.idle_timeout` (this worker's monotonic clock, checked every second, only
+  once it is caught up) gets an idle close (`WindowStep.tick`), checkpointed before its next message; its
+  windows carry a `wk-tick-after` header (the last offset before it), so a restart whose snapshot predates
+  the close makes it again at the same point of the replay.
 - Several workers (one consumer group): a partition moves only once its old owner let it go (`let_go`,
   on revocation and before a graceful stop leaves the group): no new work on it, the work under way
   finished and its sends durable, so the new owner's snapshot and last sequence number are final.
@@ -42,11 +47,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from faust.types import TP
 
-from agents.emission_log import SEQ_HEADER, iter_chunks, last_records, seq_of
-from agents.window_step import StepOutput, WindowStep
-from agents.worker_metrics import observe_window_latency, register_lag_timer
+from agents.emission_log import SEQ_HEADER, TICK_HEADER, iter_chunks, last_records, seq_of, tick_of
+from agents.window_step import StepOutput, WindowLimits, WindowStep
+from agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
 from watchkeeper.config import Config
-from watchkeeper.self_metrics import SAMPLES_CONSUMED
+from watchkeeper.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
+
+Record = tuple[int, bytes | None, bytes, float]  # offset, key, value, processing time (record timestamp)
+TICK_EVERY_SECONDS = 1.0  # how often a partition without messages is checked for idle sources
+RELEASE_EVERY_SECONDS = 60.0  # how often series no partition holds are released from the registry
 
 log = logging.getLogger("watchkeeper.windows")
 STATE_TABLE = "window-state"
@@ -67,7 +76,10 @@ def register(app: faust.App, cfg: Config) -> None:
     deadletter = app.topic(t.deadletter, partitions=1, **raw)
     changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=8, **raw)
     state = app.Table(STATE_TABLE, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
-    step = WindowStep(t.samples, cfg.windows.width, cfg.windows.allowed_lateness)
+    w = cfg.windows
+    step = WindowStep(t.samples, limits=WindowLimits(
+        width=w.width, allowed_lateness=w.allowed_lateness, max_future=w.max_future, idle_timeout=w.idle_timeout,
+        max_series=w.max_series, series_idle=w.series_idle_seconds))
     app.window_step = step  # type: ignore[attr-defined]
     consumed = SAMPLES_CONSUMED.labels(t.samples)
     emitted: dict[int, int] = {}  # partition -> last sequence number already on aggregates (this assignment)
@@ -87,6 +99,7 @@ def register(app: faust.App, cfg: Config) -> None:
         return app.consumer.highwater(TP(t.samples, p))
 
     register_lag_timer(app, t.samples, step.progress, highwater=highwater)
+    register_source_gauges(app, step)
 
     def refeed() -> None:
         """Point the feed at the partitions in `fed`, each at its state's next offset."""
@@ -151,6 +164,8 @@ def register(app: faust.App, cfg: Config) -> None:
         for i in range(skip, len(out.aggregates)):
             key, value = out.aggregates[i]
             headers = [(SEQ_HEADER, str(out.first_seq + i).encode())]
+            if out.tick_after is not None:
+                headers.append((TICK_HEADER, str(out.tick_after).encode()))
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 pending.append(await producer.send_batch(batch, t.aggregates, partition=partition))
                 batch = producer.create_batch()
@@ -161,6 +176,7 @@ def register(app: faust.App, cfg: Config) -> None:
         observe_window_latency(out.aggregates[skip:], time.time())
 
     sent: dict[int, list[asyncio.Future[Any]]] = {}
+    last_message: dict[int, float] = {}  # partition -> when (monotonic) its last message went through the step
     since_snapshot: dict[int, int] = {}
     last_snapshot: dict[int, float] = {}
 
@@ -188,37 +204,78 @@ def register(app: faust.App, cfg: Config) -> None:
         await app.producer.flush()  # the changelog record durable, alone in its batch
         sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
 
-    async def handle(p: int, records: list[tuple[int, bytes | None, bytes]]) -> None:
+    async def handle(p: int, records: list[Record]) -> None:
         """Messages of partition p, next in offset order, through the step as one batch."""
         before = step.samples
         try:
-            out = step.process_many(p, records, time.time())
+            out = step.process_many(p, [r[:3] for r in records], time.time(), times=[r[3] for r in records])
         except Exception as exc:  # a worker never dies on bad data: dead-letter and go on
             log.exception("window step failed at %s[%d]@%d..%d", t.samples, p, records[0][0], records[-1][0])
             out = StepOutput(first_seq=step.progress[p].seq + 1)
-            for offset, key, value in records:
-                out.deadletters += step.failed(p, offset, key, value, exc, time.time()).deadletters
+            for offset, key, value, _ in records:
+                failed = step.failed(p, offset, key, value, exc, time.time())
+                out.deadletters += failed.deadletters
+                out.dead += failed.dead
         consumed.inc(step.samples - before)  # counted before any await: other partitions' handle() runs then
+        last_message[p] = time.monotonic()
+        for reason, n in out.rejected.items():
+            SAMPLES_REJECTED.labels(reason).inc(n)
+        for reason, n in out.dead.items():
+            DEADLETTERS.labels(reason).inc(n)
         if out.aggregates:
             await emit(p, out, sent[p])
         for dl_key, dl_value in out.deadletters:
             await deadletter.send(key=dl_key, value=dl_value)
         since_snapshot[p] += len(records)
 
-    async def catch_up(p: int, stop: int | None) -> int:
+    async def catch_up(p: int, stop: int | None, tick_after: int | None = None) -> int:
         """Replay partition p from the samples topic, from its state's next offset up to `stop` (None: the
         partition's end now). Faust's position is not ours: it resumes at its committed offset, which after a
-        graceful stop may be past what the state holds, and may jump ahead after its post-recovery seek."""
+        graceful stop may be past what the state holds, and may jump ahead after its post-recovery seek.
+        `tick_after`: an idle close the live run made after that offset and whose snapshot was not written
+        is made again there (same input, same windows, same sequence numbers)."""
         n = 0
+        if tick_after is not None and tick_after == step.progress[p].offset:
+            await quiet_tick(p, force=True)
+            tick_after = None
         async for recs in iter_chunks(cfg.kafka.bootstrap, t.samples, p, step.progress[p].offset + 1, stop,
                                       chunk=take):
             if p not in emitted:  # revoked while replaying: the next owner resumes from the snapshot
                 break
-            await handle(p, [(rec.offset, rec.key, rec.value or b"") for rec in recs])
+            records = [_record(rec) for rec in recs]
+            cut = len(records) if tick_after is None else sum(r[0] <= tick_after for r in records)
+            if cut:
+                await handle(p, records[:cut])
+            if cut < len(records):
+                if tick_after is not None and step.progress[p].offset == tick_after:
+                    await quiet_tick(p, force=True)
+                    tick_after = None
+                await handle(p, records[cut:])
             n += len(recs)
             if since_snapshot[p] >= every_n:
                 await checkpoint(p)
+        if tick_after is not None and step.progress[p].offset == tick_after and p in emitted:
+            await quiet_tick(p, force=True)
         return n
+
+    def caught_up(p: int) -> bool:
+        """Whether partition p's state holds everything fetched so far: a backlog is not quiet, whatever the
+        wall clock says about its old records."""
+        high = feed[0].highwater(TopicPartition(t.samples, p)) if feed else None
+        return high is not None and high <= step.progress[p].offset + 1
+
+    async def quiet_tick(p: int, force: bool = False) -> None:
+        """Close the windows of partition p's sources if it had no message for `idle_timeout` (this worker's
+        clock; `force`: now, a replay making a close again, see `WindowStep.tick`); a close is checkpointed
+        before the partition's next message, so at most the last one is missing from a snapshot, and its
+        header says where a restart makes it again."""
+        if not force and time.monotonic() - last_message.get(p, 0.0) < step.idle_timeout:
+            return
+        out = step.tick(p)
+        if out.aggregates and p in emitted:
+            await emit(p, out, sent[p])
+            since_snapshot[p] += 1
+            await checkpoint(p)
 
     def assigned() -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == t.samples}
@@ -252,8 +309,10 @@ def register(app: faust.App, cfg: Config) -> None:
                 last = lasts[p]
                 emitted[p] = seq_of(last.headers) if last is not None else 0
                 sent[p], since_snapshot[p], last_snapshot[p] = [], 0, time.monotonic()
+                last_message[p] = time.monotonic()
             offsets = {p: step.progress[p].offset for p in mine}
-            replayed = await asyncio.gather(*(catch_up(p, None) for p in mine))
+            ticks = {p: _unsnapshotted_tick(lasts[p], step.progress[p].seq) for p in mine}
+            replayed = await asyncio.gather(*(catch_up(p, None, ticks[p]) for p in mine))
             for p, n in zip(mine, replayed, strict=True):
                 log.info("windows[%d]: resumed from the snapshot at offset %d, replayed %d messages",
                          p, offsets[p], n)
@@ -281,7 +340,7 @@ def register(app: faust.App, cfg: Config) -> None:
     async def consume(p: int, messages: list[Any]) -> None:
         """Faust's messages of partition p (in offset order) not yet in the state, in runs of consecutive
         offsets; a gap (Faust skipped ahead of the state) is filled from the samples topic first."""
-        run: list[tuple[int, bytes | None, bytes]] = []
+        run: list[Record] = []
         for msg in messages:
             if p not in emitted or step.applied(p, msg.offset):  # revoked meanwhile, or already in the state
                 continue
@@ -293,7 +352,7 @@ def register(app: faust.App, cfg: Config) -> None:
                 await catch_up(p, msg.offset)
                 if p not in emitted:
                     return
-            run.append((msg.offset, msg.key, msg.value or b""))
+            run.append(_record(msg))
         if run and p in emitted:
             await handle(p, run)
         if p in emitted and (since_snapshot[p] >= every_n or time.monotonic() - last_snapshot[p] >= every_s):
@@ -311,6 +370,8 @@ def register(app: faust.App, cfg: Config) -> None:
             again = {event.message.partition for event in events} & fed
             if again and alone():
                 app.consumer.pause_partitions([TP(t.samples, p) for p in again])
+
+    last_tick, last_release = [0.0], [time.monotonic()]
 
     @app.task
     async def feed_windows() -> None:
@@ -333,6 +394,15 @@ def register(app: faust.App, cfg: Config) -> None:
                         if p in emitted and since_snapshot[p] and now - last_snapshot[p] >= every_s:
                             with working([p]):
                                 await checkpoint(p)
+                    if now - last_tick[0] >= TICK_EVERY_SECONDS:
+                        last_tick[0] = now
+                        for p in list(fed):
+                            if p in emitted and caught_up(p) and p not in got_parts(got):
+                                with working([p]):
+                                    await quiet_tick(p)
+                    if now - last_release[0] >= RELEASE_EVERY_SECONDS:
+                        last_release[0] = now
+                        step.release_series()
                 except Exception:  # e.g. the broker away: start over from the snapshots, nothing lost or doubled
                     log.exception("windows: the feed failed; resuming its partitions from their snapshots")
                     await asyncio.sleep(1.0)
@@ -348,3 +418,21 @@ def register(app: faust.App, cfg: Config) -> None:
         finally:
             if feed:
                 await feed.pop().stop()
+
+
+def got_parts(got: dict[TopicPartition, list[Any]]) -> set[int]:
+    return {tp.partition for tp, records in got.items() if records}
+
+
+def _record(rec: Any) -> Record:
+    """(offset, key, value, processing time): the record's Kafka timestamp (ms) when it has one."""
+    ts = rec.timestamp
+    return rec.offset, rec.key, rec.value or b"", ts / 1000.0 if ts is not None and ts >= 0 else time.time()
+
+
+def _unsnapshotted_tick(last: Any, snapshot_seq: int) -> int | None:
+    """The offset after which the live run made an idle close that the snapshot does not hold: only the
+    last emission can be one (each close is checkpointed before the next message)."""
+    if last is None or seq_of(last.headers) <= snapshot_seq:
+        return None
+    return tick_of(last.headers)

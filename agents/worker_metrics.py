@@ -1,6 +1,6 @@
-"""The worker's self-metrics (`watchkeeper.self_metrics`): window close latency on each emitted batch and
-consumer lag refreshed by a timer. Kept out of the window agent, whose hot path gets only a counter increment
-and one call per emitted batch.
+"""The worker's self-metrics (`watchkeeper.self_metrics`): window close latency on each emitted batch,
+consumer lag, series held and sources with clocks ahead refreshed by timers. Kept out of the window agent,
+whose hot path gets only a counter increment and one call per emitted batch.
 
 Consumer lag is the partition's high watermark (as the last fetch reported it: no extra request, and not
 ListOffsets, which tansu answers wrongly) minus the next offset the window state will apply, which is the
@@ -17,7 +17,14 @@ import faust
 import orjson
 from faust.types import TP
 
-from watchkeeper.self_metrics import CONSUMER_LAG, WINDOW_LATENCY
+from watchkeeper.self_metrics import (
+    CONSUMER_LAG,
+    FUTURE_SOURCES_SHOWN,
+    SERIES_HELD,
+    SKEWED_SOURCES,
+    SOURCE_FUTURE_SAMPLES,
+    WINDOW_LATENCY,
+)
 
 log = logging.getLogger("watchkeeper.windows")
 LAG_INTERVAL_SECONDS = 5.0
@@ -89,3 +96,34 @@ def register_lag_timer(app: faust.App, topic: str, progress: Mapping[int, Any],
         reported.update(lags)
 
     app.timer(interval, name=f"watchkeeper.consumer_lag.{topic}")(consumer_lag)
+
+
+def future_by_source(engines: Mapping[int, Any], top: int = FUTURE_SOURCES_SHOWN) -> tuple[int, dict[str, int]]:
+    """How many sources had samples refused as `future`, and the `top` of them by count (a bounded label set
+    however many sources there are)."""
+    counts: dict[str, int] = {}
+    for eng in list(engines.values()):
+        for name, n in zip(eng.source_names, eng.source_future, strict=True):
+            if n:
+                counts[name] = counts.get(name, 0) + n
+    shown = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return len(counts), dict(shown)
+
+
+def register_source_gauges(app: faust.App, step: Any, interval: float = LAG_INTERVAL_SECONDS) -> None:
+    """Every `interval` s: the number of skewed sources, the top ones' `future` counts (sources that left the
+    top are set to 0) and the series the step holds."""
+    shown: set[str] = set()
+
+    async def source_gauges() -> None:
+        n, top = future_by_source(step.engines)
+        SKEWED_SOURCES.set(n)
+        for name, count in top.items():
+            SOURCE_FUTURE_SAMPLES.labels(name).set(count)
+        for name in shown - set(top):
+            SOURCE_FUTURE_SAMPLES.labels(name).set(0)
+        shown.clear()
+        shown.update(top)
+        SERIES_HELD.set(len(step.registry))
+
+    app.timer(interval, name="watchkeeper.window_sources")(source_gauges)

@@ -5,7 +5,8 @@ the whole window update, so well-formed messages take this path and anything it 
 (a type it does not expect, an unknown series with odd labels, a wrong length) is handed to the
 pydantic decoder, which either accepts it the way the contract does or produces the precise error that
 goes to the dead-letter topic. A series already in the registry was validated when it was added, so its
-name and labels are not checked again.
+name and labels are not checked again. A series the registry refuses (full) gets its negative index, which
+the window engine turns into a `series_limit` dead letter.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def _fast_columns(head: Any, registry: SeriesRegistry) -> SampleColumns | None:
             i = _series_index(registry, name, {**common, **labels} if common else labels, kind, labels)
             if i is None:
                 return None
-            spelled[key] = i
+            if i >= 0:  # a refused series (registry full) is asked again next time
+                spelled[key] = i
         idx.append(i)
         lengths.append(len(ts))
         counter.append(kind == "counter")

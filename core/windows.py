@@ -6,10 +6,24 @@ handful of whole-array operations rather than one Python object per sample.
 
 Semantics (DESIGN.md, Time):
 - window k of a series covers [k * width, (k + 1) * width);
-- the watermark is the max event time seen minus `allowed_lateness`; windows whose end is at or before
-  it close and are emitted once;
-- a sample whose window has already closed is late: it is returned to the caller (dead-letter), never
-  applied and never silently dropped;
+- each source (the message's Kafka key) has its own watermark: the max event time accepted from it minus
+  `allowed_lateness`; a series belongs to the source that first sent it (another source takes it over
+  only once that one went idle), its windows close once their end is at or before their source's
+  watermark and a sample is late once its window closed, so one source's clock never closes another's
+  windows nor makes its samples late;
+- windows are returned in the order they became closable (the input message that made them so), then
+  by (start, series id): whatever runs of messages `advance()` is called after, the same sequence;
+- processing time comes in as an argument (`now`, the same for every sample of a message, e.g. when it
+  was written to Kafka): a sample more than `max_future` ahead of its message's `now` is refused
+  (`future`); a source that sent nothing for `idle_timeout` of the engine's processing clock has all its
+  open windows closed. That clock only moves as far as the sender's own clock moved since its previous
+  message (a source new here moves it not at all), so a writer whose clock is off by an hour moves it at
+  the same rate as the others, and cannot make everyone else look idle;
+- every refused sample is returned to the caller with its reason (`core.sample_rejects.Reject`: late,
+  future, bad_timestamp, bad_value, series_limit) to be dead-lettered, never applied and never silently
+  dropped; a sample whose window has already closed is late;
+- a series that sent nothing for `series_idle` of processing time and has no open window is forgotten
+  (its counter's last value with it), so that the registry can reuse its index;
 - counter increase is reset-aware (a drop means the counter restarted from 0) and each delta between
   consecutive samples of a series is attributed to the window of the later sample, so the increases of
   adjacent windows add up exactly to the increase over their union. A counter sample older than the
@@ -20,20 +34,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
 
 from core.ddsketch_bins import CODE_BITS, GAMMA, KEY_OFFSET, NEG_BASE, ZERO_CODE, codes_of
 from core.sample_columns import SampleColumns
+from core.sample_rejects import MAX_ABS_VALUE, MAX_TS, MIN_TS, Reject
 from core.series_registry import SeriesRegistry
 
 _MULT = 1.0 / np.log2(GAMMA)
 _CODE_MASK = (1 << CODE_BITS) - 1
 _ORDER_BITS = CODE_BITS + 1  # _value_order(code) < 2 ** _ORDER_BITS
 _MAX_PENDING = 1 << 17  # samples waiting to be applied, at most
-_LATE, _ON_TIME = np.ones(1, dtype=bool), np.zeros(1, dtype=bool)
-_LATE.flags.writeable = _ON_TIME.flags.writeable = False
+_NO_K = np.iinfo(np.int64).min
+_VERDICTS = [np.full(1, r, dtype=np.int8) for r in Reject]  # one-sample results, shared and read-only
+for _v in _VERDICTS:
+    _v.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -76,7 +94,7 @@ class ClosedWindows:
 
 
 class WindowEngine:
-    """Windows of one input partition (the watermark is per partition)."""
+    """Windows of one input partition, closed per source (see the module docstring)."""
 
     def __init__(
         self,
@@ -84,14 +102,37 @@ class WindowEngine:
         width: float = 10.0,
         allowed_lateness: float = 5.0,
         quantiles: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99),
+        max_future: float = 600.0,
+        idle_timeout: float | None = None,
+        series_idle: float | None = None,
     ) -> None:
         self.registry = registry
         self.width = float(width)
         self.allowed_lateness = float(allowed_lateness)
         self.quantiles = quantiles
-        self.max_event_time = -np.inf
-        self.closed_before = np.iinfo(np.int64).min  # windows with k below this are closed
+        self.max_future = float(max_future)
+        self.idle_timeout = float(2 * self.width + self.allowed_lateness if idle_timeout is None else idle_timeout)
+        self.series_idle = float(max(3600.0, 4 * self.idle_timeout) if series_idle is None else series_idle)
         self.late_samples = 0
+        self.rejected = [0] * len(Reject)  # samples refused, by reason code
+        self.proc_time = -math.inf  # the processing clock (see the module docstring)
+        # Per source, by index (lists: one source per message, so scalar access, cheaper than numpy's).
+        self.source_names: list[str] = []
+        self.source_ids: dict[str, int] = {}  # name -> index
+        self._src_max: list[float] = []  # max event time accepted
+        self._src_cb: list[int] = []  # windows with k below this are closed
+        self._src_seen: list[float] = []  # processing clock at its last accepted sample
+        self._src_now: list[float] = []  # the `now` of its last message (its writer's clock)
+        self._src_clock: list[float] = []  # the processing clock after its last message
+        self._src_active: list[bool] = []  # sent since it was last closed as idle
+        self.source_future: list[int] = []  # samples refused as `future`
+        self.source_late: list[int] = []
+        self._dirty: set[int] = set()  # sources whose max moved since the last advance
+        self._guarded = False  # some series' emitted bound may be past its owner's (taken over): check it
+        self._epoch = 0  # input messages (ingest calls) and ticks so far: when a window became closable
+        self._closings: list[tuple[int, int, int]] = []  # (source, new closed bound, epoch) since the last emit
+        self._idle_due = math.inf  # processing time of the next idle check
+        self._evict_due = -math.inf
         # Open (series, window) keys (series << 32 | window) sorted, and the slot of each: looked up and
         # updated for a whole batch with searchsorted and masks (a dict cost ~0.5 µs per window here).
         self._open_keys = np.zeros(0, dtype=np.int64)
@@ -101,6 +142,7 @@ class WindowEngine:
         cap = 1024
         self._k = np.zeros(cap, dtype=np.int64)
         self._series = np.zeros(cap, dtype=np.int64)
+        self._slot_src = np.zeros(cap, dtype=np.int64)  # the source whose watermark closes the window
         self._used = np.zeros(cap, dtype=bool)
         self._count = np.zeros(cap, dtype=np.int64)
         self._sum = np.zeros(cap)
@@ -114,43 +156,140 @@ class WindowEngine:
         self._prev_val = np.full(1024, np.nan)
         self._prev_ts = np.full(1024, -np.inf)
         self._pending_max_ts = np.full(1024, -np.inf)  # newest waiting counter sample per series
+        self._series_src = np.full(1024, -1, dtype=np.int64)  # the source it belongs to (-1: none here)
+        self._series_cb = np.full(1024, _NO_K, dtype=np.int64)  # its windows below this were emitted
+        self._series_seen = np.full(1024, -np.inf)  # processing time of its last sample
         self._pending: list[tuple[SampleColumns, np.ndarray]] = []
         self._pending_n = 0
-        self._single: list[tuple[int, float, float, bool, int]] = []  # waiting one-sample batches
+        self._single: list[tuple[int, float, float, bool, int, float]] = []  # waiting one-sample batches
         self._empty = ClosedWindows.empty(quantiles)
-        self._close_due = False  # closed_before moved past open windows not yet returned (advance(emit=False))
+        self._close_due = False  # windows became closable and were not returned yet (advance(emit=False))
 
-    @property
-    def watermark(self) -> float:
-        return float(self.max_event_time - self.allowed_lateness)
+    def source_index(self, name: str) -> int:
+        """The index of source `name` (the message's key), added on first use."""
+        i = self.source_ids.get(name)
+        if i is None:
+            i = self.source_ids[name] = len(self.source_names)
+            self.source_names.append(name)
+            self._src_max.append(-math.inf)
+            self._src_cb.append(_NO_K)
+            self._src_seen.append(self.proc_time)
+            self._src_now.append(-math.inf)
+            self._src_clock.append(-math.inf)
+            self._src_active.append(False)
+            self.source_future.append(0)
+            self.source_late.append(0)
+        return i
+
+    def watermark(self, source: int = 0) -> float:
+        """Source `source`'s watermark (-inf before its first sample)."""
+        if source >= len(self._src_max):
+            return -math.inf
+        return float(self._src_max[source] - self.allowed_lateness)
 
     @property
     def open_windows(self) -> int:
         self._apply_pending()
         return len(self._open_keys)
 
-    def ingest(self, cols: SampleColumns) -> np.ndarray:
-        """Accept a batch; return the boolean mask of its late samples (not applied).
+    def tick(self, now: float) -> None:
+        """Processing time moved to `now` (never backwards): sources idle for `idle_timeout` get their open
+        windows closed (returned by the next `advance()`), series idle for `series_idle` are forgotten."""
+        self._epoch += 1
+        self._clock(now)
+
+    def _clock_from(self, source: int, now: float) -> None:
+        """A message from `source` written at `now`: the processing clock moves by as much as `now` moved
+        since the source's previous message (from where the clock was then), never backwards."""
+        prev = self._src_now[source]
+        if self.proc_time == -math.inf:
+            to = now
+        elif prev == -math.inf:
+            to = self.proc_time
+        else:
+            to = self._src_clock[source] + (now - prev)
+        self._src_now[source] = now
+        if to > self.proc_time or self.proc_time >= self._idle_due:
+            self._clock(to)
+        self._src_clock[source] = self.proc_time
+
+    def _clock(self, now: float) -> None:
+        if now > self.proc_time:
+            if self.proc_time == -math.inf:  # the first clock: sources seen before any clock start here
+                self._src_seen = [now if t == -math.inf else t for t in self._src_seen]
+            self.proc_time = now
+        if self.proc_time >= self._idle_due:
+            self._idle_check()
+
+    def quiet_close_time(self) -> float | None:
+        """The processing time at which every source sending to this engine is idle, if it has open windows:
+        the worker ticks an engine whose partition gets no messages at this time (`tick(quiet_close_time())`),
+        a time that depends on the input only, so a replay closes the same windows at the same point."""
+        seen = [t for t, a in zip(self._src_seen, self._src_active, strict=True) if a]
+        if not seen or not self._has_open():
+            return None
+        return max(max(seen) + self.idle_timeout, self.proc_time)
+
+    def _has_open(self) -> bool:
+        return bool(self._pending or self._single or len(self._open_keys))
+
+    def ingest(self, cols: SampleColumns, source: int = 0, now: float | None = None) -> np.ndarray:
+        """Accept a batch from `source` (a `source_index`) at processing time `now` (None: no future
+        check, no idle closing); return each sample's `Reject` code (int8, 0: applied).
 
         Accepted samples are applied lazily, all at once when a window is about to close (or when many
         are waiting): a window cannot close before then, so which samples are late is decided exactly
         as if each batch were applied on arrival, while small batches (single-sample messages) share
         the fixed cost of one update. A counter sample not newer than a waiting sample of its series
         first applies what waits, so reset-aware increases see the same order as eager application."""
-        if len(cols) == 1:
-            return self._ingest_one(cols)
-        if len(cols) == 0:
-            return np.zeros(0, dtype=bool)
+        n = len(cols)
+        if n == 1:
+            return _VERDICTS[self.ingest_sample(int(cols.series[0]), float(cols.ts[0]), float(cols.values[0]),
+                                                bool(cols.counter[0]), source, now)]
+        self._epoch += 1
+        if source >= len(self._src_max):
+            self._unnamed(source)
+        if now is not None:
+            self._clock_from(source, now)
+        if n == 0:
+            return np.zeros(0, dtype=np.int8)
         self._singles_to_pending()
-        k = np.floor(cols.ts / self.width).astype(np.int64)
-        late = k < self.closed_before
-        if late.any():
-            self.late_samples += int(late.sum())
-            keep = ~late
+        if len(self._prev_val) < len(self.registry.names):
+            self._grow_series(len(self.registry.names))
+        ts, series, values = cols.ts, cols.series, cols.values
+        verdict = np.zeros(n, dtype=np.int8)
+        ts_max = float(ts.max())
+        # The common case in a few whole-array reductions: NaN fails every comparison, so it takes the
+        # slow path; a refused series (negative index) exists only while the registry lists one.
+        if (ts_max <= (MAX_TS if now is None else min(MAX_TS, now + self.max_future)) and ts.min() >= MIN_TS
+                and values.max() <= MAX_ABS_VALUE and values.min() >= -MAX_ABS_VALUE and not self.registry.refused):
+            k = np.floor(ts / self.width).astype(np.int64)
+            owner = self._series_src[series]
+            mine = bool((owner == source).all())
+            if mine and not self._guarded:
+                cb = self._src_cb[source]
+                if k.min() < cb:
+                    verdict[k < cb] = Reject.LATE
+            else:
+                verdict[k < self._closed_bound(series, owner, source)] = Reject.LATE
+        else:
+            mine = False
+            verdict[~((values >= -MAX_ABS_VALUE) & (values <= MAX_ABS_VALUE))] = Reject.BAD_VALUE
+            verdict[~((ts >= MIN_TS) & (ts <= MAX_TS))] = Reject.BAD_TIMESTAMP
+            if now is not None:
+                verdict[(verdict == 0) & (ts > now + self.max_future)] = Reject.FUTURE
+            verdict[(verdict == 0) & (series < 0)] = Reject.SERIES_LIMIT
+            ok = verdict == 0
+            k = np.floor(np.where(ok, ts, 0.0) / self.width).astype(np.int64)
+            known = np.where(ok, series, 0)
+            verdict[ok & (k < self._closed_bound(known, self._series_src[known], source))] = Reject.LATE
+        if verdict.any():
+            self._count_rejects(verdict, source)
+            keep = verdict == 0
             cols, k = cols.take(keep), k[keep]
             if len(cols) == 0:
-                return late
-        self._grow_series(int(cols.series.max()) + 1)
+                return verdict
+            ts_max, mine = float(cols.ts.max()), False
         if cols.counter.any():
             cs, cts = cols.series[cols.counter], cols.ts[cols.counter]
             if self._pending and (cts <= self._pending_max_ts[cs]).any():
@@ -158,42 +297,172 @@ class WindowEngine:
             np.maximum.at(self._pending_max_ts, cs, cts)
         self._pending.append((cols, k))
         self._pending_n += len(cols)
-        self.max_event_time = max(self.max_event_time, float(cols.ts.max()))
+        if not mine:
+            self._take_over(cols.series, source)
+        self._series_seen[cols.series] = self.proc_time
+        self._source_seen(source, ts_max)
         if self._pending_n >= _MAX_PENDING:
             self._apply_pending()
-        return late
+        return verdict
 
-    def _ingest_one(self, cols: SampleColumns) -> np.ndarray:
-        late = self.ingest_sample(int(cols.series[0]), float(cols.ts[0]), float(cols.values[0]),
-                                  bool(cols.counter[0]))
-        return _LATE if late else _ON_TIME
+    def _unnamed(self, source: int) -> None:
+        while source >= len(self._src_max):  # an index never named: sources #0, #1, ...
+            self.source_index(f"#{len(self.source_names)}")
 
-    def ingest_sample(self, s: int, ts: float, v: float, c: bool) -> bool:
+    def _closed_bound(self, series: np.ndarray, owner: np.ndarray, source: int) -> np.ndarray:
+        """Per sample, the first window of its series not closed yet: by its owner's watermark, by the
+        sender's if it takes the series over, and by what was emitted."""
+        bound = np.maximum(self._series_cb[series], np.asarray([*self._src_cb, _NO_K], dtype=np.int64)[owner])
+        return np.where(self._taken_over(owner), np.maximum(bound, self._src_cb[source]), bound)
+
+    def _taken_over(self, owner: np.ndarray) -> np.ndarray:
+        """Whether a series with this owner passes to the source sending it: it has none, or an idle one
+        (whose windows are all closable, so a window never changes source while open)."""
+        return (owner < 0) | ~np.asarray([*self._src_active, False], dtype=bool)[owner]
+
+    def _take_over(self, series: np.ndarray, source: int) -> None:
+        """Series new here, or whose owner went idle, become `source`'s; an idle owner's windows stay closed
+        (`_series_cb`, checked from then on: `_guarded`)."""
+        owner = self._series_src[series]
+        taken = self._taken_over(owner)
+        if taken.any():
+            s, o = series[taken], owner[taken]
+            if (o >= 0).any():
+                np.maximum.at(self._series_cb, s, np.asarray([*self._src_cb, _NO_K], dtype=np.int64)[o])
+                self._guarded = True
+            self._series_src[s] = source
+
+    def _source_seen(self, source: int, max_ts: float) -> None:
+        if max_ts > self._src_max[source]:
+            self._src_max[source] = max_ts
+            self._dirty.add(source)
+        self._src_seen[source] = self.proc_time
+        if not self._src_active[source]:
+            self._src_active[source] = True
+            self._idle_due = min(self._idle_due, self.proc_time + self.idle_timeout)
+
+    def _count_rejects(self, verdict: np.ndarray, source: int) -> None:
+        counts = np.bincount(verdict, minlength=len(Reject)).tolist()
+        for r in range(1, len(Reject)):
+            self.rejected[r] += counts[r]
+        self.late_samples += counts[Reject.LATE]
+        self.source_late[source] += counts[Reject.LATE]
+        self.source_future[source] += counts[Reject.FUTURE]
+
+    def ingest_sample(self, s: int, ts: float, v: float, c: bool, source: int = 0, now: float | None = None) -> int:
         """`ingest` of one sample (series index, time, value, is counter) in plain Python, numpy's per-call
-        cost would be most of the work; True if it is late (not applied)."""
-        k = math.floor(ts / self.width)
-        if k < self.closed_before:
+        cost would be most of the work; its `Reject` code (0: applied)."""
+        self._epoch += 1
+        if source >= len(self._src_max):
+            self._unnamed(source)
+        if now is not None:
+            self._clock_from(source, now)
+        if (MIN_TS <= ts <= MAX_TS and -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE
+                and (now is None or ts <= now + self.max_future) and s >= 0):
+            k = math.floor(ts / self.width)
+            if s >= len(self._prev_val):
+                self._grow_series(s + 1)
+            owner = self._series_src.item(s)
+            if owner == source and not self._guarded:
+                late = k < self._src_cb[source]
+            else:
+                bound = max(self._series_cb.item(s), _NO_K if owner < 0 else self._src_cb[owner])
+                if owner < 0 or not self._src_active[owner]:
+                    bound = max(bound, self._src_cb[source])
+                late = k < bound
+            if not late:
+                if c:
+                    if ts <= self._pending_max_ts[s] and (self._pending or self._single):
+                        self._apply_pending()
+                    if ts > self._pending_max_ts[s]:
+                        self._pending_max_ts[s] = ts
+                if owner != source:
+                    self._take_over(np.asarray([s]), source)
+                self._single.append((s, ts, v, c, k, self.proc_time))
+                self._pending_n += 1
+                if ts > self._src_max[source]:
+                    self._src_max[source] = ts
+                    self._dirty.add(source)
+                self._src_seen[source] = self.proc_time
+                if not self._src_active[source]:
+                    self._src_active[source] = True
+                    self._idle_due = min(self._idle_due, self.proc_time + self.idle_timeout)
+                if self._pending_n >= _MAX_PENDING:
+                    self._apply_pending()
+                return 0
+            verdict = Reject.LATE
             self.late_samples += 1
-            return True
-        if s >= len(self._prev_val):
-            self._grow_series(s + 1)
-        if c:
-            if ts <= self._pending_max_ts[s] and (self._pending or self._single):
-                self._apply_pending()
-            if ts > self._pending_max_ts[s]:
-                self._pending_max_ts[s] = ts
-        self._single.append((s, ts, v, c, k))
-        self._pending_n += 1
-        if ts > self.max_event_time:
-            self.max_event_time = ts
-        if self._pending_n >= _MAX_PENDING:
+            self.source_late[source] += 1
+        elif not MIN_TS <= ts <= MAX_TS:  # also NaN
+            verdict = Reject.BAD_TIMESTAMP
+        elif not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:
+            verdict = Reject.BAD_VALUE
+        elif now is not None and ts > now + self.max_future:
+            verdict = Reject.FUTURE
+            self.source_future[source] += 1
+        else:
+            verdict = Reject.SERIES_LIMIT
+        self.rejected[verdict] += 1
+        return int(verdict)
+
+    def _idle_check(self) -> None:
+        """Close the open windows of every source idle for `idle_timeout` and forget series idle for
+        `series_idle`; find when to check next."""
+        t = self.proc_time
+        idle, due = [], math.inf
+        for i, active in enumerate(self._src_active):
+            if active:
+                if self._src_seen[i] + self.idle_timeout <= t:
+                    idle.append(i)
+                    self._src_active[i] = False
+                else:
+                    due = min(due, self._src_seen[i] + self.idle_timeout)
+        if idle:
             self._apply_pending()
-        return False
+            n = self._n_slots
+            open_slots = np.flatnonzero(self._used[:n])
+            owner = self._slot_src[open_slots]
+            for i in idle:
+                ks = self._k[open_slots[owner == i]]
+                if len(ks) and ks.max() >= self._src_cb[i]:
+                    self._src_cb[i] = int(ks.max()) + 1
+                    self._closings.append((i, self._src_cb[i], self._epoch))
+                    self._close_due = True
+        if t >= self._evict_due:
+            self._evict_series(t - self.series_idle)
+            self._evict_due = t + self.series_idle / 4
+        self._idle_due = min(due, self._evict_due)
+
+    def _evict_series(self, before: float) -> None:
+        """Forget series last seen before processing time `before` that have no open window."""
+        self._apply_pending()
+        m = len(self._series_seen)
+        stale = (self._series_seen < before) & (self._series_src >= 0)
+        if not stale.any():
+            return
+        stale[self._series[np.flatnonzero(self._used[:self._n_slots])]] = False
+        self._reset_series(np.flatnonzero(stale[:m]))
+
+    def _reset_series(self, idx: np.ndarray) -> None:
+        self._prev_val[idx] = np.nan
+        self._prev_ts[idx] = -np.inf
+        self._series_src[idx] = -1
+        self._series_cb[idx] = _NO_K
+        self._series_seen[idx] = -np.inf
+
+    def referenced_series(self) -> np.ndarray:
+        """Dense indexes of the series this engine holds state for (the registry must keep them)."""
+        self._apply_pending()
+        held = self._series_src >= 0
+        held |= np.isfinite(self._prev_ts)
+        held[self._series[np.flatnonzero(self._used[:self._n_slots])]] = True
+        return np.flatnonzero(held)
 
     def _singles_to_pending(self) -> None:
         if self._single:
-            s, ts, v, c, k = zip(*self._single, strict=True)
+            s, ts, v, c, k, seen = zip(*self._single, strict=True)
             self._single = []
+            np.maximum.at(self._series_seen, np.asarray(s, dtype=np.int64), np.asarray(seen, dtype=np.float64))
             self._pending.append((SampleColumns(np.asarray(s, dtype=np.int64), np.asarray(ts, dtype=np.float64),
                                                 np.asarray(v, dtype=np.float64), np.asarray(c, dtype=bool)),
                                   np.asarray(k, dtype=np.int64)))
@@ -214,48 +483,66 @@ class WindowEngine:
         self._apply(cols, k)
 
     def advance(self, emit: bool = True) -> ClosedWindows:
-        """Close every window whose end is at or before the watermark.
+        """Close every window whose end is at or before its source's watermark (or whose source went idle).
 
         With `emit=False` the windows are closed (later samples for them are late) but kept back, to be
         returned by the next `advance()`: a run of messages then pays for one close, not one each. The
         result is the same windows in the same order as closing them one advance at a time, since
-        each advance closes windows with a larger start than the one before and output is sorted by
-        (start, series id)."""
-        if self.max_event_time != -math.inf:
-            close_before = math.floor((self.max_event_time - self.allowed_lateness) / self.width)
-            if close_before > self.closed_before:
-                self.closed_before = close_before
-                self._close_due = True
+        output is sorted by (start, series id) and a window, once closable, stays closable."""
+        if self._dirty:
+            for src in self._dirty:
+                close_before = math.floor((self._src_max[src] - self.allowed_lateness) / self.width)
+                if close_before > self._src_cb[src]:
+                    self._src_cb[src] = close_before
+                    self._closings.append((src, close_before, self._epoch))
+                    self._close_due = True
+            self._dirty.clear()
         if not emit or not self._close_due:
             return self._empty
         self._close_due = False
         self._apply_pending()
         n = self._n_slots
-        closing = self._used[:n] & (self._k[:n] < self.closed_before)
-        return self._close(np.flatnonzero(closing))
+        open_slots = np.flatnonzero(self._used[:n])
+        src_cb = np.asarray(self._src_cb, dtype=np.int64)
+        owner = self._slot_src[open_slots]
+        closing = self._k[open_slots] < src_cb[owner]
+        slots, owner = open_slots[closing], owner[closing]
+        # When each became closable: the first closing of its owner's since the last emit past its window.
+        became = np.zeros(len(slots), dtype=np.int64)
+        if self._closings:
+            hist = np.asarray(self._closings, dtype=np.int64)
+            for src in np.unique(hist[:, 0]).tolist():
+                mine = np.flatnonzero(owner == src)
+                if len(mine):
+                    h = hist[hist[:, 0] == src]
+                    at = np.minimum(np.searchsorted(h[:, 1], self._k[slots[mine]], side="right"), len(h) - 1)
+                    became[mine] = h[at, 2]
+            self._closings = []
+        return self._close(slots, became)
 
     def flush(self) -> ClosedWindows:
         """Close every open window regardless of the watermark (end of input in tests and replays)."""
         self._apply_pending()
         self._close_due = False
+        self._closings = []
         n = self._n_slots
         return self._close(np.flatnonzero(self._used[:n]))
 
     # -- snapshots ---------------------------------------------------------------------------------
 
-    _SLOT_ARRAYS = ("_k", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc")
+    _SLOT_ARRAYS = ("_k", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc", "_slot_src")
 
     def snapshot(self) -> bytes:
-        """The whole state as bytes: an orjson header (scalars, the series it references by name and
-        labels, array layout) then the arrays' raw bytes. Dense indexes are local to the snapshot, so it
+        """The whole state as bytes: an orjson header (scalars, sources, the series it references by name
+        and labels, array layout) then the arrays' raw bytes. Dense indexes are local to the snapshot, so it
         restores into any registry. Samples still waiting in the pending buffer are applied first: a
-        snapshot that left them out would lose them on restore (the input offset it covers is past them)."""
+        snapshot that left them out would lose them on restore (the input offset it covers is past them).
+        Every number in the header is finite or null, so it always encodes."""
         self._apply_pending()
         self._compact_bins()
         n = self._n_slots
         used = np.flatnonzero(self._used[:n])
-        with_prev = np.flatnonzero(np.isfinite(self._prev_ts))
-        referenced = np.union1d(self._series[used], with_prev)
+        referenced = self.referenced_series()
         local = np.full(max(len(self._prev_val), 1), -1, dtype=np.int64)
         local[referenced] = np.arange(len(referenced))
         slot_local = np.full(max(n, 1), -1, dtype=np.int64)
@@ -266,15 +553,21 @@ class WindowEngine:
         arrays["series"] = local[self._series[used]]
         arrays["bin_keys"] = (slot_local[keys >> CODE_BITS] << CODE_BITS) | (keys & _CODE_MASK)
         arrays["bin_counts"] = counts
-        arrays["prev_series"] = local[with_prev]
-        arrays["prev_val"] = self._prev_val[with_prev]
-        arrays["prev_ts"] = self._prev_ts[with_prev]
+        for name, _ in self._SERIES_ARRAYS:
+            if name != "_pending_max_ts":  # empty once pending samples are applied
+                arrays[name] = getattr(self, name)[referenced]
         reg = self.registry
         header = {
-            "v": 1, "width": self.width, "allowed_lateness": self.allowed_lateness,
-            "quantiles": list(self.quantiles),
-            "max_event_time": None if not np.isfinite(self.max_event_time) else self.max_event_time,
-            "closed_before": self.closed_before, "late_samples": self.late_samples, "close_due": self._close_due,
+            "v": 2, "width": self.width, "allowed_lateness": self.allowed_lateness,
+            "quantiles": list(self.quantiles), "max_future": self.max_future, "idle_timeout": self.idle_timeout,
+            "series_idle": self.series_idle, "proc_time": _finite(self.proc_time), "epoch": self._epoch,
+            "idle_due": _finite(self._idle_due), "evict_due": _finite(self._evict_due),
+            "late_samples": self.late_samples, "rejected": self.rejected, "close_due": self._close_due,
+            "closings": self._closings, "guarded": self._guarded,
+            "sources": [[name, _finite(self._src_max[i]), self._src_cb[i], _finite(self._src_seen[i]),
+                         self._src_active[i], self.source_future[i], self.source_late[i],
+                         _finite(self._src_now[i]), _finite(self._src_clock[i])]
+                        for i, name in enumerate(self.source_names)],
             "series": [[reg.names[i], reg.labels[i], reg.kinds[i]] for i in referenced.tolist()],
             "arrays": [[name, a.dtype.str, len(a)] for name, a in arrays.items()],
         }
@@ -282,8 +575,12 @@ class WindowEngine:
         return b"".join([len(head).to_bytes(4, "big"), head, *(a.tobytes() for a in arrays.values())])
 
     @classmethod
-    def restore(cls, data: bytes, registry: SeriesRegistry) -> WindowEngine:
-        """The engine `snapshot()` wrote, its series registered in `registry`."""
+    def restore(cls, data: bytes, registry: SeriesRegistry, **limits: float | None) -> WindowEngine:
+        """The engine `snapshot()` wrote, its series registered in `registry`. `limits` (max_future,
+        idle_timeout, series_idle) override the snapshot's, as a changed configuration does on restart.
+        A version 1 snapshot (one watermark per partition) restores with its state under one source named
+        "" whose watermark is the partition's: its windows close as before, and each series passes to the
+        first real source that sends it."""
         size = int.from_bytes(data[:4], "big")
         header = orjson.loads(data[4:4 + size])
         pos = 4 + size
@@ -292,19 +589,23 @@ class WindowEngine:
             dt = np.dtype(dtype)
             arrays[name] = np.frombuffer(data, dtype=dt, count=length, offset=pos).copy()
             pos += dt.itemsize * length
-        eng = cls(registry, header["width"], header["allowed_lateness"], tuple(header["quantiles"]))
-        mt = header["max_event_time"]
-        eng.max_event_time = -np.inf if mt is None else float(mt)
-        eng.closed_before = int(header["closed_before"])
+        settings = {key: header.get(key) for key in ("max_future", "idle_timeout", "series_idle")}
+        settings.update({key: value for key, value in limits.items() if value is not None})
+        eng = cls(registry, header["width"], header["allowed_lateness"], tuple(header["quantiles"]),
+                  max_future=settings["max_future"] or 600.0, idle_timeout=settings["idle_timeout"],
+                  series_idle=settings["series_idle"])
         eng.late_samples = int(header["late_samples"])
         eng._close_due = bool(header.get("close_due", False))  # absent in snapshots older than advance(emit=)
         dense = np.asarray([registry.index_of(name, labels, kind) for name, labels, kind in header["series"]]
                            + [0], dtype=np.int64)
+        if (dense < 0).any():
+            raise ValueError("the series registry is full: cannot restore this snapshot (raise windows.max_series)")
         m = len(arrays["_k"])
         while len(eng._k) < m:
             eng._grow_slots()
         for name in cls._SLOT_ARRAYS:
-            getattr(eng, name)[:m] = arrays[name]
+            if name in arrays:  # "_slot_src" is not in a version 1 snapshot
+                getattr(eng, name)[:m] = arrays[name]
         eng._series[:m] = dense[arrays["series"]]
         eng._used[:m] = True
         eng._n_slots = m
@@ -315,10 +616,44 @@ class WindowEngine:
             eng._bin_keys, eng._bin_counts = [arrays["bin_keys"]], [arrays["bin_counts"]]
         if len(dense) > 1:
             eng._grow_series(int(dense.max()) + 1)
+        if header["v"] == 1:
+            cls._restore_v1(eng, header, arrays, dense)
+            return eng
+        eng.proc_time = _or_inf(header["proc_time"], -math.inf)
+        eng._epoch = int(header["epoch"])
+        eng._idle_due = _or_inf(header["idle_due"], math.inf)
+        eng._evict_due = _or_inf(header["evict_due"], -math.inf)
+        eng.rejected = [int(x) for x in header["rejected"]]
+        eng._closings = [(int(a), int(b), int(c)) for a, b, c in header["closings"]]
+        eng._guarded = bool(header["guarded"])
+        for name, mx, cb, seen, active, future, late, now, clock in header["sources"]:
+            i = eng.source_index(name)
+            eng._src_now[i], eng._src_clock[i] = _or_inf(now, -math.inf), _or_inf(clock, -math.inf)
+            eng._src_max[i], eng._src_cb[i] = _or_inf(mx, -math.inf), int(cb)
+            eng._src_seen[i], eng._src_active[i] = _or_inf(seen, -math.inf), bool(active)
+            eng.source_future[i], eng.source_late[i] = int(future), int(late)
+        here = dense[:-1]
+        for name, _ in cls._SERIES_ARRAYS:
+            if name in arrays:
+                getattr(eng, name)[here] = arrays[name]
+        return eng
+
+    @staticmethod
+    def _restore_v1(eng: WindowEngine, header: dict[str, Any], arrays: dict[str, np.ndarray],
+                    dense: np.ndarray) -> None:
+        src = eng.source_index("")
+        mt = header["max_event_time"]
+        eng._src_max[src] = -math.inf if mt is None else float(mt)
+        eng._src_cb[src] = int(header["closed_before"])
+        eng._src_active[src] = bool(eng._n_slots)
+        eng._idle_due = -math.inf  # checked at the first clock, which is also when "" was last seen
+        eng._slot_src[:eng._n_slots] = src
+        eng._series_src[eng._series[:eng._n_slots]] = src
+        eng._series_cb[dense[:-1]] = int(header["closed_before"])
+        eng._guarded = True
         prev = dense[arrays["prev_series"]]
         eng._prev_val[prev] = arrays["prev_val"]
         eng._prev_ts[prev] = arrays["prev_ts"]
-        return eng
 
     def _compact_bins(self) -> None:
         """Merge the per-batch bin arrays into one (sums counts of equal (slot, code) pairs)."""
@@ -410,28 +745,33 @@ class WindowEngine:
         self._open_keys, self._open_slots = all_keys[order], np.concatenate([open_slots, new])[order]
         self._used[new] = True
         self._series[new], self._k[new] = g_series[miss], g_k[miss]
+        self._slot_src[new] = self._series_src[g_series[miss]]
         self._count[new] = 0
         self._sum[new] = self._inc[new] = 0.0
         return found
 
     def _grow_slots(self) -> None:
-        for name in ("_k", "_series", "_used", "_count", "_sum", "_min", "_max", "_last", "_last_ts", "_inc"):
+        for name in ("_k", "_series", "_slot_src", "_used", "_count", "_sum", "_min", "_max", "_last", "_last_ts",
+                     "_inc"):
             old = getattr(self, name)
             setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
+
+    _SERIES_ARRAYS = (("_prev_val", np.nan), ("_prev_ts", -np.inf), ("_pending_max_ts", -np.inf),
+                      ("_series_src", -1), ("_series_cb", _NO_K), ("_series_seen", -np.inf))
 
     def _grow_series(self, n: int) -> None:
         if n > len(self._prev_val):
             size = max(n, 2 * len(self._prev_val))
-            self._prev_val = np.concatenate([self._prev_val, np.full(size - len(self._prev_val), np.nan)])
-            self._prev_ts = np.concatenate([self._prev_ts, np.full(size - len(self._prev_ts), -np.inf)])
-            self._pending_max_ts = np.concatenate([self._pending_max_ts,
-                                                   np.full(size - len(self._pending_max_ts), -np.inf)])
+            for name, fill in self._SERIES_ARRAYS:
+                old = getattr(self, name)
+                setattr(self, name, np.concatenate([old, np.full(size - len(old), fill, dtype=old.dtype)]))
 
-    def _close(self, slots: np.ndarray) -> ClosedWindows:
+    def _close(self, slots: np.ndarray, became: np.ndarray | None = None) -> ClosedWindows:
         if len(slots) == 0:
             return ClosedWindows.empty(self.quantiles)
         ids = self.registry.ids[self._series[slots]]
-        slots = slots[np.lexsort((ids, self._k[slots]))]
+        slots = slots[np.lexsort((ids, self._k[slots]) if became is None else (ids, self._k[slots], became))]
+        np.maximum.at(self._series_cb, self._series[slots], self._k[slots] + 1)
         closing = np.zeros(self._n_slots, dtype=bool)
         closing[slots] = True
 
@@ -478,6 +818,14 @@ class WindowEngine:
         self._used[slots] = False
         self._free.extend(slots.tolist())
         return result
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _or_inf(x: float | None, default: float) -> float:
+    return default if x is None else float(x)
 
 
 def _series_time_order(series: np.ndarray, ts: np.ndarray) -> np.ndarray:

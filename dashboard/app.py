@@ -133,6 +133,7 @@ async def _overview(request: web.Request) -> web.Response:
             body["errors"].append(f"{key}: {_error_text(exc)[:200]}")
             body[key] = {} if key == "ingest" else []
     body["silences"] = await _silences(request)
+    body["skewed_sources"] = [{"source": name, "future_samples": n} for name, n in self_metrics.skewed_sources()]
     return _json(body)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from core.sample_rejects import MAX_TS, MIN_TS
 from schemas.samples import SampleBatch
 from schemas.series_id import series_id
 
@@ -21,6 +22,9 @@ def _ms(seconds: Sequence[float] | np.ndarray) -> pa.Array:
 
 
 def samples_table(batches: Sequence[SampleBatch]) -> pa.Table:
+    """The points of `batches`, except those whose time is outside `core.sample_rejects`' range (not finite,
+    before 1970 or after 2262): DateTime64 would store them as garbage (1e300 became 9999-12-31), and the
+    window worker dead-letters exactly these points with the reason `bad_timestamp`."""
     sids: list[int] = []
     names: list[str] = []
     labels: list[list[tuple[str, str]]] = []
@@ -48,6 +52,9 @@ def samples_table(batches: Sequence[SampleBatch]) -> pa.Table:
         "labels": pa.array(labels, type=_LABELS),
         "kind": pa.array(kinds, type=pa.string()),
     })
+    sane = (ts >= MIN_TS) & (ts <= MAX_TS)
+    if not sane.all():
+        take, ts, values = take[sane], ts[sane], values[sane]
     expanded = per_block.take(pa.array(take))
     return expanded.append_column("ts", _ms(ts)).append_column("value", pa.array(values, type=pa.float64()))
 

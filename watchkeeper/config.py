@@ -83,9 +83,16 @@ class WindowsConfig(_Section):
     # live and in a restart's replay; batch_within bounds how long Faust's stream waits to fill a batch.
     batch_messages: int = Field(default=1000, gt=0)
     batch_within: float = Field(default=0.05, gt=0)
-    # A sample more than this many seconds ahead of the receiving process's clock is refused (reason
-    # `future`): by the push API and remote_write at the front door, and by the worker.
+    # Event time (README, "Messages and windows"): samples more than max_future seconds ahead of processing
+    # time are refused (`future`), by the push API and remote_write at the front door and by the worker; a
+    # source silent for idle_timeout seconds (default 2 x width + allowed_lateness) has its windows closed by
+    # processing time.
     max_future: float = Field(default=600.0, gt=0)
+    idle_timeout: float | None = Field(default=None, gt=0)
+    # Bounded state: at most max_series series per worker (new ones beyond are refused: `series_limit`);
+    # a series without samples for series_idle_seconds (default max(1 h, 4 x idle_timeout)) is forgotten.
+    max_series: int = Field(default=1_000_000, gt=0)
+    series_idle_seconds: float | None = Field(default=None, gt=0)
 
 
 class SystemProducerConfig(_Section):

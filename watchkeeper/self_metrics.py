@@ -37,6 +37,31 @@ WINDOW_LATENCY = Histogram(
     "watchkeeper_window_close_latency_seconds", "Wall time from a window's end to its aggregate being emitted.",
     buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300), registry=REGISTRY,
 )
+SAMPLES_REJECTED = Counter(
+    "watchkeeper_samples_rejected_total",
+    "Samples the worker's window step refused and dead-lettered, by reason (late, future, bad_timestamp, "
+    "bad_value, series_limit).", ["reason"], registry=REGISTRY,
+)
+DEADLETTERS = Counter(
+    "watchkeeper_window_deadletters_total",
+    "Dead letters the worker's window step wrote, by reason (invalid, internal_error, late, future, "
+    "bad_timestamp, bad_value, series_limit).", ["reason"], registry=REGISTRY,
+)
+# Bounded label set: only the FUTURE_SOURCES_SHOWN sources with the most `future` samples get a series.
+FUTURE_SOURCES_SHOWN = 20
+SOURCE_FUTURE_SAMPLES = Gauge(
+    "watchkeeper_source_future_samples",
+    "Samples refused as `future` (clock ahead), per source, for the sources with the most of them on this "
+    "worker's partitions.", ["source"], registry=REGISTRY, multiprocess_mode="livesum",
+)
+SKEWED_SOURCES = Gauge(
+    "watchkeeper_skewed_sources", "Sources on this worker's partitions with samples refused as `future`.",
+    registry=REGISTRY, multiprocess_mode="livesum",
+)
+SERIES_HELD = Gauge(
+    "watchkeeper_window_series", "Series held by the worker's window step (bounded by windows.max_series).",
+    registry=REGISTRY, multiprocess_mode="livesum",
+)
 SINK_ROWS = Counter("watchkeeper_sink_rows_total", "Rows written by a sink.", ["sink", "table"], registry=REGISTRY)
 SINK_ERRORS = Counter("watchkeeper_sink_errors_total", "Failed sink writes (retried).", ["sink"], registry=REGISTRY)
 NOTIFICATION_ERRORS = Counter(
@@ -95,3 +120,22 @@ def exposition() -> bytes:
     merged = CollectorRegistry(auto_describe=False)
     multiprocess.MultiProcessCollector(merged, path=str(directory))
     return generate_latest(merged)
+
+
+def skewed_sources() -> list[tuple[str, float]]:
+    """Sources whose samples the worker refused as `future` (clock ahead), most first: the values of
+    `watchkeeper_source_future_samples` from every process's files (multiprocess mode) or this process."""
+    directory = multiproc_dir()
+    if directory is not None and directory.is_dir():
+        registry = CollectorRegistry(auto_describe=False)
+        multiprocess.MultiProcessCollector(registry, path=str(directory))
+    else:
+        registry = REGISTRY
+    counts: dict[str, float] = {}
+    for family in registry.collect():
+        if family.name == "watchkeeper_source_future_samples":
+            for sample in family.samples:
+                source = sample.labels.get("source")
+                if source is not None and sample.value > 0:
+                    counts[source] = counts.get(source, 0.0) + sample.value
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

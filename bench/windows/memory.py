@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.windows.kafka_load import load
 from bench.windows.run import make_config, run_worker
-from bench.windows.workload import PARTITIONS, Workload
+from bench.windows.workload import Workload
 from watchkeeper.broker import free_port, start_broker
 
 
@@ -30,7 +30,7 @@ def main() -> None:
         try:
             cfg = make_config(f"127.0.0.1:{port}", tmp)
             asyncio.run(load(cfg.kafka.bootstrap, cfg.kafka.topics.samples, wl.batched()))
-            res = run_worker("memory", cfg, tmp, wl.samples + PARTITIONS, 0)
+            res = run_worker("memory", cfg, tmp, wl.samples + wl.extra_samples, 0)
             stats = (tmp / f"{cfg.worker.app_id}.stats").read_text().split("\n")
             base = int(float(stats[0].split()[3]))
             print(f"| active series | worker peak RSS MiB | RSS before input MiB | bytes per series |\n"

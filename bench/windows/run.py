@@ -128,7 +128,7 @@ def variant(name: str, bootstrap: str, tmp: Path, wl: Workload, single: bool) ->
     raw = asyncio.run(read_all(bootstrap, cfg.kafka.topics.samples, PARTITIONS, expected=n_msgs))
     exp = expected_windows([r.value for r in raw])
     assert len(exp) == wl.expected_windows, (len(exp), wl.expected_windows)
-    total = wl.samples + PARTITIONS  # + one watermark marker per partition
+    total = wl.samples + wl.extra_samples  # + one watermark marker per source
     res = run_worker(name, cfg, tmp, total, wl.expected_windows)
     res.verdict = verify(exp, res.agg_values)  # type: ignore[attr-defined]
     return res, cfg, n_msgs
@@ -178,7 +178,7 @@ def main() -> None:
                 if i == 0:
                     cfg, n_msgs = run_cfg, run_msgs
             print("floor", flush=True)
-            floor = run_floor(bootstrap, cfg.kafka.topics.samples, n_msgs, wl.samples + PARTITIONS)
+            floor = run_floor(bootstrap, cfg.kafka.topics.samples, n_msgs, wl.samples + wl.extra_samples)
             if args.single_samples:
                 swl = Workload(samples=args.single_samples, series=args.series)
                 print(f"single-sample: {swl.samples:,} samples", flush=True)

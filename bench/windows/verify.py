@@ -26,7 +26,10 @@ class Expected:
         return len(self.sid)
 
 
-def expected_windows(raw_values: list[bytes], width: float = 10.0) -> Expected:
+def expected_windows(raw_values: list[bytes], width: float = 10.0, sources: set[str] | None = None,
+                     until: float | None = None) -> Expected:
+    """The windows of the raw messages (of `sources` only, by the `host` label, and of samples up to
+    `until`, when given)."""
     ids: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
     names: list[str] = []
     s_col: list[int] = []
@@ -43,6 +46,8 @@ def expected_windows(raw_values: list[bytes], width: float = 10.0) -> Expected:
 
     for raw in raw_values:
         m = orjson.loads(raw)
+        if sources is not None and {**m.get("labels", {})}.get("host") not in sources:
+            continue
         if "series" in m:
             common = m.get("labels", {})
             for b in m["series"]:
@@ -56,6 +61,8 @@ def expected_windows(raw_values: list[bytes], width: float = 10.0) -> Expected:
             v_col.append(m["value"])
     s, t, v = np.asarray(s_col), np.asarray(t_col), np.asarray(v_col, dtype=float)
     keep = np.asarray([names[i] != "" for i in range(len(names))])[s]
+    if until is not None:
+        keep &= t <= until
     s, t, v = s[keep], t[keep], v[keep]
     k = np.floor(t / width).astype(np.int64)
     order = np.lexsort((v, k, s))
@@ -124,3 +131,24 @@ def verify(exp: Expected, aggregate_values: list[bytes]) -> Verdict:
             verdict.verified += 1
     verdict.missing = int((~seen).sum())
     return verdict
+
+
+def refused_by_source(deadletter_values: list[bytes]) -> dict[tuple[str, str], int]:
+    """Samples in the window step's dead letters, by (reason word, source): a refused batch names its
+    source. Dead letters are at least once (a restart's replay writes them again), so these are at least
+    the refused samples."""
+    from schemas import DeadLetter, decode
+
+    out: dict[tuple[str, str], int] = {}
+    for raw in deadletter_values:
+        dl = decode(raw, DeadLetter)
+        reason = dl.reason.split(":")[0]
+        try:
+            batch = orjson.loads(dl.original_bytes())
+        except orjson.JSONDecodeError:
+            continue
+        if type(batch) is dict and "series" in batch:
+            n = sum(len(b["ts"]) for b in batch["series"])
+            key = (reason, str(batch.get("source", "")))
+            out[key] = out.get(key, 0) + n
+    return out

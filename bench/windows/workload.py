@@ -2,8 +2,13 @@
 
 Series are spread over sources (hosts); each source always goes to the same partition of the 8-partition
 samples topic, and its messages are in event-time order, as a real producer's are. After the data, each
-partition gets one marker sample far enough ahead to close every data window (its own series is ignored
-by the verifier), so all N / S / 10 * S windows are expected.
+source sends one marker sample far enough ahead to close every window of its own (watermarks are per
+source; the marker's series is ignored by the verifier), so all N / S / 10 * S windows are expected.
+
+Clock skew (`skewed`, `far_future`): the listed sources' clocks run `skew` seconds ahead (their samples
+are refused as `future` when `t0` is near the present: their windows are not expected, `expected_sources`
+lists the others), and source `far_future` first sends one sample a year ahead, then its normal data
+(whose windows are expected: one bad sample must not blind a source, nor its partition).
 """
 
 from __future__ import annotations
@@ -26,6 +31,18 @@ class Workload:
     seconds_per_message: int = 10  # batched: series_per_source x seconds_per_message points per message
     counter_every: int = 10  # every 10th series is a counter
     seed: int = 7
+    t0: float = T0
+    skewed: tuple[int, ...] = ()  # sources whose clock runs `skew` seconds ahead
+    skew: float = 3600.0
+    far_future: int | None = None  # a source that first sends one sample a year ahead
+
+    @property
+    def expected_sources(self) -> set[str]:
+        """The sources whose windows are expected (not skewed)."""
+        return {f"host-{src}" for src in range(self.sources) if src not in self.skewed}
+
+    def clock(self, src: int) -> float:
+        return self.t0 + (self.skew if src in self.skewed else 0.0)
 
     @property
     def seconds(self) -> int:
@@ -58,9 +75,10 @@ class Workload:
         """Messages per partition: per source, series_per_source series x seconds_per_message points."""
         v = self.values()
         out: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in range(PARTITIONS)}
+        self._far_future(out)
         for t in range(0, self.seconds, self.seconds_per_message):
-            ts = [T0 + x for x in range(t, min(t + self.seconds_per_message, self.seconds))]
             for src in range(self.sources):
+                ts = [self.clock(src) + x for x in range(t, min(t + self.seconds_per_message, self.seconds))]
                 first = src * self.series_per_source
                 blocks = [self.block(s, ts, v[s, t:t + len(ts)].tolist())
                           for s in range(first, first + self.series_per_source)]
@@ -73,6 +91,7 @@ class Workload:
         """The same samples, one `Sample` per message (as third-party producers send them)."""
         v = self.values()
         out: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in range(PARTITIONS)}
+        self._far_future(out)
         for t in range(self.seconds):
             for src in range(self.sources):
                 key = f"host-{src}".encode()
@@ -80,14 +99,31 @@ class Workload:
                 for s in range(src * self.series_per_source, (src + 1) * self.series_per_source):
                     kind = "counter" if s % self.counter_every == 0 else "gauge"
                     name = "bench_requests_total" if kind == "counter" else "bench_value"
-                    part.append((key, orjson.dumps({"v": 1, "name": name, "kind": kind, "ts": T0 + t,
+                    part.append((key, orjson.dumps({"v": 1, "name": name, "kind": kind, "ts": self.clock(src) + t,
                                                     "value": float(v[s, t]),
                                                     "labels": {"host": f"host-{src}", "series": str(s)}})))
         self._markers(out)
         return out
 
     def _markers(self, out: dict[int, list[tuple[bytes, bytes]]]) -> None:
-        end = T0 + self.seconds + 20.0
-        for p in range(PARTITIONS):
-            out[p].append((b"marker", orjson.dumps({"v": 1, "name": MARKER, "ts": end, "value": 0.0,
-                                                    "labels": {"partition": str(p)}})))
+        for src in range(self.sources):
+            end = self.clock(src) + self.seconds + 20.0
+            out[src % PARTITIONS].append((f"host-{src}".encode(), orjson.dumps(
+                {"v": 1, "name": MARKER, "ts": end, "value": 0.0, "labels": {"host": f"host-{src}"}})))
+
+    def _far_future(self, out: dict[int, list[tuple[bytes, bytes]]]) -> None:
+        if self.far_future is not None:
+            src = self.far_future
+            out[src % PARTITIONS].append((f"host-{src}".encode(), orjson.dumps(
+                {"v": 1, "source": f"host-{src}", "labels": {"host": f"host-{src}"}, "series": [
+                    self.block(src * self.series_per_source, [self.clock(src) + 365 * 86400.0], [1.0])]})))
+
+    @property
+    def markers(self) -> int:
+        """Marker samples (one per source), beside the `samples`."""
+        return self.sources
+
+    @property
+    def extra_samples(self) -> int:
+        """Samples beside `samples`: the markers and the far-future one."""
+        return self.sources + (self.far_future is not None)

@@ -93,6 +93,12 @@ function renderOverview(o) {
     const span = pending ? `pending: from ${esc(when(s.startsAt))} until ${esc(when(s.endsAt))}` : `until ${esc(when(s.endsAt))}`;
     return `<li>${m}<div class="summary">${esc(s.comment || "")} — ${esc(s.createdBy || "")}, ${span}</div></li>`;
   }).join("");
+
+  const skewed = o.skewed_sources || [];
+  $("skew-panel").hidden = skewed.length === 0;
+  $("skew-count").textContent = skewed.length ? `(${skewed.length})` : "";
+  $("skewed").innerHTML = skewed.map((x) =>
+    `<tr><td>${esc(x.source)}</td><td class="num">${esc(x.future_samples)}</td></tr>`).join("");
 }
 
 async function loadSeries() {

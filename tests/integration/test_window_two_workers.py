@@ -2,7 +2,9 @@
 app id, so the same consumer group), worker B started while A is emitting (partitions move from A to B)
 and A then stopped with SIGKILL or SIGTERM (its partitions move back to B), expect every window on
 wk.aggregates exactly once with exact counts: a revoked partition's old owner sends nothing the new
-owner sends again, and the new owner misses nothing the old owner had not sent."""
+owner sends again, and the new owner misses nothing the old owner had not sent. One source per partition
+runs its clock an hour ahead: its samples are dead-lettered `future` and its partition's other sources lose
+nothing (watermarks are per source)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from aiokafka.structs import TopicPartition
 
 from bench.windows.churn import stop
 from bench.windows.kafka_load import load, read_all
-from bench.windows.verify import expected_windows, verify
+from bench.windows.verify import expected_windows, refused_by_source, verify
 from bench.windows.workload import PARTITIONS, Workload
 from tests.conftest import write_config
 from watchkeeper.config import Config
@@ -28,6 +30,7 @@ SAMPLES = 400_000
 SLICES = 30  # the input arrives in this many slices (every partition's next part each time)
 SLICE_EVERY = 1.5  # seconds
 RESUMED = "resumed from the snapshot"
+SKEWED = tuple(range(32, 40))  # source p + 32 is on partition p: one an hour ahead per partition
 
 
 def start_worker(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -93,14 +96,15 @@ async def run_two(bootstrap: str, topics: tuple[str, str], messages: dict[int, l
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
 def test_two_workers_rebalancing_every_window_exactly_once(wk_config: Config, tmp_path: Path,
                                                            sig: int) -> None:
-    wl = Workload(samples=SAMPLES)
+    seconds = SAMPLES // Workload().series
+    wl = Workload(samples=SAMPLES, t0=float((int(time.time()) - seconds - 120) // 10 * 10), skewed=SKEWED)
     cfg = wk_config
     cfg.windows.snapshot_every_messages = 20
     cfg.windows.snapshot_every_seconds = 0.25
     t = cfg.kafka.topics
     messages = wl.batched()
-    exp = expected_windows([value for msgs in messages.values() for _, value in msgs])
-    assert len(exp) == wl.expected_windows == 40_000
+    exp = expected_windows([value for msgs in messages.values() for _, value in msgs], sources=wl.expected_sources)
+    assert len(exp) == wl.expected_windows * 32 // 40 == 32_000
 
     cfg_path = write_config(cfg, tmp_path / "watchkeeper.yaml")
     logs = (tmp_path / "worker-a.log", tmp_path / "worker-b.log")
@@ -116,3 +120,7 @@ def test_two_workers_rebalancing_every_window_exactly_once(wk_config: Config, tm
     assert verdict.duplicates == 0, f"{at}: {verdict}"
     assert verdict.missing == 0 and verdict.unexpected == 0 and verdict.wrong == 0, f"{at}: {verdict}"
     assert verdict.verified == len(exp)
+    dead = asyncio.run(read_all(cfg.kafka.bootstrap, t.deadletter, 1, idle=3.0))
+    refused = refused_by_source([r.value for r in dead])
+    assert set(refused) == {("future", f"host-{s}") for s in SKEWED}, refused
+    assert all(n >= wl.samples // wl.sources + 1 for n in refused.values()), refused  # at least once
