@@ -22,13 +22,14 @@ import orjson
 from core.sample_columns import SampleColumns, columns_of
 from core.series_registry import SeriesRegistry
 from schemas.codec import SchemaError, decode_sample_message
-from schemas.samples import METRIC_NAME_PATTERN
+from schemas.samples import LABEL_NAME_PATTERN, METRIC_NAME_PATTERN
 
 _BATCH_KEYS = frozenset({"v", "source", "labels", "series"})
 _BLOCK_KEYS = frozenset({"name", "labels", "kind", "ts", "values"})
 _SAMPLE_KEYS = frozenset({"v", "name", "labels", "ts", "value", "kind"})
 _KINDS = ("gauge", "counter")
 _NAME = re.compile(METRIC_NAME_PATTERN)
+_LABEL_NAME_OK = re.compile(LABEL_NAME_PATTERN).fullmatch
 _NUMBER = (float, int)
 _INF = float("inf")
 _BLOCK_FIELDS = itemgetter("name", "kind", "labels", "ts", "values")
@@ -78,8 +79,8 @@ def _fast_columns(head: Any, registry: SeriesRegistry) -> SampleColumns | None:
     series = head.get("series")
     if type(series) is not list or not head.keys() <= _BATCH_KEYS or type(head.get("source")) is not str:
         return None
-    common = head.get("labels") or {}
-    if common and not _labels_ok(common):
+    common = head.get("labels", {})
+    if type(common) is not dict or (common and not _labels_ok(common)):
         return None
     # Blocks spelled exactly as before (same common labels, name, kind, own labels in the same order) were
     # validated when first seen: one dict lookup finds their series.
@@ -102,7 +103,7 @@ def _fast_columns(head: Any, registry: SeriesRegistry) -> SampleColumns | None:
         if type(ts) is not list or type(values) is not list or len(ts) != len(values):
             return None
         kind = block.get("kind", "gauge")
-        labels = block.get("labels") or {}
+        labels = block.get("labels", {})
         if type(labels) is not dict:
             return None
         name = block.get("name")
@@ -171,7 +172,7 @@ def _fast_sample(head: dict[str, Any], registry: SeriesRegistry) -> OneSample | 
     if type(ts) not in _NUMBER or type(value) not in _NUMBER or not 0 <= ts < _INF:
         return None
     kind = head.get("kind", "gauge")
-    labels = head.get("labels") or {}
+    labels = head.get("labels", {})
     i = _series_index(registry, head.get("name"), labels, kind, labels)
     if i is None:
         return None
@@ -187,7 +188,7 @@ def _series_index(registry: SeriesRegistry, name: Any, labels: Any, kind: Any, o
         return None
     if found is not None:
         return found
-    if type(name) is not str or not _NAME.match(name) or not _labels_ok(labels):
+    if type(name) is not str or not _NAME.fullmatch(name) or not _labels_ok(labels):
         return None
     return registry.index_of(name, labels, kind)
 
@@ -196,7 +197,7 @@ def _labels_ok(labels: Any) -> bool:
     if type(labels) is not dict:
         return False
     for key, value in labels.items():
-        if type(value) is not str or not key or key.startswith("__") or not (key[0].isalpha() or key[0] == "_"):
+        if type(value) is not str or key.startswith("__") or not _LABEL_NAME_OK(key):
             return False
     return True
 
