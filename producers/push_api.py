@@ -45,7 +45,7 @@ from schemas.limits import (
     check_source,
     check_text_lines,
 )
-from schemas.samples import SampleBatch
+from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.http_guard import GuardOptions, check_listener, guard_middleware
 from watchkeeper.self_metrics import INGEST_ACCEPTED, INGEST_DISCARDED, INGEST_REJECTED, exposition
 
@@ -237,8 +237,8 @@ async def remote_write(request: web.Request) -> web.Response:
         async with request.app[DECODING_KEY]:  # decoding is CPU-bound: off the event loop, a bounded few at once
             decoded = await asyncio.get_running_loop().run_in_executor(
                 None, _decode_remote_write, body, request.app[LIMITS_KEY], request.app[CLOCK_KEY]())
-        batch = SampleBatch.model_construct(v=1, source="remote_write", labels={}, series=decoded.blocks)
-        n = _spool(request, [batch]) if decoded.blocks else 0
+        batches = remote_write_batches(decoded.blocks, request.app[LIMITS_KEY].max_source_length)
+        n = _spool(request, batches) if batches else 0
     except Refused as refused:
         return _answer("remote_write", refused)
     INGEST_ACCEPTED.labels("remote_write").inc(n)
@@ -257,6 +257,20 @@ async def remote_write(request: web.Request) -> web.Response:
     return web.Response(status=400, content_type="text/plain",
                         text=f"{refused_count} samples refused ({reasons}); {n} accepted. "
                              f"First: {decoded.first_refusal}\n")
+
+
+def remote_write_batches(blocks: list[SeriesBlock], max_source_length: int) -> list[SampleBatch]:
+    """One batch per sending host: its `instance` (else `host`) label is the batch's source, so each host
+    keeps its own event-time watermark in the worker (DESIGN, Time) and one host's clock cannot make another
+    host's samples late. Series with neither label share the source `remote_write`."""
+    by_source: dict[str, list[SeriesBlock]] = {}
+    for block in blocks:
+        source = block.labels.get("instance") or block.labels.get("host") or "remote_write"
+        if len(source.encode()) > max_source_length:  # a label value may be longer than a source may
+            source = "remote_write"
+        by_source.setdefault(source, []).append(block)
+    return [SampleBatch.model_construct(v=1, source=source, labels={}, series=series)
+            for source, series in by_source.items()]
 
 
 def _decode_remote_write(body: bytes, limits: IngestLimits, now: float) -> DecodedWrite:

@@ -293,3 +293,18 @@ def test_series_and_samples_are_counted_from_the_wire_before_protobuf_parses_the
     with pytest.raises(LimitError, match="101 points") as info:
         decode(bytes(cramjam.snappy.compress_raw(one_series_many_samples)), IngestLimits(max_points_per_request=100))
     assert info.value.reason == "too_many_points"
+
+
+def test_each_sending_host_is_its_own_source() -> None:
+    """remote_write carries many hosts in one request: each gets its own batch, keyed (and watermarked in the
+    worker) by its instance label, else its host label; series with neither share `remote_write`."""
+    from producers.push_api import remote_write_batches
+
+    def block(**labels: str) -> SeriesBlock:
+        return SeriesBlock(name="up", labels=labels, ts=[1.0], values=[1.0])
+
+    blocks = [block(instance="a:9100"), block(host="b"), block(instance="a:9100", job="x"), block(job="y"),
+              block(instance="z" * 300)]
+    got = {b.source: [s.labels for s in b.series] for b in remote_write_batches(blocks, max_source_length=256)}
+    assert got == {"a:9100": [{"instance": "a:9100"}, {"instance": "a:9100", "job": "x"}], "b": [{"host": "b"}],
+                   "remote_write": [{"job": "y"}, {"instance": "z" * 300}]}
