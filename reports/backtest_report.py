@@ -28,7 +28,14 @@ from core.rules.backtest import (
     summarize,
     threshold_of,
 )
-from reports.backtest_source import live_alerts, sample_count, sample_slices, slice_seconds, stored_series
+from reports.backtest_source import (
+    live_alerts,
+    rows_of,
+    sample_count,
+    sample_slices,
+    slice_seconds,
+    stored_series,
+)
 from reports.charts import spans_chart
 from reports.document import Chart, Document, Section, Table, duration
 from reports.series_source import format_labels
@@ -130,9 +137,7 @@ def run_backtest(client: Client, loaded: LoadedRules, start: float, end: float, 
 
 
 def _first_sample(client: Client, start: float, end: float, skip: Sequence[str]) -> float:
-    from reports.backtest_source import _rows
-
-    rows = _rows(client, "first sample", "SELECT toUnixTimestamp64Milli(min(ts)) FROM samples WHERE "
+    rows = rows_of(client, "first sample", "SELECT toUnixTimestamp64Milli(min(ts)) FROM samples WHERE "
                  "ts > {start:DateTime64(3)} AND ts <= {end:DateTime64(3)} AND name NOT IN {skip:Array(String)}",
                  start, end, skip)
     return float(rows[0][0]) / 1000.0 if rows and rows[0][0] is not None else start
@@ -145,7 +150,7 @@ def _t(t: float | None) -> str:
 
 
 def _labels(labels: dict[str, str]) -> str:
-    return format_labels({k: v for k, v in labels.items() if k != "alertname"})
+    return format_labels({k: v for k, v in labels.items() if k not in ("alertname", "__name__")})
 
 
 def _value(v: float) -> str:
@@ -237,7 +242,10 @@ def rule_chart(r: BacktestResult, info: RuleInfo, i: int) -> Chart | None:
 
     series = [(_labels(probe.points[k][0]) or probe.expr, [dt(t) for t in probe.points[k][1]], probe.points[k][2])
               for k in keys]
-    clip = (lambda a, b: (dt(max(a, r.start)), dt(min(b, r.end))))
+
+    def clip(a: float, b: float) -> tuple[datetime, datetime]:
+        return dt(max(a, r.start)), dt(min(b, r.end))
+
     firing = [clip(s.firing_at, s.resolved_at or r.end) for s in mine if s.firing_at is not None]
     pending = [clip(s.pending_at, s.firing_at or s.resolved_at or r.end) for s in mine]
     th = info.threshold

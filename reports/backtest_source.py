@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from clickhouse_connect.driver.client import Client
@@ -39,14 +40,14 @@ _RANGE = "ts > {start:DateTime64(3)} AND ts <= {end:DateTime64(3)} AND name NOT 
 
 def stored_series(client: Client, start: float, end: float, skip: Sequence[str]) -> StoredSeries:
     """Every series with a sample in (start, end], except the names in `skip`."""
-    rows = _rows(client, "series", f"SELECT series_id, any(name), any(labels), any(kind) FROM samples WHERE {_RANGE} "
+    rows = rows_of(client, "series", f"SELECT series_id, any(name), any(labels), any(kind) FROM samples WHERE {_RANGE} "
                  "GROUP BY series_id", start, end, skip)
     return StoredSeries([int(r[0]) for r in rows], [str(r[1]) for r in rows], [dict(r[2]) for r in rows],
                         [str(r[3]) for r in rows])
 
 
 def sample_count(client: Client, start: float, end: float, skip: Sequence[str]) -> int:
-    rows = _rows(client, "count", f"SELECT count() FROM samples WHERE {_RANGE}", start, end, skip)
+    rows = rows_of(client, "count", f"SELECT count() FROM samples WHERE {_RANGE}", start, end, skip)
     return int(rows[0][0]) if rows else 0
 
 
@@ -70,7 +71,8 @@ def sample_slices(client: Client, start: float, end: float, skip: Sequence[str],
         try:
             table = client.query_arrow(sql, parameters=bound or None)
         except Exception as exc:
-            raise ReaderError(f"backtest: reading samples {_dt(a):%Y-%m-%d %H:%M}..{_dt(b):%H:%M} failed: {exc}") from None
+            raise ReaderError(
+                f"backtest: reading samples {_dt(a):%Y-%m-%d %H:%M}..{_dt(b):%H:%M} failed: {exc}") from None
         sids = table.column("series_id").to_numpy().astype(np.uint64)
         ts = table.column("ms").to_numpy().astype(np.float64) / 1000.0
         values = table.column("value").to_numpy().astype(np.float64)
@@ -92,7 +94,8 @@ def live_alerts(client: Client, start: float, end: float, rules: Sequence[str]) 
             for r in rows]
 
 
-def _rows(client: Client, step: str, sql: str, start: float, end: float, skip: Sequence[str]) -> Sequence[Sequence[object]]:
+def rows_of(client: Client, step: str, sql: str, start: float, end: float,
+          skip: Sequence[str]) -> Sequence[Sequence[Any]]:
     try:
         return query_rows(client, sql, {"start": _dt(start), "end": _dt(end), "skip": list(skip)})
     except Exception as exc:

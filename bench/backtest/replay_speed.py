@@ -31,6 +31,7 @@ import pyarrow as pa
 from bench.rules.engine_tick import rule_file, series_labels
 
 STEP = 10.0
+_TS = pa.timestamp("ms", tz="UTC")
 T0 = 1_796_000_400.0  # on the hour (a recent date: the samples table has a TTL)
 
 
@@ -52,7 +53,6 @@ def generate(chdb_dir: str, n_series: int, hours: float, history: float) -> int:
         b = min(end, a + 3600)
         ts = np.arange(a, b, STEP)
         k = len(ts)
-        sids = np.repeat(ids, k)
         all_ts = np.tile(ts, len(series))
         values = np.empty(len(series) * k)
         for j, (_, _, counter) in enumerate(series):
@@ -60,17 +60,17 @@ def generate(chdb_dir: str, n_series: int, hours: float, history: float) -> int:
                 values[j * k:(j + 1) * k] = (ts - start) * (1 + j % 7) * 10.0
             else:
                 values[j * k:(j + 1) * k] = 50 + 45 * np.sin((ts - T0) / 600 + j) + rng.normal(0, 1, k)
-        table = pa.table({
-            "series_id": pa.array(sids, type=pa.uint64()),
-            "name": pa.array(np.repeat([n for n, _, _ in series], k), type=pa.string()),
-            "labels": pa.array([sorted(lab.items()) for _, lab, _ in series for _ in range(k)],
-                               type=pa.map_(pa.string(), pa.string())),
-            "kind": pa.array(np.repeat(["counter" if c else "gauge" for _, _, c in series], k), type=pa.string()),
-            "ts": pa.array(np.round(all_ts * 1000).astype(np.int64)).cast(pa.timestamp("ms", tz="UTC")),
-            "value": pa.array(values, type=pa.float64()),
+        per_series = pa.table({
+            "series_id": pa.array(ids, type=pa.uint64()),
+            "name": pa.array([n for n, _, _ in series], type=pa.string()),
+            "labels": pa.array([sorted(lab.items()) for _, lab, _ in series], type=pa.map_(pa.string(), pa.string())),
+            "kind": pa.array(["counter" if c else "gauge" for _, _, c in series], type=pa.string()),
         })
+        table = (per_series.take(pa.array(np.repeat(np.arange(len(series)), k)))
+                 .append_column("ts", pa.array(np.round(all_ts * 1000).astype(np.int64)).cast(_TS))
+                 .append_column("value", pa.array(values, type=pa.float64())))
         client.insert_arrow("samples", table)
-        rows += len(sids)
+        rows += table.num_rows
         a = b
     return rows
 

@@ -58,8 +58,9 @@ def _load(args: argparse.Namespace) -> int:
         rows += sum(len(ts) for *_, ts, _ in chunk)
         print(f"demo load: {rows:,} samples written", file=sys.stderr)
     inc = incidents(end)[0]
+    at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(inc.start))
     print(f"demo load: {rows:,} samples of demo_http_requests_total, demo_request_latency_p95_seconds and "
-          f"demo_cpu_usage_percent over {args.days} days; incident at {time.strftime('%Y-%m-%d %H:%M', time.gmtime(inc.start))} "
+          f"demo_cpu_usage_percent over {args.days} days; incident at {at} "
           "UTC for 40 min")
     return 0
 
