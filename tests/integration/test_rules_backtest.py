@@ -7,6 +7,8 @@ A changed threshold (the tuning use) must then show up as a difference."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -175,3 +177,28 @@ def test_backtest_of_a_stored_day_gives_the_live_alerts(wk_config: Config, tmp_p
     assert {e.rule for e in result.comparison.only_backtest} == {"RequestRateHigh"}
     assert {e.rule for e in result.comparison.only_live} == {"RequestRateHigh"}
 
+
+
+def test_readme_demo_a_tuned_threshold_pages_on_the_near_miss_too(tmp_path: Path) -> None:
+    """`watchkeeper demo load`, then the README's two backtests (read straight from the chDB directory:
+    the same queries `watchkeeper up`'s endpoint answers)."""
+    config = tmp_path / "watchkeeper.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    repo = Path(__file__).resolve().parents[2]
+
+    def wk(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "watchkeeper", *args], capture_output=True, text=True,
+                              timeout=600, cwd=repo)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "725,760 samples" in wk("demo", "load", "--config", str(config))
+    dsn = f"chdb://{tmp_path / 'data' / 'clickhouse'}"
+    fired = {}
+    for name in ("demo", "demo-tuned"):
+        out = wk("rules", "backtest", f"examples/rules/{name}.rules.yml", "--from", "-7d", "--to", "now",
+                 "--config", str(config), "--dsn", dsn, "--format", "md", "-o", str(tmp_path / f"{name}.md"))
+        row = next(line.split() for line in out.splitlines() if line.startswith("DemoHighErrorRate "))
+        fired[name] = int(row[2])
+        assert (tmp_path / f"{name}_charts" / "rule_000.png").exists()
+    assert fired == {"demo": 1, "demo-tuned": 2}
