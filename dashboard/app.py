@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -150,7 +151,7 @@ async def _silences(request: web.Request) -> list[dict[str, Any]]:
 async def _series(request: web.Request) -> web.Response:
     match = request.query.get("match", "")
     try:
-        return _json(await request.app[READER].run(queries.series_list, _now(), match))
+        return _json(await request.app[READER].run(queries.series_list, _now(), match, 200, socket.gethostname()))
     except Exception as exc:
         return _json({"error": _error_text(exc)}, 503)
 
