@@ -161,10 +161,11 @@ async def _chart(request: web.Request) -> web.Response:
         sid = int(request.query["id"], 16)
         tr = parse_range(request.query.get("from", "-6h"), request.query.get("to"), _now(), timedelta(hours=6))
         points = min(max(int(request.query.get("points", "240")), 10), 2000)
+        fit = request.query.get("fit", "1") != "0"
     except (KeyError, ValueError) as exc:
         return _json({"error": f"bad chart request: {exc} (use ?id=<16 hex digits>&from=-6h&to=now)"}, 400)
     try:
-        data = await request.app[READER].run(queries.series_chart, sid, tr.start, tr.end, points)
+        data = await request.app[READER].run(queries.series_chart, sid, tr.start, tr.end, points, fit)
     except Exception as exc:
         return _json({"error": _error_text(exc)}, 503)
     return _json(data)
