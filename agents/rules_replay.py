@@ -62,6 +62,7 @@ class RulesReplay:
         self._sids = np.empty(0, dtype=np.uint64)  # sorted ClickHouse series ids
         self._idx = np.empty(0, dtype=np.int64)  # their registry indexes, same order
         self._offset = 0
+        self.unknown = 0  # points of series not added with add_series (skipped)
 
     def add_series(self, ids: Sequence[int], names: Sequence[str], labels: Sequence[dict[str, str]],
                    kinds: Sequence[str]) -> None:
@@ -77,11 +78,17 @@ class RulesReplay:
         """Points ascending in time (at least per series), none older than those fed before."""
         if not len(ts):
             return
-        pos = np.searchsorted(self._sids, sids)
-        pos = np.minimum(pos, len(self._sids) - 1)
+        if not len(self._sids):
+            self.unknown += len(ts)
+            return
+        pos = np.minimum(np.searchsorted(self._sids, sids), len(self._sids) - 1)
         known = self._sids[pos] == sids
         if not known.all():
-            raise ValueError(f"{int((~known).sum())} points of series not added with add_series")
+            # A series first stored after the series were listed (the range ends now): left out, counted.
+            self.unknown += int((~known).sum())
+            pos, ts, values = pos[known], ts[known], values[known]
+            if not len(ts):
+                return
         series = self._idx[pos]
         cuts = np.searchsorted(ts, np.arange(math.floor(ts[0] / STEP + 1) * STEP, ts[-1], STEP), side="right")
         counter = np.zeros(len(ts), dtype=bool)  # the rules step does not read it

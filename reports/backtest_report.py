@@ -221,6 +221,9 @@ def build_document(r: BacktestResult, files: Sequence[str], charts: bool = True)
             if chart is not None:
                 section.charts.append(chart)
         doc.sections.append(section)
+    if not r.samples:
+        doc.notes.append("No samples stored in this range: widen --from/--to, let `watchkeeper up` run a while, or "
+                         "load a demo week with `watchkeeper demo load` (while `watchkeeper up` is stopped).")
     if r.errors:
         doc.notes.append(f"{len(r.errors)} evaluation errors; first: {r.errors[0]}")
     doc.notes.append("Replayed through the worker's own rules step (same ticks, for, keep_firing_for, templates, "
