@@ -31,6 +31,7 @@ import orjson
 
 from core.promql.series_store import SeriesStore
 from core.rule_units import RuleUnit
+from core.sample_columns import SampleColumns
 from core.sample_decode import decode_columns
 from core.series_registry import SeriesRegistry
 from schemas.alerts import AlertEvent
@@ -232,6 +233,13 @@ class RulesStep:
         except SchemaError:
             self.bad += 1  # the window agent dead-letters it; here it is only counted
             return
+        self.ingest_columns(partition, offset, key, cols)
+
+    def ingest_columns(self, partition: int, offset: int, key: bytes | None, cols: SampleColumns) -> None:
+        """`ingest` after decoding: the path a backtest replays stored samples through (series indexes
+        from `self.registry`), so the replay makes exactly the live agent's decisions."""
+        clock = self.clocks[partition]
+        clock.next_offset = max(clock.next_offset, offset + 1)
         if not len(cols):
             return
         newest = float(cols.ts.max())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -154,7 +155,7 @@ async def _silences(request: web.Request) -> list[dict[str, Any]]:
 async def _series(request: web.Request) -> web.Response:
     match = request.query.get("match", "")
     try:
-        return _json(await request.app[READER].run(queries.series_list, _now(), match))
+        return _json(await request.app[READER].run(queries.series_list, _now(), match, 200, socket.gethostname()))
     except Exception as exc:
         return _json({"error": _error_text(exc)}, 503)
 
@@ -164,10 +165,11 @@ async def _chart(request: web.Request) -> web.Response:
         sid = int(request.query["id"], 16)
         tr = parse_range(request.query.get("from", "-6h"), request.query.get("to"), _now(), timedelta(hours=6))
         points = min(max(int(request.query.get("points", "240")), 10), 2000)
+        fit = request.query.get("fit", "1") != "0"
     except (KeyError, ValueError) as exc:
         return _json({"error": f"bad chart request: {exc} (use ?id=<16 hex digits>&from=-6h&to=now)"}, 400)
     try:
-        data = await request.app[READER].run(queries.series_chart, sid, tr.start, tr.end, points)
+        data = await request.app[READER].run(queries.series_chart, sid, tr.start, tr.end, points, fit)
     except Exception as exc:
         return _json({"error": _error_text(exc)}, 503)
     return _json(data)

@@ -110,22 +110,35 @@ def slo_table(client: Client, now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-def series_list(client: Client, now: datetime, match: str = "", limit: int = 200) -> list[dict[str, Any]]:
-    """Series with aggregates in the last day, optionally filtered by a substring of the name."""
+DEFAULT_SERIES = "node_cpu_usage_percent"  # the chart opens on this host's CPU use, not on the first name
+
+
+def series_list(client: Client, now: datetime, match: str = "", limit: int = 200,
+                host: str = "") -> list[dict[str, Any]]:
+    """Series with aggregates in the last day, optionally filtered by a substring of the name. The useful
+    default comes first (the CPU use of `host`, then of any host), then the rest by name."""
     rows = query_rows(
         client,
         """
-        SELECT series_id, any(name) AS n, any(labels) FROM aggregates
+        SELECT series_id, any(name) AS n, any(labels) AS l FROM aggregates
         WHERE start >= {day:DateTime64(3)} AND positionCaseInsensitive(name, {m:String}) > 0
-        GROUP BY series_id ORDER BY n, series_id LIMIT {limit:UInt32}
+        GROUP BY series_id
+        ORDER BY n != {pref:String}, l['host'] != {host:String}, n, series_id LIMIT {limit:UInt32}
         """,
-        {"day": now - timedelta(days=1), "m": match, "limit": limit},
+        {"day": now - timedelta(days=1), "m": match, "limit": limit, "pref": DEFAULT_SERIES, "host": host},
     )
     return [{"id": f"{int(sid):016x}", "name": n, "labels": dict(labels)} for sid, n, labels in rows]
 
 
-def series_chart(client: Client, sid: int, start: datetime, end: datetime, points: int = 240) -> dict[str, Any]:
-    """One series over [start, end) from the window aggregates, merged into at most `points` buckets."""
+def series_chart(client: Client, sid: int, start: datetime, end: datetime, points: int = 240,
+                 fit: bool = True) -> dict[str, Any]:
+    """One series over [start, end) from the window aggregates, merged into at most `points` buckets.
+
+    With `fit`, the range is cut to where the series has data (a host watched for ten minutes gets a
+    ten-minute chart, not a 6-hour axis with a dot at its end), and a range with no data at all moves
+    back to end at the series' newest window."""
+    if fit:
+        start, end = fitted_range(client, sid, start, end)
     step_ms = max(1000, int((end - start).total_seconds() * 1000 / max(points, 1)))
     meta = query_rows(
         client, "SELECT any(name), any(labels) FROM aggregates WHERE series_id = {sid:UInt64}", {"sid": sid}
@@ -151,6 +164,31 @@ def series_chart(client: Client, sid: int, start: datetime, end: datetime, point
         "to": _ms(end),
         "points": [[int(b), _num(mean), _num(lo), _num(hi)] for b, mean, lo, hi in rows],
     }
+
+
+def fitted_range(client: Client, sid: int, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[start, end) narrowed to the series' first window in it; or, with none in it, at most the same length
+    ending at the series' newest window (unchanged when the series has no data at all)."""
+    rows = query_rows(
+        client,
+        """
+        SELECT minIf(start, start >= {start:DateTime64(3)} AND start < {end:DateTime64(3)}),
+               countIf(start >= {start:DateTime64(3)} AND start < {end:DateTime64(3)}), max(end), count(), min(start)
+        FROM aggregates WHERE series_id = {sid:UInt64}
+        """,
+        {"sid": sid, "start": start, "end": end},
+    )
+    if not rows or not rows[0][3]:
+        return start, end
+    first, inside, newest, _, oldest = rows[0]
+    if inside:
+        return max(start, _utc(first)), end
+    newest = _utc(newest)
+    return max(newest - (end - start), _utc(oldest)), newest
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def self_metric_values(client: Client, now: datetime) -> dict[str, Any]:

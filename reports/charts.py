@@ -91,3 +91,26 @@ def forecast_chart(
     ax.axhline(threshold, color="#991b1b", linestyle=":", linewidth=1.2, label=f"threshold {threshold:g}")
     _legend_below(ax)
     return _png(fig)
+
+
+def spans_chart(
+    title: str,
+    ylabel: str,
+    series: Sequence[tuple[str, Sequence[datetime], Sequence[float]]],
+    threshold: tuple[str, float] | None,
+    firing: Sequence[tuple[datetime, datetime]],
+    pending: Sequence[tuple[datetime, datetime]] = (),
+) -> bytes:
+    """Lines over time with a threshold and shaded spans: pending (light) and firing (red) alert time."""
+    fig, ax = _figure(title, ylabel)
+    for i, (label, xs, ys) in enumerate(series):
+        ax.plot(_x(xs), list(ys), label=label, color=PALETTE[i % len(PALETTE)], linewidth=1.2)
+    if threshold is not None:
+        ax.axhline(threshold[1], color="#991b1b", linestyle=":", linewidth=1.4, label=threshold[0])
+    for spans, color, label in ((pending, "#fbbf24", "pending"), (firing, "#dc2626", "firing")):
+        for j, (a, b) in enumerate(spans):
+            x0, x1 = _x([a, b])
+            ax.axvspan(float(x0), float(x1), color=color, alpha=0.18, linewidth=0, label=label if j == 0 else None)
+    if series or threshold or firing or pending:
+        _legend_below(ax)
+    return _png(fig)

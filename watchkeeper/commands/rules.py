@@ -14,11 +14,12 @@ from core.rules.unit_test import run_test_file
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "rules", help="check rule files and run rule unit tests",
+        "rules", help="check rule files, run rule unit tests, backtest rules over stored samples",
         description="Prometheus rule files, unchanged: `check` validates them, `test` runs promtool-format "
                     "unit tests on Watchkeeper's engine.",
         epilog="examples:\n  watchkeeper rules check rules/*.yml\n"
-               "  watchkeeper rules test tests/rules/alerts/*.test.yml",
+               "  watchkeeper rules test tests/rules/alerts/*.test.yml\n"
+               "  watchkeeper rules backtest tuned.rules.yml --from -1d --compare",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="rules_action", metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate rule files", epilog="example: watchkeeper rules check a.yml")
@@ -28,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                               epilog="example: watchkeeper rules test tests/rules/alerts/for_timing.test.yml")
     test.add_argument("files", nargs="+")
     test.set_defaults(func=_test)
+    from watchkeeper.backtest_command import add_parser as add_backtest
+
+    add_backtest(actions)
 
 
 def _check(args: argparse.Namespace) -> int:
