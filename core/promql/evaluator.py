@@ -51,6 +51,8 @@ Semantics = Literal["prometheus2", "prometheus3"]
 # Kahan-summed sum/avg, stddev/stdvar of NaN and Inf, histogram_quantile's monotonicity tolerance, le/quantile
 # label normalisation, `anchored`/`smoothed` ranges, duration arithmetic, fill(), delayed name removal.
 SEMANTICS: tuple[Semantics, ...] = ("prometheus2", "prometheus3")
+# What `rules.semantics` and `--semantics` default to (README, "Alert and recording rules").
+DEFAULT_SEMANTICS: Semantics = "prometheus2"
 DEFAULT_SUBQUERY_STEP = 60.0  # Prometheus' default global evaluation_interval
 # Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its
 # closed left end without reaching the previous millisecond.
