@@ -290,7 +290,7 @@ def _load(store: SeriesStore, cmd: Load) -> None:
             if value is STALE:
                 store.mark_stale(name, rest, t)
             elif value is not None:
-                store.append_one(name, rest, t, float(value))  # type: ignore[arg-type]
+                store.append_one(name, rest, t, float(value))
 
 
 def run_eval(cmd: Eval, store: SeriesStore, semantics: Semantics) -> str | None:
@@ -365,7 +365,7 @@ def _compare_matrix(got: list[SeriesData], expected: list[Expected], start: floa
         if len(points) != len(got_points):
             return f"expected {len(points)} points for {_show(e.labels)}, got {got_points}"
         for (t, v), (gt, gv) in zip(points, got_points, strict=True):
-            if abs(t - gt) > 0.0005 or not almost_equal(float(v), gv):  # type: ignore[arg-type]
+            if abs(t - gt) > 0.0005 or not almost_equal(float(v), gv):
                 return f"expected {v} at {t:g}s for {_show(e.labels)}, got {gv} at {gt:g}s"
         seen.add(key)
     missing = [e for k, e in want.items() if k not in seen]

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="promql_action", metavar="ACTION", required=True)
     test = actions.add_parser("test", help="run promqltest scripts",
-                              epilog="example: watchkeeper promql test --semantics prometheus2 tests/promql/load_eval.test")
+                              epilog="example: watchkeeper promql test --semantics prometheus2 tests/promql/*.test")
     test.add_argument("files", nargs="+")
     test.add_argument("--semantics", choices=SEMANTICS, default=None,
                       help="PromQL semantics (default: the rules default, prometheus3 or prometheus2)")
