@@ -103,7 +103,7 @@ _LITERALS = re.compile(r"""(?P<op>[=!]~\s*)?(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]
                        r"|\b(?P<old>holt_winters)(?=\s*\()")
 
 
-def parse(expr: str, semantics: Semantics = "prometheus2") -> ParsedExpr:
+def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS) -> ParsedExpr:
     """Parse with promql-parser, then reject what this evaluator does not support, naming it.
 
     Every regex (matchers, label_replace) is translated from Go RE2 here, so a bad one fails now.
