@@ -55,7 +55,8 @@ def test_a_failing_expectation_is_reported_like_promtool(tmp_path: Path) -> None
     shutil.copy(src / "for_timing.rules.yml", tmp_path)
     wrong = (src / "for_timing.test.yml").read_text().replace("eval_time: 15m", "eval_time: 13m")
     (tmp_path / "t.test.yml").write_text(wrong)  # expects firing 2 minutes early
-    for cmd in (["promtool", "test", "rules"], [sys.executable, "-m", "watchkeeper", "rules", "test", "--semantics", "prometheus2"]):
+    ours = [sys.executable, "-m", "watchkeeper", "rules", "test", "--semantics", "prometheus2"]
+    for cmd in (["promtool", "test", "rules"], ours):
         ran = subprocess.run([*cmd, "t.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
         out = ran.stdout + ran.stderr
         assert ran.returncode == 1 and "FAILED" in out and "HighLatency" in out and "13m" in out, out
