@@ -581,7 +581,7 @@ class _Evaluation:
             return out
         for gl, members in groups.values():
             values = [s.value for s in members]
-            out.append(VectorSample(gl, _aggregate_values(op, values, param)))
+            out.append(VectorSample(gl, _aggregate_values(op, values, param, prometheus3=self.left_open)))
         return out
 
     # -- binary operators
@@ -1051,8 +1051,13 @@ def _is_odd_int(y: float) -> bool:
     return yf == 0 and int(yi) & 1 == 1
 
 
-def _aggregate_values(op: str, values: list[float], param: float) -> float:
-    """engine.go aggregation for one group, in input order (the order decides float rounding)."""
+def _aggregate_values(op: str, values: list[float], param: float, prometheus3: bool = False) -> float:
+    """engine.go aggregation for one group, in input order (the order decides float rounding).
+
+    Prometheus 3 sums with Kahan-Neumaier compensation (sum, avg), and a NaN or Inf first value makes
+    stddev/stdvar NaN; Prometheus 2.42 adds plainly."""
+    if prometheus3 and op in ("sum", "avg"):
+        return _kahan_sum(values) if op == "sum" else _kahan_avg(values)
     if op == "sum":
         total = 0.0
         for x in values:
@@ -1080,6 +1085,8 @@ def _aggregate_values(op: str, values: list[float], param: float) -> float:
         return 1.0
     if op in ("stddev", "stdvar"):
         mean, acc, count = values[0], 0.0, 1.0
+        if prometheus3 and (math.isnan(mean) or math.isinf(mean)):
+            acc = math.nan
         for x in values[1:]:
             count += 1
             delta = x - mean
@@ -1089,6 +1096,46 @@ def _aggregate_values(op: str, values: list[float], param: float) -> float:
     if op == "quantile":
         return kernels.quantile(param, values)
     raise PromQLError(f"aggregation {op} is not supported yet")
+
+
+def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
+    """util/kahansum.Inc (Neumaier's variant); an infinite sum drops the compensation."""
+    t = total + inc
+    if math.isinf(t):
+        c = 0.0
+    elif abs(total) >= abs(inc):
+        c += (total - t) + inc
+    else:
+        c += (inc - t) + total
+    return t, c
+
+
+def _kahan_sum(values: list[float]) -> float:
+    total, c = 0.0, 0.0
+    for x in values:
+        total, c = _kahan_inc(x, total, c)
+    return total + c
+
+
+def _kahan_avg(values: list[float]) -> float:
+    """Prometheus 3's avg: the Kahan sum divided by the count, switching to a Kahan-compensated
+    incremental mean once the running sum would overflow (engine.go, parser.AVG)."""
+    total, c, count = values[0], 0.0, 1.0
+    incremental, mean = False, values[0]
+    with np.errstate(all="ignore"):
+        for x in values[1:]:
+            count += 1
+            if not incremental:
+                new_total, new_c = _kahan_inc(x, total, c)
+                if not math.isinf(new_total):
+                    total, c = new_total, new_c
+                    continue
+                incremental = True
+                mean = total / (count - 1)
+                c /= count - 1
+            q = (count - 1) / count
+            mean, c = _kahan_inc(x / count, q * mean, q * c)
+    return mean + c if incremental else total / count + c / count
 
 
 def _avg(values: list[float]) -> float:

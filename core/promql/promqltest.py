@@ -171,6 +171,9 @@ def _parse_load(line: str, lineno: int, body: list[tuple[int, str]]) -> Load:
             load.histograms = True
             continue
         load.series.append((labels, values))
+    # a series defined twice in one load keeps its last definition (test.go's loadCmd.set, a map by hash)
+    last = {labels_key(labels): (labels, values) for labels, values in load.series}
+    load.series = list(last.values())
     return load
 
 
