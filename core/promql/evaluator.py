@@ -219,19 +219,26 @@ def _seconds(delta: Any) -> float:
 
 
 def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: float = 300.0,
-             subquery_step: float = DEFAULT_SUBQUERY_STEP) -> Value:
+             subquery_step: float = DEFAULT_SUBQUERY_STEP,
+             query_range: tuple[float, float, float] | None = None) -> Value:
     """Evaluate an instant query at event time ``at`` (epoch seconds), as Prometheus' engine would.
 
     ``subquery_step`` is the step of a subquery written without one (`x[5m:]`): Prometheus uses the
-    global evaluation_interval, promtool the test file's.
+    global evaluation_interval, promtool the test file's. ``query_range``: the start, end and step of the
+    range query this evaluation is a step of, which `@ start()`, `@ end()` and the functions start(),
+    end(), range() and step() read (an instant query starts and ends at ``at``, with step 0).
     """
     parsed = parse(expr) if isinstance(expr, str) else expr
-    return _Evaluation(at, store, lookback, parsed.text, parsed.dotall, at, subquery_step,
-                       parsed.semantics == "prometheus3").eval(parsed.node)
+    start, end, step = query_range if query_range is not None else (at, at, 0.0)
+    ev = _Evaluation(at, store, lookback, parsed.text, parsed.dotall, start, subquery_step,
+                     parsed.semantics == "prometheus3", end)
+    ev.query_step = step
+    return ev.eval(parsed.node)
 
 
 def evaluate_range(
-    expr: ParsedExpr | str, start: float, end: float, step: float, store: SeriesStore
+    expr: ParsedExpr | str, start: float, end: float, step: float, store: SeriesStore,
+    subquery_step: float = DEFAULT_SUBQUERY_STEP,
 ) -> list[SeriesData]:
     """Evaluate at start, start+step, ... end; one SeriesData per output label set (scalars unlabelled)."""
     parsed = parse(expr) if isinstance(expr, str) else expr
@@ -241,7 +248,7 @@ def evaluate_range(
     n = math.floor((end - start) / step + 1e-9) + 1
     for i in range(n):
         t = start + i * step
-        result = evaluate(parsed, t, store)
+        result = evaluate(parsed, t, store, subquery_step=subquery_step, query_range=(start, end, step))
         if isinstance(result, Scalar):
             samples = [VectorSample({}, result.value)]
         elif result and isinstance(result[0], SeriesData):
@@ -282,13 +289,15 @@ class _Evaluation:
 
     def __init__(self, at: float, store: SeriesStore, lookback: float, text: str, dotall: bool = False,
                  query_time: float | None = None, subquery_step: float = DEFAULT_SUBQUERY_STEP,
-                 left_open: bool = False) -> None:
+                 left_open: bool = False, query_end: float | None = None) -> None:
         self.at, self.store, self.lookback, self.text, self.dotall = at, store, lookback, text, dotall
         # Ranges and lookback: Prometheus 2 includes a point exactly at the left end, Prometheus 3 does not.
         # Float seconds hold whole milliseconds; half of one decides the edge without rounding trouble.
         self.left_open = left_open
         self.edge = _HALF_MS if left_open else -_HALF_MS
-        self.query_time = at if query_time is None else query_time
+        self.query_time = at if query_time is None else query_time  # the query's start
+        self.query_end = self.query_time if query_end is None else query_end
+        self.query_step = 0.0
         self.subquery_step = subquery_step
 
     def base_time(self, at: Any) -> float:
@@ -297,7 +306,7 @@ class _Evaluation:
             return self.at
         if at.type == pp.AtModifierType.At:
             return _to_ms(at.at.timestamp()) / 1000.0
-        return self.query_time  # start() and end() of an instant query are both its time
+        return self.query_time if at.type == pp.AtModifierType.Start else self.query_end
 
     def error(self, message: str) -> PromQLError:
         return PromQLError(f"{message} (in {self.text!r})")
@@ -371,7 +380,8 @@ class _Evaluation:
         points: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[float], list[float]]] = {}
         for t_ms in range(first_ms, end_ms + 1, step_ms):
             inner = _Evaluation(t_ms / 1000.0, self.store, self.lookback, self.text, self.dotall, self.query_time,
-                                self.subquery_step, self.left_open)
+                                self.subquery_step, self.left_open, self.query_end)
+            inner.query_step = self.query_step
             value = inner.eval(node.expr)
             if isinstance(value, Scalar):
                 samples = [VectorSample({}, value.value)]
@@ -409,6 +419,26 @@ class _Evaluation:
 
     def fn_pi(self, args: list[Any]) -> Value:
         return Scalar(math.pi)
+
+    # The query's own times (Prometheus 3's duration-expression functions): an instant query starts and
+    # ends at its time, with step 0.
+    def fn_start(self, args: list[Any]) -> Value:
+        return Scalar(self.query_time)
+
+    def fn_end(self, args: list[Any]) -> Value:
+        return Scalar(self.query_end)
+
+    def fn_range(self, args: list[Any]) -> Value:
+        return Scalar(self.query_end - self.query_time)
+
+    def fn_step(self, args: list[Any]) -> Value:
+        return Scalar(self.query_step)
+
+    def fn_min_of(self, args: list[Any]) -> Value:
+        return Scalar(_go_min(self.scalar(args[0]), self.scalar(args[1])))
+
+    def fn_max_of(self, args: list[Any]) -> Value:
+        return Scalar(_go_max(self.scalar(args[0]), self.scalar(args[1])))
 
     def fn_vector(self, args: list[Any]) -> Value:
         return [VectorSample({}, self.scalar(args[0]))]
@@ -771,6 +801,12 @@ FUNCTIONS: dict[str, Callable[[_Evaluation, list[Any]], Value]] = {
     "absent_over_time": _Evaluation.fn_absent_over_time,
     "time": _Evaluation.fn_time,
     "pi": _Evaluation.fn_pi,
+    "start": _Evaluation.fn_start,
+    "end": _Evaluation.fn_end,
+    "range": _Evaluation.fn_range,
+    "step": _Evaluation.fn_step,
+    "min_of": _Evaluation.fn_min_of,
+    "max_of": _Evaluation.fn_max_of,
     "vector": _Evaluation.fn_vector,
     "scalar": _Evaluation.fn_scalar,
     "absent": _Evaluation.fn_absent,

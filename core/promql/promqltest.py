@@ -301,7 +301,7 @@ def run_eval(cmd: Eval, store: SeriesStore, semantics: Semantics) -> str | None:
     try:
         parsed = parse(cmd.expr, semantics)
         if cmd.is_range:
-            value: object = evaluate_range(parsed, cmd.start, cmd.end, cmd.step, store)
+            value: object = evaluate_range(parsed, cmd.start, cmd.end, cmd.step, store, subquery_step=60.0)
         else:
             value = evaluate(parsed, cmd.start, store, subquery_step=60.0)
     except (CoreError, ValueError, ArithmeticError) as exc:
