@@ -556,7 +556,7 @@ class _Evaluation:
         window = _Window(packed, range_start, range_end, range_s, at_ms)
         values, defined = RANGE_KERNELS[name](self, window, args)
         ok = packed.nonempty() if defined is None else defined & packed.nonempty()
-        keep_name = name == "last_over_time"
+        keep_name = name in ("last_over_time", "first_over_time")  # they return a sample, not a new value
         return [
             VectorSample(dict(labels) if keep_name else _drop_name(labels), value)
             for (labels, _, _), value, kept in zip(windows, values.tolist(), ok.tolist(), strict=True)
@@ -766,11 +766,17 @@ RANGE_KERNELS: dict[str, _RangeKernel] = {
     "deriv": lambda ev, w, args: (kernels.linear_regression(w.packed, w.packed.ts[:, 0])[0], w.packed.lens >= 2),
     "predict_linear": _predict_linear,
     "sum_over_time": _values_only(kernels.sum_over_time),
-    "avg_over_time": _values_only(kernels.avg_over_time),
+    "avg_over_time": lambda ev, w, args: (_avg_over_time_3(w.packed) if ev.left_open
+                                          else kernels.avg_over_time(w.packed), None),
     "max_over_time": _values_only(lambda p: kernels.extreme_over_time(p, largest=True)),
     "min_over_time": _values_only(lambda p: kernels.extreme_over_time(p, largest=False)),
     "count_over_time": _values_only(lambda p: p.lens.astype(np.float64)),
     "last_over_time": _values_only(lambda p: p.last()[1]),
+    "first_over_time": _values_only(lambda p: p.values[:, 0]),
+    "ts_of_first_over_time": _values_only(lambda p: p.ts[:, 0] / 1000.0),
+    "ts_of_last_over_time": _values_only(lambda p: p.last()[0] / 1000.0),
+    "ts_of_max_over_time": _values_only(lambda p: kernels.ts_of_extreme_over_time(p, largest=True)),
+    "ts_of_min_over_time": _values_only(lambda p: kernels.ts_of_extreme_over_time(p, largest=False)),
     "present_over_time": _values_only(lambda p: np.ones(len(p.lens))),
     "stdvar_over_time": _values_only(kernels.variance_over_time),
     "stddev_over_time": _values_only(lambda p: np.sqrt(kernels.variance_over_time(p))),
@@ -1172,6 +1178,11 @@ def _kahan_avg(values: list[float]) -> float:
             q = (count - 1) / count
             mean, c = _kahan_inc(x / count, q * mean, q * c)
     return mean + c if incremental else total / count + c / count
+
+
+def _avg_over_time_3(p: kernels.Packed) -> np.ndarray:
+    """Prometheus 3's avg_over_time: the same direct-then-incremental Kahan mean as its avg."""
+    return np.array([_kahan_avg(p.values[i, :n].tolist()) if n else math.nan for i, n in enumerate(p.lens.tolist())])
 
 
 def _avg(values: list[float]) -> float:

@@ -95,8 +95,8 @@ def test_cli_reports_per_file_and_exits_by_outcome(tmp_path: Path, capsys: pytes
 
 
 UPSTREAM = os.environ.get("WK_PROMQLTEST_DIR")
-# Measured on prometheus/prometheus main of 2026-08-21 (README, "Alert and recording rules": 80.4 % and
-# 74.4 %): a floor so that a regression shows, not a target.
+# Measured on prometheus/prometheus main of 2026-08-21 (README, "Alert and recording rules": 80.9 % and
+# 74.7 %): a floor so that a regression shows, not a target.
 UPSTREAM_FLOOR = {"prometheus2": 0.74, "prometheus3": 0.80}
 
 
