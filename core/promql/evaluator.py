@@ -347,7 +347,9 @@ class _Evaluation:
     def negate(self, value: Value) -> Value:
         if isinstance(value, Scalar):
             return Scalar(-value.value)
-        return [VectorSample(_drop_name(s.labels), -s.value) for s in value]  # type: ignore[union-attr]
+        # the name goes: two series differing only by it collide (an error in 2.42 and 3.x alike)
+        return _check_unique([VectorSample(_drop_name(s.labels), -s.value) for s in value],  # type: ignore[union-attr]
+                             self.text)
 
     # -- selectors
 
@@ -684,6 +686,10 @@ class _Evaluation:
         left_values = np.array([(rs.value if one_to_many else ls.value) for _, ls, rs in pairs], dtype=np.float64)
         right_values = np.array([(ls.value if one_to_many else rs.value) for _, ls, rs in pairs], dtype=np.float64)
         values, keep = _binop_arrays(op, left_values, right_values)
+        if self.left_open and matching.card == "one-to-one" and len({sig for sig, _, _ in pairs}) < len(pairs):
+            # Prometheus 3 finds many-to-one matches before a comparison filters them away; 2.42 after
+            raise self.error("multiple matches for labels: many-to-one matching must be explicit "
+                             "(group_left/group_right)")
         matched: dict[Hashable, set[frozenset[tuple[str, str]]]] = {}
         out = []
         for (sig, ls, found), value, kept in zip(pairs, values.tolist(), keep.tolist(), strict=True):
