@@ -205,8 +205,8 @@ def _check(node: Any, expr: str, dotall: bool = False) -> float:
         if op not in VALUE_OPERATORS | COMPARISON | SET_OPERATORS:
             raise _unsupported(f"operator {op}", expr)
         fill = node.modifier.fill_values if node.modifier is not None else None
-        if fill is not None and (fill.lhs is not None or fill.rhs is not None):
-            raise _unsupported("the fill()/fill_left()/fill_right() modifier (experimental in Prometheus 3)", expr)
+        if fill is not None and (fill.lhs is not None or fill.rhs is not None) and op in SET_OPERATORS:
+            raise PromQLError(f"fill modifiers are not allowed with set operator {op} (in {expr!r})")
         return max(_check(node.lhs, expr, dotall), _check(node.rhs, expr, dotall))
     raise _unsupported(f"expression {type(node).__name__}", expr)
 
@@ -635,7 +635,10 @@ class _Evaluation:
         matching = _Matching.of(modifier, op)
         if op in SET_OPERATORS:
             return _set_operation(op, lvec, rvec, matching)  # type: ignore[arg-type]
-        return _check_unique(self.vector_vector(op, lvec, rvec, matching, return_bool), self.text)  # type: ignore[arg-type]
+        fill = modifier.fill_values if modifier is not None else None
+        fills = (fill.lhs, fill.rhs) if fill is not None else (None, None)
+        return _check_unique(self.vector_vector(op, lvec, rvec, matching, return_bool, fills),  # type: ignore[arg-type]
+                             self.text)
 
     def drops_name(self, op: str) -> bool:
         """shouldDropMetricName: arithmetic, and atan2 too since Prometheus 3."""
@@ -661,7 +664,11 @@ class _Evaluation:
         ]
 
     def vector_vector(self, op: str, lhs: list[VectorSample], rhs: list[VectorSample], matching: _Matching,
-                      return_bool: bool) -> list[VectorSample]:
+                      return_bool: bool, fills: tuple[float | None, float | None] = (None, None)
+                      ) -> list[VectorSample]:
+        """Vector matching. ``fills``: the fill_left/fill_right values (Prometheus 3's experimental fill
+        modifiers): a series missing on that side is matched with one of that value, labelled with its
+        match group; as in engine.go, sides are those after group_right swaps them."""
         one_to_many = matching.card == "one-to-many"
         if one_to_many:
             lhs, rhs = rhs, lhs
@@ -677,11 +684,19 @@ class _Evaluation:
                     "matching labels must be unique on one side")
             right[sig] = rs
         pairs: list[tuple[Hashable, VectorSample, VectorSample]] = []
+        fill_left, fill_right = fills
+        left_sigs = set()
         for ls in lhs:
             sig = matching.signature(ls.labels)
+            left_sigs.add(sig)
             found = right.get(sig)
+            if found is None and fill_right is not None:
+                found = VectorSample(matching.group_labels(ls.labels), fill_right)
             if found is not None:
                 pairs.append((sig, ls, found))
+        if fill_left is not None:
+            pairs += [(sig, VectorSample(matching.group_labels(rs.labels), fill_left), rs)
+                      for sig, rs in right.items() if sig not in left_sigs]
         # Undo the swap for one-to-many so the operator sees the original left and right values.
         left_values = np.array([(rs.value if one_to_many else ls.value) for _, ls, rs in pairs], dtype=np.float64)
         right_values = np.array([(ls.value if one_to_many else rs.value) for _, ls, rs in pairs], dtype=np.float64)
