@@ -27,7 +27,7 @@ import numpy as np
 import promql_parser as pp
 
 from core.errors import CoreError
-from core.promql import go_math
+from core.promql import duration_expr, go_math
 from core.promql import range_kernels as kernels
 from core.promql.re2 import RegexError, compile_re2, go_expand, portable
 from core.promql.series_store import SeriesStore
@@ -112,7 +112,10 @@ def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS) -> ParsedExpr:
         raise PromQLError(f"unknown semantics {semantics!r}: use one of {', '.join(SEMANTICS)}")
     dotall = semantics == "prometheus3"
     try:
-        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, expr))
+        text = duration_expr.rewrite(expr)  # Prometheus 3's `x[5m+1m]`, folded: promql-parser lacks them
+        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, text))
+    except duration_expr.DurationExprError as exc:
+        raise PromQLError(f"{exc} (in {expr!r})") from None
     except ValueError as exc:
         raise PromQLError(f"cannot parse PromQL {expr!r}: {exc}") from exc
     if isinstance(_unparen(node), pp.StringLiteral):

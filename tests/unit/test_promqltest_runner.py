@@ -96,9 +96,9 @@ def test_cli_reports_per_file_and_exits_by_outcome(tmp_path: Path, capsys: pytes
 
 
 UPSTREAM = os.environ.get("WK_PROMQLTEST_DIR")
-# Measured on prometheus/prometheus main of 2026-08-21 (README, "Alert and recording rules": 84.4 % and
-# 77.8 %): a floor so that a regression shows, not a target.
-UPSTREAM_FLOOR = {"prometheus2": 0.77, "prometheus3": 0.84}
+# Measured on prometheus/prometheus main of 2026-08-21 (README, "Alert and recording rules": 85.8 % and
+# 78.2 %): a floor so that a regression shows, not a target.
+UPSTREAM_FLOOR = {"prometheus2": 0.78, "prometheus3": 0.85}
 
 
 @pytest.mark.skipif(not UPSTREAM, reason="set WK_PROMQLTEST_DIR to promql/promqltest/testdata of a checkout")
