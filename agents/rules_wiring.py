@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from agents.rules_step import EngineFactory, RulesStep, UnitEngine
 from core.errors import CoreError
-from core.promql.evaluator import parse
+from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, parse
 from core.rule_units import RuleUnit, group_deps, retention_for, rule_units
 from watchkeeper.config import Config
 from watchkeeper.errors import WatchkeeperError
@@ -46,16 +46,18 @@ def load_rules(cfg: Config) -> LoadedRules | None:
 
     paths = [str(cfg.resolve(f)) for f in cfg.rules.files]
     try:
-        groups = load_rule_files(paths)
-        groups += slo_rule_groups([str(cfg.resolve(f)) for f in cfg.rules.slo_specs], cfg.rules.slo_period_days)
+        groups = load_rule_files(paths, semantics=cfg.rules.semantics)
+        groups += slo_rule_groups([str(cfg.resolve(f)) for f in cfg.rules.slo_specs], cfg.rules.slo_period_days,
+                                  cfg.rules.semantics)
     except (CoreError, OSError) as exc:
         raise RulesConfigError(f"rule files: {exc}") from None
     if not groups:
         return None
-    return loaded_rules(groups, cfg.rules.shards, cfg.windows.allowed_lateness)
+    return loaded_rules(groups, cfg.rules.shards, cfg.windows.allowed_lateness, cfg.rules.semantics)
 
 
-def slo_rule_groups(spec_paths: list[str], period_days: int = 30) -> list[RuleGroup]:
+def slo_rule_groups(spec_paths: list[str], period_days: int = 30,
+                    semantics: Semantics = DEFAULT_SEMANTICS) -> list[RuleGroup]:
     """The rule groups Sloth would generate for each spec (SLI recordings, metadata, burn-rate alerts),
     their alerts marked `source: slo`."""
     from core.rules.loader import load_rules_text
@@ -65,13 +67,15 @@ def slo_rule_groups(spec_paths: list[str], period_days: int = 30) -> list[RuleGr
     for path in spec_paths:
         spec = load_slo_spec_file(path)
         text = rules_yaml(generate_rule_groups(spec, period=period_days * 86400.0), source=path)
-        for g in load_rules_text(text, f"{path} (generated SLO rules)"):
+        for g in load_rules_text(text, f"{path} (generated SLO rules)", semantics=semantics):
             g.source = "slo"
             out.append(g)
     return out
 
 
-def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float) -> LoadedRules:
+def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
+                 semantics: Semantics = DEFAULT_SEMANTICS) -> LoadedRules:
+    """Units, retention and factories for `groups`, whose expressions were parsed for `semantics`."""
     from core.rules.engine import RuleEngine
 
     deps = [group_deps(g.name, [_expr_text(r) for r in g.rules], [r.record for r in g.rules if r.record])
@@ -79,12 +83,12 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float) -> Loade
     units = rule_units(deps)
     by_name = {g.name: g for g in groups}
     record_groups = {r.record: g.name for g in groups for r in g.rules if r.record}
-    reach = [parse(_expr_text(r)).max_lookback for g in groups for r in g.rules]
+    reach = [parse(_expr_text(r), semantics).max_lookback for g in groups for r in g.rules]
     history = retention_for(reach)
     retention = history + SKEW_ROOM
 
     def engine(unit: RuleUnit, snapshot: bytes | None, origin: float) -> UnitEngine:
-        eng = RuleEngine([by_name[name] for name in unit.groups])
+        eng = RuleEngine([by_name[name] for name in unit.groups], semantics=semantics)
         if snapshot is not None:
             restored = eng.restore(snapshot)  # in place, or a new engine (either is accepted)
             eng = restored if hasattr(restored, "advance") else eng

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import SourceError
+from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
 from core.yaml_source import load_yaml_file
 from schemas.limits import IngestLimits
 from schemas.topics import DEFAULT_TOPICS
@@ -236,6 +237,9 @@ class RulesConfig(_Section):
     shards: int = Field(default=8, gt=0)
     # Write each owned shard's checkpoint at least this often (and after every step that sent alerts).
     checkpoint_seconds: float = Field(default=5.0, gt=0)
+    # PromQL semantics of every rule expression: prometheus2 (promtool 2.42's: ranges and lookback closed,
+    # [t - range, t]) or prometheus3 (left-open, (t - range, t]; regex `.` matches a newline).
+    semantics: Semantics = DEFAULT_SEMANTICS
 
 
 class AnomalyConfig(_Section):

@@ -235,7 +235,7 @@ def run_file(path: Path, tmp: Path) -> FileCount:
                 count.failures.append(f"{t} {expr}: input series not readable")
                 continue
             try:
-                result = evaluate(expr, _time(t), store, subquery_step=60.0)
+                result = evaluate(parse(expr, "prometheus2"), _time(t), store, subquery_step=60.0)  # promtool 2.42
             except (CoreError, ValueError) as exc:
                 count.failures.append(f"{t} {expr}: {exc}")
                 continue

@@ -27,7 +27,7 @@ import numpy as np
 import promql_parser as pp
 
 from core.errors import CoreError
-from core.promql import go_math
+from core.promql import duration_expr, go_math
 from core.promql import range_kernels as kernels
 from core.promql.re2 import RegexError, compile_re2, go_expand, portable
 from core.promql.series_store import SeriesStore
@@ -51,6 +51,8 @@ Semantics = Literal["prometheus2", "prometheus3"]
 # Kahan-summed sum/avg, stddev/stdvar of NaN and Inf, histogram_quantile's monotonicity tolerance, le/quantile
 # label normalisation, `anchored`/`smoothed` ranges, duration arithmetic, fill(), delayed name removal.
 SEMANTICS: tuple[Semantics, ...] = ("prometheus2", "prometheus3")
+# What `rules.semantics` and `--semantics` default to (README, "Alert and recording rules").
+DEFAULT_SEMANTICS: Semantics = "prometheus2"
 DEFAULT_SUBQUERY_STEP = 60.0  # Prometheus' default global evaluation_interval
 # Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its
 # closed left end without reaching the previous millisecond.
@@ -101,7 +103,7 @@ _LITERALS = re.compile(r"""(?P<op>[=!]~\s*)?(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]
                        r"|\b(?P<old>holt_winters)(?=\s*\()")
 
 
-def parse(expr: str, semantics: Semantics = "prometheus2") -> ParsedExpr:
+def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS) -> ParsedExpr:
     """Parse with promql-parser, then reject what this evaluator does not support, naming it.
 
     Every regex (matchers, label_replace) is translated from Go RE2 here, so a bad one fails now.
@@ -110,7 +112,10 @@ def parse(expr: str, semantics: Semantics = "prometheus2") -> ParsedExpr:
         raise PromQLError(f"unknown semantics {semantics!r}: use one of {', '.join(SEMANTICS)}")
     dotall = semantics == "prometheus3"
     try:
-        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, expr))
+        text = duration_expr.rewrite(expr)  # Prometheus 3's `x[5m+1m]`, folded: promql-parser lacks them
+        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, text))
+    except duration_expr.DurationExprError as exc:
+        raise PromQLError(f"{exc} (in {expr!r})") from None
     except ValueError as exc:
         raise PromQLError(f"cannot parse PromQL {expr!r}: {exc}") from exc
     if isinstance(_unparen(node), pp.StringLiteral):
@@ -203,8 +208,8 @@ def _check(node: Any, expr: str, dotall: bool = False) -> float:
         if op not in VALUE_OPERATORS | COMPARISON | SET_OPERATORS:
             raise _unsupported(f"operator {op}", expr)
         fill = node.modifier.fill_values if node.modifier is not None else None
-        if fill is not None and (fill.lhs is not None or fill.rhs is not None):
-            raise _unsupported("the fill()/fill_left()/fill_right() modifier (experimental in Prometheus 3)", expr)
+        if fill is not None and (fill.lhs is not None or fill.rhs is not None) and op in SET_OPERATORS:
+            raise PromQLError(f"fill modifiers are not allowed with set operator {op} (in {expr!r})")
         return max(_check(node.lhs, expr, dotall), _check(node.rhs, expr, dotall))
     raise _unsupported(f"expression {type(node).__name__}", expr)
 
@@ -217,19 +222,26 @@ def _seconds(delta: Any) -> float:
 
 
 def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: float = 300.0,
-             subquery_step: float = DEFAULT_SUBQUERY_STEP) -> Value:
+             subquery_step: float = DEFAULT_SUBQUERY_STEP,
+             query_range: tuple[float, float, float] | None = None) -> Value:
     """Evaluate an instant query at event time ``at`` (epoch seconds), as Prometheus' engine would.
 
     ``subquery_step`` is the step of a subquery written without one (`x[5m:]`): Prometheus uses the
-    global evaluation_interval, promtool the test file's.
+    global evaluation_interval, promtool the test file's. ``query_range``: the start, end and step of the
+    range query this evaluation is a step of, which `@ start()`, `@ end()` and the functions start(),
+    end(), range() and step() read (an instant query starts and ends at ``at``, with step 0).
     """
     parsed = parse(expr) if isinstance(expr, str) else expr
-    return _Evaluation(at, store, lookback, parsed.text, parsed.dotall, at, subquery_step,
-                       parsed.semantics == "prometheus3").eval(parsed.node)
+    start, end, step = query_range if query_range is not None else (at, at, 0.0)
+    ev = _Evaluation(at, store, lookback, parsed.text, parsed.dotall, start, subquery_step,
+                     parsed.semantics == "prometheus3", end)
+    ev.query_step = step
+    return ev.eval(parsed.node)
 
 
 def evaluate_range(
-    expr: ParsedExpr | str, start: float, end: float, step: float, store: SeriesStore
+    expr: ParsedExpr | str, start: float, end: float, step: float, store: SeriesStore,
+    subquery_step: float = DEFAULT_SUBQUERY_STEP,
 ) -> list[SeriesData]:
     """Evaluate at start, start+step, ... end; one SeriesData per output label set (scalars unlabelled)."""
     parsed = parse(expr) if isinstance(expr, str) else expr
@@ -239,7 +251,7 @@ def evaluate_range(
     n = math.floor((end - start) / step + 1e-9) + 1
     for i in range(n):
         t = start + i * step
-        result = evaluate(parsed, t, store)
+        result = evaluate(parsed, t, store, subquery_step=subquery_step, query_range=(start, end, step))
         if isinstance(result, Scalar):
             samples = [VectorSample({}, result.value)]
         elif result and isinstance(result[0], SeriesData):
@@ -280,13 +292,15 @@ class _Evaluation:
 
     def __init__(self, at: float, store: SeriesStore, lookback: float, text: str, dotall: bool = False,
                  query_time: float | None = None, subquery_step: float = DEFAULT_SUBQUERY_STEP,
-                 left_open: bool = False) -> None:
+                 left_open: bool = False, query_end: float | None = None) -> None:
         self.at, self.store, self.lookback, self.text, self.dotall = at, store, lookback, text, dotall
         # Ranges and lookback: Prometheus 2 includes a point exactly at the left end, Prometheus 3 does not.
         # Float seconds hold whole milliseconds; half of one decides the edge without rounding trouble.
         self.left_open = left_open
         self.edge = _HALF_MS if left_open else -_HALF_MS
-        self.query_time = at if query_time is None else query_time
+        self.query_time = at if query_time is None else query_time  # the query's start
+        self.query_end = self.query_time if query_end is None else query_end
+        self.query_step = 0.0
         self.subquery_step = subquery_step
 
     def base_time(self, at: Any) -> float:
@@ -295,7 +309,7 @@ class _Evaluation:
             return self.at
         if at.type == pp.AtModifierType.At:
             return _to_ms(at.at.timestamp()) / 1000.0
-        return self.query_time  # start() and end() of an instant query are both its time
+        return self.query_time if at.type == pp.AtModifierType.Start else self.query_end
 
     def error(self, message: str) -> PromQLError:
         return PromQLError(f"{message} (in {self.text!r})")
@@ -336,7 +350,9 @@ class _Evaluation:
     def negate(self, value: Value) -> Value:
         if isinstance(value, Scalar):
             return Scalar(-value.value)
-        return [VectorSample(_drop_name(s.labels), -s.value) for s in value]  # type: ignore[union-attr]
+        # the name goes: two series differing only by it collide (an error in 2.42 and 3.x alike)
+        return _check_unique([VectorSample(_drop_name(s.labels), -s.value) for s in value],  # type: ignore[union-attr]
+                             self.text)
 
     # -- selectors
 
@@ -369,7 +385,8 @@ class _Evaluation:
         points: dict[tuple[tuple[str, str], ...], tuple[_Labels, list[float], list[float]]] = {}
         for t_ms in range(first_ms, end_ms + 1, step_ms):
             inner = _Evaluation(t_ms / 1000.0, self.store, self.lookback, self.text, self.dotall, self.query_time,
-                                self.subquery_step, self.left_open)
+                                self.subquery_step, self.left_open, self.query_end)
+            inner.query_step = self.query_step
             value = inner.eval(node.expr)
             if isinstance(value, Scalar):
                 samples = [VectorSample({}, value.value)]
@@ -407,6 +424,26 @@ class _Evaluation:
 
     def fn_pi(self, args: list[Any]) -> Value:
         return Scalar(math.pi)
+
+    # The query's own times (Prometheus 3's duration-expression functions): an instant query starts and
+    # ends at its time, with step 0.
+    def fn_start(self, args: list[Any]) -> Value:
+        return Scalar(self.query_time)
+
+    def fn_end(self, args: list[Any]) -> Value:
+        return Scalar(self.query_end)
+
+    def fn_range(self, args: list[Any]) -> Value:
+        return Scalar(self.query_end - self.query_time)
+
+    def fn_step(self, args: list[Any]) -> Value:
+        return Scalar(self.query_step)
+
+    def fn_min_of(self, args: list[Any]) -> Value:
+        return Scalar(_go_min(self.scalar(args[0]), self.scalar(args[1])))
+
+    def fn_max_of(self, args: list[Any]) -> Value:
+        return Scalar(_go_max(self.scalar(args[0]), self.scalar(args[1])))
 
     def fn_vector(self, args: list[Any]) -> Value:
         return [VectorSample({}, self.scalar(args[0]))]
@@ -524,7 +561,7 @@ class _Evaluation:
         window = _Window(packed, range_start, range_end, range_s, at_ms)
         values, defined = RANGE_KERNELS[name](self, window, args)
         ok = packed.nonempty() if defined is None else defined & packed.nonempty()
-        keep_name = name == "last_over_time"
+        keep_name = name in ("last_over_time", "first_over_time")  # they return a sample, not a new value
         return [
             VectorSample(dict(labels) if keep_name else _drop_name(labels), value)
             for (labels, _, _), value, kept in zip(windows, values.tolist(), ok.tolist(), strict=True)
@@ -579,7 +616,7 @@ class _Evaluation:
             return out
         for gl, members in groups.values():
             values = [s.value for s in members]
-            out.append(VectorSample(gl, _aggregate_values(op, values, param)))
+            out.append(VectorSample(gl, _aggregate_values(op, values, param, prometheus3=self.left_open)))
         return out
 
     # -- binary operators
@@ -601,7 +638,10 @@ class _Evaluation:
         matching = _Matching.of(modifier, op)
         if op in SET_OPERATORS:
             return _set_operation(op, lvec, rvec, matching)  # type: ignore[arg-type]
-        return _check_unique(self.vector_vector(op, lvec, rvec, matching, return_bool), self.text)  # type: ignore[arg-type]
+        fill = modifier.fill_values if modifier is not None else None
+        fills = (fill.lhs, fill.rhs) if fill is not None else (None, None)
+        return _check_unique(self.vector_vector(op, lvec, rvec, matching, return_bool, fills),  # type: ignore[arg-type]
+                             self.text)
 
     def drops_name(self, op: str) -> bool:
         """shouldDropMetricName: arithmetic, and atan2 too since Prometheus 3."""
@@ -627,7 +667,11 @@ class _Evaluation:
         ]
 
     def vector_vector(self, op: str, lhs: list[VectorSample], rhs: list[VectorSample], matching: _Matching,
-                      return_bool: bool) -> list[VectorSample]:
+                      return_bool: bool, fills: tuple[float | None, float | None] = (None, None)
+                      ) -> list[VectorSample]:
+        """Vector matching. ``fills``: the fill_left/fill_right values (Prometheus 3's experimental fill
+        modifiers): a series missing on that side is matched with one of that value, labelled with its
+        match group; as in engine.go, sides are those after group_right swaps them."""
         one_to_many = matching.card == "one-to-many"
         if one_to_many:
             lhs, rhs = rhs, lhs
@@ -643,15 +687,27 @@ class _Evaluation:
                     "matching labels must be unique on one side")
             right[sig] = rs
         pairs: list[tuple[Hashable, VectorSample, VectorSample]] = []
+        fill_left, fill_right = fills
+        left_sigs = set()
         for ls in lhs:
             sig = matching.signature(ls.labels)
+            left_sigs.add(sig)
             found = right.get(sig)
+            if found is None and fill_right is not None:
+                found = VectorSample(matching.group_labels(ls.labels), fill_right)
             if found is not None:
                 pairs.append((sig, ls, found))
+        if fill_left is not None:
+            pairs += [(sig, VectorSample(matching.group_labels(rs.labels), fill_left), rs)
+                      for sig, rs in right.items() if sig not in left_sigs]
         # Undo the swap for one-to-many so the operator sees the original left and right values.
         left_values = np.array([(rs.value if one_to_many else ls.value) for _, ls, rs in pairs], dtype=np.float64)
         right_values = np.array([(ls.value if one_to_many else rs.value) for _, ls, rs in pairs], dtype=np.float64)
         values, keep = _binop_arrays(op, left_values, right_values)
+        if self.left_open and matching.card == "one-to-one" and len({sig for sig, _, _ in pairs}) < len(pairs):
+            # Prometheus 3 finds many-to-one matches before a comparison filters them away; 2.42 after
+            raise self.error("multiple matches for labels: many-to-one matching must be explicit "
+                             "(group_left/group_right)")
         matched: dict[Hashable, set[frozenset[tuple[str, str]]]] = {}
         out = []
         for (sig, ls, found), value, kept in zip(pairs, values.tolist(), keep.tolist(), strict=True):
@@ -734,11 +790,17 @@ RANGE_KERNELS: dict[str, _RangeKernel] = {
     "deriv": lambda ev, w, args: (kernels.linear_regression(w.packed, w.packed.ts[:, 0])[0], w.packed.lens >= 2),
     "predict_linear": _predict_linear,
     "sum_over_time": _values_only(kernels.sum_over_time),
-    "avg_over_time": _values_only(kernels.avg_over_time),
+    "avg_over_time": lambda ev, w, args: (_avg_over_time_3(w.packed) if ev.left_open
+                                          else kernels.avg_over_time(w.packed), None),
     "max_over_time": _values_only(lambda p: kernels.extreme_over_time(p, largest=True)),
     "min_over_time": _values_only(lambda p: kernels.extreme_over_time(p, largest=False)),
     "count_over_time": _values_only(lambda p: p.lens.astype(np.float64)),
     "last_over_time": _values_only(lambda p: p.last()[1]),
+    "first_over_time": _values_only(lambda p: p.values[:, 0]),
+    "ts_of_first_over_time": _values_only(lambda p: p.ts[:, 0] / 1000.0),
+    "ts_of_last_over_time": _values_only(lambda p: p.last()[0] / 1000.0),
+    "ts_of_max_over_time": _values_only(lambda p: kernels.ts_of_extreme_over_time(p, largest=True)),
+    "ts_of_min_over_time": _values_only(lambda p: kernels.ts_of_extreme_over_time(p, largest=False)),
     "present_over_time": _values_only(lambda p: np.ones(len(p.lens))),
     "stdvar_over_time": _values_only(kernels.variance_over_time),
     "stddev_over_time": _values_only(lambda p: np.sqrt(kernels.variance_over_time(p))),
@@ -769,6 +831,12 @@ FUNCTIONS: dict[str, Callable[[_Evaluation, list[Any]], Value]] = {
     "absent_over_time": _Evaluation.fn_absent_over_time,
     "time": _Evaluation.fn_time,
     "pi": _Evaluation.fn_pi,
+    "start": _Evaluation.fn_start,
+    "end": _Evaluation.fn_end,
+    "range": _Evaluation.fn_range,
+    "step": _Evaluation.fn_step,
+    "min_of": _Evaluation.fn_min_of,
+    "max_of": _Evaluation.fn_max_of,
     "vector": _Evaluation.fn_vector,
     "scalar": _Evaluation.fn_scalar,
     "absent": _Evaluation.fn_absent,
@@ -1049,8 +1117,13 @@ def _is_odd_int(y: float) -> bool:
     return yf == 0 and int(yi) & 1 == 1
 
 
-def _aggregate_values(op: str, values: list[float], param: float) -> float:
-    """engine.go aggregation for one group, in input order (the order decides float rounding)."""
+def _aggregate_values(op: str, values: list[float], param: float, prometheus3: bool = False) -> float:
+    """engine.go aggregation for one group, in input order (the order decides float rounding).
+
+    Prometheus 3 sums with Kahan-Neumaier compensation (sum, avg), and a NaN or Inf first value makes
+    stddev/stdvar NaN; Prometheus 2.42 adds plainly."""
+    if prometheus3 and op in ("sum", "avg"):
+        return _kahan_sum(values) if op == "sum" else _kahan_avg(values)
     if op == "sum":
         total = 0.0
         for x in values:
@@ -1078,6 +1151,8 @@ def _aggregate_values(op: str, values: list[float], param: float) -> float:
         return 1.0
     if op in ("stddev", "stdvar"):
         mean, acc, count = values[0], 0.0, 1.0
+        if prometheus3 and (math.isnan(mean) or math.isinf(mean)):
+            acc = math.nan
         for x in values[1:]:
             count += 1
             delta = x - mean
@@ -1087,6 +1162,51 @@ def _aggregate_values(op: str, values: list[float], param: float) -> float:
     if op == "quantile":
         return kernels.quantile(param, values)
     raise PromQLError(f"aggregation {op} is not supported yet")
+
+
+def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
+    """util/kahansum.Inc (Neumaier's variant); an infinite sum drops the compensation."""
+    t = total + inc
+    if math.isinf(t):
+        c = 0.0
+    elif abs(total) >= abs(inc):
+        c += (total - t) + inc
+    else:
+        c += (inc - t) + total
+    return t, c
+
+
+def _kahan_sum(values: list[float]) -> float:
+    total, c = 0.0, 0.0
+    for x in values:
+        total, c = _kahan_inc(x, total, c)
+    return total + c
+
+
+def _kahan_avg(values: list[float]) -> float:
+    """Prometheus 3's avg: the Kahan sum divided by the count, switching to a Kahan-compensated
+    incremental mean once the running sum would overflow (engine.go, parser.AVG)."""
+    total, c, count = values[0], 0.0, 1.0
+    incremental, mean = False, values[0]
+    with np.errstate(all="ignore"):
+        for x in values[1:]:
+            count += 1
+            if not incremental:
+                new_total, new_c = _kahan_inc(x, total, c)
+                if not math.isinf(new_total):
+                    total, c = new_total, new_c
+                    continue
+                incremental = True
+                mean = total / (count - 1)
+                c /= count - 1
+            q = (count - 1) / count
+            mean, c = _kahan_inc(x / count, q * mean, q * c)
+    return mean + c if incremental else total / count + c / count
+
+
+def _avg_over_time_3(p: kernels.Packed) -> np.ndarray:
+    """Prometheus 3's avg_over_time: the same direct-then-incremental Kahan mean as its avg."""
+    return np.array([_kahan_avg(p.values[i, :n].tolist()) if n else math.nan for i, n in enumerate(p.lens.tolist())])
 
 
 def _avg(values: list[float]) -> float:

@@ -174,6 +174,19 @@ def avg_over_time(p: Packed) -> np.ndarray:
         return np.where(np.isinf(mean), mean, mean + c)
 
 
+def ts_of_extreme_over_time(p: Packed, largest: bool) -> np.ndarray:
+    """ts_of_max/min_over_time (Prometheus 3, compareOverTime): the time in seconds of the last point
+    holding the extreme value (ties go to the later point; a NaN is replaced by any later point)."""
+    best = p.values[:, 0].copy()
+    when = p.ts[:, 0].copy()
+    for j in range(1, p.values.shape[1]):
+        x = p.values[:, j]
+        better = (x >= best) if largest else (x <= best)
+        take = p.valid(j) & (better | np.isnan(best))
+        best, when = np.where(take, x, best), np.where(take, p.ts[:, j], when)
+    return when / 1000.0
+
+
 def extreme_over_time(p: Packed, largest: bool) -> np.ndarray:
     """max/min_over_time: a NaN is replaced by any later point, as in the Go loop."""
     best = p.values[:, 0].copy()

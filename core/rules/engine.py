@@ -18,7 +18,7 @@ import orjson
 
 from core.alert_state import Alert, AlertRuleState, AlertState
 from core.errors import CoreError
-from core.promql.evaluator import DEFAULT_SUBQUERY_STEP, evaluate
+from core.promql.evaluator import DEFAULT_SEMANTICS, DEFAULT_SUBQUERY_STEP, Semantics, evaluate, parse
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, VectorSample, labels_key
 from core.rules.loader import Rule, RuleGroup
@@ -38,8 +38,10 @@ class EngineStep:
 class RuleEngine:
     def __init__(self, groups: list[RuleGroup], external_labels: Mapping[str, str] | None = None,
                  external_url: str = "", source: AlertSource = "rule",
-                 subquery_step: float = DEFAULT_SUBQUERY_STEP) -> None:
+                 subquery_step: float = DEFAULT_SUBQUERY_STEP, semantics: Semantics = DEFAULT_SEMANTICS) -> None:
         self.groups = groups
+        # of the templates' `query`; the rules' own expressions were parsed for it by the loader
+        self.semantics = semantics
         self.subquery_step = subquery_step  # of `x[5m:]`: the global evaluation_interval, as Prometheus
         self.external_labels = dict(external_labels or {})
         self.external_url = external_url
@@ -125,7 +127,7 @@ class RuleEngine:
         notes: dict[Key, dict[str, str]] = {}
 
         def query(q: str) -> list[QuerySample]:
-            return _template_query(q, t, store)
+            return _template_query(q, t, store, self.semantics)
 
         for s in vec:
             data = TemplateData(s.labels, s.value, self.external_labels, self.external_url, query)
@@ -183,11 +185,11 @@ def _alert_json(a: Alert) -> dict[str, object]:
             "keep_firing_since": a.keep_firing_since}
 
 
-def _template_query(q: str, t: float, store: SeriesStore) -> list[QuerySample]:
+def _template_query(q: str, t: float, store: SeriesStore, semantics: Semantics) -> list[QuerySample]:
     """A template's `query`: evaluated at the alert's evaluation time against the same store (so it sees
     what earlier rules of the tick recorded), as Prometheus' rules.EngineQueryFunc."""
     try:
-        return [QuerySample(s.labels, s.value) for s in _vector(evaluate(q, t, store))]
+        return [QuerySample(s.labels, s.value) for s in _vector(evaluate(parse(q, semantics), t, store))]
     except CoreError as exc:
         raise TemplateError(f"error executing query {q!r}: {exc}") from None
 

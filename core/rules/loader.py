@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import CoreError, SourceError
-from core.promql.evaluator import ParsedExpr, parse
+from core.promql.evaluator import DEFAULT_SEMANTICS, ParsedExpr, Semantics, parse
 from core.promql.series_notation import SeriesNotationError, parse_duration
 from core.rules.templates import TemplateError, check
 from core.yaml_source import Path as DocPath
@@ -77,11 +77,13 @@ class RuleGroup:
     source: AlertSource = "rule"  # what its alerts say they come from ("slo" for generated SLO groups)
 
 
-def load_rule_files(paths: list[str], default_interval: float = DEFAULT_INTERVAL) -> list[RuleGroup]:
+def load_rule_files(paths: list[str], default_interval: float = DEFAULT_INTERVAL,
+                    semantics: Semantics = DEFAULT_SEMANTICS) -> list[RuleGroup]:
+    """Every group of the files, expressions parsed for `semantics` (Prometheus 3's or 2's)."""
     groups: list[RuleGroup] = []
     seen: dict[str, str] = {}
     for p in paths:
-        for g in _load(load_yaml_file(p), default_interval):
+        for g in _load(load_yaml_file(p), default_interval, semantics):
             if g.name in seen:
                 raise SourceError(p, None, "groups", f"group name {g.name!r} is already used in {seen[g.name]}")
             seen[g.name] = p
@@ -89,11 +91,12 @@ def load_rule_files(paths: list[str], default_interval: float = DEFAULT_INTERVAL
     return groups
 
 
-def load_rules_text(text: str, path: str = "<rules>", default_interval: float = DEFAULT_INTERVAL) -> list[RuleGroup]:
-    return _load(load_yaml(text, path), default_interval)
+def load_rules_text(text: str, path: str = "<rules>", default_interval: float = DEFAULT_INTERVAL,
+                    semantics: Semantics = DEFAULT_SEMANTICS) -> list[RuleGroup]:
+    return _load(load_yaml(text, path), default_interval, semantics)
 
 
-def _load(doc: YamlDocument, default_interval: float) -> list[RuleGroup]:
+def _load(doc: YamlDocument, default_interval: float, semantics: Semantics) -> list[RuleGroup]:
     if doc.data is None:
         return []
     if not isinstance(doc.data, dict):
@@ -109,7 +112,7 @@ def _load(doc: YamlDocument, default_interval: float) -> list[RuleGroup]:
             interval = _duration(doc, (*gloc, "interval"), g.name, None, g.interval)
             if interval <= 0:
                 raise doc.error((*gloc, "interval"), f"group {g.name!r}: interval must be greater than 0")
-        rules = [_rule(doc, (*gloc, "rules", ri), g.name, raw) for ri, raw in enumerate(g.rules or [])]
+        rules = [_rule(doc, (*gloc, "rules", ri), g.name, raw, semantics) for ri, raw in enumerate(g.rules or [])]
         out.append(RuleGroup(g.name, interval, rules, doc.path))
     return out
 
@@ -143,7 +146,7 @@ def _duration(doc: YamlDocument, loc: tuple[str | int, ...], group: str, rule: s
         raise doc.error(loc, f"{_where(group, rule)}: {exc}") from None
 
 
-def _rule(doc: YamlDocument, loc: tuple[str | int, ...], group: str, raw: Any) -> Rule:
+def _rule(doc: YamlDocument, loc: tuple[str | int, ...], group: str, raw: Any, semantics: Semantics) -> Rule:
     if not isinstance(raw, dict):
         raise doc.error(loc, f"{_where(group, None)}: a rule must be a mapping with alert or record and expr")
     name = raw.get("alert") or raw.get("record")
@@ -170,7 +173,7 @@ def _rule(doc: YamlDocument, loc: tuple[str | int, ...], group: str, raw: Any) -
     if not text.strip():
         raise doc.error((*loc, "expr"), f"{_where(group, name)}: `expr` is empty")
     try:
-        expr = parse(text)
+        expr = parse(text, semantics)
     except CoreError as exc:
         raise doc.error((*loc, "expr"), f"{_where(group, name)}: {exc}") from None
     labels = {k: _str(v) for k, v in spec.labels.items()}

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from core.errors import CoreError, SourceError
-from core.promql.evaluator import evaluate
+from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, evaluate, parse
 from core.promql.series_notation import STALE, expand_series, parse_duration, parse_metric, parse_series_line
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, labels_key
@@ -34,7 +34,9 @@ class FileResult:
         return not self.failures
 
 
-def run_test_file(path: str) -> FileResult:
+def run_test_file(path: str, semantics: Semantics = DEFAULT_SEMANTICS) -> FileResult:
+    """Run one promtool test file; rules and `promql_expr_test` expressions evaluated with `semantics`
+    (promtool 2.42 itself is Prometheus 2: a file written for it passes in `prometheus2`)."""
     res = FileResult(path)
     try:
         doc = load_yaml_file(path)  # for the line numbers of errors
@@ -55,11 +57,11 @@ def run_test_file(path: str) -> FileResult:
         if not isinstance(tests, list) or not all(isinstance(tg, dict) for tg in tests):
             raise doc.error(("tests",), "expected a list of test groups (mappings with input_series, ...)")
         for i, tg in enumerate(tests):
-            groups = load_rule_files(files, default_interval=eval_interval)
+            groups = load_rule_files(files, default_interval=eval_interval, semantics=semantics)
             if order:
                 rank = {name: j for j, name in enumerate(order)}
                 groups.sort(key=lambda g: rank.get(g.name, len(rank)))
-            res.failures += _run_group(tg, i, groups, eval_interval)
+            res.failures += _run_group(tg, i, groups, eval_interval, semantics)
     except (CoreError, OSError, KeyError, TypeError, ValueError) as exc:
         res.failures.append(f"{type(exc).__name__}: {exc}" if not isinstance(exc, SourceError) else str(exc))
     except Exception as exc:  # one file's crash must not stop the files after it
@@ -67,7 +69,8 @@ def run_test_file(path: str) -> FileResult:
     return res
 
 
-def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval: float) -> list[str]:
+def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval: float,
+               semantics: Semantics) -> list[str]:
     name = tg.get("name") or f"#{index}"
     interval = parse_duration(tg.get("interval", "")) if tg.get("interval") else eval_interval
     alert_tests = tg.get("alert_rule_test") or []
@@ -87,7 +90,8 @@ def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval:
             else:
                 store.append_one(metric, labels, k * interval, float(value))
     engine = RuleEngine(groups, external_labels=tg.get("external_labels") or {},
-                        external_url=tg.get("external_url", ""), subquery_step=eval_interval)
+                        external_url=tg.get("external_url", ""), subquery_step=eval_interval,
+                        semantics=semantics)
     failures: list[str] = []
     pending = list(alert_times)
     k = 0
@@ -102,7 +106,7 @@ def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval:
                 failures += _check_alerts(name, case, engine)
         k += 1
     for case in expr_tests:
-        failures += _check_expr(name, case, store, eval_interval)
+        failures += _check_expr(name, case, store, eval_interval, semantics)
     return failures
 
 
@@ -133,10 +137,11 @@ def _fmt_alerts(alerts: list[Any]) -> str:
     return "[" + ", ".join(f"(labels: {dict(lab)}, annotations: {dict(ann)})" for lab, ann in alerts) + "]"
 
 
-def _check_expr(group: str, case: dict[str, Any], store: SeriesStore, eval_interval: float) -> list[str]:
+def _check_expr(group: str, case: dict[str, Any], store: SeriesStore, eval_interval: float,
+                semantics: Semantics) -> list[str]:
     at = parse_duration(case["eval_time"])
     try:
-        value = evaluate(case["expr"], at, store, subquery_step=eval_interval)
+        value = evaluate(parse(case["expr"], semantics), at, store, subquery_step=eval_interval)
     except CoreError as exc:
         return [f"    group {group}, expr: {case['expr']!r}, time: {case['eval_time']}: {exc}"]
     vec = [({}, value.value)] if isinstance(value, Scalar) else [(s.labels, s.value) for s in value]  # type: ignore[union-attr]

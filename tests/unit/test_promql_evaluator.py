@@ -181,8 +181,6 @@ def test_matching_errors_are_promql_errors() -> None:
     [
         ("histogram_count(x)", "function histogram_count()"),
         ("limit_ratio(0.5, x)", "aggregation limit_ratio"),
-        ("left + fill(0) right", "fill"),
-        ("left * on(a) fill_left(1) fill_right(2) right", "fill"),
         ('"a string"', "a string literal"),
     ],
 )

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.errors import CoreError
+from core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
 from core.rules.loader import load_rule_files
 from core.rules.unit_test import run_test_file
 
@@ -24,18 +25,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="rules_action", metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate rule files", epilog="example: watchkeeper rules check a.yml")
     check.add_argument("files", nargs="+")
+    _semantics_option(check)
     check.set_defaults(func=_check)
     test = actions.add_parser("test", help="run rule unit tests (promtool's format)",
                               epilog="example: watchkeeper rules test tests/rules/alerts/for_timing.test.yml")
     test.add_argument("files", nargs="+")
+    _semantics_option(test)
     test.set_defaults(func=_test)
     from watchkeeper.backtest_command import add_parser as add_backtest
 
     add_backtest(actions)
 
 
+def _semantics_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--semantics", choices=SEMANTICS, default=DEFAULT_SEMANTICS,
+                   help=f"PromQL semantics of the expressions (default {DEFAULT_SEMANTICS}; promtool 2.42's "
+                        "tests pass in prometheus2, promtool 3's in prometheus3)")
+
+
 def _check(args: argparse.Namespace) -> int:
-    return check_files(args.files, load_rule_files, "rules")
+    return check_files(args.files, lambda paths: load_rule_files(paths, semantics=args.semantics), "rules")
 
 
 def check_files(files: list[str], load: Callable[[list[str]], Sequence[Any]], noun: str) -> int:
@@ -61,7 +70,7 @@ def _test(args: argparse.Namespace) -> int:
     failed = 0
     for f in args.files:
         print(f"Unit Testing:  {f}")
-        res = run_test_file(f)
+        res = run_test_file(f, args.semantics)
         if res.ok:
             print("  SUCCESS\n")
         else:
