@@ -78,7 +78,7 @@ class TimeInterval:
                 raise ValueError("a naive datetime has no instant: give it a tzinfo")
             dt = t.astimezone(_zone(self.location))
         else:
-            dt = datetime.fromtimestamp(t, _zone(self.location))
+            dt = datetime.fromtimestamp(t, UTC).astimezone(_zone(self.location))
         if self.times is not None:
             minute = dt.hour * 60 + dt.minute
             if not any(r.start <= minute < r.end for r in self.times):
@@ -106,14 +106,20 @@ def _day_in(r: Range, day: int, dim: int) -> bool:
     return begin <= day <= end
 
 
-_ZONES: dict[str | None, tzinfo] = {None: UTC, "UTC": UTC}
+_ZONES: dict[str, tzinfo] = {"UTC": UTC}
 
 
-def _zone(name: str | None) -> tzinfo:
+def _zone(name: str | None) -> tzinfo | None:
+    """The zone to convert to; None is Go's `Local` (the host's zone), which `astimezone(None)` applies at
+    the instant given, daylight saving included, without reading the clock."""
+    if name is None:
+        return UTC
+    if name == "Local":
+        return None
     z = _ZONES.get(name)
-    if z is None and name is not None:
-        z = _ZONES[name] = ZoneInfo(name) if name != "Local" else datetime.now().astimezone().tzinfo or UTC
-    return z or UTC
+    if z is None:
+        z = _ZONES[name] = ZoneInfo(name)
+    return z
 
 
 class TimeIntervals:

@@ -153,3 +153,20 @@ def test_numbers_read_as_yaml_v2_reads_them() -> None:
     assert ti.days_of_month == (Range(1, 1), Range(-3, -1))
     assert ti.contains(datetime.fromisoformat("2026-12-29T00:00:00+00:00"))
     assert not ti.contains(datetime.fromisoformat("2026-12-02T00:00:00+00:00"))
+
+
+def test_local_is_the_hosts_zone_at_the_instant_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Go's `location: Local`: the host's zone, daylight saving as of the instant tested (not of today)."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        [office] = parse_time_intervals([{"times": [{"start_time": "09:00", "end_time": "17:00"}],
+                                          "location": "Local"}])
+        winter_9am, summer_9am = 1704981600.0, 1720789200.0  # 2024-01-11 and 2024-07-12, 09:00 in New York
+        assert office.contains(winter_9am) and office.contains(summer_9am)
+        assert not office.contains(winter_9am - 60) and not office.contains(summer_9am - 60)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
