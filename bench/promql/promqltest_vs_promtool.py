@@ -30,6 +30,7 @@ import yaml
 
 from core.errors import CoreError
 from core.promql.evaluator import evaluate, parse
+from core.promql.promqltest import split_series
 from core.promql.series_notation import STALE, expand_series, parse_duration, parse_metric, parse_series_line
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, labels_key
@@ -62,22 +63,6 @@ class FileCount:
     failures: list[str] = field(default_factory=list)
 
 
-def _split_series(line: str) -> tuple[str, str]:
-    """`name{a="b c"} 0+1x10` to (selector, values): the first blank outside braces and quotes."""
-    line = line.strip()
-    depth, quoted = 0, False
-    for i, ch in enumerate(line):
-        if ch == '"' and (i == 0 or line[i - 1] != "\\"):
-            quoted = not quoted
-        elif not quoted and ch == "{":
-            depth += 1
-        elif not quoted and ch == "}":
-            depth -= 1
-        elif not quoted and depth == 0 and ch in " \t":
-            return line[:i], line[i:].strip()
-    return line, ""
-
-
 def parse_test_file(text: str) -> tuple[list[Block], int]:
     blocks: list[Block] = []
     skipped = 0
@@ -108,7 +93,7 @@ def parse_test_file(text: str) -> tuple[list[Block], int]:
                 if "{{" in lines[i]:
                     current.histograms = True
                 else:
-                    current.series.append((*_split_series(lines[i]), interval))
+                    current.series.append((*split_series(lines[i].strip()), interval))
                 i += 1
             selectors = [sel for sel, _, _ in current.series]
             current.duplicates = len(set(selectors)) != len(selectors)
@@ -257,7 +242,7 @@ def _expected(body: list[str]) -> list[tuple[object, float]] | None:
             if line.startswith(("expect string", "expect range", "expect fail")):
                 return None
             continue
-        selector, value = _split_series(line)
+        selector, value = split_series(line.strip())
         if not value:  # a scalar
             selector, value = "{}", selector
         try:
