@@ -26,6 +26,34 @@ class Recorded:
     time: float
 
 
+class ServedApp:
+    """An aiohttp app served on 127.0.0.1:`port` from a thread with its own event loop, so tests and the code
+    under test (another loop or process) can reach it; every test peer below runs this way."""
+
+    def __init__(self, app: web.Application, port: int) -> None:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(app)
+
+        async def main() -> None:
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", port).start()
+            ready.set()
+
+        def run() -> None:
+            self._loop.run_until_complete(main())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
 @dataclass
 class RecordingServer:
     """aiohttp in a thread. `fail_until` (epoch) makes it answer 500; `delay` slows every answer."""
@@ -41,9 +69,6 @@ class RecordingServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> RecordingServer:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
         async def handle(request: web.Request) -> web.Response:
             raw = await request.read()
             if self.delay:
@@ -55,27 +80,13 @@ class RecordingServer:
             self.requests.append(Recorded(request.path, orjson.loads(raw) if raw else None, time.time()))
             return web.Response(status=200, text="ok")
 
-        async def main() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", handle)
-            self._runner = web.AppRunner(app)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-            ready.set()
-
-        def run() -> None:
-            self._loop.run_until_complete(main())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        self._served = ServedApp(app, self.port)
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._served.stop()
 
     def at(self, path: str) -> list[Recorded]:
         return [r for r in list(self.requests) if r.path == path]

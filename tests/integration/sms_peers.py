@@ -6,10 +6,8 @@ is answered 400 and listed in `violations`, so a test sees what was wrong."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.integration.notify_peers import ServedApp
 from watchkeeper.broker import free_port
 
 TWILIO_SID, TWILIO_TOKEN = "AC0123456789abcdef0123456789abcdef", "twilio-auth-token-0042"
@@ -57,32 +56,15 @@ class SmsProviderServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> SmsProviderServer:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def main() -> None:
-            app = web.Application()
-            app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._twilio)
-            app.router.add_post("/sns/", self._sns)
-            app.router.add_route("*", "/gateway/{tail:.*}", self._gateway)
-            self._runner = web.AppRunner(app)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-            ready.set()
-
-        def run() -> None:
-            self._loop.run_until_complete(main())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._twilio)
+        app.router.add_post("/sns/", self._sns)
+        app.router.add_route("*", "/gateway/{tail:.*}", self._gateway)
+        self._served = ServedApp(app, self.port)
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._served.stop()
 
     def _refuse(self, why: str) -> web.Response:
         self.violations.append(why)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from aiohttp import web
 from schemas.alerts import AlertEvent
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until
-from tests.integration.notify_peers import RecordingServer
+from tests.integration.notify_peers import RecordingServer, ServedApp
 from tests.integration.test_notify_sink import send, start_sink, wait_for
 from watchkeeper.broker import free_port
 from watchkeeper.config import Config
@@ -40,9 +39,6 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Service:
-        ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
-
         async def health(_: web.Request) -> web.Response:
             return web.Response(status=200 if self.healthy else 503, text="ok" if self.healthy else "down")
 
@@ -51,28 +47,14 @@ class Service:
             self.healthy = True
             return web.Response(text="restarted")
 
-        async def main() -> None:
-            app = web.Application()
-            app.router.add_get("/healthz", health)
-            app.router.add_post("/restart", restart)
-            self.runner = web.AppRunner(app)
-            await self.runner.setup()
-            await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-            ready.set()
-
-        def run() -> None:
-            self.loop.run_until_complete(main())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        ready.wait(10)
+        app = web.Application()
+        app.router.add_get("/healthz", health)
+        app.router.add_post("/restart", restart)
+        self._served = ServedApp(app, self.port)
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self._served.stop()
 
 
 def _restart_cmd(url: str) -> list[str]:
