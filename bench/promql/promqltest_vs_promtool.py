@@ -30,7 +30,7 @@ import yaml
 
 from core.errors import CoreError
 from core.promql.evaluator import evaluate, parse
-from core.promql.promqltest import split_series
+from core.promql.promqltest import almost_equal, split_series
 from core.promql.series_notation import STALE, expand_series, parse_duration, parse_metric, parse_series_line
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, labels_key
@@ -252,18 +252,6 @@ def _expected(body: list[str]) -> list[tuple[object, float]] | None:
     return sorted(out)
 
 
-def _almost_equal(a: float, b: float) -> bool:
-    """promqltest's comparison (util/almost.Equal, epsilon 1e-6)."""
-    if a == b or (math.isnan(a) and math.isnan(b)):
-        return True
-    if math.isnan(a) or math.isnan(b) or math.isinf(a) or math.isinf(b):
-        return False
-    diff, total = abs(a - b), abs(a) + abs(b)
-    if a == 0 or b == 0 or total < sys.float_info.min:
-        return diff < 1e-6 * sys.float_info.min
-    return diff / min(total, sys.float_info.max) < 1e-6
-
-
 def run_file_expected(path: Path, semantics: str) -> FileCount:
     """The suite's own expectations (Prometheus 3's), all samples loaded, as promqltest does."""
     count = FileCount()
@@ -302,7 +290,7 @@ def run_file_expected(path: Path, semantics: str) -> FileCount:
                 (s.labels, s.value) for s in result]  # type: ignore[union-attr]
             got = sorted((labels_key(lb), v) for lb, v in samples)
             if [k for k, _ in got] == [k for k, _ in want] and all(
-                    _almost_equal(x, y) for (_, x), (_, y) in zip(got, want, strict=True)):
+                    almost_equal(x, y) for (_, x), (_, y) in zip(got, want, strict=True)):
                 count.passed += 1
             else:
                 count.failures.append(f"{t} {expr}\n    expected {want}\n    ours     {got}")
