@@ -380,13 +380,7 @@ class WindowEngine:
                     self._take_over(np.asarray([s]), source)
                 self._single.append((s, ts, v, c, k, self.proc_time))
                 self._pending_n += 1
-                if ts > self._src_max[source]:
-                    self._src_max[source] = ts
-                    self._dirty.add(source)
-                self._src_seen[source] = self.proc_time
-                if not self._src_active[source]:
-                    self._src_active[source] = True
-                    self._idle_due = min(self._idle_due, self.proc_time + self.idle_timeout)
+                self._source_seen(source, ts)
                 if self._pending_n >= _MAX_PENDING:
                     self._apply_pending()
                 return 0
