@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from schemas.limits import MAX_ABS_VALUE, MAX_EPOCH_SECONDS
+
+# One set of bounds with the front door (schemas/limits.py), so nothing accepted there is refused here.
 MIN_TS = 0.0
-MAX_TS = 9_223_372_036.0  # int64 nanoseconds: 2262-04-11
-MAX_ABS_VALUE = 1e300
+MAX_TS = MAX_EPOCH_SECONDS  # int64 nanoseconds: 2262-04-11
+__all__ = ["MAX_ABS_VALUE", "MAX_TS", "MIN_TS", "Reject"]
 
 
 class Reject(IntEnum):

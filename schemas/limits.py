@@ -23,8 +23,8 @@ label_name_ok = re.compile(LABEL_NAME_PATTERN).fullmatch
 metric_name_ok = re.compile(METRIC_NAME_SYNTAX).fullmatch
 
 # The largest epoch second that int64 nanoseconds can hold (2262-04-11): ClickHouse's DateTime64(9) and
-# every Go-based peer (Prometheus, Alertmanager) keep time in that range. The same bounds and reason names
-# as the worker's (core/sample_rejects.py), so nothing taken here is refused there.
+# every Go-based peer (Prometheus, Alertmanager) keep time in that range. The worker's bounds are these
+# (core/sample_rejects.py imports them), so nothing taken here is refused there.
 MAX_EPOCH_SECONDS = 9_223_372_036.0
 # Values beyond this would overflow a window's sum (10^8 of them still sum to a finite float64).
 MAX_ABS_VALUE = 1e300
