@@ -15,17 +15,45 @@ from core.notify.receiver_configs import (
     SlackConfig,
     WebhookConfig,
 )
+from core.notify.receiver_kinds import (
+    DiscordConfig,
+    KindConfig,
+    MSTeamsConfig,
+    OpsGenieConfig,
+    PushoverConfig,
+    SNSConfig,
+    TelegramConfig,
+    VictorOpsConfig,
+    WebexConfig,
+    WechatConfig,
+)
 from core.notify.sms import SmsConfig
 from sinks.channels.alertmanager import AlertmanagerChannel
 from sinks.channels.base import Channel, DeliveryError
 from sinks.channels.command import CommandChannel
+from sinks.channels.discord import DiscordChannel
 from sinks.channels.email import EmailChannel
+from sinks.channels.msteams import MSTeamsChannel
+from sinks.channels.opsgenie import OpsgenieChannel
 from sinks.channels.pagerduty import PagerdutyChannel
+from sinks.channels.pushover import PushoverChannel
 from sinks.channels.slack import SlackChannel
 from sinks.channels.sms import SmsChannel, repeat_intervals
+from sinks.channels.sns import SNSChannel
+from sinks.channels.telegram import TelegramChannel
+from sinks.channels.victorops import VictorOpsChannel
+from sinks.channels.webex import WebexChannel
 from sinks.channels.webhook import WebhookChannel
+from sinks.channels.wechat import WechatChannel
 
 __all__ = ["Channel", "DeliveryError", "build_channels"]
+
+# Alertmanager's other kinds: the config model -> its channel (one table, so a kind cannot load undelivered).
+KIND_CHANNELS: dict[type[KindConfig], type[Channel]] = {
+    OpsGenieConfig: OpsgenieChannel, VictorOpsConfig: VictorOpsChannel, PushoverConfig: PushoverChannel,
+    SNSConfig: SNSChannel, MSTeamsConfig: MSTeamsChannel, DiscordConfig: DiscordChannel,
+    TelegramConfig: TelegramChannel, WebexConfig: WebexChannel, WechatConfig: WechatChannel,
+}
 
 
 def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig,
@@ -47,4 +75,6 @@ def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig,
             out[name] = CommandChannel(name, c)
         elif isinstance(c, SmsConfig):
             out[name] = SmsChannel(name, c, session, repeat_intervals(route))
+        elif isinstance(c, KindConfig):
+            out[name] = KIND_CHANNELS[type(c)](name, c, global_cfg, session)  # type: ignore[call-arg]
     return out
