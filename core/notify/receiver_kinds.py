@@ -83,8 +83,8 @@ class OpsGenieConfig(KindConfig):
 class VictorOpsConfig(KindConfig):
     KEYS = ("api_key", "api_key_file", "api_url", "routing_key", "message_type", "state_message",
             "entity_display_name", "monitoring_tool", "custom_fields")
-    _RESERVED = ("routing_key", "message_type", "state_message", "entity_display_name", "monitoring_tool",
-                 "entity_id", "entity_state")
+    RESERVED: ClassVar[tuple[str, ...]] = ("routing_key", "message_type", "state_message", "entity_display_name",
+                                           "monitoring_tool", "entity_id", "entity_state")
     TEXTS = ("message_type", "state_message", "entity_display_name", "monitoring_tool", "custom_fields")
 
     @classmethod
@@ -93,7 +93,7 @@ class VictorOpsConfig(KindConfig):
             raise ValueError("missing Routing key in VictorOps config")
         _one_of(data, "api_key", "api_key_file")
         for k in data.get("custom_fields") or {}:
-            if k in cls._RESERVED:
+            if k in cls.RESERVED:
                 raise ValueError(f"victorOps config contains custom field {k} which cannot be used as it "
                                  "conflicts with the fixed/static fields")
 

@@ -16,7 +16,7 @@ import yarl
 from core.notify.notification import Notification
 from core.notify.receiver_configs import HttpConfig
 from core.secrets import mask_url
-from watchkeeper.log_filters import KNOWN_SECRETS
+from watchkeeper.log_filters import KNOWN_SECRETS, redact
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -132,7 +132,8 @@ async def http_request(session: aiohttp.ClientSession, method: str, url: str, bo
                        http: HttpConfig | None = None) -> tuple[int, str]:
     """One request with the receiver's `http_config` (TLS; the caller adds its credentials to `headers`);
     (status, body) for a 2xx, else a DeliveryError: 5xx, 429, timeouts and connection errors retryable
-    (with the peer's `Retry-After`), other answers final, every URL in the message masked."""
+    (with the peer's `Retry-After`), other answers final; the message has every URL masked and every
+    known secret (core.secrets) replaced, so no caller can leak one."""
     shown = mask_url(url, hide_path=secret_url)
     ssl_arg = ssl_context(http)
     redirects = http.follow_redirects if http is not None else True
@@ -143,9 +144,10 @@ async def http_request(session: aiohttp.ClientSession, method: str, url: str, bo
             if resp.status < 300:
                 return resp.status, text
             retryable = resp.status >= 500 or resp.status == 429
-            raise DeliveryError(f"HTTP {resp.status} from {shown}: {_scrub(text[:200], url, shown)}", retryable,
+            raise DeliveryError(redact(f"HTTP {resp.status} from {shown}: {_scrub(text[:200], url, shown)}"), retryable,
                                 retry_after(resp.headers, time.time()) if retryable else None)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryError(f"{type(exc).__name__} posting to {shown}: {_scrub(str(exc), url, shown)}", True) from None
+        raise DeliveryError(redact(f"{type(exc).__name__} posting to {shown}: {_scrub(str(exc), url, shown)}"),
+                            True) from None
     except ValueError as exc:  # yarl's InvalidURL and friends: a configuration error, not worth retrying
-        raise DeliveryError(f"cannot post to {shown}: {_scrub(str(exc), url, shown)}", False) from None
+        raise DeliveryError(redact(f"cannot post to {shown}: {_scrub(str(exc), url, shown)}"), False) from None

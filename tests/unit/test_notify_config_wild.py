@@ -51,7 +51,7 @@ def test_every_kind_is_an_integration_with_alertmanagers_send_resolved_default()
                              "    webhook_configs: [{url: 'http://127.0.0.1:9/hook'}]\n"
                              "    wechat_configs: [{api_secret: s, corp_id: c}]\n"
                              "    telegram_configs: [{bot_token: t, chat_id: 1, send_resolved: false}]\n")
-    got = {k: getattr(c, "send_resolved") for k, c in cfg.receivers["r"].integrations()}
+    got = {k: c.send_resolved for k, c in cfg.receivers["r"].integrations()}
     assert got == {"webhook[0]": True, "msteams[0]": True, "wechat[0]": False, "telegram[0]": False}
 
 

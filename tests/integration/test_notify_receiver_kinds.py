@@ -1,0 +1,357 @@
+"""Alertmanager's other integrations delivered: each kind, configured as in an Alertmanager file, sends a
+firing and a resolved notification to a loopback stand-in for its service (tests/integration/
+service_peers.py), which checks the request as the service documents it; a 5xx is retryable, a 4xx final,
+and no error text holds a secret."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from core.notify.config import load_notify_config
+from core.notify.notification import Notification
+from schemas.alerts import AlertEvent
+from sinks.channels import Channel, DeliveryError, build_channels
+from sinks.notify_sink import register_notify_secrets
+from tests.integration.service_peers import (
+    AWS_KEY,
+    AWS_SECRET,
+    DISCORD_PATH,
+    OPSGENIE_KEY,
+    PUSHOVER_TOKEN,
+    PUSHOVER_USER,
+    TEAMS_PATH,
+    TELEGRAM_TOKEN,
+    VICTOROPS_KEY,
+    WEBEX_TOKEN,
+    WECHAT_CORP,
+    WECHAT_SECRET,
+    ServicePeer,
+    sigv4_problem,
+)
+from watchkeeper.log_filters import redact
+
+NOW = 1_765_000_000.0
+
+# One receiver per kind, as a user writes it; `{url}` is the stand-in's address.
+RECEIVERS = {
+    "opsgenie": f"""
+    opsgenie_configs:
+      - api_key: {OPSGENIE_KEY}
+        api_url: "{{url}}/opsgenie/"
+        priority: P1
+        tags: "db, storage"
+        note: "paged by {{{{ .Receiver }}}}"
+        details: {{runbook: "https://runbooks.example/{{{{ .CommonLabels.alertname }}}}"}}
+        responders: [{{name: dba, type: team}}, {{name: "sre,net", type: teams}}, {{username: ann@example.com,
+                      type: user}}]
+        update_alerts: true""",
+    "victorops": f"""
+    victorops_configs:
+      - api_key: {VICTOROPS_KEY}
+        api_url: "{{url}}/victorops/"
+        routing_key: "db-{{{{ .CommonLabels.service }}}}"
+        custom_fields: {{team: storage}}""",
+    "pushover": f"""
+    pushover_configs:
+      - user_key: {PUSHOVER_USER}
+        token: {PUSHOVER_TOKEN}
+        api_url: "{{url}}/pushover/1/messages.json"
+        retry: 2m
+        expire: 2h
+        sound: siren""",
+    "sns": f"""
+    sns_configs:
+      - api_url: "{{url}}/sns/"
+        topic_arn: "arn:aws:sns:eu-west-1:123456789012:alerts"
+        sigv4: {{access_key: {AWS_KEY}, secret_key: "{AWS_SECRET}"}}
+        attributes: {{severity: "{{{{ .CommonLabels.severity }}}}"}}""",
+    "msteams": """
+    msteams_configs:
+      - webhook_url: "{url}""" + TEAMS_PATH + '"',
+    "discord": """
+    discord_configs:
+      - webhook_url: "{url}""" + DISCORD_PATH + '''"
+        content: "{{ .CommonLabels.alertname }} needs a look"
+        username: watchkeeper''',
+    "telegram": f"""
+    telegram_configs:
+      - api_url: "{{url}}/telegram"
+        bot_token: "{TELEGRAM_TOKEN}"
+        chat_id: -1001234567890
+        message_thread_id: 7""",
+    "webex": f"""
+    webex_configs:
+      - api_url: "{{url}}/webex/v1/messages"
+        room_id: "Y2lzY29zcGFyazovL3VzL1JPT00vYmJjZWIxYWQtNDNmMS0zYjU4LTkxNDctZjE0YmIwYzRkMTU0"
+        http_config: {{authorization: {{credentials: {WEBEX_TOKEN}}}}}""",
+    "wechat": f"""
+    wechat_configs:
+      - api_url: "{{url}}/wechat/cgi-bin/"
+        corp_id: {WECHAT_CORP}
+        api_secret: {WECHAT_SECRET}
+        agent_id: "1000002"
+        to_party: "2"
+        send_resolved: true""",
+}
+
+
+def event(state: str = "firing", instance: str = "db-1", summary: str = "Disk 95% full on db") -> AlertEvent:
+    labels = {"alertname": "DiskFull", "severity": "critical", "service": "db", "instance": instance}
+    return AlertEvent(fingerprint=f"{abs(hash(instance)) % 16**16:016x}", rule="DiskFull", state=state,  # type: ignore[arg-type]
+                      labels=labels, annotations={"summary": summary}, starts_at=NOW - 60,
+                      ends_at=NOW - 1 if state == "resolved" else None, event_time=NOW, generator_url="http://wk/graph")
+
+
+def note(*alerts: AlertEvent, integration: str = "x[0]") -> Notification:
+    return Notification(receiver="team", integration=integration, group_key='{}:{alertname="DiskFull"}',
+                        group_labels={"alertname": "DiskFull"}, alerts=list(alerts), flush_time=NOW,
+                        external_url="http://watchkeeper.example:8080")
+
+
+@pytest.fixture
+def peer() -> Iterator[ServicePeer]:
+    srv = ServicePeer().start()
+    yield srv
+    srv.stop()
+
+
+def channel_of(kind: str, url: str, session: aiohttp.ClientSession, text: str | None = None) -> Channel:
+    receiver = (text or RECEIVERS[kind]).replace("{url}", url)
+    yaml = "route: {receiver: team}\nreceivers:\n  - name: team" + receiver + "\n"
+    cfg = load_notify_config(yaml, "am.yml")
+    register_notify_secrets(cfg)
+    (ch,) = build_channels(cfg.receivers["team"], cfg.global_, session).values()
+    return ch
+
+
+def deliver(kind: str, url: str, *notes: Notification, text: str | None = None) -> list[Any]:
+    """Send each notification through one channel (one session, as the sink has); results or errors."""
+    async def run() -> list[Any]:
+        async with aiohttp.ClientSession() as s:
+            ch = channel_of(kind, url, s, text)
+            out: list[Any] = []
+            for n in notes:
+                try:
+                    out.append(await ch.send(n))
+                except DeliveryError as exc:
+                    out.append(exc)
+            return out
+
+    return asyncio.run(run())
+
+
+def firing_then_resolved(kind: str, peer: ServicePeer) -> list[Any]:
+    got = deliver(kind, peer.url, note(event()), note(event("resolved")))
+    assert not [g for g in got if isinstance(g, DeliveryError)], got
+    return got
+
+
+def test_opsgenie_creates_then_closes_by_alias(peer: ServicePeer) -> None:
+    got = firing_then_resolved("opsgenie", peer)
+    create, message, description, close = peer.at("/opsgenie/")
+    assert (create.method, create.path) == ("POST", "/opsgenie/v2/alerts")
+    assert create.headers["Authorization"] == f"GenieKey {OPSGENIE_KEY}"
+    b = create.json()
+    assert b["message"] == "[FIRING:1] DiskFull" and b["priority"] == "P1" and b["tags"] == ["db", "storage"]
+    assert b["note"] == "paged by team" and b["details"] == {"runbook": "https://runbooks.example/DiskFull"}
+    assert b["responders"] == [{"name": "dba", "type": "team"}, {"type": "team", "name": "sre"},
+                               {"type": "team", "name": "net"}, {"username": "ann@example.com", "type": "user"}]
+    assert "Alerts Firing:" in b["description"] and " - instance = db-1" in b["description"]
+    assert b["source"] == "http://watchkeeper.example:8080" and len(b["alias"]) == 64
+    assert (message.method, message.path) == ("PUT", f"/opsgenie/v2/alerts/{b['alias']}/message")
+    assert description.json() == {"description": b["description"]}
+    assert (close.method, close.path, close.query) == ("POST", f"/opsgenie/v2/alerts/{b['alias']}/close",
+                                                       {"identifierType": "alias"})
+    assert close.json() == {"source": "http://watchkeeper.example:8080"} and got[0].startswith("opsgenie request r")
+
+
+def test_opsgenie_message_is_capped_at_130_characters(peer: ServicePeer) -> None:
+    text = RECEIVERS["opsgenie"] + "\n        message: '{{ .CommonAnnotations.summary }}'"
+    (ok,) = deliver("opsgenie", peer.url, note(event(summary="x" * 400)), text=text)
+    assert not isinstance(ok, DeliveryError)
+    msg = peer.at("/opsgenie/v2/alerts")[0].json()["message"]
+    assert len(msg) == 130 and msg.endswith("…")
+
+
+def test_victorops_critical_then_recovery_on_one_entity(peer: ServicePeer) -> None:
+    firing_then_resolved("victorops", peer)
+    trigger, recovery = peer.at("/victorops/")
+    assert trigger.path == f"/victorops/{VICTOROPS_KEY}/db-db" and trigger.method == "POST"
+    t, r = trigger.json(), recovery.json()
+    assert t["message_type"] == "CRITICAL" and r["message_type"] == "RECOVERY" and t["entity_id"] == r["entity_id"]
+    assert t["entity_display_name"] == "[FIRING:1] DiskFull" and t["team"] == "storage"
+    assert t["state_message"].startswith("Alerts Firing:") and t["monitoring_tool"] == "Watchkeeper"
+
+
+def test_victorops_unknown_message_type_still_pages(peer: ServicePeer) -> None:
+    text = RECEIVERS["victorops"] + "\n        message_type: PANIC"
+    deliver("victorops", peer.url, note(event()), text=text)
+    assert peer.at("/victorops/")[0].json()["message_type"] == "CRITICAL"
+
+
+def test_pushover_emergency_while_firing_normal_when_resolved(peer: ServicePeer) -> None:
+    firing_then_resolved("pushover", peer)
+    firing, resolved = peer.at("/pushover/")
+    assert firing.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
+    f, r = firing.form(), resolved.form()
+    assert (f["token"], f["user"]) == (PUSHOVER_TOKEN, PUSHOVER_USER)
+    assert f["priority"] == "2" and (f["retry"], f["expire"]) == ("120", "7200") and f["sound"] == "siren"
+    assert f["title"] == "[FIRING:1] DiskFull" and f["url"] == "http://watchkeeper.example:8080"
+    assert r["priority"] == "0" and "retry" not in r and r["title"] == "[RESOLVED] DiskFull"
+
+
+def test_pushover_message_capped_at_1024(peer: ServicePeer) -> None:
+    many = note(*[event(instance=f"db-{i}") for i in range(40)])
+    (ok,) = deliver("pushover", peer.url, many)
+    assert not isinstance(ok, DeliveryError)
+    assert len(peer.at("/pushover/")[0].form()["message"]) == 1024
+
+
+def test_sns_publish_is_sigv4_signed_with_topic_subject_and_attributes(peer: ServicePeer) -> None:
+    got = firing_then_resolved("sns", peer)
+    firing, resolved = peer.at("/sns/")
+    assert sigv4_problem(firing, AWS_SECRET, "sns") == ""
+    assert "/eu-west-1/sns/aws4_request" in firing.headers["Authorization"]
+    f = firing.form()
+    assert f["Action"] == "Publish" and f["TopicArn"] == "arn:aws:sns:eu-west-1:123456789012:alerts"
+    assert f["Subject"] == "[FIRING:1] DiskFull" and f["Message"].startswith("Alerts Firing:")
+    assert (f["MessageAttributes.entry.1.Name"], f["MessageAttributes.entry.1.Value.StringValue"]) == \
+        ("severity", "critical")
+    assert resolved.form()["Subject"] == "[RESOLVED] DiskFull" and got[0].startswith("MessageId ")
+
+
+def test_sns_wrong_secret_is_refused_by_the_signature_check(peer: ServicePeer) -> None:
+    text = RECEIVERS["sns"].replace(AWS_SECRET, "not-the-secret-key")
+    (err,) = deliver("sns", peer.url, note(event()), text=text)
+    assert isinstance(err, DeliveryError) and not err.retryable
+    assert "SignatureDoesNotMatch" in str(err) and "not-the-secret-key" not in redact(str(err))
+
+
+def test_sns_to_a_phone_has_no_subject(peer: ServicePeer) -> None:
+    text = f"""
+    sns_configs:
+      - api_url: "{{url}}/sns/"
+        phone_number: "+14155550100"
+        sigv4: {{region: eu-west-1, access_key: {AWS_KEY}, secret_key: "{AWS_SECRET}"}}"""
+    (ok,) = deliver("sns", peer.url, note(event()), text=text)
+    assert not isinstance(ok, DeliveryError), ok
+    f = peer.at("/sns/")[0].form()
+    assert f["PhoneNumber"] == "+14155550100" and "Subject" not in f and "TopicArn" not in f
+
+
+def test_msteams_message_card_red_then_green(peer: ServicePeer) -> None:
+    firing_then_resolved("msteams", peer)
+    firing, resolved = peer.at("/teams/")
+    f = firing.json()
+    assert f["@context"] == "http://schema.org/extensions" and f["type"] == "MessageCard"
+    assert f["title"] == f["summary"] == "[FIRING:1] DiskFull" and f["themeColor"] == "8C1A1A"
+    assert "Disk 95% full on db" in f["text"] and resolved.json()["themeColor"] == "2DC72D"
+
+
+def test_discord_embed_and_content(peer: ServicePeer) -> None:
+    firing_then_resolved("discord", peer)
+    firing, resolved = peer.at("/discord/")
+    f = firing.json()
+    assert f["content"] == "DiskFull needs a look" and f["username"] == "watchkeeper"
+    (embed,) = f["embeds"]
+    assert embed["title"] == "[FIRING:1] DiskFull" and embed["color"] == 0x992D22
+    assert resolved.json()["embeds"][0]["color"] == 0x2ECC71
+
+
+def test_discord_caps_title_and_description(peer: ServicePeer) -> None:
+    text = RECEIVERS["discord"] + "\n        title: '{{ .CommonAnnotations.summary }}'"
+    (ok,) = deliver("discord", peer.url, note(*[event(instance=f"db-{i}", summary="y" * 300) for i in range(30)]),
+                    text=text)
+    assert not isinstance(ok, DeliveryError), ok
+    embed = peer.at("/discord/")[0].json()["embeds"][0]
+    assert len(embed["title"]) == 256 and len(embed["description"]) == 4096
+
+
+def test_telegram_send_message_html_escaped_and_capped(peer: ServicePeer) -> None:
+    got = deliver("telegram", peer.url, note(event(summary="load <5 & rising")),
+                  note(*[event(instance=f"db-{i}", summary="z" * 200) for i in range(40)]), note(event("resolved")))
+    assert not [g for g in got if isinstance(g, DeliveryError)], got
+    first, long, resolved = peer.at("/telegram/")
+    assert first.path == f"/telegram/bot{TELEGRAM_TOKEN}/sendMessage" and first.method == "POST"
+    b = first.json()
+    assert b["chat_id"] == -1001234567890 and b["parse_mode"] == "HTML" and b["message_thread_id"] == 7
+    assert "load &lt;5 &amp; rising" in b["text"] and b["disable_notification"] is False
+    assert len(long.json()["text"]) == 4096 and resolved.json()["text"].startswith("Alerts Resolved:")
+    assert got[0] == "message 42"
+
+
+def test_telegram_bot_token_from_file(peer: ServicePeer, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(TELEGRAM_TOKEN + "\n")
+    text = RECEIVERS["telegram"].replace(f'bot_token: "{TELEGRAM_TOKEN}"', f"bot_token_file: {tmp_path / 'token'}")
+    (ok,) = deliver("telegram", peer.url, note(event()), text=text)
+    assert ok == "message 42"
+
+
+def test_webex_markdown_to_room_with_bearer_token(peer: ServicePeer) -> None:
+    firing_then_resolved("webex", peer)
+    firing, resolved = peer.at("/webex/")
+    assert firing.headers["Authorization"] == f"Bearer {WEBEX_TOKEN}" and firing.method == "POST"
+    b = firing.json()
+    assert b["roomId"].startswith("Y2lzY29") and b["markdown"].startswith("Alerts Firing:")
+    assert resolved.json()["markdown"].startswith("Alerts Resolved:")
+
+
+def test_webex_message_capped_at_7439_bytes(peer: ServicePeer) -> None:
+    (ok,) = deliver("webex", peer.url, note(*[event(instance=f"db-{i}", summary="é" * 300) for i in range(30)]))
+    assert not isinstance(ok, DeliveryError), ok
+    assert len(peer.at("/webex/")[0].json()["markdown"].encode()) <= 7439
+
+
+def test_wechat_token_once_then_messages_and_a_new_token_when_expired(peer: ServicePeer) -> None:
+    peer.wechat_expire_next = False
+    got = deliver("wechat", peer.url, note(event()), note(event("resolved")))
+    assert got == ["msgid MSGID1", "msgid MSGID1"]
+    token, first, second = peer.at("/wechat/")
+    assert token.method == "GET" and token.query == {"corpid": WECHAT_CORP, "corpsecret": WECHAT_SECRET}
+    assert first.query == {"access_token": "wx-token-1-abcdef"}
+    b = first.json()
+    assert (b["msgtype"], b["agentid"], b["toparty"], b["safe"]) == ("text", "1000002", "2", "0")
+    assert b["text"]["content"].startswith("Alerts Firing:") and second.json()["text"]["content"].startswith(
+        "Alerts Resolved:")
+    peer.wechat_expire_next = True
+    expired, retried = deliver("wechat", peer.url, note(event()), note(event()))
+    assert isinstance(expired, DeliveryError) and expired.retryable and "42001" in str(expired)
+    assert retried == "msgid MSGID1" and peer.wechat_tokens == 3  # a fresh channel, then the renewal
+
+
+@pytest.mark.parametrize("kind", sorted(RECEIVERS))
+def test_5xx_retryable_4xx_final_and_no_secret_in_the_error(kind: str, peer: ServicePeer) -> None:
+    peer.fail_next = [503]
+    (err,) = deliver(kind, peer.url, note(event()))
+    assert isinstance(err, DeliveryError) and err.retryable and "HTTP 503" in str(err)
+    peer.fail_next = [400]
+    (err,) = deliver(kind, peer.url, note(event()))
+    assert isinstance(err, DeliveryError) and not err.retryable and "HTTP 400" in str(err)
+    peer.fail_next = [429]
+    (err,) = deliver(kind, peer.url, note(event()))
+    assert isinstance(err, DeliveryError) and err.retryable
+    for secret in (OPSGENIE_KEY, VICTOROPS_KEY, PUSHOVER_TOKEN, PUSHOVER_USER, AWS_SECRET, TELEGRAM_TOKEN,
+                   WEBEX_TOKEN, WECHAT_SECRET, TEAMS_PATH, DISCORD_PATH, DISCORD_PATH.rsplit("/", 1)[1]):
+        assert secret not in str(err), (kind, str(err))
+
+
+def test_a_service_that_refuses_the_key_is_a_final_error(peer: ServicePeer) -> None:
+    text = RECEIVERS["opsgenie"].replace(OPSGENIE_KEY, "wrong-key-000000")
+    (err,) = deliver("opsgenie", peer.url, note(event()), text=text)
+    assert isinstance(err, DeliveryError) and not err.retryable and "HTTP 401" in str(err)
+    assert "wrong-key-000000" not in redact(str(err))
+
+
+def test_connection_refused_is_retryable() -> None:
+    from watchkeeper.broker import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    for kind in ("opsgenie", "telegram", "wechat"):
+        (err,) = deliver(kind, url, note(event()))
+        assert isinstance(err, DeliveryError) and err.retryable, (kind, err)
