@@ -6,11 +6,14 @@ and no error text holds a secret."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from core.notify.config import load_notify_config
@@ -18,6 +21,8 @@ from core.notify.notification import Notification
 from schemas.alerts import AlertEvent
 from sinks.channels import Channel, DeliveryError, build_channels
 from sinks.notify_sink import register_notify_secrets
+from tests.conftest import write_config
+from tests.integration.kafka_io import consume_until
 from tests.integration.service_peers import (
     AWS_KEY,
     AWS_SECRET,
@@ -34,6 +39,8 @@ from tests.integration.service_peers import (
     ServicePeer,
     sigv4_problem,
 )
+from tests.integration.test_notify_sink import send, start_sink, wait_for
+from watchkeeper.config import Config
 from watchkeeper.log_filters import redact
 
 NOW = 1_765_000_000.0
@@ -355,3 +362,50 @@ def test_connection_refused_is_retryable() -> None:
     for kind in ("opsgenie", "telegram", "wechat"):
         (err,) = deliver(kind, url, note(event()))
         assert isinstance(err, DeliveryError) and err.retryable, (kind, err)
+
+
+def test_through_the_sink_every_attempt_is_recorded_without_secrets(wk_config: Config, tmp_path: Path,
+                                                                    peer: ServicePeer) -> None:
+    """The real sink (tansu, a subprocess): firing then resolved to every kind, the first attempt answered
+    503 (retried), a Pushover receiver with a wrong user key refused (recorded `failed` with the reason)."""
+    kinds = dict(RECEIVERS)
+    kinds["pushover"] += RECEIVERS["pushover"].split("pushover_configs:")[1].replace(
+        f"user_key: {PUSHOVER_USER}", "user_key: wrong-user-key-0000")
+    am = ("route: {receiver: team, group_by: [alertname], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}\n"
+          "receivers:\n  - name: team" + "".join(kinds.values()).replace("{url}", peer.url) + "\n")
+    (tmp_path / "alertmanager.yml").write_text(am)
+    wk_config.notify.alertmanager_config = str(tmp_path / "alertmanager.yml")
+    wk_config.notify.retry_initial_seconds, wk_config.notify.retry_max_seconds = 0.2, 1.0
+    cfg_path = write_config(wk_config, tmp_path / "watchkeeper.yaml")
+    log = tmp_path / "sink.log"
+    peer.fail_next = [503]
+    proc = start_sink(cfg_path, log)
+    try:
+        t0 = time.time()
+        first = event()
+        send(wk_config, [first.model_copy(update={"starts_at": t0, "event_time": t0})])
+        wait_for(lambda: len(peer.at("/wechat/cgi-bin/message")) >= 1 and len(peer.at("/pushover/")) >= 2
+                 and len(peer.at("/opsgenie/")) >= 3, 60, proc, log)
+        resolved = event("resolved").model_copy(update={"starts_at": t0, "ends_at": t0 + 1, "event_time": t0 + 1})
+        send(wk_config, [resolved])
+        wait_for(lambda: len(peer.at("/opsgenie/")) >= 4 and len(peer.at("/wechat/cgi-bin/message")) >= 2,
+                 60, proc, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+    def done(rs: list[Any]) -> bool:
+        got = [orjson.loads(r.value) for r in rs]
+        sent = {(g["integration"], g["firing"]) for g in got if g["status"] == "sent"}
+        return all((f"{k}[0]", f) in sent for k in kinds for f in (0, 1))
+
+    recs = [orjson.loads(r.value) for r in asyncio.run(consume_until(
+        wk_config.kafka.bootstrap, wk_config.kafka.topics.notifications, done))]
+    assert any(r["status"] == "retrying" and "HTTP 503" in r["error"] for r in recs)
+    failed = [r for r in recs if r["status"] == "failed"]
+    assert {r["integration"] for r in failed} == {"pushover[1]"}
+    assert "HTTP 400" in failed[0]["error"] and "user identifier is invalid" in failed[0]["error"]
+    text = orjson.dumps(recs).decode() + log.read_text()
+    for secret in (OPSGENIE_KEY, VICTOROPS_KEY, PUSHOVER_TOKEN, AWS_SECRET, TELEGRAM_TOKEN, WEBEX_TOKEN,
+                   WECHAT_SECRET, "wx-token-1-abcdef", DISCORD_PATH.rsplit("/", 1)[1]):
+        assert secret not in text, secret
