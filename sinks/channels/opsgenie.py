@@ -15,14 +15,14 @@ from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import OpsGenieConfig
 from core.notify.text_template import render_template
 from sinks.channels.base import auth_headers, http_request, read_secret
-from sinks.channels.texts import Defaults, alert_list, external_url, group_hash, subject, text, truncate
+from sinks.channels.texts import Defaults, annotated_alert_list, external_url, group_hash, subject, text, truncate
 
 API_URL = "https://api.opsgenie.com/"
 MESSAGE_LIMIT = 130  # Opsgenie's cap on an alert's message
 DESCRIPTION_LIMIT = 15000
 DEFAULTS: Defaults = {
     "message": ("opsgenie.default.message", subject),
-    "description": ("opsgenie.default.description", alert_list),
+    "description": ("opsgenie.default.description", annotated_alert_list),
     "source": ("opsgenie.default.source", external_url),
 }
 
@@ -62,7 +62,9 @@ def opsgenie_requests(cfg: OpsGenieConfig, n: Notification) -> list[OpsgenieRequ
     data = n.template_data()
     body: dict[str, Any] = {
         "message": message, "alias": alias, "description": description, "source": source,
-        "details": {str(k): render_template(str(v), data) for k, v in cfg.get("details", {}).items()},
+        # Alertmanager sends the common labels as details, under the configured ones.
+        "details": {**n.common_labels,
+                    **{str(k): render_template(str(v), data) for k, v in cfg.get("details", {}).items()}},
         "responders": responders(cfg, n),
         "tags": _csv(text(cfg, DEFAULTS, "tags", n)),
         "actions": _csv(text(cfg, DEFAULTS, "actions", n)),

@@ -14,13 +14,13 @@ from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import PushoverConfig
 from core.slo.go_format import parse_prom_duration
 from sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret
-from sinks.channels.texts import Defaults, alert_list, external_url, subject, text, truncate
+from sinks.channels.texts import Defaults, annotated_alert_list, external_url, subject, text, truncate
 
 API_URL = "https://api.pushover.net/1/messages.json"
 TITLE_LIMIT, MESSAGE_LIMIT, URL_LIMIT = 250, 1024, 512
 DEFAULTS: Defaults = {
     "title": ("pushover.default.title", subject),
-    "message": ("pushover.default.message", alert_list),
+    "message": ("pushover.default.message", annotated_alert_list),
     "url": ("pushover.default.url", external_url),
     "priority": ('{{ if eq .Status "firing" }}2{{ else }}0{{ end }}',
                  lambda n: "2" if n.status == "firing" else "0"),

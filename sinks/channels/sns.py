@@ -20,7 +20,7 @@ from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import SNSConfig
 from core.notify.text_template import render_template
 from sinks.channels.base import DeliveryError, http_request
-from sinks.channels.texts import Defaults, alert_list, group_hash, subject, text, truncate, truncate_bytes
+from sinks.channels.texts import Defaults, annotated_alert_list, group_hash, subject, text, truncate, truncate_bytes
 from watchkeeper.log_filters import KNOWN_SECRETS
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
@@ -29,7 +29,7 @@ SMS_CHARACTERS = 1600  # and on a message to a phone
 SUBJECT_LIMIT = 100
 DEFAULTS: Defaults = {
     "subject": ("sns.default.subject", subject),
-    "message": ("sns.default.message", alert_list),
+    "message": ("sns.default.message", annotated_alert_list),
 }
 _CODE = re.compile(r"<Code>([^<]*)</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]*)</Message>")

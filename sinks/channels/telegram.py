@@ -27,7 +27,8 @@ def telegram_message(cfg: TelegramConfig, n: Notification) -> dict[str, Any]:
     if cfg.get("message") is None and parse_mode == "HTML":
         message = html.escape(message, quote=False)  # a label value like `a<b` would break the HTML
     msg: dict[str, Any] = {"chat_id": cfg.get("chat_id"), "text": truncate(message, MESSAGE_LIMIT),
-                           "disable_notification": bool(cfg.get("disable_notifications", False))}
+                           "disable_notification": bool(cfg.get("disable_notifications", False)),
+                           "disable_web_page_preview": True}  # as Alertmanager: no preview of the source link
     if parse_mode:
         msg["parse_mode"] = parse_mode
     if cfg.get("message_thread_id"):

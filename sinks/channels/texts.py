@@ -14,15 +14,19 @@ from collections.abc import Callable, Mapping
 from core.notify.notification import Notification
 from core.notify.receiver_kinds import KindConfig
 from core.notify.text_template import render_template
-from sinks.channels.slack import default_title
 
 Renderer = Callable[[Notification], str]
 Defaults = Mapping[str, tuple[str, Renderer]]
 
 
 def subject(n: Notification) -> str:
-    """Alertmanager's `__subject`: `[FIRING:2] <group label values>`, `[RESOLVED] ...`."""
-    return default_title(n)
+    """Alertmanager's `__subject`: `[FIRING:2] <group label values> (<the other common label values>)`,
+    values in label-name order; `[RESOLVED] ...` when nothing fires."""
+    head = f"[FIRING:{len(n.firing())}]" if n.status == "firing" else "[RESOLVED]"
+    group = " ".join(v for _, v in sorted(n.group_labels.items()))
+    common = n.common_labels
+    rest = " ".join(v for k, v in sorted(common.items()) if k not in n.group_labels)
+    return f"{head} {group}" + (f" ({rest})" if len(common) > len(n.group_labels) else "")
 
 
 def _alert_block(lines: list[str], n: Notification, state: str) -> None:
@@ -44,6 +48,13 @@ def alert_list(n: Notification) -> str:
             lines.append(heading)
             _alert_block(lines, n, state)
     return "\n".join(lines).strip()
+
+
+def annotated_alert_list(n: Notification) -> str:
+    """The common annotations' values, then the alert list: the body of Alertmanager's Opsgenie,
+    VictorOps, Pushover, SNS, Webex and WeChat default templates."""
+    head = " ".join(v for _, v in sorted(n.common_annotations.items()))
+    return f"{head}\n{alert_list(n)}" if head else alert_list(n)
 
 
 def external_url(n: Notification) -> str:

@@ -15,7 +15,7 @@ from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import VictorOpsConfig
 from core.notify.text_template import render_template
 from sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret
-from sinks.channels.texts import Defaults, alert_list, group_hash, subject, text, truncate
+from sinks.channels.texts import Defaults, annotated_alert_list, group_hash, subject, text, truncate
 
 API_URL = "https://alert.victorops.com/integrations/generic/20131114/alert/"
 STATE_MESSAGE_LIMIT = 20480
@@ -23,7 +23,7 @@ FIRING_TYPES = ("CRITICAL", "WARNING", "INFO")
 DEFAULTS: Defaults = {
     "message_type": ("CRITICAL", lambda n: "CRITICAL"),
     "entity_display_name": ("victorops.default.entity_display_name", subject),
-    "state_message": ("victorops.default.state_message", alert_list),
+    "state_message": ("victorops.default.state_message", annotated_alert_list),
     "monitoring_tool": ("victorops.default.monitoring_tool", lambda n: "Watchkeeper"),
 }
 

@@ -12,11 +12,11 @@ from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import WebexConfig
 from sinks.channels.base import auth_headers, post_json
-from sinks.channels.texts import Defaults, alert_list, text, truncate_bytes
+from sinks.channels.texts import Defaults, annotated_alert_list, text, truncate_bytes
 
 API_URL = "https://webexapis.com/v1/messages"
 MESSAGE_BYTES = 7439
-DEFAULTS: Defaults = {"message": ("webex.default.message", alert_list)}
+DEFAULTS: Defaults = {"message": ("webex.default.message", annotated_alert_list)}
 
 
 def webex_message(cfg: WebexConfig, n: Notification) -> dict[str, Any]:

@@ -17,14 +17,14 @@ from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import WechatConfig
 from sinks.channels.base import DeliveryError, http_request
-from sinks.channels.texts import Defaults, alert_list, text, truncate_bytes
+from sinks.channels.texts import Defaults, annotated_alert_list, text, truncate_bytes
 from watchkeeper.log_filters import KNOWN_SECRETS
 
 API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 MESSAGE_BYTES = 2048  # WeChat's cap on a text message's content
 TOKEN_EXPIRED = 42001
 DEFAULTS: Defaults = {
-    "message": ("wechat.default.message", alert_list),
+    "message": ("wechat.default.message", annotated_alert_list),
     "to_user": ("wechat.default.to_user", lambda n: ""),
     "to_party": ("wechat.default.to_party", lambda n: ""),
     "to_tag": ("wechat.default.to_tag", lambda n: ""),

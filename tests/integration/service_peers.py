@@ -85,6 +85,7 @@ def sigv4_problem(call: Call, secret: str, service: str) -> str:
 class ServicePeer:
     port: int = field(default_factory=free_port)
     calls: list[Call] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)  # the status answered to each recorded call
     fail_next: list[int] = field(default_factory=list)  # statuses to answer, in order, before checking
     wechat_tokens: int = 0
     wechat_expire_next: bool = False
@@ -105,12 +106,17 @@ class ServicePeer:
     def stop(self) -> None:
         self._served.stop()
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.Request) -> web.Response:
         call = Call(request.method, request.path, dict(request.query), dict(request.headers), await request.read())
         if self.fail_next:
             status = self.fail_next.pop(0)
             return web.Response(status=status, text=f"failing on purpose with {status}")
         self.calls.append(call)
+        answer = self._route(call)
+        self.answers.append(answer.status)
+        return answer
+
+    def _route(self, call: Call) -> web.Response:
         for prefix, handler in (("/opsgenie/", self._opsgenie), ("/victorops/", self._victorops),
                                 ("/pushover/", self._pushover), ("/sns/", self._sns), ("/teams/", self._teams),
                                 ("/discord/", self._discord), ("/telegram/", self._telegram),

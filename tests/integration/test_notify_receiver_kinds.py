@@ -44,6 +44,8 @@ from watchkeeper.config import Config
 from watchkeeper.log_filters import redact
 
 NOW = 1_765_000_000.0
+# Alertmanager's subject: group label values, then the other common labels' values in name order.
+SUBJECT = "[FIRING:1] DiskFull (db-1 db critical)"
 
 # One receiver per kind, as a user writes it; `{url}` is the stand-in's address.
 RECEIVERS = {
@@ -165,11 +167,14 @@ def test_opsgenie_creates_then_closes_by_alias(peer: ServicePeer) -> None:
     assert (create.method, create.path) == ("POST", "/opsgenie/v2/alerts")
     assert create.headers["Authorization"] == f"GenieKey {OPSGENIE_KEY}"
     b = create.json()
-    assert b["message"] == "[FIRING:1] DiskFull" and b["priority"] == "P1" and b["tags"] == ["db", "storage"]
-    assert b["note"] == "paged by team" and b["details"] == {"runbook": "https://runbooks.example/DiskFull"}
+    assert b["message"] == SUBJECT and b["priority"] == "P1" and b["tags"] == ["db", "storage"]
+    assert b["note"] == "paged by team" and b["details"] == {
+        "runbook": "https://runbooks.example/DiskFull", "alertname": "DiskFull", "instance": "db-1", "service": "db",
+        "severity": "critical"}
     assert b["responders"] == [{"name": "dba", "type": "team"}, {"type": "team", "name": "sre"},
                                {"type": "team", "name": "net"}, {"username": "ann@example.com", "type": "user"}]
-    assert "Alerts Firing:" in b["description"] and " - instance = db-1" in b["description"]
+    assert b["description"].startswith("Disk 95% full on db\nAlerts Firing:")
+    assert " - instance = db-1" in b["description"]
     assert b["source"] == "http://watchkeeper.example:8080" and len(b["alias"]) == 64
     assert (message.method, message.path) == ("PUT", f"/opsgenie/v2/alerts/{b['alias']}/message")
     assert description.json() == {"description": b["description"]}
@@ -192,8 +197,9 @@ def test_victorops_critical_then_recovery_on_one_entity(peer: ServicePeer) -> No
     assert trigger.path == f"/victorops/{VICTOROPS_KEY}/db-db" and trigger.method == "POST"
     t, r = trigger.json(), recovery.json()
     assert t["message_type"] == "CRITICAL" and r["message_type"] == "RECOVERY" and t["entity_id"] == r["entity_id"]
-    assert t["entity_display_name"] == "[FIRING:1] DiskFull" and t["team"] == "storage"
-    assert t["state_message"].startswith("Alerts Firing:") and t["monitoring_tool"] == "Watchkeeper"
+    assert t["entity_display_name"] == SUBJECT and t["team"] == "storage"
+    assert t["state_message"].startswith("Disk 95% full on db\nAlerts Firing:")
+    assert t["monitoring_tool"] == "Watchkeeper"
 
 
 def test_victorops_unknown_message_type_still_pages(peer: ServicePeer) -> None:
@@ -209,8 +215,8 @@ def test_pushover_emergency_while_firing_normal_when_resolved(peer: ServicePeer)
     f, r = firing.form(), resolved.form()
     assert (f["token"], f["user"]) == (PUSHOVER_TOKEN, PUSHOVER_USER)
     assert f["priority"] == "2" and (f["retry"], f["expire"]) == ("120", "7200") and f["sound"] == "siren"
-    assert f["title"] == "[FIRING:1] DiskFull" and f["url"] == "http://watchkeeper.example:8080"
-    assert r["priority"] == "0" and "retry" not in r and r["title"] == "[RESOLVED] DiskFull"
+    assert f["title"] == SUBJECT and f["url"] == "http://watchkeeper.example:8080"
+    assert r["priority"] == "0" and "retry" not in r and r["title"] == "[RESOLVED] DiskFull (db-1 db critical)"
 
 
 def test_pushover_message_capped_at_1024(peer: ServicePeer) -> None:
@@ -227,10 +233,10 @@ def test_sns_publish_is_sigv4_signed_with_topic_subject_and_attributes(peer: Ser
     assert "/eu-west-1/sns/aws4_request" in firing.headers["Authorization"]
     f = firing.form()
     assert f["Action"] == "Publish" and f["TopicArn"] == "arn:aws:sns:eu-west-1:123456789012:alerts"
-    assert f["Subject"] == "[FIRING:1] DiskFull" and f["Message"].startswith("Alerts Firing:")
+    assert f["Subject"] == SUBJECT and f["Message"].startswith("Disk 95% full on db\nAlerts Firing:")
     assert (f["MessageAttributes.entry.1.Name"], f["MessageAttributes.entry.1.Value.StringValue"]) == \
         ("severity", "critical")
-    assert resolved.form()["Subject"] == "[RESOLVED] DiskFull" and got[0].startswith("MessageId ")
+    assert resolved.form()["Subject"] == "[RESOLVED] DiskFull (db-1 db critical)" and got[0].startswith("MessageId ")
 
 
 def test_sns_wrong_secret_is_refused_by_the_signature_check(peer: ServicePeer) -> None:
@@ -257,7 +263,7 @@ def test_msteams_message_card_red_then_green(peer: ServicePeer) -> None:
     firing, resolved = peer.at("/teams/")
     f = firing.json()
     assert f["@context"] == "http://schema.org/extensions" and f["type"] == "MessageCard"
-    assert f["title"] == f["summary"] == "[FIRING:1] DiskFull" and f["themeColor"] == "8C1A1A"
+    assert f["title"] == f["summary"] == SUBJECT and f["themeColor"] == "8C1A1A"
     assert "Disk 95% full on db" in f["text"] and resolved.json()["themeColor"] == "2DC72D"
 
 
@@ -267,7 +273,7 @@ def test_discord_embed_and_content(peer: ServicePeer) -> None:
     f = firing.json()
     assert f["content"] == "DiskFull needs a look" and f["username"] == "watchkeeper"
     (embed,) = f["embeds"]
-    assert embed["title"] == "[FIRING:1] DiskFull" and embed["color"] == 0x992D22
+    assert embed["title"] == SUBJECT and embed["color"] == 0x992D22
     assert resolved.json()["embeds"][0]["color"] == 0x2ECC71
 
 
@@ -305,8 +311,8 @@ def test_webex_markdown_to_room_with_bearer_token(peer: ServicePeer) -> None:
     firing, resolved = peer.at("/webex/")
     assert firing.headers["Authorization"] == f"Bearer {WEBEX_TOKEN}" and firing.method == "POST"
     b = firing.json()
-    assert b["roomId"].startswith("Y2lzY29") and b["markdown"].startswith("Alerts Firing:")
-    assert resolved.json()["markdown"].startswith("Alerts Resolved:")
+    assert b["roomId"].startswith("Y2lzY29") and b["markdown"].startswith("Disk 95% full on db\nAlerts Firing:")
+    assert "Alerts Resolved:" in resolved.json()["markdown"]
 
 
 def test_webex_message_capped_at_7439_bytes(peer: ServicePeer) -> None:
@@ -324,8 +330,8 @@ def test_wechat_token_once_then_messages_and_a_new_token_when_expired(peer: Serv
     assert first.query == {"access_token": "wx-token-1-abcdef"}
     b = first.json()
     assert (b["msgtype"], b["agentid"], b["toparty"], b["safe"]) == ("text", "1000002", "2", "0")
-    assert b["text"]["content"].startswith("Alerts Firing:") and second.json()["text"]["content"].startswith(
-        "Alerts Resolved:")
+    assert b["text"]["content"].startswith("Disk 95% full on db\nAlerts Firing:")
+    assert "Alerts Resolved:" in second.json()["text"]["content"]
     peer.wechat_expire_next = True
     expired, retried = deliver("wechat", peer.url, note(event()), note(event()))
     assert isinstance(expired, DeliveryError) and expired.retryable and "42001" in str(expired)
@@ -399,8 +405,9 @@ def test_through_the_sink_every_attempt_is_recorded_without_secrets(wk_config: C
         sent = {(g["integration"], g["firing"]) for g in got if g["status"] == "sent"}
         return all((f"{k}[0]", f) in sent for k in kinds for f in (0, 1))
 
-    recs = [orjson.loads(r.value) for r in asyncio.run(consume_until(
-        wk_config.kafka.bootstrap, wk_config.kafka.topics.notifications, done))]
+    raw = asyncio.run(consume_until(wk_config.kafka.bootstrap, wk_config.kafka.topics.notifications, done))
+    assert done(raw), "not every kind recorded a sent firing and a sent resolved notification"
+    recs = [orjson.loads(r.value) for r in raw]
     assert any(r["status"] == "retrying" and "HTTP 503" in r["error"] for r in recs)
     failed = [r for r in recs if r["status"] == "failed"]
     assert {r["integration"] for r in failed} == {"pushover[1]"}
