@@ -6,8 +6,11 @@ and no error text holds a secret."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
+import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ from tests.integration.service_peers import (
     sigv4_problem,
 )
 from tests.integration.test_notify_sink import send, start_sink, wait_for
+from watchkeeper.broker import free_port
 from watchkeeper.config import Config
 from watchkeeper.log_filters import redact
 
@@ -362,8 +366,6 @@ def test_a_service_that_refuses_the_key_is_a_final_error(peer: ServicePeer) -> N
 
 
 def test_connection_refused_is_retryable() -> None:
-    from watchkeeper.broker import free_port
-
     url = f"http://127.0.0.1:{free_port()}"
     for kind in ("opsgenie", "telegram", "wechat"):
         (err,) = deliver(kind, url, note(event()))
@@ -416,3 +418,86 @@ def test_through_the_sink_every_attempt_is_recorded_without_secrets(wk_config: C
     for secret in (OPSGENIE_KEY, VICTOROPS_KEY, PUSHOVER_TOKEN, AWS_SECRET, TELEGRAM_TOKEN, WEBEX_TOKEN,
                    WECHAT_SECRET, "wx-token-1-abcdef", DISCORD_PATH.rsplit("/", 1)[1]):
         assert secret not in text, secret
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_real_alertmanager_is_accepted_by_the_stand_ins_and_sends_what_we_send(tmp_path: Path,
+                                                                                   peer: ServicePeer) -> None:
+    """Alertmanager 0.25 (Debian) notifies the same stand-ins: every request it makes is accepted (so their
+    checks are the services' rules, not ours; its SNS signature, from the AWS SDK for Go, passes the
+    verifier), and for the same alert our requests carry the same alias/entity id, subject and body."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
+    kinds = ("opsgenie", "victorops", "sns", "discord", "telegram", "webex", "wechat")  # 0.25 lacks Teams
+    # Keys Alertmanager added after 0.25 (Discord's content and username, Telegram's message_thread_id) left out.
+    later = ("        content:", "        username:", "        message_thread_id:")
+    receivers = "\n".join(line for k in kinds for line in RECEIVERS[k].split("\n")
+                          if not line.startswith(later)).replace("{url}", peer.url)
+    receivers = receivers.replace("sigv4: {access_key", "sigv4: {region: eu-west-1, access_key")  # 0.25 needs it
+    (tmp_path / "am.yml").write_text("route: {receiver: team, group_by: [alertname], group_wait: 0s, "
+                                     "group_interval: 1h, repeat_interval: 1h}\nreceivers:\n  - name: team"
+                                     + receivers + "\n")
+    port = free_port()
+    out = open(tmp_path / "am.log", "wb")  # noqa: SIM115 (the child owns it)
+    proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                            stdout=out, stderr=subprocess.STDOUT)
+    labels = {"alertname": "DiskFull", "severity": "critical", "service": "db"}
+    summary = "Disk <full> & more"
+    try:
+        alert = orjson.dumps([{"labels": labels, "annotations": {"summary": summary}}])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/v2/alerts", data=alert,
+                    headers={"Content-Type": "application/json"}), timeout=5)
+                break
+            except OSError:
+                time.sleep(0.2)
+        while time.monotonic() < deadline and proc.poll() is None and not all(
+                peer.at(p) for p in ("/opsgenie/", "/victorops/", "/sns/", "/discord/", "/telegram/", "/webex/",
+                                     "/wechat/cgi-bin/message")):
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert all(peer.at(p) for p in ("/opsgenie/", "/victorops/", "/sns/", "/discord/", "/telegram/", "/webex/",
+                                    "/wechat/cgi-bin/message")), (tmp_path / "am.log").read_text()[-3000:]
+    theirs = {p: peer.at(p)[0] for p in ("/opsgenie/v2/alerts", "/victorops/", "/sns/", "/discord/", "/telegram/",
+                                         "/webex/", "/wechat/cgi-bin/message")}
+    assert all(200 <= a < 300 for a in peer.answers), list(zip([c.path for c in peer.calls], peer.answers,
+                                                               strict=True))
+    assert sigv4_problem(theirs["/sns/"], AWS_SECRET, "sns") == ""
+
+    peer.calls.clear()
+    ev = AlertEvent(fingerprint="f" * 16, rule="DiskFull", state="firing", labels=labels,
+                    annotations={"summary": summary}, starts_at=NOW, event_time=NOW)
+    for kind in kinds:
+        (got,) = deliver(kind, peer.url, note(ev))
+        assert not isinstance(got, DeliveryError), (kind, got)
+    ours = {p: peer.at(p)[0] for p in theirs}
+    og_t, og_o = theirs["/opsgenie/v2/alerts"].json(), ours["/opsgenie/v2/alerts"].json()
+    assert og_o["alias"] == og_t["alias"] and og_o["message"] == og_t["message"] == "[FIRING:1] DiskFull (db critical)"
+    assert _words(og_o["description"]) == _words(og_t["description"])
+    assert og_o["details"] == og_t["details"] and og_o["responders"] == og_t["responders"]
+    assert (og_o["note"], og_o["priority"]) == (og_t["note"], og_t["priority"])
+    assert og_o["tags"] == [t.strip() for t in og_t["tags"]]  # 0.25 keeps the blank after a comma; we trim
+    vo_t, vo_o = theirs["/victorops/"].json(), ours["/victorops/"].json()
+    assert theirs["/victorops/"].path == ours["/victorops/"].path
+    for key in ("entity_id", "message_type", "entity_display_name"):
+        assert vo_o[key] == vo_t[key], key
+    assert _words(vo_o["state_message"]) == _words(vo_t["state_message"])
+    sns_t, sns_o = theirs["/sns/"].form(), ours["/sns/"].form()
+    assert sns_o["Subject"] == sns_t["Subject"] and sns_o["TopicArn"] == sns_t["TopicArn"]
+    assert _words(sns_o["Message"]) == _words(sns_t["Message"])
+    assert ours["/discord/"].json()["embeds"][0]["title"] == theirs["/discord/"].json()["embeds"][0]["title"]
+    tg_t, tg_o = theirs["/telegram/"].json(), ours["/telegram/"].json()
+    assert _words(tg_o["text"]) == _words(tg_t["text"]) and tg_o["parse_mode"] == tg_t["parse_mode"] == "HTML"
+    assert _words(ours["/webex/"].json()["markdown"]) == _words(theirs["/webex/"].json()["markdown"])
+    wc_t, wc_o = theirs["/wechat/cgi-bin/message"].json(), ours["/wechat/cgi-bin/message"].json()
+    assert (wc_o["toparty"], wc_o["agentid"], wc_o["msgtype"]) == (wc_t["toparty"], wc_t["agentid"], wc_t["msgtype"])
