@@ -6,8 +6,10 @@ and no error text holds a secret."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -18,6 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 
 from core.notify.config import load_notify_config
 from core.notify.notification import Notification
@@ -26,6 +29,7 @@ from sinks.channels import Channel, DeliveryError, build_channels
 from sinks.notify_sink import register_notify_secrets
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until
+from tests.integration.notify_peers import ServedApp
 from tests.integration.service_peers import (
     AWS_KEY,
     AWS_SECRET,
@@ -501,3 +505,59 @@ def test_the_real_alertmanager_is_accepted_by_the_stand_ins_and_sends_what_we_se
     assert _words(ours["/webex/"].json()["markdown"]) == _words(theirs["/webex/"].json()["markdown"])
     wc_t, wc_o = theirs["/wechat/cgi-bin/message"].json(), ours["/wechat/cgi-bin/message"].json()
     assert (wc_o["toparty"], wc_o["agentid"], wc_o["msgtype"]) == (wc_t["toparty"], wc_t["agentid"], wc_t["msgtype"])
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made here (no fixture file holds a key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(start).not_valid_after(start + datetime.timedelta(days=365 * 30))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    return tmp / "cert.pem", tmp / "key.pem"
+
+
+def test_http_config_tls_ca_file_and_basic_auth_from_a_file(tmp_path: Path) -> None:
+    """`tls_config.ca_file` trusts a private CA, `insecure_skip_verify` skips the check, an untrusted
+    certificate is a (retryable) error; `basic_auth.password_file` is read at send and never shown."""
+    cert, key = _self_signed(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.Response(status=200, text="1")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    port = free_port()
+    served = ServedApp(app, port, ctx)
+    (tmp_path / "password").write_text("s3cret-password-file\n")
+    base = (f"\n    msteams_configs:\n      - webhook_url: \"https://127.0.0.1:{port}{TEAMS_PATH}\"\n"
+            f"        http_config:\n          basic_auth: {{username: wk, password_file: {tmp_path / 'password'}}}\n")
+    try:
+        tls = "          tls_config: "
+        trusted = deliver("msteams", "", note(event()), text=base + tls + f"{{ca_file: {cert}}}")
+        skipped = deliver("msteams", "", note(event()), text=base + tls + "{insecure_skip_verify: true}")
+        (untrusted,) = deliver("msteams", "", note(event()), text=base)
+    finally:
+        served.stop()
+    assert trusted == [None] and skipped == [None]
+    assert seen == ["Basic " + base64.b64encode(b"wk:s3cret-password-file").decode()] * 2
+    assert isinstance(untrusted, DeliveryError) and untrusted.retryable and "certificate" in str(untrusted).lower()
+    assert TEAMS_PATH.rsplit("/", 1)[1] not in str(untrusted)
