@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import SourceError
-from core.notify.config import load_notify_config
+from core.notify.config import load_notify_config, load_notify_config_file
 from watchkeeper.cli import main
 
 CORPUS = Path(__file__).parents[1] / "fixtures/alertmanager/corpus"
@@ -96,3 +96,9 @@ def test_notify_check_prints_like_amtool(capsys: pytest.CaptureFixture[str]) -> 
     assert " - 3 receivers\n" in out and " - 3 time intervals\n" in out
     assert main(["notify", "check", str(CORPUS / "wk-bad-webhook-url.yml")]) == 1
     assert "FAILED: " in capsys.readouterr().out
+
+
+def test_the_readme_receivers_example_loads_with_one_receiver_per_kind() -> None:
+    cfg = load_notify_config_file(str(Path(__file__).parents[2] / "examples/alertmanager-receivers.yml"))
+    kinds = {name.split("[")[0] for r in cfg.receivers.values() for name, _ in r.integrations()}
+    assert kinds == {"opsgenie", "victorops", "pushover", "sns", "msteams", "discord", "telegram", "webex", "wechat"}
