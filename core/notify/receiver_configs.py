@@ -16,6 +16,7 @@ from core.notify.receiver_kinds import (
     KINDS,
     DiscordConfig,
     MSTeamsConfig,
+    MSTeamsV2Config,
     OpsGenieConfig,
     PushoverConfig,
     SNSConfig,
@@ -301,6 +302,7 @@ class ReceiverConfig(_Strict):
     pushover_configs: list[PushoverConfig] = Field(default_factory=list)
     sns_configs: list[SNSConfig] = Field(default_factory=list)
     msteams_configs: list[MSTeamsConfig] = Field(default_factory=list)
+    msteamsv2_configs: list[MSTeamsV2Config] = Field(default_factory=list)
     discord_configs: list[DiscordConfig] = Field(default_factory=list)
     telegram_configs: list[TelegramConfig] = Field(default_factory=list)
     webex_configs: list[WebexConfig] = Field(default_factory=list)

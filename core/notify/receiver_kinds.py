@@ -1,5 +1,5 @@
 """Alertmanager's receiver kinds beyond webhook, Slack, email and PagerDuty: opsgenie, victorops, pushover,
-sns, msteams, discord, telegram, webex, wechat. Every key is checked against Alertmanager's
+sns, msteams, msteamsv2, discord, telegram, webex, wechat. Every key is checked against Alertmanager's
 (config/notifiers.go, v0.25 plus the fields added up to v0.29) and its required-field rules are applied,
 with its messages, so a typo is refused at load, not ignored. Values are kept as written and read by the
 kind's channel (sinks/channels/<kind>.py), which applies Alertmanager's defaults; `TEXTS` names the keys
@@ -154,6 +154,19 @@ class MSTeamsConfig(KindConfig):
         _one_of(data, "webhook_url", "webhook_url_file")
 
 
+class MSTeamsV2Config(KindConfig):
+    """Alertmanager 0.28's `msteamsv2_configs`: a Teams Workflows (Power Automate) webhook, Adaptive Card."""
+
+    KEYS = ("webhook_url", "webhook_url_file", "title", "text")
+    TEXTS = ("title", "text")
+
+    @classmethod
+    def check(cls, data: dict[str, Any]) -> None:
+        if not (data.get("webhook_url") or data.get("webhook_url_file")):
+            raise ValueError("one of webhook_url or webhook_url_file must be configured")
+        _one_of(data, "webhook_url", "webhook_url_file")
+
+
 class DiscordConfig(KindConfig):
     KEYS = ("webhook_url", "webhook_url_file", "title", "message", "content", "username", "avatar_url")
     TEXTS = ("title", "message", "content", "username", "avatar_url")
@@ -209,6 +222,6 @@ class WechatConfig(KindConfig):
 
 KINDS: dict[str, type[KindConfig]] = {
     "opsgenie": OpsGenieConfig, "victorops": VictorOpsConfig, "pushover": PushoverConfig, "sns": SNSConfig,
-    "msteams": MSTeamsConfig, "discord": DiscordConfig, "telegram": TelegramConfig, "webex": WebexConfig,
-    "wechat": WechatConfig,
+    "msteams": MSTeamsConfig, "msteamsv2": MSTeamsV2Config, "discord": DiscordConfig, "telegram": TelegramConfig,
+    "webex": WebexConfig, "wechat": WechatConfig,
 }

@@ -19,6 +19,7 @@ from core.notify.receiver_kinds import (
     DiscordConfig,
     KindConfig,
     MSTeamsConfig,
+    MSTeamsV2Config,
     OpsGenieConfig,
     PushoverConfig,
     SNSConfig,
@@ -33,7 +34,7 @@ from sinks.channels.base import Channel, DeliveryError
 from sinks.channels.command import CommandChannel
 from sinks.channels.discord import DiscordChannel
 from sinks.channels.email import EmailChannel
-from sinks.channels.msteams import MSTeamsChannel
+from sinks.channels.msteams import MSTeamsChannel, MSTeamsV2Channel
 from sinks.channels.opsgenie import OpsgenieChannel
 from sinks.channels.pagerduty import PagerdutyChannel
 from sinks.channels.pushover import PushoverChannel
@@ -51,8 +52,9 @@ __all__ = ["Channel", "DeliveryError", "build_channels"]
 # Alertmanager's other kinds: the config model -> its channel (one table, so a kind cannot load undelivered).
 KIND_CHANNELS: dict[type[KindConfig], type[Channel]] = {
     OpsGenieConfig: OpsgenieChannel, VictorOpsConfig: VictorOpsChannel, PushoverConfig: PushoverChannel,
-    SNSConfig: SNSChannel, MSTeamsConfig: MSTeamsChannel, DiscordConfig: DiscordChannel,
-    TelegramConfig: TelegramChannel, WebexConfig: WebexChannel, WechatConfig: WechatChannel,
+    SNSConfig: SNSChannel, MSTeamsConfig: MSTeamsChannel, MSTeamsV2Config: MSTeamsV2Channel,
+    DiscordConfig: DiscordChannel, TelegramConfig: TelegramChannel, WebexConfig: WebexChannel,
+    WechatConfig: WechatChannel,
 }
 
 

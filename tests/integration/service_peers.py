@@ -27,6 +27,7 @@ TELEGRAM_TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
 WEBEX_TOKEN = "webex-bot-token-0123456789"
 WECHAT_CORP, WECHAT_SECRET = "ww0123456789", "wechat-app-secret-0123456789"
 TEAMS_PATH = "/teams/webhookb2/0a1b2c3d-4e5f-6789-abcd-ef0123456789@0a1b2c3d/IncomingWebhook/abcdef0123456789"
+TEAMS_V2_PATH = "/teamsv2/workflows/8f1e2d3c4b5a69788796a5b4c3d2e1f0/triggers/manual/paths/invoke"
 DISCORD_PATH = "/discord/api/webhooks/112233445566778899/Xy9-TOKENtokenTOKEN0123456789abcdef"
 
 
@@ -119,6 +120,7 @@ class ServicePeer:
     def _route(self, call: Call) -> web.Response:
         for prefix, handler in (("/opsgenie/", self._opsgenie), ("/victorops/", self._victorops),
                                 ("/pushover/", self._pushover), ("/sns/", self._sns), ("/teams/", self._teams),
+                                ("/teamsv2/", self._teams_v2),
                                 ("/discord/", self._discord), ("/telegram/", self._telegram),
                                 ("/webex/", self._webex), ("/wechat/", self._wechat)):
             if call.path.startswith(prefix):
@@ -201,6 +203,17 @@ class ServicePeer:
         if c.path != TEAMS_PATH or b.get("type") != "MessageCard" or not (b.get("text") or b.get("summary")):
             return web.Response(status=400, text="Summary or Text is required.")
         return web.Response(status=200, text="1")
+
+    # Teams Workflows webhook: a message whose attachment is an Adaptive Card
+    def _teams_v2(self, c: Call) -> web.Response:
+        b = c.json()
+        atts = b.get("attachments") or [{}]
+        card = atts[0].get("content", {})
+        if c.path != TEAMS_V2_PATH or b.get("type") != "message" or len(atts) != 1 \
+                or atts[0].get("contentType") != "application/vnd.microsoft.card.adaptive" \
+                or card.get("type") != "AdaptiveCard" or not card.get("version") or not card.get("body"):
+            return _json(400, {"error": {"code": "InvalidRequestContent", "message": "not an Adaptive Card message"}})
+        return web.Response(status=202)
 
     # Discord webhook: https://discord.com/developers/docs/resources/webhook#execute-webhook
     def _discord(self, c: Call) -> web.Response:

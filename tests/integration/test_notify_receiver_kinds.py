@@ -38,6 +38,7 @@ from tests.integration.service_peers import (
     PUSHOVER_TOKEN,
     PUSHOVER_USER,
     TEAMS_PATH,
+    TEAMS_V2_PATH,
     TELEGRAM_TOKEN,
     VICTOROPS_KEY,
     WEBEX_TOKEN,
@@ -91,6 +92,10 @@ RECEIVERS = {
     "msteams": """
     msteams_configs:
       - webhook_url: "{url}""" + TEAMS_PATH + '"',
+    "msteamsv2": """
+    msteamsv2_configs:
+      - webhook_url: "{url}""" + TEAMS_V2_PATH + '''"
+        title: "{{ .CommonLabels.alertname }} on {{ .CommonLabels.service }}"''',
     "discord": """
     discord_configs:
       - webhook_url: "{url}""" + DISCORD_PATH + '''"
@@ -275,6 +280,18 @@ def test_msteams_message_card_red_then_green(peer: ServicePeer) -> None:
     assert "Disk 95% full on db" in f["text"] and resolved.json()["themeColor"] == "2DC72D"
 
 
+def test_msteamsv2_adaptive_card(peer: ServicePeer) -> None:
+    firing_then_resolved("msteamsv2", peer)
+    firing, resolved = peer.at("/teamsv2/")
+    (att,) = firing.json()["attachments"]
+    card = att["content"]
+    assert att["contentType"] == "application/vnd.microsoft.card.adaptive" and card["version"] == "1.2"
+    title, body = card["body"]
+    assert title["text"] == "DiskFull on db" and title["color"] == "Attention" and body["text"].startswith(
+        "Alerts Firing:")
+    assert resolved.json()["attachments"][0]["content"]["body"][0]["color"] == "Good"
+
+
 def test_discord_embed_and_content(peer: ServicePeer) -> None:
     firing_then_resolved("discord", peer)
     firing, resolved = peer.at("/discord/")
@@ -358,7 +375,8 @@ def test_5xx_retryable_4xx_final_and_no_secret_in_the_error(kind: str, peer: Ser
     (err,) = deliver(kind, peer.url, note(event()))
     assert isinstance(err, DeliveryError) and err.retryable
     for secret in (OPSGENIE_KEY, VICTOROPS_KEY, PUSHOVER_TOKEN, PUSHOVER_USER, AWS_SECRET, TELEGRAM_TOKEN,
-                   WEBEX_TOKEN, WECHAT_SECRET, TEAMS_PATH, DISCORD_PATH, DISCORD_PATH.rsplit("/", 1)[1]):
+                   WEBEX_TOKEN, WECHAT_SECRET, TEAMS_PATH, TEAMS_V2_PATH, DISCORD_PATH,
+                   DISCORD_PATH.rsplit("/", 1)[1]):
         assert secret not in str(err), (kind, str(err))
 
 

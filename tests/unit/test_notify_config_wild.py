@@ -101,4 +101,5 @@ def test_notify_check_prints_like_amtool(capsys: pytest.CaptureFixture[str]) -> 
 def test_the_readme_receivers_example_loads_with_one_receiver_per_kind() -> None:
     cfg = load_notify_config_file(str(Path(__file__).parents[2] / "examples/alertmanager-receivers.yml"))
     kinds = {name.split("[")[0] for r in cfg.receivers.values() for name, _ in r.integrations()}
-    assert kinds == {"opsgenie", "victorops", "pushover", "sns", "msteams", "discord", "telegram", "webex", "wechat"}
+    assert kinds == {"opsgenie", "victorops", "pushover", "sns", "msteams", "msteamsv2", "discord", "telegram", "webex",
+                     "wechat"}
