@@ -190,6 +190,9 @@ class TelegramConfig(KindConfig):
         _one_of(data, "bot_token", "bot_token_file")
         if not data.get("chat_id"):
             raise ValueError("missing chat_id on telegram_config")
+        for key in ("chat_id", "message_thread_id"):  # int64 in Alertmanager: a name or "@channel" is refused
+            if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
+                raise ValueError(f"{key} must be an integer (a numeric chat id, e.g. -1001234567890)")
         if data.get("parse_mode", "") not in ("", "Markdown", "MarkdownV2", "HTML"):
             raise ValueError("unknown parse_mode on telegram_config, must be Markdown, MarkdownV2, HTML or empty "
                              "string")

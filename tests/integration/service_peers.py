@@ -90,6 +90,7 @@ class ServicePeer:
     fail_next: list[int] = field(default_factory=list)  # statuses to answer, in order, before checking
     wechat_tokens: int = 0
     wechat_expire_next: bool = False
+    telegram_flood: bool = False  # answer the next sendMessage as Telegram's flood control does
 
     @property
     def url(self) -> str:
@@ -230,6 +231,10 @@ class ServicePeer:
     def _telegram(self, c: Call) -> web.Response:
         if c.path != f"/telegram/bot{TELEGRAM_TOKEN}/sendMessage":
             return _json(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+        if self.telegram_flood:
+            self.telegram_flood = False
+            return _json(429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7",
+                               "parameters": {"retry_after": 7}})
         b = c.json()
         if not b.get("chat_id") or not b.get("text") or len(b["text"]) > 4096:
             return _json(400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty "

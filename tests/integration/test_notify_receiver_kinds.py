@@ -331,6 +331,14 @@ def test_telegram_bot_token_from_file(peer: ServicePeer, tmp_path: Path) -> None
     assert ok == "message 42"
 
 
+def test_telegram_flood_control_is_retried_after_its_retry_after(peer: ServicePeer) -> None:
+    peer.telegram_flood = True
+    flood, ok = deliver("telegram", peer.url, note(event()), note(event()))
+    assert isinstance(flood, DeliveryError) and flood.retryable and flood.retry_after == 7.0
+    assert "Too Many Requests: retry after 7" in str(flood) and TELEGRAM_TOKEN not in str(flood)
+    assert ok == "message 42"
+
+
 def test_webex_markdown_to_room_with_bearer_token(peer: ServicePeer) -> None:
     firing_then_resolved("webex", peer)
     firing, resolved = peer.at("/webex/")

@@ -71,6 +71,7 @@ def test_kind_texts_are_checked_at_load(receiver: str, field: str) -> None:
 @pytest.mark.parametrize(("receiver", "message"), [
     ("    pushover_configs: [{user_key: u, token: t, html: true, monospace: true}]", "mutually exclusive"),
     ("    pushover_configs: [{user_key: u, token: t, retry: soon}]", "retry"),
+    ("    telegram_configs: [{bot_token: t, chat_id: '@ops'}]", "chat_id must be an integer"),
     ("    sns_configs: [{topic_arn: a, sigv4: {access_key: a}}]", "Access key and Secret Key"),
     ("    sns_configs: [{topic_arn: a, sigv4: {regoin: x}}]", "field regoin not found in sigv4"),
     ("    webex_configs: [{room_id: r, http_config: {authorization: {credentials: c}, bogus: 1}}]", "bogus"),
