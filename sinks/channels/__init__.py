@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import aiohttp
 
 from core.notify.config import Route
@@ -50,7 +53,7 @@ from sinks.channels.wechat import WechatChannel
 __all__ = ["Channel", "DeliveryError", "build_channels"]
 
 # Alertmanager's other kinds: the config model -> its channel (one table, so a kind cannot load undelivered).
-KIND_CHANNELS: dict[type[KindConfig], type[Channel]] = {
+KIND_CHANNELS: dict[type[KindConfig], Callable[[str, Any, GlobalConfig, aiohttp.ClientSession], Channel]] = {
     OpsGenieConfig: OpsgenieChannel, VictorOpsConfig: VictorOpsChannel, PushoverConfig: PushoverChannel,
     SNSConfig: SNSChannel, MSTeamsConfig: MSTeamsChannel, MSTeamsV2Config: MSTeamsV2Channel,
     DiscordConfig: DiscordChannel, TelegramConfig: TelegramChannel, WebexConfig: WebexChannel,
@@ -78,5 +81,5 @@ def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig,
         elif isinstance(c, SmsConfig):
             out[name] = SmsChannel(name, c, session, repeat_intervals(route))
         elif isinstance(c, KindConfig):
-            out[name] = KIND_CHANNELS[type(c)](name, c, global_cfg, session)  # type: ignore[call-arg]
+            out[name] = KIND_CHANNELS[type(c)](name, c, global_cfg, session)
     return out
