@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.detectors.base import Detector
+from core.detectors.calibrated import CalibratedDetector
 from core.detectors.ensemble import EnsembleDetector
 from core.detectors.event import EventDetector
 from core.detectors.flatline import FlatlineDetector
@@ -25,10 +26,12 @@ from core.errors import CoreError
 
 DETECTORS: dict[str, Any] = {
     cls.name: cls
-    for cls in (EventDetector, EnsembleDetector, RobustDetector, SeasonalDetector, LevelShiftDetector, ZScoreDetector)
+    for cls in (EventDetector, EnsembleDetector, CalibratedDetector, RobustDetector, SeasonalDetector,
+                LevelShiftDetector, ZScoreDetector)
 }
 ENSEMBLE_MEMBERS: dict[str, Any] = {FlatlineDetector.name: FlatlineDetector}  # not offered alone (see above)
 DETECTOR_CLASSES: dict[str, Any] = DETECTORS | ENSEMBLE_MEMBERS
+# The one default: `watchkeeper detect`, `anomaly:` rules and `make_detector()` all take it from here.
 DEFAULT_DETECTOR = "event"  # the best on real labelled corpora (README, bench/anomaly/evaluate_real.py)
 
 

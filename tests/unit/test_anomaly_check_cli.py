@@ -19,6 +19,7 @@ GOOD = """anomaly:
         field: p95
         threshold: 0.99
         for: 2m
+        detector: calibrated
 """
 
 

@@ -1,0 +1,96 @@
+"""The calibrated consensus: robust + seasonal + level-shift + flat-line, combined by their calibrated p-values.
+
+`calibrated` was the ensemble until the ensemble had to beat its members on real labelled series: it is
+now one member of `ensemble` (ensemble.py), and offered alone for rules that want a per-series rarity
+("0.999 = rarer than 1 in 1,000 points of this series") rather than an absolute scale.
+
+Why p-values: every member's p is already "how rare is this point for this series, by my measure", so
+they are comparable without tuning. Combination, a weighted Bonferroni bound:
+
+    p_bonf = min(1, min_i p_i / w_i),   sum w_i = 1
+
+is never over-confident (P(p_bonf <= a) <= a whatever the members' dependence), and lets the most
+surprised member speak. The weights say how much each member's far tail can be trusted (measured in
+bench/anomaly): flat-line 0.3, level shift 0.1, and 0.6 for the point detector, which is the robust
+member, or, while the seasonal member has a daily or weekly profile in use, robust 0.3 + seasonal 0.3
+(a series with a pattern is better judged against its pattern; without one the seasonal member would
+only repeat the robust one). The seasonal and level-shift members' calibrators do not extrapolate
+their tails inside this consensus: their raw statistics are autocorrelated, and their extrapolated far
+tails proved over-confident on wandering and weekly series.
+Bonferroni alone is conservative (about w times too few alarms in the body), so the consensus re-ranks
+-log p_bonf through its own calibrator WITHOUT tail extrapolation and keeps the smaller of the two:
+calibrated where the series' history can tell, Bonferroni-bounded in the far tail beyond it.
+Each member covers a failure mode the others miss: spikes and dips (robust), broken daily/weekly
+patterns (seasonal), small persistent shifts and drifts (level shift), stuck values and stopped
+counters (flat-line).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from core.detectors.base import Detector
+from core.detectors.calibration import TailCalibrator
+from core.detectors.flatline import FlatlineDetector
+from core.detectors.level_shift import LevelShiftDetector
+from core.detectors.robust import RobustDetector
+from core.detectors.seasonal import SeasonalDetector
+
+W_ROBUST, W_LEVEL, W_FLAT = 0.6, 0.1, 0.3
+W_R_SEASONAL, W_SEASONAL = 0.3, 0.3  # while a seasonal profile is in use, robust shares its weight
+
+
+class CalibratedDetector(Detector):
+    name = "calibrated"
+    PARAMS: ClassVar[dict[str, tuple[type, Any, str]]] = {
+        "window": (int, 288, "points in the members' windows"),
+        "halflife": (float, 20000.0, "half-life (points) of every calibration history"),
+        "flatline": (int, 1, "0: without the flat-line member (as inside `ensemble`, where it cost on real series)"),
+    }
+    _state_fields = ("robust", "seasonal", "levelshift", "flatline", "calibrator", "n")
+
+    def __init__(self, window: int = 288, halflife: float = 20000.0, flatline: int = 1) -> None:
+        if flatline not in (0, 1):
+            raise ValueError("flatline must be 0 or 1")
+        self.params = {"window": window, "halflife": halflife, "flatline": flatline}
+        self.use_flatline = bool(flatline)  # when 0, the member stays in the state (small) but never runs
+        self.robust = RobustDetector(window=window, halflife=halflife)
+        self.seasonal = SeasonalDetector(window=window, halflife=halflife, only_seasonal=1)
+        self.levelshift = LevelShiftDetector(window=window, halflife=halflife)
+        self.seasonal.calibrator.extrapolate = self.levelshift.calibrator.extrapolate = False
+        self.flatline = FlatlineDetector(halflife=halflife)
+        self.calibrator = TailCalibrator(halflife=halflife, extrapolate=False)
+        self.learning = window  # until the members have a full window
+        self.n = 0
+
+    def members(self) -> tuple[Detector, ...]:
+        return (self.robust, self.seasonal, self.levelshift, self.flatline)
+
+    def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+        p_robust = self.robust.p_batch(ts, values)
+        p_seasonal = self.seasonal.p_batch(ts, values)
+        seasonal = self.seasonal.active
+        p = np.where(seasonal, np.minimum(p_robust / W_R_SEASONAL, p_seasonal / W_SEASONAL), p_robust / W_ROBUST)
+        p = np.minimum(p, self.levelshift.p_batch(ts, values) / W_LEVEL)
+        if self.use_flatline:
+            p = np.minimum(p, self.flatline.p_batch(ts, values) / W_FLAT)
+        learning = self.n + np.arange(len(p)) < self.learning
+        self.n += len(p)
+        p = np.where(learning, 1.0, p)
+        return np.minimum(p, self.calibrator.p_batch(np.where(learning, np.nan, -np.log(p))))
+
+    def p_one(self, ts: float, value: float) -> float:
+        p_robust = self.robust.p_one(ts, value)
+        p_seasonal = self.seasonal.p_one(ts, value)
+        p = min(p_robust / W_R_SEASONAL, p_seasonal / W_SEASONAL) if self.seasonal.active_one else p_robust / W_ROBUST
+        p = min(p, self.levelshift.p_one(ts, value) / W_LEVEL)
+        if self.use_flatline:
+            p = min(p, self.flatline.p_one(ts, value) / W_FLAT)
+        learning = self.n < self.learning
+        self.n += 1
+        if learning:
+            return min(1.0, self.calibrator.p_one(math.nan))
+        return min(p, self.calibrator.p_one(-math.log(p)))

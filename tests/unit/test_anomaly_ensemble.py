@@ -1,0 +1,56 @@
+"""The ensemble: `event`'s z plus the calibrated consensus, one hold-off. By construction it flags every
+point `event` flags, with the same score (at any threshold its detections include `event`'s); what it
+adds are the consensus' points, once per event."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.detectors import make_detector
+from core.detectors.calibrated import CalibratedDetector
+from core.detectors.ensemble import EnsembleDetector
+
+T0, STEP = 1_700_000_000.0, 60.0
+
+
+def _series(kind: int, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return [100 + rng.normal(0, 3, n), np.cumsum(rng.poisson(5, n)).astype(float), np.round(rng.normal(0, 1, n)),
+            np.where(np.arange(n) % 200 < 100, 10.0, 12.0) + rng.standard_t(2, n)][kind]
+
+
+@settings(max_examples=10, deadline=None)
+@given(kind=st.integers(0, 3), n=st.integers(50, 900), seed=st.integers(0, 1000), at=st.integers(0, 899),
+       size=st.floats(-50, 50))
+def test_the_ensemble_scores_every_point_at_least_as_event_does(kind: int, n: int, seed: int, at: int,
+                                                                 size: float) -> None:
+    x = _series(kind, n, seed)
+    x[at % n:] += size  # a level shift somewhere (or none)
+    ts = T0 + STEP * np.arange(n)
+    ens = make_detector("ensemble").score_batch(ts, x)
+    event = make_detector("event").score_batch(ts, x)
+    assert (ens >= event).all()
+    # while the consensus learns (32 points deciding counter or gauge, then its 288-point window) it is silent
+    np.testing.assert_array_equal(ens[:320], event[:320])
+
+
+def test_the_consensus_adds_evidence_on_a_small_lasting_shift() -> None:
+    rng = np.random.default_rng(11)
+    n = 3000
+    x = 100 + rng.normal(0, 1, n)
+    x[2000:] += 1.5  # 1.5 sigma, for good: `event`'s z hardly moves, the level-shift member's sums do
+    ts = T0 + STEP * np.arange(n)
+    ens = make_detector("ensemble").score_batch(ts, x)
+    event = make_detector("event").score_batch(ts, x)
+    assert ens[2000:2100].max() > event[2000:2100].max()
+    # one event, few detections: the hold-off spans both members
+    assert np.count_nonzero(ens[2000:2100] > event[2000:2100]) <= 3
+
+
+def test_the_consensus_inside_the_ensemble_has_no_flat_line_member() -> None:
+    det = make_detector("ensemble")
+    assert isinstance(det, EnsembleDetector) and isinstance(det.calibrated, CalibratedDetector)
+    assert det.calibrated.params["flatline"] == 0  # it cost on every real corpus (README, ablation)
+    assert make_detector("calibrated").params["flatline"] == 1  # `calibrated` alone keeps it
