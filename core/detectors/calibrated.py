@@ -48,34 +48,42 @@ class CalibratedDetector(Detector):
     PARAMS: ClassVar[dict[str, tuple[type, Any, str]]] = {
         "window": (int, 288, "points in the members' windows"),
         "halflife": (float, 20000.0, "half-life (points) of every calibration history"),
-        "flatline": (int, 1, "0: without the flat-line member (as inside `ensemble`, where it cost on real series)"),
+        "seasonal": (int, 1, "0: without the seasonal member"),
+        "levelshift": (int, 1, "0: without the level-shift member"),
+        "flatline": (int, 1, "0: without the flat-line member"),
     }
-    _state_fields = ("robust", "seasonal", "levelshift", "flatline", "calibrator", "n")
+    _state_fields = ("robust", "seasonal", "levelshift", "flatline", "calibrator", "n")  # a member left out: None
 
-    def __init__(self, window: int = 288, halflife: float = 20000.0, flatline: int = 1) -> None:
-        if flatline not in (0, 1):
-            raise ValueError("flatline must be 0 or 1")
-        self.params = {"window": window, "halflife": halflife, "flatline": flatline}
-        self.use_flatline = bool(flatline)  # when 0, the member stays in the state (small) but never runs
+    def __init__(self, window: int = 288, halflife: float = 20000.0, seasonal: int = 1, levelshift: int = 1,
+                 flatline: int = 1) -> None:
+        if not {seasonal, levelshift, flatline} <= {0, 1}:
+            raise ValueError("seasonal, levelshift and flatline must be 0 or 1")
+        self.params = {"window": window, "halflife": halflife, "seasonal": seasonal, "levelshift": levelshift,
+                       "flatline": flatline}
         self.robust = RobustDetector(window=window, halflife=halflife)
-        self.seasonal = SeasonalDetector(window=window, halflife=halflife, only_seasonal=1)
-        self.levelshift = LevelShiftDetector(window=window, halflife=halflife)
-        self.seasonal.calibrator.extrapolate = self.levelshift.calibrator.extrapolate = False
-        self.flatline = FlatlineDetector(halflife=halflife)
+        # the seasonal and level-shift members do not extrapolate their tails here (module docstring)
+        self.seasonal = SeasonalDetector(window=window, halflife=halflife, only_seasonal=1) if seasonal else None
+        self.levelshift = LevelShiftDetector(window=window, halflife=halflife) if levelshift else None
+        if self.seasonal is not None:
+            self.seasonal.calibrator.extrapolate = False
+        if self.levelshift is not None:
+            self.levelshift.calibrator.extrapolate = False
+        self.flatline = FlatlineDetector(halflife=halflife) if flatline else None
         self.calibrator = TailCalibrator(halflife=halflife, extrapolate=False)
         self.learning = window  # until the members have a full window
         self.n = 0
 
-    def members(self) -> tuple[Detector, ...]:
-        return (self.robust, self.seasonal, self.levelshift, self.flatline)
-
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         p_robust = self.robust.p_batch(ts, values)
-        p_seasonal = self.seasonal.p_batch(ts, values)
-        seasonal = self.seasonal.active
-        p = np.where(seasonal, np.minimum(p_robust / W_R_SEASONAL, p_seasonal / W_SEASONAL), p_robust / W_ROBUST)
-        p = np.minimum(p, self.levelshift.p_batch(ts, values) / W_LEVEL)
-        if self.use_flatline:
+        if self.seasonal is not None:
+            p_seasonal = self.seasonal.p_batch(ts, values)
+            p = np.where(self.seasonal.active, np.minimum(p_robust / W_R_SEASONAL, p_seasonal / W_SEASONAL),
+                         p_robust / W_ROBUST)
+        else:
+            p = p_robust / W_ROBUST
+        if self.levelshift is not None:
+            p = np.minimum(p, self.levelshift.p_batch(ts, values) / W_LEVEL)
+        if self.flatline is not None:
             p = np.minimum(p, self.flatline.p_batch(ts, values) / W_FLAT)
         learning = self.n + np.arange(len(p)) < self.learning
         self.n += len(p)
@@ -84,10 +92,14 @@ class CalibratedDetector(Detector):
 
     def p_one(self, ts: float, value: float) -> float:
         p_robust = self.robust.p_one(ts, value)
-        p_seasonal = self.seasonal.p_one(ts, value)
-        p = min(p_robust / W_R_SEASONAL, p_seasonal / W_SEASONAL) if self.seasonal.active_one else p_robust / W_ROBUST
-        p = min(p, self.levelshift.p_one(ts, value) / W_LEVEL)
-        if self.use_flatline:
+        p = p_robust / W_ROBUST
+        if self.seasonal is not None:
+            p_seasonal = self.seasonal.p_one(ts, value)
+            if self.seasonal.active_one:
+                p = min(p_robust / W_R_SEASONAL, p_seasonal / W_SEASONAL)
+        if self.levelshift is not None:
+            p = min(p, self.levelshift.p_one(ts, value) / W_LEVEL)
+        if self.flatline is not None:
             p = min(p, self.flatline.p_one(ts, value) / W_FLAT)
         learning = self.n < self.learning
         self.n += 1

@@ -43,4 +43,4 @@ class EnsembleDetector(EventDetector):
 
     def __init__(self, window: int = 288, min_points: int = 20, holdoff: int = 10, block: int = 8) -> None:
         super().__init__(window=window, min_points=min_points, holdoff=holdoff, block=block)
-        self.calibrated = CalibratedDetector(window=window, flatline=0)
+        self.calibrated = CalibratedDetector(window=window, seasonal=0, levelshift=0, flatline=0)
