@@ -15,7 +15,7 @@ state machine where it can change, and serialise every changed state for the tab
   windows sees: all series' windows close together), so each detector call scores ONE point (first
   100 windows only).
 
-The baseline is the same detector (`ensemble`, the default) scoring exactly the same per-series chunks
+The baseline is the same detector (`ensemble`, named in the rules) scoring exactly the same per-series chunks
 (no decoding, no state, no alerts), one detector per series, in the same run. Best of 3 runs (the
 machine is shared). The agent path includes checkpoints (every changed state to bytes, offsets markers):
 every 3rd batch live (10 s windows, `anomaly.checkpoint_seconds` 30), every 10th batch on a backlog.
@@ -46,12 +46,14 @@ RULES = """anomaly:
         selector: 'latency{job="api"}'
         input: samples
         threshold: 0.999
+        detector: ensemble
         for: 1m
       - alert: Windows
         selector: 'latency{job="api"}'
         input: aggregates
         field: p95
         threshold: 0.999
+        detector: ensemble
         for: 1m
 """
 

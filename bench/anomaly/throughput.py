@@ -24,7 +24,7 @@ import numpy as np
 from core.detectors import DEFAULT_DETECTOR, make_detector
 
 N = 200_000
-ORDER = ["zscore", "event", "robust", "seasonal", "levelshift", "flatline", "ensemble"]
+ORDER = ["zscore", "event", "robust", "seasonal", "levelshift", "flatline", "calibrated", "ensemble"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -2,8 +2,8 @@
 
 ``make_detector("event", window=288)`` builds one; ``detector_from_bytes(raw)`` restores a saved one.
 
-`DETECTORS` are the ones users pick (rules, `watchkeeper detect`). The flat-line detector is an ensemble
-member only: alone it sees nothing but runs of equal values, so on a mixed stream it misses everything
+`DETECTORS` are the ones users pick (rules, `watchkeeper detect`). The flat-line detector is a member of
+`calibrated` only: alone it sees nothing but runs of equal values, so on a mixed stream it misses everything
 else and scores below the rolling z-score (bench/anomaly); a rule that must fire on a stuck series
 alone is a PromQL rule, ``changes(x[15m]) == 0``.
 """
@@ -29,7 +29,7 @@ DETECTORS: dict[str, Any] = {
     for cls in (EventDetector, EnsembleDetector, CalibratedDetector, RobustDetector, SeasonalDetector,
                 LevelShiftDetector, ZScoreDetector)
 }
-ENSEMBLE_MEMBERS: dict[str, Any] = {FlatlineDetector.name: FlatlineDetector}  # not offered alone (see above)
+ENSEMBLE_MEMBERS: dict[str, Any] = {FlatlineDetector.name: FlatlineDetector}  # `calibrated`'s; not offered alone
 DETECTOR_CLASSES: dict[str, Any] = DETECTORS | ENSEMBLE_MEMBERS
 # The one default: `watchkeeper detect`, `anomaly:` rules and `make_detector()` all take it from here.
 DEFAULT_DETECTOR = "event"  # the best on real labelled corpora (README, bench/anomaly/evaluate_real.py)
