@@ -1,8 +1,9 @@
 """The calibrated consensus: robust + seasonal + level-shift + flat-line, combined by their calibrated p-values.
 
-`calibrated` was the ensemble until the ensemble had to beat its members on real labelled series: it is
-now one member of `ensemble` (ensemble.py), and offered alone for rules that want a per-series rarity
-("0.999 = rarer than 1 in 1,000 points of this series") rather than an absolute scale.
+`calibrated` was the ensemble until the ensemble had to beat its members on real labelled series. It is
+offered alone for rules that want a per-series rarity ("0.999 = rarer than 1 in 1,000 points of this
+series") rather than an absolute scale, and, with its robust member only (``seasonal=0, levelshift=0,
+flatline=0``), it is the consensus member of `ensemble` (ensemble.py).
 
 Why p-values: every member's p is already "how rare is this point for this series, by my measure", so
 they are comparable without tuning. Combination, a weighted Bonferroni bound:

@@ -1,10 +1,10 @@
-"""The ensemble: `event`'s two-test z and the calibrated consensus, on one z scale, one detection per event.
+"""The ensemble: `event`'s two-test z and a calibrated consensus, on one z scale, one detection per event.
 
 Members: `event`'s own test (the geometric mean of a local robust z and the window z-score, event.py) and
-the calibrated consensus of robust + seasonal + level-shift + flat-line (calibrated.py), whose p-value
-enters as the z of a Gaussian point as rare (P(|N(0, 1)| >= z) = p). Per point, the larger of the two z's;
-then `event`'s hold-off on that one z (a point scores only if its z is above every z of the previous
-``holdoff`` points) and `event`'s absolute scale z / (z + 3).
+the calibrated consensus (calibrated.py) with `robust` as its only member, recalibrated: its p-value
+enters as the z of a Gaussian point as rare (P(|N(0, 1)| >= z) = p). `event`'s z and hold-off are kept
+unchanged; the consensus' z adds a point where it is larger than `event`'s z at that point and than both
+members' z's of the previous ``holdoff`` points. The score is `event`'s absolute scale z / (z + 3).
 
 Why this shape, and not a combination of the members' p-values (the former ensemble, now `calibrated`):
 on public labelled real series (bench/anomaly/evaluate_real.py, README) the p-value combination lost to
@@ -12,17 +12,16 @@ its own members under one global threshold (13 to 36 NAB standard against `event
 series cannot reach a calibrated threshold, autocorrelated and quantised series produce far more
 "1 in 1,000" points than promised, and one incident costs once per point. Here:
 
-- `event`'s z is kept unchanged, so the ensemble flags every point `event` flags at the same threshold,
-  except the few where a consensus z in the hold-off window is larger (it then fires earlier, on the
-  first point of the event): where the consensus is silent (young series: it waits 320 points; ordinary
-  points) the ensemble IS `event`, bit for bit;
-- the consensus adds what `event` misses: points that are rare for THIS series by the per-series
-  calibration (8 unlike sensors sharing one threshold, slow shifts, broken daily patterns, stuck values)
-  and enter at the Gaussian z of their rarity; its runs of rare points cost once, through the one
-  hold-off;
-- one scale, one hold-off: the corpus-wide threshold means the same z for both members.
+- the ensemble flags every point `event` flags, with the same score, at any threshold: its detections
+  include `event`'s; where the consensus is silent (young series: it waits 320 points; ordinary points)
+  the ensemble IS `event`, bit for bit;
+- the consensus adds points that are rare for THIS series by its own calibration (8 unlike sensors
+  sharing one threshold, quiet series), at the Gaussian z of their rarity, once per event;
+- seasonal, level-shift and flat-line members were measured in the consensus and left out: no gain
+  (seasonal, level shift) or a loss (flat line) on every real corpus, and they cost time.
 
-Measured ≥ the best member on every corpus evaluated (README, "Which detector is the default").
+What it adds can still cost (a consensus point outside a labelled window), so "never below its best
+member" is measured (README, "Which detector is the default"), not proven.
 """
 
 from __future__ import annotations
