@@ -68,7 +68,10 @@ def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
 
 def detector_from_bytes(raw: bytes) -> Detector:
     meta, fields = unpack_state(raw)
-    det = make_detector(meta["detector"], **meta["params"])
+    try:  # a state saved by another version (a detector or parameter since renamed or removed)
+        det = make_detector(meta["detector"], **meta["params"])
+    except DetectorParamError as exc:
+        raise StateDecodeError(f"detector state of another version: {exc}") from exc
     try:
         det.load_fields(fields)
     except KeyError as exc:

@@ -5,13 +5,15 @@ adds are the consensus' points, once per event."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.detectors import make_detector
+from core.detectors import detector_from_bytes, make_detector
 from core.detectors.calibrated import CalibratedDetector
 from core.detectors.ensemble import EnsembleDetector
 from core.detectors.event import gauss_z
+from core.detectors.state_codec import StateDecodeError, pack_state, unpack_state
 
 T0, STEP = 1_700_000_000.0, 60.0
 
@@ -60,3 +62,17 @@ def test_the_consensus_inside_the_ensemble_is_robust_recalibrated() -> None:
     assert {k: det.calibrated.params[k] for k in ("seasonal", "levelshift", "flatline")} == dict.fromkeys(
         ("seasonal", "levelshift", "flatline"), 0)  # measured on real corpora: no gain or a loss (README)
     assert make_detector("calibrated").params["flatline"] == 1  # `calibrated` alone keeps all four
+
+
+def test_states_saved_by_the_former_detectors_are_a_clear_error_not_a_crash() -> None:
+    """Checkpoints written before the redesign: `event` with `calibrated=1` (a parameter that is gone) and
+    the former `ensemble` (other state fields). The agent counts them unreadable and starts afresh."""
+    event = make_detector("event")
+    _, fields = unpack_state(event.to_bytes())
+    old_event = pack_state({"detector": "event", "params": {**event.params, "calibrated": 1}}, fields)
+    with pytest.raises(StateDecodeError, match="another version"):
+        detector_from_bytes(old_event)
+    _, fields = unpack_state(make_detector("calibrated").to_bytes())
+    old_ensemble = pack_state({"detector": "ensemble", "params": {"window": 288}}, fields)
+    with pytest.raises(StateDecodeError, match="lacks field"):
+        detector_from_bytes(old_ensemble)
