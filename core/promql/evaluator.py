@@ -27,7 +27,7 @@ import numpy as np
 import promql_parser as pp
 
 from core.errors import CoreError
-from core.promql import duration_expr, go_math
+from core.promql import duration_expr, extended_ranges, go_math
 from core.promql import range_kernels as kernels
 from core.promql.re2 import RegexError, compile_re2, go_expand, portable
 from core.promql.series_store import SeriesStore
@@ -113,8 +113,12 @@ def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS) -> ParsedExpr:
     dotall = semantics == "prometheus3"
     try:
         text = duration_expr.rewrite(expr)  # Prometheus 3's `x[5m+1m]`, folded: promql-parser lacks them
-        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, text))
-    except duration_expr.DurationExprError as exc:
+        extended = extended_ranges.rewrite(text)  # `anchored`/`smoothed` moved into their selectors
+        if extended != text and semantics == "prometheus2":
+            raise PromQLError(f"the anchored and smoothed modifiers are Prometheus 3's: use the prometheus3 "
+                              f"semantics (in {expr!r})")
+        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, extended))
+    except (duration_expr.DurationExprError, extended_ranges.ExtendedRangeError) as exc:
         raise PromQLError(f"{exc} (in {expr!r})") from None
     except ValueError as exc:
         raise PromQLError(f"cannot parse PromQL {expr!r}: {exc}") from exc
@@ -185,11 +189,19 @@ def _check(node: Any, expr: str, dotall: bool = False) -> float:
         _Evaluation.matchers(node, dotall)
         return max(0.0, _seconds(node.offset))
     if isinstance(node, pp.MatrixSelector):
-        return _seconds(node.range) + _check(node.vector_selector, expr, dotall)
+        # an anchored or smoothed range reads a lookback further back for the sample before its start
+        extra = 300.0 if _extension(node.vector_selector) else 0.0
+        return _seconds(node.range) + extra + _check(node.vector_selector, expr, dotall)
     if isinstance(node, pp.Call):
         name = node.func.name
         if name not in SUPPORTED_FUNCTIONS:
             raise _unsupported(f"function {name}()", expr)
+        for arg in node.args:
+            arg = _unparen(arg)
+            kind = _extension(arg.vector_selector) if isinstance(arg, pp.MatrixSelector) else None
+            if kind is not None and name not in extended_ranges.SAFE_FUNCTIONS[kind]:
+                raise PromQLError(f"{kind} modifier can only be used with: "
+                                  f"{', '.join(extended_ranges.SAFE_FUNCTIONS[kind])} - not with {name} (in {expr!r})")
         reach = max([_check(a, expr, dotall) for a in node.args], default=0.0)
         _check_call(node, expr, dotall)
         return reach
@@ -358,15 +370,30 @@ class _Evaluation:
 
     @staticmethod
     def matchers(node: Any, dotall: bool = False) -> list[Matcher]:
-        out = [Matcher(m.name, _match_op(m.op), m.value, dotall) for m in node.matchers.matchers]
+        out = [Matcher(m.name, _match_op(m.op), m.value, dotall) for m in node.matchers.matchers
+               if m.name not in extended_ranges.MARKERS]
         if node.name:
             out.append(Matcher(NAME, "=", node.name))
         return out
 
     def instant_selector(self, node: Any) -> list[VectorSample]:
         ref = self.base_time(node.at) - _seconds(node.offset)
+        if _extension(node) == "smoothed":
+            return self.smoothed_selector(node, ref)
         latest = self.store.latest(self.matchers(node, self.dotall), ref - self.lookback + self.edge, ref)
         return [VectorSample(labels, value) for labels, value in latest if value == value or not is_stale(value)]
+
+    def smoothed_selector(self, node: Any, ref: float) -> list[VectorSample]:
+        """`x smoothed`: each series' value interpolated at ``ref`` from the samples within a lookback
+        either side (engine.go smoothSeries); the name is kept."""
+        out = []
+        for series in self.store.select(self.matchers(node, self.dotall), ref - self.lookback, ref + self.lookback):
+            fresh = ~stale_mask(series.values)
+            ts = np.rint(series.ts[fresh] * 1000.0).astype(np.int64)
+            value = extended_ranges.smoothed_value(ts, series.values[fresh], _to_ms(ref))
+            if value is not None:
+                out.append(VectorSample(series.labels, value))
+        return out
 
     def matrix(self, node: Any) -> list[SeriesData]:
         node = _unparen(node)
@@ -404,11 +431,56 @@ class _Evaluation:
         vs = node.vector_selector
         end = self.base_time(vs.at) - _seconds(vs.offset)
         start = end - _seconds(node.range)
+        kind = _extension(vs)
+        if kind is not None:
+            return self.extended_range_selector(node, kind, start, end)
         out = []
         for series in self.store.select(self.matchers(vs, self.dotall), start + self.edge, end):
             fresh = ~stale_mask(series.values)
             if fresh.any():
                 out.append(SeriesData(series.labels, series.ts[fresh], series.values[fresh]))
+        return out
+
+    def extended_range_selector(self, node: Any, kind: str, start: float, end: float) -> list[SeriesData]:
+        """A bare anchored/smoothed range (engine.go matrixSelector + extendFloats): the points in the
+        range plus the values at its two ends, as points at its start and end."""
+        smoothed = kind == "smoothed"
+        out = []
+        for series in self.store.select(self.matchers(node.vector_selector, self.dotall), start - self.lookback,
+                                        end + (self.lookback if smoothed else 0.0)):
+            fresh = ~stale_mask(series.values)
+            ts = np.rint(series.ts[fresh] * 1000.0).astype(np.int64)
+            t, v = extended_ranges.extend_floats(ts, series.values[fresh], _to_ms(start), _to_ms(end), smoothed)
+            if len(t):
+                out.append(SeriesData(series.labels, t / 1000.0, v))
+        return out
+
+    def extended_range_call(self, name: str, node: Any, kind: str) -> list[VectorSample]:
+        """rate/increase/delta/changes/resets of an anchored or smoothed range (functions.go
+        extendedRate, pickFirstSampleIndices), one series at a time."""
+        vs = node.vector_selector
+        end_ms = _to_ms(self.base_time(vs.at)) - _to_ms(_seconds(vs.offset))
+        start_ms = end_ms - _to_ms(_seconds(node.range))
+        smoothed = kind == "smoothed"
+        out = []
+        for series in self.store.select(self.matchers(vs, self.dotall), start_ms / 1000.0 - self.lookback,
+                                        end_ms / 1000.0 + (self.lookback if smoothed else 0.0)):
+            fresh = ~stale_mask(series.values)
+            ts = np.rint(series.ts[fresh] * 1000.0).astype(np.int64)
+            values = series.values[fresh]
+            result: float | None
+            if name in ("changes", "resets"):
+                first = extended_ranges.anchored_start(ts, start_ms)
+                if first is None:
+                    continue
+                packed = kernels.Packed.of([ts[first:] / 1000.0], [values[first:]])
+                result = float(kernels.value_changes(packed, resets=name == "resets")[0])
+            else:
+                result = extended_ranges.extended_rate(
+                    ts, values, start_ms, end_ms, _seconds(node.range), smoothed,
+                    is_counter=name != "delta", is_rate=name == "rate")
+            if result is not None:
+                out.append(VectorSample(_drop_name(series.labels), result))
         return out
 
     # -- functions: every supported function is an entry of FUNCTIONS (below the class)
@@ -545,6 +617,9 @@ class _Evaluation:
         """Range-vector functions, computed for all selected series at once (see range_kernels)."""
         matrix_arg = _unparen(args[1] if name == "quantile_over_time" else args[0])
         source = matrix_arg if isinstance(matrix_arg, pp.SubqueryExpr) else matrix_arg.vector_selector
+        kind = None if isinstance(matrix_arg, pp.SubqueryExpr) else _extension(source)
+        if kind is not None:
+            return self.extended_range_call(name, matrix_arg, kind)
         range_s = _seconds(matrix_arg.range)
         at_ms = _to_ms(self.at)
         range_end = _to_ms(self.base_time(source.at)) - _to_ms(_seconds(source.offset))
@@ -985,6 +1060,11 @@ def _match_op(op: Any) -> MatchOpName:
     if op == pp.MatchOp.NotEqual:
         return "!="
     return "=~" if op == pp.MatchOp.Re else "!~"
+
+
+def _extension(selector: Any) -> str | None:
+    """The `anchored`/`smoothed` modifier of a vector selector (see core.promql.extended_ranges)."""
+    return extended_ranges.marker(m.name for m in selector.matchers.matchers)
 
 
 def _unparen(node: Any) -> Any:
