@@ -27,7 +27,7 @@ import numpy as np
 import promql_parser as pp
 
 from core.errors import CoreError
-from core.promql import duration_expr, extended_ranges, go_math
+from core.promql import duration_expr, extended_ranges, go_math, info_function
 from core.promql import range_kernels as kernels
 from core.promql.re2 import RegexError, compile_re2, go_expand, portable
 from core.promql.series_store import SeriesStore
@@ -114,11 +114,12 @@ def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS) -> ParsedExpr:
     try:
         text = duration_expr.rewrite(expr)  # Prometheus 3's `x[5m+1m]`, folded: promql-parser lacks them
         extended = extended_ranges.rewrite(text)  # `anchored`/`smoothed` moved into their selectors
+        extended = info_function.rewrite(extended)  # info()'s label selector made parsable
         if extended != text and semantics == "prometheus2":
             raise PromQLError(f"the anchored and smoothed modifiers are Prometheus 3's: use the prometheus3 "
                               f"semantics (in {expr!r})")
         node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, extended))
-    except (duration_expr.DurationExprError, extended_ranges.ExtendedRangeError) as exc:
+    except (duration_expr.DurationExprError, extended_ranges.ExtendedRangeError, info_function.InfoError) as exc:
         raise PromQLError(f"{exc} (in {expr!r})") from None
     except ValueError as exc:
         raise PromQLError(f"cannot parse PromQL {expr!r}: {exc}") from exc
@@ -371,7 +372,7 @@ class _Evaluation:
     @staticmethod
     def matchers(node: Any, dotall: bool = False) -> list[Matcher]:
         out = [Matcher(m.name, _match_op(m.op), m.value, dotall) for m in node.matchers.matchers
-               if m.name not in extended_ranges.MARKERS]
+               if m.name not in extended_ranges.MARKERS and m.name != info_function.MARKER]
         if node.name:
             out.append(Matcher(NAME, "=", node.name))
         return out
@@ -441,7 +442,7 @@ class _Evaluation:
                 out.append(SeriesData(series.labels, series.ts[fresh], series.values[fresh]))
         return out
 
-    def extended_range_selector(self, node: Any, kind: str, start: float, end: float) -> list[SeriesData]:
+    def extended_range_selector(self, node: Any, kind: extended_ranges.Extension, start: float, end: float) -> list[SeriesData]:
         """A bare anchored/smoothed range (engine.go matrixSelector + extendFloats): the points in the
         range plus the values at its two ends, as points at its start and end."""
         smoothed = kind == "smoothed"
@@ -455,7 +456,7 @@ class _Evaluation:
                 out.append(SeriesData(series.labels, t / 1000.0, v))
         return out
 
-    def extended_range_call(self, name: str, node: Any, kind: str) -> list[VectorSample]:
+    def extended_range_call(self, name: str, node: Any, kind: extended_ranges.Extension) -> list[VectorSample]:
         """rate/increase/delta/changes/resets of an anchored or smoothed range (functions.go
         extendedRate, pickFirstSampleIndices), one series at a time."""
         vs = node.vector_selector
@@ -530,6 +531,78 @@ class _Evaluation:
     def fn_absent_over_time(self, args: list[Any]) -> Value:
         present = self.matrix(args[0])
         return [] if present else [VectorSample(_absent_labels(_unparen(args[0])), 1.0)]
+
+    def fn_info(self, args: list[Any]) -> Value:
+        """info(v [, {selector}]) (promql/info.go): the info series are read as of the time of v's first
+        selector (its @ and offset, and those of the subqueries around it), with a lookback."""
+        base = self.vector(args[0])
+        ref = self.info_time(args[0])
+        data: dict[str, list[Matcher]] = {}
+        names: list[Matcher] = []
+        if len(args) > 1:
+            for m in self.matchers(_unparen(args[1]), self.dotall):
+                data.setdefault(m.name, []).append(m)
+                if m.name == NAME:
+                    names.append(m)
+        effective = info_function.effective_name_matchers(names, self.dotall)
+        ignored = {i for i, s in enumerate(base) if all(m.matches({NAME: s.labels.get(NAME, "")}) for m in effective)}
+        wanted: dict[str, set[str]] = {}
+        for i, s in enumerate(base):
+            if i not in ignored:
+                for label in info_function.IDENTIFYING_LABELS:
+                    if s.labels.get(label):
+                        wanted.setdefault(label, set()).add(s.labels[label])
+        data_matchers = [m for ms in data.values() for m in ms if m.name != NAME]
+        data = {k: v for k, v in data.items() if k != NAME}
+        infos: list[tuple[dict[str, str], float]] = []
+        if wanted:
+            found = self.store.latest_points([*data_matchers, *effective], ref - self.lookback + self.edge, ref)
+            infos = [(labels, ts) for labels, ts, value in found if not is_stale(value)
+                     and all(labels.get(k) in vs for k, vs in wanted.items())]
+        try:
+            return info_function.enrich(base, infos, ignored, data)
+        except info_function.InfoError as exc:
+            raise self.error(str(exc)) from None
+
+    def info_time(self, node: Any) -> float:
+        """infoSelectTimestampAndOffset: the first vector selector's @ time (or the innermost @ of the
+        subqueries around it, else now) minus the offsets from it up to that @."""
+        path: list[Any] = []
+
+        def first_selector(n: Any) -> Any:
+            n = _unparen(n)
+            if isinstance(n, pp.VectorSelector):
+                return n
+            children: list[Any] = []
+            if isinstance(n, pp.MatrixSelector):
+                children = [n.vector_selector]
+            elif isinstance(n, pp.SubqueryExpr | pp.UnaryExpr):
+                children = [n.expr]
+            elif isinstance(n, pp.Call):
+                children = list(n.args)
+            elif isinstance(n, pp.AggregateExpr):
+                children = [c for c in (n.param, n.expr) if c is not None]
+            elif isinstance(n, pp.BinaryExpr):
+                children = [n.lhs, n.rhs]
+            path.append(n)
+            for c in children:
+                found = first_selector(c)
+                if found is not None:
+                    return found
+            path.pop()
+            return None
+
+        vs = first_selector(node)
+        if vs is None:
+            return self.at
+        offset, at = _seconds(vs.offset), vs.at
+        for outer in reversed(path):
+            if at is not None:
+                break
+            if isinstance(outer, pp.SubqueryExpr):
+                offset += _seconds(outer.offset)
+                at = outer.at
+        return self.base_time(at) - offset
 
     def fn_histogram_quantile(self, args: list[Any]) -> Value:
         return _histogram_quantile(self.scalar(args[0]), self.vector(args[1]))
@@ -916,6 +989,7 @@ FUNCTIONS: dict[str, Callable[[_Evaluation, list[Any]], Value]] = {
     "scalar": _Evaluation.fn_scalar,
     "absent": _Evaluation.fn_absent,
     "histogram_quantile": _Evaluation.fn_histogram_quantile,
+    "info": _Evaluation.fn_info,
     "clamp": _Evaluation.fn_clamp,
     "clamp_min": _Evaluation.fn_clamp_min,
     "clamp_max": _Evaluation.fn_clamp_max,
@@ -1062,7 +1136,7 @@ def _match_op(op: Any) -> MatchOpName:
     return "=~" if op == pp.MatchOp.Re else "!~"
 
 
-def _extension(selector: Any) -> str | None:
+def _extension(selector: Any) -> extended_ranges.Extension | None:
     """The `anchored`/`smoothed` modifier of a vector selector (see core.promql.extended_ranges)."""
     return extended_ranges.marker(m.name for m in selector.matchers.matchers)
 

@@ -43,7 +43,7 @@ class ExtendedRangeError(CoreError):
     """An `anchored`/`smoothed` modifier where Prometheus refuses one (after a subquery, twice...)."""
 
 
-def _tokens(expr: str) -> list[tuple[str, str, int, int]]:
+def tokenize(expr: str) -> list[tuple[str, str, int, int]]:
     """(kind, text, start, end) of each token; kind is str, ident, num or op. Unknown characters end it
     (the parser will report them)."""
     out = []
@@ -73,7 +73,7 @@ def _matching_open(tokens: list[tuple[str, str, int, int]], j: int, open_: str, 
 
 def rewrite(expr: str) -> str:
     """``expr`` with every `anchored`/`smoothed` keyword moved into its selector as a marker matcher."""
-    tokens = _tokens(expr)
+    tokens = tokenize(expr)
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement), applied right to left
     for k, (kind, text, start, end) in enumerate(tokens):
         word = text.lower()
@@ -87,7 +87,7 @@ def rewrite(expr: str) -> str:
         if k + 1 < len(tokens) and tokens[k + 1][1] in ("{", "("):
             continue  # `anchored{...}` or a function call: a name, not a modifier
         edits.append((start, end, ""))
-        edits.append(_insertion(tokens, k - 1, word))  # type: ignore[arg-type]
+        edits.append(_insertion(tokens, k - 1, word))
     for start, end, replacement in sorted(edits, key=lambda e: e[0], reverse=True):
         expr = expr[:start] + replacement + expr[end:]
     return expr
