@@ -15,6 +15,7 @@ RE2 (core.promql.re2); every function is one entry of ``FUNCTIONS``, the support
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import re
@@ -90,6 +91,7 @@ class ParsedExpr:
     node: Any
     max_lookback: float
     semantics: Semantics = "prometheus2"
+    reads_query: bool = False  # a duration expression reads the query's step or range: parsed per query
 
     @property
     def dotall(self) -> bool:
@@ -103,16 +105,22 @@ _LITERALS = re.compile(r"""(?P<op>[=!]~\s*)?(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]
                        r"|\b(?P<old>holt_winters)(?=\s*\()")
 
 
-def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS) -> ParsedExpr:
+def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS,
+          query: duration_expr.Query | None = None) -> ParsedExpr:
     """Parse with promql-parser, then reject what this evaluator does not support, naming it.
 
     Every regex (matchers, label_replace) is translated from Go RE2 here, so a bad one fails now.
+    ``query``: the step and range of the query, which duration expressions such as `x[step()]` read;
+    without it such an expression is checked with a one-minute step and range, and evaluate() parses
+    it again for each query (see ParsedExpr.reads_query).
     """
     if semantics not in SEMANTICS:
         raise PromQLError(f"unknown semantics {semantics!r}: use one of {', '.join(SEMANTICS)}")
     dotall = semantics == "prometheus3"
     try:
-        text = duration_expr.rewrite(expr)  # Prometheus 3's `x[5m+1m]`, folded: promql-parser lacks them
+        reads_query = query is None and duration_expr.reads_query(expr)
+        # Prometheus 3's `x[5m+1m]`, `x[step()]`, folded: promql-parser lacks them
+        text = duration_expr.rewrite(expr, (60.0, 60.0) if reads_query else query)
         extended = extended_ranges.rewrite(text)  # `anchored`/`smoothed` moved into their selectors
         extended = info_function.rewrite(extended)  # info()'s label selector made parsable
         if extended != text and semantics == "prometheus2":
@@ -129,7 +137,13 @@ def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS) -> ParsedExpr:
         reach = _check(node, expr, dotall)
     except RegexError as exc:
         raise PromQLError(f"{exc} (in {expr!r})") from None
-    return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0, semantics=semantics)
+    return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0, semantics=semantics,
+                      reads_query=reads_query)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_for_query(expr: str, semantics: Semantics, query: duration_expr.Query) -> ParsedExpr:
+    return parse(expr, semantics, query)
 
 
 def _for_parser_3(m: re.Match[str]) -> str:
@@ -246,6 +260,8 @@ def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: fl
     """
     parsed = parse(expr) if isinstance(expr, str) else expr
     start, end, step = query_range if query_range is not None else (at, at, 0.0)
+    if parsed.reads_query:
+        parsed = _parse_for_query(parsed.text, parsed.semantics, (step, end - start))
     ev = _Evaluation(at, store, lookback, parsed.text, parsed.dotall, start, subquery_step,
                      parsed.semantics == "prometheus3", end)
     ev.query_step = step
@@ -442,7 +458,8 @@ class _Evaluation:
                 out.append(SeriesData(series.labels, series.ts[fresh], series.values[fresh]))
         return out
 
-    def extended_range_selector(self, node: Any, kind: extended_ranges.Extension, start: float, end: float) -> list[SeriesData]:
+    def extended_range_selector(self, node: Any, kind: extended_ranges.Extension, start: float,
+                                end: float) -> list[SeriesData]:
         """A bare anchored/smoothed range (engine.go matrixSelector + extendFloats): the points in the
         range plus the values at its two ends, as points at its start and end."""
         smoothed = kind == "smoothed"
