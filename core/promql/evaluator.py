@@ -46,14 +46,14 @@ from core.slo.go_format import go_float_fixed
 
 NAME = "__name__"
 Semantics = Literal["prometheus2", "prometheus3"]
-# prometheus3 so far (partial, not user-facing; measured with bench/promql/promqltest_vs_promtool.py
-# --expected prometheus3): left-open range selectors, lookback and subquery ranges, regex `.` matching
-# newlines, rate's extrapolation order, atan2 dropping the metric name, holt_winters unknown. Not yet:
-# Kahan-summed sum/avg, stddev/stdvar of NaN and Inf, histogram_quantile's monotonicity tolerance, le/quantile
-# label normalisation, `anchored`/`smoothed` ranges, duration arithmetic, fill(), delayed name removal.
+# prometheus3 (the default; Prometheus' own promqltest suite is its reference, `watchkeeper promql test`
+# runs it): left-open range selectors, lookback and subquery ranges, regex `.` matching newlines, rate's
+# extrapolation order, Kahan-summed sum/avg, atan2 dropping the metric name, holt_winters unknown, the
+# `anchored`/`smoothed` modifiers. Not modelled: delayed name removal, __type__/__unit__ labels and start
+# timestamps (experimental feature flags of Prometheus 3, on in its test engine). prometheus2: promtool 2.42.
 SEMANTICS: tuple[Semantics, ...] = ("prometheus2", "prometheus3")
 # What `rules.semantics` and `--semantics` default to (README, "Alert and recording rules").
-DEFAULT_SEMANTICS: Semantics = "prometheus2"
+DEFAULT_SEMANTICS: Semantics = "prometheus3"
 DEFAULT_SUBQUERY_STEP = 60.0  # Prometheus' default global evaluation_interval
 # Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its
 # closed left end without reaching the previous millisecond.
@@ -82,15 +82,15 @@ class ParsedExpr:
     """A parsed expression known to use only the supported subset.
 
     ``max_lookback`` is how far back (seconds) from the evaluation time the expression reads, given a
-    5-minute lookback: what a SeriesStore must retain for it. ``semantics``: Prometheus 2's (the default,
-    promtool 2.42's: ranges and lookback closed at the left end, regex `.` not matching a newline) or
-    Prometheus 3's (left-open, `.` matching a newline; see SEMANTICS).
+    5-minute lookback: what a SeriesStore must retain for it. ``semantics``: Prometheus 3's (the default:
+    left-open, `.` matching a newline; see SEMANTICS) or Prometheus 2's (promtool 2.42's: ranges and
+    lookback closed at the left end, regex `.` not matching a newline).
     """
 
     text: str
     node: Any
     max_lookback: float
-    semantics: Semantics = "prometheus2"
+    semantics: Semantics = DEFAULT_SEMANTICS
     reads_query: bool = False  # a duration expression reads the query's step or range: parsed per query
 
     @property
@@ -122,10 +122,10 @@ def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS,
         # Prometheus 3's `x[5m+1m]`, `x[step()]`, folded: promql-parser lacks them
         text = duration_expr.rewrite(expr, (60.0, 60.0) if reads_query else query)
         extended = extended_ranges.rewrite(text)  # `anchored`/`smoothed` moved into their selectors
-        extended = info_function.rewrite(extended)  # info()'s label selector made parsable
         if extended != text and semantics == "prometheus2":
             raise PromQLError(f"the anchored and smoothed modifiers are Prometheus 3's: use the prometheus3 "
                               f"semantics (in {expr!r})")
+        extended = info_function.rewrite(extended)  # info()'s label selector made parsable
         node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, extended))
     except (duration_expr.DurationExprError, extended_ranges.ExtendedRangeError, info_function.InfoError) as exc:
         raise PromQLError(f"{exc} (in {expr!r})") from None

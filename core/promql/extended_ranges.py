@@ -31,7 +31,7 @@ SAFE_FUNCTIONS: dict[Extension, tuple[str, ...]] = {
     "smoothed": ("delta", "increase", "rate"),
 }
 _TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)"""
-                    r"|(?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)"
+                    r"|(?P<ident>[A-Za-z_][A-Za-z0-9_:]*)"
                     r"|(?P<num>(?:\d+(?:ms|[smhdwy]))+|(?:0[xX][0-9a-fA-F]+|\d*\.?\d+(?:[eE][+-]?\d+)?)|[Ii]nf|NaN)"
                     r"|(?P<op>=~|!~|!=|==|>=|<=|[-+*/%^@(){}\[\],=<>:!]))")
 # Words after which an identifier is an operand (a metric called `anchored`), not a modifier.
@@ -84,6 +84,8 @@ def rewrite(expr: str) -> str:
             prev_kind == "ident" and prev_text.lower() not in _OPERATOR_WORDS)
         if not operand_end:
             continue  # a metric named like the keyword
+        if prev_text.lower() in _MARKER_OF:
+            raise ExtendedRangeError("anchored and smoothed modifiers cannot be used together")
         if k + 1 < len(tokens) and tokens[k + 1][1] in ("{", "("):
             continue  # `anchored{...}` or a function call: a name, not a modifier
         edits.append((start, end, ""))
@@ -110,9 +112,10 @@ def _insertion(tokens: list[tuple[str, str, int, int]], j: int, word: Extension)
                 raise ExtendedRangeError(f"{word} modifier not implemented for a number")
             j = back - 1
         elif text == "]":
-            j = _matching_open(tokens, j, "[", "]") - 1
-            if j >= 0 and tokens[j][1] == ")":
+            bracket = _matching_open(tokens, j, "[", "]")
+            if any(t[1] == ":" for t in tokens[bracket:j]) or (bracket > 0 and tokens[bracket - 1][1] == ")"):
                 raise ExtendedRangeError(f"{word} modifier is not supported for subqueries")
+            j = bracket - 1
         elif text == "}":
             brace = _matching_open(tokens, j, "{", "}")
             empty = brace + 1 == j
