@@ -42,7 +42,7 @@ from core.promql.values import (
     labels_key,
     stale_mask,
 )
-from core.slo.go_format import go_float_fixed
+from core.slo.go_format import go_float, go_float_fixed
 
 NAME = "__name__"
 Semantics = Literal["prometheus2", "prometheus3"]
@@ -184,6 +184,8 @@ def _check_call(node: Any, expr: str, dotall: bool) -> None:
     if name == "label_replace":
         _label_name_arg(args[1], "destination", expr)
         compile_re2(_string_arg(args[4]), dotall)
+    elif name == "histogram_quantiles":
+        _label_name_arg(args[1], "quantile", expr)
     elif name == "label_join":
         _label_name_arg(args[1], "destination", expr)
         for a in args[3:]:
@@ -548,6 +550,18 @@ class _Evaluation:
     def fn_absent_over_time(self, args: list[Any]) -> Value:
         present = self.matrix(args[0])
         return [] if present else [VectorSample(_absent_labels(_unparen(args[0])), 1.0)]
+
+    def fn_histogram_quantiles(self, args: list[Any]) -> Value:
+        """Prometheus 3's histogram_quantiles(v, "label", q1, q2...): histogram_quantile for each q, told
+        apart by the label (q in OpenMetrics' float format, `0.0`, `0.25`, `1.0`)."""
+        label, vec = _string_arg(args[1]), self.vector(args[0])
+        out = []
+        for q in (self.scalar(a) for a in args[2:]):
+            text = go_float(q)
+            if not any(c in text for c in "e.NI"):
+                text += ".0"
+            out += [VectorSample({**s.labels, label: text}, s.value) for s in _histogram_quantile(q, vec)]
+        return out
 
     def fn_info(self, args: list[Any]) -> Value:
         """info(v [, {selector}]) (promql/info.go): the info series are read as of the time of v's first
@@ -1006,6 +1020,7 @@ FUNCTIONS: dict[str, Callable[[_Evaluation, list[Any]], Value]] = {
     "scalar": _Evaluation.fn_scalar,
     "absent": _Evaluation.fn_absent,
     "histogram_quantile": _Evaluation.fn_histogram_quantile,
+    "histogram_quantiles": _Evaluation.fn_histogram_quantiles,
     "info": _Evaluation.fn_info,
     "clamp": _Evaluation.fn_clamp,
     "clamp_min": _Evaluation.fn_clamp_min,
