@@ -296,8 +296,15 @@ def evaluate_range(
     return [SeriesData(labels=lb, ts=np.array(ts), values=np.array(vs)) for lb, ts, vs in points.values()]
 
 
-def _drop_name(labels: Mapping[str, str]) -> _Labels:
+def _drop_name(labels: Mapping[str, str], metadata: bool = False) -> _Labels:
+    """The labels without the metric name; with ``metadata`` (Prometheus 3) also without the metadata
+    labels that describe it, `__type__` and `__unit__` (labels.DropReserved(schema.IsMetadataLabel))."""
+    if metadata:
+        return {k: v for k, v in labels.items() if k not in _METADATA}
     return {k: v for k, v in labels.items() if k != NAME}
+
+
+_METADATA = frozenset((NAME, "__type__", "__unit__"))
 
 
 def _check_unique(vector: list[VectorSample], expr: str) -> list[VectorSample]:
@@ -382,7 +389,7 @@ class _Evaluation:
         if isinstance(value, Scalar):
             return Scalar(-value.value)
         # the name goes: two series differing only by it collide (an error in 2.42 and 3.x alike)
-        return _check_unique([VectorSample(_drop_name(s.labels), -s.value) for s in value],  # type: ignore[union-attr]
+        return _check_unique([VectorSample(self.drop_name(s.labels), -s.value) for s in value],  # type: ignore[union-attr]
                              self.text)
 
     # -- selectors
@@ -500,7 +507,7 @@ class _Evaluation:
                     ts, values, start_ms, end_ms, _seconds(node.range), smoothed,
                     is_counter=name != "delta", is_rate=name == "rate")
             if result is not None:
-                out.append(VectorSample(_drop_name(series.labels), result))
+                out.append(VectorSample(self.drop_name(series.labels), result))
         return out
 
     # -- functions: every supported function is an entry of FUNCTIONS (below the class)
@@ -640,7 +647,7 @@ class _Evaluation:
 
     def map_values(self, args: list[Any], fn: Callable[[float], float]) -> list[VectorSample]:
         """simpleFunc: a function of each value; the metric name is dropped."""
-        return [VectorSample(_drop_name(s.labels), fn(s.value)) for s in self.vector(args[0])]
+        return [VectorSample(self.drop_name(s.labels), fn(s.value)) for s in self.vector(args[0])]
 
     def fn_clamp(self, args: list[Any]) -> Value:
         lo, hi = self.scalar(args[1]), self.scalar(args[2])
@@ -666,7 +673,7 @@ class _Evaluation:
         if isinstance(arg, pp.VectorSelector):
             ref = self.base_time(arg.at) - _seconds(arg.offset)
             found = self.store.latest_points(self.matchers(arg, self.dotall), ref - self.lookback + self.edge, ref)
-            return [VectorSample(_drop_name(labels), _to_ms(ts) / 1000.0)
+            return [VectorSample(self.drop_name(labels), _to_ms(ts) / 1000.0)
                     for labels, ts, value in found if not is_stale(value)]
         return self.map_values(args, lambda _: _to_ms(self.at) / 1000.0)
 
@@ -742,7 +749,7 @@ class _Evaluation:
         ok = packed.nonempty() if defined is None else defined & packed.nonempty()
         keep_name = name in ("last_over_time", "first_over_time")  # they return a sample, not a new value
         return [
-            VectorSample(dict(labels) if keep_name else _drop_name(labels), value)
+            VectorSample(dict(labels) if keep_name else self.drop_name(labels), value)
             for (labels, _, _), value, kept in zip(windows, values.tolist(), ok.tolist(), strict=True)
             if kept
         ]
@@ -812,7 +819,8 @@ class _Evaluation:
                 value = 1.0 if keep else 0.0
             return Scalar(value)
         if isinstance(lhs, Scalar) or isinstance(rhs, Scalar):
-            return _check_unique(self.vector_scalar(op, lhs, rhs, return_bool, self.drops_name(op)), self.text)
+            return _check_unique(self.vector_scalar(op, lhs, rhs, return_bool, self.drops_name(op), self.left_open),
+                                 self.text)
         lvec, rvec = lhs, rhs
         matching = _Matching.of(modifier, op)
         if op in SET_OPERATORS:
@@ -822,12 +830,16 @@ class _Evaluation:
         return _check_unique(self.vector_vector(op, lvec, rvec, matching, return_bool, fills),  # type: ignore[arg-type]
                              self.text)
 
+    def drop_name(self, labels: Mapping[str, str]) -> _Labels:
+        return _drop_name(labels, metadata=self.left_open)
+
     def drops_name(self, op: str) -> bool:
         """shouldDropMetricName: arithmetic, and atan2 too since Prometheus 3."""
         return op in ARITHMETIC or (op == "atan2" and self.left_open)
 
     @staticmethod
-    def vector_scalar(op: str, lhs: Value, rhs: Value, return_bool: bool, drop_name: bool) -> list[VectorSample]:
+    def vector_scalar(op: str, lhs: Value, rhs: Value, return_bool: bool, drop_name: bool,
+                      metadata: bool = False) -> list[VectorSample]:
         swap = isinstance(lhs, Scalar)
         vec: list[VectorSample] = rhs if swap else lhs  # type: ignore[assignment]
         scalar: float = lhs.value if swap else rhs.value  # type: ignore[union-attr]
@@ -840,7 +852,7 @@ class _Evaluation:
             values, keep = keep.astype(np.float64), np.ones(len(samples), dtype=bool)
         drop = drop_name or return_bool
         return [
-            VectorSample(_drop_name(s.labels) if drop else s.labels, value)
+            VectorSample(_drop_name(s.labels, metadata) if drop else s.labels, value)
             for s, value, kept in zip(vec, values.tolist(), keep.tolist(), strict=True)
             if kept
         ]
@@ -894,9 +906,9 @@ class _Evaluation:
                 value = 1.0 if kept else 0.0
             elif not kept:
                 continue
-            metric = matching.result_labels(ls.labels, found.labels, self.drops_name(op))
+            metric = matching.result_labels(ls.labels, found.labels, self.drops_name(op), self.left_open)
             if return_bool:
-                metric = _drop_name(metric)
+                metric = self.drop_name(metric)
             if matching.card == "one-to-one":
                 if sig in matched:
                     raise self.error("multiple matches for labels: many-to-one matching must be explicit "
@@ -1564,8 +1576,8 @@ class _Matching:
             return tuple(labels.get(k, "") for k in self.labels)
         return frozenset((k, v) for k, v in labels.items() if k not in self.ignored)
 
-    def result_labels(self, lhs: _Labels, rhs: _Labels, drop_name: bool) -> _Labels:
-        out = _drop_name(lhs) if drop_name else dict(lhs)
+    def result_labels(self, lhs: _Labels, rhs: _Labels, drop_name: bool, metadata: bool = False) -> _Labels:
+        out = _drop_name(lhs, metadata) if drop_name else dict(lhs)
         if self.card == "one-to-one":
             if self.on:
                 out = {k: v for k, v in out.items() if k in self.labels}

@@ -326,3 +326,15 @@ def test_prometheus3_semantics_are_left_open() -> None:
     assert _vec(evaluate(parse("g atan2 g"), 0.0, gauge)) == {(("__name__", "g"),): math.atan2(1, 1)}
     with pytest.raises(PromQLError, match="unknown semantics"):
         parse("g", "prometheus4")  # type: ignore[arg-type]
+
+
+def test_prometheus3_drops_type_and_unit_with_the_name() -> None:
+    """Prometheus 3 drops the metadata labels __type__ and __unit__ wherever it drops __name__; 2.42 knew
+    nothing of them and keeps them as plain labels."""
+    store = _store({("x", (("__type__", "counter"), ("__unit__", "bytes"), ("a", "1"))): [2.0]})
+    assert _vec(evaluate(parse("x * 2", "prometheus3"), 0.0, store)) == {(("a", "1"),): 4.0}
+    assert _vec(evaluate(parse("-x", "prometheus3"), 0.0, store)) == {(("a", "1"),): -2.0}
+    assert _vec(evaluate(parse("x * 2"), 0.0, store)) == {
+        (("__type__", "counter"), ("__unit__", "bytes"), ("a", "1")): 4.0}
+    assert _vec(evaluate(parse("x", "prometheus3"), 0.0, store)) == {
+        (("__name__", "x"), ("__type__", "counter"), ("__unit__", "bytes"), ("a", "1")): 2.0}
