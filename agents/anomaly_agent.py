@@ -35,9 +35,9 @@ import faust
 from aiokafka.errors import KafkaError
 
 from agents.anomaly_step import AnomalyStep, Checkpoint, marker_key
-from agents.emission_log import iter_range
 from core.anomaly_rules import AnomalyRule, load_anomaly_files
 from core.errors import CoreError
+from runtime.partition_log import iter_range
 from watchkeeper.config import Config
 from watchkeeper.errors import WatchkeeperError
 

@@ -32,9 +32,9 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
-from agents.emission_log import last_records
 from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
 from agents.rules_wiring import RulesConfigError, load_rules
+from runtime.partition_log import last_records
 from watchkeeper.config import Config
 from watchkeeper.topics import ensure_topics
 
