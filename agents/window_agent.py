@@ -124,12 +124,9 @@ def register(app: faust.App, cfg: Config) -> None:
     io = FaustPartitionIO(app, cfg.kafka.bootstrap, t.samples, t.aggregates, deadletter, changelog, state)
     settings = RuntimeSettings(every_messages=w.snapshot_every_messages, every_seconds=w.snapshot_every_seconds,
                                batch_messages=w.batch_messages, idle_timeout=step.idle_timeout)
-    last_samples = [0]
-
     def observe(p: int, out: StepOutput) -> None:
-        """Self-metrics of one step, counted before any await (other partitions' steps run then)."""
-        consumed.inc(step.samples - last_samples[0])
-        last_samples[0] = step.samples
+        """Self-metrics of one step."""
+        consumed.inc(out.applied)
         for reason, n in out.rejected.items():
             SAMPLES_REJECTED.labels(reason).inc(n)
         for reason, n in out.dead.items():
@@ -167,10 +164,7 @@ def register(app: faust.App, cfg: Config) -> None:
         meanwhile is only dropped), and un-paused if the resume fails (its next events try again)."""
         if alone():
             app.consumer.pause_partitions([TP(t.samples, p) for p in parts])
-        if not defects:
-            defects.append(await _defects(cfg.kafka.bootstrap, f"{app.conf.id}-broker-probe"))
-            runtime.settings = RuntimeSettings(**{**vars(settings),
-                                                  "flush_checkpoint_alone": defects[0].list_offsets_latest})
+        await probed.wait()  # a resume's first checkpoint needs to know which workarounds are on
         try:
             await runtime.resume(parts)
             if runtime.feed is None:
@@ -187,8 +181,16 @@ def register(app: faust.App, cfg: Config) -> None:
                 app.consumer.resume_partitions([TP(t.samples, p) for p in parts if p not in runtime.live()])
             raise
 
-    defects: list[BrokerDefects] = []
     runtime.resumer = resume
+    probed = asyncio.Event()  # bound to Faust's loop at its first wait (Python >= 3.10)
+
+    @app.task
+    async def probe_broker() -> None:
+        """The broker's defects, once at start (concurrently with joining the group, which tansu holds for
+        session_timeout / 2): each workaround on only where the broker has its defect."""
+        defects = await _defects(cfg.kafka.bootstrap, f"{app.conf.id}-broker-probe")
+        runtime.settings = RuntimeSettings(**{**vars(settings), "flush_checkpoint_alone": defects.list_offsets_latest})
+        probed.set()
 
     @app.agent(samples, name="watchkeeper.windows")
     async def windows(stream: faust.StreamT) -> None:

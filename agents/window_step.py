@@ -129,6 +129,7 @@ class WindowStep:
         out.first_seq = prog.seq + 1
         eng = self.engine(partition)
         registry = self.registry
+        before = self.samples
         source_ids = eng.source_ids
         for i, (offset, key, raw) in enumerate(messages):
             proc = now if times is None else times[i]
@@ -164,18 +165,20 @@ class WindowStep:
                 out.deadletters.append((key, self._dead(raw, partition, offset, _internal(exc), now)))
                 out.dead["internal_error"] += 1
         self._emit(out, partition, eng.advance())
+        out.applied = self.samples - before
         return out
 
     def process_records(self, partition: int, records: Sequence[Record], now: float) -> StepOutput:
         """The runtime's entry (`runtime.partition_state.PartitionStep`): records (offset, key, value,
         processing time) as one batch; if the step itself fails, each record is dead-lettered with the
         error and the partition goes on after them."""
+        before = self.samples
         try:
             return self.process_many(partition, [r[:3] for r in records], now, times=[r[3] for r in records])
         except Exception as exc:  # a worker never dies on bad data: dead-letter and go on
             log.exception("window step failed at %s[%d]@%d..%d", self.topic, partition, records[0][0],
                           records[-1][0])
-            out = StepOutput(first_seq=self.progress[partition].seq + 1)
+            out = StepOutput(first_seq=self.progress[partition].seq + 1, applied=self.samples - before)
             for offset, key, value, _ in records:
                 failed = self.failed(partition, offset, key, value, exc, now)
                 out.deadletters += failed.deadletters

@@ -50,6 +50,7 @@ class StepOutput:
     rejected: Counter[str] = field(default_factory=Counter)  # input items refused, by reason
     dead: Counter[str] = field(default_factory=Counter)  # dead letters, by reason
     tick_after: int | None = None  # made by `tick()`: the last input offset before it
+    applied: int = 0  # input items applied (samples windowed, points scored)
 
 
 @dataclass
