@@ -125,7 +125,7 @@ def register(app: faust.App, cfg: Config) -> None:
                 step.add(kind_of[topic], topic, partition, rec.offset, rec.key, rec.value or b"")
                 n += 1
                 if n % cfg.anomaly.batch_messages == 0:  # a long gap is scored as it is read
-                    await publish(step.flush().alerts)
+                    await publish(step.flush().records)
         except (TimeoutError, KafkaError):  # the series miss those points; the worker goes on
             log.exception("anomaly: could not read %s[%d] %d..%d", topic, partition, gap[0], gap[1])
 
@@ -136,10 +136,10 @@ def register(app: faust.App, cfg: Config) -> None:
         async for events in batches:
             for event in events:
                 msg = event.message
-                if msg.partition in step.revoked:  # taken away while it waited in the batch
+                if step.taken_away(msg.partition):  # taken away while it waited in the batch
                     continue
                 if not step.resumed(msg.partition):  # first event since (re)assignment
                     step.resume(msg.partition, state.data.get(marker_key(msg.partition)))
                 await fill_gap(msg.topic, msg.partition, msg.offset)
                 step.add(kind_of[msg.topic], msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
-            await publish(step.flush().alerts)
+            await publish(step.flush().records)
