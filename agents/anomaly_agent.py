@@ -13,7 +13,8 @@ changes on `wk.alerts` (key = fingerprint, `source: anomaly`). The logic is in `
   gives the same results (scoring does not depend on batch boundaries) and, since a batch with alert
   transitions is always checkpointed, sends no transition twice.
 - Each checkpoint ends, on every partition read since the last one, with a marker record of the last
-  input offset applied per input topic, alone in its own producer batch, so tansu 0.6.0's
+  input offset applied per input topic. Where the broker has tansu 0.6.0's ListOffsets defect (probed at
+  worker start, `runtime.broker_defects`) the marker goes alone in its own producer batch, so
   ListOffsets(latest) (the last batch's base offset + 1) still points past every state record and
   Faust's recovery reads them all.
 - Faust's committed offset is never trusted: a worker stopped in the middle of a batch acknowledges the
@@ -91,12 +92,14 @@ def register(app: faust.App, cfg: Config) -> None:
     last_checkpoint = time.monotonic()
 
     async def checkpoint(cp: Checkpoint) -> None:
-        """The states, then per partition its offsets marker, alone in the partition's last batch."""
+        """The states, then per partition its offsets marker, alone in the partition's last batch where the
+        broker has the ListOffsets defect (runtime.broker_defects)."""
         for partition, states in cp.states.items():
             for key, value in states.items():
                 state.data[key] = value
                 state.send_changelog(partition, key, value)
-        await app.producer.flush()
+        if (await app.broker_defects.get()).list_offsets_latest:  # type: ignore[attr-defined]
+            await app.producer.flush()
         for partition, marker in cp.markers.items():
             state.data[marker_key(partition)] = marker
             state.send_changelog(partition, marker_key(partition), marker)

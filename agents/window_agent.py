@@ -34,7 +34,6 @@ from faust.types import TP
 
 from agents.window_step import WindowLimits, WindowStep
 from agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
-from runtime.broker_defects import BrokerDefects, probe
 from runtime.exactly_once import Headers
 from runtime.partition_log import iter_chunks, last_records
 from runtime.partition_state import OutRecord, PartitionRuntime, RuntimeSettings, StepOutput
@@ -164,7 +163,11 @@ def register(app: faust.App, cfg: Config) -> None:
         meanwhile is only dropped), and un-paused if the resume fails (its next events try again)."""
         if alone():
             app.consumer.pause_partitions([TP(t.samples, p) for p in parts])
-        await probed.wait()  # a resume's first checkpoint needs to know which workarounds are on
+        if not probed:  # a resume's first checkpoint needs to know which workarounds are on
+            defects = await app.broker_defects.get()  # type: ignore[attr-defined]
+            runtime.settings = RuntimeSettings(**{**vars(settings),
+                                                  "flush_checkpoint_alone": defects.list_offsets_latest})
+            probed.append(True)
         try:
             await runtime.resume(parts)
             if runtime.feed is None:
@@ -182,15 +185,7 @@ def register(app: faust.App, cfg: Config) -> None:
             raise
 
     runtime.resumer = resume
-    probed = asyncio.Event()  # bound to Faust's loop at its first wait (Python >= 3.10)
-
-    @app.task
-    async def probe_broker() -> None:
-        """The broker's defects, once at start (concurrently with joining the group, which tansu holds for
-        session_timeout / 2): each workaround on only where the broker has its defect."""
-        defects = await _defects(cfg.kafka.bootstrap, f"{app.conf.id}-broker-probe")
-        runtime.settings = RuntimeSettings(**{**vars(settings), "flush_checkpoint_alone": defects.list_offsets_latest})
-        probed.set()
+    probed: list[bool] = []
 
     @app.agent(samples, name="watchkeeper.windows")
     async def windows(stream: faust.StreamT) -> None:
@@ -223,11 +218,3 @@ def register(app: faust.App, cfg: Config) -> None:
             if runtime.feed is not None:
                 feed, runtime.feed = runtime.feed, None
                 await feed.stop()
-
-
-async def _defects(bootstrap: str, topic: str) -> BrokerDefects:
-    try:
-        return await probe(bootstrap, topic)
-    except Exception:  # the probe is advice: without it every workaround stays on
-        log.exception("windows: could not probe the broker's defects; keeping every workaround on")
-        return BrokerDefects.assumed()

@@ -11,6 +11,7 @@ watermark, right on both.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -76,7 +77,30 @@ async def probe(bootstrap: str, topic: str) -> BrokerDefects:
         await admin.close()
     end, high = await list_offsets_after_one_batch(bootstrap, topic)
     found = BrokerDefects(list_offsets_latest=end != high)
-    log.info("broker at %s: ListOffsets(latest) %s (end %d, high watermark %d)", bootstrap,
-             "wrong: its workaround is on" if found.list_offsets_latest else "right: its workaround is off",
-             end, high)
+    log.log(logging.WARNING if found.list_offsets_latest else logging.INFO,
+            "broker at %s: ListOffsets(latest) %s (end %d, high watermark %d)", bootstrap,
+            "wrong: its workaround is on" if found.list_offsets_latest else "right: its workaround is off", end, high)
     return found
+
+
+class DefectsProbe:
+    """The broker's defects, probed once per worker process (`run`, started with the worker, while tansu
+    holds the first group join for session_timeout / 2) and awaited by every agent that needs them."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self._found: BrokerDefects | None = None
+        self._ready = asyncio.Event()  # bound to the worker's loop at its first wait
+
+    async def run(self) -> None:
+        try:
+            self._found = await probe(self.bootstrap, self.topic)
+        except Exception:  # the probe is advice: without it every workaround stays on
+            log.exception("could not probe the broker's defects; keeping every workaround on")
+            self._found = BrokerDefects.assumed()
+        self._ready.set()
+
+    async def get(self) -> BrokerDefects:
+        await self._ready.wait()
+        assert self._found is not None
+        return self._found

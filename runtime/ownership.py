@@ -2,12 +2,14 @@
 does for alerts). Every other module asks this one what a partition is, instead of inferring it from
 which set or dict it sits in.
 
-    IDLE ──assign──▶ ASSIGNED ──resume──▶ RESUMING ──resumed──▶ LIVE
-      ▲                 ▲  ▲                 │  │                 │
-      │                 │  └─────failed──────┘  │      failed ────┤ (back to ASSIGNED: resumed again)
-      │                 └───────────────────────┼─────────────────┘
-      │                                         ▼ revoke (from ASSIGNED, RESUMING or LIVE)
-      └──────────released────────────────── RELEASING
+             assign               resume               resumed
+    IDLE ───────────▶ ASSIGNED ───────────▶ RESUMING ───────────▶ LIVE
+      ▲                  ▲ ▲                   │                    │
+      │                  │ └────── failed ─────┘                    │
+      │                  └───────────── failed (the feed) ──────────┤
+      │   released                                                  │ revoke (also from ASSIGNED, RESUMING)
+      └────────────── RELEASING ◀───────────────────────────────────┘
+                      no new work; the work under way ends; its sends durable; its state forgotten
 
 RELEASING is the revocation race's answer: a partition there takes no new work, and `release()` returns
 only once the work under way on it ended (`work()` counts it), so the next owner, which reads the

@@ -14,6 +14,7 @@ import pytest
 from aiokafka.structs import TopicPartition
 
 from core.checkpoint_frame import frame, unframe
+from runtime.broker_defects import BrokerDefects, DefectsProbe
 from runtime.exactly_once import Headers, seq_of
 from runtime.ownership import Event, LifecycleError, Ownership, Phase
 from runtime.partition_state import (
@@ -369,3 +370,14 @@ def test_stop_releases_every_partition_and_takes_no_new_one() -> None:
 
     a = asyncio.run(run())
     assert a.live() == [] and a.last_sent == {} and a.step.progress == {}  # type: ignore[attr-defined]
+
+
+def test_without_an_answer_from_the_broker_every_workaround_stays_on() -> None:
+    """The probe is advice: a broker that cannot be probed is assumed to have every known defect."""
+
+    async def run() -> BrokerDefects:
+        probe = DefectsProbe("127.0.0.1:1", "wk-broker-probe")  # nothing listens on port 1
+        await probe.run()
+        return await probe.get()
+
+    assert asyncio.run(run()) == BrokerDefects(list_offsets_latest=True)
