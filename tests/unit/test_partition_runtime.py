@@ -43,22 +43,28 @@ class EchoStep:
     def __init__(self) -> None:
         self.progress: dict[int, PartitionProgress] = {}
         self.sums: dict[int, int] = {}
+        self.ticked: dict[int, int] = {}  # partition -> the sum at its last tick (part of the state)
 
     def restore(self, partition: int, data: bytes | None) -> None:
+        self.ticked.pop(partition, None)
         if data is None:
             self.progress[partition], self.sums[partition] = PartitionProgress(), 0
             return
         head = unframe(data).head
         self.progress[partition] = PartitionProgress(head["offset"], head["seq"])
         self.sums[partition] = head["sum"]
+        if head["ticked"] is not None:
+            self.ticked[partition] = head["ticked"]
 
     def snapshot(self, partition: int) -> bytes:
         prog = self.progress[partition]
-        return frame({"offset": prog.offset, "seq": prog.seq, "sum": self.sums[partition]})
+        return frame({"offset": prog.offset, "seq": prog.seq, "sum": self.sums[partition],
+                      "ticked": self.ticked.get(partition)})
 
     def forget(self, partition: int) -> None:
         self.progress.pop(partition, None)
         self.sums.pop(partition, None)
+        self.ticked.pop(partition, None)
 
     def process_records(self, partition: int, records: Sequence[Record], now: float) -> StepOutput:
         prog = self.progress[partition]
@@ -71,7 +77,15 @@ class EchoStep:
         return out
 
     def tick(self, partition: int) -> StepOutput:
-        return StepOutput(first_seq=self.progress[partition].seq + 1)
+        """An idle close: one record (``tick@<last offset>``) when input came since the last one."""
+        prog = self.progress[partition]
+        out = StepOutput(first_seq=prog.seq + 1)
+        if self.sums[partition] != self.ticked.get(partition):
+            self.ticked[partition] = self.sums[partition]
+            out.records.append((b"k", b"tick@%d" % prog.offset))
+            out.tick_after = prog.offset
+            prog.seq += 1
+        return out
 
 
 class FakeBroker:
@@ -172,8 +186,8 @@ async def settle(rounds: int = 50) -> None:
         await asyncio.sleep(0)
 
 
-def offsets_out(broker: FakeBroker, p: int) -> list[int]:
-    return [int(value) for _, value, _ in broker.output[p]]
+def offsets_out(broker: FakeBroker, p: int) -> list[int | str]:
+    return [value.decode() if value.startswith(b"tick") else int(value) for _, value, _ in broker.output[p]]
 
 
 def seqs_out(broker: FakeBroker, p: int) -> list[int]:
@@ -282,6 +296,37 @@ def test_a_failed_fetch_resumes_from_the_checkpoints_and_doubles_nothing() -> No
     assert seqs_out(broker, 0) == list(range(1, 7))
 
 
+def test_an_idle_close_missing_from_the_checkpoint_is_made_again_at_the_same_point_of_the_replay() -> None:
+    """Worker A, quiet after offsets 0..2, makes an idle close (output `tick@2`, header wk-tick-after: 2)
+    and dies before that close's checkpoint is durable; offsets 3, 4 arrive. Worker B resumes from the
+    checkpoint at 2, makes the close again right after offset 2 (not sent: it is on the output), then
+    3 and 4: the output is A's sequence continued, nothing twice."""
+
+    async def run() -> FakeBroker:
+        broker = FakeBroker({0: 3})
+        now = [0.0]
+        a = PartitionRuntime(TOPIC, EchoStep(), FakeIO(broker, "a"),
+                             RuntimeSettings(every_messages=3, every_seconds=1e9, batch_messages=2, idle_timeout=30.0),
+                             monotonic=lambda: now[0], wall=lambda: 0.0)
+        a.attach_feed(FakeConsumer(broker))
+        a.assign([0])
+        await a.resume([0])
+        assert len(broker.changelog[0]) == 1  # at offset 2
+        now[0] = 31.0
+        await a.feed_once()  # nothing fetched, caught up, quiet for 31 s: the idle close
+        assert offsets_out(broker, 0) == [0, 1, 2, "tick@2"]
+        broker.changelog[0].pop()  # A dies before the close's checkpoint is durable
+        broker.input[0] += FakeBroker({0: 5}).input[0][3:]
+        b = worker(broker, "b")
+        b.assign([0])
+        await b.resume([0])
+        return broker
+
+    broker = asyncio.run(run())
+    assert offsets_out(broker, 0) == [0, 1, 2, "tick@2", 3, 4]
+    assert seqs_out(broker, 0) == [1, 2, 3, 4, 5, 6]
+
+
 # -- the revocation races --------------------------------------------------------------------------------
 
 
@@ -369,7 +414,7 @@ def test_stop_releases_every_partition_and_takes_no_new_one() -> None:
         return a
 
     a = asyncio.run(run())
-    assert a.live() == [] and a.last_sent == {} and a.step.progress == {}  # type: ignore[attr-defined]
+    assert a.live() == [] and a.last_sent == {} and a.step.progress == {}
 
 
 def test_without_an_answer_from_the_broker_every_workaround_stays_on() -> None:
