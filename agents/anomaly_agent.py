@@ -82,7 +82,14 @@ def register(app: faust.App, cfg: Config) -> None:
     log.info("anomaly: %d rules on %s", len(rules), ", ".join(inputs))
 
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        step.forget({tp.partition for tp in revoked if tp.topic in kind_of})
+        """Released as the window agent's partitions are (runtime.ownership): no new input on them, the
+        batch under way ends (its alerts sent, its checkpoint written) and is durable, then they are
+        forgotten; only then does the next owner, once every revocation returned, read the table."""
+        parts = {tp.partition for tp in revoked if tp.topic in kind_of}
+        step.revoke(parts)
+        await step.own.quiesce(parts)
+        await app.producer.flush()
+        step.forget(parts)
 
     async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         step.assigned({tp.partition for tp in assigned if tp.topic in kind_of})
@@ -137,12 +144,18 @@ def register(app: faust.App, cfg: Config) -> None:
         # take_events (not in StreamT's stubs) keeps each event, for its topic, partition and offset.
         batches = stream.take_events(cfg.anomaly.batch_messages, within=cfg.anomaly.batch_seconds)  # type: ignore[attr-defined]
         async for events in batches:
-            for event in events:
-                msg = event.message
-                if step.taken_away(msg.partition):  # taken away while it waited in the batch
-                    continue
-                if not step.resumed(msg.partition):  # first event since (re)assignment
-                    step.resume(msg.partition, state.data.get(marker_key(msg.partition)))
-                await fill_gap(msg.topic, msg.partition, msg.offset)
-                step.add(kind_of[msg.topic], msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
-            await publish(step.flush().records)
+            with step.own.work({event.message.partition for event in events}):
+                await take(events)
+
+    async def take(events: list[Any]) -> None:
+        """One batch: each event applied (resuming its partition on its first event since assignment), then
+        the batch scored, its alerts sent and, when due, checkpointed."""
+        for event in events:
+            msg = event.message
+            if step.taken_away(msg.partition):  # taken away while it waited in the batch
+                continue
+            if not step.resumed(msg.partition):  # first event since (re)assignment
+                step.resume(msg.partition, state.data.get(marker_key(msg.partition)))
+            await fill_gap(msg.topic, msg.partition, msg.offset)
+            step.add(kind_of[msg.topic], msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
+        await publish(step.flush().records)

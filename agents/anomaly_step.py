@@ -90,8 +90,15 @@ class AnomalyStep:
         return self.own.phase(partition) is Phase.LIVE
 
     def taken_away(self, partition: int) -> bool:
-        """Revoked and not assigned again: its events still buffered in a batch are ignored."""
-        return self.own.phase(partition) is Phase.IDLE and self.own.generation(partition) > 0
+        """Revoked (and not assigned again): its events still buffered in a batch are ignored."""
+        phase = self.own.phase(partition)
+        return phase is Phase.RELEASING or (phase is Phase.IDLE and self.own.generation(partition) > 0)
+
+    def revoke(self, partitions: set[int]) -> None:
+        """No new input on these partitions from here; `forget` drops them once the work under way ended."""
+        for p in partitions:
+            if self.own.phase(p) is not Phase.RELEASING:
+                self.own.transition(p, Event.REVOKE)
 
     def resume(self, partition: int, marker: bytes | None) -> None:
         """Start a (re)assigned partition from its checkpointed marker (None: from nothing). The state
@@ -240,11 +247,9 @@ class AnomalyStep:
 
     def forget(self, partitions: set[int]) -> None:
         """Drop everything about revoked partitions (cached states, offsets, points not yet scored): their
-        next owner resumes them from the table's last checkpoint, which is consistent. Nothing of theirs is
-        under way (scoring and sending happen between Faust's events, not across a revocation), so the
-        release is immediate."""
-        for p in partitions:
-            self.own.transition(p, Event.REVOKE)
+        next owner resumes them from the table's last checkpoint, which is consistent (the agent calls this
+        once the batch under way when they were revoked has sent its alerts and written its checkpoint)."""
+        self.revoke(partitions)
         self.scorer.forget(lambda key: self._partition_of.get(key) in partitions)
         self._pending = {k: v for k, v in self._pending.items() if v.partition not in partitions}
         for p in partitions:

@@ -156,3 +156,23 @@ def test_a_resumed_partition_starts_from_its_marker_not_from_where_faust_resumes
     second.resume(1, table[marker_key(1)])
     second.add("aggregates", "wk.aggregates", 1, 100, None, aggregate(labels, 100, float(x[100])))
     assert second.messages == 2 and second.flush().applied == 1
+
+
+def test_a_partition_being_released_takes_no_new_input_and_keeps_its_state_until_forgotten() -> None:
+    """Revoked while a batch is under way: its further events are ignored, but what it already applied
+    stays (the batch's checkpoint still covers it) until the agent forgets it after the batch ended."""
+    x = level_shift()
+    rules = [r for g in load_anomaly_text(RULES) for r in g.rules]
+    labels = {"job": "api"}
+    step = AnomalyStep(rules, load={}.get)
+    step.resume(2, None)
+    step.add("aggregates", "wk.aggregates", 2, 0, None, aggregate(labels, 0, float(x[0])))
+    step.revoke({2})
+    assert step.taken_away(2) and not step.resumed(2)
+    step.add("aggregates", "wk.aggregates", 2, 1, None, aggregate(labels, 1, float(x[1])))
+    assert step.messages == 1 and step.applied[2] == {"wk.aggregates": 0}
+    assert step.flush().applied == 1 and orjson.loads(step.checkpoint().markers[2]) == {"wk.aggregates": 0}
+    step.forget({2})
+    assert step.taken_away(2) and 2 not in step.applied
+    step.assigned({2})
+    assert not step.taken_away(2)
