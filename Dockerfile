@@ -3,6 +3,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY schemas schemas
 COPY core core
+COPY runtime runtime
 COPY agents agents
 COPY producers producers
 COPY sinks sinks

@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from runtime.broker_defects import DefectsProbe
 from watchkeeper.config import Config
 
 # Order matters only for readability of logs; each module registers its agents, topics and tables.
@@ -41,6 +42,9 @@ def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **override
     Path(settings["datadir"]).mkdir(parents=True, exist_ok=True)
     app = faust.App(cfg.worker.app_id, **settings)
     app.wk_config = cfg  # type: ignore[attr-defined]
+    # Which tansu workarounds the agents switch on (runtime.broker_defects): probed once, at start.
+    app.broker_defects = DefectsProbe(cfg.kafka.bootstrap, f"{cfg.worker.app_id}-broker-probe")  # type: ignore[attr-defined]
+    app.task(app.broker_defects.run)  # type: ignore[attr-defined]
     for name in modules:
         importlib.import_module(name).register(app, cfg)
     return app

@@ -32,9 +32,10 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
-from agents.emission_log import last_records
 from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
 from agents.rules_wiring import RulesConfigError, load_rules
+from runtime.ownership import Event, Ownership, Phase
+from runtime.partition_log import last_records
 from watchkeeper.config import Config
 from watchkeeper.topics import ensure_topics
 
@@ -82,6 +83,9 @@ class RulesRunner:
         self._producer: AIOKafkaProducer | None = None
         self._written: dict[int, bytes] = {}  # shard -> the newest checkpoint this process wrote for it
         self._rewind: dict[int, Mark] = {}  # seek the reader here (the store was reset for a takeover)
+        # Each shard's lifecycle (runtime.ownership, as the window and anomaly agents'): the lock is the work
+        # under way, so a revocation waits for the step that is advancing.
+        self.shard_own = Ownership()
         self.rewinds = 0
 
     async def run(self) -> None:
@@ -206,8 +210,19 @@ class RulesRunner:
         self.checkpoints_written += 1
 
     async def assigned(self, shards: list[int]) -> None:
+        for s in shards:
+            self.shard_own.transition(s, Event.ASSIGN)
         async with self.lock:
-            found = await last_records(self.cfg.kafka.bootstrap, self.state_topic, shards)
+            shards = self.shard_own.in_phase(Phase.ASSIGNED)
+            for s in shards:
+                self.shard_own.transition(s, Event.RESUME)
+            try:
+                found = await last_records(self.cfg.kafka.bootstrap, self.state_topic, shards)
+            except BaseException:  # left ASSIGNED: the next assignment resumes them
+                for s in shards:
+                    if self.shard_own.phase(s) is Phase.RESUMING:
+                        self.shard_own.transition(s, Event.FAILED)
+                raise
             checkpoints = {s: decode_or_none(rec.value) if rec is not None else None for s, rec in found.items()}
             behind = [cp for cp in checkpoints.values() if cp is not None and cp.units and not self.step.covers(cp)]
             if behind:
@@ -222,18 +237,25 @@ class RulesRunner:
                 self._rewind = marks
                 self.rewinds += 1
             for s in shards:
+                if self.shard_own.phase(s) is not Phase.RESUMING:  # revoked meanwhile
+                    continue
                 self.step.own(s, checkpoints.get(s))
                 self._written.pop(s, None)
+                self.shard_own.transition(s, Event.RESUMED)
             log.info("rules: %s owns shards %s (units %s)", self.owner, sorted(self.step.owned),
                      self.step.owned_units())
 
     async def revoked(self, shards: list[int]) -> None:
+        for s in shards:
+            self.shard_own.transition(s, Event.REVOKE)
         async with self.lock:
             for s in shards:
                 if s in self.step.owned:
                     await self._checkpoint(s)
                     self.step.release(s)
                 self._written.pop(s, None)
+                if self.shard_own.phase(s) is Phase.RELEASING:
+                    self.shard_own.transition(s, Event.RELEASED)
 
 
 class _ShardListener(ConsumerRebalanceListener):

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
+from core.checkpoint_frame import frame, unframe
 from core.ddsketch_bins import CODE_BITS, GAMMA, KEY_OFFSET, NEG_BASE, ZERO_CODE, codes_of
 from core.sample_columns import SampleColumns
 from core.sample_rejects import MAX_ABS_VALUE, MAX_TS, MIN_TS, Reject
@@ -565,8 +565,7 @@ class WindowEngine:
             "series": [[reg.names[i], reg.labels[i], reg.kinds[i]] for i in referenced.tolist()],
             "arrays": [[name, a.dtype.str, len(a)] for name, a in arrays.items()],
         }
-        head = orjson.dumps(header)
-        return b"".join([len(head).to_bytes(4, "big"), head, *(a.tobytes() for a in arrays.values())])
+        return frame(header, *(a.tobytes() for a in arrays.values()))
 
     @classmethod
     def restore(cls, data: bytes, registry: SeriesRegistry, **limits: float | None) -> WindowEngine:
@@ -575,9 +574,8 @@ class WindowEngine:
         A version 1 snapshot (one watermark per partition) restores with its state under one source named
         "" whose watermark is the partition's: its windows close as before, and each series passes to the
         first real source that sends it."""
-        size = int.from_bytes(data[:4], "big")
-        header = orjson.loads(data[4:4 + size])
-        pos = 4 + size
+        framed = unframe(data)
+        header, pos = framed.head, framed.body_at
         arrays: dict[str, np.ndarray] = {}
         for name, dtype, length in header["arrays"]:
             dt = np.dtype(dtype)

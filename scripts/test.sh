@@ -21,7 +21,7 @@ fi
 python3 -m pip install -q -e '.[test]'
 
 ruff check .
-mypy schemas core agents producers sinks watchkeeper $(ls -d reports dashboard 2>/dev/null)
+mypy schemas core runtime agents producers sinks watchkeeper $(ls -d reports dashboard 2>/dev/null)
 
 set +e
 python3 -m pytest -q -p no:cacheprovider "$@"
