@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from core.errors import CoreError
+from plumbing.errors import WatchkeeperError
 from watchkeeper import __version__, commands
-from watchkeeper.errors import WatchkeeperError
 from watchkeeper.log_filters import install_secret_redaction, redact
 
 

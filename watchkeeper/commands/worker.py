@@ -7,8 +7,8 @@ import asyncio
 import logging
 import sys
 
+from plumbing.errors import WatchkeeperError
 from watchkeeper.config import load_config
-from watchkeeper.errors import WatchkeeperError
 from watchkeeper.log_filters import limit_reconnect_errors
 from watchkeeper.topics import ensure_topics, topic_plan
 

@@ -1,4 +1,4 @@
-"""The application shell's exception family: messages say what is wrong and what to do."""
+"""Watchkeeper's exception family outside the pure core: messages say what is wrong and what to do."""
 
 
 class WatchkeeperError(Exception):
