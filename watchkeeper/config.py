@@ -17,9 +17,9 @@ from core.errors import SourceError
 from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
 from core.yaml_source import load_yaml_file
 from plumbing.errors import ConfigError
+from plumbing.log_filters import KNOWN_SECRETS
 from schemas.limits import IngestLimits
 from schemas.topics import DEFAULT_TOPICS
-from watchkeeper.log_filters import KNOWN_SECRETS
 
 DEFAULT_CONFIG_FILE = "watchkeeper.yaml"
 

@@ -8,8 +8,8 @@ import logging
 import signal
 
 from plumbing.errors import WatchkeeperError
+from plumbing.log_filters import limit_reconnect_errors
 from watchkeeper.config import load_config
-from watchkeeper.log_filters import limit_reconnect_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
