@@ -38,8 +38,8 @@ from agents.anomaly_step import AnomalyStep, Checkpoint, marker_key
 from agents.emission_log import iter_range
 from core.anomaly_rules import AnomalyRule, load_anomaly_files
 from core.errors import CoreError
+from plumbing.config import Config
 from plumbing.errors import WatchkeeperError
-from watchkeeper.config import Config
 
 log = logging.getLogger("watchkeeper.anomaly")
 STATE_TABLE = "anomaly-state"

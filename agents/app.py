@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from watchkeeper.config import Config
+from plumbing.config import Config
 
 # Order matters only for readability of logs; each module registers its agents, topics and tables.
 AGENT_MODULES: tuple[str, ...] = ("agents.window_agent", "agents.rules_agent", "agents.anomaly_agent")

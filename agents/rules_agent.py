@@ -35,7 +35,7 @@ from aiokafka.structs import TopicPartition
 from agents.emission_log import last_records
 from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
 from agents.rules_wiring import RulesConfigError, load_rules
-from watchkeeper.config import Config
+from plumbing.config import Config
 from watchkeeper.topics import ensure_topics
 
 log = logging.getLogger("watchkeeper.rules")

@@ -13,8 +13,8 @@ from agents.rules_step import EngineFactory, RulesStep, UnitEngine
 from core.errors import CoreError
 from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, parse
 from core.rule_units import RuleUnit, group_deps, retention_for, rule_units
+from plumbing.config import Config
 from plumbing.errors import WatchkeeperError
-from watchkeeper.config import Config
 
 if TYPE_CHECKING:
     from core.rules.loader import RuleGroup

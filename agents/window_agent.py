@@ -50,7 +50,7 @@ from faust.types import TP
 from agents.emission_log import SEQ_HEADER, TICK_HEADER, iter_chunks, last_records, seq_of, tick_of
 from agents.window_step import StepOutput, WindowLimits, WindowStep
 from agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
-from watchkeeper.config import Config
+from plumbing.config import Config
 from watchkeeper.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
 
 Record = tuple[int, bytes | None, bytes, float]  # offset, key, value, processing time (record timestamp)

@@ -28,9 +28,9 @@ from core.notify.acks import Ack, AckError
 from core.notify.escalation import EscalationState
 from core.notify.notification import rfc3339
 from core.slo.go_format import parse_prom_duration
+from plumbing.config import Config
 from sinks.ack_store import AckStore, ack_store_path, acknowledge, firing_alerts
 from sinks.notify_store import store_paths
-from watchkeeper.config import Config
 
 MAX_BODY = 64 * 1024
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from core.notify.silences import Silence
+from plumbing.config import Config
 from sinks.notify_store import SilenceStore, store_paths
-from watchkeeper.config import Config
 
 
 def _rfc3339(ts: float) -> str:

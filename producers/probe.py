@@ -21,9 +21,9 @@ from typing import Protocol
 
 import aiohttp
 
+from plumbing.config import Config, ProbeTargetConfig
 from producers.ticks import wait_next_tick
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.config import Config, ProbeTargetConfig
 
 log = logging.getLogger("watchkeeper.produce.probe")
 

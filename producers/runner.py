@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from plumbing.config import Config
 from producers.sender import BatchSender, sender_from_config
-from watchkeeper.config import Config
 from watchkeeper.http_guard import check_listener
 
 log = logging.getLogger("watchkeeper.produce")

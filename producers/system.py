@@ -15,10 +15,10 @@ from typing import Any
 
 import psutil
 
+from plumbing.config import Config
 from producers.sender import BatchSender
 from producers.ticks import wait_next_tick
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.config import Config
 
 log = logging.getLogger("watchkeeper.produce.system")
 

@@ -30,6 +30,7 @@ from core.notify.notification import Notification
 from core.notify.pipeline import plan_flush
 from core.notify.remediation import FAILED, outcome_alerts
 from core.notify.sms import sms_secrets
+from plumbing.config import Config
 from plumbing.errors import ConfigError
 from plumbing.log_filters import KNOWN_SECRETS, redact
 from schemas.alerts import AlertEvent
@@ -43,7 +44,6 @@ from sinks.channels.command import CommandChannel
 from sinks.escalation_store import EscalationStore
 from sinks.notify_store import NotifyStore, SilenceStore, store_paths
 from sinks.remediation import RemediationResult, clickhouse_samples, remediate
-from watchkeeper.config import Config
 from watchkeeper.self_metrics import NOTIFICATION_ERRORS
 
 log = logging.getLogger("watchkeeper.notify")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from plumbing.config import Config
 from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import Config
 from watchkeeper.topics import ensure_topics, topic_plan
 
 # CI draws the same examples every run (a submission never fails on an example drawn by chance) and keeps no

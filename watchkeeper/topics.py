@@ -12,9 +12,9 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from plumbing.config import Config
 from plumbing.errors import WatchkeeperError
 from schemas.topics import DEFAULT_TOPICS
-from watchkeeper.config import Config
 
 # Kafka's own defaults, spelled out for brokers that only report what was set.
 KAFKA_DEFAULT_CONFIGS = {

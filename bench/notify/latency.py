@@ -24,12 +24,12 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from plumbing.config import Config
 from schemas.alerts import AlertEvent
 from schemas.codec import encode
 from tests.conftest import write_config
 from tests.integration.notify_peers import RecordingServer
 from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import Config
 from watchkeeper.topics import ensure_topics, topic_plan
 
 

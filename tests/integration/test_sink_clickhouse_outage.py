@@ -13,8 +13,8 @@ import time
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from plumbing.config import Config
 from schemas import AlertEvent, encode
-from watchkeeper.config import Config
 from watchkeeper.self_metrics import REGISTRY
 
 

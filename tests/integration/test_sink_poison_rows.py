@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
+from plumbing.config import Config
 from schemas import AlertEvent, DeadLetter, WindowAggregate, decode, encode, series_id
 from tests.integration.kafka_io import consume_until, produce
-from watchkeeper.config import Config
 
 REJECTED_RULE = "RejectedByClickHouse"
 

@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from plumbing.config import load_config
 from producers.sender import BatchSender
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import load_config
 from watchkeeper.topics import ensure_topics, topic_plan
 
 TOPIC = "outage.samples"

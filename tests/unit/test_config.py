@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from plumbing.config import load_config
 from plumbing.errors import ConfigError
-from watchkeeper.config import load_config
 
 
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from core.notify.silences import Silence
 from dashboard.silences import current_silences, read_silences, silence_json, store_silence_provider
+from plumbing.config import Config
 from sinks.notify_store import SilenceStore, store_paths
-from watchkeeper.config import Config
 
 NOW = 1_800_000_000.0
 

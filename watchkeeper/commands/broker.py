@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import signal
 
+from plumbing.config import load_config
 from watchkeeper.broker import start_broker
-from watchkeeper.config import load_config
 from watchkeeper.topics import ensure_topics, topic_plan
 
 

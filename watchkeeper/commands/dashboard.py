@@ -9,7 +9,7 @@ from aiohttp import web
 from core.secrets import mask_dsn
 from dashboard import create_dashboard_app
 from dashboard.silences import store_silence_provider
-from watchkeeper.config import load_config
+from plumbing.config import load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

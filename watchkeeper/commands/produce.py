@@ -7,9 +7,9 @@ import asyncio
 import logging
 import signal
 
+from plumbing.config import load_config
 from plumbing.errors import WatchkeeperError
 from plumbing.log_filters import limit_reconnect_errors
-from watchkeeper.config import load_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,11 +10,11 @@ import signal
 
 from aiohttp import web
 
+from plumbing.config import Config, load_config
 from plumbing.log_filters import limit_reconnect_errors
 from sinks.clickhouse_http import create_query_app, endpoint_options
 from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
 from sinks.readonly_queries import QueryLimits
-from watchkeeper.config import Config, load_config
 from watchkeeper.topics import ensure_topics, topic_plan
 
 log = logging.getLogger("watchkeeper.sink")

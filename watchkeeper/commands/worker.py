@@ -7,9 +7,9 @@ import asyncio
 import logging
 import sys
 
+from plumbing.config import load_config
 from plumbing.errors import WatchkeeperError
 from plumbing.log_filters import limit_reconnect_errors
-from watchkeeper.config import load_config
 from watchkeeper.topics import ensure_topics, topic_plan
 
 
