@@ -36,7 +36,7 @@ from agents.emission_log import last_records
 from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
 from agents.rules_wiring import RulesConfigError, load_rules
 from plumbing.config import Config
-from watchkeeper.topics import ensure_topics
+from plumbing.topics import ensure_topics
 
 log = logging.getLogger("watchkeeper.rules")
 

@@ -325,7 +325,7 @@ def sender_from_config(cfg: Any, name: str, *, source: str = "") -> BatchSender:
     async def prepare() -> None:
         # Topics are created (with their partition counts) before anything is sent: a broker that
         # auto-creates would otherwise make wk.samples with its own default count.
-        from watchkeeper.topics import ensure_topics, topic_plan
+        from plumbing.topics import ensure_topics, topic_plan
 
         await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg), timeout=5.0)
 

@@ -25,12 +25,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 from schemas.alerts import AlertEvent
 from schemas.codec import encode
 from tests.conftest import write_config
 from tests.integration.notify_peers import RecordingServer
 from watchkeeper.broker import free_port, start_broker
-from watchkeeper.topics import ensure_topics, topic_plan
 
 
 async def produce(bootstrap: str, topic: str, rate: int, seconds: int) -> int:

@@ -9,7 +9,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from watchkeeper.topics import ensure_topics
+from plumbing.topics import ensure_topics
 
 
 async def _end_offset_after_one_batch_of(bootstrap: str, n: int) -> tuple[int, int]:

@@ -21,10 +21,10 @@ import pytest
 from agents.rules_agent import rule_topics
 from agents.rules_step import Checkpoint
 from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 from schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
-from watchkeeper.topics import ensure_topics, topic_plan
 
 pytest.importorskip("core.rules.engine", reason="the rule engine comes from the rules-core branch")
 

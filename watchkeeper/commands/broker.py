@@ -7,8 +7,8 @@ import asyncio
 import signal
 
 from plumbing.config import load_config
+from plumbing.topics import ensure_topics, topic_plan
 from watchkeeper.broker import start_broker
-from watchkeeper.topics import ensure_topics, topic_plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -12,10 +12,10 @@ from aiohttp import web
 
 from plumbing.config import Config, load_config
 from plumbing.log_filters import limit_reconnect_errors
+from plumbing.topics import ensure_topics, topic_plan
 from sinks.clickhouse_http import create_query_app, endpoint_options
 from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
 from sinks.readonly_queries import QueryLimits
-from watchkeeper.topics import ensure_topics, topic_plan
 
 log = logging.getLogger("watchkeeper.sink")
 

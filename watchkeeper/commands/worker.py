@@ -10,7 +10,7 @@ import sys
 from plumbing.config import load_config
 from plumbing.errors import WatchkeeperError
 from plumbing.log_filters import limit_reconnect_errors
-from watchkeeper.topics import ensure_topics, topic_plan
+from plumbing.topics import ensure_topics, topic_plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
