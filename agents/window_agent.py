@@ -51,7 +51,7 @@ from agents.emission_log import SEQ_HEADER, TICK_HEADER, iter_chunks, last_recor
 from agents.window_step import StepOutput, WindowLimits, WindowStep
 from agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
 from plumbing.config import Config
-from watchkeeper.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
+from plumbing.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
 
 Record = tuple[int, bytes | None, bytes, float]  # offset, key, value, processing time (record timestamp)
 TICK_EVERY_SECONDS = 1.0  # how often a partition without messages is checked for idle sources

@@ -27,11 +27,11 @@ from prometheus_client.registry import Collector
 
 from dashboard import queries
 from dashboard.acks import acknowledge_handler, acks_handler
+from plumbing import self_metrics
 from plumbing.config import Config
 from plumbing.log_filters import KNOWN_SECRETS, redact
 from reports.clickhouse_reader import get_reader
 from reports.timerange import parse_range
-from watchkeeper import self_metrics
 from watchkeeper.http_guard import GuardOptions, check_listener, guard_middleware
 
 log = logging.getLogger(__name__)

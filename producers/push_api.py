@@ -29,6 +29,7 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
+from plumbing.self_metrics import INGEST_ACCEPTED, INGEST_DISCARDED, INGEST_REJECTED, exposition
 from producers.exposition import parse_exposition_counted
 from producers.remote_write import DecodedWrite, decode_write_request
 from producers.sender import BatchSender
@@ -47,7 +48,6 @@ from schemas.limits import (
 )
 from schemas.samples import SampleBatch, SeriesBlock
 from watchkeeper.http_guard import GuardOptions, check_listener, guard_middleware
-from watchkeeper.self_metrics import INGEST_ACCEPTED, INGEST_DISCARDED, INGEST_REJECTED, exposition
 
 log = logging.getLogger("watchkeeper.push")
 _URLSAFE = str.maketrans("-_", "+/")

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from plumbing.config import Config, ScrapeTargetConfig
+from plumbing.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
 from producers.exposition import parse_exposition_counted
 from producers.probe import BatchSink
 from producers.ticks import wait_next_tick
 from schemas.limits import IngestLimits, LimitError, check_request_size, keep_within
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
 
 log = logging.getLogger("watchkeeper.produce.scrape")
 

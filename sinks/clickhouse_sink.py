@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from plumbing.config import Config
+from plumbing.self_metrics import SINK_ERRORS, SINK_ROWS
 from schemas.codec import SchemaError, decode_sample_message, encode
 from schemas.deadletter import DeadLetter
 from schemas.samples import SampleBatch
@@ -33,7 +34,6 @@ from sinks.clickhouse_rows import aggregates_table, alerts_table, notifications_
 from sinks.clickhouse_schema import create_tables
 from sinks.insert_bisection import error_kind, insert_bisecting
 from sinks.readonly_queries import QueryLimits, ReadOnlyQueries
-from watchkeeper.self_metrics import SINK_ERRORS, SINK_ROWS
 
 log = logging.getLogger("watchkeeper.sink.clickhouse")
 

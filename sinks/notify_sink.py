@@ -33,6 +33,7 @@ from core.notify.sms import sms_secrets
 from plumbing.config import Config
 from plumbing.errors import ConfigError
 from plumbing.log_filters import KNOWN_SECRETS, redact
+from plumbing.self_metrics import NOTIFICATION_ERRORS
 from schemas.alerts import AlertEvent
 from schemas.codec import SchemaError, decode, encode
 from schemas.deadletter import DeadLetter
@@ -44,7 +45,6 @@ from sinks.channels.command import CommandChannel
 from sinks.escalation_store import EscalationStore
 from sinks.notify_store import NotifyStore, SilenceStore, store_paths
 from sinks.remediation import RemediationResult, clickhouse_samples, remediate
-from watchkeeper.self_metrics import NOTIFICATION_ERRORS
 
 log = logging.getLogger("watchkeeper.notify")
 

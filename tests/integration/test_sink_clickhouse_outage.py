@@ -14,8 +14,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from plumbing.config import Config
+from plumbing.self_metrics import REGISTRY
 from schemas import AlertEvent, encode
-from watchkeeper.self_metrics import REGISTRY
 
 
 def _errors() -> float:
