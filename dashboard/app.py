@@ -29,10 +29,10 @@ from dashboard import queries
 from dashboard.acks import acknowledge_handler, acks_handler
 from plumbing import self_metrics
 from plumbing.config import Config
+from plumbing.http_guard import GuardOptions, check_listener, guard_middleware
 from plumbing.log_filters import KNOWN_SECRETS, redact
 from reports.clickhouse_reader import get_reader
 from reports.timerange import parse_range
-from watchkeeper.http_guard import GuardOptions, check_listener, guard_middleware
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -78,7 +78,7 @@ def create_dashboard_app(
 
     `dsn` defaults to `cfg.clickhouse_reader_dsn` (the embedded owner's read-only endpoint or the server).
     Off loopback `cfg.dashboard.token` is required; pages of other sites and foreign `Host`s are refused always
-    (`watchkeeper.http_guard`).
+    (`plumbing.http_guard`).
     """
     d = cfg.dashboard
     check_listener("dashboard", d.host, d.token, "WK_DASHBOARD_TOKEN")

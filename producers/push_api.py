@@ -29,6 +29,7 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
+from plumbing.http_guard import GuardOptions, check_listener, guard_middleware
 from plumbing.self_metrics import INGEST_ACCEPTED, INGEST_DISCARDED, INGEST_REJECTED, exposition
 from producers.exposition import parse_exposition_counted
 from producers.remote_write import DecodedWrite, decode_write_request
@@ -47,7 +48,6 @@ from schemas.limits import (
     check_text_lines,
 )
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.http_guard import GuardOptions, check_listener, guard_middleware
 
 log = logging.getLogger("watchkeeper.push")
 _URLSAFE = str.maketrans("-_", "+/")
@@ -296,7 +296,7 @@ def create_push_app(sender: BatchSender, *, token: str = "", max_body_bytes: int
                     host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] = (),
                     limits: IngestLimits | None = None, clock: Callable[[], float] = time.time,
                     parallel_decodes: int = 2) -> web.Application:
-    """The push API for a listener on `host`: off loopback `token` is required (`watchkeeper.http_guard`);
+    """The push API for a listener on `host`: off loopback `token` is required (`plumbing.http_guard`);
     `limits` bound every request (`Config.ingest_limits()`), `clock` is the receiving time."""
     check_listener("producers.push", host, token, "WK_PUSH_TOKEN")
     guard = GuardOptions("producers.push", host, token, allowed_hosts, public_paths=frozenset(PUBLIC_PATHS),

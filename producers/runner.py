@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from plumbing.config import Config
+from plumbing.http_guard import check_listener
 from producers.sender import BatchSender, sender_from_config
-from watchkeeper.http_guard import check_listener
 
 log = logging.getLogger("watchkeeper.produce")
 KINDS = ("system", "probe", "scrape", "push")

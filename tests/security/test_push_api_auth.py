@@ -21,12 +21,12 @@ import orjson
 import pytest
 from aiohttp import web
 
+from plumbing import http_guard
 from plumbing.config import Config
+from plumbing.http_guard import ListenerError, check_listener, is_loopback
 from producers.runner import run_producers, start_push_api
 from producers.sender import BatchSender
 from tests.conftest import write_config
-from watchkeeper import http_guard
-from watchkeeper.http_guard import ListenerError, check_listener, is_loopback
 
 SAMPLE = orjson.dumps({"name": "queue_depth", "labels": {"queue": "emails"}, "ts": 1_790_000_000.5, "value": 17})
 TOKEN = "pUsh-T0ken-8d1f0c2b"
