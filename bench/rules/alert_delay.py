@@ -32,10 +32,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.rules_agent import RulesRunner, rule_topics
 from agents.rules_wiring import load_rules
+from plumbing.broker import free_port, start_broker
 from plumbing.config import Config
 from plumbing.topics import ensure_topics, topic_plan
 from schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
-from watchkeeper.broker import free_port, start_broker
 
 SOURCES = 8
 

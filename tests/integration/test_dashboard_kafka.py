@@ -16,10 +16,10 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from dashboard import create_dashboard_app
+from plumbing.broker import free_port
 from plumbing.config import Config
 from schemas import AlertEvent, encode
 from tests.integration.test_dashboard_browser import CHROMIUM, _chromium
-from watchkeeper.broker import free_port
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium)")
 

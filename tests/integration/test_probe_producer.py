@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from plumbing.broker import free_port
 from plumbing.config import Config, ProbeTargetConfig
 from producers.probe import probe_once, probe_session, run_probe_producer
 from schemas import SampleBatch, SeriesBlock
-from watchkeeper.broker import free_port
 
 CERT_DAYS = 30
 

@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from plumbing.broker import free_port
 from plumbing.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
 from plumbing.topics import ensure_topics
 from producers.push_api import create_push_app
@@ -34,7 +35,6 @@ from schemas.codec import decode_sample_message
 from schemas.limits import IngestLimits
 from schemas.samples import SampleBatch
 from tests.integration.kafka_io import consume_until
-from watchkeeper.broker import free_port
 
 TOKEN = "s3cret"
 

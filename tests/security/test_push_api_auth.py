@@ -239,7 +239,7 @@ async def test_a_real_prometheus_remote_writes_with_authorization_or_basic_auth(
     import urllib.parse
     import urllib.request
 
-    from watchkeeper.broker import free_port
+    from plumbing.broker import free_port
 
     wk_config.producers.push.token = TOKEN
     pushes: list[Push] = []

@@ -8,9 +8,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from plumbing.broker import port_open
 from plumbing.config import Config, load_config
 from plumbing.errors import WatchkeeperError
-from watchkeeper.broker import port_open
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from plumbing.broker import port_open, start_broker
 from plumbing.config import Config, load_config
 from plumbing.http_guard import check_listener
 from plumbing.self_metrics import MULTIPROC_ENV, prepare_multiproc_dir
 from plumbing.topics import ensure_topics, topic_plan
-from watchkeeper.broker import port_open, start_broker
 from watchkeeper.supervisor import Component, Supervisor, watchkeeper_argv
 
 
