@@ -39,7 +39,7 @@ from agents.emission_log import iter_range
 from core.anomaly_rules import AnomalyRule, load_anomaly_files
 from core.errors import CoreError
 from plumbing.config import Config
-from plumbing.errors import WatchkeeperError
+from plumbing.errors import RuleFileError
 
 log = logging.getLogger("watchkeeper.anomaly")
 STATE_TABLE = "anomaly-state"
@@ -47,10 +47,8 @@ STATE_TABLE = "anomaly-state"
 __all__ = ["AnomalyConfigError", "load_rules", "register"]
 
 
-class AnomalyConfigError(WatchkeeperError):
+class AnomalyConfigError(RuleFileError):
     """An anomaly rule file the worker cannot run: the message names file, line, group and rule."""
-
-    exit_code = 2
 
 
 def load_rules(cfg: Config) -> list[AnomalyRule]:

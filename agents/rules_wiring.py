@@ -1,5 +1,5 @@
 """From `watchkeeper.yaml`'s `rules:` section to a ready `RulesStep`: load the rule files (errors name
-file, line, group and rule, and stop the worker with exit code 2), cut the groups into units, size the
+file, line, group and rule, and stop the worker), cut the groups into units, size the
 store's retention, and build engines per unit with `core.rules.engine.RuleEngine`."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from core.errors import CoreError
 from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, parse
 from core.rule_units import RuleUnit, group_deps, retention_for, rule_units
 from plumbing.config import Config
-from plumbing.errors import WatchkeeperError
+from plumbing.errors import RuleFileError
 
 if TYPE_CHECKING:
     from core.rules.loader import RuleGroup
@@ -23,10 +23,8 @@ if TYPE_CHECKING:
 SKEW_ROOM = 300.0
 
 
-class RulesConfigError(WatchkeeperError):
-    """A rule file the worker cannot run: the message names file, line, group and rule."""
-
-    exit_code = 2
+class RulesConfigError(RuleFileError):
+    """A Prometheus rule file or Sloth spec the worker cannot run: the message names file, line, group and rule."""
 
 
 @dataclass
