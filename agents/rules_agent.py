@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import TopicPartition
 
 from agents.emission_log import last_records
+from agents.rule_failure_report import RuleFailureReport
 from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
 from agents.rules_wiring import RulesConfigError, load_rules
 from plumbing.config import Config
@@ -73,6 +74,7 @@ class RulesRunner:
         self.shards_topic, self.state_topic, self.group_id = rule_topics(cfg)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.step: RulesStep = step_factory(self.owner)
+        self.failures = RuleFailureReport(cfg.data_path, self.owner)
         self.lock = asyncio.Lock()
         self.started = asyncio.Event()
         self.alerts_sent = 0
@@ -165,6 +167,7 @@ class RulesRunner:
 
     async def _advance(self) -> None:
         outputs = self.step.advance()
+        self.failures.report(self.step.take_failures())
         if outputs:
             await self._publish(outputs)
         now = time.monotonic()
@@ -173,6 +176,7 @@ class RulesRunner:
                 await self._checkpoint(s)
             self.step.prune_marks()
             self._last_checkpoint = now
+            self.failures.publish()
 
     async def _publish(self, outputs: list[UnitOutput]) -> None:
         assert self._producer is not None
