@@ -88,9 +88,8 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
     def engine(unit: RuleUnit, snapshot: bytes | None, origin: float) -> UnitEngine:
         eng = RuleEngine([by_name[name] for name in unit.groups], semantics=semantics)
         if snapshot is not None:
-            restored = eng.restore(snapshot)  # in place, or a new engine (either is accepted)
-            eng = restored if hasattr(restored, "advance") else eng
-        elif math.isfinite(origin) and hasattr(eng, "start_at"):
+            eng.restore(snapshot)
+        elif math.isfinite(origin):
             eng.start_at(origin)  # otherwise the step's first advance, to the origin, anchors it
         return eng
 

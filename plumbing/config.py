@@ -214,7 +214,10 @@ class DashboardConfig(_Section):
     refresh_seconds: float = Field(default=10.0, gt=0)
 
 
-class NotifyConfig(_Section):
+class NotifySinkConfig(_Section):
+    """The notify sink (delivery engine); the Alertmanager file it loads is `core.notify.config.NotifyConfig`."""
+
+
     # An Alertmanager configuration file (route, receivers, inhibit_rules), relative to this file.
     alertmanager_config: str = ""
     external_url: str = "http://127.0.0.1:8080"
@@ -265,7 +268,7 @@ class Config(_Section):
     producers: ProducersConfig = ProducersConfig()
     worker: WorkerConfig = WorkerConfig()
     dashboard: DashboardConfig = DashboardConfig()
-    notify: NotifyConfig = NotifyConfig()
+    notify: NotifySinkConfig = NotifySinkConfig()
     rules: RulesConfig = RulesConfig()
     anomaly: AnomalyConfig = AnomalyConfig()
     # Set by the loader: where relative paths in the file are resolved from.

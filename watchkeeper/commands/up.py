@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import signal
 import time
@@ -40,15 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def components(cfg: Config, config_args: list[str], loglevel: str = "warning") -> list[tuple[str, list[str]]]:
-    """What `up` runs, in start order. Optional parts join when their package is present."""
+    """What `up` runs, in start order."""
     parts = [
         ("clickhouse-sink", watchkeeper_argv("sink", "clickhouse", *config_args)),
         ("worker", watchkeeper_argv("worker", "--loglevel", loglevel, *config_args)),
+        ("notify-sink", watchkeeper_argv("sink", "notify", *config_args)),
+        ("dashboard", watchkeeper_argv("dashboard", *config_args)),
     ]
-    if importlib.util.find_spec("sinks.notify_sink") is not None:
-        parts.append(("notify-sink", watchkeeper_argv("sink", "notify", *config_args)))
-    if importlib.util.find_spec("dashboard") is not None:
-        parts.append(("dashboard", watchkeeper_argv("dashboard", *config_args)))
     from producers.runner import enabled_kinds
 
     kinds = enabled_kinds(cfg)
