@@ -100,7 +100,8 @@ class RulesRunner:
                                   max_partition_fetch_bytes=4 * 1024 * 1024)
         session_ms = int(cfg.kafka.session_timeout * 1000)
         shards = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=self.group_id, enable_auto_commit=False,
-                                  session_timeout_ms=session_ms, heartbeat_interval_ms=max(100, session_ms // 4),
+                                  session_timeout_ms=session_ms,
+                                  heartbeat_interval_ms=int(cfg.kafka.heartbeat_interval * 1000),
                                   rebalance_timeout_ms=max(session_ms, 30_000))
         await producer.start()
         await reader.start()

@@ -52,6 +52,7 @@ from agents.window_step import StepOutput, WindowLimits, WindowStep
 from agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
 from plumbing.config import Config
 from plumbing.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
+from schemas.topics import DEFAULT_TOPICS
 
 Record = tuple[int, bytes | None, bytes, float]  # offset, key, value, processing time (record timestamp)
 TICK_EVERY_SECONDS = 1.0  # how often a partition without messages is checked for idle sources
@@ -72,10 +73,11 @@ def register(app: faust.App, cfg: Config) -> None:
     t = cfg.kafka.topics
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
                            "value_serializer": "raw"}
-    samples = app.topic(t.samples, partitions=8, **raw)
-    deadletter = app.topic(t.deadletter, partitions=1, **raw)
-    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=8, **raw)
-    state = app.Table(STATE_TABLE, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
+    n = DEFAULT_TOPICS["samples"].partitions  # the state table is co-partitioned with the samples
+    samples = app.topic(t.samples, partitions=n, **raw)
+    deadletter = app.topic(t.deadletter, partitions=DEFAULT_TOPICS["deadletter"].partitions, **raw)
+    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=n, **raw)
+    state = app.Table(STATE_TABLE, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
     w = cfg.windows
     step = WindowStep(t.samples, limits=WindowLimits(
         width=w.width, allowed_lateness=w.allowed_lateness, max_future=w.max_future, idle_timeout=w.idle_timeout,

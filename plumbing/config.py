@@ -43,6 +43,12 @@ class KafkaConfig(_Section):
     session_timeout: float = 10.0
     replication_factor: int = 1
 
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between consumer-group heartbeats: Kafka's advice of at most a third of the session timeout,
+        and no more than Kafka's 3 s default. Every group member (Faust's, the rules shards', the sinks') uses it."""
+        return min(3.0, self.session_timeout / 3)
+
 
 class BrokerConfig(_Section):
     """The dev broker (tansu) that `watchkeeper up` and `watchkeeper broker` start."""
@@ -216,7 +222,6 @@ class DashboardConfig(_Section):
 
 class NotifySinkConfig(_Section):
     """The notify sink (delivery engine); the Alertmanager file it loads is `core.notify.config.NotifyConfig`."""
-
 
     # An Alertmanager configuration file (route, receivers, inhibit_rules), relative to this file.
     alertmanager_config: str = ""

@@ -121,7 +121,7 @@ class ClickHouseSink:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=int(self.cfg.kafka.session_timeout * 1000),
-            heartbeat_interval_ms=int(min(3.0, self.cfg.kafka.session_timeout / 3) * 1000),
+            heartbeat_interval_ms=int(self.cfg.kafka.heartbeat_interval * 1000),
             max_partition_fetch_bytes=8 * 2**20,
         )
         producer = AIOKafkaProducer(bootstrap_servers=self.cfg.kafka.bootstrap)

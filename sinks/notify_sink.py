@@ -78,7 +78,7 @@ class NotifySink:
             t.alerts, bootstrap_servers=self.cfg.kafka.bootstrap, group_id=f"{self.cfg.worker.app_id}-notify",
             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20,
             session_timeout_ms=int(self.cfg.kafka.session_timeout * 1000),
-            heartbeat_interval_ms=int(min(3.0, self.cfg.kafka.session_timeout / 3) * 1000))
+            heartbeat_interval_ms=int(self.cfg.kafka.heartbeat_interval * 1000))
         self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.kafka.bootstrap, linger_ms=5)
         await consumer.start()
         await self.producer.start()
