@@ -38,11 +38,11 @@ from core.promql.values import Matcher, MatchOpName
 from core.rules.loader import validated_groups
 from core.rules.templates import TemplateError, check
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
+from schemas.label_names import is_label_name
 
 InputKind = Literal["aggregates", "samples"]
 # What an aggregate-input rule can score: `mean` is sum/count, the quantiles come from the window's sketch.
 AGGREGATE_FIELDS = ("mean", "max", "min", "last", "sum", "count", "increase", "p50", "p90", "p95", "p99")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ALERT = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
@@ -228,7 +228,7 @@ def _rule(doc: YamlDocument, loc: tuple[str | int, ...], group: str, raw: Any) -
     labels = {k: _str(v) for k, v in spec.labels.items()}
     annotations = {k: _str(v) for k, v in spec.annotations.items()}
     for k in labels:
-        if not _LABEL.match(k) or k.startswith("__"):
+        if not is_label_name(k) or k.startswith("__"):
             raise doc.error((*loc, "labels", k), f"{where}: {k!r} is not a valid label name")
     for kind, mapping in (("labels", labels), ("annotations", annotations)):
         for k, v in mapping.items():

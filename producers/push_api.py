@@ -20,7 +20,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import re
 import time
 from collections.abc import Callable
 from functools import partial
@@ -35,6 +34,7 @@ from producers.exposition import parse_exposition_counted
 from producers.remote_write import DecodedWrite, decode_write_request
 from producers.sender import BatchSender
 from schemas.codec import SchemaError, sample_batch_of
+from schemas.label_names import is_label_name
 from schemas.limits import (
     BAD_VALUE,
     DECOMPRESSED_TOO_LARGE,
@@ -51,7 +51,6 @@ from schemas.samples import SampleBatch, SeriesBlock
 
 log = logging.getLogger("watchkeeper.push")
 _URLSAFE = str.maketrans("-_", "+/")
-_LABEL_OK = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 SENDER_KEY = web.AppKey("sender", BatchSender)
 PUBLIC_PATHS = ("/-/healthy", "/-/ready")  # liveness probes need no token
 LIMITS_KEY = web.AppKey("limits", IngestLimits)
@@ -176,7 +175,7 @@ def _grouping_labels(tail: str) -> dict[str, str]:
         if name.endswith("@base64"):
             name = name[: -len("@base64")]
             value = _path_value(value, f"grouping label {name[:100]!r}")
-        if not _LABEL_OK.match(name) or name.startswith("__"):
+        if not is_label_name(name) or name.startswith("__"):
             raise Refused(web.HTTPBadRequest, INVALID, f"grouping label name {name[:100]!r} is not a valid label name")
         labels[name] = value
     return labels

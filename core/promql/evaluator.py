@@ -42,6 +42,7 @@ from core.promql.values import (
     stale_mask,
 )
 from core.slo.go_format import go_float_fixed
+from schemas.label_names import is_label_name
 
 NAME = "__name__"
 Semantics = Literal["prometheus2", "prometheus3"]
@@ -98,7 +99,6 @@ class ParsedExpr:
 
 # ---------------------------------------------------------------------------------------------- parsing
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _LITERALS = re.compile(r"""(?P<op>[=!]~\s*)?(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)"""
                        r"|\b(?P<old>holt_winters)(?=\s*\()")
 
@@ -154,7 +154,7 @@ def _unsupported(what: str, expr: str) -> PromQLError:
 
 def _label_name_arg(node: Any, what: str, expr: str) -> str:
     name = _string_arg(node)
-    if not _LABEL_NAME.fullmatch(name):
+    if not is_label_name(name):
         raise PromQLError(f"invalid {what} label name {name!r} (in {expr!r})")
     return name
 
