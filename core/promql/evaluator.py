@@ -358,7 +358,7 @@ class _Evaluation:
 
     @staticmethod
     def matchers(node: Any, dotall: bool = False) -> list[Matcher]:
-        out = [Matcher(m.name, _match_op(m.op), m.value, dotall) for m in node.matchers.matchers]
+        out = [Matcher(m.name, match_op_name(m.op), m.value, dotall) for m in node.matchers.matchers]
         if node.name:
             out.append(Matcher(NAME, "=", node.name))
         return out
@@ -978,7 +978,8 @@ def _natural_key(text: str) -> list[tuple[int, int, str]]:
     return [(1, int(part), part) if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", text) if part]
 
 
-def _match_op(op: Any) -> MatchOpName:
+def match_op_name(op: Any) -> MatchOpName:
+    """A promql-parser matcher operator as its PromQL spelling (the anomaly rules' selectors use it too)."""
     # promql-parser's enums are not hashable, hence comparisons rather than a dict.
     if op == pp.MatchOp.Equal:
         return "="
