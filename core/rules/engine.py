@@ -163,7 +163,7 @@ class RuleEngine:
     def snapshot(self) -> bytes:
         return orjson.dumps({
             "next": self.next_tick,
-            "alerts": {f"{k[0]}\x00{k[1]}": [_alert_json(a) for a in st.active.values()]
+            "alerts": {f"{k[0]}\x00{k[1]}": [a.to_json() for a in st.active.values()]
                        for k, st in self.states.items()},
             "previous": [[k[0], k[1], list(v.values())] for k, v in self.previous.items()],
         })
@@ -174,17 +174,10 @@ class RuleEngine:
         for k, st in self.states.items():
             st.active = {}
             for a in d["alerts"].get(f"{k[0]}\x00{k[1]}", []):
-                alert = Alert(a["labels"], a["value"], a["active_at"], AlertState(a["state"]), a["annotations"],
-                              a["fired_at"], a["resolved_at"], a["keep_firing_since"])
+                alert = Alert.from_json(a)
                 st.active[alert.fingerprint] = alert
         self.previous = {(g, int(i)): {labels_key(lab): lab for lab in labels} for g, i, labels in d["previous"]}
         return self
-
-
-def _alert_json(a: Alert) -> dict[str, object]:
-    return {"labels": a.labels, "value": a.value, "active_at": a.active_at, "state": a.state.value,
-            "annotations": a.annotations, "fired_at": a.fired_at, "resolved_at": a.resolved_at,
-            "keep_firing_since": a.keep_firing_since}
 
 
 def _template_query(q: str, t: float, store: SeriesStore, semantics: Semantics) -> list[QuerySample]:
