@@ -73,7 +73,7 @@ def wk_config(broker: str, tmp_path: Path, request: pytest.FixtureRequest) -> Co
     cfg.clickhouse.http_port = free_port()
     cfg.dashboard.port = free_port()
     cfg.producers.push.port = free_port()
-    asyncio.run(ensure_topics(broker, topic_plan(cfg)))
+    asyncio.run(ensure_topics(broker, topic_plan(cfg.kafka.topics)))
     return cfg
 
 

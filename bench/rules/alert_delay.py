@@ -78,7 +78,7 @@ def batches(series: int, ts: float, trigger: bool) -> list[tuple[bytes, bytes]]:
 
 async def create_topics(cfg: Config) -> None:
     shards, state, _ = rule_topics(cfg)
-    await ensure_topics(cfg.kafka.bootstrap, {**topic_plan(cfg), shards: 1, state: 1})
+    await ensure_topics(cfg.kafka.bootstrap, {**topic_plan(cfg.kafka.topics), shards: 1, state: 1})
 
 
 async def start_runner(cfg: Config) -> tuple[RulesRunner, asyncio.Task[None]]:

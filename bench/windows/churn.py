@@ -113,7 +113,7 @@ def run(samples: int, slow: bool, timeout: float, workdir: Path) -> Verdict:
         cfg.worker.app_id = "wk-churn"
         cfg.windows.snapshot_every_messages = 20
         cfg.windows.snapshot_every_seconds = 0.25
-        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
+        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
         import yaml
 
         cfg_path = workdir / "watchkeeper.yaml"

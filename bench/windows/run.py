@@ -58,7 +58,7 @@ def make_config(bootstrap: str, tmp: Path) -> Config:
         setattr(cfg.kafka.topics, key, f"bench{suffix}.{key}")
     cfg.worker.app_id = f"wk-bench-{suffix}"
     cfg.worker.web_port = free_port()
-    asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
+    asyncio.run(ensure_topics(bootstrap, topic_plan(cfg.kafka.topics)))
     return cfg
 
 

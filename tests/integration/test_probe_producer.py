@@ -222,7 +222,7 @@ async def test_the_producer_sends_a_batch_per_interval_until_stopped(servers: Se
         ProbeTargetConfig(url=f"http://127.0.0.1:{free_port()}/", interval=0.2, timeout=1),
     ]
     sink, stop = Collector(), asyncio.Event()
-    task = asyncio.create_task(run_probe_producer(cfg, sink, stop=stop))
+    task = asyncio.create_task(run_probe_producer(cfg.producers.probe, sink, stop=stop))
     async with asyncio.timeout(5):
         while len(sink.batches) < 6:
             await asyncio.sleep(0.05)

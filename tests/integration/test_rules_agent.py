@@ -107,7 +107,7 @@ def rules_config(base: Config, tmp_path: Path) -> Config:
     cfg.rules.checkpoint_seconds = 0.5
     shards_topic, state_topic, _ = rule_topics(cfg)
     # Created here too: the test reads the checkpoint topic, and tansu would auto-create it on a read.
-    plan = {**topic_plan(cfg), shards_topic: cfg.rules.shards, state_topic: cfg.rules.shards}
+    plan = {**topic_plan(cfg.kafka.topics), shards_topic: cfg.rules.shards, state_topic: cfg.rules.shards}
     asyncio.run(ensure_topics(cfg.kafka.bootstrap, plan))
     return cfg
 

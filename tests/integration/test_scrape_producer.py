@@ -252,7 +252,7 @@ async def test_producer_sends_a_batch_per_interval_until_stopped(client_app: str
     cfg = Config()
     cfg.producers.scrape.targets = [ScrapeTargetConfig(url=client_app + "/text", job="app", interval=0.2)]
     sink, stop = _Collector(), asyncio.Event()
-    task = asyncio.create_task(run_scrape_producer(cfg, sink, stop=stop))
+    task = asyncio.create_task(run_scrape_producer(cfg.producers.scrape, cfg.ingest_limits(), sink, stop=stop))
     deadline = time.monotonic() + 5
     while len(sink.batches) < 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

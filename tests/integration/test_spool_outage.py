@@ -169,7 +169,7 @@ def test_producers_started_while_the_broker_is_down_spool_from_the_first_sample(
             finally:
                 await admin.close()
 
-        assert asyncio.run(partitions()) == topic_plan(cfg)[cfg.kafka.topics.samples]
+        assert asyncio.run(partitions()) == topic_plan(cfg.kafka.topics)[cfg.kafka.topics.samples]
         got = asyncio.run(read_all(bootstrap, until=sent, timeout=60, topic=cfg.kafka.topics.samples))
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     host, port = cfg.kafka.bootstrap.rsplit(":", 1)
     proc = start_broker(host, int(port))
     try:
-        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
-        print(f"tansu listening on {cfg.kafka.bootstrap}; topics: {', '.join(topic_plan(cfg))}. Ctrl-C stops it.")
+        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
+        topics = ", ".join(topic_plan(cfg.kafka.topics))
+        print(f"tansu listening on {cfg.kafka.bootstrap}; topics: {topics}. Ctrl-C stops it.")
         signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
         proc.wait()
     except KeyboardInterrupt:

@@ -78,7 +78,7 @@ async def run_clickhouse_sink(cfg: Config, stop: asyncio.Event) -> None:
     """Run the sink (and, on embedded chDB, the read-only query endpoint) until `stop` is set."""
     if cfg.embedded_clickhouse:
         endpoint_options(cfg).check_exposure()  # before anything starts
-    await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg))
+    await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics))
     cfg.data_path.mkdir(parents=True, exist_ok=True)
     ch = ClickHouse(cfg.clickhouse_dsn, cfg.clickhouse.samples_ttl_days, query_limits(cfg))
     await ch.open()

@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
             with console.status("starting the dev broker (tansu)…"):
                 broker = start_broker(host, int(port), log_path=logs / "broker.log")
             console.print(f"[green]✓[/] broker     kafka://{cfg.kafka.bootstrap} (tansu, in memory)")
-        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
-        console.print(f"[green]✓[/] topics     {', '.join(topic_plan(cfg))}")
+        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
+        console.print(f"[green]✓[/] topics     {', '.join(topic_plan(cfg.kafka.topics))}")
         t0 = time.monotonic()
         for name, argv in components(cfg, config_args, args.loglevel):
             sup.add(Component(name, argv, logs / f"{name}.log", env=child_env))

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         # A configuration the worker cannot run at all says so before anything touches Kafka.
         print(f"watchkeeper worker: error: {exc}", file=sys.stderr)
         return RULE_FILE_EXIT_CODE if isinstance(exc, RuleFileError) else 1
-    asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
+    asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
     logging.basicConfig(level=args.loglevel.upper())
     limit_reconnect_errors()
     make_worker(app, args.loglevel).execute_from_commandline()
