@@ -36,6 +36,7 @@ from agents.emission_log import last_records
 from agents.rule_failure_report import RuleFailureReport
 from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
 from agents.rules_wiring import RulesConfigError, load_rules
+from plumbing import kafka_clients
 from plumbing.config import Config
 from plumbing.topics import ensure_topics
 
@@ -99,10 +100,8 @@ class RulesRunner:
                                   auto_offset_reset="earliest", fetch_max_wait_ms=100,
                                   max_partition_fetch_bytes=4 * 1024 * 1024)
         session_ms = int(cfg.kafka.session_timeout * 1000)
-        shards = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=self.group_id, enable_auto_commit=False,
-                                  session_timeout_ms=session_ms,
-                                  heartbeat_interval_ms=int(cfg.kafka.heartbeat_interval * 1000),
-                                  rebalance_timeout_ms=max(session_ms, 30_000))
+        shards = kafka_clients.group_consumer(cfg.kafka, group_id=self.group_id,
+                                              rebalance_timeout_ms=max(session_ms, 30_000))
         await producer.start()
         await reader.start()
         keepalive: asyncio.Task[None] | None = None

@@ -24,6 +24,7 @@ import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from plumbing import kafka_clients
 from plumbing.config import Config
 from plumbing.self_metrics import SINK_ERRORS, SINK_ROWS
 from schemas.codec import SchemaError, decode_sample_message, encode
@@ -114,17 +115,10 @@ class ClickHouseSink:
         self._rows_buffered = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            *self.table_of,
-            bootstrap_servers=self.cfg.kafka.bootstrap,
-            group_id=f"{self.cfg.worker.app_id}-clickhouse",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(self.cfg.kafka.session_timeout * 1000),
-            heartbeat_interval_ms=int(self.cfg.kafka.heartbeat_interval * 1000),
-            max_partition_fetch_bytes=8 * 2**20,
-        )
-        producer = AIOKafkaProducer(bootstrap_servers=self.cfg.kafka.bootstrap)
+        consumer = kafka_clients.group_consumer(
+            self.cfg.kafka, *self.table_of, group_id=f"{self.cfg.worker.app_id}-clickhouse",
+            auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 2**20)
+        producer = kafka_clients.producer(self.cfg.kafka)
         await consumer.start()
         await producer.start()
         last_flush = time.monotonic()
