@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from agents.rules_step import EngineFactory, RulesStep, UnitEngine
 from core.errors import CoreError
-from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, parse
+from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
 from core.rule_units import RuleUnit, group_deps, retention_for, rule_units
 from plumbing.config import Config
 from plumbing.errors import RuleFileError
@@ -76,12 +76,12 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
     """Units, retention and factories for `groups`, whose expressions were parsed for `semantics`."""
     from core.rules.engine import RuleEngine
 
-    deps = [group_deps(g.name, [_expr_text(r) for r in g.rules], [r.record for r in g.rules if r.record])
+    deps = [group_deps(g.name, [r.expr.text for r in g.rules], [r.record for r in g.rules if r.record])
             for g in groups]
     units = rule_units(deps)
     by_name = {g.name: g for g in groups}
     record_groups = {r.record: g.name for g in groups for r in g.rules if r.record}
-    reach = [parse(_expr_text(r), semantics).max_lookback for g in groups for r in g.rules]
+    reach = [r.expr.max_lookback for g in groups for r in g.rules]
     history = retention_for(reach)
     retention = history + SKEW_ROOM
 
@@ -98,8 +98,3 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
                          record_groups=record_groups)
 
     return LoadedRules(groups, units, retention, engine, step)
-
-
-def _expr_text(rule: object) -> str:
-    expr = getattr(rule, "expr")  # noqa: B009 (a str or a ParsedExpr, depending on the loader)
-    return expr if isinstance(expr, str) else str(expr.text)
