@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not in
 
 
 async def test_alert_through_kafka_reaches_the_dashboard(wk_config: Config, ch_dsn: str) -> None:
-    sinks = pytest.importorskip("sinks.clickhouse_sink")
+    from sinks import clickhouse_sink as sinks
     wk_config.clickhouse.dsn = ch_dsn
     wk_config.clickhouse.flush_seconds = 0.5
     ch = sinks.ClickHouse(ch_dsn)

@@ -26,8 +26,6 @@ from schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
 
-pytest.importorskip("core.rules.engine", reason="the rule engine comes from the rules-core branch")
-
 T0 = float(int(time.time()) // 60 * 60 - 7200)  # recent (ClickHouse TTLs), on a 30 s tick
 STEP = 10.0
 END = 900.0
