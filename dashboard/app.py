@@ -100,8 +100,8 @@ def create_dashboard_app(
     app.router.add_get("/api/chart", _chart)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
-    app.router.add_post("/api/v2/alerts/acknowledge", acknowledge_handler(cfg))  # dashboard/acks.py
-    app.router.add_get("/api/acks", acks_handler(cfg))
+    app.router.add_post("/api/v2/alerts/acknowledge", acknowledge_handler(cfg.data_path))  # dashboard/acks.py
+    app.router.add_get("/api/acks", acks_handler(cfg.data_path))
     return app
 
 

@@ -34,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     host = cfg.dashboard.host = args.host or cfg.dashboard.host
     port = args.port or cfg.dashboard.port
     # Silences come from the store `watchkeeper silence` writes (the notification sink reads the same file).
-    app = create_dashboard_app(cfg, dsn=args.dsn, silences=store_silence_provider(cfg))
+    app = create_dashboard_app(cfg, dsn=args.dsn, silences=store_silence_provider(cfg.data_path))
     login = " (token required: basic auth, or ?token= once)" if cfg.dashboard.token else ""
     print(f"dashboard on http://{host}:{port}/{login} reading {mask_dsn(args.dsn or cfg.clickhouse_query_url)}")
     web.run_app(app, host=host, port=port, print=None)
