@@ -7,10 +7,10 @@
             selector: 'http_request_duration_seconds{job="api"}'
             input: aggregates        # or samples
             field: p95               # aggregates only
-            detector: ensemble
+            detector: event          # the default (core.detectors.DEFAULT_DETECTOR)
             params: {}
-            threshold: 0.99
-            for: 2m
+            threshold: 0.7           # event's absolute scale: z / (z + 3) >= 0.7 means z >= 7
+            for: 0s                  # event scores the first point of an event only
             labels: {severity: high}
             annotations: {summary: "{{ $labels.job }} p95 is unusual (score {{ $value }})"}
 
@@ -31,7 +31,7 @@ from typing import Any, Literal
 import promql_parser as pp
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.detectors import DETECTORS, Detector, DetectorParamError, coerce_params, make_detector
+from core.detectors import DEFAULT_DETECTOR, DETECTORS, Detector, DetectorParamError, coerce_params, make_detector
 from core.errors import SourceError
 from core.promql.evaluator import match_op_name
 from core.promql.series_notation import SeriesNotationError, parse_duration
@@ -54,7 +54,7 @@ class _RuleSpec(BaseModel):
     selector: str
     input: InputKind = "aggregates"
     field: str | None = None
-    detector: str = "ensemble"
+    detector: str = DEFAULT_DETECTOR  # the one default, shared with `watchkeeper detect` (core.detectors)
     params: dict[str, str | int | float] = Field(default_factory=dict)
     threshold: float
     for_: str | int | None = Field(default=None, alias="for")

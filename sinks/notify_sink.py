@@ -1,5 +1,6 @@
 """The notification sink: `wk.alerts` -> routing, grouping, inhibition, silences -> a durable outbox ->
-webhook, Slack, email, Alertmanager, PagerDuty and command hooks, every attempt recorded on
+webhook, Slack, email, PagerDuty, Opsgenie, VictorOps, Pushover, SNS, Teams, Discord, Telegram, Webex,
+WeChat, Alertmanager, SMS and command hooks, every attempt recorded on
 `wk.notifications` (and so in ClickHouse's `notifications` table).
 
 Order of durability: an alert is stored before its offset is committed; a notification is written to
@@ -351,7 +352,8 @@ def register_notify_secrets(am: NotifyConfig) -> None:
     """Tell the redactor the receivers' secrets: passwords, keys, tokens, and the webhook and Slack URLs,
     which Alertmanager treats as secrets as a whole (their credential is in the path)."""
     for r in am.receivers.values():
-        KNOWN_SECRETS.add_config(r.model_dump(), hide_path_keys=("api_url",))
+        # Slack's api_url and the Discord and Teams webhook_url carry their credential in the path.
+        KNOWN_SECRETS.add_config(r.model_dump(), hide_path_keys=("api_url", "webhook_url"))
         for c in r.webhook_configs:
             KNOWN_SECRETS.add_url(c.url, hide_path=True)
         for sc in r.sms_configs:

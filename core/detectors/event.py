@@ -44,7 +44,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core.detectors.base import Detector
-from core.detectors.ensemble import EnsembleDetector
 
 LOCAL = 32  # points of the local level (the median of the newest points before a block)
 Z_HALF = 3.0  # score = z / (z + Z_HALF): z = 3 scores 0.5, z = 6 scores 0.67, z = 27 scores 0.9
@@ -57,46 +56,48 @@ class EventDetector(Detector):
         "min_points": (int, 20, "points needed in the window before a point is scored"),
         "holdoff": (int, 10, "a point scores only if its z is above every z of this many previous points"),
         "block": (int, 8, "points between refreshes of the mean and standard deviation"),
-        "calibrated": (int, 0, "1: also score the calibrated ensemble's rarity of the point, as the z of a Gaussian "
-                               "point as rare (better on fleets of unlike sensors; about 2x the cost)"),
     }
-    _state_fields = ("buf", "zhist", "n")
+    _state_fields: ClassVar[tuple[str, ...]] = ("buf", "zhist", "n")
 
-    def __init__(self, window: int = 288, min_points: int = 20, holdoff: int = 10, block: int = 8,
-                 calibrated: int = 0) -> None:
-        if not 2 <= min_points <= window or holdoff < 1 or block < 1 or calibrated not in (0, 1):
-            raise ValueError("need 2 <= min_points <= window, holdoff >= 1, block >= 1 and calibrated 0 or 1")
-        self.params = {"window": window, "min_points": min_points, "holdoff": holdoff, "block": block,
-                       "calibrated": calibrated}
-        # the calibrated ensemble, scoring the same (counter-transformed) values, when asked for
-        self.ensemble = EnsembleDetector(window=window) if calibrated else None
+    def __init__(self, window: int = 288, min_points: int = 20, holdoff: int = 10, block: int = 8) -> None:
+        if not 2 <= min_points <= window or holdoff < 1 or block < 1:
+            raise ValueError("need 2 <= min_points <= window, holdoff >= 1 and block >= 1")
+        self.params = {"window": window, "min_points": min_points, "holdoff": holdoff, "block": block}
+        # `ensemble` (ensemble.py) adds the calibrated consensus, scoring the same (counter-transformed) values
+        self.calibrated: Detector | None = None
         self.window, self.min_points, self.holdoff, self.block = window, min_points, holdoff, block
         self.buf = np.full(window + block, np.nan)  # the newest points (NaN: not seen yet)
         self.zhist = np.zeros(holdoff)  # z of the newest points, for the hold-off
+        self.chist = np.zeros(holdoff)  # `ensemble`: the larger of both members' z of the newest points
         self.n = 0
         self._cache: tuple[int, np.ndarray, tuple[float, ...]] | None = None  # block start, stats
         self._lazy: list[float] = []  # points scored one at a time, not yet in `buf`
         self._zlazy: list[float] = []  # their z, not yet in `zhist`
         self._ztail: list[float] | None = None  # the newest z's (zhist + _zlazy), for the scalar hold-off
+        self._clazy: list[float] = []  # `ensemble`: as _zlazy and _ztail, for `chist`
+        self._ctail: list[float] | None = None
 
     def state_fields(self, prefix: str = "") -> dict[str, Any]:
         self._flush()
         out = super().state_fields(prefix)
-        if self.ensemble is not None:
-            out.update(self.ensemble.state_fields(f"{prefix}ensemble."))
+        if self.calibrated is not None:
+            out.update(self.calibrated.state_fields(f"{prefix}calibrated."))
         return out
 
     def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
         super().load_fields(fields, prefix)
-        if self.ensemble is not None:
-            self.ensemble.load_fields(fields, f"{prefix}ensemble.")
+        if self.calibrated is not None:
+            self.calibrated.load_fields(fields, f"{prefix}calibrated.")
         self._cache, self._lazy, self._zlazy, self._ztail = None, [], [], None
+        self._clazy, self._ctail = [], None
 
     def _flush(self) -> None:
         if self._lazy:
             self.buf = np.concatenate((self.buf, self._lazy))[-(self.window + self.block):]
             self.zhist = np.concatenate((self.zhist, self._zlazy))[-self.holdoff:]
-            self._lazy, self._zlazy = [], []
+            if self._clazy:
+                self.chist = np.concatenate((self.chist, self._clazy))[-self.holdoff:]
+            self._lazy, self._zlazy, self._clazy = [], [], []
 
     def _stats(self, windows: np.ndarray) -> np.ndarray:
         """Per row of ``windows`` (the points before a block; NaN = not seen yet), as columns: median of the
@@ -157,7 +158,7 @@ class EventDetector(Detector):
 
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         self._flush()
-        self._ztail = None
+        self._ztail = self._ctail = None
         n0, N, H = self.n, len(values), self.holdoff
         if N == 0:
             return np.empty(0)
@@ -169,11 +170,15 @@ class EventDetector(Detector):
         with np.errstate(invalid="ignore", over="ignore"):
             z = np.sqrt((np.abs(values - st[:, 0]) / st[:, 1]) * (np.abs(values - st[:, 2]) / st[:, 3]))
         z = np.where(ready & ~np.isnan(z), z, 0.0)  # NaN only from overflow (values near 1e308): no opinion
-        if self.ensemble is not None:
-            z = np.fmax(z, gauss_z(self.ensemble.p_batch(ts, values)))
         zext = np.concatenate((self.zhist, z))
         before = np.lib.stride_tricks.sliding_window_view(zext[:-1], H).max(axis=1)
         kept = np.where(z > before, z, 0.0)
+        if self.calibrated is not None:  # `ensemble`: the consensus' z counts where it beats both members' past
+            zc = gauss_z(self.calibrated.p_batch(ts, values))
+            cext = np.concatenate((self.chist, np.fmax(z, zc)))
+            before = np.lib.stride_tricks.sliding_window_view(cext[:-1], H).max(axis=1)
+            kept = np.fmax(kept, np.where((zc > before) & (zc > z), zc, 0.0))
+            self.chist = cext[-H:]
         self.buf = ext[-len(self.buf):]
         self.zhist = zext[-H:]
         self.n += N
@@ -194,9 +199,19 @@ class EventDetector(Detector):
             z = math.sqrt((abs(value - med) / rscale) * (abs(value - mean) / sd))
             if z != z:
                 z = 0.0
-        if self.ensemble is not None:
-            zc = gauss_z_one(self.ensemble.p_one(ts, value))
-            z = z if z >= zc else zc
+        kept_c = 0.0
+        if self.calibrated is not None:  # as in p_batch
+            zc = gauss_z_one(self.calibrated.p_one(ts, value))
+            ctail = self._ctail
+            if ctail is None:
+                ctail = self._ctail = self.chist.tolist() + self._clazy
+            zmax = z if z >= zc else zc
+            if zc > max(ctail[-self.holdoff:]) and zc > z:
+                kept_c = zc
+            ctail.append(zmax)
+            if len(ctail) > 4 * self.holdoff:
+                del ctail[: -self.holdoff]
+            self._clazy.append(zmax)
         tail = self._ztail
         if tail is None:  # the newest z's as Python floats (zhist, then the points not flushed yet)
             tail = self._ztail = self.zhist.tolist() + self._zlazy
@@ -207,7 +222,8 @@ class EventDetector(Detector):
         self._lazy.append(value)
         self._zlazy.append(z)
         self.n += 1
-        return Z_HALF / ((z if z > before else 0.0) + Z_HALF)
+        kept = z if z > before else 0.0
+        return Z_HALF / ((kept if kept >= kept_c else kept_c) + Z_HALF)
 
 
 def _columns(w: np.ndarray, mean: np.ndarray, sd: np.ndarray, mad: np.ndarray, mean_abs: np.ndarray,

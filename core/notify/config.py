@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.notify.escalation import Policy, PolicySpec, build_policies
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
 from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
+from core.notify.receiver_kinds import KindConfig
 from core.notify.remediation import check_report_to
 from core.notify.text_template import TemplateError, check_template
 from core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
@@ -159,9 +160,15 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         for kind, c in r.integrations():
             base, idx = kind.split("[")
             loc = ("receivers", i, f"{base}_configs", int(idx[:-1]))
-            texts: list[tuple[tuple[str, ...], str]] = [
-                ((attr,), getattr(c, attr, "")) for attr in ("title", "text", "html", "description")]
-            texts += [(("headers", k), v) for k, v in getattr(c, "headers", {}).items()]
+            texts: list[tuple[tuple[str, ...], str]] = []
+            if isinstance(c, KindConfig):
+                for key in c.TEXTS:
+                    value = c.get(key)
+                    texts += [((key, k), str(v)) for k, v in value.items()] if isinstance(value, dict) \
+                        else [((key,), str(value))] if value is not None else []
+            else:
+                texts += [((attr,), getattr(c, attr, "")) for attr in ("title", "text", "html", "description")]
+                texts += [(("headers", k), v) for k, v in getattr(c, "headers", {}).items()]
             for where, text in texts:
                 if text:
                     try:
@@ -169,9 +176,6 @@ def _build(doc: YamlDocument) -> NotifyConfig:
                     except TemplateError as exc:
                         raise doc.error((*loc, *where), str(exc)) from None
             _check_global_defaults(doc, spec, base, c, loc)
-        for kind in ("opsgenie", "victorops", "wechat"):
-            for j, c in enumerate(getattr(r, f"{kind}_configs")):
-                _check_global_defaults(doc, spec, kind, c, ("receivers", i, f"{kind}_configs", j))
     if spec.route.receiver is None:
         raise doc.error(("route",), "the root route needs a receiver")
     if spec.route.matchers or spec.route.match or spec.route.match_re:

@@ -1,8 +1,8 @@
 """Alertmanager's `global` and `receivers` sections as pydantic models: the standard integrations
 (webhook, Slack, email, PagerDuty) with Alertmanager's defaults, plus two Watchkeeper extensions,
 `alertmanager_configs` (push to an existing Alertmanager) and `command_configs` (run a command).
-The other Alertmanager kinds load and validate (core/notify/receiver_kinds.py) but are not delivered.
-Keys Alertmanager has that delivery does not use yet (proxy, TLS, Slack attachments' extras) are
+Alertmanager's other kinds (opsgenie ... wechat) are core/notify/receiver_kinds.py.
+Keys Alertmanager has that delivery does not use yet (proxy, OAuth2, Slack attachments' extras) are
 accepted so that configs from the wild load unchanged."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.notify.receiver_kinds import (
+    KINDS,
     DiscordConfig,
     MSTeamsConfig,
+    MSTeamsV2Config,
     OpsGenieConfig,
     PushoverConfig,
     SNSConfig,
@@ -45,10 +47,12 @@ def duration(value: Any) -> float:
 class Authorization(_Strict):
     type: str = "Bearer"
     credentials: str = ""
+    credentials_file: str = ""
 
 
 class HttpConfig(_Strict):
-    """Prometheus' common HTTPClientConfig. Only the credentials are used when delivering."""
+    """Prometheus' common HTTPClientConfig. Delivery uses the credentials, `tls_config` and
+    `follow_redirects` (sinks/channels/base.py); proxies and OAuth2 load but are not used yet."""
 
     authorization: Authorization | None = None
     bearer_token: str = ""
@@ -292,12 +296,13 @@ class ReceiverConfig(_Strict):
     pagerduty_configs: list[PagerdutyConfig] = Field(default_factory=list)
     alertmanager_configs: list[AlertmanagerPushConfig] = Field(default_factory=list)
     command_configs: list[CommandConfig] = Field(default_factory=list)
-    # Loaded and validated, not delivered (core/notify/receiver_kinds.py).
+    # Alertmanager's other kinds (core/notify/receiver_kinds.py; delivered by sinks/channels/<kind>.py).
     opsgenie_configs: list[OpsGenieConfig] = Field(default_factory=list)
     victorops_configs: list[VictorOpsConfig] = Field(default_factory=list)
     pushover_configs: list[PushoverConfig] = Field(default_factory=list)
     sns_configs: list[SNSConfig] = Field(default_factory=list)
     msteams_configs: list[MSTeamsConfig] = Field(default_factory=list)
+    msteamsv2_configs: list[MSTeamsV2Config] = Field(default_factory=list)
     discord_configs: list[DiscordConfig] = Field(default_factory=list)
     telegram_configs: list[TelegramConfig] = Field(default_factory=list)
     webex_configs: list[WebexConfig] = Field(default_factory=list)
@@ -308,7 +313,7 @@ class ReceiverConfig(_Strict):
     def integrations(self) -> list[tuple[str, BaseModel]]:
         """(`kind[i]`, config) for every integration, in Alertmanager's order."""
         out: list[tuple[str, BaseModel]] = []
-        for kind in ("webhook", "slack", "email", "pagerduty", "alertmanager", "command", "sms"):
+        for kind in ("webhook", "slack", "email", "pagerduty", *KINDS, "alertmanager", "command", "sms"):
             for i, c in enumerate(getattr(self, f"{kind}_configs")):
                 out.append((f"{kind}[{i}]", c))
         return out

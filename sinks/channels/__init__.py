@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import aiohttp
 
 from core.notify.config import Route
@@ -15,17 +18,47 @@ from core.notify.receiver_configs import (
     SlackConfig,
     WebhookConfig,
 )
+from core.notify.receiver_kinds import (
+    DiscordConfig,
+    KindConfig,
+    MSTeamsConfig,
+    MSTeamsV2Config,
+    OpsGenieConfig,
+    PushoverConfig,
+    SNSConfig,
+    TelegramConfig,
+    VictorOpsConfig,
+    WebexConfig,
+    WechatConfig,
+)
 from core.notify.sms import SmsConfig
 from sinks.channels.alertmanager import AlertmanagerChannel
 from sinks.channels.base import Channel, DeliveryError
 from sinks.channels.command import CommandChannel
+from sinks.channels.discord import DiscordChannel
 from sinks.channels.email import EmailChannel
+from sinks.channels.msteams import MSTeamsChannel, MSTeamsV2Channel
+from sinks.channels.opsgenie import OpsgenieChannel
 from sinks.channels.pagerduty import PagerdutyChannel
+from sinks.channels.pushover import PushoverChannel
 from sinks.channels.slack import SlackChannel
 from sinks.channels.sms import SmsChannel, repeat_intervals
+from sinks.channels.sns import SNSChannel
+from sinks.channels.telegram import TelegramChannel
+from sinks.channels.victorops import VictorOpsChannel
+from sinks.channels.webex import WebexChannel
 from sinks.channels.webhook import WebhookChannel
+from sinks.channels.wechat import WechatChannel
 
 __all__ = ["Channel", "DeliveryError", "build_channels"]
+
+# Alertmanager's other kinds: the config model -> its channel (one table, so a kind cannot load undelivered).
+KIND_CHANNELS: dict[type[KindConfig], Callable[[str, Any, GlobalConfig, aiohttp.ClientSession], Channel]] = {
+    OpsGenieConfig: OpsgenieChannel, VictorOpsConfig: VictorOpsChannel, PushoverConfig: PushoverChannel,
+    SNSConfig: SNSChannel, MSTeamsConfig: MSTeamsChannel, MSTeamsV2Config: MSTeamsV2Channel,
+    DiscordConfig: DiscordChannel, TelegramConfig: TelegramChannel, WebexConfig: WebexChannel,
+    WechatConfig: WechatChannel,
+}
 
 
 def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig,
@@ -47,4 +80,6 @@ def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig,
             out[name] = CommandChannel(name, c)
         elif isinstance(c, SmsConfig):
             out[name] = SmsChannel(name, c, session, repeat_intervals(route))
+        elif isinstance(c, KindConfig):
+            out[name] = KIND_CHANNELS[type(c)](name, c, global_cfg, session)
     return out

@@ -45,7 +45,8 @@ class PagerdutyChannel:
                  session: aiohttp.ClientSession) -> None:
         self.integration, self.cfg, self.session = integration, cfg, session
         self.url = cfg.url or global_cfg.pagerduty_url
-        self.headers = auth_headers(cfg.http_config)
+        self.http = cfg.http_config or global_cfg.http_config
 
     async def send(self, n: Notification) -> None:
-        await post_json(self.session, self.url, pagerduty_event(self.cfg, n), self.headers)
+        await post_json(self.session, self.url, pagerduty_event(self.cfg, n), auth_headers(self.http),
+                        http=self.http)

@@ -35,6 +35,7 @@ RULES = """anomaly:
         input: aggregates
         field: p95
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
         labels: {severity: high}
         annotations: {summary: "{{ $labels.instance }} p95 is unusual"}
@@ -44,12 +45,14 @@ RULES = """anomaly:
         selector: 'cpu{host="a"}'
         input: samples
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
       - alert: CpuWindowShift     # the same samples, through the window agent's 10 s aggregates
         selector: 'cpu{host="a"}'
         input: aggregates
         field: mean
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
 """
 

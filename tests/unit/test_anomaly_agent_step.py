@@ -23,11 +23,13 @@ RULES = """anomaly:
         input: aggregates
         field: p95
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
       - alert: CpuShift
         selector: 'cpu{host=~"a|b"}'
         input: samples
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
 """
 

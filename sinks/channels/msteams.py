@@ -1,0 +1,92 @@
+"""Microsoft Teams: the connector MessageCard Alertmanager's `msteams_configs` sends to an incoming
+webhook (title, summary, text, a red theme while firing and green when resolved), and the Adaptive Card
+its `msteamsv2_configs` sends to a Workflows webhook. The webhook URL carries its credential, so it is
+masked whole in every error and record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from core.notify.notification import Notification
+from core.notify.receiver_configs import GlobalConfig
+from core.notify.receiver_kinds import MSTeamsConfig, MSTeamsV2Config
+from sinks.channels.base import DeliveryError, auth_headers, post_json, read_secret
+from sinks.channels.texts import Defaults, alert_list, subject, text
+from watchkeeper.log_filters import KNOWN_SECRETS
+
+FIRING_COLOR, RESOLVED_COLOR = "8C1A1A", "2DC72D"
+DEFAULTS: Defaults = {
+    "title": ("msteams.default.title", subject),
+    "summary": ("msteams.default.summary", subject),
+    "text": ("msteams.default.text", alert_list),
+}
+
+
+def message_card(cfg: MSTeamsConfig, n: Notification) -> dict[str, Any]:
+    return {
+        "@context": "http://schema.org/extensions",
+        "type": "MessageCard",
+        "title": text(cfg, DEFAULTS, "title", n),
+        "summary": text(cfg, DEFAULTS, "summary", n),
+        "text": text(cfg, DEFAULTS, "text", n),
+        "themeColor": FIRING_COLOR if n.status == "firing" else RESOLVED_COLOR,
+    }
+
+
+V2_DEFAULTS: Defaults = {
+    "title": ("msteamsv2.default.title", subject),
+    "text": ("msteamsv2.default.text", alert_list),
+}
+
+
+def adaptive_card(cfg: MSTeamsV2Config, n: Notification) -> dict[str, Any]:
+    """A message with one Adaptive Card (schema 1.2, full width): the title as a heading coloured by
+    status, the text wrapped below it."""
+    return {"type": "message", "attachments": [{
+        "contentType": "application/vnd.microsoft.card.adaptive",
+        "content": {
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard", "version": "1.2",
+            "body": [
+                {"type": "TextBlock", "text": text(cfg, V2_DEFAULTS, "title", n), "weight": "Bolder", "size": "Medium",
+                 "wrap": True, "style": "heading", "color": "Attention" if n.status == "firing" else "Good"},
+                {"type": "TextBlock", "text": text(cfg, V2_DEFAULTS, "text", n), "wrap": True},
+            ],
+            "msteams": {"width": "full"},
+        },
+    }]}
+
+
+def webhook_url(cfg: MSTeamsConfig | Any, what: str) -> str:
+    """The inline `webhook_url`, or the one read from `webhook_url_file` (registered as a secret URL)."""
+    url = str(cfg.get("webhook_url", ""))
+    if url:
+        return url
+    url = read_secret("", str(cfg.get("webhook_url_file", "")), f"{what} webhook_url")
+    if not url:
+        raise DeliveryError(f"{what}: webhook_url_file is empty", False)
+    KNOWN_SECRETS.add_url(url, hide_path=True)
+    return url
+
+
+class MSTeamsChannel:
+    def __init__(self, integration: str, cfg: MSTeamsConfig, global_cfg: GlobalConfig,
+                 session: aiohttp.ClientSession) -> None:
+        self.integration, self.cfg, self.session = integration, cfg, session
+        self.http = cfg.http() or global_cfg.http_config
+
+    async def send(self, n: Notification) -> None:
+        await post_json(self.session, webhook_url(self.cfg, "msteams"), message_card(self.cfg, n),
+                        auth_headers(self.http), secret_url=True, http=self.http)
+
+
+class MSTeamsV2Channel:
+    def __init__(self, integration: str, cfg: MSTeamsV2Config, global_cfg: GlobalConfig,
+                 session: aiohttp.ClientSession) -> None:
+        self.integration, self.cfg, self.session = integration, cfg, session
+        self.http = cfg.http() or global_cfg.http_config
+
+    async def send(self, n: Notification) -> None:
+        await post_json(self.session, webhook_url(self.cfg, "msteamsv2"), adaptive_card(self.cfg, n),
+                        auth_headers(self.http), secret_url=True, http=self.http)
