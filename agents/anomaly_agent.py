@@ -38,9 +38,10 @@ from aiokafka.errors import KafkaError
 from agents.anomaly_step import AnomalyStep, Checkpoint, marker_key
 from core.anomaly_rules import AnomalyRule, load_anomaly_files
 from core.errors import CoreError
+from plumbing.config import Config
+from plumbing.errors import RuleFileError
 from runtime.partition_log import iter_range
-from watchkeeper.config import Config
-from watchkeeper.errors import WatchkeeperError
+from schemas.topics import DEFAULT_TOPICS
 
 log = logging.getLogger("watchkeeper.anomaly")
 STATE_TABLE = "anomaly-state"
@@ -48,10 +49,8 @@ STATE_TABLE = "anomaly-state"
 __all__ = ["AnomalyConfigError", "load_rules", "register"]
 
 
-class AnomalyConfigError(WatchkeeperError):
+class AnomalyConfigError(RuleFileError):
     """An anomaly rule file the worker cannot run: the message names file, line, group and rule."""
-
-    exit_code = 2
 
 
 def load_rules(cfg: Config) -> list[AnomalyRule]:
@@ -73,10 +72,11 @@ def register(app: faust.App, cfg: Config) -> None:
                            "value_serializer": "raw"}
     kind_of = {t.aggregates: "aggregates", t.samples: "samples"}
     inputs = [name for name, kind in kind_of.items() if any(r.input == kind for r in rules)]
-    source = app.topic(*inputs, partitions=8, **raw)
-    alerts = app.topic(t.alerts, partitions=8, **raw)
-    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=8, **raw)
-    state = app.Table(STATE_TABLE, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
+    n = DEFAULT_TOPICS["samples"].partitions  # the inputs and the state table are co-partitioned
+    source = app.topic(*inputs, partitions=n, **raw)
+    alerts = app.topic(t.alerts, partitions=DEFAULT_TOPICS["alerts"].partitions, **raw)
+    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=n, **raw)
+    state = app.Table(STATE_TABLE, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
     step = AnomalyStep(rules, load=lambda key: state.data.get(key))
     app.anomaly_step = step  # type: ignore[attr-defined]
     log.info("anomaly: %d rules on %s", len(rules), ", ".join(inputs))

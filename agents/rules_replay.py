@@ -132,9 +132,7 @@ class RulesReplay:
 
     @property
     def errors(self) -> list[str]:
-        """Rule evaluation errors of every engine, as the worker would have logged them."""
-        out: list[str] = []
-        for states in self.step.owned.values():
-            for st in states.values():
-                out += getattr(st.engine, "errors", [])
-        return out
+        """The kept rule evaluation failures of every engine (the last few of each rule), oldest first."""
+        kept = [f for states in self.step.owned.values() for st in states.values() if st.engine is not None
+                for f in st.engine.failures.last()]
+        return [str(f) for f in sorted(kept, key=lambda f: f.t)]

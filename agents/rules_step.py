@@ -31,6 +31,7 @@ import orjson
 
 from core.promql.series_store import SeriesStore
 from core.rule_units import RuleUnit
+from core.rules.eval_failures import EvalFailure, EvalFailures
 from core.sample_columns import SampleColumns
 from core.sample_decode import decode_columns
 from core.series_registry import SeriesRegistry
@@ -57,6 +58,9 @@ class UnitEngine(Protocol):
     def advance(self, store: SeriesStore, watermark: float) -> EngineStepLike: ...
 
     def snapshot(self) -> bytes: ...
+
+    @property
+    def failures(self) -> EvalFailures: ...
 
 
 # (unit, snapshot or None for a fresh unit, origin: earliest event time for a fresh unit) -> engine
@@ -400,6 +404,11 @@ class RulesStep:
             st = states.get(unit_key)
             if st is not None:
                 st.barrier[partition] = max(offset, st.barrier.get(partition, -1))
+
+    def take_failures(self) -> list[EvalFailure]:
+        """The evaluation failures of every owned unit since the last call (for logs and `/metrics`)."""
+        return [f for states in self.owned.values() for st in states.values() if st.engine is not None
+                for f in st.engine.failures.take()]
 
     def owned_units(self) -> list[str]:
         return [k for states in self.owned.values() for k in states]

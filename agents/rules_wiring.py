@@ -1,5 +1,5 @@
 """From `watchkeeper.yaml`'s `rules:` section to a ready `RulesStep`: load the rule files (errors name
-file, line, group and rule, and stop the worker with exit code 2), cut the groups into units, size the
+file, line, group and rule, and stop the worker), cut the groups into units, size the
 store's retention, and build engines per unit with `core.rules.engine.RuleEngine`."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from agents.rules_step import EngineFactory, RulesStep, UnitEngine
 from core.errors import CoreError
-from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, parse
+from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
 from core.rule_units import RuleUnit, group_deps, retention_for, rule_units
-from watchkeeper.config import Config
-from watchkeeper.errors import WatchkeeperError
+from plumbing.config import Config
+from plumbing.errors import RuleFileError
 
 if TYPE_CHECKING:
     from core.rules.loader import RuleGroup
@@ -23,10 +23,8 @@ if TYPE_CHECKING:
 SKEW_ROOM = 300.0
 
 
-class RulesConfigError(WatchkeeperError):
-    """A rule file the worker cannot run: the message names file, line, group and rule."""
-
-    exit_code = 2
+class RulesConfigError(RuleFileError):
+    """A Prometheus rule file or Sloth spec the worker cannot run: the message names file, line, group and rule."""
 
 
 @dataclass
@@ -78,21 +76,20 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
     """Units, retention and factories for `groups`, whose expressions were parsed for `semantics`."""
     from core.rules.engine import RuleEngine
 
-    deps = [group_deps(g.name, [_expr_text(r) for r in g.rules], [r.record for r in g.rules if r.record])
+    deps = [group_deps(g.name, [r.expr.text for r in g.rules], [r.record for r in g.rules if r.record])
             for g in groups]
     units = rule_units(deps)
     by_name = {g.name: g for g in groups}
     record_groups = {r.record: g.name for g in groups for r in g.rules if r.record}
-    reach = [parse(_expr_text(r), semantics).max_lookback for g in groups for r in g.rules]
+    reach = [r.expr.max_lookback for g in groups for r in g.rules]
     history = retention_for(reach)
     retention = history + SKEW_ROOM
 
     def engine(unit: RuleUnit, snapshot: bytes | None, origin: float) -> UnitEngine:
         eng = RuleEngine([by_name[name] for name in unit.groups], semantics=semantics)
         if snapshot is not None:
-            restored = eng.restore(snapshot)  # in place, or a new engine (either is accepted)
-            eng = restored if hasattr(restored, "advance") else eng
-        elif math.isfinite(origin) and hasattr(eng, "start_at"):
+            eng.restore(snapshot)
+        elif math.isfinite(origin):
             eng.start_at(origin)  # otherwise the step's first advance, to the origin, anchors it
         return eng
 
@@ -101,8 +98,3 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
                          record_groups=record_groups)
 
     return LoadedRules(groups, units, retention, engine, step)
-
-
-def _expr_text(rule: object) -> str:
-    expr = getattr(rule, "expr")  # noqa: B009 (a str or a ParsedExpr, depending on the loader)
-    return expr if isinstance(expr, str) else str(expr.text)

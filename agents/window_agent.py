@@ -34,11 +34,12 @@ from faust.types import TP
 
 from agents.window_step import WindowLimits, WindowStep
 from agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
+from plumbing.config import Config
+from plumbing.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
 from runtime.exactly_once import Headers
 from runtime.partition_log import iter_chunks, last_records
 from runtime.partition_state import OutRecord, PartitionRuntime, RuntimeSettings, StepOutput
-from watchkeeper.config import Config
-from watchkeeper.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
+from schemas.topics import DEFAULT_TOPICS
 
 RELEASE_EVERY_SECONDS = 60.0  # how often series no partition holds are released from the registry
 
@@ -111,10 +112,11 @@ def register(app: faust.App, cfg: Config) -> None:
     t, w = cfg.kafka.topics, cfg.windows
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
                            "value_serializer": "raw"}
-    samples = app.topic(t.samples, partitions=8, **raw)
-    deadletter = app.topic(t.deadletter, partitions=1, **raw)
-    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=8, **raw)
-    state = app.Table(STATE_TABLE, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
+    n = DEFAULT_TOPICS["samples"].partitions  # the state table is co-partitioned with the samples
+    samples = app.topic(t.samples, partitions=n, **raw)
+    deadletter = app.topic(t.deadletter, partitions=DEFAULT_TOPICS["deadletter"].partitions, **raw)
+    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=n, **raw)
+    state = app.Table(STATE_TABLE, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
     step = WindowStep(t.samples, limits=WindowLimits(
         width=w.width, allowed_lateness=w.allowed_lateness, max_future=w.max_future, idle_timeout=w.idle_timeout,
         max_series=w.max_series, series_idle=w.series_idle_seconds))

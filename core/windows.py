@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from core.checkpoint_frame import frame, unframe
-from core.ddsketch_bins import CODE_BITS, GAMMA, KEY_OFFSET, NEG_BASE, ZERO_CODE, codes_of
+from core.ddsketch_bins import CODE_BITS, GAMMA, NEG_BASE, ZERO_CODE, codes_of, decode_codes
 from core.sample_columns import SampleColumns
 from core.sample_rejects import MAX_ABS_VALUE, MAX_TS, MIN_TS, Reject
 from core.series_registry import SeriesRegistry
@@ -851,9 +851,8 @@ def _value_order(codes: np.ndarray) -> np.ndarray:
 
 def code_values(codes: np.ndarray) -> np.ndarray:
     """The representative value of each bin code."""
-    neg = (codes >= NEG_BASE) & (codes < ZERO_CODE)
-    zero = codes == ZERO_CODE
-    key = np.where(zero, 0, np.where(neg, codes - NEG_BASE, codes) - KEY_OFFSET)
+    keys, neg, zero = decode_codes(codes)
+    key = np.where(zero, 0, keys)
     mag = np.power(2.0, key / _MULT) * (2.0 / (1.0 + GAMMA))
     return np.where(zero, 0.0, np.where(neg, -mag, mag))
 

@@ -29,9 +29,9 @@ from aiokafka.structs import TopicPartition
 from bench.windows.kafka_load import load, read_all
 from bench.windows.verify import Verdict, expected_windows, verify
 from bench.windows.workload import PARTITIONS, Workload
-from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics, topic_plan
+from plumbing.broker import free_port, start_broker
+from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 
 SLOW_EMIT = """
 import asyncio, sys
@@ -113,7 +113,7 @@ def run(samples: int, slow: bool, timeout: float, workdir: Path) -> Verdict:
         cfg.worker.app_id = "wk-churn"
         cfg.windows.snapshot_every_messages = 20
         cfg.windows.snapshot_every_seconds = 0.25
-        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
+        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
         import yaml
 
         cfg_path = workdir / "watchkeeper.yaml"

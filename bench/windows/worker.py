@@ -9,7 +9,7 @@ from typing import Any
 
 from agents.app import create_app, make_worker
 from bench.windows.peak_rss import peak_rss
-from watchkeeper.config import load_config
+from plumbing.config import load_config
 
 
 def main(config_path: str, stats_path: str) -> None:

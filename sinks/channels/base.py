@@ -16,7 +16,7 @@ import yarl
 from core.notify.notification import Notification
 from core.notify.receiver_configs import HttpConfig
 from core.secrets import mask_url
-from watchkeeper.log_filters import KNOWN_SECRETS, redact
+from plumbing.log_filters import KNOWN_SECRETS, redact
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 

@@ -12,9 +12,9 @@ import aiohttp
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import MSTeamsConfig, MSTeamsV2Config
+from plumbing.log_filters import KNOWN_SECRETS
 from sinks.channels.base import DeliveryError, auth_headers, post_json, read_secret
 from sinks.channels.texts import Defaults, alert_list, subject, text
-from watchkeeper.log_filters import KNOWN_SECRETS
 
 FIRING_COLOR, RESOLVED_COLOR = "8C1A1A", "2DC72D"
 DEFAULTS: Defaults = {

@@ -19,9 +19,9 @@ from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import SNSConfig
 from core.notify.text_template import render_template
+from plumbing.log_filters import KNOWN_SECRETS
 from sinks.channels.base import DeliveryError, http_request
 from sinks.channels.texts import Defaults, annotated_alert_list, group_hash, subject, text, truncate, truncate_bytes
-from watchkeeper.log_filters import KNOWN_SECRETS
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 MESSAGE_BYTES = 256 * 1024  # SNS's cap on a message

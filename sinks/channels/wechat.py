@@ -16,9 +16,9 @@ import orjson
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import WechatConfig
+from plumbing.log_filters import KNOWN_SECRETS
 from sinks.channels.base import DeliveryError, http_request
 from sinks.channels.texts import Defaults, annotated_alert_list, text, truncate_bytes
-from watchkeeper.log_filters import KNOWN_SECRETS
 
 API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 MESSAGE_BYTES = 2048  # WeChat's cap on a text message's content

@@ -26,6 +26,7 @@ from core.notify.receiver_configs import (
     SlackConfig,
     WebhookConfig,
 )
+from plumbing.broker import free_port
 from schemas.alerts import AlertEvent
 from sinks.channels.alertmanager import AlertmanagerChannel
 from sinks.channels.base import DeliveryError
@@ -35,7 +36,6 @@ from sinks.channels.pagerduty import PagerdutyChannel
 from sinks.channels.slack import SlackChannel
 from sinks.channels.webhook import WebhookChannel
 from tests.integration.notify_peers import RecordingServer, start_alertmanager
-from watchkeeper.broker import free_port
 
 NOW = time.time()
 

@@ -24,6 +24,9 @@ from aiohttp import web
 
 from core.notify.config import load_notify_config
 from core.notify.notification import Notification
+from plumbing.broker import free_port
+from plumbing.config import Config
+from plumbing.log_filters import redact
 from schemas.alerts import AlertEvent
 from sinks.channels import Channel, DeliveryError, build_channels
 from sinks.notify_sink import register_notify_secrets
@@ -48,9 +51,6 @@ from tests.integration.service_peers import (
     sigv4_problem,
 )
 from tests.integration.test_notify_sink import send, start_sink, wait_for
-from watchkeeper.broker import free_port
-from watchkeeper.config import Config
-from watchkeeper.log_filters import redact
 
 NOW = 1_765_000_000.0
 # Alertmanager's subject: group label values, then the other common labels' values in name order.
