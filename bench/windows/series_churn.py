@@ -156,6 +156,10 @@ def run(soak: Soak) -> int:
                   f"{soak.series_idle:g} s; worker pid {worker.pid}", flush=True)
             try:
                 rss = asyncio.run(feed(soak, cfg.kafka.bootstrap, cfg.kafka.topics.samples, worker, stats))
+            except SystemExit:
+                log.flush()
+                print((tmp / "worker.log").read_text()[:6000], file=sys.stderr)
+                raise
             finally:
                 worker.terminate()
                 try:
