@@ -131,7 +131,7 @@ class RulesRunner:
                 for tp, records in batch.items():
                     for rec in records:
                         try:
-                            step.ingest(tp.partition, rec.offset, rec.key, rec.value or b"")
+                            step.ingest(tp.partition, rec.offset, rec.key, rec.value or b"", rec.timestamp / 1000)
                         except Exception:  # a worker never dies on bad data
                             step.bad += 1
                             log.exception("rules: could not read %s[%d]@%d", t.samples, tp.partition, rec.offset)

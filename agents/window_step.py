@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 
 from core.sample_columns import SampleColumns
-from core.sample_decode import OneSample, decode_samples
+from core.sample_decode import OneSample, decode_samples, message_source
 from core.sample_rejects import MAX_ABS_VALUE, MAX_TS, MIN_TS, Reject
 from core.series_registry import DEFAULT_MAX_SERIES, SeriesRegistry
 from core.window_output import aggregate_messages
@@ -167,7 +167,7 @@ class WindowStep:
                 source = key.decode("utf-8", "replace") if key else ""
                 got = decode_samples(raw, registry, source=source)
                 if not source:
-                    source = self._source(raw, got)
+                    source = message_source(raw, got, registry)
                 src = source_ids.get(source)
                 if src is None:
                     src = eng.source_index(source)
@@ -230,14 +230,6 @@ class WindowStep:
         out.deadletters.append((key, self._dead(raw, partition, offset, _internal(exc), now)))
         out.dead["internal_error"] += 1
         return out
-
-    def _source(self, raw: bytes, got: SampleColumns | OneSample) -> str:
-        """The source of a message without a key."""
-        if type(got) is OneSample:
-            labels = self.registry.labels[got.series] if got.series >= 0 else self.registry.refused[-got.series - 1][1]
-            return labels.get("host") or labels.get("instance") or ""
-        head = orjson.loads(raw)
-        return str(head.get("source") or "") if type(head) is dict else ""
 
     def _refused(self, out: StepOutput, cols: SampleColumns, verdicts: np.ndarray, partition: int, offset: int,
                  key: bytes | None, source: str, proc: float, now: float) -> None:
