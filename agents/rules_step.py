@@ -229,6 +229,11 @@ class RulesStep:
         self.retention = retention
         self.owner = owner
         self.registry = SeriesRegistry()
+        # Release registry series whose points were all pruned (with the store's prune): without it every
+        # series ever seen stays in the registry (~1-2 KB each), so series churn grows the worker for good.
+        # The backtest turns it off: it maps stored series to registry indexes once, up front.
+        self.release_series = True
+        self._newest = np.full(1024, -np.inf)  # per registry index: newest time appended to the store
         self.store = SeriesStore(math.inf)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending_points = 0
@@ -379,6 +384,11 @@ class RulesStep:
         self._pending, self._pending_points = [], 0
         order = np.argsort(series, kind="stable")
         series, ts, values = series[order], ts[order], values[order]
+        if len(series) and int(series[-1]) >= len(self._newest):
+            grown = np.full(max(int(series[-1]) + 1, 2 * len(self._newest)), -np.inf)
+            grown[:len(self._newest)] = self._newest
+            self._newest = grown
+        np.maximum.at(self._newest, series, ts)
         cuts = np.flatnonzero(np.diff(series)) + 1
         starts = [0, *cuts.tolist()]
         ends = [*cuts.tolist(), len(series)]
@@ -490,6 +500,13 @@ class RulesStep:
         if cutoff - self.pruned_before >= PRUNE_EVERY:
             self.store.prune(cutoff)
             self.pruned_before = cutoff
+            if self.release_series:
+                n = len(self.registry.names)
+                newest = self._newest[:n] if n <= len(self._newest) else np.concatenate(
+                    [self._newest, np.full(n - len(self._newest), -np.inf)])
+                keep = np.flatnonzero(newest >= cutoff)  # points still in the store
+                if self.registry.release(keep):
+                    self._newest[np.flatnonzero(newest < cutoff)] = -np.inf
 
     def produced(self, unit_key: str, partition: int, offset: int) -> None:
         """Record where this unit's recorded output landed (the next owner reads up to it first)."""

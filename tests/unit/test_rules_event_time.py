@@ -179,3 +179,20 @@ def orjson_replay(raw: bytes) -> bytes:
     d = orjson.loads(raw)
     d["replay"] = {p: m[:3] for p, m in d["replay"].items()}
     return orjson.dumps(d)
+
+
+def test_series_churn_does_not_grow_the_rules_registry() -> None:
+    """Every minute 100 series are replaced by new ones (a deploy's new pod names) for an hour of event
+    time: the series whose points were all pruned leave the registry and their indexes are reused, so the
+    registry holds about the series of one retention (600 s), not every series ever seen (6,000)."""
+    step = new_step()
+    for minute in range(60):
+        t = NOW + 60.0 * minute
+        blocks = [SeriesBlock(name="churn", labels={"pod": f"{minute}-{i}"}, ts=[t + 1.0, t + 30.0], values=[1.0, 2.0])
+                  for i in range(100)]
+        step.ingest(0, minute, b"a", encode(SampleBatch(source="a", series=blocks)), t + 30.0)
+        step.advance()
+    assert step.samples == 12_000 and step.late == 0
+    assert len(step.registry) <= 1_300 and len(step.registry.names) <= 1_400
+    assert step.store.series_count() <= 1_300
+    assert len(step.registry) == step.store.series_count()  # exactly the series with points left
