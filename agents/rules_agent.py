@@ -137,7 +137,9 @@ class RulesRunner:
                 for tp, records in batch.items():
                     for rec in records:
                         try:
-                            step.ingest(tp.partition, rec.offset, rec.key, rec.value or b"")
+                            ms = rec.timestamp  # processing time; none: no future bound for this one
+                            now = ms / 1000 if ms is not None and ms >= 0 else None
+                            step.ingest(tp.partition, rec.offset, rec.key, rec.value or b"", now)
                         except Exception:  # a worker never dies on bad data
                             step.bad += 1
                             log.exception("rules: could not read %s[%d]@%d", t.samples, tp.partition, rec.offset)

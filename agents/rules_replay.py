@@ -49,6 +49,7 @@ class RulesReplay:
     def __init__(self, loaded: LoadedRules, origin: float, probes: Sequence[Probe] = (),
                  on_progress: Callable[[float], None] | None = None) -> None:
         self.step: RulesStep = loaded.step_factory("backtest")
+        self.step.release_series = False  # `add_series` maps stored series to registry indexes once
         self.step.start(0, Mark(0, -math.inf, -math.inf))
         for shard in range(self.step.shards):
             self.step.own(shard, None)

@@ -51,7 +51,9 @@ def load_rules(cfg: Config) -> LoadedRules | None:
         raise RulesConfigError(f"rule files: {exc}") from None
     if not groups:
         return None
-    return loaded_rules(groups, cfg.rules.shards, cfg.windows.allowed_lateness, cfg.rules.semantics)
+    w = cfg.windows
+    return loaded_rules(groups, cfg.rules.shards, w.allowed_lateness, cfg.rules.semantics, max_future=w.max_future,
+                        idle_timeout=w.idle_timeout if w.idle_timeout is not None else 2 * w.width + w.allowed_lateness)
 
 
 def slo_rule_groups(spec_paths: list[str], period_days: int = 30,
@@ -72,7 +74,8 @@ def slo_rule_groups(spec_paths: list[str], period_days: int = 30,
 
 
 def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
-                 semantics: Semantics = DEFAULT_SEMANTICS) -> LoadedRules:
+                 semantics: Semantics = DEFAULT_SEMANTICS, *, max_future: float = 600.0,
+                 idle_timeout: float = 25.0) -> LoadedRules:
     """Units, retention and factories for `groups`, whose expressions were parsed for `semantics`."""
     from core.rules.engine import RuleEngine
 
@@ -95,6 +98,6 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
 
     def step(owner: str) -> RulesStep:
         return RulesStep(units, shards, engine, lateness=lateness, retention=retention, history=history, owner=owner,
-                         record_groups=record_groups)
+                         record_groups=record_groups, max_future=max_future, idle_timeout=idle_timeout)
 
     return LoadedRules(groups, units, retention, engine, step)
