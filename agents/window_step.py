@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 
 from core.checkpoint_frame import deflate, frame, inflate, unframe
 from core.sample_columns import SampleColumns

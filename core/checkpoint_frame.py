@@ -14,10 +14,9 @@ read: a worker upgraded in place resumes from what its predecessor checkpointed.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
-
-import zlib
 
 import orjson
 
