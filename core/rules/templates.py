@@ -30,7 +30,14 @@ from core.slo.go_format import go_float
 
 
 class TemplateError(ValueError):
-    pass
+    """`line` is the 1-based line of the action in the template text, where the parser knows it."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.line = message, line
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,13 @@ def go_str(x: Any) -> str:
         return go_float(x)
     if isinstance(x, datetime):
         return _go_time_str(x)
+    if isinstance(x, Mapping):
+        return "map[" + " ".join(f"{go_str(k)}:{go_str(v)}" for k, v in sorted(x.items())) + "]"
+    if isinstance(x, list | tuple):
+        return "[" + " ".join(go_str(v) for v in x) + "]"
+    go_string = getattr(x, "go_string", None)
+    if callable(go_string):
+        return str(go_string())
     return "" if x is None else str(x)
 
 
@@ -215,9 +229,10 @@ def _to_time(x: Any) -> datetime:
 
 
 def _go_time_str(t: datetime) -> str:
-    """time.Time.String() of a UTC time: `2006-01-02 15:04:05.999999999 +0000 UTC`."""
+    """time.Time.String(): `2006-01-02 15:04:05.999999999 +0000 UTC` (the zone's offset and name)."""
     frac = f".{t.microsecond:06d}".rstrip("0").rstrip(".") if t.microsecond else ""
-    return t.strftime("%Y-%m-%d %H:%M:%S") + frac + " +0000 UTC"
+    offset = t.strftime("%z") or "+0000"
+    return t.strftime("%Y-%m-%d %H:%M:%S") + frac + f" {offset} {t.tzname() or 'UTC'}"
 
 
 def _humanize_timestamp(x: Any) -> str:
@@ -387,7 +402,7 @@ class _Pipeline:
 
 @dataclass
 class _Node:
-    kind: str  # text | action | if | range | with
+    kind: str  # text | action | if | range | with | template (text: the name; pipe: its data, or None)
     text: str = ""
     pipe: _Pipeline | None = None
     branches: list[tuple[_Pipeline, list[_Node]]] = field(default_factory=list)
@@ -409,76 +424,128 @@ def _lex(body: str) -> list[tuple[str, str]]:
     return out
 
 
-class _Parser:
-    """text/template's grammar, for the actions Prometheus templates use; undefined variables are errors."""
+PROMETHEUS_VARS = frozenset({"$", "$labels", "$externalLabels", "$externalURL", "$value"})
 
-    def __init__(self, text: str) -> None:
+
+class _Parser:
+    """text/template's grammar; undefined variables and functions are errors. With `defines`, the
+    template may hold `{{ define }}` blocks (kept in `self.defines`), `{{ template }}` and `{{ block }}`, as
+    Alertmanager's notification templates do; Prometheus' rule templates refuse them."""
+
+    def __init__(self, text: str, funcs: Mapping[str, Any] | None = None,
+                 variables: frozenset[str] = PROMETHEUS_VARS, defines: bool = False) -> None:
         self.items = self._split(text)
         self.pos = 0
-        self.scopes: list[set[str]] = [{"$", "$labels", "$externalLabels", "$externalURL", "$value"}]
+        self.funcs = FUNCS if funcs is None else funcs
+        self.scopes: list[set[str]] = [set(variables)]
+        self.allow_defines = defines
+        self.defines: dict[str, list[_Node]] = {}
+        self.line = 1
 
     @staticmethod
-    def _split(text: str) -> list[tuple[str, Any]]:
-        items: list[tuple[str, Any]] = []
+    def _split(text: str) -> list[tuple[str, Any, int]]:
+        """(kind, text or tokens, line) for each literal text and action, as text/template's lexer."""
+        items: list[tuple[str, Any, int]] = []
         pos = 0
         trim_next = False
         for m in _DELIMS.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
             literal = text[pos:m.start()]
             if trim_next:
                 literal = literal.lstrip()
             if m.group(1):
                 literal = literal.rstrip()
-            items.append(("text", literal))
+            if "{{" in literal:
+                raise TemplateError("unclosed action", text.count("\n", 0, pos + literal.index("{{")) + 1)
+            items.append(("text", literal, line))
             body = m.group(2).strip()
             if not (body.startswith("/*") and body.endswith("*/")):
-                items.append(("action", _lex(body)))
+                try:
+                    items.append(("action", _lex(body), line))
+                except TemplateError as exc:
+                    raise TemplateError(exc.message, line) from None
             trim_next = bool(m.group(3))
             pos = m.end()
         tail = text[pos:]
-        items.append(("text", tail.lstrip() if trim_next else tail))
-        if any("{{" in t for k, t in items if k == "text"):
-            raise TemplateError("unclosed action")
+        if "{{" in tail:
+            raise TemplateError("unclosed action", text.count("\n", 0, pos + tail.index("{{")) + 1)
+        items.append(("text", tail.lstrip() if trim_next else tail, text.count("\n", 0, pos) + 1))
         return items
 
     def parse(self) -> list[_Node]:
-        nodes, stop = self.body()
+        nodes, stop = self.body(top=True)
         if stop is not None:
-            raise TemplateError(f"unexpected {{{{{stop[0][1]}}}}}")
+            raise TemplateError(f"unexpected {{{{{stop[0][1]}}}}}", self.line)
         return nodes
 
-    def body(self) -> tuple[list[_Node], list[tuple[str, str]] | None]:
+    def body(self, top: bool = False) -> tuple[list[_Node], list[tuple[str, str]] | None]:
         """Nodes up to an {{else}} or {{end}} (returned as the stop action) or the end of the text."""
         nodes: list[_Node] = []
         while self.pos < len(self.items):
-            kind, value = self.items[self.pos]
+            kind, value, line = self.items[self.pos]
             self.pos += 1
+            self.line = line
             if kind == "text":
                 if value:
                     nodes.append(_Node("text", text=value))
                 continue
             toks: list[tuple[str, str]] = value
-            if not toks:
-                raise TemplateError("missing value for command")
-            word = toks[0][1] if toks[0][0] == "ident" else ""
-            if word in ("else", "end"):
-                return nodes, toks
-            if word in ("if", "with", "range"):
-                nodes.append(self.control(word, toks[1:]))
-            elif word in _KEYWORDS:
-                raise TemplateError(f"{{{{{word}}}}} is not supported")
-            else:
-                nodes.append(_Node("action", pipe=self.pipeline(toks)))
+            try:
+                if not toks:
+                    raise TemplateError("missing value for command")
+                word = toks[0][1] if toks[0][0] == "ident" else ""
+                if word in ("else", "end"):
+                    return nodes, toks
+                if word in ("if", "with", "range"):
+                    nodes.append(self.control(word, toks[1:]))
+                elif word in ("define", "block") and self.allow_defines:
+                    name = self.template_name(word, toks)
+                    if word == "define" and (not top or len(toks) != 2):
+                        raise TemplateError("{{define}} must be at the top level and take only a name")
+                    pipe = self.pipeline(toks[2:]) if word == "block" else None
+                    self.define(name)
+                    if word == "block":
+                        nodes.append(_Node("template", text=name, pipe=pipe))
+                elif word == "template" and self.allow_defines:
+                    name = self.template_name(word, toks)
+                    nodes.append(_Node("template", text=name, pipe=self.pipeline(toks[2:]) if toks[2:] else None))
+                elif word in _KEYWORDS:
+                    raise TemplateError(f"{{{{{word}}}}} is not supported")
+                else:
+                    nodes.append(_Node("action", pipe=self.pipeline(toks)))
+            except TemplateError as exc:
+                if exc.line is None:
+                    exc.line = line
+                raise
         return nodes, None
+
+    @staticmethod
+    def template_name(word: str, toks: list[tuple[str, str]]) -> str:
+        if len(toks) < 2 or toks[1][0] not in ("str", "raw"):
+            raise TemplateError(f"{{{{{word}}}}} needs a quoted template name")
+        return _go_unquote(toks[1][1]) if toks[1][0] == "str" else toks[1][1][1:-1]
+
+    def define(self, name: str) -> None:
+        """The body of a {{define}} or {{block}}, to its {{end}}, in a scope of its own (only `$`)."""
+        saved, self.scopes = self.scopes, [{"$"}]
+        body, stop = self.body()
+        self.scopes = saved
+        if stop is None or stop[0][1] != "end" or len(stop) > 1:
+            raise TemplateError(f"unexpected {{{{{stop[0][1] if stop else 'EOF'}}}}} in definition of {name!r}")
+        if self.defines.get(name):
+            raise TemplateError(f"template: multiple definition of template {name!r}")
+        self.defines[name] = body
 
     def control(self, word: str, toks: list[tuple[str, str]]) -> _Node:
         node = _Node(word)
         self.scopes.append(set())
+        opened = self.line
         while True:
             pipe = self.pipeline(toks, allow_two=word == "range")
             body, stop = self.body()
             node.branches.append((pipe, body))
             if stop is None:
-                raise TemplateError(f"unexpected EOF: {{{{{word}}}}} without {{{{end}}}}")
+                raise TemplateError(f"unexpected EOF: {{{{{word}}}}} without {{{{end}}}}", opened)
             if stop[0][1] == "end":
                 break
             # {{else}}, or {{else if ...}} / {{else with ...}} chaining
@@ -555,7 +622,7 @@ class _Parser:
                 op = _Operand("lit", text == "true")
             elif text == "nil":
                 op = _Operand("lit", None)
-            elif text in FUNCS:
+            elif text in self.funcs:
                 op = _Operand("func", text)
             else:
                 raise TemplateError(f'function "{text}" not defined')
@@ -585,13 +652,25 @@ def _go_unquote(text: str) -> str:
 
 
 class _Renderer:
-    def __init__(self, data: TemplateData) -> None:
-        self.dot_root = {"Labels": dict(data.labels), "Value": data.value, "ExternalLabels": dict(data.external_labels),
-                         "ExternalURL": data.external_url}
-        self.vars: list[dict[str, Any]] = [{"$": self.dot_root, "$labels": self.dot_root["Labels"],
-                                            "$externalLabels": self.dot_root["ExternalLabels"],
-                                            "$externalURL": data.external_url, "$value": data.value}]
-        self.funcs = dict(FUNCS)
+    """Executes parsed nodes. `defines` are the named templates `{{ template }}` may call; `escape`, where
+    set, is applied to every action's output (html/template's escaping of text, for HTML email bodies)."""
+
+    def __init__(self, root: Any, variables: dict[str, Any], funcs: Mapping[str, Callable[..., Any]],
+                 defines: Mapping[str, list[_Node]] | None = None,
+                 escape: Callable[[Any], str] | None = None) -> None:
+        self.dot_root = root
+        self.vars: list[dict[str, Any]] = [{"$": root, **variables}]
+        self.funcs = funcs
+        self.defines = defines or {}
+        self.escape = escape
+        self.depth = 0
+
+    @classmethod
+    def for_rule(cls, data: TemplateData) -> _Renderer:
+        """Prometheus' rule template data: `.Labels`, `.Value`, `$labels`, `$value` and the rest."""
+        root = {"Labels": dict(data.labels), "Value": data.value, "ExternalLabels": dict(data.external_labels),
+                "ExternalURL": data.external_url}
+        funcs = dict(FUNCS)
         query = data.query
 
         def run_query(q: str) -> list[QuerySample]:
@@ -599,9 +678,11 @@ class _Renderer:
                 raise TemplateError("query is not available here")
             return query(str(q))
 
-        self.funcs["query"] = run_query
-        self.funcs["pathPrefix"] = lambda: urlsplit(data.external_url).path
-        self.funcs["externalURL"] = lambda: data.external_url
+        funcs["query"] = run_query
+        funcs["pathPrefix"] = lambda: urlsplit(data.external_url).path
+        funcs["externalURL"] = lambda: data.external_url
+        return cls(root, {"$labels": root["Labels"], "$externalLabels": root["ExternalLabels"],
+                          "$externalURL": data.external_url, "$value": data.value}, funcs)
 
     def lookup(self, name: str) -> Any:
         for scope in reversed(self.vars):
@@ -625,7 +706,9 @@ class _Renderer:
                 assert node.pipe is not None
                 value = self.pipeline(node.pipe, dot)
                 if not node.pipe.decl:
-                    out.append(go_str(value))
+                    out.append(self.escape(value) if self.escape else go_str(value))
+            elif node.kind == "template":
+                self.call(node, dot, out)
             elif node.kind == "range":
                 self.range(node, dot, out)
             else:
@@ -640,6 +723,21 @@ class _Renderer:
                         self.render(node.else_body, dot, out)
                 finally:
                     self.vars.pop()
+
+    def call(self, node: _Node, dot: Any, out: list[str]) -> None:
+        """{{ template "name" pipeline }}: the named template, with the pipeline's value as dot and `$`."""
+        body = self.defines.get(node.text)
+        if body is None:
+            raise TemplateError(f"template {node.text!r} not defined")
+        value = self.pipeline(node.pipe, dot) if node.pipe is not None else None
+        if self.depth >= 1000:
+            raise TemplateError(f"template {node.text!r}: exceeded maximum template depth (1000)")
+        saved, self.vars = self.vars, [{"$": value}]
+        self.depth += 1
+        try:
+            self.render(body, value, out)
+        finally:
+            self.vars, self.depth = saved, self.depth - 1
 
     def range(self, node: _Node, dot: Any, out: list[str]) -> None:
         pipe, body = node.branches[0]
@@ -687,8 +785,22 @@ class _Renderer:
             except TypeError as exc:
                 raise TemplateError(f"wrong number or type of arguments for {head.value}: {exc}") from None
         if len(cmd) > 1 or has_piped:
-            raise TemplateError(f"can't give argument to non-function {self.describe(head)}")
+            method = self.method(head, dot)
+            if method is None:
+                raise TemplateError(f"can't give argument to non-function {self.describe(head)}")
+            args = [self.operand(o, dot) for o in cmd[1:]] + ([piped] if has_piped else [])
+            try:
+                return method(*args)
+            except TypeError as exc:
+                raise TemplateError(f"wrong number or type of arguments for {self.describe(head)}: {exc}") from None
         return self.operand(head, dot)
+
+    def method(self, op: _Operand, dot: Any) -> Callable[..., Any] | None:
+        """`.CommonLabels.Remove .GroupLabels.Names`: the last field of a chain named a method of a Go value."""
+        if op.kind not in ("dot", "var", "sub") or not op.fields:
+            return None
+        base = self.operand(_Operand(op.kind, op.value, op.fields[:-1]), dot)
+        return go_method(base, op.fields[-1])
 
     @staticmethod
     def describe(op: _Operand) -> str:
@@ -710,7 +822,23 @@ class _Renderer:
         return base
 
 
+def go_method(base: Any, name: str) -> Callable[..., Any] | None:
+    """A method of a value that stands for a Go type: its class lists the names in `GO_METHODS`."""
+    if name in getattr(type(base), "GO_METHODS", ()):
+        return getattr(base, name)
+    return None
+
+
 def _field(base: Any, name: str) -> Any:
+    """Go's field evaluation: a method first (called without arguments), then a map key, a struct field."""
+    method = go_method(base, name)
+    if method is not None:
+        try:
+            return method()
+        except TypeError:
+            raise TemplateError(f"wrong number of args for {name}: want more than 0 got 0") from None
+    if name in getattr(type(base), "GO_FIELDS", ()):
+        return getattr(base, name)
     if isinstance(base, Mapping):
         return base.get(name, "")  # missingkey=zero, as Prometheus sets it
     if isinstance(base, QuerySample) and name in ("Labels", "Value"):
@@ -726,7 +854,7 @@ def _parsed(text: str) -> tuple[_Node, ...]:
 
 def render(text: str, data: TemplateData) -> str:
     """Render `text` as Prometheus does; raises TemplateError for what Prometheus would refuse."""
-    renderer = _Renderer(data)
+    renderer = _Renderer.for_rule(data)
     out: list[str] = []
     renderer.render(list(_parsed(text)), renderer.dot_root, out)
     return "".join(out)
