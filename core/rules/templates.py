@@ -161,7 +161,10 @@ def _printf(fmt: str, *args: Any) -> str:
 
 
 def go_str(x: Any) -> str:
-    """fmt.Sprint of one value."""
+    """fmt.Sprint of one value; a value standing for a Go type prints itself (`go_string`)."""
+    go_string = getattr(x, "go_string", None)
+    if callable(go_string):
+        return str(go_string())
     if isinstance(x, bool):
         return "true" if x else "false"
     if isinstance(x, float):
@@ -172,9 +175,6 @@ def go_str(x: Any) -> str:
         return "map[" + " ".join(f"{go_str(k)}:{go_str(v)}" for k, v in sorted(x.items())) + "]"
     if isinstance(x, list | tuple):
         return "[" + " ".join(go_str(v) for v in x) + "]"
-    go_string = getattr(x, "go_string", None)
-    if callable(go_string):
-        return str(go_string())
     return "" if x is None else str(x)
 
 
@@ -232,7 +232,7 @@ def _go_time_str(t: datetime) -> str:
     """time.Time.String(): `2006-01-02 15:04:05.999999999 +0000 UTC` (the zone's offset and name)."""
     frac = f".{t.microsecond:06d}".rstrip("0").rstrip(".") if t.microsecond else ""
     offset = t.strftime("%z") or "+0000"
-    return t.strftime("%Y-%m-%d %H:%M:%S") + frac + f" {offset} {t.tzname() or 'UTC'}"
+    return f"{t.year:04d}-" + t.strftime("%m-%d %H:%M:%S") + frac + f" {offset} {t.tzname() or 'UTC'}"
 
 
 def _humanize_timestamp(x: Any) -> str:
@@ -890,3 +890,40 @@ def alert_labels(base: Mapping[str, str], templates: Mapping[str, str], data: Te
             labels.pop(k, None)
     labels["alertname"] = alertname
     return labels
+
+
+# ------------------------------------------------------------------- named templates (Alertmanager's)
+
+Nodes = tuple[_Node, ...]  # a parsed template, opaque outside this module
+
+
+def parse_with_defines(text: str, funcs: Mapping[str, Any],
+                       variables: frozenset[str] = frozenset({"$"})) -> tuple[Nodes, dict[str, Nodes]]:
+    """Parse a template that may `{{ define }}` named templates and call them: the top-level nodes and the
+    definitions. Raises TemplateError with the line of the offending action."""
+    parser = _Parser(text, funcs, variables, defines=True)
+    nodes = parser.parse()
+    return tuple(nodes), {k: tuple(v) for k, v in parser.defines.items()}
+
+
+def template_calls(nodes: Nodes) -> set[str]:
+    """The names `{{ template }}` and `{{ block }}` call anywhere in `nodes`."""
+    out: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if node.kind == "template":
+            out.add(node.text)
+        for _, body in node.branches:
+            stack += body
+        stack += node.else_body
+    return out
+
+
+def execute(nodes: Nodes, root: Any, funcs: Mapping[str, Callable[..., Any]], defines: Mapping[str, Nodes],
+            escape: Callable[[Any], str] | None = None) -> str:
+    """Run parsed nodes on `root` (dot and `$`), with the named templates `defines`."""
+    renderer = _Renderer(root, {}, funcs, {k: list(v) for k, v in defines.items()}, escape)
+    out: list[str] = []
+    renderer.render(list(nodes), root, out)
+    return "".join(out)

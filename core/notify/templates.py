@@ -1,0 +1,285 @@
+"""Alertmanager's notification templates: the `templates:` files' `{{ define }}` blocks, Alertmanager's
+default template names (core/notify/default_templates.py), the data Alertmanager passes to them
+(`.Receiver`, `.Status`, `.Alerts` with `.Firing`/`.Resolved`, `.GroupLabels`, `.CommonLabels`,
+`.CommonAnnotations`, `.ExternalURL`; per alert `.Labels`, `.Annotations`, `.StartsAt`, `.EndsAt`,
+`.GeneratorURL`, `.Fingerprint`; `.SortedPairs`, `.Names`, `.Values`, `.Remove` on label sets) and its
+template functions. Everything is parsed when the configuration loads, so a typo is an error naming the
+file and line then, never a failed notification later."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from core.notify.go_time import GoDuration, GoTime, go_format, go_tz, parse_rfc3339, zero_time
+from core.promql.re2 import compile_re2
+from core.rules.templates import (
+    FUNCS,
+    Nodes,
+    TemplateError,
+    execute,
+    go_str,
+    humanize_duration,
+    parse_with_defines,
+    template_calls,
+)
+
+__all__ = ["Alert", "Alerts", "Data", "KV", "NotifyTemplates", "TemplateError", "TemplateFileError",
+           "data_from_json", "default_templates", "load_templates"]
+
+
+class TemplateFileError(ValueError):
+    """A `templates:` file that does not parse: the file, the line and what is wrong."""
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+        self.path, self.line, self.message = path, line, message
+
+
+# ------------------------------------------------------------------------------------ template data
+
+
+@dataclass(frozen=True)
+class Pair:
+    Name: str
+    Value: str
+    GO_FIELDS = ("Name", "Value")
+
+    def go_string(self) -> str:
+        return "{" + f"{self.Name} {self.Value}" + "}"
+
+
+class Pairs(list[Pair]):
+    GO_METHODS = ("Names", "Values")
+
+    def Names(self) -> list[str]:  # Go's method names, as templates call them
+        return [p.Name for p in self]
+
+    def Values(self) -> list[str]:
+        return [p.Value for p in self]
+
+
+class KV(dict[str, str]):
+    """A label or annotation set (Alertmanager's template.KV): a map with methods; `alertname` sorts first
+    in SortedPairs, Names and Values, as Alertmanager's."""
+
+    GO_METHODS = ("SortedPairs", "Names", "Values", "Remove")
+
+    def SortedPairs(self) -> Pairs:
+        keys = sorted(k for k in self if k != "alertname")
+        if "alertname" in self:
+            keys.insert(0, "alertname")
+        return Pairs(Pair(k, self[k]) for k in keys)
+
+    def Names(self) -> list[str]:
+        return self.SortedPairs().Names()
+
+    def Values(self) -> list[str]:
+        return self.SortedPairs().Values()
+
+    def Remove(self, keys: Iterable[str]) -> KV:
+        drop = set(keys)
+        return KV({k: v for k, v in self.items() if k not in drop})
+
+
+@dataclass(frozen=True)
+class Alert:
+    Status: str
+    Labels: KV
+    Annotations: KV
+    StartsAt: GoTime
+    EndsAt: GoTime
+    GeneratorURL: str
+    Fingerprint: str
+    GO_FIELDS = ("Status", "Labels", "Annotations", "StartsAt", "EndsAt", "GeneratorURL", "Fingerprint")
+
+    def go_string(self) -> str:
+        return "{" + " ".join(go_str(getattr(self, f)) for f in self.GO_FIELDS) + "}"
+
+
+class Alerts(list[Alert]):
+    GO_METHODS = ("Firing", "Resolved")
+
+    def Firing(self) -> Alerts:
+        return Alerts(a for a in self if a.Status == "firing")
+
+    def Resolved(self) -> Alerts:
+        return Alerts(a for a in self if a.Status == "resolved")
+
+
+@dataclass(frozen=True)
+class Data:
+    """What every notification template is executed on (Alertmanager's template.Data)."""
+
+    Receiver: str
+    Status: str
+    Alerts: Alerts
+    GroupLabels: KV
+    CommonLabels: KV
+    CommonAnnotations: KV
+    ExternalURL: str
+    GO_FIELDS = ("Receiver", "Status", "Alerts", "GroupLabels", "CommonLabels", "CommonAnnotations", "ExternalURL")
+    now: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)  # for `since`
+
+    def go_string(self) -> str:
+        return "{" + " ".join(go_str(getattr(self, f)) for f in self.GO_FIELDS) + "}"
+
+
+def data_from_json(payload: Mapping[str, Any], now: datetime | None = None) -> Data:
+    """Template data from Alertmanager's webhook message (the shape `amtool template render
+    --template.data` reads too); `now` is the time `since` measures from (the notification's time)."""
+    alerts = Alerts(
+        Alert(Status=str(a.get("status", "")), Labels=KV(a.get("labels") or {}),
+              Annotations=KV(a.get("annotations") or {}),
+              StartsAt=parse_rfc3339(a["startsAt"]) if a.get("startsAt") else zero_time(),
+              EndsAt=parse_rfc3339(a["endsAt"]) if a.get("endsAt") else zero_time(),
+              GeneratorURL=str(a.get("generatorURL", "")), Fingerprint=str(a.get("fingerprint", "")))
+        for a in payload.get("alerts") or [])
+    return Data(Receiver=str(payload.get("receiver", "")), Status=str(payload.get("status", "")), Alerts=alerts,
+                GroupLabels=KV(payload.get("groupLabels") or {}), CommonLabels=KV(payload.get("commonLabels") or {}),
+                CommonAnnotations=KV(payload.get("commonAnnotations") or {}),
+                ExternalURL=str(payload.get("externalURL", "")), now=now or datetime.now(UTC))
+
+
+# ---------------------------------------------------------------------------------------- functions
+
+
+class SafeHtml(str):
+    """html/template's HTML type: what `safeHtml` returns is not escaped in an HTML body."""
+
+
+def _join(sep: str, items: Sequence[Any]) -> str:
+    return str(sep).join(str(x) for x in items)
+
+
+def _date(layout: str, t: datetime) -> str:
+    return go_format(t, str(layout))
+
+
+def _since(t: datetime) -> GoDuration:
+    raise TemplateError("since needs the notification time")  # replaced per render
+
+
+def _humanize_duration(x: Any) -> str:
+    try:
+        return humanize_duration(float(x))
+    except (TypeError, ValueError):
+        raise TemplateError(f"can't convert {go_str(x)!r} to a duration") from None
+
+
+def _re_replace_all(pattern: str, repl: str, text: str) -> str:
+    from core.promql.re2 import go_expand
+    return compile_re2(str(pattern)).sub(lambda m: go_expand(str(repl), m), str(text))
+
+
+# Go's builtins (from core/rules/templates.py) and Alertmanager's template functions (template.go,
+# documented in "Notification template reference").
+AM_FUNCS: dict[str, Callable[..., Any]] = {
+    **{k: FUNCS[k] for k in ("and", "or", "not", "len", "index", "print", "println", "printf", "eq", "ne", "lt",
+                             "le", "gt", "ge", "html", "urlquery")},
+    "toUpper": lambda s: str(s).upper(),
+    "toLower": lambda s: str(s).lower(),
+    "title": FUNCS["title"],
+    "trimSpace": lambda s: str(s).strip(" \t\n\r\v\f"),
+    "join": _join,
+    "match": lambda pattern, text: compile_re2(str(pattern)).search(str(text)) is not None,
+    "safeHtml": lambda s: SafeHtml(s),
+    "reReplaceAll": _re_replace_all,
+    "stringSlice": lambda *s: [str(x) for x in s],
+    "date": _date,
+    "tz": go_tz,
+    "since": _since,
+    "humanizeDuration": _humanize_duration,
+}
+
+
+_GO_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&#34;", "'": "&#39;", "+": "&#43;", "\0": "\ufffd"}
+_GO_HTML_RE = re.compile("[<>&\"'+\0]")
+
+
+def html_escape(value: Any) -> str:
+    """html/template's escaping of a value in HTML text (its htmlEscaper); SafeHtml passes unchanged."""
+    if isinstance(value, SafeHtml):
+        return str(value)
+    return _GO_HTML_RE.sub(lambda m: _GO_HTML[m.group(0)], go_str(value))
+
+
+# ---------------------------------------------------------------------------------------- templates
+
+
+@lru_cache(maxsize=4096)
+def _parse_field(text: str) -> tuple[Nodes, dict[str, Nodes]]:
+    return parse_with_defines(text, AM_FUNCS)
+
+
+@dataclass(frozen=True)
+class NotifyTemplates:
+    """The named templates a configuration's receivers can call: Alertmanager's default names first, then
+    each `templates:` file in order (a later definition of a name replaces an earlier one, as in
+    Alertmanager, so a file can redefine `slack.default.title`)."""
+
+    defines: Mapping[str, Nodes]
+    files: tuple[str, ...] = ()
+
+    def check(self, text: str) -> None:
+        """Parse a receiver field's template and check that every template it calls, directly or through
+        others, is defined: what would fail at every delivery fails now."""
+        nodes, local = _parse_field(text)
+        seen: set[str] = set()
+        todo = template_calls(nodes) | {c for body in local.values() for c in template_calls(body)}
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            body = local.get(name, self.defines.get(name))
+            if body is None:
+                raise TemplateError(f"template {name!r} not defined")
+            todo |= template_calls(body)
+
+    def render(self, text: str, data: Data, html_body: bool = False) -> str:
+        """Execute a receiver field's template on `data`; `html_body` escapes as html/template does
+        (Alertmanager renders email `html` that way)."""
+        if "{{" not in text:
+            return text
+        nodes, local = _parse_field(text)
+        funcs = dict(AM_FUNCS)
+        funcs["since"] = lambda t: GoDuration((data.now - t).total_seconds())
+        return execute(nodes, data, funcs, {**self.defines, **local}, html_escape if html_body else None)
+
+
+def _read(path: str, text: str, defines: dict[str, Nodes]) -> None:
+    try:
+        _, found = parse_with_defines(text, AM_FUNCS)
+    except TemplateError as exc:
+        raise TemplateFileError(path, exc.line, exc.message) from None
+    defines.update(found)
+
+
+@lru_cache(maxsize=1)
+def default_templates() -> NotifyTemplates:
+    """Alertmanager's default template names, as Watchkeeper defines them."""
+    from core.notify.default_templates import DEFAULT_TEMPLATES
+
+    defines: dict[str, Nodes] = {}
+    _read("core/notify/default_templates.py", DEFAULT_TEMPLATES, defines)
+    return NotifyTemplates(defines)
+
+
+def load_templates(paths: Sequence[str]) -> NotifyTemplates:
+    """The default names plus the named templates of each file (already glob-expanded, in order)."""
+    defines = dict(default_templates().defines)
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateFileError(path, None, f"cannot read template file: {exc}") from None
+        _read(os.path.normpath(path), text, defines)
+    return NotifyTemplates(defines, tuple(paths))
