@@ -9,7 +9,7 @@ Layout of the texts the chat and paging integrations share:
 - the subject: `[FIRING:2] <group label values> (<other common label values>)`;
 - the alert list: per alert `Labels:`, ` - name = value` lines, `Annotations:`, the same, `Source: URL`;
 - the "compact" body (OpsGenie, VictorOps, WeChat): common annotation values, then the firing and the
-  resolved lists under their headings; the "spaced" body (Pushover, SNS, Telegram, Discord, Webex) puts
+  resolved lists under their headings, a newline between the two places whether or not a list is there; the "spaced" body (Pushover, SNS, Telegram, Discord, Webex) puts
   a blank line around each list.
 `email.default.html` is Watchkeeper's own HTML (its own markup and style); it shows the same texts and
 links, in the same order, as Alertmanager's default email."""
@@ -46,7 +46,8 @@ DEFAULT_TEMPLATES = r"""
 
 {{ define "wk.body.compact" -}}
   {{ with .Alerts.Firing }}Alerts Firing:{{ "\n" }}{{ template "__text_alert_list" . }}{{ end -}}
-  {{ with .Alerts.Resolved }}{{ "\n" }}Alerts Resolved:{{ "\n" }}{{ template "__text_alert_list" . }}{{ end -}}
+  {{ "\n" }}
+  {{- with .Alerts.Resolved }}Alerts Resolved:{{ "\n" }}{{ template "__text_alert_list" . }}{{ end -}}
 {{ end }}
 
 {{ define "wk.body.spaced" -}}
