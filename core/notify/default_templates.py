@@ -9,8 +9,8 @@ Layout of the texts the chat and paging integrations share:
 - the subject: `[FIRING:2] <group label values> (<other common label values>)`;
 - the alert list: per alert `Labels:`, ` - name = value` lines, `Annotations:`, the same, `Source: URL`;
 - the "compact" body (OpsGenie, VictorOps, WeChat): common annotation values, then the firing and the
-  resolved lists under their headings, a newline between the two places whether or not a list is there; the "spaced" body (Pushover, SNS, Telegram, Discord, Webex) puts
-  a blank line around each list.
+  resolved lists under their headings, a newline between the two places whether or not a list is
+  there; the "spaced" body (Pushover, SNS, Telegram, Discord, Webex) puts a blank line around each list.
 `email.default.html` is Watchkeeper's own HTML (its own markup and style); it shows the same texts and
 links, in the same order, as Alertmanager's default email."""
 
@@ -52,9 +52,11 @@ DEFAULT_TEMPLATES = r"""
 
 {{ define "wk.body.spaced" -}}
   {{ "\n" }}
-  {{- with .Alerts.Firing }}{{ "\n" }}Alerts Firing:{{ "\n" }}{{ template "__text_alert_list" . }}{{ "\n" }}{{ end -}}
+  {{- with .Alerts.Firing }}{{ "\n" }}Alerts Firing:{{ "\n" }}
+    {{- template "__text_alert_list" . }}{{ "\n" }}{{ end -}}
   {{ "\n" }}
-  {{- with .Alerts.Resolved }}{{ "\n" }}Alerts Resolved:{{ "\n" }}{{ template "__text_alert_list" . }}{{ "\n" }}{{ end -}}
+  {{- with .Alerts.Resolved }}{{ "\n" }}Alerts Resolved:{{ "\n" }}
+    {{- template "__text_alert_list" . }}{{ "\n" }}{{ end -}}
   {{ "\n" }}
 {{- end }}
 
@@ -131,9 +133,11 @@ DEFAULT_TEMPLATES = r"""
 {{- end }}
 {{ define "msteams.default.text" -}}
   {{ "\n" }}
-  {{- with .Alerts.Firing }}{{ "\n" }}# Alerts Firing:{{ "\n" }}{{ template "wk.markdown_alert_list" . }}{{ "\n" }}{{ end -}}
+  {{- with .Alerts.Firing }}{{ "\n" }}# Alerts Firing:{{ "\n" }}
+    {{- template "wk.markdown_alert_list" . }}{{ "\n" }}{{ end -}}
   {{ "\n" }}
-  {{- with .Alerts.Resolved }}{{ "\n" }}# Alerts Resolved:{{ "\n" }}{{ template "wk.markdown_alert_list" . }}{{ "\n" }}{{ end -}}
+  {{- with .Alerts.Resolved }}{{ "\n" }}# Alerts Resolved:{{ "\n" }}
+    {{- template "wk.markdown_alert_list" . }}{{ "\n" }}{{ end -}}
   {{ "\n" }}
 {{- end }}
 
@@ -185,7 +189,8 @@ DEFAULT_TEMPLATES = r"""
     {{ len .Alerts }} alert{{ if gt (len .Alerts) 1 }}s{{ end }} for
     {{ range .GroupLabels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}
   </td></tr>
-  <tr><td><a class="button" href="{{ template "__alertmanagerURL" . }}">View in {{ template "__alertmanager" . }}</a></td></tr>
+  <tr><td><a class="button" href="{{ template "__alertmanagerURL" . }}">
+    View in {{ template "__alertmanager" . }}</a></td></tr>
   {{ with .Alerts.Firing -}}
   <tr><td class="section"><b>[{{ len . }}] Firing</b></td></tr>
   {{ template "wk.email.alerts" . }}

@@ -29,7 +29,8 @@ class GoTime(datetime):
 
     def go_string(self) -> str:
         frac = f".{self.microsecond:06d}".rstrip("0") if self.microsecond else ""
-        return f"{self.year:04d}-" + self.strftime("%m-%d %H:%M:%S") + frac + f" {_offset(self, False)} {_zone_name(self)}"
+        zone = f" {_offset(self, False)} {_zone_name(self)}"
+        return f"{self.year:04d}-" + self.strftime("%m-%d %H:%M:%S") + frac + zone
 
     def Format(self, layout: str) -> str:  # Go's method names, as templates call them
         return go_format(self, str(layout))

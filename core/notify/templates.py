@@ -8,7 +8,6 @@ file and line then, never a failed notification later."""
 
 from __future__ import annotations
 
-import html
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,8 +29,18 @@ from core.rules.templates import (
     template_calls,
 )
 
-__all__ = ["Alert", "Alerts", "Data", "KV", "NotifyTemplates", "TemplateError", "TemplateFileError",
-           "data_from_json", "default_templates", "load_templates"]
+__all__ = [
+    "KV",
+    "Alert",
+    "Alerts",
+    "Data",
+    "NotifyTemplates",
+    "TemplateError",
+    "TemplateFileError",
+    "data_from_json",
+    "default_templates",
+    "load_templates",
+]
 
 
 class TemplateFileError(ValueError):

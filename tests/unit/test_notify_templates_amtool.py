@@ -41,7 +41,8 @@ TEXT_NAMES = [
     "telegram.default.message", "discord.default.title", "discord.default.message", "webex.default.message",
     "email.default.subject",
 ]
-LIST_CALLS = ['{{ template "__text_alert_list" .Alerts }}', '{{ template "pagerduty.default.instances" .Alerts.Firing }}',
+LIST_CALLS = ['{{ template "__text_alert_list" .Alerts }}',
+              '{{ template "pagerduty.default.instances" .Alerts.Firing }}',
               '{{ template "pagerduty.default.instances" .Alerts.Resolved }}']
 ORACLE = [str(AM_DIR / "default.tmpl"), str(AM_DIR / "email.tmpl")]
 CALLS = [f'{{{{ template "{n}" . }}}}' for n in TEXT_NAMES] + LIST_CALLS
@@ -116,14 +117,15 @@ def test_every_default_name_renders_as_amtool_does(data: dict[str, Any], tmp_pat
 
 _word = st.text("abcxyzAZ09 _-./:<>&é\"'+", min_size=1, max_size=8)
 _names = st.sampled_from(["alertname", "job", "instance", "severity", "a", "zz", "Service"])
+_ZERO = "0001-01-01T00:00:00Z"
 _alert = st.builds(
-    lambda status, labels, ann, url, fp: alert(status, labels, ann, "2024-05-01T10:00:00Z",
-                                               "2024-05-01T10:30:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
-                                               url, fp),
+    lambda status, labels, ann, url, fp: alert(
+        status, labels, ann, "2024-05-01T10:00:00Z", "2024-05-01T10:30:00Z" if status == "resolved" else _ZERO,
+        url, fp),
     st.sampled_from(["firing", "resolved"]), st.dictionaries(_names, _word, max_size=4),
     st.dictionaries(st.sampled_from(["summary", "description", "runbook_url", "x"]), _word, max_size=3),
-    st.sampled_from(["", "http://prom/graph?g0.expr=up", "https://p/x?a=1&b=2"]), st.text("0123456789abcdef", min_size=1,
-                                                                                          max_size=4))
+    st.sampled_from(["", "http://prom/graph?g0.expr=up", "https://p/x?a=1&b=2"]),
+    st.text("0123456789abcdef", min_size=1, max_size=4))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -160,13 +162,17 @@ USER_TEMPLATES = r"""
 {{- end }}
 {{ define "slack.myorg.text" -}}
 {{ range $i, $a := .Alerts -}}
-{{ $i }}. *{{ $a.Labels.severity | title }}* {{ $a.Annotations.summary }}{{ if $a.Annotations.runbook_url }} <{{ $a.Annotations.runbook_url }}|runbook>{{ end }}
+{{ $i }}. *{{ $a.Labels.severity | title }}* {{ $a.Annotations.summary }}
+{{- if $a.Annotations.runbook_url }} <{{ $a.Annotations.runbook_url }}|runbook>{{ end }}
 {{ range $a.Labels.SortedPairs }}  • {{ .Name }}: `{{ .Value }}`
 {{ end }}{{ end -}}
-{{ with .CommonLabels.Remove (stringSlice "alertname" "severity") }}common: {{ .Names | join "," }}={{ .Values | join "," }}{{ end }}
-{{ if match "^db" (index .GroupLabels "service") }}database{{ else }}{{ reReplaceAll "([a-z]+)-([0-9]+)" "$2/$1" "web-1 api-22" }}{{ end }}
+{{ with .CommonLabels.Remove (stringSlice "alertname" "severity") -}}
+  common: {{ .Names | join "," }}={{ .Values | join "," }}{{ end }}
+{{ if match "^db" (index .GroupLabels "service") }}database{{ else -}}
+  {{ reReplaceAll "([a-z]+)-([0-9]+)" "$2/$1" "web-1 api-22" }}{{ end }}
 {{ printf "%d alerts, %s" (len .Alerts) .Receiver }} {{ .ExternalURL }} {{ safeHtml "<ok>" }} {{ toLower "MiXeD" }}
-{{ $first := index .Alerts 0 }}{{ $first.Fingerprint }} {{ $first.StartsAt }} {{ $first.EndsAt }} {{ $first.GeneratorURL }}
+{{ $first := index .Alerts 0 }}{{ $first.Fingerprint }} {{ $first.StartsAt }} {{ $first.EndsAt }}
+{{- " " }}{{ $first.GeneratorURL }}
 {{ .GroupLabels }} {{ .CommonLabels.SortedPairs }} {{ len .CommonAnnotations }} {{ .Alerts.Resolved | len }}
 {{- end }}
 {{ define "__subject" }}overridden {{ .Receiver }}{{ end }}
