@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from core.notify.go_time import GoDuration, GoTime, go_format, go_tz, parse_rfc3339, zero_time
+from core.notify.notification import Notification
 from core.promql.re2 import compile_re2
 from core.rules.templates import (
     FUNCS,
@@ -26,6 +27,7 @@ from core.rules.templates import (
     go_str,
     humanize_duration,
     parse_with_defines,
+    root_fields,
     template_calls,
 )
 
@@ -40,6 +42,7 @@ __all__ = [
     "data_from_json",
     "default_templates",
     "load_templates",
+    "notification_data",
 ]
 
 
@@ -156,6 +159,12 @@ def data_from_json(payload: Mapping[str, Any], now: datetime | None = None) -> D
                 ExternalURL=str(payload.get("externalURL", "")), now=now or datetime.now(UTC))
 
 
+def notification_data(n: Notification) -> Data:
+    """The data a notification's templates see: its webhook message (what Alertmanager's templates get for
+    the same group), with the flush time as `since`'s now."""
+    return data_from_json(n.webhook_payload(), datetime.fromtimestamp(n.flush_time, UTC))
+
+
 # ---------------------------------------------------------------------------------------- functions
 
 
@@ -240,6 +249,10 @@ class NotifyTemplates:
         """Parse a receiver field's template and check that every template it calls, directly or through
         others, is defined: what would fail at every delivery fails now."""
         nodes, local = _parse_field(text)
+        for name in sorted(root_fields(nodes)):
+            if name not in Data.GO_FIELDS:
+                raise TemplateError(f"can't evaluate field {name} in type *template.Data (it has "
+                                    f"{', '.join(Data.GO_FIELDS)})")
         seen: set[str] = set()
         todo = template_calls(nodes) | {c for body in local.values() for c in template_calls(body)}
         while todo:
@@ -249,7 +262,7 @@ class NotifyTemplates:
             seen.add(name)
             body = local.get(name, self.defines.get(name))
             if body is None:
-                raise TemplateError(f"template {name!r} not defined")
+                raise TemplateError(f'template "{name}" not defined')
             todo |= template_calls(body)
 
     def render(self, text: str, data: Data, html_body: bool = False) -> str:

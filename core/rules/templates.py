@@ -17,7 +17,7 @@ import html as htmllib
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -728,7 +728,7 @@ class _Renderer:
         """{{ template "name" pipeline }}: the named template, with the pipeline's value as dot and `$`."""
         body = self.defines.get(node.text)
         if body is None:
-            raise TemplateError(f"template {node.text!r} not defined")
+            raise TemplateError(f'template "{node.text}" not defined')
         value = self.pipeline(node.pipe, dot) if node.pipe is not None else None
         if self.depth >= 1000:
             raise TemplateError(f"template {node.text!r}: exceeded maximum template depth (1000)")
@@ -927,3 +927,31 @@ def execute(nodes: Nodes, root: Any, funcs: Mapping[str, Callable[..., Any]], de
     out: list[str] = []
     renderer.render(list(nodes), root, out)
     return "".join(out)
+
+
+def root_fields(nodes: Nodes) -> set[str]:
+    """The first field names read from the template's own data: `.X` where dot is still the root (outside
+    `with` and `range` bodies) and `$.X` anywhere. What the data lacks can then be refused at load, where
+    Go would only fail when executing."""
+    out: set[str] = set()
+
+    def pipe_fields(pipe: _Pipeline | None, root_dot: bool) -> None:
+        if pipe is None:
+            return
+        for cmd in pipe.cmds:
+            for op in cmd:
+                if op.kind == "sub":
+                    pipe_fields(op.value, root_dot)
+                elif op.fields and ((op.kind == "dot" and root_dot) or (op.kind == "var" and op.value == "$")):
+                    out.add(op.fields[0])
+
+    def walk(body: Sequence[_Node], root_dot: bool) -> None:
+        for node in body:
+            pipe_fields(node.pipe, root_dot)
+            for pipe, branch in node.branches:
+                pipe_fields(pipe, root_dot)
+                walk(branch, root_dot and node.kind == "if")
+            walk(node.else_body, root_dot)
+
+    walk(nodes, True)
+    return out

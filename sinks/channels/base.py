@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -13,6 +14,7 @@ import yarl
 
 from core.notify.notification import Notification
 from core.notify.receiver_configs import HttpConfig
+from core.notify.templates import TemplateError
 from core.secrets import mask_url
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -90,3 +92,13 @@ async def post_json(session: aiohttp.ClientSession, url: str, body: Any, headers
         raise DeliveryError(f"{type(exc).__name__} posting to {shown}: {_scrub(str(exc), url, shown)}", True) from None
     except ValueError as exc:  # yarl's InvalidURL and friends: a configuration error, not worth retrying
         raise DeliveryError(f"cannot post to {shown}: {_scrub(str(exc), url, shown)}", False) from None
+
+
+@contextmanager
+def template_errors() -> Iterator[None]:
+    """A template that fails on this notification's data (an `index` out of range, say; everything that
+    can be known without data was checked at load) fails the delivery, not retried: a retry fails too."""
+    try:
+        yield
+    except (TemplateError, ValueError, TypeError) as exc:
+        raise DeliveryError(f"template: {exc}", False) from None
