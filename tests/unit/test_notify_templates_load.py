@@ -50,7 +50,9 @@ templates:
 """
 
 MYORG = """\
-{{ define "slack.myorg.title" }}[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} in {{ .GroupLabels.namespace }}{{ end }}
+{{ define "slack.myorg.title" -}}
+  [{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} in {{ .GroupLabels.namespace }}
+{{- end }}
 {{ define "slack.myorg.text" -}}
 {{ range .Alerts.Firing }}• {{ .Annotations.summary }} ({{ .Labels.pod }})
 {{ end -}}
