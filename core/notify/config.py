@@ -229,7 +229,7 @@ def _template_files(doc: YamlDocument, globs: list[str]) -> list[tuple[str, int]
     """Alertmanager's `templates:` globs, relative to the config file's directory, with the index of the
     glob that matched each file; a glob that matches nothing is no error there either (the Helm charts
     point at a directory that may be empty)."""
-    base = os.path.dirname(os.path.abspath(doc.path))
+    base = os.path.dirname(doc.path)  # a relative config path gives paths relative to the same directory
     out: list[tuple[str, int]] = []
     for i, pattern in enumerate(globs):
         full = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
