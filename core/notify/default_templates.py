@@ -207,3 +207,30 @@ DEFAULT_TEMPLATES = r"""
 </html>
 {{ end }}
 """
+
+
+def _t(name: str) -> str:
+    return f'{{{{ template "{name}" . }}}}'
+
+
+# Each integration's template fields and their defaults, as Alertmanager's config defaults them: what a
+# channel renders when the receiver leaves the field out (Slack, PagerDuty and email take theirs in
+# core/notify/receiver_configs.py; these are for the kinds whose delivery is being added).
+DEFAULT_FIELDS: dict[str, dict[str, str]] = {
+    "opsgenie": {"message": _t("opsgenie.default.message"), "description": _t("opsgenie.default.description"),
+                 "source": _t("opsgenie.default.source")},
+    "victorops": {"state_message": _t("victorops.default.state_message"),
+                  "entity_display_name": _t("victorops.default.entity_display_name"),
+                  "monitoring_tool": _t("victorops.default.monitoring_tool"), "message_type": "CRITICAL"},
+    "pushover": {"title": _t("pushover.default.title"), "message": _t("pushover.default.message"),
+                 "url": _t("pushover.default.url")},
+    "sns": {"subject": _t("sns.default.subject"), "message": _t("sns.default.message")},
+    "msteams": {"title": _t("msteams.default.title"), "summary": _t("msteams.default.summary"),
+                "text": _t("msteams.default.text")},
+    "discord": {"title": _t("discord.default.title"), "message": _t("discord.default.message")},
+    "telegram": {"message": _t("telegram.default.message")},
+    "webex": {"message": _t("webex.default.message")},
+    "wechat": {"message": _t("wechat.default.message"), "to_user": _t("wechat.default.to_user"),
+               "to_party": _t("wechat.default.to_party"), "to_tag": _t("wechat.default.to_tag"),
+               "agent_id": _t("wechat.default.agent_id")},
+}

@@ -17,6 +17,15 @@ SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low":
             "error": "error", "info": "info"}
 
 
+# Alertmanager's default PagerDuty details; a config's `details` add to them and may replace one.
+DEFAULT_DETAILS = {
+    "firing": '{{ template "pagerduty.default.instances" .Alerts.Firing }}',
+    "resolved": '{{ template "pagerduty.default.instances" .Alerts.Resolved }}',
+    "num_firing": "{{ .Alerts.Firing | len }}",
+    "num_resolved": "{{ .Alerts.Resolved | len }}",
+}
+
+
 def pagerduty_event(cfg: PagerdutyConfig, n: Notification,
                     templates: NotifyTemplates | None = None) -> dict[str, Any]:
     """Events API v2; description, client, client URL, severity, source and details values are templates
@@ -39,12 +48,7 @@ def pagerduty_event(cfg: PagerdutyConfig, n: Notification,
             "summary": r(cfg.description)[:1024],
             "source": r(cfg.source) or client,
             "severity": sev,
-            "custom_details": {
-                "firing": [dict(a.labels) for a in n.firing()],
-                "resolved": [dict(a.labels) for a in n.resolved()],
-                "num_firing": len(n.firing()), "num_resolved": len(n.resolved()),
-                **{k: r(v) for k, v in cfg.details.items()},
-            },
+            "custom_details": {k: r(v) for k, v in {**DEFAULT_DETAILS, **cfg.details}.items()},
         },
     }
 

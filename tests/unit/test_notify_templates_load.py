@@ -17,6 +17,7 @@ from core.notify.templates import TemplateError, TemplateFileError, data_from_js
 from schemas.alerts import AlertEvent
 from sinks.channels.base import DeliveryError
 from sinks.channels.email import build_message
+from sinks.channels.pagerduty import pagerduty_event
 from sinks.channels.slack import SlackChannel, slack_message
 from watchkeeper.cli import main
 
@@ -227,3 +228,25 @@ def test_every_default_name_the_brief_lists_is_defined() -> None:
     for name in names:
         default_templates().check(f'{{{{ template "{name}" . }}}}')
     assert default_templates().files == ()  # built in, not read from a templates: file
+
+
+def test_pagerduty_details_are_alertmanagers_defaults_plus_the_configs() -> None:
+    cfg = load_notify_config("route: {receiver: r}\nreceivers:\n  - name: r\n    pagerduty_configs:\n"
+                             "      - {routing_key: k, details: {pods: '{{ len .Alerts }} pods', num_firing: x}}\n")
+    event = pagerduty_event(cfg.receivers["r"].pagerduty_configs[0], notification("a"), cfg.notify_templates)
+    details = event["payload"]["custom_details"]
+    assert details["pods"] == "1 pods" and details["num_firing"] == "x" and details["num_resolved"] == "0"
+    assert details["firing"].startswith("Labels:\n - alertname = PodCrash\n") and details["resolved"] == ""
+    assert event["payload"]["summary"] == "[FIRING:1] web (PodCrash a critical)"
+
+
+def test_the_other_kinds_default_fields_name_defined_templates() -> None:
+    from core.notify.default_templates import DEFAULT_FIELDS
+
+    for fields in DEFAULT_FIELDS.values():
+        for text in fields.values():
+            default_templates().check(text)
+    data = data_from_json({"status": "firing", "receiver": "r", "externalURL": "http://am",
+                           "groupLabels": {"alertname": "A"}, "commonLabels": {"alertname": "A"}})
+    assert default_templates().render(DEFAULT_FIELDS["opsgenie"]["source"], data) == "http://am/#/alerts?receiver=r"
+    assert default_templates().render(DEFAULT_FIELDS["msteams"]["title"], data) == "[FIRING:0] A "
