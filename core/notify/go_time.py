@@ -21,7 +21,8 @@ _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 class GoTime(datetime):
     """A `time.Time`: prints as Go's Time.String(), has the methods templates call."""
 
-    GO_METHODS = ("Format", "Unix", "UnixMilli", "UTC", "IsZero", "Year", "Day", "Hour", "Minute", "Second")
+    GO_METHODS = ("Format", "Unix", "UnixMilli", "UTC", "Local", "Add", "IsZero", "Year", "Day", "Hour", "Minute",
+                  "Second")
 
     @classmethod
     def of(cls, t: datetime) -> GoTime:
@@ -43,6 +44,14 @@ class GoTime(datetime):
 
     def UTC(self) -> GoTime:
         return GoTime.of(self.astimezone(UTC))
+
+    def Local(self) -> GoTime:
+        """The process's local zone (TZ), as Go's Local."""
+        return GoTime.of(self.astimezone())
+
+    def Add(self, nanoseconds: float) -> GoTime:
+        """time.Add: community templates shift to a zone with `.StartsAt.Add 28800e9`."""
+        return GoTime.of(self + timedelta(microseconds=int(nanoseconds) // 1000))
 
     def IsZero(self) -> bool:
         return self.astimezone(UTC).replace(tzinfo=None) == datetime(1, 1, 1)

@@ -176,6 +176,22 @@ USER_TEMPLATES = r"""
 {{ .GroupLabels }} {{ .CommonLabels.SortedPairs }} {{ len .CommonAnnotations }} {{ .Alerts.Resolved | len }}
 {{- end }}
 {{ define "__subject" }}overridden {{ .Receiver }}{{ end }}
+{{/* the community's "single alert or list" Slack templates */}}
+{{ define "__single_message_title" }}{{ range .Alerts.Firing }}{{ .Labels.alertname }} @ {{ .Labels.instance }}
+{{- end }}{{ range .Alerts.Resolved }}{{ .Labels.alertname }} @ {{ .Labels.instance }}{{ end }}{{ end }}
+{{ define "custom_title" -}}
+[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}]
+{{- if or (and (eq (len .Alerts.Firing) 1) (eq (len .Alerts.Resolved) 0))
+          (and (eq (len .Alerts.Firing) 0) (eq (len .Alerts.Resolved) 1)) }} {{ template "__single_message_title" . }}
+{{- end }}{{ end }}
+{{ define "custom_slack_message" }}
+{{ if gt (len .Alerts.Firing) 0 }}*Alerts Firing:*
+{{ range .Alerts.Firing }}- {{ .Annotations.summary }} at {{ (.StartsAt.Add 28800e9).Format "2006-01-02 15:04:05" }}
+  {{- range $key, $value := .Labels }}{{ if ne $key "alertname" }} {{ $key }}={{ $value }}{{ end }}{{ end }}
+{{ end }}{{ else if gt (len .Alerts.Resolved) 0 }}*Resolved* {{ len .Alerts.Resolved }}{{ else }}none{{ end }}
+{{- with .CommonAnnotations.runbook_url }} runbook: {{ . }}{{ end }}
+{{- " " }}{{ printf "%q %5.1f %v" .Status 3.14159 .GroupLabels }}
+{{ end }}
 """
 
 
@@ -185,6 +201,7 @@ def test_a_users_templates_file_renders_as_amtool_does(data: dict[str, Any], tmp
     path = tmp_path / "myorg.tmpl"
     path.write_text(USER_TEMPLATES)
     text = SEP.join(['{{ template "slack.myorg.title" . }}', '{{ template "slack.myorg.text" . }}',
-                     '{{ template "slack.default.title" . }}', '{{ template "wechat.default.message" . }}'])
+                     '{{ template "slack.default.title" . }}', '{{ template "wechat.default.message" . }}',
+                     '{{ template "custom_title" . }}', '{{ template "custom_slack_message" . }}'])
     want = amtool(data, text, tmp_path, [*ORACLE, str(path)])
     assert load_templates([str(path)]).render(text, data_from_json(data)) == want
