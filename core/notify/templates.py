@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -172,6 +173,34 @@ class SafeHtml(str):
     """html/template's HTML type: what `safeHtml` returns is not escaped in an HTML body."""
 
 
+_MID_LETTER = "'.:’·‧"  # UAX #29 MidLetter/MidNumLet: no word break between two letters
+
+
+def _title(text: Any) -> str:
+    """Alertmanager's `title` (golang.org/x/text cases.Title): in each word the first cased letter is title-
+    cased and the rest lower-cased (`AA` -> `Aa`, `3AM` -> `3Am`, `foo_BAR` -> `Foo_bar`, `don't` ->
+    `Don't`, `ß` -> `Ss`). Words break as Unicode's word rules have it, approximately: letters, digits, marks
+    and `_` join; `'`, `.` and `:` join two letters; anything else breaks. (Prometheus' `title` differs: it
+    leaves the rest of the word alone.)"""
+    s = str(text)
+    out: list[str] = []
+    in_word = titled = False
+    for i, ch in enumerate(s):
+        joins = ch.isalnum() or ch == "_" or unicodedata.category(ch).startswith("M") or (
+            ch in _MID_LETTER and in_word and 0 < i < len(s) - 1 and s[i - 1].isalpha() and s[i + 1].isalpha())
+        if not joins:
+            in_word = titled = False
+            out.append(ch)
+            continue
+        in_word = True
+        if not titled and ch.lower() != ch.upper():
+            out.append(ch.title())
+            titled = True
+        else:
+            out.append(ch.lower() if titled else ch)
+    return "".join(out)
+
+
 def _join(sep: str, items: Sequence[Any]) -> str:
     return str(sep).join(str(x) for x in items)
 
@@ -203,7 +232,7 @@ AM_FUNCS: dict[str, Callable[..., Any]] = {
                              "le", "gt", "ge", "html", "urlquery")},
     "toUpper": lambda s: str(s).upper(),
     "toLower": lambda s: str(s).lower(),
-    "title": FUNCS["title"],
+    "title": _title,
     "trimSpace": lambda s: str(s).strip(" \t\n\r\v\f"),
     "join": _join,
     "match": lambda pattern, text: compile_re2(str(pattern)).search(str(text)) is not None,

@@ -175,7 +175,6 @@ USER_TEMPLATES = r"""
 {{- " " }}{{ $first.GeneratorURL }}
 {{ .GroupLabels }} {{ .CommonLabels.SortedPairs }} {{ len .CommonAnnotations }} {{ .Alerts.Resolved | len }}
 {{- end }}
-{{ define "__subject" }}overridden {{ .Receiver }}{{ end }}
 {{/* the community's "single alert or list" Slack templates */}}
 {{ define "__single_message_title" }}{{ range .Alerts.Firing }}{{ .Labels.alertname }} @ {{ .Labels.instance }}
 {{- end }}{{ range .Alerts.Resolved }}{{ .Labels.alertname }} @ {{ .Labels.instance }}{{ end }}{{ end }}
@@ -195,13 +194,39 @@ USER_TEMPLATES = r"""
 """
 
 
+USER_CALLS = SEP.join(['{{ template "slack.myorg.title" . }}', '{{ template "slack.myorg.text" . }}',
+                       '{{ template "slack.default.title" . }}', '{{ template "wechat.default.message" . }}',
+                       '{{ template "custom_title" . }}', '{{ template "custom_slack_message" . }}'])
+
+
 @pytest.mark.parametrize("data", FIXED, ids=[f"case{i}" for i in range(len(FIXED))])
 def test_a_users_templates_file_renders_as_amtool_does(data: dict[str, Any], tmp_path: Path) -> None:
-    """Helm-chart style: a templates file with the organisation's Slack texts, one overriding a default."""
+    """Helm-chart style: a templates file with the organisation's Slack texts, one overriding a default
+    (`__subject`, which the default names call, so theirs change too)."""
+    path = tmp_path / "myorg.tmpl"
+    path.write_text(USER_TEMPLATES + '{{ define "__subject" }}overridden {{ .Receiver }}{{ end }}\n')
+    want = amtool(data, USER_CALLS, tmp_path, [*ORACLE, str(path)])
+    assert load_templates([str(path)]).render(USER_CALLS, data_from_json(data)) == want
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(alerts=st.lists(_alert, min_size=1, max_size=4), group_by=st.lists(_names, max_size=3),
+       receiver=_word, url=st.sampled_from(["", "http://am:9093"]))
+def test_a_users_templates_match_amtool_on_generated_notifications(alerts: list[dict[str, Any]], group_by: list[str],
+                                                                   receiver: str, url: str, tmp_path: Path) -> None:
+    data = message(receiver, alerts, group_by, url)
     path = tmp_path / "myorg.tmpl"
     path.write_text(USER_TEMPLATES)
-    text = SEP.join(['{{ template "slack.myorg.title" . }}', '{{ template "slack.myorg.text" . }}',
-                     '{{ template "slack.default.title" . }}', '{{ template "wechat.default.message" . }}',
-                     '{{ template "custom_title" . }}', '{{ template "custom_slack_message" . }}'])
-    want = amtool(data, text, tmp_path, [*ORACLE, str(path)])
-    assert load_templates([str(path)]).render(text, data_from_json(data)) == want
+    want = amtool(data, USER_CALLS, tmp_path, [*ORACLE, str(path)])
+    assert load_templates([str(path)]).render(USER_CALLS, data_from_json(data)) == want
+
+
+TITLE_CASES = ["AA", "hELLO wORLD-x_y", "3AM foo", "don't STOP", "a.b.c", "x1y Z", "éCOLE ÉTÉ", "a:b/c", "foo_BAR",
+               "ab'CD", "a1B", "ß straße", "'quoted' WORDS", "a..b", "end.", "x-ray.Y"]
+
+
+def test_title_cases_words_as_alertmanager(tmp_path: Path) -> None:
+    """Found by the generated test: Alertmanager's `title` lower-cases the rest of each word (`AA` -> `Aa`)."""
+    text = SEP.join(f"{{{{ title {json.dumps(s)} }}}}" for s in TITLE_CASES)
+    want = amtool({"status": "firing"}, text, tmp_path, ORACLE)
+    assert default_templates().render(text, data_from_json({"status": "firing"})) == want

@@ -199,7 +199,7 @@ ALERT = {"status": "firing", "labels": {"alertname": "A", "zone": "eu"}, "annota
     ("{{ since (index .Alerts 0).StartsAt | humanizeDuration }}", "1h 29m 59s"),
     ("{{ humanizeDuration 90061 }}", "1d 1h 1m 1s"),
     ("{{ (index .Alerts 0).StartsAt.Unix }} {{ (index .Alerts 0).EndsAt.IsZero }}", "1711845000 true"),
-    ('{{ title "hELLO wORLD" }} {{ toLower "ABC" }} {{ trimSpace "  x  " }}', "HELLO WORLD abc x"),
+    ('{{ title "hELLO wORLD" }} {{ title "AA" }} {{ toLower "ABC" }} {{ trimSpace "  x  " }}', "Hello World Aa abc x"),
     ('{{ join "+" (stringSlice "a" "b") }} {{ match "^e" .CommonLabels.zone }}', "a+b true"),
     ('{{ reReplaceAll "(e)(u)" "$2$1" "eu-west" }}', "ue-west"),
     ("{{ .CommonLabels.SortedPairs.Names }} {{ .CommonLabels.Remove (stringSlice \"zone\") }}",
