@@ -201,6 +201,16 @@ def _title(text: Any) -> str:
     return "".join(out)
 
 
+def _to_upper(text: Any) -> str:
+    """strings.ToUpper: rune by rune, so a letter without a one-rune capital stays (`ß`, `ﬁ`)."""
+    return "".join(u if len(u := c.upper()) == 1 else c for c in str(text))
+
+
+def _to_lower(text: Any) -> str:
+    """strings.ToLower: rune by rune (`İ` -> `i`)."""
+    return "".join(c.lower()[0] for c in str(text))
+
+
 def _join(sep: str, items: Sequence[Any]) -> str:
     return str(sep).join(str(x) for x in items)
 
@@ -230,8 +240,8 @@ def _re_replace_all(pattern: str, repl: str, text: str) -> str:
 AM_FUNCS: dict[str, Callable[..., Any]] = {
     **{k: FUNCS[k] for k in ("and", "or", "not", "len", "index", "print", "println", "printf", "eq", "ne", "lt",
                              "le", "gt", "ge", "html", "urlquery")},
-    "toUpper": lambda s: str(s).upper(),
-    "toLower": lambda s: str(s).lower(),
+    "toUpper": _to_upper,
+    "toLower": _to_lower,
     "title": _title,
     "trimSpace": lambda s: str(s).strip(" \t\n\r\v\f"),
     "join": _join,

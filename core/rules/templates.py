@@ -656,7 +656,7 @@ class _Renderer:
     set, is applied to every action's output (html/template's escaping of text, for HTML email bodies)."""
 
     def __init__(self, root: Any, variables: dict[str, Any], funcs: Mapping[str, Callable[..., Any]],
-                 defines: Mapping[str, list[_Node]] | None = None,
+                 defines: Mapping[str, Sequence[_Node]] | None = None,
                  escape: Callable[[Any], str] | None = None) -> None:
         self.dot_root = root
         self.vars: list[dict[str, Any]] = [{"$": root, **variables}]
@@ -698,7 +698,7 @@ class _Renderer:
                     return
         self.vars[-1][name] = value
 
-    def render(self, nodes: list[_Node], dot: Any, out: list[str]) -> None:
+    def render(self, nodes: Sequence[_Node], dot: Any, out: list[str]) -> None:
         for node in nodes:
             if node.kind == "text":
                 out.append(node.text)
@@ -923,9 +923,9 @@ def template_calls(nodes: Nodes) -> set[str]:
 def execute(nodes: Nodes, root: Any, funcs: Mapping[str, Callable[..., Any]], defines: Mapping[str, Nodes],
             escape: Callable[[Any], str] | None = None) -> str:
     """Run parsed nodes on `root` (dot and `$`), with the named templates `defines`."""
-    renderer = _Renderer(root, {}, funcs, {k: list(v) for k, v in defines.items()}, escape)
+    renderer = _Renderer(root, {}, funcs, defines, escape)
     out: list[str] = []
-    renderer.render(list(nodes), root, out)
+    renderer.render(nodes, root, out)
     return "".join(out)
 
 

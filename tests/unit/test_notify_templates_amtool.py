@@ -226,7 +226,9 @@ TITLE_CASES = ["AA", "hELLO wORLD-x_y", "3AM foo", "don't STOP", "a.b.c", "x1y Z
 
 
 def test_title_cases_words_as_alertmanager(tmp_path: Path) -> None:
-    """Found by the generated test: Alertmanager's `title` lower-cases the rest of each word (`AA` -> `Aa`)."""
-    text = SEP.join(f"{{{{ title {json.dumps(s)} }}}}" for s in TITLE_CASES)
+    """Found by the generated test: Alertmanager's `title` lower-cases the rest of each word (`AA` -> `Aa`).
+    toUpper and toLower map rune by rune, as Go's strings package (`ß` stays, `İ` -> `i`)."""
+    text = SEP.join([f"{{{{ title {json.dumps(s)} }}}}" for s in TITLE_CASES]
+                    + ['{{ toUpper "straße ŉ ﬁ" }}', '{{ toLower "İSTANBUL" }}', '{{ title "ﬁsh" }}'])
     want = amtool({"status": "firing"}, text, tmp_path, ORACLE)
     assert default_templates().render(text, data_from_json({"status": "firing"})) == want
