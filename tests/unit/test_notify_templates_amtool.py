@@ -232,3 +232,19 @@ def test_title_cases_words_as_alertmanager(tmp_path: Path) -> None:
                     + ['{{ toUpper "straße ŉ ﬁ" }}', '{{ toLower "İSTANBUL" }}', '{{ title "ﬁsh" }}'])
     want = amtool({"status": "firing"}, text, tmp_path, ORACLE)
     assert default_templates().render(text, data_from_json({"status": "firing"})) == want
+
+
+HTML_TEXT = ("<h1>{{ .Status | toUpper }} {{ .CommonLabels.alertname }}</h1><ul>{{ range .Alerts }}<li><b>"
+             "{{ .Labels.instance }}</b> {{ .Annotations.summary }} {{ safeHtml \"<i>raw</i>\" }}</li>{{ end }}"
+             "</ul><p>{{ .Receiver }} {{ len .Alerts }} {{ .GroupLabels }}</p>")
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(alerts=st.lists(_alert, min_size=1, max_size=3), receiver=_word)
+def test_an_html_body_escapes_text_as_html_template_does(alerts: list[dict[str, Any]], receiver: str,
+                                                         tmp_path: Path) -> None:
+    """Email `html` is rendered with html/template: values in text are escaped (`<`, `&`, quotes, `+`),
+    `safeHtml` is not. (Attribute and URL contexts are escaped the same way here: see the README.)"""
+    data = message(receiver, alerts, ["alertname"], "http://am")
+    want = amtool(data, HTML_TEXT, tmp_path, ORACLE, "html")
+    assert default_templates().render(HTML_TEXT, data_from_json(data), html_body=True) == want
