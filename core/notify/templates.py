@@ -258,13 +258,53 @@ AM_FUNCS: dict[str, Callable[..., Any]] = {
 
 _GO_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&#34;", "'": "&#39;", "+": "&#43;", "\0": "\ufffd"}
 _GO_HTML_RE = re.compile("[<>&\"'+\0]")
+# An open tag up to the end of the output so far, ending inside a quoted attribute value.
+_OPEN_ATTR = re.compile(r"<[A-Za-z][^\s/>]*(?:\s+[^\s=>\"']+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>\"']+))?)*"
+                        r"\s+([^\s=>\"']+)\s*=\s*([\"'])([^\"']*)$")
+_URL_ATTRS = {"action", "archive", "background", "cite", "classid", "codebase", "data", "formaction", "href",
+              "icon", "longdesc", "manifest", "poster", "profile", "src", "usemap", "xmlns"}
+_URL_KEEP = frozenset(b"!#$&*+,/:;=?@[]-._~%" + b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_QUERY_KEEP = frozenset(b"-._~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
-def html_escape(value: Any) -> str:
-    """html/template's escaping of a value in HTML text (its htmlEscaper); SafeHtml passes unchanged."""
-    if isinstance(value, SafeHtml):
-        return str(value)
-    return _GO_HTML_RE.sub(lambda m: _GO_HTML[m.group(0)], go_str(value))
+def _percent(text: str, keep: frozenset[int]) -> str:
+    """html/template's URL processing: bytes outside `keep` as %xx (lower-case hex, as Go writes them)."""
+    return "".join(chr(b) if b in keep else f"%{b:02x}" for b in text.encode())
+
+
+def _url_attr(name: str) -> bool:
+    """html/template's attrType for URLs: the known URL attributes, and any name with url, uri or src."""
+    name = name.lower().removeprefix("data-").removeprefix("xmlns:")
+    return name in _URL_ATTRS or any(part in name for part in ("url", "uri", "src"))
+
+
+def _html_attr_escape(text: str) -> str:
+    return _GO_HTML_RE.sub(lambda m: _GO_HTML[m.group(0)], text)
+
+
+def html_escape(value: Any, out: Sequence[str] = ()) -> str:
+    """html/template's escaping of a value, for the place it lands in the output so far: HTML text and
+    quoted attribute values are HTML-escaped; in a URL attribute (href, src...) the value is first
+    filtered (a scheme other than http, https or mailto at the URL's start becomes `#ZgotmplZ`) and
+    percent-encoded (reserved characters kept before the query, all but unreserved ones after `?` or
+    `#`). `safeHtml` values pass unchanged in text. Script and style contexts are not modelled."""
+    text = go_str(value)
+    tail = ""
+    for chunk in reversed(out):  # back to the last `<`: the tag the value may be inside
+        tail = chunk + tail
+        if "<" in chunk:
+            break
+    m = _OPEN_ATTR.search(tail[tail.rfind("<"):]) if "<" in tail else None
+    if m is None:
+        return str(value) if isinstance(value, SafeHtml) else _html_attr_escape(text)
+    if _url_attr(m.group(1)):
+        before = m.group(3)
+        if not before:
+            scheme = re.match(r"([^/?#:]*):", text)
+            if scheme and scheme.group(1).lower() not in ("http", "https", "mailto"):
+                return "#ZgotmplZ"
+        text = _percent(text, _QUERY_KEEP if ("?" in before or "#" in before) else _URL_KEEP)
+    return _html_attr_escape(text)
 
 
 # ---------------------------------------------------------------------------------------- templates

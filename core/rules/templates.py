@@ -653,11 +653,12 @@ def _go_unquote(text: str) -> str:
 
 class _Renderer:
     """Executes parsed nodes. `defines` are the named templates `{{ template }}` may call; `escape`, where
-    set, is applied to every action's output (html/template's escaping of text, for HTML email bodies)."""
+    set, turns every action's value into its output, given the output so far (html/template's escaping,
+    which depends on where in the HTML the value lands, for HTML email bodies)."""
 
     def __init__(self, root: Any, variables: dict[str, Any], funcs: Mapping[str, Callable[..., Any]],
                  defines: Mapping[str, Sequence[_Node]] | None = None,
-                 escape: Callable[[Any], str] | None = None) -> None:
+                 escape: Callable[[Any, list[str]], str] | None = None) -> None:
         self.dot_root = root
         self.vars: list[dict[str, Any]] = [{"$": root, **variables}]
         self.funcs = funcs
@@ -706,7 +707,7 @@ class _Renderer:
                 assert node.pipe is not None
                 value = self.pipeline(node.pipe, dot)
                 if not node.pipe.decl:
-                    out.append(self.escape(value) if self.escape else go_str(value))
+                    out.append(self.escape(value, out) if self.escape else go_str(value))
             elif node.kind == "template":
                 self.call(node, dot, out)
             elif node.kind == "range":
@@ -921,7 +922,7 @@ def template_calls(nodes: Nodes) -> set[str]:
 
 
 def execute(nodes: Nodes, root: Any, funcs: Mapping[str, Callable[..., Any]], defines: Mapping[str, Nodes],
-            escape: Callable[[Any], str] | None = None) -> str:
+            escape: Callable[[Any, list[str]], str] | None = None) -> str:
     """Run parsed nodes on `root` (dot and `$`), with the named templates `defines`."""
     renderer = _Renderer(root, {}, funcs, defines, escape)
     out: list[str] = []

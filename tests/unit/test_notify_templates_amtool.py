@@ -248,3 +248,23 @@ def test_an_html_body_escapes_text_as_html_template_does(alerts: list[dict[str, 
     data = message(receiver, alerts, ["alertname"], "http://am")
     want = amtool(data, HTML_TEXT, tmp_path, ORACLE, "html")
     assert default_templates().render(HTML_TEXT, data_from_json(data), html_body=True) == want
+
+
+HTML_ATTRS = ('{{ range .Alerts }}<a class="x" href="{{ .GeneratorURL }}" title="{{ .Labels.instance }}">s</a>'
+              '<a href="http://wiki/{{ .Labels.instance }}?q={{ .Labels.instance }}&amp;r=1">w</a>'
+              "<img src='{{ .Annotations.summary }}' alt=\"{{ .Annotations.summary }}\">"
+              '<a data-url="{{ .Labels.job }}">d</a>{{ end }}')
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(alerts=st.lists(_alert, min_size=1, max_size=3),
+       link=st.sampled_from(["javascript:alert(1)", "mailto:a@b", "HTTPS://x/a b", "/rel?x=<'\"é>", "data:x"]))
+def test_an_html_body_escapes_urls_in_attributes_as_html_template_does(alerts: list[dict[str, Any]], link: str,
+                                                                       tmp_path: Path) -> None:
+    """In a URL attribute the value is filtered (unsafe schemes become #ZgotmplZ) and percent-encoded,
+    reserved characters kept before the query and encoded after it."""
+    for a in alerts:
+        a["labels"]["job"] = link
+    data = message("r", alerts, [], "")
+    want = amtool(data, HTML_ATTRS, tmp_path, ORACLE, "html")
+    assert default_templates().render(HTML_ATTRS, data_from_json(data), html_body=True) == want
