@@ -239,7 +239,7 @@ def _re_replace_all(pattern: str, repl: str, text: str) -> str:
 # documented in "Notification template reference").
 AM_FUNCS: dict[str, Callable[..., Any]] = {
     **{k: FUNCS[k] for k in ("and", "or", "not", "len", "index", "print", "println", "printf", "eq", "ne", "lt",
-                             "le", "gt", "ge", "html", "urlquery")},
+                             "le", "gt", "ge", "html", "urlquery", "slice", "js")},
     "toUpper": _to_upper,
     "toLower": _to_lower,
     "title": _title,
@@ -282,12 +282,13 @@ def _html_attr_escape(text: str) -> str:
     return _GO_HTML_RE.sub(lambda m: _GO_HTML[m.group(0)], text)
 
 
-def html_escape(value: Any, out: Sequence[str] = ()) -> str:
+def html_escape(value: Any, out: Sequence[str] = (), last_func: str = "") -> str:
     """html/template's escaping of a value, for the place it lands in the output so far: HTML text and
     quoted attribute values are HTML-escaped; in a URL attribute (href, src...) the value is first
     filtered (a scheme other than http, https or mailto at the URL's start becomes `#ZgotmplZ`) and
     percent-encoded (reserved characters kept before the query, all but unreserved ones after `?` or
-    `#`). `safeHtml` values pass unchanged in text. Script and style contexts are not modelled."""
+    `#`). `safeHtml` values pass unchanged in text; a pipeline that ends in `html` (in HTML) or `urlquery`
+    (in a URL) was escaped by it, and is not again. Script and style contexts are not modelled."""
     text = go_str(value)
     tail = ""
     for chunk in reversed(out):  # back to the last `<`: the tag the value may be inside
@@ -296,8 +297,10 @@ def html_escape(value: Any, out: Sequence[str] = ()) -> str:
             break
     m = _OPEN_ATTR.search(tail[tail.rfind("<"):]) if "<" in tail else None
     if m is None:
-        return str(value) if isinstance(value, SafeHtml) else _html_attr_escape(text)
-    if _url_attr(m.group(1)):
+        return str(value) if isinstance(value, SafeHtml) or last_func == "html" else _html_attr_escape(text)
+    if last_func == "html":
+        return text
+    if _url_attr(m.group(1)) and last_func != "urlquery":
         before = m.group(3)
         if not before:
             scheme = re.match(r"([^/?#:]*):", text)

@@ -13,7 +13,6 @@ evaluation time. Parsing (syntax, unknown functions, undefined variables) happen
 from __future__ import annotations
 
 import ast
-import html as htmllib
 import ipaddress
 import math
 import re
@@ -316,6 +315,34 @@ def _index(item: Any, *keys: Any) -> Any:
     return item
 
 
+def _slice(item: Any, *indices: Any) -> Any:
+    """Go's `slice`: item[i:], item[i:j] (strings and lists), item[i:j:k] (lists)."""
+    if not isinstance(item, str | list | tuple):
+        raise TemplateError(f"can't slice item of type {type(item).__name__}")
+    if len(indices) > 3 or (len(indices) == 3 and isinstance(item, str)):
+        raise TemplateError("too many slice indexes")
+    idx = [int(i) for i in indices]
+    bound = len(item) if len(idx) < 3 else idx[2]
+    if any(i < 0 or i > len(item) for i in idx) or idx != sorted(idx) or (idx and idx[-1] > bound):
+        raise TemplateError(f"invalid slice index: {idx}")
+    if len(idx) >= 2:
+        return item[idx[0]:idx[1]]
+    return item[idx[0]:] if idx else item
+
+
+def _js(*args: Any) -> str:
+    """Go's `js` (JSEscapeString of the printed arguments)."""
+    out = []
+    for ch in _go_print(*args):
+        if ch in "\\'\"":
+            out.append("\\" + ch)
+        elif ch in "<>&=" or ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _and(*args: Any) -> Any:
     for a in args:
         if not _truth(a):
@@ -336,7 +363,9 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "and": _and, "or": _or, "not": lambda a: not _truth(a), "len": len, "index": _index, "print": _go_print,
     "println": lambda *a: " ".join(go_str(x) for x in a) + "\n", "printf": _printf,
     "eq": _compare("eq"), "ne": _compare("ne"), "lt": _compare("lt"), "le": _compare("le"), "gt": _compare("gt"),
-    "ge": _compare("ge"), "html": lambda s: htmllib.escape(go_str(s)), "urlquery": lambda s: quote_plus(go_str(s)),
+    "ge": _compare("ge"), "html": lambda *a: _html_escape_string(_go_print(*a)),
+    "urlquery": lambda s: quote_plus(go_str(s)),
+    "slice": _slice, "js": _js,
     "first": _first,
     "label": lambda name, s: _sample(s, "label").Labels.get(name, ""),
     "value": lambda s: _sample(s, "value").Value,
@@ -439,6 +468,7 @@ class _Parser:
         self.funcs = FUNCS if funcs is None else funcs
         self.scopes: list[set[str]] = [set(variables)]
         self.allow_defines = defines
+        self.ranges = 0  # how many {{range}} bodies the parser is in: {{break}} and {{continue}} need one
         self.defines: dict[str, list[_Node]] = {}
         self.line = 1
 
@@ -506,6 +536,11 @@ class _Parser:
                     self.define(name)
                     if word == "block":
                         nodes.append(_Node("template", text=name, pipe=pipe))
+                elif word in ("break", "continue"):
+                    if not self.ranges or len(toks) > 1:
+                        raise TemplateError(f"{{{{{word}}}}} outside {{{{range}}}}" if not self.ranges
+                                            else f"unexpected {toks[1][1]!r} in {{{{{word}}}}}")
+                    nodes.append(_Node(word))
                 elif word == "template" and self.allow_defines:
                     name = self.template_name(word, toks)
                     nodes.append(_Node("template", text=name, pipe=self.pipeline(toks[2:]) if toks[2:] else None))
@@ -542,7 +577,9 @@ class _Parser:
         opened = self.line
         while True:
             pipe = self.pipeline(toks, allow_two=word == "range")
+            self.ranges += word == "range"
             body, stop = self.body()
+            self.ranges -= word == "range"
             node.branches.append((pipe, body))
             if stop is None:
                 raise TemplateError(f"unexpected EOF: {{{{{word}}}}} without {{{{end}}}}", opened)
@@ -651,14 +688,34 @@ def _go_unquote(text: str) -> str:
 # ----------------------------------------------------------------------------------------- rendering
 
 
+def _last_func(pipe: _Pipeline) -> str:
+    head = pipe.cmds[-1][0]
+    return str(head.value) if head.kind == "func" else ""
+
+
+def _html_escape_string(value: Any) -> str:
+    """Go's `html` (template.HTMLEscapeString): `<`, `>`, `&`, `'`, `"` and NUL."""
+    return "".join({"<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&#39;", '"': "&#34;", "\0": "\ufffd"}.get(c, c)
+                   for c in go_str(value))
+
+
+class _Break(Exception):
+    """{{break}}: leave the innermost {{range}}."""
+
+
+class _Continue(Exception):
+    """{{continue}}: the innermost {{range}}'s next element."""
+
+
 class _Renderer:
     """Executes parsed nodes. `defines` are the named templates `{{ template }}` may call; `escape`, where
-    set, turns every action's value into its output, given the output so far (html/template's escaping,
-    which depends on where in the HTML the value lands, for HTML email bodies)."""
+    set, turns every action's value into its output, given the output so far and the function that ended
+    the pipeline (html/template's escaping, which depends on where in the HTML the value lands and is not
+    repeated after an `html` or `urlquery` that did it, for HTML email bodies)."""
 
     def __init__(self, root: Any, variables: dict[str, Any], funcs: Mapping[str, Callable[..., Any]],
                  defines: Mapping[str, Sequence[_Node]] | None = None,
-                 escape: Callable[[Any, list[str]], str] | None = None) -> None:
+                 escape: Callable[[Any, list[str], str], str] | None = None) -> None:
         self.dot_root = root
         self.vars: list[dict[str, Any]] = [{"$": root, **variables}]
         self.funcs = funcs
@@ -707,9 +764,13 @@ class _Renderer:
                 assert node.pipe is not None
                 value = self.pipeline(node.pipe, dot)
                 if not node.pipe.decl:
-                    out.append(self.escape(value, out) if self.escape else go_str(value))
+                    out.append(self.escape(value, out, _last_func(node.pipe)) if self.escape else go_str(value))
             elif node.kind == "template":
                 self.call(node, dot, out)
+            elif node.kind == "break":
+                raise _Break
+            elif node.kind == "continue":
+                raise _Continue
             elif node.kind == "range":
                 self.range(node, dot, out)
             else:
@@ -765,6 +826,10 @@ class _Renderer:
                 elif decl:
                     self.vars[-1][decl[0]] = item
                 self.render(body, item, out)
+            except _Continue:
+                pass
+            except _Break:
+                break
             finally:
                 self.vars.pop()
 
@@ -922,7 +987,7 @@ def template_calls(nodes: Nodes) -> set[str]:
 
 
 def execute(nodes: Nodes, root: Any, funcs: Mapping[str, Callable[..., Any]], defines: Mapping[str, Nodes],
-            escape: Callable[[Any, list[str]], str] | None = None) -> str:
+            escape: Callable[[Any, list[str], str], str] | None = None) -> str:
     """Run parsed nodes on `root` (dot and `$`), with the named templates `defines`."""
     renderer = _Renderer(root, {}, funcs, defines, escape)
     out: list[str] = []

@@ -175,6 +175,11 @@ USER_TEMPLATES = r"""
 {{- " " }}{{ $first.GeneratorURL }}
 {{ .GroupLabels }} {{ .CommonLabels.SortedPairs }} {{ len .CommonAnnotations }} {{ .Alerts.Resolved | len }}
 {{- end }}
+{{ define "go.builtins" -}}
+{{ range $i, $a := .Alerts }}{{ if eq $i 2 }}{{ break }}{{ end }}{{ if not $a.Labels.instance }}{{ continue }}{{ end -}}
+  {{ $a.Labels.instance }};{{ end }} {{ slice .Receiver 0 1 }} {{ len (slice .Alerts 1) }} {{ js .Receiver }}
+  {{- " " }}{{ html .Receiver }} {{ urlquery .Receiver }}
+{{- end }}
 {{/* the community's "single alert or list" Slack templates */}}
 {{ define "__single_message_title" }}{{ range .Alerts.Firing }}{{ .Labels.alertname }} @ {{ .Labels.instance }}
 {{- end }}{{ range .Alerts.Resolved }}{{ .Labels.alertname }} @ {{ .Labels.instance }}{{ end }}{{ end }}
@@ -196,7 +201,8 @@ USER_TEMPLATES = r"""
 
 USER_CALLS = SEP.join(['{{ template "slack.myorg.title" . }}', '{{ template "slack.myorg.text" . }}',
                        '{{ template "slack.default.title" . }}', '{{ template "wechat.default.message" . }}',
-                       '{{ template "custom_title" . }}', '{{ template "custom_slack_message" . }}'])
+                       '{{ template "custom_title" . }}', '{{ template "custom_slack_message" . }}',
+                       '{{ template "go.builtins" . }}'])
 
 
 @pytest.mark.parametrize("data", FIXED, ids=[f"case{i}" for i in range(len(FIXED))])
@@ -253,7 +259,8 @@ def test_an_html_body_escapes_text_as_html_template_does(alerts: list[dict[str, 
 HTML_ATTRS = ('{{ range .Alerts }}<a class="x" href="{{ .GeneratorURL }}" title="{{ .Labels.instance }}">s</a>'
               '<a href="http://wiki/{{ .Labels.instance }}?q={{ .Labels.instance }}&amp;r=1">w</a>'
               "<img src='{{ .Annotations.summary }}' alt=\"{{ .Annotations.summary }}\">"
-              '<a data-url="{{ .Labels.job }}">d</a>{{ end }}')
+              '<a data-url="{{ .Labels.job }}">d</a>'
+              '<a href="/s?q={{ .Labels.job | urlquery }}">{{ html .Labels.job }}</a>{{ end }}')
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
