@@ -250,3 +250,16 @@ def test_the_other_kinds_default_fields_name_defined_templates() -> None:
                            "groupLabels": {"alertname": "A"}, "commonLabels": {"alertname": "A"}})
     assert default_templates().render(DEFAULT_FIELDS["opsgenie"]["source"], data) == "http://am/#/alerts?receiver=r"
     assert default_templates().render(DEFAULT_FIELDS["msteams"]["title"], data) == "[FIRING:0] A "
+
+
+def test_the_prometheus_community_chart_default_shape_loads(tmp_path: Path) -> None:
+    """The alertmanager chart's default: `global: {}`, one bare receiver, templates from an absolute glob."""
+    path = tmp_path / "alertmanager.yml"
+    path.write_text("global: {}\nreceivers:\n  - name: default-receiver\nroute:\n  group_wait: 10s\n"
+                    "  group_interval: 5m\n  receiver: default-receiver\n  repeat_interval: 3h\n"
+                    f"templates:\n  - '{tmp_path}/*.tmpl'\n")
+    assert load_notify_config_file(str(path)).templates == []
+    (tmp_path / "extra.tmpl").write_text('{{ define "x" }}{{ .Receiver }}{{ end }}')
+    cfg = load_notify_config_file(str(path))
+    assert cfg.templates == [str(tmp_path / "extra.tmpl")]
+    assert cfg.notify_templates.render('{{ template "x" . }}', data_from_json({"receiver": "r"})) == "r"
