@@ -30,7 +30,7 @@ HEAD = "route: {receiver: r}\nreceivers:\n  - name: r\n"
     ("    webhook_configs: [{url: 'not a url'}]", "scheme required for URL"),
     ("    slack_configs: [{channel: '#ops'}]", "no global Slack API URL set"),
     ("    email_configs: [{to: a@b.c, from: x@y.z, smarthost: 'h:25', headers: {Subject: '{{ template \"x\" }}'}}]",
-     "template action"),
+     'template "x" not defined'),
 ])
 def test_refused_with_alertmanagers_reason(receiver: str, message: str) -> None:
     with pytest.raises(SourceError) as exc:
