@@ -253,7 +253,10 @@ def _load_templates(doc: YamlDocument, files: list[tuple[str, int]]) -> NotifyTe
 
 
 # Receiver keys whose values Alertmanager does not treat as templates: URLs, files and credentials.
-_NOT_TEMPLATES = ("api_url", "url", "webhook_url", "http_config", "send_resolved", "command", "env", "verify")
+_NOT_TEMPLATES = ("api_url", "url", "webhook_url", "http_config", "send_resolved", "command", "env", "verify",
+                  "api_key", "api_secret", "token", "user_key", "bot_token", "sigv4")
+# ...except where a kind's key of that name is a template: Pushover's `url` (default pushover.default.url).
+_TEMPLATES_OF_KIND = {"pushover_configs": ("url",)}
 # Watchkeeper's extensions keep their own rules (core/notify/sms.py's HTTP body, core/notify/remediation.py)
 # except for an SMS `text`, which is a notification template.
 _OWN_TEXTS = ("sms_configs", "command_configs", "alertmanager_configs")
@@ -271,7 +274,8 @@ def _check_receiver_templates(doc: YamlDocument, i: int, templates: NotifyTempla
             for j, c in enumerate(configs):
                 base: tuple[str | int, ...] = ("receivers", i, key, j)
                 sms = key == "sms_configs" and isinstance(c, dict)
-                texts = _template_strings({"text": c.get("text")} if sms else c, base)
+                skip = tuple(k for k in _NOT_TEMPLATES if k not in _TEMPLATES_OF_KIND.get(key, ()))
+                texts = _template_strings({"text": c.get("text")} if sms else c, base, skip)
                 for loc, text in texts:
                     try:
                         templates.check(text)
@@ -280,17 +284,18 @@ def _check_receiver_templates(doc: YamlDocument, i: int, templates: NotifyTempla
                         raise doc.error(loc, f"template: {exc.message}{where}") from None
 
 
-def _template_strings(value: Any, loc: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+def _template_strings(value: Any, loc: tuple[str | int, ...],
+                      skip: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
     if isinstance(value, str):
         return [(loc, value)] if "{{" in value else []
     out: list[tuple[tuple[str | int, ...], str]] = []
     if isinstance(value, dict):
         for k, v in value.items():
-            if not (isinstance(k, str) and (k in _NOT_TEMPLATES or k.endswith("_file"))):
-                out += _template_strings(v, (*loc, k))
+            if not (isinstance(k, str) and (k in skip or k.endswith("_file"))):
+                out += _template_strings(v, (*loc, k), skip)
     elif isinstance(value, list):
         for n, v in enumerate(value):
-            out += _template_strings(v, (*loc, n))
+            out += _template_strings(v, (*loc, n), skip)
     return out
 
 

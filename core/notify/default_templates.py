@@ -114,12 +114,13 @@ DEFAULT_TEMPLATES = r"""
 
 {{ define "telegram.default.message" }}{{ template "wk.body.spaced" . }}{{ end }}
 
+{{ define "discord.default.content" }}{{ end }}
 {{ define "discord.default.title" }}{{ template "__subject" . }}{{ end }}
 {{ define "discord.default.message" }}{{ template "wk.body.spaced" . }}{{ end }}
 
 {{ define "webex.default.message" }}{{ template "pushover.default.message" . }}{{ end }}
 
-{{- /* ---- Microsoft Teams (Alertmanager 0.26+; Markdown lists) ---- */ -}}
+{{- /* ---- Microsoft Teams (Alertmanager 0.26+; Markdown lists; msteamsv2 0.28+, the same texts) ---- */ -}}
 
 {{ define "msteams.default.title" }}{{ template "__subject" . }}{{ end }}
 {{ define "msteams.default.summary" }}{{ template "__subject" . }}{{ end }}
@@ -128,7 +129,7 @@ DEFAULT_TEMPLATES = r"""
     {{ range .Labels.SortedPairs }}  - {{ .Name }} = {{ .Value }}{{ "\n" }}{{ end -}}
     {{ "\n" }}Annotations:{{ "\n" -}}
     {{ range .Annotations.SortedPairs }}  - {{ .Name }} = {{ .Value }}{{ "\n" }}{{ end -}}
-    {{ "\n" }}Source: [{{ .GeneratorURL }}]({{ .GeneratorURL }}){{ "\n" }}
+    {{ "\n" }}Source: {{ .GeneratorURL }}{{ "\n" }}
   {{- end }}{{ "\n" }}
 {{- end }}
 {{ define "msteams.default.text" -}}
@@ -140,6 +141,9 @@ DEFAULT_TEMPLATES = r"""
     {{- template "wk.markdown_alert_list" . }}{{ "\n" }}{{ end -}}
   {{ "\n" }}
 {{- end }}
+
+{{ define "msteamsv2.default.title" }}{{ template "msteams.default.title" . }}{{ end }}
+{{ define "msteamsv2.default.text" }}{{ template "msteams.default.text" . }}{{ end }}
 
 {{- /* ---- Email ---- */ -}}
 
@@ -215,7 +219,7 @@ def _t(name: str) -> str:
 
 # Each integration's template fields and their defaults, as Alertmanager's config defaults them: what a
 # channel renders when the receiver leaves the field out (Slack, PagerDuty and email take theirs in
-# core/notify/receiver_configs.py; these are for the kinds whose delivery is being added).
+# core/notify/receiver_configs.py; these are the other kinds', read by sinks/channels/texts.py).
 DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     "opsgenie": {"message": _t("opsgenie.default.message"), "description": _t("opsgenie.default.description"),
                  "source": _t("opsgenie.default.source")},
@@ -223,11 +227,14 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
                   "entity_display_name": _t("victorops.default.entity_display_name"),
                   "monitoring_tool": _t("victorops.default.monitoring_tool"), "message_type": "CRITICAL"},
     "pushover": {"title": _t("pushover.default.title"), "message": _t("pushover.default.message"),
-                 "url": _t("pushover.default.url")},
+                 "url": _t("pushover.default.url"),
+                 "priority": '{{ if eq .Status "firing" }}2{{ else }}0{{ end }}'},
     "sns": {"subject": _t("sns.default.subject"), "message": _t("sns.default.message")},
     "msteams": {"title": _t("msteams.default.title"), "summary": _t("msteams.default.summary"),
                 "text": _t("msteams.default.text")},
-    "discord": {"title": _t("discord.default.title"), "message": _t("discord.default.message")},
+    "msteamsv2": {"title": _t("msteamsv2.default.title"), "text": _t("msteamsv2.default.text")},
+    "discord": {"title": _t("discord.default.title"), "message": _t("discord.default.message"),
+                "content": _t("discord.default.content")},
     "telegram": {"message": _t("telegram.default.message")},
     "webex": {"message": _t("webex.default.message")},
     "wechat": {"message": _t("wechat.default.message"), "to_user": _t("wechat.default.to_user"),

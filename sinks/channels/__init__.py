@@ -54,7 +54,8 @@ from sinks.channels.wechat import WechatChannel
 __all__ = ["Channel", "DeliveryError", "build_channels"]
 
 # Alertmanager's other kinds: the config model -> its channel (one table, so a kind cannot load undelivered).
-KIND_CHANNELS: dict[type[KindConfig], Callable[[str, Any, GlobalConfig, aiohttp.ClientSession], Channel]] = {
+KIND_CHANNELS: dict[type[KindConfig],
+                    Callable[[str, Any, GlobalConfig, aiohttp.ClientSession, NotifyTemplates | None], Channel]] = {
     OpsGenieConfig: OpsgenieChannel, VictorOpsConfig: VictorOpsChannel, PushoverConfig: PushoverChannel,
     SNSConfig: SNSChannel, MSTeamsConfig: MSTeamsChannel, MSTeamsV2Config: MSTeamsV2Channel,
     DiscordConfig: DiscordChannel, TelegramConfig: TelegramChannel, WebexConfig: WebexChannel,
@@ -83,5 +84,5 @@ def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig, session: 
         elif isinstance(c, SmsConfig):
             out[name] = SmsChannel(name, c, session, repeat_intervals(route), templates=templates)
         elif isinstance(c, KindConfig):
-            out[name] = KIND_CHANNELS[type(c)](name, c, global_cfg, session)
+            out[name] = KIND_CHANNELS[type(c)](name, c, global_cfg, session, templates)
     return out

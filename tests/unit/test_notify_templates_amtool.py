@@ -115,6 +115,25 @@ def test_every_default_name_renders_as_amtool_does(data: dict[str, Any], tmp_pat
         assert g == w, call
 
 
+# Names Alertmanager added after 0.25 (Teams in 0.26, msteamsv2 and Discord's content in 0.28): the
+# installed amtool renders them from a newer Alertmanager's default.tmpl, given as a templates file, when
+# WK_AM_NEWER_TEMPLATES names its directory (a checkout's template/); skipped without it.
+NEWER_DIR = Path(os.environ.get("WK_AM_NEWER_TEMPLATES", "/nonexistent"))
+NEWER_NAMES = ["msteams.default.title", "msteams.default.summary", "msteams.default.text", "msteamsv2.default.title",
+               "msteamsv2.default.text", "discord.default.content"]
+
+
+@pytest.mark.skipif(not (NEWER_DIR / "default.tmpl").exists(),
+                    reason="set WK_AM_NEWER_TEMPLATES to a newer Alertmanager's template/ directory")
+@pytest.mark.parametrize("data", FIXED, ids=[f"case{i}" for i in range(len(FIXED))])
+def test_names_added_after_0_25_render_as_a_newer_alertmanager_does(data: dict[str, Any], tmp_path: Path) -> None:
+    calls = [f'{{{{ template "{n}" . }}}}' for n in NEWER_NAMES]
+    want = amtool(data, SEP.join(calls), tmp_path, [*ORACLE, str(NEWER_DIR / "default.tmpl")]).split(SEP)
+    assert len(want) == len(calls)
+    for call, w in zip(calls, want, strict=True):
+        assert ours(data, call) == w, call
+
+
 _word = st.text("abcxyzAZ09 _-./:<>&é\"'+", min_size=1, max_size=8)
 _names = st.sampled_from(["alertname", "job", "instance", "severity", "a", "zz", "Service"])
 _ZERO = "0001-01-01T00:00:00Z"
