@@ -82,7 +82,8 @@ class NotifySink:
         await self.producer.start()
         async with aiohttp.ClientSession() as session:
             for r in self.am.receivers.values():
-                for name, ch in build_channels(r, self.am.global_, session, self.am.route).items():
+                channels = build_channels(r, self.am.global_, session, self.am.route, self.am.notify_templates)
+                for name, ch in channels.items():
                     self.channels[(r.name, name)] = ch
             log.info("notify sink: %d receivers from %s", len(self.am.receivers), self.am.path)
             self.wakeup = asyncio.Event()

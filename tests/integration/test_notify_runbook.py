@@ -126,7 +126,8 @@ def test_runbook_routing_end_to_end(wk_config: Config, tmp_path: Path,
     assert accepted[1] - refused[1] >= 2.0  # Retry-After: 2 honoured over the 0.1 s backoff
 
     first, second = inbox.to("oncall@example.com")
-    assert first["Subject"] == "[FIRING:1] DiskFull db" and second["Subject"] == "[FIRING:2] DiskFull db"
+    assert first["Subject"] == "[FIRING:1] DiskFull db (db-1 P1 critical)"
+    assert second["Subject"] == "[FIRING:2] DiskFull db (P1 critical)"
     (digest,) = inbox.to("team@example.com")
     assert digest["Subject"] == "Watchkeeper daily digest: 2 low-priority alerts"
     channels = Counter(r.body.get("channel") for r in slack.requests)
