@@ -1,4 +1,4 @@
-"""The default detector: two simple tests that must agree, ONE absolute scale, one detection per event.
+"""Two simple tests that must agree, ONE absolute scale, one detection per event (the default's first member).
 
 Raw statistic: the geometric mean of two z's, z = sqrt(z_local * z_window):
 - z_local = |x - median of the last 32 points| / robust scale, the robust scale = max(1.4826 MAD, half
@@ -32,7 +32,10 @@ corpus; bench/anomaly/evaluate_real.py and the README's tables):
 Streaming and exact: the statistics are refreshed every ``block`` (8) points from the ``window`` points
 before the block, by the same numpy code (row by row) whether the points come in one batch or one per
 call, so both paths give bit-identical z's (the hold-off compares z's, so a last-bit difference would
-change a score). One point per call uses the block's statistics as Python floats.
+change a score). One point per call uses the block's statistics as Python floats, and computes a new
+block's from the 1-D window (`_full_one`: the same numpy reductions and sorts over the same values, then
+the scalar arithmetic numpy does element-wise, so the same bits at a third of the calls; issue 18's
+one-point target, tests/unit/test_anomaly_fast_path_unchanged.py).
 """
 
 

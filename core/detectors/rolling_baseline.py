@@ -12,7 +12,8 @@ erratic scales, and detectors would learn those erratic scores as "normal" (see 
 Memory: a ring of ``window + block`` floats. Statistics for every block of a call are computed at once
 (one K x window median), so the per-point cost is numpy-fast and independent of the batch cut. One
 point at a time (`stat_one`) inside a block returns the block's cached statistics and keeps the point
-in a Python list, written into the ring when the next block's statistics need it (or the state is read).
+in a Python list, written into the ring when the next block's statistics need it (or the state is read);
+those are then computed from the 1-D window (`_one_block`, the same numpy reductions, same bits).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `event` detector (the default ensemble's first member): one early detection per event, one absolute scale, ready early."""
+"""`event` (the default ensemble's first member): one early detection per event, one absolute scale, ready early."""
 
 from __future__ import annotations
 

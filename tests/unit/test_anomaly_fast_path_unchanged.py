@@ -90,7 +90,7 @@ def record() -> None:
                     arrays[key + ".scores"] = scores
                     arrays[key + ".state"] = np.frombuffer(state, dtype=np.uint8)
     FIXTURE.parent.mkdir(exist_ok=True)
-    np.savez_compressed(FIXTURE, **arrays)
+    np.savez_compressed(FIXTURE, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
 
 
 @pytest.mark.parametrize("way", WAYS)
