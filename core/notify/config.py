@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.notify.am_url import URLError, parse_url
 from core.notify.escalation import Policy, PolicySpec, build_policies
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
 from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
@@ -151,6 +152,7 @@ def load_notify_config(text: str, path: str = "<alertmanager.yml>") -> NotifyCon
 def _build(doc: YamlDocument) -> NotifyConfig:
     if not isinstance(doc.data, dict):
         raise doc.error((), "expected an Alertmanager configuration (a mapping with route and receivers)")
+    _label_values_as_written(doc)
     spec: ConfigSpec = doc.validate(ConfigSpec)
     names: dict[str, int] = {}
     for i, r in enumerate(spec.receivers):
@@ -162,6 +164,12 @@ def _build(doc: YamlDocument) -> NotifyConfig:
             loc = ("receivers", i, f"{base}_configs", int(idx[:-1]))
             texts: list[tuple[tuple[str, ...], str]] = []
             if isinstance(c, KindConfig):
+                for key in c.URLS:
+                    if c.get(key) is not None:
+                        try:
+                            parse_url(c.get(key))
+                        except URLError as exc:
+                            raise doc.error((*loc, key), str(exc)) from None
                 for key in c.TEXTS:
                     value = c.get(key)
                     texts += [((key, k), str(v)) for k, v in value.items()] if isinstance(value, dict) \
@@ -200,6 +208,50 @@ def _build(doc: YamlDocument) -> NotifyConfig:
     ]
     return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules, intervals,
                         _template_files(doc, spec.templates), policies)
+
+
+def _label_values_as_written(doc: YamlDocument) -> None:
+    """Go's yaml.v2 decodes any scalar into a string as written, so Alertmanager reads `match: {code: 2}` as
+    code="2" (and `2.50` as "2.50", `true` as "true"); a null value is "" in `match`, and in `match_re` is
+    amtool's `invalid regexp value`. Rewrites those values of the route tree and inhibit rules in place."""
+
+    def fix(loc: tuple[str | int, ...], regex: bool) -> None:
+        labels = _at(doc.data, loc)
+        if not isinstance(labels, dict):
+            return
+        for name, value in labels.items():
+            if value is None and regex:
+                raise doc.error((*loc, name), f'invalid regexp value for "{name}"')
+            if value is None:
+                labels[name] = ""
+            elif not isinstance(value, str | list | dict):  # a number, boolean or date: its text
+                labels[name] = doc.raw.get((*loc, name), str(value))
+
+    def route(loc: tuple[str | int, ...]) -> None:
+        node = _at(doc.data, loc)
+        if not isinstance(node, dict):
+            return
+        fix((*loc, "match"), False)
+        fix((*loc, "match_re"), True)
+        for i in range(len(node["routes"]) if isinstance(node.get("routes"), list) else 0):
+            route((*loc, "routes", i))
+
+    route(("route",))
+    rules = doc.data.get("inhibit_rules")
+    for i in range(len(rules) if isinstance(rules, list) else 0):
+        for key in ("source_match", "target_match", "source_match_re", "target_match_re"):
+            fix(("inhibit_rules", i, key), key.endswith("_re"))
+
+
+def _at(data: Any, loc: tuple[str | int, ...]) -> Any:
+    for part in loc:
+        if isinstance(part, int) and isinstance(data, list) and part < len(data):
+            data = data[part]
+        elif isinstance(part, str) and isinstance(data, dict):
+            data = data.get(part)
+        else:
+            return None
+    return data
 
 
 def _check_global_defaults(doc: YamlDocument, spec: ConfigSpec, kind: str, c: Any,

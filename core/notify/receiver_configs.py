@@ -8,10 +8,10 @@ accepted so that configs from the wild load unchanged."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from core.notify.am_url import parse_url
 from core.notify.receiver_kinds import (
     KINDS,
     DiscordConfig,
@@ -69,17 +69,15 @@ class HttpConfig(_Strict):
 
 
 
-def _url(v: str) -> str:
-    """A URL as Go's url.Parse plus Alertmanager's "scheme required" check would take it."""
-    try:
-        parts = urlsplit(v)
-    except ValueError as exc:
-        raise ValueError(f"invalid URL {v!r}: {exc}") from None
-    if not parts.scheme:
-        raise ValueError("scheme required for URL")
-    if any(c in v for c in " \t\n<>"):
-        raise ValueError(f"invalid URL {v!r}")
-    return v
+def _url_or_unset(value: Any, info: ValidationInfo) -> Any:
+    """An Alertmanager URL field: YAML null leaves it unset (the default); anything else, `''` included,
+    must be a URL Alertmanager's parseURL takes."""
+    if value is None:
+        return _URL_DEFAULTS.get(info.field_name or "", "")
+    return parse_url(value)
+
+
+_URL_DEFAULTS = {"pagerduty_url": "https://events.pagerduty.com/v2/enqueue"}
 
 
 class GlobalConfig(_Strict):
@@ -111,6 +109,8 @@ class GlobalConfig(_Strict):
     http_config: HttpConfig | None = None
 
     _d = field_validator("resolve_timeout", mode="before")(duration)
+    _u = field_validator("slack_api_url", "pagerduty_url", "opsgenie_api_url", "victorops_api_url",
+                         "wechat_api_url", "telegram_api_url", "webex_api_url", mode="before")(_url_or_unset)
 
     @model_validator(mode="after")
     def _one_of(self) -> GlobalConfig:
@@ -129,10 +129,7 @@ class WebhookConfig(_Strict):
     timeout: Any = None
     http_config: HttpConfig | None = None
 
-    @field_validator("url")
-    @classmethod
-    def _u(cls, v: str) -> str:
-        return _url(v) if v else v
+    _u = field_validator("url", mode="before")(_url_or_unset)
 
     @model_validator(mode="after")
     def _one(self) -> WebhookConfig:
@@ -170,6 +167,8 @@ class SlackConfig(_Strict):
     actions: list[dict[str, Any]] = Field(default_factory=list)
     message_text: str = ""
     timeout: Any = None
+
+    _u = field_validator("api_url", mode="before")(_url_or_unset)
 
     @model_validator(mode="after")
     def _one(self) -> SlackConfig:
@@ -215,6 +214,8 @@ class PagerdutyConfig(_Strict):
     details: dict[str, str] = Field(default_factory=dict)
     send_resolved: bool = True
     http_config: HttpConfig | None = None
+
+    _u = field_validator("url", mode="before")(_url_or_unset)
 
     @model_validator(mode="after")
     def _keys(self) -> PagerdutyConfig:

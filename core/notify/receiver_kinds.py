@@ -22,6 +22,7 @@ class KindConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     KEYS: ClassVar[tuple[str, ...]] = ()
     TEXTS: ClassVar[tuple[str, ...]] = ()  # keys whose values are notification templates
+    URLS: ClassVar[tuple[str, ...]] = ()  # keys that are Alertmanager URLs (core/notify/am_url.py)
     send_resolved: bool = True  # Alertmanager's default for every kind here but WeChat
 
     @model_validator(mode="before")
@@ -64,6 +65,7 @@ def _one_of(data: dict[str, Any], a: str, b: str) -> None:
 
 
 class OpsGenieConfig(KindConfig):
+    URLS = ("api_url",)
     KEYS = ("api_key", "api_key_file", "api_url", "message", "description", "source", "details", "entity",
             "responders", "actions", "tags", "note", "priority", "update_alerts")
     TEXTS = ("message", "description", "source", "details", "entity", "actions", "tags", "note", "priority")
@@ -81,6 +83,7 @@ class OpsGenieConfig(KindConfig):
 
 
 class VictorOpsConfig(KindConfig):
+    URLS = ("api_url",)
     KEYS = ("api_key", "api_key_file", "api_url", "routing_key", "message_type", "state_message",
             "entity_display_name", "monitoring_tool", "custom_fields")
     RESERVED: ClassVar[tuple[str, ...]] = ("routing_key", "message_type", "state_message", "entity_display_name",
@@ -144,6 +147,7 @@ class SNSConfig(KindConfig):
 
 
 class MSTeamsConfig(KindConfig):
+    URLS = ("webhook_url",)
     KEYS = ("webhook_url", "webhook_url_file", "title", "summary", "text")
     TEXTS = ("title", "summary", "text")
 
@@ -157,6 +161,7 @@ class MSTeamsConfig(KindConfig):
 class MSTeamsV2Config(KindConfig):
     """Alertmanager 0.28's `msteamsv2_configs`: a Teams Workflows (Power Automate) webhook, Adaptive Card."""
 
+    URLS = ("webhook_url",)
     KEYS = ("webhook_url", "webhook_url_file", "title", "text")
     TEXTS = ("title", "text")
 
@@ -168,6 +173,7 @@ class MSTeamsV2Config(KindConfig):
 
 
 class DiscordConfig(KindConfig):
+    URLS = ("webhook_url",)
     KEYS = ("webhook_url", "webhook_url_file", "title", "message", "content", "username", "avatar_url")
     TEXTS = ("title", "message", "content", "username", "avatar_url")
 
@@ -179,6 +185,7 @@ class DiscordConfig(KindConfig):
 
 
 class TelegramConfig(KindConfig):
+    URLS = ("api_url",)
     KEYS = ("api_url", "bot_token", "bot_token_file", "chat_id", "message_thread_id", "message",
             "disable_notifications", "parse_mode")
     TEXTS = ("message",)
@@ -199,6 +206,7 @@ class TelegramConfig(KindConfig):
 
 
 class WebexConfig(KindConfig):
+    URLS = ("api_url",)
     KEYS = ("api_url", "message", "room_id")
     TEXTS = ("message",)
 
@@ -213,6 +221,7 @@ class WebexConfig(KindConfig):
 
 class WechatConfig(KindConfig):
     send_resolved: bool = False
+    URLS = ("api_url",)
     KEYS = ("api_secret", "corp_id", "message", "api_url", "to_user", "to_party", "to_tag", "agent_id",
             "message_type")
     TEXTS = ("message", "to_user", "to_party", "to_tag", "agent_id")

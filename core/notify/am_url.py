@@ -1,0 +1,96 @@
+"""Alertmanager's URL fields (its config.URL and config.SecretURL: `slack_api_url`, a webhook's `url`, a
+kind's `api_url` or `webhook_url`) are parsed at load by Go's url.Parse and then must be http or https with
+a host. Written from Go's net/url and Alertmanager's parseURL, so that a placeholder left in a config
+(`api_url: ${SLACK_WEBHOOK_URL}`, `slack_api_url: url`, `''`) is refused at load with the message amtool
+gives, not at the first notification."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
+# Characters Go's url.shouldEscape lets stand in a host name (besides letters and digits).
+_HOST_OK = set("-_.~!$&'()*+,;=:[]<>\"")
+_USERINFO_OK = set("-._:~!$&'()*+,;=%@")
+
+
+class URLError(ValueError):
+    """A URL Alertmanager would refuse; the message is amtool's."""
+
+
+def _q(s: str) -> str:
+    """Go's %q for the printable strings a config holds."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def parse_url(value: Any) -> str:
+    """The URL as written if Alertmanager (v0.25's parseURL) accepts it, else URLError with its message.
+    A YAML number or boolean is its text, as Go's yaml.v2 decodes any scalar into a string."""
+    if isinstance(value, dict | list):
+        raise URLError("expected a URL string")
+    text = value if isinstance(value, str) else json.dumps(value)
+
+    def fail(message: str) -> URLError:
+        return URLError(f"parse {_q(text)}: {message}")
+
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise fail("net/url: invalid control character in URL")
+    rest, hash_, fragment = text.partition("#")
+    if hash_:
+        _unescape(fragment, fail)
+    scheme = ""
+    for i, c in enumerate(rest):  # Go's getScheme
+        if c.isascii() and (c.isalpha() or (i > 0 and (c.isdigit() or c in "+-."))):
+            continue
+        if c == ":":
+            if i == 0:
+                raise fail("missing protocol scheme")
+            scheme, rest = rest[:i].lower(), rest[i + 1:]
+        break
+    rest = rest.partition("?")[0]
+    host = ""
+    if not rest.startswith("/") and not scheme and ":" in rest.partition("/")[0]:
+        raise fail("first path segment in URL cannot contain colon")
+    if rest.startswith("//") and (scheme or not rest.startswith("///")):
+        authority, _, rest = rest[2:].partition("/")
+        userinfo, at, host = authority.rpartition("@")
+        if at:
+            if any(c.isascii() and not c.isalnum() and c not in _USERINFO_OK for c in userinfo):
+                raise fail("net/url: invalid userinfo")
+            _unescape(userinfo, fail)
+        _check_host(host, fail)
+    elif not rest.startswith("/") and scheme:
+        rest = ""  # opaque ("http:foo"): no host
+    _unescape(rest, fail)
+    if scheme not in ("http", "https"):
+        raise URLError(f"unsupported scheme {_q(scheme)} for URL")
+    if not host:
+        raise URLError("missing host for URL")
+    return text
+
+
+def _unescape(s: str, fail: Any) -> None:
+    i = s.find("%")
+    while i != -1:
+        if not _HEX2.fullmatch(s[i + 1:i + 3]):
+            raise fail(f"invalid URL escape {_q(s[i:i + 3])}")
+        i = s.find("%", i + 3)
+
+
+def _check_host(host: str, fail: Any) -> None:
+    if host.startswith("["):
+        end = host.rfind("]")
+        if end < 0:
+            raise fail("missing ']' in host")
+        port = host[end + 1:]
+    else:
+        colon = host.rfind(":")
+        port = host[colon:] if colon >= 0 else ""
+    if port and not (port.startswith(":") and port[1:].isascii() and (port[1:].isdigit() or port == ":")):
+        raise fail(f"invalid port {_q(port)} after host")
+    _unescape(host, fail)
+    for c in host:
+        if c.isascii() and not c.isalnum() and c not in _HOST_OK and c != "%":
+            raise fail(f"invalid character {_q(c)} in host name")
