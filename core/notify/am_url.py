@@ -14,6 +14,7 @@ _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 # Characters Go's url.shouldEscape lets stand in a host name (besides letters and digits).
 _HOST_OK = set("-_.~!$&'()*+,;=:[]<>\"")
 _USERINFO_OK = set("-._:~!$&'()*+,;=%@")
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 class URLError(ValueError):
@@ -21,8 +22,18 @@ class URLError(ValueError):
 
 
 def _q(s: str) -> str:
-    """Go's %q for the printable strings a config holds."""
-    return json.dumps(s, ensure_ascii=False)
+    """Go's %q: double quotes, backslash escapes, control characters as \\xNN."""
+    out = []
+    for c in s:
+        if c in "\"\\":
+            out.append("\\" + c)
+        elif c in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[c])
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\x{ord(c):02x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
 
 
 def parse_url(value: Any) -> str:
@@ -71,10 +82,12 @@ def parse_url(value: Any) -> str:
     return text
 
 
-def _unescape(s: str, fail: Any) -> None:
+def _unescape(s: str, fail: Any, host: bool = False) -> None:
     i = s.find("%")
     while i != -1:
         if not _HEX2.fullmatch(s[i + 1:i + 3]):
+            raise fail(f"invalid URL escape {_q(s[i:i + 3])}")
+        if host and int(s[i + 1], 16) < 8 and s[i:i + 3] != "%25":  # in a host, only non-ASCII bytes
             raise fail(f"invalid URL escape {_q(s[i:i + 3])}")
         i = s.find("%", i + 3)
 
@@ -90,7 +103,7 @@ def _check_host(host: str, fail: Any) -> None:
         port = host[colon:] if colon >= 0 else ""
     if port and not (port.startswith(":") and port[1:].isascii() and (port[1:].isdigit() or port == ":")):
         raise fail(f"invalid port {_q(port)} after host")
-    _unescape(host, fail)
+    _unescape(host, fail, host=True)
     for c in host:
         if c.isascii() and not c.isalnum() and c not in _HOST_OK and c != "%":
             raise fail(f"invalid character {_q(c)} in host name")

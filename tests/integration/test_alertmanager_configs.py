@@ -5,6 +5,7 @@ refused; `watchkeeper routes test` prints what `amtool config routes test` print
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -76,6 +77,34 @@ def test_a_key_newer_than_amtool_is_judged_without_it(tmp_path: Path) -> None:
     load_notify_config_file(str(path))
 
 
+URLS = [
+    "not a url", "${SLACK_WEBHOOK_URL}", "", "url", "127.0.0.1:9093", "localhost:9093", "http:127.0.0.1", ":9093",
+    "a b:c", "http://a b/", "http://[::1/", "http://127.0.0.1/\x01", "http://u{s@127.0.0.1/", "http://127.0.0.1/#%g",
+    "http://127.0.0.1 :9/", "HTTPS://h/", "http://[::1]:9/hook?a=%zz", "http://:80/", "http://h:/", "//h/x",
+    "http://h/a b", "http://h%41/", "http://h%c3%a9/", "https://user:p%zz@h/", "http://h:8080x/", "http://h/é",
+    "http://é/", "http://h|x/", "http://[::1]x/", "mailto:a@b", "http://h?x", "http://h#f", "1http://h/",
+    "ftp://127.0.0.1/", "http:///hook",
+]
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_a_url_is_refused_with_amtools_message(url: str, tmp_path: Path) -> None:
+    """A webhook's `url` (a config.URL, like every URL field): amtool's verdict and message."""
+    path = tmp_path / "am.yml"
+    hook = json.dumps(url)
+    path.write_text(f"route: {{receiver: r}}\nreceivers:\n- name: r\n  webhook_configs: [{{url: {hook}}}]\n",
+                    encoding="utf-8")
+    got = amtool("check-config", str(path))
+    want = "" if got.returncode == 0 else got.stdout.split("FAILED: ")[1].splitlines()[0].strip()
+    try:
+        load_notify_config_file(str(path))
+        message = ""
+    except SourceError as exc:
+        assert exc.line == 4
+        message = exc.message.removeprefix("Value error, ")
+    assert message == want
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_loads_exactly_what_amtool_accepts(name: str, tmp_path: Path) -> None:
     path = FILES[name]
@@ -104,6 +133,9 @@ ROUTE_CASES = {
     "am-conf.good.yml": [["job=foo"], ["owner=team-X"], []],
     "wk-helm-style.yml": [["alertname=Watchdog"], ["alertname=KubePodCrashLooping", "namespace=kube-system"]],
     "wk-time-intervals.yml": [["team=db"], ["team=web"], ["team=ops"]],
+    "wk-match-scalars.yml": [["code=500", "ratio=2.50"], ["code=500", "ratio=2.5"], ["canary=true", "shard=0x1F"],
+                             ["canary=True", "shard=0x1F"], ["team="], ["code=500", "ratio=2.50", "canary=true",
+                                                                          "shard=0x1F"]],
 }
 
 
