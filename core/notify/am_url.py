@@ -1,7 +1,8 @@
 """Alertmanager's URL fields (its config.URL and config.SecretURL: `slack_api_url`, a webhook's `url`, a
 kind's `api_url` or `webhook_url`) are parsed at load by Go's url.Parse and then must be http or https with
-a host. Written from Go's net/url and Alertmanager's parseURL, so that a placeholder left in a config
-(`api_url: ${SLACK_WEBHOOK_URL}`, `slack_api_url: url`, `''`) is refused at load with the message amtool
+a host; an SMTP `smarthost` (its HostPort) must be host:port. Written from Go's net/url and net.SplitHostPort
+and Alertmanager's parseURL, so that a placeholder left in a config (`api_url: ${SLACK_WEBHOOK_URL}`,
+`slack_api_url: url`, `''`, `smtp_smarthost: ${SMTP_HOST}`) is refused at load with the message amtool
 gives, not at the first notification."""
 
 from __future__ import annotations
@@ -107,3 +108,38 @@ def _check_host(host: str, fail: Any) -> None:
     for c in host:
         if c.isascii() and not c.isalnum() and c not in _HOST_OK and c != "%":
             raise fail(f"invalid character {_q(c)} in host name")
+
+
+def parse_host_port(value: Any) -> str:
+    """An SMTP `smarthost` as Alertmanager's HostPort takes it (Go's net.SplitHostPort, then a port that
+    is not empty); `''` is unset. Returns it as written, else URLError with amtool's message."""
+    if isinstance(value, dict | list):
+        raise URLError("expected host:port")
+    text = value if isinstance(value, str) else json.dumps(value)
+    if not text:
+        return text
+
+    def fail(why: str) -> URLError:
+        return URLError(f"address {text}: {why}")
+
+    colon = text.rfind(":")
+    if colon < 0:
+        raise fail("missing port in address")
+    start, end_at = 0, 0
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise fail("missing ']' in address")
+        if end + 1 != colon:
+            raise fail("too many colons in address" if end + 1 < len(text) and text[end + 1] == ":"
+                       else "missing port in address")
+        start, end_at = 1, end + 1
+    elif ":" in text[:colon]:
+        raise fail("too many colons in address")
+    if "[" in text[start:]:
+        raise fail("unexpected '[' in address")
+    if "]" in text[end_at:]:
+        raise fail("unexpected ']' in address")
+    if colon == len(text) - 1:
+        raise URLError(f"address {_q(text)}: port cannot be empty")
+    return text

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from core.notify.am_url import parse_url
+from core.notify.am_url import parse_host_port, parse_url
 from core.notify.receiver_kinds import (
     KINDS,
     DiscordConfig,
@@ -80,6 +80,11 @@ def _url_or_unset(value: Any, info: ValidationInfo) -> Any:
 _URL_DEFAULTS = {"pagerduty_url": "https://events.pagerduty.com/v2/enqueue"}
 
 
+def _host_port(value: Any) -> str:
+    """An SMTP smarthost: host:port as Alertmanager's HostPort takes it; null or `''` is unset."""
+    return "" if value is None else parse_host_port(value)
+
+
 class GlobalConfig(_Strict):
     resolve_timeout: float = 300.0
     smtp_from: str = ""
@@ -109,6 +114,7 @@ class GlobalConfig(_Strict):
     http_config: HttpConfig | None = None
 
     _d = field_validator("resolve_timeout", mode="before")(duration)
+    _h = field_validator("smtp_smarthost", mode="before")(_host_port)
     _u = field_validator("slack_api_url", "pagerduty_url", "opsgenie_api_url", "victorops_api_url",
                          "wechat_api_url", "telegram_api_url", "webex_api_url", mode="before")(_url_or_unset)
 
@@ -193,6 +199,8 @@ class EmailConfig(_Strict):
     html: str = ""
     text: str = ""
     send_resolved: bool = False
+
+    _h = field_validator("smarthost", mode="before")(_host_port)
 
 
 class PagerdutyConfig(_Strict):

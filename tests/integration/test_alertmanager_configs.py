@@ -105,6 +105,27 @@ def test_a_url_is_refused_with_amtools_message(url: str, tmp_path: Path) -> None
     assert message == want
 
 
+SMARTHOSTS = ["localhost", "h:", "[::1]:25", "a:b:25", ":25", "", "[::1]", "h]:25", "[h:25", "[::1]x:25",
+              "[::1]:25:1", "a[b:25", "${SMTP_HOST}", "127.0.0.1:25", "smtp.example.org:587", 25]
+
+
+@pytest.mark.parametrize("smarthost", SMARTHOSTS)
+def test_a_smarthost_is_refused_with_amtools_message(smarthost: str | int, tmp_path: Path) -> None:
+    """`smtp_smarthost` (Alertmanager's HostPort): amtool's verdict and message."""
+    path = tmp_path / "am.yml"
+    path.write_text(f"global:\n  smtp_smarthost: {json.dumps(smarthost)}\nroute: {{receiver: r}}\n"
+                    "receivers: [{name: r}]\n", encoding="utf-8")
+    got = amtool("check-config", str(path))
+    want = "" if got.returncode == 0 else got.stdout.split("FAILED: ")[1].splitlines()[0].strip()
+    try:
+        load_notify_config_file(str(path))
+        message = ""
+    except SourceError as exc:
+        assert (exc.line, exc.field) == (2, "global.smtp_smarthost")
+        message = exc.message.removeprefix("Value error, ")
+    assert message == want
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_loads_exactly_what_amtool_accepts(name: str, tmp_path: Path) -> None:
     path = FILES[name]

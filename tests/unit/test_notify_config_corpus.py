@@ -36,6 +36,12 @@ HEAD = "route: {receiver: r}\nreceivers:\n  - name: r\n"
      "receivers.0.telegram_configs.0.api_url", 'unsupported scheme "" for URL'),
     (HEAD + "    discord_configs:\n      - webhook_url: 'http://127.0.0.1 :9/'\n", 5,
      "receivers.0.discord_configs.0.webhook_url", 'parse "http://127.0.0.1 :9/": invalid character " " in host name'),
+    # An SMTP smarthost is host:port (Go's net.SplitHostPort), in `global` and in an email receiver.
+    ("global:\n  smtp_smarthost: '${SMTP_HOST}'\n" + HEAD, 2, "global.smtp_smarthost",
+     "address ${SMTP_HOST}: missing port in address"),
+    (HEAD + "    email_configs:\n      - to: ops@example.org\n        from: am@example.org\n"
+     "        smarthost: 'smtp:'\n", 7, "receivers.0.email_configs.0.smarthost",
+     'address "smtp:": port cannot be empty'),
 ])
 def test_a_url_alertmanager_refuses_is_refused_at_load(text: str, line: int, field: str, message: str) -> None:
     with pytest.raises(SourceError) as exc:
@@ -45,7 +51,7 @@ def test_a_url_alertmanager_refuses_is_refused_at_load(text: str, line: int, fie
 
 
 def test_urls_alertmanager_takes_load_and_null_leaves_the_default() -> None:
-    cfg = load_notify_config("global:\n  pagerduty_url: ~\n  slack_api_url: 'HTTPS://127.0.0.1:9/services/x'\n"
+    cfg = load_notify_config("global:\n  pagerduty_url: ~\n  smtp_smarthost: '[::1]:25'\n  slack_api_url: 'HTTPS://127.0.0.1:9/services/x'\n"
                              + HEAD + "    slack_configs: [{channel: '#ops'}]\n"
                              "    webhook_configs: [{url: 'http://[::1]:9/hook?a=%zz'}]\n", "am.yml")
     assert cfg.global_.pagerduty_url == "https://events.pagerduty.com/v2/enqueue"
@@ -111,6 +117,8 @@ CORPUS = Path(__file__).parents[1] / "fixtures/alertmanager/corpus"
      'Value error, unsupported scheme "" for URL'),
     ("wk-bad-global-slack-url.yml", "3: global.slack_api_url", 'Value error, unsupported scheme "" for URL'),
     ("wk-bad-null-match-re.yml", "8: route.routes.0.match_re.service", 'invalid regexp value for "service"'),
+    ("wk-bad-smarthost.yml", "3: global.smtp_smarthost",
+     "Value error, address smtp.example.org: missing port in address"),
 ])
 def test_notify_check_names_file_and_line(name: str, where: str, message: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
