@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.notify.am_url import URLError, parse_url
 from core.notify.escalation import Policy, PolicySpec, build_policies
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
-from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
+from core.notify.receiver_configs import Bool, GlobalConfig, ReceiverConfig, am_duration
 from core.notify.receiver_kinds import KindConfig
 from core.notify.remediation import check_report_to
 from core.notify.text_template import TemplateError, check_template
@@ -23,6 +24,7 @@ from core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeInte
 from core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
 
 DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.0, 4 * 3600.0
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # Prometheus' model.LabelNameRE, as Alertmanager 0.25 checks
 
 
 class _Strict(BaseModel):
@@ -38,14 +40,14 @@ class RouteSpec(_Strict):
     group_wait: float | None = None
     group_interval: float | None = None
     repeat_interval: float | None = None
-    continue_: bool = Field(default=False, alias="continue")
+    continue_: Bool = Field(default=False, alias="continue")
     routes: list[RouteSpec] = Field(default_factory=list)
     mute_time_intervals: list[str] = Field(default_factory=list)
     active_time_intervals: list[str] = Field(default_factory=list)
     # Watchkeeper extension (core/notify/escalation.py): the escalation policy of this route's groups.
     escalation: str | None = None
 
-    _d = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(duration)
+    _d = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(am_duration)
 
 
 class InhibitSpec(_Strict):
@@ -196,6 +198,10 @@ def _build(doc: YamlDocument) -> NotifyConfig:
     root = _route(doc, spec.route, None, ("route",), names, intervals)
     _check_escalations(doc, spec.route, ("route",), policies)
     check_report_to(doc, spec.receivers)
+    for i, rule in enumerate(spec.inhibit_rules):
+        for j, name in enumerate(rule.equal):
+            if not LABEL_NAME.fullmatch(name):
+                raise doc.error(("inhibit_rules", i, "equal", j), f'"{name}" is not a valid label name')
     rules = [
         InhibitRule(
             source=_matchers(doc, r.source_matchers, r.source_match, r.source_match_re,
@@ -220,6 +226,8 @@ def _label_values_as_written(doc: YamlDocument) -> None:
         if not isinstance(labels, dict):
             return
         for name, value in labels.items():
+            if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
+                raise doc.error((*loc, name), f'invalid label name "{name}"')
             if value is None and regex:
                 raise doc.error((*loc, name), f'invalid regexp value for "{name}"')
             if value is None:
@@ -354,7 +362,12 @@ def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[
             raise doc.error((*loc, "group_by"), "'...' must be the only entry of group_by")
         group_by = None
     else:
+        for j, name in enumerate(spec.group_by):
+            if not LABEL_NAME.fullmatch(name):
+                raise doc.error((*loc, "group_by", j), f'invalid label name "{name}" in group_by list')
         group_by = frozenset(spec.group_by)
+    if parent is None and spec.continue_:
+        raise doc.error((*loc, "continue"), "cannot have continue in root route")
     matchers = _matchers(doc, spec.matchers, spec.match, spec.match_re, (*loc, "matchers"))
     route = Route(
         receiver=receiver,
@@ -374,6 +387,8 @@ def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[
     )
     if route.group_interval <= 0:
         raise doc.error((*loc, "group_interval"), "group_interval must be greater than 0")
+    if spec.repeat_interval == 0:
+        raise doc.error((*loc, "repeat_interval"), "repeat_interval cannot be zero")
     route.routes = [_route(doc, child, route, (*loc, "routes", i), receivers, intervals)
                     for i, child in enumerate(spec.routes)]
     return route
