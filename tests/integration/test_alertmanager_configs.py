@@ -126,6 +126,47 @@ def test_a_smarthost_is_refused_with_amtools_message(smarthost: str | int, tmp_p
     assert message == want
 
 
+_R = "route: {receiver: r%s}\nreceivers:\n- name: r\n%s"
+_HOOK = "  webhook_configs: [{url: 'http://127.0.0.1:9/'%s}]\n"
+_MAIL = "global: {smtp_smarthost: '127.0.0.1:25', smtp_from: a@example.org}\n"
+_SLACK = "global: {slack_api_url: 'http://127.0.0.1:9/'}\n"
+# Small configs written here, one rule each, that amtool accepts or refuses: the loader must agree.
+SMALL = {
+    "group-wait-number": _R % (", group_wait: 30", ""), "group-wait-zero": _R % (", group_wait: 0", ""),
+    "repeat-zero": _R % (", repeat_interval: 0s", ""), "group-interval-zero": _R % (", group_interval: 0s", ""),
+    "resolve-number": "global: {resolve_timeout: 300}\n" + _R % ("", ""),
+    "root-continue": _R % (", continue: true", ""), "group-by-bad": _R % (", group_by: ['a-b']", ""),
+    "group-by-mixed": _R % (", group_by: [a, '...']", ""),
+    "match-bad-name": "route: {receiver: r, routes: [{receiver: r, match: {'a-b': c}}]}\nreceivers:\n- name: r\n",
+    "equal-bad": _R % ("", "") + "inhibit_rules: [{source_matchers: [a=b], target_matchers: [c=d], equal: ['a-b']}]\n",
+    "send-resolved-string": _R % ("", _HOOK % ", send_resolved: 'true'"),
+    "bearer-and-basic": _R % ("", _HOOK % ", http_config: {bearer_token: x, basic_auth: {username: u}}"),
+    "authorization-basic": _R % ("", _HOOK % ", http_config: {authorization: {type: Basic, credentials: x}}"),
+    "oauth2-no-secret": _R % ("", _HOOK % ", http_config: {oauth2: {client_id: c, token_url: 'http://t/'}}"),
+    "oauth2-ok": _R % ("", _HOOK % ", http_config: {oauth2: {client_id: c, client_secret: s, token_url: 'http://t/'}}"),
+    "tls-unknown-key": _R % ("", _HOOK % ", http_config: {tls_config: {bogus: 1}}"),
+    "pagerduty-number-detail": _R % ("", "  pagerduty_configs: [{routing_key: k, details: {a: 1}}]\n"),
+    "slack-field-no-value": _SLACK + _R % ("", "  slack_configs: [{fields: [{title: t}]}]\n"),
+    "slack-action-no-text": _SLACK + _R % ("", "  slack_configs: [{actions: [{type: button}]}]\n"),
+    "slack-action-ok": _SLACK + _R % ("", "  slack_configs: [{actions: [{type: button, text: t, url: 'http://x/'}]}]\n"),
+    "email-empty-to": _MAIL + _R % ("", "  email_configs: [{to: ''}]\n"),
+    "email-tls-unknown-key": _MAIL + _R % ("", "  email_configs: [{to: x@example.org, tls_config: {bogus: 1}}]\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_a_small_config_loads_exactly_when_amtool_accepts_it(name: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{name}.yml"
+    path.write_text(SMALL[name], encoding="utf-8")
+    accepted = amtool("check-config", str(path)).returncode == 0
+    try:
+        load_notify_config_file(str(path))
+        loaded, why = True, ""
+    except SourceError as exc:
+        loaded, why = False, str(exc)
+    assert loaded == accepted, f"amtool {'accepts' if accepted else 'rejects'} {name}; watchkeeper: {why or 'loads'}"
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_loads_exactly_what_amtool_accepts(name: str, tmp_path: Path) -> None:
     path = FILES[name]

@@ -130,3 +130,61 @@ def test_notify_check_names_file_and_line(name: str, where: str, message: str,
 def test_notify_check_loads_label_values_written_as_numbers(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["notify", "check", str(CORPUS / "wk-match-scalars.yml")]) == 0
     assert " - route (3 child routes)\n" in capsys.readouterr().out
+
+
+R = "route: {receiver: r%s}\nreceivers:\n  - name: r\n%s"
+HOOK = "    webhook_configs:\n      - url: 'http://127.0.0.1:9/'\n"
+MAIL = "global: {smtp_smarthost: '127.0.0.1:25', smtp_from: am@example.org}\n"
+SLACK = "global: {slack_api_url: 'http://127.0.0.1:9/'}\n"
+
+
+@pytest.mark.parametrize(("text", "line", "field", "message"), [
+    # Durations are Prometheus duration strings: a bare number is refused as amtool refuses it.
+    (R % (", group_wait: 30", ""), 1, "route.group_wait", "not a Prometheus duration: '30'"),
+    ("global: {resolve_timeout: 300}\n" + R % ("", ""), 1, "global.resolve_timeout", "not a Prometheus duration"),
+    (R % (", repeat_interval: 0s", ""), 1, "route.repeat_interval", "repeat_interval cannot be zero"),
+    (R % (", continue: true", ""), 1, "route.continue", "cannot have continue in root route"),
+    (R % (", group_by: [alertname, 'service-name']", ""), 1, "route.group_by.1",
+     'invalid label name "service-name" in group_by list'),
+    ("route:\n  receiver: r\n  routes:\n    - receiver: r\n      match:\n        'app.kubernetes.io/name': x\n"
+     "receivers:\n  - name: r\n", 6, "route.routes.0.match.app.kubernetes.io/name",
+     'invalid label name "app.kubernetes.io/name"'),
+    (R % ("", "") + "inhibit_rules:\n  - source_matchers: [a=b]\n    target_matchers: [c=d]\n    equal: [cluster-id]\n",
+     7, "inhibit_rules.0.equal.0", '"cluster-id" is not a valid label name'),
+    (R % ("", HOOK + "        send_resolved: 'false'\n"), 6, "receivers.0.webhook_configs.0.send_resolved",
+     "Input should be a valid boolean"),
+    (R % ("", HOOK + "        http_config: {bearer_token: t, basic_auth: {username: u}}\n"), 6,
+     "receivers.0.webhook_configs.0.http_config",
+     "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured"),
+    (R % ("", HOOK + "        http_config: {authorization: {type: Basic, credentials: c}}\n"), 6,
+     "receivers.0.webhook_configs.0.http_config",
+     'authorization type cannot be set to "basic", use "basic_auth" instead'),
+    (R % ("", HOOK + "        http_config: {oauth2: {client_id: c, token_url: 'http://127.0.0.1:9/t'}}\n"), 6,
+     "receivers.0.webhook_configs.0.http_config",
+     "either oauth2 client_secret or client_secret_file must be configured"),
+    (R % ("", HOOK + "        http_config: {tls_config: {ca_path: /etc/ssl}}\n"), 6,
+     "receivers.0.webhook_configs.0.http_config.tls_config", "field ca_path not found in tls_config"),
+    (SLACK + R % ("", "    slack_configs:\n      - fields: [{title: Env}]\n"), 6, "receivers.0.slack_configs.0",
+     "missing value in Slack field configuration"),
+    (SLACK + R % ("", "    slack_configs:\n      - actions: [{type: button, text: Runbook}]\n"), 6,
+     "receivers.0.slack_configs.0", "missing name or url in Slack action configuration"),
+    (MAIL + R % ("", "    email_configs:\n      - to: ''\n"), 6, "receivers.0.email_configs.0.to",
+     "missing to address in email config"),
+])
+def test_what_amtool_refuses_is_refused_with_file_and_line(text: str, line: int, field: str, message: str) -> None:
+    with pytest.raises(SourceError) as exc:
+        load_notify_config(text, "am.yml")
+    assert (exc.value.line, exc.value.field) == (line, field)
+    assert message in exc.value.message
+
+
+def test_what_amtool_takes_loads() -> None:
+    cfg = load_notify_config(
+        SLACK + R % (", group_wait: 0, repeat_interval: 1d",
+                     HOOK + "        http_config: {oauth2: {client_id: c, client_secret: s, token_url: "
+                     "'http://127.0.0.1:9/t'}, tls_config: {insecure_skip_verify: true}}\n"
+                     "    pagerduty_configs:\n      - routing_key: k\n        details: {attempt: 3, ratio: 0.5}\n"
+                     "    slack_configs:\n      - fields: [{title: Env, value: prod, short: true}]\n"
+                     "        actions: [{type: button, text: Runbook, url: 'http://127.0.0.1:9/rb'}]\n"), "am.yml")
+    assert (cfg.route.group_wait, cfg.route.repeat_interval) == (0.0, 86400.0)
+    assert cfg.receivers["r"].pagerduty_configs[0].details == {"attempt": "3", "ratio": "0.5"}
