@@ -80,6 +80,36 @@ def sample_slices(client: Client, start: float, end: float, skip: Sequence[str],
         a = b
 
 
+AGGREGATE_ROWS = 200_000  # rows per read of the aggregates table (under the endpoint's result limit)
+_FIELDS = ("count", "sum", "min", "max", "last", "increase", "p50", "p90", "p95", "p99")
+
+
+def aggregate_slices(client: Client, start: float, end: float,
+                     names: Sequence[str] | None) -> Iterator[list[dict[str, Any]]]:
+    """The stored window aggregates with `end` in (start, end], of these metric names (None: all), as
+    `wk.aggregates` messages decode (series id in hex, times in seconds), ascending by `end`, in slices."""
+    rows = rows_of(client, "aggregates count", "SELECT count() FROM aggregates FINAL WHERE "
+                   "`end` > {start:DateTime64(3)} AND `end` <= {end:DateTime64(3)}" + _names_filter(names),
+                   start, end, names or [])
+    total = int(rows[0][0]) if rows else 0
+    seconds = MAX_SLICE if total <= 0 else float(min(MAX_SLICE, max(MIN_SLICE, AGGREGATE_ROWS * (end - start) / total)))
+    cols = ", ".join(f"`{c}`" for c in _FIELDS)
+    a = start
+    while a < end:
+        b = min(end, a + seconds)
+        got = rows_of(client, "aggregates", "SELECT series_id, name, labels, toUnixTimestamp64Milli(`end`), "
+                      f"{cols} FROM aggregates FINAL WHERE `end` > {{start:DateTime64(3)}} AND "
+                      "`end` <= {end:DateTime64(3)}" + _names_filter(names) + " ORDER BY `end`, series_id",
+                      a, b, names or [])
+        yield [{"series_id": f"{int(r[0]):016x}", "name": str(r[1]), "labels": dict(r[2]), "end": r[3] / 1000.0,
+                **dict(zip(_FIELDS, r[4:], strict=True))} for r in got]
+        a = b
+
+
+def _names_filter(names: Sequence[str] | None) -> str:
+    return "" if names is None else " AND name IN {skip:Array(String)}"
+
+
 def live_alerts(client: Client, start: float, end: float, rules: Sequence[str]) -> list[AlertEvent]:
     """Transitions of these rules recorded in the `alerts` table with event time in [start, end]."""
     rows = query_rows(client, (
