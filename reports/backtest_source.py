@@ -61,22 +61,25 @@ def slice_seconds(count: int, start: float, end: float) -> float:
 
 def sample_slices(client: Client, start: float, end: float, skip: Sequence[str],
                   seconds: float) -> Iterator[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
-    """(slice end, series ids, ts, values) per slice of (start, end], ascending in time."""
+    """(slice end, series ids, ts, values) per slice of (start, end], ascending in time, then series id."""
     a = start
     while a < end:
         b = min(end, a + seconds)
+        # Sorted here rather than by ClickHouse: numpy's sort of a slice costs a fraction of the query's
         sql, bound = inline_parameters(
             "SELECT series_id, toUnixTimestamp64Milli(ts) AS ms, value FROM samples "
-            f"WHERE {_RANGE} ORDER BY ts, series_id", {"start": _dt(a), "end": _dt(b), "skip": list(skip)})
+            f"WHERE {_RANGE}", {"start": _dt(a), "end": _dt(b), "skip": list(skip)})
         try:
             table = client.query_arrow(sql, parameters=bound or None)
         except Exception as exc:
             raise ReaderError(
                 f"backtest: reading samples {_dt(a):%Y-%m-%d %H:%M}..{_dt(b):%H:%M} failed: {exc}") from None
         sids = table.column("series_id").to_numpy().astype(np.uint64)
-        ts = table.column("ms").to_numpy().astype(np.float64) / 1000.0
-        values = table.column("value").to_numpy().astype(np.float64)
-        yield b, sids, ts, values
+        ms = table.column("ms").to_numpy().astype(np.int64)
+        order = np.lexsort((sids, ms))  # by time, then series (ORDER BY ts, series_id)
+        ts = ms[order].astype(np.float64) / 1000.0
+        values = table.column("value").to_numpy().astype(np.float64)[order]
+        yield b, sids[order], ts, values
         a = b
 
 
