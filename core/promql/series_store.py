@@ -142,8 +142,17 @@ class SeriesStore:
             raise ValueError(f"ts and values differ in length: {ts.shape} != {values.shape}")
         self._buffer(name, labels).append(ts, values, self.retention)
 
-    def append_one(self, name: str, labels: Mapping[str, str], ts: float, value: float) -> None:
-        self._buffer(name, labels).append_point(float(ts), float(value), self.retention)
+    def append_one(self, name: str, labels: Mapping[str, str], ts: float, value: float,
+                   key: tuple[tuple[str, str], ...] | None = None) -> None:
+        """One point. `key`: the caller's `labels_key` of the labels with `__name__`, which finds a known
+        series without building its key again (an unknown key takes the ordinary path)."""
+        buf = self._series.get(key) if key is not None else None
+        if buf is None:
+            buf = self._buffer(name, labels)
+        else:
+            self._versions[name] = self._versions.get(name, 0) + 1
+            self._version_all += 1
+        buf.append_point(float(ts), float(value), self.retention)
 
     def mark_stale(self, name: str, labels: Mapping[str, str], ts: float) -> None:
         """Write Prometheus' staleness marker: the series ends here for instant selectors."""
