@@ -28,7 +28,7 @@ EXAMPLES = """examples:
   watchkeeper rules backtest tuned.rules.yml --from -1d --to now
   watchkeeper rules backtest tuned.rules.yml --from -7d --compare --format html -o backtest.html
   watchkeeper rules backtest --slo-spec slo/api.yml --from 2026-12-01 --to 2026-12-02
-  watchkeeper rules backtest examples/rules/anomaly.yml --from -1d     # anomaly: rules too"""
+  watchkeeper rules backtest examples/rules/demo-anomaly.yml --from -7d   # anomaly: rules too"""
 
 
 def add_parser(actions: argparse._SubParsersAction) -> None:
