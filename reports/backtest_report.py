@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
+from agents.anomaly_replay import AnomalyReplay
 from agents.rules_replay import Probe, RulesReplay
 from agents.rules_wiring import LoadedRules
+from core.anomaly_rules import AnomalyRule
 from core.rules.backtest import (
     DEFAULT_FLAP_WINDOW,
     AlertSpan,
@@ -30,6 +32,7 @@ from core.rules.backtest import (
 )
 from core.rules.eval_failures import KEEP_PER_RULE
 from reports.backtest_source import (
+    aggregate_slices,
     live_alerts,
     rows_of,
     sample_count,
@@ -50,7 +53,7 @@ CHART_SERIES = 6  # series per chart: those that alerted first
 class RuleInfo:
     name: str
     group: str
-    kind: str  # alert | record
+    kind: str  # alert | record | anomaly (an `anomaly:` rule: alerts, but no PromQL expression to chart)
     expr: str
     threshold: Threshold | None
     interval: float
@@ -89,18 +92,30 @@ def rule_infos(loaded: LoadedRules) -> list[RuleInfo]:
     return out
 
 
-def auto_warmup(loaded: LoadedRules) -> float:
+def anomaly_infos(rules: Sequence[AnomalyRule]) -> list[RuleInfo]:
+    out = []
+    for r in rules:
+        what = "value" if r.input == "samples" else f"window {r.field}"
+        out.append(RuleInfo(r.alert, r.group, "anomaly", f"{r.selector.text} {what}: {r.detector} score "
+                            f">= {r.threshold:g}", Threshold(r.selector.text, ">=", r.threshold), 10.0))
+    return out
+
+
+def auto_warmup(loaded: LoadedRules, anomaly: Sequence[AnomalyRule] = ()) -> float:
     """Long enough for an alert already pending or held by keep_firing_for at the range's start to be so."""
-    return max([0.0, *(r.hold + r.keep_firing_for for g in loaded.groups for r in g.rules if r.alert)])
+    return max([0.0, *(r.hold + r.keep_firing_for for g in loaded.groups for r in g.rules if r.alert),
+                *(r.hold + r.keep_firing_for for r in anomaly)])
 
 
 def run_backtest(client: Client, loaded: LoadedRules, start: float, end: float, lateness: float,
                  warmup: float, with_compare: bool = False, charts: bool = False,
                  flap_window: float = DEFAULT_FLAP_WINDOW,
-                 progress: Callable[[float, float, float], None] | None = None) -> BacktestResult:
+                 progress: Callable[[float, float, float], None] | None = None,
+                 anomaly: Sequence[AnomalyRule] = ()) -> BacktestResult:
     """Replay (start - warmup, end] (plus the history the rules read before it) and sum it up.
-    `progress(done, origin, end)` is called as event time advances."""
-    rules = rule_infos(loaded)
+    `progress(done, origin, end)` is called as event time advances. `anomaly` rules score the stored
+    samples or window aggregates of the same range through the anomaly agent's scorer (`AnomalyReplay`)."""
+    rules = rule_infos(loaded) + anomaly_infos(anomaly)
     recorded = sorted({r.name for r in rules if r.kind == "record"})
     read_from = start - warmup - loaded.retention
     read_to = end + lateness  # so the watermark (newest - lateness) reaches `end`
@@ -117,19 +132,28 @@ def run_backtest(client: Client, loaded: LoadedRules, start: float, end: float, 
     replay = RulesReplay(loaded, origin, list(probes.values()),
                          on_progress=(lambda wm: progress(wm, origin, end)) if progress else None)
     replay.add_series(series.ids, series.names, series.labels, series.kinds)
+    scoring = AnomalyReplay(anomaly)
+    scoring.add_series(series.ids, series.names, series.labels)
     began = time.perf_counter()
     n = 0
+    reading = loaded.groups or scoring.reads_samples  # anomaly rules on aggregates alone need no samples
     for _, sids, ts, values in sample_slices(client, read_from, read_to, recorded,
-                                             slice_seconds(count, read_from, read_to)):
+                                             slice_seconds(count, read_from, read_to)) if reading else ():
         n += len(ts)
         replay.feed(sids, ts, values)
+        scoring.feed_samples(sids, ts, values)
+    names_read = scoring.aggregate_names()
+    if names_read != []:
+        for rows in aggregate_slices(client, read_from, read_to, names_read):
+            scoring.feed_aggregates(rows)
     elapsed = time.perf_counter() - began
-    events = [e for e in replay.alerts if e.event_time <= end]
+    events = sorted([e for e in replay.alerts + scoring.alerts if e.event_time <= end],
+                    key=lambda e: e.event_time)
     spans = [s for s in alert_spans(events) if s.resolved_at is None or s.resolved_at >= start]
-    names = [r.name for r in rules if r.kind == "alert"]
+    names = [r.name for r in rules if r.kind != "record"]
     result = BacktestResult(start, end, origin, rules, [e for e in events if e.event_time >= start], spans,
                             summarize(spans, names, start, end, flap_window), n, len(series.ids), elapsed,
-                            replay.errors, probes=probes)
+                            replay.errors + scoring.errors, probes=probes)
     if with_compare:
         live = live_alerts(client, start, end, names)
         result.comparison = compare(result.events, live)
@@ -197,8 +221,11 @@ def comparison_table(c: Comparison) -> Table:
 
 def headline(r: BacktestResult, files: Sequence[str]) -> str:
     n_alert = sum(1 for x in r.rules if x.kind == "alert")
+    n_anomaly = sum(1 for x in r.rules if x.kind == "anomaly")
+    anomaly = f", {n_anomaly} anomaly rules" if n_anomaly else ""
     return (f"{', '.join(files)} over {_t(r.start)} to {_t(r.end)} UTC: {r.samples:,} samples of {r.series:,} "
-            f"series, {n_alert} alerting and {len(r.rules) - n_alert} recording rules, first tick at or after "
+            f"series, {n_alert} alerting and {len(r.rules) - n_alert - n_anomaly} recording rules{anomaly}, "
+            "first tick at or after "
             f"{_t(r.origin)}; replayed in {r.elapsed:.1f} s ({r.speed:,.0f}x real time)")
 
 
@@ -230,6 +257,9 @@ def build_document(r: BacktestResult, files: Sequence[str], charts: bool = True)
                          f"{r.errors[0]}")
     doc.notes.append("Replayed through the worker's own rules step (same ticks, for, keep_firing_for, templates, "
                      "recording rules). Samples that arrived late live were not used live but are replayed here.")
+    if any(x.kind == "anomaly" for x in r.rules):
+        doc.notes.append("Anomaly rules scored through the anomaly agent's own scorer, their detectors learning from "
+                         "the first point read (the warm-up and the rules' history before --from).")
     return doc
 
 

@@ -61,23 +61,56 @@ def slice_seconds(count: int, start: float, end: float) -> float:
 
 def sample_slices(client: Client, start: float, end: float, skip: Sequence[str],
                   seconds: float) -> Iterator[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
-    """(slice end, series ids, ts, values) per slice of (start, end], ascending in time."""
+    """(slice end, series ids, ts, values) per slice of (start, end], ascending in time, then series id."""
     a = start
     while a < end:
         b = min(end, a + seconds)
+        # Sorted here rather than by ClickHouse: numpy's sort of a slice costs a fraction of the query's
         sql, bound = inline_parameters(
             "SELECT series_id, toUnixTimestamp64Milli(ts) AS ms, value FROM samples "
-            f"WHERE {_RANGE} ORDER BY ts, series_id", {"start": _dt(a), "end": _dt(b), "skip": list(skip)})
+            f"WHERE {_RANGE}", {"start": _dt(a), "end": _dt(b), "skip": list(skip)})
         try:
             table = client.query_arrow(sql, parameters=bound or None)
         except Exception as exc:
             raise ReaderError(
                 f"backtest: reading samples {_dt(a):%Y-%m-%d %H:%M}..{_dt(b):%H:%M} failed: {exc}") from None
         sids = table.column("series_id").to_numpy().astype(np.uint64)
-        ts = table.column("ms").to_numpy().astype(np.float64) / 1000.0
-        values = table.column("value").to_numpy().astype(np.float64)
-        yield b, sids, ts, values
+        ms = table.column("ms").to_numpy().astype(np.int64)
+        order = np.lexsort((sids, ms))  # by time, then series (ORDER BY ts, series_id)
+        ts = ms[order].astype(np.float64) / 1000.0
+        values = table.column("value").to_numpy().astype(np.float64)[order]
+        yield b, sids[order], ts, values
         a = b
+
+
+AGGREGATE_ROWS = 200_000  # rows per read of the aggregates table (under the endpoint's result limit)
+_FIELDS = ("count", "sum", "min", "max", "last", "increase", "p50", "p90", "p95", "p99")
+
+
+def aggregate_slices(client: Client, start: float, end: float,
+                     names: Sequence[str] | None) -> Iterator[list[dict[str, Any]]]:
+    """The stored window aggregates with `end` in (start, end], of these metric names (None: all), as
+    `wk.aggregates` messages decode (series id in hex, times in seconds), ascending by `end`, in slices."""
+    rows = rows_of(client, "aggregates count", "SELECT count() FROM aggregates FINAL WHERE "
+                   "`end` > {start:DateTime64(3)} AND `end` <= {end:DateTime64(3)}" + _names_filter(names),
+                   start, end, names or [])
+    total = int(rows[0][0]) if rows else 0
+    seconds = MAX_SLICE if total <= 0 else float(min(MAX_SLICE, max(MIN_SLICE, AGGREGATE_ROWS * (end - start) / total)))
+    cols = ", ".join(f"`{c}`" for c in _FIELDS)
+    a = start
+    while a < end:
+        b = min(end, a + seconds)
+        got = rows_of(client, "aggregates", "SELECT series_id, name, labels, toUnixTimestamp64Milli(`end`), "
+                      f"{cols} FROM aggregates FINAL WHERE `end` > {{start:DateTime64(3)}} AND "
+                      "`end` <= {end:DateTime64(3)}" + _names_filter(names) + " ORDER BY `end`, series_id",
+                      a, b, names or [])
+        yield [{"series_id": f"{int(r[0]):016x}", "name": str(r[1]), "labels": dict(r[2]), "end": r[3] / 1000.0,
+                **dict(zip(_FIELDS, r[4:], strict=True))} for r in got]
+        a = b
+
+
+def _names_filter(names: Sequence[str] | None) -> str:
+    return "" if names is None else " AND name IN {skip:Array(String)}"
 
 
 def live_alerts(client: Client, start: float, end: float, rules: Sequence[str]) -> list[AlertEvent]:

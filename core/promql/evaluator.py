@@ -31,7 +31,7 @@ from core.errors import CoreError
 from core.promql import duration_expr, extended_ranges, go_math, info_function
 from core.promql import range_kernels as kernels
 from core.promql.re2 import RegexError, compile_re2, go_expand, portable
-from core.promql.series_store import SeriesStore
+from core.promql.series_store import SeriesStore, exact_name
 from core.promql.values import (
     Matcher,
     MatchOpName,
@@ -406,8 +406,16 @@ class _Evaluation:
         ref = self.base_time(node.at) - _seconds(node.offset)
         if _extension(node) == "smoothed":
             return self.smoothed_selector(node, ref)
-        latest = self.store.latest(self.matchers(node, self.dotall), ref - self.lookback + self.edge, ref)
-        return [VectorSample(labels, value) for labels, value in latest if value == value or not is_stale(value)]
+        matchers = self.matchers(node, self.dotall)
+        start = ref - self.lookback + self.edge
+
+        def select() -> tuple[list[VectorSample], int]:
+            latest = self.store.latest(matchers, start, ref)
+            vec = [VectorSample(labels, value) for labels, value in latest if value == value or not is_stale(value)]
+            return vec, len(vec)
+
+        # Shared by every rule reading this selector at this time (see SeriesStore.memo)
+        return list(self.store.memo(exact_name(matchers), ("instant", *matchers, start, ref), select))
 
     def smoothed_selector(self, node: Any, ref: float) -> list[VectorSample]:
         """`x smoothed`: each series' value interpolated at ``ref`` from the samples within a lookback
@@ -513,8 +521,9 @@ class _Evaluation:
     # -- functions: every supported function is an entry of FUNCTIONS (below the class)
 
     def call(self, node: Any) -> Value:
-        result = FUNCTIONS[node.func.name](self, node.args)
-        if isinstance(result, list):
+        name = node.func.name
+        result = FUNCTIONS[name](self, node.args)
+        if isinstance(result, list) and name not in RANGE_KERNELS:  # range_call checks its own
             _check_unique(result, self.text)  # type: ignore[arg-type]
         return result
 
@@ -735,24 +744,49 @@ class _Evaluation:
         at_ms = _to_ms(self.at)
         range_end = _to_ms(self.base_time(source.at)) - _to_ms(_seconds(source.offset))
         range_start = range_end - _to_ms(range_s)
-        windows: list[tuple[Mapping[str, str], np.ndarray, np.ndarray]]
-        if isinstance(matrix_arg, pp.SubqueryExpr):
-            windows = [(s.labels, s.ts, s.values) for s in self.subquery(matrix_arg)]
-        else:
-            matchers = self.matchers(source, self.dotall)
-            windows = self.store.windows(matchers, range_end / 1000 - range_s + self.edge, range_end / 1000)
-        if not windows:
-            return []
-        packed = kernels.Packed.of([w[1] for w in windows], [w[2] for w in windows])
-        window = _Window(packed, range_start, range_end, range_s, at_ms)
-        values, defined = RANGE_KERNELS[name](self, window, args)
-        ok = packed.nonempty() if defined is None else defined & packed.nonempty()
         keep_name = name in ("last_over_time", "first_over_time")  # they return a sample, not a new value
-        return [
-            VectorSample(dict(labels) if keep_name else self.drop_name(labels), value)
-            for (labels, _, _), value, kept in zip(windows, values.tolist(), ok.tolist(), strict=True)
-            if kept
-        ]
+
+        def compute(labels: list[Mapping[str, str]], packed: kernels.Packed) -> list[VectorSample]:
+            """The function's value per series; `labels` are those of the result (shared, read-only)."""
+            window = _Window(packed, range_start, range_end, range_s, at_ms)
+            values, defined = RANGE_KERNELS[name](self, window, args)
+            ok = packed.nonempty() if defined is None else defined & packed.nonempty()
+            return [VectorSample(lb, value)  # type: ignore[arg-type]
+                    for lb, value, kept in zip(labels, values.tolist(), ok.tolist(), strict=True) if kept]
+
+        if isinstance(matrix_arg, pp.SubqueryExpr):
+            series = self.subquery(matrix_arg)
+            if not series:
+                return []
+            out = compute([dict(s.labels) if keep_name else self.drop_name(s.labels) for s in series],
+                          kernels.Packed.of([s.ts for s in series], [s.values for s in series]))
+            return out if keep_name else _check_unique(out, self.text)
+        # Rules reading one selector over one range at one tick share its packed windows, and the result
+        # when the function reads nothing else (`rate(x[5m])` recorded and alerted on): SeriesStore.memo.
+        matchers = self.matchers(source, self.dotall)
+        metric = exact_name(matchers)
+        lo, hi = range_end / 1000 - range_s + self.edge, range_end / 1000
+
+        def pack() -> tuple[tuple[list[Mapping[str, str]], kernels.Packed], int]:
+            windows = self.store.windows(matchers, lo, hi)
+            packed = kernels.Packed.of([w[2] for w in windows], [w[3] for w in windows])
+            # The store's own label maps, with or without the name: never changed by anyone downstream
+            # (Prometheus 3 also drops __type__ and __unit__ with the name: a new map then)
+            labels = [w[0] if keep_name else self.drop_name(w[0]) if self.left_open else w[1] for w in windows]
+            return (labels, packed), packed.values.size + len(windows)
+
+        def result() -> tuple[list[VectorSample], int]:
+            labels, packed = self.store.memo(metric, ("windows", keep_name, self.left_open, *matchers, lo, hi), pack)
+            out = compute(labels, packed) if labels else []
+            return out, len(out)
+
+        if len(args) == 1:
+            out = list(self.store.memo(metric, (name, self.left_open, *matchers, lo, hi, range_start, range_end,
+                                                range_s, at_ms), result))
+        else:
+            out = result()[0]
+        # One metric name: dropping it (alone) cannot make two of the store's distinct label sets equal.
+        return out if keep_name or (metric is not None and not self.left_open) else _check_unique(out, self.text)
 
     # -- aggregations
 
@@ -775,12 +809,15 @@ class _Evaluation:
         drop = {*grouping, NAME}
         # Group keys that need no sorting: label values in grouping order for `by`, a frozenset for `without`.
         groups: dict[Hashable, tuple[_Labels, list[VectorSample]]] = {}
+        one = grouping[0] if len(grouping) == 1 and not without else None  # `by (job)`: the value is the key
         for s in vec:
             key: Hashable
             if without:
                 key = frozenset((k, v) for k, v in s.labels.items() if k not in drop)
+            elif one is not None:
+                key = s.labels.get(one, "")
             else:
-                key = tuple(s.labels.get(k, "") for k in grouping)
+                key = tuple([s.labels.get(k, "") for k in grouping])
             group = groups.get(key)
             if group is None:
                 if without:

@@ -53,6 +53,9 @@ class RuleEngine:
                                         source=g.source if g.source != "rule" else source)
             for g in groups for i, r in enumerate(g.rules) if r.alert}
         self.previous: dict[tuple[str, int], dict[Key, dict[str, str]]] = {}
+        # Per rule, the ALERTS / ALERTS_FOR_STATE label sets (and keys) of its active alerts by (fingerprint,
+        # state): built once per alert and state rather than at every tick (a cache, not state)
+        self._alert_series: dict[tuple[str, int], dict[tuple[str, AlertState], _AlertSeries]] = {}
         self.failures = EvalFailures()
 
     # -- time --------------------------------------------------------------------------------------
@@ -144,14 +147,18 @@ class RuleEngine:
         state = self.states[(g.name, i)]
         out.alerts += state.evaluate(t, results, lambda labels, value: notes[labels_key(dict(labels))])
         current: dict[Key, dict[str, str]] = {}
-        for a in state.active.values():
+        known = self._alert_series.get((g.name, i), {})
+        active: dict[tuple[str, AlertState], _AlertSeries] = {}
+        for fp, a in state.active.items():
             if a.state in (AlertState.PENDING, AlertState.FIRING):
-                alerts = {**a.labels, "__name__": "ALERTS", "alertstate": a.state.value}
-                store.append_one("ALERTS", alerts, t, 1.0)
-                current[labels_key(alerts)] = alerts
-                for_state = {**a.labels, "__name__": "ALERTS_FOR_STATE"}
-                store.append_one("ALERTS_FOR_STATE", for_state, t, float(a.active_at))
-                current[labels_key(for_state)] = for_state
+                series = known.get((fp, a.state)) or _alert_series(a)
+                active[(fp, a.state)] = series
+                alerts, alerts_key, for_state, for_state_key = series
+                store.append_one("ALERTS", alerts, t, 1.0, key=alerts_key)
+                current[alerts_key] = alerts
+                store.append_one("ALERTS_FOR_STATE", for_state, t, float(a.active_at), key=for_state_key)
+                current[for_state_key] = for_state
+        self._alert_series[(g.name, i)] = active
         self._stale(g, i, "ALERTS", current, t, store)
 
     def firing(self, alertname: str) -> list[Alert]:
@@ -178,6 +185,16 @@ class RuleEngine:
                 st.active[alert.fingerprint] = alert
         self.previous = {(g, int(i)): {labels_key(lab): lab for lab in labels} for g, i, labels in d["previous"]}
         return self
+
+
+_AlertSeries = tuple[dict[str, str], Key, dict[str, str], Key]
+
+
+def _alert_series(a: Alert) -> _AlertSeries:
+    """The `ALERTS` and `ALERTS_FOR_STATE` label sets of an alert in its state, with their keys."""
+    alerts = {**a.labels, "__name__": "ALERTS", "alertstate": a.state.value}
+    for_state = {**a.labels, "__name__": "ALERTS_FOR_STATE"}
+    return alerts, labels_key(alerts), for_state, labels_key(for_state)
 
 
 def _template_query(q: str, t: float, store: SeriesStore, semantics: Semantics) -> list[QuerySample]:
