@@ -28,11 +28,15 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faust.types import TP
 
+from runtime.checkpoint_log import cut, newest_complete, part_of, parts_needed
 from runtime.exactly_once import STREAM_HEADER, Headers
-from runtime.partition_log import iter_chunks, last_of_stream, last_records
+from runtime.partition_log import iter_chunks, iter_range, last_of_stream, last_records
 from runtime.partition_state import OutRecord, PartitionRuntime, RuntimeSettings
 
 log = logging.getLogger("watchkeeper.runtime")
+# A checkpoint record's largest size: under Kafka's default max.message.bytes (1,048,588), with room for its
+# key and headers; a larger checkpoint is written as several records (`runtime.checkpoint_log`).
+CHECKPOINT_RECORD_BYTES = 1_000_000
 RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -43,27 +47,48 @@ class FaustPartitionIO:
 
     def __init__(self, app: faust.App, bootstrap: str, source: str, output: str, deadletter: Any,
                  changelog: Any, state: Any, stream: str | None = None,
-                 on_sent: Callable[[list[OutRecord]], None] = lambda records: None) -> None:
+                 on_sent: Callable[[list[OutRecord]], None] = lambda records: None,
+                 record_bytes: int = CHECKPOINT_RECORD_BYTES) -> None:
         self.app, self.bootstrap, self.source, self.output = app, bootstrap, source, output
         self.deadletter, self.changelog, self.state = deadletter, changelog, state
-        self.stream, self.on_sent = stream, on_sent
+        self.stream, self.on_sent, self.record_bytes = stream, on_sent, record_bytes
 
     async def newest_checkpoints(self, parts: list[int]) -> dict[int, bytes | None]:
-        """The changelog's last record per partition, read through a fetch: Faust's own recovery reads up
-        to ListOffsets(latest), which tansu 0.6.0 answers wrongly (DESIGN.md), so it may miss the newest."""
-        found = await last_records(self.bootstrap, self.changelog.get_topic_name(), parts)
+        """The changelog's newest complete checkpoint per partition, read through a fetch: Faust's own
+        recovery reads up to ListOffsets(latest), which tansu 0.6.0 answers wrongly (DESIGN.md), so it may
+        miss the newest; and a checkpoint cut into parts (`runtime.checkpoint_log`) is read whole."""
+        topic = self.changelog.get_topic_name()
+        found = await last_records(self.bootstrap, topic, parts)
         out: dict[int, bytes | None] = {}
         for p in parts:
             last = found[p]
-            value = last.value if last is not None and last.value else self.state.data.get(str(p).encode())
-            out[p] = bytes(value) if value is not None else None
+            if last is None or not last.value:
+                value = self.state.data.get(str(p).encode())  # the table's (a whole checkpoint or nothing)
+                out[p] = bytes(value) if value is not None and part_of(bytes(value)) is None else None
+            elif part_of(last.value) is None:
+                out[p] = bytes(last.value)
+            else:
+                out[p] = await self._parts(topic, p, last.offset + 1, parts_needed(last.value))
         return out
+
+    async def _parts(self, topic: str, p: int, stop: int, size: int) -> bytes | None:
+        """The newest complete checkpoint before `stop`, read backwards in windows that double (a write cut
+        short by a crash leaves a few parts of the next one after it)."""
+        while True:
+            start = max(0, stop - size)
+            values = [rec.value or b"" async for rec in iter_range(self.bootstrap, topic, p, start, stop)]
+            found = newest_complete(values)
+            if found is not None or start == 0:
+                return found
+            size *= 2
 
     def write_checkpoint(self, partition: int, data: bytes) -> None:
         # What `state[key] = value` does, with the changelog partition named (p, as the input's): checkpoints
-        # are written outside Faust's event iteration, where it has no current event.
+        # are written outside Faust's event iteration, where it has no current event. One larger than a
+        # Kafka message goes as consecutive parts.
         key = str(partition).encode()
-        self.state.send_changelog(partition, key, data)
+        for value in cut(data, self.record_bytes):
+            self.state.send_changelog(partition, key, value)
         self.state.data[key] = data
 
     async def flush(self) -> None:
