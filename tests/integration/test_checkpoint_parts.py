@@ -54,7 +54,8 @@ def test_a_checkpoint_in_parts_is_read_back_whole(wk_config: Config) -> None:
     topic = f"{wk_config.worker.app_id}-anomaly-aggregates-state-changelog"
     asyncio.run(ensure_topics(bootstrap, {topic: 3}))
     table = Table()
-    io = FaustPartitionIO(cast(faust.App, None), bootstrap, "in", "out", None, Changelog(topic), table, record_bytes=5000)
+    io = FaustPartitionIO(cast(faust.App, None), bootstrap, "in", "out", None, Changelog(topic), table,
+                          record_bytes=5000)
     old, new = frame({"offset": 10}, b"a" * 12_000), frame({"offset": 20}, bytes(range(256)) * 100)
     small = frame({"offset": 5}, b"fits")
     io.write_checkpoint(0, old)
