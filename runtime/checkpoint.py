@@ -3,7 +3,12 @@ is many small independent states (one per (rule, series) for anomaly rules; one 
 rule engine), in the one framing (`core.checkpoint_frame`).
 
     head: {"offset": last input offset applied, "seq": last output sequence number,
-           "keys": [[key, size], ...]}            body: the states' bytes, in the keys' order
+           "keys": [[key, size], ...], "meta": {...}}       body: the states' bytes, in the keys' order
+
+`meta` is the owner's own resume facts besides offset and sequence, anything orjson encodes (the rule
+engine's shard, owner, watermark, barriers and replay marks would go there, its units' engine snapshots
+in `states`: the class is meant to replace `agents.rules_step.Checkpoint` when the rules agent moves onto
+the runtime).
 
 A state's bytes are its owner's (e.g. `core.anomaly_scoring.SeriesAnomaly.to_bytes`); this only frames
 them, so a partition's states are restored lazily, one as it is first needed.
@@ -12,6 +17,7 @@ them, so a partition's states are restored lazily, one as it is first needed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.checkpoint_frame import CheckpointFrameError, frame, unframe
 
@@ -24,17 +30,21 @@ class Checkpoint:
     offset: int = -1
     seq: int = 0
     states: dict[bytes, bytes] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         keys = [[key.decode("utf-8", "surrogateescape"), len(value)] for key, value in self.states.items()]
-        return frame({"offset": self.offset, "seq": self.seq, "keys": keys}, *self.states.values())
+        head = {"offset": self.offset, "seq": self.seq, "keys": keys, "meta": self.meta}
+        return frame(head, *self.states.values())
 
     @classmethod
     def decode(cls, data: bytes) -> Checkpoint:
         framed = unframe(data)
         head = framed.head
         try:
-            offset, seq, keys = int(head["offset"]), int(head["seq"]), head["keys"]
+            offset, seq, keys, meta = int(head["offset"]), int(head["seq"]), head["keys"], head.get("meta", {})
+            if not isinstance(meta, dict):
+                raise TypeError(f"meta is a {type(meta).__name__}")
             states: dict[bytes, bytes] = {}
             at = framed.body_at
             for name, size in keys:
@@ -44,4 +54,4 @@ class Checkpoint:
             raise CheckpointFrameError(f"not a keyed-state checkpoint: {exc}") from None
         if at != len(data):
             raise CheckpointFrameError(f"keyed-state checkpoint of {len(data)} bytes, its keys cover {at}")
-        return cls(offset, seq, states)
+        return cls(offset, seq, states, meta)

@@ -46,6 +46,8 @@ def test_any_checkpoint_survives_cutting(body: bytes, limit: int, before: bytes)
 def test_keyed_states_round_trip_in_the_one_framing() -> None:
     cp = Checkpoint(41, 3, {b"grp/Alert\x00abcdef0123456789": b"\x00\x01state", b"k2": b""})
     assert Checkpoint.decode(cp.encode()) == cp
+    shard = Checkpoint(-1, 9, {b"unit": bytes(range(256))}, {"shard": 3, "watermark": None, "replay": {"0": [7]}})
+    assert Checkpoint.decode(shard.encode()) == shard
     assert cp.encode()[:2] == b"WK"
     with pytest.raises(CheckpointFrameError, match="keyed-state checkpoint"):
         Checkpoint.decode(frame({"offset": 1, "seq": 0, "keys": [["a", 10]]}, b"short"))
