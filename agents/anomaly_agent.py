@@ -27,19 +27,18 @@ from agents.anomaly_step import AnomalyStep
 from agents.partition_wiring import RAW, FaustPartitionIO, Wiring, wire
 from core.anomaly_rules import AnomalyRule, load_anomaly_files
 from core.errors import CoreError
+from plumbing.config import Config
+from plumbing.errors import RuleFileError
 from runtime.partition_state import PartitionRuntime, RuntimeSettings
-from watchkeeper.config import Config
-from watchkeeper.errors import WatchkeeperError
+from schemas.topics import DEFAULT_TOPICS
 
 log = logging.getLogger("watchkeeper.anomaly")
 
 __all__ = ["AnomalyConfigError", "load_rules", "register"]
 
 
-class AnomalyConfigError(WatchkeeperError):
+class AnomalyConfigError(RuleFileError):
     """An anomaly rule file the worker cannot run: the message names file, line, group and rule."""
-
-    exit_code = 2
 
 
 def load_rules(cfg: Config) -> list[AnomalyRule]:
@@ -57,7 +56,8 @@ def register(app: faust.App, cfg: Config) -> None:
         log.info("anomaly: no anomaly rules configured; the anomaly agent is idle")
         return
     t, a = cfg.kafka.topics, cfg.anomaly
-    deadletter = app.topic(t.deadletter, partitions=1, **RAW)
+    n = DEFAULT_TOPICS["samples"].partitions  # the inputs and the state tables are co-partitioned
+    deadletter = app.topic(t.deadletter, partitions=DEFAULT_TOPICS["deadletter"].partitions, **RAW)
     settings = RuntimeSettings(every_messages=a.checkpoint_messages, every_seconds=a.checkpoint_seconds,
                                batch_messages=a.batch_messages)
     steps: dict[str, AnomalyStep] = {}
@@ -66,12 +66,12 @@ def register(app: faust.App, cfg: Config) -> None:
             continue
         step = steps[kind] = AnomalyStep(rules, kind)
         table = f"anomaly-{kind}-state"
-        changelog = app.topic(f"{app.conf.id}-{table}-changelog", partitions=8, **RAW)
-        state = app.Table(table, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
+        changelog = app.topic(f"{app.conf.id}-{table}-changelog", partitions=n, **RAW)
+        state = app.Table(table, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
         io = FaustPartitionIO(app, cfg.kafka.bootstrap, name, t.alerts, deadletter, changelog, state,
                               stream=f"anomaly/{kind}")
         runtime = PartitionRuntime(name, step, io, settings)
-        wire(app, runtime, app.topic(name, partitions=8, **RAW),
+        wire(app, runtime, app.topic(name, partitions=n, **RAW),
              Wiring(f"watchkeeper.anomaly.{kind}", cfg.kafka.bootstrap, a.batch_messages, a.batch_seconds))
         log.info("anomaly: %d rules on %s", len(step.rules), name)
     app.anomaly_steps = steps  # type: ignore[attr-defined]

@@ -32,12 +32,14 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
+from agents.rule_failure_report import RuleFailureReport
 from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
 from agents.rules_wiring import RulesConfigError, load_rules
+from plumbing import kafka_clients
+from plumbing.config import Config
+from plumbing.topics import ensure_topics
 from runtime.ownership import Event, Ownership, Phase
 from runtime.partition_log import last_records
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics
 
 log = logging.getLogger("watchkeeper.rules")
 
@@ -74,6 +76,7 @@ class RulesRunner:
         self.shards_topic, self.state_topic, self.group_id = rule_topics(cfg)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.step: RulesStep = step_factory(self.owner)
+        self.failures = RuleFailureReport(cfg.data_path, self.owner)
         self.lock = asyncio.Lock()
         self.started = asyncio.Event()
         self.alerts_sent = 0
@@ -101,9 +104,8 @@ class RulesRunner:
                                   auto_offset_reset="earliest", fetch_max_wait_ms=100,
                                   max_partition_fetch_bytes=4 * 1024 * 1024)
         session_ms = int(cfg.kafka.session_timeout * 1000)
-        shards = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=self.group_id, enable_auto_commit=False,
-                                  session_timeout_ms=session_ms, heartbeat_interval_ms=max(100, session_ms // 4),
-                                  rebalance_timeout_ms=max(session_ms, 30_000))
+        shards = kafka_clients.group_consumer(cfg.kafka, group_id=self.group_id,
+                                              rebalance_timeout_ms=max(session_ms, 30_000))
         await producer.start()
         await reader.start()
         keepalive: asyncio.Task[None] | None = None
@@ -135,7 +137,9 @@ class RulesRunner:
                 for tp, records in batch.items():
                     for rec in records:
                         try:
-                            step.ingest(tp.partition, rec.offset, rec.key, rec.value or b"")
+                            ms = rec.timestamp  # processing time; none: no future bound for this one
+                            now = ms / 1000 if ms is not None and ms >= 0 else None
+                            step.ingest(tp.partition, rec.offset, rec.key, rec.value or b"", now)
                         except Exception:  # a worker never dies on bad data
                             step.bad += 1
                             log.exception("rules: could not read %s[%d]@%d", t.samples, tp.partition, rec.offset)
@@ -169,6 +173,7 @@ class RulesRunner:
 
     async def _advance(self) -> None:
         outputs = self.step.advance()
+        self.failures.report(self.step.take_failures())
         if outputs:
             await self._publish(outputs)
         now = time.monotonic()
@@ -177,6 +182,7 @@ class RulesRunner:
                 await self._checkpoint(s)
             self.step.prune_marks()
             self._last_checkpoint = now
+            self.failures.publish()
 
     async def _publish(self, outputs: list[UnitOutput]) -> None:
         assert self._producer is not None

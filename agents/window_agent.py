@@ -21,9 +21,10 @@ from faust.types import TP
 from agents.partition_wiring import RAW, FaustPartitionIO, Wiring, wire
 from agents.window_step import WindowLimits, WindowStep
 from agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
+from plumbing.config import Config
+from plumbing.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
 from runtime.partition_state import PartitionRuntime, RuntimeSettings, StepOutput
-from watchkeeper.config import Config
-from watchkeeper.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
+from schemas.topics import DEFAULT_TOPICS
 
 RELEASE_EVERY_SECONDS = 60.0  # how often series no partition holds are released from the registry
 
@@ -40,10 +41,11 @@ GC_THRESHOLDS = (20_000, 50, 1_000)
 def register(app: faust.App, cfg: Config) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     t, w = cfg.kafka.topics, cfg.windows
-    samples = app.topic(t.samples, partitions=8, **RAW)
-    deadletter = app.topic(t.deadletter, partitions=1, **RAW)
-    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=8, **RAW)
-    state = app.Table(STATE_TABLE, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
+    n = DEFAULT_TOPICS["samples"].partitions  # the state table is co-partitioned with the samples
+    samples = app.topic(t.samples, partitions=n, **RAW)
+    deadletter = app.topic(t.deadletter, partitions=DEFAULT_TOPICS["deadletter"].partitions, **RAW)
+    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=n, **RAW)
+    state = app.Table(STATE_TABLE, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
     step = WindowStep(t.samples, limits=WindowLimits(
         width=w.width, allowed_lateness=w.allowed_lateness, max_future=w.max_future, idle_timeout=w.idle_timeout,
         max_series=w.max_series, series_idle=w.series_idle_seconds))

@@ -54,7 +54,7 @@ class SeriesAnomaly:
         return frame({
             "last_ts": self.last_ts if math.isfinite(self.last_ts) else None,
             "scored": self.scored,
-            "alerts": [_alert_json(a) for a in self.alerts.active.values()],
+            "alerts": [a.to_json() for a in self.alerts.active.values()],
         }, self.detector.to_bytes())
 
     @classmethod
@@ -65,8 +65,7 @@ class SeriesAnomaly:
             detector = detector_from_bytes(raw[framed.body_at:])
             state = _rule_state(rule)
             for a in head["alerts"]:
-                alert = Alert(a["labels"], a["value"], a["active_at"], AlertState(a["state"]), a["annotations"],
-                              a["fired_at"], a["resolved_at"], a["keep_firing_since"])
+                alert = Alert.from_json(a)
                 state.active[alert.fingerprint] = alert
             last = head["last_ts"]
             return cls(detector, state, -math.inf if last is None else float(last), int(head["scored"]))
@@ -197,8 +196,3 @@ def _annotator(rule: AnomalyRule) -> Callable[[Mapping[str, str], float], dict[s
 
     return annotate
 
-
-def _alert_json(a: Alert) -> dict[str, object]:
-    return {"labels": a.labels, "value": a.value, "active_at": a.active_at, "state": a.state.value,
-            "annotations": a.annotations, "fired_at": a.fired_at, "resolved_at": a.resolved_at,
-            "keep_firing_since": a.keep_firing_since}

@@ -3,6 +3,10 @@ series): a versioned header, then the owner's orjson head, then its raw body.
 
     b"WK" | version (1 byte) | head length (4 bytes, big-endian) | head (orjson) | body
 
+A large checkpoint may be stored compressed: ``b"WZ"`` then the zlib-compressed framing (`deflate`,
+`inflate`); a window partition of 25,000 series is 5 MB raw, past a producer's 4 MiB request limit, and
+~0.25 MB compressed.
+
 Checkpoints written before this framing existed are a bare 4-byte length, head and body. Their first
 byte is always 0 (a head of 16 MiB or more was never written), and this framing's is ``W``, so both are
 read: a worker upgraded in place resumes from what its predecessor checkpointed.
@@ -10,6 +14,7 @@ read: a worker upgraded in place resumes from what its predecessor checkpointed.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +23,7 @@ import orjson
 from core.errors import CoreError
 
 MAGIC = b"WK"
+COMPRESSED = b"WZ"
 VERSION = 1
 _PREFIX = len(MAGIC) + 1
 
@@ -39,6 +45,21 @@ def frame(head: Any, *body: bytes) -> bytes:
     """`head` (anything orjson encodes) and the body's parts as one checkpoint."""
     encoded = orjson.dumps(head)
     return b"".join([MAGIC, VERSION.to_bytes(1, "big"), len(encoded).to_bytes(4, "big"), encoded, *body])
+
+
+def deflate(framed: bytes, level: int = 1) -> bytes:
+    """A `frame()`'s bytes compressed (level 1: ~70 ms for 5 MB of window state, ~20x smaller)."""
+    return COMPRESSED + zlib.compress(framed, level)
+
+
+def inflate(data: bytes) -> bytes:
+    """The framing of a checkpoint, whether `deflate()` compressed it or not."""
+    if data[:2] != COMPRESSED:
+        return data
+    try:
+        return zlib.decompress(data[2:])
+    except zlib.error as exc:
+        raise CheckpointFrameError(f"compressed checkpoint does not decompress: {exc}") from None
 
 
 def unframe(data: bytes | memoryview) -> Framed:

@@ -143,30 +143,37 @@ class WebhookConfig(_Strict):
         return self
 
 
+def _t(name: str, data: str = ".") -> str:
+    """`{{ template "name" . }}`: a field's default is Alertmanager's default template name."""
+    return f'{{{{ template "{name}" {data} }}}}'
+
+
 class SlackConfig(_Strict):
+    """Text fields are templates (core/notify/templates.py); their defaults are Alertmanager's."""
+
     api_url: str = ""
     channel: str = ""
-    username: str = "Watchkeeper"
-    title: str = ""  # empty: Alertmanager's default look, `[FIRING:2] <group label values>`
-    text: str = ""
-    color: str = ""
+    username: str = _t("slack.default.username")
+    title: str = _t("slack.default.title")
+    text: str = _t("slack.default.text")
+    color: str = '{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}'
     send_resolved: bool = False
     http_config: HttpConfig | None = None
-    # Alertmanager's other Slack keys: accepted, not yet rendered into the message.
     api_url_file: str = ""
-    title_link: str = ""
-    pretext: str = ""
+    title_link: str = _t("slack.default.titlelink")
+    pretext: str = _t("slack.default.pretext")
+    footer: str = _t("slack.default.footer")
+    fallback: str = _t("slack.default.fallback")
+    callback_id: str = _t("slack.default.callbackid")
+    icon_emoji: str = _t("slack.default.iconemoji")
+    icon_url: str = _t("slack.default.iconurl")
+    # Alertmanager's other Slack keys: accepted (and their templates checked), not yet sent.
     fields: list[dict[str, Any]] = Field(default_factory=list)
     short_fields: bool = False
-    footer: str = ""
-    fallback: str = ""
-    callback_id: str = ""
-    icon_emoji: str = ""
-    icon_url: str = ""
     image_url: str = ""
     thumb_url: str = ""
     link_names: bool = False
-    mrkdwn_in: list[str] = Field(default_factory=list)
+    mrkdwn_in: list[str] = Field(default_factory=lambda: ["fallback", "pretext", "text"])
     actions: list[dict[str, Any]] = Field(default_factory=list)
     message_text: str = ""
     timeout: Any = None
@@ -190,9 +197,9 @@ class EmailConfig(_Strict):
     auth_identity: str = ""
     tls_config: dict[str, Any] | None = None
     require_tls: bool | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    html: str = ""
-    text: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)  # Subject defaults to email.default.subject
+    html: str = _t("email.default.html")
+    text: str = ""  # empty: Watchkeeper's plain-text part (Alertmanager sends none)
     send_resolved: bool = False
 
 
@@ -209,10 +216,10 @@ class PagerdutyConfig(_Strict):
     group: str = ""
     url: str = ""
     severity: str = ""
-    description: str = ""
-    client: str = "Watchkeeper"
-    client_url: str = ""
-    details: dict[str, str] = Field(default_factory=dict)
+    description: str = _t("pagerduty.default.description")
+    client: str = _t("pagerduty.default.client")
+    client_url: str = _t("pagerduty.default.clientURL")
+    details: dict[str, str] = Field(default_factory=dict)  # values are templates
     send_resolved: bool = True
     http_config: HttpConfig | None = None
 

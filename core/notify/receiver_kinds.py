@@ -2,8 +2,9 @@
 sns, msteams, msteamsv2, discord, telegram, webex, wechat. Every key is checked against Alertmanager's
 (config/notifiers.go, v0.25 plus the fields added up to v0.29) and its required-field rules are applied,
 with its messages, so a typo is refused at load, not ignored. Values are kept as written and read by the
-kind's channel (sinks/channels/<kind>.py), which applies Alertmanager's defaults; `TEXTS` names the keys
-that are templates, checked at load like the other kinds' texts."""
+kind's channel (sinks/channels/<kind>.py), which applies Alertmanager's defaults (the text keys' default
+template names: core/notify/default_templates.py's DEFAULT_FIELDS); every value that holds a template
+is checked at load, like every receiver's (core/notify/config.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ class KindConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     KEYS: ClassVar[tuple[str, ...]] = ()
-    TEXTS: ClassVar[tuple[str, ...]] = ()  # keys whose values are notification templates
     send_resolved: bool = True  # Alertmanager's default for every kind here but WeChat
 
     @model_validator(mode="before")
@@ -66,7 +66,6 @@ def _one_of(data: dict[str, Any], a: str, b: str) -> None:
 class OpsGenieConfig(KindConfig):
     KEYS = ("api_key", "api_key_file", "api_url", "message", "description", "source", "details", "entity",
             "responders", "actions", "tags", "note", "priority", "update_alerts")
-    TEXTS = ("message", "description", "source", "details", "entity", "actions", "tags", "note", "priority")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -85,7 +84,6 @@ class VictorOpsConfig(KindConfig):
             "entity_display_name", "monitoring_tool", "custom_fields")
     RESERVED: ClassVar[tuple[str, ...]] = ("routing_key", "message_type", "state_message", "entity_display_name",
                                            "monitoring_tool", "entity_id", "entity_state")
-    TEXTS = ("message_type", "state_message", "entity_display_name", "monitoring_tool", "custom_fields")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -102,7 +100,6 @@ class PushoverConfig(KindConfig):
     KEYS = ("user_key", "user_key_file", "token", "token_file", "title", "message", "url", "url_title",
             "device", "sound", "priority", "retry", "expire", "ttl", "html", "monospace",
             "api_url")  # api_url: Watchkeeper's (Alertmanager's is fixed), for a relay or a test server
-    TEXTS = ("title", "message", "url", "url_title", "device", "sound", "priority")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -126,7 +123,6 @@ def _duration(value: Any, key: str) -> float:
 
 class SNSConfig(KindConfig):
     KEYS = ("api_url", "sigv4", "topic_arn", "phone_number", "target_arn", "subject", "message", "attributes")
-    TEXTS = ("subject", "message", "attributes")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -145,7 +141,6 @@ class SNSConfig(KindConfig):
 
 class MSTeamsConfig(KindConfig):
     KEYS = ("webhook_url", "webhook_url_file", "title", "summary", "text")
-    TEXTS = ("title", "summary", "text")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -158,7 +153,6 @@ class MSTeamsV2Config(KindConfig):
     """Alertmanager 0.28's `msteamsv2_configs`: a Teams Workflows (Power Automate) webhook, Adaptive Card."""
 
     KEYS = ("webhook_url", "webhook_url_file", "title", "text")
-    TEXTS = ("title", "text")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -169,7 +163,6 @@ class MSTeamsV2Config(KindConfig):
 
 class DiscordConfig(KindConfig):
     KEYS = ("webhook_url", "webhook_url_file", "title", "message", "content", "username", "avatar_url")
-    TEXTS = ("title", "message", "content", "username", "avatar_url")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -181,7 +174,6 @@ class DiscordConfig(KindConfig):
 class TelegramConfig(KindConfig):
     KEYS = ("api_url", "bot_token", "bot_token_file", "chat_id", "message_thread_id", "message",
             "disable_notifications", "parse_mode")
-    TEXTS = ("message",)
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -200,7 +192,6 @@ class TelegramConfig(KindConfig):
 
 class WebexConfig(KindConfig):
     KEYS = ("api_url", "message", "room_id")
-    TEXTS = ("message",)
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -215,7 +206,6 @@ class WechatConfig(KindConfig):
     send_resolved: bool = False
     KEYS = ("api_secret", "corp_id", "message", "api_url", "to_user", "to_party", "to_tag", "agent_id",
             "message_type")
-    TEXTS = ("message", "to_user", "to_party", "to_tag", "agent_id")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:

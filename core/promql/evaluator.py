@@ -43,6 +43,7 @@ from core.promql.values import (
     stale_mask,
 )
 from core.slo.go_format import go_float, go_float_fixed
+from schemas.label_names import is_label_name
 
 NAME = "__name__"
 Semantics = Literal["prometheus2", "prometheus3"]
@@ -100,7 +101,6 @@ class ParsedExpr:
 
 # ---------------------------------------------------------------------------------------------- parsing
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _LITERALS = re.compile(r"""(?P<op>[=!]~\s*)?(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)"""
                        r"|\b(?P<old>holt_winters)(?=\s*\()")
 
@@ -173,7 +173,7 @@ def _unsupported(what: str, expr: str) -> PromQLError:
 
 def _label_name_arg(node: Any, what: str, expr: str) -> str:
     name = _string_arg(node)
-    if not _LABEL_NAME.fullmatch(name):
+    if not is_label_name(name):
         raise PromQLError(f"invalid {what} label name {name!r} (in {expr!r})")
     return name
 
@@ -396,7 +396,7 @@ class _Evaluation:
 
     @staticmethod
     def matchers(node: Any, dotall: bool = False) -> list[Matcher]:
-        out = [Matcher(m.name, _match_op(m.op), m.value, dotall) for m in node.matchers.matchers
+        out = [Matcher(m.name, match_op_name(m.op), m.value, dotall) for m in node.matchers.matchers
                if m.name not in extended_ranges.MARKERS and m.name != info_function.MARKER]
         if node.name:
             out.append(Matcher(NAME, "=", node.name))
@@ -1171,7 +1171,8 @@ def _natural_key(text: str) -> list[tuple[int, int, str]]:
     return [(1, int(part), part) if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", text) if part]
 
 
-def _match_op(op: Any) -> MatchOpName:
+def match_op_name(op: Any) -> MatchOpName:
+    """A promql-parser matcher operator as its PromQL spelling (the anomaly rules' selectors use it too)."""
     # promql-parser's enums are not hashable, hence comparisons rather than a dict.
     if op == pp.MatchOp.Equal:
         return "="

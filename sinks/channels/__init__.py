@@ -32,6 +32,7 @@ from core.notify.receiver_kinds import (
     WechatConfig,
 )
 from core.notify.sms import SmsConfig
+from core.notify.templates import NotifyTemplates
 from sinks.channels.alertmanager import AlertmanagerChannel
 from sinks.channels.base import Channel, DeliveryError
 from sinks.channels.command import CommandChannel
@@ -53,7 +54,8 @@ from sinks.channels.wechat import WechatChannel
 __all__ = ["Channel", "DeliveryError", "build_channels"]
 
 # Alertmanager's other kinds: the config model -> its channel (one table, so a kind cannot load undelivered).
-KIND_CHANNELS: dict[type[KindConfig], Callable[[str, Any, GlobalConfig, aiohttp.ClientSession], Channel]] = {
+KIND_CHANNELS: dict[type[KindConfig],
+                    Callable[[str, Any, GlobalConfig, aiohttp.ClientSession, NotifyTemplates | None], Channel]] = {
     OpsGenieConfig: OpsgenieChannel, VictorOpsConfig: VictorOpsChannel, PushoverConfig: PushoverChannel,
     SNSConfig: SNSChannel, MSTeamsConfig: MSTeamsChannel, MSTeamsV2Config: MSTeamsV2Channel,
     DiscordConfig: DiscordChannel, TelegramConfig: TelegramChannel, WebexConfig: WebexChannel,
@@ -61,25 +63,26 @@ KIND_CHANNELS: dict[type[KindConfig], Callable[[str, Any, GlobalConfig, aiohttp.
 }
 
 
-def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig,
-                   session: aiohttp.ClientSession, route: Route | None = None) -> dict[str, Channel]:
-    """`route`, the config's route tree, gives SMS rate limits their default per-group interval."""
+def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig, session: aiohttp.ClientSession,
+                   route: Route | None = None, templates: NotifyTemplates | None = None) -> dict[str, Channel]:
+    """`route`, the config's route tree, gives SMS rate limits their default per-group interval;
+    `templates`, the config's named templates, render the receivers' texts."""
     out: dict[str, Channel] = {}
     for name, c in receiver.integrations():
         if isinstance(c, WebhookConfig):
             out[name] = WebhookChannel(name, c, global_cfg, session)
         elif isinstance(c, SlackConfig):
-            out[name] = SlackChannel(name, c, global_cfg, session)
+            out[name] = SlackChannel(name, c, global_cfg, session, templates)
         elif isinstance(c, EmailConfig):
-            out[name] = EmailChannel(name, c, global_cfg)
+            out[name] = EmailChannel(name, c, global_cfg, templates)
         elif isinstance(c, PagerdutyConfig):
-            out[name] = PagerdutyChannel(name, c, global_cfg, session)
+            out[name] = PagerdutyChannel(name, c, global_cfg, session, templates)
         elif isinstance(c, AlertmanagerPushConfig):
             out[name] = AlertmanagerChannel(name, c, session)
         elif isinstance(c, CommandConfig):
             out[name] = CommandChannel(name, c)
         elif isinstance(c, SmsConfig):
-            out[name] = SmsChannel(name, c, session, repeat_intervals(route))
+            out[name] = SmsChannel(name, c, session, repeat_intervals(route), templates=templates)
         elif isinstance(c, KindConfig):
-            out[name] = KIND_CHANNELS[type(c)](name, c, global_cfg, session)
+            out[name] = KIND_CHANNELS[type(c)](name, c, global_cfg, session, templates)
     return out

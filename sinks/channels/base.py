@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -15,8 +16,9 @@ import yarl
 
 from core.notify.notification import Notification
 from core.notify.receiver_configs import HttpConfig
+from core.notify.templates import TemplateError
 from core.secrets import mask_url
-from watchkeeper.log_filters import KNOWN_SECRETS, redact
+from plumbing.log_filters import KNOWN_SECRETS, redact
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -151,3 +153,13 @@ async def http_request(session: aiohttp.ClientSession, method: str, url: str, bo
                             True) from None
     except ValueError as exc:  # yarl's InvalidURL and friends: a configuration error, not worth retrying
         raise DeliveryError(redact(f"cannot post to {shown}: {_scrub(str(exc), url, shown)}"), False) from None
+
+
+@contextmanager
+def template_errors() -> Iterator[None]:
+    """A template that fails on this notification's data (an `index` out of range, say; everything that
+    can be known without data was checked at load) fails the delivery, not retried: a retry fails too."""
+    try:
+        yield
+    except (TemplateError, ValueError, TypeError) as exc:
+        raise DeliveryError(redact(f"template: {exc}"), False) from None

@@ -10,38 +10,38 @@ import aiohttp
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import DiscordConfig
-from sinks.channels.base import auth_headers, post_json
+from core.notify.templates import NotifyTemplates
+from sinks.channels.base import auth_headers, post_json, template_errors
 from sinks.channels.msteams import webhook_url
-from sinks.channels.texts import Defaults, alert_list, subject, text, truncate
+from sinks.channels.texts import KindTexts, truncate
 
 TITLE_LIMIT, DESCRIPTION_LIMIT, CONTENT_LIMIT = 256, 4096, 2000
 FIRING_COLOR, RESOLVED_COLOR = 0x992D22, 0x2ECC71
-DEFAULTS: Defaults = {
-    "title": ("discord.default.title", subject),
-    "message": ("discord.default.message", alert_list),
-}
 
 
-def discord_message(cfg: DiscordConfig, n: Notification) -> dict[str, Any]:
+def discord_message(cfg: DiscordConfig, n: Notification, templates: NotifyTemplates | None = None) -> dict[str, Any]:
+    text = KindTexts("discord", cfg, n, templates)
     msg: dict[str, Any] = {"embeds": [{
-        "title": truncate(text(cfg, DEFAULTS, "title", n), TITLE_LIMIT),
-        "description": truncate(text(cfg, DEFAULTS, "message", n), DESCRIPTION_LIMIT),
+        "title": truncate(text("title"), TITLE_LIMIT),
+        "description": truncate(text("message"), DESCRIPTION_LIMIT),
         "color": FIRING_COLOR if n.status == "firing" else RESOLVED_COLOR,
     }]}
-    if content := text(cfg, DEFAULTS, "content", n):
+    if content := text("content"):
         msg["content"] = truncate(content, CONTENT_LIMIT)
     for key in ("username", "avatar_url"):
-        if value := text(cfg, DEFAULTS, key, n):
+        if value := text(key):
             msg[key] = value
     return msg
 
 
 class DiscordChannel:
     def __init__(self, integration: str, cfg: DiscordConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
-        self.integration, self.cfg, self.session = integration, cfg, session
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.session, self.templates = integration, cfg, session, templates
         self.http = cfg.http() or global_cfg.http_config
 
     async def send(self, n: Notification) -> None:
-        await post_json(self.session, webhook_url(self.cfg, "discord"), discord_message(self.cfg, n),
+        with template_errors():
+            msg = discord_message(self.cfg, n, self.templates)
+        await post_json(self.session, webhook_url(self.cfg, "discord"), msg,
                         auth_headers(self.http), secret_url=True, http=self.http)

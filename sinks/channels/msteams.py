@@ -12,46 +12,38 @@ import aiohttp
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import MSTeamsConfig, MSTeamsV2Config
-from sinks.channels.base import DeliveryError, auth_headers, post_json, read_secret
-from sinks.channels.texts import Defaults, alert_list, subject, text
-from watchkeeper.log_filters import KNOWN_SECRETS
+from core.notify.templates import NotifyTemplates
+from plumbing.log_filters import KNOWN_SECRETS
+from sinks.channels.base import DeliveryError, auth_headers, post_json, read_secret, template_errors
+from sinks.channels.texts import KindTexts
 
 FIRING_COLOR, RESOLVED_COLOR = "8C1A1A", "2DC72D"
-DEFAULTS: Defaults = {
-    "title": ("msteams.default.title", subject),
-    "summary": ("msteams.default.summary", subject),
-    "text": ("msteams.default.text", alert_list),
-}
 
 
-def message_card(cfg: MSTeamsConfig, n: Notification) -> dict[str, Any]:
+def message_card(cfg: MSTeamsConfig, n: Notification, templates: NotifyTemplates | None = None) -> dict[str, Any]:
+    text = KindTexts("msteams", cfg, n, templates)
     return {
         "@context": "http://schema.org/extensions",
         "type": "MessageCard",
-        "title": text(cfg, DEFAULTS, "title", n),
-        "summary": text(cfg, DEFAULTS, "summary", n),
-        "text": text(cfg, DEFAULTS, "text", n),
+        "title": text("title"),
+        "summary": text("summary"),
+        "text": text("text"),
         "themeColor": FIRING_COLOR if n.status == "firing" else RESOLVED_COLOR,
     }
 
 
-V2_DEFAULTS: Defaults = {
-    "title": ("msteamsv2.default.title", subject),
-    "text": ("msteamsv2.default.text", alert_list),
-}
-
-
-def adaptive_card(cfg: MSTeamsV2Config, n: Notification) -> dict[str, Any]:
+def adaptive_card(cfg: MSTeamsV2Config, n: Notification, templates: NotifyTemplates | None = None) -> dict[str, Any]:
     """A message with one Adaptive Card (schema 1.2, full width): the title as a heading coloured by
     status, the text wrapped below it."""
+    text = KindTexts("msteamsv2", cfg, n, templates)
     return {"type": "message", "attachments": [{
         "contentType": "application/vnd.microsoft.card.adaptive",
         "content": {
             "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard", "version": "1.2",
             "body": [
-                {"type": "TextBlock", "text": text(cfg, V2_DEFAULTS, "title", n), "weight": "Bolder", "size": "Medium",
+                {"type": "TextBlock", "text": text("title"), "weight": "Bolder", "size": "Medium",
                  "wrap": True, "style": "heading", "color": "Attention" if n.status == "firing" else "Good"},
-                {"type": "TextBlock", "text": text(cfg, V2_DEFAULTS, "text", n), "wrap": True},
+                {"type": "TextBlock", "text": text("text"), "wrap": True},
             ],
             "msteams": {"width": "full"},
         },
@@ -72,21 +64,25 @@ def webhook_url(cfg: MSTeamsConfig | Any, what: str) -> str:
 
 class MSTeamsChannel:
     def __init__(self, integration: str, cfg: MSTeamsConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
-        self.integration, self.cfg, self.session = integration, cfg, session
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.session, self.templates = integration, cfg, session, templates
         self.http = cfg.http() or global_cfg.http_config
 
     async def send(self, n: Notification) -> None:
-        await post_json(self.session, webhook_url(self.cfg, "msteams"), message_card(self.cfg, n),
+        with template_errors():
+            card = message_card(self.cfg, n, self.templates)
+        await post_json(self.session, webhook_url(self.cfg, "msteams"), card,
                         auth_headers(self.http), secret_url=True, http=self.http)
 
 
 class MSTeamsV2Channel:
     def __init__(self, integration: str, cfg: MSTeamsV2Config, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
-        self.integration, self.cfg, self.session = integration, cfg, session
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.session, self.templates = integration, cfg, session, templates
         self.http = cfg.http() or global_cfg.http_config
 
     async def send(self, n: Notification) -> None:
-        await post_json(self.session, webhook_url(self.cfg, "msteamsv2"), adaptive_card(self.cfg, n),
+        with template_errors():
+            card = adaptive_card(self.cfg, n, self.templates)
+        await post_json(self.session, webhook_url(self.cfg, "msteamsv2"), card,
                         auth_headers(self.http), secret_url=True, http=self.http)

@@ -13,18 +13,13 @@ import orjson
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import OpsGenieConfig
-from core.notify.text_template import render_template
-from sinks.channels.base import auth_headers, http_request, read_secret
-from sinks.channels.texts import Defaults, annotated_alert_list, external_url, group_hash, subject, text, truncate
+from core.notify.templates import NotifyTemplates
+from sinks.channels.base import auth_headers, http_request, read_secret, template_errors
+from sinks.channels.texts import KindTexts, group_hash, truncate
 
 API_URL = "https://api.opsgenie.com/"
 MESSAGE_LIMIT = 130  # Opsgenie's cap on an alert's message
 DESCRIPTION_LIMIT = 15000
-DEFAULTS: Defaults = {
-    "message": ("opsgenie.default.message", subject),
-    "description": ("opsgenie.default.description", annotated_alert_list),
-    "source": ("opsgenie.default.source", external_url),
-}
 
 
 @dataclass
@@ -38,12 +33,11 @@ def _csv(value: str) -> list[str]:
     return [x.strip() for x in value.split(",") if x.strip()]
 
 
-def responders(cfg: OpsGenieConfig, n: Notification) -> list[dict[str, str]]:
+def responders(cfg: OpsGenieConfig, text: KindTexts) -> list[dict[str, str]]:
     """The configured responders rendered; a `teams` responder is a comma-separated list of team names."""
-    data = n.template_data()
     out: list[dict[str, str]] = []
     for r in cfg.get("responders", []):
-        got = {k: render_template(str(r[k]), data) for k in ("id", "name", "username", "type") if r.get(k)}
+        got = {k: text.render(r[k]) for k in ("id", "name", "username", "type") if r.get(k)}
         kind = got.get("type", "").lower()
         if kind == "teams":
             out += [{"type": "team", "name": name} for name in _csv(got.get("name", ""))]
@@ -52,25 +46,25 @@ def responders(cfg: OpsGenieConfig, n: Notification) -> list[dict[str, str]]:
     return out
 
 
-def opsgenie_requests(cfg: OpsGenieConfig, n: Notification) -> list[OpsgenieRequest]:
+def opsgenie_requests(cfg: OpsGenieConfig, n: Notification,
+                      templates: NotifyTemplates | None = None) -> list[OpsgenieRequest]:
     alias = group_hash(n)
-    source = text(cfg, DEFAULTS, "source", n)
+    text = KindTexts("opsgenie", cfg, n, templates)
+    source = text("source")
     if n.status == "resolved":
         return [OpsgenieRequest("POST", f"v2/alerts/{alias}/close?identifierType=alias", {"source": source})]
-    message = truncate(text(cfg, DEFAULTS, "message", n), MESSAGE_LIMIT)
-    description = truncate(text(cfg, DEFAULTS, "description", n), DESCRIPTION_LIMIT)
-    data = n.template_data()
+    message = truncate(text("message"), MESSAGE_LIMIT)
+    description = truncate(text("description"), DESCRIPTION_LIMIT)
     body: dict[str, Any] = {
         "message": message, "alias": alias, "description": description, "source": source,
         # Alertmanager sends the common labels as details, under the configured ones.
-        "details": {**n.common_labels,
-                    **{str(k): render_template(str(v), data) for k, v in cfg.get("details", {}).items()}},
-        "responders": responders(cfg, n),
-        "tags": _csv(text(cfg, DEFAULTS, "tags", n)),
-        "actions": _csv(text(cfg, DEFAULTS, "actions", n)),
+        "details": {**n.common_labels, **{str(k): text.render(v) for k, v in cfg.get("details", {}).items()}},
+        "responders": responders(cfg, text),
+        "tags": _csv(text("tags")),
+        "actions": _csv(text("actions")),
     }
     for key in ("note", "priority", "entity"):
-        if value := text(cfg, DEFAULTS, key, n):
+        if value := text(key):
             body[key] = value
     out = [OpsgenieRequest("POST", "v2/alerts", body)]
     if cfg.get("update_alerts", False):
@@ -82,8 +76,9 @@ def opsgenie_requests(cfg: OpsGenieConfig, n: Notification) -> list[OpsgenieRequ
 
 class OpsgenieChannel:
     def __init__(self, integration: str, cfg: OpsGenieConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
         self.integration, self.cfg, self.global_cfg, self.session = integration, cfg, global_cfg, session
+        self.templates = templates
         self.http = cfg.http() or global_cfg.http_config
         url = cfg.get("api_url") or global_cfg.opsgenie_api_url or API_URL
         self.api_url = url if url.endswith("/") else url + "/"
@@ -97,8 +92,10 @@ class OpsgenieChannel:
     async def send(self, n: Notification) -> str:
         headers = {**auth_headers(self.http), "Authorization": f"GenieKey {self._key()}",
                    "Content-Type": "application/json"}
+        with template_errors():
+            requests = opsgenie_requests(self.cfg, n, self.templates)
         ids = []
-        for req in opsgenie_requests(self.cfg, n):
+        for req in requests:
             _, answer = await http_request(self.session, req.method, self.api_url + req.path,
                                            orjson.dumps(req.body), headers, http=self.http)
             try:

@@ -12,19 +12,13 @@ import orjson
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import PushoverConfig
+from core.notify.templates import NotifyTemplates
 from core.slo.go_format import parse_prom_duration
-from sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret
-from sinks.channels.texts import Defaults, annotated_alert_list, external_url, subject, text, truncate
+from sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret, template_errors
+from sinks.channels.texts import KindTexts, truncate
 
 API_URL = "https://api.pushover.net/1/messages.json"
 TITLE_LIMIT, MESSAGE_LIMIT, URL_LIMIT = 250, 1024, 512
-DEFAULTS: Defaults = {
-    "title": ("pushover.default.title", subject),
-    "message": ("pushover.default.message", annotated_alert_list),
-    "url": ("pushover.default.url", external_url),
-    "priority": ('{{ if eq .Status "firing" }}2{{ else }}0{{ end }}',
-                 lambda n: "2" if n.status == "firing" else "0"),
-}
 RETRY, EXPIRE = 60.0, 3600.0  # Alertmanager's defaults: 1m, 1h
 
 
@@ -33,14 +27,18 @@ def _seconds(cfg: PushoverConfig, key: str, default: float) -> int:
     return int(default if value is None else parse_prom_duration(str(value)))
 
 
-def pushover_form(cfg: PushoverConfig, token: str, user: str, n: Notification) -> dict[str, str]:
-    message = truncate(text(cfg, DEFAULTS, "message", n), MESSAGE_LIMIT) or "(no details)"  # must not be empty
-    form = {"token": token, "user": user, "title": truncate(text(cfg, DEFAULTS, "title", n), TITLE_LIMIT),
-            "message": message, "url": truncate(text(cfg, DEFAULTS, "url", n), URL_LIMIT)}
+def pushover_form(cfg: PushoverConfig, token: str, user: str, n: Notification,
+                  templates: NotifyTemplates | None = None) -> dict[str, str]:
+    """With `html: true` the message is escaped as html/template does, as Alertmanager renders it then."""
+    text = KindTexts("pushover", cfg, n, templates)
+    message = truncate(text("message", html=bool(cfg.get("html"))), MESSAGE_LIMIT)
+    form = {"token": token, "user": user, "title": truncate(text("title"), TITLE_LIMIT),
+            "message": message or "(no details)",  # Pushover refuses an empty message
+            "url": truncate(text("url"), URL_LIMIT)}
     for key in ("url_title", "device", "sound"):
-        if value := text(cfg, DEFAULTS, key, n):
+        if value := text(key):
             form[key] = value
-    priority = text(cfg, DEFAULTS, "priority", n).strip() or "0"
+    priority = text("priority").strip() or "0"
     form["priority"] = priority
     if priority == "2":  # emergency: Pushover requires retry (>= 30 s) and expire (<= 3 h)
         form["retry"] = str(_seconds(cfg, "retry", RETRY))
@@ -56,8 +54,8 @@ def pushover_form(cfg: PushoverConfig, token: str, user: str, n: Notification) -
 
 class PushoverChannel:
     def __init__(self, integration: str, cfg: PushoverConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
-        self.integration, self.cfg, self.session = integration, cfg, session
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.session, self.templates = integration, cfg, session, templates
         self.http = cfg.http() or global_cfg.http_config
         self.url = cfg.get("api_url") or API_URL
 
@@ -65,7 +63,9 @@ class PushoverChannel:
         c = self.cfg
         token = read_secret(c.get("token", ""), c.get("token_file", ""), "Pushover token")
         user = read_secret(c.get("user_key", ""), c.get("user_key_file", ""), "Pushover user_key")
-        body = urlencode(pushover_form(c, token, user, n)).encode()
+        with template_errors():
+            form = pushover_form(c, token, user, n, self.templates)
+        body = urlencode(form).encode()
         headers = {**auth_headers(self.http), "Content-Type": "application/x-www-form-urlencoded"}
         _, answer = await http_request(self.session, "POST", self.url, body, headers, http=self.http)
         try:

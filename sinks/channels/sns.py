@@ -18,19 +18,15 @@ from botocore.exceptions import BotoCoreError
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import SNSConfig
-from core.notify.text_template import render_template
-from sinks.channels.base import DeliveryError, http_request
-from sinks.channels.texts import Defaults, annotated_alert_list, group_hash, subject, text, truncate, truncate_bytes
-from watchkeeper.log_filters import KNOWN_SECRETS
+from core.notify.templates import NotifyTemplates
+from plumbing.log_filters import KNOWN_SECRETS
+from sinks.channels.base import DeliveryError, http_request, template_errors
+from sinks.channels.texts import KindTexts, group_hash, truncate, truncate_bytes
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 MESSAGE_BYTES = 256 * 1024  # SNS's cap on a message
 SMS_CHARACTERS = 1600  # and on a message to a phone
 SUBJECT_LIMIT = 100
-DEFAULTS: Defaults = {
-    "subject": ("sns.default.subject", subject),
-    "message": ("sns.default.message", annotated_alert_list),
-}
 _CODE = re.compile(r"<Code>([^<]*)</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 _ID = re.compile(r"<MessageId>([^<]*)</MessageId>")
@@ -50,27 +46,28 @@ def region_of(cfg: SNSConfig) -> str:
     return str(session.get_config_variable("region") or "us-east-1")
 
 
-def publish_form(cfg: SNSConfig, n: Notification, notification_id: str) -> dict[str, str]:
-    data = n.template_data()
+def publish_form(cfg: SNSConfig, n: Notification, notification_id: str,
+                 templates: NotifyTemplates | None = None) -> dict[str, str]:
+    text = KindTexts("sns", cfg, n, templates)
     form = {"Action": "Publish", "Version": "2010-03-31"}
-    message = text(cfg, DEFAULTS, "message", n)
+    message = text("message")
     if phone := cfg.get("phone_number"):
-        form["PhoneNumber"] = render_template(str(phone), data)
+        form["PhoneNumber"] = text.render(phone)
         form["Message"] = truncate(message, SMS_CHARACTERS)
     else:
         if topic := cfg.get("topic_arn"):
-            form["TopicArn"] = render_template(str(topic), data)
+            form["TopicArn"] = text.render(topic)
             if form["TopicArn"].endswith(".fifo"):  # a FIFO topic needs a group and a deduplication id
                 form["MessageGroupId"] = group_hash(n)
                 form["MessageDeduplicationId"] = notification_id
         else:
-            form["TargetArn"] = render_template(str(cfg.get("target_arn")), data)
+            form["TargetArn"] = text.render(cfg.get("target_arn"))
         form["Message"] = truncate_bytes(message, MESSAGE_BYTES)
-        form["Subject"] = truncate(" ".join(text(cfg, DEFAULTS, "subject", n).split()), SUBJECT_LIMIT)
+        form["Subject"] = truncate(" ".join(text("subject").split()), SUBJECT_LIMIT)
     for i, (k, v) in enumerate(sorted(cfg.get("attributes", {}).items()), 1):
         form[f"MessageAttributes.entry.{i}.Name"] = str(k)
         form[f"MessageAttributes.entry.{i}.Value.DataType"] = "String"
-        form[f"MessageAttributes.entry.{i}.Value.StringValue"] = render_template(str(v), data)
+        form[f"MessageAttributes.entry.{i}.Value.StringValue"] = text.render(v)
     return form
 
 
@@ -104,14 +101,16 @@ def signed_headers(url: str, body: bytes, creds: Credentials, region: str) -> di
 
 class SNSChannel:
     def __init__(self, integration: str, cfg: SNSConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
-        self.integration, self.cfg, self.session = integration, cfg, session
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.session, self.templates = integration, cfg, session, templates
         self.http = cfg.http() or global_cfg.http_config
         self.region = region_of(cfg)
         self.url = cfg.get("api_url") or f"https://sns.{self.region}.amazonaws.com/"
 
     async def send(self, n: Notification) -> str:
-        body = urlencode(publish_form(self.cfg, n, n.notification_id)).encode()
+        with template_errors():
+            form = publish_form(self.cfg, n, n.notification_id, self.templates)
+        body = urlencode(form).encode()
         headers = signed_headers(self.url, body, credentials(self.cfg), self.region)
         try:
             _, answer = await http_request(self.session, "POST", self.url, body, headers, http=self.http)

@@ -4,7 +4,6 @@ Telegram's 4096 characters. The bot token is in the URL path: masked wherever th
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import aiohttp
@@ -13,19 +12,19 @@ import orjson
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import TelegramConfig
-from sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret
-from sinks.channels.texts import Defaults, alert_list, text, truncate
+from core.notify.templates import NotifyTemplates
+from sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret, template_errors
+from sinks.channels.texts import KindTexts, truncate
 
 API_URL = "https://api.telegram.org"
 MESSAGE_LIMIT = 4096
-DEFAULTS: Defaults = {"message": ("telegram.default.message", alert_list)}
 
 
-def telegram_message(cfg: TelegramConfig, n: Notification) -> dict[str, Any]:
+def telegram_message(cfg: TelegramConfig, n: Notification, templates: NotifyTemplates | None = None) -> dict[str, Any]:
+    """In the HTML parse mode the message template is rendered as html/template renders it (values
+    escaped: a label value like `a<b` would break the HTML), as Alertmanager's TmplHTML does."""
     parse_mode = cfg.get("parse_mode", "HTML")
-    message = text(cfg, DEFAULTS, "message", n)
-    if cfg.get("message") is None and parse_mode == "HTML":
-        message = html.escape(message, quote=False)  # a label value like `a<b` would break the HTML
+    message = KindTexts("telegram", cfg, n, templates)("message", html=parse_mode == "HTML")
     msg: dict[str, Any] = {"chat_id": cfg.get("chat_id"), "text": truncate(message, MESSAGE_LIMIT),
                            "disable_notification": bool(cfg.get("disable_notifications", False)),
                            "disable_web_page_preview": True}  # as Alertmanager: no preview of the source link
@@ -38,16 +37,18 @@ def telegram_message(cfg: TelegramConfig, n: Notification) -> dict[str, Any]:
 
 class TelegramChannel:
     def __init__(self, integration: str, cfg: TelegramConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
-        self.integration, self.cfg, self.session = integration, cfg, session
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.session, self.templates = integration, cfg, session, templates
         self.http = cfg.http() or global_cfg.http_config
         self.api_url = str(cfg.get("api_url") or global_cfg.telegram_api_url or API_URL).rstrip("/")
 
     async def send(self, n: Notification) -> str:
         token = read_secret(self.cfg.get("bot_token", ""), self.cfg.get("bot_token_file", ""), "Telegram bot_token")
         url = f"{self.api_url}/bot{token}/sendMessage"
+        with template_errors():
+            msg = telegram_message(self.cfg, n, self.templates)
         try:
-            _, answer = await http_request(self.session, "POST", url, orjson.dumps(telegram_message(self.cfg, n)),
+            _, answer = await http_request(self.session, "POST", url, orjson.dumps(msg),
                                            {**auth_headers(self.http), "Content-Type": "application/json"},
                                            secret_url=True, http=self.http)
         except DeliveryError as exc:

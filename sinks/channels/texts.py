@@ -1,72 +1,40 @@
-"""The texts the Alertmanager-style integrations send when their config leaves a text out, and the caps the
-services put on them.
+"""The texts the Alertmanager-style integrations send, and the caps the services put on them.
 
-Each kind's module keeps its defaults in one `DEFAULTS` table, `key -> (Alertmanager's default template
-name, the renderer used meanwhile)`: the template names are what Alertmanager's default.tmpl calls them,
-so when Go template files are supported each default can become `{{ template "<name>" . }}` in one place.
+Every text key of a kind is a notification template (core/notify/templates.py), rendered with the
+config's `templates:` files on Alertmanager's full template data; a key the config leaves out defaults to
+Alertmanager's default template name for it (`{{ template "opsgenie.default.message" . }}`...), one table
+for every kind: core/notify/default_templates.py's `DEFAULT_FIELDS`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from typing import Any
 
+from core.notify.default_templates import DEFAULT_FIELDS
 from core.notify.notification import Notification
 from core.notify.receiver_kinds import KindConfig
-from core.notify.text_template import render_template
-
-Renderer = Callable[[Notification], str]
-Defaults = Mapping[str, tuple[str, Renderer]]
+from core.notify.templates import NotifyTemplates, default_templates, notification_data
 
 
-def subject(n: Notification) -> str:
-    """Alertmanager's `__subject`: `[FIRING:2] <group label values> (<the other common label values>)`,
-    values in label-name order; `[RESOLVED] ...` when nothing fires."""
-    head = f"[FIRING:{len(n.firing())}]" if n.status == "firing" else "[RESOLVED]"
-    group = " ".join(v for _, v in sorted(n.group_labels.items()))
-    common = n.common_labels
-    rest = " ".join(v for k, v in sorted(common.items()) if k not in n.group_labels)
-    return f"{head} {group}" + (f" ({rest})" if len(common) > len(n.group_labels) else "")
+class KindTexts:
+    """One notification's texts for one integration: `texts("message")` is the config's template for the
+    key, or the kind's default, rendered on the notification's data (built once per send)."""
 
+    def __init__(self, kind: str, cfg: KindConfig, n: Notification, templates: NotifyTemplates | None) -> None:
+        self.cfg, self.defaults = cfg, DEFAULT_FIELDS[kind]
+        self.templates = templates or default_templates()
+        self.data = notification_data(n)
 
-def _alert_block(lines: list[str], n: Notification, state: str) -> None:
-    for a in (n.firing() if state == "firing" else n.resolved()):
-        lines.append("Labels:")
-        lines += [f" - {k} = {v}" for k, v in sorted(a.labels.items())]
-        lines.append("Annotations:")
-        lines += [f" - {k} = {v}" for k, v in sorted(a.annotations.items())]
-        lines.append(f"Source: {a.generator_url}")
-        lines.append("")
+    def __call__(self, key: str, *, html: bool = False) -> str:
+        """`html`: escape as html/template does (Alertmanager's TmplHTML: Telegram's HTML parse mode,
+        Pushover's `html`)."""
+        value = self.cfg.get(key)
+        return self.render(self.defaults.get(key, "") if value is None else str(value), html=html)
 
-
-def alert_list(n: Notification) -> str:
-    """Alertmanager's `__text_alert_list` under "Alerts Firing:" and "Alerts Resolved:" headings: each
-    alert's labels, annotations and source, the body most of its default templates use."""
-    lines: list[str] = []
-    for state, heading in (("firing", "Alerts Firing:"), ("resolved", "Alerts Resolved:")):
-        if any(a.state == state for a in n.alerts):
-            lines.append(heading)
-            _alert_block(lines, n, state)
-    return "\n".join(lines).strip()
-
-
-def annotated_alert_list(n: Notification) -> str:
-    """The common annotations' values, then the alert list: the body of Alertmanager's Opsgenie,
-    VictorOps, Pushover, SNS, Webex and WeChat default templates."""
-    head = " ".join(v for _, v in sorted(n.common_annotations.items()))
-    return f"{head}\n{alert_list(n)}" if head else alert_list(n)
-
-
-def external_url(n: Notification) -> str:
-    return n.external_url
-
-
-def text(cfg: KindConfig, defaults: Defaults, key: str, n: Notification) -> str:
-    """The config's template for `key` rendered, or the kind's default text when the key is unset."""
-    value = cfg.get(key)
-    if value is None:
-        return defaults[key][1](n) if key in defaults else ""
-    return render_template(str(value), n.template_data())
+    def render(self, text: Any, *, html: bool = False) -> str:
+        """Any other templated value of the config (a detail, a responder's name, a routing key...)."""
+        return self.templates.render(str(text), self.data, html_body=html)
 
 
 def truncate(value: str, limit: int) -> str:

@@ -11,28 +11,30 @@ import orjson
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import WebexConfig
-from sinks.channels.base import auth_headers, post_json
-from sinks.channels.texts import Defaults, annotated_alert_list, text, truncate_bytes
+from core.notify.templates import NotifyTemplates
+from sinks.channels.base import auth_headers, post_json, template_errors
+from sinks.channels.texts import KindTexts, truncate_bytes
 
 API_URL = "https://webexapis.com/v1/messages"
 MESSAGE_BYTES = 7439
-DEFAULTS: Defaults = {"message": ("webex.default.message", annotated_alert_list)}
 
 
-def webex_message(cfg: WebexConfig, n: Notification) -> dict[str, Any]:
-    return {"roomId": cfg.get("room_id"), "markdown": truncate_bytes(text(cfg, DEFAULTS, "message", n),
-                                                                     MESSAGE_BYTES)}
+def webex_message(cfg: WebexConfig, n: Notification, templates: NotifyTemplates | None = None) -> dict[str, Any]:
+    message = KindTexts("webex", cfg, n, templates)("message")
+    return {"roomId": cfg.get("room_id"), "markdown": truncate_bytes(message, MESSAGE_BYTES)}
 
 
 class WebexChannel:
     def __init__(self, integration: str, cfg: WebexConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
-        self.integration, self.cfg, self.session = integration, cfg, session
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.session, self.templates = integration, cfg, session, templates
         self.http = cfg.http()
         self.url = str(cfg.get("api_url") or global_cfg.webex_api_url or API_URL)
 
     async def send(self, n: Notification) -> str:
-        answer = await post_json(self.session, self.url, webex_message(self.cfg, n), auth_headers(self.http),
+        with template_errors():
+            msg = webex_message(self.cfg, n, self.templates)
+        answer = await post_json(self.session, self.url, msg, auth_headers(self.http),
                                  http=self.http)
         try:
             return f"message {orjson.loads(answer).get('id', '')}"

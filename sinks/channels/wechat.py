@@ -16,28 +16,22 @@ import orjson
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig
 from core.notify.receiver_kinds import WechatConfig
-from sinks.channels.base import DeliveryError, http_request
-from sinks.channels.texts import Defaults, annotated_alert_list, text, truncate_bytes
-from watchkeeper.log_filters import KNOWN_SECRETS
+from core.notify.templates import NotifyTemplates
+from plumbing.log_filters import KNOWN_SECRETS
+from sinks.channels.base import DeliveryError, http_request, template_errors
+from sinks.channels.texts import KindTexts, truncate_bytes
 
 API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 MESSAGE_BYTES = 2048  # WeChat's cap on a text message's content
 TOKEN_EXPIRED = 42001
-DEFAULTS: Defaults = {
-    "message": ("wechat.default.message", annotated_alert_list),
-    "to_user": ("wechat.default.to_user", lambda n: ""),
-    "to_party": ("wechat.default.to_party", lambda n: ""),
-    "to_tag": ("wechat.default.to_tag", lambda n: ""),
-    "agent_id": ("wechat.default.agent_id", lambda n: ""),
-}
 
 
-def wechat_message(cfg: WechatConfig, n: Notification) -> dict[str, Any]:
+def wechat_message(cfg: WechatConfig, n: Notification, templates: NotifyTemplates | None = None) -> dict[str, Any]:
+    text = KindTexts("wechat", cfg, n, templates)
     kind = cfg.get("message_type", "text")
     msg: dict[str, Any] = {
-        "touser": text(cfg, DEFAULTS, "to_user", n), "toparty": text(cfg, DEFAULTS, "to_party", n),
-        "totag": text(cfg, DEFAULTS, "to_tag", n), "agentid": text(cfg, DEFAULTS, "agent_id", n),
-        "msgtype": kind, kind: {"content": truncate_bytes(text(cfg, DEFAULTS, "message", n), MESSAGE_BYTES)},
+        "touser": text("to_user"), "toparty": text("to_party"), "totag": text("to_tag"),
+        "agentid": text("agent_id"), "msgtype": kind, kind: {"content": truncate_bytes(text("message"), MESSAGE_BYTES)},
         "safe": "0",
     }
     return msg
@@ -55,8 +49,10 @@ def _answer(body: str, what: str) -> dict[str, Any]:
 
 class WechatChannel:
     def __init__(self, integration: str, cfg: WechatConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession, clock: Callable[[], float] = time.monotonic) -> None:
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.integration, self.cfg, self.session, self.clock = integration, cfg, session, clock
+        self.templates = templates
         self.http = cfg.http() or global_cfg.http_config
         url = str(cfg.get("api_url") or global_cfg.wechat_api_url or API_URL)
         self.api_url = url if url.endswith("/") else url + "/"
@@ -79,9 +75,11 @@ class WechatChannel:
         return self.token
 
     async def send(self, n: Notification) -> str:
+        with template_errors():
+            msg = wechat_message(self.cfg, n, self.templates)
         token = await self._token()
         url = f"{self.api_url}message/send?access_token={quote(token)}"
-        _, body = await http_request(self.session, "POST", url, orjson.dumps(wechat_message(self.cfg, n)),
+        _, body = await http_request(self.session, "POST", url, orjson.dumps(msg),
                                      {"Content-Type": "application/json"}, http=self.http)
         got = _answer(body, "message/send")
         code = got.get("errcode", 0)

@@ -11,6 +11,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+from plumbing.config import Config
 from schemas import AlertEvent, decode
 from tests.integration.kafka_io import consume_until
 from tests.integration.test_anomaly_agent import (
@@ -23,7 +24,6 @@ from tests.integration.test_anomaly_agent import (
     start_worker,
     stop_worker,
 )
-from watchkeeper.config import Config
 
 
 def test_killed_twice_mid_stream_every_transition_exactly_once(wk_config: Config, tmp_path: Path) -> None:

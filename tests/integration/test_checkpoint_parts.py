@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaProducer
 
 from agents.partition_wiring import FaustPartitionIO
 from core.checkpoint_frame import frame
+from plumbing.config import Config
+from plumbing.topics import ensure_topics
 from runtime.checkpoint_log import cut
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics
 
 
 @dataclass

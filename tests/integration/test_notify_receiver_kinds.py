@@ -24,6 +24,9 @@ from aiohttp import web
 
 from core.notify.config import load_notify_config
 from core.notify.notification import Notification
+from plumbing.broker import free_port
+from plumbing.config import Config
+from plumbing.log_filters import redact
 from schemas.alerts import AlertEvent
 from sinks.channels import Channel, DeliveryError, build_channels
 from sinks.notify_sink import register_notify_secrets
@@ -48,13 +51,12 @@ from tests.integration.service_peers import (
     sigv4_problem,
 )
 from tests.integration.test_notify_sink import send, start_sink, wait_for
-from watchkeeper.broker import free_port
-from watchkeeper.config import Config
-from watchkeeper.log_filters import redact
 
 NOW = 1_765_000_000.0
 # Alertmanager's subject: group label values, then the other common labels' values in name order.
 SUBJECT = "[FIRING:1] DiskFull (db-1 db critical)"
+# Alertmanager's `__alertmanagerURL`: the alerts page of the receiver (Opsgenie's source, Pushover's url).
+ALERTS_URL = "http://watchkeeper.example:8080/#/alerts?receiver=team"
 
 # One receiver per kind, as a user writes it; `{url}` is the stand-in's address.
 RECEIVERS = {
@@ -188,12 +190,12 @@ def test_opsgenie_creates_then_closes_by_alias(peer: ServicePeer) -> None:
                                {"type": "team", "name": "net"}, {"username": "ann@example.com", "type": "user"}]
     assert b["description"].startswith("Disk 95% full on db\nAlerts Firing:")
     assert " - instance = db-1" in b["description"]
-    assert b["source"] == "http://watchkeeper.example:8080" and len(b["alias"]) == 64
+    assert b["source"] == ALERTS_URL and len(b["alias"]) == 64
     assert (message.method, message.path) == ("PUT", f"/opsgenie/v2/alerts/{b['alias']}/message")
     assert description.json() == {"description": b["description"]}
     assert (close.method, close.path, close.query) == ("POST", f"/opsgenie/v2/alerts/{b['alias']}/close",
                                                        {"identifierType": "alias"})
-    assert close.json() == {"source": "http://watchkeeper.example:8080"} and got[0].startswith("opsgenie request r")
+    assert close.json() == {"source": ALERTS_URL} and got[0].startswith("opsgenie request r")
 
 
 def test_opsgenie_message_is_capped_at_130_characters(peer: ServicePeer) -> None:
@@ -212,7 +214,7 @@ def test_victorops_critical_then_recovery_on_one_entity(peer: ServicePeer) -> No
     assert t["message_type"] == "CRITICAL" and r["message_type"] == "RECOVERY" and t["entity_id"] == r["entity_id"]
     assert t["entity_display_name"] == SUBJECT and t["team"] == "storage"
     assert t["state_message"].startswith("Disk 95% full on db\nAlerts Firing:")
-    assert t["monitoring_tool"] == "Watchkeeper"
+    assert t["monitoring_tool"] == "Alertmanager"  # victorops.default.monitoring_tool, as Alertmanager's
 
 
 def test_victorops_unknown_message_type_still_pages(peer: ServicePeer) -> None:
@@ -228,7 +230,7 @@ def test_pushover_emergency_while_firing_normal_when_resolved(peer: ServicePeer)
     f, r = firing.form(), resolved.form()
     assert (f["token"], f["user"]) == (PUSHOVER_TOKEN, PUSHOVER_USER)
     assert f["priority"] == "2" and (f["retry"], f["expire"]) == ("120", "7200") and f["sound"] == "siren"
-    assert f["title"] == SUBJECT and f["url"] == "http://watchkeeper.example:8080"
+    assert f["title"] == SUBJECT and f["url"] == ALERTS_URL
     assert r["priority"] == "0" and "retry" not in r and r["title"] == "[RESOLVED] DiskFull (db-1 db critical)"
 
 
@@ -246,7 +248,7 @@ def test_sns_publish_is_sigv4_signed_with_topic_subject_and_attributes(peer: Ser
     assert "/eu-west-1/sns/aws4_request" in firing.headers["Authorization"]
     f = firing.form()
     assert f["Action"] == "Publish" and f["TopicArn"] == "arn:aws:sns:eu-west-1:123456789012:alerts"
-    assert f["Subject"] == SUBJECT and f["Message"].startswith("Disk 95% full on db\nAlerts Firing:")
+    assert f["Subject"] == SUBJECT and f["Message"].startswith("Disk 95% full on db\n\nAlerts Firing:")
     assert (f["MessageAttributes.entry.1.Name"], f["MessageAttributes.entry.1.Value.StringValue"]) == \
         ("severity", "critical")
     assert resolved.form()["Subject"] == "[RESOLVED] DiskFull (db-1 db critical)" and got[0].startswith("MessageId ")
@@ -288,7 +290,7 @@ def test_msteamsv2_adaptive_card(peer: ServicePeer) -> None:
     assert att["contentType"] == "application/vnd.microsoft.card.adaptive" and card["version"] == "1.2"
     title, body = card["body"]
     assert title["text"] == "DiskFull on db" and title["color"] == "Attention" and body["text"].startswith(
-        "Alerts Firing:")
+        "\n\n# Alerts Firing:\n\nLabels:\n  - alertname = DiskFull\n")  # msteamsv2.default.text's Markdown
     assert resolved.json()["attachments"][0]["content"]["body"][0]["color"] == "Good"
 
 
@@ -320,7 +322,7 @@ def test_telegram_send_message_html_escaped_and_capped(peer: ServicePeer) -> Non
     b = first.json()
     assert b["chat_id"] == -1001234567890 and b["parse_mode"] == "HTML" and b["message_thread_id"] == 7
     assert "load &lt;5 &amp; rising" in b["text"] and b["disable_notification"] is False
-    assert len(long.json()["text"]) == 4096 and resolved.json()["text"].startswith("Alerts Resolved:")
+    assert len(long.json()["text"]) == 4096 and resolved.json()["text"].startswith("\n\n\nAlerts Resolved:")
     assert got[0] == "message 42"
 
 
@@ -344,7 +346,7 @@ def test_webex_markdown_to_room_with_bearer_token(peer: ServicePeer) -> None:
     firing, resolved = peer.at("/webex/")
     assert firing.headers["Authorization"] == f"Bearer {WEBEX_TOKEN}" and firing.method == "POST"
     b = firing.json()
-    assert b["roomId"].startswith("Y2lzY29") and b["markdown"].startswith("Disk 95% full on db\nAlerts Firing:")
+    assert b["roomId"].startswith("Y2lzY29") and b["markdown"].startswith("Disk 95% full on db\n\nAlerts Firing:")
     assert "Alerts Resolved:" in resolved.json()["markdown"]
 
 
@@ -363,7 +365,8 @@ def test_wechat_token_once_then_messages_and_a_new_token_when_expired(peer: Serv
     assert first.query == {"access_token": "wx-token-1-abcdef"}
     b = first.json()
     assert (b["msgtype"], b["agentid"], b["toparty"], b["safe"]) == ("text", "1000002", "2", "0")
-    assert b["text"]["content"].startswith("Disk 95% full on db\nAlerts Firing:")
+    assert b["text"]["content"].startswith(f"{SUBJECT}\nDisk 95% full on db\nAlerts Firing:")
+    assert b["text"]["content"].endswith(f"\nAlertmanagerUrl:\n{ALERTS_URL}")
     assert "Alerts Resolved:" in second.json()["text"]["content"]
     peer.wechat_expire_next = True
     expired, retried = deliver("wechat", peer.url, note(event()), note(event()))
@@ -450,15 +453,12 @@ def test_through_the_sink_every_attempt_is_recorded_without_secrets(wk_config: C
         assert secret not in text, secret
 
 
-def _words(text: str) -> str:
-    return " ".join(text.split())
-
-
 def test_the_real_alertmanager_is_accepted_by_the_stand_ins_and_sends_what_we_send(tmp_path: Path,
                                                                                    peer: ServicePeer) -> None:
     """Alertmanager 0.25 (Debian) notifies the same stand-ins: every request it makes is accepted (so their
     checks are the services' rules, not ours; its SNS signature, from the AWS SDK for Go, passes the
-    verifier), and for the same alert our requests carry the same alias/entity id, subject and body."""
+    verifier), and for the same alert our requests carry the same alias/entity id, subject and body, character
+    for character (the default template names rendered as Alertmanager renders them)."""
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if binary is None:
         pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
@@ -474,7 +474,8 @@ def test_the_real_alertmanager_is_accepted_by_the_stand_ins_and_sends_what_we_se
     port = free_port()
     out = open(tmp_path / "am.log", "wb")  # noqa: SIM115 (the child owns it)
     proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+                             "--web.external-url=http://watchkeeper.example:8080"],  # the notes' external URL
                             stdout=out, stderr=subprocess.STDOUT)
     labels = {"alertname": "DiskFull", "severity": "critical", "service": "db"}
     summary = "Disk <full> & more"
@@ -513,24 +514,26 @@ def test_the_real_alertmanager_is_accepted_by_the_stand_ins_and_sends_what_we_se
     ours = {p: peer.at(p)[0] for p in theirs}
     og_t, og_o = theirs["/opsgenie/v2/alerts"].json(), ours["/opsgenie/v2/alerts"].json()
     assert og_o["alias"] == og_t["alias"] and og_o["message"] == og_t["message"] == "[FIRING:1] DiskFull (db critical)"
-    assert _words(og_o["description"]) == _words(og_t["description"])
+    assert og_o["description"] == og_t["description"] and og_o["source"] == og_t["source"] == ALERTS_URL
     assert og_o["details"] == og_t["details"] and og_o["responders"] == og_t["responders"]
     assert (og_o["note"], og_o["priority"]) == (og_t["note"], og_t["priority"])
     assert og_o["tags"] == [t.strip() for t in og_t["tags"]]  # 0.25 keeps the blank after a comma; we trim
     vo_t, vo_o = theirs["/victorops/"].json(), ours["/victorops/"].json()
     assert theirs["/victorops/"].path == ours["/victorops/"].path
-    for key in ("entity_id", "message_type", "entity_display_name"):
+    for key in ("entity_id", "message_type", "entity_display_name", "monitoring_tool"):
         assert vo_o[key] == vo_t[key], key
-    assert _words(vo_o["state_message"]) == _words(vo_t["state_message"])
+    assert vo_o["state_message"] == vo_t["state_message"]
     sns_t, sns_o = theirs["/sns/"].form(), ours["/sns/"].form()
     assert sns_o["Subject"] == sns_t["Subject"] and sns_o["TopicArn"] == sns_t["TopicArn"]
-    assert _words(sns_o["Message"]) == _words(sns_t["Message"])
-    assert ours["/discord/"].json()["embeds"][0]["title"] == theirs["/discord/"].json()["embeds"][0]["title"]
+    assert sns_o["Message"] == sns_t["Message"]
+    dc_t, dc_o = theirs["/discord/"].json()["embeds"][0], ours["/discord/"].json()["embeds"][0]
+    assert (dc_o["title"], dc_o["description"]) == (dc_t["title"], dc_t["description"])
     tg_t, tg_o = theirs["/telegram/"].json(), ours["/telegram/"].json()
-    assert _words(tg_o["text"]) == _words(tg_t["text"]) and tg_o["parse_mode"] == tg_t["parse_mode"] == "HTML"
-    assert _words(ours["/webex/"].json()["markdown"]) == _words(theirs["/webex/"].json()["markdown"])
+    assert tg_o["text"] == tg_t["text"] and tg_o["parse_mode"] == tg_t["parse_mode"] == "HTML"
+    assert ours["/webex/"].json()["markdown"] == theirs["/webex/"].json()["markdown"]
     wc_t, wc_o = theirs["/wechat/cgi-bin/message"].json(), ours["/wechat/cgi-bin/message"].json()
     assert (wc_o["toparty"], wc_o["agentid"], wc_o["msgtype"]) == (wc_t["toparty"], wc_t["agentid"], wc_t["msgtype"])
+    assert wc_o["text"]["content"] == wc_t["text"]["content"]
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:

@@ -20,13 +20,11 @@ import pytest
 
 from agents.rules_agent import rule_topics
 from agents.rules_step import Checkpoint
+from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 from schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics, topic_plan
-
-pytest.importorskip("core.rules.engine", reason="the rule engine comes from the rules-core branch")
 
 T0 = float(int(time.time()) // 60 * 60 - 7200)  # recent (ClickHouse TTLs), on a 30 s tick
 STEP = 10.0
@@ -110,7 +108,7 @@ def rules_config(base: Config, tmp_path: Path) -> Config:
     cfg.rules.checkpoint_seconds = 0.5
     shards_topic, state_topic, _ = rule_topics(cfg)
     # Created here too: the test reads the checkpoint topic, and tansu would auto-create it on a read.
-    plan = {**topic_plan(cfg), shards_topic: cfg.rules.shards, state_topic: cfg.rules.shards}
+    plan = {**topic_plan(cfg.kafka.topics), shards_topic: cfg.rules.shards, state_topic: cfg.rules.shards}
     asyncio.run(ensure_topics(cfg.kafka.bootstrap, plan))
     return cfg
 

@@ -30,7 +30,7 @@ HEAD = "route: {receiver: r}\nreceivers:\n  - name: r\n"
     ("    webhook_configs: [{url: 'not a url'}]", "scheme required for URL"),
     ("    slack_configs: [{channel: '#ops'}]", "no global Slack API URL set"),
     ("    email_configs: [{to: a@b.c, from: x@y.z, smarthost: 'h:25', headers: {Subject: '{{ template \"x\" }}'}}]",
-     "template action"),
+     'template "x" not defined'),
 ])
 def test_refused_with_alertmanagers_reason(receiver: str, message: str) -> None:
     with pytest.raises(SourceError) as exc:
@@ -55,17 +55,31 @@ def test_every_kind_is_an_integration_with_alertmanagers_send_resolved_default()
     assert got == {"webhook[0]": True, "msteams[0]": True, "wechat[0]": False, "telegram[0]": False}
 
 
-@pytest.mark.parametrize(("receiver", "field"), [
-    ("    opsgenie_configs: [{api_key: k, message: '{{ .Nope }}'}]", "message"),
-    ("    opsgenie_configs: [{api_key: k, details: {a: '{{ template \"x\" }}'}}]", "details.a"),
-    ("    victorops_configs: [{routing_key: r, api_key: k, state_message: '{{ .X }}'}]", "state_message"),
-    ("    telegram_configs: [{bot_token: t, chat_id: 1, message: '{{ .X }}'}]", "message"),
-    ("    discord_configs: [{webhook_url: 'http://127.0.0.1:9/', title: '{{ .X }}'}]", "title"),
+@pytest.mark.parametrize(("receiver", "field", "message"), [
+    ("    opsgenie_configs: [{api_key: k, message: '{{ .Nope }}'}]", "message", "can't evaluate field Nope"),
+    ("    opsgenie_configs: [{api_key: k, details: {a: '{{ template \"x\" . }}'}}]", "details.a",
+     'template "x" not defined'),
+    ("    opsgenie_configs: [{api_key: k, responders: [{name: '{{ .X }}', type: team}]}]", "responders.0.name",
+     "can't evaluate field X"),
+    ("    victorops_configs: [{routing_key: '{{ if }}', api_key: k}]", "routing_key", "template: "),
+    ("    victorops_configs: [{routing_key: r, api_key: k, state_message: '{{ .X }}'}]", "state_message",
+     "can't evaluate field X"),
+    ("    pushover_configs: [{user_key: u, token: t, url: '{{ template \"nope\" . }}'}]", "url",
+     'template "nope" not defined'),
+    ("    sns_configs: [{topic_arn: '{{ .CommonLabels.topic', subject: s}]", "topic_arn", "template: "),
+    ("    telegram_configs: [{bot_token: t, chat_id: 1, message: '{{ .X }}'}]", "message", "can't evaluate field X"),
+    ("    discord_configs: [{webhook_url: 'http://127.0.0.1:9/', title: '{{ .X }}'}]", "title",
+     "can't evaluate field X"),
+    ("    msteamsv2_configs: [{webhook_url: 'http://127.0.0.1:9/', text: '{{ range .Alerts }}'}]", "text",
+     "template: "),
 ])
-def test_kind_texts_are_checked_at_load(receiver: str, field: str) -> None:
+def test_kind_texts_are_checked_at_load(receiver: str, field: str, message: str) -> None:
+    """Every kind's templates (texts, details, responders, routing keys, ARNs) parsed at load with the
+    templates they call, as every receiver's: the error names the field and its line."""
     with pytest.raises(SourceError) as exc:
         load_notify_config(HEAD + receiver + "\n", "am.yml")
-    assert exc.value.field is not None and exc.value.field.endswith(field) and "template action" in str(exc.value)
+    assert exc.value.field is not None and exc.value.field.endswith(field), exc.value
+    assert exc.value.line == 4 and message in str(exc.value), exc.value
 
 
 @pytest.mark.parametrize(("receiver", "message"), [
