@@ -58,8 +58,9 @@ def test_a_worker_joining_and_one_killed_every_transition_exactly_once(wk_config
     cfg = anomaly_config(wk_config, tmp_path)
     cfg.anomaly.checkpoint_messages = 300
     t = cfg.kafka.topics
-    want = Counter((f"web-{p}", state, at) for p in range(PARTITIONS)
-                   for _, state, at in expected("LatencyShift", {"job": "api", "instance": f"web-{p}"}, first=1))
+    want: Counter[tuple[str, str, float]] = Counter(
+        (f"web-{p}", state, at) for p in range(PARTITIONS)
+        for _, state, at in expected("LatencyShift", {"job": "api", "instance": f"web-{p}"}, first=1))
     assert sum(want.values()) == 3 * PARTITIONS
     a = start_worker(cfg, tmp_path, "a")
     b: subprocess.Popen[bytes] | None = None
@@ -82,7 +83,7 @@ def test_a_worker_joining_and_one_killed_every_transition_exactly_once(wk_config
         if b is not None:
             stop_worker(b)
     events = [decode(r.value, AlertEvent) for r in records]
-    got = Counter((e.labels["instance"], e.state, e.event_time) for e in events)
+    got: Counter[tuple[str, str, float]] = Counter((e.labels["instance"], e.state, e.event_time) for e in events)
     assert got == want, ((tmp_path / "b.log").read_text()[-3000:], got - want, want - got)
     moved = (tmp_path / "b.log").read_text(errors="replace").count(RESUMED)
     assert moved > PARTITIONS, f"B resumed {moved} partitions: none moved to it before A was killed"
