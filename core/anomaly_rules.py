@@ -7,7 +7,7 @@
             selector: 'http_request_duration_seconds{job="api"}'
             input: aggregates        # or samples
             field: p95               # aggregates only
-            detector: event          # the default (core.detectors.DEFAULT_DETECTOR)
+            detector: ensemble       # the default (core.detectors.DEFAULT_DETECTOR)
             params: {}
             threshold: 0.7           # event's absolute scale: z / (z + 3) >= 0.7 means z >= 7
             for: 0s                  # event scores the first point of an event only

@@ -22,6 +22,9 @@ class YamlDocument:
     path: str
     data: Any
     lines: dict[Path, int] = field(default_factory=dict)
+    # The text as written of every scalar that did not load as a string (`2.50`, `true`, `~`): Go's yaml.v2
+    # decodes any scalar into a string field as written, which Alertmanager's label maps rely on.
+    raw: dict[Path, str] = field(default_factory=dict)
 
     def line_of(self, loc: Iterable[str | int]) -> int | None:
         """The line of `loc`, or of its nearest ancestor that has one."""
@@ -83,7 +86,7 @@ def load_yaml(text: str, path: str, loader: type[yaml.SafeLoader] = yaml.SafeLoa
         doc.data = None
         return doc
     doc.lines[()] = node.start_mark.line + 1
-    _index(node, (), doc.lines)
+    _index(node, (), doc.lines, doc.raw)
     doc.data = yaml.load(text, Loader=loader)
     return doc
 
@@ -97,15 +100,17 @@ def load_yaml_file(path: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -
     return load_yaml(text, path, loader)
 
 
-def _index(node: yaml.Node, loc: Path, lines: dict[Path, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
+def _index(node: yaml.Node, loc: Path, lines: dict[Path, int], raw: dict[Path, str]) -> None:
+    if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:str":
+        raw[loc] = node.value
+    elif isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             child = (*loc, key)
             lines[child] = key_node.start_mark.line + 1
-            _index(value_node, child, lines)
+            _index(value_node, child, lines, raw)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             child = (*loc, i)
             lines[child] = item.start_mark.line + 1
-            _index(item, child, lines)
+            _index(item, child, lines, raw)

@@ -32,7 +32,7 @@ DETECTORS: dict[str, Any] = {
 ENSEMBLE_MEMBERS: dict[str, Any] = {FlatlineDetector.name: FlatlineDetector}  # `calibrated`'s; not offered alone
 DETECTOR_CLASSES: dict[str, Any] = DETECTORS | ENSEMBLE_MEMBERS
 # The one default: `watchkeeper detect`, `anomaly:` rules and `make_detector()` all take it from here.
-DEFAULT_DETECTOR = "event"  # the best on real labelled corpora (README, bench/anomaly/evaluate_real.py)
+DEFAULT_DETECTOR = "ensemble"  # the best on real labelled corpora (README, bench/anomaly/evaluate_real.py)
 
 
 class DetectorParamError(CoreError):

@@ -1,4 +1,4 @@
-"""The ensemble: `event`'s two-test z and a calibrated consensus, on one z scale, one detection per event.
+"""The default: `event`'s two-test z and a calibrated consensus, on one z scale, one detection per event.
 
 Members: `event`'s own test (the geometric mean of a local robust z and the window z-score, event.py) and
 the calibrated consensus (calibrated.py) with `robust` as its only member, recalibrated: its p-value

@@ -1,4 +1,4 @@
-"""The default detector: two simple tests that must agree, ONE absolute scale, one detection per event.
+"""Two simple tests that must agree, ONE absolute scale, one detection per event (the default's first member).
 
 Raw statistic: the geometric mean of two z's, z = sqrt(z_local * z_window):
 - z_local = |x - median of the last 32 points| / robust scale, the robust scale = max(1.4826 MAD, half
@@ -32,7 +32,10 @@ corpus; bench/anomaly/evaluate_real.py and the README's tables):
 Streaming and exact: the statistics are refreshed every ``block`` (8) points from the ``window`` points
 before the block, by the same numpy code (row by row) whether the points come in one batch or one per
 call, so both paths give bit-identical z's (the hold-off compares z's, so a last-bit difference would
-change a score). One point per call uses the block's statistics as Python floats.
+change a score). One point per call uses the block's statistics as Python floats, and computes a new
+block's from the 1-D window (`_full_one`: the same numpy reductions and sorts over the same values, then
+the scalar arithmetic numpy does element-wise, so the same bits at a third of the calls; issue 18's
+one-point target, tests/unit/test_anomaly_fast_path_unchanged.py).
 """
 
 
@@ -156,6 +159,25 @@ class EventDetector(Detector):
         self._cache = (int(starts[-1]), stats[-1:], tuple(float(v) for v in stats[-1]))
         return stats, first
 
+    def _one_block_stats(self, start: int) -> tuple[int, np.ndarray, tuple[float, ...]]:
+        """`_block_stats` of the block starting at point ``start`` (``self.n`` or, after a restart from a
+        checkpoint, before it), for `p_one`.
+
+        In the steady state (a full window) the row is computed by `_full_one` on the 1-D window with
+        the same float operations as `_full_rows` on a one-row matrix, at a third of its numpy calls;
+        a young series, or a window whose statistics overflow, takes the row path."""
+        self._flush()
+        W = self.window
+        if start >= W:
+            end = len(self.buf) - (self.n - start)  # the window: the W points before the block
+            row = _full_one(self.buf[end - W : end])
+            if row is not None:
+                self._cache = (start, np.array([row]), row)
+                return self._cache
+        self._block_stats(self.n, np.concatenate((self.buf, [0.0])), 1)  # the point itself is not read
+        assert self._cache is not None
+        return self._cache
+
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         self._flush()
         self._ztail = self._ctail = None
@@ -189,10 +211,7 @@ class EventDetector(Detector):
         start = self.n - self.n % B
         cache = self._cache
         if cache is None or cache[0] != start:
-            self._flush()
-            self._block_stats(self.n, np.concatenate((self.buf, [value])), 1)
-            cache = self._cache
-            assert cache is not None
+            cache = self._one_block_stats(start)
         med, rscale, mean, sd = cache[2]
         z = 0.0
         if med == med:
@@ -236,6 +255,39 @@ def _columns(w: np.ndarray, mean: np.ndarray, sd: np.ndarray, mad: np.ndarray, m
     floor = np.maximum(1e-9 * np.abs(mean), 1e-12)
     robust = np.maximum(np.maximum(np.maximum(1.4826 * mad, 0.5 * mean_abs), resolution), floor)
     return np.stack((local_med, robust, mean, np.maximum(sd, floor)), axis=1)
+
+
+def _full_one(w: np.ndarray) -> tuple[float, float, float, float] | None:
+    """`_full_rows` then `_columns` of one full window (1-D, no NaN) as floats: the same operations
+    (numpy's pairwise sums over the same contiguous values, sorts, then scalar IEEE arithmetic that numpy
+    would do element-wise), so the same bits. None if a statistic is not finite (values near 1e308): the
+    row path handles those (NaN propagation through np.maximum, which Python's max does not copy)."""
+    W = len(w)
+    lo, hi = (W - 1) // 2, W // 2
+    mean = float(w.sum()) / W
+    d = w - mean
+    sd = math.sqrt(float((d * d).sum()) / W)
+    srt = np.sort(w)
+    med = 0.5 * (float(srt[lo]) + float(srt[hi]))
+    dev = np.abs(w - med)
+    mean_abs = float(dev.sum()) / W
+    dev.sort()
+    mad = 0.5 * (float(dev[lo]) + float(dev[hi]))
+    local = np.sort(w[-LOCAL:])
+    local_med = 0.5 * (float(local[(LOCAL - 1) // 2]) + float(local[LOCAL // 2]))
+    step = np.abs(np.diff(w))
+    step = step[step > 0]
+    n_step = len(step)
+    resolution = 0.0
+    if n_step:
+        step.sort()
+        resolution = 0.5 * (float(step[(n_step - 1) // 2]) + float(step[n_step // 2]))
+    if not (math.isfinite(mean) and math.isfinite(sd) and math.isfinite(mad) and math.isfinite(mean_abs)
+            and math.isfinite(resolution) and math.isfinite(local_med)):
+        return None
+    floor = max(1e-9 * abs(mean), 1e-12)
+    robust = max(max(max(1.4826 * mad, 0.5 * mean_abs), resolution), floor)
+    return local_med, robust, mean, max(sd, floor)
 
 
 def _row_median(srt: np.ndarray, count: np.ndarray) -> np.ndarray:

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import SourceError
+from core.notify.am_url import URLError, parse_url
 from core.notify.escalation import Policy, PolicySpec, build_policies
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
-from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
+from core.notify.receiver_configs import Bool, GlobalConfig, ReceiverConfig, am_duration
+from core.notify.receiver_kinds import KindConfig
 from core.notify.remediation import check_report_to
 from core.notify.templates import NotifyTemplates, TemplateError, TemplateFileError, load_templates
 from core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
 from core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
 
 DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.0, 4 * 3600.0
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # Prometheus' model.LabelNameRE, as Alertmanager 0.25 checks
 
 
 class _Strict(BaseModel):
@@ -39,14 +43,14 @@ class RouteSpec(_Strict):
     group_wait: float | None = None
     group_interval: float | None = None
     repeat_interval: float | None = None
-    continue_: bool = Field(default=False, alias="continue")
+    continue_: Bool = Field(default=False, alias="continue")
     routes: list[RouteSpec] = Field(default_factory=list)
     mute_time_intervals: list[str] = Field(default_factory=list)
     active_time_intervals: list[str] = Field(default_factory=list)
     # Watchkeeper extension (core/notify/escalation.py): the escalation policy of this route's groups.
     escalation: str | None = None
 
-    _d = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(duration)
+    _d = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(am_duration)
 
 
 class InhibitSpec(_Strict):
@@ -155,6 +159,7 @@ def load_notify_config(text: str, path: str = "<alertmanager.yml>") -> NotifyCon
 def _build(doc: YamlDocument) -> NotifyConfig:
     if not isinstance(doc.data, dict):
         raise doc.error((), "expected an Alertmanager configuration (a mapping with route and receivers)")
+    _label_values_as_written(doc)
     spec: ConfigSpec = doc.validate(ConfigSpec)
     files = _template_files(doc, spec.templates)
     templates = _load_templates(doc, files)
@@ -166,7 +171,15 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         _check_receiver_templates(doc, i, templates)
         for kind, c in r.integrations():
             base, idx = kind.split("[")
-            _check_global_defaults(doc, spec, base, c, ("receivers", i, f"{base}_configs", int(idx[:-1])))
+            loc = ("receivers", i, f"{base}_configs", int(idx[:-1]))
+            if isinstance(c, KindConfig):
+                for key in c.URLS:
+                    if c.get(key) is not None:
+                        try:
+                            parse_url(c.get(key))
+                        except URLError as exc:
+                            raise doc.error((*loc, key), str(exc)) from None
+            _check_global_defaults(doc, spec, base, c, loc)
     if spec.route.receiver is None:
         raise doc.error(("route",), "the root route needs a receiver")
     if spec.route.matchers or spec.route.match or spec.route.match_re:
@@ -179,6 +192,10 @@ def _build(doc: YamlDocument) -> NotifyConfig:
     root = _route(doc, spec.route, None, ("route",), names, intervals)
     _check_escalations(doc, spec.route, ("route",), policies)
     check_report_to(doc, spec.receivers)
+    for i, rule in enumerate(spec.inhibit_rules):
+        for j, name in enumerate(rule.equal):
+            if not LABEL_NAME.fullmatch(name):
+                raise doc.error(("inhibit_rules", i, "equal", j), f'"{name}" is not a valid label name')
     rules = [
         InhibitRule(
             source=_matchers(doc, r.source_matchers, r.source_match, r.source_match_re,
@@ -191,6 +208,52 @@ def _build(doc: YamlDocument) -> NotifyConfig:
     ]
     return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules, intervals,
                         [f for f, _ in files], policies, templates)
+
+
+def _label_values_as_written(doc: YamlDocument) -> None:
+    """Go's yaml.v2 decodes any scalar into a string as written, so Alertmanager reads `match: {code: 2}` as
+    code="2" (and `2.50` as "2.50", `true` as "true"); a null value is "" in `match`, and in `match_re` is
+    amtool's `invalid regexp value`. Rewrites those values of the route tree and inhibit rules in place."""
+
+    def fix(loc: tuple[str | int, ...], regex: bool) -> None:
+        labels = _at(doc.data, loc)
+        if not isinstance(labels, dict):
+            return
+        for name, value in labels.items():
+            if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
+                raise doc.error((*loc, name), f'invalid label name "{name}"')
+            if value is None and regex:
+                raise doc.error((*loc, name), f'invalid regexp value for "{name}"')
+            if value is None:
+                labels[name] = ""
+            elif not isinstance(value, str | list | dict):  # a number, boolean or date: its text
+                labels[name] = doc.raw.get((*loc, name), str(value))
+
+    def route(loc: tuple[str | int, ...]) -> None:
+        node = _at(doc.data, loc)
+        if not isinstance(node, dict):
+            return
+        fix((*loc, "match"), False)
+        fix((*loc, "match_re"), True)
+        for i in range(len(node["routes"]) if isinstance(node.get("routes"), list) else 0):
+            route((*loc, "routes", i))
+
+    route(("route",))
+    rules = doc.data.get("inhibit_rules")
+    for i in range(len(rules) if isinstance(rules, list) else 0):
+        for key in ("source_match", "target_match", "source_match_re", "target_match_re"):
+            fix(("inhibit_rules", i, key), key.endswith("_re"))
+
+
+def _at(data: Any, loc: tuple[str | int, ...]) -> Any:
+    for part in loc:
+        if isinstance(part, int) and isinstance(data, list) and part < len(data):
+            data = data[part]
+        elif isinstance(part, str) and isinstance(data, dict):
+            data = data.get(part)
+        else:
+            return None
+    return data
 
 
 def _check_global_defaults(doc: YamlDocument, spec: ConfigSpec, kind: str, c: Any,
@@ -356,7 +419,12 @@ def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[
             raise doc.error((*loc, "group_by"), "'...' must be the only entry of group_by")
         group_by = None
     else:
+        for j, name in enumerate(spec.group_by):
+            if not LABEL_NAME.fullmatch(name):
+                raise doc.error((*loc, "group_by", j), f'invalid label name "{name}" in group_by list')
         group_by = frozenset(spec.group_by)
+    if parent is None and spec.continue_:
+        raise doc.error((*loc, "continue"), "cannot have continue in root route")
     matchers = _matchers(doc, spec.matchers, spec.match, spec.match_re, (*loc, "matchers"))
     route = Route(
         receiver=receiver,
@@ -376,6 +444,8 @@ def _route(doc: YamlDocument, spec: RouteSpec, parent: Route | None, loc: tuple[
     )
     if route.group_interval <= 0:
         raise doc.error((*loc, "group_interval"), "group_interval must be greater than 0")
+    if spec.repeat_interval == 0:
+        raise doc.error((*loc, "repeat_interval"), "repeat_interval cannot be zero")
     route.routes = [_route(doc, child, route, (*loc, "routes", i), receivers, intervals)
                     for i, child in enumerate(spec.routes)]
     return route

@@ -7,11 +7,12 @@ accepted so that configs from the wild load unchanged."""
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit
+import json
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 
+from core.notify.am_url import parse_host_port, parse_url
 from core.notify.receiver_kinds import (
     KINDS,
     DiscordConfig,
@@ -32,7 +33,12 @@ from core.slo.go_format import parse_prom_duration
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # coerce_numbers_to_str: Go's yaml.v2 decodes a number into a string field as its text (`details: {a: 1}`).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
+
+
+# A YAML boolean only: Go refuses `send_resolved: 'true'` (a string), which pydantic's lax mode would take.
+Bool = Annotated[bool, Strict()]
 
 
 def duration(value: Any) -> float:
@@ -42,6 +48,30 @@ def duration(value: Any) -> float:
         return parse_prom_duration(str(value))
     except ValueError as exc:
         raise ValueError(str(exc)) from None
+
+
+def am_duration(value: Any) -> float:
+    """Alertmanager's model.Duration: a Prometheus duration string. A YAML number is its text, as in Go, so
+    `group_wait: 30` is refused as amtool refuses it, and `0` is zero."""
+    text = json.dumps(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if text == "0":
+        return 0.0
+    return duration(str(text))
+
+
+_TLS_KEYS = {"ca", "ca_file", "ca_ref", "cert", "cert_file", "cert_ref", "key", "key_file", "key_ref", "server_name",
+             "insecure_skip_verify", "min_version", "max_version"}
+
+
+def _tls_config(value: Any) -> Any:
+    """prometheus/common's TLSConfig keys: a typo is refused, as amtool refuses it."""
+    if isinstance(value, dict):
+        for key in value:
+            if key not in _TLS_KEYS:
+                raise ValueError(f"field {key} not found in tls_config")
+        if "insecure_skip_verify" in value and not isinstance(value["insecure_skip_verify"], bool):
+            raise ValueError("tls_config.insecure_skip_verify must be true or false")
+    return value
 
 
 class Authorization(_Strict):
@@ -62,24 +92,64 @@ class HttpConfig(_Strict):
     tls_config: dict[str, Any] | None = None
     proxy_url: str = ""
     no_proxy: str = ""
-    proxy_from_environment: bool = False
+    proxy_from_environment: Bool = False
     proxy_connect_header: dict[str, Any] | None = None
-    follow_redirects: bool = True
-    enable_http2: bool = True
+    follow_redirects: Bool = True
+    enable_http2: Bool = True
+
+    _tls = field_validator("tls_config", mode="before")(_tls_config)
+
+    @model_validator(mode="after")
+    def _validate(self) -> HttpConfig:
+        """prometheus/common's HTTPClientConfig.Validate, with its messages."""
+        bearer = self.bearer_token or self.bearer_token_file
+        if self.bearer_token and self.bearer_token_file:
+            raise ValueError("at most one of bearer_token & bearer_token_file must be configured")
+        if (self.basic_auth is not None or self.oauth2 is not None) and bearer:
+            raise ValueError("at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured")
+        b = self.basic_auth or {}
+        if b.get("password") and b.get("password_file"):
+            raise ValueError("at most one of basic_auth password & password_file must be configured")
+        if self.authorization is not None:
+            a = self.authorization
+            if bearer:
+                raise ValueError("authorization is not compatible with bearer_token & bearer_token_file")
+            if a.credentials and a.credentials_file:
+                raise ValueError("at most one of authorization credentials & credentials_file must be configured")
+            if a.type.strip().lower() == "basic":
+                raise ValueError('authorization type cannot be set to "basic", use "basic_auth" instead')
+            if self.basic_auth is not None or self.oauth2 is not None:
+                raise ValueError("at most one of basic_auth, oauth2 & authorization must be configured")
+        if self.oauth2 is not None:
+            o = self.oauth2
+            if self.basic_auth is not None:
+                raise ValueError("at most one of oauth2 & basic_auth must be configured")
+            if not o.get("client_id"):
+                raise ValueError("oauth2 client_id must be configured")
+            if not (o.get("client_secret") or o.get("client_secret_file")):
+                raise ValueError("either oauth2 client_secret or client_secret_file must be configured")
+            if not o.get("token_url"):
+                raise ValueError("oauth2 token_url must be configured")
+            if o.get("client_secret") and o.get("client_secret_file"):
+                raise ValueError("at most one of oauth2 client_secret & client_secret_file must be configured")
+        return self
 
 
 
-def _url(v: str) -> str:
-    """A URL as Go's url.Parse plus Alertmanager's "scheme required" check would take it."""
-    try:
-        parts = urlsplit(v)
-    except ValueError as exc:
-        raise ValueError(f"invalid URL {v!r}: {exc}") from None
-    if not parts.scheme:
-        raise ValueError("scheme required for URL")
-    if any(c in v for c in " \t\n<>"):
-        raise ValueError(f"invalid URL {v!r}")
-    return v
+def _url_or_unset(value: Any, info: ValidationInfo) -> Any:
+    """An Alertmanager URL field: YAML null leaves it unset (the default); anything else, `''` included,
+    must be a URL Alertmanager's parseURL takes."""
+    if value is None:
+        return _URL_DEFAULTS.get(info.field_name or "", "")
+    return parse_url(value)
+
+
+_URL_DEFAULTS = {"pagerduty_url": "https://events.pagerduty.com/v2/enqueue"}
+
+
+def _host_port(value: Any) -> str:
+    """An SMTP smarthost: host:port as Alertmanager's HostPort takes it; null or `''` is unset."""
+    return "" if value is None else parse_host_port(value)
 
 
 class GlobalConfig(_Strict):
@@ -92,7 +162,7 @@ class GlobalConfig(_Strict):
     smtp_auth_password_file: str = ""
     smtp_auth_secret: str = ""
     smtp_auth_identity: str = ""
-    smtp_require_tls: bool = True
+    smtp_require_tls: Bool = True
     smtp_tls_config: dict[str, Any] | None = None
     slack_api_url: str = ""
     slack_api_url_file: str = ""
@@ -110,7 +180,11 @@ class GlobalConfig(_Strict):
     webex_api_url: str = ""
     http_config: HttpConfig | None = None
 
-    _d = field_validator("resolve_timeout", mode="before")(duration)
+    _d = field_validator("resolve_timeout", mode="before")(am_duration)
+    _tls = field_validator("smtp_tls_config", mode="before")(_tls_config)
+    _h = field_validator("smtp_smarthost", mode="before")(_host_port)
+    _u = field_validator("slack_api_url", "pagerduty_url", "opsgenie_api_url", "victorops_api_url",
+                         "wechat_api_url", "telegram_api_url", "webex_api_url", mode="before")(_url_or_unset)
 
     @model_validator(mode="after")
     def _one_of(self) -> GlobalConfig:
@@ -124,15 +198,12 @@ class GlobalConfig(_Strict):
 class WebhookConfig(_Strict):
     url: str = ""
     url_file: str = ""
-    send_resolved: bool = True
+    send_resolved: Bool = True
     max_alerts: int = Field(default=0, ge=0)
     timeout: Any = None
     http_config: HttpConfig | None = None
 
-    @field_validator("url")
-    @classmethod
-    def _u(cls, v: str) -> str:
-        return _url(v) if v else v
+    _u = field_validator("url", mode="before")(_url_or_unset)
 
     @model_validator(mode="after")
     def _one(self) -> WebhookConfig:
@@ -157,7 +228,7 @@ class SlackConfig(_Strict):
     title: str = _t("slack.default.title")
     text: str = _t("slack.default.text")
     color: str = '{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}'
-    send_resolved: bool = False
+    send_resolved: Bool = False
     http_config: HttpConfig | None = None
     api_url_file: str = ""
     title_link: str = _t("slack.default.titlelink")
@@ -169,17 +240,33 @@ class SlackConfig(_Strict):
     icon_url: str = _t("slack.default.iconurl")
     # Alertmanager's other Slack keys: accepted (and their templates checked), not yet sent.
     fields: list[dict[str, Any]] = Field(default_factory=list)
-    short_fields: bool = False
+    short_fields: Bool = False
     image_url: str = ""
     thumb_url: str = ""
-    link_names: bool = False
+    link_names: Bool = False
     mrkdwn_in: list[str] = Field(default_factory=lambda: ["fallback", "pretext", "text"])
     actions: list[dict[str, Any]] = Field(default_factory=list)
     message_text: str = ""
     timeout: Any = None
 
+    _u = field_validator("api_url", mode="before")(_url_or_unset)
+
     @model_validator(mode="after")
     def _one(self) -> SlackConfig:
+        for f in self.fields:  # Alertmanager's SlackField and SlackAction UnmarshalYAML
+            if not f.get("title"):
+                raise ValueError("missing title in Slack field configuration")
+            if not f.get("value"):
+                raise ValueError("missing value in Slack field configuration")
+        for a in self.actions:
+            if not a.get("type"):
+                raise ValueError("missing type in Slack action configuration")
+            if not a.get("text"):
+                raise ValueError("missing text in Slack action configuration")
+            if not (a.get("url") or a.get("name")):
+                raise ValueError("missing name or url in Slack action configuration")
+            if isinstance(a.get("confirm"), dict) and not a["confirm"].get("text"):
+                raise ValueError("missing text in Slack confirmation configuration")
         if self.api_url and self.api_url_file:
             raise ValueError("at most one of api_url & api_url_file must be configured")
         return self
@@ -196,11 +283,21 @@ class EmailConfig(_Strict):
     auth_secret: str = ""
     auth_identity: str = ""
     tls_config: dict[str, Any] | None = None
-    require_tls: bool | None = None
+    require_tls: Bool | None = None
     headers: dict[str, str] = Field(default_factory=dict)  # Subject defaults to email.default.subject
     html: str = _t("email.default.html")
     text: str = ""  # empty: Watchkeeper's plain-text part (Alertmanager sends none)
-    send_resolved: bool = False
+    send_resolved: Bool = False
+
+    _h = field_validator("smarthost", mode="before")(_host_port)
+    _tls = field_validator("tls_config", mode="before")(_tls_config)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: str) -> str:
+        if not v:
+            raise ValueError("missing to address in email config")
+        return v
 
 
 class PagerdutyConfig(_Strict):
@@ -220,8 +317,10 @@ class PagerdutyConfig(_Strict):
     client: str = _t("pagerduty.default.client")
     client_url: str = _t("pagerduty.default.clientURL")
     details: dict[str, str] = Field(default_factory=dict)  # values are templates
-    send_resolved: bool = True
+    send_resolved: Bool = True
     http_config: HttpConfig | None = None
+
+    _u = field_validator("url", mode="before")(_url_or_unset)
 
     @model_validator(mode="after")
     def _keys(self) -> PagerdutyConfig:
@@ -238,7 +337,7 @@ class AlertmanagerPushConfig(_Strict):
     """Watchkeeper extension: push the alerts to an Alertmanager's v2 API (Watchkeeper as its source)."""
 
     url: str
-    send_resolved: bool = True
+    send_resolved: Bool = True
 
 
 class VerifyConfig(_Strict):
@@ -284,7 +383,7 @@ class CommandConfig(_Strict):
     command: list[str] = Field(min_length=1)
     timeout: float = 30.0
     env: dict[str, str] = Field(default_factory=dict)
-    send_resolved: bool = True
+    send_resolved: Bool = True
     # Of stdout and of stderr, each, at most this much is read into memory; the rest is drained and counted.
     max_output_bytes: int = Field(default=64 * 1024, ge=0)
     # Verified remediation (core/notify/remediation.py): check the command's work; at most one run per

@@ -22,6 +22,7 @@ class KindConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     KEYS: ClassVar[tuple[str, ...]] = ()
+    URLS: ClassVar[tuple[str, ...]] = ()  # keys that are Alertmanager URLs (core/notify/am_url.py)
     send_resolved: bool = True  # Alertmanager's default for every kind here but WeChat
 
     @model_validator(mode="before")
@@ -64,6 +65,7 @@ def _one_of(data: dict[str, Any], a: str, b: str) -> None:
 
 
 class OpsGenieConfig(KindConfig):
+    URLS = ("api_url",)
     KEYS = ("api_key", "api_key_file", "api_url", "message", "description", "source", "details", "entity",
             "responders", "actions", "tags", "note", "priority", "update_alerts")
 
@@ -80,6 +82,7 @@ class OpsGenieConfig(KindConfig):
 
 
 class VictorOpsConfig(KindConfig):
+    URLS = ("api_url",)
     KEYS = ("api_key", "api_key_file", "api_url", "routing_key", "message_type", "state_message",
             "entity_display_name", "monitoring_tool", "custom_fields")
     RESERVED: ClassVar[tuple[str, ...]] = ("routing_key", "message_type", "state_message", "entity_display_name",
@@ -140,6 +143,7 @@ class SNSConfig(KindConfig):
 
 
 class MSTeamsConfig(KindConfig):
+    URLS = ("webhook_url",)
     KEYS = ("webhook_url", "webhook_url_file", "title", "summary", "text")
 
     @classmethod
@@ -152,6 +156,7 @@ class MSTeamsConfig(KindConfig):
 class MSTeamsV2Config(KindConfig):
     """Alertmanager 0.28's `msteamsv2_configs`: a Teams Workflows (Power Automate) webhook, Adaptive Card."""
 
+    URLS = ("webhook_url",)
     KEYS = ("webhook_url", "webhook_url_file", "title", "text")
 
     @classmethod
@@ -162,6 +167,7 @@ class MSTeamsV2Config(KindConfig):
 
 
 class DiscordConfig(KindConfig):
+    URLS = ("webhook_url",)
     KEYS = ("webhook_url", "webhook_url_file", "title", "message", "content", "username", "avatar_url")
 
     @classmethod
@@ -172,6 +178,7 @@ class DiscordConfig(KindConfig):
 
 
 class TelegramConfig(KindConfig):
+    URLS = ("api_url",)
     KEYS = ("api_url", "bot_token", "bot_token_file", "chat_id", "message_thread_id", "message",
             "disable_notifications", "parse_mode")
 
@@ -191,6 +198,7 @@ class TelegramConfig(KindConfig):
 
 
 class WebexConfig(KindConfig):
+    URLS = ("api_url",)
     KEYS = ("api_url", "message", "room_id")
 
     @classmethod
@@ -204,6 +212,7 @@ class WebexConfig(KindConfig):
 
 class WechatConfig(KindConfig):
     send_resolved: bool = False
+    URLS = ("api_url",)
     KEYS = ("api_secret", "corp_id", "message", "api_url", "to_user", "to_party", "to_tag", "agent_id",
             "message_type")
 

@@ -5,15 +5,20 @@ refused; `watchkeeper routes test` prints what `amtool config routes test` print
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from core.errors import SourceError
 from core.notify.config import load_notify_config_file
+from core.yaml_source import GoYamlLoader
 from watchkeeper.cli import main
 
 CORPUS = Path(__file__).parents[1] / "fixtures/alertmanager/corpus"
@@ -30,10 +35,142 @@ def amtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([AMTOOL, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.mark.parametrize("name", sorted(FILES))
-def test_loads_exactly_what_amtool_accepts(name: str) -> None:
-    path = FILES[name]
+# Keys Alertmanager added after v0.25 (the amtool Debian ships) that Watchkeeper loads: prometheus/common's
+# `proxy_from_environment` and `no_proxy`, the `*_file` secrets, a webhook's and Slack's `timeout`, Telegram's
+# `message_thread_id`, Discord's `content`/`username`/`avatar_url`, Pushover's `monospace`, Teams.
+NEWER_THAN_AMTOOL = {
+    "proxy_from_environment", "no_proxy", "url_file", "timeout", "bot_token_file", "message_thread_id",
+    "webhook_url_file", "content", "username", "avatar_url", "message_text", "monospace", "user_key_file",
+    "token_file", "msteams_configs", "msteamsv2_configs",
+}
+
+
+def _without(data: Any, keys: set[str]) -> Any:
+    if isinstance(data, dict):
+        return {k: _without(v, keys) for k, v in data.items() if k not in keys}
+    if isinstance(data, list):
+        return [_without(v, keys) for v in data]
+    return data
+
+
+def amtool_accepts(path: Path, tmp_path: Path) -> bool:
+    """amtool's verdict; where it refuses only keys newer than itself, its verdict on the file without them."""
+    for attempt in range(3):
+        got = amtool("check-config", str(path))
+        newer = set(re.findall(r"field (\w+) not found", got.stdout + got.stderr))
+        if got.returncode == 0 or not newer or not newer <= NEWER_THAN_AMTOOL:
+            return got.returncode == 0
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=GoYamlLoader)
+        path = tmp_path / f"without-newer-{attempt}.yml"
+        path.write_text(yaml.safe_dump(_without(data, newer)), encoding="utf-8")
+    return False
+
+
+def test_a_key_newer_than_amtool_is_judged_without_it(tmp_path: Path) -> None:
+    path = tmp_path / "am.yml"
+    path.write_text("global:\n  http_config: {proxy_from_environment: true}\nroute: {receiver: r}\n"
+                    "receivers: [{name: r, webhook_configs: [{url: 'ftp://127.0.0.1/'}]}]\n", encoding="utf-8")
+    assert amtool("check-config", str(path)).returncode == 1
+    assert not amtool_accepts(path, tmp_path)  # without the newer key, amtool still refuses the ftp URL
+    path.write_text(path.read_text(encoding="utf-8").replace("ftp:", "http:"), encoding="utf-8")
+    assert amtool_accepts(path, tmp_path)
+    load_notify_config_file(str(path))
+
+
+URLS = [
+    "not a url", "${SLACK_WEBHOOK_URL}", "", "url", "127.0.0.1:9093", "localhost:9093", "http:127.0.0.1", ":9093",
+    "a b:c", "http://a b/", "http://[::1/", "http://127.0.0.1/\x01", "http://u{s@127.0.0.1/", "http://127.0.0.1/#%g",
+    "http://127.0.0.1 :9/", "HTTPS://h/", "http://[::1]:9/hook?a=%zz", "http://:80/", "http://h:/", "//h/x",
+    "http://h/a b", "http://h%41/", "http://h%c3%a9/", "https://user:p%zz@h/", "http://h:8080x/", "http://h/é",
+    "http://é/", "http://h|x/", "http://[::1]x/", "mailto:a@b", "http://h?x", "http://h#f", "1http://h/",
+    "ftp://127.0.0.1/", "http:///hook",
+]
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_a_url_is_refused_with_amtools_message(url: str, tmp_path: Path) -> None:
+    """A webhook's `url` (a config.URL, like every URL field): amtool's verdict and message."""
+    path = tmp_path / "am.yml"
+    hook = json.dumps(url)
+    path.write_text(f"route: {{receiver: r}}\nreceivers:\n- name: r\n  webhook_configs: [{{url: {hook}}}]\n",
+                    encoding="utf-8")
+    got = amtool("check-config", str(path))
+    want = "" if got.returncode == 0 else got.stdout.split("FAILED: ")[1].splitlines()[0].strip()
+    try:
+        load_notify_config_file(str(path))
+        message = ""
+    except SourceError as exc:
+        assert exc.line == 4
+        message = exc.message.removeprefix("Value error, ")
+    assert message == want
+
+
+SMARTHOSTS = ["localhost", "h:", "[::1]:25", "a:b:25", ":25", "", "[::1]", "h]:25", "[h:25", "[::1]x:25",
+              "[::1]:25:1", "a[b:25", "${SMTP_HOST}", "127.0.0.1:25", "smtp.example.org:587", 25]
+
+
+@pytest.mark.parametrize("smarthost", SMARTHOSTS)
+def test_a_smarthost_is_refused_with_amtools_message(smarthost: str | int, tmp_path: Path) -> None:
+    """`smtp_smarthost` (Alertmanager's HostPort): amtool's verdict and message."""
+    path = tmp_path / "am.yml"
+    path.write_text(f"global:\n  smtp_smarthost: {json.dumps(smarthost)}\nroute: {{receiver: r}}\n"
+                    "receivers: [{name: r}]\n", encoding="utf-8")
+    got = amtool("check-config", str(path))
+    want = "" if got.returncode == 0 else got.stdout.split("FAILED: ")[1].splitlines()[0].strip()
+    try:
+        load_notify_config_file(str(path))
+        message = ""
+    except SourceError as exc:
+        assert (exc.line, exc.field) == (2, "global.smtp_smarthost")
+        message = exc.message.removeprefix("Value error, ")
+    assert message == want
+
+
+_R = "route: {receiver: r%s}\nreceivers:\n- name: r\n%s"
+_HOOK = "  webhook_configs: [{url: 'http://127.0.0.1:9/'%s}]\n"
+_MAIL = "global: {smtp_smarthost: '127.0.0.1:25', smtp_from: a@example.org}\n"
+_SLACK = "global: {slack_api_url: 'http://127.0.0.1:9/'}\n"
+# Small configs written here, one rule each, that amtool accepts or refuses: the loader must agree.
+SMALL = {
+    "group-wait-number": _R % (", group_wait: 30", ""), "group-wait-zero": _R % (", group_wait: 0", ""),
+    "repeat-zero": _R % (", repeat_interval: 0s", ""), "group-interval-zero": _R % (", group_interval: 0s", ""),
+    "resolve-number": "global: {resolve_timeout: 300}\n" + _R % ("", ""),
+    "root-continue": _R % (", continue: true", ""), "group-by-bad": _R % (", group_by: ['a-b']", ""),
+    "group-by-mixed": _R % (", group_by: [a, '...']", ""),
+    "match-bad-name": "route: {receiver: r, routes: [{receiver: r, match: {'a-b': c}}]}\nreceivers:\n- name: r\n",
+    "equal-bad": _R % ("", "") + "inhibit_rules: [{source_matchers: [a=b], target_matchers: [c=d], equal: ['a-b']}]\n",
+    "send-resolved-string": _R % ("", _HOOK % ", send_resolved: 'true'"),
+    "bearer-and-basic": _R % ("", _HOOK % ", http_config: {bearer_token: x, basic_auth: {username: u}}"),
+    "authorization-basic": _R % ("", _HOOK % ", http_config: {authorization: {type: Basic, credentials: x}}"),
+    "oauth2-no-secret": _R % ("", _HOOK % ", http_config: {oauth2: {client_id: c, token_url: 'http://t/'}}"),
+    "oauth2-ok": _R % ("", _HOOK % ", http_config: {oauth2: {client_id: c, client_secret: s, token_url: 'http://t/'}}"),
+    "tls-unknown-key": _R % ("", _HOOK % ", http_config: {tls_config: {bogus: 1}}"),
+    "pagerduty-number-detail": _R % ("", "  pagerduty_configs: [{routing_key: k, details: {a: 1}}]\n"),
+    "slack-field-no-value": _SLACK + _R % ("", "  slack_configs: [{fields: [{title: t}]}]\n"),
+    "slack-action-no-text": _SLACK + _R % ("", "  slack_configs: [{actions: [{type: button}]}]\n"),
+    "slack-action-ok": _SLACK + _R % ("", "  slack_configs: [{actions: [{type: button, text: t, url: 'http://x/'}]}]\n"),
+    "email-empty-to": _MAIL + _R % ("", "  email_configs: [{to: ''}]\n"),
+    "email-tls-unknown-key": _MAIL + _R % ("", "  email_configs: [{to: x@example.org, tls_config: {bogus: 1}}]\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_a_small_config_loads_exactly_when_amtool_accepts_it(name: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{name}.yml"
+    path.write_text(SMALL[name], encoding="utf-8")
     accepted = amtool("check-config", str(path)).returncode == 0
+    try:
+        load_notify_config_file(str(path))
+        loaded, why = True, ""
+    except SourceError as exc:
+        loaded, why = False, str(exc)
+    assert loaded == accepted, f"amtool {'accepts' if accepted else 'rejects'} {name}; watchkeeper: {why or 'loads'}"
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_loads_exactly_what_amtool_accepts(name: str, tmp_path: Path) -> None:
+    path = FILES[name]
+    accepted = amtool_accepts(path, tmp_path)
     try:
         load_notify_config_file(str(path))
         loaded, why = True, ""
@@ -58,6 +195,9 @@ ROUTE_CASES = {
     "am-conf.good.yml": [["job=foo"], ["owner=team-X"], []],
     "wk-helm-style.yml": [["alertname=Watchdog"], ["alertname=KubePodCrashLooping", "namespace=kube-system"]],
     "wk-time-intervals.yml": [["team=db"], ["team=web"], ["team=ops"]],
+    "wk-match-scalars.yml": [["code=500", "ratio=2.50"], ["code=500", "ratio=2.5"], ["canary=true", "shard=0x1F"],
+                             ["canary=True", "shard=0x1F"], ["team="], ["code=500", "ratio=2.50", "canary=true",
+                                                                          "shard=0x1F"]],
 }
 
 

@@ -71,7 +71,7 @@ def test_replay_prints_the_transitions_the_agent_would_publish(tmp_path: Path) -
 
 
 def test_replay_with_the_default_detector_fires_once_on_a_shift_and_holds_it(tmp_path: Path) -> None:
-    """The README's rule: no `detector:` (the default, `event`), threshold 0.7, `for: 0s`, `keep_firing_for: 5m`."""
+    """The README's rule: no `detector:` (the default, `ensemble`), threshold 0.7, `for: 0s`, `keep_firing_for: 5m`."""
     import numpy as np
 
     rule = GOOD.replace("        detector: calibrated\n", "").replace("threshold: 0.99", "threshold: 0.7").replace(

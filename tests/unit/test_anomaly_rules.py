@@ -42,7 +42,7 @@ def test_a_good_file_loads_with_its_settings() -> None:
     assert lat.line == 4 and lat.key == "latency/LatencyAnomaly"
     assert lat.new_detector().params["window"] == 100
     assert (cpu.input, cpu.field, cpu.detector, cpu.hold) == ("samples", "value", DEFAULT_DETECTOR, 0.0)
-    assert DEFAULT_DETECTOR == "event"  # one default for rules and `watchkeeper detect`, the best on real data
+    assert DEFAULT_DETECTOR == "ensemble"  # one default for rules and `watchkeeper detect`, the best on real data
     assert cpu.new_detector().name == DEFAULT_DETECTOR
 
 

@@ -27,7 +27,7 @@ HEAD = "route: {receiver: r}\nreceivers:\n  - name: r\n"
     ("    opsgenie_configs: [{api_key: k, responders: [{name: n, type: squad}]}]", "has invalid type"),
     ("    opsgenie_configs: [{message: m}]", "no global OpsGenie API Key set"),
     ("    pagerduty_configs: [{client: c}]", "missing service or routing key in PagerDuty config"),
-    ("    webhook_configs: [{url: 'not a url'}]", "scheme required for URL"),
+    ("    webhook_configs: [{url: 'not a url'}]", 'unsupported scheme "" for URL'),
     ("    slack_configs: [{channel: '#ops'}]", "no global Slack API URL set"),
     ("    email_configs: [{to: a@b.c, from: x@y.z, smarthost: 'h:25', headers: {Subject: '{{ template \"x\" }}'}}]",
      'template "x" not defined'),
