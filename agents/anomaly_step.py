@@ -1,11 +1,16 @@
-"""Kafka messages through the anomaly rules, without Kafka: decode `wk.aggregates` / `wk.samples`
-values, gather each (rule, series)'s points over a batch of messages, score them a series at a time
-(`core.anomaly_scoring`), and hand back the alert events and the changed states to checkpoint.
+"""Kafka messages through the anomaly rules, without Kafka: the `runtime.partition_state.PartitionStep` of
+one input topic (`wk.aggregates` or `wk.samples`, the rules' `input`). A batch of one partition's
+messages is decoded, each (rule, series)'s points in it gathered and scored a series at a time
+(`core.anomaly_scoring`); the alert events come back as the step's output for alerts partition p.
 
-Input offsets: the step remembers, per input partition, the last offset applied of each input topic; it
-is checkpointed beside the states (`marker`), so a resumed partition is read from exactly there
-(`gap`), never from Faust's committed offset, which a stop in the middle of a batch can leave past
-what the states hold.
+Deterministic, as the runtime's exactly-once rule needs: the events of a batch are ordered by the input
+offset of the point that made them, then rule and series, so however the input is cut into batches
+(live, or a replay after a restart) the same input makes the same events in the same order, with the same
+sequence numbers.
+
+State: per input partition, each (rule, series)'s `SeriesAnomaly`, checkpointed as one
+`runtime.checkpoint.Checkpoint` (keyed states, the one framing). A restored state is decoded only when its
+series is next seen; a snapshot re-encodes only the states changed since the last one.
 
 A message this cannot read is counted and logged, never fatal: an aggregate that does not validate is
 dead-lettered by the ClickHouse sink and a bad samples message by the window agent, so it is not
@@ -25,11 +30,12 @@ import numpy as np
 import orjson
 
 from core.anomaly_rules import AnomalyRule
-from core.anomaly_scoring import AnomalyScorer, StateLoader, state_key
+from core.anomaly_scoring import AnomalyScorer
+from core.checkpoint_frame import CheckpointFrameError
 from core.sample_decode import decode_columns
 from core.series_registry import SeriesRegistry
-from runtime.ownership import Event, Ownership, Phase
-from runtime.partition_state import StepOutput
+from runtime.checkpoint import Checkpoint
+from runtime.partition_state import PartitionProgress, Record, StepOutput
 from schemas.aggregates import WindowAggregate
 from schemas.codec import SchemaError, decode, encode
 
@@ -37,114 +43,100 @@ log = logging.getLogger("watchkeeper.anomaly")
 
 _SERIES_ID = re.compile(r"^[0-9a-f]{16}$")
 _NUMBER = (int, float)
+KINDS = ("aggregates", "samples")
 
 
 @dataclass
 class _Points:
-    """One (rule, series)'s points gathered from a batch of messages, in arrival order."""
+    """One (rule, series)'s points gathered from a batch of messages, in arrival order, with the input
+    offset each came from."""
 
     labels: dict[str, str]
-    partition: int
     ts: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
-
-
-@dataclass
-class Checkpoint:
-    """What to write to the table: every state changed since the last checkpoint, and with them, per
-    partition, the offsets they cover. Together they are a consistent point to resume from."""
-
-    states: dict[int, dict[bytes, bytes]] = field(default_factory=dict)  # input partition -> key -> state
-    markers: dict[int, bytes] = field(default_factory=dict)  # input partition -> offsets applied (marker)
-
-    def __bool__(self) -> bool:
-        return bool(self.states or self.markers)
-
-
-def marker_key(partition: int) -> bytes:
-    """Table key of a partition's offsets marker (state keys start with a group name, never with NUL)."""
-    return b"\x00offsets/%d" % partition
+    offsets: list[int] = field(default_factory=list)
 
 
 class AnomalyStep:
-    """The anomaly rules of one worker process over the messages of the partitions it owns."""
+    """The anomaly rules on one input topic (`kind`: aggregates or samples) over the partitions this worker
+    owns, one state per partition."""
 
-    def __init__(self, rules: Sequence[AnomalyRule], load: StateLoader | None = None) -> None:
-        self.rules = list(rules)
-        self.scorer = AnomalyScorer(load)
+    def __init__(self, rules: Sequence[AnomalyRule], kind: str) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"anomaly input kind {kind!r}: expected one of {', '.join(KINDS)}")
+        self.kind = kind
+        self.rules = [r for r in rules if r.input == kind]
         self.registry = SeriesRegistry()
-        self.by_input = {kind: [i for i, r in enumerate(self.rules) if r.input == kind]
-                         for kind in ("aggregates", "samples")}
         self._aggregate_matches: dict[str, list[int]] = {}  # series id -> rules watching it
         self._sample_matches: dict[int, list[int]] = {}  # registry index -> rules watching it
-        self._pending: dict[tuple[int, str], _Points] = {}
-        self._partition_of: dict[bytes, int] = {}  # state key -> input partition (changelog partition)
-        self.applied: dict[int, dict[str, int]] = {}  # partition -> topic -> last offset applied
-        self._moved: set[int] = set()  # partitions whose offsets moved since the last checkpoint
-        self.own = Ownership()  # each partition's lifecycle (runtime.ownership), as the window agent's
+        self.progress: dict[int, PartitionProgress] = {}
+        self.scorers: dict[int, AnomalyScorer] = {}
+        self._saved: dict[int, dict[bytes, bytes]] = {}  # partition -> encoded states of its checkpoint
         self.messages = self.bad = self.points = self.skipped = self.failures = 0
 
-    # -- input offsets
+    # -- the runtime's PartitionStep
 
-    def resumed(self, partition: int) -> bool:
-        return self.own.phase(partition) is Phase.LIVE
-
-    def taken_away(self, partition: int) -> bool:
-        """Revoked (and not assigned again): its events still buffered in a batch are ignored."""
-        phase = self.own.phase(partition)
-        return phase is Phase.RELEASING or (phase is Phase.IDLE and self.own.generation(partition) > 0)
-
-    def revoke(self, partitions: set[int]) -> None:
-        """No new input on these partitions from here; `forget` drops them once the work under way ended."""
-        for p in partitions:
-            if self.own.phase(p) is not Phase.RELEASING:
-                self.own.transition(p, Event.REVOKE)
-
-    def resume(self, partition: int, marker: bytes | None) -> None:
-        """Start a (re)assigned partition from its checkpointed marker (None: from nothing). The state
-        itself is read per series as it is needed (`StateLoader`), so the resume has no reads to wait for."""
-        if self.own.phase(partition) is Phase.IDLE:
-            self.own.transition(partition, Event.ASSIGN)
-        self.own.transition(partition, Event.RESUME)
-        offsets: dict[str, int] = {}
-        if marker:
+    def restore(self, partition: int, data: bytes | None) -> None:
+        """Resume `partition` from `snapshot()`'s bytes (None: from nothing; unreadable: from nothing, logged,
+        the replay from the input's beginning rebuilds it)."""
+        cp = Checkpoint()
+        if data is not None:
             try:
-                offsets = {str(k): int(v) for k, v in orjson.loads(marker).items()}
-            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-                log.warning("anomaly: unreadable offsets marker of partition %d; resuming where Faust does",
-                            partition)
-        self.applied[partition] = offsets
-        self.own.transition(partition, Event.RESUMED)
+                cp = Checkpoint.decode(data)
+            except CheckpointFrameError as exc:
+                log.error("anomaly: unreadable checkpoint of %s partition %d (%s): starting it afresh",
+                          self.kind, partition, exc)
+        self.progress[partition] = PartitionProgress(cp.offset, cp.seq)
+        saved = self._saved[partition] = cp.states
+        self.scorers[partition] = AnomalyScorer(load=saved.get)
 
-    def gap(self, topic: str, partition: int, offset: int) -> tuple[int, int] | None:
-        """Offsets [start, stop) of `topic` to read before `offset` (none when it follows what was applied;
-        from the beginning when nothing was: Faust may have committed past messages never checkpointed)."""
-        last = self.applied[partition].get(topic, -1)
-        if offset <= last + 1:
-            return None
-        return last + 1, offset
+    def snapshot(self, partition: int) -> bytes:
+        prog = self.progress.setdefault(partition, PartitionProgress())
+        saved = self._saved.setdefault(partition, {})
+        saved.update(self._scorer(partition).take_dirty())
+        return Checkpoint(prog.offset, prog.seq, saved).encode()
 
-    def add(self, kind: str, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes) -> None:
-        """One input message, unless already applied. `kind` is the topic's role: aggregates or samples."""
-        if self.taken_away(partition):
-            return
-        applied = self.applied.setdefault(partition, {})
-        if offset <= applied.get(topic, -1):
-            return
-        applied[topic] = offset
-        self._moved.add(partition)
-        try:
-            if kind == "aggregates":
-                self.add_aggregate(partition, raw)
-            else:
-                self.add_samples(partition, key, raw)
-        except Exception:  # a worker never dies on bad data
-            self.bad += 1
-            log.exception("anomaly: could not read %s[%d]@%d", topic, partition, offset)
+    def forget(self, partition: int) -> None:
+        self.progress.pop(partition, None)
+        self.scorers.pop(partition, None)
+        self._saved.pop(partition, None)
+
+    def tick(self, partition: int) -> StepOutput:
+        """Anomaly rules are evaluated at their points' times only: a quiet partition changes nothing."""
+        return StepOutput(first_seq=self.progress[partition].seq + 1)
+
+    def process_records(self, partition: int, records: Sequence[Record], now: float) -> StepOutput:
+        """Messages (offset, key, value, processing time) of one partition, in offset order, as one batch;
+        those at or before the partition's last applied offset are skipped."""
+        prog = self.progress.setdefault(partition, PartitionProgress())
+        pending: dict[tuple[int, str], _Points] = {}
+        for offset, key, value, _ in records:
+            if offset <= prog.offset:
+                continue
+            prog.offset = offset
+            try:
+                if self.kind == "aggregates":
+                    self._add_aggregate(pending, partition, offset, value)
+                else:
+                    self._add_samples(pending, partition, offset, key, value)
+            except Exception:  # a worker never dies on bad data
+                self.bad += 1
+                log.exception("anomaly: could not read %s[%d]@%d", self.kind, partition, offset)
+        out = self._score(self._scorer(partition), pending)
+        out.first_seq = prog.seq + 1
+        prog.seq += len(out.records)
+        return out
+
+    def _scorer(self, partition: int) -> AnomalyScorer:
+        scorer = self.scorers.get(partition)
+        if scorer is None:
+            scorer = self.scorers[partition] = AnomalyScorer(load=self._saved.setdefault(partition, {}).get)
+        return scorer
 
     # -- gathering
 
-    def add_aggregate(self, partition: int, raw: bytes) -> None:
+    def _add_aggregate(self, pending: dict[tuple[int, str], _Points], partition: int, offset: int,
+                       raw: bytes) -> None:
         """One `WindowAggregate`: its rules' fields, at the window's end (when it closed, in event time)."""
         self.messages += 1
         agg = _aggregate(raw)
@@ -155,9 +147,12 @@ class AnomalyStep:
             return
         end = float(agg["end"])
         for i, value in picked:
-            points = self._points(i, agg["series_id"], agg["labels"], partition)
+            points = pending.get((i, agg["series_id"]))
+            if points is None:
+                points = pending[(i, agg["series_id"])] = _Points(agg["labels"])
             points.ts.append(end)
             points.values.append(value)
+            points.offsets.append(offset)
 
     def _pick(self, agg: dict[str, Any]) -> list[tuple[int, float]] | None:
         """(rule, value of the field it scores) for every rule watching the series; None if unreadable."""
@@ -167,7 +162,7 @@ class AnomalyStep:
             if not _series_ok(agg):
                 return None
             matches = self._aggregate_matches[sid] = [
-                i for i in self.by_input["aggregates"] if self.rules[i].selector.matches(agg["name"], agg["labels"])]
+                i for i, r in enumerate(self.rules) if r.selector.matches(agg["name"], agg["labels"])]
         picked = []
         for i in matches:
             value = _field(agg, self.rules[i].field)
@@ -176,11 +171,10 @@ class AnomalyStep:
             picked.append((i, value))
         return picked
 
-    def add_samples(self, partition: int, key: bytes | None, raw: bytes) -> None:
+    def _add_samples(self, pending: dict[tuple[int, str], _Points], partition: int, offset: int,
+                     key: bytes | None, raw: bytes) -> None:
         """One `SampleBatch` (or `Sample`): each watched series' points at their own event times."""
         self.messages += 1
-        if not self.by_input["samples"]:
-            return
         try:
             cols = decode_columns(raw, self.registry, source=key.decode("utf-8", "replace") if key else "")
         except SchemaError as exc:
@@ -198,68 +192,46 @@ class AnomalyStep:
             if matches is None:
                 name, labels = self.registry.names[s], self.registry.labels[s]
                 matches = self._sample_matches[s] = [
-                    i for i in self.by_input["samples"] if self.rules[i].selector.matches(name, labels)]
+                    i for i, r in enumerate(self.rules) if r.selector.matches(name, labels)]
             for i in matches:
-                points = self._points(i, self.registry.id_hex[s], self.registry.labels[s], partition)
+                sid = self.registry.id_hex[s]
+                points = pending.get((i, sid))
+                if points is None:
+                    points = pending[(i, sid)] = _Points(self.registry.labels[s])
                 points.ts += ts[a:b].tolist()
                 points.values += values[a:b].tolist()
-
-    def _points(self, rule: int, series: str, labels: dict[str, str], partition: int) -> _Points:
-        points = self._pending.get((rule, series))
-        if points is None:
-            points = self._pending[(rule, series)] = _Points(labels, partition)
-            self._partition_of[state_key(self.rules[rule], series)] = partition
-        return points
+                points.offsets += [offset] * (b - a)
 
     # -- scoring
 
-    def flush(self) -> StepOutput:
-        """Score what was gathered, a series at a time; a failing series is logged and skipped."""
+    def _score(self, scorer: AnomalyScorer, pending: dict[tuple[int, str], _Points]) -> StepOutput:
+        """Score what was gathered, a series at a time (a failing series is logged and skipped); the events
+        ordered by (input offset of their point, rule, series), which no batch boundary changes."""
         out = StepOutput()
-        pending, self._pending = self._pending, {}
+        made: list[tuple[int, int, str, int, bytes, bytes]] = []
         for (i, series), points in pending.items():
             rule = self.rules[i]
             try:
-                res = self.scorer.score(rule, series, points.labels, np.array(points.ts, dtype=np.float64),
-                                        np.array(points.values, dtype=np.float64))
+                res = scorer.score(rule, series, points.labels, np.array(points.ts, dtype=np.float64),
+                                   np.array(points.values, dtype=np.float64))
             except Exception:  # one series' failure must not stop the others, nor the worker
                 self.failures += 1
                 log.exception("anomaly: rule %s failed on series %s", rule.key, series)
                 continue
             out.applied += res.scored
             self.skipped += res.skipped
-            out.records += [(e.fingerprint.encode(), encode(e)) for e in res.events]  # (fingerprint, AlertEvent)
+            if not res.events:
+                continue
+            at: dict[float, int] = {}
+            for t, o in zip(points.ts, points.offsets, strict=True):
+                at.setdefault(t, o)  # the point scored at t is the first one at t (later ones are skipped)
+            last = points.offsets[-1]
+            for n, e in enumerate(res.events):
+                made.append((at.get(e.event_time, last), i, series, n, e.fingerprint.encode(), encode(e)))
+        made.sort(key=lambda m: m[:4])
+        out.records = [(key, value) for *_, key, value in made]  # (fingerprint, AlertEvent)
         self.points += out.applied
         return out
-
-    def checkpoint(self) -> Checkpoint:
-        """The states changed and the offsets applied since the last checkpoint (call right after `flush`)."""
-        cp = Checkpoint()
-        for key, value in self.scorer.take_dirty().items():
-            cp.states.setdefault(self._partition_of.get(key, 0), {})[key] = value
-        cp.markers = {p: orjson.dumps(self.applied[p]) for p in self._moved if p in self.applied}
-        self._moved = set()
-        return cp
-
-    def assigned(self, partitions: set[int]) -> None:
-        for p in partitions:
-            self.own.transition(p, Event.ASSIGN)
-
-    def forget(self, partitions: set[int]) -> None:
-        """Drop everything about revoked partitions (cached states, offsets, points not yet scored): their
-        next owner resumes them from the table's last checkpoint, which is consistent (the agent calls this
-        once the batch under way when they were revoked has sent its alerts and written its checkpoint)."""
-        self.revoke(partitions)
-        self.scorer.forget(lambda key: self._partition_of.get(key) in partitions)
-        self._pending = {k: v for k, v in self._pending.items() if v.partition not in partitions}
-        for p in partitions:
-            self.applied.pop(p, None)
-            self._moved.discard(p)
-        for key in [k for k, p in self._partition_of.items() if p in partitions]:
-            del self._partition_of[key]
-        for p in partitions:
-            if self.own.phase(p) is Phase.RELEASING:
-                self.own.transition(p, Event.RELEASED)
 
 
 def _aggregate(raw: bytes) -> dict[str, Any] | None:

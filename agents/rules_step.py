@@ -43,6 +43,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
+from core.checkpoint_frame import CheckpointFrameError
 from core.promql.series_store import SeriesStore
 from core.rule_units import RuleUnit
 from core.rules.eval_failures import EvalFailure, EvalFailures
@@ -51,6 +52,7 @@ from core.sample_decode import OneSample, decode_samples, message_source
 from core.sample_rejects import MAX_TS, MIN_TS
 from core.series_registry import SeriesRegistry
 from core.source_clocks import SourceClocks
+from runtime.checkpoint import Checkpoint as KeyedCheckpoint
 from schemas.alerts import AlertEvent
 from schemas.codec import SchemaError, encode
 from schemas.samples import Sample, SampleBatch, SeriesBlock
@@ -169,20 +171,31 @@ class Checkpoint:
     replay: dict[int, Mark]
 
     def encode(self) -> bytes:
-        return orjson.dumps({
-            "v": 1, "shard": self.shard, "owner": self.owner, "watermark": _num(self.watermark),
-            "units": {k: base64.b64encode(v).decode() for k, v in self.units.items()},
+        """In the one keyed-state checkpoint framing (`runtime.checkpoint`): the units' snapshots as its
+        states, the rest as its meta."""
+        return KeyedCheckpoint(states={k.encode(): v for k, v in self.units.items()}, meta=self._meta()).encode()
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "shard": self.shard, "owner": self.owner, "watermark": _num(self.watermark),
             "barriers": {k: {str(p): o for p, o in b.items()} for k, b in self.barriers.items()},
             "replay": {str(p): [m.offset, _num(m.max_et), _num(m.max_any), *([m.sources] if m.sources else [])]
                        for p, m in self.replay.items()},
-        })
+        }
 
     @classmethod
     def decode(cls, raw: bytes) -> Checkpoint:
-        d = orjson.loads(raw)
+        """Either framing: the keyed-state one, or the JSON object (units in base64) written before it."""
+        if raw[:1] == b"{":
+            d = orjson.loads(raw)
+            return cls._of(d, {k: base64.b64decode(v) for k, v in d["units"].items()})
+        cp = KeyedCheckpoint.decode(raw)
+        return cls._of(cp.meta, {k.decode(): v for k, v in cp.states.items()})
+
+    @classmethod
+    def _of(cls, d: dict[str, Any], units: dict[str, bytes]) -> Checkpoint:
         return cls(
-            shard=int(d["shard"]), owner=str(d["owner"]), watermark=_float(d["watermark"]),
-            units={k: base64.b64decode(v) for k, v in d["units"].items()},
+            shard=int(d["shard"]), owner=str(d["owner"]), watermark=_float(d["watermark"]), units=units,
             barriers={k: {int(p): int(o) for p, o in b.items()} for k, b in d["barriers"].items()},
             replay={int(p): Mark(int(m[0]), _float(m[1]), _float(m[2]), m[3] if len(m) > 3 else None)
                     for p, m in d["replay"].items()},
@@ -552,6 +565,6 @@ def decode_or_none(raw: bytes | None) -> Checkpoint | None:
         return None
     try:
         return Checkpoint.decode(raw)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (orjson.JSONDecodeError, CheckpointFrameError, KeyError, TypeError, ValueError):
         return None
 

@@ -259,8 +259,10 @@ class AnomalyConfig(_Section):
     # or what arrived within this many seconds.
     batch_messages: int = Field(default=5000, gt=0)
     batch_seconds: float = Field(default=0.25, gt=0)
-    # Write the changed detector states (~3 KiB each for event, 16 for ensemble, 45 for calibrated) at least
-    # this often, and after every batch that sent alerts; after a restart, what came since is read and scored again.
+    # Checkpoint each input partition's detector states (~3 KiB each for event, 16 for ensemble, 45 for
+    # calibrated; only those changed since the last checkpoint are encoded again) after this many messages
+    # of the partition or this many seconds; after a restart, what came since is read and scored again.
+    checkpoint_messages: int = Field(default=50_000, gt=0)
     checkpoint_seconds: float = Field(default=30.0, gt=0)
 
 

@@ -8,6 +8,10 @@ records sent since, with the same numbers: the last number on output partition p
 resumed, says which of them are already there, and those are not sent again. Every record once, exactly,
 without Kafka transactions (which tansu does not have).
 
+Several writers on one output topic (wk.alerts: the anomaly agent's two inputs, the rule engine) each
+number their own records and name themselves in a `wk-stream` header; each resumes from the last record
+of its own stream on the partition.
+
 An output made without input (an idle close, `tick`) carries `wk-tick-after`, the last input offset
 before it: a restart whose checkpoint predates it makes it again at the same point of the replay.
 """
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 
 SEQ_HEADER = "wk-seq"
 TICK_HEADER = "wk-tick-after"
+STREAM_HEADER = "wk-stream"
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -33,6 +38,13 @@ def tick_of(headers: Headers | None) -> int | None:
     for name, value in headers or ():
         if name == TICK_HEADER:
             return int(value)
+    return None
+
+
+def stream_of(headers: Headers | None) -> str | None:
+    for name, value in headers or ():
+        if name == STREAM_HEADER:
+            return value.decode("utf-8", "replace")
     return None
 
 

@@ -14,6 +14,45 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from runtime.exactly_once import stream_of
+
+
+async def high_watermarks(bootstrap: str, topic: str, partitions: list[int],
+                          timeout: float = 30.0) -> dict[int, int]:
+    """Per partition, its end (the offset its next record gets), from a fetch's high watermark."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=50)
+    await consumer.start()
+    tps = {p: TopicPartition(topic, p) for p in partitions}
+    try:
+        consumer.assign(list(tps.values()))
+        deadline = asyncio.get_running_loop().time() + timeout
+        while any(consumer.highwater(tp) is None for tp in tps.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"no fetch answer for {topic} within {timeout:.0f} s")
+            await consumer.getmany(timeout_ms=100, max_records=1)
+        return {p: consumer.highwater(tp) or 0 for p, tp in tps.items()}
+    finally:
+        await consumer.stop()
+
+
+async def last_of_stream(bootstrap: str, topic: str, partitions: list[int], stream: str,
+                         window: int = 256) -> dict[int, ConsumerRecord | None]:
+    """Per partition, the last record whose `wk-stream` header is `stream` (None when it has none): read
+    backwards from the end in windows that double, so a stream whose last record is recent (the usual
+    case: its writer checkpoints every few seconds) costs one small read, whatever the other writers
+    wrote before."""
+    found: dict[int, ConsumerRecord | None] = {}
+    for p, high in (await high_watermarks(bootstrap, topic, partitions)).items():
+        found[p], stop, size = None, high, window
+        while stop > 0 and found[p] is None:
+            start = max(0, stop - size)
+            async for rec in iter_range(bootstrap, topic, p, start, stop):
+                if stream_of(rec.headers) == stream:
+                    found[p] = rec
+            stop, size = start, size * 2
+    return found
+
 
 async def last_records(bootstrap: str, topic: str, partitions: list[int],
                        timeout: float = 30.0) -> dict[int, ConsumerRecord | None]:

@@ -101,28 +101,24 @@ def best(run: Callable[[], int], repeat: int = 3) -> float:
 
 
 def agent_samples(flushes: list[list[bytes]], checkpoint_every: int = 10) -> int:
-    step = AnomalyStep([r for g in load_anomaly_text(RULES) for r in g.rules])
+    step = AnomalyStep([r for g in load_anomaly_text(RULES) for r in g.rules], "samples")
     offset = 0
     for n, msgs in enumerate(flushes, 1):
-        for m in msgs:
-            step.add("samples", "wk.samples", 0, offset, b"web", m)
-            offset += 1
-        step.flush()
+        step.process_records(0, [(offset + i, b"web", m, 0.0) for i, m in enumerate(msgs)], 0.0)
+        offset += len(msgs)
         if n % checkpoint_every == 0:
-            step.checkpoint()
+            step.snapshot(0)
     return step.points
 
 
 def agent_aggregates(flushes: list[list[bytes]], checkpoint_every: int = 10) -> int:
-    step = AnomalyStep([r for g in load_anomaly_text(RULES) for r in g.rules])
+    step = AnomalyStep([r for g in load_anomaly_text(RULES) for r in g.rules], "aggregates")
     offset = 0
     for n, msgs in enumerate(flushes, 1):
-        for m in msgs:
-            step.add("aggregates", "wk.aggregates", 0, offset, None, m)
-            offset += 1
-        step.flush()
+        step.process_records(0, [(offset + i, None, m, 0.0) for i, m in enumerate(msgs)], 0.0)
+        offset += len(msgs)
         if n % checkpoint_every == 0:
-            step.checkpoint()
+            step.snapshot(0)
     return step.points
 
 

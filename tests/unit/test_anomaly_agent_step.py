@@ -1,14 +1,19 @@
-"""The anomaly agent's step without Kafka: window aggregates and sample batches in, alert events and
-checkpointable states out; bad messages are counted, never fatal; a series' points are scored per batch."""
+"""The anomaly agent's step without Kafka (the runtime's `PartitionStep`): window aggregates and sample
+batches in, alert events and a per-partition checkpoint out; bad messages are counted, never fatal; a
+series' points are scored per batch, and however the input is cut into batches the same events come out
+in the same order (what the exactly-once rule needs)."""
 
 from __future__ import annotations
 
-import numpy as np
-import orjson
+from collections.abc import Sequence
 
-from agents.anomaly_step import AnomalyStep, marker_key
+import numpy as np
+import pytest
+
+from agents.anomaly_step import AnomalyStep
 from core.anomaly_rules import load_anomaly_text
 from core.anomaly_scoring import AnomalyScorer
+from runtime.checkpoint import Checkpoint
 from schemas import AlertEvent, SampleBatch, SeriesBlock, WindowAggregate, decode, encode, format_series_id, series_id
 from schemas.aggregates import SketchBins
 
@@ -51,130 +56,126 @@ def states(events: list[AlertEvent]) -> list[tuple[str, int]]:
     return [(e.state, round((e.event_time - T0) / STEP)) for e in events]
 
 
-def step() -> AnomalyStep:
-    return AnomalyStep([r for g in load_anomaly_text(RULES) for r in g.rules])
+RULE_LIST = [r for g in load_anomaly_text(RULES) for r in g.rules]
+
+
+def step(kind: str = "aggregates") -> AnomalyStep:
+    return AnomalyStep(RULE_LIST, kind)
+
+
+Rec = tuple[int, bytes | None, bytes, float]
+
+
+def records(messages: Sequence[bytes], first: int = 0, key: bytes | None = None) -> list[Rec]:
+    return [(first + i, key, m, 0.0) for i, m in enumerate(messages)]
+
+
+def run(s: AnomalyStep, partition: int, recs: Sequence[tuple[int, bytes | None, bytes, float]],
+        cut: int) -> list[tuple[int, bytes]]:
+    """The records in batches of `cut`: (sequence number, alert event bytes) of everything made."""
+    out = []
+    for a in range(0, len(recs), cut):
+        got = s.process_records(partition, recs[a:a + cut], 0.0)
+        out += [(got.first_seq + i, v) for i, (_, v) in enumerate(got.records)]
+    return out
 
 
 def test_aggregates_in_batches_give_the_detectors_own_transitions() -> None:
     x = level_shift()
     s = step()
     labels = {"job": "api", "instance": "web-1"}
-    events: list[AlertEvent] = []
-    for start in range(0, N, 500):  # batches of 500 messages, one window each
-        for i in range(start, min(N, start + 500)):
-            s.add_aggregate(3, aggregate(labels, i, float(x[i])))
-            s.add_aggregate(3, aggregate({"job": "web"}, i, float(x[i])))  # not selected
-        out = s.flush()
-        events += [decode(v, AlertEvent) for _, v in out.records]
-        cp = s.checkpoint()
-        assert list(cp.states) == [3] and len(cp.states[3]) == 1  # one state, on the input's partition
+    msgs = [m for i in range(N) for m in (aggregate(labels, i, float(x[i])),
+                                          aggregate({"job": "web"}, i, float(x[i])))]  # the second not selected
+    made = run(s, 3, records(msgs), 1000)
+    events = [decode(v, AlertEvent) for _, v in made]
     assert states(events) == [("pending", SHIFT), ("firing", SHIFT + 6), ("resolved", SHIFT + 48)]
+    assert [n for n, _ in made] == [1, 2, 3]  # numbered in the partition's output sequence
     assert events[0].labels == {"job": "api", "instance": "web-1", "alertname": "LatencyShift"}
     assert s.points == N and s.bad == 0
+    cp = Checkpoint.decode(s.snapshot(3))
+    assert (cp.offset, cp.seq, len(cp.states)) == (2 * N - 1, 3, 1)  # one state: one selected series
 
 
-def test_samples_score_every_selected_series_on_its_own() -> None:
+def test_only_the_rules_of_the_steps_input_are_run() -> None:
+    assert [r.alert for r in step("aggregates").rules] == ["LatencyShift"]
+    assert [r.alert for r in step("samples").rules] == ["CpuShift"]
+    with pytest.raises(ValueError, match="anomaly input kind 'windows'"):
+        AnomalyStep(RULE_LIST, "windows")
+
+
+def sample_messages() -> list[tuple[int, bytes | None, bytes, float]]:
     xa, xb = level_shift(0), 100 + np.random.default_rng(9).normal(0, 2, N)
-    s = step()
-    events: list[AlertEvent] = []
+    recs: list[tuple[int, bytes | None, bytes, float]] = []
     for start in range(0, N, 100):  # one batch message per source per 100 points
         for host, x in (("a", xa), ("b", xb), ("c", xa)):
             ts = (T0 + STEP * np.arange(start, start + 100)).tolist()
             batch = SampleBatch(source=host, labels={"host": host},
                                 series=[SeriesBlock(name="cpu", ts=ts, values=x[start:start + 100].tolist())])
-            s.add_samples(0, host.encode(), encode(batch))
-        out = s.flush()
-        events += [decode(v, AlertEvent) for _, v in out.records]
+            recs.append((len(recs), host.encode(), encode(batch), 0.0))
+    return recs
+
+
+def test_samples_score_every_selected_series_on_its_own() -> None:
+    xa, xb = level_shift(0), 100 + np.random.default_rng(9).normal(0, 2, N)
+    s = step("samples")
+    events = [decode(v, AlertEvent) for _, v in run(s, 0, sample_messages(), 3)]
     ts = T0 + STEP * np.arange(N)
     for host, x in (("a", xa), ("b", xb)):
-        alone = AnomalyScorer().score(s.rules[1], "x", {"host": host}, ts, x).events
+        alone = AnomalyScorer().score(s.rules[0], "x", {"host": host}, ts, x).events
         assert states([e for e in events if e.labels["host"] == host]) == states(alone)
     assert states([e for e in events if e.labels["host"] == "a"])[:2] == [("pending", SHIFT), ("firing", SHIFT + 6)]
     assert {e.labels["host"] for e in events} <= {"a", "b"}
     assert s.points == 2 * N  # hosts a and b; c is not selected
 
 
+@pytest.mark.parametrize("cut", [1, 7, 100, 10_000])
+def test_the_same_input_makes_the_same_events_in_the_same_order_however_it_is_batched(cut: int) -> None:
+    """A replay after a restart cuts the input differently from the live run: the events and their
+    sequence numbers must not change, or the exactly-once rule would skip the wrong ones."""
+    recs = sample_messages()
+    assert run(step("samples"), 0, recs, cut) == run(step("samples"), 0, recs, 3)
+
+
 def test_bad_messages_are_counted_and_the_rest_is_scored() -> None:
+    aggregates, samples = step("aggregates"), step("samples")
+    out = aggregates.process_records(0, records([b"not json", b'{"v": 1, "series_id": "xyz"}',
+                                                 aggregate({"job": "api"}, 1, 100.0)]), 0.0)
+    assert aggregates.bad == 2 and out.applied == 1 and aggregates.progress[0].offset == 2
+    samples.process_records(0, records(
+        [b'{"v": 1, "source": "a", "series": [{"name": "cpu", "ts": [1], "values": []}]}'], key=b"a"), 0.0)
+    assert samples.bad == 1 and samples.progress[0].offset == 0
+
+
+def test_a_restored_partition_goes_on_from_its_checkpoint_and_skips_what_it_holds() -> None:
+    """Checkpointed after the shift: the next owner restores the detector and alert (a fresh detector would
+    stay quiet for 320 points), skips the records the checkpoint covers, and numbers on from its seq."""
+    x = level_shift()
+    labels = {"job": "api"}
+    recs = records([aggregate(labels, i, float(x[i])) for i in range(N)])
+    whole = run(step(), 5, recs, 500)
+    first = step()
+    made = run(first, 5, recs[:SHIFT + 3], 500)
+    data = first.snapshot(5)
+    first.forget(5)
+    assert 5 not in first.progress and 5 not in first.scorers
+    second = step()  # the partition's next owner
+    second.restore(5, data)
+    made += run(second, 5, recs[SHIFT - 10:], 500)  # given the last 13 records again (a replay's overlap)
+    assert made == whole
+    assert [decode(v, AlertEvent).state for _, v in made] == ["pending", "firing", "resolved"]
+    assert second.messages == N - SHIFT - 3  # the 13 the checkpoint covers are not read again
+
+
+def test_an_unreadable_checkpoint_starts_the_partition_afresh() -> None:
     s = step()
-    labels = {"job": "api"}
-    s.add_aggregate(0, b"not json")
-    s.add_aggregate(0, b'{"v": 1, "series_id": "xyz"}')
-    s.add_samples(0, b"a", b'{"v": 1, "source": "a", "series": [{"name": "cpu", "ts": [1], "values": []}]}')
-    s.add_aggregate(0, aggregate(labels, 1, 100.0))
-    out = s.flush()
-    assert s.bad == 3 and out.applied == 1
+    s.restore(1, b"garbage")
+    assert s.progress[1].offset == -1 and s.progress[1].seq == 0
+    s.restore(2, None)
+    assert Checkpoint.decode(s.snapshot(2)) == Checkpoint()
 
 
-def test_states_load_from_the_table_and_revoked_partitions_are_forgotten() -> None:
-    x = level_shift()
-    table: dict[bytes, bytes] = {}
-    rules = [r for g in load_anomaly_text(RULES) for r in g.rules]
-    first = AnomalyStep(rules, load=table.get)
-    labels = {"job": "api"}
-    for i in range(SHIFT + 3):
-        first.add_aggregate(5, aggregate(labels, i, float(x[i])))
-    out = first.flush()
-    table.update(first.checkpoint().states[5])
-    first.forget({5})
-    assert not first.scorer.states
-    second = AnomalyStep(rules, load=table.get)  # the partition's next owner
-    for i in range(SHIFT - 10, N):  # it is given the last 13 scored windows again
-        second.add_aggregate(5, aggregate(labels, i, float(x[i])))
-    again = second.flush()
-    events = [decode(v, AlertEvent) for _, v in out.records + again.records]
-    assert states(events) == [("pending", SHIFT), ("firing", SHIFT + 6), ("resolved", SHIFT + 48)]
-    assert second.skipped == 13
-
-
-def test_a_resumed_partition_starts_from_its_marker_not_from_where_faust_resumes_it() -> None:
-    x = level_shift()
-    table: dict[bytes, bytes] = {}
-    rules = [r for g in load_anomaly_text(RULES) for r in g.rules]
-    labels = {"job": "api"}
-    first = AnomalyStep(rules, load=table.get)
-    first.resume(1, None)
-    for i in range(100):
-        first.add("aggregates", "wk.aggregates", 1, i, None, aggregate(labels, i, float(x[i])))
-    first.flush()
-    cp = first.checkpoint()
-    table.update(cp.states[1])
-    table[marker_key(1)] = cp.markers[1]
-    assert orjson.loads(cp.markers[1]) == {"wk.aggregates": 99}
-    assert not first.checkpoint()  # nothing changed since
-    second = AnomalyStep(rules, load=table.get)
-    second.resume(1, table[marker_key(1)])
-    assert second.gap("wk.aggregates", 1, 130) == (100, 130)  # Faust resumed past the checkpoint
-    assert second.gap("wk.aggregates", 1, 100) is None
-    assert second.gap("wk.samples", 1, 7) == (0, 7)  # never checkpointed: from the beginning
-    second.add("aggregates", "wk.aggregates", 1, 99, None, aggregate(labels, 99, float(x[99])))  # applied
-    second.add("aggregates", "wk.aggregates", 1, 100, None, b"not json")
-    second.flush()
-    assert second.messages == 1 and second.bad == 1 and second.applied[1] == {"wk.aggregates": 100}
-    second.forget({1})
-    assert not second.resumed(1)
-    second.add("aggregates", "wk.aggregates", 1, 101, None, aggregate(labels, 101, float(x[101])))
-    assert second.messages == 1 and not second.resumed(1)  # revoked: a buffered event is ignored
-    second.assigned({1})
-    second.resume(1, table[marker_key(1)])
-    second.add("aggregates", "wk.aggregates", 1, 100, None, aggregate(labels, 100, float(x[100])))
-    assert second.messages == 2 and second.flush().applied == 1
-
-
-def test_a_partition_being_released_takes_no_new_input_and_keeps_its_state_until_forgotten() -> None:
-    """Revoked while a batch is under way: its further events are ignored, but what it already applied
-    stays (the batch's checkpoint still covers it) until the agent forgets it after the batch ended."""
-    x = level_shift()
-    rules = [r for g in load_anomaly_text(RULES) for r in g.rules]
-    labels = {"job": "api"}
-    step = AnomalyStep(rules, load={}.get)
-    step.resume(2, None)
-    step.add("aggregates", "wk.aggregates", 2, 0, None, aggregate(labels, 0, float(x[0])))
-    step.revoke({2})
-    assert step.taken_away(2) and not step.resumed(2)
-    step.add("aggregates", "wk.aggregates", 2, 1, None, aggregate(labels, 1, float(x[1])))
-    assert step.messages == 1 and step.applied[2] == {"wk.aggregates": 0}
-    assert step.flush().applied == 1 and orjson.loads(step.checkpoint().markers[2]) == {"wk.aggregates": 0}
-    step.forget({2})
-    assert step.taken_away(2) and 2 not in step.applied
-    step.assigned({2})
-    assert not step.taken_away(2)
+def test_a_quiet_partition_makes_nothing() -> None:
+    s = step()
+    s.restore(0, None)
+    out = s.tick(0)
+    assert out.records == [] and out.first_seq == 1

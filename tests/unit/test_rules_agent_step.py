@@ -3,6 +3,7 @@ partitions, replay marks and checkpoints."""
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass
 
@@ -130,6 +131,17 @@ def test_checkpoint_round_trips() -> None:
     cp = Checkpoint(3, "host:1", 1234.5, {"u": bytes(range(256))}, {"u": {2: 17}},
                     {0: Mark(1, -math.inf, 2.0), 5: Mark(4, 3.0, 3.5)})
     assert Checkpoint.decode(cp.encode()) == cp
+    assert cp.encode()[:2] == b"WK"  # the one checkpoint framing (runtime.checkpoint)
+
+
+def test_a_checkpoint_in_the_json_framing_from_before_still_reads() -> None:
+    """Written by a worker before the rule engine's checkpoints took the one framing: an upgraded worker
+    resumes its shards from it."""
+    old = orjson.dumps({"v": 1, "shard": 3, "owner": "host:1", "watermark": 1234.5,
+                        "units": {"u": base64.b64encode(b"\x00snap").decode()}, "barriers": {"u": {"2": 17}},
+                        "replay": {"0": [1, None, 2.0], "5": [4, 3.0, 3.5]}})
+    assert Checkpoint.decode(old) == Checkpoint(3, "host:1", 1234.5, {"u": b"\x00snap"}, {"u": {2: 17}},
+                                                {0: Mark(1, -math.inf, 2.0), 5: Mark(4, 3.0, 3.5)})
 
 
 def test_partitions_far_ahead_are_paused() -> None:
