@@ -40,7 +40,7 @@ WINDOW_LATENCY = Histogram(
 SAMPLES_REJECTED = Counter(
     "watchkeeper_samples_rejected_total",
     "Samples the worker's window step refused and dead-lettered, by reason (late, future, bad_timestamp, "
-    "bad_value, series_limit).", ["reason"], registry=REGISTRY,
+    "bad_value, series_limit, source_limit).", ["reason"], registry=REGISTRY,
 )
 DEADLETTERS = Counter(
     "watchkeeper_window_deadletters_total",
