@@ -166,7 +166,8 @@ class WindowEngine:
         self._close_due = False  # windows became closable and were not returned yet (advance(emit=False))
 
     @property
-    def source_names(self) -> list[str]:
+    def source_names(self) -> list[str | None]:
+        """By source index; None at a forgotten source's free index."""
         return self.src.names
 
     @property
@@ -583,7 +584,8 @@ class WindowEngine:
         header = {
             "v": 2, "width": self.width, "allowed_lateness": self.allowed_lateness,
             "quantiles": list(self.quantiles), "max_future": self.max_future, "idle_timeout": self.idle_timeout,
-            "series_idle": self.series_idle, "max_sources": self.max_sources, "proc_time": _finite(self.proc_time), "epoch": self._epoch,
+            "series_idle": self.series_idle, "max_sources": self.max_sources,
+            "proc_time": _finite(self.proc_time), "epoch": self._epoch,
             "idle_due": _finite(min(self.src.idle_due, self._evict_due)), "evict_due": _finite(self._evict_due),
             "late_samples": self.late_samples, "rejected": self.rejected, "close_due": self._close_due,
             "closings": self._closings, "guarded": self._guarded,
