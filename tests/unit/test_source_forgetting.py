@@ -58,7 +58,8 @@ def run(step: WindowStep, messages: list[Message], offset: int = 0) -> list[Step
 
 
 def windows(outs: list[StepOutput]) -> list[tuple[str, float, int]]:
-    return [(m.labels["host"], m.start, m.count) for o in outs for m in (decode(v, WindowAggregate) for _, v in o.records)]
+    return [(m.labels["host"], m.start, m.count)
+            for o in outs for m in (decode(v, WindowAggregate) for _, v in o.records)]
 
 
 def held(step: WindowStep) -> tuple[int, int, int, int]:
