@@ -90,7 +90,7 @@ class SourceClocks:
             return
         del self.ids[name]
         self.names[i] = None
-        self.max_et[i], self.seen[i], self.sent_at[i], self.clock[i] = -math.inf, -math.inf, -math.inf, -math.inf
+        self.max_et[i] = self.seen[i] = self.sent_at[i] = self.clock[i] = _NEG_INF  # one shared float
         self.active[i], self.future[i], self.late[i] = False, 0, 0
         heapq.heappush(self.free, i)
 
@@ -179,6 +179,9 @@ class SourceClocks:
         other.load(self.state(), _finite(self.proc_time))
         other.idle_due = self.idle_due
         return other
+
+
+_NEG_INF = -math.inf
 
 
 def _finite(x: float) -> float | None:
