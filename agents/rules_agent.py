@@ -37,6 +37,7 @@ from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or
 from agents.rules_wiring import RulesConfigError, load_rules
 from plumbing import kafka_clients
 from plumbing.config import Config
+from plumbing.self_metrics import RULES_SAMPLES_REJECTED
 from plumbing.topics import ensure_topics
 from runtime.ownership import Event, Ownership, Phase
 from runtime.partition_log import last_records
@@ -90,6 +91,7 @@ class RulesRunner:
         # under way, so a revocation waits for the step that is advancing.
         self.shard_own = Ownership()
         self.rewinds = 0
+        self._rejected_exported: dict[str, int] = {}  # step.rejected() already added to /metrics
 
     async def run(self) -> None:
         cfg, step = self.cfg, self.step
@@ -174,6 +176,7 @@ class RulesRunner:
     async def _advance(self) -> None:
         outputs = self.step.advance()
         self.failures.report(self.step.take_failures())
+        export_rejected(self.step, self._rejected_exported)
         if outputs:
             await self._publish(outputs)
         now = time.monotonic()
@@ -280,3 +283,12 @@ async def _keep_polling(consumer: AIOKafkaConsumer) -> None:
     while True:
         await consumer.getmany(timeout_ms=1000)
 
+
+def export_rejected(step: RulesStep, exported: dict[str, int]) -> None:
+    """Add what `step.rejected()` counted since the last call (`exported`, updated) to
+    `watchkeeper_rules_samples_rejected_total`."""
+    for reason, n in step.rejected().items():
+        delta = n - exported.get(reason, 0)
+        if delta > 0:
+            RULES_SAMPLES_REJECTED.labels(reason).inc(delta)
+            exported[reason] = n

@@ -108,15 +108,33 @@ class PartitionClock:
     first_et: float | None = None
     wm: float = -math.inf  # the partition's watermark (see the module docstring)
     marks: list[Mark] = field(default_factory=list)
+    forget_due: float = -math.inf  # processing time of the next check for sources to forget
 
     def state(self) -> dict[str, Any]:
         src = self.sources
-        return {"wm": _num(self.wm), "proc": _num(src.proc_time), "due": _num(src.idle_due), "sources": src.state()}
+        return {"wm": _num(self.wm), "proc": _num(src.proc_time), "due": _num(src.idle_due), "sources": src.state(),
+                "forget_due": _num(self.forget_due)}
 
     def load(self, state: dict[str, Any]) -> None:
         self.wm = _float(state["wm"])
         self.sources.load(state["sources"], state["proc"])
         self.sources.idle_due = math.inf if state["due"] is None else float(state["due"])
+        due = state.get("forget_due")  # absent in marks written before sources were forgotten
+        self.forget_due = -math.inf if due is None else float(due)
+
+    def forget_sources(self, series_idle: float, keep: int) -> int:
+        """Forget the sources idle for `series_idle` of processing time (never `keep`, the one just read),
+        every `series_idle / 4`, as the window engine does: only the partition's memory of them goes (they
+        hold nothing else here), and since the check times are in the marks, a replay forgets the same
+        sources at the same messages. Returns how many."""
+        src = self.sources
+        if src.proc_time == -math.inf or src.proc_time < self.forget_due:
+            return 0
+        stale = src.stale(src.proc_time - series_idle, keep)
+        for i in stale:
+            src.forget(i)
+        self.forget_due = src.proc_time + series_idle / 4
+        return len(stale)
 
     def update_watermark(self, lateness: float, max_future: float) -> None:
         """Move the watermark to the minimum over the live sources (see the module docstring)."""
@@ -233,7 +251,7 @@ class RulesStep:
     def __init__(self, units: Sequence[RuleUnit], shards: int, factory: EngineFactory, *, lateness: float,
                  retention: float, history: float | None = None, owner: str = "",
                  record_groups: Mapping[str, str] | None = None, max_future: float = 600.0,
-                 idle_timeout: float = 25.0) -> None:
+                 idle_timeout: float = 25.0, series_idle: float | None = None, max_sources: int = 100_000) -> None:
         self.units = list(units)
         # How far back from a tick the rules read (range + offset + lookback); `retention` adds room.
         self.history = retention if history is None else history
@@ -243,6 +261,12 @@ class RulesStep:
         self.lateness = lateness
         self.max_future = max_future  # `windows.max_future`
         self.idle_timeout = idle_timeout  # the window engine's (`windows.idle_timeout`)
+        # Sources idle this long are forgotten; beyond max_sources per partition a new one is refused
+        # (`windows.series_idle_seconds`, `windows.max_sources`: the window engine's, so both agree).
+        self.series_idle = max(3600.0, 4 * idle_timeout) if series_idle is None else series_idle
+        self.max_sources = max_sources
+        self.source_limit = 0  # samples of a new source refused: its partition held max_sources
+        self.sources_forgotten = 0
         self.retention = retention
         self.owner = owner
         self.registry = SeriesRegistry()
@@ -279,7 +303,7 @@ class RulesStep:
         out: dict[str, int] = {}
         for clock in self.clocks.values():
             for name, n in zip(clock.sources.names, clock.sources.future, strict=True):
-                if n:
+                if n and name is not None:
                     out[name] = out.get(name, 0) + n
         return out
 
@@ -339,6 +363,12 @@ class RulesStep:
         own = key is not None and key.startswith(RULE_OUTPUT_PREFIX)
         ts = cols.ts
         src = clock.sources
+        name = None
+        if not own:
+            name = source if source is not None else key.decode("utf-8", "replace") if key else ""
+            if name not in src.ids and len(src) >= self.max_sources:
+                self.source_limit += len(cols)  # as the window step's `source_limit`: nothing of it is kept
+                return
         bound = min(src.future_bound(now), MAX_TS)
         valid = None if own or (ts.max() <= bound and ts.min() >= MIN_TS) else (ts >= MIN_TS) & (ts <= bound)
         if valid is not None and not valid.any():
@@ -354,7 +384,7 @@ class RulesStep:
             self.recorded_in += len(cols)
             self._append(cols.series, cols.ts, cols.values)
             return
-        s = src.index(source if source is not None else key.decode("utf-8", "replace") if key else "")
+        s = src.index(name or "")
         if now is not None:
             src.message(s, now)
         fresh = ts > max(src.max_et[s] - self.lateness, clock.wm)
@@ -382,6 +412,13 @@ class RulesStep:
             src.accepted(s, top)
             self._append(cols.series, cols.ts, cols.values)
         clock.update_watermark(self.lateness, self.max_future)
+        if src.proc_time >= clock.forget_due:
+            self.sources_forgotten += clock.forget_sources(self.series_idle, s)
+
+    def rejected(self) -> dict[str, int]:
+        """Samples refused since start, by reason (`watchkeeper_rules_samples_rejected_total`)."""
+        return {"late": self.late, "future": self.future, "bad_timestamp": self.bad_timestamp,
+                "source_limit": self.source_limit}
 
     def _append(self, series: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
         """Queue points for the store; `flush` appends them a series at a time, many messages at once."""

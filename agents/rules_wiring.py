@@ -53,7 +53,8 @@ def load_rules(cfg: Config) -> LoadedRules | None:
         return None
     w = cfg.windows
     return loaded_rules(groups, cfg.rules.shards, w.allowed_lateness, cfg.rules.semantics, max_future=w.max_future,
-                        idle_timeout=w.idle_timeout if w.idle_timeout is not None else 2 * w.width + w.allowed_lateness)
+                        idle_timeout=w.idle_timeout if w.idle_timeout is not None else 2 * w.width + w.allowed_lateness,
+                        series_idle=w.series_idle_seconds, max_sources=w.max_sources)
 
 
 def slo_rule_groups(spec_paths: list[str], period_days: int = 30,
@@ -75,7 +76,8 @@ def slo_rule_groups(spec_paths: list[str], period_days: int = 30,
 
 def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
                  semantics: Semantics = DEFAULT_SEMANTICS, *, max_future: float = 600.0,
-                 idle_timeout: float = 25.0) -> LoadedRules:
+                 idle_timeout: float = 25.0, series_idle: float | None = None,
+                 max_sources: int = 100_000) -> LoadedRules:
     """Units, retention and factories for `groups`, whose expressions were parsed for `semantics`."""
     from core.rules.engine import RuleEngine
 
@@ -98,6 +100,7 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
 
     def step(owner: str) -> RulesStep:
         return RulesStep(units, shards, engine, lateness=lateness, retention=retention, history=history, owner=owner,
-                         record_groups=record_groups, max_future=max_future, idle_timeout=idle_timeout)
+                         record_groups=record_groups, max_future=max_future, idle_timeout=idle_timeout,
+                         series_idle=series_idle, max_sources=max_sources)
 
     return LoadedRules(groups, units, retention, engine, step)

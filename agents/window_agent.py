@@ -48,7 +48,7 @@ def register(app: faust.App, cfg: Config) -> None:
     state = app.Table(STATE_TABLE, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
     step = WindowStep(t.samples, limits=WindowLimits(
         width=w.width, allowed_lateness=w.allowed_lateness, max_future=w.max_future, idle_timeout=w.idle_timeout,
-        max_series=w.max_series, series_idle=w.series_idle_seconds))
+        max_series=w.max_series, series_idle=w.series_idle_seconds, max_sources=w.max_sources))
     app.window_step = step  # type: ignore[attr-defined]
     consumed = SAMPLES_CONSUMED.labels(t.samples)
     io = FaustPartitionIO(app, cfg.kafka.bootstrap, t.samples, t.aggregates, deadletter, changelog, state,

@@ -46,6 +46,7 @@ class WindowLimits:
     idle_timeout: float | None = None  # None: 2 x width + allowed_lateness
     max_series: int = DEFAULT_MAX_SERIES
     series_idle: float | None = None  # None: max(1 h, 4 x idle_timeout)
+    max_sources: int = 100_000  # per input partition's engine (`windows.max_sources`)
 
 
 class WindowStep:
@@ -72,7 +73,7 @@ class WindowStep:
             lim = self.limits
             eng = self.engines[partition] = WindowEngine(
                 self.registry, lim.width, lim.allowed_lateness, max_future=lim.max_future,
-                idle_timeout=lim.idle_timeout, series_idle=lim.series_idle)
+                idle_timeout=lim.idle_timeout, series_idle=lim.series_idle, max_sources=lim.max_sources)
         return eng
 
     def snapshot(self, partition: int) -> bytes:
@@ -96,7 +97,7 @@ class WindowStep:
         lim = self.limits
         self.engines[partition] = WindowEngine.restore(
             data[framed.body_at:], self.registry, max_future=lim.max_future, idle_timeout=lim.idle_timeout,
-            series_idle=lim.series_idle)
+            series_idle=lim.series_idle, max_sources=lim.max_sources)
 
     def forget(self, partition: int) -> None:
         """Drop a partition's state (revoked): it is restored from its snapshot when it comes back."""
@@ -147,7 +148,7 @@ class WindowStep:
                     source = message_source(raw, got, registry)
                 src = source_ids.get(source)
                 if src is None:
-                    src = eng.source_index(source)
+                    src = eng.admit_source(source)  # -1: refused, `source_limit`
                 if type(got) is OneSample:
                     self.samples += 1
                     verdict = eng.ingest_sample(*got, src, proc)
@@ -238,7 +239,7 @@ class WindowStep:
             out.rejected[reason.label] += k
             out.dead[reason.label] += 1
             self.rejected[reason.label] += k
-            text = _REASONS[reason](k, n, source, eng.watermark(eng.source_index(source)), proc, self.limits)
+            text = _REASONS[reason](k, n, source, eng.watermark(eng.source_ids.get(source, -1)), proc, self.limits)
             raw = encode(rejected_batch(cols.take(mine), self.registry, source))
             out.deadletters.append((key, self._dead(raw, partition, offset, text, now)))
 
@@ -261,6 +262,10 @@ _REASONS = {
     Reject.SERIES_LIMIT: lambda k, n, src, wm, proc, lim: (
         f"series_limit: {k} of {n} samples of new series refused: the worker already holds "
         f"windows.max_series = {lim.max_series} series"),
+    Reject.SOURCE_LIMIT: lambda k, n, src, wm, proc, lim: (
+        f"source_limit: {k} of {n} samples of new source {src!r} refused: its partition already holds "
+        f"windows.max_sources = {lim.max_sources} sources (idle ones are forgotten after "
+        f"windows.series_idle_seconds)"),
 }
 
 

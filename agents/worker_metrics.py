@@ -104,7 +104,7 @@ def future_by_source(engines: Mapping[int, Any], top: int = FUTURE_SOURCES_SHOWN
     counts: dict[str, int] = {}
     for eng in list(engines.values()):
         for name, n in zip(eng.source_names, eng.source_future, strict=True):
-            if n:
+            if n and name is not None:
                 counts[name] = counts.get(name, 0) + n
     shown = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     return len(counts), dict(shown)

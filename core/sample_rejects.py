@@ -27,6 +27,7 @@ class Reject(IntEnum):
     BAD_TIMESTAMP = 3  # not a finite time within MIN_TS..MAX_TS
     BAD_VALUE = 4  # not finite, or beyond +-MAX_ABS_VALUE
     SERIES_LIMIT = 5  # a new series while the worker already holds `max_series`
+    SOURCE_LIMIT = 6  # a new source while its partition's engine already holds `max_sources`
 
     @property
     def label(self) -> str:

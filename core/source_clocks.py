@@ -14,10 +14,16 @@ decide `future` samples, watermarks and idle sources the same way.
 
 Per-source values are plain lists indexed by source (one source per message: scalar access, cheaper
 than numpy's); callers read them directly on their hot paths.
+
+Bounded: the Kafka key is the sender's choice, so a source idle and owning nothing is forgotten
+(`forget`): its index becomes free (name None) and is reused, smallest first, by the next new source.
+Indexes of the other sources never move (callers and snapshots hold them), so the lists are as long as
+the most sources held at once, not every source ever seen; `len()` counts the sources held.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from typing import Any
 
@@ -30,7 +36,7 @@ class SourceClocks:
         self.max_future = float(max_future)
         self.proc_time = -math.inf
         self.idle_due = math.inf  # processing time at which some active source becomes idle, at the earliest
-        self.names: list[str] = []
+        self.names: list[str | None] = []  # None: a forgotten source's free index
         self.ids: dict[str, int] = {}  # name -> index
         self.max_et: list[float] = []  # max event time accepted
         self.seen: list[float] = []  # processing clock at its last accepted sample
@@ -39,24 +45,54 @@ class SourceClocks:
         self.active: list[bool] = []  # sent since it was last found idle
         self.future: list[int] = []  # samples refused as `future`
         self.late: list[int] = []  # samples refused as `late` (the caller decides what is late)
+        self.free: list[int] = []  # forgotten indexes, a heap: the smallest is reused first
 
     def __len__(self) -> int:
-        return len(self.names)
+        """The sources held (forgotten ones not counted)."""
+        return len(self.ids)
 
     def index(self, name: str) -> int:
-        """The index of source `name`, added on first use."""
+        """The index of source `name`, added on first use (at the smallest free index, if any)."""
         i = self.ids.get(name)
         if i is None:
-            i = self.ids[name] = len(self.names)
-            self.names.append(name)
-            self.max_et.append(-math.inf)
-            self.seen.append(self.proc_time)
-            self.sent_at.append(-math.inf)
-            self.clock.append(-math.inf)
-            self.active.append(False)
-            self.future.append(0)
-            self.late.append(0)
+            if self.free:
+                i = heapq.heappop(self.free)
+                self.names[i] = name
+                self.max_et[i], self.seen[i], self.sent_at[i], self.clock[i] = (
+                    -math.inf, self.proc_time, -math.inf, -math.inf)
+                self.active[i], self.future[i], self.late[i] = False, 0, 0
+            else:
+                i = self._append(name)
+            self.ids[name] = i
         return i
+
+    def _append(self, name: str | None) -> int:
+        self.names.append(name)
+        self.max_et.append(-math.inf)
+        self.seen.append(self.proc_time if name is not None else -math.inf)
+        self.sent_at.append(-math.inf)
+        self.clock.append(-math.inf)
+        self.active.append(False)
+        self.future.append(0)
+        self.late.append(0)
+        return len(self.names) - 1
+
+    def stale(self, before: float, keep: int = -1) -> list[int]:
+        """The held sources, other than `keep`, that are idle and whose last accepted sample was before
+        processing time `before`: candidates to forget (the caller checks they own nothing)."""
+        return [i for i, (name, seen, active) in enumerate(zip(self.names, self.seen, self.active, strict=True))
+                if name is not None and not active and seen < before and i != keep]
+
+    def forget(self, i: int) -> None:
+        """Drop source `i` (its name, event time and counts); its index is free for the next new source."""
+        name = self.names[i]
+        if name is None:
+            return
+        del self.ids[name]
+        self.names[i] = None
+        self.max_et[i] = self.seen[i] = self.sent_at[i] = self.clock[i] = _NEG_INF  # one shared float
+        self.active[i], self.future[i], self.late[i] = False, 0, 0
+        heapq.heappush(self.free, i)
 
     def future_bound(self, now: float | None) -> float:
         """Samples of a message written at `now` newer than this are `future` (None: no bound)."""
@@ -114,26 +150,38 @@ class SourceClocks:
         seen = [t for t, a in zip(self.seen, self.active, strict=True) if a]
         return max(max(seen) + self.idle_timeout, self.proc_time) if seen else None
 
-    def state(self) -> list[list[Any]]:
-        """Per source: [name, max_et, seen, active, future, late, sent_at, clock] (non-finite as null)."""
-        return [[name, _finite(self.max_et[i]), _finite(self.seen[i]), self.active[i], self.future[i],
-                 self.late[i], _finite(self.sent_at[i]), _finite(self.clock[i])]
-                for i, name in enumerate(self.names)]
+    def state(self) -> list[list[Any] | None]:
+        """Per index: [name, max_et, seen, active, future, late, sent_at, clock] (non-finite as null), or
+        null for a free (forgotten) index."""
+        return [None if name is None else [
+            name, _finite(self.max_et[i]), _finite(self.seen[i]), self.active[i], self.future[i],
+            self.late[i], _finite(self.sent_at[i]), _finite(self.clock[i])] for i, name in enumerate(self.names)]
 
-    def load(self, rows: list[list[Any]], proc_time: float | None) -> None:
-        """Sources from `state()` rows (added to, or overwriting, those known), and the processing clock."""
+    def load(self, rows: list[list[Any] | None], proc_time: float | None) -> None:
+        """Sources from `state()` rows (added to, or overwriting, those known), and the processing clock.
+        A null row keeps its index free, so indexes are those of the state's writer."""
         self.proc_time = _or(proc_time, -math.inf)
-        for name, mx, seen, active, future, late, sent_at, clock in rows:
+        free, self.free = self.free, []  # appended in row order while loading
+        for row in rows:
+            if row is None:
+                free.append(self._append(None))
+                continue
+            name, mx, seen, active, future, late, sent_at, clock = row
             i = self.index(name)
             self.max_et[i], self.seen[i], self.active[i] = _or(mx, -math.inf), _or(seen, -math.inf), bool(active)
             self.future[i], self.late[i] = int(future), int(late)
             self.sent_at[i], self.clock[i] = _or(sent_at, -math.inf), _or(clock, -math.inf)
+        heapq.heapify(free)
+        self.free = free
 
     def copy(self) -> SourceClocks:
         other = SourceClocks(self.idle_timeout, self.max_future)
         other.load(self.state(), _finite(self.proc_time))
         other.idle_due = self.idle_due
         return other
+
+
+_NEG_INF = -math.inf
 
 
 def _finite(x: float) -> float | None:

@@ -24,6 +24,10 @@ Semantics (DESIGN.md, Time):
   dropped; a sample whose window has already closed is late;
 - a series that sent nothing for `series_idle` of processing time and has no open window is forgotten
   (its counter's last value with it), so that the registry can reuse its index;
+- a source likewise (idle, nothing accepted for `series_idle`, no open window, no series of its own) is
+  forgotten from every per-source structure, at the same processing times as series (input-determined,
+  so a replay forgets the same sources at the same messages); a new source beyond `max_sources` held is
+  refused (`source_limit`): the Kafka key is the sender's choice, and memory must not follow it;
 - counter increase is reset-aware (a drop means the counter restarted from 0) and each delta between
   consecutive samples of a series is attributed to the window of the later sample, so the increases of
   adjacent windows add up exactly to the increase over their union. A counter sample older than the
@@ -106,6 +110,7 @@ class WindowEngine:
         max_future: float = 600.0,
         idle_timeout: float | None = None,
         series_idle: float | None = None,
+        max_sources: int = 100_000,
     ) -> None:
         self.registry = registry
         self.width = float(width)
@@ -114,6 +119,8 @@ class WindowEngine:
         self.max_future = float(max_future)
         self.idle_timeout = float(2 * self.width + self.allowed_lateness if idle_timeout is None else idle_timeout)
         self.series_idle = float(max(3600.0, 4 * self.idle_timeout) if series_idle is None else series_idle)
+        self.max_sources = int(max_sources)
+        self.sources_forgotten = 0
         self.late_samples = 0
         self.rejected = [0] * len(Reject)  # samples refused, by reason code
         # Per source (event time, activity, the processing clock): shared with the rules step.
@@ -159,7 +166,8 @@ class WindowEngine:
         self._close_due = False  # windows became closable and were not returned yet (advance(emit=False))
 
     @property
-    def source_names(self) -> list[str]:
+    def source_names(self) -> list[str | None]:
+        """By source index; None at a forgotten source's free index."""
         return self.src.names
 
     @property
@@ -185,12 +193,25 @@ class WindowEngine:
         i = self.src.ids.get(name)
         if i is None:
             i = self.src.index(name)
-            self._src_cb.append(_NO_K)
+            if i == len(self._src_cb):
+                self._src_cb.append(_NO_K)
+            else:  # a forgotten source's index, reused
+                self._src_cb[i] = _NO_K
         return i
 
+    def admit_source(self, name: str) -> int:
+        """`source_index(name)`, or -1 if `name` is new and `max_sources` sources are held: `ingest` then
+        refuses its samples (`source_limit`)."""
+        i = self.src.ids.get(name)
+        if i is not None:
+            return i
+        if len(self.src) >= self.max_sources:
+            return -1
+        return self.source_index(name)
+
     def watermark(self, source: int = 0) -> float:
-        """Source `source`'s watermark (-inf before its first sample)."""
-        if source >= len(self._src_max):
+        """Source `source`'s watermark (-inf before its first sample, or for a refused source: -1)."""
+        if source < 0 or source >= len(self._src_max):
             return -math.inf
         return float(self._src_max[source] - self.allowed_lateness)
 
@@ -210,7 +231,7 @@ class WindowEngine:
         src = self.src
         src.message(source, now)
         if src.proc_time >= src.idle_due or src.proc_time >= self._evict_due:
-            self._idle_check()
+            self._idle_check(keep=source)
 
     def _clock(self, now: float) -> None:
         src = self.src
@@ -243,6 +264,10 @@ class WindowEngine:
             return _VERDICTS[self.ingest_sample(int(cols.series[0]), float(cols.ts[0]), float(cols.values[0]),
                                                 bool(cols.counter[0]), source, now)]
         self._epoch += 1
+        if source < 0:  # refused by `admit_source`: no state for it at all
+            verdict = np.full(n, Reject.SOURCE_LIMIT, dtype=np.int8)
+            self.rejected[Reject.SOURCE_LIMIT] += n
+            return verdict
         if source >= len(self._src_max):
             self._unnamed(source)
         if now is not None:
@@ -344,6 +369,9 @@ class WindowEngine:
         """`ingest` of one sample (series index, time, value, is counter) in plain Python, numpy's per-call
         cost would be most of the work; its `Reject` code (0: applied)."""
         self._epoch += 1
+        if source < 0:  # refused by `admit_source`
+            self.rejected[Reject.SOURCE_LIMIT] += 1
+            return int(Reject.SOURCE_LIMIT)
         if source >= len(self._src_max):
             self._unnamed(source)
         if now is not None:
@@ -390,9 +418,10 @@ class WindowEngine:
         self.rejected[verdict] += 1
         return int(verdict)
 
-    def _idle_check(self) -> None:
-        """Close the open windows of every source idle for `idle_timeout` and forget series idle for
-        `series_idle`; find when to check next."""
+    def _idle_check(self, keep: int = -1) -> None:
+        """Close the open windows of every source idle for `idle_timeout` and forget series and sources
+        idle for `series_idle` (never `keep`, the source whose message is being ingested); find when to
+        check next."""
         t = self.proc_time
         idle = self.src.expire() if t >= self.src.idle_due else []
         if idle:
@@ -408,7 +437,25 @@ class WindowEngine:
                     self._close_due = True
         if t >= self._evict_due:
             self._evict_series(t - self.series_idle)
+            self._forget_sources(t - self.series_idle, keep)
             self._evict_due = t + self.series_idle / 4
+
+    def _forget_sources(self, before: float, keep: int) -> None:
+        """Forget the sources idle since before processing time `before` that own no series and no open
+        window and have no closing waiting to be emitted: nothing of theirs is left to close, so only
+        their memory goes (a source that comes back starts afresh, as a new one)."""
+        stale = self.src.stale(before, keep)
+        if not stale:
+            return
+        held = set(np.unique(self._series_src[self._series_src >= 0]).tolist())
+        held.update(np.unique(self._slot_src[np.flatnonzero(self._used[:self._n_slots])]).tolist())
+        held.update(c[0] for c in self._closings)
+        held.update(self._dirty)
+        for i in stale:
+            if i not in held:
+                self.src.forget(i)
+                self._src_cb[i] = _NO_K
+                self.sources_forgotten += 1
 
     def _evict_series(self, before: float) -> None:
         """Forget series last seen before processing time `before` that have no open window."""
@@ -537,14 +584,15 @@ class WindowEngine:
         header = {
             "v": 2, "width": self.width, "allowed_lateness": self.allowed_lateness,
             "quantiles": list(self.quantiles), "max_future": self.max_future, "idle_timeout": self.idle_timeout,
-            "series_idle": self.series_idle, "proc_time": _finite(self.proc_time), "epoch": self._epoch,
+            "series_idle": self.series_idle, "max_sources": self.max_sources,
+            "proc_time": _finite(self.proc_time), "epoch": self._epoch,
             "idle_due": _finite(min(self.src.idle_due, self._evict_due)), "evict_due": _finite(self._evict_due),
             "late_samples": self.late_samples, "rejected": self.rejected, "close_due": self._close_due,
             "closings": self._closings, "guarded": self._guarded,
             # [name, max_et, closed bound, seen, active, future, late, sent_at, clock]
-            "sources": [[name, mx, cb, seen, active, future, late, sent_at, clock] for cb, (
-                name, mx, seen, active, future, late, sent_at, clock) in zip(self._src_cb, self.src.state(),
-                                                                             strict=True)],
+            # (null: a forgotten source's free index)
+            "sources": [None if row is None else [row[0], row[1], cb, *row[2:]]
+                        for cb, row in zip(self._src_cb, self.src.state(), strict=True)],
             "series": [[reg.names[i], reg.labels[i], reg.kinds[i]] for i in referenced.tolist()],
             "arrays": [[name, a.dtype.str, len(a)] for name, a in arrays.items()],
         }
@@ -564,11 +612,11 @@ class WindowEngine:
             dt = np.dtype(dtype)
             arrays[name] = np.frombuffer(data, dtype=dt, count=length, offset=pos).copy()
             pos += dt.itemsize * length
-        settings = {key: header.get(key) for key in ("max_future", "idle_timeout", "series_idle")}
+        settings = {key: header.get(key) for key in ("max_future", "idle_timeout", "series_idle", "max_sources")}
         settings.update({key: value for key, value in limits.items() if value is not None})
         eng = cls(registry, header["width"], header["allowed_lateness"], tuple(header["quantiles"]),
                   max_future=settings["max_future"] or 600.0, idle_timeout=settings["idle_timeout"],
-                  series_idle=settings["series_idle"])
+                  series_idle=settings["series_idle"], max_sources=int(settings["max_sources"] or 100_000))
         eng.late_samples = int(header["late_samples"])
         eng._close_due = bool(header.get("close_due", False))  # absent in snapshots older than advance(emit=)
         dense = np.asarray([registry.index_of(name, labels, kind) for name, labels, kind in header["series"]]
@@ -601,9 +649,8 @@ class WindowEngine:
         eng._closings = [(int(a), int(b), int(c)) for a, b, c in header["closings"]]
         eng._guarded = bool(header["guarded"])
         rows = header["sources"]  # [name, max_et, closed bound, ...]: `SourceClocks.state()` with the bound
-        for row in rows:
-            eng._src_cb[eng.source_index(row[0])] = int(row[2])
-        eng.src.load([[r[0], r[1], *r[3:]] for r in rows], header["proc_time"])
+        eng.src.load([None if r is None else [r[0], r[1], *r[3:]] for r in rows], header["proc_time"])
+        eng._src_cb[:] = [_NO_K if r is None else int(r[2]) for r in rows]
         here = dense[:-1]
         for name, _ in cls._SERIES_ARRAYS:
             if name in arrays:

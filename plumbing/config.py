@@ -100,6 +100,14 @@ class WindowsConfig(_Section):
     # a series without samples for series_idle_seconds (default max(1 h, 4 x idle_timeout)) is forgotten.
     max_series: int = Field(default=1_000_000, gt=0)
     series_idle_seconds: float | None = Field(default=None, gt=0)
+    # Sources (the Kafka key: a batch's `source`, the sender's choice) are bounded the same way: a source
+    # idle for series_idle_seconds that owns no series and no open window is forgotten, and beyond
+    # max_sources held by one input partition's engine (in the window and the rules step alike) samples of
+    # a new source are refused (`source_limit`), as Mimir's per-tenant limits refuse rather than grow. Real
+    # fleets send a few thousand hosts per partition; 100,000 is a few tens of MB of per-source state per partition,
+    # and only a client choosing fresh keys on purpose (or by a bug) reaches it. Per partition, not per
+    # worker, so the decision depends on that partition's input only and a replay makes it again.
+    max_sources: int = Field(default=100_000, gt=0)
 
 
 class SystemProducerConfig(_Section):

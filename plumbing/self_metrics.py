@@ -40,12 +40,19 @@ WINDOW_LATENCY = Histogram(
 SAMPLES_REJECTED = Counter(
     "watchkeeper_samples_rejected_total",
     "Samples the worker's window step refused and dead-lettered, by reason (late, future, bad_timestamp, "
-    "bad_value, series_limit).", ["reason"], registry=REGISTRY,
+    "bad_value, series_limit, source_limit).", ["reason"], registry=REGISTRY,
 )
 DEADLETTERS = Counter(
     "watchkeeper_window_deadletters_total",
     "Dead letters the worker's window step wrote, by reason (invalid, internal_error, late, future, "
     "bad_timestamp, bad_value, series_limit).", ["reason"], registry=REGISTRY,
+)
+# The rules agent reads the same samples topic and refuses the same samples, but dead-letters nothing (the
+# window agent does): without this, its `future` and `source_limit` counts were visible nowhere.
+RULES_SAMPLES_REJECTED = Counter(
+    "watchkeeper_rules_samples_rejected_total",
+    "Samples the rules agent left out of rule evaluation, by reason (late, future, bad_timestamp, source_limit).",
+    ["reason"], registry=REGISTRY,
 )
 # Bounded label set: only the FUTURE_SOURCES_SHOWN sources with the most `future` samples get a series.
 FUTURE_SOURCES_SHOWN = 20
