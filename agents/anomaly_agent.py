@@ -13,7 +13,8 @@ changes on `wk.alerts` (key = fingerprint, `source: anomaly`). The logic is in `
   gives the same results (scoring does not depend on batch boundaries) and, since a batch with alert
   transitions is always checkpointed, sends no transition twice.
 - Each checkpoint ends, on every partition read since the last one, with a marker record of the last
-  input offset applied per input topic, alone in its own producer batch, so tansu 0.6.0's
+  input offset applied per input topic. Where the broker has tansu 0.6.0's ListOffsets defect (probed at
+  worker start, `runtime.broker_defects`) the marker goes alone in its own producer batch, so
   ListOffsets(latest) (the last batch's base offset + 1) still points past every state record and
   Faust's recovery reads them all.
 - Faust's committed offset is never trusted: a worker stopped in the middle of a batch acknowledges the
@@ -35,11 +36,12 @@ import faust
 from aiokafka.errors import KafkaError
 
 from agents.anomaly_step import AnomalyStep, Checkpoint, marker_key
-from agents.emission_log import iter_range
 from core.anomaly_rules import AnomalyRule, load_anomaly_files
 from core.errors import CoreError
-from watchkeeper.config import Config
-from watchkeeper.errors import WatchkeeperError
+from plumbing.config import Config
+from plumbing.errors import RuleFileError
+from runtime.partition_log import iter_range
+from schemas.topics import DEFAULT_TOPICS
 
 log = logging.getLogger("watchkeeper.anomaly")
 STATE_TABLE = "anomaly-state"
@@ -47,10 +49,8 @@ STATE_TABLE = "anomaly-state"
 __all__ = ["AnomalyConfigError", "load_rules", "register"]
 
 
-class AnomalyConfigError(WatchkeeperError):
+class AnomalyConfigError(RuleFileError):
     """An anomaly rule file the worker cannot run: the message names file, line, group and rule."""
-
-    exit_code = 2
 
 
 def load_rules(cfg: Config) -> list[AnomalyRule]:
@@ -72,16 +72,24 @@ def register(app: faust.App, cfg: Config) -> None:
                            "value_serializer": "raw"}
     kind_of = {t.aggregates: "aggregates", t.samples: "samples"}
     inputs = [name for name, kind in kind_of.items() if any(r.input == kind for r in rules)]
-    source = app.topic(*inputs, partitions=8, **raw)
-    alerts = app.topic(t.alerts, partitions=8, **raw)
-    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=8, **raw)
-    state = app.Table(STATE_TABLE, partitions=8, key_type=bytes, value_type=bytes, changelog_topic=changelog)
+    n = DEFAULT_TOPICS["samples"].partitions  # the inputs and the state table are co-partitioned
+    source = app.topic(*inputs, partitions=n, **raw)
+    alerts = app.topic(t.alerts, partitions=DEFAULT_TOPICS["alerts"].partitions, **raw)
+    changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=n, **raw)
+    state = app.Table(STATE_TABLE, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
     step = AnomalyStep(rules, load=lambda key: state.data.get(key))
     app.anomaly_step = step  # type: ignore[attr-defined]
     log.info("anomaly: %d rules on %s", len(rules), ", ".join(inputs))
 
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        step.forget({tp.partition for tp in revoked if tp.topic in kind_of})
+        """Released as the window agent's partitions are (runtime.ownership): no new input on them, the
+        batch under way ends (its alerts sent, its checkpoint written) and is durable, then they are
+        forgotten; only then does the next owner, once every revocation returned, read the table."""
+        parts = {tp.partition for tp in revoked if tp.topic in kind_of}
+        step.revoke(parts)
+        await step.own.quiesce(parts)
+        await app.producer.flush()
+        step.forget(parts)
 
     async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         step.assigned({tp.partition for tp in assigned if tp.topic in kind_of})
@@ -91,12 +99,14 @@ def register(app: faust.App, cfg: Config) -> None:
     last_checkpoint = time.monotonic()
 
     async def checkpoint(cp: Checkpoint) -> None:
-        """The states, then per partition its offsets marker, alone in the partition's last batch."""
+        """The states, then per partition its offsets marker, alone in the partition's last batch where the
+        broker has the ListOffsets defect (runtime.broker_defects)."""
         for partition, states in cp.states.items():
             for key, value in states.items():
                 state.data[key] = value
                 state.send_changelog(partition, key, value)
-        await app.producer.flush()
+        if (await app.broker_defects.get()).list_offsets_latest:  # type: ignore[attr-defined]
+            await app.producer.flush()
         for partition, marker in cp.markers.items():
             state.data[marker_key(partition)] = marker
             state.send_changelog(partition, marker_key(partition), marker)
@@ -125,7 +135,7 @@ def register(app: faust.App, cfg: Config) -> None:
                 step.add(kind_of[topic], topic, partition, rec.offset, rec.key, rec.value or b"")
                 n += 1
                 if n % cfg.anomaly.batch_messages == 0:  # a long gap is scored as it is read
-                    await publish(step.flush().alerts)
+                    await publish(step.flush().records)
         except (TimeoutError, KafkaError):  # the series miss those points; the worker goes on
             log.exception("anomaly: could not read %s[%d] %d..%d", topic, partition, gap[0], gap[1])
 
@@ -134,12 +144,18 @@ def register(app: faust.App, cfg: Config) -> None:
         # take_events (not in StreamT's stubs) keeps each event, for its topic, partition and offset.
         batches = stream.take_events(cfg.anomaly.batch_messages, within=cfg.anomaly.batch_seconds)  # type: ignore[attr-defined]
         async for events in batches:
-            for event in events:
-                msg = event.message
-                if msg.partition in step.revoked:  # taken away while it waited in the batch
-                    continue
-                if not step.resumed(msg.partition):  # first event since (re)assignment
-                    step.resume(msg.partition, state.data.get(marker_key(msg.partition)))
-                await fill_gap(msg.topic, msg.partition, msg.offset)
-                step.add(kind_of[msg.topic], msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
-            await publish(step.flush().alerts)
+            with step.own.work({event.message.partition for event in events}):
+                await take(events)
+
+    async def take(events: list[Any]) -> None:
+        """One batch: each event applied (resuming its partition on its first event since assignment), then
+        the batch scored, its alerts sent and, when due, checkpointed."""
+        for event in events:
+            msg = event.message
+            if step.taken_away(msg.partition):  # taken away while it waited in the batch
+                continue
+            if not step.resumed(msg.partition):  # first event since (re)assignment
+                step.resume(msg.partition, state.data.get(marker_key(msg.partition)))
+            await fill_gap(msg.topic, msg.partition, msg.offset)
+            step.add(kind_of[msg.topic], msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
+        await publish(step.flush().records)

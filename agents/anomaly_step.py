@@ -28,6 +28,8 @@ from core.anomaly_rules import AnomalyRule
 from core.anomaly_scoring import AnomalyScorer, StateLoader, state_key
 from core.sample_decode import decode_columns
 from core.series_registry import SeriesRegistry
+from runtime.ownership import Event, Ownership, Phase
+from runtime.partition_state import StepOutput
 from schemas.aggregates import WindowAggregate
 from schemas.codec import SchemaError, decode, encode
 
@@ -45,12 +47,6 @@ class _Points:
     partition: int
     ts: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
-
-
-@dataclass
-class StepOutput:
-    alerts: list[tuple[bytes, bytes]] = field(default_factory=list)  # (fingerprint, AlertEvent)
-    scored: int = 0
 
 
 @dataclass
@@ -85,16 +81,31 @@ class AnomalyStep:
         self._partition_of: dict[bytes, int] = {}  # state key -> input partition (changelog partition)
         self.applied: dict[int, dict[str, int]] = {}  # partition -> topic -> last offset applied
         self._moved: set[int] = set()  # partitions whose offsets moved since the last checkpoint
-        self.revoked: set[int] = set()  # partitions taken away (their events still buffered are ignored)
+        self.own = Ownership()  # each partition's lifecycle (runtime.ownership), as the window agent's
         self.messages = self.bad = self.points = self.skipped = self.failures = 0
 
     # -- input offsets
 
     def resumed(self, partition: int) -> bool:
-        return partition in self.applied
+        return self.own.phase(partition) is Phase.LIVE
+
+    def taken_away(self, partition: int) -> bool:
+        """Revoked (and not assigned again): its events still buffered in a batch are ignored."""
+        phase = self.own.phase(partition)
+        return phase is Phase.RELEASING or (phase is Phase.IDLE and self.own.generation(partition) > 0)
+
+    def revoke(self, partitions: set[int]) -> None:
+        """No new input on these partitions from here; `forget` drops them once the work under way ended."""
+        for p in partitions:
+            if self.own.phase(p) is not Phase.RELEASING:
+                self.own.transition(p, Event.REVOKE)
 
     def resume(self, partition: int, marker: bytes | None) -> None:
-        """Start a (re)assigned partition from its checkpointed marker (None: from nothing)."""
+        """Start a (re)assigned partition from its checkpointed marker (None: from nothing). The state
+        itself is read per series as it is needed (`StateLoader`), so the resume has no reads to wait for."""
+        if self.own.phase(partition) is Phase.IDLE:
+            self.own.transition(partition, Event.ASSIGN)
+        self.own.transition(partition, Event.RESUME)
         offsets: dict[str, int] = {}
         if marker:
             try:
@@ -103,6 +114,7 @@ class AnomalyStep:
                 log.warning("anomaly: unreadable offsets marker of partition %d; resuming where Faust does",
                             partition)
         self.applied[partition] = offsets
+        self.own.transition(partition, Event.RESUMED)
 
     def gap(self, topic: str, partition: int, offset: int) -> tuple[int, int] | None:
         """Offsets [start, stop) of `topic` to read before `offset` (none when it follows what was applied;
@@ -114,7 +126,7 @@ class AnomalyStep:
 
     def add(self, kind: str, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes) -> None:
         """One input message, unless already applied. `kind` is the topic's role: aggregates or samples."""
-        if partition in self.revoked:
+        if self.taken_away(partition):
             return
         applied = self.applied.setdefault(partition, {})
         if offset <= applied.get(topic, -1):
@@ -214,10 +226,10 @@ class AnomalyStep:
                 self.failures += 1
                 log.exception("anomaly: rule %s failed on series %s", rule.key, series)
                 continue
-            out.scored += res.scored
+            out.applied += res.scored
             self.skipped += res.skipped
-            out.alerts += [(e.fingerprint.encode(), encode(e)) for e in res.events]
-        self.points += out.scored
+            out.records += [(e.fingerprint.encode(), encode(e)) for e in res.events]  # (fingerprint, AlertEvent)
+        self.points += out.applied
         return out
 
     def checkpoint(self) -> Checkpoint:
@@ -230,12 +242,14 @@ class AnomalyStep:
         return cp
 
     def assigned(self, partitions: set[int]) -> None:
-        self.revoked -= partitions
+        for p in partitions:
+            self.own.transition(p, Event.ASSIGN)
 
     def forget(self, partitions: set[int]) -> None:
         """Drop everything about revoked partitions (cached states, offsets, points not yet scored): their
-        next owner resumes them from the table's last checkpoint, which is consistent."""
-        self.revoked |= partitions
+        next owner resumes them from the table's last checkpoint, which is consistent (the agent calls this
+        once the batch under way when they were revoked has sent its alerts and written its checkpoint)."""
+        self.revoke(partitions)
         self.scorer.forget(lambda key: self._partition_of.get(key) in partitions)
         self._pending = {k: v for k, v in self._pending.items() if v.partition not in partitions}
         for p in partitions:
@@ -243,6 +257,9 @@ class AnomalyStep:
             self._moved.discard(p)
         for key in [k for k, p in self._partition_of.items() if p in partitions]:
             del self._partition_of[key]
+        for p in partitions:
+            if self.own.phase(p) is Phase.RELEASING:
+                self.own.transition(p, Event.RELEASED)
 
 
 def _aggregate(raw: bytes) -> dict[str, Any] | None:

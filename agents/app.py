@@ -12,7 +12,9 @@ from typing import Any
 
 import faust
 
-from watchkeeper.config import Config
+from plumbing.config import Config
+from runtime.broker_defects import DefectsProbe
+from schemas.topics import DEFAULT_TOPICS
 
 # Order matters only for readability of logs; each module registers its agents, topics and tables.
 AGENT_MODULES: tuple[str, ...] = ("agents.window_agent", "agents.rules_agent", "agents.anomaly_agent")
@@ -22,10 +24,10 @@ def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **override
     settings: dict[str, Any] = {
         "broker": f"kafka://{cfg.kafka.bootstrap}",
         "store": "memory://",
-        "topic_partitions": 8,
+        "topic_partitions": DEFAULT_TOPICS["samples"].partitions,
         "topic_replication_factor": cfg.kafka.replication_factor,
         "broker_session_timeout": cfg.kafka.session_timeout,
-        "broker_heartbeat_interval": min(3.0, cfg.kafka.session_timeout / 3),
+        "broker_heartbeat_interval": cfg.kafka.heartbeat_interval,
         "consumer_auto_offset_reset": "earliest",
         "web_enabled": False,
         # Faust's default is 0.0.0.0; its pages (tables, stats) are not for the network.
@@ -41,6 +43,9 @@ def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **override
     Path(settings["datadir"]).mkdir(parents=True, exist_ok=True)
     app = faust.App(cfg.worker.app_id, **settings)
     app.wk_config = cfg  # type: ignore[attr-defined]
+    # Which tansu workarounds the agents switch on (runtime.broker_defects): probed once, at start.
+    app.broker_defects = DefectsProbe(cfg.kafka.bootstrap, f"{cfg.worker.app_id}-broker-probe")  # type: ignore[attr-defined]
+    app.task(app.broker_defects.run)  # type: ignore[attr-defined]
     for name in modules:
         importlib.import_module(name).register(app, cfg)
     return app

@@ -32,11 +32,14 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
-from agents.emission_log import last_records
+from agents.rule_failure_report import RuleFailureReport
 from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
 from agents.rules_wiring import RulesConfigError, load_rules
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics
+from plumbing import kafka_clients
+from plumbing.config import Config
+from plumbing.topics import ensure_topics
+from runtime.ownership import Event, Ownership, Phase
+from runtime.partition_log import last_records
 
 log = logging.getLogger("watchkeeper.rules")
 
@@ -73,6 +76,7 @@ class RulesRunner:
         self.shards_topic, self.state_topic, self.group_id = rule_topics(cfg)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.step: RulesStep = step_factory(self.owner)
+        self.failures = RuleFailureReport(cfg.data_path, self.owner)
         self.lock = asyncio.Lock()
         self.started = asyncio.Event()
         self.alerts_sent = 0
@@ -82,6 +86,9 @@ class RulesRunner:
         self._producer: AIOKafkaProducer | None = None
         self._written: dict[int, bytes] = {}  # shard -> the newest checkpoint this process wrote for it
         self._rewind: dict[int, Mark] = {}  # seek the reader here (the store was reset for a takeover)
+        # Each shard's lifecycle (runtime.ownership, as the window and anomaly agents'): the lock is the work
+        # under way, so a revocation waits for the step that is advancing.
+        self.shard_own = Ownership()
         self.rewinds = 0
 
     async def run(self) -> None:
@@ -97,9 +104,8 @@ class RulesRunner:
                                   auto_offset_reset="earliest", fetch_max_wait_ms=100,
                                   max_partition_fetch_bytes=4 * 1024 * 1024)
         session_ms = int(cfg.kafka.session_timeout * 1000)
-        shards = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=self.group_id, enable_auto_commit=False,
-                                  session_timeout_ms=session_ms, heartbeat_interval_ms=max(100, session_ms // 4),
-                                  rebalance_timeout_ms=max(session_ms, 30_000))
+        shards = kafka_clients.group_consumer(cfg.kafka, group_id=self.group_id,
+                                              rebalance_timeout_ms=max(session_ms, 30_000))
         await producer.start()
         await reader.start()
         keepalive: asyncio.Task[None] | None = None
@@ -131,7 +137,9 @@ class RulesRunner:
                 for tp, records in batch.items():
                     for rec in records:
                         try:
-                            step.ingest(tp.partition, rec.offset, rec.key, rec.value or b"")
+                            ms = rec.timestamp  # processing time; none: no future bound for this one
+                            now = ms / 1000 if ms is not None and ms >= 0 else None
+                            step.ingest(tp.partition, rec.offset, rec.key, rec.value or b"", now)
                         except Exception:  # a worker never dies on bad data
                             step.bad += 1
                             log.exception("rules: could not read %s[%d]@%d", t.samples, tp.partition, rec.offset)
@@ -165,6 +173,7 @@ class RulesRunner:
 
     async def _advance(self) -> None:
         outputs = self.step.advance()
+        self.failures.report(self.step.take_failures())
         if outputs:
             await self._publish(outputs)
         now = time.monotonic()
@@ -173,6 +182,7 @@ class RulesRunner:
                 await self._checkpoint(s)
             self.step.prune_marks()
             self._last_checkpoint = now
+            self.failures.publish()
 
     async def _publish(self, outputs: list[UnitOutput]) -> None:
         assert self._producer is not None
@@ -206,8 +216,19 @@ class RulesRunner:
         self.checkpoints_written += 1
 
     async def assigned(self, shards: list[int]) -> None:
+        for s in shards:
+            self.shard_own.transition(s, Event.ASSIGN)
         async with self.lock:
-            found = await last_records(self.cfg.kafka.bootstrap, self.state_topic, shards)
+            shards = self.shard_own.in_phase(Phase.ASSIGNED)
+            for s in shards:
+                self.shard_own.transition(s, Event.RESUME)
+            try:
+                found = await last_records(self.cfg.kafka.bootstrap, self.state_topic, shards)
+            except BaseException:  # left ASSIGNED: the next assignment resumes them
+                for s in shards:
+                    if self.shard_own.phase(s) is Phase.RESUMING:
+                        self.shard_own.transition(s, Event.FAILED)
+                raise
             checkpoints = {s: decode_or_none(rec.value) if rec is not None else None for s, rec in found.items()}
             behind = [cp for cp in checkpoints.values() if cp is not None and cp.units and not self.step.covers(cp)]
             if behind:
@@ -222,18 +243,25 @@ class RulesRunner:
                 self._rewind = marks
                 self.rewinds += 1
             for s in shards:
+                if self.shard_own.phase(s) is not Phase.RESUMING:  # revoked meanwhile
+                    continue
                 self.step.own(s, checkpoints.get(s))
                 self._written.pop(s, None)
+                self.shard_own.transition(s, Event.RESUMED)
             log.info("rules: %s owns shards %s (units %s)", self.owner, sorted(self.step.owned),
                      self.step.owned_units())
 
     async def revoked(self, shards: list[int]) -> None:
+        for s in shards:
+            self.shard_own.transition(s, Event.REVOKE)
         async with self.lock:
             for s in shards:
                 if s in self.step.owned:
                     await self._checkpoint(s)
                     self.step.release(s)
                 self._written.pop(s, None)
+                if self.shard_own.phase(s) is Phase.RELEASING:
+                    self.shard_own.transition(s, Event.RELEASED)
 
 
 class _ShardListener(ConsumerRebalanceListener):

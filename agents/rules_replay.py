@@ -49,6 +49,7 @@ class RulesReplay:
     def __init__(self, loaded: LoadedRules, origin: float, probes: Sequence[Probe] = (),
                  on_progress: Callable[[float], None] | None = None) -> None:
         self.step: RulesStep = loaded.step_factory("backtest")
+        self.step.release_series = False  # `add_series` maps stored series to registry indexes once
         self.step.start(0, Mark(0, -math.inf, -math.inf))
         for shard in range(self.step.shards):
             self.step.own(shard, None)
@@ -132,9 +133,7 @@ class RulesReplay:
 
     @property
     def errors(self) -> list[str]:
-        """Rule evaluation errors of every engine, as the worker would have logged them."""
-        out: list[str] = []
-        for states in self.step.owned.values():
-            for st in states.values():
-                out += getattr(st.engine, "errors", [])
-        return out
+        """The kept rule evaluation failures of every engine (the last few of each rule), oldest first."""
+        kept = [f for states in self.step.owned.values() for st in states.values() if st.engine is not None
+                for f in st.engine.failures.last()]
+        return [str(f) for f in sorted(kept, key=lambda f: f.t)]

@@ -2,11 +2,25 @@
 all partitions, the rule units this process owns advanced to it, and checkpoints. The agent module only
 moves bytes between this and the broker, so this is tested without one.
 
+Event time per source, as in the window engine (`core.source_clocks`, shared with it): each source of a
+partition (the message's Kafka key, or for a message without one its batch `source` or sample host label)
+has its own event time; a sample more than `max_future` ahead of its message's processing time (the Kafka
+record's timestamp) is refused (`future`, counted per source; the window agent, reading the same topic,
+dead-letters it) and moves nothing, so one wrong clock can neither blind a partition's rules nor make the
+samples of the other sources on it late.
+
 Why the results do not depend on how the stream is read (one process or several, fast or slow):
-- A sample is *late* when its time is at or before its own partition's watermark (newest event time of
-  that partition minus `allowed_lateness`) when it arrives. Late samples are not stored. That is a
-  property of the partition's order alone, and every evaluated tick is at or before every partition's
-  watermark, so a tick sees exactly the samples that are not late and not newer than it.
+- A partition's watermark is the minimum over its live sources of (newest event time - `allowed_lateness`),
+  never moving back and never past the partition's processing clock (minus `allowed_lateness`), so a
+  source whose clock is ahead (within `max_future`) does not make a correct source that joins later
+  late. A source stops holding it back once it is idle (nothing for `idle_timeout` of the partition's
+  processing clock) or more than `max_future` behind the partition's newest source (a slow clock delays
+  alerts by at most that much); with no live source it is the newest source's. A source new to the
+  partition (or back from idle) joins at the partition's watermark: its samples at or before it are late.
+- A sample is *late* when its time is at or before its source's watermark or its partition's when it
+  arrives. Late samples are not stored. That is a property of the partition's order alone, and every
+  evaluated tick is at or before every partition's watermark, so a tick sees exactly the samples that
+  are not late and not newer than it.
 - The watermark is the minimum over partitions of their watermarks. A partition that had data when the
   process started and has not yet given a sample holds it back (it is unknown, not empty).
 - Recording-rule output comes back on the samples topic (key ``rules/...``); it is stored but never moves
@@ -24,16 +38,19 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
 
 from core.promql.series_store import SeriesStore
 from core.rule_units import RuleUnit
+from core.rules.eval_failures import EvalFailure, EvalFailures
 from core.sample_columns import SampleColumns
-from core.sample_decode import decode_columns
+from core.sample_decode import OneSample, decode_samples, message_source
+from core.sample_rejects import MAX_TS, MIN_TS
 from core.series_registry import SeriesRegistry
+from core.source_clocks import SourceClocks
 from schemas.alerts import AlertEvent
 from schemas.codec import SchemaError, encode
 from schemas.samples import Sample, SampleBatch, SeriesBlock
@@ -58,6 +75,9 @@ class UnitEngine(Protocol):
 
     def snapshot(self) -> bytes: ...
 
+    @property
+    def failures(self) -> EvalFailures: ...
+
 
 # (unit, snapshot or None for a fresh unit, origin: earliest event time for a fresh unit) -> engine
 EngineFactory = Callable[[RuleUnit, bytes | None, float], UnitEngine]
@@ -71,16 +91,45 @@ class Mark:
     offset: int
     max_et: float  # newest event time of a real sample before `offset` (-inf: none)
     max_any: float  # newest time of any sample (rule output too) before `offset`
+    # The partition's sources before `offset` (`PartitionClock.state`); None in checkpoints written before
+    # per-source event time: the partition's watermark is then max_et - lateness.
+    sources: dict[str, Any] | None = None
 
 
 @dataclass
 class PartitionClock:
     next_offset: int  # the next offset to read
+    sources: SourceClocks
     start_high: int | None = None  # the partition's end when this process first fetched it
     max_et: float = -math.inf
     max_any: float = -math.inf
     first_et: float | None = None
+    wm: float = -math.inf  # the partition's watermark (see the module docstring)
     marks: list[Mark] = field(default_factory=list)
+
+    def state(self) -> dict[str, Any]:
+        src = self.sources
+        return {"wm": _num(self.wm), "proc": _num(src.proc_time), "due": _num(src.idle_due), "sources": src.state()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.wm = _float(state["wm"])
+        self.sources.load(state["sources"], state["proc"])
+        self.sources.idle_due = math.inf if state["due"] is None else float(state["due"])
+
+    def update_watermark(self, lateness: float, max_future: float) -> None:
+        """Move the watermark to the minimum over the live sources (see the module docstring)."""
+        src = self.sources
+        if src.proc_time > -math.inf and src.proc_time >= src.idle_due:
+            src.expire()
+        live = [m for m, a in zip(src.max_et, src.active, strict=True) if a and m > -math.inf]
+        if live:
+            lead = max(live)
+            wm = min(m for m in live if m >= lead - max_future) - lateness
+        else:
+            wm = max(src.max_et, default=-math.inf) - lateness
+        wm = min(wm, src.proc_time - lateness) if src.proc_time > -math.inf else wm
+        if wm > self.wm:
+            self.wm = wm
 
     @property
     def watermark_known(self) -> bool:
@@ -124,7 +173,8 @@ class Checkpoint:
             "v": 1, "shard": self.shard, "owner": self.owner, "watermark": _num(self.watermark),
             "units": {k: base64.b64encode(v).decode() for k, v in self.units.items()},
             "barriers": {k: {str(p): o for p, o in b.items()} for k, b in self.barriers.items()},
-            "replay": {str(p): [m.offset, _num(m.max_et), _num(m.max_any)] for p, m in self.replay.items()},
+            "replay": {str(p): [m.offset, _num(m.max_et), _num(m.max_any), *([m.sources] if m.sources else [])]
+                       for p, m in self.replay.items()},
         })
 
     @classmethod
@@ -134,7 +184,8 @@ class Checkpoint:
             shard=int(d["shard"]), owner=str(d["owner"]), watermark=_float(d["watermark"]),
             units={k: base64.b64decode(v) for k, v in d["units"].items()},
             barriers={k: {int(p): int(o) for p, o in b.items()} for k, b in d["barriers"].items()},
-            replay={int(p): Mark(int(m[0]), _float(m[1]), _float(m[2])) for p, m in d["replay"].items()},
+            replay={int(p): Mark(int(m[0]), _float(m[1]), _float(m[2]), m[3] if len(m) > 3 else None)
+                    for p, m in d["replay"].items()},
         )
 
 
@@ -168,7 +219,8 @@ class RulesStep:
 
     def __init__(self, units: Sequence[RuleUnit], shards: int, factory: EngineFactory, *, lateness: float,
                  retention: float, history: float | None = None, owner: str = "",
-                 record_groups: Mapping[str, str] | None = None) -> None:
+                 record_groups: Mapping[str, str] | None = None, max_future: float = 600.0,
+                 idle_timeout: float = 25.0) -> None:
         self.units = list(units)
         # How far back from a tick the rules read (range + offset + lookback); `retention` adds room.
         self.history = retention if history is None else history
@@ -176,9 +228,16 @@ class RulesStep:
         self.shards = shards
         self.factory = factory
         self.lateness = lateness
+        self.max_future = max_future  # `windows.max_future`
+        self.idle_timeout = idle_timeout  # the window engine's (`windows.idle_timeout`)
         self.retention = retention
         self.owner = owner
         self.registry = SeriesRegistry()
+        # Release registry series whose points were all pruned (with the store's prune): without it every
+        # series ever seen stays in the registry (~1-2 KB each), so series churn grows the worker for good.
+        # The backtest turns it off: it maps stored series to registry indexes once, up front.
+        self.release_series = True
+        self._newest = np.full(1024, -np.inf)  # per registry index: newest time appended to the store
         self.store = SeriesStore(math.inf)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending_points = 0
@@ -189,13 +248,27 @@ class RulesStep:
         self.origin: float | None = None  # earliest event time, once every partition has given one
         self.start_floor = -math.inf
         self.samples = self.late = self.bad = self.recorded_in = self.failures = 0
+        self.future = self.bad_timestamp = 0  # samples refused (future: also per source, `source_future`)
 
     # -- reading
 
     def start(self, partition: int, mark: Mark) -> None:
-        self.clocks[partition] = PartitionClock(next_offset=mark.offset, max_et=mark.max_et,
-                                                max_any=mark.max_any, marks=[mark])
+        clock = PartitionClock(next_offset=mark.offset, sources=SourceClocks(self.idle_timeout, self.max_future),
+                               max_et=mark.max_et, max_any=mark.max_any, wm=mark.max_et - self.lateness,
+                               marks=[mark])
+        if mark.sources is not None:
+            clock.load(mark.sources)
+        self.clocks[partition] = clock
         self.start_floor = max(self.start_floor, mark.max_any)
+
+    def source_future(self) -> dict[str, int]:
+        """Samples refused as `future` since start, by source (over the partitions)."""
+        out: dict[str, int] = {}
+        for clock in self.clocks.values():
+            for name, n in zip(clock.sources.names, clock.sources.future, strict=True):
+                if n:
+                    out[name] = out.get(name, 0) + n
+        return out
 
     def rewind(self, marks: Mapping[int, Mark]) -> None:
         """Forget the store and re-read from `marks`: a shard taken over from an owner far behind this
@@ -223,46 +296,79 @@ class RulesStep:
         if clock.start_high is None:
             clock.start_high = high
 
-    def ingest(self, partition: int, offset: int, key: bytes | None, raw: bytes) -> None:
+    def ingest(self, partition: int, offset: int, key: bytes | None, raw: bytes, now: float | None = None) -> None:
+        """One message of the samples topic, written at processing time `now` (the Kafka record's
+        timestamp, in seconds; None: no `future` check and no idle sources)."""
         clock = self.clocks[partition]
         if offset < clock.next_offset:
             return
         clock.next_offset = offset + 1
+        source = key.decode("utf-8", "replace") if key else ""
         try:
-            cols = decode_columns(raw, self.registry, source=key.decode("utf-8", "replace") if key else "")
+            got = decode_samples(raw, self.registry, source=source)
+            if not source:
+                source = message_source(raw, got, self.registry)
         except SchemaError:
             self.bad += 1  # the window agent dead-letters it; here it is only counted
             return
-        self.ingest_columns(partition, offset, key, cols)
+        cols = got.columns() if type(got) is OneSample else got
+        self.ingest_columns(partition, offset, key, cols, now, source)  # type: ignore[arg-type]
 
-    def ingest_columns(self, partition: int, offset: int, key: bytes | None, cols: SampleColumns) -> None:
+    def ingest_columns(self, partition: int, offset: int, key: bytes | None, cols: SampleColumns,
+                       now: float | None = None, source: str | None = None) -> None:
         """`ingest` after decoding: the path a backtest replays stored samples through (series indexes
-        from `self.registry`), so the replay makes exactly the live agent's decisions."""
+        from `self.registry`), so the replay makes exactly the live agent's decisions. `source`: the
+        message's source (default: its key)."""
         clock = self.clocks[partition]
         clock.next_offset = max(clock.next_offset, offset + 1)
         if not len(cols):
             return
-        newest = float(cols.ts.max())
-        new_minute = clock.max_any == -math.inf or newest // MARK_EVERY > clock.max_any // MARK_EVERY
+        own = key is not None and key.startswith(RULE_OUTPUT_PREFIX)
+        ts = cols.ts
+        src = clock.sources
+        bound = min(src.future_bound(now), MAX_TS)
+        valid = None if own or (ts.max() <= bound and ts.min() >= MIN_TS) else (ts >= MIN_TS) & (ts <= bound)
+        if valid is not None and not valid.any():
+            newest = -math.inf
+        else:
+            newest = float(ts.max() if valid is None else ts[valid].max())
+        new_minute = newest > -math.inf and (
+            clock.max_any == -math.inf or newest // MARK_EVERY > clock.max_any // MARK_EVERY)
         if new_minute and clock.marks[-1].offset != offset:
-            clock.marks.append(Mark(offset, clock.max_et, clock.max_any))
+            clock.marks.append(Mark(offset, clock.max_et, clock.max_any, clock.state()))
         clock.max_any = max(clock.max_any, newest)
-        if key is not None and key.startswith(RULE_OUTPUT_PREFIX):
+        if own:
             self.recorded_in += len(cols)
             self._append(cols.series, cols.ts, cols.values)
             return
-        fresh = cols.ts > clock.max_et - self.lateness
+        s = src.index(source if source is not None else key.decode("utf-8", "replace") if key else "")
+        if now is not None:
+            src.message(s, now)
+        fresh = ts > max(src.max_et[s] - self.lateness, clock.wm)
         n_fresh = int(fresh.sum())
-        self.late += len(cols) - n_fresh
+        n_late = len(cols) - n_fresh
+        if valid is not None:  # refused: past the future bound (`future`), else not a time (`bad_timestamp`)
+            n_future = int((ts > bound).sum()) if now is not None else 0
+            n_bad = len(cols) - int(valid.sum())
+            src.future[s] += n_future
+            self.future += n_future
+            self.bad_timestamp += n_bad - n_future
+            fresh &= valid
+            n_late = int((valid & ~fresh).sum())
+            n_fresh = int(fresh.sum())
+        self.late += n_late
+        src.late[s] += n_late
         self.samples += n_fresh
-        if n_fresh == 0:
-            return
-        if clock.first_et is None:
-            clock.first_et = float(cols.ts[fresh].min())
-        clock.max_et = max(clock.max_et, newest)
-        if n_fresh < len(cols):
-            cols = cols.take(fresh)
-        self._append(cols.series, cols.ts, cols.values)
+        if n_fresh:
+            if n_fresh < len(cols):
+                cols = cols.take(fresh)
+            top = float(cols.ts.max())
+            if clock.first_et is None:
+                clock.first_et = float(cols.ts.min())
+            clock.max_et = max(clock.max_et, top)
+            src.accepted(s, top)
+            self._append(cols.series, cols.ts, cols.values)
+        clock.update_watermark(self.lateness, self.max_future)
 
     def _append(self, series: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
         """Queue points for the store; `flush` appends them a series at a time, many messages at once."""
@@ -282,6 +388,11 @@ class RulesStep:
         self._pending, self._pending_points = [], 0
         order = np.argsort(series, kind="stable")
         series, ts, values = series[order], ts[order], values[order]
+        if len(series) and int(series[-1]) >= len(self._newest):
+            grown = np.full(max(int(series[-1]) + 1, 2 * len(self._newest)), -np.inf)
+            grown[:len(self._newest)] = self._newest
+            self._newest = grown
+        np.maximum.at(self._newest, series, ts)
         cuts = np.flatnonzero(np.diff(series)) + 1
         starts = [0, *cuts.tolist()]
         ends = [*cuts.tolist(), len(series)]
@@ -297,7 +408,7 @@ class RulesStep:
             if not clock.watermark_known:
                 return -math.inf
             if clock.max_et > -math.inf:
-                marks.append(clock.max_et - self.lateness)
+                marks.append(clock.wm)
         return min(marks) if marks else -math.inf
 
     def ahead(self, slack: float) -> list[int]:
@@ -305,7 +416,7 @@ class RulesStep:
         partition read much faster than the others does not fill memory with points no tick needs yet."""
         if self.watermark == -math.inf:
             return []
-        return [p for p, c in self.clocks.items() if c.max_et - self.lateness > self.watermark + slack]
+        return [p for p, c in self.clocks.items() if c.wm > self.watermark + slack]
 
     # -- owning shards
 
@@ -393,6 +504,13 @@ class RulesStep:
         if cutoff - self.pruned_before >= PRUNE_EVERY:
             self.store.prune(cutoff)
             self.pruned_before = cutoff
+            if self.release_series:
+                n = len(self.registry.names)
+                newest = self._newest[:n] if n <= len(self._newest) else np.concatenate(
+                    [self._newest, np.full(n - len(self._newest), -np.inf)])
+                keep = np.flatnonzero(newest >= cutoff)  # points still in the store
+                if self.registry.release(keep):
+                    self._newest[np.flatnonzero(newest < cutoff)] = -np.inf
 
     def produced(self, unit_key: str, partition: int, offset: int) -> None:
         """Record where this unit's recorded output landed (the next owner reads up to it first)."""
@@ -400,6 +518,11 @@ class RulesStep:
             st = states.get(unit_key)
             if st is not None:
                 st.barrier[partition] = max(offset, st.barrier.get(partition, -1))
+
+    def take_failures(self) -> list[EvalFailure]:
+        """The evaluation failures of every owned unit since the last call (for logs and `/metrics`)."""
+        return [f for states in self.owned.values() for st in states.values() if st.engine is not None
+                for f in st.engine.failures.take()]
 
     def owned_units(self) -> list[str]:
         return [k for states in self.owned.values() for k in states]

@@ -1,5 +1,5 @@
 """From `watchkeeper.yaml`'s `rules:` section to a ready `RulesStep`: load the rule files (errors name
-file, line, group and rule, and stop the worker with exit code 2), cut the groups into units, size the
+file, line, group and rule, and stop the worker), cut the groups into units, size the
 store's retention, and build engines per unit with `core.rules.engine.RuleEngine`."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from agents.rules_step import EngineFactory, RulesStep, UnitEngine
 from core.errors import CoreError
-from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, parse
+from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
 from core.rule_units import RuleUnit, group_deps, retention_for, rule_units
-from watchkeeper.config import Config
-from watchkeeper.errors import WatchkeeperError
+from plumbing.config import Config
+from plumbing.errors import RuleFileError
 
 if TYPE_CHECKING:
     from core.rules.loader import RuleGroup
@@ -23,10 +23,8 @@ if TYPE_CHECKING:
 SKEW_ROOM = 300.0
 
 
-class RulesConfigError(WatchkeeperError):
-    """A rule file the worker cannot run: the message names file, line, group and rule."""
-
-    exit_code = 2
+class RulesConfigError(RuleFileError):
+    """A Prometheus rule file or Sloth spec the worker cannot run: the message names file, line, group and rule."""
 
 
 @dataclass
@@ -53,7 +51,9 @@ def load_rules(cfg: Config) -> LoadedRules | None:
         raise RulesConfigError(f"rule files: {exc}") from None
     if not groups:
         return None
-    return loaded_rules(groups, cfg.rules.shards, cfg.windows.allowed_lateness, cfg.rules.semantics)
+    w = cfg.windows
+    return loaded_rules(groups, cfg.rules.shards, w.allowed_lateness, cfg.rules.semantics, max_future=w.max_future,
+                        idle_timeout=w.idle_timeout if w.idle_timeout is not None else 2 * w.width + w.allowed_lateness)
 
 
 def slo_rule_groups(spec_paths: list[str], period_days: int = 30,
@@ -74,35 +74,30 @@ def slo_rule_groups(spec_paths: list[str], period_days: int = 30,
 
 
 def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
-                 semantics: Semantics = DEFAULT_SEMANTICS) -> LoadedRules:
+                 semantics: Semantics = DEFAULT_SEMANTICS, *, max_future: float = 600.0,
+                 idle_timeout: float = 25.0) -> LoadedRules:
     """Units, retention and factories for `groups`, whose expressions were parsed for `semantics`."""
     from core.rules.engine import RuleEngine
 
-    deps = [group_deps(g.name, [_expr_text(r) for r in g.rules], [r.record for r in g.rules if r.record])
+    deps = [group_deps(g.name, [r.expr.text for r in g.rules], [r.record for r in g.rules if r.record])
             for g in groups]
     units = rule_units(deps)
     by_name = {g.name: g for g in groups}
     record_groups = {r.record: g.name for g in groups for r in g.rules if r.record}
-    reach = [parse(_expr_text(r), semantics).max_lookback for g in groups for r in g.rules]
+    reach = [r.expr.max_lookback for g in groups for r in g.rules]
     history = retention_for(reach)
     retention = history + SKEW_ROOM
 
     def engine(unit: RuleUnit, snapshot: bytes | None, origin: float) -> UnitEngine:
         eng = RuleEngine([by_name[name] for name in unit.groups], semantics=semantics)
         if snapshot is not None:
-            restored = eng.restore(snapshot)  # in place, or a new engine (either is accepted)
-            eng = restored if hasattr(restored, "advance") else eng
-        elif math.isfinite(origin) and hasattr(eng, "start_at"):
+            eng.restore(snapshot)
+        elif math.isfinite(origin):
             eng.start_at(origin)  # otherwise the step's first advance, to the origin, anchors it
         return eng
 
     def step(owner: str) -> RulesStep:
         return RulesStep(units, shards, engine, lateness=lateness, retention=retention, history=history, owner=owner,
-                         record_groups=record_groups)
+                         record_groups=record_groups, max_future=max_future, idle_timeout=idle_timeout)
 
     return LoadedRules(groups, units, retention, engine, step)
-
-
-def _expr_text(rule: object) -> str:
-    expr = getattr(rule, "expr")  # noqa: B009 (a str or a ParsedExpr, depending on the loader)
-    return expr if isinstance(expr, str) else str(expr.text)

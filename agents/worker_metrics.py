@@ -1,4 +1,4 @@
-"""The worker's self-metrics (`watchkeeper.self_metrics`): window close latency on each emitted batch,
+"""The worker's self-metrics (`plumbing.self_metrics`): window close latency on each emitted batch,
 consumer lag, series held and sources with clocks ahead refreshed by timers. Kept out of the window agent,
 whose hot path gets only a counter increment and one call per emitted batch.
 
@@ -17,7 +17,7 @@ import faust
 import orjson
 from faust.types import TP
 
-from watchkeeper.self_metrics import (
+from plumbing.self_metrics import (
     CONSUMER_LAG,
     FUTURE_SOURCES_SHOWN,
     SERIES_HELD,

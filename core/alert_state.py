@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from schemas.alerts import AlertEvent, AlertSource
 from schemas.series_id import format_series_id, series_id
@@ -42,6 +43,18 @@ class Alert:
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.labels)
+
+    def to_json(self) -> dict[str, object]:
+        """The alert as checkpoints store it (the rule engine's and the anomaly scorer's alike)."""
+        return {"labels": self.labels, "value": self.value, "active_at": self.active_at, "state": self.state.value,
+                "annotations": self.annotations, "fired_at": self.fired_at, "resolved_at": self.resolved_at,
+                "keep_firing_since": self.keep_firing_since}
+
+    @classmethod
+    def from_json(cls, a: Mapping[str, Any]) -> Alert:
+        """The inverse of `to_json`; a missing key raises KeyError, a bad state ValueError."""
+        return cls(a["labels"], a["value"], a["active_at"], AlertState(a["state"]), a["annotations"],
+                   a["fired_at"], a["resolved_at"], a["keep_firing_since"])
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:

@@ -7,10 +7,10 @@
             selector: 'http_request_duration_seconds{job="api"}'
             input: aggregates        # or samples
             field: p95               # aggregates only
-            detector: ensemble
+            detector: ensemble       # the default (core.detectors.DEFAULT_DETECTOR)
             params: {}
-            threshold: 0.99
-            for: 2m
+            threshold: 0.7           # event's absolute scale: z / (z + 3) >= 0.7 means z >= 7
+            for: 0s                  # event scores the first point of an event only
             labels: {severity: high}
             annotations: {summary: "{{ $labels.job }} p95 is unusual (score {{ $value }})"}
 
@@ -31,18 +31,19 @@ from typing import Any, Literal
 import promql_parser as pp
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.detectors import DETECTORS, Detector, DetectorParamError, coerce_params, make_detector
+from core.detectors import DEFAULT_DETECTOR, DETECTORS, Detector, DetectorParamError, coerce_params, make_detector
 from core.errors import SourceError
+from core.promql.evaluator import match_op_name
 from core.promql.series_notation import SeriesNotationError, parse_duration
-from core.promql.values import Matcher, MatchOpName
+from core.promql.values import Matcher
 from core.rules.loader import validated_groups
 from core.rules.templates import TemplateError, check
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
+from schemas.label_names import is_label_name
 
 InputKind = Literal["aggregates", "samples"]
 # What an aggregate-input rule can score: `mean` is sum/count, the quantiles come from the window's sketch.
 AGGREGATE_FIELDS = ("mean", "max", "min", "last", "sum", "count", "increase", "p50", "p90", "p95", "p99")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ALERT = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
@@ -53,7 +54,7 @@ class _RuleSpec(BaseModel):
     selector: str
     input: InputKind = "aggregates"
     field: str | None = None
-    detector: str = "ensemble"
+    detector: str = DEFAULT_DETECTOR  # the one default, shared with `watchkeeper detect` (core.detectors)
     params: dict[str, str | int | float] = Field(default_factory=dict)
     threshold: float
     for_: str | int | None = Field(default=None, alias="for")
@@ -149,19 +150,10 @@ def parse_selector(text: str) -> Selector:
         raise ValueError(f"selector {text!r}: offset and @ are not supported (anomalies are scored as points arrive)")
     if node.matchers.or_matchers:
         raise ValueError(f"selector {text!r}: 'or' inside label matchers is not supported")
-    matchers = [Matcher(m.name, _op(m.op), m.value) for m in node.matchers.matchers]
+    matchers = [Matcher(m.name, match_op_name(m.op), m.value) for m in node.matchers.matchers]
     if node.name:
         matchers.insert(0, Matcher("__name__", "=", node.name))
     return Selector(text, tuple(matchers))
-
-
-def _op(op: Any) -> MatchOpName:
-    # promql-parser's enums are not hashable, hence comparisons rather than a dict.
-    if op == pp.MatchOp.Equal:
-        return "="
-    if op == pp.MatchOp.NotEqual:
-        return "!="
-    return "=~" if op == pp.MatchOp.Re else "!~"
 
 
 def _load(doc: YamlDocument) -> list[AnomalyGroup]:
@@ -228,7 +220,7 @@ def _rule(doc: YamlDocument, loc: tuple[str | int, ...], group: str, raw: Any) -
     labels = {k: _str(v) for k, v in spec.labels.items()}
     annotations = {k: _str(v) for k, v in spec.annotations.items()}
     for k in labels:
-        if not _LABEL.match(k) or k.startswith("__"):
+        if not is_label_name(k) or k.startswith("__"):
             raise doc.error((*loc, "labels", k), f"{where}: {k!r} is not a valid label name")
     for kind, mapping in (("labels", labels), ("annotations", annotations)):
         for k, v in mapping.items():

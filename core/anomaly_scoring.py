@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 
 from core.alert_state import Alert, AlertRuleState, AlertState
 from core.anomaly_rules import AnomalyRule
+from core.checkpoint_frame import CheckpointFrameError, frame, unframe
 from core.detectors import Detector, detector_from_bytes
 from core.detectors.state_codec import StateDecodeError
 from core.errors import CoreError
@@ -51,27 +51,25 @@ class SeriesAnomaly:
     scored: int = 0
 
     def to_bytes(self) -> bytes:
-        head = orjson.dumps({
+        return frame({
             "last_ts": self.last_ts if math.isfinite(self.last_ts) else None,
             "scored": self.scored,
-            "alerts": [_alert_json(a) for a in self.alerts.active.values()],
-        })
-        return len(head).to_bytes(4, "big") + head + self.detector.to_bytes()
+            "alerts": [a.to_json() for a in self.alerts.active.values()],
+        }, self.detector.to_bytes())
 
     @classmethod
     def from_bytes(cls, raw: bytes, rule: AnomalyRule) -> SeriesAnomaly:
         try:
-            size = int.from_bytes(raw[:4], "big")
-            head = orjson.loads(raw[4:4 + size])
-            detector = detector_from_bytes(raw[4 + size:])
+            framed = unframe(raw)
+            head = framed.head
+            detector = detector_from_bytes(raw[framed.body_at:])
             state = _rule_state(rule)
             for a in head["alerts"]:
-                alert = Alert(a["labels"], a["value"], a["active_at"], AlertState(a["state"]), a["annotations"],
-                              a["fired_at"], a["resolved_at"], a["keep_firing_since"])
+                alert = Alert.from_json(a)
                 state.active[alert.fingerprint] = alert
             last = head["last_ts"]
             return cls(detector, state, -math.inf if last is None else float(last), int(head["scored"]))
-        except (StateDecodeError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (StateDecodeError, CheckpointFrameError, KeyError, TypeError, ValueError) as exc:
             raise AnomalyStateError(f"unreadable anomaly state for rule {rule.key!r}: {exc}") from exc
 
 
@@ -198,8 +196,3 @@ def _annotator(rule: AnomalyRule) -> Callable[[Mapping[str, str], float], dict[s
 
     return annotate
 
-
-def _alert_json(a: Alert) -> dict[str, object]:
-    return {"labels": a.labels, "value": a.value, "active_at": a.active_at, "state": a.state.value,
-            "annotations": a.annotations, "fired_at": a.fired_at, "resolved_at": a.resolved_at,
-            "keep_firing_since": a.keep_firing_since}

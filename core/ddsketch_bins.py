@@ -45,6 +45,14 @@ def codes_of(values: np.ndarray) -> np.ndarray:
     return codes
 
 
+def decode_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, negative, zero) of bin codes: each code's DDSketch key (of the value's magnitude), which codes are
+    negative bins and which the zero bin (whose key means nothing). The one inverse of `codes_of`."""
+    neg = (codes >= NEG_BASE) & (codes < ZERO_CODE)
+    zero = codes == ZERO_CODE
+    return np.where(neg, codes - NEG_BASE, codes) - KEY_OFFSET, neg, zero
+
+
 @dataclass(frozen=True)
 class Bins:
     """The bins of one sketch, split as `SketchBins` carries them on the wire."""

@@ -50,6 +50,16 @@ class OneSample(NamedTuple):
                              np.array([self.value]), np.array([self.counter]))
 
 
+def message_source(raw: bytes, got: SampleColumns | OneSample, registry: SeriesRegistry) -> str:
+    """The source of a message without a Kafka key (DESIGN.md, Time): the batch's `source` field, or a
+    single sample's `host` or `instance` label; "" if it names none. `got` is `decode_samples(raw, ...)`."""
+    if type(got) is OneSample:
+        labels = registry.labels[got.series] if got.series >= 0 else registry.refused[-got.series - 1][1]
+        return labels.get("host") or labels.get("instance") or ""
+    head = orjson.loads(raw)
+    return str(head.get("source") or "") if type(head) is dict else ""
+
+
 def decode_columns(raw: bytes, registry: SeriesRegistry, source: str = "") -> SampleColumns:
     """The samples of one message as columns (new series registered); `SchemaError` if it is invalid."""
     got = decode_samples(raw, registry, source)

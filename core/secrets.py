@@ -5,7 +5,7 @@ webhook's path token), which `mask_url` hides wherever a URL is printed even if 
 And verbatim, anywhere (an exception that quotes a header, a hook's stderr echoing its env), which only a
 list of the configured secrets can catch: `SecretRedactor` holds that list and replaces each one by
 `<secret>`, as Alertmanager shows its `Secret` fields. Every log line, delivery error, notification record
-and dashboard error body goes through one of them (the wiring is in `watchkeeper.log_filters`).
+and dashboard error body goes through one of them (the wiring is in `plumbing.log_filters`).
 """
 
 from __future__ import annotations

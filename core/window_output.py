@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from core.ddsketch_bins import KEY_OFFSET, NEG_BASE, RELATIVE_ACCURACY, ZERO_CODE
+from core.ddsketch_bins import RELATIVE_ACCURACY, decode_codes
 from core.series_registry import SeriesRegistry
 from core.windows import ClosedWindows
 
@@ -17,9 +17,7 @@ def aggregate_records(closed: ClosedWindows, registry: SeriesRegistry) -> list[d
     if len(closed) == 0:
         return []
     codes, counts, offsets = closed.bin_codes, closed.bin_counts, closed.bin_offsets
-    neg = (codes >= NEG_BASE) & (codes < ZERO_CODE)
-    zero = codes == ZERO_CODE
-    keys = np.where(neg, codes - NEG_BASE, codes) - KEY_OFFSET
+    keys, neg, zero = decode_codes(codes)
     keys_l, counts_l, neg_l, zero_l = keys.tolist(), counts.tolist(), neg.tolist(), zero.tolist()
     cols = {
         name: getattr(closed, name).tolist()
@@ -84,9 +82,7 @@ def aggregate_messages(closed: ClosedWindows, registry: SeriesRegistry) -> list[
     if n == 0:
         return []
     codes, counts, offsets = closed.bin_codes, closed.bin_counts, closed.bin_offsets
-    neg = (codes >= NEG_BASE) & (codes < ZERO_CODE)
-    zero = codes == ZERO_CODE
-    keys = np.where(neg, codes - NEG_BASE, codes) - KEY_OFFSET
+    keys, neg, zero = decode_codes(codes)
     # Within a window bins are in value order: negatives, then zero, then positives.
     win = np.repeat(np.arange(n), np.diff(offsets))
     n_neg = np.bincount(win[neg], minlength=n)

@@ -37,12 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
-from core.ddsketch_bins import CODE_BITS, GAMMA, KEY_OFFSET, NEG_BASE, ZERO_CODE, codes_of
+from core.checkpoint_frame import frame, unframe
+from core.ddsketch_bins import CODE_BITS, GAMMA, NEG_BASE, ZERO_CODE, codes_of, decode_codes
 from core.sample_columns import SampleColumns
 from core.sample_rejects import MAX_ABS_VALUE, MAX_TS, MIN_TS, Reject
 from core.series_registry import SeriesRegistry
+from core.source_clocks import SourceClocks
 
 _MULT = 1.0 / np.log2(GAMMA)
 _CODE_MASK = (1 << CODE_BITS) - 1
@@ -115,24 +116,16 @@ class WindowEngine:
         self.series_idle = float(max(3600.0, 4 * self.idle_timeout) if series_idle is None else series_idle)
         self.late_samples = 0
         self.rejected = [0] * len(Reject)  # samples refused, by reason code
-        self.proc_time = -math.inf  # the processing clock (see the module docstring)
-        # Per source, by index (lists: one source per message, so scalar access, cheaper than numpy's).
-        self.source_names: list[str] = []
-        self.source_ids: dict[str, int] = {}  # name -> index
-        self._src_max: list[float] = []  # max event time accepted
+        # Per source (event time, activity, the processing clock): shared with the rules step.
+        self.src = SourceClocks(self.idle_timeout, self.max_future)
+        self._src_max = self.src.max_et  # the same list (hot paths read it directly)
+        self._src_active = self.src.active
         self._src_cb: list[int] = []  # windows with k below this are closed
-        self._src_seen: list[float] = []  # processing clock at its last accepted sample
-        self._src_now: list[float] = []  # the `now` of its last message (its writer's clock)
-        self._src_clock: list[float] = []  # the processing clock after its last message
-        self._src_active: list[bool] = []  # sent since it was last closed as idle
-        self.source_future: list[int] = []  # samples refused as `future`
-        self.source_late: list[int] = []
         self._dirty: set[int] = set()  # sources whose max moved since the last advance
         self._guarded = False  # some series' emitted bound may be past its owner's (taken over): check it
         self._epoch = 0  # input messages (ingest calls) and ticks so far: when a window became closable
         self._closings: list[tuple[int, int, int]] = []  # (source, new closed bound, epoch) since the last emit
-        self._idle_due = math.inf  # processing time of the next idle check
-        self._evict_due = -math.inf
+        self._evict_due = -math.inf  # processing time of the next series eviction
         # Open (series, window) keys (series << 32 | window) sorted, and the slot of each: looked up and
         # updated for a whole batch with searchsorted and masks (a dict cost ~0.5 µs per window here).
         self._open_keys = np.zeros(0, dtype=np.int64)
@@ -165,20 +158,34 @@ class WindowEngine:
         self._empty = ClosedWindows.empty(quantiles)
         self._close_due = False  # windows became closable and were not returned yet (advance(emit=False))
 
+    @property
+    def source_names(self) -> list[str]:
+        return self.src.names
+
+    @property
+    def source_ids(self) -> dict[str, int]:
+        return self.src.ids
+
+    @property
+    def source_future(self) -> list[int]:
+        """Samples refused as `future`, by source."""
+        return self.src.future
+
+    @property
+    def source_late(self) -> list[int]:
+        return self.src.late
+
+    @property
+    def proc_time(self) -> float:
+        """The processing clock (see the module docstring)."""
+        return self.src.proc_time
+
     def source_index(self, name: str) -> int:
         """The index of source `name` (the message's key), added on first use."""
-        i = self.source_ids.get(name)
+        i = self.src.ids.get(name)
         if i is None:
-            i = self.source_ids[name] = len(self.source_names)
-            self.source_names.append(name)
-            self._src_max.append(-math.inf)
+            i = self.src.index(name)
             self._src_cb.append(_NO_K)
-            self._src_seen.append(self.proc_time)
-            self._src_now.append(-math.inf)
-            self._src_clock.append(-math.inf)
-            self._src_active.append(False)
-            self.source_future.append(0)
-            self.source_late.append(0)
         return i
 
     def watermark(self, source: int = 0) -> float:
@@ -199,36 +206,25 @@ class WindowEngine:
         self._clock(now)
 
     def _clock_from(self, source: int, now: float) -> None:
-        """A message from `source` written at `now`: the processing clock moves by as much as `now` moved
-        since the source's previous message (from where the clock was then), never backwards."""
-        prev = self._src_now[source]
-        if self.proc_time == -math.inf:
-            to = now
-        elif prev == -math.inf:
-            to = self.proc_time
-        else:
-            to = self._src_clock[source] + (now - prev)
-        self._src_now[source] = now
-        if to > self.proc_time or self.proc_time >= self._idle_due:
-            self._clock(to)
-        self._src_clock[source] = self.proc_time
+        """A message from `source` written at `now` (`SourceClocks.message`), then the idle check if due."""
+        src = self.src
+        src.message(source, now)
+        if src.proc_time >= src.idle_due or src.proc_time >= self._evict_due:
+            self._idle_check()
 
     def _clock(self, now: float) -> None:
-        if now > self.proc_time:
-            if self.proc_time == -math.inf:  # the first clock: sources seen before any clock start here
-                self._src_seen = [now if t == -math.inf else t for t in self._src_seen]
-            self.proc_time = now
-        if self.proc_time >= self._idle_due:
+        src = self.src
+        src.move(now)
+        if src.proc_time >= src.idle_due or src.proc_time >= self._evict_due:
             self._idle_check()
 
     def quiet_close_time(self) -> float | None:
         """The processing time at which every source sending to this engine is idle, if it has open windows:
         the worker ticks an engine whose partition gets no messages at this time (`tick(quiet_close_time())`),
         a time that depends on the input only, so a replay closes the same windows at the same point."""
-        seen = [t for t, a in zip(self._src_seen, self._src_active, strict=True) if a]
-        if not seen or not self._has_open():
+        if not self._has_open():
             return None
-        return max(max(seen) + self.idle_timeout, self.proc_time)
+        return self.src.quiet_time()
 
     def _has_open(self) -> bool:
         return bool(self._pending or self._single or len(self._open_keys))
@@ -333,21 +329,16 @@ class WindowEngine:
             self._series_src[s] = source
 
     def _source_seen(self, source: int, max_ts: float) -> None:
-        if max_ts > self._src_max[source]:
-            self._src_max[source] = max_ts
+        if self.src.accepted(source, max_ts):
             self._dirty.add(source)
-        self._src_seen[source] = self.proc_time
-        if not self._src_active[source]:
-            self._src_active[source] = True
-            self._idle_due = min(self._idle_due, self.proc_time + self.idle_timeout)
 
     def _count_rejects(self, verdict: np.ndarray, source: int) -> None:
         counts = np.bincount(verdict, minlength=len(Reject)).tolist()
         for r in range(1, len(Reject)):
             self.rejected[r] += counts[r]
         self.late_samples += counts[Reject.LATE]
-        self.source_late[source] += counts[Reject.LATE]
-        self.source_future[source] += counts[Reject.FUTURE]
+        self.src.late[source] += counts[Reject.LATE]
+        self.src.future[source] += counts[Reject.FUTURE]
 
     def ingest_sample(self, s: int, ts: float, v: float, c: bool, source: int = 0, now: float | None = None) -> int:
         """`ingest` of one sample (series index, time, value, is counter) in plain Python, numpy's per-call
@@ -386,14 +377,14 @@ class WindowEngine:
                 return 0
             verdict = Reject.LATE
             self.late_samples += 1
-            self.source_late[source] += 1
+            self.src.late[source] += 1
         elif not MIN_TS <= ts <= MAX_TS:  # also NaN
             verdict = Reject.BAD_TIMESTAMP
         elif not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:
             verdict = Reject.BAD_VALUE
         elif now is not None and ts > now + self.max_future:
             verdict = Reject.FUTURE
-            self.source_future[source] += 1
+            self.src.future[source] += 1
         else:
             verdict = Reject.SERIES_LIMIT
         self.rejected[verdict] += 1
@@ -403,14 +394,7 @@ class WindowEngine:
         """Close the open windows of every source idle for `idle_timeout` and forget series idle for
         `series_idle`; find when to check next."""
         t = self.proc_time
-        idle, due = [], math.inf
-        for i, active in enumerate(self._src_active):
-            if active:
-                if self._src_seen[i] + self.idle_timeout <= t:
-                    idle.append(i)
-                    self._src_active[i] = False
-                else:
-                    due = min(due, self._src_seen[i] + self.idle_timeout)
+        idle = self.src.expire() if t >= self.src.idle_due else []
         if idle:
             self._apply_pending()
             n = self._n_slots
@@ -425,7 +409,6 @@ class WindowEngine:
         if t >= self._evict_due:
             self._evict_series(t - self.series_idle)
             self._evict_due = t + self.series_idle / 4
-        self._idle_due = min(due, self._evict_due)
 
     def _evict_series(self, before: float) -> None:
         """Forget series last seen before processing time `before` that have no open window."""
@@ -555,18 +538,17 @@ class WindowEngine:
             "v": 2, "width": self.width, "allowed_lateness": self.allowed_lateness,
             "quantiles": list(self.quantiles), "max_future": self.max_future, "idle_timeout": self.idle_timeout,
             "series_idle": self.series_idle, "proc_time": _finite(self.proc_time), "epoch": self._epoch,
-            "idle_due": _finite(self._idle_due), "evict_due": _finite(self._evict_due),
+            "idle_due": _finite(min(self.src.idle_due, self._evict_due)), "evict_due": _finite(self._evict_due),
             "late_samples": self.late_samples, "rejected": self.rejected, "close_due": self._close_due,
             "closings": self._closings, "guarded": self._guarded,
-            "sources": [[name, _finite(self._src_max[i]), self._src_cb[i], _finite(self._src_seen[i]),
-                         self._src_active[i], self.source_future[i], self.source_late[i],
-                         _finite(self._src_now[i]), _finite(self._src_clock[i])]
-                        for i, name in enumerate(self.source_names)],
+            # [name, max_et, closed bound, seen, active, future, late, sent_at, clock]
+            "sources": [[name, mx, cb, seen, active, future, late, sent_at, clock] for cb, (
+                name, mx, seen, active, future, late, sent_at, clock) in zip(self._src_cb, self.src.state(),
+                                                                             strict=True)],
             "series": [[reg.names[i], reg.labels[i], reg.kinds[i]] for i in referenced.tolist()],
             "arrays": [[name, a.dtype.str, len(a)] for name, a in arrays.items()],
         }
-        head = orjson.dumps(header)
-        return b"".join([len(head).to_bytes(4, "big"), head, *(a.tobytes() for a in arrays.values())])
+        return frame(header, *(a.tobytes() for a in arrays.values()))
 
     @classmethod
     def restore(cls, data: bytes, registry: SeriesRegistry, **limits: float | None) -> WindowEngine:
@@ -575,9 +557,8 @@ class WindowEngine:
         A version 1 snapshot (one watermark per partition) restores with its state under one source named
         "" whose watermark is the partition's: its windows close as before, and each series passes to the
         first real source that sends it."""
-        size = int.from_bytes(data[:4], "big")
-        header = orjson.loads(data[4:4 + size])
-        pos = 4 + size
+        framed = unframe(data)
+        header, pos = framed.head, framed.body_at
         arrays: dict[str, np.ndarray] = {}
         for name, dtype, length in header["arrays"]:
             dt = np.dtype(dtype)
@@ -613,19 +594,16 @@ class WindowEngine:
         if header["v"] == 1:
             cls._restore_v1(eng, header, arrays, dense)
             return eng
-        eng.proc_time = _or_inf(header["proc_time"], -math.inf)
         eng._epoch = int(header["epoch"])
-        eng._idle_due = _or_inf(header["idle_due"], math.inf)
+        eng.src.idle_due = _or_inf(header["idle_due"], math.inf)
         eng._evict_due = _or_inf(header["evict_due"], -math.inf)
         eng.rejected = [int(x) for x in header["rejected"]]
         eng._closings = [(int(a), int(b), int(c)) for a, b, c in header["closings"]]
         eng._guarded = bool(header["guarded"])
-        for name, mx, cb, seen, active, future, late, now, clock in header["sources"]:
-            i = eng.source_index(name)
-            eng._src_now[i], eng._src_clock[i] = _or_inf(now, -math.inf), _or_inf(clock, -math.inf)
-            eng._src_max[i], eng._src_cb[i] = _or_inf(mx, -math.inf), int(cb)
-            eng._src_seen[i], eng._src_active[i] = _or_inf(seen, -math.inf), bool(active)
-            eng.source_future[i], eng.source_late[i] = int(future), int(late)
+        rows = header["sources"]  # [name, max_et, closed bound, ...]: `SourceClocks.state()` with the bound
+        for row in rows:
+            eng._src_cb[eng.source_index(row[0])] = int(row[2])
+        eng.src.load([[r[0], r[1], *r[3:]] for r in rows], header["proc_time"])
         here = dense[:-1]
         for name, _ in cls._SERIES_ARRAYS:
             if name in arrays:
@@ -640,7 +618,7 @@ class WindowEngine:
         eng._src_max[src] = -math.inf if mt is None else float(mt)
         eng._src_cb[src] = int(header["closed_before"])
         eng._src_active[src] = bool(eng._n_slots)
-        eng._idle_due = -math.inf  # checked at the first clock, which is also when "" was last seen
+        eng.src.idle_due = -math.inf  # checked at the first clock, which is also when "" was last seen
         eng._slot_src[:eng._n_slots] = src
         eng._series_src[eng._series[:eng._n_slots]] = src
         eng._series_cb[dense[:-1]] = int(header["closed_before"])
@@ -853,9 +831,8 @@ def _value_order(codes: np.ndarray) -> np.ndarray:
 
 def code_values(codes: np.ndarray) -> np.ndarray:
     """The representative value of each bin code."""
-    neg = (codes >= NEG_BASE) & (codes < ZERO_CODE)
-    zero = codes == ZERO_CODE
-    key = np.where(zero, 0, np.where(neg, codes - NEG_BASE, codes) - KEY_OFFSET)
+    keys, neg, zero = decode_codes(codes)
+    key = np.where(zero, 0, keys)
     mag = np.power(2.0, key / _MULT) * (2.0 / (1.0 + GAMMA))
     return np.where(zero, 0.0, np.where(neg, -mag, mag))
 

@@ -30,7 +30,6 @@ from core.notify.notification import rfc3339
 from core.slo.go_format import parse_prom_duration
 from sinks.ack_store import AckStore, ack_store_path, acknowledge, firing_alerts
 from sinks.notify_store import store_paths
-from watchkeeper.config import Config
 
 MAX_BODY = 64 * 1024
 
@@ -77,8 +76,7 @@ def ack_json(a: Ack, now: float) -> dict[str, Any]:
             "expiresAt": None if math.isinf(a.expires_at) else rfc3339(a.expires_at), "state": a.state(now)}
 
 
-def acknowledge_handler(cfg: Config) -> Any:
-    data_path = cfg.data_path
+def acknowledge_handler(data_path: Path) -> Any:
 
     async def handler(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -152,8 +150,7 @@ def _escalations(state: Path, firing: list[Any], by_alert: dict[str, dict[str, A
     return out
 
 
-def acks_handler(cfg: Config) -> Any:
-    data_path = cfg.data_path
+def acks_handler(data_path: Path) -> Any:
 
     async def handler(request: web.Request) -> web.Response:
         return _json(await asyncio.to_thread(read_acks_and_escalations, data_path, time.time()))

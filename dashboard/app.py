@@ -27,12 +27,13 @@ from prometheus_client.registry import Collector
 
 from dashboard import queries
 from dashboard.acks import acknowledge_handler, acks_handler
+from plumbing import self_metrics
+from plumbing.config import Config
+from plumbing.http_guard import GuardOptions, check_listener, guard_middleware
+from plumbing.log_filters import KNOWN_SECRETS, redact
+from plumbing.rule_failure_files import read_failures
 from reports.clickhouse_reader import get_reader
 from reports.timerange import parse_range
-from watchkeeper import self_metrics
-from watchkeeper.config import Config
-from watchkeeper.http_guard import GuardOptions, check_listener, guard_middleware
-from watchkeeper.log_filters import KNOWN_SECRETS, redact
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -68,6 +69,7 @@ class Reader:
 READER: web.AppKey[Reader] = web.AppKey("reader", Reader)
 SILENCES: web.AppKey[SilenceProvider | None] = web.AppKey("silences")
 REFRESH: web.AppKey[float] = web.AppKey("refresh", float)
+DATA_PATH: web.AppKey[Path] = web.AppKey("data_path", Path)
 SESSION_COOKIE = "wk_dashboard_session"
 
 
@@ -78,7 +80,7 @@ def create_dashboard_app(
 
     `dsn` defaults to `cfg.clickhouse_reader_dsn` (the embedded owner's read-only endpoint or the server).
     Off loopback `cfg.dashboard.token` is required; pages of other sites and foreign `Host`s are refused always
-    (`watchkeeper.http_guard`).
+    (`plumbing.http_guard`).
     """
     d = cfg.dashboard
     check_listener("dashboard", d.host, d.token, "WK_DASHBOARD_TOKEN")
@@ -90,6 +92,7 @@ def create_dashboard_app(
     app[READER] = Reader(reader_dsn)
     app[SILENCES] = silences
     app[REFRESH] = float(cfg.dashboard.refresh_seconds)
+    app[DATA_PATH] = cfg.data_path
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_get("/api/overview", _overview)
@@ -97,8 +100,8 @@ def create_dashboard_app(
     app.router.add_get("/api/chart", _chart)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
-    app.router.add_post("/api/v2/alerts/acknowledge", acknowledge_handler(cfg))  # dashboard/acks.py
-    app.router.add_get("/api/acks", acks_handler(cfg))
+    app.router.add_post("/api/v2/alerts/acknowledge", acknowledge_handler(cfg.data_path))  # dashboard/acks.py
+    app.router.add_get("/api/acks", acks_handler(cfg.data_path))
     return app
 
 
@@ -135,6 +138,9 @@ async def _overview(request: web.Request) -> web.Response:
             body[key] = {} if key == "ingest" else []
     body["silences"] = await _silences(request)
     body["skewed_sources"] = [{"source": name, "future_samples": n} for name, n in self_metrics.skewed_sources()]
+    # The workers' rules' last evaluation failures (vmalert's rule view), newest first.
+    failures = await asyncio.to_thread(read_failures, request.app[DATA_PATH])
+    body["rule_failures"] = {"counts": failures.counts, "recent": [f.to_json() for f in reversed(failures.last())]}
     return _json(body)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from core.notify.silences import Silence
 from sinks.notify_store import SilenceStore, store_paths
-from watchkeeper.config import Config
 
 
 def _rfc3339(ts: float) -> str:
@@ -55,10 +54,10 @@ def read_silences(path: Path, now: float) -> list[dict[str, Any]]:
         store.close()
 
 
-def store_silence_provider(cfg: Config) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
-    """A silence provider for `create_dashboard_app` reading the config's store on each refresh, off the event
-    loop (SQLite blocks; the sink or the CLI may be writing)."""
-    path = store_paths(cfg.data_path)[1]
+def store_silence_provider(data_path: Path) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+    """A silence provider for `create_dashboard_app` reading the store under `data_path` on each refresh, off the
+    event loop (SQLite blocks; the sink or the CLI may be writing)."""
+    path = store_paths(data_path)[1]
 
     async def provider() -> list[dict[str, Any]]:
         return await asyncio.to_thread(read_silences, path, time.time())

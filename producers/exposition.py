@@ -19,10 +19,10 @@ from prometheus_client.openmetrics.parser import text_fd_to_metric_families as _
 from prometheus_client.parser import text_fd_to_metric_families as _text_families
 from prometheus_client.samples import Sample
 
+from schemas.label_names import is_label_name
 from schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
 
 _NAME_OK = re.compile(METRIC_NAME_PATTERN)
-_LABEL_OK = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _TYPE_LINE = re.compile(r"^\s*#\s+TYPE\s+(\S+)\s+counter\s*$", re.MULTILINE)
 # Samples of these suffixes are cumulative counts in histograms and summaries (not in gauge histograms).
 _COUNTER_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
@@ -105,7 +105,7 @@ def target_labels(exposed: dict[str, str], target: dict[str, str]) -> dict[str, 
     for key, value in exposed.items():
         if key.startswith("__") or not value:
             continue
-        if not _LABEL_OK.match(key):
+        if not is_label_name(key):
             return None
         labels[key] = value
     merged = {k: v for k, v in labels.items() if k not in target}

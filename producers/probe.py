@@ -21,9 +21,9 @@ from typing import Protocol
 
 import aiohttp
 
+from plumbing.config import ProbeProducerConfig, ProbeTargetConfig
 from producers.ticks import wait_next_tick
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.config import Config, ProbeTargetConfig
 
 log = logging.getLogger("watchkeeper.produce.probe")
 
@@ -265,13 +265,15 @@ async def _probe_loop(target: ProbeTargetConfig, session: aiohttp.ClientSession,
         await wait_next_tick(target.interval, stop)
 
 
-async def run_probe_producer(cfg: Config, sender: BatchSink, *, stop: asyncio.Event | None = None) -> None:
-    """Probe every `producers.probe.targets` entry at its own interval, one batch per probe, until `stop`.
+async def run_probe_producer(settings: ProbeProducerConfig, sender: BatchSink, *,
+                             stop: asyncio.Event | None = None) -> None:
+    """Probe every `settings.targets` (`producers.probe.targets`) entry at its own interval, one batch per
+    probe, until `stop`.
 
     The sender's lifecycle belongs to the caller, so several producers can share one.
     """
     stop = stop or asyncio.Event()
-    targets = cfg.producers.probe.targets
+    targets = settings.targets
     if not targets:
         log.info("no probe targets configured; waiting for stop")
         await stop.wait()

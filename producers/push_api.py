@@ -20,7 +20,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import re
 import time
 from collections.abc import Callable
 from functools import partial
@@ -29,10 +28,13 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
+from plumbing.http_guard import GuardOptions, check_listener, guard_middleware
+from plumbing.self_metrics import INGEST_ACCEPTED, INGEST_DISCARDED, INGEST_REJECTED, exposition
 from producers.exposition import parse_exposition_counted
 from producers.remote_write import DecodedWrite, decode_write_request
 from producers.sender import BatchSender
 from schemas.codec import SchemaError, sample_batch_of
+from schemas.label_names import is_label_name
 from schemas.limits import (
     BAD_VALUE,
     DECOMPRESSED_TOO_LARGE,
@@ -46,12 +48,9 @@ from schemas.limits import (
     check_text_lines,
 )
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.http_guard import GuardOptions, check_listener, guard_middleware
-from watchkeeper.self_metrics import INGEST_ACCEPTED, INGEST_DISCARDED, INGEST_REJECTED, exposition
 
 log = logging.getLogger("watchkeeper.push")
 _URLSAFE = str.maketrans("-_", "+/")
-_LABEL_OK = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 SENDER_KEY = web.AppKey("sender", BatchSender)
 PUBLIC_PATHS = ("/-/healthy", "/-/ready")  # liveness probes need no token
 LIMITS_KEY = web.AppKey("limits", IngestLimits)
@@ -176,7 +175,7 @@ def _grouping_labels(tail: str) -> dict[str, str]:
         if name.endswith("@base64"):
             name = name[: -len("@base64")]
             value = _path_value(value, f"grouping label {name[:100]!r}")
-        if not _LABEL_OK.match(name) or name.startswith("__"):
+        if not is_label_name(name) or name.startswith("__"):
             raise Refused(web.HTTPBadRequest, INVALID, f"grouping label name {name[:100]!r} is not a valid label name")
         labels[name] = value
     return labels
@@ -296,7 +295,7 @@ def create_push_app(sender: BatchSender, *, token: str = "", max_body_bytes: int
                     host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] = (),
                     limits: IngestLimits | None = None, clock: Callable[[], float] = time.time,
                     parallel_decodes: int = 2) -> web.Application:
-    """The push API for a listener on `host`: off loopback `token` is required (`watchkeeper.http_guard`);
+    """The push API for a listener on `host`: off loopback `token` is required (`plumbing.http_guard`);
     `limits` bound every request (`Config.ingest_limits()`), `clock` is the receiving time."""
     check_listener("producers.push", host, token, "WK_PUSH_TOKEN")
     guard = GuardOptions("producers.push", host, token, allowed_hosts, public_paths=frozenset(PUBLIC_PATHS),

@@ -22,6 +22,7 @@ import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
+from schemas.label_names import is_label_name
 from schemas.limits import (
     DECOMPRESSED_TOO_LARGE,
     MAX_ABS_VALUE,
@@ -40,7 +41,6 @@ from schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
 # fullmatch, not match: with `re`, `$` also matches before a trailing newline, which pydantic's pattern does not.
 _NAME_OK = re.compile(METRIC_NAME_PATTERN).fullmatch
 # Prometheus' label name rule, as producers/exposition.py applies it, so both ingestion paths agree.
-_LABEL_OK = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*").fullmatch
 _COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 # prompb MetricMetadata.MetricType.
 _METRIC_TYPES = {
@@ -360,7 +360,7 @@ def _drop_or_check(index: int, raw_labels: Any, key: str, names_ok: set[str]) ->
     """True for a label to drop; raises on an invalid name; remembers a valid one so it is checked once."""
     if key.startswith("__"):
         return True
-    if not _LABEL_OK(key):
+    if not is_label_name(key):
         raise RemoteWriteError(
             f"series {index} {_describe(raw_labels)}: {key!r} is not a valid label name "
             "(expected [a-zA-Z_][a-zA-Z0-9_]*)"

@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
+from plumbing.config import Config
+from plumbing.http_guard import check_listener
 from producers.sender import BatchSender, sender_from_config
-from watchkeeper.config import Config
-from watchkeeper.http_guard import check_listener
 
 log = logging.getLogger("watchkeeper.produce")
 KINDS = ("system", "probe", "scrape", "push")
@@ -50,15 +50,15 @@ async def run_producers(cfg: Config, kinds: list[str], stop: asyncio.Event) -> d
     if "system" in kinds:
         from producers.system import run_system_producer
 
-        loops.append(run_system_producer(cfg, sender, stop=stop))
+        loops.append(run_system_producer(cfg.producers.system, sender, stop=stop))
     if "probe" in kinds:
         from producers.probe import run_probe_producer
 
-        loops.append(run_probe_producer(cfg, sender, stop=stop))
+        loops.append(run_probe_producer(cfg.producers.probe, sender, stop=stop))
     if "scrape" in kinds:
         from producers.scrape import run_scrape_producer
 
-        loops.append(run_scrape_producer(cfg, sender, stop=stop))
+        loops.append(run_scrape_producer(cfg.producers.scrape, cfg.ingest_limits(), sender, stop=stop))
     runner = await start_push_api(cfg, sender) if "push" in kinds else None
     tasks = [asyncio.create_task(c) for c in loops]
     stopped = asyncio.create_task(stop.wait())

@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from plumbing.config import ScrapeProducerConfig, ScrapeTargetConfig
+from plumbing.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
 from producers.exposition import parse_exposition_counted
 from producers.probe import BatchSink
 from producers.ticks import wait_next_tick
 from schemas.limits import IngestLimits, LimitError, check_request_size, keep_within
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.config import Config, ScrapeTargetConfig
-from watchkeeper.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
 
 log = logging.getLogger("watchkeeper.produce.scrape")
 
@@ -105,18 +105,20 @@ async def _scrape_loop(target: ScrapeTargetConfig, session: aiohttp.ClientSessio
         await wait_next_tick(target.interval, stop)
 
 
-async def run_scrape_producer(cfg: Config, sender: BatchSink, *, stop: asyncio.Event | None = None) -> None:
-    """Scrape every `producers.scrape.targets` entry at its own interval, one batch per scrape, until `stop`.
+async def run_scrape_producer(settings: ScrapeProducerConfig, limits: IngestLimits, sender: BatchSink, *,
+                              stop: asyncio.Event | None = None) -> None:
+    """Scrape every `settings.targets` (`producers.scrape.targets`) entry within `limits` at its own interval,
+    one batch per scrape, until `stop`.
 
     The sender's lifecycle belongs to the caller, so several producers can share one.
     """
     stop = stop or asyncio.Event()
-    targets = cfg.producers.scrape.targets
+    targets = settings.targets
     if not targets:
         log.info("no scrape targets configured; waiting for stop")
         await stop.wait()
         return
     async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
         for target in targets:
-            group.create_task(_scrape_loop(target, session, sender, stop, cfg.ingest_limits()))
+            group.create_task(_scrape_loop(target, session, sender, stop, limits))
     log.info("scrape producer stopped after scraping %d targets", len(targets))

@@ -31,6 +31,8 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
+from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 from producers.batch_split import split_batch
 from producers.spool import Spool, SpooledRecord
 from schemas.codec import SchemaError, decode_sample_message, encode
@@ -317,7 +319,7 @@ class BatchSender:
                 await asyncio.wait_for(producer.stop(), timeout=5.0)
 
 
-def sender_from_config(cfg: Any, name: str, *, source: str = "") -> BatchSender:
+def sender_from_config(cfg: Config, name: str, *, source: str = "") -> BatchSender:
     """The sender of one producer process; its spool lives in `<spool dir>/<name>` (one owner per spool)."""
     spool_cfg = cfg.producers.spool
     base = cfg.resolve(spool_cfg.dir) if spool_cfg.dir else cfg.data_path / "spool"
@@ -325,9 +327,7 @@ def sender_from_config(cfg: Any, name: str, *, source: str = "") -> BatchSender:
     async def prepare() -> None:
         # Topics are created (with their partition counts) before anything is sent: a broker that
         # auto-creates would otherwise make wk.samples with its own default count.
-        from watchkeeper.topics import ensure_topics, topic_plan
-
-        await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg), timeout=5.0)
+        await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics), timeout=5.0)
 
     return BatchSender(cfg.kafka.bootstrap, cfg.kafka.topics.samples, base / name,
                        max_spool_bytes=spool_cfg.max_bytes, fsync_seconds=spool_cfg.fsync_seconds,

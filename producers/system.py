@@ -15,10 +15,10 @@ from typing import Any
 
 import psutil
 
+from plumbing.config import SystemProducerConfig
 from producers.sender import BatchSender
 from producers.ticks import wait_next_tick
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.config import Config
 
 log = logging.getLogger("watchkeeper.produce.system")
 
@@ -85,13 +85,14 @@ def collect_system(ps: ModuleType | Any, now: float, host: str) -> SampleBatch:
     return SampleBatch(source=host, labels={"host": host, "job": "system"}, series=blocks)
 
 
-async def run_system_producer(cfg: Config, sender: BatchSender, *, stop: asyncio.Event | None = None) -> None:
-    """Send one batch per `producers.system.interval` until `stop` is set."""
+async def run_system_producer(settings: SystemProducerConfig, sender: BatchSender, *,
+                              stop: asyncio.Event | None = None) -> None:
+    """Send one batch per `settings.interval` (`producers.system.interval`) until `stop` is set."""
     stop = stop or asyncio.Event()
     host = socket.gethostname()
     psutil.cpu_times_percent(interval=None)  # the first call only primes psutil's percent counters
     psutil.cpu_percent(interval=None)
-    interval = cfg.producers.system.interval
+    interval = settings.interval
     while not stop.is_set():
         await sender.send(collect_system(psutil, time.time(), host))
         await wait_next_tick(interval, stop)

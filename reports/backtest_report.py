@@ -28,6 +28,7 @@ from core.rules.backtest import (
     summarize,
     threshold_of,
 )
+from core.rules.eval_failures import KEEP_PER_RULE
 from reports.backtest_source import (
     live_alerts,
     rows_of,
@@ -225,7 +226,8 @@ def build_document(r: BacktestResult, files: Sequence[str], charts: bool = True)
         doc.notes.append("No samples stored in this range: widen --from/--to, let `watchkeeper up` run a while, or "
                          "load a demo week with `watchkeeper demo load` (while `watchkeeper up` is stopped).")
     if r.errors:
-        doc.notes.append(f"{len(r.errors)} evaluation errors; first: {r.errors[0]}")
+        doc.notes.append(f"{len(r.errors)} evaluation errors kept (the last {KEEP_PER_RULE} of each rule); the oldest: "
+                         f"{r.errors[0]}")
     doc.notes.append("Replayed through the worker's own rules step (same ticks, for, keep_firing_for, templates, "
                      "recording rules). Samples that arrived late live were not used live but are replayed here.")
     return doc

@@ -15,7 +15,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from core.secrets import mask_dsn, mask_urls_in_text
-from watchkeeper.errors import WatchkeeperError
+from plumbing.errors import WatchkeeperError
 
 
 class ReaderError(WatchkeeperError):

@@ -24,6 +24,9 @@ import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from plumbing import kafka_clients
+from plumbing.config import Config
+from plumbing.self_metrics import SINK_ERRORS, SINK_ROWS
 from schemas.codec import SchemaError, decode_sample_message, encode
 from schemas.deadletter import DeadLetter
 from schemas.samples import SampleBatch
@@ -32,8 +35,6 @@ from sinks.clickhouse_rows import aggregates_table, alerts_table, notifications_
 from sinks.clickhouse_schema import create_tables
 from sinks.insert_bisection import error_kind, insert_bisecting
 from sinks.readonly_queries import QueryLimits, ReadOnlyQueries
-from watchkeeper.config import Config
-from watchkeeper.self_metrics import SINK_ERRORS, SINK_ROWS
 
 log = logging.getLogger("watchkeeper.sink.clickhouse")
 
@@ -114,17 +115,10 @@ class ClickHouseSink:
         self._rows_buffered = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            *self.table_of,
-            bootstrap_servers=self.cfg.kafka.bootstrap,
-            group_id=f"{self.cfg.worker.app_id}-clickhouse",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(self.cfg.kafka.session_timeout * 1000),
-            heartbeat_interval_ms=int(min(3.0, self.cfg.kafka.session_timeout / 3) * 1000),
-            max_partition_fetch_bytes=8 * 2**20,
-        )
-        producer = AIOKafkaProducer(bootstrap_servers=self.cfg.kafka.bootstrap)
+        consumer = kafka_clients.group_consumer(
+            self.cfg.kafka, *self.table_of, group_id=f"{self.cfg.worker.app_id}-clickhouse",
+            auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 2**20)
+        producer = kafka_clients.producer(self.cfg.kafka)
         await consumer.start()
         await producer.start()
         last_flush = time.monotonic()

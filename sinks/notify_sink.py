@@ -1,5 +1,6 @@
 """The notification sink: `wk.alerts` -> routing, grouping, inhibition, silences -> a durable outbox ->
-webhook, Slack, email, Alertmanager, PagerDuty and command hooks, every attempt recorded on
+webhook, Slack, email, PagerDuty, Opsgenie, VictorOps, Pushover, SNS, Teams, Discord, Telegram, Webex,
+WeChat, Alertmanager, SMS and command hooks, every attempt recorded on
 `wk.notifications` (and so in ClickHouse's `notifications` table).
 
 Order of durability: an alert is stored before its offset is committed; a notification is written to
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from core.errors import SourceError
 from core.notify.acks import Ack, ack_note
@@ -30,6 +30,11 @@ from core.notify.notification import Notification
 from core.notify.pipeline import plan_flush
 from core.notify.remediation import FAILED, outcome_alerts
 from core.notify.sms import sms_secrets
+from plumbing import kafka_clients
+from plumbing.config import Config
+from plumbing.errors import ConfigError
+from plumbing.log_filters import KNOWN_SECRETS, redact
+from plumbing.self_metrics import NOTIFICATION_ERRORS
 from schemas.alerts import AlertEvent
 from schemas.codec import SchemaError, decode, encode
 from schemas.deadletter import DeadLetter
@@ -41,10 +46,6 @@ from sinks.channels.command import CommandChannel
 from sinks.escalation_store import EscalationStore
 from sinks.notify_store import NotifyStore, SilenceStore, store_paths
 from sinks.remediation import RemediationResult, clickhouse_samples, remediate
-from watchkeeper.config import Config
-from watchkeeper.errors import ConfigError
-from watchkeeper.log_filters import KNOWN_SECRETS, redact
-from watchkeeper.self_metrics import NOTIFICATION_ERRORS
 
 log = logging.getLogger("watchkeeper.notify")
 
@@ -74,17 +75,15 @@ class NotifySink:
     async def run(self, stop: asyncio.Event) -> None:
         n = self.cfg.notify
         t = self.cfg.kafka.topics
-        consumer = AIOKafkaConsumer(
-            t.alerts, bootstrap_servers=self.cfg.kafka.bootstrap, group_id=f"{self.cfg.worker.app_id}-notify",
-            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20,
-            session_timeout_ms=int(self.cfg.kafka.session_timeout * 1000),
-            heartbeat_interval_ms=int(min(3.0, self.cfg.kafka.session_timeout / 3) * 1000))
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.kafka.bootstrap, linger_ms=5)
+        consumer = kafka_clients.group_consumer(self.cfg.kafka, t.alerts, group_id=f"{self.cfg.worker.app_id}-notify",
+                                                auto_offset_reset="earliest", fetch_max_wait_ms=20)
+        self.producer = kafka_clients.producer(self.cfg.kafka, linger_ms=5)
         await consumer.start()
         await self.producer.start()
         async with aiohttp.ClientSession() as session:
             for r in self.am.receivers.values():
-                for name, ch in build_channels(r, self.am.global_, session, self.am.route).items():
+                channels = build_channels(r, self.am.global_, session, self.am.route, self.am.notify_templates)
+                for name, ch in channels.items():
                     self.channels[(r.name, name)] = ch
             log.info("notify sink: %d receivers from %s", len(self.am.receivers), self.am.path)
             self.wakeup = asyncio.Event()
@@ -354,7 +353,8 @@ def register_notify_secrets(am: NotifyConfig) -> None:
     """Tell the redactor the receivers' secrets: passwords, keys, tokens, and the webhook and Slack URLs,
     which Alertmanager treats as secrets as a whole (their credential is in the path)."""
     for r in am.receivers.values():
-        KNOWN_SECRETS.add_config(r.model_dump(), hide_path_keys=("api_url",))
+        # Slack's api_url and the Discord and Teams webhook_url carry their credential in the path.
+        KNOWN_SECRETS.add_config(r.model_dump(), hide_path_keys=("api_url", "webhook_url"))
         for c in r.webhook_configs:
             KNOWN_SECRETS.add_url(c.url, hide_path=True)
         for sc in r.sms_configs:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics, topic_plan
+from plumbing.broker import free_port, start_broker
+from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 
 # CI draws the same examples every run (a submission never fails on an example drawn by chance) and keeps no
 # example database; outside CI hypothesis searches randomly, and every counterexample it finds becomes an
@@ -73,7 +73,7 @@ def wk_config(broker: str, tmp_path: Path, request: pytest.FixtureRequest) -> Co
     cfg.clickhouse.http_port = free_port()
     cfg.dashboard.port = free_port()
     cfg.producers.push.port = free_port()
-    asyncio.run(ensure_topics(broker, topic_plan(cfg)))
+    asyncio.run(ensure_topics(broker, topic_plan(cfg.kafka.topics)))
     return cfg
 
 

@@ -16,12 +16,12 @@ from agents.rules_wiring import RulesConfigError, loaded_rules, slo_rule_groups
 from core.errors import CoreError
 from core.promql.series_notation import SeriesNotationError, parse_duration
 from core.rules.backtest import DEFAULT_FLAP_WINDOW
+from plumbing.config import load_config
+from plumbing.errors import WatchkeeperError
 from reports.backtest_report import auto_warmup, build_document, run_backtest, text_report
 from reports.clickhouse_reader import get_reader
 from reports.render import write_html, write_markdown
 from reports.timerange import parse_range
-from watchkeeper.config import load_config
-from watchkeeper.errors import WatchkeeperError
 
 EXAMPLES = """examples:
   watchkeeper rules backtest tuned.rules.yml --from -1d --to now

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from core.errors import CoreError
+from plumbing.errors import WatchkeeperError
+from plumbing.log_filters import install_secret_redaction, redact
 from watchkeeper import __version__, commands
-from watchkeeper.errors import WatchkeeperError
-from watchkeeper.log_filters import install_secret_redaction, redact
 
 
 def build_parser() -> argparse.ArgumentParser:

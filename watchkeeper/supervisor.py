@@ -1,7 +1,7 @@
 """Process supervision for `watchkeeper up`: each component is a child process in its own session, so
 Ctrl-C reaches only the supervisor, which stops the children in reverse start order (SIGTERM, then
 SIGKILL after a grace period) and leaves no process behind. With a metrics directory (prometheus-client's
-multiprocess mode, `watchkeeper.self_metrics`), a child that exits has its live gauges dropped from it."""
+multiprocess mode, `plumbing.self_metrics`), a child that exits has its live gauges dropped from it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchkeeper.self_metrics import mark_dead
+from plumbing.self_metrics import mark_dead
 
 log = logging.getLogger("watchkeeper.up")
 

@@ -15,7 +15,8 @@ state machine where it can change, and serialise every changed state for the tab
   windows sees: all series' windows close together), so each detector call scores ONE point (first
   100 windows only).
 
-The baseline is the same detector (`ensemble`, the default) scoring exactly the same per-series chunks
+The baseline is the same detector (`calibrated`, named in the rules: the heaviest state) scoring exactly
+the same per-series chunks
 (no decoding, no state, no alerts), one detector per series, in the same run. Best of 3 runs (the
 machine is shared). The agent path includes checkpoints (every changed state to bytes, offsets markers):
 every 3rd batch live (10 s windows, `anomaly.checkpoint_seconds` 30), every 10th batch on a backlog.
@@ -46,12 +47,14 @@ RULES = """anomaly:
         selector: 'latency{job="api"}'
         input: samples
         threshold: 0.999
+        detector: calibrated
         for: 1m
       - alert: Windows
         selector: 'latency{job="api"}'
         input: aggregates
         field: p95
         threshold: 0.999
+        detector: calibrated
         for: 1m
 """
 
@@ -125,7 +128,7 @@ def agent_aggregates(flushes: list[list[bytes]], checkpoint_every: int = 10) -> 
 
 def detector_chunks(x: np.ndarray, chunk: int) -> int:
     """The pure detector over the same per-series chunks, one detector per series."""
-    dets = [make_detector("ensemble") for _ in range(SERIES)]
+    dets = [make_detector("calibrated") for _ in range(SERIES)]
     n = x.shape[1]
     ts = T0 + STEP * np.arange(n)
     for start in range(0, n, chunk):
@@ -142,13 +145,15 @@ def main() -> None:
     per_series = AGG_BATCH // SERIES
     rows = [
         ("samples: agent path (decode, match, score, alerts, state bytes)", best(lambda: agent_samples(s_msgs))),
-        (f"samples: ensemble alone, same {CHUNK}-point chunks", best(lambda: detector_chunks(xs, CHUNK))),
+        (f"samples: calibrated alone, same {CHUNK}-point chunks", best(lambda: detector_chunks(xs, CHUNK))),
         (f"aggregates: agent path, {AGG_BATCH} messages per batch", best(lambda: agent_aggregates(a_msgs))),
-        (f"aggregates: ensemble alone, same {per_series}-point chunks", best(lambda: detector_chunks(xa, per_series))),
+        (f"aggregates: calibrated alone, same {per_series}-point chunks",
+         best(lambda: detector_chunks(xa, per_series))),
         ("aggregates live: agent path, one window per series per batch", best(lambda: agent_aggregates(live_msgs, 3))),
-        ("aggregates live: ensemble alone, one point per call", best(lambda: detector_chunks(xa[:, :LIVE_WINDOWS], 1))),
+        ("aggregates live: calibrated alone, one point per call",
+         best(lambda: detector_chunks(xa[:, :LIVE_WINDOWS], 1))),
     ]
-    print("| path | points/s | vs ensemble alone on the same chunks |")
+    print("| path | points/s | vs calibrated alone on the same chunks |")
     print("|---|---|---|")
     base = {"samples": rows[1][1], "aggregates": rows[3][1], "aggregates live": rows[5][1]}
     for label, rate in rows:

@@ -7,8 +7,9 @@
 
 Scores (nab.py): standard / low FP / low FN profiles, 15 % probation, ONE threshold per detector, per
 profile and per corpus, normalised so that never firing = 0 and perfect = 100. Every table has the
-reference rolling z-score (mean and standard deviation of the previous 288 points, score |z| / (|z| + 3))
-and the ablation of every ensemble member (the ensemble with that member's p-values replaced by 1).
+reference rolling z-score (mean and standard deviation of the previous 288 points, score |z| / (|z| + 3)),
+every member of the ensemble alone (`event`, `robust`), and the ensemble without each member (`event`'s
+test: its z set to 0; robust, recalibrated: then it is `event`) or with each consensus member it leaves out.
 Detectors are run exactly as `watchkeeper detect` runs them: one `score_batch` over the whole series.
 Results also go to bench/results/anomaly_real.json.
 """
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +30,7 @@ from nab import PROFILES, SeriesScorer, best, corpus_counts
 from real_corpora import RealSeries, load_all
 
 from core.detectors import DEFAULT_DETECTOR, DETECTORS, coerce_params, make_detector
+from core.detectors.calibrated import CalibratedDetector
 from core.detectors.ensemble import EnsembleDetector
 
 REF = "reference z-score (288)"
@@ -57,37 +60,44 @@ def category(s: RealSeries) -> str:
     return s.name.split("/")[0]
 
 
-def ablation(member: str) -> Callable[[], EnsembleDetector]:
-    def build() -> EnsembleDetector:
-        det = make_detector("ensemble")
-        assert isinstance(det, EnsembleDetector)
-        silent = getattr(det, member)
-        p_batch, p_one = silent.p_batch, silent.p_one
+def ensemble_variant(drop_event: bool = False, drop_robust: bool = False, **consensus: int) -> EnsembleDetector:
+    """The ensemble without `event`'s own test (its z set to 0: the consensus alone, with the hold-off), or
+    without its consensus (robust, recalibrated: then it is `event`), or with consensus members it leaves
+    out (seasonal=1, levelshift=1, flatline=1: measured, and left out)."""
+    det = make_detector("ensemble")
+    assert isinstance(det, EnsembleDetector)
+    if drop_robust:
+        det.calibrated = None
+    elif consensus:
+        det.calibrated = CalibratedDetector(window=det.window, **{"seasonal": 0, "levelshift": 0, "flatline": 0,
+                                                                  **consensus})
+    if drop_event:  # no statistics: `event`'s z is 0 everywhere
+        block_stats = det._block_stats
 
-        def batch(ts: np.ndarray, values: np.ndarray) -> np.ndarray:
-            p_batch(ts, values)  # the member still runs (the seasonal one says when a profile is in use)
-            if member == "seasonal":
-                silent.active = np.zeros(len(values), dtype=bool)
-            return np.ones(len(values))
+        def no_stats(n0: int, ext: np.ndarray, n_points: int) -> tuple[np.ndarray, int]:
+            stats, first = block_stats(n0, ext, n_points)
+            return np.full_like(stats, np.nan), first
 
-        def one(ts: float, value: float) -> float:
-            p_one(ts, value)
-            if member == "seasonal":
-                silent.active_one = False
-            return 1.0
+        det._block_stats = no_stats  # type: ignore[method-assign]
+    return det
 
-        silent.p_batch, silent.p_one = batch, one
-        return det
-    return build
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "ensemble without event's test": {"drop_event": True},
+    "ensemble without robust (= event)": {"drop_robust": True},
+    "ensemble with seasonal": {"seasonal": 1},
+    "ensemble with levelshift": {"levelshift": 1},
+    "ensemble with flatline": {"flatline": 1},
+    "ensemble with all three (consensus = calibrated)": {"seasonal": 1, "levelshift": 1, "flatline": 1},
+}
 
 
 def scorers() -> dict[str, Callable[[RealSeries], np.ndarray]]:
     out: dict[str, Callable[[RealSeries], np.ndarray]] = {REF: lambda s: reference_zscore(s.values)}
-    for name in DETECTORS:
+    for name in [*DETECTORS, "flatline"]:
         out[name] = lambda s, name=name: make_detector(name).score_batch(s.ts, s.values)
-    for member in ("robust", "seasonal", "levelshift", "flatline"):
-        build = ablation(member)
-        out[f"ensemble without {member}"] = lambda s, build=build: build().score_batch(s.ts, s.values)
+    for label, kw in ABLATIONS.items():
+        out[label] = lambda s, kw=kw: ensemble_variant(**kw).score_batch(s.ts, s.values)
     return out
 
 

@@ -24,13 +24,13 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from plumbing.broker import free_port, start_broker
+from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 from schemas.alerts import AlertEvent
 from schemas.codec import encode
 from tests.conftest import write_config
 from tests.integration.notify_peers import RecordingServer
-from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics, topic_plan
 
 
 async def produce(bootstrap: str, topic: str, rate: int, seconds: int) -> int:
@@ -78,7 +78,7 @@ def main() -> int:
         cfg = Config(data_dir=str(tmp / "data"))
         cfg.kafka.bootstrap = f"127.0.0.1:{port}"
         cfg.kafka.session_timeout = 6.0
-        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
+        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
         (tmp / "am.yml").write_text(
             "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 5m\n"
             f"receivers:\n  - name: r\n    webhook_configs: [{{url: '{server.url}/hook'}}]\n")

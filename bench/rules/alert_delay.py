@@ -32,10 +32,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.rules_agent import RulesRunner, rule_topics
 from agents.rules_wiring import load_rules
+from plumbing.broker import free_port, start_broker
+from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 from schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
-from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics, topic_plan
 
 SOURCES = 8
 
@@ -78,7 +78,7 @@ def batches(series: int, ts: float, trigger: bool) -> list[tuple[bytes, bytes]]:
 
 async def create_topics(cfg: Config) -> None:
     shards, state, _ = rule_topics(cfg)
-    await ensure_topics(cfg.kafka.bootstrap, {**topic_plan(cfg), shards: 1, state: 1})
+    await ensure_topics(cfg.kafka.bootstrap, {**topic_plan(cfg.kafka.topics), shards: 1, state: 1})
 
 
 async def start_runner(cfg: Config) -> tuple[RulesRunner, asyncio.Task[None]]:

@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from agents.rules_wiring import loaded_rules
+from core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
 from core.promql.series_store import SeriesStore
 
 SCRAPE = 15.0
@@ -91,6 +92,7 @@ def main() -> None:
     ap.add_argument("--rules", type=int, default=100)
     ap.add_argument("--ticks", type=int, default=10)
     ap.add_argument("--json", help="write the numbers here too")
+    ap.add_argument("--semantics", choices=SEMANTICS, default=DEFAULT_SEMANTICS, help="PromQL semantics")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,8 +100,8 @@ def main() -> None:
         path.write_text(rule_file(args.rules))
         from core.rules.loader import load_rule_files
 
-        groups = load_rule_files([str(path)])
-    loaded = loaded_rules(groups, 1, 5.0)
+        groups = load_rule_files([str(path)], semantics=args.semantics)
+    loaded = loaded_rules(groups, 1, 5.0, args.semantics)
     rng = np.random.default_rng(1)
     series = series_labels(args.series)
     store = SeriesStore(loaded.retention)

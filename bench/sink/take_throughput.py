@@ -26,8 +26,8 @@ from core.sample_columns import SampleColumns
 from core.series_registry import SeriesRegistry
 from core.window_output import aggregate_messages
 from core.windows import WindowEngine
+from plumbing.config import Config
 from schemas import WindowAggregate
-from watchkeeper.config import Config
 
 
 def make_messages(n: int, series: int = 2000, seed: int = 7) -> list[bytes]:

@@ -2,6 +2,11 @@
 leaving (SIGTERM, SIGKILL), then every window checked (exactly once, exact counts). Not a timed test: it
 takes a minute or two, and it is how the revocation race fixed in `agents/window_agent.py` was shown.
 
+With `--series N` it runs the series churn soak instead (`bench/windows/series_churn.py`: N active series,
+`--churn` of them replaced every minute, for `--minutes`, the worker's RSS printed every minute):
+
+    PYTHONPATH=. nice -n 10 python -m bench.windows.churn --series 200000 --churn 0.1 --minutes 30
+
     PYTHONPATH=. python -m bench.windows.churn --samples 600000 --slow-emit
 
 `--slow-emit` makes each worker's producer pause 0.3 s after taking a batch of windows (as when its buffer
@@ -29,9 +34,9 @@ from aiokafka.structs import TopicPartition
 from bench.windows.kafka_load import load, read_all
 from bench.windows.verify import Verdict, expected_windows, verify
 from bench.windows.workload import PARTITIONS, Workload
-from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics, topic_plan
+from plumbing.broker import free_port, start_broker
+from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 
 SLOW_EMIT = """
 import asyncio, sys
@@ -113,7 +118,7 @@ def run(samples: int, slow: bool, timeout: float, workdir: Path) -> Verdict:
         cfg.worker.app_id = "wk-churn"
         cfg.windows.snapshot_every_messages = 20
         cfg.windows.snapshot_every_seconds = 0.25
-        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
+        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
         import yaml
 
         cfg_path = workdir / "watchkeeper.yaml"
@@ -135,7 +140,19 @@ def main() -> int:
     ap.add_argument("--slow-emit", action="store_true", help="each worker's producer pauses after a batch")
     ap.add_argument("--timeout", type=float, default=240.0)
     ap.add_argument("--workdir", help="keep the logs here (default: a temporary directory)")
+    soak = ap.add_argument_group("series churn soak (bench/windows/series_churn.py): given --series, runs it instead")
+    soak.add_argument("--series", type=int, help="active series (e.g. 200000)")
+    soak.add_argument("--churn", type=float, default=0.1, help="share of the series replaced every minute")
+    soak.add_argument("--minutes", type=int, default=30)
+    soak.add_argument("--every", type=float, default=30.0, help="seconds between two samples of a series")
+    soak.add_argument("--width", type=float, default=120.0, help="window width (seconds)")
+    soak.add_argument("--series-idle", type=float, default=300.0, help="windows.series_idle_seconds")
     args = ap.parse_args()
+    if args.series:
+        from bench.windows.series_churn import Soak
+        from bench.windows.series_churn import run as soak_run
+
+        return soak_run(Soak(args.series, args.churn, args.minutes, args.every, args.width, args.series_idle))
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)

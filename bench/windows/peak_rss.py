@@ -11,10 +11,19 @@ from pathlib import Path
 
 
 def peak_rss() -> int:
+    return _status("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def current_rss(pid: int | str = "self") -> int:
+    """Resident set size now (`VmRSS`), in bytes; 0 if unknown (the process is gone)."""
+    return _status("VmRSS", pid)
+
+
+def _status(field: str, pid: int | str = "self") -> int:
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return 0

@@ -27,9 +27,9 @@ import yaml
 from bench.windows.kafka_load import load, read_all
 from bench.windows.verify import Verdict, expected_windows, verify
 from bench.windows.workload import PARTITIONS, Workload
-from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import Config
-from watchkeeper.topics import ensure_topics, topic_plan
+from plumbing.broker import free_port, start_broker
+from plumbing.config import Config
+from plumbing.topics import ensure_topics, topic_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ def make_config(bootstrap: str, tmp: Path) -> Config:
         setattr(cfg.kafka.topics, key, f"bench{suffix}.{key}")
     cfg.worker.app_id = f"wk-bench-{suffix}"
     cfg.worker.web_port = free_port()
-    asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
+    asyncio.run(ensure_topics(bootstrap, topic_plan(cfg.kafka.topics)))
     return cfg
 
 

@@ -1,5 +1,6 @@
 """The real Watchkeeper worker (`create_app` with the window agent), instrumented for the benchmark: it
-appends `time samples cpu_seconds peak_rss_bytes step_cpu_seconds` to a stats file every 0.2 s while it processes."""
+appends `time samples cpu_seconds peak_rss_bytes step_cpu_seconds rss_bytes series_held` to a stats file every 0.2 s
+while it processes (`rss_bytes`: resident now; `series_held`: the series registry's size)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import time
 from typing import Any
 
 from agents.app import create_app, make_worker
-from bench.windows.peak_rss import peak_rss
-from watchkeeper.config import load_config
+from bench.windows.peak_rss import current_rss, peak_rss
+from plumbing.config import load_config
 
 
 def main(config_path: str, stats_path: str) -> None:
@@ -23,7 +24,8 @@ def main(config_path: str, stats_path: str) -> None:
 
     def write() -> None:
         rss = peak_rss()
-        stats.write(f"{time.time():.6f} {step.samples} {time.process_time():.6f} {rss} {in_step[0]:.6f}\n")
+        stats.write(f"{time.time():.6f} {step.samples} {time.process_time():.6f} {rss} {in_step[0]:.6f} "
+                    f"{current_rss()} {len(step.registry)}\n")
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         now = time.monotonic()

@@ -2,8 +2,8 @@
 
 ``make_detector("event", window=288)`` builds one; ``detector_from_bytes(raw)`` restores a saved one.
 
-`DETECTORS` are the ones users pick (rules, `watchkeeper detect`). The flat-line detector is an ensemble
-member only: alone it sees nothing but runs of equal values, so on a mixed stream it misses everything
+`DETECTORS` are the ones users pick (rules, `watchkeeper detect`). The flat-line detector is a member of
+`calibrated` only: alone it sees nothing but runs of equal values, so on a mixed stream it misses everything
 else and scores below the rolling z-score (bench/anomaly); a rule that must fire on a stuck series
 alone is a PromQL rule, ``changes(x[15m]) == 0``.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.detectors.base import Detector
+from core.detectors.calibrated import CalibratedDetector
 from core.detectors.ensemble import EnsembleDetector
 from core.detectors.event import EventDetector
 from core.detectors.flatline import FlatlineDetector
@@ -25,11 +26,13 @@ from core.errors import CoreError
 
 DETECTORS: dict[str, Any] = {
     cls.name: cls
-    for cls in (EventDetector, EnsembleDetector, RobustDetector, SeasonalDetector, LevelShiftDetector, ZScoreDetector)
+    for cls in (EventDetector, EnsembleDetector, CalibratedDetector, RobustDetector, SeasonalDetector,
+                LevelShiftDetector, ZScoreDetector)
 }
-ENSEMBLE_MEMBERS: dict[str, Any] = {FlatlineDetector.name: FlatlineDetector}  # not offered alone (see above)
+ENSEMBLE_MEMBERS: dict[str, Any] = {FlatlineDetector.name: FlatlineDetector}  # `calibrated`'s; not offered alone
 DETECTOR_CLASSES: dict[str, Any] = DETECTORS | ENSEMBLE_MEMBERS
-DEFAULT_DETECTOR = "event"  # the best on real labelled corpora (README, bench/anomaly/evaluate_real.py)
+# The one default: `watchkeeper detect`, `anomaly:` rules and `make_detector()` all take it from here.
+DEFAULT_DETECTOR = "ensemble"  # the best on real labelled corpora (README, bench/anomaly/evaluate_real.py)
 
 
 class DetectorParamError(CoreError):
@@ -65,7 +68,10 @@ def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
 
 def detector_from_bytes(raw: bytes) -> Detector:
     meta, fields = unpack_state(raw)
-    det = make_detector(meta["detector"], **meta["params"])
+    try:  # a state saved by another version (a detector or parameter since renamed or removed)
+        det = make_detector(meta["detector"], **meta["params"])
+    except DetectorParamError as exc:
+        raise StateDecodeError(f"detector state of another version: {exc}") from exc
     try:
         det.load_fields(fields)
     except KeyError as exc:

@@ -39,6 +39,8 @@ class Stateful:
         out: dict[str, Any] = {}
         for name in self._state_fields:
             value = getattr(self, name)
+            if value is None:  # an optional part this instance does not have (its params say so)
+                continue
             if isinstance(value, Stateful):
                 out.update(value.state_fields(f"{prefix}{name}."))
             else:
@@ -48,6 +50,8 @@ class Stateful:
     def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
         for name in self._state_fields:
             current = getattr(self, name)
+            if current is None:
+                continue
             if isinstance(current, Stateful):
                 current.load_fields(fields, f"{prefix}{name}.")
             else:

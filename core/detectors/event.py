@@ -1,4 +1,4 @@
-"""The default detector: two simple tests that must agree, ONE absolute scale, one detection per event.
+"""Two simple tests that must agree, ONE absolute scale, one detection per event (the default's first member).
 
 Raw statistic: the geometric mean of two z's, z = sqrt(z_local * z_window):
 - z_local = |x - median of the last 32 points| / robust scale, the robust scale = max(1.4826 MAD, half
@@ -32,7 +32,10 @@ corpus; bench/anomaly/evaluate_real.py and the README's tables):
 Streaming and exact: the statistics are refreshed every ``block`` (8) points from the ``window`` points
 before the block, by the same numpy code (row by row) whether the points come in one batch or one per
 call, so both paths give bit-identical z's (the hold-off compares z's, so a last-bit difference would
-change a score). One point per call uses the block's statistics as Python floats.
+change a score). One point per call uses the block's statistics as Python floats, and computes a new
+block's from the 1-D window (`_full_one`: the same numpy reductions and sorts over the same values, then
+the scalar arithmetic numpy does element-wise, so the same bits at a third of the calls; issue 18's
+one-point target, tests/unit/test_anomaly_fast_path_unchanged.py).
 """
 
 
@@ -44,7 +47,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core.detectors.base import Detector
-from core.detectors.ensemble import EnsembleDetector
 
 LOCAL = 32  # points of the local level (the median of the newest points before a block)
 Z_HALF = 3.0  # score = z / (z + Z_HALF): z = 3 scores 0.5, z = 6 scores 0.67, z = 27 scores 0.9
@@ -57,46 +59,48 @@ class EventDetector(Detector):
         "min_points": (int, 20, "points needed in the window before a point is scored"),
         "holdoff": (int, 10, "a point scores only if its z is above every z of this many previous points"),
         "block": (int, 8, "points between refreshes of the mean and standard deviation"),
-        "calibrated": (int, 0, "1: also score the calibrated ensemble's rarity of the point, as the z of a Gaussian "
-                               "point as rare (better on fleets of unlike sensors; about 2x the cost)"),
     }
-    _state_fields = ("buf", "zhist", "n")
+    _state_fields: ClassVar[tuple[str, ...]] = ("buf", "zhist", "n")
 
-    def __init__(self, window: int = 288, min_points: int = 20, holdoff: int = 10, block: int = 8,
-                 calibrated: int = 0) -> None:
-        if not 2 <= min_points <= window or holdoff < 1 or block < 1 or calibrated not in (0, 1):
-            raise ValueError("need 2 <= min_points <= window, holdoff >= 1, block >= 1 and calibrated 0 or 1")
-        self.params = {"window": window, "min_points": min_points, "holdoff": holdoff, "block": block,
-                       "calibrated": calibrated}
-        # the calibrated ensemble, scoring the same (counter-transformed) values, when asked for
-        self.ensemble = EnsembleDetector(window=window) if calibrated else None
+    def __init__(self, window: int = 288, min_points: int = 20, holdoff: int = 10, block: int = 8) -> None:
+        if not 2 <= min_points <= window or holdoff < 1 or block < 1:
+            raise ValueError("need 2 <= min_points <= window, holdoff >= 1 and block >= 1")
+        self.params = {"window": window, "min_points": min_points, "holdoff": holdoff, "block": block}
+        # `ensemble` (ensemble.py) adds the calibrated consensus, scoring the same (counter-transformed) values
+        self.calibrated: Detector | None = None
         self.window, self.min_points, self.holdoff, self.block = window, min_points, holdoff, block
         self.buf = np.full(window + block, np.nan)  # the newest points (NaN: not seen yet)
         self.zhist = np.zeros(holdoff)  # z of the newest points, for the hold-off
+        self.chist = np.zeros(holdoff)  # `ensemble`: the larger of both members' z of the newest points
         self.n = 0
         self._cache: tuple[int, np.ndarray, tuple[float, ...]] | None = None  # block start, stats
         self._lazy: list[float] = []  # points scored one at a time, not yet in `buf`
         self._zlazy: list[float] = []  # their z, not yet in `zhist`
         self._ztail: list[float] | None = None  # the newest z's (zhist + _zlazy), for the scalar hold-off
+        self._clazy: list[float] = []  # `ensemble`: as _zlazy and _ztail, for `chist`
+        self._ctail: list[float] | None = None
 
     def state_fields(self, prefix: str = "") -> dict[str, Any]:
         self._flush()
         out = super().state_fields(prefix)
-        if self.ensemble is not None:
-            out.update(self.ensemble.state_fields(f"{prefix}ensemble."))
+        if self.calibrated is not None:
+            out.update(self.calibrated.state_fields(f"{prefix}calibrated."))
         return out
 
     def load_fields(self, fields: dict[str, Any], prefix: str = "") -> None:
         super().load_fields(fields, prefix)
-        if self.ensemble is not None:
-            self.ensemble.load_fields(fields, f"{prefix}ensemble.")
+        if self.calibrated is not None:
+            self.calibrated.load_fields(fields, f"{prefix}calibrated.")
         self._cache, self._lazy, self._zlazy, self._ztail = None, [], [], None
+        self._clazy, self._ctail = [], None
 
     def _flush(self) -> None:
         if self._lazy:
             self.buf = np.concatenate((self.buf, self._lazy))[-(self.window + self.block):]
             self.zhist = np.concatenate((self.zhist, self._zlazy))[-self.holdoff:]
-            self._lazy, self._zlazy = [], []
+            if self._clazy:
+                self.chist = np.concatenate((self.chist, self._clazy))[-self.holdoff:]
+            self._lazy, self._zlazy, self._clazy = [], [], []
 
     def _stats(self, windows: np.ndarray) -> np.ndarray:
         """Per row of ``windows`` (the points before a block; NaN = not seen yet), as columns: median of the
@@ -155,9 +159,28 @@ class EventDetector(Detector):
         self._cache = (int(starts[-1]), stats[-1:], tuple(float(v) for v in stats[-1]))
         return stats, first
 
+    def _one_block_stats(self, start: int) -> tuple[int, np.ndarray, tuple[float, ...]]:
+        """`_block_stats` of the block starting at point ``start`` (``self.n`` or, after a restart from a
+        checkpoint, before it), for `p_one`.
+
+        In the steady state (a full window) the row is computed by `_full_one` on the 1-D window with
+        the same float operations as `_full_rows` on a one-row matrix, at a third of its numpy calls;
+        a young series, or a window whose statistics overflow, takes the row path."""
+        self._flush()
+        W = self.window
+        if start >= W:
+            end = len(self.buf) - (self.n - start)  # the window: the W points before the block
+            row = _full_one(self.buf[end - W : end])
+            if row is not None:
+                self._cache = (start, np.array([row]), row)
+                return self._cache
+        self._block_stats(self.n, np.concatenate((self.buf, [0.0])), 1)  # the point itself is not read
+        assert self._cache is not None
+        return self._cache
+
     def p_batch(self, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         self._flush()
-        self._ztail = None
+        self._ztail = self._ctail = None
         n0, N, H = self.n, len(values), self.holdoff
         if N == 0:
             return np.empty(0)
@@ -169,11 +192,15 @@ class EventDetector(Detector):
         with np.errstate(invalid="ignore", over="ignore"):
             z = np.sqrt((np.abs(values - st[:, 0]) / st[:, 1]) * (np.abs(values - st[:, 2]) / st[:, 3]))
         z = np.where(ready & ~np.isnan(z), z, 0.0)  # NaN only from overflow (values near 1e308): no opinion
-        if self.ensemble is not None:
-            z = np.fmax(z, gauss_z(self.ensemble.p_batch(ts, values)))
         zext = np.concatenate((self.zhist, z))
         before = np.lib.stride_tricks.sliding_window_view(zext[:-1], H).max(axis=1)
         kept = np.where(z > before, z, 0.0)
+        if self.calibrated is not None:  # `ensemble`: the consensus' z counts where it beats both members' past
+            zc = gauss_z(self.calibrated.p_batch(ts, values))
+            cext = np.concatenate((self.chist, np.fmax(z, zc)))
+            before = np.lib.stride_tricks.sliding_window_view(cext[:-1], H).max(axis=1)
+            kept = np.fmax(kept, np.where((zc > before) & (zc > z), zc, 0.0))
+            self.chist = cext[-H:]
         self.buf = ext[-len(self.buf):]
         self.zhist = zext[-H:]
         self.n += N
@@ -184,19 +211,26 @@ class EventDetector(Detector):
         start = self.n - self.n % B
         cache = self._cache
         if cache is None or cache[0] != start:
-            self._flush()
-            self._block_stats(self.n, np.concatenate((self.buf, [value])), 1)
-            cache = self._cache
-            assert cache is not None
+            cache = self._one_block_stats(start)
         med, rscale, mean, sd = cache[2]
         z = 0.0
         if med == med:
             z = math.sqrt((abs(value - med) / rscale) * (abs(value - mean) / sd))
             if z != z:
                 z = 0.0
-        if self.ensemble is not None:
-            zc = gauss_z_one(self.ensemble.p_one(ts, value))
-            z = z if z >= zc else zc
+        kept_c = 0.0
+        if self.calibrated is not None:  # as in p_batch
+            zc = gauss_z_one(self.calibrated.p_one(ts, value))
+            ctail = self._ctail
+            if ctail is None:
+                ctail = self._ctail = self.chist.tolist() + self._clazy
+            zmax = z if z >= zc else zc
+            if zc > max(ctail[-self.holdoff:]) and zc > z:
+                kept_c = zc
+            ctail.append(zmax)
+            if len(ctail) > 4 * self.holdoff:
+                del ctail[: -self.holdoff]
+            self._clazy.append(zmax)
         tail = self._ztail
         if tail is None:  # the newest z's as Python floats (zhist, then the points not flushed yet)
             tail = self._ztail = self.zhist.tolist() + self._zlazy
@@ -207,7 +241,8 @@ class EventDetector(Detector):
         self._lazy.append(value)
         self._zlazy.append(z)
         self.n += 1
-        return Z_HALF / ((z if z > before else 0.0) + Z_HALF)
+        kept = z if z > before else 0.0
+        return Z_HALF / ((kept if kept >= kept_c else kept_c) + Z_HALF)
 
 
 def _columns(w: np.ndarray, mean: np.ndarray, sd: np.ndarray, mad: np.ndarray, mean_abs: np.ndarray,
@@ -220,6 +255,39 @@ def _columns(w: np.ndarray, mean: np.ndarray, sd: np.ndarray, mad: np.ndarray, m
     floor = np.maximum(1e-9 * np.abs(mean), 1e-12)
     robust = np.maximum(np.maximum(np.maximum(1.4826 * mad, 0.5 * mean_abs), resolution), floor)
     return np.stack((local_med, robust, mean, np.maximum(sd, floor)), axis=1)
+
+
+def _full_one(w: np.ndarray) -> tuple[float, float, float, float] | None:
+    """`_full_rows` then `_columns` of one full window (1-D, no NaN) as floats: the same operations
+    (numpy's pairwise sums over the same contiguous values, sorts, then scalar IEEE arithmetic that numpy
+    would do element-wise), so the same bits. None if a statistic is not finite (values near 1e308): the
+    row path handles those (NaN propagation through np.maximum, which Python's max does not copy)."""
+    W = len(w)
+    lo, hi = (W - 1) // 2, W // 2
+    mean = float(w.sum()) / W
+    d = w - mean
+    sd = math.sqrt(float((d * d).sum()) / W)
+    srt = np.sort(w)
+    med = 0.5 * (float(srt[lo]) + float(srt[hi]))
+    dev = np.abs(w - med)
+    mean_abs = float(dev.sum()) / W
+    dev.sort()
+    mad = 0.5 * (float(dev[lo]) + float(dev[hi]))
+    local = np.sort(w[-LOCAL:])
+    local_med = 0.5 * (float(local[(LOCAL - 1) // 2]) + float(local[LOCAL // 2]))
+    step = np.abs(np.diff(w))
+    step = step[step > 0]
+    n_step = len(step)
+    resolution = 0.0
+    if n_step:
+        step.sort()
+        resolution = 0.5 * (float(step[(n_step - 1) // 2]) + float(step[n_step // 2]))
+    if not (math.isfinite(mean) and math.isfinite(sd) and math.isfinite(mad) and math.isfinite(mean_abs)
+            and math.isfinite(resolution) and math.isfinite(local_med)):
+        return None
+    floor = max(1e-9 * abs(mean), 1e-12)
+    robust = max(max(max(1.4826 * mad, 0.5 * mean_abs), resolution), floor)
+    return local_med, robust, mean, max(sd, floor)
 
 
 def _row_median(srt: np.ndarray, count: np.ndarray) -> np.ndarray:

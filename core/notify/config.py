@@ -1,6 +1,8 @@
 """An Alertmanager configuration file, loaded unchanged: `global`, the `route` tree, `receivers`,
-`inhibit_rules`, `time_intervals` and `templates` (the file globs are resolved and kept; receiver texts
-are still the subset of core/notify/text_template.py, checked at load). Keys Alertmanager has but
+`inhibit_rules`, `time_intervals` and `templates` (the globs, relative to the config file, are read
+and their `{{ define }}` blocks parsed: core/notify/templates.py). Every receiver field that is a
+template is parsed at load, and the templates it calls must exist, so an error names the config file,
+line and field (or the template file and line) before anything is sent. Keys Alertmanager has but
 Watchkeeper does not implement are refused with the file, line and field, never ignored."""
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.errors import SourceError
 from core.notify.escalation import Policy, PolicySpec, build_policies
 from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
 from core.notify.receiver_configs import GlobalConfig, ReceiverConfig, duration
 from core.notify.remediation import check_report_to
-from core.notify.text_template import TemplateError, check_template
+from core.notify.templates import NotifyTemplates, TemplateError, TemplateFileError, load_templates
 from core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
 from core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
 
@@ -137,6 +140,8 @@ class NotifyConfig:
     time_intervals: TimeIntervals = field(default_factory=lambda: TimeIntervals({}))
     templates: list[str] = field(default_factory=list)  # template files the `templates:` globs matched
     escalation_policies: dict[str, Policy] = field(default_factory=dict)
+    # The named templates receivers render with: Alertmanager's default names, then the files' definitions.
+    notify_templates: NotifyTemplates = field(default_factory=lambda: load_templates([]))
 
 
 def load_notify_config_file(path: str) -> NotifyConfig:
@@ -151,27 +156,17 @@ def _build(doc: YamlDocument) -> NotifyConfig:
     if not isinstance(doc.data, dict):
         raise doc.error((), "expected an Alertmanager configuration (a mapping with route and receivers)")
     spec: ConfigSpec = doc.validate(ConfigSpec)
+    files = _template_files(doc, spec.templates)
+    templates = _load_templates(doc, files)
     names: dict[str, int] = {}
     for i, r in enumerate(spec.receivers):
         if r.name in names:
             raise doc.error(("receivers", i, "name"), f"receiver {r.name!r} is defined twice")
         names[r.name] = i
+        _check_receiver_templates(doc, i, templates)
         for kind, c in r.integrations():
             base, idx = kind.split("[")
-            loc = ("receivers", i, f"{base}_configs", int(idx[:-1]))
-            texts: list[tuple[tuple[str, ...], str]] = [
-                ((attr,), getattr(c, attr, "")) for attr in ("title", "text", "html", "description")]
-            texts += [(("headers", k), v) for k, v in getattr(c, "headers", {}).items()]
-            for where, text in texts:
-                if text:
-                    try:
-                        check_template(text)
-                    except TemplateError as exc:
-                        raise doc.error((*loc, *where), str(exc)) from None
-            _check_global_defaults(doc, spec, base, c, loc)
-        for kind in ("opsgenie", "victorops", "wechat"):
-            for j, c in enumerate(getattr(r, f"{kind}_configs")):
-                _check_global_defaults(doc, spec, kind, c, ("receivers", i, f"{kind}_configs", j))
+            _check_global_defaults(doc, spec, base, c, ("receivers", i, f"{base}_configs", int(idx[:-1])))
     if spec.route.receiver is None:
         raise doc.error(("route",), "the root route needs a receiver")
     if spec.route.matchers or spec.route.match or spec.route.match_re:
@@ -195,7 +190,7 @@ def _build(doc: YamlDocument) -> NotifyConfig:
         for i, r in enumerate(spec.inhibit_rules)
     ]
     return NotifyConfig(doc.path, spec.global_, root, {r.name: r for r in spec.receivers}, rules, intervals,
-                        _template_files(doc, spec.templates), policies)
+                        [f for f, _ in files], policies, templates)
 
 
 def _check_global_defaults(doc: YamlDocument, spec: ConfigSpec, kind: str, c: Any,
@@ -227,17 +222,80 @@ def _check_global_defaults(doc: YamlDocument, spec: ConfigSpec, kind: str, c: An
             raise doc.error(loc, "no global Wechat CorpID set")
 
 
-def _template_files(doc: YamlDocument, globs: list[str]) -> list[str]:
-    """Alertmanager's `templates:` globs, relative to the config file's directory; a glob that matches
-    nothing is no error there either (the Helm charts point at a directory that may be empty)."""
-    base = os.path.dirname(os.path.abspath(doc.path))
-    out: list[str] = []
+def _template_files(doc: YamlDocument, globs: list[str]) -> list[tuple[str, int]]:
+    """Alertmanager's `templates:` globs, relative to the config file's directory, with the index of the
+    glob that matched each file; a glob that matches nothing is no error there either (the Helm charts
+    point at a directory that may be empty)."""
+    base = os.path.dirname(doc.path)  # a relative config path gives paths relative to the same directory
+    out: list[tuple[str, int]] = []
     for i, pattern in enumerate(globs):
         full = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
         for path in sorted(glob.glob(full)):
+            if os.path.isdir(path):
+                continue
             if not os.access(path, os.R_OK):
                 raise doc.error(("templates", i), f"cannot read template file {path}")
-            out.append(path)
+            out.append((path, i))
+    return out
+
+
+def _load_templates(doc: YamlDocument, files: list[tuple[str, int]]) -> NotifyTemplates:
+    """The files' `{{ define }}` blocks; an error names the template file and line, and the config line
+    of the `templates:` entry that brought the file in."""
+    for path, i in files:
+        try:
+            load_templates([path])
+        except TemplateFileError as exc:
+            where = f"{doc.path}:{doc.line_of(('templates', i))}"
+            raise SourceError(exc.path, exc.line, "", f"{exc.message} (template file of {where} templates.{i})"
+                              ) from None
+    return load_templates([p for p, _ in files])
+
+
+# Receiver keys whose values Alertmanager does not treat as templates: URLs, files and credentials.
+_NOT_TEMPLATES = ("api_url", "url", "webhook_url", "http_config", "send_resolved", "command", "env", "verify",
+                  "api_key", "api_secret", "token", "user_key", "bot_token", "sigv4")
+# ...except where a kind's key of that name is a template: Pushover's `url` (default pushover.default.url).
+_TEMPLATES_OF_KIND = {"pushover_configs": ("url",)}
+# Watchkeeper's extensions keep their own rules (core/notify/sms.py's HTTP body, core/notify/remediation.py)
+# except for an SMS `text`, which is a notification template.
+_OWN_TEXTS = ("sms_configs", "command_configs", "alertmanager_configs")
+
+
+def _check_receiver_templates(doc: YamlDocument, i: int, templates: NotifyTemplates) -> None:
+    """Every template of receiver `i` (email `headers` too) parsed now, with the templates it calls; the
+    raw YAML is walked so that the error has the line of the very field."""
+    receiver = doc.data["receivers"][i]
+    if isinstance(receiver, dict):
+        for key, configs in receiver.items():
+            if not key.endswith("_configs") or not isinstance(configs, list) or (
+                    key in _OWN_TEXTS and key != "sms_configs"):
+                continue
+            for j, c in enumerate(configs):
+                base: tuple[str | int, ...] = ("receivers", i, key, j)
+                sms = key == "sms_configs" and isinstance(c, dict)
+                skip = tuple(k for k in _NOT_TEMPLATES if k not in _TEMPLATES_OF_KIND.get(key, ()))
+                texts = _template_strings({"text": c.get("text")} if sms else c, base, skip)
+                for loc, text in texts:
+                    try:
+                        templates.check(text)
+                    except TemplateError as exc:
+                        where = f" (line {exc.line} of the template)" if exc.line and "\n" in text else ""
+                        raise doc.error(loc, f"template: {exc.message}{where}") from None
+
+
+def _template_strings(value: Any, loc: tuple[str | int, ...],
+                      skip: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+    if isinstance(value, str):
+        return [(loc, value)] if "{{" in value else []
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not (isinstance(k, str) and (k in skip or k.endswith("_file"))):
+                out += _template_strings(v, (*loc, k), skip)
+    elif isinstance(value, list):
+        for n, v in enumerate(value):
+            out += _template_strings(v, (*loc, n), skip)
     return out
 
 

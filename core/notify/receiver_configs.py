@@ -1,8 +1,8 @@
 """Alertmanager's `global` and `receivers` sections as pydantic models: the standard integrations
 (webhook, Slack, email, PagerDuty) with Alertmanager's defaults, plus two Watchkeeper extensions,
 `alertmanager_configs` (push to an existing Alertmanager) and `command_configs` (run a command).
-The other Alertmanager kinds load and validate (core/notify/receiver_kinds.py) but are not delivered.
-Keys Alertmanager has that delivery does not use yet (proxy, TLS, Slack attachments' extras) are
+Alertmanager's other kinds (opsgenie ... wechat) are core/notify/receiver_kinds.py.
+Keys Alertmanager has that delivery does not use yet (proxy, OAuth2, Slack attachments' extras) are
 accepted so that configs from the wild load unchanged."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.notify.receiver_kinds import (
+    KINDS,
     DiscordConfig,
     MSTeamsConfig,
+    MSTeamsV2Config,
     OpsGenieConfig,
     PushoverConfig,
     SNSConfig,
@@ -45,10 +47,12 @@ def duration(value: Any) -> float:
 class Authorization(_Strict):
     type: str = "Bearer"
     credentials: str = ""
+    credentials_file: str = ""
 
 
 class HttpConfig(_Strict):
-    """Prometheus' common HTTPClientConfig. Only the credentials are used when delivering."""
+    """Prometheus' common HTTPClientConfig. Delivery uses the credentials, `tls_config` and
+    `follow_redirects` (sinks/channels/base.py); proxies and OAuth2 load but are not used yet."""
 
     authorization: Authorization | None = None
     bearer_token: str = ""
@@ -139,30 +143,37 @@ class WebhookConfig(_Strict):
         return self
 
 
+def _t(name: str, data: str = ".") -> str:
+    """`{{ template "name" . }}`: a field's default is Alertmanager's default template name."""
+    return f'{{{{ template "{name}" {data} }}}}'
+
+
 class SlackConfig(_Strict):
+    """Text fields are templates (core/notify/templates.py); their defaults are Alertmanager's."""
+
     api_url: str = ""
     channel: str = ""
-    username: str = "Watchkeeper"
-    title: str = ""  # empty: Alertmanager's default look, `[FIRING:2] <group label values>`
-    text: str = ""
-    color: str = ""
+    username: str = _t("slack.default.username")
+    title: str = _t("slack.default.title")
+    text: str = _t("slack.default.text")
+    color: str = '{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}'
     send_resolved: bool = False
     http_config: HttpConfig | None = None
-    # Alertmanager's other Slack keys: accepted, not yet rendered into the message.
     api_url_file: str = ""
-    title_link: str = ""
-    pretext: str = ""
+    title_link: str = _t("slack.default.titlelink")
+    pretext: str = _t("slack.default.pretext")
+    footer: str = _t("slack.default.footer")
+    fallback: str = _t("slack.default.fallback")
+    callback_id: str = _t("slack.default.callbackid")
+    icon_emoji: str = _t("slack.default.iconemoji")
+    icon_url: str = _t("slack.default.iconurl")
+    # Alertmanager's other Slack keys: accepted (and their templates checked), not yet sent.
     fields: list[dict[str, Any]] = Field(default_factory=list)
     short_fields: bool = False
-    footer: str = ""
-    fallback: str = ""
-    callback_id: str = ""
-    icon_emoji: str = ""
-    icon_url: str = ""
     image_url: str = ""
     thumb_url: str = ""
     link_names: bool = False
-    mrkdwn_in: list[str] = Field(default_factory=list)
+    mrkdwn_in: list[str] = Field(default_factory=lambda: ["fallback", "pretext", "text"])
     actions: list[dict[str, Any]] = Field(default_factory=list)
     message_text: str = ""
     timeout: Any = None
@@ -186,9 +197,9 @@ class EmailConfig(_Strict):
     auth_identity: str = ""
     tls_config: dict[str, Any] | None = None
     require_tls: bool | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    html: str = ""
-    text: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)  # Subject defaults to email.default.subject
+    html: str = _t("email.default.html")
+    text: str = ""  # empty: Watchkeeper's plain-text part (Alertmanager sends none)
     send_resolved: bool = False
 
 
@@ -205,10 +216,10 @@ class PagerdutyConfig(_Strict):
     group: str = ""
     url: str = ""
     severity: str = ""
-    description: str = ""
-    client: str = "Watchkeeper"
-    client_url: str = ""
-    details: dict[str, str] = Field(default_factory=dict)
+    description: str = _t("pagerduty.default.description")
+    client: str = _t("pagerduty.default.client")
+    client_url: str = _t("pagerduty.default.clientURL")
+    details: dict[str, str] = Field(default_factory=dict)  # values are templates
     send_resolved: bool = True
     http_config: HttpConfig | None = None
 
@@ -292,12 +303,13 @@ class ReceiverConfig(_Strict):
     pagerduty_configs: list[PagerdutyConfig] = Field(default_factory=list)
     alertmanager_configs: list[AlertmanagerPushConfig] = Field(default_factory=list)
     command_configs: list[CommandConfig] = Field(default_factory=list)
-    # Loaded and validated, not delivered (core/notify/receiver_kinds.py).
+    # Alertmanager's other kinds (core/notify/receiver_kinds.py; delivered by sinks/channels/<kind>.py).
     opsgenie_configs: list[OpsGenieConfig] = Field(default_factory=list)
     victorops_configs: list[VictorOpsConfig] = Field(default_factory=list)
     pushover_configs: list[PushoverConfig] = Field(default_factory=list)
     sns_configs: list[SNSConfig] = Field(default_factory=list)
     msteams_configs: list[MSTeamsConfig] = Field(default_factory=list)
+    msteamsv2_configs: list[MSTeamsV2Config] = Field(default_factory=list)
     discord_configs: list[DiscordConfig] = Field(default_factory=list)
     telegram_configs: list[TelegramConfig] = Field(default_factory=list)
     webex_configs: list[WebexConfig] = Field(default_factory=list)
@@ -308,7 +320,7 @@ class ReceiverConfig(_Strict):
     def integrations(self) -> list[tuple[str, BaseModel]]:
         """(`kind[i]`, config) for every integration, in Alertmanager's order."""
         out: list[tuple[str, BaseModel]] = []
-        for kind in ("webhook", "slack", "email", "pagerduty", "alertmanager", "command", "sms"):
+        for kind in ("webhook", "slack", "email", "pagerduty", *KINDS, "alertmanager", "command", "sms"):
             for i, c in enumerate(getattr(self, f"{kind}_configs")):
                 out.append((f"{kind}[{i}]", c))
         return out

@@ -1,8 +1,10 @@
-"""Alertmanager receiver kinds that Watchkeeper loads and validates but does not deliver to (yet):
-opsgenie, victorops, pushover, sns, msteams, discord, telegram, webex, wechat. A config from the wild
-that uses them loads unchanged; every key is checked against Alertmanager's (config/notifiers.go,
-v0.25 plus the fields added up to v0.29), and its required-field rules are applied, with its messages,
-so a typo is refused at load, not ignored. The notification sink does not plan deliveries to these."""
+"""Alertmanager's receiver kinds beyond webhook, Slack, email and PagerDuty: opsgenie, victorops, pushover,
+sns, msteams, msteamsv2, discord, telegram, webex, wechat. Every key is checked against Alertmanager's
+(config/notifiers.go, v0.25 plus the fields added up to v0.29) and its required-field rules are applied,
+with its messages, so a typo is refused at load, not ignored. Values are kept as written and read by the
+kind's channel (sinks/channels/<kind>.py), which applies Alertmanager's defaults (the text keys' default
+template names: core/notify/default_templates.py's DEFAULT_FIELDS); every value that holds a template
+is checked at load, like every receiver's (core/notify/config.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,17 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from core.slo.go_format import parse_prom_duration
+
 _COMMON = ("send_resolved", "http_config")
 
 
-class LoadOnlyConfig(BaseModel):
-    """Keys are Alertmanager's for the kind; values are kept as given (they are not used)."""
+class KindConfig(BaseModel):
+    """Keys are Alertmanager's for the kind; values are kept as given, read with `get`."""
 
     model_config = ConfigDict(extra="allow")
     KEYS: ClassVar[tuple[str, ...]] = ()
+    send_resolved: bool = True  # Alertmanager's default for every kind here but WeChat
 
     @model_validator(mode="before")
     @classmethod
@@ -30,6 +35,10 @@ class LoadOnlyConfig(BaseModel):
         for key in ("send_resolved",):
             if key in data and not isinstance(data[key], bool):
                 raise ValueError(f"{key} must be true or false")
+        if data.get("http_config") is not None:
+            from core.notify.receiver_configs import HttpConfig  # here: that module imports this one
+
+            HttpConfig.model_validate(data["http_config"])
         cls.check(data)
         return data
 
@@ -38,7 +47,15 @@ class LoadOnlyConfig(BaseModel):
         """The kind's own rules (Alertmanager's UnmarshalYAML)."""
 
     def get(self, key: str, default: Any = None) -> Any:
-        return (self.model_extra or {}).get(key, default)
+        value = (self.model_extra or {}).get(key)
+        return default if value is None else value
+
+    def http(self) -> Any:
+        """The integration's `http_config` as core.notify.receiver_configs.HttpConfig (None if unset)."""
+        from core.notify.receiver_configs import HttpConfig
+
+        raw = self.get("http_config")
+        return None if raw is None else HttpConfig.model_validate(raw)
 
 
 def _one_of(data: dict[str, Any], a: str, b: str) -> None:
@@ -46,7 +63,7 @@ def _one_of(data: dict[str, Any], a: str, b: str) -> None:
         raise ValueError(f"at most one of {a} & {b} must be configured")
 
 
-class OpsGenieConfig(LoadOnlyConfig):
+class OpsGenieConfig(KindConfig):
     KEYS = ("api_key", "api_key_file", "api_url", "message", "description", "source", "details", "entity",
             "responders", "actions", "tags", "note", "priority", "update_alerts")
 
@@ -62,11 +79,11 @@ class OpsGenieConfig(LoadOnlyConfig):
                 raise ValueError(f"opsGenieConfig responder {r} has invalid type")
 
 
-class VictorOpsConfig(LoadOnlyConfig):
+class VictorOpsConfig(KindConfig):
     KEYS = ("api_key", "api_key_file", "api_url", "routing_key", "message_type", "state_message",
             "entity_display_name", "monitoring_tool", "custom_fields")
-    _RESERVED = ("routing_key", "message_type", "state_message", "entity_display_name", "monitoring_tool",
-                 "entity_id", "entity_state")
+    RESERVED: ClassVar[tuple[str, ...]] = ("routing_key", "message_type", "state_message", "entity_display_name",
+                                           "monitoring_tool", "entity_id", "entity_state")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -74,14 +91,15 @@ class VictorOpsConfig(LoadOnlyConfig):
             raise ValueError("missing Routing key in VictorOps config")
         _one_of(data, "api_key", "api_key_file")
         for k in data.get("custom_fields") or {}:
-            if k in cls._RESERVED:
+            if k in cls.RESERVED:
                 raise ValueError(f"victorOps config contains custom field {k} which cannot be used as it "
                                  "conflicts with the fixed/static fields")
 
 
-class PushoverConfig(LoadOnlyConfig):
+class PushoverConfig(KindConfig):
     KEYS = ("user_key", "user_key_file", "token", "token_file", "title", "message", "url", "url_title",
-            "device", "sound", "priority", "retry", "expire", "ttl", "html", "monospace")
+            "device", "sound", "priority", "retry", "expire", "ttl", "html", "monospace",
+            "api_url")  # api_url: Watchkeeper's (Alertmanager's is fixed), for a relay or a test server
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
@@ -89,18 +107,39 @@ class PushoverConfig(LoadOnlyConfig):
             raise ValueError("missing user key in Pushover config")
         if not (data.get("token") or data.get("token_file")):
             raise ValueError("missing token in Pushover config")
+        if data.get("html") and data.get("monospace"):
+            raise ValueError("html and monospace options are mutually exclusive")
+        for key in ("retry", "expire", "ttl"):
+            if data.get(key) is not None:
+                _duration(data[key], key)
 
 
-class SNSConfig(LoadOnlyConfig):
+def _duration(value: Any, key: str) -> float:
+    try:
+        return parse_prom_duration(str(value))
+    except ValueError as exc:
+        raise ValueError(f"{key}: {exc}") from None
+
+
+class SNSConfig(KindConfig):
     KEYS = ("api_url", "sigv4", "topic_arn", "phone_number", "target_arn", "subject", "message", "attributes")
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
         if not (data.get("target_arn") or data.get("topic_arn") or data.get("phone_number")):
             raise ValueError("must provide either a Target ARN, Topic ARN, or Phone Number for SNS config")
+        sigv4 = data.get("sigv4") or {}
+        if not isinstance(sigv4, dict):
+            raise ValueError("sigv4 must be a mapping")
+        for key in sigv4:
+            if key not in ("region", "access_key", "secret_key", "profile", "role_arn"):
+                raise ValueError(f"field {key} not found in sigv4")
+        if bool(sigv4.get("access_key")) != bool(sigv4.get("secret_key")):
+            raise ValueError("must provide a AWS SigV4 Access key and Secret Key if credentials are specified in "
+                             "the SigV4 config")
 
 
-class MSTeamsConfig(LoadOnlyConfig):
+class MSTeamsConfig(KindConfig):
     KEYS = ("webhook_url", "webhook_url_file", "title", "summary", "text")
 
     @classmethod
@@ -110,7 +149,19 @@ class MSTeamsConfig(LoadOnlyConfig):
         _one_of(data, "webhook_url", "webhook_url_file")
 
 
-class DiscordConfig(LoadOnlyConfig):
+class MSTeamsV2Config(KindConfig):
+    """Alertmanager 0.28's `msteamsv2_configs`: a Teams Workflows (Power Automate) webhook, Adaptive Card."""
+
+    KEYS = ("webhook_url", "webhook_url_file", "title", "text")
+
+    @classmethod
+    def check(cls, data: dict[str, Any]) -> None:
+        if not (data.get("webhook_url") or data.get("webhook_url_file")):
+            raise ValueError("one of webhook_url or webhook_url_file must be configured")
+        _one_of(data, "webhook_url", "webhook_url_file")
+
+
+class DiscordConfig(KindConfig):
     KEYS = ("webhook_url", "webhook_url_file", "title", "message", "content", "username", "avatar_url")
 
     @classmethod
@@ -120,7 +171,7 @@ class DiscordConfig(LoadOnlyConfig):
         _one_of(data, "webhook_url", "webhook_url_file")
 
 
-class TelegramConfig(LoadOnlyConfig):
+class TelegramConfig(KindConfig):
     KEYS = ("api_url", "bot_token", "bot_token_file", "chat_id", "message_thread_id", "message",
             "disable_notifications", "parse_mode")
 
@@ -131,12 +182,15 @@ class TelegramConfig(LoadOnlyConfig):
         _one_of(data, "bot_token", "bot_token_file")
         if not data.get("chat_id"):
             raise ValueError("missing chat_id on telegram_config")
+        for key in ("chat_id", "message_thread_id"):  # int64 in Alertmanager: a name or "@channel" is refused
+            if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
+                raise ValueError(f"{key} must be an integer (a numeric chat id, e.g. -1001234567890)")
         if data.get("parse_mode", "") not in ("", "Markdown", "MarkdownV2", "HTML"):
             raise ValueError("unknown parse_mode on telegram_config, must be Markdown, MarkdownV2, HTML or empty "
                              "string")
 
 
-class WebexConfig(LoadOnlyConfig):
+class WebexConfig(KindConfig):
     KEYS = ("api_url", "message", "room_id")
 
     @classmethod
@@ -148,7 +202,8 @@ class WebexConfig(LoadOnlyConfig):
             raise ValueError("missing webex_configs.http_config.authorization")
 
 
-class WechatConfig(LoadOnlyConfig):
+class WechatConfig(KindConfig):
+    send_resolved: bool = False
     KEYS = ("api_secret", "corp_id", "message", "api_url", "to_user", "to_party", "to_tag", "agent_id",
             "message_type")
 
@@ -158,8 +213,8 @@ class WechatConfig(LoadOnlyConfig):
             raise ValueError(f"weChat message type {data['message_type']!r} does not exist")
 
 
-LOAD_ONLY: dict[str, type[LoadOnlyConfig]] = {
+KINDS: dict[str, type[KindConfig]] = {
     "opsgenie": OpsGenieConfig, "victorops": VictorOpsConfig, "pushover": PushoverConfig, "sns": SNSConfig,
-    "msteams": MSTeamsConfig, "discord": DiscordConfig, "telegram": TelegramConfig, "webex": WebexConfig,
-    "wechat": WechatConfig,
+    "msteams": MSTeamsConfig, "msteamsv2": MSTeamsV2Config, "discord": DiscordConfig, "telegram": TelegramConfig,
+    "webex": WebexConfig, "wechat": WechatConfig,
 }

@@ -20,6 +20,7 @@ from urllib.parse import quote_plus
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.notify.notification import Notification
+from core.notify.templates import NotifyTemplates, default_templates, notification_data
 from core.notify.text_template import check_template, render_template
 from core.secrets import is_secret_name
 from core.slo.go_format import parse_prom_duration
@@ -273,8 +274,11 @@ def default_text(n: Notification) -> str:
     return build(labels, "", link)
 
 
-def sms_text(cfg: SmsConfig, n: Notification) -> str:
-    return truncate(render_template(cfg.text, n.template_data())) if cfg.text else default_text(n)
+def sms_text(cfg: SmsConfig, n: Notification, templates: NotifyTemplates | None = None) -> str:
+    """`text` is an Alertmanager notification template (core/notify/templates.py), checked at load."""
+    if not cfg.text:
+        return default_text(n)
+    return truncate((templates or default_templates()).render(cfg.text, notification_data(n)))
 
 
 # The rate limit -----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""The small part of Alertmanager's Go templates that notification texts use most: `{{ .Status }}`,
-`{{ .Receiver }}`, `{{ .ExternalURL }}`, `{{ .GroupLabels.name }}`, `{{ .CommonLabels.name }}`,
-`{{ .CommonAnnotations.name }}` and `{{ len .Alerts }}`. Anything else is refused when the file loads,
-so a template never fails at delivery time."""
+"""The small template subset of the SMS HTTP gateway's `body` (core/notify/sms.py), whose values are
+escaped for the body's content type: `{{ .Status }}`, `{{ .Receiver }}`, `{{ .ExternalURL }}`,
+`{{ .GroupLabels.name }}`, `{{ .CommonLabels.name }}`, `{{ .CommonAnnotations.name }}` and
+`{{ len .Alerts }}`. Receiver texts are full notification templates: core/notify/templates.py."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ RE2 (core.promql.re2); every function is one entry of ``FUNCTIONS``, the support
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import re
@@ -27,7 +28,7 @@ import numpy as np
 import promql_parser as pp
 
 from core.errors import CoreError
-from core.promql import duration_expr, go_math
+from core.promql import duration_expr, extended_ranges, go_math, info_function
 from core.promql import range_kernels as kernels
 from core.promql.re2 import RegexError, compile_re2, go_expand, portable
 from core.promql.series_store import SeriesStore
@@ -41,18 +42,19 @@ from core.promql.values import (
     labels_key,
     stale_mask,
 )
-from core.slo.go_format import go_float_fixed
+from core.slo.go_format import go_float, go_float_fixed
+from schemas.label_names import is_label_name
 
 NAME = "__name__"
 Semantics = Literal["prometheus2", "prometheus3"]
-# prometheus3 so far (partial, not user-facing; measured with bench/promql/promqltest_vs_promtool.py
-# --expected prometheus3): left-open range selectors, lookback and subquery ranges, regex `.` matching
-# newlines, rate's extrapolation order, atan2 dropping the metric name, holt_winters unknown. Not yet:
-# Kahan-summed sum/avg, stddev/stdvar of NaN and Inf, histogram_quantile's monotonicity tolerance, le/quantile
-# label normalisation, `anchored`/`smoothed` ranges, duration arithmetic, fill(), delayed name removal.
+# prometheus3 (the default; Prometheus' own promqltest suite is its reference, `watchkeeper promql test`
+# runs it): left-open range selectors, lookback and subquery ranges, regex `.` matching newlines, rate's
+# extrapolation order, Kahan-summed sum/avg, atan2 dropping the metric name, holt_winters unknown, the
+# `anchored`/`smoothed` modifiers. Not modelled: delayed name removal, __type__/__unit__ labels and start
+# timestamps (experimental feature flags of Prometheus 3, on in its test engine). prometheus2: promtool 2.42.
 SEMANTICS: tuple[Semantics, ...] = ("prometheus2", "prometheus3")
 # What `rules.semantics` and `--semantics` default to (README, "Alert and recording rules").
-DEFAULT_SEMANTICS: Semantics = "prometheus2"
+DEFAULT_SEMANTICS: Semantics = "prometheus3"
 DEFAULT_SUBQUERY_STEP = 60.0  # Prometheus' default global evaluation_interval
 # Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its
 # closed left end without reaching the previous millisecond.
@@ -81,15 +83,16 @@ class ParsedExpr:
     """A parsed expression known to use only the supported subset.
 
     ``max_lookback`` is how far back (seconds) from the evaluation time the expression reads, given a
-    5-minute lookback: what a SeriesStore must retain for it. ``semantics``: Prometheus 2's (the default,
-    promtool 2.42's: ranges and lookback closed at the left end, regex `.` not matching a newline) or
-    Prometheus 3's (left-open, `.` matching a newline; see SEMANTICS).
+    5-minute lookback: what a SeriesStore must retain for it. ``semantics``: Prometheus 3's (the default:
+    left-open, `.` matching a newline; see SEMANTICS) or Prometheus 2's (promtool 2.42's: ranges and
+    lookback closed at the left end, regex `.` not matching a newline).
     """
 
     text: str
     node: Any
     max_lookback: float
-    semantics: Semantics = "prometheus2"
+    semantics: Semantics = DEFAULT_SEMANTICS
+    reads_query: bool = False  # a duration expression reads the query's step or range: parsed per query
 
     @property
     def dotall(self) -> bool:
@@ -98,23 +101,33 @@ class ParsedExpr:
 
 # ---------------------------------------------------------------------------------------------- parsing
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _LITERALS = re.compile(r"""(?P<op>[=!]~\s*)?(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)"""
                        r"|\b(?P<old>holt_winters)(?=\s*\()")
 
 
-def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS) -> ParsedExpr:
+def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS,
+          query: duration_expr.Query | None = None) -> ParsedExpr:
     """Parse with promql-parser, then reject what this evaluator does not support, naming it.
 
     Every regex (matchers, label_replace) is translated from Go RE2 here, so a bad one fails now.
+    ``query``: the step and range of the query, which duration expressions such as `x[step()]` read;
+    without it such an expression is checked with a one-minute step and range, and evaluate() parses
+    it again for each query (see ParsedExpr.reads_query).
     """
     if semantics not in SEMANTICS:
         raise PromQLError(f"unknown semantics {semantics!r}: use one of {', '.join(SEMANTICS)}")
     dotall = semantics == "prometheus3"
     try:
-        text = duration_expr.rewrite(expr)  # Prometheus 3's `x[5m+1m]`, folded: promql-parser lacks them
-        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, text))
-    except duration_expr.DurationExprError as exc:
+        reads_query = query is None and duration_expr.reads_query(expr)
+        # Prometheus 3's `x[5m+1m]`, `x[step()]`, folded: promql-parser lacks them
+        text = duration_expr.rewrite(expr, (60.0, 60.0) if reads_query else query)
+        extended = extended_ranges.rewrite(text)  # `anchored`/`smoothed` moved into their selectors
+        if extended != text and semantics == "prometheus2":
+            raise PromQLError(f"the anchored and smoothed modifiers are Prometheus 3's: use the prometheus3 "
+                              f"semantics (in {expr!r})")
+        extended = info_function.rewrite(extended)  # info()'s label selector made parsable
+        node = pp.parse(_LITERALS.sub(_for_parser if semantics == "prometheus2" else _for_parser_3, extended))
+    except (duration_expr.DurationExprError, extended_ranges.ExtendedRangeError, info_function.InfoError) as exc:
         raise PromQLError(f"{exc} (in {expr!r})") from None
     except ValueError as exc:
         raise PromQLError(f"cannot parse PromQL {expr!r}: {exc}") from exc
@@ -124,7 +137,13 @@ def parse(expr: str, semantics: Semantics = DEFAULT_SEMANTICS) -> ParsedExpr:
         reach = _check(node, expr, dotall)
     except RegexError as exc:
         raise PromQLError(f"{exc} (in {expr!r})") from None
-    return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0, semantics=semantics)
+    return ParsedExpr(text=expr, node=node, max_lookback=reach + 300.0, semantics=semantics,
+                      reads_query=reads_query)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_for_query(expr: str, semantics: Semantics, query: duration_expr.Query) -> ParsedExpr:
+    return parse(expr, semantics, query)
 
 
 def _for_parser_3(m: re.Match[str]) -> str:
@@ -154,7 +173,7 @@ def _unsupported(what: str, expr: str) -> PromQLError:
 
 def _label_name_arg(node: Any, what: str, expr: str) -> str:
     name = _string_arg(node)
-    if not _LABEL_NAME.fullmatch(name):
+    if not is_label_name(name):
         raise PromQLError(f"invalid {what} label name {name!r} (in {expr!r})")
     return name
 
@@ -165,6 +184,8 @@ def _check_call(node: Any, expr: str, dotall: bool) -> None:
     if name == "label_replace":
         _label_name_arg(args[1], "destination", expr)
         compile_re2(_string_arg(args[4]), dotall)
+    elif name == "histogram_quantiles":
+        _label_name_arg(args[1], "quantile", expr)
     elif name == "label_join":
         _label_name_arg(args[1], "destination", expr)
         for a in args[3:]:
@@ -185,11 +206,19 @@ def _check(node: Any, expr: str, dotall: bool = False) -> float:
         _Evaluation.matchers(node, dotall)
         return max(0.0, _seconds(node.offset))
     if isinstance(node, pp.MatrixSelector):
-        return _seconds(node.range) + _check(node.vector_selector, expr, dotall)
+        # an anchored or smoothed range reads a lookback further back for the sample before its start
+        extra = 300.0 if _extension(node.vector_selector) else 0.0
+        return _seconds(node.range) + extra + _check(node.vector_selector, expr, dotall)
     if isinstance(node, pp.Call):
         name = node.func.name
         if name not in SUPPORTED_FUNCTIONS:
             raise _unsupported(f"function {name}()", expr)
+        for arg in node.args:
+            arg = _unparen(arg)
+            kind = _extension(arg.vector_selector) if isinstance(arg, pp.MatrixSelector) else None
+            if kind is not None and name not in extended_ranges.SAFE_FUNCTIONS[kind]:
+                raise PromQLError(f"{kind} modifier can only be used with: "
+                                  f"{', '.join(extended_ranges.SAFE_FUNCTIONS[kind])} - not with {name} (in {expr!r})")
         reach = max([_check(a, expr, dotall) for a in node.args], default=0.0)
         _check_call(node, expr, dotall)
         return reach
@@ -233,6 +262,8 @@ def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: fl
     """
     parsed = parse(expr) if isinstance(expr, str) else expr
     start, end, step = query_range if query_range is not None else (at, at, 0.0)
+    if parsed.reads_query:
+        parsed = _parse_for_query(parsed.text, parsed.semantics, (step, end - start))
     ev = _Evaluation(at, store, lookback, parsed.text, parsed.dotall, start, subquery_step,
                      parsed.semantics == "prometheus3", end)
     ev.query_step = step
@@ -265,8 +296,15 @@ def evaluate_range(
     return [SeriesData(labels=lb, ts=np.array(ts), values=np.array(vs)) for lb, ts, vs in points.values()]
 
 
-def _drop_name(labels: Mapping[str, str]) -> _Labels:
+def _drop_name(labels: Mapping[str, str], metadata: bool = False) -> _Labels:
+    """The labels without the metric name; with ``metadata`` (Prometheus 3) also without the metadata
+    labels that describe it, `__type__` and `__unit__` (labels.DropReserved(schema.IsMetadataLabel))."""
+    if metadata:
+        return {k: v for k, v in labels.items() if k not in _METADATA}
     return {k: v for k, v in labels.items() if k != NAME}
+
+
+_METADATA = frozenset((NAME, "__type__", "__unit__"))
 
 
 def _check_unique(vector: list[VectorSample], expr: str) -> list[VectorSample]:
@@ -351,22 +389,37 @@ class _Evaluation:
         if isinstance(value, Scalar):
             return Scalar(-value.value)
         # the name goes: two series differing only by it collide (an error in 2.42 and 3.x alike)
-        return _check_unique([VectorSample(_drop_name(s.labels), -s.value) for s in value],  # type: ignore[union-attr]
+        return _check_unique([VectorSample(self.drop_name(s.labels), -s.value) for s in value],  # type: ignore[union-attr]
                              self.text)
 
     # -- selectors
 
     @staticmethod
     def matchers(node: Any, dotall: bool = False) -> list[Matcher]:
-        out = [Matcher(m.name, _match_op(m.op), m.value, dotall) for m in node.matchers.matchers]
+        out = [Matcher(m.name, match_op_name(m.op), m.value, dotall) for m in node.matchers.matchers
+               if m.name not in extended_ranges.MARKERS and m.name != info_function.MARKER]
         if node.name:
             out.append(Matcher(NAME, "=", node.name))
         return out
 
     def instant_selector(self, node: Any) -> list[VectorSample]:
         ref = self.base_time(node.at) - _seconds(node.offset)
+        if _extension(node) == "smoothed":
+            return self.smoothed_selector(node, ref)
         latest = self.store.latest(self.matchers(node, self.dotall), ref - self.lookback + self.edge, ref)
         return [VectorSample(labels, value) for labels, value in latest if value == value or not is_stale(value)]
+
+    def smoothed_selector(self, node: Any, ref: float) -> list[VectorSample]:
+        """`x smoothed`: each series' value interpolated at ``ref`` from the samples within a lookback
+        either side (engine.go smoothSeries); the name is kept."""
+        out = []
+        for series in self.store.select(self.matchers(node, self.dotall), ref - self.lookback, ref + self.lookback):
+            fresh = ~stale_mask(series.values)
+            ts = np.rint(series.ts[fresh] * 1000.0).astype(np.int64)
+            value = extended_ranges.smoothed_value(ts, series.values[fresh], _to_ms(ref))
+            if value is not None:
+                out.append(VectorSample(series.labels, value))
+        return out
 
     def matrix(self, node: Any) -> list[SeriesData]:
         node = _unparen(node)
@@ -404,11 +457,57 @@ class _Evaluation:
         vs = node.vector_selector
         end = self.base_time(vs.at) - _seconds(vs.offset)
         start = end - _seconds(node.range)
+        kind = _extension(vs)
+        if kind is not None:
+            return self.extended_range_selector(node, kind, start, end)
         out = []
         for series in self.store.select(self.matchers(vs, self.dotall), start + self.edge, end):
             fresh = ~stale_mask(series.values)
             if fresh.any():
                 out.append(SeriesData(series.labels, series.ts[fresh], series.values[fresh]))
+        return out
+
+    def extended_range_selector(self, node: Any, kind: extended_ranges.Extension, start: float,
+                                end: float) -> list[SeriesData]:
+        """A bare anchored/smoothed range (engine.go matrixSelector + extendFloats): the points in the
+        range plus the values at its two ends, as points at its start and end."""
+        smoothed = kind == "smoothed"
+        out = []
+        for series in self.store.select(self.matchers(node.vector_selector, self.dotall), start - self.lookback,
+                                        end + (self.lookback if smoothed else 0.0)):
+            fresh = ~stale_mask(series.values)
+            ts = np.rint(series.ts[fresh] * 1000.0).astype(np.int64)
+            t, v = extended_ranges.extend_floats(ts, series.values[fresh], _to_ms(start), _to_ms(end), smoothed)
+            if len(t):
+                out.append(SeriesData(series.labels, t / 1000.0, v))
+        return out
+
+    def extended_range_call(self, name: str, node: Any, kind: extended_ranges.Extension) -> list[VectorSample]:
+        """rate/increase/delta/changes/resets of an anchored or smoothed range (functions.go
+        extendedRate, pickFirstSampleIndices), one series at a time."""
+        vs = node.vector_selector
+        end_ms = _to_ms(self.base_time(vs.at)) - _to_ms(_seconds(vs.offset))
+        start_ms = end_ms - _to_ms(_seconds(node.range))
+        smoothed = kind == "smoothed"
+        out = []
+        for series in self.store.select(self.matchers(vs, self.dotall), start_ms / 1000.0 - self.lookback,
+                                        end_ms / 1000.0 + (self.lookback if smoothed else 0.0)):
+            fresh = ~stale_mask(series.values)
+            ts = np.rint(series.ts[fresh] * 1000.0).astype(np.int64)
+            values = series.values[fresh]
+            result: float | None
+            if name in ("changes", "resets"):
+                first = extended_ranges.anchored_start(ts, start_ms)
+                if first is None:
+                    continue
+                packed = kernels.Packed.of([ts[first:] / 1000.0], [values[first:]])
+                result = float(kernels.value_changes(packed, resets=name == "resets")[0])
+            else:
+                result = extended_ranges.extended_rate(
+                    ts, values, start_ms, end_ms, _seconds(node.range), smoothed,
+                    is_counter=name != "delta", is_rate=name == "rate")
+            if result is not None:
+                out.append(VectorSample(self.drop_name(series.labels), result))
         return out
 
     # -- functions: every supported function is an entry of FUNCTIONS (below the class)
@@ -459,12 +558,96 @@ class _Evaluation:
         present = self.matrix(args[0])
         return [] if present else [VectorSample(_absent_labels(_unparen(args[0])), 1.0)]
 
+    def fn_histogram_quantiles(self, args: list[Any]) -> Value:
+        """Prometheus 3's histogram_quantiles(v, "label", q1, q2...): histogram_quantile for each q, told
+        apart by the label (q in OpenMetrics' float format, `0.0`, `0.25`, `1.0`)."""
+        label, vec = _string_arg(args[1]), self.vector(args[0])
+        out = []
+        for q in (self.scalar(a) for a in args[2:]):
+            text = go_float(q)
+            if not any(c in text for c in "e.NI"):
+                text += ".0"
+            out += [VectorSample({**s.labels, label: text}, s.value) for s in _histogram_quantile(q, vec)]
+        return out
+
+    def fn_info(self, args: list[Any]) -> Value:
+        """info(v [, {selector}]) (promql/info.go): the info series are read as of the time of v's first
+        selector (its @ and offset, and those of the subqueries around it), with a lookback."""
+        base = self.vector(args[0])
+        ref = self.info_time(args[0])
+        data: dict[str, list[Matcher]] = {}
+        names: list[Matcher] = []
+        if len(args) > 1:
+            for m in self.matchers(_unparen(args[1]), self.dotall):
+                data.setdefault(m.name, []).append(m)
+                if m.name == NAME:
+                    names.append(m)
+        effective = info_function.effective_name_matchers(names, self.dotall)
+        ignored = {i for i, s in enumerate(base) if all(m.matches({NAME: s.labels.get(NAME, "")}) for m in effective)}
+        wanted: dict[str, set[str]] = {}
+        for i, s in enumerate(base):
+            if i not in ignored:
+                for label in info_function.IDENTIFYING_LABELS:
+                    if s.labels.get(label):
+                        wanted.setdefault(label, set()).add(s.labels[label])
+        data_matchers = [m for ms in data.values() for m in ms if m.name != NAME]
+        data = {k: v for k, v in data.items() if k != NAME}
+        infos: list[tuple[dict[str, str], float]] = []
+        if wanted:
+            found = self.store.latest_points([*data_matchers, *effective], ref - self.lookback + self.edge, ref)
+            infos = [(labels, ts) for labels, ts, value in found if not is_stale(value)
+                     and all(labels.get(k) in vs for k, vs in wanted.items())]
+        try:
+            return info_function.enrich(base, infos, ignored, data)
+        except info_function.InfoError as exc:
+            raise self.error(str(exc)) from None
+
+    def info_time(self, node: Any) -> float:
+        """infoSelectTimestampAndOffset: the first vector selector's @ time (or the innermost @ of the
+        subqueries around it, else now) minus the offsets from it up to that @."""
+        path: list[Any] = []
+
+        def first_selector(n: Any) -> Any:
+            n = _unparen(n)
+            if isinstance(n, pp.VectorSelector):
+                return n
+            children: list[Any] = []
+            if isinstance(n, pp.MatrixSelector):
+                children = [n.vector_selector]
+            elif isinstance(n, pp.SubqueryExpr | pp.UnaryExpr):
+                children = [n.expr]
+            elif isinstance(n, pp.Call):
+                children = list(n.args)
+            elif isinstance(n, pp.AggregateExpr):
+                children = [c for c in (n.param, n.expr) if c is not None]
+            elif isinstance(n, pp.BinaryExpr):
+                children = [n.lhs, n.rhs]
+            path.append(n)
+            for c in children:
+                found = first_selector(c)
+                if found is not None:
+                    return found
+            path.pop()
+            return None
+
+        vs = first_selector(node)
+        if vs is None:
+            return self.at
+        offset, at = _seconds(vs.offset), vs.at
+        for outer in reversed(path):
+            if at is not None:
+                break
+            if isinstance(outer, pp.SubqueryExpr):
+                offset += _seconds(outer.offset)
+                at = outer.at
+        return self.base_time(at) - offset
+
     def fn_histogram_quantile(self, args: list[Any]) -> Value:
         return _histogram_quantile(self.scalar(args[0]), self.vector(args[1]))
 
     def map_values(self, args: list[Any], fn: Callable[[float], float]) -> list[VectorSample]:
         """simpleFunc: a function of each value; the metric name is dropped."""
-        return [VectorSample(_drop_name(s.labels), fn(s.value)) for s in self.vector(args[0])]
+        return [VectorSample(self.drop_name(s.labels), fn(s.value)) for s in self.vector(args[0])]
 
     def fn_clamp(self, args: list[Any]) -> Value:
         lo, hi = self.scalar(args[1]), self.scalar(args[2])
@@ -490,7 +673,7 @@ class _Evaluation:
         if isinstance(arg, pp.VectorSelector):
             ref = self.base_time(arg.at) - _seconds(arg.offset)
             found = self.store.latest_points(self.matchers(arg, self.dotall), ref - self.lookback + self.edge, ref)
-            return [VectorSample(_drop_name(labels), _to_ms(ts) / 1000.0)
+            return [VectorSample(self.drop_name(labels), _to_ms(ts) / 1000.0)
                     for labels, ts, value in found if not is_stale(value)]
         return self.map_values(args, lambda _: _to_ms(self.at) / 1000.0)
 
@@ -545,6 +728,9 @@ class _Evaluation:
         """Range-vector functions, computed for all selected series at once (see range_kernels)."""
         matrix_arg = _unparen(args[1] if name == "quantile_over_time" else args[0])
         source = matrix_arg if isinstance(matrix_arg, pp.SubqueryExpr) else matrix_arg.vector_selector
+        kind = None if isinstance(matrix_arg, pp.SubqueryExpr) else _extension(source)
+        if kind is not None:
+            return self.extended_range_call(name, matrix_arg, kind)
         range_s = _seconds(matrix_arg.range)
         at_ms = _to_ms(self.at)
         range_end = _to_ms(self.base_time(source.at)) - _to_ms(_seconds(source.offset))
@@ -563,7 +749,7 @@ class _Evaluation:
         ok = packed.nonempty() if defined is None else defined & packed.nonempty()
         keep_name = name in ("last_over_time", "first_over_time")  # they return a sample, not a new value
         return [
-            VectorSample(dict(labels) if keep_name else _drop_name(labels), value)
+            VectorSample(dict(labels) if keep_name else self.drop_name(labels), value)
             for (labels, _, _), value, kept in zip(windows, values.tolist(), ok.tolist(), strict=True)
             if kept
         ]
@@ -633,7 +819,8 @@ class _Evaluation:
                 value = 1.0 if keep else 0.0
             return Scalar(value)
         if isinstance(lhs, Scalar) or isinstance(rhs, Scalar):
-            return _check_unique(self.vector_scalar(op, lhs, rhs, return_bool, self.drops_name(op)), self.text)
+            return _check_unique(self.vector_scalar(op, lhs, rhs, return_bool, self.drops_name(op), self.left_open),
+                                 self.text)
         lvec, rvec = lhs, rhs
         matching = _Matching.of(modifier, op)
         if op in SET_OPERATORS:
@@ -643,12 +830,16 @@ class _Evaluation:
         return _check_unique(self.vector_vector(op, lvec, rvec, matching, return_bool, fills),  # type: ignore[arg-type]
                              self.text)
 
+    def drop_name(self, labels: Mapping[str, str]) -> _Labels:
+        return _drop_name(labels, metadata=self.left_open)
+
     def drops_name(self, op: str) -> bool:
         """shouldDropMetricName: arithmetic, and atan2 too since Prometheus 3."""
         return op in ARITHMETIC or (op == "atan2" and self.left_open)
 
     @staticmethod
-    def vector_scalar(op: str, lhs: Value, rhs: Value, return_bool: bool, drop_name: bool) -> list[VectorSample]:
+    def vector_scalar(op: str, lhs: Value, rhs: Value, return_bool: bool, drop_name: bool,
+                      metadata: bool = False) -> list[VectorSample]:
         swap = isinstance(lhs, Scalar)
         vec: list[VectorSample] = rhs if swap else lhs  # type: ignore[assignment]
         scalar: float = lhs.value if swap else rhs.value  # type: ignore[union-attr]
@@ -661,7 +852,7 @@ class _Evaluation:
             values, keep = keep.astype(np.float64), np.ones(len(samples), dtype=bool)
         drop = drop_name or return_bool
         return [
-            VectorSample(_drop_name(s.labels) if drop else s.labels, value)
+            VectorSample(_drop_name(s.labels, metadata) if drop else s.labels, value)
             for s, value, kept in zip(vec, values.tolist(), keep.tolist(), strict=True)
             if kept
         ]
@@ -715,9 +906,9 @@ class _Evaluation:
                 value = 1.0 if kept else 0.0
             elif not kept:
                 continue
-            metric = matching.result_labels(ls.labels, found.labels, self.drops_name(op))
+            metric = matching.result_labels(ls.labels, found.labels, self.drops_name(op), self.left_open)
             if return_bool:
-                metric = _drop_name(metric)
+                metric = self.drop_name(metric)
             if matching.card == "one-to-one":
                 if sig in matched:
                     raise self.error("multiple matches for labels: many-to-one matching must be explicit "
@@ -841,6 +1032,8 @@ FUNCTIONS: dict[str, Callable[[_Evaluation, list[Any]], Value]] = {
     "scalar": _Evaluation.fn_scalar,
     "absent": _Evaluation.fn_absent,
     "histogram_quantile": _Evaluation.fn_histogram_quantile,
+    "histogram_quantiles": _Evaluation.fn_histogram_quantiles,
+    "info": _Evaluation.fn_info,
     "clamp": _Evaluation.fn_clamp,
     "clamp_min": _Evaluation.fn_clamp_min,
     "clamp_max": _Evaluation.fn_clamp_max,
@@ -978,13 +1171,19 @@ def _natural_key(text: str) -> list[tuple[int, int, str]]:
     return [(1, int(part), part) if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", text) if part]
 
 
-def _match_op(op: Any) -> MatchOpName:
+def match_op_name(op: Any) -> MatchOpName:
+    """A promql-parser matcher operator as its PromQL spelling (the anomaly rules' selectors use it too)."""
     # promql-parser's enums are not hashable, hence comparisons rather than a dict.
     if op == pp.MatchOp.Equal:
         return "="
     if op == pp.MatchOp.NotEqual:
         return "!="
     return "=~" if op == pp.MatchOp.Re else "!~"
+
+
+def _extension(selector: Any) -> extended_ranges.Extension | None:
+    """The `anchored`/`smoothed` modifier of a vector selector (see core.promql.extended_ranges)."""
+    return extended_ranges.marker(m.name for m in selector.matchers.matchers)
 
 
 def _unparen(node: Any) -> Any:
@@ -1378,8 +1577,8 @@ class _Matching:
             return tuple(labels.get(k, "") for k in self.labels)
         return frozenset((k, v) for k, v in labels.items() if k not in self.ignored)
 
-    def result_labels(self, lhs: _Labels, rhs: _Labels, drop_name: bool) -> _Labels:
-        out = _drop_name(lhs) if drop_name else dict(lhs)
+    def result_labels(self, lhs: _Labels, rhs: _Labels, drop_name: bool, metadata: bool = False) -> _Labels:
+        out = _drop_name(lhs, metadata) if drop_name else dict(lhs)
         if self.card == "one-to-one":
             if self.on:
                 out = {k: v for k, v in out.items() if k in self.labels}

@@ -5,7 +5,8 @@ the epoch), rules in file order, as Prometheus' rules manager does:
   returned for publishing; a series it wrote at the previous tick and not now gets a staleness marker;
 - an alerting rule drives `core.alert_state` (pending, firing after `for`, `keep_firing_for`, resolved)
   with labels and annotations templated from each sample, and writes `ALERTS` / `ALERTS_FOR_STATE`;
-- an evaluation error leaves that rule's state untouched for the tick and is kept in `errors`.
+- an evaluation error leaves that rule's state untouched for the tick and goes to `failures` (bounded:
+  counts per group and the last few per rule, `core.rules.eval_failures`), which the wiring logs and counts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.errors import CoreError
 from core.promql.evaluator import DEFAULT_SEMANTICS, DEFAULT_SUBQUERY_STEP, Semantics, evaluate, parse
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, VectorSample, labels_key
+from core.rules.eval_failures import EvalFailure, EvalFailures
 from core.rules.loader import Rule, RuleGroup
 from core.rules.templates import QuerySample, TemplateData, TemplateError, alert_labels, expand
 from schemas.alerts import AlertEvent, AlertSource
@@ -51,7 +53,7 @@ class RuleEngine:
                                         source=g.source if g.source != "rule" else source)
             for g in groups for i, r in enumerate(g.rules) if r.alert}
         self.previous: dict[tuple[str, int], dict[Key, dict[str, str]]] = {}
-        self.errors: list[str] = []
+        self.failures = EvalFailures()
 
     # -- time --------------------------------------------------------------------------------------
     def start_at(self, origin: float) -> None:
@@ -80,7 +82,7 @@ class RuleEngine:
             try:
                 vec = _vector(evaluate(r.expr, t, store, subquery_step=self.subquery_step))
             except CoreError as exc:
-                self.errors.append(f"t={t:g} group {g.name!r} rule {r.name!r}: {exc}")
+                self.failures.add(EvalFailure(g.name, r.name, t, str(exc)))
                 continue
             if r.record:
                 self._record(g, i, r, t, vec, store, out)
@@ -102,8 +104,8 @@ class RuleEngine:
                     labels.pop(k, None)
             key = labels_key(labels)
             if key in current:
-                self.errors.append(f"t={t:g} group {g.name!r} rule {r.name!r}: vector contains metrics with the "
-                                   "same labelset after applying rule labels")
+                self.failures.add(EvalFailure(g.name, r.name, t, "vector contains metrics with the same labelset "
+                                                          "after applying rule labels"))
                 return
             current[key] = labels
             values.append(s.value)
@@ -134,8 +136,8 @@ class RuleEngine:
             labels = alert_labels(s.labels, r.labels, data, r.alert)
             key = labels_key(labels)
             if key in notes:
-                self.errors.append(f"t={t:g} group {g.name!r} rule {r.name!r}: vector contains metrics with the "
-                                   "same labelset after applying alert labels")
+                self.failures.add(EvalFailure(g.name, r.name, t, "vector contains metrics with the same labelset "
+                                                          "after applying alert labels"))
                 return
             notes[key] = {k: expand(tmpl, data) for k, tmpl in r.annotations.items()}
             results.append((labels, s.value))
@@ -161,7 +163,7 @@ class RuleEngine:
     def snapshot(self) -> bytes:
         return orjson.dumps({
             "next": self.next_tick,
-            "alerts": {f"{k[0]}\x00{k[1]}": [_alert_json(a) for a in st.active.values()]
+            "alerts": {f"{k[0]}\x00{k[1]}": [a.to_json() for a in st.active.values()]
                        for k, st in self.states.items()},
             "previous": [[k[0], k[1], list(v.values())] for k, v in self.previous.items()],
         })
@@ -172,17 +174,10 @@ class RuleEngine:
         for k, st in self.states.items():
             st.active = {}
             for a in d["alerts"].get(f"{k[0]}\x00{k[1]}", []):
-                alert = Alert(a["labels"], a["value"], a["active_at"], AlertState(a["state"]), a["annotations"],
-                              a["fired_at"], a["resolved_at"], a["keep_firing_since"])
+                alert = Alert.from_json(a)
                 st.active[alert.fingerprint] = alert
         self.previous = {(g, int(i)): {labels_key(lab): lab for lab in labels} for g, i, labels in d["previous"]}
         return self
-
-
-def _alert_json(a: Alert) -> dict[str, object]:
-    return {"labels": a.labels, "value": a.value, "active_at": a.active_at, "state": a.state.value,
-            "annotations": a.annotations, "fired_at": a.fired_at, "resolved_at": a.resolved_at,
-            "keep_firing_since": a.keep_firing_since}
 
 
 def _template_query(q: str, t: float, store: SeriesStore, semantics: Semantics) -> list[QuerySample]:

@@ -19,10 +19,10 @@ from core.rules.templates import TemplateError, check
 from core.yaml_source import Path as DocPath
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
 from schemas.alerts import AlertSource
+from schemas.label_names import is_label_name
 
 DEFAULT_INTERVAL = 60.0  # Prometheus' global evaluation_interval default
 _METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 class _RuleSpec(BaseModel):
@@ -179,7 +179,7 @@ def _rule(doc: YamlDocument, loc: tuple[str | int, ...], group: str, raw: Any, s
     labels = {k: _str(v) for k, v in spec.labels.items()}
     annotations = {k: _str(v) for k, v in spec.annotations.items()}
     for k in labels:
-        if not _LABEL.match(k) or k == "__name__":
+        if not is_label_name(k) or k == "__name__":
             raise doc.error((*loc, "labels", k), f"{_where(group, name)}: {k!r} is not a valid label name")
     for kind, mapping in (("labels", labels), ("annotations", annotations)):
         for k, v in mapping.items():

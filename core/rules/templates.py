@@ -13,11 +13,10 @@ evaluation time. Parsing (syntax, unknown functions, undefined variables) happen
 from __future__ import annotations
 
 import ast
-import html as htmllib
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -30,7 +29,14 @@ from core.slo.go_format import go_float
 
 
 class TemplateError(ValueError):
-    pass
+    """`line` is the 1-based line of the action in the template text, where the parser knows it."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.line = message, line
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
 
 
 @dataclass(frozen=True)
@@ -154,13 +160,20 @@ def _printf(fmt: str, *args: Any) -> str:
 
 
 def go_str(x: Any) -> str:
-    """fmt.Sprint of one value."""
+    """fmt.Sprint of one value; a value standing for a Go type prints itself (`go_string`)."""
+    go_string = getattr(x, "go_string", None)
+    if callable(go_string):
+        return str(go_string())
     if isinstance(x, bool):
         return "true" if x else "false"
     if isinstance(x, float):
         return go_float(x)
     if isinstance(x, datetime):
         return _go_time_str(x)
+    if isinstance(x, Mapping):
+        return "map[" + " ".join(f"{go_str(k)}:{go_str(v)}" for k, v in sorted(x.items())) + "]"
+    if isinstance(x, list | tuple):
+        return "[" + " ".join(go_str(v) for v in x) + "]"
     return "" if x is None else str(x)
 
 
@@ -215,9 +228,10 @@ def _to_time(x: Any) -> datetime:
 
 
 def _go_time_str(t: datetime) -> str:
-    """time.Time.String() of a UTC time: `2006-01-02 15:04:05.999999999 +0000 UTC`."""
+    """time.Time.String(): `2006-01-02 15:04:05.999999999 +0000 UTC` (the zone's offset and name)."""
     frac = f".{t.microsecond:06d}".rstrip("0").rstrip(".") if t.microsecond else ""
-    return t.strftime("%Y-%m-%d %H:%M:%S") + frac + " +0000 UTC"
+    offset = t.strftime("%z") or "+0000"
+    return f"{t.year:04d}-" + t.strftime("%m-%d %H:%M:%S") + frac + f" {offset} {t.tzname() or 'UTC'}"
 
 
 def _humanize_timestamp(x: Any) -> str:
@@ -301,6 +315,34 @@ def _index(item: Any, *keys: Any) -> Any:
     return item
 
 
+def _slice(item: Any, *indices: Any) -> Any:
+    """Go's `slice`: item[i:], item[i:j] (strings and lists), item[i:j:k] (lists)."""
+    if not isinstance(item, str | list | tuple):
+        raise TemplateError(f"can't slice item of type {type(item).__name__}")
+    if len(indices) > 3 or (len(indices) == 3 and isinstance(item, str)):
+        raise TemplateError("too many slice indexes")
+    idx = [int(i) for i in indices]
+    bound = len(item) if len(idx) < 3 else idx[2]
+    if any(i < 0 or i > len(item) for i in idx) or idx != sorted(idx) or (idx and idx[-1] > bound):
+        raise TemplateError(f"invalid slice index: {idx}")
+    if len(idx) >= 2:
+        return item[idx[0]:idx[1]]
+    return item[idx[0]:] if idx else item
+
+
+def _js(*args: Any) -> str:
+    """Go's `js` (JSEscapeString of the printed arguments)."""
+    out = []
+    for ch in _go_print(*args):
+        if ch in "\\'\"":
+            out.append("\\" + ch)
+        elif ch in "<>&=" or ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _and(*args: Any) -> Any:
     for a in args:
         if not _truth(a):
@@ -321,7 +363,9 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "and": _and, "or": _or, "not": lambda a: not _truth(a), "len": len, "index": _index, "print": _go_print,
     "println": lambda *a: " ".join(go_str(x) for x in a) + "\n", "printf": _printf,
     "eq": _compare("eq"), "ne": _compare("ne"), "lt": _compare("lt"), "le": _compare("le"), "gt": _compare("gt"),
-    "ge": _compare("ge"), "html": lambda s: htmllib.escape(go_str(s)), "urlquery": lambda s: quote_plus(go_str(s)),
+    "ge": _compare("ge"), "html": lambda *a: _html_escape_string(_go_print(*a)),
+    "urlquery": lambda s: quote_plus(go_str(s)),
+    "slice": _slice, "js": _js,
     "first": _first,
     "label": lambda name, s: _sample(s, "label").Labels.get(name, ""),
     "value": lambda s: _sample(s, "value").Value,
@@ -387,7 +431,7 @@ class _Pipeline:
 
 @dataclass
 class _Node:
-    kind: str  # text | action | if | range | with
+    kind: str  # text | action | if | range | with | template (text: the name; pipe: its data, or None)
     text: str = ""
     pipe: _Pipeline | None = None
     branches: list[tuple[_Pipeline, list[_Node]]] = field(default_factory=list)
@@ -409,76 +453,136 @@ def _lex(body: str) -> list[tuple[str, str]]:
     return out
 
 
-class _Parser:
-    """text/template's grammar, for the actions Prometheus templates use; undefined variables are errors."""
+PROMETHEUS_VARS = frozenset({"$", "$labels", "$externalLabels", "$externalURL", "$value"})
 
-    def __init__(self, text: str) -> None:
+
+class _Parser:
+    """text/template's grammar; undefined variables and functions are errors. With `defines`, the
+    template may hold `{{ define }}` blocks (kept in `self.defines`), `{{ template }}` and `{{ block }}`, as
+    Alertmanager's notification templates do; Prometheus' rule templates refuse them."""
+
+    def __init__(self, text: str, funcs: Mapping[str, Any] | None = None,
+                 variables: frozenset[str] = PROMETHEUS_VARS, defines: bool = False) -> None:
         self.items = self._split(text)
         self.pos = 0
-        self.scopes: list[set[str]] = [{"$", "$labels", "$externalLabels", "$externalURL", "$value"}]
+        self.funcs = FUNCS if funcs is None else funcs
+        self.scopes: list[set[str]] = [set(variables)]
+        self.allow_defines = defines
+        self.ranges = 0  # how many {{range}} bodies the parser is in: {{break}} and {{continue}} need one
+        self.defines: dict[str, list[_Node]] = {}
+        self.line = 1
 
     @staticmethod
-    def _split(text: str) -> list[tuple[str, Any]]:
-        items: list[tuple[str, Any]] = []
+    def _split(text: str) -> list[tuple[str, Any, int]]:
+        """(kind, text or tokens, line) for each literal text and action, as text/template's lexer."""
+        items: list[tuple[str, Any, int]] = []
         pos = 0
         trim_next = False
         for m in _DELIMS.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
             literal = text[pos:m.start()]
             if trim_next:
                 literal = literal.lstrip()
             if m.group(1):
                 literal = literal.rstrip()
-            items.append(("text", literal))
+            if "{{" in literal:
+                raise TemplateError("unclosed action", text.count("\n", 0, pos + literal.index("{{")) + 1)
+            items.append(("text", literal, line))
             body = m.group(2).strip()
             if not (body.startswith("/*") and body.endswith("*/")):
-                items.append(("action", _lex(body)))
+                try:
+                    items.append(("action", _lex(body), line))
+                except TemplateError as exc:
+                    raise TemplateError(exc.message, line) from None
             trim_next = bool(m.group(3))
             pos = m.end()
         tail = text[pos:]
-        items.append(("text", tail.lstrip() if trim_next else tail))
-        if any("{{" in t for k, t in items if k == "text"):
-            raise TemplateError("unclosed action")
+        if "{{" in tail:
+            raise TemplateError("unclosed action", text.count("\n", 0, pos + tail.index("{{")) + 1)
+        items.append(("text", tail.lstrip() if trim_next else tail, text.count("\n", 0, pos) + 1))
         return items
 
     def parse(self) -> list[_Node]:
-        nodes, stop = self.body()
+        nodes, stop = self.body(top=True)
         if stop is not None:
-            raise TemplateError(f"unexpected {{{{{stop[0][1]}}}}}")
+            raise TemplateError(f"unexpected {{{{{stop[0][1]}}}}}", self.line)
         return nodes
 
-    def body(self) -> tuple[list[_Node], list[tuple[str, str]] | None]:
+    def body(self, top: bool = False) -> tuple[list[_Node], list[tuple[str, str]] | None]:
         """Nodes up to an {{else}} or {{end}} (returned as the stop action) or the end of the text."""
         nodes: list[_Node] = []
         while self.pos < len(self.items):
-            kind, value = self.items[self.pos]
+            kind, value, line = self.items[self.pos]
             self.pos += 1
+            self.line = line
             if kind == "text":
                 if value:
                     nodes.append(_Node("text", text=value))
                 continue
             toks: list[tuple[str, str]] = value
-            if not toks:
-                raise TemplateError("missing value for command")
-            word = toks[0][1] if toks[0][0] == "ident" else ""
-            if word in ("else", "end"):
-                return nodes, toks
-            if word in ("if", "with", "range"):
-                nodes.append(self.control(word, toks[1:]))
-            elif word in _KEYWORDS:
-                raise TemplateError(f"{{{{{word}}}}} is not supported")
-            else:
-                nodes.append(_Node("action", pipe=self.pipeline(toks)))
+            try:
+                if not toks:
+                    raise TemplateError("missing value for command")
+                word = toks[0][1] if toks[0][0] == "ident" else ""
+                if word in ("else", "end"):
+                    return nodes, toks
+                if word in ("if", "with", "range"):
+                    nodes.append(self.control(word, toks[1:]))
+                elif word in ("define", "block") and self.allow_defines:
+                    name = self.template_name(word, toks)
+                    if word == "define" and (not top or len(toks) != 2):
+                        raise TemplateError("{{define}} must be at the top level and take only a name")
+                    pipe = self.pipeline(toks[2:]) if word == "block" else None
+                    self.define(name)
+                    if word == "block":
+                        nodes.append(_Node("template", text=name, pipe=pipe))
+                elif word in ("break", "continue"):
+                    if not self.ranges or len(toks) > 1:
+                        raise TemplateError(f"{{{{{word}}}}} outside {{{{range}}}}" if not self.ranges
+                                            else f"unexpected {toks[1][1]!r} in {{{{{word}}}}}")
+                    nodes.append(_Node(word))
+                elif word == "template" and self.allow_defines:
+                    name = self.template_name(word, toks)
+                    nodes.append(_Node("template", text=name, pipe=self.pipeline(toks[2:]) if toks[2:] else None))
+                elif word in _KEYWORDS:
+                    raise TemplateError(f"{{{{{word}}}}} is not supported")
+                else:
+                    nodes.append(_Node("action", pipe=self.pipeline(toks)))
+            except TemplateError as exc:
+                if exc.line is None:
+                    exc.line = line
+                raise
         return nodes, None
+
+    @staticmethod
+    def template_name(word: str, toks: list[tuple[str, str]]) -> str:
+        if len(toks) < 2 or toks[1][0] not in ("str", "raw"):
+            raise TemplateError(f"{{{{{word}}}}} needs a quoted template name")
+        return _go_unquote(toks[1][1]) if toks[1][0] == "str" else toks[1][1][1:-1]
+
+    def define(self, name: str) -> None:
+        """The body of a {{define}} or {{block}}, to its {{end}}, in a scope of its own (only `$`)."""
+        saved, self.scopes = self.scopes, [{"$"}]
+        body, stop = self.body()
+        self.scopes = saved
+        if stop is None or stop[0][1] != "end" or len(stop) > 1:
+            raise TemplateError(f"unexpected {{{{{stop[0][1] if stop else 'EOF'}}}}} in definition of {name!r}")
+        if self.defines.get(name):
+            raise TemplateError(f"template: multiple definition of template {name!r}")
+        self.defines[name] = body
 
     def control(self, word: str, toks: list[tuple[str, str]]) -> _Node:
         node = _Node(word)
         self.scopes.append(set())
+        opened = self.line
         while True:
             pipe = self.pipeline(toks, allow_two=word == "range")
+            self.ranges += word == "range"
             body, stop = self.body()
+            self.ranges -= word == "range"
             node.branches.append((pipe, body))
             if stop is None:
-                raise TemplateError(f"unexpected EOF: {{{{{word}}}}} without {{{{end}}}}")
+                raise TemplateError(f"unexpected EOF: {{{{{word}}}}} without {{{{end}}}}", opened)
             if stop[0][1] == "end":
                 break
             # {{else}}, or {{else if ...}} / {{else with ...}} chaining
@@ -555,7 +659,7 @@ class _Parser:
                 op = _Operand("lit", text == "true")
             elif text == "nil":
                 op = _Operand("lit", None)
-            elif text in FUNCS:
+            elif text in self.funcs:
                 op = _Operand("func", text)
             else:
                 raise TemplateError(f'function "{text}" not defined')
@@ -584,14 +688,47 @@ def _go_unquote(text: str) -> str:
 # ----------------------------------------------------------------------------------------- rendering
 
 
+def _last_func(pipe: _Pipeline) -> str:
+    head = pipe.cmds[-1][0]
+    return str(head.value) if head.kind == "func" else ""
+
+
+def _html_escape_string(value: Any) -> str:
+    """Go's `html` (template.HTMLEscapeString): `<`, `>`, `&`, `'`, `"` and NUL."""
+    return "".join({"<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&#39;", '"': "&#34;", "\0": "\ufffd"}.get(c, c)
+                   for c in go_str(value))
+
+
+class _Break(Exception):
+    """{{break}}: leave the innermost {{range}}."""
+
+
+class _Continue(Exception):
+    """{{continue}}: the innermost {{range}}'s next element."""
+
+
 class _Renderer:
-    def __init__(self, data: TemplateData) -> None:
-        self.dot_root = {"Labels": dict(data.labels), "Value": data.value, "ExternalLabels": dict(data.external_labels),
-                         "ExternalURL": data.external_url}
-        self.vars: list[dict[str, Any]] = [{"$": self.dot_root, "$labels": self.dot_root["Labels"],
-                                            "$externalLabels": self.dot_root["ExternalLabels"],
-                                            "$externalURL": data.external_url, "$value": data.value}]
-        self.funcs = dict(FUNCS)
+    """Executes parsed nodes. `defines` are the named templates `{{ template }}` may call; `escape`, where
+    set, turns every action's value into its output, given the output so far and the function that ended
+    the pipeline (html/template's escaping, which depends on where in the HTML the value lands and is not
+    repeated after an `html` or `urlquery` that did it, for HTML email bodies)."""
+
+    def __init__(self, root: Any, variables: dict[str, Any], funcs: Mapping[str, Callable[..., Any]],
+                 defines: Mapping[str, Sequence[_Node]] | None = None,
+                 escape: Callable[[Any, list[str], str], str] | None = None) -> None:
+        self.dot_root = root
+        self.vars: list[dict[str, Any]] = [{"$": root, **variables}]
+        self.funcs = funcs
+        self.defines = defines or {}
+        self.escape = escape
+        self.depth = 0
+
+    @classmethod
+    def for_rule(cls, data: TemplateData) -> _Renderer:
+        """Prometheus' rule template data: `.Labels`, `.Value`, `$labels`, `$value` and the rest."""
+        root = {"Labels": dict(data.labels), "Value": data.value, "ExternalLabels": dict(data.external_labels),
+                "ExternalURL": data.external_url}
+        funcs = dict(FUNCS)
         query = data.query
 
         def run_query(q: str) -> list[QuerySample]:
@@ -599,9 +736,11 @@ class _Renderer:
                 raise TemplateError("query is not available here")
             return query(str(q))
 
-        self.funcs["query"] = run_query
-        self.funcs["pathPrefix"] = lambda: urlsplit(data.external_url).path
-        self.funcs["externalURL"] = lambda: data.external_url
+        funcs["query"] = run_query
+        funcs["pathPrefix"] = lambda: urlsplit(data.external_url).path
+        funcs["externalURL"] = lambda: data.external_url
+        return cls(root, {"$labels": root["Labels"], "$externalLabels": root["ExternalLabels"],
+                          "$externalURL": data.external_url, "$value": data.value}, funcs)
 
     def lookup(self, name: str) -> Any:
         for scope in reversed(self.vars):
@@ -617,7 +756,7 @@ class _Renderer:
                     return
         self.vars[-1][name] = value
 
-    def render(self, nodes: list[_Node], dot: Any, out: list[str]) -> None:
+    def render(self, nodes: Sequence[_Node], dot: Any, out: list[str]) -> None:
         for node in nodes:
             if node.kind == "text":
                 out.append(node.text)
@@ -625,7 +764,13 @@ class _Renderer:
                 assert node.pipe is not None
                 value = self.pipeline(node.pipe, dot)
                 if not node.pipe.decl:
-                    out.append(go_str(value))
+                    out.append(self.escape(value, out, _last_func(node.pipe)) if self.escape else go_str(value))
+            elif node.kind == "template":
+                self.call(node, dot, out)
+            elif node.kind == "break":
+                raise _Break
+            elif node.kind == "continue":
+                raise _Continue
             elif node.kind == "range":
                 self.range(node, dot, out)
             else:
@@ -640,6 +785,21 @@ class _Renderer:
                         self.render(node.else_body, dot, out)
                 finally:
                     self.vars.pop()
+
+    def call(self, node: _Node, dot: Any, out: list[str]) -> None:
+        """{{ template "name" pipeline }}: the named template, with the pipeline's value as dot and `$`."""
+        body = self.defines.get(node.text)
+        if body is None:
+            raise TemplateError(f'template "{node.text}" not defined')
+        value = self.pipeline(node.pipe, dot) if node.pipe is not None else None
+        if self.depth >= 1000:
+            raise TemplateError(f"template {node.text!r}: exceeded maximum template depth (1000)")
+        saved, self.vars = self.vars, [{"$": value}]
+        self.depth += 1
+        try:
+            self.render(body, value, out)
+        finally:
+            self.vars, self.depth = saved, self.depth - 1
 
     def range(self, node: _Node, dot: Any, out: list[str]) -> None:
         pipe, body = node.branches[0]
@@ -666,6 +826,10 @@ class _Renderer:
                 elif decl:
                     self.vars[-1][decl[0]] = item
                 self.render(body, item, out)
+            except _Continue:
+                pass
+            except _Break:
+                break
             finally:
                 self.vars.pop()
 
@@ -687,8 +851,22 @@ class _Renderer:
             except TypeError as exc:
                 raise TemplateError(f"wrong number or type of arguments for {head.value}: {exc}") from None
         if len(cmd) > 1 or has_piped:
-            raise TemplateError(f"can't give argument to non-function {self.describe(head)}")
+            method = self.method(head, dot)
+            if method is None:
+                raise TemplateError(f"can't give argument to non-function {self.describe(head)}")
+            args = [self.operand(o, dot) for o in cmd[1:]] + ([piped] if has_piped else [])
+            try:
+                return method(*args)
+            except TypeError as exc:
+                raise TemplateError(f"wrong number or type of arguments for {self.describe(head)}: {exc}") from None
         return self.operand(head, dot)
+
+    def method(self, op: _Operand, dot: Any) -> Callable[..., Any] | None:
+        """`.CommonLabels.Remove .GroupLabels.Names`: the last field of a chain named a method of a Go value."""
+        if op.kind not in ("dot", "var", "sub") or not op.fields:
+            return None
+        base = self.operand(_Operand(op.kind, op.value, op.fields[:-1]), dot)
+        return go_method(base, op.fields[-1])
 
     @staticmethod
     def describe(op: _Operand) -> str:
@@ -710,7 +888,23 @@ class _Renderer:
         return base
 
 
+def go_method(base: Any, name: str) -> Callable[..., Any] | None:
+    """A method of a value that stands for a Go type: its class lists the names in `GO_METHODS`."""
+    if name in getattr(type(base), "GO_METHODS", ()):
+        return getattr(base, name)
+    return None
+
+
 def _field(base: Any, name: str) -> Any:
+    """Go's field evaluation: a method first (called without arguments), then a map key, a struct field."""
+    method = go_method(base, name)
+    if method is not None:
+        try:
+            return method()
+        except TypeError:
+            raise TemplateError(f"wrong number of args for {name}: want more than 0 got 0") from None
+    if name in getattr(type(base), "GO_FIELDS", ()):
+        return getattr(base, name)
     if isinstance(base, Mapping):
         return base.get(name, "")  # missingkey=zero, as Prometheus sets it
     if isinstance(base, QuerySample) and name in ("Labels", "Value"):
@@ -726,7 +920,7 @@ def _parsed(text: str) -> tuple[_Node, ...]:
 
 def render(text: str, data: TemplateData) -> str:
     """Render `text` as Prometheus does; raises TemplateError for what Prometheus would refuse."""
-    renderer = _Renderer(data)
+    renderer = _Renderer.for_rule(data)
     out: list[str] = []
     renderer.render(list(_parsed(text)), renderer.dot_root, out)
     return "".join(out)
@@ -762,3 +956,68 @@ def alert_labels(base: Mapping[str, str], templates: Mapping[str, str], data: Te
             labels.pop(k, None)
     labels["alertname"] = alertname
     return labels
+
+
+# ------------------------------------------------------------------- named templates (Alertmanager's)
+
+Nodes = tuple[_Node, ...]  # a parsed template, opaque outside this module
+
+
+def parse_with_defines(text: str, funcs: Mapping[str, Any],
+                       variables: frozenset[str] = frozenset({"$"})) -> tuple[Nodes, dict[str, Nodes]]:
+    """Parse a template that may `{{ define }}` named templates and call them: the top-level nodes and the
+    definitions. Raises TemplateError with the line of the offending action."""
+    parser = _Parser(text, funcs, variables, defines=True)
+    nodes = parser.parse()
+    return tuple(nodes), {k: tuple(v) for k, v in parser.defines.items()}
+
+
+def template_calls(nodes: Nodes) -> set[str]:
+    """The names `{{ template }}` and `{{ block }}` call anywhere in `nodes`."""
+    out: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if node.kind == "template":
+            out.add(node.text)
+        for _, body in node.branches:
+            stack += body
+        stack += node.else_body
+    return out
+
+
+def execute(nodes: Nodes, root: Any, funcs: Mapping[str, Callable[..., Any]], defines: Mapping[str, Nodes],
+            escape: Callable[[Any, list[str], str], str] | None = None) -> str:
+    """Run parsed nodes on `root` (dot and `$`), with the named templates `defines`."""
+    renderer = _Renderer(root, {}, funcs, defines, escape)
+    out: list[str] = []
+    renderer.render(nodes, root, out)
+    return "".join(out)
+
+
+def root_fields(nodes: Nodes) -> set[str]:
+    """The first field names read from the template's own data: `.X` where dot is still the root (outside
+    `with` and `range` bodies) and `$.X` anywhere. What the data lacks can then be refused at load, where
+    Go would only fail when executing."""
+    out: set[str] = set()
+
+    def pipe_fields(pipe: _Pipeline | None, root_dot: bool) -> None:
+        if pipe is None:
+            return
+        for cmd in pipe.cmds:
+            for op in cmd:
+                if op.kind == "sub":
+                    pipe_fields(op.value, root_dot)
+                elif op.fields and ((op.kind == "dot" and root_dot) or (op.kind == "var" and op.value == "$")):
+                    out.add(op.fields[0])
+
+    def walk(body: Sequence[_Node], root_dot: bool) -> None:
+        for node in body:
+            pipe_fields(node.pipe, root_dot)
+            for pipe, branch in node.branches:
+                pipe_fields(pipe, root_dot)
+                walk(branch, root_dot and node.kind == "if")
+            walk(node.else_body, root_dot)
+
+    walk(nodes, True)
+    return out

@@ -14,13 +14,13 @@ import promql_parser
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
+from schemas.label_names import is_label_name
 
 SPEC_VERSION = "prometheus/v1"
 WINDOW_TEMPLATE = re.compile(r"\{\{\s*\.window\s*\}\}")
 _ANY_TEMPLATE = re.compile(r"\{\{.*?\}\}", re.S)
 # Prometheus label values may hold anything, but Sloth's ids become label values and rule group names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 class _Strict(BaseModel):
@@ -129,7 +129,7 @@ def _check(doc: YamlDocument) -> SlothSpec:
 
 
 def _label_name(doc: YamlDocument, loc: tuple[str | int, ...], name: str) -> None:
-    if not _LABEL_NAME.match(name):
+    if not is_label_name(name):
         raise doc.error(loc, f"{name!r} is not a valid Prometheus label name")
 
 

@@ -99,6 +99,14 @@ function renderOverview(o) {
   $("skew-count").textContent = skewed.length ? `(${skewed.length})` : "";
   $("skewed").innerHTML = skewed.map((x) =>
     `<tr><td>${esc(x.source)}</td><td class="num">${esc(x.future_samples)}</td></tr>`).join("");
+
+  const rf = o.rule_failures || { counts: {}, recent: [] };
+  const total = Object.values(rf.counts).reduce((a, b) => a + b, 0);
+  $("rule-failures-panel").hidden = rf.recent.length === 0;
+  $("rule-failures-count").textContent = total ? `(${total} since the workers started)` : "";
+  $("rule-failures").innerHTML = rf.recent.map((f) =>
+    `<tr class="rule-failure"><td>${esc(f.group)}</td><td>${esc(f.rule)}</td>
+      <td>${new Date(f.t * 1000).toISOString().slice(0, 19).replace("T", " ")}</td><td>${esc(f.message)}</td></tr>`).join("");
 }
 
 async function loadSeries() {

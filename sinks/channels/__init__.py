@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import aiohttp
 
 from core.notify.config import Route
@@ -15,36 +18,71 @@ from core.notify.receiver_configs import (
     SlackConfig,
     WebhookConfig,
 )
+from core.notify.receiver_kinds import (
+    DiscordConfig,
+    KindConfig,
+    MSTeamsConfig,
+    MSTeamsV2Config,
+    OpsGenieConfig,
+    PushoverConfig,
+    SNSConfig,
+    TelegramConfig,
+    VictorOpsConfig,
+    WebexConfig,
+    WechatConfig,
+)
 from core.notify.sms import SmsConfig
+from core.notify.templates import NotifyTemplates
 from sinks.channels.alertmanager import AlertmanagerChannel
 from sinks.channels.base import Channel, DeliveryError
 from sinks.channels.command import CommandChannel
+from sinks.channels.discord import DiscordChannel
 from sinks.channels.email import EmailChannel
+from sinks.channels.msteams import MSTeamsChannel, MSTeamsV2Channel
+from sinks.channels.opsgenie import OpsgenieChannel
 from sinks.channels.pagerduty import PagerdutyChannel
+from sinks.channels.pushover import PushoverChannel
 from sinks.channels.slack import SlackChannel
 from sinks.channels.sms import SmsChannel, repeat_intervals
+from sinks.channels.sns import SNSChannel
+from sinks.channels.telegram import TelegramChannel
+from sinks.channels.victorops import VictorOpsChannel
+from sinks.channels.webex import WebexChannel
 from sinks.channels.webhook import WebhookChannel
+from sinks.channels.wechat import WechatChannel
 
 __all__ = ["Channel", "DeliveryError", "build_channels"]
 
+# Alertmanager's other kinds: the config model -> its channel (one table, so a kind cannot load undelivered).
+KIND_CHANNELS: dict[type[KindConfig],
+                    Callable[[str, Any, GlobalConfig, aiohttp.ClientSession, NotifyTemplates | None], Channel]] = {
+    OpsGenieConfig: OpsgenieChannel, VictorOpsConfig: VictorOpsChannel, PushoverConfig: PushoverChannel,
+    SNSConfig: SNSChannel, MSTeamsConfig: MSTeamsChannel, MSTeamsV2Config: MSTeamsV2Channel,
+    DiscordConfig: DiscordChannel, TelegramConfig: TelegramChannel, WebexConfig: WebexChannel,
+    WechatConfig: WechatChannel,
+}
 
-def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig,
-                   session: aiohttp.ClientSession, route: Route | None = None) -> dict[str, Channel]:
-    """`route`, the config's route tree, gives SMS rate limits their default per-group interval."""
+
+def build_channels(receiver: ReceiverConfig, global_cfg: GlobalConfig, session: aiohttp.ClientSession,
+                   route: Route | None = None, templates: NotifyTemplates | None = None) -> dict[str, Channel]:
+    """`route`, the config's route tree, gives SMS rate limits their default per-group interval;
+    `templates`, the config's named templates, render the receivers' texts."""
     out: dict[str, Channel] = {}
     for name, c in receiver.integrations():
         if isinstance(c, WebhookConfig):
             out[name] = WebhookChannel(name, c, global_cfg, session)
         elif isinstance(c, SlackConfig):
-            out[name] = SlackChannel(name, c, global_cfg, session)
+            out[name] = SlackChannel(name, c, global_cfg, session, templates)
         elif isinstance(c, EmailConfig):
-            out[name] = EmailChannel(name, c, global_cfg)
+            out[name] = EmailChannel(name, c, global_cfg, templates)
         elif isinstance(c, PagerdutyConfig):
-            out[name] = PagerdutyChannel(name, c, global_cfg, session)
+            out[name] = PagerdutyChannel(name, c, global_cfg, session, templates)
         elif isinstance(c, AlertmanagerPushConfig):
             out[name] = AlertmanagerChannel(name, c, session)
         elif isinstance(c, CommandConfig):
             out[name] = CommandChannel(name, c)
         elif isinstance(c, SmsConfig):
-            out[name] = SmsChannel(name, c, session, repeat_intervals(route))
+            out[name] = SmsChannel(name, c, session, repeat_intervals(route), templates=templates)
+        elif isinstance(c, KindConfig):
+            out[name] = KIND_CHANNELS[type(c)](name, c, global_cfg, session, templates)
     return out

@@ -1,17 +1,16 @@
-"""Email over SMTP (aiosmtplib): a multipart message with a plain-text and an HTML part, subject in
-Alertmanager's default form `[FIRING:2] HighCPU (web prod)`."""
+"""Email over SMTP (aiosmtplib): a multipart message with a plain-text and an HTML part; subject and HTML
+from Alertmanager's default templates (`email.default.subject`, `email.default.html`) unless configured."""
 
 from __future__ import annotations
 
-import html
 from email.message import EmailMessage
 
 import aiosmtplib
 
 from core.notify.notification import Notification
 from core.notify.receiver_configs import EmailConfig, GlobalConfig
-from core.notify.text_template import render_template
-from sinks.channels.base import DeliveryError
+from core.notify.templates import NotifyTemplates, default_templates, notification_data
+from sinks.channels.base import DeliveryError, template_errors
 
 
 def subject(n: Notification) -> str:
@@ -32,33 +31,30 @@ def plain_body(n: Notification) -> str:
     return "\n".join(out)
 
 
-def html_body(n: Notification) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(a.state)}</td><td>{html.escape(a.rule)}</td><td>"
-        + "<br>".join(html.escape(f"{k}={v}") for k, v in sorted(a.labels.items()))
-        + "</td><td>" + "<br>".join(html.escape(f"{k}: {v}") for k, v in sorted(a.annotations.items()))
-        + "</td></tr>" for a in n.alerts)
-    return (f"<html><body><h2>{html.escape(subject(n))}</h2><table border=\"1\" cellpadding=\"4\">"
-            f"<tr><th>state</th><th>alert</th><th>labels</th><th>annotations</th></tr>{rows}</table></body></html>")
-
-
-def build_message(cfg: EmailConfig, global_cfg: GlobalConfig, n: Notification) -> EmailMessage:
+def build_message(cfg: EmailConfig, global_cfg: GlobalConfig, n: Notification,
+                  templates: NotifyTemplates | None = None) -> EmailMessage:
+    """Headers (Subject default `email.default.subject`), `to`, `from`, `text` and `html` are templates, as
+    in Alertmanager; `html` is escaped as html/template does."""
+    tmpl = templates or default_templates()
+    data = notification_data(n)
+    headers = {"Subject": '{{ template "email.default.subject" . }}'}
+    headers.update({k.title(): v for k, v in cfg.headers.items()})
     msg = EmailMessage()
-    msg["Subject"] = subject(n)
-    msg["From"] = cfg.from_ or global_cfg.smtp_from or "watchkeeper@localhost"
-    msg["To"] = cfg.to
-    for k, v in cfg.headers.items():
-        if k.lower() in ("subject", "from", "to"):
-            del msg[k]
-        msg[k] = render_template(v, n.template_data())
-    msg.set_content(render_template(cfg.text, n.template_data()) if cfg.text else plain_body(n))
-    msg.add_alternative(render_template(cfg.html, n.template_data()) if cfg.html else html_body(n), subtype="html")
+    msg["Subject"] = tmpl.render(headers.pop("Subject"), data)
+    msg["From"] = tmpl.render(headers.pop("From", cfg.from_ or global_cfg.smtp_from or "watchkeeper@localhost"), data)
+    msg["To"] = tmpl.render(headers.pop("To", cfg.to), data)
+    for k, v in headers.items():
+        msg[k] = tmpl.render(v, data)
+    msg.set_content(tmpl.render(cfg.text, data) if cfg.text else plain_body(n))
+    if cfg.html:
+        msg.add_alternative(tmpl.render(cfg.html, data, html_body=True), subtype="html")
     return msg
 
 
 class EmailChannel:
-    def __init__(self, integration: str, cfg: EmailConfig, global_cfg: GlobalConfig) -> None:
-        self.integration, self.cfg, self.global_cfg = integration, cfg, global_cfg
+    def __init__(self, integration: str, cfg: EmailConfig, global_cfg: GlobalConfig,
+                 templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.global_cfg, self.templates = integration, cfg, global_cfg, templates
         smarthost = cfg.smarthost or global_cfg.smtp_smarthost
         host, _, port = smarthost.rpartition(":")
         self.host, self.port = host or smarthost, int(port) if port.isdigit() else 25
@@ -67,7 +63,8 @@ class EmailChannel:
     async def send(self, n: Notification) -> None:
         if not self.host:
             raise DeliveryError("no SMTP smarthost (set smarthost or global.smtp_smarthost)", False)
-        msg = build_message(self.cfg, self.global_cfg, n)
+        with template_errors():
+            msg = build_message(self.cfg, self.global_cfg, n, self.templates)
         user = self.cfg.auth_username or self.global_cfg.smtp_auth_username
         password = self.cfg.auth_password or self.global_cfg.smtp_auth_password
         try:

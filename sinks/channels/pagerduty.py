@@ -10,42 +10,57 @@ import aiohttp
 
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig, PagerdutyConfig
-from core.notify.text_template import render_template
-from sinks.channels.base import auth_headers, post_json
-from sinks.channels.slack import default_title
+from core.notify.templates import NotifyTemplates, default_templates, notification_data
+from sinks.channels.base import auth_headers, post_json, template_errors
 
 SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info", "warning": "warning",
             "error": "error", "info": "info"}
 
 
-def pagerduty_event(cfg: PagerdutyConfig, n: Notification) -> dict[str, Any]:
-    sev = cfg.severity or SEVERITY.get(n.common_labels.get("severity", ""), "error")
-    summary = render_template(cfg.description, n.template_data()) if cfg.description else default_title(n)
+# Alertmanager's default PagerDuty details; a config's `details` add to them and may replace one.
+DEFAULT_DETAILS = {
+    "firing": '{{ template "pagerduty.default.instances" .Alerts.Firing }}',
+    "resolved": '{{ template "pagerduty.default.instances" .Alerts.Resolved }}',
+    "num_firing": "{{ .Alerts.Firing | len }}",
+    "num_resolved": "{{ .Alerts.Resolved | len }}",
+}
+
+
+def pagerduty_event(cfg: PagerdutyConfig, n: Notification,
+                    templates: NotifyTemplates | None = None) -> dict[str, Any]:
+    """Events API v2; description, client, client URL, severity, source and details values are templates
+    (defaults: Alertmanager's `pagerduty.default.*` names)."""
+    tmpl = templates or default_templates()
+    data = notification_data(n)
+
+    def r(text: str) -> str:
+        return tmpl.render(text, data)
+
+    sev = r(cfg.severity) or SEVERITY.get(n.common_labels.get("severity", ""), "error")
+    client = r(cfg.client)
     return {
         "routing_key": cfg.routing_key,
         "dedup_key": hashlib.sha256(n.group_key.encode()).hexdigest(),
         "event_action": "trigger" if n.status == "firing" else "resolve",
-        "client": cfg.client,
-        "client_url": cfg.client_url or n.external_url,
+        "client": client,
+        "client_url": r(cfg.client_url),
         "payload": {
-            "summary": summary[:1024],
-            "source": cfg.client,
+            "summary": r(cfg.description)[:1024],
+            "source": r(cfg.source) or client,
             "severity": sev,
-            "custom_details": {
-                "firing": [dict(a.labels) for a in n.firing()],
-                "resolved": [dict(a.labels) for a in n.resolved()],
-                "num_firing": len(n.firing()), "num_resolved": len(n.resolved()), **cfg.details,
-            },
+            "custom_details": {k: r(v) for k, v in {**DEFAULT_DETAILS, **cfg.details}.items()},
         },
     }
 
 
 class PagerdutyChannel:
     def __init__(self, integration: str, cfg: PagerdutyConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
-        self.integration, self.cfg, self.session = integration, cfg, session
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.session, self.templates = integration, cfg, session, templates
         self.url = cfg.url or global_cfg.pagerduty_url
-        self.headers = auth_headers(cfg.http_config)
+        self.http = cfg.http_config or global_cfg.http_config
 
     async def send(self, n: Notification) -> None:
-        await post_json(self.session, self.url, pagerduty_event(self.cfg, n), self.headers)
+        with template_errors():
+            event = pagerduty_event(self.cfg, n, self.templates)
+        await post_json(self.session, self.url, event, auth_headers(self.http), http=self.http)

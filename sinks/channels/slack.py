@@ -1,4 +1,4 @@
-"""Slack incoming webhook: one message with one attachment, coloured by status, like Alertmanager's."""
+"""Slack incoming webhook: one message with one attachment, coloured by status, as Alertmanager's."""
 
 from __future__ import annotations
 
@@ -8,44 +8,43 @@ import aiohttp
 
 from core.notify.notification import Notification
 from core.notify.receiver_configs import GlobalConfig, SlackConfig
-from core.notify.text_template import render_template
-from sinks.channels.base import DeliveryError, post_json
+from core.notify.templates import NotifyTemplates, default_templates, notification_data
+from sinks.channels.base import DeliveryError, post_json, template_errors
 
 
-def default_title(n: Notification) -> str:
-    head = f"[{n.status.upper()}:{len(n.firing())}]" if n.status == "firing" else "[RESOLVED]"
-    return f"{head} " + " ".join(v for _, v in sorted(n.group_labels.items()))
+def slack_message(cfg: SlackConfig, n: Notification, templates: NotifyTemplates | None = None) -> dict[str, Any]:
+    """Alertmanager's Slack message: one attachment; every text field rendered from its template (the
+    defaults are Alertmanager's `slack.default.*` names); empty fields are left out, as Go's omitempty."""
+    tmpl = templates or default_templates()
+    data = notification_data(n)
 
+    def r(text: str) -> str:
+        return tmpl.render(text, data)
 
-def default_text(n: Notification) -> str:
-    lines = []
-    for a in n.alerts:
-        what = a.annotations.get("summary") or a.annotations.get("description") or a.rule
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
-        lines.append(f"• {a.state}: {what} ({labels})")
-    return "\n".join(lines)
-
-
-def slack_message(cfg: SlackConfig, n: Notification) -> dict[str, Any]:
-    data = n.template_data()
-    title = render_template(cfg.title, data) if cfg.title else default_title(n)
-    text = render_template(cfg.text, data) if cfg.text else default_text(n)
-    color = cfg.color or ("danger" if n.status == "firing" else "good")
-    msg: dict[str, Any] = {"username": cfg.username, "attachments": [
-        {"title": title, "title_link": n.external_url or None, "text": text, "color": color, "fallback": title,
-         "mrkdwn_in": ["text"]}]}
-    if cfg.channel:
-        msg["channel"] = cfg.channel
+    att: dict[str, Any] = {"title": r(cfg.title), "title_link": r(cfg.title_link), "pretext": r(cfg.pretext),
+                           "text": r(cfg.text), "fallback": r(cfg.fallback), "callback_id": r(cfg.callback_id),
+                           "footer": r(cfg.footer), "color": r(cfg.color), "image_url": r(cfg.image_url),
+                           "thumb_url": r(cfg.thumb_url)}
+    att = {k: v for k, v in att.items() if v}
+    att["mrkdwn_in"] = cfg.mrkdwn_in
+    msg: dict[str, Any] = {"username": r(cfg.username), "icon_emoji": r(cfg.icon_emoji),
+                           "icon_url": r(cfg.icon_url), "channel": r(cfg.channel)}
+    msg = {k: v for k, v in msg.items() if v}
+    if cfg.link_names:
+        msg["link_names"] = True
+    msg["attachments"] = [att]
     return msg
 
 
 class SlackChannel:
     def __init__(self, integration: str, cfg: SlackConfig, global_cfg: GlobalConfig,
-                 session: aiohttp.ClientSession) -> None:
-        self.integration, self.cfg, self.session = integration, cfg, session
+                 session: aiohttp.ClientSession, templates: NotifyTemplates | None = None) -> None:
+        self.integration, self.cfg, self.session, self.templates = integration, cfg, session, templates
         self.url = cfg.api_url or global_cfg.slack_api_url
 
     async def send(self, n: Notification) -> None:
         if not self.url:
             raise DeliveryError("no Slack api_url (set it in the slack config or global.slack_api_url)", False)
-        await post_json(self.session, self.url, slack_message(self.cfg, n), secret_url=True)
+        with template_errors():
+            msg = slack_message(self.cfg, n, self.templates)
+        await post_json(self.session, self.url, msg, secret_url=True)

@@ -20,8 +20,9 @@ from botocore.credentials import Credentials
 from core.notify.config import DEFAULT_REPEAT_INTERVAL, Route
 from core.notify.notification import Notification
 from core.notify.sms import SmsConfig, SmsLimiter, SnsProvider, sms_text
+from core.notify.templates import NotifyTemplates
 from core.secrets import mask_url
-from sinks.channels.base import TIMEOUT, DeliveryError, HeldBack, retry_after
+from sinks.channels.base import TIMEOUT, DeliveryError, HeldBack, retry_after, template_errors
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 _SNS_CODE = re.compile(r"<Code>([^<]*)</Code>")
@@ -63,13 +64,16 @@ def sns_signed_headers(p: SnsProvider, body: bytes) -> dict[str, str]:
 
 class SmsChannel:
     def __init__(self, integration: str, cfg: SmsConfig, session: aiohttp.ClientSession,
-                 interval_of: Callable[[str], float] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 interval_of: Callable[[str], float] | None = None, clock: Callable[[], float] = time.time,
+                 templates: NotifyTemplates | None = None) -> None:
         self.integration, self.cfg, self.session, self.clock = integration, cfg, session, clock
+        self.templates = templates
         self.interval_of = interval_of or repeat_intervals(None)
         self.limiter = SmsLimiter(cfg.max_per_hour)
 
     async def send(self, n: Notification) -> str:
-        text = sms_text(self.cfg, n)
+        with template_errors():
+            text = sms_text(self.cfg, n, self.templates)
         interval = self.cfg.per_group_interval or self.interval_of(n.group_key)
         slot = self.limiter.take(n.group_key, n.status, interval, self.clock())
         if isinstance(slot, str):

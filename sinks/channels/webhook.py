@@ -13,8 +13,8 @@ class WebhookChannel:
     def __init__(self, integration: str, cfg: WebhookConfig, global_cfg: GlobalConfig,
                  session: aiohttp.ClientSession) -> None:
         self.integration, self.cfg, self.session = integration, cfg, session
-        self.headers = auth_headers(cfg.http_config or global_cfg.http_config)
+        self.http = cfg.http_config or global_cfg.http_config
 
     async def send(self, n: Notification) -> None:
-        await post_json(self.session, self.cfg.url, n.webhook_payload(self.cfg.max_alerts), self.headers,
-                        secret_url=True)
+        await post_json(self.session, self.cfg.url, n.webhook_payload(self.cfg.max_alerts), auth_headers(self.http),
+                        secret_url=True, http=self.http)

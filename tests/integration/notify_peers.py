@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from watchkeeper.broker import free_port
+from plumbing.broker import free_port
 
 
 @dataclass
@@ -30,14 +31,14 @@ class ServedApp:
     """An aiohttp app served on 127.0.0.1:`port` from a thread with its own event loop, so tests and the code
     under test (another loop or process) can reach it; every test peer below runs this way."""
 
-    def __init__(self, app: web.Application, port: int) -> None:
+    def __init__(self, app: web.Application, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(app)
 
         async def main() -> None:
             await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", port).start()
+            await web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=ssl_context).start()
             ready.set()
 
         def run() -> None:

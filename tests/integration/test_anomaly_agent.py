@@ -18,11 +18,11 @@ from aiokafka import AIOKafkaProducer
 
 from core.anomaly_rules import load_anomaly_text
 from core.anomaly_scoring import AnomalyScorer
+from plumbing.config import Config
 from schemas import AlertEvent, SampleBatch, SeriesBlock, WindowAggregate, decode, encode, format_series_id, series_id
 from schemas.aggregates import SketchBins
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until
-from watchkeeper.config import Config
 
 T0, STEP = 1_700_000_000.0, 10.0
 N, SHIFT = 2600, 2000
@@ -35,6 +35,7 @@ RULES = """anomaly:
         input: aggregates
         field: p95
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
         labels: {severity: high}
         annotations: {summary: "{{ $labels.instance }} p95 is unusual"}
@@ -44,12 +45,14 @@ RULES = """anomaly:
         selector: 'cpu{host="a"}'
         input: samples
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
       - alert: CpuWindowShift     # the same samples, through the window agent's 10 s aggregates
         selector: 'cpu{host="a"}'
         input: aggregates
         field: mean
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
 """
 

@@ -1,38 +1,20 @@
 """Known tansu 0.6.0 defects (DESIGN.md): these tests fail when the broker no longer has them, so a fixed
-broker is noticed and the workarounds can be removed."""
+broker is noticed and the workarounds can be removed. The worker makes the same check at start
+(`runtime.broker_defects.probe`) and switches each workaround on only where the broker has the defect."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
-
-from watchkeeper.topics import ensure_topics
+from plumbing.topics import ensure_topics
+from runtime.broker_defects import list_offsets_after_one_batch, probe
 
 
 async def _end_offset_after_one_batch_of(bootstrap: str, n: int) -> tuple[int, int]:
     topic = f"defect-{uuid.uuid4().hex[:8]}"
     await ensure_topics(bootstrap, {topic: 1})
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200)
-    await producer.start()
-    batch = producer.create_batch()
-    for i in range(n):
-        batch.append(key=None, value=f"m{i}".encode(), timestamp=None)
-    await (await producer.send_batch(batch, topic, partition=0))
-    await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
-    end = (await consumer.end_offsets([tp]))[tp]
-    got = 0
-    while got < n:
-        got += len((await consumer.getmany(tp, timeout_ms=1000)).get(tp, []))
-    high_watermark = consumer.highwater(tp)
-    await consumer.stop()
-    return end, high_watermark
+    return await list_offsets_after_one_batch(bootstrap, topic, n)
 
 
 def test_tansu_list_offsets_latest_is_the_last_batch_base_plus_one(broker: str) -> None:
@@ -44,3 +26,9 @@ def test_tansu_list_offsets_latest_is_the_last_batch_base_plus_one(broker: str) 
         f"ListOffsets(latest) returned {end} (Kafka's answer is 5): the broker no longer has tansu's "
         "ListOffsets defect; remove the workarounds listed in DESIGN.md and this test"
     )
+
+
+def test_the_worker_probe_finds_the_defect_and_switches_its_workaround_on(broker: str) -> None:
+    """What a worker sees at start on this broker: the defect, so checkpoints are flushed alone."""
+    defects = asyncio.run(probe(broker, f"probe-{uuid.uuid4().hex[:8]}"))
+    assert defects.list_offsets_latest, "the broker no longer has the ListOffsets defect: see the test above"

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-CHILD = ("from watchkeeper.broker import start_broker, free_port; import time; "
+CHILD = ("from plumbing.broker import start_broker, free_port; import time; "
          "p = start_broker('127.0.0.1', free_port()); print(p.pid, flush=True); time.sleep(120)")
 
 

@@ -21,10 +21,10 @@ import pytest
 from aiohttp import web
 
 from dashboard import create_dashboard_app
+from plumbing.broker import free_port
+from plumbing.config import Config
 from reports.clickhouse_reader import get_reader
 from tests import report_dataset as rd
-from watchkeeper.broker import free_port
-from watchkeeper.config import Config
 
 ARTIFACTS = Path(__file__).parent.parent.parent / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

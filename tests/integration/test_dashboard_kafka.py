@@ -16,16 +16,16 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from dashboard import create_dashboard_app
+from plumbing.broker import free_port
+from plumbing.config import Config
 from schemas import AlertEvent, encode
 from tests.integration.test_dashboard_browser import CHROMIUM, _chromium
-from watchkeeper.broker import free_port
-from watchkeeper.config import Config
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium)")
 
 
 async def test_alert_through_kafka_reaches_the_dashboard(wk_config: Config, ch_dsn: str) -> None:
-    sinks = pytest.importorskip("sinks.clickhouse_sink")
+    from sinks import clickhouse_sink as sinks
     wk_config.clickhouse.dsn = ch_dsn
     wk_config.clickhouse.flush_seconds = 0.5
     ch = sinks.ClickHouse(ch_dsn)

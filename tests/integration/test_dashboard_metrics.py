@@ -3,13 +3,14 @@ and the dashboard still shows the worker's and the sink's counters (prometheus-c
 
 Real components throughout: `watchkeeper up --no-broker` on the session's tansu broker (worker, ClickHouse sink
 on embedded chDB, notification sink, dashboard; producers off so the only samples are the test's), samples and
-an alert sent through Kafka, the alert's webhook a local server failing on purpose, `/metrics` read with
-prometheus-client's own text parser.
+an alert sent through Kafka, the alert's webhook a local server failing on purpose, a rule failing at every
+tick on purpose, `/metrics` read with prometheus-client's own text parser.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -17,14 +18,15 @@ import time
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from plumbing.config import Config
 from schemas import AlertEvent, SampleBatch, SeriesBlock, encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import produce
 from tests.integration.notify_peers import RecordingServer
-from watchkeeper.config import Config
 
 SERIES = 6
 POINTS = 120  # one per second, ending now: windows of 10 s close up to ~15 s before now
@@ -36,6 +38,18 @@ receivers:
   - name: team
     webhook_configs: [{{url: "{url}/hook"}}]
 """
+# The six series differ only in `instance`, which the alert's own label overwrites: Prometheus refuses such a
+# result at every evaluation ("vector contains metrics with the same labelset after applying alert labels").
+FAILING_RULES = """
+groups:
+  - name: clash
+    interval: 10s
+    rules:
+      - alert: Collide
+        expr: wk_test_metric
+        labels: {instance: same}
+"""
+RULE_FAILURES = (("group", "clash"),)
 
 
 def _messages(now: float) -> tuple[list[tuple[bytes | None, bytes]], int]:
@@ -64,6 +78,11 @@ def _scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return out
 
 
+def _rule_failures_shown(port: int) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/overview", timeout=30) as resp:
+        return list(json.loads(resp.read())["rule_failures"]["recent"])
+
+
 def test_metrics_from_every_process(wk_config: Config, tmp_path: Path) -> None:
     cfg = wk_config
     cfg.producers.system.enabled = False
@@ -73,6 +92,8 @@ def test_metrics_from_every_process(wk_config: Config, tmp_path: Path) -> None:
     (tmp_path / "alertmanager.yml").write_text(AM_CONFIG.format(url=webhook.url))
     cfg.notify.alertmanager_config = str(tmp_path / "alertmanager.yml")
     cfg.notify.retry_initial_seconds = 0.5
+    (tmp_path / "clash.rules.yml").write_text(FAILING_RULES)
+    cfg.rules.files = [str(tmp_path / "clash.rules.yml")]
     cfg_path = write_config(cfg, tmp_path / "watchkeeper.yaml")
     out = open(tmp_path / "up.out", "wb")  # noqa: SIM115
     up = subprocess.Popen([sys.executable, "-m", "watchkeeper", "up", "--no-broker", "--config", str(cfg_path)],
@@ -99,7 +120,9 @@ def test_metrics_from_every_process(wk_config: Config, tmp_path: Path) -> None:
             lags = [v for k, v in m["watchkeeper_consumer_lag_messages"].items() if ("topic", topic) in k]
             windows = m["watchkeeper_window_close_latency_seconds_count"].get((), 0)
             failed = m["watchkeeper_notification_errors_total"].get(WEBHOOK)
-            if consumed == sent and stored == sent and windows > 0 and len(lags) == 8 and not any(lags) and failed:
+            rule_failed = m["watchkeeper_rule_evaluation_failures_total"].get(RULE_FAILURES)
+            if (consumed == sent and stored == sent and windows > 0 and len(lags) == 8 and not any(lags) and failed
+                    and rule_failed and _rule_failures_shown(cfg.dashboard.port)):
                 break
         print({k: dict(v) for k, v in m.items() if k.startswith("watchkeeper_") and "bucket" not in k})
         logs = {p.name: p.read_text()[-3000:] for p in (cfg.data_path / "logs").glob("*.log")}
@@ -122,6 +145,11 @@ def test_metrics_from_every_process(wk_config: Config, tmp_path: Path) -> None:
         # the notification sink's failed webhook attempts (its own process too)
         assert m["watchkeeper_notification_errors_total"][WEBHOOK] >= 1
         assert not webhook.requests
+        # the rules agent's failed evaluations: counted per group, and the last ones of the rule on the dashboard
+        assert m["watchkeeper_rule_evaluation_failures_total"][RULE_FAILURES] >= 1
+        shown = _rule_failures_shown(cfg.dashboard.port)
+        assert shown and {(f["group"], f["rule"]) for f in shown} == {("clash", "Collide")}, shown
+        assert "same labelset" in shown[0]["message"]
         # no sink errors; the dashboard's own request counter comes through the same files
         assert sum(m["watchkeeper_sink_errors_total"].values()) == 0
         assert m["watchkeeper_dashboard_requests_total"][(("code", "200"), ("path", "/metrics"))] >= 1

@@ -26,6 +26,7 @@ from core.notify.receiver_configs import (
     SlackConfig,
     WebhookConfig,
 )
+from plumbing.broker import free_port
 from schemas.alerts import AlertEvent
 from sinks.channels.alertmanager import AlertmanagerChannel
 from sinks.channels.base import DeliveryError
@@ -35,7 +36,6 @@ from sinks.channels.pagerduty import PagerdutyChannel
 from sinks.channels.slack import SlackChannel
 from sinks.channels.webhook import WebhookChannel
 from tests.integration.notify_peers import RecordingServer, start_alertmanager
-from watchkeeper.broker import free_port
 
 NOW = time.time()
 
@@ -94,10 +94,17 @@ def test_slack_and_pagerduty_payloads(server: RecordingServer) -> None:
     (msg,) = server.at("/slack")
     att = msg.body["attachments"][0]
     assert msg.body["channel"] == "#ops" and att["color"] == "danger"
-    assert att["title"] == "[FIRING:1] DiskFull" and att["text"] == "DiskFull on db"
+    # Alertmanager's default title: the common labels beyond the group's in parentheses.
+    assert att["title"] == "[FIRING:1] DiskFull (a db critical)" and att["text"] == "DiskFull on db"
+    assert att["title_link"] == "http://watchkeeper:8080/#/alerts?receiver=team"
+    assert att["fallback"] == "[FIRING:1] DiskFull (a db critical) | http://watchkeeper:8080/#/alerts?receiver=team"
+    assert msg.body["username"] == "Alertmanager" and "pretext" not in att
     trig, res = server.at("/pd")
     assert trig.body["routing_key"] == "R1" and trig.body["event_action"] == "trigger"
-    assert trig.body["payload"]["severity"] == "critical" and trig.body["payload"]["summary"] == "[FIRING:1] DiskFull"
+    assert trig.body["payload"]["severity"] == "critical" and trig.body["payload"]["summary"] == \
+        "[FIRING:1] DiskFull (a db critical)"
+    assert trig.body["client"] == "Alertmanager" and trig.body["client_url"] == \
+        "http://watchkeeper:8080/#/alerts?receiver=team"
     assert res.body["event_action"] == "resolve" and res.body["dedup_key"] == trig.body["dedup_key"]
 
 
@@ -170,11 +177,11 @@ def test_email_through_aiosmtpd_has_plain_and_html_parts() -> None:
         ctl.stop()
     ((sender, rcpt, msg),) = inbox.messages
     assert sender == "wk@example.com" and rcpt == ["oncall@example.com"]
-    assert msg["Subject"] == "[FIRING:1] DiskFull"
+    assert msg["Subject"] == "[FIRING:1] DiskFull (a db critical)"
     parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in msg.walk() if not p.is_multipart()}
     assert set(parts) == {"text/plain", "text/html"}
-    assert "instance = a" in parts["text/plain"] and "<table" in parts["text/html"] and "summary: DiskFull on db" in \
-        parts["text/html"]
+    assert "instance = a" in parts["text/plain"] and "<table" in parts["text/html"] and "summary = DiskFull on db" in \
+        parts["text/html"] and "View in Alertmanager" in parts["text/html"]
 
 
 def test_command_hook_gets_json_on_stdin_and_env(tmp_path: Path) -> None:

@@ -24,14 +24,14 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from core.notify.config import load_notify_config_file
+from plumbing.broker import free_port
+from plumbing.config import Config
 from schemas.alerts import AlertEvent
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until
 from tests.integration.notify_peers import RecordingServer
 from tests.integration.sms_peers import TWILIO_SID, TWILIO_TOKEN, Answer, SmsProviderServer
 from tests.integration.test_notify_sink import send, start_sink, wait_for
-from watchkeeper.broker import free_port
-from watchkeeper.config import Config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "alertmanager-runbook.yml"
 
@@ -126,7 +126,8 @@ def test_runbook_routing_end_to_end(wk_config: Config, tmp_path: Path,
     assert accepted[1] - refused[1] >= 2.0  # Retry-After: 2 honoured over the 0.1 s backoff
 
     first, second = inbox.to("oncall@example.com")
-    assert first["Subject"] == "[FIRING:1] DiskFull db" and second["Subject"] == "[FIRING:2] DiskFull db"
+    assert first["Subject"] == "[FIRING:1] DiskFull db (db-1 P1 critical)"
+    assert second["Subject"] == "[FIRING:2] DiskFull db (P1 critical)"
     (digest,) = inbox.to("team@example.com")
     assert digest["Subject"] == "Watchkeeper daily digest: 2 low-priority alerts"
     channels = Counter(r.body.get("channel") for r in slack.requests)

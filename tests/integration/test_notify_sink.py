@@ -15,12 +15,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from plumbing.config import Config
 from schemas.alerts import AlertEvent
 from schemas.codec import encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
 from tests.integration.notify_peers import RecordingServer
-from watchkeeper.config import Config
 
 AM_CONFIG = """
 route:

@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from plumbing.broker import free_port
+from plumbing.config import Config, ProbeTargetConfig
 from producers.probe import probe_once, probe_session, run_probe_producer
 from schemas import SampleBatch, SeriesBlock
-from watchkeeper.broker import free_port
-from watchkeeper.config import Config, ProbeTargetConfig
 
 CERT_DAYS = 30
 
@@ -222,7 +222,7 @@ async def test_the_producer_sends_a_batch_per_interval_until_stopped(servers: Se
         ProbeTargetConfig(url=f"http://127.0.0.1:{free_port()}/", interval=0.2, timeout=1),
     ]
     sink, stop = Collector(), asyncio.Event()
-    task = asyncio.create_task(run_probe_producer(cfg, sink, stop=stop))
+    task = asyncio.create_task(run_probe_producer(cfg.producers.probe, sink, stop=stop))
     async with asyncio.timeout(5):
         while len(sink.batches) < 6:
             await asyncio.sleep(0.05)

@@ -19,12 +19,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder, generate_latest
 
+from plumbing.broker import free_port
+from plumbing.config import Config, ScrapeTargetConfig
+from plumbing.self_metrics import INGEST_DISCARDED
 from producers.scrape import run_scrape_producer, scrape_once
 from schemas.limits import IngestLimits
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.broker import free_port
-from watchkeeper.config import Config, ScrapeTargetConfig
-from watchkeeper.self_metrics import INGEST_DISCARDED
 
 NOW = 1_700_000_000.0
 SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
@@ -252,7 +252,7 @@ async def test_producer_sends_a_batch_per_interval_until_stopped(client_app: str
     cfg = Config()
     cfg.producers.scrape.targets = [ScrapeTargetConfig(url=client_app + "/text", job="app", interval=0.2)]
     sink, stop = _Collector(), asyncio.Event()
-    task = asyncio.create_task(run_scrape_producer(cfg, sink, stop=stop))
+    task = asyncio.create_task(run_scrape_producer(cfg.producers.scrape, cfg.ingest_limits(), sink, stop=stop))
     deadline = time.monotonic() + 5
     while len(sink.batches) < 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

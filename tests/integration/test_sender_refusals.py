@@ -18,12 +18,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from plumbing.topics import ensure_topics
 from producers.sender import BatchSender
 from schemas.codec import decode_sample_message, encode
 from schemas.deadletter import DeadLetter
 from schemas.samples import SampleBatch, SeriesBlock
 from tests.integration.kafka_io import consume_until
-from watchkeeper.topics import ensure_topics
 
 LIMIT = 8 * 1024
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 from aiokafka import AIOKafkaProducer
 
+from plumbing.config import Config
+from plumbing.self_metrics import REGISTRY
 from schemas import AlertEvent, encode
-from watchkeeper.config import Config
-from watchkeeper.self_metrics import REGISTRY
 
 
 def _errors() -> float:
@@ -32,7 +31,7 @@ async def _wait_for(check: object, timeout: float) -> bool:
 
 
 async def test_failed_inserts_are_counted_retried_and_lose_nothing(wk_config: Config, ch_dsn: str) -> None:
-    sinks = pytest.importorskip("sinks.clickhouse_sink")
+    from sinks import clickhouse_sink as sinks
     wk_config.clickhouse.dsn = ch_dsn
     wk_config.clickhouse.flush_seconds = 0.3
     ch = sinks.ClickHouse(ch_dsn)

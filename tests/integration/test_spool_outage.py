@@ -21,11 +21,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from plumbing.broker import free_port, start_broker
+from plumbing.config import load_config
+from plumbing.topics import ensure_topics, topic_plan
 from producers.sender import BatchSender
 from schemas.samples import SampleBatch, SeriesBlock
-from watchkeeper.broker import free_port, start_broker
-from watchkeeper.config import load_config
-from watchkeeper.topics import ensure_topics, topic_plan
 
 TOPIC = "outage.samples"
 DOWN_SECONDS = float(os.environ.get("WK_OUTAGE_SECONDS", "60"))
@@ -169,7 +169,7 @@ def test_producers_started_while_the_broker_is_down_spool_from_the_first_sample(
             finally:
                 await admin.close()
 
-        assert asyncio.run(partitions()) == topic_plan(cfg)[cfg.kafka.topics.samples]
+        assert asyncio.run(partitions()) == topic_plan(cfg.kafka.topics)[cfg.kafka.topics.samples]
         got = asyncio.run(read_all(bootstrap, until=sent, timeout=60, topic=cfg.kafka.topics.samples))
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -21,13 +21,13 @@ import pytest
 
 from core.notify.notification import Notification
 from core.notify.receiver_configs import CommandConfig
+from plumbing.config import Config
 from schemas.alerts import AlertEvent
 from schemas.codec import encode
 from sinks.channels.base import DeliveryError
 from sinks.channels.command import CommandChannel
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
-from watchkeeper.config import Config
 
 TEN_MB = 10_000_000
 CAP = 64 * 1024

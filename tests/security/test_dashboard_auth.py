@@ -22,10 +22,10 @@ import pytest
 from aiohttp import web
 
 from dashboard import create_dashboard_app
+from plumbing.broker import free_port
+from plumbing.config import Config
+from plumbing.http_guard import ListenerError
 from tests.conftest import write_config
-from watchkeeper.broker import free_port
-from watchkeeper.config import Config
-from watchkeeper.http_guard import ListenerError
 
 TOKEN = "dAsh-T0ken-5e9a77c1"
 

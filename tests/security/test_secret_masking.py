@@ -25,13 +25,13 @@ from aiohttp import web
 
 from core.secrets import SECRET, SecretRedactor, is_secret_name, mask_dsn, mask_url, mask_urls_in_text
 from dashboard import create_dashboard_app
+from plumbing.broker import free_port
+from plumbing.config import Config
+from plumbing.log_filters import KNOWN_SECRETS, install_secret_redaction
 from schemas.alerts import AlertEvent
 from schemas.codec import encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
-from watchkeeper.broker import free_port
-from watchkeeper.config import Config
-from watchkeeper.log_filters import KNOWN_SECRETS, install_secret_redaction
 
 # Each secret is a literal grepped for afterwards; none is a substring of anything else the test writes.
 WEBHOOK_PATH_TOKEN = "W3bh00kPathT0ken"

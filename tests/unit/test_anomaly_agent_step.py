@@ -23,11 +23,13 @@ RULES = """anomaly:
         input: aggregates
         field: p95
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
       - alert: CpuShift
         selector: 'cpu{host=~"a|b"}'
         input: samples
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
 """
 
@@ -63,7 +65,7 @@ def test_aggregates_in_batches_give_the_detectors_own_transitions() -> None:
             s.add_aggregate(3, aggregate(labels, i, float(x[i])))
             s.add_aggregate(3, aggregate({"job": "web"}, i, float(x[i])))  # not selected
         out = s.flush()
-        events += [decode(v, AlertEvent) for _, v in out.alerts]
+        events += [decode(v, AlertEvent) for _, v in out.records]
         cp = s.checkpoint()
         assert list(cp.states) == [3] and len(cp.states[3]) == 1  # one state, on the input's partition
     assert states(events) == [("pending", SHIFT), ("firing", SHIFT + 6), ("resolved", SHIFT + 48)]
@@ -82,7 +84,7 @@ def test_samples_score_every_selected_series_on_its_own() -> None:
                                 series=[SeriesBlock(name="cpu", ts=ts, values=x[start:start + 100].tolist())])
             s.add_samples(0, host.encode(), encode(batch))
         out = s.flush()
-        events += [decode(v, AlertEvent) for _, v in out.alerts]
+        events += [decode(v, AlertEvent) for _, v in out.records]
     ts = T0 + STEP * np.arange(N)
     for host, x in (("a", xa), ("b", xb)):
         alone = AnomalyScorer().score(s.rules[1], "x", {"host": host}, ts, x).events
@@ -100,7 +102,7 @@ def test_bad_messages_are_counted_and_the_rest_is_scored() -> None:
     s.add_samples(0, b"a", b'{"v": 1, "source": "a", "series": [{"name": "cpu", "ts": [1], "values": []}]}')
     s.add_aggregate(0, aggregate(labels, 1, 100.0))
     out = s.flush()
-    assert s.bad == 3 and out.scored == 1
+    assert s.bad == 3 and out.applied == 1
 
 
 def test_states_load_from_the_table_and_revoked_partitions_are_forgotten() -> None:
@@ -119,7 +121,7 @@ def test_states_load_from_the_table_and_revoked_partitions_are_forgotten() -> No
     for i in range(SHIFT - 10, N):  # it is given the last 13 scored windows again
         second.add_aggregate(5, aggregate(labels, i, float(x[i])))
     again = second.flush()
-    events = [decode(v, AlertEvent) for _, v in out.alerts + again.alerts]
+    events = [decode(v, AlertEvent) for _, v in out.records + again.records]
     assert states(events) == [("pending", SHIFT), ("firing", SHIFT + 6), ("resolved", SHIFT + 48)]
     assert second.skipped == 13
 
@@ -155,4 +157,24 @@ def test_a_resumed_partition_starts_from_its_marker_not_from_where_faust_resumes
     second.assigned({1})
     second.resume(1, table[marker_key(1)])
     second.add("aggregates", "wk.aggregates", 1, 100, None, aggregate(labels, 100, float(x[100])))
-    assert second.messages == 2 and second.flush().scored == 1
+    assert second.messages == 2 and second.flush().applied == 1
+
+
+def test_a_partition_being_released_takes_no_new_input_and_keeps_its_state_until_forgotten() -> None:
+    """Revoked while a batch is under way: its further events are ignored, but what it already applied
+    stays (the batch's checkpoint still covers it) until the agent forgets it after the batch ended."""
+    x = level_shift()
+    rules = [r for g in load_anomaly_text(RULES) for r in g.rules]
+    labels = {"job": "api"}
+    step = AnomalyStep(rules, load={}.get)
+    step.resume(2, None)
+    step.add("aggregates", "wk.aggregates", 2, 0, None, aggregate(labels, 0, float(x[0])))
+    step.revoke({2})
+    assert step.taken_away(2) and not step.resumed(2)
+    step.add("aggregates", "wk.aggregates", 2, 1, None, aggregate(labels, 1, float(x[1])))
+    assert step.messages == 1 and step.applied[2] == {"wk.aggregates": 0}
+    assert step.flush().applied == 1 and orjson.loads(step.checkpoint().markers[2]) == {"wk.aggregates": 0}
+    step.forget({2})
+    assert step.taken_away(2) and 2 not in step.applied
+    step.assigned({2})
+    assert not step.taken_away(2)

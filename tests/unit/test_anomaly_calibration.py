@@ -28,7 +28,7 @@ def shapes() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 SHAPES = shapes()
 
 
-@pytest.mark.parametrize("name", ["robust", "seasonal", "levelshift", "ensemble"])
+@pytest.mark.parametrize("name", ["robust", "seasonal", "levelshift", "calibrated"])
 def test_fraction_above_each_threshold_matches_its_rarity_on_every_shape(name: str) -> None:
     for shape, (ts, x) in SHAPES.items():
         s = make_detector(name).score_batch(ts, x)[WARMUP:]

@@ -19,6 +19,7 @@ GOOD = """anomaly:
         field: p95
         threshold: 0.99
         for: 2m
+        detector: calibrated
 """
 
 
@@ -67,3 +68,21 @@ def test_replay_prints_the_transitions_the_agent_would_publish(tmp_path: Path) -
     assert "line 2602: expected 2 fields" in res.stderr and "line 2603: value 'lots' is not a number" in res.stderr
     missing = wk("anomaly", "replay", "a.yml", "--alert", "Nope", cwd=tmp_path)
     assert missing.returncode == 2 and "no rule with alert 'Nope'" in missing.stderr
+
+
+def test_replay_with_the_default_detector_fires_once_on_a_shift_and_holds_it(tmp_path: Path) -> None:
+    """The README's rule: no `detector:` (the default, `ensemble`), threshold 0.7, `for: 0s`, `keep_firing_for: 5m`."""
+    import numpy as np
+
+    rule = GOOD.replace("        detector: calibrated\n", "").replace("threshold: 0.99", "threshold: 0.7").replace(
+        "for: 2m", "for: 0s\n        keep_firing_for: 5m")
+    (tmp_path / "a.yml").write_text(rule)
+    x = 100 + np.random.default_rng(0).normal(0, 2, 2600)
+    x[2000:] += 30
+    body = "timestamp,value\n" + "".join(f"{1_700_000_000 + 10 * i},{float(v)!r}\n" for i, v in enumerate(x))
+    res = subprocess.run([sys.executable, "-m", "watchkeeper", "anomaly", "replay", "a.yml", "--alert",
+                          "LatencyAnomaly", "--label", "job=api"], input=body, text=True, capture_output=True,
+                         env=ENV, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr
+    t = [(int(float(r.split(",")[0]) - 1_700_000_000) // 10, r.split(",")[1]) for r in res.stdout.splitlines()[1:]]
+    assert t == [(2000, "firing"), (2031, "resolved")]  # 5m = 30 points held, resolved at the next one

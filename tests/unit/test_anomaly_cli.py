@@ -121,13 +121,13 @@ def test_plain_rows_and_rows_needing_the_careful_parser_score_the_same() -> None
     assert spaced[0] == f"{int(ts[0])},{body.splitlines()[0].split(',')[1]},0"
 
 
-def test_the_default_detector_is_event_and_gives_one_detection_for_a_spike() -> None:
-    """`watchkeeper detect` with no --detector, as documented: the `event` detector's scores."""
+def test_the_default_detector_is_the_ensemble_and_gives_one_detection_for_a_spike() -> None:
+    """`watchkeeper detect` with no --detector, as documented: the `ensemble` detector's scores."""
     ts, x, body = csv_rows()
     res = detect(stdin="timestamp,value\n" + body)
     assert res.returncode == 0, res.stderr
     scores = np.array([float(line.split(",")[2]) for line in res.stdout.splitlines()[1:]])
-    np.testing.assert_allclose(scores, make_detector("event").score_batch(ts, x), atol=1e-9)
+    np.testing.assert_allclose(scores, make_detector("ensemble").score_batch(ts, x), atol=1e-9)
     assert scores[600] == scores.max() > 0.85  # the spike (30 sigma)
     assert scores[601] == 0.0  # held off: back to normal is not a second event
 

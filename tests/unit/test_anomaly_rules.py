@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.anomaly_rules import load_anomaly_files, load_anomaly_text, parse_selector
+from core.detectors import DEFAULT_DETECTOR
 from core.errors import SourceError
 
 GOOD = """anomaly:
@@ -40,7 +41,9 @@ def test_a_good_file_loads_with_its_settings() -> None:
     assert lat.hold == 120 and lat.keep_firing_for == 30 and lat.labels == {"severity": "high"}
     assert lat.line == 4 and lat.key == "latency/LatencyAnomaly"
     assert lat.new_detector().params["window"] == 100
-    assert (cpu.input, cpu.field, cpu.detector, cpu.hold) == ("samples", "value", "ensemble", 0.0)
+    assert (cpu.input, cpu.field, cpu.detector, cpu.hold) == ("samples", "value", DEFAULT_DETECTOR, 0.0)
+    assert DEFAULT_DETECTOR == "ensemble"  # one default for rules and `watchkeeper detect`, the best on real data
+    assert cpu.new_detector().name == DEFAULT_DETECTOR
 
 
 def test_the_selector_matches_like_prometheus() -> None:

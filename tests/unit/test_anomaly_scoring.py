@@ -24,6 +24,7 @@ RULES = """anomaly:
         selector: 'latency{job="api"}'
         field: p95
         threshold: 0.999
+        detector: calibrated   # a calibrated rarity: 0.999 = 1 in 1,000 points
         for: 1m
         labels: {severity: high}
         annotations: {summary: "{{ $labels.instance }} latency is unusual (score {{ $value }})"}

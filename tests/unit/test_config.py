@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from watchkeeper.config import load_config
-from watchkeeper.errors import ConfigError
+from plumbing.config import load_config
+from plumbing.errors import ConfigError
 
 
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

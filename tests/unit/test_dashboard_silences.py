@@ -7,8 +7,8 @@ from pathlib import Path
 
 from core.notify.silences import Silence
 from dashboard.silences import current_silences, read_silences, silence_json, store_silence_provider
+from plumbing.config import Config
 from sinks.notify_store import SilenceStore, store_paths
-from watchkeeper.config import Config
 
 NOW = 1_800_000_000.0
 
@@ -51,7 +51,7 @@ def test_expired_left_out_active_before_pending() -> None:
 def test_provider_reads_the_store_the_cli_writes(tmp_path: Path) -> None:
     cfg = Config(data_dir=str(tmp_path / "data"))
     path = store_paths(cfg.data_path)[1]
-    provider = store_silence_provider(cfg)
+    provider = store_silence_provider(cfg.data_path)
     assert asyncio.run(provider()) == []
     assert not path.exists(), "reading must not create the store"
     store = SilenceStore(path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import SourceError
-from core.notify.config import load_notify_config
+from core.notify.config import load_notify_config, load_notify_config_file
 from watchkeeper.cli import main
 
 CORPUS = Path(__file__).parents[1] / "fixtures/alertmanager/corpus"
@@ -30,7 +30,7 @@ HEAD = "route: {receiver: r}\nreceivers:\n  - name: r\n"
     ("    webhook_configs: [{url: 'not a url'}]", "scheme required for URL"),
     ("    slack_configs: [{channel: '#ops'}]", "no global Slack API URL set"),
     ("    email_configs: [{to: a@b.c, from: x@y.z, smarthost: 'h:25', headers: {Subject: '{{ template \"x\" }}'}}]",
-     "template action"),
+     'template "x" not defined'),
 ])
 def test_refused_with_alertmanagers_reason(receiver: str, message: str) -> None:
     with pytest.raises(SourceError) as exc:
@@ -46,10 +46,54 @@ def test_email_header_template_error_names_the_header_line() -> None:
     assert (exc.value.line, exc.value.field) == (10, "receivers.0.email_configs.0.headers.X-Bad")
 
 
-def test_load_only_kinds_are_not_planned_for_delivery() -> None:
+def test_every_kind_is_an_integration_with_alertmanagers_send_resolved_default() -> None:
     cfg = load_notify_config(HEAD + "    msteams_configs: [{webhook_url: 'http://127.0.0.1:9/'}]\n"
-                             "    webhook_configs: [{url: 'http://127.0.0.1:9/hook'}]\n")
-    assert [k for k, _ in cfg.receivers["r"].integrations()] == ["webhook[0]"]
+                             "    webhook_configs: [{url: 'http://127.0.0.1:9/hook'}]\n"
+                             "    wechat_configs: [{api_secret: s, corp_id: c}]\n"
+                             "    telegram_configs: [{bot_token: t, chat_id: 1, send_resolved: false}]\n")
+    got = {k: c.send_resolved for k, c in cfg.receivers["r"].integrations()}
+    assert got == {"webhook[0]": True, "msteams[0]": True, "wechat[0]": False, "telegram[0]": False}
+
+
+@pytest.mark.parametrize(("receiver", "field", "message"), [
+    ("    opsgenie_configs: [{api_key: k, message: '{{ .Nope }}'}]", "message", "can't evaluate field Nope"),
+    ("    opsgenie_configs: [{api_key: k, details: {a: '{{ template \"x\" . }}'}}]", "details.a",
+     'template "x" not defined'),
+    ("    opsgenie_configs: [{api_key: k, responders: [{name: '{{ .X }}', type: team}]}]", "responders.0.name",
+     "can't evaluate field X"),
+    ("    victorops_configs: [{routing_key: '{{ if }}', api_key: k}]", "routing_key", "template: "),
+    ("    victorops_configs: [{routing_key: r, api_key: k, state_message: '{{ .X }}'}]", "state_message",
+     "can't evaluate field X"),
+    ("    pushover_configs: [{user_key: u, token: t, url: '{{ template \"nope\" . }}'}]", "url",
+     'template "nope" not defined'),
+    ("    sns_configs: [{topic_arn: '{{ .CommonLabels.topic', subject: s}]", "topic_arn", "template: "),
+    ("    telegram_configs: [{bot_token: t, chat_id: 1, message: '{{ .X }}'}]", "message", "can't evaluate field X"),
+    ("    discord_configs: [{webhook_url: 'http://127.0.0.1:9/', title: '{{ .X }}'}]", "title",
+     "can't evaluate field X"),
+    ("    msteamsv2_configs: [{webhook_url: 'http://127.0.0.1:9/', text: '{{ range .Alerts }}'}]", "text",
+     "template: "),
+])
+def test_kind_texts_are_checked_at_load(receiver: str, field: str, message: str) -> None:
+    """Every kind's templates (texts, details, responders, routing keys, ARNs) parsed at load with the
+    templates they call, as every receiver's: the error names the field and its line."""
+    with pytest.raises(SourceError) as exc:
+        load_notify_config(HEAD + receiver + "\n", "am.yml")
+    assert exc.value.field is not None and exc.value.field.endswith(field), exc.value
+    assert exc.value.line == 4 and message in str(exc.value), exc.value
+
+
+@pytest.mark.parametrize(("receiver", "message"), [
+    ("    pushover_configs: [{user_key: u, token: t, html: true, monospace: true}]", "mutually exclusive"),
+    ("    pushover_configs: [{user_key: u, token: t, retry: soon}]", "retry"),
+    ("    telegram_configs: [{bot_token: t, chat_id: '@ops'}]", "chat_id must be an integer"),
+    ("    sns_configs: [{topic_arn: a, sigv4: {access_key: a}}]", "Access key and Secret Key"),
+    ("    sns_configs: [{topic_arn: a, sigv4: {regoin: x}}]", "field regoin not found in sigv4"),
+    ("    webex_configs: [{room_id: r, http_config: {authorization: {credentials: c}, bogus: 1}}]", "bogus"),
+])
+def test_kind_settings_are_checked_at_load(receiver: str, message: str) -> None:
+    with pytest.raises(SourceError) as exc:
+        load_notify_config(HEAD + receiver + "\n", "am.yml")
+    assert message in str(exc.value)
 
 
 def test_empty_global_and_http_config_fields_load() -> None:
@@ -67,3 +111,10 @@ def test_notify_check_prints_like_amtool(capsys: pytest.CaptureFixture[str]) -> 
     assert " - 3 receivers\n" in out and " - 3 time intervals\n" in out
     assert main(["notify", "check", str(CORPUS / "wk-bad-webhook-url.yml")]) == 1
     assert "FAILED: " in capsys.readouterr().out
+
+
+def test_the_readme_receivers_example_loads_with_one_receiver_per_kind() -> None:
+    cfg = load_notify_config_file(str(Path(__file__).parents[2] / "examples/alertmanager-receivers.yml"))
+    kinds = {name.split("[")[0] for r in cfg.receivers.values() for name, _ in r.integrations()}
+    assert kinds == {"opsgenie", "victorops", "pushover", "sns", "msteams", "msteamsv2", "discord", "telegram", "webex",
+                     "wechat"}

@@ -173,7 +173,7 @@ def test_dedup_rule() -> None:
     ("route:\n  receiver: y\n  routes:\n    - matchers: ['a=~\"(\"']\nreceivers: [{name: y}]\n", ":4",
      "invalid regular expression"),
     ("route: {receiver: y}\nreceivers: [{name: y, slack_configs: [{text: '{{ range .Alerts }}'}]}]\n", ":2",
-     "not supported"),
+     "without {{end}}"),
 ])
 def test_config_errors_name_file_line_and_field(text: str, where: str, what: str) -> None:
     with pytest.raises(SourceError) as err:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from plumbing.config import ProbeTargetConfig
 from producers.probe import (
     ProbeResult,
     _stdlib_not_after,
@@ -16,7 +17,6 @@ from producers.probe import (
     probe_succeeded,
 )
 from schemas import SampleBatch
-from watchkeeper.config import ProbeTargetConfig
 
 NOW = 1_700_000_000.0
 

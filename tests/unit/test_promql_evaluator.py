@@ -1,4 +1,8 @@
-"""The PromQL evaluator: given these series, expect these values at these times (Prometheus 2.42)."""
+"""The PromQL evaluator: given these series, expect these values at these times (Prometheus 2.42).
+
+Pinned to the prometheus2 semantics (promtool 2.42's answers, which these values come from): `parse` and
+`evaluate` below default to it; a test of Prometheus 3 asks for "prometheus3" by name.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,27 @@ import numpy as np
 import pytest
 
 from core.errors import CoreError
+from core.promql import evaluator
 from core.promql.evaluator import (
+    DEFAULT_SEMANTICS,
     FUNCTIONS,
     SUPPORTED_AGGREGATIONS,
+    ParsedExpr,
     PromQLError,
-    evaluate,
+    Semantics,
+    Value,
     evaluate_range,
-    parse,
 )
 from core.promql.series_store import SeriesStore
 from core.promql.values import Scalar, SeriesData, VectorSample
+
+
+def parse(expr: str, semantics: Semantics = "prometheus2") -> ParsedExpr:
+    return evaluator.parse(expr, semantics)
+
+
+def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, **kwargs: float) -> Value:
+    return evaluator.evaluate(parse(expr) if isinstance(expr, str) else expr, at, store, **kwargs)  # type: ignore[arg-type]
 
 SeriesSpec = dict[tuple[str, tuple[tuple[str, str], ...]], list[float | None]]
 
@@ -284,9 +299,15 @@ def test_at_modifier_pins_the_time() -> None:
     assert _vec(evaluate("max_over_time(g[2m] @ 300)", 0.0, gauge)) == {(): 9.0}
 
 
+def test_prometheus3_is_the_default() -> None:
+    """DESIGN.md: Prometheus 3 semantics unless prometheus2 is asked for."""
+    assert DEFAULT_SEMANTICS == "prometheus3"
+    assert evaluator.parse("x").semantics == "prometheus3"
+
+
 def test_prometheus3_semantics_are_left_open() -> None:
-    """The partial, not user-facing prometheus3 mode: a point exactly `range` (or 5 m of lookback) old is
-    out; regex `.` matches a newline; holt_winters is gone; atan2 drops the metric name."""
+    """prometheus3: a point exactly `range` (or 5 m of lookback) old is out; regex `.` matches a
+    newline; holt_winters is gone; atan2 drops the metric name."""
     gauge = _store({("g", ()): [1, 5, 2, 8, 3, 9, 4]})  # at 0, 60, ... 360 s
     two, three = parse("count_over_time(g[5m])"), parse("count_over_time(g[5m])", "prometheus3")
     assert _vec(evaluate(two, 300.0, gauge)) == {(): 6.0}
@@ -305,3 +326,15 @@ def test_prometheus3_semantics_are_left_open() -> None:
     assert _vec(evaluate(parse("g atan2 g"), 0.0, gauge)) == {(("__name__", "g"),): math.atan2(1, 1)}
     with pytest.raises(PromQLError, match="unknown semantics"):
         parse("g", "prometheus4")  # type: ignore[arg-type]
+
+
+def test_prometheus3_drops_type_and_unit_with_the_name() -> None:
+    """Prometheus 3 drops the metadata labels __type__ and __unit__ wherever it drops __name__; 2.42 knew
+    nothing of them and keeps them as plain labels."""
+    store = _store({("x", (("__type__", "counter"), ("__unit__", "bytes"), ("a", "1"))): [2.0]})
+    assert _vec(evaluate(parse("x * 2", "prometheus3"), 0.0, store)) == {(("a", "1"),): 4.0}
+    assert _vec(evaluate(parse("-x", "prometheus3"), 0.0, store)) == {(("a", "1"),): -2.0}
+    assert _vec(evaluate(parse("x * 2"), 0.0, store)) == {
+        (("__type__", "counter"), ("__unit__", "bytes"), ("a", "1")): 4.0}
+    assert _vec(evaluate(parse("x", "prometheus3"), 0.0, store)) == {
+        (("__name__", "x"), ("__type__", "counter"), ("__unit__", "bytes"), ("a", "1")): 2.0}

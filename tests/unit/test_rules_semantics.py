@@ -16,9 +16,9 @@ from core.promql.series_store import SeriesStore
 from core.rules.engine import RuleEngine
 from core.rules.loader import load_rules_text
 from core.rules.unit_test import run_test_file
+from plumbing.config import load_config
+from plumbing.errors import ConfigError
 from watchkeeper.cli import main
-from watchkeeper.config import load_config
-from watchkeeper.errors import ConfigError
 
 RULES = """groups:
   - name: g

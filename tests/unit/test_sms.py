@@ -72,8 +72,10 @@ def test_a_number_that_is_not_e164_is_refused_with_file_line_and_field(number: s
     ('{to: "+14155550100", twilio: {account_sid: A, auth_token: t}}', "exactly one of from"),
     ('{to: "+14155550100", twilio: {account_sid: A, auth_token: t, from: "not a sender!"}}', "sender ID"),
     ('{to: "+14155550100", http: {url: "http://127.0.0.1:9", body: "{{ .Alerts }}"}}', "is not supported"),
-    ('{to: "+14155550100", text: "{{ range .Alerts }}x{{ end }}", http: {url: "http://127.0.0.1:9"}}',
-     "is not supported"),
+    ('{to: "+14155550100", text: "{{ range .Alerts }}x", http: {url: "http://127.0.0.1:9"}}',
+     "without {{end}}"),
+    ('{to: "+14155550100", text: "{{ .Nope }}", http: {url: "http://127.0.0.1:9"}}',
+     "can't evaluate field Nope"),
 ])
 def test_bad_sms_configs_are_refused(entry: str, says: str) -> None:
     text = f"route: {{receiver: r}}\nreceivers:\n  - name: r\n    sms_configs:\n      - {entry}\n"

@@ -53,7 +53,7 @@ def _run(step: WindowStep, messages: list[tuple[int, bytes | None, bytes]], cuts
 def _emitted(outs: list[StepOutput]) -> tuple[list[tuple[int, bytes, dict[str, object]]], list[object]]:
     aggs = []
     for o in outs:
-        for i, (k, v) in enumerate(o.aggregates):
+        for i, (k, v) in enumerate(o.records):
             rec = orjson.loads(v)
             rec["sum"] = pytest.approx(rec["sum"], rel=1e-12)
             rec["increase"] = pytest.approx(rec["increase"], rel=1e-12)

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.window_step import StepOutput, WindowLimits, WindowStep
+from core.checkpoint_frame import unframe
 from core.sample_columns import SampleColumns
 from core.sample_rejects import Reject
 from core.series_registry import SeriesRegistry
@@ -42,7 +43,7 @@ def letters(out: StepOutput) -> list[DeadLetter]:
 
 def windows(out: StepOutput) -> list[tuple[str, float, int]]:
     return [(m.labels.get("host", ""), m.start, m.count)
-            for m in (decode(v, WindowAggregate) for _, v in out.aggregates)]
+            for m in (decode(v, WindowAggregate) for _, v in out.records)]
 
 
 # -- per-source watermarks -----------------------------------------------------------------------------
@@ -131,7 +132,7 @@ def test_a_quiet_partition_is_closed_by_a_tick() -> None:
                                     ("b", math.floor((NOW - 2.0) / 10) * 10, 1)]
     assert out.tick_after == 1 and out.first_seq == 1 and step.progress[0].seq == 2
     assert step.engines[0].proc_time == NOW - 1.0 + 25.0  # the clock moved to when both were idle
-    assert step.tick(0).aggregates == []  # nothing open: nothing to do
+    assert step.tick(0).records == []  # nothing open: nothing to do
     assert step.idle_timeout == 25.0 and WindowStep("t", 10.0, 5.0).idle_timeout == 25.0
 
 
@@ -149,8 +150,8 @@ def test_a_forced_tick_in_a_replay_closes_the_same_windows_as_the_live_one() -> 
     again = replay.tick(0)
     rest_again = replay.process_many(0, msgs[2:], NOW, times=times[2:])
     assert windows(first) == [("b", math.floor((NOW - 12.0) / 10) * 10, 1)]
-    assert (again.aggregates, again.first_seq) == (tick.aggregates, tick.first_seq) and len(tick.aggregates) == 2
-    assert (rest_again.aggregates, rest_again.first_seq) == (rest.aggregates, rest.first_seq)
+    assert (again.records, again.first_seq) == (tick.records, tick.first_seq) and len(tick.records) == 2
+    assert (rest_again.records, rest_again.first_seq) == (rest.records, rest.first_seq)
 
 
 # -- impossible numbers --------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def test_impossible_times_and_values_are_dead_lettered_and_the_rest_of_the_fetch
     assert shown["series"][0]["ts"] == [1e300] and shown["source"] == "a"
     assert out.rejected == {"bad_timestamp": 3, "bad_value": 2}
     assert out.dead == {"bad_timestamp": 3, "bad_value": 1}  # dead letters: one per message and reason
-    models = [decode(v, WindowAggregate) for _, v in out.aggregates]
+    models = [decode(v, WindowAggregate) for _, v in out.records]
     assert sum(m.count for m in models) + step.engines[0].open_windows > 0
     assert all(math.isfinite(m.sum) for m in models)
     data = step.snapshot(0)  # snapshots never fail
@@ -183,7 +184,7 @@ def test_impossible_times_and_values_are_dead_lettered_and_the_rest_of_the_fetch
     assert again.snapshot(0) == data
     total = sum(m.count for m in models) + sum(
         m.count for m in (decode(v, WindowAggregate) for _, v in again.process_many(
-            0, [(6, b"a", batch("a", [NOW + 100.0]))], NOW).aggregates) if m.start < NOW)
+            0, [(6, b"a", batch("a", [NOW + 100.0]))], NOW).records) if m.start < NOW)
     assert total == 10 + 2 + 1 + 15  # every good point in a window, once
 
 
@@ -256,7 +257,7 @@ def _source_messages(src: int, n: int, seed: int) -> list[bytes]:
 def _by_source(outs: list[StepOutput]) -> dict[str, tuple[list[object], list[str]]]:
     got: dict[str, tuple[list[object], list[str]]] = {}
     for o in outs:
-        for _, v in o.aggregates:
+        for _, v in o.records:
             rec = orjson.loads(v)
             got.setdefault(rec["labels"]["host"], ([], []))[0].append(
                 (rec["labels"]["s"], rec["start"], rec["count"], rec["max"], rec["increase"]))
@@ -284,7 +285,7 @@ def test_each_source_gets_the_windows_it_would_get_alone(order: list[int], seed:
 
 def _flush(step: WindowStep) -> StepOutput:
     out = StepOutput()
-    out.aggregates = [(b"", orjson.dumps(r)) for r in aggregate_records(step.engines[0].flush(), step.registry)]
+    out.records = [(b"", orjson.dumps(r)) for r in aggregate_records(step.engines[0].flush(), step.registry)]
     return out
 
 
@@ -318,7 +319,7 @@ def _cut(step: WindowStep, msgs: list[tuple[int, bytes | None, bytes]], times: l
 
 
 def _sequence(outs: list[StepOutput]) -> tuple[list[tuple[int, bytes]], list[tuple[int, str]]]:
-    aggs = [(o.first_seq + i, v) for o in outs for i, (_, v) in enumerate(o.aggregates)]
+    aggs = [(o.first_seq + i, v) for o in outs for i, (_, v) in enumerate(o.records)]
     dead = [(d.offset, d.reason) for o in outs for d in letters(o)]
     return aggs, dead
 
@@ -361,12 +362,12 @@ def test_a_version_1_snapshot_still_restores() -> None:
     eng.ingest(cols([s, s], [100.0, 111.0]), eng.source_index(""))
     eng.advance()
     v2 = eng.snapshot()
-    size = int.from_bytes(v2[:4], "big")
-    head = orjson.loads(v2[4:4 + size])
+    framed = unframe(v2)
+    head = framed.head
     arrays = {name: (dtype, n) for name, dtype, n in head["arrays"]}
     assert arrays["_prev_ts"][1] == 1
     # The v1 layout: the same slot arrays, then prev_series/prev_val/prev_ts, and a partition watermark.
-    body = v2[4 + size:]
+    body = v2[framed.body_at:]
     slot_bytes = sum(np.dtype(d).itemsize * n for name, (d, n) in arrays.items()
                      if name in (*WindowEngine._SLOT_ARRAYS, "series", "bin_keys", "bin_counts"))
     v1_head = {"v": 1, "width": 10.0, "allowed_lateness": 5.0, "quantiles": head["quantiles"],
@@ -375,7 +376,7 @@ def test_a_version_1_snapshot_still_restores() -> None:
                "arrays": [a for a in head["arrays"] if a[0] in (*WindowEngine._SLOT_ARRAYS, "series", "bin_keys",
                                                                  "bin_counts")]
                + [["prev_series", "<i8", 0], ["prev_val", "<f8", 0], ["prev_ts", "<f8", 0]]}
-    raw = orjson.dumps(v1_head)
+    raw = orjson.dumps(v1_head)  # in the unversioned framing of its time
     old = WindowEngine.restore(len(raw).to_bytes(4, "big") + raw + body[:slot_bytes], SeriesRegistry())
     assert old.open_windows == 2 and old.watermark(old.source_index("")) == 106.0
     a = old.source_index("a")
@@ -407,8 +408,8 @@ def test_the_largest_accepted_values_give_a_window_the_sink_stores() -> None:
     step = WindowStep("t", 10.0, 5.0)
     out = step.process_many(0, [(0, b"a", batch("a", [NOW - 30.0 + i for i in range(100)], [1e300] * 99 + [-1e300])),
                                 (1, b"a", batch("a", [NOW + 100.0]))], NOW)
-    assert out.deadletters == [] and len(out.aggregates) == 10
-    for _, raw in out.aggregates:
+    assert out.deadletters == [] and len(out.records) == 10
+    for _, raw in out.records:
         rec = orjson.loads(raw)
         assert row_problem("aggregates", rec) is None
         assert math.isfinite(rec["sum"]) and abs(rec["max"]) <= 1e300

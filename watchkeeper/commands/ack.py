@@ -15,9 +15,9 @@ from rich.table import Table
 
 from core.notify.acks import AckError
 from core.slo.go_format import parse_prom_duration
+from plumbing.config import load_config
+from plumbing.errors import WatchkeeperError
 from sinks.ack_store import AckStore, ack_store_path, acknowledge
-from watchkeeper.config import load_config
-from watchkeeper.errors import WatchkeeperError
 
 USAGE = ("watchkeeper ack FINGERPRINT --comment TEXT [--by NAME] [--expires DURATION]\n"
          "       watchkeeper ack --matcher M [--matcher M ...] --comment TEXT [--by NAME] [--expires DURATION]\n"

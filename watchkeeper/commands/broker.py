@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import signal
 
-from watchkeeper.broker import start_broker
-from watchkeeper.config import load_config
-from watchkeeper.topics import ensure_topics, topic_plan
+from plumbing.broker import start_broker
+from plumbing.config import load_config
+from plumbing.topics import ensure_topics, topic_plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     host, port = cfg.kafka.bootstrap.rsplit(":", 1)
     proc = start_broker(host, int(port))
     try:
-        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
-        print(f"tansu listening on {cfg.kafka.bootstrap}; topics: {', '.join(topic_plan(cfg))}. Ctrl-C stops it.")
+        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
+        topics = ", ".join(topic_plan(cfg.kafka.topics))
+        print(f"tansu listening on {cfg.kafka.bootstrap}; topics: {topics}. Ctrl-C stops it.")
         signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
         proc.wait()
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ from aiohttp import web
 from core.secrets import mask_dsn
 from dashboard import create_dashboard_app
 from dashboard.silences import store_silence_provider
-from watchkeeper.config import load_config
+from plumbing.config import load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     host = cfg.dashboard.host = args.host or cfg.dashboard.host
     port = args.port or cfg.dashboard.port
     # Silences come from the store `watchkeeper silence` writes (the notification sink reads the same file).
-    app = create_dashboard_app(cfg, dsn=args.dsn, silences=store_silence_provider(cfg))
+    app = create_dashboard_app(cfg, dsn=args.dsn, silences=store_silence_provider(cfg.data_path))
     login = " (token required: basic auth, or ?token= once)" if cfg.dashboard.token else ""
     print(f"dashboard on http://{host}:{port}/{login} reading {mask_dsn(args.dsn or cfg.clickhouse_query_url)}")
     web.run_app(app, host=host, port=port, print=None)

@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pyarrow as pa
 
+from plumbing.config import load_config
+from plumbing.errors import WatchkeeperError
 from producers.demo_history import demo_history, incidents
 from schemas.series_id import series_id
-from watchkeeper.config import load_config
-from watchkeeper.errors import WatchkeeperError
 
 _TS = pa.timestamp("ms", tz="UTC")
 

@@ -7,9 +7,9 @@ import asyncio
 import logging
 import signal
 
-from watchkeeper.config import load_config
-from watchkeeper.errors import WatchkeeperError
-from watchkeeper.log_filters import limit_reconnect_errors
+from plumbing.config import load_config
+from plumbing.errors import WatchkeeperError
+from plumbing.log_filters import limit_reconnect_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:

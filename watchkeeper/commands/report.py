@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from plumbing.config import load_config
+from plumbing.errors import WatchkeeperError
 from reports.capacity_report import build_capacity_report
 from reports.clickhouse_reader import get_reader
 from reports.document import Document
@@ -16,8 +18,6 @@ from reports.render import write_html, write_markdown
 from reports.slo_report import build_slo_report
 from reports.timerange import TimeRange, parse_range
 from reports.trend_report import build_trend_report
-from watchkeeper.config import load_config
-from watchkeeper.errors import WatchkeeperError
 
 EXAMPLES = """examples:
   watchkeeper report slo --from -30d --format html -o slo.html

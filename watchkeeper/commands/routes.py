@@ -11,7 +11,7 @@ from core.notify.dispatch import PRIORITY
 from core.notify.inhibit import inhibiting_rules
 from core.notify.matchers import MatcherError, matchers_str, parse_matcher
 from core.notify.route_tree import matching_tree, receivers, route_tree
-from watchkeeper.errors import WatchkeeperError
+from plumbing.errors import WatchkeeperError
 
 EXAMPLE = ("examples:\n"
            "  watchkeeper routes test --config alertmanager.yml service=database severity=critical\n"

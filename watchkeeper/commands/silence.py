@@ -15,9 +15,9 @@ from rich.table import Table
 from core.notify.matchers import MatcherError, parse_matchers
 from core.notify.silences import Silence
 from core.slo.go_format import parse_prom_duration
+from plumbing.config import load_config
+from plumbing.errors import WatchkeeperError
 from sinks.notify_store import SilenceStore, store_paths
-from watchkeeper.config import load_config
-from watchkeeper.errors import WatchkeeperError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,12 +10,12 @@ import signal
 
 from aiohttp import web
 
+from plumbing.config import Config, load_config
+from plumbing.log_filters import limit_reconnect_errors
+from plumbing.topics import ensure_topics, topic_plan
 from sinks.clickhouse_http import create_query_app, endpoint_options
 from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
 from sinks.readonly_queries import QueryLimits
-from watchkeeper.config import Config, load_config
-from watchkeeper.log_filters import limit_reconnect_errors
-from watchkeeper.topics import ensure_topics, topic_plan
 
 log = logging.getLogger("watchkeeper.sink")
 
@@ -78,7 +78,7 @@ async def run_clickhouse_sink(cfg: Config, stop: asyncio.Event) -> None:
     """Run the sink (and, on embedded chDB, the read-only query endpoint) until `stop` is set."""
     if cfg.embedded_clickhouse:
         endpoint_options(cfg).check_exposure()  # before anything starts
-    await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg))
+    await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics))
     cfg.data_path.mkdir(parents=True, exist_ok=True)
     ch = ClickHouse(cfg.clickhouse_dsn, cfg.clickhouse.samples_ttl_days, query_limits(cfg))
     await ch.open()

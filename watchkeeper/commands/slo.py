@@ -7,8 +7,8 @@ import sys
 
 from core.slo import GeneratorInfo, generate_rule_groups, load_slo_spec_file, rules_yaml
 from core.slo.go_format import parse_prom_duration
+from plumbing.errors import WatchkeeperError
 from watchkeeper import __version__
-from watchkeeper.errors import WatchkeeperError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -8,9 +8,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from watchkeeper.broker import port_open
-from watchkeeper.config import Config, load_config
-from watchkeeper.errors import WatchkeeperError
+from plumbing.broker import port_open
+from plumbing.config import Config, load_config
+from plumbing.errors import WatchkeeperError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import signal
 import time
@@ -14,12 +13,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from watchkeeper.broker import port_open, start_broker
-from watchkeeper.config import Config, load_config
-from watchkeeper.http_guard import check_listener
-from watchkeeper.self_metrics import MULTIPROC_ENV, prepare_multiproc_dir
+from plumbing.broker import port_open, start_broker
+from plumbing.config import Config, load_config
+from plumbing.http_guard import check_listener
+from plumbing.self_metrics import MULTIPROC_ENV, prepare_multiproc_dir
+from plumbing.topics import ensure_topics, topic_plan
 from watchkeeper.supervisor import Component, Supervisor, watchkeeper_argv
-from watchkeeper.topics import ensure_topics, topic_plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,15 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def components(cfg: Config, config_args: list[str], loglevel: str = "warning") -> list[tuple[str, list[str]]]:
-    """What `up` runs, in start order. Optional parts join when their package is present."""
+    """What `up` runs, in start order."""
     parts = [
         ("clickhouse-sink", watchkeeper_argv("sink", "clickhouse", *config_args)),
         ("worker", watchkeeper_argv("worker", "--loglevel", loglevel, *config_args)),
+        ("notify-sink", watchkeeper_argv("sink", "notify", *config_args)),
+        ("dashboard", watchkeeper_argv("dashboard", *config_args)),
     ]
-    if importlib.util.find_spec("sinks.notify_sink") is not None:
-        parts.append(("notify-sink", watchkeeper_argv("sink", "notify", *config_args)))
-    if importlib.util.find_spec("dashboard") is not None:
-        parts.append(("dashboard", watchkeeper_argv("dashboard", *config_args)))
     from producers.runner import enabled_kinds
 
     kinds = enabled_kinds(cfg)
@@ -91,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
             with console.status("starting the dev broker (tansu)…"):
                 broker = start_broker(host, int(port), log_path=logs / "broker.log")
             console.print(f"[green]✓[/] broker     kafka://{cfg.kafka.bootstrap} (tansu, in memory)")
-        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
-        console.print(f"[green]✓[/] topics     {', '.join(topic_plan(cfg))}")
+        asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
+        console.print(f"[green]✓[/] topics     {', '.join(topic_plan(cfg.kafka.topics))}")
         t0 = time.monotonic()
         for name, argv in components(cfg, config_args, args.loglevel):
             sup.add(Component(name, argv, logs / f"{name}.log", env=child_env))

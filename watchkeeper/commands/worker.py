@@ -7,10 +7,13 @@ import asyncio
 import logging
 import sys
 
-from watchkeeper.config import load_config
-from watchkeeper.errors import WatchkeeperError
-from watchkeeper.log_filters import limit_reconnect_errors
-from watchkeeper.topics import ensure_topics, topic_plan
+from plumbing.config import load_config
+from plumbing.errors import RuleFileError, WatchkeeperError
+from plumbing.log_filters import limit_reconnect_errors
+from plumbing.topics import ensure_topics, topic_plan
+
+# A rule file the worker cannot run exits with its own code, so a supervisor tells a bad file from a crash.
+RULE_FILE_EXIT_CODE = 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,11 +35,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         app = create_app(cfg)
     except WatchkeeperError as exc:
-        # A configuration the worker cannot run at all (e.g. a rule-file error) says so and exits with
-        # the error's own code (2 for rule files), before anything touches Kafka.
+        # A configuration the worker cannot run at all says so before anything touches Kafka.
         print(f"watchkeeper worker: error: {exc}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", 1))
-    asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg)))
+        return RULE_FILE_EXIT_CODE if isinstance(exc, RuleFileError) else 1
+    asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
     logging.basicConfig(level=args.loglevel.upper())
     limit_reconnect_errors()
     make_worker(app, args.loglevel).execute_from_commandline()

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from watchkeeper.errors import WatchkeeperError
+from plumbing.errors import WatchkeeperError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SAFE_METHODS = ("GET", "HEAD")

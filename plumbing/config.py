@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.errors import SourceError
 from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
 from core.yaml_source import load_yaml_file
+from plumbing.errors import ConfigError
+from plumbing.log_filters import KNOWN_SECRETS
 from schemas.limits import IngestLimits
 from schemas.topics import DEFAULT_TOPICS
-from watchkeeper.errors import ConfigError
-from watchkeeper.log_filters import KNOWN_SECRETS
 
 DEFAULT_CONFIG_FILE = "watchkeeper.yaml"
 
@@ -42,6 +42,12 @@ class KafkaConfig(_Section):
     # Short sessions make tansu's first JoinGroup (which waits session_timeout/2) quick.
     session_timeout: float = 10.0
     replication_factor: int = 1
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between consumer-group heartbeats: Kafka's advice of at most a third of the session timeout,
+        and no more than Kafka's 3 s default. Every group member (Faust's, the rules shards', the sinks') uses it."""
+        return min(3.0, self.session_timeout / 3)
 
 
 class BrokerConfig(_Section):
@@ -214,7 +220,9 @@ class DashboardConfig(_Section):
     refresh_seconds: float = Field(default=10.0, gt=0)
 
 
-class NotifyConfig(_Section):
+class NotifySinkConfig(_Section):
+    """The notify sink (delivery engine); the Alertmanager file it loads is `core.notify.config.NotifyConfig`."""
+
     # An Alertmanager configuration file (route, receivers, inhibit_rules), relative to this file.
     alertmanager_config: str = ""
     external_url: str = "http://127.0.0.1:8080"
@@ -237,8 +245,8 @@ class RulesConfig(_Section):
     shards: int = Field(default=8, gt=0)
     # Write each owned shard's checkpoint at least this often (and after every step that sent alerts).
     checkpoint_seconds: float = Field(default=5.0, gt=0)
-    # PromQL semantics of every rule expression: prometheus2 (promtool 2.42's: ranges and lookback closed,
-    # [t - range, t]) or prometheus3 (left-open, (t - range, t]; regex `.` matches a newline).
+    # PromQL semantics of every rule expression: prometheus3 (the default: left-open, (t - range, t]; regex
+    # `.` matches a newline) or prometheus2 (promtool 2.42's: ranges and lookback closed, [t - range, t]).
     semantics: Semantics = DEFAULT_SEMANTICS
 
 
@@ -251,8 +259,8 @@ class AnomalyConfig(_Section):
     # or what arrived within this many seconds.
     batch_messages: int = Field(default=5000, gt=0)
     batch_seconds: float = Field(default=0.25, gt=0)
-    # Write the changed detector states (~45 KiB each for the ensemble) at least this often, and after
-    # every batch that sent alerts; after a restart, what came since is read and scored again.
+    # Write the changed detector states (~3 KiB each for event, 16 for ensemble, 45 for calibrated) at least
+    # this often, and after every batch that sent alerts; after a restart, what came since is read and scored again.
     checkpoint_seconds: float = Field(default=30.0, gt=0)
 
 
@@ -265,7 +273,7 @@ class Config(_Section):
     producers: ProducersConfig = ProducersConfig()
     worker: WorkerConfig = WorkerConfig()
     dashboard: DashboardConfig = DashboardConfig()
-    notify: NotifyConfig = NotifyConfig()
+    notify: NotifySinkConfig = NotifySinkConfig()
     rules: RulesConfig = RulesConfig()
     anomaly: AnomalyConfig = AnomalyConfig()
     # Set by the loader: where relative paths in the file are resolved from.

@@ -1,4 +1,4 @@
-"""The application shell's exception family: messages say what is wrong and what to do."""
+"""Watchkeeper's exception family outside the pure core: messages say what is wrong and what to do."""
 
 
 class WatchkeeperError(Exception):
@@ -16,3 +16,11 @@ class ConfigError(WatchkeeperError):
 
 class BrokerError(WatchkeeperError):
     """The dev broker could not be installed or started."""
+
+
+class RuleFileError(WatchkeeperError):
+    """A rule, SLO or anomaly rule file the worker cannot run: the message names file, line, group and rule.
+
+    The CLI turns it into its own exit code (`watchkeeper worker` exits 2), so a supervisor can tell a bad file
+    from a crash without reading the message.
+    """

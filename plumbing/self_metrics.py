@@ -62,6 +62,12 @@ SERIES_HELD = Gauge(
     "watchkeeper_window_series", "Series held by the worker's window step (bounded by windows.max_series).",
     registry=REGISTRY, multiprocess_mode="livesum",
 )
+# Rule evaluations that failed (the rule's state is left as it was for that tick), per rule group; the last
+# few per rule are on the dashboard (`plumbing.rule_failure_files`), as vmalert shows them.
+RULE_EVAL_FAILURES = Counter(
+    "watchkeeper_rule_evaluation_failures_total", "Rule evaluations that failed, per rule group.", ["group"],
+    registry=REGISTRY,
+)
 SINK_ROWS = Counter("watchkeeper_sink_rows_total", "Rows written by a sink.", ["sink", "table"], registry=REGISTRY)
 SINK_ERRORS = Counter("watchkeeper_sink_errors_total", "Failed sink writes (retried).", ["sink"], registry=REGISTRY)
 NOTIFICATION_ERRORS = Counter(

@@ -1,6 +1,6 @@
-"""The last record of topic partitions: on the aggregates topic, its emission sequence number (so a
-worker replaying input after a restart does not send a window twice); on the window-state changelog,
-the newest snapshot.
+"""Reads of one partition's log: its last record (on an output topic, its emission sequence number, so a
+worker replaying input after a restart does not send a record twice; on a checkpoint changelog, the
+newest checkpoint) and a range of its records (a resume's replay).
 
 The end of the partition comes from a fetch's high watermark, never from ListOffsets: tansu 0.6.0
 answers ListOffsets(latest) with the last batch's base offset + 1 (DESIGN.md).
@@ -13,25 +13,6 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
-
-SEQ_HEADER = "wk-seq"
-# On the windows an idle close emitted (agents.window_step.WindowStep.tick): the last input offset applied
-# before it, so that a restart whose snapshot predates the close replays it at the same point.
-TICK_HEADER = "wk-tick-after"
-
-
-def seq_of(headers: object) -> int:
-    for name, value in headers or ():  # type: ignore[attr-defined]
-        if name == SEQ_HEADER:
-            return int(value)
-    return 0
-
-
-def tick_of(headers: object) -> int | None:
-    for name, value in headers or ():  # type: ignore[attr-defined]
-        if name == TICK_HEADER:
-            return int(value)
-    return None
 
 
 async def last_records(bootstrap: str, topic: str, partitions: list[int],

@@ -1,6 +1,6 @@
 """What reaches the logs: no secret, and no flood during a broker outage.
 
-Secrets: `KNOWN_SECRETS` holds every secret of the loaded configuration (`watchkeeper.config` registers them,
+Secrets: `KNOWN_SECRETS` holds every secret of the loaded configuration (`plumbing.config` registers them,
 the notification sink its receivers'); `install_secret_redaction` makes every log record of the process pass
 through it (a log record factory, so Faust's, aiokafka's and pytest's handlers all get the redacted text),
 exception tracebacks included. `redact` is the same for text that is not logged (error bodies, records).

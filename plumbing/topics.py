@@ -12,9 +12,9 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from plumbing.config import TopicsConfig
+from plumbing.errors import WatchkeeperError
 from schemas.topics import DEFAULT_TOPICS
-from watchkeeper.config import Config
-from watchkeeper.errors import WatchkeeperError
 
 # Kafka's own defaults, spelled out for brokers that only report what was set.
 KAFKA_DEFAULT_CONFIGS = {
@@ -24,8 +24,9 @@ KAFKA_DEFAULT_CONFIGS = {
 }
 
 
-def topic_plan(cfg: Config) -> dict[str, int]:
-    names = cfg.kafka.topics.model_dump()
+def topic_plan(topics: TopicsConfig) -> dict[str, int]:
+    """Each configured topic name with its partition count (schemas/topics.py)."""
+    names = topics.model_dump()
     return {names[key]: spec.partitions for key, spec in DEFAULT_TOPICS.items()}
 
 
