@@ -24,6 +24,8 @@ ruff check .
 mypy schemas core plumbing runtime agents producers sinks watchkeeper $(ls -d reports dashboard 2>/dev/null)
 # The layers contract in pyproject.toml: an import that points back up (say agents -> watchkeeper) fails here.
 lint-imports --no-cache
+# The docs site (docs/, mkdocs.yml) builds without a warning: broken links and missing pages fail here.
+mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 
 set +e
 python3 -m pytest -q -p no:cacheprovider "$@"
