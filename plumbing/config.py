@@ -60,7 +60,7 @@ class BrokerConfig(_Section):
 class ClickHouseConfig(_Section):
     # Empty means embedded chDB at <data_dir>/clickhouse.
     dsn: str = ""
-    # The embedded owner's read-only ClickHouse HTTP endpoint (README "Security"). Off loopback it needs
+    # The embedded owner's read-only ClickHouse HTTP endpoint (docs/operations.md, "Security"). Off loopback it needs
     # http_password (or WK_CLICKHOUSE_HTTP_PASSWORD); http_allowed_hosts are extra `Host` names it answers.
     http_host: str = "127.0.0.1"
     http_port: int = 8123
@@ -90,7 +90,7 @@ class WindowsConfig(_Section):
     # live and in a restart's replay; batch_within bounds how long Faust's stream waits to fill a batch.
     batch_messages: int = Field(default=1000, gt=0)
     batch_within: float = Field(default=0.05, gt=0)
-    # Event time (README, "Messages and windows"): samples more than max_future seconds ahead of processing
+    # Event time (docs/concepts.md, "Messages and windows"): samples more than max_future seconds ahead of processing
     # time are refused (`future`), by the push API and remote_write at the front door and by the worker; a
     # source silent for idle_timeout seconds (default 2 x width + allowed_lateness) has its windows closed by
     # processing time.
@@ -174,7 +174,7 @@ class PushConfig(_Section):
 
 
 class IngestLimitsConfig(_Section):
-    """What one ingestion request (push JSON or text, remote_write, one scrape) may hold; see README "Ingestion".
+    """What one ingestion request (push JSON or text, remote_write, one scrape) may hold; see docs/ingestion.md, "Ingestion".
 
     Defaults follow Prometheus and Mimir where they have one. The `future` bound is `windows.max_future`.
     """

@@ -81,7 +81,7 @@ NOTIFICATION_ERRORS = Counter(
     "watchkeeper_notification_errors_total", "Failed notification delivery attempts.", ["receiver", "integration"],
     registry=REGISTRY,
 )
-# The push API's front door (README "Ingestion" lists every reason).
+# The push API's front door (docs/ingestion.md, "Ingestion" lists every reason).
 INGEST_ACCEPTED = Counter(
     "watchkeeper_ingest_accepted_samples_total", "Samples the push API took (spooled for Kafka), by endpoint.",
     ["endpoint"], registry=REGISTRY,

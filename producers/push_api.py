@@ -57,7 +57,7 @@ LIMITS_KEY = web.AppKey("limits", IngestLimits)
 Clock = Callable[[], float]
 CLOCK_KEY: web.AppKey[Clock] = web.AppKey("clock")
 DECODING_KEY = web.AppKey("decoding", asyncio.Semaphore)
-# Reasons of refusals that are not limits (README "Ingestion" lists them with the limits').
+# Reasons of refusals that are not limits (docs/ingestion.md, "Ingestion" lists them with the limits').
 INVALID = "invalid"
 SPOOL_TOO_SMALL = "larger_than_spool"
 BODY_TOO_LARGE = "body_too_large"

@@ -21,7 +21,7 @@ series cannot reach a calibrated threshold, autocorrelated and quantised series 
   (seasonal, level shift) or a loss (flat line) on every real corpus, and they cost time.
 
 What it adds can still cost (a consensus point outside a labelled window), so "never below its best
-member" is measured (README, "Which detector is the default"), not proven.
+member" is measured (docs/anomaly-detection.md, "Which detector is the default"), not proven.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ Semantics = Literal["prometheus2", "prometheus3"]
 # `anchored`/`smoothed` modifiers. Not modelled: delayed name removal, __type__/__unit__ labels and start
 # timestamps (experimental feature flags of Prometheus 3, on in its test engine). prometheus2: promtool 2.42.
 SEMANTICS: tuple[Semantics, ...] = ("prometheus2", "prometheus3")
-# What `rules.semantics` and `--semantics` default to (README, "Alert and recording rules").
+# What `rules.semantics` and `--semantics` default to (docs/rules.md, "Alert and recording rules").
 DEFAULT_SEMANTICS: Semantics = "prometheus3"
 DEFAULT_SUBQUERY_STEP = 60.0  # Prometheus' default global evaluation_interval
 # Prometheus stores milliseconds; half a millisecond widens a float-seconds window to include its

@@ -33,7 +33,7 @@ RULES = """anomaly:
         selector: 'cpu{job="node"}'
         input: samples
         threshold: 0.7  # the default detector scores z/(z+3): a 15-sigma shift scores ~0.83
-        keep_firing_for: 2m  # it flags an event once, then holds off (README "Anomaly alerts")
+        keep_firing_for: 2m  # it flags an event once, then holds off (docs/anomaly-detection.md, "Anomaly alerts")
         labels: {severity: high}
         annotations: {summary: "{{ $labels.host }} cpu is unusual (score {{ $value }})"}
       - alert: CpuWindowShift

@@ -17,7 +17,7 @@ def _noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_default_is_the_ensemble_built_on_it() -> None:
     """`ensemble` is `event` plus the consensus, at least as good on every real corpus, better on sensors
-    (README, "Which detector is the default"), and meets the throughput targets since issue 18."""
+    (docs/anomaly-detection.md, "Which detector is the default"), and meets the throughput targets since issue 18."""
     assert DEFAULT_DETECTOR == "ensemble"
 
 

@@ -102,7 +102,7 @@ def test_cli_reports_per_file_and_exits_by_outcome(tmp_path: Path, capsys: pytes
 
 
 UPSTREAM = os.environ.get("WK_PROMQLTEST_DIR")
-# Measured on prometheus/prometheus main of 2026-08-21 (README, "Alert and recording rules": 97.3 % and
+# Measured on prometheus/prometheus main of 2026-08-21 (docs/rules.md, "Alert and recording rules": 97.3 % and
 # 81.2 %): a floor so that a regression shows, not a target.
 UPSTREAM_FLOOR = {"prometheus2": 0.81, "prometheus3": 0.97}
 
