@@ -23,14 +23,14 @@ import logging
 
 import faust
 
-from agents.anomaly_step import AnomalyStep
-from agents.partition_wiring import RAW, FaustPartitionIO, Wiring, wire
-from core.anomaly_rules import AnomalyRule, load_anomaly_files
-from core.errors import CoreError
-from plumbing.config import Config
-from plumbing.errors import RuleFileError
-from runtime.partition_state import PartitionRuntime, RuntimeSettings
-from schemas.topics import DEFAULT_TOPICS
+from watchkeeper.agents.anomaly_step import AnomalyStep
+from watchkeeper.agents.partition_wiring import RAW, FaustPartitionIO, Wiring, wire
+from watchkeeper.core.anomaly_rules import AnomalyRule, load_anomaly_files
+from watchkeeper.core.errors import CoreError
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.errors import RuleFileError
+from watchkeeper.runtime.partition_state import PartitionRuntime, RuntimeSettings
+from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 log = logging.getLogger("watchkeeper.anomaly")
 

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from agents.anomaly_step import _field as aggregate_field
-from core.anomaly_rules import AnomalyRule
-from core.anomaly_scoring import AnomalyScorer
-from core.promql.series_store import exact_name
-from schemas.alerts import AlertEvent
-from schemas.series_id import format_series_id
+from watchkeeper.agents.anomaly_step import _field as aggregate_field
+from watchkeeper.core.anomaly_rules import AnomalyRule
+from watchkeeper.core.anomaly_scoring import AnomalyScorer
+from watchkeeper.core.promql.series_store import exact_name
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.series_id import format_series_id
 
 
 class AnomalyReplay:

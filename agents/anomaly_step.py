@@ -29,15 +29,15 @@ from typing import Any
 import numpy as np
 import orjson
 
-from core.anomaly_rules import AnomalyRule
-from core.anomaly_scoring import AnomalyScorer
-from core.checkpoint_frame import CheckpointFrameError
-from core.sample_decode import decode_columns
-from core.series_registry import SeriesRegistry
-from runtime.checkpoint import Checkpoint
-from runtime.partition_state import PartitionProgress, Record, StepOutput
-from schemas.aggregates import WindowAggregate
-from schemas.codec import SchemaError, decode, encode
+from watchkeeper.core.anomaly_rules import AnomalyRule
+from watchkeeper.core.anomaly_scoring import AnomalyScorer
+from watchkeeper.core.checkpoint_frame import CheckpointFrameError
+from watchkeeper.core.sample_decode import decode_columns
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.runtime.checkpoint import Checkpoint
+from watchkeeper.runtime.partition_state import PartitionProgress, Record, StepOutput
+from watchkeeper.schemas.aggregates import WindowAggregate
+from watchkeeper.schemas.codec import SchemaError, decode, encode
 
 log = logging.getLogger("watchkeeper.anomaly")
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import faust
 
-from plumbing.config import Config
-from runtime.broker_defects import DefectsProbe
-from schemas.topics import DEFAULT_TOPICS
+from watchkeeper.plumbing.config import Config
+from watchkeeper.runtime.broker_defects import DefectsProbe
+from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 # Order matters only for readability of logs; each module registers its agents, topics and tables.
-AGENT_MODULES: tuple[str, ...] = ("agents.window_agent", "agents.rules_agent", "agents.anomaly_agent")
+AGENT_MODULES: tuple[str, ...] = (
+    "watchkeeper.agents.window_agent", "watchkeeper.agents.rules_agent", "watchkeeper.agents.anomaly_agent")
 
 
 def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **overrides: Any) -> faust.App:

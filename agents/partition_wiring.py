@@ -28,10 +28,10 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faust.types import TP
 
-from runtime.checkpoint_log import cut, newest_complete, part_of, parts_needed
-from runtime.exactly_once import STREAM_HEADER, Headers
-from runtime.partition_log import iter_chunks, iter_range, last_of_stream, last_records
-from runtime.partition_state import OutRecord, PartitionRuntime, RuntimeSettings
+from watchkeeper.runtime.checkpoint_log import cut, newest_complete, part_of, parts_needed
+from watchkeeper.runtime.exactly_once import STREAM_HEADER, Headers
+from watchkeeper.runtime.partition_log import iter_chunks, iter_range, last_of_stream, last_records
+from watchkeeper.runtime.partition_state import OutRecord, PartitionRuntime, RuntimeSettings
 
 log = logging.getLogger("watchkeeper.runtime")
 # A checkpoint record's largest size: under Kafka's default max.message.bytes (1,048,588), with room for its

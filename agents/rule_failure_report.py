@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.rules.eval_failures import EvalFailure, EvalFailures
-from plumbing.rule_failure_files import REFRESH_SECONDS, write_failures
-from plumbing.self_metrics import RULE_EVAL_FAILURES
+from watchkeeper.core.rules.eval_failures import EvalFailure, EvalFailures
+from watchkeeper.plumbing.rule_failure_files import REFRESH_SECONDS, write_failures
+from watchkeeper.plumbing.self_metrics import RULE_EVAL_FAILURES
 
 log = logging.getLogger("watchkeeper.rules")
 LOG_EVERY = 60.0

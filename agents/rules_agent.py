@@ -32,15 +32,15 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
-from agents.rule_failure_report import RuleFailureReport
-from agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
-from agents.rules_wiring import RulesConfigError, load_rules
-from plumbing import kafka_clients
-from plumbing.config import Config
-from plumbing.self_metrics import RULES_SAMPLES_REJECTED
-from plumbing.topics import ensure_topics
-from runtime.ownership import Event, Ownership, Phase
-from runtime.partition_log import last_records
+from watchkeeper.agents.rule_failure_report import RuleFailureReport
+from watchkeeper.agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
+from watchkeeper.agents.rules_wiring import RulesConfigError, load_rules
+from watchkeeper.plumbing import kafka_clients
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.self_metrics import RULES_SAMPLES_REJECTED
+from watchkeeper.plumbing.topics import ensure_topics
+from watchkeeper.runtime.ownership import Event, Ownership, Phase
+from watchkeeper.runtime.partition_log import last_records
 
 log = logging.getLogger("watchkeeper.rules")
 

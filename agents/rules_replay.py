@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.rules_step import Mark, RulesStep
-from agents.rules_wiring import LoadedRules
-from core.errors import CoreError
-from core.promql.evaluator import ParsedExpr, evaluate, parse
-from core.promql.values import Scalar, VectorSample
-from core.sample_columns import SampleColumns
-from schemas.alerts import AlertEvent
-from schemas.codec import decode
+from watchkeeper.agents.rules_step import Mark, RulesStep
+from watchkeeper.agents.rules_wiring import LoadedRules
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.evaluator import ParsedExpr, evaluate, parse
+from watchkeeper.core.promql.values import Scalar, VectorSample
+from watchkeeper.core.sample_columns import SampleColumns
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import decode
 
 STEP = 300.0  # event-time seconds fed between advances (below the store's slack, so probes see history)
 

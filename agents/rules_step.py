@@ -43,19 +43,19 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
-from core.checkpoint_frame import CheckpointFrameError
-from core.promql.series_store import SeriesStore
-from core.rule_units import RuleUnit
-from core.rules.eval_failures import EvalFailure, EvalFailures
-from core.sample_columns import SampleColumns
-from core.sample_decode import OneSample, decode_samples, message_source
-from core.sample_rejects import MAX_TS, MIN_TS
-from core.series_registry import SeriesRegistry
-from core.source_clocks import SourceClocks
-from runtime.checkpoint import Checkpoint as KeyedCheckpoint
-from schemas.alerts import AlertEvent
-from schemas.codec import SchemaError, encode
-from schemas.samples import Sample, SampleBatch, SeriesBlock
+from watchkeeper.core.checkpoint_frame import CheckpointFrameError
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.rule_units import RuleUnit
+from watchkeeper.core.rules.eval_failures import EvalFailure, EvalFailures
+from watchkeeper.core.sample_columns import SampleColumns
+from watchkeeper.core.sample_decode import OneSample, decode_samples, message_source
+from watchkeeper.core.sample_rejects import MAX_TS, MIN_TS
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.core.source_clocks import SourceClocks
+from watchkeeper.runtime.checkpoint import Checkpoint as KeyedCheckpoint
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import SchemaError, encode
+from watchkeeper.schemas.samples import Sample, SampleBatch, SeriesBlock
 
 log = logging.getLogger("watchkeeper.rules")
 

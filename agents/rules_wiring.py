@@ -9,15 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agents.rules_step import EngineFactory, RulesStep, UnitEngine
-from core.errors import CoreError
-from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
-from core.rule_units import RuleUnit, group_deps, retention_for, rule_units
-from plumbing.config import Config
-from plumbing.errors import RuleFileError
+from watchkeeper.agents.rules_step import EngineFactory, RulesStep, UnitEngine
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
+from watchkeeper.core.rule_units import RuleUnit, group_deps, retention_for, rule_units
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.errors import RuleFileError
 
 if TYPE_CHECKING:
-    from core.rules.loader import RuleGroup
+    from watchkeeper.core.rules.loader import RuleGroup
 
 # Store history kept beyond what the rules read: room for partitions read unevenly (see AHEAD_SLACK).
 SKEW_ROOM = 300.0
@@ -40,7 +40,7 @@ def load_rules(cfg: Config) -> LoadedRules | None:
     """The configured rule files, ready to run; None when there are none."""
     if not cfg.rules.files and not cfg.rules.slo_specs:
         return None
-    from core.rules.loader import load_rule_files
+    from watchkeeper.core.rules.loader import load_rule_files
 
     paths = [str(cfg.resolve(f)) for f in cfg.rules.files]
     try:
@@ -61,8 +61,8 @@ def slo_rule_groups(spec_paths: list[str], period_days: int = 30,
                     semantics: Semantics = DEFAULT_SEMANTICS) -> list[RuleGroup]:
     """The rule groups Sloth would generate for each spec (SLI recordings, metadata, burn-rate alerts),
     their alerts marked `source: slo`."""
-    from core.rules.loader import load_rules_text
-    from core.slo import generate_rule_groups, load_slo_spec_file, rules_yaml
+    from watchkeeper.core.rules.loader import load_rules_text
+    from watchkeeper.core.slo import generate_rule_groups, load_slo_spec_file, rules_yaml
 
     out: list[RuleGroup] = []
     for path in spec_paths:
@@ -79,7 +79,7 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
                  idle_timeout: float = 25.0, series_idle: float | None = None,
                  max_sources: int = 100_000) -> LoadedRules:
     """Units, retention and factories for `groups`, whose expressions were parsed for `semantics`."""
-    from core.rules.engine import RuleEngine
+    from watchkeeper.core.rules.engine import RuleEngine
 
     deps = [group_deps(g.name, [r.expr.text for r in g.rules], [r.record for r in g.rules if r.record])
             for g in groups]

@@ -18,13 +18,13 @@ import time
 import faust
 from faust.types import TP
 
-from agents.partition_wiring import RAW, FaustPartitionIO, Wiring, wire
-from agents.window_step import WindowLimits, WindowStep
-from agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
-from plumbing.config import Config
-from plumbing.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
-from runtime.partition_state import PartitionRuntime, RuntimeSettings, StepOutput
-from schemas.topics import DEFAULT_TOPICS
+from watchkeeper.agents.partition_wiring import RAW, FaustPartitionIO, Wiring, wire
+from watchkeeper.agents.window_step import WindowLimits, WindowStep
+from watchkeeper.agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
+from watchkeeper.runtime.partition_state import PartitionRuntime, RuntimeSettings, StepOutput
+from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 RELEASE_EVERY_SECONDS = 60.0  # how often series no partition holds are released from the registry
 

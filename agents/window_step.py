@@ -20,17 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.checkpoint_frame import deflate, frame, inflate, unframe
-from core.sample_columns import SampleColumns
-from core.sample_decode import OneSample, decode_samples, message_source
-from core.sample_rejects import MAX_ABS_VALUE, MAX_TS, MIN_TS, Reject
-from core.series_registry import DEFAULT_MAX_SERIES, SeriesRegistry
-from core.window_output import aggregate_messages
-from core.windows import WindowEngine
-from runtime.partition_state import PartitionProgress, Record, StepOutput
-from schemas.codec import SchemaError, encode
-from schemas.deadletter import DeadLetter
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.core.checkpoint_frame import deflate, frame, inflate, unframe
+from watchkeeper.core.sample_columns import SampleColumns
+from watchkeeper.core.sample_decode import OneSample, decode_samples, message_source
+from watchkeeper.core.sample_rejects import MAX_ABS_VALUE, MAX_TS, MIN_TS, Reject
+from watchkeeper.core.series_registry import DEFAULT_MAX_SERIES, SeriesRegistry
+from watchkeeper.core.window_output import aggregate_messages
+from watchkeeper.core.windows import WindowEngine
+from watchkeeper.runtime.partition_state import PartitionProgress, Record, StepOutput
+from watchkeeper.schemas.codec import SchemaError, encode
+from watchkeeper.schemas.deadletter import DeadLetter
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 log = logging.getLogger("watchkeeper.windows")
 _ONE = [np.full(1, r, dtype=np.int8) for r in Reject]

@@ -17,7 +17,7 @@ import faust
 import orjson
 from faust.types import TP
 
-from plumbing.self_metrics import (
+from watchkeeper.plumbing.self_metrics import (
     CONSUMER_LAG,
     FUTURE_SOURCES_SHOWN,
     SERIES_HELD,

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.alerts import AlertEvent, AlertSource
-from schemas.series_id import format_series_id, series_id
+from watchkeeper.schemas.alerts import AlertEvent, AlertSource
+from watchkeeper.schemas.series_id import format_series_id, series_id
 
 RESOLVED_RETENTION = 15 * 60.0  # Prometheus keeps resolved alerts this long (and re-sends them)
 

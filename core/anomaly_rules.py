@@ -31,15 +31,22 @@ from typing import Any, Literal
 import promql_parser as pp
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.detectors import DEFAULT_DETECTOR, DETECTORS, Detector, DetectorParamError, coerce_params, make_detector
-from core.errors import SourceError
-from core.promql.evaluator import match_op_name
-from core.promql.series_notation import SeriesNotationError, parse_duration
-from core.promql.values import Matcher
-from core.rules.loader import validated_groups
-from core.rules.templates import TemplateError, check
-from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
-from schemas.label_names import is_label_name
+from watchkeeper.core.detectors import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    Detector,
+    DetectorParamError,
+    coerce_params,
+    make_detector,
+)
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.promql.evaluator import match_op_name
+from watchkeeper.core.promql.series_notation import SeriesNotationError, parse_duration
+from watchkeeper.core.promql.values import Matcher
+from watchkeeper.core.rules.loader import validated_groups
+from watchkeeper.core.rules.templates import TemplateError, check
+from watchkeeper.core.yaml_source import YamlDocument, load_yaml, load_yaml_file
+from watchkeeper.schemas.label_names import is_label_name
 
 InputKind = Literal["aggregates", "samples"]
 # What an aggregate-input rule can score: `mean` is sum/count, the quantiles come from the window's sketch.

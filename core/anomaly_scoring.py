@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.alert_state import Alert, AlertRuleState, AlertState
-from core.anomaly_rules import AnomalyRule
-from core.checkpoint_frame import CheckpointFrameError, frame, unframe
-from core.detectors import Detector, detector_from_bytes
-from core.detectors.state_codec import StateDecodeError
-from core.errors import CoreError
-from core.rules.templates import TemplateData, alert_labels, expand
-from schemas.alerts import AlertEvent
+from watchkeeper.core.alert_state import Alert, AlertRuleState, AlertState
+from watchkeeper.core.anomaly_rules import AnomalyRule
+from watchkeeper.core.checkpoint_frame import CheckpointFrameError, frame, unframe
+from watchkeeper.core.detectors import Detector, detector_from_bytes
+from watchkeeper.core.detectors.state_codec import StateDecodeError
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.rules.templates import TemplateData, alert_labels, expand
+from watchkeeper.schemas.alerts import AlertEvent
 
 StateLoader = Callable[[bytes], bytes | None]
 

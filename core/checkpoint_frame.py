@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from core.errors import CoreError
+from watchkeeper.core.errors import CoreError
 
 MAGIC = b"WK"
 COMPRESSED = b"WZ"

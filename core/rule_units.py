@@ -17,7 +17,7 @@ from typing import Any
 
 import promql_parser as pp
 
-from core.promql.evaluator import parse
+from watchkeeper.core.promql.evaluator import parse
 
 LOOKBACK = 300.0  # Prometheus' instant-selector lookback (staleness), seconds
 

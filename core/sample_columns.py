@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.series_registry import SeriesRegistry
-from schemas.samples import SampleBatch
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.schemas.samples import SampleBatch
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from core.sample_columns import SampleColumns, columns_of
-from core.series_registry import SeriesRegistry
-from schemas.codec import SchemaError, decode_sample_message
-from schemas.samples import LABEL_NAME_PATTERN, METRIC_NAME_PATTERN
+from watchkeeper.core.sample_columns import SampleColumns, columns_of
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.schemas.codec import SchemaError, decode_sample_message
+from watchkeeper.schemas.samples import LABEL_NAME_PATTERN, METRIC_NAME_PATTERN
 
 _BATCH_KEYS = frozenset({"v", "source", "labels", "series"})
 _BLOCK_KEYS = frozenset({"name", "labels", "kind", "ts", "values"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from schemas.limits import MAX_ABS_VALUE, MAX_EPOCH_SECONDS
+from watchkeeper.schemas.limits import MAX_ABS_VALUE, MAX_EPOCH_SECONDS
 
 # One set of bounds with the front door (schemas/limits.py), so nothing accepted there is refused here.
 MIN_TS = 0.0

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from schemas.series_id import format_series_id, series_id
+from watchkeeper.schemas.series_id import format_series_id, series_id
 
 DEFAULT_MAX_SERIES = 1_000_000
 

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from core.ddsketch_bins import RELATIVE_ACCURACY, decode_codes
-from core.series_registry import SeriesRegistry
-from core.windows import ClosedWindows
+from watchkeeper.core.ddsketch_bins import RELATIVE_ACCURACY, decode_codes
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.core.windows import ClosedWindows
 
 
 def aggregate_records(closed: ClosedWindows, registry: SeriesRegistry) -> list[dict[str, Any]]:

@@ -42,12 +42,12 @@ from typing import Any
 
 import numpy as np
 
-from core.checkpoint_frame import frame, unframe
-from core.ddsketch_bins import CODE_BITS, GAMMA, NEG_BASE, ZERO_CODE, codes_of, decode_codes
-from core.sample_columns import SampleColumns
-from core.sample_rejects import MAX_ABS_VALUE, MAX_TS, MIN_TS, Reject
-from core.series_registry import SeriesRegistry
-from core.source_clocks import SourceClocks
+from watchkeeper.core.checkpoint_frame import frame, unframe
+from watchkeeper.core.ddsketch_bins import CODE_BITS, GAMMA, NEG_BASE, ZERO_CODE, codes_of, decode_codes
+from watchkeeper.core.sample_columns import SampleColumns
+from watchkeeper.core.sample_rejects import MAX_ABS_VALUE, MAX_TS, MIN_TS, Reject
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.core.source_clocks import SourceClocks
 
 _MULT = 1.0 / np.log2(GAMMA)
 _CODE_MASK = (1 << CODE_BITS) - 1

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from core.errors import SourceError
+from watchkeeper.core.errors import SourceError
 
 Path = tuple[str | int, ...]
 

@@ -24,12 +24,12 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.notify.acks import Ack, AckError
-from core.notify.escalation import EscalationState
-from core.notify.notification import rfc3339
-from core.slo.go_format import parse_prom_duration
-from sinks.ack_store import AckStore, ack_store_path, acknowledge, firing_alerts
-from sinks.notify_store import store_paths
+from watchkeeper.core.notify.acks import Ack, AckError
+from watchkeeper.core.notify.escalation import EscalationState
+from watchkeeper.core.notify.notification import rfc3339
+from watchkeeper.core.slo.go_format import parse_prom_duration
+from watchkeeper.sinks.ack_store import AckStore, ack_store_path, acknowledge, firing_alerts
+from watchkeeper.sinks.notify_store import store_paths
 
 MAX_BODY = 64 * 1024
 

@@ -25,15 +25,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from dashboard import queries
-from dashboard.acks import acknowledge_handler, acks_handler
-from plumbing import self_metrics
-from plumbing.config import Config
-from plumbing.http_guard import GuardOptions, check_listener, guard_middleware
-from plumbing.log_filters import KNOWN_SECRETS, redact
-from plumbing.rule_failure_files import read_failures
-from reports.clickhouse_reader import get_reader
-from reports.timerange import parse_range
+from watchkeeper.dashboard import queries
+from watchkeeper.dashboard.acks import acknowledge_handler, acks_handler
+from watchkeeper.plumbing import self_metrics
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.http_guard import GuardOptions, check_listener, guard_middleware
+from watchkeeper.plumbing.log_filters import KNOWN_SECRETS, redact
+from watchkeeper.plumbing.rule_failure_files import read_failures
+from watchkeeper.reports.clickhouse_reader import get_reader
+from watchkeeper.reports.timerange import parse_range
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"

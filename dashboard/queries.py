@@ -11,10 +11,10 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from reports.clickhouse_reader import query_rows
-from reports.query_progress import QueryRunner
-from reports.slo_report import slo_figures
-from reports.timerange import TimeRange
+from watchkeeper.reports.clickhouse_reader import query_rows
+from watchkeeper.reports.query_progress import QueryRunner
+from watchkeeper.reports.slo_report import slo_figures
+from watchkeeper.reports.timerange import TimeRange
 
 # Latest state per fingerprint; on equal event times, resolved beats firing beats pending.
 ACTIVE_ALERTS_SQL = """

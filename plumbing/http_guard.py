@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from plumbing.errors import WatchkeeperError
+from watchkeeper.plumbing.errors import WatchkeeperError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SAFE_METHODS = ("GET", "HEAD")

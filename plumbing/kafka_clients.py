@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from plumbing.config import KafkaConfig
+from watchkeeper.plumbing.config import KafkaConfig
 
 
 def group_consumer(kafka: KafkaConfig, *topics: str, group_id: str, **options: Any) -> AIOKafkaConsumer:

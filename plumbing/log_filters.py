@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from core.secrets import SecretRedactor
+from watchkeeper.core.secrets import SecretRedactor
 
 RECONNECT_PREFIXES = ("Unable connect to", "Unable to update metadata", "Failed fetch messages from")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from core.rules.eval_failures import EvalFailures
+from watchkeeper.core.rules.eval_failures import EvalFailures
 
 DIRNAME = "rule-failures"
 # Writers refresh their file at least this often (so a live process's file never looks stale) ...

@@ -12,9 +12,9 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from plumbing.config import TopicsConfig
-from plumbing.errors import WatchkeeperError
-from schemas.topics import DEFAULT_TOPICS
+from watchkeeper.plumbing.config import TopicsConfig
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 # Kafka's own defaults, spelled out for brokers that only report what was set.
 KAFKA_DEFAULT_CONFIGS = {

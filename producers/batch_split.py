@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from itertools import pairwise
 
-from schemas.codec import encode
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.schemas.codec import encode
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 
 def split_batch(batch: SampleBatch, max_bytes: int) -> list[tuple[SampleBatch, bytes]]:

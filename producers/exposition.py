@@ -19,8 +19,8 @@ from prometheus_client.openmetrics.parser import text_fd_to_metric_families as _
 from prometheus_client.parser import text_fd_to_metric_families as _text_families
 from prometheus_client.samples import Sample
 
-from schemas.label_names import is_label_name
-from schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
+from watchkeeper.schemas.label_names import is_label_name
+from watchkeeper.schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
 
 _NAME_OK = re.compile(METRIC_NAME_PATTERN)
 _TYPE_LINE = re.compile(r"^\s*#\s+TYPE\s+(\S+)\s+counter\s*$", re.MULTILINE)

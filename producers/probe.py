@@ -21,9 +21,9 @@ from typing import Protocol
 
 import aiohttp
 
-from plumbing.config import ProbeProducerConfig, ProbeTargetConfig
-from producers.ticks import wait_next_tick
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.plumbing.config import ProbeProducerConfig, ProbeTargetConfig
+from watchkeeper.producers.ticks import wait_next_tick
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 log = logging.getLogger("watchkeeper.produce.probe")
 

@@ -28,14 +28,14 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
-from plumbing.http_guard import GuardOptions, check_listener, guard_middleware
-from plumbing.self_metrics import INGEST_ACCEPTED, INGEST_DISCARDED, INGEST_REJECTED, exposition
-from producers.exposition import parse_exposition_counted
-from producers.remote_write import DecodedWrite, decode_write_request
-from producers.sender import BatchSender
-from schemas.codec import SchemaError, sample_batch_of
-from schemas.label_names import is_label_name
-from schemas.limits import (
+from watchkeeper.plumbing.http_guard import GuardOptions, check_listener, guard_middleware
+from watchkeeper.plumbing.self_metrics import INGEST_ACCEPTED, INGEST_DISCARDED, INGEST_REJECTED, exposition
+from watchkeeper.producers.exposition import parse_exposition_counted
+from watchkeeper.producers.remote_write import DecodedWrite, decode_write_request
+from watchkeeper.producers.sender import BatchSender
+from watchkeeper.schemas.codec import SchemaError, sample_batch_of
+from watchkeeper.schemas.label_names import is_label_name
+from watchkeeper.schemas.limits import (
     BAD_VALUE,
     DECOMPRESSED_TOO_LARGE,
     METRIC_NAME_INVALID,
@@ -47,7 +47,7 @@ from schemas.limits import (
     check_source,
     check_text_lines,
 )
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 log = logging.getLogger("watchkeeper.push")
 _URLSAFE = str.maketrans("-_", "+/")

@@ -22,8 +22,8 @@ import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from schemas.label_names import is_label_name
-from schemas.limits import (
+from watchkeeper.schemas.label_names import is_label_name
+from watchkeeper.schemas.limits import (
     DECOMPRESSED_TOO_LARGE,
     MAX_ABS_VALUE,
     MAX_EPOCH_SECONDS,
@@ -36,7 +36,7 @@ from schemas.limits import (
     points_ok,
     series_problem,
 )
-from schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
+from watchkeeper.schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
 
 # fullmatch, not match: with `re`, `$` also matches before a trailing newline, which pydantic's pattern does not.
 _NAME_OK = re.compile(METRIC_NAME_PATTERN).fullmatch

@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from plumbing.config import Config
-from plumbing.http_guard import check_listener
-from producers.sender import BatchSender, sender_from_config
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.http_guard import check_listener
+from watchkeeper.producers.sender import BatchSender, sender_from_config
 
 log = logging.getLogger("watchkeeper.produce")
 KINDS = ("system", "probe", "scrape", "push")
@@ -27,7 +27,7 @@ def enabled_kinds(cfg: Config) -> list[str]:
 
 
 async def start_push_api(cfg: Config, sender: BatchSender) -> web.AppRunner:
-    from producers.push_api import create_push_app
+    from watchkeeper.producers.push_api import create_push_app
 
     push = cfg.producers.push
     runner = web.AppRunner(create_push_app(sender, token=push.token, max_body_bytes=push.max_body_bytes,
@@ -48,15 +48,15 @@ async def run_producers(cfg: Config, kinds: list[str], stop: asyncio.Event) -> d
     await sender.start()
     loops: list[Coroutine[Any, Any, None]] = []
     if "system" in kinds:
-        from producers.system import run_system_producer
+        from watchkeeper.producers.system import run_system_producer
 
         loops.append(run_system_producer(cfg.producers.system, sender, stop=stop))
     if "probe" in kinds:
-        from producers.probe import run_probe_producer
+        from watchkeeper.producers.probe import run_probe_producer
 
         loops.append(run_probe_producer(cfg.producers.probe, sender, stop=stop))
     if "scrape" in kinds:
-        from producers.scrape import run_scrape_producer
+        from watchkeeper.producers.scrape import run_scrape_producer
 
         loops.append(run_scrape_producer(cfg.producers.scrape, cfg.ingest_limits(), sender, stop=stop))
     runner = await start_push_api(cfg, sender) if "push" in kinds else None

@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from plumbing.config import ScrapeProducerConfig, ScrapeTargetConfig
-from plumbing.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
-from producers.exposition import parse_exposition_counted
-from producers.probe import BatchSink
-from producers.ticks import wait_next_tick
-from schemas.limits import IngestLimits, LimitError, check_request_size, keep_within
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.plumbing.config import ScrapeProducerConfig, ScrapeTargetConfig
+from watchkeeper.plumbing.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
+from watchkeeper.producers.exposition import parse_exposition_counted
+from watchkeeper.producers.probe import BatchSink
+from watchkeeper.producers.ticks import wait_next_tick
+from watchkeeper.schemas.limits import IngestLimits, LimitError, check_request_size, keep_within
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 log = logging.getLogger("watchkeeper.produce.scrape")
 

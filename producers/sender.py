@@ -31,13 +31,13 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from plumbing.config import Config
-from plumbing.topics import ensure_topics, topic_plan
-from producers.batch_split import split_batch
-from producers.spool import Spool, SpooledRecord
-from schemas.codec import SchemaError, decode_sample_message, encode
-from schemas.deadletter import DeadLetter
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.producers.batch_split import split_batch
+from watchkeeper.producers.spool import Spool, SpooledRecord
+from watchkeeper.schemas.codec import SchemaError, decode_sample_message, encode
+from watchkeeper.schemas.deadletter import DeadLetter
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 log = logging.getLogger("watchkeeper.sender")
 # Kafka's record batch and record headers around a value and its key, with room to spare.

@@ -15,10 +15,10 @@ from typing import Any
 
 import psutil
 
-from plumbing.config import SystemProducerConfig
-from producers.sender import BatchSender
-from producers.ticks import wait_next_tick
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.plumbing.config import SystemProducerConfig
+from watchkeeper.producers.sender import BatchSender
+from watchkeeper.producers.ticks import wait_next_tick
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 log = logging.getLogger("watchkeeper.produce.system")
 

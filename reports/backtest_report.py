@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
-from agents.anomaly_replay import AnomalyReplay
-from agents.rules_replay import Probe, RulesReplay
-from agents.rules_wiring import LoadedRules
-from core.anomaly_rules import AnomalyRule
-from core.rules.backtest import (
+from watchkeeper.agents.anomaly_replay import AnomalyReplay
+from watchkeeper.agents.rules_replay import Probe, RulesReplay
+from watchkeeper.agents.rules_wiring import LoadedRules
+from watchkeeper.core.anomaly_rules import AnomalyRule
+from watchkeeper.core.rules.backtest import (
     DEFAULT_FLAP_WINDOW,
     AlertSpan,
     Comparison,
@@ -30,8 +30,8 @@ from core.rules.backtest import (
     summarize,
     threshold_of,
 )
-from core.rules.eval_failures import KEEP_PER_RULE
-from reports.backtest_source import (
+from watchkeeper.core.rules.eval_failures import KEEP_PER_RULE
+from watchkeeper.reports.backtest_source import (
     aggregate_slices,
     live_alerts,
     rows_of,
@@ -40,10 +40,10 @@ from reports.backtest_source import (
     slice_seconds,
     stored_series,
 )
-from reports.charts import spans_chart
-from reports.document import Chart, Document, Section, Table, duration
-from reports.series_source import format_labels
-from schemas.alerts import AlertEvent
+from watchkeeper.reports.charts import spans_chart
+from watchkeeper.reports.document import Chart, Document, Section, Table, duration
+from watchkeeper.reports.series_source import format_labels
+from watchkeeper.schemas.alerts import AlertEvent
 
 CHART_POINTS = 400  # points per charted series over the range
 CHART_SERIES = 6  # series per chart: those that alerted first

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from clickhouse_connect.driver.client import Client
 
-from reports.clickhouse_reader import ReaderError, inline_parameters, query_rows
-from schemas.alerts import AlertEvent
+from watchkeeper.reports.clickhouse_reader import ReaderError, inline_parameters, query_rows
+from watchkeeper.schemas.alerts import AlertEvent
 
 ROWS_PER_SLICE = 400_000  # under the endpoint's 1,000,000-row result limit, with room for bursts
 MIN_SLICE = 60.0

@@ -12,12 +12,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reports.charts import forecast_chart
-from reports.document import Chart, Document, Section, Table, num, when
-from reports.exhaustion import time_until_zero
-from reports.query_progress import QueryRunner
-from reports.series_source import SOURCES, format_labels
-from reports.timerange import TimeRange
+from watchkeeper.reports.charts import forecast_chart
+from watchkeeper.reports.document import Chart, Document, Section, Table, num, when
+from watchkeeper.reports.exhaustion import time_until_zero
+from watchkeeper.reports.query_progress import QueryRunner
+from watchkeeper.reports.series_source import SOURCES, format_labels
+from watchkeeper.reports.timerange import TimeRange
 
 Z95 = 1.959963984540054
 MAX_CHARTS = 6

@@ -14,8 +14,8 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from core.secrets import mask_dsn, mask_urls_in_text
-from plumbing.errors import WatchkeeperError
+from watchkeeper.core.secrets import mask_dsn, mask_urls_in_text
+from watchkeeper.plumbing.errors import WatchkeeperError
 
 
 class ReaderError(WatchkeeperError):

@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from reports.clickhouse_reader import ReaderError, query_rows
+from watchkeeper.reports.clickhouse_reader import ReaderError, query_rows
 
 
 class QueryRunner:

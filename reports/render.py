@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from reports.document import Chart, Document, Table
+from watchkeeper.reports.document import Chart, Document, Table
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1000px;

@@ -14,11 +14,11 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from reports.charts import line_chart
-from reports.document import Chart, Document, Section, Table, duration, num, pct, when
-from reports.exhaustion import time_until_zero
-from reports.query_progress import QueryRunner
-from reports.timerange import TimeRange
+from watchkeeper.reports.charts import line_chart
+from watchkeeper.reports.document import Chart, Document, Section, Table, duration, num, pct, when
+from watchkeeper.reports.exhaustion import time_until_zero
+from watchkeeper.reports.query_progress import QueryRunner
+from watchkeeper.reports.timerange import TimeRange
 
 SLI_METRIC = "slo:sli_error:ratio_rate5m"
 BURN_WINDOWS = {"1h": 3600, "6h": 6 * 3600, "1d": 86400, "30d": 30 * 86400}

@@ -11,11 +11,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reports.charts import line_chart
-from reports.document import Chart, Document, Section, Table, num, pct
-from reports.query_progress import QueryRunner
-from reports.series_source import SOURCES, format_labels
-from reports.timerange import TimeRange
+from watchkeeper.reports.charts import line_chart
+from watchkeeper.reports.document import Chart, Document, Section, Table, num, pct
+from watchkeeper.reports.query_progress import QueryRunner
+from watchkeeper.reports.series_source import SOURCES, format_labels
+from watchkeeper.reports.timerange import TimeRange
 
 MAX_SERIES_ROWS = 60
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.checkpoint_frame import CheckpointFrameError, frame, unframe
+from watchkeeper.core.checkpoint_frame import CheckpointFrameError, frame, unframe
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from runtime.exactly_once import stream_of
+from watchkeeper.runtime.exactly_once import stream_of
 
 
 async def high_watermarks(bootstrap: str, topic: str, partitions: list[int],

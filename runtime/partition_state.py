@@ -31,8 +31,8 @@ from typing import Any, Protocol
 
 from aiokafka.structs import TopicPartition
 
-from runtime.exactly_once import Headers, already_sent, headers_of, seq_of, unsnapshotted_tick
-from runtime.ownership import Event, Ownership, Phase
+from watchkeeper.runtime.exactly_once import Headers, already_sent, headers_of, seq_of, unsnapshotted_tick
+from watchkeeper.runtime.ownership import Event, Ownership, Phase
 
 log = logging.getLogger("watchkeeper.runtime")
 

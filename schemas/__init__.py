@@ -3,14 +3,14 @@
 Imported by every other package; imports none of them.
 """
 
-from schemas.aggregates import QUANTILES, SketchBins, WindowAggregate
-from schemas.alerts import AlertEvent, AlertSource, AlertState
-from schemas.codec import SchemaError, decode, decode_sample_message, encode
-from schemas.deadletter import DeadLetter
-from schemas.notifications import NotificationRecord
-from schemas.samples import Sample, SampleBatch, SampleKind, SeriesBlock
-from schemas.series_id import format_series_id, series_id
-from schemas.topics import DEFAULT_TOPICS, TopicSpec
+from watchkeeper.schemas.aggregates import QUANTILES, SketchBins, WindowAggregate
+from watchkeeper.schemas.alerts import AlertEvent, AlertSource, AlertState
+from watchkeeper.schemas.codec import SchemaError, decode, decode_sample_message, encode
+from watchkeeper.schemas.deadletter import DeadLetter
+from watchkeeper.schemas.notifications import NotificationRecord
+from watchkeeper.schemas.samples import Sample, SampleBatch, SampleKind, SeriesBlock
+from watchkeeper.schemas.series_id import format_series_id, series_id
+from watchkeeper.schemas.topics import DEFAULT_TOPICS, TopicSpec
 
 __all__ = [
     "DEFAULT_TOPICS",

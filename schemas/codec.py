@@ -7,7 +7,7 @@ from typing import TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from schemas.samples import Sample, SampleBatch
+from watchkeeper.schemas.samples import Sample, SampleBatch
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from schemas.samples import LABEL_NAME_PATTERN, SampleBatch, SeriesBlock
+from watchkeeper.schemas.samples import LABEL_NAME_PATTERN, SampleBatch, SeriesBlock
 
 # Prometheus' label and metric name syntax (ASCII only: `str.isalpha` would let `é` or `ǅ` through).
 METRIC_NAME_SYNTAX = r"[a-zA-Z_:][a-zA-Z0-9_:]*"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import orjson
 
-from core.notify.acks import Ack
-from core.notify.matchers import matchers_str, parse_matchers
-from schemas.alerts import AlertEvent
-from sinks.notify_store import store_paths
+from watchkeeper.core.notify.acks import Ack
+from watchkeeper.core.notify.matchers import matchers_str, parse_matchers
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.notify_store import store_paths
 
 
 def ack_store_path(data_path: Path) -> Path:

@@ -26,9 +26,9 @@ from typing import Any
 
 from aiohttp import web
 
-from plumbing.config import Config
-from plumbing.errors import WatchkeeperError
-from sinks.readonly_sql import QueryRefused
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.sinks.readonly_sql import QueryRefused
 
 QueryRunner = Callable[[str, str, str | None, dict[str, Any]], Awaitable[bytes]]
 

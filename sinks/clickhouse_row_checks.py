@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from schemas import AlertEvent, NotificationRecord, WindowAggregate
+from watchkeeper.schemas import AlertEvent, NotificationRecord, WindowAggregate
 
 # DateTime64(3, 'UTC') holds 1900-01-01 .. 2299-12-31; outside that ClickHouse stores garbage without error.
 MIN_TIME = -2_208_988_800.0

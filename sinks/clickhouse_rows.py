@@ -9,9 +9,9 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from core.sample_rejects import MAX_TS, MIN_TS
-from schemas.samples import SampleBatch
-from schemas.series_id import series_id
+from watchkeeper.core.sample_rejects import MAX_TS, MIN_TS
+from watchkeeper.schemas.samples import SampleBatch
+from watchkeeper.schemas.series_id import series_id
 
 _TS = pa.timestamp("ms", tz="UTC")
 _LABELS = pa.map_(pa.string(), pa.string())

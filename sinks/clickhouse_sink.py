@@ -24,17 +24,17 @@ import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from plumbing import kafka_clients
-from plumbing.config import Config
-from plumbing.self_metrics import SINK_ERRORS, SINK_ROWS
-from schemas.codec import SchemaError, decode_sample_message, encode
-from schemas.deadletter import DeadLetter
-from schemas.samples import SampleBatch
-from sinks.clickhouse_row_checks import row_problem
-from sinks.clickhouse_rows import aggregates_table, alerts_table, notifications_table, samples_table
-from sinks.clickhouse_schema import create_tables
-from sinks.insert_bisection import error_kind, insert_bisecting
-from sinks.readonly_queries import QueryLimits, ReadOnlyQueries
+from watchkeeper.plumbing import kafka_clients
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.self_metrics import SINK_ERRORS, SINK_ROWS
+from watchkeeper.schemas.codec import SchemaError, decode_sample_message, encode
+from watchkeeper.schemas.deadletter import DeadLetter
+from watchkeeper.schemas.samples import SampleBatch
+from watchkeeper.sinks.clickhouse_row_checks import row_problem
+from watchkeeper.sinks.clickhouse_rows import aggregates_table, alerts_table, notifications_table, samples_table
+from watchkeeper.sinks.clickhouse_schema import create_tables
+from watchkeeper.sinks.insert_bisection import error_kind, insert_bisecting
+from watchkeeper.sinks.readonly_queries import QueryLimits, ReadOnlyQueries
 
 log = logging.getLogger("watchkeeper.sink.clickhouse")
 

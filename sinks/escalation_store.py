@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from core.notify.escalation import EscalationState
+from watchkeeper.core.notify.escalation import EscalationState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS escalations (group_key TEXT PRIMARY KEY, state BLOB NOT NULL);

@@ -21,31 +21,31 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from core.errors import SourceError
-from core.notify.acks import Ack, ack_note
-from core.notify.config import NotifyConfig, load_notify_config_file
-from core.notify.dispatch import Dispatcher, Group, with_priority
-from core.notify.escalation import EscalationState, Escalator, describe
-from core.notify.notification import Notification
-from core.notify.pipeline import plan_flush
-from core.notify.remediation import FAILED, outcome_alerts
-from core.notify.sms import sms_secrets
-from plumbing import kafka_clients
-from plumbing.config import Config
-from plumbing.errors import ConfigError
-from plumbing.log_filters import KNOWN_SECRETS, redact
-from plumbing.self_metrics import NOTIFICATION_ERRORS
-from schemas.alerts import AlertEvent
-from schemas.codec import SchemaError, decode, encode
-from schemas.deadletter import DeadLetter
-from schemas.notifications import NotificationRecord
-from sinks.ack_store import AckStore, ack_store_path
-from sinks.channels import Channel, DeliveryError, build_channels
-from sinks.channels.base import HeldBack
-from sinks.channels.command import CommandChannel
-from sinks.escalation_store import EscalationStore
-from sinks.notify_store import NotifyStore, SilenceStore, store_paths
-from sinks.remediation import RemediationResult, clickhouse_samples, remediate
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.acks import Ack, ack_note
+from watchkeeper.core.notify.config import NotifyConfig, load_notify_config_file
+from watchkeeper.core.notify.dispatch import Dispatcher, Group, with_priority
+from watchkeeper.core.notify.escalation import EscalationState, Escalator, describe
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.pipeline import plan_flush
+from watchkeeper.core.notify.remediation import FAILED, outcome_alerts
+from watchkeeper.core.notify.sms import sms_secrets
+from watchkeeper.plumbing import kafka_clients
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.errors import ConfigError
+from watchkeeper.plumbing.log_filters import KNOWN_SECRETS, redact
+from watchkeeper.plumbing.self_metrics import NOTIFICATION_ERRORS
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import SchemaError, decode, encode
+from watchkeeper.schemas.deadletter import DeadLetter
+from watchkeeper.schemas.notifications import NotificationRecord
+from watchkeeper.sinks.ack_store import AckStore, ack_store_path
+from watchkeeper.sinks.channels import Channel, DeliveryError, build_channels
+from watchkeeper.sinks.channels.base import HeldBack
+from watchkeeper.sinks.channels.command import CommandChannel
+from watchkeeper.sinks.escalation_store import EscalationStore
+from watchkeeper.sinks.notify_store import NotifyStore, SilenceStore, store_paths
+from watchkeeper.sinks.remediation import RemediationResult, clickhouse_samples, remediate
 
 log = logging.getLogger("watchkeeper.notify")
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import orjson
 
-from core.notify.dispatch import LogEntry
-from core.notify.matchers import parse_matchers
-from core.notify.notification import Notification
-from core.notify.silences import Silence
-from schemas.alerts import AlertEvent
+from watchkeeper.core.notify.dispatch import LogEntry
+from watchkeeper.core.notify.matchers import parse_matchers
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.silences import Silence
+from watchkeeper.schemas.alerts import AlertEvent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (fingerprint TEXT PRIMARY KEY, event BLOB NOT NULL, updated REAL NOT NULL);

@@ -16,7 +16,7 @@ from typing import Any
 
 import clickhouse_connect
 
-from sinks.readonly_sql import QueryRefused, check_ast, denied_function_names
+from watchkeeper.sinks.readonly_sql import QueryRefused, check_ast, denied_function_names
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,23 @@ from datetime import UTC, datetime
 import aiohttp
 import numpy as np
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import VerifyConfig
-from core.notify.remediation import FAILED, RECOVERED, Verification, due_for_run, promql_healthy, selector_names
-from core.promql.series_store import SeriesStore
-from plumbing.config import ProbeTargetConfig
-from producers.probe import probe_once, probe_session
-from reports.clickhouse_reader import get_reader, query_rows
-from sinks.channels.base import DeliveryError
-from sinks.channels.command import CommandChannel
-from sinks.escalation_store import EscalationStore
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import VerifyConfig
+from watchkeeper.core.notify.remediation import (
+    FAILED,
+    RECOVERED,
+    Verification,
+    due_for_run,
+    promql_healthy,
+    selector_names,
+)
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.plumbing.config import ProbeTargetConfig
+from watchkeeper.producers.probe import probe_once, probe_session
+from watchkeeper.reports.clickhouse_reader import get_reader, query_rows
+from watchkeeper.sinks.channels.base import DeliveryError
+from watchkeeper.sinks.channels.command import CommandChannel
+from watchkeeper.sinks.escalation_store import EscalationStore
 
 # (metric names or None for all, since) -> [(name, labels, ts, values)], ts ascending per series
 SampleReader = Callable[[list[str] | None, float], list[tuple[str, dict[str, str], list[float], list[float]]]]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from plumbing.broker import free_port, start_broker
-from plumbing.config import Config
-from plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.plumbing.broker import free_port, start_broker
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 
 # CI draws the same examples every run (a submission never fails on an example drawn by chance) and keeps no
 # example database; outside CI hypothesis searches randomly, and every counterexample it finds becomes an

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from schemas.series_id import series_id
+from watchkeeper.schemas.series_id import series_id
 
 END = datetime(2026, 11, 16, tzinfo=UTC)
 START = END - timedelta(days=7)
@@ -60,7 +60,7 @@ class Dataset:
 
 def create_tables(client: Client) -> None:
     """The sink's own DDL, so the reports are tested against exactly the tables production writes."""
-    from sinks.clickhouse_schema import create_tables as create
+    from watchkeeper.sinks.clickhouse_schema import create_tables as create
 
     create(client, samples_ttl_days=3650)
 

@@ -13,16 +13,16 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from agents.rules_wiring import RulesConfigError, loaded_rules, slo_rule_groups
-from core.errors import CoreError
-from core.promql.series_notation import SeriesNotationError, parse_duration
-from core.rules.backtest import DEFAULT_FLAP_WINDOW
-from plumbing.config import load_config
-from plumbing.errors import WatchkeeperError
-from reports.backtest_report import auto_warmup, build_document, run_backtest, text_report
-from reports.clickhouse_reader import get_reader
-from reports.render import write_html, write_markdown
-from reports.timerange import parse_range
+from watchkeeper.agents.rules_wiring import RulesConfigError, loaded_rules, slo_rule_groups
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.series_notation import SeriesNotationError, parse_duration
+from watchkeeper.core.rules.backtest import DEFAULT_FLAP_WINDOW
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.reports.backtest_report import auto_warmup, build_document, run_backtest, text_report
+from watchkeeper.reports.clickhouse_reader import get_reader
+from watchkeeper.reports.render import write_html, write_markdown
+from watchkeeper.reports.timerange import parse_range
 
 EXAMPLES = """examples:
   watchkeeper rules backtest tuned.rules.yml --from -1d --to now
@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if not given and not specs:
         raise WatchkeeperError("rules backtest: name rule files (or --slo-spec), or list them under rules.files "
                                "in watchkeeper.yaml")
-    from core.anomaly_rules import load_anomaly_files
-    from core.rules.loader import load_rule_files
+    from watchkeeper.core.anomaly_rules import load_anomaly_files
+    from watchkeeper.core.rules.loader import load_rule_files
 
     anomaly_files = [f for f in given if _is_anomaly_file(f)]
     files = [f for f in given if f not in anomaly_files]

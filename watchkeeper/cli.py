@@ -12,10 +12,10 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from core.errors import CoreError
-from plumbing.errors import WatchkeeperError
-from plumbing.log_filters import install_secret_redaction, redact
 from watchkeeper import __version__, commands
+from watchkeeper.core.errors import CoreError
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.plumbing.log_filters import install_secret_redaction, redact
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plumbing.self_metrics import mark_dead
+from watchkeeper.plumbing.self_metrics import mark_dead
 
 log = logging.getLogger("watchkeeper.up")
 

@@ -29,11 +29,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agents.anomaly_step import AnomalyStep
-from core.anomaly_rules import load_anomaly_text
-from core.detectors import make_detector
-from schemas import SampleBatch, SeriesBlock, WindowAggregate, encode, format_series_id, series_id
-from schemas.aggregates import SketchBins
+from watchkeeper.agents.anomaly_step import AnomalyStep
+from watchkeeper.core.anomaly_rules import load_anomaly_text
+from watchkeeper.core.detectors import make_detector
+from watchkeeper.schemas import SampleBatch, SeriesBlock, WindowAggregate, encode, format_series_id, series_id
+from watchkeeper.schemas.aggregates import SketchBins
 
 SERIES, POINTS, CHUNK = 100, 2000, 100
 AGG_POINTS, AGG_BATCH = 1000, 2500

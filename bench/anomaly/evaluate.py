@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import Series, corpus
 
-from core.detectors import DETECTORS, ENSEMBLE_MEMBERS, Detector, make_detector
+from watchkeeper.core.detectors import DETECTORS, ENSEMBLE_MEMBERS, Detector, make_detector
 
 A_TP, A_FP, A_FN = 1.0, 0.11, 1.0
 PROBATION = 0.15

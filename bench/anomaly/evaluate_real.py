@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from nab import PROFILES, SeriesScorer, best, corpus_counts
 from real_corpora import RealSeries, load_all
 
-from core.detectors import DEFAULT_DETECTOR, DETECTORS, coerce_params, make_detector
-from core.detectors.calibrated import CalibratedDetector
-from core.detectors.ensemble import EnsembleDetector
+from watchkeeper.core.detectors import DEFAULT_DETECTOR, DETECTORS, coerce_params, make_detector
+from watchkeeper.core.detectors.calibrated import CalibratedDetector
+from watchkeeper.core.detectors.ensemble import EnsembleDetector
 
 REF = "reference z-score (288)"
 CORPORA = ("mscloud-a", "mscloud-b", "skab")

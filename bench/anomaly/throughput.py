@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.detectors import DEFAULT_DETECTOR, make_detector
+from watchkeeper.core.detectors import DEFAULT_DETECTOR, make_detector
 
 N = 200_000
 ORDER = ["zscore", "event", "robust", "seasonal", "levelshift", "flatline", "calibrated", "ensemble"]

@@ -39,8 +39,8 @@ T0 = 1_796_000_400.0  # on the hour (a recent date: the samples table has a TTL)
 def generate(chdb_dir: str, n_series: int, hours: float, history: float) -> int:
     import clickhouse_connect
 
-    from schemas.series_id import series_id
-    from sinks.clickhouse_schema import create_tables
+    from watchkeeper.schemas.series_id import series_id
+    from watchkeeper.sinks.clickhouse_schema import create_tables
 
     client = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}")
     create_tables(client, samples_ttl_days=3650)
@@ -79,9 +79,9 @@ def generate(chdb_dir: str, n_series: int, hours: float, history: float) -> int:
 def replay(chdb_dir: str, rules_path: str, hours: float) -> dict[str, float]:
     import clickhouse_connect
 
-    from agents.rules_wiring import loaded_rules
-    from core.rules.loader import load_rule_files
-    from reports.backtest_report import run_backtest
+    from watchkeeper.agents.rules_wiring import loaded_rules
+    from watchkeeper.core.rules.loader import load_rule_files
+    from watchkeeper.reports.backtest_report import run_backtest
 
     client = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}")
     loaded = loaded_rules(load_rule_files([rules_path]), 8, 5.0)

@@ -22,14 +22,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bench.fuzz.inputs import NOW
-from core.sample_decode import decode_samples
-from core.series_registry import SeriesRegistry
-from plumbing.self_metrics import INGEST_ACCEPTED
-from producers.push_api import create_push_app
-from producers.remote_write import RemoteWriteError, decode_write_request
-from producers.sender import BatchSender
-from schemas.codec import SchemaError, decode_sample_message
-from schemas.limits import IngestLimits, LimitError, check_batches
+from watchkeeper.core.sample_decode import decode_samples
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.plumbing.self_metrics import INGEST_ACCEPTED
+from watchkeeper.producers.push_api import create_push_app
+from watchkeeper.producers.remote_write import RemoteWriteError, decode_write_request
+from watchkeeper.producers.sender import BatchSender
+from watchkeeper.schemas.codec import SchemaError, decode_sample_message
+from watchkeeper.schemas.limits import IngestLimits, LimitError, check_batches
 
 HANG_SECONDS = 10.0
 LIMITS = IngestLimits()

@@ -16,7 +16,7 @@ from typing import Any
 import cramjam
 import orjson
 
-from producers.remote_write import encode_write_request
+from watchkeeper.producers.remote_write import encode_write_request
 
 NOW = 1_800_000_000.0  # the receiving clock of every fuzz run
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]

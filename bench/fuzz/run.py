@@ -23,7 +23,7 @@ import orjson
 
 from bench.fuzz.harness import PushTarget, Tally, decode_one
 from bench.fuzz.inputs import json_body, push_path, remote_write_body, sample_message, text_body
-from core.series_registry import SeriesRegistry
+from watchkeeper.core.series_registry import SeriesRegistry
 
 # Share of inputs per path (HTTP ones are ~10x slower than the direct decoders).
 MIX = [("json", 0.25), ("text", 0.15), ("remote_write", 0.15), ("remote_write_decode", 0.15),

@@ -25,13 +25,13 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from plumbing.broker import free_port, start_broker
-from plumbing.topics import ensure_topics
-from producers.push_api import create_push_app
-from producers.remote_write import encode_write_request
-from producers.sender import BatchSender
-from schemas.codec import encode
-from schemas.samples import SampleBatch
+from watchkeeper.plumbing.broker import free_port, start_broker
+from watchkeeper.plumbing.topics import ensure_topics
+from watchkeeper.producers.push_api import create_push_app
+from watchkeeper.producers.remote_write import encode_write_request
+from watchkeeper.producers.sender import BatchSender
+from watchkeeper.schemas.codec import encode
+from watchkeeper.schemas.samples import SampleBatch
 
 T0 = 1_790_000_000.0
 

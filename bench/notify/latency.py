@@ -24,13 +24,13 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from plumbing.broker import free_port, start_broker
-from plumbing.config import Config
-from plumbing.topics import ensure_topics, topic_plan
-from schemas.alerts import AlertEvent
-from schemas.codec import encode
 from tests.conftest import write_config
 from tests.integration.notify_peers import RecordingServer
+from watchkeeper.plumbing.broker import free_port, start_broker
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import encode
 
 
 async def produce(bootstrap: str, topic: str, rate: int, seconds: int) -> int:

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from core.promql.evaluator import evaluate, parse
-from core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.evaluator import evaluate, parse
+from watchkeeper.core.promql.series_store import SeriesStore
 
 N_SERIES = 20_000
 N_JOBS = 20

@@ -28,13 +28,19 @@ from pathlib import Path
 
 import yaml
 
-from core.errors import CoreError
-from core.promql.evaluator import evaluate, parse
-from core.promql.promqltest import almost_equal, split_series
-from core.promql.series_notation import STALE, expand_series, parse_duration, parse_metric, parse_series_line
-from core.promql.series_store import SeriesStore
-from core.promql.values import Scalar, labels_key
-from core.rules.unit_test import loaded_until
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.evaluator import evaluate, parse
+from watchkeeper.core.promql.promqltest import almost_equal, split_series
+from watchkeeper.core.promql.series_notation import (
+    STALE,
+    expand_series,
+    parse_duration,
+    parse_metric,
+    parse_series_line,
+)
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import Scalar, labels_key
+from watchkeeper.core.rules.unit_test import loaded_until
 
 _EVAL = re.compile(r"^eval(_ordered|_fail|_warn|_info)?\s+instant\s+at\s+(\S+)\s+(.*)$")
 _RESULT = re.compile(r'expr: "((?:[^"\\]|\\.)*)", time: (\S+?),(?: err: (.*)|\n\s+exp: .*\n\s+got: (.*))')

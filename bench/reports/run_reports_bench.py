@@ -27,12 +27,12 @@ import clickhouse_connect
 import numpy as np
 import pyarrow as pa
 
-from reports.clickhouse_reader import get_reader
-from reports.query_progress import QueryRunner
-from reports.slo_report import build_slo_report
-from reports.timerange import TimeRange
-from reports.trend_report import build_trend_report
-from schemas.series_id import series_id
+from watchkeeper.reports.clickhouse_reader import get_reader
+from watchkeeper.reports.query_progress import QueryRunner
+from watchkeeper.reports.slo_report import build_slo_report
+from watchkeeper.reports.timerange import TimeRange
+from watchkeeper.reports.trend_report import build_trend_report
+from watchkeeper.schemas.series_id import series_id
 
 TABLES = Path(__file__).parent.parent.parent / "tests" / "fixtures" / "clickhouse" / "tables.sql"
 GORILLA_BYTES_PER_SAMPLE = 1.37

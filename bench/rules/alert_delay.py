@@ -30,12 +30,12 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agents.rules_agent import RulesRunner, rule_topics
-from agents.rules_wiring import load_rules
-from plumbing.broker import free_port, start_broker
-from plumbing.config import Config
-from plumbing.topics import ensure_topics, topic_plan
-from schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
+from watchkeeper.agents.rules_agent import RulesRunner, rule_topics
+from watchkeeper.agents.rules_wiring import load_rules
+from watchkeeper.plumbing.broker import free_port, start_broker
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
 
 SOURCES = 8
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from agents.rules_wiring import loaded_rules
-from core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
-from core.promql.series_store import SeriesStore
+from watchkeeper.agents.rules_wiring import loaded_rules
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
+from watchkeeper.core.promql.series_store import SeriesStore
 
 SCRAPE = 15.0
 INTERVAL = 30.0
@@ -98,7 +98,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.rules.yml"
         path.write_text(rule_file(args.rules))
-        from core.rules.loader import load_rule_files
+        from watchkeeper.core.rules.loader import load_rule_files
 
         groups = load_rule_files([str(path)], semantics=args.semantics)
     loaded = loaded_rules(groups, 1, 5.0, args.semantics)

@@ -22,12 +22,12 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from core.sample_columns import SampleColumns
-from core.series_registry import SeriesRegistry
-from core.window_output import aggregate_messages
-from core.windows import WindowEngine
-from plumbing.config import Config
-from schemas import WindowAggregate
+from watchkeeper.core.sample_columns import SampleColumns
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.core.window_output import aggregate_messages
+from watchkeeper.core.windows import WindowEngine
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas import WindowAggregate
 
 
 def make_messages(n: int, series: int = 2000, seed: int = 7) -> list[bytes]:
@@ -62,8 +62,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    from sinks import clickhouse_sink
-    from sinks.clickhouse_sink import ClickHouseSink
+    from watchkeeper.sinks import clickhouse_sink
+    from watchkeeper.sinks.clickhouse_sink import ClickHouseSink
 
     messages = make_messages(args.rows)
     cfg = Config()

@@ -34,9 +34,9 @@ from aiokafka.structs import TopicPartition
 from bench.windows.kafka_load import load, read_all
 from bench.windows.verify import Verdict, expected_windows, verify
 from bench.windows.workload import PARTITIONS, Workload
-from plumbing.broker import free_port, start_broker
-from plumbing.config import Config
-from plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.plumbing.broker import free_port, start_broker
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 
 SLOW_EMIT = """
 import asyncio, sys

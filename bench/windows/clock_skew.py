@@ -25,7 +25,7 @@ from bench.windows.kafka_load import load, read_all
 from bench.windows.run import make_config, run_worker
 from bench.windows.verify import expected_windows, refused_by_source, verify
 from bench.windows.workload import PARTITIONS, Workload
-from plumbing.broker import free_port, start_broker
+from watchkeeper.plumbing.broker import free_port, start_broker
 
 SKEWED = (3, 12, 21, 38)  # on partitions 3, 4, 5, 6
 FAR_FUTURE = 9  # partition 1: one sample a year ahead, then its normal data

@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.windows.kafka_load import load
 from bench.windows.run import make_config, run_worker
 from bench.windows.workload import Workload
-from plumbing.broker import free_port, start_broker
+from watchkeeper.plumbing.broker import free_port, start_broker
 
 
 def main() -> None:

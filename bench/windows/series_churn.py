@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaProducer
 from bench.windows.peak_rss import current_rss
 from bench.windows.run import ROOT, env, make_config
 from bench.windows.workload import PARTITIONS
-from plumbing.broker import free_port, start_broker
+from watchkeeper.plumbing.broker import free_port, start_broker
 
 SOURCES = 40
 PER_MESSAGE = 500  # series per message

@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 
 from bench.windows.workload import MARKER
-from schemas.series_id import format_series_id, series_id
+from watchkeeper.schemas.series_id import format_series_id, series_id
 
 
 @dataclass
@@ -137,7 +137,7 @@ def refused_by_source(deadletter_values: list[bytes]) -> dict[tuple[str, str], i
     """Samples in the window step's dead letters, by (reason word, source): a refused batch names its
     source. Dead letters are at least once (a restart's replay writes them again), so these are at least
     the refused samples."""
-    from schemas import DeadLetter, decode
+    from watchkeeper.schemas import DeadLetter, decode
 
     out: dict[tuple[str, str], int] = {}
     for raw in deadletter_values:

@@ -8,14 +8,14 @@ import sys
 import time
 from typing import Any
 
-from agents.app import create_app, make_worker
 from bench.windows.peak_rss import current_rss, peak_rss
-from plumbing.config import load_config
+from watchkeeper.agents.app import create_app, make_worker
+from watchkeeper.plumbing.config import load_config
 
 
 def main(config_path: str, stats_path: str) -> None:
     cfg = load_config(config_path)
-    app = create_app(cfg, modules=("agents.window_agent",))
+    app = create_app(cfg, modules=("watchkeeper.agents.window_agent",))
     step = app.window_step  # type: ignore[attr-defined]
     process = step.process_many
     stats = open(stats_path, "a", buffering=1)  # noqa: SIM115 (lives as long as the process)

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.detectors.base import Detector
-from core.detectors.calibrated import CalibratedDetector
-from core.detectors.ensemble import EnsembleDetector
-from core.detectors.event import EventDetector
-from core.detectors.flatline import FlatlineDetector
-from core.detectors.level_shift import LevelShiftDetector
-from core.detectors.robust import RobustDetector
-from core.detectors.seasonal import SeasonalDetector
-from core.detectors.state_codec import StateDecodeError, unpack_state
-from core.detectors.zscore import ZScoreDetector
-from core.errors import CoreError
+from watchkeeper.core.detectors.base import Detector
+from watchkeeper.core.detectors.calibrated import CalibratedDetector
+from watchkeeper.core.detectors.ensemble import EnsembleDetector
+from watchkeeper.core.detectors.event import EventDetector
+from watchkeeper.core.detectors.flatline import FlatlineDetector
+from watchkeeper.core.detectors.level_shift import LevelShiftDetector
+from watchkeeper.core.detectors.robust import RobustDetector
+from watchkeeper.core.detectors.seasonal import SeasonalDetector
+from watchkeeper.core.detectors.state_codec import StateDecodeError, unpack_state
+from watchkeeper.core.detectors.zscore import ZScoreDetector
+from watchkeeper.core.errors import CoreError
 
 DETECTORS: dict[str, Any] = {
     cls.name: cls

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.detectors.state_codec import pack_state
+from watchkeeper.core.detectors.state_codec import pack_state
 
 
 class Stateful:

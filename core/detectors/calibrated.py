@@ -33,12 +33,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.detectors.base import Detector
-from core.detectors.calibration import TailCalibrator
-from core.detectors.flatline import FlatlineDetector
-from core.detectors.level_shift import LevelShiftDetector
-from core.detectors.robust import RobustDetector
-from core.detectors.seasonal import SeasonalDetector
+from watchkeeper.core.detectors.base import Detector
+from watchkeeper.core.detectors.calibration import TailCalibrator
+from watchkeeper.core.detectors.flatline import FlatlineDetector
+from watchkeeper.core.detectors.level_shift import LevelShiftDetector
+from watchkeeper.core.detectors.robust import RobustDetector
+from watchkeeper.core.detectors.seasonal import SeasonalDetector
 
 W_ROBUST, W_LEVEL, W_FLAT = 0.6, 0.1, 0.3
 W_R_SEASONAL, W_SEASONAL = 0.3, 0.3  # while a seasonal profile is in use, robust shares its weight

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from core.detectors.base import Stateful
+from watchkeeper.core.detectors.base import Stateful
 
 _TAIL_HI = 0.05  # quantile levels of the two-point tail fit
 _TAIL_LO = 0.005

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from core.detectors.calibrated import CalibratedDetector
-from core.detectors.event import EventDetector
+from watchkeeper.core.detectors.calibrated import CalibratedDetector
+from watchkeeper.core.detectors.event import EventDetector
 
 
 class EnsembleDetector(EventDetector):

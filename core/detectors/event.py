@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.detectors.base import Detector
+from watchkeeper.core.detectors.base import Detector
 
 LOCAL = 32  # points of the local level (the median of the newest points before a block)
 Z_HALF = 3.0  # score = z / (z + Z_HALF): z = 3 scores 0.5, z = 6 scores 0.67, z = 27 scores 0.9

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.detectors.base import Detector
-from core.detectors.calibration import TailCalibrator
+from watchkeeper.core.detectors.base import Detector
+from watchkeeper.core.detectors.calibration import TailCalibrator
 
 
 class FlatlineDetector(Detector):

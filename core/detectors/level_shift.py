@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.detectors.base import Detector
-from core.detectors.calibration import TailCalibrator
-from core.detectors.rolling_baseline import RollingBaseline
+from watchkeeper.core.detectors.base import Detector
+from watchkeeper.core.detectors.calibration import TailCalibrator
+from watchkeeper.core.detectors.rolling_baseline import RollingBaseline
 
 _SCALES = (1, 4, 16, 64)  # scale 1 is the point itself, unclipped
 _SCALES_ARR = np.array(_SCALES, dtype=np.float64)

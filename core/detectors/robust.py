@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.detectors.base import Detector
-from core.detectors.calibration import TailCalibrator
-from core.detectors.rolling_baseline import RollingBaseline
+from watchkeeper.core.detectors.base import Detector
+from watchkeeper.core.detectors.calibration import TailCalibrator
+from watchkeeper.core.detectors.rolling_baseline import RollingBaseline
 
 
 class RobustDetector(Detector):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from core.detectors.base import Stateful
+from watchkeeper.core.detectors.base import Stateful
 
 MIN_POINTS = 8  # smallest window accepted
 

@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.detectors.base import Detector
-from core.detectors.calibration import TailCalibrator
-from core.detectors.rolling_baseline import MIN_POINTS, robust_1d
+from watchkeeper.core.detectors.base import Detector
+from watchkeeper.core.detectors.calibration import TailCalibrator
+from watchkeeper.core.detectors.rolling_baseline import MIN_POINTS, robust_1d
 
 DAY = 86400.0
 WEEK = 7 * DAY

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from core.errors import CoreError
+from watchkeeper.core.errors import CoreError
 
 _MAGIC = b"WKD1"
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.detectors.base import Detector
+from watchkeeper.core.detectors.base import Detector
 
 
 class ZScoreDetector(Detector):

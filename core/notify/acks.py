@@ -13,9 +13,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from core.notify.matchers import Matcher, MatcherError, matchers_str, parse_matchers
-from core.notify.notification import rfc3339
-from schemas.alerts import AlertEvent
+from watchkeeper.core.notify.matchers import Matcher, MatcherError, matchers_str, parse_matchers
+from watchkeeper.core.notify.notification import rfc3339
+from watchkeeper.schemas.alerts import AlertEvent
 
 
 class AckError(ValueError):

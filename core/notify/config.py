@@ -15,16 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.errors import SourceError
-from core.notify.am_url import URLError, parse_url
-from core.notify.escalation import Policy, PolicySpec, build_policies
-from core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
-from core.notify.receiver_configs import Bool, GlobalConfig, ReceiverConfig, am_duration
-from core.notify.receiver_kinds import KindConfig
-from core.notify.remediation import check_report_to
-from core.notify.templates import NotifyTemplates, TemplateError, TemplateFileError, load_templates
-from core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
-from core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.am_url import URLError, parse_url
+from watchkeeper.core.notify.escalation import Policy, PolicySpec, build_policies
+from watchkeeper.core.notify.matchers import Matcher, MatcherError, legacy_matchers, matchers_str, parse_matcher
+from watchkeeper.core.notify.receiver_configs import Bool, GlobalConfig, ReceiverConfig, am_duration
+from watchkeeper.core.notify.receiver_kinds import KindConfig
+from watchkeeper.core.notify.remediation import check_report_to
+from watchkeeper.core.notify.templates import NotifyTemplates, TemplateError, TemplateFileError, load_templates
+from watchkeeper.core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
+from watchkeeper.core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
 
 DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.0, 4 * 3600.0
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # Prometheus' model.LabelNameRE, as Alertmanager 0.25 checks

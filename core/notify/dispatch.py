@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.notify.config import Route
-from core.notify.notification import labels_str
-from schemas.alerts import AlertEvent
+from watchkeeper.core.notify.config import Route
+from watchkeeper.core.notify.notification import labels_str
+from watchkeeper.schemas.alerts import AlertEvent
 
 PRIORITY = {"critical": "P1", "page": "P1", "high": "P2", "error": "P2", "medium": "P3", "warning": "P3",
             "ticket": "P3", "low": "P4", "info": "P4"}

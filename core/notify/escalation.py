@@ -33,9 +33,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.notify.notification import rfc3339
-from core.notify.receiver_configs import duration
-from core.yaml_source import YamlDocument
+from watchkeeper.core.notify.notification import rfc3339
+from watchkeeper.core.notify.receiver_configs import duration
+from watchkeeper.core.yaml_source import YamlDocument
 
 
 class LevelSpec(BaseModel):

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.rules.templates import TemplateError
+from watchkeeper.core.rules.templates import TemplateError
 
 _LAYOUT = re.compile(
     r"January|Jan|Monday|Mon|MST|2006|-07:00:00|-0700|-07:00|-07|Z07:00:00|Z0700|Z07:00|Z07"

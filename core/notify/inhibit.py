@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from core.notify.config import InhibitRule
-from core.notify.matchers import Matcher
-from schemas.alerts import AlertEvent
+from watchkeeper.core.notify.config import InhibitRule
+from watchkeeper.core.notify.matchers import Matcher
+from watchkeeper.schemas.alerts import AlertEvent
 
 
 def inhibited(rules: list[InhibitRule], target: AlertEvent, firing: Iterable[AlertEvent]) -> bool:

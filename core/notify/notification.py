@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.alerts import AlertEvent
+from watchkeeper.schemas.alerts import AlertEvent
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from core.notify.acks import Ack, ack_note, acked_by
-from core.notify.config import NotifyConfig
-from core.notify.dispatch import Group, LogEntry, needs_update
-from core.notify.inhibit import inhibited
-from core.notify.notification import Notification
-from core.notify.silences import Silence, silenced_by
-from core.notify.time_intervals import route_muted_by
-from schemas.alerts import AlertEvent
+from watchkeeper.core.notify.acks import Ack, ack_note, acked_by
+from watchkeeper.core.notify.config import NotifyConfig
+from watchkeeper.core.notify.dispatch import Group, LogEntry, needs_update
+from watchkeeper.core.notify.inhibit import inhibited
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.silences import Silence, silenced_by
+from watchkeeper.core.notify.time_intervals import route_muted_by
+from watchkeeper.schemas.alerts import AlertEvent
 
 
 @dataclass

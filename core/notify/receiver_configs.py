@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 
-from core.notify.am_url import parse_host_port, parse_url
-from core.notify.receiver_kinds import (
+from watchkeeper.core.notify.am_url import parse_host_port, parse_url
+from watchkeeper.core.notify.receiver_kinds import (
     KINDS,
     DiscordConfig,
     MSTeamsConfig,
@@ -26,10 +26,10 @@ from core.notify.receiver_kinds import (
     WebexConfig,
     WechatConfig,
 )
-from core.notify.sms import SmsConfig
-from core.promql.evaluator import PromQLError
-from core.promql.evaluator import parse as parse_promql
-from core.slo.go_format import parse_prom_duration
+from watchkeeper.core.notify.sms import SmsConfig
+from watchkeeper.core.promql.evaluator import PromQLError
+from watchkeeper.core.promql.evaluator import parse as parse_promql
+from watchkeeper.core.slo.go_format import parse_prom_duration
 
 
 class _Strict(BaseModel):

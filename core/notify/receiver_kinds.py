@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from core.slo.go_format import parse_prom_duration
+from watchkeeper.core.slo.go_format import parse_prom_duration
 
 _COMMON = ("send_resolved", "http_config")
 
@@ -37,7 +37,7 @@ class KindConfig(BaseModel):
             if key in data and not isinstance(data[key], bool):
                 raise ValueError(f"{key} must be true or false")
         if data.get("http_config") is not None:
-            from core.notify.receiver_configs import HttpConfig  # here: that module imports this one
+            from watchkeeper.core.notify.receiver_configs import HttpConfig  # here: that module imports this one
 
             HttpConfig.model_validate(data["http_config"])
         cls.check(data)
@@ -53,7 +53,7 @@ class KindConfig(BaseModel):
 
     def http(self) -> Any:
         """The integration's `http_config` as core.notify.receiver_configs.HttpConfig (None if unset)."""
-        from core.notify.receiver_configs import HttpConfig
+        from watchkeeper.core.notify.receiver_configs import HttpConfig
 
         raw = self.get("http_config")
         return None if raw is None else HttpConfig.model_validate(raw)

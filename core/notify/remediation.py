@@ -15,12 +15,12 @@ from typing import Any
 
 import promql_parser as pp
 
-from core.notify.receiver_configs import ReceiverConfig
-from core.promql.evaluator import evaluate, parse
-from core.promql.series_store import SeriesStore
-from core.promql.values import Scalar
-from core.yaml_source import YamlDocument
-from schemas.alerts import AlertEvent
+from watchkeeper.core.notify.receiver_configs import ReceiverConfig
+from watchkeeper.core.promql.evaluator import evaluate, parse
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import Scalar
+from watchkeeper.core.yaml_source import YamlDocument
+from watchkeeper.schemas.alerts import AlertEvent
 
 RECOVERED = "RECOVERED: service is back online"
 FAILED = "RECOVERY FAILED: manual intervention required"

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core.notify.config import Route
-from core.notify.matchers import Matcher
+from watchkeeper.core.notify.config import Route
+from watchkeeper.core.notify.matchers import Matcher
 
 _OP_ORDER = {"=": 0, "!=": 1, "=~": 2, "!~": 3}  # Go's labels.MatchType values
 _LINK, _END_INDENT = "│\u00a0\u00a0 ", "    "  # treeprint's EdgeTypeLink + indent, and an ended level

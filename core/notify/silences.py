@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.notify.matchers import Matcher, matchers_str, parse_matchers
+from watchkeeper.core.notify.matchers import Matcher, matchers_str, parse_matchers
 
 
 @dataclass

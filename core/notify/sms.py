@@ -19,11 +19,11 @@ from urllib.parse import quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.notify.notification import Notification
-from core.notify.templates import NotifyTemplates, default_templates, notification_data
-from core.notify.text_template import check_template, render_template
-from core.secrets import is_secret_name
-from core.slo.go_format import parse_prom_duration
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.templates import NotifyTemplates, default_templates, notification_data
+from watchkeeper.core.notify.text_template import check_template, render_template
+from watchkeeper.core.secrets import is_secret_name
+from watchkeeper.core.slo.go_format import parse_prom_duration
 
 # ITU-T E.164: "+", a country code that does not start with 0, at most 15 digits in all.
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from core.notify.go_time import GoDuration, GoTime, go_format, go_tz, parse_rfc3339, zero_time
-from core.notify.notification import Notification
-from core.promql.re2 import compile_re2
-from core.rules.templates import (
+from watchkeeper.core.notify.go_time import GoDuration, GoTime, go_format, go_tz, parse_rfc3339, zero_time
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.promql.re2 import compile_re2
+from watchkeeper.core.rules.templates import (
     FUNCS,
     Nodes,
     TemplateError,
@@ -231,7 +231,7 @@ def _humanize_duration(x: Any) -> str:
 
 
 def _re_replace_all(pattern: str, repl: str, text: str) -> str:
-    from core.promql.re2 import go_expand
+    from watchkeeper.core.promql.re2 import go_expand
     return compile_re2(str(pattern)).sub(lambda m: go_expand(str(repl), m), str(text))
 
 
@@ -369,7 +369,7 @@ def _read(path: str, text: str, defines: dict[str, Nodes]) -> None:
 @lru_cache(maxsize=1)
 def default_templates() -> NotifyTemplates:
     """Alertmanager's default template names, as Watchkeeper defines them."""
-    from core.notify.default_templates import DEFAULT_TEMPLATES
+    from watchkeeper.core.notify.default_templates import DEFAULT_TEMPLATES
 
     defines: dict[str, Nodes] = {}
     _read("core/notify/default_templates.py", DEFAULT_TEMPLATES, defines)

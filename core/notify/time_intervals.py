@@ -23,7 +23,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.errors import CoreError
+from watchkeeper.core.errors import CoreError
 
 Loc = tuple[str | int, ...]
 

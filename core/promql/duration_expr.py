@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 
-from core.errors import CoreError
+from watchkeeper.core.errors import CoreError
 
 _TOKEN = re.compile(r"\s*(?:(?P<dur>(?:\d+(?:ms|[smhdwy]))+)|(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
                     r"|(?P<query>(?i:step|range)\s*\(\s*\))|(?P<fn>(?i:min_of|max_of))\s*(?=\()"

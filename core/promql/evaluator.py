@@ -27,12 +27,12 @@ from typing import Any, Literal
 import numpy as np
 import promql_parser as pp
 
-from core.errors import CoreError
-from core.promql import duration_expr, extended_ranges, go_math, info_function
-from core.promql import range_kernels as kernels
-from core.promql.re2 import RegexError, compile_re2, go_expand, portable
-from core.promql.series_store import SeriesStore, exact_name
-from core.promql.values import (
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql import duration_expr, extended_ranges, go_math, info_function
+from watchkeeper.core.promql import range_kernels as kernels
+from watchkeeper.core.promql.re2 import RegexError, compile_re2, go_expand, portable
+from watchkeeper.core.promql.series_store import SeriesStore, exact_name
+from watchkeeper.core.promql.values import (
     Matcher,
     MatchOpName,
     Scalar,
@@ -42,8 +42,8 @@ from core.promql.values import (
     labels_key,
     stale_mask,
 )
-from core.slo.go_format import go_float, go_float_fixed
-from schemas.label_names import is_label_name
+from watchkeeper.core.slo.go_format import go_float, go_float_fixed
+from watchkeeper.schemas.label_names import is_label_name
 
 NAME = "__name__"
 Semantics = Literal["prometheus2", "prometheus3"]

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.errors import CoreError
+from watchkeeper.core.errors import CoreError
 
 Extension = Literal["anchored", "smoothed"]
 MARKERS: dict[str, Extension] = {"__wk_anchored__": "anchored", "__wk_smoothed__": "smoothed"}

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from core.errors import CoreError
-from core.promql.extended_ranges import tokenize
-from core.promql.values import Matcher, VectorSample
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.extended_ranges import tokenize
+from watchkeeper.core.promql.values import Matcher, VectorSample
 
 NAME = "__name__"
 TARGET_INFO = "target_info"

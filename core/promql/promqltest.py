@@ -19,11 +19,11 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from core.errors import CoreError
-from core.promql.evaluator import NAME, Semantics, evaluate, evaluate_range, parse
-from core.promql.series_notation import STALE, Stale, expand_series, parse_duration, parse_metric
-from core.promql.series_store import SeriesStore
-from core.promql.values import Scalar, SeriesData, labels_key
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.evaluator import NAME, Semantics, evaluate, evaluate_range, parse
+from watchkeeper.core.promql.series_notation import STALE, Stale, expand_series, parse_duration, parse_metric
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import Scalar, SeriesData, labels_key
 
 _LOAD = re.compile(r"^load(?:_(with_nhcb))?\s+(\S+)$")
 _EVAL_INSTANT = re.compile(r"^eval(?:_(fail|warn|ordered|info))?\s+instant\s+(?:at\s+(\S+?))?\s+(.+)$")

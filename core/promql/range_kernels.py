@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.promql.values import stale_mask
+from watchkeeper.core.promql.values import stale_mask
 
 
 @dataclass

@@ -20,7 +20,7 @@ import sys
 import unicodedata
 from functools import cache, lru_cache
 
-from core.errors import CoreError
+from watchkeeper.core.errors import CoreError
 
 
 class RegexError(CoreError, ValueError):

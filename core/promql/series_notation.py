@@ -13,7 +13,7 @@ from enum import Enum
 
 import promql_parser as pp
 
-from core.errors import CoreError
+from watchkeeper.core.errors import CoreError
 
 
 class SeriesNotationError(CoreError):

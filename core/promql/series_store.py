@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from core.promql.values import STALE_NAN, Matcher, SeriesData, labels_key
+from watchkeeper.core.promql.values import STALE_NAN, Matcher, SeriesData, labels_key
 
 _INITIAL_CAPACITY = 16
 # What `memo` may hold, in points (a packed window counts its points): sized for the selectors of a few

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.promql.re2 import compile_re2
+from watchkeeper.core.promql.re2 import compile_re2
 
 STALE_NAN_BITS = 0x7FF0000000000002
 STALE_NAN: float = float(np.array([STALE_NAN_BITS], dtype=np.uint64).view(np.float64)[0])

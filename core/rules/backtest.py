@@ -15,7 +15,7 @@ from typing import Any
 
 import promql_parser as pp
 
-from schemas.alerts import AlertEvent
+from watchkeeper.schemas.alerts import AlertEvent
 
 COMPARISONS = {">", ">=", "<", "<=", "==", "!="}
 _MIRROR = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from core.alert_state import Alert, AlertRuleState, AlertState
-from core.errors import CoreError
-from core.promql.evaluator import DEFAULT_SEMANTICS, DEFAULT_SUBQUERY_STEP, Semantics, evaluate, parse
-from core.promql.series_store import SeriesStore
-from core.promql.values import Scalar, VectorSample, labels_key
-from core.rules.eval_failures import EvalFailure, EvalFailures
-from core.rules.loader import Rule, RuleGroup
-from core.rules.templates import QuerySample, TemplateData, TemplateError, alert_labels, expand
-from schemas.alerts import AlertEvent, AlertSource
-from schemas.samples import Sample
+from watchkeeper.core.alert_state import Alert, AlertRuleState, AlertState
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, DEFAULT_SUBQUERY_STEP, Semantics, evaluate, parse
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import Scalar, VectorSample, labels_key
+from watchkeeper.core.rules.eval_failures import EvalFailure, EvalFailures
+from watchkeeper.core.rules.loader import Rule, RuleGroup
+from watchkeeper.core.rules.templates import QuerySample, TemplateData, TemplateError, alert_labels, expand
+from watchkeeper.schemas.alerts import AlertEvent, AlertSource
+from watchkeeper.schemas.samples import Sample
 
 Key = tuple[tuple[str, str], ...]
 

@@ -12,14 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import CoreError, SourceError
-from core.promql.evaluator import DEFAULT_SEMANTICS, ParsedExpr, Semantics, parse
-from core.promql.series_notation import SeriesNotationError, parse_duration
-from core.rules.templates import TemplateError, check
-from core.yaml_source import Path as DocPath
-from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
-from schemas.alerts import AlertSource
-from schemas.label_names import is_label_name
+from watchkeeper.core.errors import CoreError, SourceError
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, ParsedExpr, Semantics, parse
+from watchkeeper.core.promql.series_notation import SeriesNotationError, parse_duration
+from watchkeeper.core.rules.templates import TemplateError, check
+from watchkeeper.core.yaml_source import Path as DocPath
+from watchkeeper.core.yaml_source import YamlDocument, load_yaml, load_yaml_file
+from watchkeeper.schemas.alerts import AlertSource
+from watchkeeper.schemas.label_names import is_label_name
 
 DEFAULT_INTERVAL = 60.0  # Prometheus' global evaluation_interval default
 _METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")

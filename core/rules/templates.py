@@ -23,9 +23,9 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
-from core.promql.re2 import compile_re2, go_expand
-from core.promql.series_notation import parse_duration
-from core.slo.go_format import go_float
+from watchkeeper.core.promql.re2 import compile_re2, go_expand
+from watchkeeper.core.promql.series_notation import parse_duration
+from watchkeeper.core.slo.go_format import go_float
 
 
 class TemplateError(ValueError):

@@ -14,14 +14,20 @@ from typing import Any
 
 import yaml
 
-from core.errors import CoreError, SourceError
-from core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, evaluate, parse
-from core.promql.series_notation import STALE, expand_series, parse_duration, parse_metric, parse_series_line
-from core.promql.series_store import SeriesStore
-from core.promql.values import Scalar, labels_key
-from core.rules.engine import EngineStep, RuleEngine
-from core.rules.loader import load_rule_files
-from core.yaml_source import load_yaml_file
+from watchkeeper.core.errors import CoreError, SourceError
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, evaluate, parse
+from watchkeeper.core.promql.series_notation import (
+    STALE,
+    expand_series,
+    parse_duration,
+    parse_metric,
+    parse_series_line,
+)
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import Scalar, labels_key
+from watchkeeper.core.rules.engine import EngineStep, RuleEngine
+from watchkeeper.core.rules.loader import load_rule_files
+from watchkeeper.core.yaml_source import load_yaml_file
 
 
 @dataclass

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from core.slo.go_format import go_float, go_float_fixed, prom_duration
-from core.slo.spec import AlertSpec, SLOSpec, SlothSpec, render_window
-from core.slo.windows import DAY, AlertWindows, BurnWindow, google_windows
+from watchkeeper.core.slo.go_format import go_float, go_float_fixed, prom_duration
+from watchkeeper.core.slo.spec import AlertSpec, SLOSpec, SlothSpec, render_window
+from watchkeeper.core.slo.windows import DAY, AlertWindows, BurnWindow, google_windows
 
 SLI_ERROR_METRIC = "slo:sli_error:ratio_rate{window}"
 ID_LABELS = ("sloth_id", "sloth_service", "sloth_slo")

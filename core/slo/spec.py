@@ -13,8 +13,8 @@ from typing import Any
 import promql_parser
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from core.yaml_source import YamlDocument, load_yaml, load_yaml_file
-from schemas.label_names import is_label_name
+from watchkeeper.core.yaml_source import YamlDocument, load_yaml, load_yaml_file
+from watchkeeper.schemas.label_names import is_label_name
 
 SPEC_VERSION = "prometheus/v1"
 WINDOW_TEMPLATE = re.compile(r"\{\{\s*\.window\s*\}\}")

@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 
-from core.notify.config import Route
-from core.notify.receiver_configs import (
+from watchkeeper.core.notify.config import Route
+from watchkeeper.core.notify.receiver_configs import (
     AlertmanagerPushConfig,
     CommandConfig,
     EmailConfig,
@@ -18,7 +18,7 @@ from core.notify.receiver_configs import (
     SlackConfig,
     WebhookConfig,
 )
-from core.notify.receiver_kinds import (
+from watchkeeper.core.notify.receiver_kinds import (
     DiscordConfig,
     KindConfig,
     MSTeamsConfig,
@@ -31,25 +31,25 @@ from core.notify.receiver_kinds import (
     WebexConfig,
     WechatConfig,
 )
-from core.notify.sms import SmsConfig
-from core.notify.templates import NotifyTemplates
-from sinks.channels.alertmanager import AlertmanagerChannel
-from sinks.channels.base import Channel, DeliveryError
-from sinks.channels.command import CommandChannel
-from sinks.channels.discord import DiscordChannel
-from sinks.channels.email import EmailChannel
-from sinks.channels.msteams import MSTeamsChannel, MSTeamsV2Channel
-from sinks.channels.opsgenie import OpsgenieChannel
-from sinks.channels.pagerduty import PagerdutyChannel
-from sinks.channels.pushover import PushoverChannel
-from sinks.channels.slack import SlackChannel
-from sinks.channels.sms import SmsChannel, repeat_intervals
-from sinks.channels.sns import SNSChannel
-from sinks.channels.telegram import TelegramChannel
-from sinks.channels.victorops import VictorOpsChannel
-from sinks.channels.webex import WebexChannel
-from sinks.channels.webhook import WebhookChannel
-from sinks.channels.wechat import WechatChannel
+from watchkeeper.core.notify.sms import SmsConfig
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.sinks.channels.alertmanager import AlertmanagerChannel
+from watchkeeper.sinks.channels.base import Channel, DeliveryError
+from watchkeeper.sinks.channels.command import CommandChannel
+from watchkeeper.sinks.channels.discord import DiscordChannel
+from watchkeeper.sinks.channels.email import EmailChannel
+from watchkeeper.sinks.channels.msteams import MSTeamsChannel, MSTeamsV2Channel
+from watchkeeper.sinks.channels.opsgenie import OpsgenieChannel
+from watchkeeper.sinks.channels.pagerduty import PagerdutyChannel
+from watchkeeper.sinks.channels.pushover import PushoverChannel
+from watchkeeper.sinks.channels.slack import SlackChannel
+from watchkeeper.sinks.channels.sms import SmsChannel, repeat_intervals
+from watchkeeper.sinks.channels.sns import SNSChannel
+from watchkeeper.sinks.channels.telegram import TelegramChannel
+from watchkeeper.sinks.channels.victorops import VictorOpsChannel
+from watchkeeper.sinks.channels.webex import WebexChannel
+from watchkeeper.sinks.channels.webhook import WebhookChannel
+from watchkeeper.sinks.channels.wechat import WechatChannel
 
 __all__ = ["Channel", "DeliveryError", "build_channels"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import aiohttp
 
-from core.notify.notification import Notification, alert_json
-from core.notify.receiver_configs import AlertmanagerPushConfig
-from sinks.channels.base import post_json
+from watchkeeper.core.notify.notification import Notification, alert_json
+from watchkeeper.core.notify.receiver_configs import AlertmanagerPushConfig
+from watchkeeper.sinks.channels.base import post_json
 
 
 class AlertmanagerChannel:

@@ -14,11 +14,11 @@ import aiohttp
 import orjson
 import yarl
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import HttpConfig
-from core.notify.templates import TemplateError
-from core.secrets import mask_url
-from plumbing.log_filters import KNOWN_SECRETS, redact
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import HttpConfig
+from watchkeeper.core.notify.templates import TemplateError
+from watchkeeper.core.secrets import mask_url
+from watchkeeper.plumbing.log_filters import KNOWN_SECRETS, redact
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 

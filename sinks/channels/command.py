@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import CommandConfig
-from sinks.channels.base import DeliveryError
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import CommandConfig
+from watchkeeper.sinks.channels.base import DeliveryError
 
 _CHUNK = 64 * 1024
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import aiohttp
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig
-from core.notify.receiver_kinds import DiscordConfig
-from core.notify.templates import NotifyTemplates
-from sinks.channels.base import auth_headers, post_json, template_errors
-from sinks.channels.msteams import webhook_url
-from sinks.channels.texts import KindTexts, truncate
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig
+from watchkeeper.core.notify.receiver_kinds import DiscordConfig
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.sinks.channels.base import auth_headers, post_json, template_errors
+from watchkeeper.sinks.channels.msteams import webhook_url
+from watchkeeper.sinks.channels.texts import KindTexts, truncate
 
 TITLE_LIMIT, DESCRIPTION_LIMIT, CONTENT_LIMIT = 256, 4096, 2000
 FIRING_COLOR, RESOLVED_COLOR = 0x992D22, 0x2ECC71

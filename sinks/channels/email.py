@@ -7,10 +7,10 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import EmailConfig, GlobalConfig
-from core.notify.templates import NotifyTemplates, default_templates, notification_data
-from sinks.channels.base import DeliveryError, template_errors
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import EmailConfig, GlobalConfig
+from watchkeeper.core.notify.templates import NotifyTemplates, default_templates, notification_data
+from watchkeeper.sinks.channels.base import DeliveryError, template_errors
 
 
 def subject(n: Notification) -> str:

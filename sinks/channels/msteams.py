@@ -9,13 +9,13 @@ from typing import Any
 
 import aiohttp
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig
-from core.notify.receiver_kinds import MSTeamsConfig, MSTeamsV2Config
-from core.notify.templates import NotifyTemplates
-from plumbing.log_filters import KNOWN_SECRETS
-from sinks.channels.base import DeliveryError, auth_headers, post_json, read_secret, template_errors
-from sinks.channels.texts import KindTexts
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig
+from watchkeeper.core.notify.receiver_kinds import MSTeamsConfig, MSTeamsV2Config
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.plumbing.log_filters import KNOWN_SECRETS
+from watchkeeper.sinks.channels.base import DeliveryError, auth_headers, post_json, read_secret, template_errors
+from watchkeeper.sinks.channels.texts import KindTexts
 
 FIRING_COLOR, RESOLVED_COLOR = "8C1A1A", "2DC72D"
 

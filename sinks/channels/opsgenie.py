@@ -10,12 +10,12 @@ from typing import Any
 import aiohttp
 import orjson
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig
-from core.notify.receiver_kinds import OpsGenieConfig
-from core.notify.templates import NotifyTemplates
-from sinks.channels.base import auth_headers, http_request, read_secret, template_errors
-from sinks.channels.texts import KindTexts, group_hash, truncate
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig
+from watchkeeper.core.notify.receiver_kinds import OpsGenieConfig
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.sinks.channels.base import auth_headers, http_request, read_secret, template_errors
+from watchkeeper.sinks.channels.texts import KindTexts, group_hash, truncate
 
 API_URL = "https://api.opsgenie.com/"
 MESSAGE_LIMIT = 130  # Opsgenie's cap on an alert's message

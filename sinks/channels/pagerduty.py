@@ -8,10 +8,10 @@ from typing import Any
 
 import aiohttp
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig, PagerdutyConfig
-from core.notify.templates import NotifyTemplates, default_templates, notification_data
-from sinks.channels.base import auth_headers, post_json, template_errors
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig, PagerdutyConfig
+from watchkeeper.core.notify.templates import NotifyTemplates, default_templates, notification_data
+from watchkeeper.sinks.channels.base import auth_headers, post_json, template_errors
 
 SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info", "warning": "warning",
             "error": "error", "info": "info"}

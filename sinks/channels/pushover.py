@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig
-from core.notify.receiver_kinds import PushoverConfig
-from core.notify.templates import NotifyTemplates
-from core.slo.go_format import parse_prom_duration
-from sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret, template_errors
-from sinks.channels.texts import KindTexts, truncate
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig
+from watchkeeper.core.notify.receiver_kinds import PushoverConfig
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.core.slo.go_format import parse_prom_duration
+from watchkeeper.sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret, template_errors
+from watchkeeper.sinks.channels.texts import KindTexts, truncate
 
 API_URL = "https://api.pushover.net/1/messages.json"
 TITLE_LIMIT, MESSAGE_LIMIT, URL_LIMIT = 250, 1024, 512

@@ -6,10 +6,10 @@ from typing import Any
 
 import aiohttp
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig, SlackConfig
-from core.notify.templates import NotifyTemplates, default_templates, notification_data
-from sinks.channels.base import DeliveryError, post_json, template_errors
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig, SlackConfig
+from watchkeeper.core.notify.templates import NotifyTemplates, default_templates, notification_data
+from watchkeeper.sinks.channels.base import DeliveryError, post_json, template_errors
 
 
 def slack_message(cfg: SlackConfig, n: Notification, templates: NotifyTemplates | None = None) -> dict[str, Any]:

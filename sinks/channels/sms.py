@@ -17,12 +17,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from core.notify.config import DEFAULT_REPEAT_INTERVAL, Route
-from core.notify.notification import Notification
-from core.notify.sms import SmsConfig, SmsLimiter, SnsProvider, sms_text
-from core.notify.templates import NotifyTemplates
-from core.secrets import mask_url
-from sinks.channels.base import TIMEOUT, DeliveryError, HeldBack, retry_after, template_errors
+from watchkeeper.core.notify.config import DEFAULT_REPEAT_INTERVAL, Route
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.sms import SmsConfig, SmsLimiter, SnsProvider, sms_text
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.core.secrets import mask_url
+from watchkeeper.sinks.channels.base import TIMEOUT, DeliveryError, HeldBack, retry_after, template_errors
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 _SNS_CODE = re.compile(r"<Code>([^<]*)</Code>")

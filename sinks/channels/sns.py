@@ -15,13 +15,13 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig
-from core.notify.receiver_kinds import SNSConfig
-from core.notify.templates import NotifyTemplates
-from plumbing.log_filters import KNOWN_SECRETS
-from sinks.channels.base import DeliveryError, http_request, template_errors
-from sinks.channels.texts import KindTexts, group_hash, truncate, truncate_bytes
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig
+from watchkeeper.core.notify.receiver_kinds import SNSConfig
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.plumbing.log_filters import KNOWN_SECRETS
+from watchkeeper.sinks.channels.base import DeliveryError, http_request, template_errors
+from watchkeeper.sinks.channels.texts import KindTexts, group_hash, truncate, truncate_bytes
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 MESSAGE_BYTES = 256 * 1024  # SNS's cap on a message

@@ -9,12 +9,12 @@ from typing import Any
 import aiohttp
 import orjson
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig
-from core.notify.receiver_kinds import TelegramConfig
-from core.notify.templates import NotifyTemplates
-from sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret, template_errors
-from sinks.channels.texts import KindTexts, truncate
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig
+from watchkeeper.core.notify.receiver_kinds import TelegramConfig
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret, template_errors
+from watchkeeper.sinks.channels.texts import KindTexts, truncate
 
 API_URL = "https://api.telegram.org"
 MESSAGE_LIMIT = 4096

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from core.notify.default_templates import DEFAULT_FIELDS
-from core.notify.notification import Notification
-from core.notify.receiver_kinds import KindConfig
-from core.notify.templates import NotifyTemplates, default_templates, notification_data
+from watchkeeper.core.notify.default_templates import DEFAULT_FIELDS
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_kinds import KindConfig
+from watchkeeper.core.notify.templates import NotifyTemplates, default_templates, notification_data
 
 
 class KindTexts:

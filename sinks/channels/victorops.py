@@ -10,12 +10,12 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig
-from core.notify.receiver_kinds import VictorOpsConfig
-from core.notify.templates import NotifyTemplates
-from sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret, template_errors
-from sinks.channels.texts import KindTexts, group_hash, truncate
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig
+from watchkeeper.core.notify.receiver_kinds import VictorOpsConfig
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.sinks.channels.base import DeliveryError, auth_headers, http_request, read_secret, template_errors
+from watchkeeper.sinks.channels.texts import KindTexts, group_hash, truncate
 
 API_URL = "https://alert.victorops.com/integrations/generic/20131114/alert/"
 STATE_MESSAGE_LIMIT = 20480

@@ -8,12 +8,12 @@ from typing import Any
 import aiohttp
 import orjson
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig
-from core.notify.receiver_kinds import WebexConfig
-from core.notify.templates import NotifyTemplates
-from sinks.channels.base import auth_headers, post_json, template_errors
-from sinks.channels.texts import KindTexts, truncate_bytes
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig
+from watchkeeper.core.notify.receiver_kinds import WebexConfig
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.sinks.channels.base import auth_headers, post_json, template_errors
+from watchkeeper.sinks.channels.texts import KindTexts, truncate_bytes
 
 API_URL = "https://webexapis.com/v1/messages"
 MESSAGE_BYTES = 7439

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig, WebhookConfig
-from sinks.channels.base import auth_headers, post_json
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig, WebhookConfig
+from watchkeeper.sinks.channels.base import auth_headers, post_json
 
 
 class WebhookChannel:

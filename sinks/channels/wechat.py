@@ -13,13 +13,13 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import GlobalConfig
-from core.notify.receiver_kinds import WechatConfig
-from core.notify.templates import NotifyTemplates
-from plumbing.log_filters import KNOWN_SECRETS
-from sinks.channels.base import DeliveryError, http_request, template_errors
-from sinks.channels.texts import KindTexts, truncate_bytes
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import GlobalConfig
+from watchkeeper.core.notify.receiver_kinds import WechatConfig
+from watchkeeper.core.notify.templates import NotifyTemplates
+from watchkeeper.plumbing.log_filters import KNOWN_SECRETS
+from watchkeeper.sinks.channels.base import DeliveryError, http_request, template_errors
+from watchkeeper.sinks.channels.texts import KindTexts, truncate_bytes
 
 API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 MESSAGE_BYTES = 2048  # WeChat's cap on a text message's content

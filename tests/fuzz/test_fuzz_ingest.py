@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from bench.fuzz.harness import PushTarget, Tally, decode_one
 from bench.fuzz.inputs import json_body, push_path, remote_write_body, sample_message, text_body
-from core.sample_decode import decode_samples
-from core.series_registry import SeriesRegistry
-from schemas.codec import SchemaError, decode_sample_message
+from watchkeeper.core.sample_decode import decode_samples
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.schemas.codec import SchemaError, decode_sample_message
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                           HealthCheck.too_slow])

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from plumbing.broker import free_port
+from watchkeeper.plumbing.broker import free_port
 
 
 @dataclass

@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, quote
 import orjson
 from aiohttp import web
 
-from plumbing.broker import free_port
 from tests.integration.notify_peers import ServedApp
+from watchkeeper.plumbing.broker import free_port
 
 OPSGENIE_KEY = "og-key-0123456789"
 VICTOROPS_KEY = "vo-key-0123456789"

@@ -18,8 +18,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from plumbing.broker import free_port
 from tests.integration.notify_peers import ServedApp
+from watchkeeper.plumbing.broker import free_port
 
 TWILIO_SID, TWILIO_TOKEN = "AC0123456789abcdef0123456789abcdef", "twilio-auth-token-0042"
 AWS_KEY_ID, AWS_SECRET, AWS_REGION = "AKIDWATCHKEEPERTEST", "aws/secret+key-for-tests-0042", "eu-west-1"

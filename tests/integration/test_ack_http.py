@@ -14,16 +14,16 @@ import orjson
 import pytest
 from aiohttp import web
 
-from core.notify.escalation import EscalationState
-from dashboard import create_dashboard_app
-from plumbing.broker import free_port
-from plumbing.config import Config
-from schemas.alerts import AlertEvent
-from sinks.ack_store import AckStore, ack_store_path
-from sinks.escalation_store import EscalationStore
-from sinks.notify_store import NotifyStore, store_paths
 from tests.conftest import write_config
 from watchkeeper.cli import main
+from watchkeeper.core.notify.escalation import EscalationState
+from watchkeeper.dashboard import create_dashboard_app
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.ack_store import AckStore, ack_store_path
+from watchkeeper.sinks.escalation_store import EscalationStore
+from watchkeeper.sinks.notify_store import NotifyStore, store_paths
 
 TOKEN = "ack-T0ken-5e9a77c1"
 PATH = "/api/v2/alerts/acknowledge"

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from core.errors import SourceError
-from core.notify.config import load_notify_config_file
-from core.yaml_source import GoYamlLoader
 from watchkeeper.cli import main
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.config import load_notify_config_file
+from watchkeeper.core.yaml_source import GoYamlLoader
 
 CORPUS = Path(__file__).parents[1] / "fixtures/alertmanager/corpus"
 # Real-world configs (Alertmanager's own examples and testdata, ...) are not committed here (see the fixtures'

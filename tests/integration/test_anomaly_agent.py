@@ -16,13 +16,22 @@ from pathlib import Path
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
-from core.anomaly_rules import load_anomaly_text
-from core.anomaly_scoring import AnomalyScorer
-from plumbing.config import Config
-from schemas import AlertEvent, SampleBatch, SeriesBlock, WindowAggregate, decode, encode, format_series_id, series_id
-from schemas.aggregates import SketchBins
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until
+from watchkeeper.core.anomaly_rules import load_anomaly_text
+from watchkeeper.core.anomaly_scoring import AnomalyScorer
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas import (
+    AlertEvent,
+    SampleBatch,
+    SeriesBlock,
+    WindowAggregate,
+    decode,
+    encode,
+    format_series_id,
+    series_id,
+)
+from watchkeeper.schemas.aggregates import SketchBins
 
 T0, STEP = 1_700_000_000.0, 10.0
 N, SHIFT = 2600, 2000

@@ -13,14 +13,23 @@ import math
 import clickhouse_connect
 import numpy as np
 
-from agents.anomaly_step import AnomalyStep
-from agents.rules_wiring import loaded_rules
-from core.anomaly_rules import load_anomaly_text
-from reports.backtest_report import build_document, run_backtest, text_report
-from schemas import AlertEvent, SampleBatch, SeriesBlock, WindowAggregate, decode, encode, format_series_id, series_id
-from schemas.aggregates import SketchBins
-from sinks.clickhouse_rows import aggregates_table, alerts_table, samples_table
-from sinks.clickhouse_schema import create_tables
+from watchkeeper.agents.anomaly_step import AnomalyStep
+from watchkeeper.agents.rules_wiring import loaded_rules
+from watchkeeper.core.anomaly_rules import load_anomaly_text
+from watchkeeper.reports.backtest_report import build_document, run_backtest, text_report
+from watchkeeper.schemas import (
+    AlertEvent,
+    SampleBatch,
+    SeriesBlock,
+    WindowAggregate,
+    decode,
+    encode,
+    format_series_id,
+    series_id,
+)
+from watchkeeper.schemas.aggregates import SketchBins
+from watchkeeper.sinks.clickhouse_rows import aggregates_table, alerts_table, samples_table
+from watchkeeper.sinks.clickhouse_schema import create_tables
 
 T0, STEP, N, SHIFT = 1_796_000_400.0, 10.0, 1800, 1300
 WINDOW = 60.0

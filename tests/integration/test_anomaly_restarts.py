@@ -11,8 +11,6 @@ import asyncio
 import signal
 from pathlib import Path
 
-from plumbing.config import Config
-from schemas import AlertEvent, decode
 from tests.integration.kafka_io import consume_until
 from tests.integration.test_anomaly_agent import (
     SHIFT,
@@ -24,6 +22,8 @@ from tests.integration.test_anomaly_agent import (
     start_worker,
     stop_worker,
 )
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas import AlertEvent, decode
 
 
 def test_killed_twice_mid_stream_every_transition_exactly_once(wk_config: Config, tmp_path: Path) -> None:

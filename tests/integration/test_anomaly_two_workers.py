@@ -14,8 +14,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from plumbing.config import Config
-from schemas import AlertEvent, decode, format_series_id, series_id
 from tests.integration.kafka_io import consume_until
 from tests.integration.test_anomaly_agent import (
     N,
@@ -27,6 +25,8 @@ from tests.integration.test_anomaly_agent import (
     start_worker,
     stop_worker,
 )
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas import AlertEvent, decode, format_series_id, series_id
 
 PARTITIONS = 8
 SLICES = 20

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from plumbing.topics import ensure_topics
-from runtime.broker_defects import list_offsets_after_one_batch, probe
+from watchkeeper.plumbing.topics import ensure_topics
+from watchkeeper.runtime.broker_defects import list_offsets_after_one_batch, probe
 
 
 async def _end_offset_after_one_batch_of(bootstrap: str, n: int) -> tuple[int, int]:

@@ -12,11 +12,11 @@ from typing import Any, cast
 import faust
 from aiokafka import AIOKafkaProducer
 
-from agents.partition_wiring import FaustPartitionIO
-from core.checkpoint_frame import frame
-from plumbing.config import Config
-from plumbing.topics import ensure_topics
-from runtime.checkpoint_log import cut
+from watchkeeper.agents.partition_wiring import FaustPartitionIO
+from watchkeeper.core.checkpoint_frame import frame
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.topics import ensure_topics
+from watchkeeper.runtime.checkpoint_log import cut
 
 
 @dataclass

@@ -15,11 +15,11 @@ import clickhouse_connect
 import pytest
 from aiohttp import web
 
-from plumbing.broker import free_port
-from plumbing.config import Config
-from sinks.clickhouse_http import EndpointOptions, create_query_app, split_format
-from sinks.clickhouse_sink import ClickHouse
 from watchkeeper.commands.sql import query as sql_query
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.sinks.clickhouse_http import EndpointOptions, create_query_app, split_format
+from watchkeeper.sinks.clickhouse_sink import ClickHouse
 
 
 @pytest.fixture

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from core.notify.acks import Ack
-from core.notify.escalation import EscalationState
-from dashboard import create_dashboard_app
-from plumbing.broker import free_port
-from plumbing.config import Config
-from schemas.alerts import AlertEvent
-from sinks.ack_store import AckStore, ack_store_path
-from sinks.escalation_store import EscalationStore
-from sinks.notify_store import NotifyStore, store_paths
 from tests.integration.test_dashboard_browser import CHROMIUM, _chromium, _seed
+from watchkeeper.core.notify.acks import Ack
+from watchkeeper.core.notify.escalation import EscalationState
+from watchkeeper.dashboard import create_dashboard_app
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.ack_store import AckStore, ack_store_path
+from watchkeeper.sinks.escalation_store import EscalationStore
+from watchkeeper.sinks.notify_store import NotifyStore, store_paths
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium)")
 LABELS = {"alertname": "DiskWillFillSoon", "host": "db-1", "mount": "/var", "severity": "critical"}

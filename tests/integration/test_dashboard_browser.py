@@ -20,11 +20,11 @@ import pyarrow as pa
 import pytest
 from aiohttp import web
 
-from dashboard import create_dashboard_app
-from plumbing.broker import free_port
-from plumbing.config import Config
-from reports.clickhouse_reader import get_reader
 from tests import report_dataset as rd
+from watchkeeper.dashboard import create_dashboard_app
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.reports.clickhouse_reader import get_reader
 
 ARTIFACTS = Path(__file__).parent.parent.parent / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import clickhouse_connect
 
-from dashboard.queries import DEFAULT_SERIES, series_chart, series_list
-from sinks.clickhouse_schema import create_tables
+from watchkeeper.dashboard.queries import DEFAULT_SERIES, series_chart, series_list
+from watchkeeper.sinks.clickhouse_schema import create_tables
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

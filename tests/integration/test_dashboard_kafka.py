@@ -15,17 +15,17 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from dashboard import create_dashboard_app
-from plumbing.broker import free_port
-from plumbing.config import Config
-from schemas import AlertEvent, encode
 from tests.integration.test_dashboard_browser import CHROMIUM, _chromium
+from watchkeeper.dashboard import create_dashboard_app
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas import AlertEvent, encode
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium)")
 
 
 async def test_alert_through_kafka_reaches_the_dashboard(wk_config: Config, ch_dsn: str) -> None:
-    from sinks import clickhouse_sink as sinks
+    from watchkeeper.sinks import clickhouse_sink as sinks
     wk_config.clickhouse.dsn = ch_dsn
     wk_config.clickhouse.flush_seconds = 0.5
     ch = sinks.ClickHouse(ch_dsn)

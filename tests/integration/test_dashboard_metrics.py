@@ -22,11 +22,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from plumbing.config import Config
-from schemas import AlertEvent, SampleBatch, SeriesBlock, encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import produce
 from tests.integration.notify_peers import RecordingServer
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas import AlertEvent, SampleBatch, SeriesBlock, encode
 
 SERIES = 6
 POINTS = 120  # one per second, ending now: windows of 10 s close up to ~15 s before now

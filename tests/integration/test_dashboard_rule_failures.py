@@ -8,11 +8,11 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from agents.rule_failure_report import RuleFailureReport
-from core.rules.eval_failures import EvalFailure
-from dashboard import create_dashboard_app
-from plumbing.broker import free_port
-from plumbing.config import Config
+from watchkeeper.agents.rule_failure_report import RuleFailureReport
+from watchkeeper.core.rules.eval_failures import EvalFailure
+from watchkeeper.dashboard import create_dashboard_app
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
 
 
 async def test_the_overview_lists_the_last_rule_failures(tmp_path: Path, ch_dsn: str) -> None:

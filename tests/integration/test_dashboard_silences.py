@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from plumbing.broker import free_port
-from plumbing.config import Config
 from tests.conftest import write_config
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
 
 
 def _cli(cfg_path: Path, *args: str) -> str:

@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 import pytest
 
-from plumbing.config import Config
-from schemas.alerts import AlertEvent
-from sinks.ack_store import acknowledge
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until
 from tests.integration.notify_peers import RecordingServer
 from tests.integration.test_notify_sink import send, start_sink, wait_for
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.ack_store import acknowledge
 
 AFTER = 5  # seconds: room for a loaded machine between seeing level 2 and acknowledging
 CONFIG = """

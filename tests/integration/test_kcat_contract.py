@@ -17,10 +17,10 @@ import subprocess
 
 import pytest
 
-from plumbing.topics import ensure_topics
-from schemas.codec import decode_sample_message, encode
-from schemas.samples import SampleBatch, SeriesBlock
 from tests.integration.kafka_io import produce
+from watchkeeper.plumbing.topics import ensure_topics
+from watchkeeper.schemas.codec import decode_sample_message, encode
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat not installed (apt-get install kcat)")
 # Only for tansu: skip the ApiVersions handshake librdkafka 2.0.2 cannot parse (see the module docstring).

@@ -16,8 +16,9 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import (
+from tests.integration.notify_peers import RecordingServer, start_alertmanager
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import (
     AlertmanagerPushConfig,
     CommandConfig,
     EmailConfig,
@@ -26,16 +27,15 @@ from core.notify.receiver_configs import (
     SlackConfig,
     WebhookConfig,
 )
-from plumbing.broker import free_port
-from schemas.alerts import AlertEvent
-from sinks.channels.alertmanager import AlertmanagerChannel
-from sinks.channels.base import DeliveryError
-from sinks.channels.command import CommandChannel
-from sinks.channels.email import EmailChannel
-from sinks.channels.pagerduty import PagerdutyChannel
-from sinks.channels.slack import SlackChannel
-from sinks.channels.webhook import WebhookChannel
-from tests.integration.notify_peers import RecordingServer, start_alertmanager
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.channels.alertmanager import AlertmanagerChannel
+from watchkeeper.sinks.channels.base import DeliveryError
+from watchkeeper.sinks.channels.command import CommandChannel
+from watchkeeper.sinks.channels.email import EmailChannel
+from watchkeeper.sinks.channels.pagerduty import PagerdutyChannel
+from watchkeeper.sinks.channels.slack import SlackChannel
+from watchkeeper.sinks.channels.webhook import WebhookChannel
 
 NOW = time.time()
 

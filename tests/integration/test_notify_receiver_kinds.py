@@ -22,14 +22,6 @@ import orjson
 import pytest
 from aiohttp import web
 
-from core.notify.config import load_notify_config
-from core.notify.notification import Notification
-from plumbing.broker import free_port
-from plumbing.config import Config
-from plumbing.log_filters import redact
-from schemas.alerts import AlertEvent
-from sinks.channels import Channel, DeliveryError, build_channels
-from sinks.notify_sink import register_notify_secrets
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until
 from tests.integration.notify_peers import ServedApp
@@ -51,6 +43,14 @@ from tests.integration.service_peers import (
     sigv4_problem,
 )
 from tests.integration.test_notify_sink import send, start_sink, wait_for
+from watchkeeper.core.notify.config import load_notify_config
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.log_filters import redact
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.channels import Channel, DeliveryError, build_channels
+from watchkeeper.sinks.notify_sink import register_notify_secrets
 
 NOW = 1_765_000_000.0
 # Alertmanager's subject: group label values, then the other common labels' values in name order.

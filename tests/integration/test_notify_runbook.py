@@ -23,15 +23,15 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from core.notify.config import load_notify_config_file
-from plumbing.broker import free_port
-from plumbing.config import Config
-from schemas.alerts import AlertEvent
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until
 from tests.integration.notify_peers import RecordingServer
 from tests.integration.sms_peers import TWILIO_SID, TWILIO_TOKEN, Answer, SmsProviderServer
 from tests.integration.test_notify_sink import send, start_sink, wait_for
+from watchkeeper.core.notify.config import load_notify_config_file
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas.alerts import AlertEvent
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "alertmanager-runbook.yml"
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from plumbing.config import Config
-from schemas.alerts import AlertEvent
-from schemas.codec import encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
 from tests.integration.notify_peers import RecordingServer
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import encode
 
 AM_CONFIG = """
 route:

@@ -15,12 +15,12 @@ import aiohttp
 import orjson
 import pytest
 
-from core.notify.notification import Notification
-from core.notify.sms import SmsConfig
-from schemas.alerts import AlertEvent
-from sinks.channels.base import DeliveryError, HeldBack
-from sinks.channels.sms import SmsChannel
 from tests.integration.sms_peers import AWS_SECRET, Answer, SmsProviderServer
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.sms import SmsConfig
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.channels.base import DeliveryError, HeldBack
+from watchkeeper.sinks.channels.sms import SmsChannel
 
 NOW = 1_800_000_000.0
 

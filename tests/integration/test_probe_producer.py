@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from plumbing.broker import free_port
-from plumbing.config import Config, ProbeTargetConfig
-from producers.probe import probe_once, probe_session, run_probe_producer
-from schemas import SampleBatch, SeriesBlock
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config, ProbeTargetConfig
+from watchkeeper.producers.probe import probe_once, probe_session, run_probe_producer
+from watchkeeper.schemas import SampleBatch, SeriesBlock
 
 CERT_DAYS = 30
 

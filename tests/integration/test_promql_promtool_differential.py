@@ -19,10 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from core.promql.evaluator import evaluate, parse
-from core.promql.series_notation import STALE, expand_series, parse_duration, parse_metric, parse_series_line
-from core.promql.series_store import SeriesStore
-from core.promql.values import Scalar, labels_key
+from watchkeeper.core.promql.evaluator import evaluate, parse
+from watchkeeper.core.promql.series_notation import (
+    STALE,
+    expand_series,
+    parse_duration,
+    parse_metric,
+    parse_series_line,
+)
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import Scalar, labels_key
 
 ORDER_DEPENDENT = ("sum", "avg(", "stddev", "stdvar")
 # Go's own sin, cos, atan2... (Cephes ports) and C's libm can differ in the last bit or two: compared to 1e-15.

@@ -25,16 +25,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plumbing.broker import free_port
-from plumbing.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
-from plumbing.topics import ensure_topics
-from producers.push_api import create_push_app
-from producers.remote_write import encode_write_request
-from producers.sender import BatchSender
-from schemas.codec import decode_sample_message
-from schemas.limits import IngestLimits
-from schemas.samples import SampleBatch
 from tests.integration.kafka_io import consume_until
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.self_metrics import INGEST_DISCARDED, INGEST_REJECTED
+from watchkeeper.plumbing.topics import ensure_topics
+from watchkeeper.producers.push_api import create_push_app
+from watchkeeper.producers.remote_write import encode_write_request
+from watchkeeper.producers.sender import BatchSender
+from watchkeeper.schemas.codec import decode_sample_message
+from watchkeeper.schemas.limits import IngestLimits
+from watchkeeper.schemas.samples import SampleBatch
 
 TOKEN = "s3cret"
 

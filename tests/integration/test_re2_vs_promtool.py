@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.errors import CoreError
-from core.promql.evaluator import evaluate, parse
-from core.promql.series_notation import parse_metric, parse_series_line
-from core.promql.series_store import SeriesStore
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.evaluator import evaluate, parse
+from watchkeeper.core.promql.series_notation import parse_metric, parse_series_line
+from watchkeeper.core.promql.series_store import SeriesStore
 
 _ATOMS = ["a", "b", "A", "1", "_", "-", " ", "λ", "É", ".", r"\d", r"\w", r"\s", r"\D", r"\W", "[a-c]", "[^ab]",
           "[[:alpha:]]", "[[:digit:]_]", "[[:^space:]]", r"\pL", r"\p{Lu}", r"\x41", r"\.", "[λ-μ]", r"\Q.b\E",

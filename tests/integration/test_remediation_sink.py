@@ -17,13 +17,13 @@ import orjson
 import pytest
 from aiohttp import web
 
-from plumbing.broker import free_port
-from plumbing.config import Config
-from schemas.alerts import AlertEvent
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until
 from tests.integration.notify_peers import RecordingServer, ServedApp
 from tests.integration.test_notify_sink import send, start_sink, wait_for
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas.alerts import AlertEvent
 
 
 class Service:

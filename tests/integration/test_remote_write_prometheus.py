@@ -18,10 +18,10 @@ import clickhouse_connect
 import pytest
 from aiohttp import web
 
-from plumbing.broker import free_port
-from plumbing.config import Config
-from producers.push_api import create_push_app
-from producers.sender import BatchSender
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.producers.push_api import create_push_app
+from watchkeeper.producers.sender import BatchSender
 
 TOKEN = "remote-write-token"
 SERIES = ["up", "scrape_samples_scraped", "prometheus_tsdb_head_series", "prometheus_build_info",

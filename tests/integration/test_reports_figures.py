@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from reports.capacity_report import Z95, build_capacity_report
-from reports.clickhouse_reader import get_reader
-from reports.document import duration, pct
-from reports.query_progress import QueryRunner
-from reports.render import write_html, write_markdown
-from reports.slo_report import build_slo_report, time_to_exhaustion
-from reports.timerange import TimeRange
-from reports.trend_report import build_trend_report
 from tests import report_dataset as rd
 from watchkeeper.cli import main
+from watchkeeper.reports.capacity_report import Z95, build_capacity_report
+from watchkeeper.reports.clickhouse_reader import get_reader
+from watchkeeper.reports.document import duration, pct
+from watchkeeper.reports.query_progress import QueryRunner
+from watchkeeper.reports.render import write_html, write_markdown
+from watchkeeper.reports.slo_report import build_slo_report, time_to_exhaustion
+from watchkeeper.reports.timerange import TimeRange
+from watchkeeper.reports.trend_report import build_trend_report
 
 TR = TimeRange(rd.START, rd.END)
 APPROX = {"rel": 1e-9, "abs": 1e-12}

@@ -18,13 +18,13 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
-from agents.rules_agent import rule_topics
-from agents.rules_step import Checkpoint
-from plumbing.config import Config
-from plumbing.topics import ensure_topics, topic_plan
-from schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
+from watchkeeper.agents.rules_agent import rule_topics
+from watchkeeper.agents.rules_step import Checkpoint
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
 
 T0 = float(int(time.time()) // 60 * 60 - 7200)  # recent (ClickHouse TTLs), on a 30 s tick
 STEP = 10.0

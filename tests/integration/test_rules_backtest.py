@@ -15,13 +15,13 @@ from typing import Any
 
 import clickhouse_connect
 
-from agents.rules_wiring import loaded_rules
-from core.rules.loader import load_rules_text
-from plumbing.config import Config
-from reports.backtest_report import build_document, run_backtest, text_report
-from schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
 from tests.integration.kafka_io import consume_until, produce
 from tests.integration.test_rules_agent import Workers, canonical, rules_config
+from watchkeeper.agents.rules_wiring import loaded_rules
+from watchkeeper.core.rules.loader import load_rules_text
+from watchkeeper.plumbing.config import Config
+from watchkeeper.reports.backtest_report import build_document, run_backtest, text_report
+from watchkeeper.schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
 
 DAY = 86400.0
 T0 = float(int(time.time()) // 3600 * 3600 - 2 * 86400)  # two days ago, on the hour

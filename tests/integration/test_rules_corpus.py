@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import CoreError
-from core.rules.loader import load_rule_files
-from core.rules.unit_test import run_test_file
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.rules.loader import load_rule_files
+from watchkeeper.core.rules.unit_test import run_test_file
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 FILES = sorted(RULES.rglob("*.test.yml"))

@@ -19,12 +19,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder, generate_latest
 
-from plumbing.broker import free_port
-from plumbing.config import Config, ScrapeTargetConfig
-from plumbing.self_metrics import INGEST_DISCARDED
-from producers.scrape import run_scrape_producer, scrape_once
-from schemas.limits import IngestLimits
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config, ScrapeTargetConfig
+from watchkeeper.plumbing.self_metrics import INGEST_DISCARDED
+from watchkeeper.producers.scrape import run_scrape_producer, scrape_once
+from watchkeeper.schemas.limits import IngestLimits
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 NOW = 1_700_000_000.0
 SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}

@@ -18,12 +18,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from plumbing.topics import ensure_topics
-from producers.sender import BatchSender
-from schemas.codec import decode_sample_message, encode
-from schemas.deadletter import DeadLetter
-from schemas.samples import SampleBatch, SeriesBlock
 from tests.integration.kafka_io import consume_until
+from watchkeeper.plumbing.topics import ensure_topics
+from watchkeeper.producers.sender import BatchSender
+from watchkeeper.schemas.codec import decode_sample_message, encode
+from watchkeeper.schemas.deadletter import DeadLetter
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 LIMIT = 8 * 1024
 

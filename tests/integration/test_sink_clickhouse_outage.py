@@ -12,9 +12,9 @@ import time
 
 from aiokafka import AIOKafkaProducer
 
-from plumbing.config import Config
-from plumbing.self_metrics import REGISTRY
-from schemas import AlertEvent, encode
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.self_metrics import REGISTRY
+from watchkeeper.schemas import AlertEvent, encode
 
 
 def _errors() -> float:
@@ -31,7 +31,7 @@ async def _wait_for(check: object, timeout: float) -> bool:
 
 
 async def test_failed_inserts_are_counted_retried_and_lose_nothing(wk_config: Config, ch_dsn: str) -> None:
-    from sinks import clickhouse_sink as sinks
+    from watchkeeper.sinks import clickhouse_sink as sinks
     wk_config.clickhouse.dsn = ch_dsn
     wk_config.clickhouse.flush_seconds = 0.3
     ch = sinks.ClickHouse(ch_dsn)

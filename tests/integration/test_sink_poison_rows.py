@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from plumbing.config import Config
-from schemas import AlertEvent, DeadLetter, WindowAggregate, decode, encode, series_id
 from tests.integration.kafka_io import consume_until, produce
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas import AlertEvent, DeadLetter, WindowAggregate, decode, encode, series_id
 
 REJECTED_RULE = "RejectedByClickHouse"
 
@@ -48,7 +48,7 @@ async def _wait_for(check: Any, timeout: float) -> bool:
 
 
 async def test_poison_rows_are_dead_lettered_and_the_sink_goes_on(wk_config: Config, ch_dsn: str) -> None:
-    from sinks import clickhouse_sink as sinks
+    from watchkeeper.sinks import clickhouse_sink as sinks
     topics = wk_config.kafka.topics
     wk_config.clickhouse.dsn = ch_dsn
     wk_config.clickhouse.flush_seconds = 0.5

@@ -53,7 +53,7 @@ def test_cli_error_names_file_line_and_field(tmp_path: Path, capsys: pytest.Capt
 @pytest.mark.slow
 def test_page_alert_fires_on_watchkeepers_rule_engine_at_the_same_minute(tmp_path: Path) -> None:
     """The same promtool test file, run by Watchkeeper's engine (what the rules agent runs live)."""
-    from core.rules.unit_test import run_test_file
+    from watchkeeper.core.rules.unit_test import run_test_file
 
     rules = tmp_path / "incident.rules.yml"
     assert main(["slo", "generate", str(FIXTURES / "incident-spec.yml"), "-o", str(rules)]) == 0
@@ -63,9 +63,9 @@ def test_page_alert_fires_on_watchkeepers_rule_engine_at_the_same_minute(tmp_pat
 
 
 def test_slo_specs_join_the_rules_agent_with_source_slo() -> None:
-    from agents.rules_wiring import slo_rule_groups
-    from core.promql.series_store import SeriesStore
-    from core.rules.engine import EngineStep, RuleEngine
+    from watchkeeper.agents.rules_wiring import slo_rule_groups
+    from watchkeeper.core.promql.series_store import SeriesStore
+    from watchkeeper.core.rules.engine import EngineStep, RuleEngine
 
     groups = slo_rule_groups([str(FIXTURES / "incident-spec.yml")])
     assert [g.name.split("-")[2] for g in groups] == ["sli", "meta", "alerts"]

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import yaml
 
-from reports.clickhouse_reader import get_reader
-from reports.query_progress import QueryRunner
-from reports.slo_report import build_slo_report
-from reports.timerange import TimeRange
 from tests import report_dataset as rd
 from watchkeeper.cli import main
+from watchkeeper.reports.clickhouse_reader import get_reader
+from watchkeeper.reports.query_progress import QueryRunner
+from watchkeeper.reports.slo_report import build_slo_report
+from watchkeeper.reports.timerange import TimeRange
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sloth"
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) not installed")

@@ -21,11 +21,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from plumbing.broker import free_port, start_broker
-from plumbing.config import load_config
-from plumbing.topics import ensure_topics, topic_plan
-from producers.sender import BatchSender
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.plumbing.broker import free_port, start_broker
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.producers.sender import BatchSender
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 TOPIC = "outage.samples"
 DOWN_SECONDS = float(os.environ.get("WK_OUTAGE_SECONDS", "60"))

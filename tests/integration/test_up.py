@@ -12,9 +12,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from plumbing.broker import free_port
-from plumbing.config import Config
 from tests.conftest import write_config
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
 
 
 def _query(port: int, sql: str) -> str:

@@ -18,9 +18,9 @@ import pytest
 from bench.windows.kafka_load import load, read_all
 from bench.windows.verify import expected_windows, refused_by_source, verify
 from bench.windows.workload import MARKER, PARTITIONS, Workload
-from plumbing.config import Config
 from tests.conftest import write_config
 from tests.integration.test_window_restarts import kill_at
+from watchkeeper.plumbing.config import Config
 
 SAMPLES = 200_000
 SKEWED = tuple(range(32, 40))  # source p + 32 is on partition p: one skewed source per partition

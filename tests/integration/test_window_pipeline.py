@@ -15,10 +15,10 @@ import clickhouse_connect
 import orjson
 import pytest
 
-from plumbing.config import Config
-from schemas import DeadLetter, SampleBatch, SeriesBlock, WindowAggregate, decode, encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas import DeadLetter, SampleBatch, SeriesBlock, WindowAggregate, decode, encode
 
 T0 = float(int(time.time()) // 60 * 60 - 3600)  # recent, so the samples table's TTL keeps the rows
 

@@ -19,8 +19,8 @@ from aiokafka.structs import TopicPartition
 from bench.windows.kafka_load import load, read_all
 from bench.windows.verify import expected_windows, verify
 from bench.windows.workload import PARTITIONS, Workload
-from plumbing.config import Config
 from tests.conftest import write_config
+from watchkeeper.plumbing.config import Config
 
 SAMPLES = 1_000_000
 KILLS = 3

@@ -23,8 +23,8 @@ from bench.windows.churn import stop
 from bench.windows.kafka_load import load, read_all
 from bench.windows.verify import expected_windows, refused_by_source, verify
 from bench.windows.workload import PARTITIONS, Workload
-from plumbing.config import Config
 from tests.conftest import write_config
+from watchkeeper.plumbing.config import Config
 
 SAMPLES = 400_000
 SLICES = 30  # the input arrives in this many slices (every partition's next part each time)

@@ -28,16 +28,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboard.queries import active_alerts, ingest_status, series_list
-from plumbing.broker import free_port
-from plumbing.config import Config, load_config
-from plumbing.errors import WatchkeeperError
-from reports.clickhouse_reader import get_reader
-from sinks.clickhouse_http import EndpointConfigError, EndpointOptions
-from sinks.clickhouse_sink import ClickHouse
 from tests.conftest import write_config
 from watchkeeper.commands.sink import query_limits, serve_query_endpoint
 from watchkeeper.commands.sql import query as sql_query
+from watchkeeper.dashboard.queries import active_alerts, ingest_status, series_list
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config, load_config
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.reports.clickhouse_reader import get_reader
+from watchkeeper.sinks.clickhouse_http import EndpointConfigError, EndpointOptions
+from watchkeeper.sinks.clickhouse_sink import ClickHouse
 
 SECRET_FILE_MARK = "root:"  # the first line of /etc/passwd
 

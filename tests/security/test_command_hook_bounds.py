@@ -19,15 +19,15 @@ from typing import Any
 import orjson
 import pytest
 
-from core.notify.notification import Notification
-from core.notify.receiver_configs import CommandConfig
-from plumbing.config import Config
-from schemas.alerts import AlertEvent
-from schemas.codec import encode
-from sinks.channels.base import DeliveryError
-from sinks.channels.command import CommandChannel
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import CommandConfig
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import encode
+from watchkeeper.sinks.channels.base import DeliveryError
+from watchkeeper.sinks.channels.command import CommandChannel
 
 TEN_MB = 10_000_000
 CAP = 64 * 1024

@@ -21,11 +21,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from dashboard import create_dashboard_app
-from plumbing.broker import free_port
-from plumbing.config import Config
-from plumbing.http_guard import ListenerError
 from tests.conftest import write_config
+from watchkeeper.dashboard import create_dashboard_app
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.http_guard import ListenerError
 
 TOKEN = "dAsh-T0ken-5e9a77c1"
 
@@ -175,7 +175,7 @@ def test_watchkeeper_up_refuses_an_open_push_listener_before_starting_anything(w
 
 
 def test_faust_web_binds_loopback(wk_config: Config) -> None:
-    from agents.app import create_app
+    from watchkeeper.agents.app import create_app
 
     app = create_app(wk_config, modules=())
     assert app.conf.web_enabled is False  # the worker serves nothing on 6066

@@ -21,12 +21,12 @@ import orjson
 import pytest
 from aiohttp import web
 
-from plumbing import http_guard
-from plumbing.config import Config
-from plumbing.http_guard import ListenerError, check_listener, is_loopback
-from producers.runner import run_producers, start_push_api
-from producers.sender import BatchSender
 from tests.conftest import write_config
+from watchkeeper.plumbing import http_guard
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.http_guard import ListenerError, check_listener, is_loopback
+from watchkeeper.producers.runner import run_producers, start_push_api
+from watchkeeper.producers.sender import BatchSender
 
 SAMPLE = orjson.dumps({"name": "queue_depth", "labels": {"queue": "emails"}, "ts": 1_790_000_000.5, "value": 17})
 TOKEN = "pUsh-T0ken-8d1f0c2b"
@@ -218,7 +218,7 @@ def test_watchkeeper_produce_push_off_loopback_says_how_to_set_the_token(wk_conf
 
 
 def test_wk_push_token_env_sets_the_token(wk_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from plumbing.config import load_config
+    from watchkeeper.plumbing.config import load_config
 
     cfg_path = write_config(wk_config, tmp_path / "watchkeeper.yaml")
     monkeypatch.setenv("WK_PUSH_TOKEN", TOKEN)
@@ -239,7 +239,7 @@ async def test_a_real_prometheus_remote_writes_with_authorization_or_basic_auth(
     import urllib.parse
     import urllib.request
 
-    from plumbing.broker import free_port
+    from watchkeeper.plumbing.broker import free_port
 
     wk_config.producers.push.token = TOKEN
     pushes: list[Push] = []

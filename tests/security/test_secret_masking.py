@@ -23,15 +23,15 @@ import orjson
 import pytest
 from aiohttp import web
 
-from core.secrets import SECRET, SecretRedactor, is_secret_name, mask_dsn, mask_url, mask_urls_in_text
-from dashboard import create_dashboard_app
-from plumbing.broker import free_port
-from plumbing.config import Config
-from plumbing.log_filters import KNOWN_SECRETS, install_secret_redaction
-from schemas.alerts import AlertEvent
-from schemas.codec import encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
+from watchkeeper.core.secrets import SECRET, SecretRedactor, is_secret_name, mask_dsn, mask_url, mask_urls_in_text
+from watchkeeper.dashboard import create_dashboard_app
+from watchkeeper.plumbing.broker import free_port
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.log_filters import KNOWN_SECRETS, install_secret_redaction
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import encode
 
 # Each secret is a literal grepped for afterwards; none is a substring of anything else the test writes.
 WEBHOOK_PATH_TOKEN = "W3bh00kPathT0ken"
@@ -151,7 +151,7 @@ async def test_failing_deliveries_leak_no_secret(wk_config: Config, tmp_path: Pa
         assert_clean(f.read_bytes(), f"the sink's state file {f.name}")
 
     # The ClickHouse sink stores the records: the `notifications` table holds no secret either.
-    from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
+    from watchkeeper.sinks.clickhouse_sink import ClickHouse, ClickHouseSink
 
     wk_config.clickhouse.dsn = ch_dsn
     wk_config.clickhouse.flush_seconds = 0.2

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import orjson
 
-from plumbing.config import Config
-from schemas.alerts import AlertEvent
-from schemas.codec import encode
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
 from tests.security.test_secret_masking import echo_server  # noqa: F401 (a fixture)
+from watchkeeper.plumbing.config import Config
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import encode
 
 TWILIO_TOKEN = "Tw1l1oAuthT0ken-77"
 AWS_SECRET = "AwsS3cretAcc3ssKey/77+x"

@@ -3,7 +3,7 @@ these state changes at these times."""
 
 from __future__ import annotations
 
-from core.alert_state import AlertRuleState, fingerprint
+from watchkeeper.core.alert_state import AlertRuleState, fingerprint
 
 UP = [({"job": "api", "severity": "critical"}, 1.0)]
 

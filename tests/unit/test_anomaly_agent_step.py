@@ -10,12 +10,21 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from agents.anomaly_step import AnomalyStep
-from core.anomaly_rules import load_anomaly_text
-from core.anomaly_scoring import AnomalyScorer
-from runtime.checkpoint import Checkpoint
-from schemas import AlertEvent, SampleBatch, SeriesBlock, WindowAggregate, decode, encode, format_series_id, series_id
-from schemas.aggregates import SketchBins
+from watchkeeper.agents.anomaly_step import AnomalyStep
+from watchkeeper.core.anomaly_rules import load_anomaly_text
+from watchkeeper.core.anomaly_scoring import AnomalyScorer
+from watchkeeper.runtime.checkpoint import Checkpoint
+from watchkeeper.schemas import (
+    AlertEvent,
+    SampleBatch,
+    SeriesBlock,
+    WindowAggregate,
+    decode,
+    encode,
+    format_series_id,
+    series_id,
+)
+from watchkeeper.schemas.aggregates import SketchBins
 
 T0, STEP = 1_700_000_000.0, 10.0
 N, SHIFT = 2600, 2000

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.detectors import make_detector
+from watchkeeper.core.detectors import make_detector
 
 N = 40_000
 WARMUP = 8_000

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.detectors.calibration import TailCalibrator
-from core.detectors.state_codec import pack_state, unpack_state
+from watchkeeper.core.detectors.calibration import TailCalibrator
+from watchkeeper.core.detectors.state_codec import pack_state, unpack_state
 
 
 @settings(max_examples=30, deadline=None)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.detectors import make_detector
+from watchkeeper.core.detectors import make_detector
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

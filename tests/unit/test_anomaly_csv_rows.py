@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.detectors.csv_rows import RowError, is_header, parse_timestamp, parse_value, split_row
+from watchkeeper.core.detectors.csv_rows import RowError, is_header, parse_timestamp, parse_value, split_row
 
 
 @pytest.mark.parametrize(("text", "epoch"), [

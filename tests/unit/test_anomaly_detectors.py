@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.detectors import (
+from watchkeeper.core.detectors import (
     DETECTOR_CLASSES,
     DETECTORS,
     DetectorParamError,
@@ -17,7 +17,7 @@ from core.detectors import (
     detector_from_bytes,
     make_detector,
 )
-from core.detectors.state_codec import StateDecodeError
+from watchkeeper.core.detectors.state_codec import StateDecodeError
 
 FIVE_MIN = 300.0
 

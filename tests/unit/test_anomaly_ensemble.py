@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.detectors import detector_from_bytes, make_detector
-from core.detectors.calibrated import CalibratedDetector
-from core.detectors.ensemble import EnsembleDetector
-from core.detectors.event import gauss_z
-from core.detectors.state_codec import StateDecodeError, pack_state, unpack_state
+from watchkeeper.core.detectors import detector_from_bytes, make_detector
+from watchkeeper.core.detectors.calibrated import CalibratedDetector
+from watchkeeper.core.detectors.ensemble import EnsembleDetector
+from watchkeeper.core.detectors.event import gauss_z
+from watchkeeper.core.detectors.state_codec import StateDecodeError, pack_state, unpack_state
 
 T0, STEP = 1_700_000_000.0, 60.0
 

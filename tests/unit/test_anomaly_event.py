@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.detectors import DEFAULT_DETECTOR, detector_from_bytes, make_detector
 from tests.unit.test_anomaly_one_point import _assert_same_state
+from watchkeeper.core.detectors import DEFAULT_DETECTOR, detector_from_bytes, make_detector
 
 T0, STEP = 1_700_000_000.0, 60.0
 
@@ -124,7 +124,7 @@ def test_ensemble_one_point_at_a_time_with_restarts_equals_one_batch() -> None:
 def test_gauss_z_is_the_normal_quantile_on_both_paths() -> None:
     from statistics import NormalDist
 
-    from core.detectors.event import gauss_z, gauss_z_one
+    from watchkeeper.core.detectors.event import gauss_z, gauss_z_one
     ps = [1.0, 0.5, 0.05, 0.001, 1e-6, 1e-12, 1e-15]  # the calibration never says less than 1e-15
     arr = gauss_z(np.array(ps)).tolist()
     for p, z in zip(ps, arr, strict=True):

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.detectors import detector_from_bytes, make_detector
-from core.detectors.state_codec import unpack_state
+from watchkeeper.core.detectors import detector_from_bytes, make_detector
+from watchkeeper.core.detectors.state_codec import unpack_state
 
 FIXTURE = Path(__file__).parent / "fixtures" / "anomaly_fast_path_reference.npz"
 T0, STEP, N = 1_700_000_000.0, 300.0, 1500

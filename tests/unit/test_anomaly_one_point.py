@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.detectors import DETECTOR_CLASSES, detector_from_bytes, make_detector
-from core.detectors.state_codec import unpack_state
+from watchkeeper.core.detectors import DETECTOR_CLASSES, detector_from_bytes, make_detector
+from watchkeeper.core.detectors.state_codec import unpack_state
 
 T0, STEP = 1_700_000_000.0, 300.0
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.anomaly_rules import load_anomaly_files, load_anomaly_text, parse_selector
-from core.detectors import DEFAULT_DETECTOR
-from core.errors import SourceError
+from watchkeeper.core.anomaly_rules import load_anomaly_files, load_anomaly_text, parse_selector
+from watchkeeper.core.detectors import DEFAULT_DETECTOR
+from watchkeeper.core.errors import SourceError
 
 GOOD = """anomaly:
   - name: latency

@@ -9,14 +9,14 @@ import asyncio
 
 import numpy as np
 
-from agents.anomaly_step import AnomalyStep
-from core.anomaly_scoring import AnomalyScorer
-from runtime.checkpoint import Checkpoint
-from runtime.exactly_once import seq_of
-from runtime.partition_state import PartitionRuntime, RuntimeSettings
-from schemas import AlertEvent, decode
 from tests.unit.test_anomaly_agent_step import RULE_LIST, SHIFT, STEP, T0, N, aggregate, level_shift
 from tests.unit.test_partition_runtime import TOPIC, FakeBroker, FakeConsumer, FakeIO, Rec
+from watchkeeper.agents.anomaly_step import AnomalyStep
+from watchkeeper.core.anomaly_scoring import AnomalyScorer
+from watchkeeper.runtime.checkpoint import Checkpoint
+from watchkeeper.runtime.exactly_once import seq_of
+from watchkeeper.runtime.partition_state import PartitionRuntime, RuntimeSettings
+from watchkeeper.schemas import AlertEvent, decode
 
 
 def worker(broker: FakeBroker, name: str, every_messages: int, batch: int) -> PartitionRuntime:

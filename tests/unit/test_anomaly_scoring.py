@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.anomaly_rules import AnomalyRule, load_anomaly_text
-from core.anomaly_scoring import AnomalyScorer, SeriesAnomaly, state_key
-from schemas import AlertEvent
+from watchkeeper.core.anomaly_rules import AnomalyRule, load_anomaly_text
+from watchkeeper.core.anomaly_scoring import AnomalyScorer, SeriesAnomaly, state_key
+from watchkeeper.schemas import AlertEvent
 
 T0, STEP = 1_700_000_000.0, 10.0
 N, SHIFT = 2600, 2000  # a level shift of +15 sigma at point 2000
@@ -139,7 +139,7 @@ def test_an_unreadable_saved_state_starts_the_series_afresh() -> None:
 
 def test_a_detector_saved_while_learning_keeps_its_not_a_number_scalars() -> None:
     """JSON has no NaN: the state codec keeps non-finite scalars apart (they came back as None before)."""
-    from core.detectors import detector_from_bytes
+    from watchkeeper.core.detectors import detector_from_bytes
 
     ts, x = series()
     whole = rule().new_detector().score_batch(ts[:600], x[:600])

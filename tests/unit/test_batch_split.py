@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producers.batch_split import split_batch
-from schemas.codec import encode
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.producers.batch_split import split_batch
+from watchkeeper.schemas.codec import encode
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 blocks = st.builds(
     lambda name, labels, n, pad: SeriesBlock(name=name, labels={**labels, "pad": "p" * pad},

@@ -14,7 +14,7 @@ from evaluate_real import reference_zscore
 from nab import PROFILES, SeriesScorer, best, windows_from_points, windows_from_segments
 from real_corpora import load_mscloud, load_skab
 
-from core.detectors import make_detector
+from watchkeeper.core.detectors import make_detector
 
 STANDARD, LOW_FP, LOW_FN = PROFILES
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.checkpoint_frame import VERSION, CheckpointFrameError, frame, unframe
+from watchkeeper.core.checkpoint_frame import VERSION, CheckpointFrameError, frame, unframe
 
 heads = st.dictionaries(st.text(max_size=8), st.integers(-10**6, 10**6) | st.text(max_size=8), max_size=5)
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.checkpoint_frame import CheckpointFrameError, frame
-from runtime.checkpoint import Checkpoint
-from runtime.checkpoint_log import cut, newest_complete, part_of, parts_needed
+from watchkeeper.core.checkpoint_frame import CheckpointFrameError, frame
+from watchkeeper.runtime.checkpoint import Checkpoint
+from watchkeeper.runtime.checkpoint_log import cut, newest_complete, part_of, parts_needed
 
 
 def test_a_checkpoint_that_fits_is_one_record_as_before() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from plumbing.config import load_config
-from plumbing.errors import ConfigError
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.errors import ConfigError
 
 
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ def test_every_configuration_key_is_in_the_reference() -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     from config_reference import render
 
-    from plumbing.config import Config
+    from watchkeeper.plumbing.config import Config
 
     page = render()
     for section, info in Config.model_fields.items():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from core.notify.silences import Silence
-from dashboard.silences import current_silences, read_silences, silence_json, store_silence_provider
-from plumbing.config import Config
-from sinks.notify_store import SilenceStore, store_paths
+from watchkeeper.core.notify.silences import Silence
+from watchkeeper.dashboard.silences import current_silences, read_silences, silence_json, store_silence_provider
+from watchkeeper.plumbing.config import Config
+from watchkeeper.sinks.notify_store import SilenceStore, store_paths
 
 NOW = 1_800_000_000.0
 

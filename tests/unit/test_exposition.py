@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from producers.exposition import ExpositionError, parse_exposition, parse_exposition_counted, target_labels
-from schemas.codec import decode, encode
-from schemas.samples import SeriesBlock
+from watchkeeper.producers.exposition import ExpositionError, parse_exposition, parse_exposition_counted, target_labels
+from watchkeeper.schemas.codec import decode, encode
+from watchkeeper.schemas.samples import SeriesBlock
 
 NOW = 1_700_000_000.0
 TARGET = {"job": "app", "instance": "app.example:8000"}

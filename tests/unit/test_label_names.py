@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.label_names import is_label_name
+from watchkeeper.schemas.label_names import is_label_name
 
 
 @pytest.mark.parametrize("name", ["job", "_x", "a1", "__name__", "A_b_9"])

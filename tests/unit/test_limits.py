@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.limits import (
+from watchkeeper.schemas.limits import (
     MAX_EPOCH_SECONDS,
     IngestLimits,
     LimitError,
@@ -22,7 +22,7 @@ from schemas.limits import (
     points_ok,
     series_problem,
 )
-from schemas.samples import SeriesBlock
+from watchkeeper.schemas.samples import SeriesBlock
 
 NOW = 1_800_000_000.0
 LIMITS = IngestLimits()

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from plumbing.log_filters import RepeatLimiter, limit_reconnect_errors
+from watchkeeper.plumbing.log_filters import RepeatLimiter, limit_reconnect_errors
 
 
 def _record(msg: str, *args: object) -> logging.LogRecord:

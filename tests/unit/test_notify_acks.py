@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from core.notify.acks import Ack, AckError, ack_note, acked_by
-from core.notify.config import load_notify_config
-from core.notify.dispatch import Dispatcher, LogEntry
-from core.notify.pipeline import plan_flush
-from schemas.alerts import AlertEvent
+from watchkeeper.core.notify.acks import Ack, AckError, ack_note, acked_by
+from watchkeeper.core.notify.config import load_notify_config
+from watchkeeper.core.notify.dispatch import Dispatcher, LogEntry
+from watchkeeper.core.notify.pipeline import plan_flush
+from watchkeeper.schemas.alerts import AlertEvent
 
 CONFIG = """
 route:

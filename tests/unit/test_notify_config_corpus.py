@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import SourceError
-from core.notify.am_url import URLError, parse_url
-from core.notify.config import load_notify_config
 from watchkeeper.cli import main
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.am_url import URLError, parse_url
+from watchkeeper.core.notify.config import load_notify_config
 
 HEAD = "route: {receiver: r}\nreceivers:\n  - name: r\n"
 

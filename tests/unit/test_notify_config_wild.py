@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import SourceError
-from core.notify.config import load_notify_config, load_notify_config_file
 from watchkeeper.cli import main
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.config import load_notify_config, load_notify_config_file
 
 CORPUS = Path(__file__).parents[1] / "fixtures/alertmanager/corpus"
 HEAD = "route: {receiver: r}\nreceivers:\n  - name: r\n"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import SourceError
-from core.notify.config import load_notify_config
-from core.notify.dispatch import Dispatcher, LogEntry, needs_update, with_priority
-from core.notify.matchers import parse_matchers
-from core.notify.pipeline import plan_flush
-from core.notify.silences import Silence
-from schemas.alerts import AlertEvent
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.config import load_notify_config
+from watchkeeper.core.notify.dispatch import Dispatcher, LogEntry, needs_update, with_priority
+from watchkeeper.core.notify.matchers import parse_matchers
+from watchkeeper.core.notify.pipeline import plan_flush
+from watchkeeper.core.notify.silences import Silence
+from watchkeeper.schemas.alerts import AlertEvent
 
 CONFIG = """
 route:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import SourceError
-from core.notify.acks import Ack
-from core.notify.config import load_notify_config
-from core.notify.dispatch import Dispatcher
-from core.notify.escalation import EscalationState, Escalator, describe
-from core.notify.pipeline import plan_flush
-from schemas.alerts import AlertEvent
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.acks import Ack
+from watchkeeper.core.notify.config import load_notify_config
+from watchkeeper.core.notify.dispatch import Dispatcher
+from watchkeeper.core.notify.escalation import EscalationState, Escalator, describe
+from watchkeeper.core.notify.pipeline import plan_flush
+from watchkeeper.schemas.alerts import AlertEvent
 
 CONFIG = """
 escalation_policies:

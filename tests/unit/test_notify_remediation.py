@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import SourceError
-from core.notify.config import load_notify_config
-from core.notify.notification import Notification
-from core.notify.receiver_configs import CommandConfig, VerifyConfig
-from core.notify.remediation import FAILED, RECOVERED, Verification, due_for_run, outcome_alerts
-from reports.clickhouse_reader import get_reader
-from schemas.alerts import AlertEvent
-from sinks.channels.command import CommandChannel
-from sinks.escalation_store import EscalationStore
-from sinks.remediation import clickhouse_samples, promql_health, remediate
 from tests import report_dataset as rd
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.config import load_notify_config
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_configs import CommandConfig, VerifyConfig
+from watchkeeper.core.notify.remediation import FAILED, RECOVERED, Verification, due_for_run, outcome_alerts
+from watchkeeper.reports.clickhouse_reader import get_reader
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.channels.command import CommandChannel
+from watchkeeper.sinks.escalation_store import EscalationStore
+from watchkeeper.sinks.remediation import clickhouse_samples, promql_health, remediate
 
 
 def test_verification_probes_every_interval_until_healthy_or_within_passes() -> None:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.notify.templates import data_from_json, default_templates, load_templates
+from watchkeeper.core.notify.templates import data_from_json, default_templates, load_templates
 
 AM_DIR = Path(os.environ.get("WK_AM_TEMPLATES_DIR", "/usr/share/prometheus/alertmanager"))
 AMTOOL = shutil.which("amtool")

@@ -13,21 +13,21 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.notify.config import NotifyConfig, load_notify_config, load_notify_config_file
-from core.notify.default_templates import DEFAULT_FIELDS
-from core.notify.notification import Notification
-from core.notify.receiver_kinds import KINDS
-from schemas.alerts import AlertEvent
-from sinks.channels import KIND_CHANNELS, DeliveryError, build_channels
-from sinks.channels.discord import discord_message
-from sinks.channels.msteams import adaptive_card, message_card
-from sinks.channels.opsgenie import opsgenie_requests
-from sinks.channels.pushover import pushover_form
-from sinks.channels.sns import publish_form
-from sinks.channels.telegram import telegram_message
-from sinks.channels.victorops import victorops_event
-from sinks.channels.webex import webex_message
-from sinks.channels.wechat import wechat_message
+from watchkeeper.core.notify.config import NotifyConfig, load_notify_config, load_notify_config_file
+from watchkeeper.core.notify.default_templates import DEFAULT_FIELDS
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.receiver_kinds import KINDS
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.channels import KIND_CHANNELS, DeliveryError, build_channels
+from watchkeeper.sinks.channels.discord import discord_message
+from watchkeeper.sinks.channels.msteams import adaptive_card, message_card
+from watchkeeper.sinks.channels.opsgenie import opsgenie_requests
+from watchkeeper.sinks.channels.pushover import pushover_form
+from watchkeeper.sinks.channels.sns import publish_form
+from watchkeeper.sinks.channels.telegram import telegram_message
+from watchkeeper.sinks.channels.victorops import victorops_event
+from watchkeeper.sinks.channels.webex import webex_message
+from watchkeeper.sinks.channels.wechat import wechat_message
 
 HEAD = "route: {receiver: r}\nreceivers:\n  - name: r\n"
 SUBJECT = "[FIRING:1] web (PodCrash api-1 critical)"

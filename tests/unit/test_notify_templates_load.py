@@ -10,16 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import SourceError
-from core.notify.config import load_notify_config, load_notify_config_file
-from core.notify.notification import Notification
-from core.notify.templates import TemplateError, TemplateFileError, data_from_json, default_templates, load_templates
-from schemas.alerts import AlertEvent
-from sinks.channels.base import DeliveryError
-from sinks.channels.email import build_message
-from sinks.channels.pagerduty import pagerduty_event
-from sinks.channels.slack import SlackChannel, slack_message
 from watchkeeper.cli import main
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.config import load_notify_config, load_notify_config_file
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.templates import (
+    TemplateError,
+    TemplateFileError,
+    data_from_json,
+    default_templates,
+    load_templates,
+)
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.sinks.channels.base import DeliveryError
+from watchkeeper.sinks.channels.email import build_message
+from watchkeeper.sinks.channels.pagerduty import pagerduty_event
+from watchkeeper.sinks.channels.slack import SlackChannel, slack_message
 
 # The shape of the kube-prometheus-stack chart's default config, with a Slack receiver using the
 # organisation's templates from the templates directory.
@@ -241,7 +247,7 @@ def test_pagerduty_details_are_alertmanagers_defaults_plus_the_configs() -> None
 
 
 def test_the_other_kinds_default_fields_name_defined_templates() -> None:
-    from core.notify.default_templates import DEFAULT_FIELDS
+    from watchkeeper.core.notify.default_templates import DEFAULT_FIELDS
 
     for fields in DEFAULT_FIELDS.values():
         for text in fields.values():

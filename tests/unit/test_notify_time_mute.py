@@ -8,11 +8,11 @@ from datetime import datetime
 
 import pytest
 
-from core.errors import SourceError
-from core.notify.config import load_notify_config
-from core.notify.dispatch import Dispatcher, LogEntry
-from core.notify.pipeline import plan_flush
-from schemas.alerts import AlertEvent
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.config import load_notify_config
+from watchkeeper.core.notify.dispatch import Dispatcher, LogEntry
+from watchkeeper.core.notify.pipeline import plan_flush
+from watchkeeper.schemas.alerts import AlertEvent
 
 CONFIG = """
 route:

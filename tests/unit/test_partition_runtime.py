@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from aiokafka.structs import TopicPartition
 
-from core.checkpoint_frame import frame, unframe
-from runtime.broker_defects import BrokerDefects, DefectsProbe
-from runtime.exactly_once import Headers, seq_of
-from runtime.ownership import Event, LifecycleError, Ownership, Phase
-from runtime.partition_state import (
+from watchkeeper.core.checkpoint_frame import frame, unframe
+from watchkeeper.runtime.broker_defects import BrokerDefects, DefectsProbe
+from watchkeeper.runtime.exactly_once import Headers, seq_of
+from watchkeeper.runtime.ownership import Event, LifecycleError, Ownership, Phase
+from watchkeeper.runtime.partition_state import (
     OutRecord,
     PartitionProgress,
     PartitionRuntime,

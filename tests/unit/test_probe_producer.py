@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from plumbing.config import ProbeTargetConfig
-from producers.probe import (
+from watchkeeper.plumbing.config import ProbeTargetConfig
+from watchkeeper.producers.probe import (
     ProbeResult,
     _stdlib_not_after,
     cert_not_after,
@@ -16,7 +16,7 @@ from producers.probe import (
     probe_series,
     probe_succeeded,
 )
-from schemas import SampleBatch
+from watchkeeper.schemas import SampleBatch
 
 NOW = 1_700_000_000.0
 

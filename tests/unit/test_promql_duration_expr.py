@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from core.promql.duration_expr import DurationExprError, fold, rewrite
-from core.promql.evaluator import PromQLError, evaluate, evaluate_range, parse
-from core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.duration_expr import DurationExprError, fold, rewrite
+from watchkeeper.core.promql.evaluator import PromQLError, evaluate, evaluate_range, parse
+from watchkeeper.core.promql.series_store import SeriesStore
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import CoreError
-from core.promql import evaluator
-from core.promql.evaluator import (
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql import evaluator
+from watchkeeper.core.promql.evaluator import (
     DEFAULT_SEMANTICS,
     FUNCTIONS,
     SUPPORTED_AGGREGATIONS,
@@ -25,8 +25,8 @@ from core.promql.evaluator import (
     Value,
     evaluate_range,
 )
-from core.promql.series_store import SeriesStore
-from core.promql.values import Scalar, SeriesData, VectorSample
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import Scalar, SeriesData, VectorSample
 
 
 def parse(expr: str, semantics: Semantics = "prometheus2") -> ParsedExpr:

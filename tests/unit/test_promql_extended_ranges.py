@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.promql import extended_ranges, info_function
-from core.promql.evaluator import PromQLError, parse
+from watchkeeper.core.promql import extended_ranges, info_function
+from watchkeeper.core.promql.evaluator import PromQLError, parse
 
 
 @pytest.mark.parametrize(("expr", "rewritten"), [

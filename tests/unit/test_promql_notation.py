@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from core.promql.series_notation import (
+from watchkeeper.core.promql.series_notation import (
     STALE,
     SeriesNotationError,
     expand_series,

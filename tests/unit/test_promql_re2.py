@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.promql.evaluator import PromQLError, evaluate, parse
-from core.promql.re2 import RegexError, compile_re2
-from core.promql.series_store import SeriesStore
-from core.promql.values import Matcher
+from watchkeeper.core.promql.evaluator import PromQLError, evaluate, parse
+from watchkeeper.core.promql.re2 import RegexError, compile_re2
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import Matcher
 
 
 @pytest.mark.parametrize(("pattern", "matching", "not_matching"), [

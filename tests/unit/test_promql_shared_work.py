@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.promql import range_kernels as kernels
-from core.promql import series_store
-from core.promql.evaluator import evaluate, parse
-from core.promql.series_store import SeriesStore
-from core.promql.values import VectorSample
+from watchkeeper.core.promql import range_kernels as kernels
+from watchkeeper.core.promql import series_store
+from watchkeeper.core.promql.evaluator import evaluate, parse
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import VectorSample
 
 
 def _counting(store: SeriesStore, name: str | None, key: str, calls: list[int]) -> int:

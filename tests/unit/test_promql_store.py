@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.promql.series_store import SeriesStore
-from core.promql.values import STALE_NAN, Matcher, is_stale, stale_mask
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.promql.values import STALE_NAN, Matcher, is_stale, stale_mask
 
 
 def _store() -> SeriesStore:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.promql.promqltest import Eval, Load, PromQLTestError, parse_script, run_script
 from watchkeeper.cli import main
+from watchkeeper.core.promql.promqltest import Eval, Load, PromQLTestError, parse_script, run_script
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "promql"
 # A script named for one semantics holds results that differ between Prometheus 2 and 3.

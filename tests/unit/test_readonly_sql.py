@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.readonly_sql import QueryRefused, check_ast, denied_function_names
+from watchkeeper.sinks.readonly_sql import QueryRefused, check_ast, denied_function_names
 
 DENIED = denied_function_names(["file", "url", "numbers", "remote", "format", "executable", "python"],
                                [("FILE_ALIAS", "file"), ("lower_alias", "lower")])

@@ -8,10 +8,15 @@ import struct
 import cramjam
 import pytest
 
-from producers.remote_write import DecodedWrite, RemoteWriteError, decode_write_request, encode_write_request
-from schemas import SampleBatch, decode_sample_message, encode
-from schemas.limits import IngestLimits, LimitError
-from schemas.samples import SeriesBlock
+from watchkeeper.producers.remote_write import (
+    DecodedWrite,
+    RemoteWriteError,
+    decode_write_request,
+    encode_write_request,
+)
+from watchkeeper.schemas import SampleBatch, decode_sample_message, encode
+from watchkeeper.schemas.limits import IngestLimits, LimitError
+from watchkeeper.schemas.samples import SeriesBlock
 
 T0 = 1_700_000_000_000  # ms, as on the wire
 NOW = T0 / 1000 + 3600.0  # the receiving process's clock, an hour after T0
@@ -298,7 +303,7 @@ def test_series_and_samples_are_counted_from_the_wire_before_protobuf_parses_the
 def test_each_sending_host_is_its_own_source() -> None:
     """remote_write carries many hosts in one request: each gets its own batch, keyed (and watermarked in the
     worker) by its instance label, else its host label; series with neither share `remote_write`."""
-    from producers.push_api import remote_write_batches
+    from watchkeeper.producers.push_api import remote_write_batches
 
     def block(**labels: str) -> SeriesBlock:
         return SeriesBlock(name="up", labels=labels, ts=[1.0], values=[1.0])

@@ -1,6 +1,6 @@
 import math
 
-from reports.exhaustion import time_until_zero
+from watchkeeper.reports.exhaustion import time_until_zero
 
 
 def test_gap_over_rate() -> None:

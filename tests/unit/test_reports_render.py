@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reports.document import Chart, Document, Section, Table, duration, num, pct
-from reports.render import write_html, write_markdown
-from reports.timerange import parse_range, parse_time
+from watchkeeper.reports.document import Chart, Document, Section, Table, duration, num, pct
+from watchkeeper.reports.render import write_html, write_markdown
+from watchkeeper.reports.timerange import parse_range, parse_time
 
 NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
 
@@ -61,7 +61,7 @@ def test_markdown_and_html_carry_the_same_figures_and_png(tmp_path: Path) -> Non
 
 
 def test_parameters_are_bound_client_side_for_any_http_endpoint() -> None:
-    from reports.clickhouse_reader import inline_parameters
+    from watchkeeper.reports.clickhouse_reader import inline_parameters
 
     sql, bound = inline_parameters(
         "SELECT 1 FROM t WHERE ts >= {start:DateTime64(3)} AND name IN {names:Array(String)} "

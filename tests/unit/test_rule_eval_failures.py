@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from agents.rule_failure_report import RuleFailureReport
-from core.promql.series_store import SeriesStore
-from core.rules.engine import RuleEngine
-from core.rules.eval_failures import EvalFailure, EvalFailures
-from core.rules.loader import load_rules_text
-from plumbing.rule_failure_files import STALE_SECONDS, read_failures, write_failures
-from plumbing.self_metrics import RULE_EVAL_FAILURES
+from watchkeeper.agents.rule_failure_report import RuleFailureReport
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.rules.engine import RuleEngine
+from watchkeeper.core.rules.eval_failures import EvalFailure, EvalFailures
+from watchkeeper.core.rules.loader import load_rules_text
+from watchkeeper.plumbing.rule_failure_files import STALE_SECONDS, read_failures, write_failures
+from watchkeeper.plumbing.self_metrics import RULE_EVAL_FAILURES
 
 # Two series that differ only in `instance`; the alert's own `instance` label makes them one labelset, which
 # Prometheus refuses at every evaluation ("vector contains metrics with the same labelset ...").

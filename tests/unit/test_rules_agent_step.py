@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from agents.rules_step import Checkpoint, Mark, RulesStep, start_marks
-from core.rule_units import RuleUnit
-from schemas.alerts import AlertEvent
-from schemas.codec import decode, encode
-from schemas.samples import Sample, SampleBatch, SeriesBlock
+from watchkeeper.agents.rules_step import Checkpoint, Mark, RulesStep, start_marks
+from watchkeeper.core.rule_units import RuleUnit
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import decode, encode
+from watchkeeper.schemas.samples import Sample, SampleBatch, SeriesBlock
 
 
 def batch(name: str, ts: list[float], values: list[float] | None = None, **labels: str) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.rule_units import group_deps, retention_for, rule_units, selector_names, shard_of
+from watchkeeper.core.rule_units import group_deps, retention_for, rule_units, selector_names, shard_of
 
 
 def test_selector_names_collects_every_selector() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from core.rules.backtest import Threshold, alert_spans, compare, summarize, threshold_of
-from schemas.alerts import AlertEvent
+from watchkeeper.core.rules.backtest import Threshold, alert_spans, compare, summarize, threshold_of
+from watchkeeper.schemas.alerts import AlertEvent
 
 
 def ev(state: str, at: float, starts: float, host: str = "a", rule: str = "High", value: float = 1.0) -> AlertEvent:

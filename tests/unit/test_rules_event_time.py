@@ -11,9 +11,9 @@ import math
 
 import orjson
 
-from agents.rules_step import Checkpoint, Mark, RulesStep
-from schemas.codec import encode
-from schemas.samples import SampleBatch, SeriesBlock
+from watchkeeper.agents.rules_step import Checkpoint, Mark, RulesStep
+from watchkeeper.schemas.codec import encode
+from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 
 NOW = 1_800_000_000.0  # processing time (the Kafka record's timestamp), seconds
 YEAR = 365 * 86400.0

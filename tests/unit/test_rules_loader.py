@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import SourceError
-from core.rules.loader import load_rule_files, load_rules_text
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.rules.loader import load_rule_files, load_rules_text
 
 GOOD = """groups:
   - name: api

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from agents.rules_wiring import load_rules
-from core.promql.evaluator import DEFAULT_SEMANTICS
-from core.promql.series_store import SeriesStore
-from core.rules.engine import RuleEngine
-from core.rules.loader import load_rules_text
-from core.rules.unit_test import run_test_file
-from plumbing.config import load_config
-from plumbing.errors import ConfigError
+from watchkeeper.agents.rules_wiring import load_rules
 from watchkeeper.cli import main
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.rules.engine import RuleEngine
+from watchkeeper.core.rules.loader import load_rules_text
+from watchkeeper.core.rules.unit_test import run_test_file
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.errors import ConfigError
 
 RULES = """groups:
   - name: g

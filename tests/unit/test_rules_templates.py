@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from core.rules.templates import (
+from watchkeeper.core.rules.templates import (
     QuerySample,
     TemplateData,
     TemplateError,

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.worker_metrics import partition_lags, window_latency
-from plumbing import self_metrics
+from watchkeeper.agents.worker_metrics import partition_lags, window_latency
+from watchkeeper.plumbing import self_metrics
 from watchkeeper.supervisor import Component, Supervisor
 
 
@@ -37,7 +37,7 @@ def test_partition_lags() -> None:
 
 _CHILD = """
 import os, sys
-from plumbing import self_metrics as m
+from watchkeeper.plumbing import self_metrics as m
 m.SAMPLES_CONSUMED.labels("samples").inc(int(sys.argv[1]))
 m.SINK_ROWS.labels("clickhouse", "aggregates").inc(7)
 m.CONSUMER_LAG.labels("samples", sys.argv[2]).set(int(sys.argv[1]))

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from schemas import AlertEvent, NotificationRecord, WindowAggregate
-from sinks.clickhouse_row_checks import row_problem
-from sinks.clickhouse_rows import aggregates_table, alerts_table, notifications_table
-from sinks.clickhouse_sink import build_rows
-from sinks.insert_bisection import error_kind, insert_bisecting
+from watchkeeper.schemas import AlertEvent, NotificationRecord, WindowAggregate
+from watchkeeper.sinks.clickhouse_row_checks import row_problem
+from watchkeeper.sinks.clickhouse_rows import aggregates_table, alerts_table, notifications_table
+from watchkeeper.sinks.clickhouse_sink import build_rows
+from watchkeeper.sinks.insert_bisection import error_kind, insert_bisecting
 
 AGG: dict[str, Any] = {
     "v": 1, "series_id": "00ff00ff00ff00ff", "name": "m", "labels": {"host": "a"}, "kind": "counter",

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.slo import GeneratorInfo, generate_rule_groups, load_slo_spec_file, rules_yaml
-from core.slo.go_format import go_float, go_float_fixed, parse_prom_duration, prom_duration
-from core.slo.windows import DAY, google_windows
+from watchkeeper.core.slo import GeneratorInfo, generate_rule_groups, load_slo_spec_file, rules_yaml
+from watchkeeper.core.slo.go_format import go_float, go_float_fixed, parse_prom_duration, prom_duration
+from watchkeeper.core.slo.windows import DAY, google_windows
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sloth"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import SourceError
-from core.slo import load_slo_spec
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.slo import load_slo_spec
 
 GOOD = """\
 version: "prometheus/v1"

@@ -7,12 +7,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.errors import SourceError
-from core.notify.config import load_notify_config
-from core.notify.notification import Notification
-from core.notify.sms import SmsConfig, SmsLimiter, default_text, fits, sms_length, sms_secrets, sms_text, truncate
-from core.secrets import SecretRedactor
-from schemas.alerts import AlertEvent
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.config import load_notify_config
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.sms import (
+    SmsConfig,
+    SmsLimiter,
+    default_text,
+    fits,
+    sms_length,
+    sms_secrets,
+    sms_text,
+    truncate,
+)
+from watchkeeper.core.secrets import SecretRedactor
+from watchkeeper.schemas.alerts import AlertEvent
 
 CONFIG = """
 route:
@@ -179,7 +188,7 @@ def test_a_resolution_the_phone_never_heard_fire_is_held_and_a_failed_send_is_re
 def test_retry_after_takes_seconds_or_an_http_date() -> None:
     from email.utils import formatdate
 
-    from sinks.channels.base import retry_after
+    from watchkeeper.sinks.channels.base import retry_after
 
     now = 1_800_000_000.0
     assert retry_after({"Retry-After": "7"}, now) == 7.0

@@ -11,14 +11,14 @@ import math
 
 import orjson
 
-from agents.rules_agent import export_rejected
-from agents.rules_step import Mark, RulesStep
-from agents.window_step import StepOutput, WindowLimits, WindowStep
-from core.checkpoint_frame import frame, unframe
-from core.source_clocks import SourceClocks
-from core.windows import WindowEngine
-from plumbing.self_metrics import RULES_SAMPLES_REJECTED
-from schemas import DeadLetter, WindowAggregate, decode
+from watchkeeper.agents.rules_agent import export_rejected
+from watchkeeper.agents.rules_step import Mark, RulesStep
+from watchkeeper.agents.window_step import StepOutput, WindowLimits, WindowStep
+from watchkeeper.core.checkpoint_frame import frame, unframe
+from watchkeeper.core.source_clocks import SourceClocks
+from watchkeeper.core.windows import WindowEngine
+from watchkeeper.plumbing.self_metrics import RULES_SAMPLES_REJECTED
+from watchkeeper.schemas import DeadLetter, WindowAggregate, decode
 
 NOW = 1_800_000_000.0
 IDLE = 25.0  # idle_timeout

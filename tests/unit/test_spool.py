@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.spool import Spool, SpoolError
+from watchkeeper.producers.spool import Spool, SpoolError
 
 
 def fill(spool: Spool, n: int, size: int = 100, start: int = 0) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psutil
 
-from producers.system import collect_system
-from schemas import SampleBatch, decode_sample_message, encode
+from watchkeeper.producers.system import collect_system
+from watchkeeper.schemas import SampleBatch, decode_sample_message, encode
 
 
 def test_one_batch_of_every_system_series() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from core.notify.time_intervals import (
+from watchkeeper.core.notify.time_intervals import (
     Range,
     TimeInterval,
     TimeIntervalError,

@@ -9,7 +9,7 @@ import zlib
 
 import orjson
 
-from agents.window_step import WindowLimits, WindowStep
+from watchkeeper.agents.window_step import WindowLimits, WindowStep
 
 NOW = 1_800_000_000.0
 SERIES = 25_000

@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.window_step import WindowStep
-from agents.worker_metrics import future_by_source
-from plumbing import self_metrics
+from watchkeeper.agents.window_step import WindowStep
+from watchkeeper.agents.worker_metrics import future_by_source
+from watchkeeper.plumbing import self_metrics
 
 NOW = 1_800_000_000.0
 
@@ -34,7 +34,7 @@ def test_future_counts_by_source_top_n_across_partitions() -> None:
 
 _CHILD = """
 import sys
-from plumbing import self_metrics as m
+from watchkeeper.plumbing import self_metrics as m
 m.SOURCE_FUTURE_SAMPLES.labels(sys.argv[1]).set(int(sys.argv[2]))
 m.SOURCE_FUTURE_SAMPLES.labels("fixed-host").set(0)
 """

@@ -7,12 +7,12 @@ from ddsketch import DDSketch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.ddsketch_bins import Bins, codes_of
-from core.sample_columns import SampleColumns, columns_of
-from core.series_registry import SeriesRegistry
-from core.window_output import aggregate_records
-from core.windows import WindowEngine
-from schemas import SampleBatch, SeriesBlock, WindowAggregate
+from watchkeeper.core.ddsketch_bins import Bins, codes_of
+from watchkeeper.core.sample_columns import SampleColumns, columns_of
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.core.window_output import aggregate_records
+from watchkeeper.core.windows import WindowEngine
+from watchkeeper.schemas import SampleBatch, SeriesBlock, WindowAggregate
 
 
 def cols(series: list[int], ts: list[float], values: list[float], counter: bool = False) -> SampleColumns:

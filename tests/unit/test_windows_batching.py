@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
-from agents.window_step import StepOutput, WindowStep
+from watchkeeper.agents.window_step import StepOutput, WindowStep
 
 
 def _messages() -> list[tuple[int, bytes | None, bytes]]:

@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.window_step import StepOutput, WindowLimits, WindowStep
-from core.checkpoint_frame import unframe
-from core.sample_columns import SampleColumns
-from core.sample_rejects import Reject
-from core.series_registry import SeriesRegistry
-from core.window_output import aggregate_records
-from core.windows import WindowEngine
-from schemas import DeadLetter, WindowAggregate, decode
+from watchkeeper.agents.window_step import StepOutput, WindowLimits, WindowStep
+from watchkeeper.core.checkpoint_frame import unframe
+from watchkeeper.core.sample_columns import SampleColumns
+from watchkeeper.core.sample_rejects import Reject
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.core.window_output import aggregate_records
+from watchkeeper.core.windows import WindowEngine
+from watchkeeper.schemas import DeadLetter, WindowAggregate, decode
 
 NOW = 1_800_000_000.0  # processing time of the tests (2027)
 
@@ -403,7 +403,7 @@ def test_a_message_without_a_key_is_the_batch_source_or_the_sample_host() -> Non
 def test_the_largest_accepted_values_give_a_window_the_sink_stores() -> None:
     """Values up to +-1e300 are accepted, and their window has only finite numbers (orjson would write an
     infinite sum as null, and the sink would dead-letter the window)."""
-    from sinks.clickhouse_row_checks import row_problem
+    from watchkeeper.sinks.clickhouse_row_checks import row_problem
 
     step = WindowStep("t", 10.0, 5.0)
     out = step.process_many(0, [(0, b"a", batch("a", [NOW - 30.0 + i for i in range(100)], [1e300] * 99 + [-1e300])),
@@ -416,8 +416,8 @@ def test_the_largest_accepted_values_give_a_window_the_sink_stores() -> None:
 
 
 def test_the_sink_stores_no_raw_point_outside_the_time_range() -> None:
-    from schemas import SampleBatch, SeriesBlock
-    from sinks.clickhouse_rows import samples_table
+    from watchkeeper.schemas import SampleBatch, SeriesBlock
+    from watchkeeper.sinks.clickhouse_rows import samples_table
 
     b = SampleBatch(source="a", series=[SeriesBlock(name="m", ts=[1e300, NOW, 9.3e9, 0.0], values=[1, 2, 3, 4])])
     table = samples_table([b])

@@ -8,13 +8,13 @@ import numpy as np
 import orjson
 import pytest
 
-from core.sample_columns import columns_of
-from core.sample_decode import decode_columns
-from core.series_registry import SeriesRegistry
-from core.window_output import aggregate_messages, aggregate_records
-from core.windows import WindowEngine
-from schemas import WindowAggregate
-from schemas.codec import SchemaError, decode_sample_message
+from watchkeeper.core.sample_columns import columns_of
+from watchkeeper.core.sample_decode import decode_columns
+from watchkeeper.core.series_registry import SeriesRegistry
+from watchkeeper.core.window_output import aggregate_messages, aggregate_records
+from watchkeeper.core.windows import WindowEngine
+from watchkeeper.schemas import WindowAggregate
+from watchkeeper.schemas.codec import SchemaError, decode_sample_message
 
 BATCH = {"v": 1, "source": "h1", "labels": {"host": "h1"}, "series": [
     {"name": "cpu", "labels": {"core": "0"}, "ts": [1.0, 2, 3.5], "values": [1, 2.5, -3.0]},
@@ -77,7 +77,7 @@ def test_preformatted_aggregates_equal_the_records() -> None:
         n = 400
         values = rng.normal(0, 100, n).round(2)
         values[::17] = 0.0
-        from core.sample_columns import SampleColumns
+        from watchkeeper.core.sample_columns import SampleColumns
 
         series = rng.choice(idx, n)
         eng.ingest(SampleColumns(series, t0 + rng.uniform(0, 10, n), values, series % 3 == 0))
@@ -94,7 +94,7 @@ def test_preformatted_aggregates_equal_the_records() -> None:
 
 
 def test_snapshot_restores_an_engine_that_closes_the_same_windows() -> None:
-    from core.sample_columns import SampleColumns
+    from watchkeeper.core.sample_columns import SampleColumns
 
     rng = np.random.default_rng(5)
     reg = SeriesRegistry()
@@ -128,7 +128,7 @@ def test_snapshot_restores_an_engine_that_closes_the_same_windows() -> None:
 def test_snapshot_keeps_samples_still_waiting_to_be_applied() -> None:
     """Ingested samples wait in a pending buffer until a window closes; a snapshot taken then must hold
     them (a restart resumes after the offset that carried them: leaving them out lost whole windows)."""
-    from core.sample_columns import SampleColumns
+    from watchkeeper.core.sample_columns import SampleColumns
 
     reg = SeriesRegistry()
     idx = np.asarray([reg.index_of("m", {"s": str(i)}) for i in range(5)])
@@ -146,7 +146,7 @@ def test_snapshot_keeps_samples_still_waiting_to_be_applied() -> None:
 
 
 def test_runs_of_a_formatted_int_column_equal_joining_each_run() -> None:
-    from core.window_output import _runs
+    from watchkeeper.core.window_output import _runs
 
     rng = np.random.default_rng(1)
     x = rng.integers(-(10**12), 10**12, 5000) // rng.integers(1, 10**12, 5000)
@@ -202,7 +202,7 @@ def test_known_blocks_with_bad_points_get_the_contract_reason(ts: list[object], 
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_series_time_order_is_lexsort(shuffle: bool) -> None:
     """The cheap stable sort by series gives lexsort's order for in-order input, and falls back when not."""
-    from core.windows import _series_time_order
+    from watchkeeper.core.windows import _series_time_order
 
     rng = np.random.default_rng(2)
     series = np.tile(np.repeat(np.arange(30), 4), 5)
@@ -215,7 +215,7 @@ def test_series_time_order_is_lexsort(shuffle: bool) -> None:
 
 def test_preformatted_aggregates_of_positive_values_equal_the_records() -> None:
     """The common case (no negative values, no zeros: one constant sketch tail) formats like the records."""
-    from core.sample_columns import SampleColumns
+    from watchkeeper.core.sample_columns import SampleColumns
 
     rng = np.random.default_rng(4)
     reg = SeriesRegistry()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import faust
 import pytest
 
-from agents.app import make_worker
+from watchkeeper.agents.app import make_worker
 
 
 @pytest.fixture

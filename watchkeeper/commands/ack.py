@@ -13,11 +13,11 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
-from core.notify.acks import AckError
-from core.slo.go_format import parse_prom_duration
-from plumbing.config import load_config
-from plumbing.errors import WatchkeeperError
-from sinks.ack_store import AckStore, ack_store_path, acknowledge
+from watchkeeper.core.notify.acks import AckError
+from watchkeeper.core.slo.go_format import parse_prom_duration
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.sinks.ack_store import AckStore, ack_store_path, acknowledge
 
 USAGE = ("watchkeeper ack FINGERPRINT --comment TEXT [--by NAME] [--expires DURATION]\n"
          "       watchkeeper ack --matcher M [--matcher M ...] --comment TEXT [--by NAME] [--expires DURATION]\n"

@@ -12,11 +12,11 @@ import sys
 
 import numpy as np
 
-from core.anomaly_rules import load_anomaly_files
-from core.anomaly_scoring import AnomalyScorer
-from core.detectors.csv_rows import RowError, is_header, parse_timestamp, parse_value, split_row
-from core.errors import CoreError
 from watchkeeper.commands.rules import check_files
+from watchkeeper.core.anomaly_rules import load_anomaly_files
+from watchkeeper.core.anomaly_scoring import AnomalyScorer
+from watchkeeper.core.detectors.csv_rows import RowError, is_header, parse_timestamp, parse_value, split_row
+from watchkeeper.core.errors import CoreError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

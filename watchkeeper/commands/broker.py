@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import signal
 
-from plumbing.broker import start_broker
-from plumbing.config import load_config
-from plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.plumbing.broker import start_broker
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:

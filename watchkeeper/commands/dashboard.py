@@ -6,10 +6,10 @@ import argparse
 
 from aiohttp import web
 
-from core.secrets import mask_dsn
-from dashboard import create_dashboard_app
-from dashboard.silences import store_silence_provider
-from plumbing.config import load_config
+from watchkeeper.core.secrets import mask_dsn
+from watchkeeper.dashboard import create_dashboard_app
+from watchkeeper.dashboard.silences import store_silence_provider
+from watchkeeper.plumbing.config import load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from plumbing.config import load_config
-from plumbing.errors import WatchkeeperError
-from producers.demo_history import demo_history, incidents
-from schemas.series_id import series_id
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.producers.demo_history import demo_history, incidents
+from watchkeeper.schemas.series_id import series_id
 
 _TS = pa.timestamp("ms", tz="UTC")
 
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace) -> int:
     import clickhouse_connect
 
-    from sinks.clickhouse_schema import create_tables
+    from watchkeeper.sinks.clickhouse_schema import create_tables
 
     cfg = load_config(args.config)
     dsn = cfg.clickhouse_dsn

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from core.detectors import DEFAULT_DETECTOR, DETECTORS, Detector, coerce_params, make_detector
-from core.detectors.csv_rows import RowError, is_header, parse_timestamp, parse_value, split_row
-from plumbing.errors import WatchkeeperError
+from watchkeeper.core.detectors import DEFAULT_DETECTOR, DETECTORS, Detector, coerce_params, make_detector
+from watchkeeper.core.detectors.csv_rows import RowError, is_header, parse_timestamp, parse_value, split_row
+from watchkeeper.plumbing.errors import WatchkeeperError
 
 _READ_SIZE = 1 << 20
 OUTPUT_HEADER = b"timestamp,value,anomaly_score\n"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.errors import SourceError
-from core.notify.config import load_notify_config_file
+from watchkeeper.core.errors import SourceError
+from watchkeeper.core.notify.config import load_notify_config_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:

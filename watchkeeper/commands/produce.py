@@ -7,9 +7,9 @@ import asyncio
 import logging
 import signal
 
-from plumbing.config import load_config
-from plumbing.errors import WatchkeeperError
-from plumbing.log_filters import limit_reconnect_errors
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.plumbing.log_filters import limit_reconnect_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from producers.runner import KINDS, enabled_kinds, run_producers
+    from watchkeeper.producers.runner import KINDS, enabled_kinds, run_producers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     limit_reconnect_errors()

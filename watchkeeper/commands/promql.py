@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from core.errors import CoreError
-from core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
-from core.promql.promqltest import run_script
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
+from watchkeeper.core.promql.promqltest import run_script
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,16 +8,16 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from plumbing.config import load_config
-from plumbing.errors import WatchkeeperError
-from reports.capacity_report import build_capacity_report
-from reports.clickhouse_reader import get_reader
-from reports.document import Document
-from reports.query_progress import QueryRunner
-from reports.render import write_html, write_markdown
-from reports.slo_report import build_slo_report
-from reports.timerange import TimeRange, parse_range
-from reports.trend_report import build_trend_report
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.reports.capacity_report import build_capacity_report
+from watchkeeper.reports.clickhouse_reader import get_reader
+from watchkeeper.reports.document import Document
+from watchkeeper.reports.query_progress import QueryRunner
+from watchkeeper.reports.render import write_html, write_markdown
+from watchkeeper.reports.slo_report import build_slo_report
+from watchkeeper.reports.timerange import TimeRange, parse_range
+from watchkeeper.reports.trend_report import build_trend_report
 
 EXAMPLES = """examples:
   watchkeeper report slo --from -30d --format html -o slo.html

@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.notify.config import NotifyConfig, load_notify_config_file
-from core.notify.dispatch import PRIORITY
-from core.notify.inhibit import inhibiting_rules
-from core.notify.matchers import MatcherError, matchers_str, parse_matcher
-from core.notify.route_tree import matching_tree, receivers, route_tree
-from plumbing.errors import WatchkeeperError
+from watchkeeper.core.notify.config import NotifyConfig, load_notify_config_file
+from watchkeeper.core.notify.dispatch import PRIORITY
+from watchkeeper.core.notify.inhibit import inhibiting_rules
+from watchkeeper.core.notify.matchers import MatcherError, matchers_str, parse_matcher
+from watchkeeper.core.notify.route_tree import matching_tree, receivers, route_tree
+from watchkeeper.plumbing.errors import WatchkeeperError
 
 EXAMPLE = ("examples:\n"
            "  watchkeeper routes test --config alertmanager.yml service=database severity=critical\n"

@@ -7,10 +7,10 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from core.errors import CoreError
-from core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
-from core.rules.loader import load_rule_files
-from core.rules.unit_test import run_test_file
+from watchkeeper.core.errors import CoreError
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
+from watchkeeper.core.rules.loader import load_rule_files
+from watchkeeper.core.rules.unit_test import run_test_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:

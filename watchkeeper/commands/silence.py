@@ -12,12 +12,12 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
-from core.notify.matchers import MatcherError, parse_matchers
-from core.notify.silences import Silence
-from core.slo.go_format import parse_prom_duration
-from plumbing.config import load_config
-from plumbing.errors import WatchkeeperError
-from sinks.notify_store import SilenceStore, store_paths
+from watchkeeper.core.notify.matchers import MatcherError, parse_matchers
+from watchkeeper.core.notify.silences import Silence
+from watchkeeper.core.slo.go_format import parse_prom_duration
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.errors import WatchkeeperError
+from watchkeeper.sinks.notify_store import SilenceStore, store_paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,12 +10,12 @@ import signal
 
 from aiohttp import web
 
-from plumbing.config import Config, load_config
-from plumbing.log_filters import limit_reconnect_errors
-from plumbing.topics import ensure_topics, topic_plan
-from sinks.clickhouse_http import create_query_app, endpoint_options
-from sinks.clickhouse_sink import ClickHouse, ClickHouseSink
-from sinks.readonly_queries import QueryLimits
+from watchkeeper.plumbing.config import Config, load_config
+from watchkeeper.plumbing.log_filters import limit_reconnect_errors
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.sinks.clickhouse_http import create_query_app, endpoint_options
+from watchkeeper.sinks.clickhouse_sink import ClickHouse, ClickHouseSink
+from watchkeeper.sinks.readonly_queries import QueryLimits
 
 log = logging.getLogger("watchkeeper.sink")
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "clickhouse":
         asyncio.run(_with_signals(run_clickhouse_sink, cfg))
         return 0
-    from sinks.notify_sink import open_sink, run_notify_sink
+    from watchkeeper.sinks.notify_sink import open_sink, run_notify_sink
 
     open_sink(cfg)  # a broken Alertmanager file fails here, before anything starts, naming file and line
     asyncio.run(_with_signals(run_notify_sink, cfg))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.slo import GeneratorInfo, generate_rule_groups, load_slo_spec_file, rules_yaml
-from core.slo.go_format import parse_prom_duration
-from plumbing.errors import WatchkeeperError
 from watchkeeper import __version__
+from watchkeeper.core.slo import GeneratorInfo, generate_rule_groups, load_slo_spec_file, rules_yaml
+from watchkeeper.core.slo.go_format import parse_prom_duration
+from watchkeeper.plumbing.errors import WatchkeeperError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

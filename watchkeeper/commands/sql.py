@@ -8,9 +8,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from plumbing.broker import port_open
-from plumbing.config import Config, load_config
-from plumbing.errors import WatchkeeperError
+from watchkeeper.plumbing.broker import port_open
+from watchkeeper.plumbing.config import Config, load_config
+from watchkeeper.plumbing.errors import WatchkeeperError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def query(cfg: Config, sql: str, fmt: str = "TabSeparated") -> bytes:
     if not cfg.embedded_clickhouse:
         import clickhouse_connect
 
-        from sinks.clickhouse_http import split_format
+        from watchkeeper.sinks.clickhouse_http import split_format
 
         sql, fmt = split_format(sql, fmt)
         client = clickhouse_connect.get_client(dsn=cfg.clickhouse_dsn)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from plumbing.broker import port_open, start_broker
-from plumbing.config import Config, load_config
-from plumbing.http_guard import check_listener
-from plumbing.self_metrics import MULTIPROC_ENV, prepare_multiproc_dir
-from plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.plumbing.broker import port_open, start_broker
+from watchkeeper.plumbing.config import Config, load_config
+from watchkeeper.plumbing.http_guard import check_listener
+from watchkeeper.plumbing.self_metrics import MULTIPROC_ENV, prepare_multiproc_dir
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 from watchkeeper.supervisor import Component, Supervisor, watchkeeper_argv
 
 
@@ -46,7 +46,7 @@ def components(cfg: Config, config_args: list[str], loglevel: str = "warning") -
         ("notify-sink", watchkeeper_argv("sink", "notify", *config_args)),
         ("dashboard", watchkeeper_argv("dashboard", *config_args)),
     ]
-    from producers.runner import enabled_kinds
+    from watchkeeper.producers.runner import enabled_kinds
 
     kinds = enabled_kinds(cfg)
     if kinds:
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.producers.push.enabled:
         check_listener("producers.push", cfg.producers.push.host, cfg.producers.push.token, "WK_PUSH_TOKEN")
     if cfg.embedded_clickhouse:
-        from sinks.clickhouse_http import endpoint_options
+        from watchkeeper.sinks.clickhouse_http import endpoint_options
 
         endpoint_options(cfg).check_exposure()  # refuse an open endpoint before anything starts
     config_args = ["--config", str(Path(args.config).resolve())] if args.config else []

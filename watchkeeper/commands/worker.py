@@ -7,10 +7,10 @@ import asyncio
 import logging
 import sys
 
-from plumbing.config import load_config
-from plumbing.errors import RuleFileError, WatchkeeperError
-from plumbing.log_filters import limit_reconnect_errors
-from plumbing.topics import ensure_topics, topic_plan
+from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.errors import RuleFileError, WatchkeeperError
+from watchkeeper.plumbing.log_filters import limit_reconnect_errors
+from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 
 # A rule file the worker cannot run exits with its own code, so a supervisor tells a bad file from a crash.
 RULE_FILE_EXIT_CODE = 2
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.app import create_app, make_worker
+    from watchkeeper.agents.app import create_app, make_worker
 
     cfg = load_config(args.config)
     try:
