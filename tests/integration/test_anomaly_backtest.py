@@ -85,15 +85,16 @@ def messages() -> tuple[list[SampleBatch], list[WindowAggregate]]:
 
 
 def live_events(batches: list[SampleBatch], aggs: list[WindowAggregate]) -> list[AlertEvent]:
-    """What the anomaly agent sends: its step fed the topics' messages, flushed every few messages."""
-    step = AnomalyStep([r for g in load_anomaly_text(RULES) for r in g.rules])
+    """What the anomaly agent sends: one step per input topic (as the agent runs them), fed the topic's
+    messages in batches of 7."""
+    rules = [r for g in load_anomaly_text(RULES) for r in g.rules]
     out: list[AlertEvent] = []
-    feed = [("samples", b"node", encode(b)) for b in batches] + [("aggregates", None, encode(a)) for a in aggs]
-    for offset, (kind, key, raw) in enumerate(feed):
-        step.add(kind, f"wk.{kind}", 0, offset, key, raw)
-        if offset % 7 == 6:
-            out += [decode(raw, AlertEvent) for _, raw in step.flush().records]
-    out += [decode(raw, AlertEvent) for _, raw in step.flush().records]
+    for kind, feed in (("samples", [(b"node", encode(b)) for b in batches]),
+                       ("aggregates", [(None, encode(a)) for a in aggs])):
+        step = AnomalyStep(rules, kind)
+        recs = [(offset, key, raw, 0.0) for offset, (key, raw) in enumerate(feed)]
+        for a in range(0, len(recs), 7):
+            out += [decode(raw, AlertEvent) for _, raw in step.process_records(0, recs[a:a + 7], 0.0).records]
     return out
 
 

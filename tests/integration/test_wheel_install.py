@@ -5,6 +5,7 @@ into a fresh virtualenv that has such a `core`, then the CLI runs a rule unit te
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,7 +23,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+    # Built from a copy: an in-tree build would leave build/ and *.egg-info in the checkout (and a later build
+    # could pick stale files up from build/).
+    src = tmp_path_factory.mktemp("src") / "watchkeeper"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", ".watchkeeper", "test-artifacts", "site", "__pycache__", "data"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
                    check=True, capture_output=True, timeout=600)
     return next(out.glob("watchkeeper-*.whl"))
 
