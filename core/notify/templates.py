@@ -138,13 +138,13 @@ class Data:
     CommonAnnotations: KV
     ExternalURL: str
     GO_FIELDS = ("Receiver", "Status", "Alerts", "GroupLabels", "CommonLabels", "CommonAnnotations", "ExternalURL")
-    now: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)  # for `since`
+    now: datetime = field(compare=False)  # what `since` measures from: passed in, the core reads no clock
 
     def go_string(self) -> str:
         return "{" + " ".join(go_str(getattr(self, f)) for f in self.GO_FIELDS) + "}"
 
 
-def data_from_json(payload: Mapping[str, Any], now: datetime | None = None) -> Data:
+def data_from_json(payload: Mapping[str, Any], now: datetime) -> Data:
     """Template data from Alertmanager's webhook message (the shape `amtool template render
     --template.data` reads too); `now` is the time `since` measures from (the notification's time)."""
     alerts = Alerts(
@@ -157,7 +157,7 @@ def data_from_json(payload: Mapping[str, Any], now: datetime | None = None) -> D
     return Data(Receiver=str(payload.get("receiver", "")), Status=str(payload.get("status", "")), Alerts=alerts,
                 GroupLabels=KV(payload.get("groupLabels") or {}), CommonLabels=KV(payload.get("commonLabels") or {}),
                 CommonAnnotations=KV(payload.get("commonAnnotations") or {}),
-                ExternalURL=str(payload.get("externalURL", "")), now=now or datetime.now(UTC))
+                ExternalURL=str(payload.get("externalURL", "")), now=now)
 
 
 def notification_data(n: Notification) -> Data:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ FIXED = [
 
 
 def ours(data: dict[str, Any], text: str) -> str:
-    return default_templates().render(text, data_from_json(data))
+    return default_templates().render(text, data_from_json(data, datetime.now(UTC)))
 
 
 @pytest.mark.parametrize("data", FIXED, ids=[f"case{i}" for i in range(len(FIXED))])
@@ -171,7 +172,7 @@ def test_default_email_shows_what_alertmanagers_email_shows(data: dict[str, Any]
     """email.default.html is Watchkeeper's own markup: the same words and links, in the same order."""
     text = '{{ template "email.default.html" . }}'
     want = amtool(data, text, tmp_path, ORACLE, "html")
-    got = default_templates().render(text, data_from_json(data), html_body=True)
+    got = default_templates().render(text, data_from_json(data, datetime.now(UTC)), html_body=True)
     assert _visible(got) == _visible(want)
 
 
@@ -231,7 +232,7 @@ def test_a_users_templates_file_renders_as_amtool_does(data: dict[str, Any], tmp
     path = tmp_path / "myorg.tmpl"
     path.write_text(USER_TEMPLATES + '{{ define "__subject" }}overridden {{ .Receiver }}{{ end }}\n')
     want = amtool(data, USER_CALLS, tmp_path, [*ORACLE, str(path)])
-    assert load_templates([str(path)]).render(USER_CALLS, data_from_json(data)) == want
+    assert load_templates([str(path)]).render(USER_CALLS, data_from_json(data, datetime.now(UTC))) == want
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -243,7 +244,7 @@ def test_a_users_templates_match_amtool_on_generated_notifications(alerts: list[
     path = tmp_path / "myorg.tmpl"
     path.write_text(USER_TEMPLATES)
     want = amtool(data, USER_CALLS, tmp_path, [*ORACLE, str(path)])
-    assert load_templates([str(path)]).render(USER_CALLS, data_from_json(data)) == want
+    assert load_templates([str(path)]).render(USER_CALLS, data_from_json(data, datetime.now(UTC))) == want
 
 
 TITLE_CASES = ["AA", "hELLO wORLD-x_y", "3AM foo", "don't STOP", "a.b.c", "x1y Z", "éCOLE ÉTÉ", "a:b/c", "foo_BAR",
@@ -256,7 +257,7 @@ def test_title_cases_words_as_alertmanager(tmp_path: Path) -> None:
     text = SEP.join([f"{{{{ title {json.dumps(s)} }}}}" for s in TITLE_CASES]
                     + ['{{ toUpper "straße ŉ ﬁ" }}', '{{ toLower "İSTANBUL" }}', '{{ title "ﬁsh" }}'])
     want = amtool({"status": "firing"}, text, tmp_path, ORACLE)
-    assert default_templates().render(text, data_from_json({"status": "firing"})) == want
+    assert default_templates().render(text, data_from_json({"status": "firing"}, datetime.now(UTC))) == want
 
 
 HTML_TEXT = ("<h1>{{ .Status | toUpper }} {{ .CommonLabels.alertname }}</h1><ul>{{ range .Alerts }}<li><b>"
@@ -272,7 +273,7 @@ def test_an_html_body_escapes_text_as_html_template_does(alerts: list[dict[str, 
     `safeHtml` is not. (Attribute and URL contexts are escaped the same way here: see the README.)"""
     data = message(receiver, alerts, ["alertname"], "http://am")
     want = amtool(data, HTML_TEXT, tmp_path, ORACLE, "html")
-    assert default_templates().render(HTML_TEXT, data_from_json(data), html_body=True) == want
+    assert default_templates().render(HTML_TEXT, data_from_json(data, datetime.now(UTC)), html_body=True) == want
 
 
 HTML_ATTRS = ('{{ range .Alerts }}<a class="x" href="{{ .GeneratorURL }}" title="{{ .Labels.instance }}">s</a>'
@@ -293,4 +294,4 @@ def test_an_html_body_escapes_urls_in_attributes_as_html_template_does(alerts: l
         a["labels"]["job"] = link
     data = message("r", alerts, [], "")
     want = amtool(data, HTML_ATTRS, tmp_path, ORACLE, "html")
-    assert default_templates().render(HTML_ATTRS, data_from_json(data), html_body=True) == want
+    assert default_templates().render(HTML_ATTRS, data_from_json(data, datetime.now(UTC)), html_body=True) == want

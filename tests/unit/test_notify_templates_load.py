@@ -181,7 +181,7 @@ def test_notify_check_reports_template_errors(helm_dir: Path, capsys: pytest.Cap
 def test_a_later_file_redefines_a_name_an_earlier_one_defined(tmp_path: Path) -> None:
     (tmp_path / "a.tmpl").write_text('{{ define "t" }}a{{ end }}')
     (tmp_path / "b.tmpl").write_text('{{ define "t" }}b{{ end }}')
-    data = data_from_json({"status": "firing"})
+    data = data_from_json({"status": "firing"}, datetime.now(UTC))
     assert load_templates([str(tmp_path / "a.tmpl"), str(tmp_path / "b.tmpl")]).render('{{ template "t" . }}',
                                                                                           data) == "b"
     (tmp_path / "c.tmpl").write_text('{{ define "t" }}a{{ end }}{{ define "t" }}b{{ end }}')
@@ -222,7 +222,7 @@ def test_alertmanager_template_functions(text: str, out: str) -> None:
 def test_tz_refuses_an_unknown_zone() -> None:
     with pytest.raises(TemplateError, match="unknown time zone"):
         default_templates().render('{{ (index .Alerts 0).StartsAt | tz "Mars/Base" }}',
-                                   data_from_json({"alerts": [ALERT]}))
+                                   data_from_json({"alerts": [ALERT]}, datetime.now(UTC)))
 
 
 def test_every_default_name_the_brief_lists_is_defined() -> None:
@@ -253,7 +253,7 @@ def test_the_other_kinds_default_fields_name_defined_templates() -> None:
         for text in fields.values():
             default_templates().check(text)
     data = data_from_json({"status": "firing", "receiver": "r", "externalURL": "http://am",
-                           "groupLabels": {"alertname": "A"}, "commonLabels": {"alertname": "A"}})
+                           "groupLabels": {"alertname": "A"}, "commonLabels": {"alertname": "A"}}, datetime.now(UTC))
     assert default_templates().render(DEFAULT_FIELDS["opsgenie"]["source"], data) == "http://am/#/alerts?receiver=r"
     assert default_templates().render(DEFAULT_FIELDS["msteams"]["title"], data) == "[FIRING:0] A "
 
@@ -268,4 +268,5 @@ def test_the_prometheus_community_chart_default_shape_loads(tmp_path: Path) -> N
     (tmp_path / "extra.tmpl").write_text('{{ define "x" }}{{ .Receiver }}{{ end }}')
     cfg = load_notify_config_file(str(path))
     assert cfg.templates == [str(tmp_path / "extra.tmpl")]
-    assert cfg.notify_templates.render('{{ template "x" . }}', data_from_json({"receiver": "r"})) == "r"
+    data = data_from_json({"receiver": "r"}, datetime.now(UTC))
+    assert cfg.notify_templates.render('{{ template "x" . }}', data) == "r"
