@@ -13,6 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ from prometheus_client.registry import Collector
 from watchkeeper.dashboard import queries
 from watchkeeper.dashboard.acks import acknowledge_handler, acks_handler
 from watchkeeper.plumbing import self_metrics
-from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.config import DashboardConfig
 from watchkeeper.plumbing.http_guard import GuardOptions, check_listener, guard_middleware
 from watchkeeper.plumbing.log_filters import KNOWN_SECRETS, redact
 from watchkeeper.plumbing.rule_failure_files import read_failures
@@ -73,26 +74,32 @@ DATA_PATH: web.AppKey[Path] = web.AppKey("data_path", Path)
 SESSION_COOKIE = "wk_dashboard_session"
 
 
-def create_dashboard_app(
-    cfg: Config, dsn: str | None = None, silences: SilenceProvider | None = None
-) -> web.Application:
+@dataclass(frozen=True)
+class DashboardSettings:
+    """What the dashboard reads of `watchkeeper.yaml`, picked by the command that starts it (as Prometheus'
+    rule manager gets its `ManagerOptions`), so the dashboard depends on these and not on the whole file."""
+
+    dashboard: DashboardConfig
+    reader_dsn: str  # the ClickHouse it reads: the embedded owner's read-only endpoint or the server
+    data_path: Path  # acknowledgements and the rules agent's failure files live under it
+
+
+def create_dashboard_app(settings: DashboardSettings, silences: SilenceProvider | None = None) -> web.Application:
     """The dashboard as an aiohttp app (`watchkeeper dashboard` serves it; `watchkeeper up` can mount it too).
 
-    `dsn` defaults to `cfg.clickhouse_reader_dsn` (the embedded owner's read-only endpoint or the server).
-    Off loopback `cfg.dashboard.token` is required; pages of other sites and foreign `Host`s are refused always
+    Off loopback `dashboard.token` is required; pages of other sites and foreign `Host`s are refused always
     (`plumbing.http_guard`).
     """
-    d = cfg.dashboard
+    d = settings.dashboard
     check_listener("dashboard", d.host, d.token, "WK_DASHBOARD_TOKEN")
     guard = GuardOptions("dashboard", d.host, d.token, tuple(d.allowed_hosts), public_paths=frozenset({"/healthz"}),
                          allow_navigation=True, cookie_name=SESSION_COOKIE, realm="watchkeeper dashboard")
     app = web.Application(middlewares=[_metrics_middleware, guard_middleware(guard)])
-    reader_dsn = dsn or cfg.clickhouse_reader_dsn
-    KNOWN_SECRETS.add_url(reader_dsn)
-    app[READER] = Reader(reader_dsn)
+    KNOWN_SECRETS.add_url(settings.reader_dsn)
+    app[READER] = Reader(settings.reader_dsn)
     app[SILENCES] = silences
-    app[REFRESH] = float(cfg.dashboard.refresh_seconds)
-    app[DATA_PATH] = cfg.data_path
+    app[REFRESH] = float(d.refresh_seconds)
+    app[DATA_PATH] = settings.data_path
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_get("/api/overview", _overview)
@@ -100,8 +107,8 @@ def create_dashboard_app(
     app.router.add_get("/api/chart", _chart)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
-    app.router.add_post("/api/v2/alerts/acknowledge", acknowledge_handler(cfg.data_path))  # dashboard/acks.py
-    app.router.add_get("/api/acks", acks_handler(cfg.data_path))
+    app.router.add_post("/api/v2/alerts/acknowledge", acknowledge_handler(settings.data_path))  # dashboard/acks.py
+    app.router.add_get("/api/acks", acks_handler(settings.data_path))
     return app
 
 

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.config import KafkaConfig, SpoolConfig
 from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 from watchkeeper.producers.batch_split import split_batch
 from watchkeeper.producers.spool import Spool, SpooledRecord
@@ -319,17 +320,25 @@ class BatchSender:
                 await asyncio.wait_for(producer.stop(), timeout=5.0)
 
 
-def sender_from_config(cfg: Config, name: str, *, source: str = "") -> BatchSender:
+@dataclass(frozen=True)
+class SenderSettings:
+    """What a producer process's sender reads of `watchkeeper.yaml`, picked by the command that starts it."""
+
+    kafka: KafkaConfig
+    spool: SpoolConfig
+    spool_dir: Path  # `spool.dir` resolved against the config file, or <data_dir>/spool
+
+
+def sender_from_settings(settings: SenderSettings, name: str, *, source: str = "") -> BatchSender:
     """The sender of one producer process; its spool lives in `<spool dir>/<name>` (one owner per spool)."""
-    spool_cfg = cfg.producers.spool
-    base = cfg.resolve(spool_cfg.dir) if spool_cfg.dir else cfg.data_path / "spool"
+    kafka, spool = settings.kafka, settings.spool
 
     async def prepare() -> None:
         # Topics are created (with their partition counts) before anything is sent: a broker that
         # auto-creates would otherwise make wk.samples with its own default count.
-        await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics), timeout=5.0)
+        await ensure_topics(kafka.bootstrap, topic_plan(kafka.topics), timeout=5.0)
 
-    return BatchSender(cfg.kafka.bootstrap, cfg.kafka.topics.samples, base / name,
-                       max_spool_bytes=spool_cfg.max_bytes, fsync_seconds=spool_cfg.fsync_seconds,
-                       source=source or name, prepare=prepare, max_message_bytes=spool_cfg.max_message_bytes,
-                       deadletter_topic=cfg.kafka.topics.deadletter)
+    return BatchSender(kafka.bootstrap, kafka.topics.samples, settings.spool_dir / name,
+                       max_spool_bytes=spool.max_bytes, fsync_seconds=spool.fsync_seconds,
+                       source=source or name, prepare=prepare, max_message_bytes=spool.max_message_bytes,
+                       deadletter_topic=kafka.topics.deadletter)

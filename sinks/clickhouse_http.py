@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.config import ClickHouseConfig
 from watchkeeper.plumbing.errors import WatchkeeperError
 from watchkeeper.sinks.readonly_sql import QueryRefused
 
@@ -85,9 +85,8 @@ class EndpointOptions:
         return frozenset(with_port | (names if self.port == 80 else set()))
 
 
-def endpoint_options(cfg: Config) -> EndpointOptions:
+def endpoint_options(c: ClickHouseConfig) -> EndpointOptions:
     """The endpoint's options from `watchkeeper.yaml`'s clickhouse section."""
-    c = cfg.clickhouse
     return EndpointOptions(host=c.http_host, port=c.http_port, user=c.http_user, password=c.http_password,
                            allowed_hosts=tuple(c.http_allowed_hosts))
 

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from watchkeeper.plumbing import kafka_clients
-from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.config import KafkaConfig
 from watchkeeper.plumbing.self_metrics import SINK_ERRORS, SINK_ROWS
 from watchkeeper.schemas.codec import SchemaError, decode_sample_message, encode
 from watchkeeper.schemas.deadletter import DeadLetter
@@ -102,11 +102,22 @@ class ClickHouse:
         self._executor.shutdown(wait=True)
 
 
+@dataclass(frozen=True)
+class ClickHouseSinkSettings:
+    """What the sink reads of `watchkeeper.yaml`, picked by the command that starts it (as Prometheus' rule
+    manager gets its `ManagerOptions`), so the sink depends on these fields and not on the whole file."""
+
+    kafka: KafkaConfig
+    group_id: str  # its consumer group (`<worker.app_id>-clickhouse`)
+    batch_rows: int  # insert once this many rows are buffered (clickhouse.batch_rows) ...
+    flush_seconds: float  # ... or this long after the last insert (clickhouse.flush_seconds)
+
+
 class ClickHouseSink:
-    def __init__(self, cfg: Config, clickhouse: ClickHouse) -> None:
-        self.cfg = cfg
+    def __init__(self, settings: ClickHouseSinkSettings, clickhouse: ClickHouse) -> None:
+        self.settings = settings
         self.ch = clickhouse
-        t = cfg.kafka.topics
+        t = settings.kafka.topics
         self.table_of = {t.samples: "samples", t.aggregates: "aggregates", t.alerts: "alerts",
                          t.notifications: "notifications"}
         self.stats = SinkStats()
@@ -115,10 +126,11 @@ class ClickHouseSink:
         self._rows_buffered = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
         consumer = kafka_clients.group_consumer(
-            self.cfg.kafka, *self.table_of, group_id=f"{self.cfg.worker.app_id}-clickhouse",
-            auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 2**20)
-        producer = kafka_clients.producer(self.cfg.kafka)
+            s.kafka, *self.table_of, group_id=s.group_id, auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 2**20)
+        producer = kafka_clients.producer(s.kafka)
         await consumer.start()
         await producer.start()
         last_flush = time.monotonic()
@@ -128,8 +140,8 @@ class ClickHouseSink:
                 for records in batches.values():
                     for rec in records:
                         await self._take(rec, producer)
-                due = time.monotonic() - last_flush >= self.cfg.clickhouse.flush_seconds
-                if self._rows_buffered and (due or self._rows_buffered >= self.cfg.clickhouse.batch_rows):
+                due = time.monotonic() - last_flush >= s.flush_seconds
+                if self._rows_buffered and (due or self._rows_buffered >= s.batch_rows):
                     await self._flush_and_commit(consumer, producer)
                     last_flush = time.monotonic()
                 elif due:
@@ -169,7 +181,7 @@ class ClickHouseSink:
         log.warning("dead-lettering %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
         dl = DeadLetter.of(rec.value or b"", topic=rec.topic, partition=rec.partition, offset=rec.offset,
                            reason=f"clickhouse sink: {reason}", time=time.time())
-        await producer.send_and_wait(self.cfg.kafka.topics.deadletter, encode(dl), key=rec.key)
+        await producer.send_and_wait(self.settings.kafka.topics.deadletter, encode(dl), key=rec.key)
 
     async def _flush_and_commit(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         for table, items in self._buffers.items():

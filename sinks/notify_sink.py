@@ -16,10 +16,10 @@ import functools
 import logging
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import orjson
 
 from watchkeeper.core.errors import SourceError
 from watchkeeper.core.notify.acks import Ack, ack_note
@@ -31,7 +31,7 @@ from watchkeeper.core.notify.pipeline import plan_flush
 from watchkeeper.core.notify.remediation import FAILED, outcome_alerts
 from watchkeeper.core.notify.sms import sms_secrets
 from watchkeeper.plumbing import kafka_clients
-from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.config import KafkaConfig, NotifySinkConfig
 from watchkeeper.plumbing.errors import ConfigError
 from watchkeeper.plumbing.log_filters import KNOWN_SECRETS, redact
 from watchkeeper.plumbing.self_metrics import NOTIFICATION_ERRORS
@@ -50,9 +50,22 @@ from watchkeeper.sinks.remediation import RemediationResult, clickhouse_samples,
 log = logging.getLogger("watchkeeper.notify")
 
 
+@dataclass(frozen=True)
+class NotifySinkSettings:
+    """What the sink reads of `watchkeeper.yaml`, picked by the command that starts it (as Prometheus' rule
+    manager gets its `ManagerOptions`), so the sink depends on these fields and not on the whole file."""
+
+    kafka: KafkaConfig
+    group_id: str  # its consumer group (`<worker.app_id>-notify`)
+    notify: NotifySinkConfig
+    alertmanager_file: Path | None  # notify.alertmanager_config resolved against the config file; None: not set
+    data_path: Path  # the outbox, silences, acks and escalations live under it
+    samples_dsn: str  # where a remediation hook's PromQL check reads samples (ClickHouse, read-only)
+
+
 class NotifySink:
-    def __init__(self, cfg: Config, am: NotifyConfig, state_path: Path, silences_path: Path) -> None:
-        self.cfg, self.am = cfg, am
+    def __init__(self, settings: NotifySinkSettings, am: NotifyConfig, state_path: Path, silences_path: Path) -> None:
+        self.settings, self.am = settings, am
         register_notify_secrets(am)
         self.store = NotifyStore(state_path)
         self.silences = SilenceStore(silences_path)
@@ -61,7 +74,7 @@ class NotifySink:
         self.tasks: set[asyncio.Task[None]] = set()
         self.channels: dict[tuple[str, str], Channel] = {}
         self.sent = self.failed = 0
-        self.acks = AckStore(ack_store_path(cfg.data_path))
+        self.acks = AckStore(ack_store_path(settings.data_path))
         self.escalations = EscalationStore(state_path)
         self.escalator = Escalator(am.escalation_policies, self.escalations.all())
         self.acks_checked = 0.0
@@ -73,11 +86,10 @@ class NotifySink:
             self.escalations.drop(key)
 
     async def run(self, stop: asyncio.Event) -> None:
-        n = self.cfg.notify
-        t = self.cfg.kafka.topics
-        consumer = kafka_clients.group_consumer(self.cfg.kafka, t.alerts, group_id=f"{self.cfg.worker.app_id}-notify",
+        s = self.settings
+        consumer = kafka_clients.group_consumer(s.kafka, s.kafka.topics.alerts, group_id=s.group_id,
                                                 auto_offset_reset="earliest", fetch_max_wait_ms=20)
-        self.producer = kafka_clients.producer(self.cfg.kafka, linger_ms=5)
+        self.producer = kafka_clients.producer(s.kafka, linger_ms=5)
         await consumer.start()
         await self.producer.start()
         async with aiohttp.ClientSession() as session:
@@ -87,7 +99,7 @@ class NotifySink:
                     self.channels[(r.name, name)] = ch
             log.info("notify sink: %d receivers from %s", len(self.am.receivers), self.am.path)
             self.wakeup = asyncio.Event()
-            delivery = asyncio.get_running_loop().create_task(self._delivery_loop(stop, n.parallel_deliveries))
+            delivery = asyncio.get_running_loop().create_task(self._delivery_loop(stop, s.notify.parallel_deliveries))
             try:
                 while not stop.is_set():
                     batches = await consumer.getmany(timeout_ms=50, max_records=2000)
@@ -123,7 +135,7 @@ class NotifySink:
         except SchemaError as exc:
             dl = DeadLetter.of(raw, topic=topic, partition=partition, offset=offset,
                                reason=f"notify sink: {exc}", time=time.time())
-            await self.producer.send_and_wait(self.cfg.kafka.topics.deadletter, encode(dl), key=key)
+            await self.producer.send_and_wait(self.settings.kafka.topics.deadletter, encode(dl), key=key)
             return None
 
     def _take(self, events: list[AlertEvent]) -> None:
@@ -154,7 +166,7 @@ class NotifySink:
         for g in self.dispatcher.due(now):
             receiver = g.route.receiver
             plan = plan_flush(self.am, g, now, firing, silences, functools.partial(self.store.log_entry, receiver,
-                              group_key=g.key), self.cfg.notify.external_url, acks)
+                              group_key=g.key), self.settings.notify.external_url, acks)
             for a, status, why in plan.muted:
                 if a.state == "firing":
                     self._record(Notification(receiver, "-", g.key, g.labels, [a], now), status, 0, why, 0.0)
@@ -169,7 +181,7 @@ class NotifySink:
                 if level_receiver == receiver:
                     continue
                 lp = plan_flush(self.am, g, now, firing, silences, functools.partial(
-                    self.store.log_entry, level_receiver, group_key=g.key), self.cfg.notify.external_url, acks,
+                    self.store.log_entry, level_receiver, group_key=g.key), self.settings.notify.external_url, acks,
                     level_receiver)
                 if lp.log or lp.notifications:
                     flushes.append((level_receiver, g.key, lp.log, lp.notifications))
@@ -231,7 +243,7 @@ class NotifySink:
             why = redact(why)
             NOTIFICATION_ERRORS.labels(n.receiver, n.integration).inc()
             ms = (time.monotonic() - t0) * 1000
-            cfg = self.cfg.notify
+            cfg = self.settings.notify
             if retryable and time.time() - created < cfg.give_up_after_seconds:
                 delay = min(cfg.retry_max_seconds, cfg.retry_initial_seconds * 2 ** attempts)
                 delay *= 0.5 + random.random() / 2
@@ -262,7 +274,7 @@ class NotifySink:
                 return
             try:
                 result = await remediate(ch, n, self.escalations,
-                                         samples=clickhouse_samples(self.cfg.clickhouse_reader_dsn))
+                                         samples=clickhouse_samples(self.settings.samples_dsn))
             except Exception as exc:  # a bug here must not leave the alert unattended: escalate it
                 log.error("%s %s: remediation error", n.receiver, n.integration, exc_info=True)
                 result = RemediationResult("remediation_failed", f"{FAILED}: {type(exc).__name__}: {exc}")
@@ -276,7 +288,7 @@ class NotifySink:
             v = ch.cfg.verify
             targets = (v.report_to if v and v.report_to else [n.receiver])
             notes = [Notification(r, name, f"{n.group_key}/remediation", n.group_labels, alerts, now,
-                                  self.cfg.notify.external_url)
+                                  self.settings.notify.external_url)
                      for r in targets if r in self.am.receivers
                      for name, _ in self.am.receivers[r].integrations() if not name.startswith("command[")]
             if notes:
@@ -344,7 +356,7 @@ class NotifySink:
 
     def _emit(self, rec: NotificationRecord, key: str) -> None:
         task = asyncio.get_running_loop().create_task(
-            self.producer.send(self.cfg.kafka.topics.notifications, encode(rec), key=key.encode()))
+            self.producer.send(self.settings.kafka.topics.notifications, encode(rec), key=key.encode()))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -363,20 +375,20 @@ def register_notify_secrets(am: NotifyConfig) -> None:
     KNOWN_SECRETS.add_config(am.global_.model_dump(), hide_path_keys=("slack_api_url",))
 
 
-def open_sink(cfg: Config) -> NotifySink | None:
-    if not cfg.notify.alertmanager_config:
+def open_sink(settings: NotifySinkSettings) -> NotifySink | None:
+    """The sink over its Alertmanager file (None without one); a broken file raises ConfigError naming file and line."""
+    if settings.alertmanager_file is None:
         return None
-    path = cfg.resolve(cfg.notify.alertmanager_config)
     try:
-        am = load_notify_config_file(str(path))
+        am = load_notify_config_file(str(settings.alertmanager_file))
     except SourceError as exc:
         raise ConfigError(exc.path, exc.line, exc.field or "(file)", exc.message) from None
-    state, silences = store_paths(cfg.data_path)
-    return NotifySink(cfg, am, state, silences)
+    state, silences = store_paths(settings.data_path)
+    return NotifySink(settings, am, state, silences)
 
 
-async def run_notify_sink(cfg: Config, stop: asyncio.Event) -> None:
-    sink = open_sink(cfg)
+async def run_notify_sink(settings: NotifySinkSettings, stop: asyncio.Event) -> None:
+    sink = open_sink(settings)
     if sink is None:
         log.warning("notify sink: no notify.alertmanager_config in watchkeeper.yaml; alerts are not delivered")
         await stop.wait()
@@ -384,13 +396,4 @@ async def run_notify_sink(cfg: Config, stop: asyncio.Event) -> None:
     await sink.run(stop)
 
 
-def outbox_summary(cfg: Config) -> dict[str, int]:
-    state, _ = store_paths(cfg.data_path)
-    store = NotifyStore(state)
-    try:
-        return store.outbox_counts()
-    finally:
-        store.close()
-
-
-__all__ = ["NotifySink", "open_sink", "orjson", "outbox_summary", "run_notify_sink"]
+__all__ = ["NotifySink", "NotifySinkSettings", "open_sink", "run_notify_sink"]

@@ -119,12 +119,6 @@ class NotifyStore:
         """Not sent on purpose (a rate limit): done, neither acknowledged by a peer nor failed."""
         self.db.execute("UPDATE outbox SET state='held', attempts=attempts+1, error=? WHERE id=?", (reason, id))
 
-    def outbox_counts(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
-
-    def prune(self, before: float) -> None:
-        self.db.execute("DELETE FROM outbox WHERE state != 'pending' AND created < ?", (before,))
-
 
 class SilenceStore:
     """Silences, in `<data_dir>/notify/silences.sqlite`: written by `watchkeeper silence`, read by the sink."""

@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
+    from watchkeeper.commands.sink import clickhouse_sink_settings
     from watchkeeper.sinks import clickhouse_sink
     from watchkeeper.sinks.clickhouse_sink import ClickHouseSink
 
@@ -71,7 +72,7 @@ def main() -> None:
     records = [ConsumerRecord(topic, 0, i, 0, 0, None, m, None, 0, len(m), ()) for i, m in enumerate(messages)]
 
     def take_all() -> None:
-        sink = ClickHouseSink(cfg, None)  # type: ignore[arg-type]  # `_take` never touches ClickHouse
+        sink = ClickHouseSink(clickhouse_sink_settings(cfg), None)  # type: ignore[arg-type]  # `_take` never touches ClickHouse
 
         async def run() -> None:
             for rec in records:

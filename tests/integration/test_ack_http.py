@@ -16,6 +16,7 @@ from aiohttp import web
 
 from tests.conftest import write_config
 from watchkeeper.cli import main
+from watchkeeper.commands.dashboard import dashboard_settings
 from watchkeeper.core.notify.escalation import EscalationState
 from watchkeeper.dashboard import create_dashboard_app
 from watchkeeper.plumbing.broker import free_port
@@ -39,7 +40,7 @@ def _firing(cfg: Config, fp: str, name: str, starts: float) -> AlertEvent:
 
 
 async def _serve(cfg: Config) -> AsyncIterator[str]:
-    runner = web.AppRunner(create_dashboard_app(cfg, dsn="http://127.0.0.1:9/unused"))
+    runner = web.AppRunner(create_dashboard_app(dashboard_settings(cfg, "http://127.0.0.1:9/unused")))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

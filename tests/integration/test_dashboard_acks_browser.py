@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from tests.integration.test_dashboard_browser import CHROMIUM, _chromium, _seed
+from watchkeeper.commands.dashboard import dashboard_settings
 from watchkeeper.core.notify.acks import Ack
 from watchkeeper.core.notify.escalation import EscalationState
 from watchkeeper.dashboard import create_dashboard_app
@@ -46,7 +47,7 @@ async def _page(ch_dsn: str, tmp: Path, acked: bool) -> AsyncIterator[str]:
     _seed(ch_dsn, datetime.now(UTC))
     cfg = Config(data_dir=str(tmp / "data"))
     _sink_state(cfg, acked)
-    runner = web.AppRunner(create_dashboard_app(cfg, dsn=ch_dsn))
+    runner = web.AppRunner(create_dashboard_app(dashboard_settings(cfg, ch_dsn)))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from tests import report_dataset as rd
+from watchkeeper.commands.dashboard import dashboard_settings
 from watchkeeper.dashboard import create_dashboard_app
 from watchkeeper.plumbing.broker import free_port
 from watchkeeper.plumbing.config import Config
@@ -90,7 +91,7 @@ async def dashboard_url(ch_dsn: str) -> AsyncIterator[tuple[str, int]]:
     sid = _seed(ch_dsn, datetime.now(UTC))
     silences = [{"id": "s1", "matchers": [{"name": "service", "value": "search", "isRegex": False}],
                  "createdBy": "oncall", "comment": "planned maintenance", "endsAt": "2026-12-01T00:00:00Z"}]
-    app = create_dashboard_app(Config(), dsn=ch_dsn, silences=lambda: silences)
+    app = create_dashboard_app(dashboard_settings(Config(), ch_dsn), silences=lambda: silences)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -159,7 +160,7 @@ async def test_healthz_metrics_and_api_errors(dashboard_url: tuple[str, int]) ->
 
 
 async def test_dashboard_survives_clickhouse_down() -> None:
-    app = create_dashboard_app(Config(), dsn=f"http://127.0.0.1:{free_port()}")
+    app = create_dashboard_app(dashboard_settings(Config(), f"http://127.0.0.1:{free_port()}"))
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()

@@ -16,6 +16,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from tests.integration.test_dashboard_browser import CHROMIUM, _chromium
+from watchkeeper.commands.dashboard import dashboard_settings
+from watchkeeper.commands.sink import clickhouse_sink_settings
 from watchkeeper.dashboard import create_dashboard_app
 from watchkeeper.plumbing.broker import free_port
 from watchkeeper.plumbing.config import Config
@@ -30,10 +32,10 @@ async def test_alert_through_kafka_reaches_the_dashboard(wk_config: Config, ch_d
     wk_config.clickhouse.flush_seconds = 0.5
     ch = sinks.ClickHouse(ch_dsn)
     await ch.open()
-    sink = sinks.ClickHouseSink(wk_config, ch)
+    sink = sinks.ClickHouseSink(clickhouse_sink_settings(wk_config), ch)
     stop = asyncio.Event()
     sink_task = asyncio.create_task(sink.run(stop))
-    runner = web.AppRunner(create_dashboard_app(wk_config, dsn=ch_dsn))
+    runner = web.AppRunner(create_dashboard_app(dashboard_settings(wk_config, ch_dsn)))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from watchkeeper.agents.rule_failure_report import RuleFailureReport
+from watchkeeper.commands.dashboard import dashboard_settings
 from watchkeeper.core.rules.eval_failures import EvalFailure
 from watchkeeper.dashboard import create_dashboard_app
 from watchkeeper.plumbing.broker import free_port
@@ -21,7 +22,7 @@ async def test_the_overview_lists_the_last_rule_failures(tmp_path: Path, ch_dsn:
     report.report([EvalFailure("node", "HostDown", 60.0, "vector contains metrics with the same labelset"),
                    EvalFailure("node", "HostDown", 120.0, "vector contains metrics with the same labelset")])
     report.publish()
-    runner = web.AppRunner(create_dashboard_app(cfg, dsn=ch_dsn))
+    runner = web.AppRunner(create_dashboard_app(dashboard_settings(cfg, ch_dsn)))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

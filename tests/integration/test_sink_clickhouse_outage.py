@@ -12,6 +12,7 @@ import time
 
 from aiokafka import AIOKafkaProducer
 
+from watchkeeper.commands.sink import clickhouse_sink_settings
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.self_metrics import REGISTRY
 from watchkeeper.schemas import AlertEvent, encode
@@ -37,7 +38,7 @@ async def test_failed_inserts_are_counted_retried_and_lose_nothing(wk_config: Co
     ch = sinks.ClickHouse(ch_dsn)
     await ch.open()
     await ch._run(ch.writer.command, "RENAME TABLE alerts TO alerts_away")
-    sink = sinks.ClickHouseSink(wk_config, ch)
+    sink = sinks.ClickHouseSink(clickhouse_sink_settings(wk_config), ch)
     stop = asyncio.Event()
     task = asyncio.create_task(sink.run(stop))
     producer = AIOKafkaProducer(bootstrap_servers=wk_config.kafka.bootstrap)

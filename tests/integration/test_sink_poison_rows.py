@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from tests.integration.kafka_io import consume_until, produce
+from watchkeeper.commands.sink import clickhouse_sink_settings
 from watchkeeper.plumbing.config import Config
 from watchkeeper.schemas import AlertEvent, DeadLetter, WindowAggregate, decode, encode, series_id
 
@@ -55,7 +56,7 @@ async def test_poison_rows_are_dead_lettered_and_the_sink_goes_on(wk_config: Con
     ch = sinks.ClickHouse(ch_dsn)
     await ch.open()
     await ch._run(ch.writer.command, f"ALTER TABLE alerts ADD CONSTRAINT not_rejected CHECK rule != '{REJECTED_RULE}'")
-    sink = sinks.ClickHouseSink(wk_config, ch)
+    sink = sinks.ClickHouseSink(clickhouse_sink_settings(wk_config), ch)
     stop = asyncio.Event()
     task = asyncio.create_task(sink.run(stop))
 

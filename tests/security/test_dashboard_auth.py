@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import write_config
+from watchkeeper.commands.dashboard import dashboard_settings
 from watchkeeper.dashboard import create_dashboard_app
 from watchkeeper.plumbing.broker import free_port
 from watchkeeper.plumbing.config import Config
@@ -31,7 +32,7 @@ TOKEN = "dAsh-T0ken-5e9a77c1"
 
 
 async def _serve(cfg: Config, dsn: str) -> AsyncIterator[str]:
-    runner = web.AppRunner(create_dashboard_app(cfg, dsn=dsn))
+    runner = web.AppRunner(create_dashboard_app(dashboard_settings(cfg, dsn)))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, cfg.dashboard.host, port).start()
@@ -147,10 +148,10 @@ async def test_with_a_token_cross_origin_writes_are_still_refused(token_dash: st
 def test_off_loopback_without_a_token_refuses_to_start(wk_config: Config, ch_dsn: str) -> None:
     wk_config.dashboard.host = "0.0.0.0"
     with pytest.raises(ListenerError) as err:
-        create_dashboard_app(wk_config, dsn=ch_dsn)
+        create_dashboard_app(dashboard_settings(wk_config, ch_dsn))
     assert "dashboard.token" in str(err.value) and "WK_DASHBOARD_TOKEN" in str(err.value)
     wk_config.dashboard.token = TOKEN
-    create_dashboard_app(wk_config, dsn=ch_dsn)  # built, not served: tests listen on loopback only
+    create_dashboard_app(dashboard_settings(wk_config, ch_dsn))  # built, not served: tests listen on loopback only
 
 
 def test_watchkeeper_dashboard_off_loopback_says_how_to_set_the_token(wk_config: Config, tmp_path: Path) -> None:

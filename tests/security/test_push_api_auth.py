@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import write_config
+from watchkeeper.commands.produce import producer_settings
 from watchkeeper.plumbing import http_guard
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.http_guard import ListenerError, check_listener, is_loopback
@@ -45,7 +46,7 @@ class Push:
 async def _serve(cfg: Config, tmp_path: Path) -> AsyncIterator[Push]:
     sender = BatchSender(cfg.kafka.bootstrap, cfg.kafka.topics.samples, tmp_path / "spool", self_metrics_seconds=0)
     await sender.start()
-    runner: web.AppRunner = await start_push_api(cfg, sender)
+    runner: web.AppRunner = await start_push_api(cfg.producers.push, cfg.ingest_limits(), sender)
     try:
         p = cfg.producers.push
         yield Push(f"http://{p.host}:{p.port}", p.port, sender)
@@ -197,7 +198,7 @@ async def test_run_producers_refuses_before_starting_anything(wk_config: Config)
 
     wk_config.producers.push.host = "0.0.0.0"
     with pytest.raises(ListenerError):
-        await run_producers(wk_config, ["push"], asyncio.Event())
+        await run_producers(producer_settings(wk_config), ["push"], asyncio.Event())
     assert not (wk_config.data_path / "spool").exists(), "nothing was started, not even the spool"
 
 

@@ -25,6 +25,8 @@ from aiohttp import web
 
 from tests.conftest import write_config
 from tests.integration.kafka_io import consume_until, produce
+from watchkeeper.commands.dashboard import dashboard_settings
+from watchkeeper.commands.sink import clickhouse_sink_settings
 from watchkeeper.core.secrets import SECRET, SecretRedactor, is_secret_name, mask_dsn, mask_url, mask_urls_in_text
 from watchkeeper.dashboard import create_dashboard_app
 from watchkeeper.plumbing.broker import free_port
@@ -158,7 +160,7 @@ async def test_failing_deliveries_leak_no_secret(wk_config: Config, tmp_path: Pa
     ch = ClickHouse(ch_dsn)
     await ch.open()
     stop = asyncio.Event()
-    sink = asyncio.create_task(ClickHouseSink(wk_config, ch).run(stop))
+    sink = asyncio.create_task(ClickHouseSink(clickhouse_sink_settings(wk_config), ch).run(stop))
     try:
         rows: list[tuple[str, str, str]] = []
         for _ in range(200):
@@ -170,7 +172,7 @@ async def test_failing_deliveries_leak_no_secret(wk_config: Config, tmp_path: Pa
         assert_clean(repr(rows), "the ClickHouse notifications table")
 
         # The dashboard on that ClickHouse: its JSON and /metrics neither.
-        runner = web.AppRunner(create_dashboard_app(wk_config, dsn=ch_dsn))
+        runner = web.AppRunner(create_dashboard_app(dashboard_settings(wk_config, ch_dsn)))
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -196,7 +198,7 @@ def redacting_logs() -> None:
 async def test_clickhouse_down_with_a_password_in_the_dsn(wk_config: Config, caplog: pytest.LogCaptureFixture,
                                                           redacting_logs: None) -> None:
     dsn = f"http://default:{CH_PASSWORD}@127.0.0.1:{free_port()}/default"
-    runner = web.AppRunner(create_dashboard_app(wk_config, dsn=dsn))
+    runner = web.AppRunner(create_dashboard_app(dashboard_settings(wk_config, dsn)))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -7,9 +7,9 @@ import argparse
 from aiohttp import web
 
 from watchkeeper.core.secrets import mask_dsn
-from watchkeeper.dashboard import create_dashboard_app
+from watchkeeper.dashboard import DashboardSettings, create_dashboard_app
 from watchkeeper.dashboard.silences import store_silence_provider
-from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.config import Config, load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,8 +34,14 @@ def _run(args: argparse.Namespace) -> int:
     host = cfg.dashboard.host = args.host or cfg.dashboard.host
     port = args.port or cfg.dashboard.port
     # Silences come from the store `watchkeeper silence` writes (the notification sink reads the same file).
-    app = create_dashboard_app(cfg, dsn=args.dsn, silences=store_silence_provider(cfg.data_path))
+    app = create_dashboard_app(dashboard_settings(cfg, args.dsn), silences=store_silence_provider(cfg.data_path))
     login = " (token required: basic auth, or ?token= once)" if cfg.dashboard.token else ""
     print(f"dashboard on http://{host}:{port}/{login} reading {mask_dsn(args.dsn or cfg.clickhouse_query_url)}")
     web.run_app(app, host=host, port=port, print=None)
     return 0
+
+
+def dashboard_settings(cfg: Config, dsn: str | None = None) -> DashboardSettings:
+    """What the dashboard reads of `cfg`; `dsn` (default: `cfg.clickhouse_reader_dsn`) is the ClickHouse it reads."""
+    return DashboardSettings(dashboard=cfg.dashboard, reader_dsn=dsn or cfg.clickhouse_reader_dsn,
+                             data_path=cfg.data_path)

@@ -6,10 +6,15 @@ import argparse
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
-from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.config import Config, load_config
 from watchkeeper.plumbing.errors import WatchkeeperError
 from watchkeeper.plumbing.log_filters import limit_reconnect_errors
+
+if TYPE_CHECKING:
+    from watchkeeper.producers.runner import ProducerSettings
+    from watchkeeper.producers.sender import SenderSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [k for k in args.kinds if k not in KINDS]
     if unknown:
         raise WatchkeeperError(f"unknown producer {', '.join(unknown)} (choose from {', '.join(KINDS)})")
-    kinds = [k for k in KINDS if k in args.kinds] or enabled_kinds(cfg)
+    kinds = [k for k in KINDS if k in args.kinds] or enabled_kinds(cfg.producers)
     if not kinds:
         raise WatchkeeperError("no producer to run: the config enables none and none was named")
 
@@ -47,7 +52,23 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_producers(cfg, kinds, stop)
+        await run_producers(producer_settings(cfg), kinds, stop)
 
     asyncio.run(main())
     return 0
+
+
+def sender_settings(cfg: Config) -> SenderSettings:
+    """What a producer process's sender reads of `cfg`."""
+    from watchkeeper.producers.sender import SenderSettings
+
+    spool = cfg.producers.spool
+    return SenderSettings(kafka=cfg.kafka, spool=spool,
+                          spool_dir=cfg.resolve(spool.dir) if spool.dir else cfg.data_path / "spool")
+
+
+def producer_settings(cfg: Config) -> ProducerSettings:
+    """What a producer process reads of `cfg`."""
+    from watchkeeper.producers.runner import ProducerSettings
+
+    return ProducerSettings(producers=cfg.producers, limits=cfg.ingest_limits(), sender=sender_settings(cfg))

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
@@ -14,8 +16,11 @@ from watchkeeper.plumbing.config import Config, load_config
 from watchkeeper.plumbing.log_filters import limit_reconnect_errors
 from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 from watchkeeper.sinks.clickhouse_http import create_query_app, endpoint_options
-from watchkeeper.sinks.clickhouse_sink import ClickHouse, ClickHouseSink
+from watchkeeper.sinks.clickhouse_sink import ClickHouse, ClickHouseSink, ClickHouseSinkSettings
 from watchkeeper.sinks.readonly_queries import QueryLimits
+
+if TYPE_CHECKING:
+    from watchkeeper.sinks.notify_sink import NotifySinkSettings
 
 log = logging.getLogger("watchkeeper.sink")
 
@@ -43,17 +48,37 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from watchkeeper.sinks.notify_sink import open_sink, run_notify_sink
 
-    open_sink(cfg)  # a broken Alertmanager file fails here, before anything starts, naming file and line
-    asyncio.run(_with_signals(run_notify_sink, cfg))
+    settings = notify_sink_settings(cfg)
+    open_sink(settings)  # a broken Alertmanager file fails here, before anything starts, naming file and line
+    asyncio.run(_with_signals(run_notify_sink, settings))
     return 0
 
 
-async def _with_signals(main: object, cfg: Config) -> None:
+S = TypeVar("S")
+
+
+async def _with_signals(main: Callable[[S, asyncio.Event], Awaitable[None]], settings: S) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await main(cfg, stop)  # type: ignore[operator]
+    await main(settings, stop)
+
+
+def clickhouse_sink_settings(cfg: Config) -> ClickHouseSinkSettings:
+    """What the ClickHouse sink reads of `cfg`."""
+    return ClickHouseSinkSettings(kafka=cfg.kafka, group_id=f"{cfg.worker.app_id}-clickhouse",
+                                  batch_rows=cfg.clickhouse.batch_rows, flush_seconds=cfg.clickhouse.flush_seconds)
+
+
+def notify_sink_settings(cfg: Config) -> NotifySinkSettings:
+    """What the notification sink reads of `cfg`."""
+    from watchkeeper.sinks.notify_sink import NotifySinkSettings
+
+    am = cfg.notify.alertmanager_config
+    return NotifySinkSettings(kafka=cfg.kafka, group_id=f"{cfg.worker.app_id}-notify", notify=cfg.notify,
+                              alertmanager_file=cfg.resolve(am) if am else None, data_path=cfg.data_path,
+                              samples_dsn=cfg.clickhouse_reader_dsn)
 
 
 def query_limits(cfg: Config) -> QueryLimits:
@@ -65,7 +90,7 @@ def query_limits(cfg: Config) -> QueryLimits:
 
 async def serve_query_endpoint(cfg: Config, ch: ClickHouse) -> web.AppRunner:
     """Serve the read-only ClickHouse HTTP endpoint of `ch` on clickhouse.http_host:http_port."""
-    options = endpoint_options(cfg)
+    options = endpoint_options(cfg.clickhouse)
     options.check_exposure()
     runner = web.AppRunner(create_query_app(ch.query, options), access_log=None)
     await runner.setup()
@@ -77,13 +102,13 @@ async def serve_query_endpoint(cfg: Config, ch: ClickHouse) -> web.AppRunner:
 async def run_clickhouse_sink(cfg: Config, stop: asyncio.Event) -> None:
     """Run the sink (and, on embedded chDB, the read-only query endpoint) until `stop` is set."""
     if cfg.embedded_clickhouse:
-        endpoint_options(cfg).check_exposure()  # before anything starts
+        endpoint_options(cfg.clickhouse).check_exposure()  # before anything starts
     await ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics))
     cfg.data_path.mkdir(parents=True, exist_ok=True)
     ch = ClickHouse(cfg.clickhouse_dsn, cfg.clickhouse.samples_ttl_days, query_limits(cfg))
     await ch.open()
     runner: web.AppRunner | None = None
-    sink = ClickHouseSink(cfg, ch)
+    sink = ClickHouseSink(clickhouse_sink_settings(cfg), ch)
     try:
         if cfg.embedded_clickhouse:
             runner = await serve_query_endpoint(cfg, ch)

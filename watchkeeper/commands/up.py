@@ -48,7 +48,7 @@ def components(cfg: Config, config_args: list[str], loglevel: str = "warning") -
     ]
     from watchkeeper.producers.runner import enabled_kinds
 
-    kinds = enabled_kinds(cfg)
+    kinds = enabled_kinds(cfg.producers)
     if kinds:
         parts.append(("producers", watchkeeper_argv("produce", *kinds, *config_args)))
     return parts
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.embedded_clickhouse:
         from watchkeeper.sinks.clickhouse_http import endpoint_options
 
-        endpoint_options(cfg).check_exposure()  # refuse an open endpoint before anything starts
+        endpoint_options(cfg.clickhouse).check_exposure()  # refuse an open endpoint before anything starts
     config_args = ["--config", str(Path(args.config).resolve())] if args.config else []
     logs = cfg.data_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
