@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 
 from watchkeeper.core.notify.am_url import parse_host_port, parse_url
+from watchkeeper.core.notify.exclusive_keys import at_most_one_of, one_of
 from watchkeeper.core.notify.receiver_kinds import (
     KINDS,
     DiscordConfig,
@@ -103,19 +104,15 @@ class HttpConfig(_Strict):
     def _validate(self) -> HttpConfig:
         """prometheus/common's HTTPClientConfig.Validate, with its messages."""
         bearer = self.bearer_token or self.bearer_token_file
-        if self.bearer_token and self.bearer_token_file:
-            raise ValueError("at most one of bearer_token & bearer_token_file must be configured")
+        at_most_one_of(vars(self), "bearer_token", "bearer_token_file")
         if (self.basic_auth is not None or self.oauth2 is not None) and bearer:
             raise ValueError("at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured")
-        b = self.basic_auth or {}
-        if b.get("password") and b.get("password_file"):
-            raise ValueError("at most one of basic_auth password & password_file must be configured")
+        at_most_one_of(self.basic_auth or {}, "password", "password_file", "basic_auth ")
         if self.authorization is not None:
             a = self.authorization
             if bearer:
                 raise ValueError("authorization is not compatible with bearer_token & bearer_token_file")
-            if a.credentials and a.credentials_file:
-                raise ValueError("at most one of authorization credentials & credentials_file must be configured")
+            at_most_one_of(vars(a), "credentials", "credentials_file", "authorization ")
             if a.type.strip().lower() == "basic":
                 raise ValueError('authorization type cannot be set to "basic", use "basic_auth" instead')
             if self.basic_auth is not None or self.oauth2 is not None:
@@ -130,8 +127,7 @@ class HttpConfig(_Strict):
                 raise ValueError("either oauth2 client_secret or client_secret_file must be configured")
             if not o.get("token_url"):
                 raise ValueError("oauth2 token_url must be configured")
-            if o.get("client_secret") and o.get("client_secret_file"):
-                raise ValueError("at most one of oauth2 client_secret & client_secret_file must be configured")
+            at_most_one_of(o, "client_secret", "client_secret_file", "oauth2 ")
         return self
 
 
@@ -190,8 +186,7 @@ class GlobalConfig(_Strict):
     def _one_of(self) -> GlobalConfig:
         for a, b in (("slack_api_url", "slack_api_url_file"), ("smtp_auth_password", "smtp_auth_password_file"),
                      ("opsgenie_api_key", "opsgenie_api_key_file"), ("victorops_api_key", "victorops_api_key_file")):
-            if getattr(self, a) and getattr(self, b):
-                raise ValueError(f"at most one of {a} & {b} must be configured")
+            at_most_one_of(vars(self), a, b)
         return self
 
 
@@ -207,10 +202,7 @@ class WebhookConfig(_Strict):
 
     @model_validator(mode="after")
     def _one(self) -> WebhookConfig:
-        if not self.url and not self.url_file:
-            raise ValueError("one of url or url_file must be configured")
-        if self.url and self.url_file:
-            raise ValueError("at most one of url & url_file must be configured")
+        one_of(vars(self), "url", "url_file")
         return self
 
 
@@ -267,8 +259,7 @@ class SlackConfig(_Strict):
                 raise ValueError("missing name or url in Slack action configuration")
             if isinstance(a.get("confirm"), dict) and not a["confirm"].get("text"):
                 raise ValueError("missing text in Slack confirmation configuration")
-        if self.api_url and self.api_url_file:
-            raise ValueError("at most one of api_url & api_url_file must be configured")
+        at_most_one_of(vars(self), "api_url", "api_url_file")
         return self
 
 
@@ -326,10 +317,8 @@ class PagerdutyConfig(_Strict):
     def _keys(self) -> PagerdutyConfig:
         if not (self.routing_key or self.routing_key_file or self.service_key or self.service_key_file):
             raise ValueError("missing service or routing key in PagerDuty config")
-        if self.routing_key and self.routing_key_file:
-            raise ValueError("at most one of routing_key & routing_key_file must be configured")
-        if self.service_key and self.service_key_file:
-            raise ValueError("at most one of service_key & service_key_file must be configured")
+        at_most_one_of(vars(self), "routing_key", "routing_key_file")
+        at_most_one_of(vars(self), "service_key", "service_key_file")
         return self
 
 

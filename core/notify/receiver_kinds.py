@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from watchkeeper.core.notify.exclusive_keys import at_most_one_of, one_of
 from watchkeeper.core.slo.go_format import parse_prom_duration
 
 _COMMON = ("send_resolved", "http_config")
@@ -59,11 +60,6 @@ class KindConfig(BaseModel):
         return None if raw is None else HttpConfig.model_validate(raw)
 
 
-def _one_of(data: dict[str, Any], a: str, b: str) -> None:
-    if data.get(a) and data.get(b):
-        raise ValueError(f"at most one of {a} & {b} must be configured")
-
-
 class OpsGenieConfig(KindConfig):
     URLS = ("api_url",)
     KEYS = ("api_key", "api_key_file", "api_url", "message", "description", "source", "details", "entity",
@@ -71,7 +67,7 @@ class OpsGenieConfig(KindConfig):
 
     @classmethod
     def check(cls, data: dict[str, Any]) -> None:
-        _one_of(data, "api_key", "api_key_file")
+        at_most_one_of(data, "api_key", "api_key_file")
         for r in data.get("responders") or []:
             if not isinstance(r, dict) or not (r.get("id") or r.get("name") or r.get("username")):
                 raise ValueError("opsGenieConfig responder must have at least an id, a name or a username "
@@ -92,7 +88,7 @@ class VictorOpsConfig(KindConfig):
     def check(cls, data: dict[str, Any]) -> None:
         if not data.get("routing_key"):
             raise ValueError("missing Routing key in VictorOps config")
-        _one_of(data, "api_key", "api_key_file")
+        at_most_one_of(data, "api_key", "api_key_file")
         for k in data.get("custom_fields") or {}:
             if k in cls.RESERVED:
                 raise ValueError(f"victorOps config contains custom field {k} which cannot be used as it "
@@ -142,39 +138,28 @@ class SNSConfig(KindConfig):
                              "the SigV4 config")
 
 
-class MSTeamsConfig(KindConfig):
+class _WebhookKind(KindConfig):
+    """A kind that posts to one webhook URL, given inline or read from a file (exactly one of the two)."""
+
     URLS = ("webhook_url",)
+
+    @classmethod
+    def check(cls, data: dict[str, Any]) -> None:
+        one_of(data, "webhook_url", "webhook_url_file")
+
+
+class MSTeamsConfig(_WebhookKind):
     KEYS = ("webhook_url", "webhook_url_file", "title", "summary", "text")
 
-    @classmethod
-    def check(cls, data: dict[str, Any]) -> None:
-        if not (data.get("webhook_url") or data.get("webhook_url_file")):
-            raise ValueError("one of webhook_url or webhook_url_file must be configured")
-        _one_of(data, "webhook_url", "webhook_url_file")
 
-
-class MSTeamsV2Config(KindConfig):
+class MSTeamsV2Config(_WebhookKind):
     """Alertmanager 0.28's `msteamsv2_configs`: a Teams Workflows (Power Automate) webhook, Adaptive Card."""
 
-    URLS = ("webhook_url",)
     KEYS = ("webhook_url", "webhook_url_file", "title", "text")
 
-    @classmethod
-    def check(cls, data: dict[str, Any]) -> None:
-        if not (data.get("webhook_url") or data.get("webhook_url_file")):
-            raise ValueError("one of webhook_url or webhook_url_file must be configured")
-        _one_of(data, "webhook_url", "webhook_url_file")
 
-
-class DiscordConfig(KindConfig):
-    URLS = ("webhook_url",)
+class DiscordConfig(_WebhookKind):
     KEYS = ("webhook_url", "webhook_url_file", "title", "message", "content", "username", "avatar_url")
-
-    @classmethod
-    def check(cls, data: dict[str, Any]) -> None:
-        if not (data.get("webhook_url") or data.get("webhook_url_file")):
-            raise ValueError("one of webhook_url or webhook_url_file must be configured")
-        _one_of(data, "webhook_url", "webhook_url_file")
 
 
 class TelegramConfig(KindConfig):
@@ -186,7 +171,7 @@ class TelegramConfig(KindConfig):
     def check(cls, data: dict[str, Any]) -> None:
         if not (data.get("bot_token") or data.get("bot_token_file")):
             raise ValueError("missing bot_token or bot_token_file on telegram_config")
-        _one_of(data, "bot_token", "bot_token_file")
+        at_most_one_of(data, "bot_token", "bot_token_file")
         if not data.get("chat_id"):
             raise ValueError("missing chat_id on telegram_config")
         for key in ("chat_id", "message_thread_id"):  # int64 in Alertmanager: a name or "@channel" is refused
