@@ -24,7 +24,6 @@ Every mistake is one error naming file, line, group and rule, so nothing fails l
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,17 +40,21 @@ from watchkeeper.core.detectors import (
 )
 from watchkeeper.core.errors import SourceError
 from watchkeeper.core.promql.evaluator import match_op_name
-from watchkeeper.core.promql.series_notation import SeriesNotationError, parse_duration
 from watchkeeper.core.promql.values import Matcher
-from watchkeeper.core.rules.loader import validated_groups
-from watchkeeper.core.rules.templates import TemplateError, check
-from watchkeeper.core.yaml_source import YamlDocument, load_yaml, load_yaml_file
-from watchkeeper.schemas.label_names import is_label_name
+from watchkeeper.core.rules.rule_file_checks import (
+    duration_at,
+    file_spec,
+    groups_of_files,
+    labels_and_annotations,
+    validated_groups,
+    where,
+)
+from watchkeeper.core.yaml_source import YamlDocument, load_yaml
+from watchkeeper.schemas.label_names import is_metric_name
 
 InputKind = Literal["aggregates", "samples"]
 # What an aggregate-input rule can score: `mean` is sum/count, the quantiles come from the window's sketch.
 AGGREGATE_FIELDS = ("mean", "max", "min", "last", "sum", "count", "increase", "p50", "p90", "p95", "p99")
-_ALERT = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
 class _RuleSpec(BaseModel):
@@ -129,15 +132,7 @@ class AnomalyGroup:
 
 
 def load_anomaly_files(paths: list[str]) -> list[AnomalyGroup]:
-    groups: list[AnomalyGroup] = []
-    seen: dict[str, str] = {}
-    for p in paths:
-        for g in _load(load_yaml_file(p)):
-            if g.name in seen:
-                raise SourceError(p, None, "anomaly", f"group name {g.name!r} is already used in {seen[g.name]}")
-            seen[g.name] = p
-            groups.append(g)
-    return groups
+    return groups_of_files(paths, _load, "anomaly")
 
 
 def load_anomaly_text(text: str, path: str = "<anomaly rules>") -> list[AnomalyGroup]:
@@ -164,11 +159,9 @@ def parse_selector(text: str) -> Selector:
 
 
 def _load(doc: YamlDocument) -> list[AnomalyGroup]:
-    if doc.data is None:
+    spec = file_spec(doc, _FileSpec, "expected an anomaly rule file: a mapping with `anomaly:`")
+    if spec is None:
         return []
-    if not isinstance(doc.data, dict):
-        raise doc.error((), "expected an anomaly rule file: a mapping with `anomaly:`")
-    spec: _FileSpec = doc.validate(_FileSpec)
     out: list[AnomalyGroup] = []
     g: _GroupSpec
     for gloc, g in validated_groups(doc, "anomaly", spec.anomaly, _GroupSpec):
@@ -177,78 +170,50 @@ def _load(doc: YamlDocument) -> list[AnomalyGroup]:
         for ri, r in enumerate(rules):
             if alerts.index(r.alert) != ri:
                 raise doc.error((*gloc, "rules", ri, "alert"),
-                                f"{_where(g.name, r.alert)}: this alert name is used twice in this group")
+                                f"{where(g.name, r.alert)}: this alert name is used twice in this group")
         out.append(AnomalyGroup(g.name, rules, doc.path))
     return out
 
 
-def _where(group: str, rule: str | None) -> str:
-    return f"group {group!r}" + (f", rule {rule!r}" if rule else "")
-
-
 def _rule(doc: YamlDocument, loc: tuple[str | int, ...], group: str, raw: Any) -> AnomalyRule:
     if not isinstance(raw, dict):
-        raise doc.error(loc, f"{_where(group, None)}: a rule must be a mapping with alert, selector and threshold")
+        raise doc.error(loc, f"{where(group, None)}: a rule must be a mapping with alert, selector and threshold")
     name = raw.get("alert") if isinstance(raw.get("alert"), str) else None
-    where = _where(group, name)
+    place = where(group, name)
     try:
         spec: _RuleSpec = doc.validate(_RuleSpec, raw, base=loc)
     except SourceError as exc:
-        raise SourceError(exc.path, exc.line, exc.field, f"{where}: {exc.message}") from None
-    if not _ALERT.match(spec.alert):
-        raise doc.error((*loc, "alert"), f"{where}: {spec.alert!r} is not a valid alert name")
+        raise SourceError(exc.path, exc.line, exc.field, f"{place}: {exc.message}") from None
+    if not is_metric_name(spec.alert):
+        raise doc.error((*loc, "alert"), f"{place}: {spec.alert!r} is not a valid alert name")
     try:
         selector = parse_selector(spec.selector)
     except ValueError as exc:
-        raise doc.error((*loc, "selector"), f"{where}: {exc}") from None
+        raise doc.error((*loc, "selector"), f"{place}: {exc}") from None
     if spec.input == "samples":
         if spec.field not in (None, "value"):
-            raise doc.error((*loc, "field"), f"{where}: a rule on raw samples scores their value; "
+            raise doc.error((*loc, "field"), f"{place}: a rule on raw samples scores their value; "
                                              "remove `field` or use `input: aggregates`")
         score_field = "value"
     else:
         score_field = spec.field or "mean"
         if score_field not in AGGREGATE_FIELDS:
-            raise doc.error((*loc, "field"), f"{where}: unknown field {score_field!r}; "
+            raise doc.error((*loc, "field"), f"{place}: unknown field {score_field!r}; "
                                              f"choose one of: {', '.join(AGGREGATE_FIELDS)}")
     if spec.detector not in DETECTORS:
-        raise doc.error((*loc, "detector"), f"{where}: unknown detector {spec.detector!r}; "
+        raise doc.error((*loc, "detector"), f"{place}: unknown detector {spec.detector!r}; "
                                             f"choose one of: {', '.join(DETECTORS)}")
     try:
         params = coerce_params(spec.detector, {k: str(v) for k, v in spec.params.items()})
         make_detector(spec.detector, **params)
     except DetectorParamError as exc:
-        raise doc.error((*loc, "params"), f"{where}: {exc}") from None
+        raise doc.error((*loc, "params"), f"{place}: {exc}") from None
     if not 0.0 < spec.threshold <= 1.0:
-        raise doc.error((*loc, "threshold"), f"{where}: threshold {spec.threshold:g} is not a score; "
+        raise doc.error((*loc, "threshold"), f"{place}: threshold {spec.threshold:g} is not a score; "
                                              "use a value in (0, 1], e.g. 0.99 for 'rarer than 1 in 100'")
-    hold = _duration(doc, (*loc, "for"), where, spec.for_)
-    keep = _duration(doc, (*loc, "keep_firing_for"), where, spec.keep_firing_for)
-    labels = {k: _str(v) for k, v in spec.labels.items()}
-    annotations = {k: _str(v) for k, v in spec.annotations.items()}
-    for k in labels:
-        if not is_label_name(k) or k.startswith("__"):
-            raise doc.error((*loc, "labels", k), f"{where}: {k!r} is not a valid label name")
-    for kind, mapping in (("labels", labels), ("annotations", annotations)):
-        for k, v in mapping.items():
-            try:
-                check(v)
-            except TemplateError as exc:
-                raise doc.error((*loc, kind, k), f"{where}: template: {exc}") from None
+    hold = duration_at(doc, (*loc, "for"), place, spec.for_)
+    keep = duration_at(doc, (*loc, "keep_firing_for"), place, spec.keep_firing_for)
+    labels, annotations = labels_and_annotations(doc, loc, place, spec.labels, spec.annotations,
+                                                 lambda k: k.startswith("__"))
     return AnomalyRule(spec.alert, selector, spec.input, score_field, spec.detector, params, spec.threshold,
                        hold, keep, labels, annotations, group, doc.path, doc.line_of(loc))
-
-
-def _duration(doc: YamlDocument, loc: tuple[str | int, ...], where: str, text: str | int | None) -> float:
-    if text is None:
-        return 0.0
-    try:
-        return parse_duration(str(text))
-    except SeriesNotationError as exc:
-        raise doc.error(loc, f"{where}: {exc}") from None
-
-
-def _str(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)

@@ -11,7 +11,6 @@ the window engine turns into a `series_limit` dead letter.
 
 from __future__ import annotations
 
-import re
 from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -22,14 +21,14 @@ import orjson
 from watchkeeper.core.sample_columns import SampleColumns, columns_of
 from watchkeeper.core.series_registry import SeriesRegistry
 from watchkeeper.schemas.codec import SchemaError, decode_sample_message
-from watchkeeper.schemas.samples import LABEL_NAME_PATTERN, METRIC_NAME_PATTERN
+from watchkeeper.schemas.label_names import LABEL_NAME, METRIC_NAME
 
 _BATCH_KEYS = frozenset({"v", "source", "labels", "series"})
 _BLOCK_KEYS = frozenset({"name", "labels", "kind", "ts", "values"})
 _SAMPLE_KEYS = frozenset({"v", "name", "labels", "ts", "value", "kind"})
 _KINDS = ("gauge", "counter")
-_NAME = re.compile(METRIC_NAME_PATTERN)
-_LABEL_NAME_OK = re.compile(LABEL_NAME_PATTERN).fullmatch
+_NAME = METRIC_NAME
+_LABEL_NAME_OK = LABEL_NAME.fullmatch
 _NUMBER = (float, int)
 _INF = float("inf")
 _BLOCK_FIELDS = itemgetter("name", "kind", "labels", "ts", "values")

@@ -19,10 +19,9 @@ from prometheus_client.openmetrics.parser import text_fd_to_metric_families as _
 from prometheus_client.parser import text_fd_to_metric_families as _text_families
 from prometheus_client.samples import Sample
 
-from watchkeeper.schemas.label_names import is_label_name
-from watchkeeper.schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
+from watchkeeper.schemas.label_names import is_label_name, is_metric_name
+from watchkeeper.schemas.samples import SampleKind, SeriesBlock
 
-_NAME_OK = re.compile(METRIC_NAME_PATTERN)
 _TYPE_LINE = re.compile(r"^\s*#\s+TYPE\s+(\S+)\s+counter\s*$", re.MULTILINE)
 # Samples of these suffixes are cumulative counts in histograms and summaries (not in gauge histograms).
 _COUNTER_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
@@ -77,7 +76,7 @@ def parse_exposition_counted(text: str, now: float, extra_labels: dict[str, str]
             if name in created or sample.native_histogram is not None:
                 continue
             labels = target_labels(sample.labels, extra_labels)
-            if labels is None or not _NAME_OK.match(name):
+            if labels is None or not is_metric_name(name):
                 result.skipped += 1
                 result.invalid_names += 1
                 continue

@@ -12,7 +12,6 @@ limits per series in one `sum`/`min`/`max`, instead of pydantic validating every
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -22,7 +21,7 @@ import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from watchkeeper.schemas.label_names import is_label_name
+from watchkeeper.schemas.label_names import METRIC_NAME, is_label_name
 from watchkeeper.schemas.limits import (
     DECOMPRESSED_TOO_LARGE,
     MAX_ABS_VALUE,
@@ -38,8 +37,7 @@ from watchkeeper.schemas.limits import (
 )
 from watchkeeper.schemas.samples import METRIC_NAME_PATTERN, SampleKind, SeriesBlock
 
-# fullmatch, not match: with `re`, `$` also matches before a trailing newline, which pydantic's pattern does not.
-_NAME_OK = re.compile(METRIC_NAME_PATTERN).fullmatch
+_NAME_OK = METRIC_NAME.fullmatch
 # Prometheus' label name rule, as producers/exposition.py applies it, so both ingestion paths agree.
 _COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 # prompb MetricMetadata.MetricType.

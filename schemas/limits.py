@@ -10,17 +10,15 @@ request fits comfortably in one Kafka message after the producers split it. Ever
 from __future__ import annotations
 
 import math
-import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from watchkeeper.schemas.label_names import LABEL_NAME, METRIC_NAME, METRIC_NAME_SYNTAX
 from watchkeeper.schemas.samples import LABEL_NAME_PATTERN, SampleBatch, SeriesBlock
 
-# Prometheus' label and metric name syntax (ASCII only: `str.isalpha` would let `é` or `ǅ` through).
-METRIC_NAME_SYNTAX = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-label_name_ok = re.compile(LABEL_NAME_PATTERN).fullmatch
-metric_name_ok = re.compile(METRIC_NAME_SYNTAX).fullmatch
+label_name_ok = LABEL_NAME.fullmatch
+metric_name_ok = METRIC_NAME.fullmatch
 
 # The largest epoch second that int64 nanoseconds can hold (2262-04-11): ClickHouse's DateTime64(9) and
 # every Go-based peer (Prometheus, Alertmanager) keep time in that range. The worker's bounds are these

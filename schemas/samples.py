@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from watchkeeper.schemas.label_names import LABEL_NAME, LABEL_NAME_SYNTAX, METRIC_NAME_SYNTAX
+
 SampleKind = Literal["gauge", "counter"]
-METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
-# Prometheus' label name syntax, ASCII only (`str.isalpha` lets `é` through); schemas.limits shares it.
-LABEL_NAME_PATTERN = r"[a-zA-Z_][a-zA-Z0-9_]*"
-_LABEL_NAME_OK = re.compile(LABEL_NAME_PATTERN).fullmatch
+# For pydantic's `pattern` (its `$` is the end of the string); in Python, match with `METRIC_NAME.fullmatch`.
+METRIC_NAME_PATTERN = f"^{METRIC_NAME_SYNTAX}$"
+LABEL_NAME_PATTERN = LABEL_NAME_SYNTAX
+_LABEL_NAME_OK = LABEL_NAME.fullmatch
 
 
 class _Wire(BaseModel):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +24,9 @@ from watchkeeper.core.notify.remediation import check_report_to
 from watchkeeper.core.notify.templates import NotifyTemplates, TemplateError, TemplateFileError, load_templates
 from watchkeeper.core.notify.time_intervals import TimeInterval, TimeIntervalError, TimeIntervals, parse_time_intervals
 from watchkeeper.core.yaml_source import GoYamlLoader, YamlDocument, load_yaml, load_yaml_file
+from watchkeeper.schemas.label_names import LABEL_NAME
 
 DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.0, 4 * 3600.0
-LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # Prometheus' model.LabelNameRE, as Alertmanager 0.25 checks
 
 
 class _Strict(BaseModel):
