@@ -68,33 +68,43 @@ def go_g4(v: float) -> str:
     return f"{v:.4g}"
 
 
-def humanize(v: float) -> str:
-    if v == 0 or math.isnan(v) or math.isinf(v):
-        return go_g4(v)
-    if abs(v) >= 1:
-        prefix = ""
-        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
-            if abs(v) < 1000:
-                break
-            prefix, v = p, v / 1000
-        return go_g4(v) + prefix
+_SI_UP = ("k", "M", "G", "T", "P", "E", "Z", "Y")
+_SI_DOWN = ("m", "u", "n", "p", "f", "a", "z", "y")
+_IEC_UP = ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi")
+
+
+def _scale_up(v: float, base: int, prefixes: tuple[str, ...]) -> tuple[float, str]:
+    """`v` divided by `base` while it is at least `base` (at most len(prefixes) times), and the prefix reached."""
     prefix = ""
-    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+    for p in prefixes:
+        if abs(v) < base:
+            break
+        prefix, v = p, v / base
+    return v, prefix
+
+
+def _scale_down(v: float) -> tuple[float, str]:
+    """`v` multiplied by 1000 while below 1 (down to yocto), and the SI prefix reached."""
+    prefix = ""
+    for p in _SI_DOWN:
         if abs(v) >= 1:
             break
         prefix, v = p, v * 1000
-    return go_g4(v) + prefix
+    return v, prefix
+
+
+def humanize(v: float) -> str:
+    if v == 0 or math.isnan(v) or math.isinf(v):
+        return go_g4(v)
+    scaled, prefix = _scale_up(v, 1000, _SI_UP) if abs(v) >= 1 else _scale_down(v)
+    return go_g4(scaled) + prefix
 
 
 def humanize1024(v: float) -> str:
     if abs(v) <= 1 or math.isnan(v) or math.isinf(v):
         return go_g4(v)
-    prefix = ""
-    for p in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
-        if abs(v) < 1024:
-            break
-        prefix, v = p, v / 1024
-    return go_g4(v) + prefix
+    scaled, prefix = _scale_up(v, 1024, _IEC_UP)
+    return go_g4(scaled) + prefix
 
 
 def humanize_duration(v: float) -> str:
@@ -115,12 +125,8 @@ def humanize_duration(v: float) -> str:
         if minutes:
             return f"{sign}{minutes}m {seconds}s"
         return f"{sign}{go_g4(v)}s"
-    prefix = ""
-    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(v) >= 1:
-            break
-        prefix, v = p, v * 1000
-    return f"{go_g4(v)}{prefix}s"
+    scaled, prefix = _scale_down(v)
+    return f"{go_g4(scaled)}{prefix}s"
 
 
 def _to_float(x: Any) -> float:
