@@ -1,10 +1,12 @@
 """Process supervision for `watchkeeper up`: each component is a child process in its own session, so
 Ctrl-C reaches only the supervisor, which stops the children in reverse start order (SIGTERM, then
 SIGKILL after a grace period) and leaves no process behind. With a metrics directory (prometheus-client's
-multiprocess mode, `plumbing.self_metrics`), a child that exits has its live gauges dropped from it."""
+multiprocess mode, `plumbing.self_metrics`), a child that exits has its live gauges dropped from it. Each
+child (a sink, the producers) runs `until_signalled`, so SIGTERM stops it cleanly."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -12,12 +14,25 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from watchkeeper.plumbing.self_metrics import mark_dead
 
 log = logging.getLogger("watchkeeper.up")
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+async def until_signalled(main: Callable[[S, asyncio.Event], Awaitable[R]], settings: S) -> R:
+    """`main(settings, stop)` with `stop` set on SIGINT or SIGTERM, so a component finishes what it holds."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return await main(settings, stop)
 
 
 @dataclass

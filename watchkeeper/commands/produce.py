@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from watchkeeper.plumbing.config import Config, load_config
 from watchkeeper.plumbing.errors import WatchkeeperError
 from watchkeeper.plumbing.log_filters import limit_reconnect_errors
+from watchkeeper.supervisor import until_signalled
 
 if TYPE_CHECKING:
     from watchkeeper.producers.runner import ProducerSettings
@@ -45,16 +45,12 @@ def run(args: argparse.Namespace) -> int:
     if not kinds:
         raise WatchkeeperError("no producer to run: the config enables none and none was named")
 
-    async def main() -> None:
-        # No waiting for Kafka here: the sender creates the topics on its first connection, and until then
-        # (a broker that is down when the producers start) everything goes to the spool.
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_producers(producer_settings(cfg), kinds, stop)
+    async def main(settings: ProducerSettings, stop: asyncio.Event) -> dict[str, Any]:
+        return await run_producers(settings, kinds, stop)
 
-    asyncio.run(main())
+    # No waiting for Kafka here: the sender creates the topics on its first connection, and until then
+    # (a broker that is down when the producers start) everything goes to the spool.
+    asyncio.run(until_signalled(main, producer_settings(cfg)))
     return 0
 
 

@@ -6,9 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -18,6 +16,7 @@ from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 from watchkeeper.sinks.clickhouse_http import create_query_app, endpoint_options
 from watchkeeper.sinks.clickhouse_sink import ClickHouse, ClickHouseSink, ClickHouseSinkSettings
 from watchkeeper.sinks.readonly_queries import QueryLimits
+from watchkeeper.supervisor import until_signalled
 
 if TYPE_CHECKING:
     from watchkeeper.sinks.notify_sink import NotifySinkSettings
@@ -44,25 +43,14 @@ def run(args: argparse.Namespace) -> int:
     limit_reconnect_errors()
     cfg = load_config(args.config)
     if args.kind == "clickhouse":
-        asyncio.run(_with_signals(run_clickhouse_sink, cfg))
+        asyncio.run(until_signalled(run_clickhouse_sink, cfg))
         return 0
     from watchkeeper.sinks.notify_sink import open_sink, run_notify_sink
 
     settings = notify_sink_settings(cfg)
     open_sink(settings)  # a broken Alertmanager file fails here, before anything starts, naming file and line
-    asyncio.run(_with_signals(run_notify_sink, settings))
+    asyncio.run(until_signalled(run_notify_sink, settings))
     return 0
-
-
-S = TypeVar("S")
-
-
-async def _with_signals(main: Callable[[S, asyncio.Event], Awaitable[None]], settings: S) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await main(settings, stop)
 
 
 def clickhouse_sink_settings(cfg: Config) -> ClickHouseSinkSettings:
