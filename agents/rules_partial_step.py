@@ -13,10 +13,13 @@ due then is evaluated as far as one partition can (`core.promql.sharding.partial
 
 Every record says in its `wk-wm` header how far the partition is complete: every record of a tick at or
 before it is at or before this one (the partition's watermark on the last record a message made; just
-below the next tick on the others). A heartbeat goes when a message moved the watermark by at least
-`heartbeat` seconds of event time since the last record and made no tick record; a partition that has
-never had a sample says `empty: true` once, at the runtime's idle tick, so the merge stage does not wait
-for it.
+below the next tick on the others), so a reader that has read a record of partition p whose `wk-wm` is
+at or after t has every record of p for t. A partition sends no record for a tick before its first (all
+its samples are after such a tick): its partials there are those of an empty store.
+
+A heartbeat goes when a message moved the watermark by at least `heartbeat` seconds of event time since
+the last record and made no tick record; a partition that has never had a sample says `empty: true`
+once, at the runtime's idle tick, so the merge stage does not wait for it.
 
 Deterministic, as the runtime's exactly-once rule needs: what to send is decided message by message (the
 evaluation itself runs once per batch: a tick at or before the watermark reads no sample accepted after
@@ -189,6 +192,7 @@ class PartialStep:
             part.empty_sent = True
             out = self._make(part, [_Beat(part.clock.wm, empty=True)])
             out.first_seq = prog.seq + 1
+            out.tick_after = prog.offset  # where a replay makes it again (`runtime.exactly_once`)
             prog.seq += len(out.records)
         return out
 

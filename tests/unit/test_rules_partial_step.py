@@ -180,7 +180,7 @@ def test_idle_partition_that_never_had_a_sample_says_empty_once() -> None:
     step.restore(3, None)
     got = step.tick(3)
     assert got.records == [(HEARTBEAT_KEY, orjson.dumps({"v": 1, "empty": True}))]
-    assert got.first_seq == 1 and wm_of(got.headers[0]) == -math.inf
+    assert got.first_seq == 1 and wm_of(got.headers[0]) == -math.inf and got.tick_after == -1
     assert step.tick(3).records == []
     # Only rule output and junk on it: still empty, and the state says it was told.
     step.process_records(3, [(0, b"rules/rates", b"{}", T0), (1, b"x", b"junk", T0)], 0.0)
