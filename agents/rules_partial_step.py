@@ -97,7 +97,8 @@ class PartialPartition:
     low: float = math.inf  # earliest sample accepted (decides the first ticks)
     sent_wm: float = -math.inf  # `wk-wm` of the last record made
     empty_sent: bool = False
-    seen_wm: float = -math.inf  # the watermark at the last decision (not checkpointed: only a shortcut)
+    # The earliest tick that may be due (-inf: look again); derived from the rest, not checkpointed
+    next_due: float = -math.inf
     # Replaying after a restore: messages up to this offset rebuild the store only; then the clock is
     # the checkpoint's (`saved_clock`) and the checkpoint itself is what a snapshot writes until then.
     warm_until: int = -1
@@ -216,7 +217,8 @@ class PartialStep:
                 if offset == part.warm_until:
                     self._warmed(part)
                 continue
-            part.low = min(part.low, low)
+            if low < part.low:
+                part.low, part.next_due = low, -math.inf
             self._decide(part, made)
         out = self._make(part, made)
         self._prune(part)
@@ -247,23 +249,17 @@ class PartialStep:
     def _decide(self, part: PartialPartition, made: list[_Tick | _Beat]) -> None:
         """The records one message makes: every (unit, tick) its watermark passed, else maybe a heartbeat."""
         wm = part.clock.wm
-        if wm <= part.sent_wm or wm == part.seen_wm:  # no new tick can be due, no heartbeat
+        if wm <= part.sent_wm:
             return
-        part.seen_wm = wm
         due: list[tuple[float, int, str]] = []
-        for i, up in enumerate(self.plans):
-            for g in up.groups:
-                t = part.next_tick.get(g.name)
-                if t is None:
-                    if part.low == math.inf:
-                        continue
-                    t = math.ceil(part.low / g.interval) * g.interval
-                    if t > wm:  # not decided: a sample before it may still come
-                        continue
-                while t <= wm:
-                    due.append((t, i, g.name))
-                    t += g.interval
-                part.next_tick[g.name] = t
+        if wm >= part.next_due:
+            due, part.next_due = self._due(part, wm), math.inf
+            for up in self.plans:
+                for g in up.groups:
+                    t = part.next_tick.get(g.name)
+                    if t is None and part.low < math.inf:
+                        t = math.ceil(part.low / g.interval) * g.interval
+                    part.next_due = min(part.next_due, math.inf if t is None else t)
         if not due:
             if wm - part.sent_wm >= self.heartbeat:
                 made.append(_Beat(wm))
@@ -280,6 +276,24 @@ class PartialStep:
             ticks[k].wm = min(wm, math.nextafter(ticks[k + 1].t, -math.inf))
         made.extend(ticks)
         part.sent_wm = wm
+
+    def _due(self, part: PartialPartition, wm: float) -> list[tuple[float, int, str]]:
+        """(tick, unit, group) of every group tick at or before `wm` not made yet; the next ones kept."""
+        due = []
+        for i, up in enumerate(self.plans):
+            for g in up.groups:
+                t = part.next_tick.get(g.name)
+                if t is None:
+                    if part.low == math.inf:
+                        continue
+                    t = math.ceil(part.low / g.interval) * g.interval
+                    if t > wm:  # not decided: a sample before it may still come
+                        continue
+                while t <= wm:
+                    due.append((t, i, g.name))
+                    t += g.interval
+                part.next_tick[g.name] = t
+        return due
 
     def _make(self, part: PartialPartition, made: list[_Tick | _Beat]) -> StepOutput:
         out = StepOutput()
