@@ -149,25 +149,24 @@ class PartialStep:
     def restore(self, partition: int, data: bytes | None) -> None:
         """Resume `partition` from `snapshot()`'s bytes: rewound to the checkpoint's replay mark (None or
         unreadable: from the partition's beginning, an unreadable one logged)."""
-        cp = None
         if data is not None:
             try:
                 cp = Checkpoint.decode(data)
                 mark = Mark.from_json(cp.meta["mark"])
-            except (CheckpointFrameError, KeyError, TypeError, ValueError) as exc:
+                part = PartialPartition(self.intake.clock_at(mark))
+                part.load_emission(cp.meta)
+                part.warm_until, part.saved_clock, part.saved = cp.offset, dict(cp.meta["clock"]), data
+            except (CheckpointFrameError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 log.error("rules: unreadable partial-stage checkpoint of partition %d (%s): starting it afresh",
                           partition, exc)
-                cp = None
-        if cp is None:
-            self.parts[partition] = PartialPartition(self.intake.clock_at(Mark(0, -math.inf, -math.inf)))
-            self.progress[partition] = PartitionProgress()
-            return
-        part = self.parts[partition] = PartialPartition(self.intake.clock_at(mark))
-        part.load_emission(cp.meta)
-        part.warm_until, part.saved_clock, part.saved = cp.offset, cp.meta["clock"], data
-        self.progress[partition] = PartitionProgress(mark.offset - 1, cp.seq)
-        if mark.offset - 1 >= cp.offset:
-            self._warmed(part)
+            else:
+                self.parts[partition] = part
+                self.progress[partition] = PartitionProgress(mark.offset - 1, cp.seq)
+                if mark.offset - 1 >= cp.offset:
+                    self._warmed(part)
+                return
+        self.parts[partition] = PartialPartition(self.intake.clock_at(Mark(0, -math.inf, -math.inf)))
+        self.progress[partition] = PartitionProgress()
 
     def snapshot(self, partition: int) -> bytes:
         part = self._part(partition)
