@@ -33,7 +33,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import TopicPartition
 
 from watchkeeper.agents.rule_failure_report import RuleFailureReport
-from watchkeeper.agents.rules_step import Checkpoint, Mark, RulesStep, UnitOutput, decode_or_none, start_marks
+from watchkeeper.agents.rules_ingest import Mark
+from watchkeeper.agents.rules_step import Checkpoint, RulesStep, UnitOutput, decode_or_none, start_marks
 from watchkeeper.agents.rules_wiring import RulesConfigError, load_rules
 from watchkeeper.plumbing import kafka_clients
 from watchkeeper.plumbing.config import Config
