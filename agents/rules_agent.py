@@ -28,7 +28,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from watchkeeper.agents.rule_shard_runner import ShardedRuleRunner, rule_topics
-from watchkeeper.agents.rules_step import Checkpoint, Mark, RulesStep, decode_or_none, start_marks
+from watchkeeper.agents.rules_ingest import Mark
+from watchkeeper.agents.rules_step import Checkpoint, RulesStep, decode_or_none, start_marks
 from watchkeeper.agents.rules_wiring import RulesConfigError, load_rules
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.self_metrics import RULES_SAMPLES_REJECTED
