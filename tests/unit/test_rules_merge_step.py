@@ -67,11 +67,13 @@ def partition_stores(end: float) -> list[SeriesStore]:
     return stores
 
 
-def records(lr: LoadedRules, stores: list[SeriesStore], ticks: Iterable[float]) -> dict[int, list[tuple[bytes, bytes,
-                                                                                                    list[tuple[str, bytes]]]]]:
+Rec = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+def records(lr: LoadedRules, stores: list[SeriesStore], ticks: Iterable[float]) -> dict[int, list[Rec]]:
     """Per partition, the partial stage's records for `ticks` (every unit, every tick), heartbeats between;
     partition 2 sends only `empty`."""
-    out: dict[int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {p: [] for p in range(PARTITIONS)}
+    out: dict[int, list[Rec]] = {p: [] for p in range(PARTITIONS)}
     plans = unit_plans(lr.units, lr.groups)
     for t in ticks:
         for p in (0, 1):
@@ -107,7 +109,7 @@ def new_step(lr: LoadedRules) -> RulesMergeStep:
     return step
 
 
-def feed(step: RulesMergeStep, recs: dict[int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]],
+def feed(step: RulesMergeStep, recs: dict[int, list[Rec]],
          order: Iterable[tuple[int, int]]) -> list[str]:
     """Ingest (partition, offset) in `order`, advancing after each; the alerts published."""
     got = []
