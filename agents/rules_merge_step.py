@@ -40,6 +40,7 @@ from watchkeeper.core.checkpoint_frame import CheckpointFrameError
 from watchkeeper.core.promql.series_store import SeriesStore
 from watchkeeper.core.rule_units import RuleUnit
 from watchkeeper.core.rules.eval_failures import EvalFailure
+from watchkeeper.core.rules.loader import RuleGroup
 from watchkeeper.runtime.checkpoint import Checkpoint as KeyedCheckpoint
 
 log = logging.getLogger("watchkeeper.rules")
@@ -48,8 +49,8 @@ HEARTBEAT_KEY = b"~wm"
 WM_HEADER = "wk-wm"
 PRUNE_EVERY = 60.0  # seconds of event time between prunes of a unit's store
 
-# (group, rule index, tick) -> the leaves of that rule at that tick, or None (the engine reads the store)
-LeavesFn = Callable[[str, int, float], Any]
+# (group, rule index, tick) -> the leaves of that rule at that tick (`core.rules.engine.LeavesFn`)
+LeavesFn = Callable[[RuleGroup, int, float], Any]
 # (unit, snapshot or None, origin, leaves of this unit) -> engine
 MergeEngineFactory = Callable[[RuleUnit, bytes | None, float, LeavesFn], UnitEngine]
 # (group, rule index, the rule's partials of each partition that sent one, in partition order) -> leaves
@@ -70,12 +71,17 @@ class PartialsClock:
     def complete(self, unit: str) -> float:
         return max(self.through, self.units.get(unit, -math.inf))
 
-    def state(self, units: Sequence[str]) -> dict[str, Any]:
+    def state(self, units: Sequence[str], complete: bool) -> dict[str, Any]:
+        """For a checkpoint whose replay starts at `next_offset` (`complete`): everything; otherwise what
+        holds whatever is read again (the records from the replay offset on tell the rest again)."""
+        if not complete:
+            return {"through": None, "empty": self.empty and not self.seen, "seen": False, "wm": None, "units": {}}
         return {"through": _num(self.through), "empty": self.empty, "seen": self.seen, "wm": _num(self.wm),
                 "units": {k: self.units[k] for k in units if k in self.units}}
 
     def learn(self, d: Mapping[str, Any]) -> None:
-        """Add what a checkpoint's clock says (facts about the topic: only ever more)."""
+        """Add what a checkpoint's clock says: facts about the records before its replay offset, so true
+        whatever this reader has read (they only ever add)."""
         self.through = max(self.through, _float(d["through"]))
         self.wm = max(self.wm, _float(d.get("wm")))
         self.seen = self.seen or bool(d["seen"])
@@ -311,7 +317,7 @@ class RulesMergeStep:
             replay[p] = min(waiting, default=clock.next_offset)
         keys = list(states)
         return MergeCheckpoint(shard, self.owner, units, stores, done, replay,
-                               {p: c.state(keys) for p, c in self.clocks.items()})
+                               {p: c.state(keys, replay[p] == c.next_offset) for p, c in self.clocks.items()})
 
     # -- evaluating
 
@@ -354,14 +360,14 @@ class RulesMergeStep:
         return None
 
     def _leaves_of(self, st: MergeUnitState) -> LeavesFn:
-        def leaves(group: str, rule: int, t: float) -> Any:
+        def leaves(group: RuleGroup, rule: int, t: float) -> Any:
             parts = st.pending.get(t, {})
             got = []
             for p in sorted(parts):
-                rules = parts[p][1].get(group)
+                rules = parts[p][1].get(group.name)
                 if rules is not None and rule < len(rules):
                     got.append(rules[rule])
-            return self.merge_leaves(group, rule, got)
+            return self.merge_leaves(group.name, rule, got)
 
         return leaves
 
