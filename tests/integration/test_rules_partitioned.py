@@ -7,6 +7,7 @@ and the same as the full mode's single store."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,10 @@ def mode_config(base: Config, tmp_path: Path, evaluation: str) -> Config:
     cfg = rules_config(base, tmp_path)
     (tmp_path / "rules.yml").write_text(RULES)
     cfg.rules.evaluation = evaluation  # type: ignore[assignment]
+    # Four shards (the workers make the topics), so that the two units land on different shards and so
+    # in different processes: with two shards both hash to the same one.
+    cfg.worker.app_id += "-s4"
+    cfg.rules.shards = 4
     return cfg
 
 
@@ -123,15 +128,22 @@ def settled(bootstrap: str, topic: str, size: Any, count: int | None, timeout: f
         time.sleep(5)
 
 
-def run_mode(cfg: Config, tmp_path: Path, processes: int, want_alerts: int | None,
-             want_recorded: int | None) -> tuple[list[str], list[tuple[str, str, str, float, float]], str]:
+def run_mode(cfg: Config, tmp_path: Path, processes: int, want_alerts: int | None, want_recorded: int | None,
+             kill_at: float | None = None) -> tuple[list[str], list[tuple[str, str, str, float, float]], str]:
+    """Run `processes` workers over the input; `kill_at`: SIGKILL the first one once the input up to this
+    event time is in and some alerts are out (the others take its partitions and shards over)."""
     workers = Workers(cfg, tmp_path)
     try:
-        for _ in range(processes):
-            workers.start()
+        procs = [workers.start() for _ in range(processes)]
         time.sleep(5)  # let the processes meet in the shard group: shards move while the stream runs
-        asyncio.run(produce(cfg.kafka.bootstrap, cfg.kafka.topics.samples, messages(0, END + STEP)))
-        recs = settled(cfg.kafka.bootstrap, cfg.kafka.topics.alerts, len, want_alerts)
+        bootstrap = cfg.kafka.bootstrap
+        if kill_at is not None:
+            asyncio.run(produce(bootstrap, cfg.kafka.topics.samples, messages(0, kill_at)))
+            settled(bootstrap, cfg.kafka.topics.alerts, len, 1)
+            procs[0].send_signal(signal.SIGKILL)
+            procs[0].wait(timeout=30)
+        asyncio.run(produce(bootstrap, cfg.kafka.topics.samples, messages(kill_at or 0, END + STEP)))
+        recs = settled(bootstrap, cfg.kafka.topics.alerts, len, want_alerts)
         got = [decode(r.value, AlertEvent) for r in recs]
         rec = recorded(cfg, want_recorded)
         return canonical(got), rec, workers.logs()
@@ -155,13 +167,15 @@ def reference(wk_config: Config, tmp_path: Path) -> tuple[list[str], list[tuple[
     return _REFERENCE[wk_config.kafka.bootstrap]
 
 
-@pytest.mark.parametrize("processes", [1, 2, 4])
+@pytest.mark.parametrize(("processes", "kill_at"), [(1, None), (2, None), (4, None), (2, 400.0)],
+                         ids=["1", "2", "4", "2-one-killed"])
 def test_partitioned_workers_give_the_full_modes_alerts_and_recordings(wk_config: Config, tmp_path: Path,
-                                                                      processes: int) -> None:
+                                                                      processes: int, kill_at: float | None) -> None:
+    """And with one of two processes killed (SIGKILL) mid-stream: nothing lost, nothing doubled."""
     want, want_rec = reference(wk_config, tmp_path)
     cfg = mode_config(wk_config, tmp_path / "partitioned", "partitioned")
     started = time.monotonic()
-    got, got_rec, logs = run_mode(cfg, tmp_path / "partitioned", processes, len(want), len(want_rec))
-    print(f"{processes} processes: {time.monotonic() - started:.1f} s")
+    got, got_rec, logs = run_mode(cfg, tmp_path / "partitioned", processes, len(want), len(want_rec), kill_at)
+    print(f"{processes} processes (kill at {kill_at}): {time.monotonic() - started:.1f} s")
     assert got == want, logs
     assert got_rec == want_rec, logs
