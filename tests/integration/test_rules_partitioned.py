@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,9 @@ def run_mode(cfg: Config, tmp_path: Path, processes: int, want_alerts: int | Non
         if kill_at is not None:
             asyncio.run(produce(bootstrap, cfg.kafka.topics.samples, messages(0, kill_at)))
             settled(bootstrap, cfg.kafka.topics.alerts, len, 1)
-            procs[0].send_signal(signal.SIGKILL)
-            procs[0].wait(timeout=30)
+            victim = unit_owner(workers, procs)  # a merge stage with units (and its samples partitions)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=30)
         asyncio.run(produce(bootstrap, cfg.kafka.topics.samples, messages(kill_at or 0, END + STEP)))
         recs = settled(bootstrap, cfg.kafka.topics.alerts, len, want_alerts)
         got = [decode(r.value, AlertEvent) for r in recs]
@@ -149,6 +151,16 @@ def run_mode(cfg: Config, tmp_path: Path, processes: int, want_alerts: int | Non
         return canonical(got), rec, workers.logs()
     finally:
         workers.close()
+
+
+def unit_owner(workers: Workers, procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """The process whose merge stage owns rule units now (the newest "owns shards" line of each log)."""
+    owning = set()
+    for path in workers.tmp_path.glob(f"{workers.name}-worker-*.log"):
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if "rules merge: " in ln and " owns " in ln]
+        if lines and "(units [])" not in lines[-1]:
+            owning.add(int(lines[-1].split("rules merge: ")[1].split(" ")[0].rsplit(":", 1)[1]))
+    return next((p for p in procs if p.pid in owning), procs[0])
 
 
 _REFERENCE: dict[str, tuple[list[str], list[tuple[str, str, str, float, float]]]] = {}
