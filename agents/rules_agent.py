@@ -29,6 +29,8 @@ from aiokafka.structs import TopicPartition
 
 from watchkeeper.agents.rule_shard_runner import ShardedRuleRunner, rule_topics
 from watchkeeper.agents.rules_ingest import Mark
+from watchkeeper.agents.rules_merge_agent import register_merge
+from watchkeeper.agents.rules_partial_agent import register_partial
 from watchkeeper.agents.rules_step import Checkpoint, RulesStep, decode_or_none, start_marks
 from watchkeeper.agents.rules_wiring import RulesConfigError, load_rules
 from watchkeeper.plumbing.config import Config
@@ -50,9 +52,6 @@ def register(app: faust.App, cfg: Config) -> None:
         log.info("rules: no rule files configured; the rules agent is idle")
         return
     if cfg.rules.evaluation == "partitioned":
-        from watchkeeper.agents.rules_merge_agent import register_merge
-        from watchkeeper.agents.rules_partial_agent import register_partial
-
         register_partial(app, cfg, loaded)
         register_merge(app, cfg, loaded)
         return

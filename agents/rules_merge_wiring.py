@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from watchkeeper.agents.rules_merge_step import LeavesFn, RulesMergeStep
 from watchkeeper.agents.rules_step import UnitEngine
+from watchkeeper.core.promql import sharding
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, PromQLError, Semantics
 from watchkeeper.core.rule_units import RuleUnit
+from watchkeeper.core.rules.engine import RuleEngine
+from watchkeeper.core.rules.unit_plans import unit_plans
 
 if TYPE_CHECKING:
     from watchkeeper.agents.rules_wiring import LoadedRules
@@ -20,11 +23,6 @@ if TYPE_CHECKING:
 
 def merge_step_factory(loaded: LoadedRules, shards: int,
                        semantics: Semantics = DEFAULT_SEMANTICS) -> Callable[[str], RulesMergeStep]:
-    from watchkeeper.core.rules.unit_plans import unit_plans
-
-    from watchkeeper.core.promql import sharding
-    from watchkeeper.core.rules.engine import RuleEngine
-
     by_name = {g.name: g for g in loaded.groups}
     # The partial stage's plans, from the same function over the same parsed rules (leaves keyed by node id).
     plans = {(g, i): p for up in unit_plans(loaded.units, loaded.groups) for g, ps in up.plans.items()

@@ -14,6 +14,7 @@ from watchkeeper.agents.rules_step import EngineFactory, RulesStep, UnitEngine
 from watchkeeper.core.errors import CoreError
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
 from watchkeeper.core.rule_units import RuleUnit, group_deps, retention_for, rule_units
+from watchkeeper.core.rules.unit_plans import partition_problems
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.errors import RuleFileError
 
@@ -55,9 +56,15 @@ def load_rules(cfg: Config) -> LoadedRules | None:
     if not groups:
         return None
     w = cfg.windows
-    return loaded_rules(groups, cfg.rules.shards, w.allowed_lateness, cfg.rules.semantics, max_future=w.max_future,
-                        idle_timeout=w.idle_timeout if w.idle_timeout is not None else 2 * w.width + w.allowed_lateness,
-                        series_idle=w.series_idle_seconds, max_sources=w.max_sources)
+    idle = w.idle_timeout if w.idle_timeout is not None else 2 * w.width + w.allowed_lateness
+    loaded = loaded_rules(groups, cfg.rules.shards, w.allowed_lateness, cfg.rules.semantics, max_future=w.max_future,
+                          idle_timeout=idle,
+                          series_idle=w.series_idle_seconds, max_sources=w.max_sources)
+    if cfg.rules.evaluation == "partitioned":
+        problems = partition_problems(loaded.units, loaded.groups)
+        if problems:
+            raise RulesConfigError("rule files: " + "\n".join(problems))
+    return loaded
 
 
 def slo_rule_groups(spec_paths: list[str], period_days: int = 30,

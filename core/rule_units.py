@@ -41,7 +41,7 @@ def shard_of(key: str, shards: int) -> int:
 def selector_names(expr: str) -> set[str] | None:
     """Metric names an expression reads; None when some selector has no exact name (it may read any)."""
     names: set[str] = set()
-    for node in _walk(parse(expr).node):
+    for node in walk_nodes(parse(expr).node):
         if isinstance(node, pp.VectorSelector):
             exact = [m.value for m in node.matchers.matchers
                      if m.name == "__name__" and str(m.op) == "MatchOp.Equal"]
@@ -52,24 +52,24 @@ def selector_names(expr: str) -> set[str] | None:
     return names
 
 
-def _walk(node: Any) -> Iterable[Any]:
+def walk_nodes(node: Any) -> Iterable[Any]:
     yield node
     if isinstance(node, pp.ParenExpr | pp.UnaryExpr):
-        yield from _walk(node.expr)
+        yield from walk_nodes(node.expr)
     elif isinstance(node, pp.MatrixSelector):
-        yield from _walk(node.vector_selector)
+        yield from walk_nodes(node.vector_selector)
     elif isinstance(node, pp.SubqueryExpr):
-        yield from _walk(node.expr)
+        yield from walk_nodes(node.expr)
     elif isinstance(node, pp.Call):
         for arg in node.args:
-            yield from _walk(arg)
+            yield from walk_nodes(arg)
     elif isinstance(node, pp.AggregateExpr):
-        yield from _walk(node.expr)
+        yield from walk_nodes(node.expr)
         if node.param is not None:
-            yield from _walk(node.param)
+            yield from walk_nodes(node.param)
     elif isinstance(node, pp.BinaryExpr):
-        yield from _walk(node.lhs)
-        yield from _walk(node.rhs)
+        yield from walk_nodes(node.lhs)
+        yield from walk_nodes(node.rhs)
 
 
 @dataclass(frozen=True)

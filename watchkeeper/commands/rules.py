@@ -9,7 +9,9 @@ from typing import Any
 
 from watchkeeper.core.errors import CoreError
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
-from watchkeeper.core.rules.loader import load_rule_files
+from watchkeeper.core.rule_units import group_deps, rule_units
+from watchkeeper.core.rules.loader import RuleGroup, load_rule_files
+from watchkeeper.core.rules.unit_plans import partition_problems, unit_plans
 from watchkeeper.core.rules.unit_test import run_test_file
 
 
@@ -25,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="rules_action", metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate rule files", epilog="example: watchkeeper rules check a.yml")
     check.add_argument("files", nargs="+")
+    check.add_argument("--plan", action="store_true",
+                       help="print how partitioned evaluation splits each rule (partial per samples partition, "
+                            "merge stage)")
     _semantics_option(check)
     check.set_defaults(func=_check)
     test = actions.add_parser("test", help="run rule unit tests (promtool's format)",
@@ -44,7 +49,27 @@ def _semantics_option(p: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    return check_files(args.files, lambda paths: load_rule_files(paths, semantics=args.semantics), "rules")
+    def load(paths: list[str]) -> Sequence[Any]:
+        groups = load_rule_files(paths, semantics=args.semantics)
+        _partitioned_notes(groups, args.plan)
+        return groups
+
+    return check_files(args.files, load, "rules")
+
+
+def _partitioned_notes(groups: list[RuleGroup], show_plan: bool) -> None:
+    """What the worker's partitioned evaluation (the default) would refuse, and with --plan how each rule is
+    cut into what every samples partition evaluates and what the merge stage combines."""
+    deps = [group_deps(g.name, [r.expr.text for r in g.rules], [r.record for r in g.rules if r.record])
+            for g in groups]
+    units = rule_units(deps)
+    for problem in partition_problems(units, groups):
+        print(f"  NOTE: {problem}")
+    if show_plan:
+        for up in unit_plans(units, groups):
+            for g in up.groups:
+                for r, p in zip(g.rules, up.plans[g.name], strict=True):
+                    print(f"  plan {g.name}/{r.name}: {p.describe()}")
 
 
 def check_files(files: list[str], load: Callable[[list[str]], Sequence[Any]], noun: str) -> int:
