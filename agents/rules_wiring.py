@@ -13,8 +13,8 @@ from watchkeeper.agents.rules_ingest import IntakeLimits
 from watchkeeper.agents.rules_step import EngineFactory, RulesStep, UnitEngine
 from watchkeeper.core.errors import CoreError
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
-from watchkeeper.core.rule_units import RuleUnit, group_deps, retention_for, rule_units
-from watchkeeper.core.rules.unit_plans import partition_problems
+from watchkeeper.core.rule_units import RuleUnit, retention_for
+from watchkeeper.core.rules.unit_plans import partition_problems, units_of
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.errors import RuleFileError
 
@@ -91,9 +91,7 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
     """Units, retention and factories for `groups`, whose expressions were parsed for `semantics`."""
     from watchkeeper.core.rules.engine import RuleEngine
 
-    deps = [group_deps(g.name, [r.expr.text for r in g.rules], [r.record for r in g.rules if r.record])
-            for g in groups]
-    units = rule_units(deps)
+    units = units_of(groups)
     by_name = {g.name: g for g in groups}
     record_groups = {r.record: g.name for g in groups for r in g.rules if r.record}
     reach = [r.expr.max_lookback for g in groups for r in g.rules]

@@ -17,7 +17,7 @@ from typing import Any
 
 import promql_parser as pp
 
-from watchkeeper.core.promql.evaluator import parse
+from watchkeeper.core.promql.evaluator import ParsedExpr, parse
 
 LOOKBACK = 300.0  # Prometheus' instant-selector lookback (staleness), seconds
 
@@ -38,10 +38,11 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % shards
 
 
-def selector_names(expr: str) -> set[str] | None:
-    """Metric names an expression reads; None when some selector has no exact name (it may read any)."""
+def selector_names(expr: str | ParsedExpr) -> set[str] | None:
+    """Metric names an expression reads; None when some selector has no exact name (it may read any).
+    A text is parsed with the default semantics; a rule's own `ParsedExpr` keeps its file's."""
     names: set[str] = set()
-    for node in walk_nodes(parse(expr).node):
+    for node in walk_nodes((parse(expr) if isinstance(expr, str) else expr).node):
         if isinstance(node, pp.VectorSelector):
             exact = [m.value for m in node.matchers.matchers
                      if m.name == "__name__" and str(m.op) == "MatchOp.Equal"]
@@ -81,7 +82,7 @@ class GroupDeps:
     records: frozenset[str]
 
 
-def group_deps(name: str, exprs: Sequence[str], records: Iterable[str]) -> GroupDeps:
+def group_deps(name: str, exprs: Sequence[str | ParsedExpr], records: Iterable[str]) -> GroupDeps:
     reads: set[str] | None = set()
     for expr in exprs:
         found = selector_names(expr)

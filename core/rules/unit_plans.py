@@ -20,7 +20,7 @@ import promql_parser as pp
 from watchkeeper.core.promql.evaluator import ParsedExpr, PromQLError, Semantics, _Evaluation, parse
 from watchkeeper.core.promql.series_store import exact_name
 from watchkeeper.core.promql.sharding import ShardPlan, plan
-from watchkeeper.core.rule_units import RuleUnit, walk_nodes
+from watchkeeper.core.rule_units import RuleUnit, group_deps, rule_units, walk_nodes
 from watchkeeper.core.rules.loader import RuleGroup
 
 ALERT_SERIES = frozenset({"ALERTS", "ALERTS_FOR_STATE"})
@@ -38,6 +38,13 @@ class UnitPlans:
 def merge_local_names(groups: Sequence[RuleGroup]) -> frozenset[str]:
     """The metric names of `groups` that only the merge stage's store holds."""
     return ALERT_SERIES | {r.record for g in groups for r in g.rules if r.record}
+
+
+def units_of(groups: Sequence[RuleGroup]) -> list[RuleUnit]:
+    """The groups cut into units (`core.rule_units.rule_units`), read from their parsed expressions (each
+    with its file's semantics)."""
+    return rule_units([group_deps(g.name, [r.expr for r in g.rules], [r.record for r in g.rules if r.record])
+                       for g in groups])
 
 
 def unit_plans(units: Sequence[RuleUnit], groups: Sequence[RuleGroup]) -> list[UnitPlans]:

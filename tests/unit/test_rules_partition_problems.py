@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from watchkeeper.agents.rules_wiring import RulesConfigError, load_rules
-from watchkeeper.core.rule_units import group_deps, rule_units
 from watchkeeper.core.rules.loader import load_rules_text
-from watchkeeper.core.rules.unit_plans import partition_problems
+from watchkeeper.core.rules.unit_plans import partition_problems, units_of
 from watchkeeper.plumbing.config import load_config
 
 PROBLEMS = """\
@@ -52,9 +51,7 @@ groups:
 
 def _problems(text: str) -> list[str]:
     groups = load_rules_text(text, "r.yml")
-    deps = [group_deps(g.name, [r.expr.text for r in g.rules], [r.record for r in g.rules if r.record])
-            for g in groups]
-    return partition_problems(rule_units(deps), groups)
+    return partition_problems(units_of(groups), groups)
 
 
 def test_each_problem_is_named_with_file_line_group_and_rule() -> None:

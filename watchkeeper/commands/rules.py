@@ -9,9 +9,8 @@ from typing import Any
 
 from watchkeeper.core.errors import CoreError
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
-from watchkeeper.core.rule_units import group_deps, rule_units
 from watchkeeper.core.rules.loader import RuleGroup, load_rule_files
-from watchkeeper.core.rules.unit_plans import partition_problems, unit_plans
+from watchkeeper.core.rules.unit_plans import partition_problems, unit_plans, units_of
 from watchkeeper.core.rules.unit_test import run_test_file
 
 
@@ -60,9 +59,7 @@ def _check(args: argparse.Namespace) -> int:
 def _partitioned_notes(groups: list[RuleGroup], show_plan: bool) -> None:
     """What the worker's partitioned evaluation (the default) would refuse, and with --plan how each rule is
     cut into what every samples partition evaluates and what the merge stage combines."""
-    deps = [group_deps(g.name, [r.expr.text for r in g.rules], [r.record for r in g.rules if r.record])
-            for g in groups]
-    units = rule_units(deps)
+    units = units_of(groups)
     for problem in partition_problems(units, groups):
         print(f"  NOTE: {problem}")
     if show_plan:
