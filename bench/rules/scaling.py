@@ -1,0 +1,390 @@
+"""What rules cost per sample on one store and partitioned, and what that lets 1, 2, 4 ... processes sustain.
+
+Pure, in one process, no Kafka: the work each stage does, timed as CPU seconds (`time.process_time`) per
+second of event time. Workload (`workload.py`, as `engine_tick.py`): 100 rules in 10 groups (`interval:
+30s`) over 200,000 series scraped every 15 s (13,333 samples/s), one samples message per instance and
+scrape (200 series), keyed by the instance, on 8 samples partitions (Kafka's murmur2 partitioner). Each
+store first gets `--history` seconds of points appended directly (not measured), then `--warmup` seconds
+go through the stage (engines started, not measured), then `--ticks` rule ticks are measured.
+
+- **baseline**: the bare `SeriesStore.append` of the same points (per series, a tick at a time), in the
+  same run: the ratios say what each stage costs on top of merely holding the data.
+- **single store** (`full`, today's path): `RulesStep` as the worker runs it: every message decoded
+  (`ingest`) into one store, the rule units advanced by the watermark (`advance`, `RuleEngine`).
+- **partitioned**: per samples partition, the partial stage: its messages ingested into its own store and,
+  at each tick, `sharding.partial` of every rule, encoded as the partials record; then the merge stage per
+  tick: the records decoded (`read`: what every process does with the whole partials topic, counted here
+  as decoding all of it, an upper bound), `sharding.merge` and the `RuleEngine` on the merged leaves.
+
+From those, per process at the measured rate R0: need(P) = partial / P + merge + read, assuming every
+cost grows in proportion to the rate (more series at the same scrape interval). A process is one thread,
+so it gives at most one core, and P processes on C cores share C: max rate(P) = R0 / (need(P) x max(1, P
+/ C)). Partial work divides by P only up to the number of samples partitions (8). Merge work is counted
+whole in every process (units are spread over processes, but one unit is not split, and the largest unit
+bounds it); the per-unit split is printed too.
+
+Run: PYTHONPATH=. nice -n 10 python bench/rules/scaling.py [--series 200000] [--rules 100] [--ticks 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka.partitioner import DefaultPartitioner
+
+from bench.rules.workload import INTERVAL, SCRAPE, T0, Series, points, rule_file, scrape_messages, series_labels
+from watchkeeper.agents.rules_step import Mark, RulesStep
+from watchkeeper.agents.rules_wiring import LoadedRules, loaded_rules
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.rules.loader import RuleGroup, load_rule_files
+from watchkeeper.schemas.topics import DEFAULT_TOPICS
+
+LATENESS = 5.0
+CORES = os.cpu_count() or 1
+Batch = list[tuple[str, dict[str, str], np.ndarray, np.ndarray]]
+
+
+def cpu() -> float:
+    return time.process_time()
+
+
+@dataclass
+class Workload:
+    series: list[Series]
+    groups: list[RuleGroup]
+    loaded: LoadedRules
+    partitions: int
+    history: Batch  # points before the first warm-up scrape, appended directly
+    ticks: list[tuple[float, list[tuple[float, list[tuple[int, bytes, bytes]]]]]]  # tick -> its scrapes
+    warmup_ticks: int
+    samples: int  # measured samples (the scrapes of the measured ticks)
+    event_seconds: float
+    tick_points: list[Batch]  # the measured ticks' points, for the baseline
+
+
+def build(n_series: int, n_rules: int, n_ticks: int, warmup: float, history: float, partitions: int,
+          semantics: str) -> Workload:
+    """The series, the rules and every message, made before anything is timed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.rules.yml"
+        path.write_text(rule_file(n_rules))
+        groups = load_rule_files([str(path)], semantics=semantics)  # type: ignore[arg-type]
+    loaded = loaded_rules(groups, 1, LATENESS, semantics)  # type: ignore[arg-type]
+    rng = np.random.default_rng(1)
+    series = series_labels(n_series)
+    first = T0 - warmup
+    hist = points(series, first - history, first, rng)
+    part = DefaultPartitioner()
+    all_parts = list(range(partitions))
+    ticks = []
+    tick_points = []
+    samples = 0
+    n_warm = int(warmup // INTERVAL)
+    # Tick t is evaluated once the scrape at t + SCRAPE is read (watermark = newest - LATENESS >= t): a
+    # tick's scrapes are those in (t - INTERVAL + SCRAPE, t + SCRAPE].
+    start = first
+    for k in range(-n_warm, n_ticks):
+        t = T0 + k * INTERVAL
+        batch = points(series, start, t + SCRAPE + 1e-6, rng)
+        start = float(batch[0][2][-1]) + SCRAPE
+        scrapes = []
+        for ts, msgs in scrape_messages(batch, series):
+            scrapes.append((ts, [(part(key, all_parts, all_parts), key, value) for key, value in msgs]))
+        ticks.append((t, scrapes))
+        if k >= 0:
+            tick_points.append(batch)
+            samples += sum(len(b[2]) for b in batch)
+    return Workload(series, groups, loaded, partitions, hist, ticks, n_warm, samples, n_ticks * INTERVAL,
+                    tick_points)
+
+
+def prefill(store: SeriesStore, history: Batch, keep: Callable[[dict[str, str]], bool] = lambda labels: True) -> None:
+    for name, labels, ts, values in history:
+        if keep(labels):
+            store.append(name, labels, ts, values)
+
+
+# -- baseline -------------------------------------------------------------------------------------------
+
+def baseline(w: Workload) -> float:
+    """CPU seconds of the bare store append of the measured points (a tick at a time, per series)."""
+    store = SeriesStore(w.loaded.retention)
+    prefill(store, w.history)
+    spent = 0.0
+    for batch in w.tick_points:
+        c0 = cpu()
+        for name, labels, ts, values in batch:
+            store.append(name, labels, ts, values)
+        spent += cpu() - c0
+    return spent
+
+
+# -- single store (today's `full` path) -------------------------------------------------------------------
+
+def single_store(w: Workload) -> dict[str, float]:
+    """`RulesStep` with every unit owned, reading every partition: CPU of ingest and of advance."""
+    step = w.loaded.step_factory("bench")
+    prefill(step.store, w.history)
+    for p in range(w.partitions):
+        step.start(p, Mark(0, -math.inf, -math.inf))
+        step.seen_end(p, 0)  # a live start: what comes is new
+    step.own(0, None)
+    ingest = evaluate = 0.0
+    offsets = [0] * w.partitions
+    alerts = recorded = 0
+    for k, (_, scrapes) in enumerate(w.ticks):
+        measured = k >= w.warmup_ticks
+        for ts, msgs in scrapes:
+            c0 = cpu()
+            for p, key, value in msgs:
+                step.ingest(p, offsets[p], key, value, ts)
+                offsets[p] += 1
+            step.flush()
+            c1 = cpu()
+            outputs = step.advance()
+            c2 = cpu()
+            if measured:
+                ingest += c1 - c0
+                evaluate += c2 - c1
+                alerts += sum(len(o.alerts) for o in outputs)
+                recorded += sum(len(o.recorded) for o in outputs)
+    assert step.late == 0 and step.failures == 0, (step.late, step.failures)
+    return {"ingest": ingest, "evaluate": evaluate, "alert_messages": alerts, "recorded_messages": recorded}
+
+
+# -- partitioned -----------------------------------------------------------------------------------------
+
+@dataclass
+class PartitionCost:
+    ingest: float = 0.0
+    partial: float = 0.0  # sharding.partial of every rule due
+    encode: float = 0.0  # partials_to_json + orjson: the partials record
+    records: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class MergeCost:
+    read: float = 0.0  # decoding every partials record (orjson + partials_from_json)
+    merge: float = 0.0  # sharding.merge
+    engine: float = 0.0  # RuleEngine on the merged leaves: the rest of each expression, alert states, records
+    per_unit: dict[str, float] = field(default_factory=dict)  # merge + engine per unit
+
+
+def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
+    """The partial stage per samples partition, then the merge stage per tick, with `core.promql.sharding`."""
+    from watchkeeper.core.promql import sharding
+    from watchkeeper.core.rules.engine import RuleEngine
+
+    loaded = w.loaded
+    by_name = {g.name: g for g in w.groups}
+    units = loaded.units
+    # merge-local metrics: a unit's own recordings and the alert series (design: read from the merge store)
+    plans: dict[str, list[Any]] = {}
+    for unit in units:
+        local = {r.record for name in unit.groups for r in by_name[name].rules if r.record}
+        local |= {"ALERTS", "ALERTS_FOR_STATE"}
+        for name in unit.groups:
+            plans[name] = [sharding.plan(r.expr, lambda m, local=local: m is not None and m in local)
+                           for r in by_name[name].rules]
+    described = "; ".join(sorted({p.describe() for ps in plans.values() for p in ps}))
+
+    instance_part = {}
+    for _, scrapes in w.ticks[:1]:
+        for _, msgs in scrapes[:1]:
+            for p, key, _ in msgs:
+                instance_part[key.decode()] = p
+    costs = [PartitionCost() for _ in range(w.partitions)]
+    steps = []
+    for p in range(w.partitions):
+        step = RulesStep([], 1, loaded.engine_factory, lateness=LATENESS, retention=loaded.retention,
+                         history=loaded.retention)
+        prefill(step.store, w.history, lambda labels, p=p: instance_part[labels["instance"]] == p)
+        step.start(p, Mark(0, -math.inf, -math.inf))
+        step.seen_end(p, 0)
+        steps.append(step)
+
+    current: dict[tuple[str, int], Any] = {}  # (group, rule index) -> merged leaves, for the engine's callback
+    engines = {u.key: RuleEngine([by_name[n] for n in u.groups], semantics=loaded_semantics(w),
+                                 leaves=lambda g, i, t: current.get((g.name if hasattr(g, "name") else g, i)))
+               for u in units}
+    merge_stores = {u.key: SeriesStore(loaded.retention) for u in units}
+    mc = MergeCost()
+    offsets = [0] * w.partitions
+    for k, (t, scrapes) in enumerate(w.ticks):
+        measured = k >= w.warmup_ticks
+        for ts, msgs in scrapes:
+            for p in range(w.partitions):
+                c0 = cpu()
+                step = steps[p]
+                for q, key, value in msgs:
+                    if q == p:
+                        step.ingest(p, offsets[p], key, value, ts)
+                        offsets[p] += 1
+                step.advance()
+                if measured:
+                    costs[p].ingest += cpu() - c0
+        if k == 0:
+            for eng in engines.values():
+                eng.start_at(t)
+        # the partial stage of every partition at tick t (every group is due: one interval for all)
+        records: list[dict[str, bytes]] = [{} for _ in range(w.partitions)]
+        for p in range(w.partitions):
+            c0 = cpu()
+            parts = {name: [sharding.partial(pl, t, steps[p].store) for pl in ps] for name, ps in plans.items()}
+            c1 = cpu()
+            for unit in units:
+                value = orjson.dumps({"v": 1, "t": t, "groups": {
+                    name: [sharding.partials_to_json(x) for x in parts[name]] for name in unit.groups}})
+                records[p][unit.key] = value
+            c2 = cpu()
+            if measured:
+                costs[p].partial += c1 - c0
+                costs[p].encode += c2 - c1
+                costs[p].records += len(units)
+                costs[p].bytes += sum(len(v) for v in records[p].values())
+        # the merge stage: every unit, partials in partition order
+        for unit in units:
+            c0 = cpu()
+            decoded = [orjson.loads(records[p][unit.key])["groups"] for p in range(w.partitions)]
+            per_rule = {name: [[sharding.partials_from_json(d[name][i]) for d in decoded]
+                               for i in range(len(plans[name]))] for name in unit.groups}
+            c1 = cpu()
+            current.clear()
+            for name in unit.groups:
+                for i, pl in enumerate(plans[name]):
+                    current[(name, i)] = sharding.merge(pl, per_rule[name][i])
+            c2 = cpu()
+            engines[unit.key].advance(merge_stores[unit.key], t)
+            c3 = cpu()
+            if measured:
+                mc.read += c1 - c0
+                mc.merge += c2 - c1
+                mc.engine += c3 - c2
+                mc.per_unit[unit.key] = mc.per_unit.get(unit.key, 0.0) + c3 - c1
+    return costs, mc, described
+
+
+def loaded_semantics(w: Workload) -> Any:
+    return w.groups[0].rules[0].expr.semantics if w.groups and w.groups[0].rules else DEFAULT_SEMANTICS
+
+
+# -- the model -------------------------------------------------------------------------------------------
+
+def max_rate(r0: float, partial: float, fixed: float, processes: int, cores: int, partitions: int) -> float:
+    """Samples/s that P processes on `cores` cores sustain, from CPU seconds per event-time second at r0."""
+    need = partial / min(processes, partitions) + fixed
+    return r0 / (need * max(1.0, processes / cores))
+
+
+def report(w: Workload, base: float, single: dict[str, float] | None,
+           part: tuple[list[PartitionCost], MergeCost, str] | None, load: tuple[float, float]) -> dict[str, Any]:
+    secs = w.event_seconds
+    r0 = w.samples / secs
+    out: dict[str, Any] = {
+        "series": len(w.series), "rules": sum(len(g.rules) for g in w.groups), "units": len(w.loaded.units),
+        "partitions": w.partitions, "ticks": len(w.tick_points), "event_seconds": secs,
+        "samples_per_s": r0, "cores": CORES, "load_before": load[0], "load_after": load[1],
+        "baseline_cpu_per_s": base / secs,
+    }
+    if single is not None:
+        a = (single["ingest"] + single["evaluate"]) / secs
+        out["single"] = {
+            "cpu_per_s": a, "ingest_cpu_per_s": single["ingest"] / secs,
+            "evaluate_cpu_per_s": single["evaluate"] / secs,
+            "ratio_to_baseline": a / (base / secs), "max_samples_per_s": r0 / a,
+            "alert_messages": single["alert_messages"], "recorded_messages": single["recorded_messages"]}
+    if part is not None:
+        costs, mc, described = part
+        per_part = [(c.ingest + c.partial + c.encode) / secs for c in costs]
+        partial = sum(per_part)
+        fixed = (mc.read + mc.merge + mc.engine) / secs
+        n_ticks = len(w.tick_points)
+        out["partitioned"] = {
+            "partial_cpu_per_s": partial, "partial_cpu_per_sample_us": partial / r0 * 1e6,
+            "partial_ingest_cpu_per_s": sum(c.ingest for c in costs) / secs,
+            "partial_eval_cpu_per_s": sum(c.partial for c in costs) / secs,
+            "partial_encode_cpu_per_s": sum(c.encode for c in costs) / secs,
+            "per_partition_cpu_per_s": per_part,
+            "partials_bytes_per_tick": sum(c.bytes for c in costs) / n_ticks,
+            "partials_records_per_tick": sum(c.records for c in costs) / n_ticks,
+            "merge_read_ms_per_tick": mc.read / n_ticks * 1000, "merge_ms_per_tick": mc.merge / n_ticks * 1000,
+            "merge_engine_ms_per_tick": mc.engine / n_ticks * 1000,
+            "merge_cpu_per_s": fixed, "largest_unit_merge_cpu_per_s": max(mc.per_unit.values(), default=0) / secs,
+            "ratio_partial_to_baseline": partial / (base / secs), "ratio_merge_to_baseline": fixed / (base / secs),
+            "plans": described,
+        }
+        out["max_samples_per_s"] = {
+            str(p): max_rate(r0, partial, fixed, p, CORES, w.partitions) for p in (1, 2, 4)}
+        out["projection_2core_machines"] = {
+            str(n): max_rate(r0, partial, fixed, 2 * n, 2 * n, max(w.partitions, 2 * n)) for n in (1, 2, 4, 8, 16)}
+        out["projection_limit_samples_per_s"] = r0 / fixed if fixed else math.inf
+    return out
+
+
+def show(result: dict[str, Any]) -> None:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.0f}"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {fmt(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return str(v)
+
+    for key, value in result.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for k, v in value.items():
+                print(f"  {k:>34}: {fmt(v)}")
+        else:
+            print(f"{key:>36}: {fmt(value)}")
+
+
+def phases(names: str) -> Iterator[str]:
+    yield from (n.strip() for n in names.split(",") if n.strip())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--series", type=int, default=200_000)
+    ap.add_argument("--rules", type=int, default=100)
+    ap.add_argument("--ticks", type=int, default=4, help="measured rule ticks (30 s of event time each)")
+    ap.add_argument("--warmup", type=float, default=60.0, help="seconds of event time through the stages first")
+    ap.add_argument("--history", type=float, default=600.0, help="seconds of points appended before the warm-up")
+    ap.add_argument("--partitions", type=int, default=DEFAULT_TOPICS["samples"].partitions)
+    ap.add_argument("--only", default="single,partitioned", help="phases to run: single, partitioned")
+    ap.add_argument("--json", help="write the numbers here too")
+    ap.add_argument("--semantics", choices=SEMANTICS, default=DEFAULT_SEMANTICS, help="PromQL semantics")
+    args = ap.parse_args()
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    w = build(args.series, args.rules, args.ticks, args.warmup, args.history, args.partitions, args.semantics)
+    print(f"workload built in {time.perf_counter() - t0:.0f} s: {w.samples / w.event_seconds:,.0f} samples/s")
+    base = baseline(w)
+    only = set(phases(args.only))
+    gc.collect()
+    single = single_store(w) if "single" in only else None
+    gc.collect()
+    part = partitioned(w) if "partitioned" in only else None
+    result = report(w, base, single, part, (load0, os.getloadavg()[0]))
+    result["wall_seconds"] = time.perf_counter() - t0
+    show(result)
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+if __name__ == "__main__":
+    main()
