@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from watchkeeper.agents.rules_step import Mark, RulesStep
+from watchkeeper.agents.rules_ingest import Mark
+from watchkeeper.agents.rules_step import RulesStep
 from watchkeeper.agents.rules_wiring import LoadedRules
 from watchkeeper.core.errors import CoreError
 from watchkeeper.core.promql.evaluator import ParsedExpr, evaluate, parse

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -256,6 +256,13 @@ class RulesConfig(_Section):
     # PromQL semantics of every rule expression: prometheus3 (the default: left-open, (t - range, t]; regex
     # `.` matches a newline) or prometheus2 (promtool 2.42's: ranges and lookback closed, [t - range, t]).
     semantics: Semantics = DEFAULT_SEMANTICS
+    # How the rules are evaluated. full: every rules process reads every sample into one store (the read rate
+    # of one process is the ceiling of the deployment). partitioned: two stages in every worker process; each
+    # evaluates the series-local part of every rule (selectors, range functions, partial aggregations) over
+    # the samples partitions it owns, sends the partial results on <app_id>-rule-partials, and the process
+    # owning a rule's shard merges them in partition order, evaluates the rest and runs the alert state
+    # machine. Both give the same alerts; partitioned scales with worker processes.
+    evaluation: Literal["partitioned", "full"] = "full"
 
 
 class AnomalyConfig(_Section):

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from watchkeeper.agents.rules_step import Checkpoint, Mark, RulesStep, start_marks
+from watchkeeper.agents.rules_ingest import Mark
+from watchkeeper.agents.rules_step import Checkpoint, RulesStep, start_marks
 from watchkeeper.core.rule_units import RuleUnit
 from watchkeeper.schemas.alerts import AlertEvent
 from watchkeeper.schemas.codec import decode, encode

@@ -11,7 +11,8 @@ import math
 
 import orjson
 
-from watchkeeper.agents.rules_step import Checkpoint, Mark, RulesStep
+from watchkeeper.agents.rules_ingest import Mark
+from watchkeeper.agents.rules_step import Checkpoint, RulesStep
 from watchkeeper.schemas.codec import encode
 from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
 

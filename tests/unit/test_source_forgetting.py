@@ -12,7 +12,8 @@ import math
 import orjson
 
 from watchkeeper.agents.rules_agent import export_rejected
-from watchkeeper.agents.rules_step import Mark, RulesStep
+from watchkeeper.agents.rules_ingest import Mark
+from watchkeeper.agents.rules_step import RulesStep
 from watchkeeper.agents.window_step import StepOutput, WindowLimits, WindowStep
 from watchkeeper.core.checkpoint_frame import frame, unframe
 from watchkeeper.core.source_clocks import SourceClocks

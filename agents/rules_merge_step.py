@@ -1,0 +1,408 @@
+"""The MERGE stage of partitioned rule evaluation without Kafka: partials of the rule units this process
+owns, read from ``<app_id>-rule-partials`` (one partition per samples partition), buffered per (tick,
+samples partition), merged in partition order once every partition has reported all of that tick, and
+evaluated by each unit's `RuleEngine` against the unit's own small store (its recorded series and
+``ALERTS``/``ALERTS_FOR_STATE``, which the engine writes). The agent module (`agents.rules_merge_agent`)
+only moves bytes between this and the broker.
+
+When is a tick complete? The partial stage writes, per samples partition, the records of every unit due at
+a tick in increasing tick order, and a heartbeat (key ``~wm``) when its watermark moved with no tick due.
+So, reading one partials partition in order:
+- a record of tick t says every record of a tick before t is read (any unit), and every record of its own
+  unit up to t;
+- a heartbeat with watermark w says every record of a tick at or before w is read.
+The ``wk-wm`` header of a tick record is the partition's watermark after the whole batch that made it, so
+other units' records of the same tick may still follow it: it is kept (the partition's progress), not
+trusted for completeness. A partition that reported ``empty`` and nothing else does not hold a tick back
+(as the full mode's "unknown vs empty"); one that reported nothing yet does.
+
+Restart and rebalance: a shard's checkpoint holds its units' engine snapshots and stores, the tick each
+unit was advanced to, what the partitions had told (the completeness above) and, per partials partition,
+the offset of the first record not yet evaluated. Reading again from there makes the same ticks complete
+with the same partials; records of ticks already evaluated and records read twice are ignored, so no
+transition is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from watchkeeper.agents.rules_step import UnitEngine, UnitOutput, unit_output
+from watchkeeper.core.checkpoint_frame import CheckpointFrameError
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.rule_units import RuleUnit
+from watchkeeper.core.rules.eval_failures import EvalFailure
+from watchkeeper.runtime.checkpoint import Checkpoint as KeyedCheckpoint
+
+log = logging.getLogger("watchkeeper.rules")
+
+HEARTBEAT_KEY = b"~wm"
+WM_HEADER = "wk-wm"
+PRUNE_EVERY = 60.0  # seconds of event time between prunes of a unit's store
+
+# (group, rule index, tick) -> the leaves of that rule at that tick, or None (the engine reads the store)
+LeavesFn = Callable[[str, int, float], Any]
+# (unit, snapshot or None, origin, leaves of this unit) -> engine
+MergeEngineFactory = Callable[[RuleUnit, bytes | None, float, LeavesFn], UnitEngine]
+# (group, rule index, the rule's partials of each partition that sent one, in partition order) -> leaves
+MergeLeaves = Callable[[str, int, Sequence[Any]], Any]
+
+
+@dataclass
+class PartialsClock:
+    """What one partials partition has told so far (see the module docstring)."""
+
+    next_offset: int = 0
+    through: float = -math.inf  # every record of a tick at or before this has been read
+    units: dict[str, float] = field(default_factory=dict)  # unit key -> newest tick of its records
+    empty: bool = False  # reported `empty` ...
+    seen: bool = False  # ... and nothing else (False) or something real (True)
+    wm: float = -math.inf  # the partition's watermark from its newest `wk-wm` header
+
+    def complete(self, unit: str) -> float:
+        return max(self.through, self.units.get(unit, -math.inf))
+
+    def state(self, units: Sequence[str]) -> dict[str, Any]:
+        return {"through": _num(self.through), "empty": self.empty, "seen": self.seen, "wm": _num(self.wm),
+                "units": {k: self.units[k] for k in units if k in self.units}}
+
+    def learn(self, d: Mapping[str, Any]) -> None:
+        """Add what a checkpoint's clock says (facts about the topic: only ever more)."""
+        self.through = max(self.through, _float(d["through"]))
+        self.wm = max(self.wm, _float(d.get("wm")))
+        self.seen = self.seen or bool(d["seen"])
+        self.empty = self.empty or bool(d["empty"])
+        for k, t in d["units"].items():
+            self.units[k] = max(self.units.get(k, -math.inf), float(t))
+
+
+@dataclass
+class MergeUnitState:
+    unit: RuleUnit
+    store: SeriesStore
+    engine: UnitEngine | None = None  # None until the unit's first tick is known (fresh unit)
+    done: float = -math.inf  # ticks at or before this are evaluated
+    # tick -> samples partition -> (offset of its record, group -> the rules' partials as JSON)
+    pending: dict[float, dict[int, tuple[int, dict[str, list[Any]]]]] = field(default_factory=dict)
+    pruned_before: float = -math.inf
+
+
+@dataclass
+class MergeCheckpoint:
+    """One shard's resume point in the merge stage."""
+
+    shard: int
+    owner: str
+    units: dict[str, bytes]  # engine snapshots
+    stores: dict[str, bytes]  # the units' stores (`dump_store`)
+    done: dict[str, float]
+    replay: dict[int, int]  # partials partition -> offset to read again from
+    clocks: dict[int, dict[str, Any]]
+
+    def encode(self) -> bytes:
+        states = {k.encode(): v for k, v in self.units.items()}
+        states |= {b"store\x00" + k.encode(): v for k, v in self.stores.items()}
+        meta = {"shard": self.shard, "owner": self.owner, "mode": "merge",
+                "done": {k: _num(v) for k, v in self.done.items()},
+                "replay": {str(p): o for p, o in self.replay.items()},
+                "clocks": {str(p): c for p, c in self.clocks.items()}}
+        return KeyedCheckpoint(states=states, meta=meta).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> MergeCheckpoint:
+        cp = KeyedCheckpoint.decode(raw)
+        m = cp.meta
+        if m.get("mode") != "merge":
+            raise ValueError("not a merge-stage checkpoint")
+        units, stores = {}, {}
+        for k, v in cp.states.items():
+            if k.startswith(b"store\x00"):
+                stores[k[6:].decode()] = v
+            else:
+                units[k.decode()] = v
+        return cls(int(m["shard"]), str(m["owner"]), units, stores,
+                   {k: _float(v) for k, v in m["done"].items()},
+                   {int(p): int(o) for p, o in m["replay"].items()},
+                   {int(p): c for p, c in m["clocks"].items()})
+
+    @property
+    def watermark(self) -> float:
+        return min(self.done.values(), default=-math.inf)
+
+
+def decode_merge_or_none(raw: bytes | None) -> MergeCheckpoint | None:
+    if not raw:
+        return None
+    try:
+        return MergeCheckpoint.decode(raw)
+    except (orjson.JSONDecodeError, CheckpointFrameError, KeyError, TypeError, ValueError):
+        return None  # a full-mode checkpoint (or garbage): the shard starts fresh in this mode
+
+
+def dump_store(store: SeriesStore, since: float) -> bytes:
+    """The store's points after `since`, staleness markers bit for bit (raw float64 bytes)."""
+    out = [[s.labels, base64.b64encode(s.ts.tobytes()).decode(), base64.b64encode(s.values.tobytes()).decode()]
+           for s in store.select([], since, math.inf)]
+    return orjson.dumps(out)
+
+
+def load_store(raw: bytes) -> SeriesStore:
+    store = SeriesStore(math.inf)
+    for labels, ts, values in orjson.loads(raw):
+        name = labels.pop("__name__")
+        store.append(name, labels, np.frombuffer(base64.b64decode(ts), dtype=np.float64),
+                     np.frombuffer(base64.b64decode(values), dtype=np.float64))
+    return store
+
+
+def start_offsets(partitions: Sequence[int], units: Sequence[RuleUnit],
+                  checkpoints: Mapping[int, MergeCheckpoint]) -> dict[int, int]:
+    """Where this process starts reading each partials partition: from the beginning while any unit has
+    no checkpoint, else the oldest replay offset of any shard."""
+    known = {k for cp in checkpoints.values() for k in cp.units}
+    if any(u.key not in known for u in units):
+        return dict.fromkeys(partitions, 0)
+    return {p: min((cp.replay[p] for cp in checkpoints.values() if p in cp.replay), default=0)
+            for p in partitions}
+
+
+class RulesMergeStep:
+    """Partials in, owned units advanced as their ticks complete, alerts and recorded samples out."""
+
+    def __init__(self, units: Sequence[RuleUnit], shards: int, factory: MergeEngineFactory,
+                 merge_leaves: MergeLeaves, *, retention: float, owner: str = "",
+                 record_groups: Mapping[str, str] | None = None) -> None:
+        self.units = list(units)
+        self.shards = shards
+        self.factory = factory
+        self.merge_leaves = merge_leaves
+        self.retention = retention
+        self.owner = owner
+        self.record_groups = dict(record_groups or {})
+        self.clocks: dict[int, PartialsClock] = {}
+        self.owned: dict[int, dict[str, MergeUnitState]] = {}
+        self._owner_of: dict[bytes, MergeUnitState] = {}  # unit key (bytes) -> state, owned units only
+        self.records = self.skipped = self.ignored = self.bad = self.failures = 0
+
+    # -- reading
+
+    def start(self, partition: int, offset: int) -> None:
+        clock = self.clocks.setdefault(partition, PartialsClock())
+        clock.next_offset = offset
+
+    def ingest(self, partition: int, offset: int, key: bytes | None, raw: bytes,
+               headers: Sequence[tuple[str, bytes]] | None = None) -> None:
+        """One record of the partials topic. A record of a unit this process does not own is not decoded."""
+        clock = self.clocks.setdefault(partition, PartialsClock())
+        if offset < clock.next_offset:
+            return
+        clock.next_offset = offset + 1
+        self.records += 1
+        wm = _header_wm(headers)
+        if wm is not None:
+            clock.wm = max(clock.wm, wm)
+        if key == HEARTBEAT_KEY:
+            try:
+                empty = bool(orjson.loads(raw).get("empty"))
+            except (orjson.JSONDecodeError, AttributeError):
+                self.bad += 1
+                return
+            if empty and not clock.seen:
+                clock.empty = True
+            elif not empty:
+                clock.seen = True
+                if wm is not None:
+                    clock.through = max(clock.through, wm)
+            return
+        st = self._owner_of.get(key or b"")
+        if st is None:
+            self.skipped += 1
+            t = _tick_only(raw)  # the completeness every unit learns from it needs the tick, cheaply
+            if t is not None:
+                self._saw_tick(clock, None, t)
+            return
+        try:
+            d = orjson.loads(raw)
+            t, groups = float(d["t"]), d["groups"]
+            if not isinstance(groups, dict):
+                raise TypeError("groups is not an object")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            self.bad += 1
+            log.warning("rules merge: unreadable partials record %r at partition %d offset %d", key, partition,
+                        offset)
+            return
+        self._saw_tick(clock, st.unit.key, t)
+        if t <= st.done:
+            self.ignored += 1  # evaluated already (a replay after a restart or a takeover)
+            return
+        by_partition = st.pending.setdefault(t, {})
+        if partition in by_partition:
+            self.ignored += 1  # read twice
+            return
+        by_partition[partition] = (offset, groups)
+
+    @staticmethod
+    def _saw_tick(clock: PartialsClock, unit: str | None, t: float) -> None:
+        clock.seen = True
+        clock.through = max(clock.through, math.nextafter(t, -math.inf))
+        if unit is not None:
+            clock.units[unit] = max(clock.units.get(unit, -math.inf), t)
+
+    def ready(self, unit: str) -> float:
+        """The newest time every tick at or before which has all its partials read, for `unit`."""
+        marks = [c.complete(unit) for c in self.clocks.values() if c.seen or not c.empty]
+        return min(marks) if marks else -math.inf
+
+    # -- owning shards
+
+    def own(self, shard: int, checkpoint: MergeCheckpoint | None) -> None:
+        states: dict[str, MergeUnitState] = {}
+        for unit in self.units:
+            if unit.shard(self.shards) != shard:
+                continue
+            st = MergeUnitState(unit, SeriesStore(math.inf))
+            if checkpoint is not None and unit.key in checkpoint.units:
+                if unit.key in checkpoint.stores:
+                    st.store = load_store(checkpoint.stores[unit.key])
+                st.engine = self.factory(unit, checkpoint.units[unit.key], -math.inf, self._leaves_of(st))
+                st.done = checkpoint.done.get(unit.key, -math.inf)
+            states[unit.key] = st
+            self._owner_of[unit.key.encode()] = st
+        if checkpoint is not None:
+            for p, c in checkpoint.clocks.items():
+                self.clocks.setdefault(p, PartialsClock()).learn(c)
+        self.owned[shard] = states
+
+    def release(self, shard: int) -> None:
+        for key in self.owned.pop(shard, {}):
+            self._owner_of.pop(key.encode(), None)
+
+    def rewind_to(self, offsets: Mapping[int, int]) -> dict[int, int]:
+        """Read partitions again from `offsets` where they are behind this reader; returns those seeks."""
+        seeks = {}
+        for p, o in offsets.items():
+            clock = self.clocks.setdefault(p, PartialsClock())
+            if o < clock.next_offset:
+                clock.next_offset = o
+                seeks[p] = o
+        return seeks
+
+    def checkpoint(self, shard: int) -> MergeCheckpoint:
+        states = self.owned.get(shard, {})
+        units, stores, done = {}, {}, {}
+        for key, st in states.items():
+            if st.engine is None:
+                continue
+            units[key] = st.engine.snapshot()
+            stores[key] = dump_store(st.store, st.done - self.retention)
+            done[key] = st.done
+        replay = {}
+        for p, clock in self.clocks.items():
+            waiting = [o for st in states.values() for parts in st.pending.values()
+                       for q, (o, _) in parts.items() if q == p]
+            replay[p] = min(waiting, default=clock.next_offset)
+        keys = list(states)
+        return MergeCheckpoint(shard, self.owner, units, stores, done, replay,
+                               {p: c.state(keys) for p, c in self.clocks.items()})
+
+    # -- evaluating
+
+    def advance(self) -> list[UnitOutput]:
+        outputs = []
+        for states in self.owned.values():
+            for st in states.values():
+                out = self._advance_unit(st)
+                if out is not None:
+                    outputs.append(out)
+        return outputs
+
+    def _advance_unit(self, st: MergeUnitState) -> UnitOutput | None:
+        ready = self.ready(st.unit.key)
+        if ready <= st.done:
+            return None
+        if st.engine is None:
+            if not st.pending:
+                return None
+            origin = min(st.pending)  # the unit's first tick in any partition
+            if ready < origin:
+                return None
+            st.engine = self.factory(st.unit, None, origin, self._leaves_of(st))
+        try:
+            step = st.engine.advance(st.store, ready)
+        except Exception:  # one unit's failure must not stop the others, nor the worker
+            self.failures += 1
+            log.exception("rules merge: unit %s failed at %s", st.unit.key, ready)
+            return None
+        finally:
+            st.done = ready
+            for t in [t for t in st.pending if t <= ready]:
+                del st.pending[t]
+        cutoff = ready - self.retention
+        if cutoff - st.pruned_before >= PRUNE_EVERY:
+            st.store.prune(cutoff)
+            st.pruned_before = cutoff
+        if step.alerts or step.recorded:
+            return unit_output(st.unit, [step], self.record_groups)
+        return None
+
+    def _leaves_of(self, st: MergeUnitState) -> LeavesFn:
+        def leaves(group: str, rule: int, t: float) -> Any:
+            parts = st.pending.get(t, {})
+            got = []
+            for p in sorted(parts):
+                rules = parts[p][1].get(group)
+                if rules is not None and rule < len(rules):
+                    got.append(rules[rule])
+            return self.merge_leaves(group, rule, got)
+
+        return leaves
+
+    def produced(self, unit_key: str, partition: int, offset: int) -> None:
+        """Nothing to wait for: this stage never reads its recorded output back (it is in the unit's store)."""
+
+    def take_failures(self) -> list[EvalFailure]:
+        return [f for states in self.owned.values() for st in states.values() if st.engine is not None
+                for f in st.engine.failures.take()]
+
+    def owned_units(self) -> list[str]:
+        return [k for states in self.owned.values() for k in states]
+
+
+def _header_wm(headers: Sequence[tuple[str, bytes]] | None) -> float | None:
+    for name, value in headers or ():
+        if name == WM_HEADER:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _tick_only(raw: bytes) -> float | None:
+    """The tick of a partials record, read from its head without decoding the partials (`{"v":1,"t":...`)."""
+    at = raw.find(b'"t":', 0, 64)
+    if at < 0:
+        return None
+    end = at + 4
+    while end < len(raw) and raw[end:end + 1] not in (b",", b"}"):
+        end += 1
+    try:
+        return float(raw[at + 4:end])
+    except ValueError:
+        return None
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _float(x: float | None) -> float:
+    return -math.inf if x is None else float(x)
