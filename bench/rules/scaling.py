@@ -35,7 +35,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ class Workload:
     samples: int  # measured samples (the scrapes of the measured ticks)
     event_seconds: float
     tick_points: list[Batch]  # the measured ticks' points, for the baseline
+    semantics: Any
 
 
 def build(n_series: int, n_rules: int, n_ticks: int, warmup: float, history: float, partitions: int,
@@ -107,7 +108,7 @@ def build(n_series: int, n_rules: int, n_ticks: int, warmup: float, history: flo
             tick_points.append(batch)
             samples += sum(len(b[2]) for b in batch)
     return Workload(series, groups, loaded, partitions, hist, ticks, n_warm, samples, n_ticks * INTERVAL,
-                    tick_points)
+                    tick_points, semantics)
 
 
 def prefill(store: SeriesStore, history: Batch, keep: Callable[[dict[str, str]], bool] = lambda labels: True) -> None:
@@ -168,117 +169,143 @@ def single_store(w: Workload) -> dict[str, float]:
 
 @dataclass
 class PartitionCost:
-    ingest: float = 0.0
+    ingest: float = 0.0  # reading its samples messages into its store (decode, clocks, append)
     partial: float = 0.0  # sharding.partial of every rule due
-    encode: float = 0.0  # partials_to_json + orjson: the partials record
+    encode: float = 0.0  # partials_to_json + orjson: the partials records
     records: int = 0
     bytes: int = 0
 
 
 @dataclass
 class MergeCost:
-    read: float = 0.0  # decoding every partials record (orjson + partials_from_json)
-    merge: float = 0.0  # sharding.merge
-    engine: float = 0.0  # RuleEngine on the merged leaves: the rest of each expression, alert states, records
-    per_unit: dict[str, float] = field(default_factory=dict)  # merge + engine per unit
+    read_owned: float = 0.0  # RulesMergeStep.ingest of every record (its units owned: decoded)
+    read_all: float = 0.0  # RulesMergeStep.ingest of every record by a process owning no unit (tick only)
+    merge: float = 0.0  # sharding.merge (partials_from_json + merge), inside the engine's leaves callback
+    engine: float = 0.0  # the rest of RulesMergeStep.advance: RuleEngine on the merged leaves, alert states
+    alerts: int = 0
+    recorded: int = 0
+
+
+class PartialStage:
+    """One samples partition's partial stage: its messages into its own store, and at each tick every
+    rule's partials as one record per unit. Until `agents.rules_partial_step` lands, the full step's
+    intake (`RulesStep` owning nothing: the same `SampleIntake` the partial step shares) and
+    `sharding.partial` directly."""
+
+    def __init__(self, w: Workload, p: int, keep: Callable[[dict[str, str]], bool]) -> None:
+        loaded = w.loaded
+        self.p = p
+        self.step = RulesStep([], 1, loaded.engine_factory, lateness=LATENESS, retention=loaded.retention,
+                              history=loaded.retention)
+        prefill(self.step.store, w.history, keep)
+        self.step.start(p, Mark(0, -math.inf, -math.inf))
+        self.step.seen_end(p, 0)
+        self.offset = 0
+        self.units = loaded.units
+        self.by_name = {g.name: g for g in w.groups}
+
+    def ingest(self, msgs: list[tuple[int, bytes, bytes]], now: float) -> None:
+        for q, key, value in msgs:
+            if q == self.p:
+                self.step.ingest(self.p, self.offset, key, value, now)
+                self.offset += 1
+        self.step.advance()  # flush and prune (it owns no unit)
+
+    @property
+    def watermark(self) -> float:
+        return self.step.watermark
+
+    def tick(self, plans: dict[tuple[str, int], Any], t: float, cost: PartitionCost) -> list[tuple[bytes, bytes]]:
+        from watchkeeper.core.promql import sharding
+
+        c0 = cpu()
+        parts = {key: sharding.partial(plan, t, self.step.store) for key, plan in plans.items()}
+        c1 = cpu()
+        out = []
+        for unit in self.units:
+            groups = {name: [sharding.partials_to_json(parts[(name, i)]) for i in range(len(self.by_name[name].rules))]
+                      for name in unit.groups}
+            out.append((unit.key.encode(), orjson.dumps({"v": 1, "t": t, "groups": groups})))
+        cost.partial += c1 - c0
+        cost.encode += cpu() - c1
+        return out
 
 
 def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
-    """The partial stage per samples partition, then the merge stage per tick, with `core.promql.sharding`."""
-    from watchkeeper.core.promql import sharding
-    from watchkeeper.core.rules.engine import RuleEngine
+    """The partial stage per samples partition, then the merge stage (`RulesMergeStep`, what the worker
+    runs) over their records in partition order, with `core.promql.sharding`."""
+    from watchkeeper.agents.rules_merge_wiring import merge_step_factory, rule_plans
 
     loaded = w.loaded
-    by_name = {g.name: g for g in w.groups}
-    units = loaded.units
-    # merge-local metrics: a unit's own recordings and the alert series (design: read from the merge store)
-    plans: dict[str, list[Any]] = {}
-    for unit in units:
-        local = {r.record for name in unit.groups for r in by_name[name].rules if r.record}
-        local |= {"ALERTS", "ALERTS_FOR_STATE"}
-        for name in unit.groups:
-            plans[name] = [sharding.plan(r.expr, lambda m, local=local: m is not None and m in local)
-                           for r in by_name[name].rules]
-    described = "; ".join(sorted({p.describe() for ps in plans.values() for p in ps}))
-
-    instance_part = {}
-    for _, scrapes in w.ticks[:1]:
-        for _, msgs in scrapes[:1]:
-            for p, key, _ in msgs:
-                instance_part[key.decode()] = p
+    plans = rule_plans(loaded.groups)
+    described = "; ".join(sorted({p.describe() for p in plans.values()}))
+    instance_part = {key.decode(): p for _, scrapes in w.ticks[:1] for _, msgs in scrapes[:1] for p, key, _ in msgs}
+    stages = [PartialStage(w, p, lambda labels, p=p: instance_part[labels["instance"]] == p)
+              for p in range(w.partitions)]
     costs = [PartitionCost() for _ in range(w.partitions)]
-    steps = []
-    for p in range(w.partitions):
-        step = RulesStep([], 1, loaded.engine_factory, lateness=LATENESS, retention=loaded.retention,
-                         history=loaded.retention)
-        prefill(step.store, w.history, lambda labels, p=p: instance_part[labels["instance"]] == p)
-        step.start(p, Mark(0, -math.inf, -math.inf))
-        step.seen_end(p, 0)
-        steps.append(step)
-
-    current: dict[tuple[str, int], Any] = {}  # (group, rule index) -> merged leaves, for the engine's callback
-    engines = {u.key: RuleEngine([by_name[n] for n in u.groups], semantics=loaded_semantics(w),
-                                 leaves=lambda g, i, t: current.get((g.name if hasattr(g, "name") else g, i)))
-               for u in units}
-    merge_stores = {u.key: SeriesStore(loaded.retention) for u in units}
+    make = merge_step_factory(loaded, 1, w.semantics)
+    merger, reader = make("bench"), make("reader")  # owns every unit / owns none: the read every process does
     mc = MergeCost()
+    merge_leaves = merger.merge_leaves
+    in_merge = [0.0]
+
+    def timed_merge(group: str, rule: int, parts: Any) -> Any:
+        c0 = cpu()
+        try:
+            return merge_leaves(group, rule, parts)
+        finally:
+            in_merge[0] += cpu() - c0
+
+    merger.merge_leaves = timed_merge
+    merger.own(0, None)
+    for p in range(w.partitions):
+        merger.start(p, 0)
+        reader.start(p, 0)
     offsets = [0] * w.partitions
+
+    def send(p: int, records: list[tuple[bytes, bytes]], measured: bool) -> None:
+        headers = [("wk-wm", repr(stages[p].watermark).encode())]
+        c0 = cpu()
+        for key, value in records:
+            merger.ingest(p, offsets[p], key, value, headers)
+            offsets[p] += 1
+        c1 = cpu()
+        for i, (key, value) in enumerate(records):
+            reader.ingest(p, offsets[p] - len(records) + i, key, value, headers)
+        c2 = cpu()
+        if measured:
+            mc.read_owned += c1 - c0
+            mc.read_all += c2 - c1
+
     for k, (t, scrapes) in enumerate(w.ticks):
         measured = k >= w.warmup_ticks
         for ts, msgs in scrapes:
-            for p in range(w.partitions):
+            for p, stage in enumerate(stages):
+                before = stage.watermark
                 c0 = cpu()
-                step = steps[p]
-                for q, key, value in msgs:
-                    if q == p:
-                        step.ingest(p, offsets[p], key, value, ts)
-                        offsets[p] += 1
-                step.advance()
+                stage.ingest(msgs, ts)
                 if measured:
                     costs[p].ingest += cpu() - c0
-        if k == 0:
-            for eng in engines.values():
-                eng.start_at(t)
-        # the partial stage of every partition at tick t (every group is due: one interval for all)
-        records: list[dict[str, bytes]] = [{} for _ in range(w.partitions)]
-        for p in range(w.partitions):
-            c0 = cpu()
-            parts = {name: [sharding.partial(pl, t, steps[p].store) for pl in ps] for name, ps in plans.items()}
-            c1 = cpu()
-            for unit in units:
-                value = orjson.dumps({"v": 1, "t": t, "groups": {
-                    name: [sharding.partials_to_json(x) for x in parts[name]] for name in unit.groups}})
-                records[p][unit.key] = value
-            c2 = cpu()
+                if stage.watermark < t and stage.watermark > before:  # moved, no tick due: a heartbeat
+                    send(p, [(b"~wm", b'{"v":1,"empty":false}')], measured)
+        for p, stage in enumerate(stages):
+            assert stage.watermark >= t, (stage.watermark, t)
+            records = stage.tick(plans, t, costs[p] if measured else PartitionCost())
             if measured:
-                costs[p].partial += c1 - c0
-                costs[p].encode += c2 - c1
-                costs[p].records += len(units)
-                costs[p].bytes += sum(len(v) for v in records[p].values())
-        # the merge stage: every unit, partials in partition order
-        for unit in units:
-            c0 = cpu()
-            decoded = [orjson.loads(records[p][unit.key])["groups"] for p in range(w.partitions)]
-            per_rule = {name: [[sharding.partials_from_json(d[name][i]) for d in decoded]
-                               for i in range(len(plans[name]))] for name in unit.groups}
-            c1 = cpu()
-            current.clear()
-            for name in unit.groups:
-                for i, pl in enumerate(plans[name]):
-                    current[(name, i)] = sharding.merge(pl, per_rule[name][i])
-            c2 = cpu()
-            engines[unit.key].advance(merge_stores[unit.key], t)
-            c3 = cpu()
-            if measured:
-                mc.read += c1 - c0
-                mc.merge += c2 - c1
-                mc.engine += c3 - c2
-                mc.per_unit[unit.key] = mc.per_unit.get(unit.key, 0.0) + c3 - c1
+                costs[p].records += len(records)
+                costs[p].bytes += sum(len(v) for _, v in records)
+            send(p, records, measured)
+        in_merge[0] = 0.0
+        c0 = cpu()
+        outputs = merger.advance()
+        spent = cpu() - c0
+        if measured:
+            mc.merge += in_merge[0]
+            mc.engine += spent - in_merge[0]
+            mc.alerts += sum(len(o.alerts) for o in outputs)
+            mc.recorded += sum(len(o.recorded) for o in outputs)
+    assert merger.failures == 0 and merger.bad == 0, (merger.failures, merger.bad)
     return costs, mc, described
-
-
-def loaded_semantics(w: Workload) -> Any:
-    return w.groups[0].rules[0].expr.semantics if w.groups and w.groups[0].rules else DEFAULT_SEMANTICS
 
 
 # -- the model -------------------------------------------------------------------------------------------
@@ -310,7 +337,9 @@ def report(w: Workload, base: float, single: dict[str, float] | None,
         costs, mc, described = part
         per_part = [(c.ingest + c.partial + c.encode) / secs for c in costs]
         partial = sum(per_part)
-        fixed = (mc.read + mc.merge + mc.engine) / secs
+        merge = (mc.read_owned - mc.read_all + mc.merge + mc.engine) / secs  # all units' merge-stage work
+        read = mc.read_all / secs  # every process's read of the whole partials topic
+        fixed = merge + read
         n_ticks = len(w.tick_points)
         out["partitioned"] = {
             "partial_cpu_per_s": partial, "partial_cpu_per_sample_us": partial / r0 * 1e6,
@@ -318,17 +347,23 @@ def report(w: Workload, base: float, single: dict[str, float] | None,
             "partial_eval_cpu_per_s": sum(c.partial for c in costs) / secs,
             "partial_encode_cpu_per_s": sum(c.encode for c in costs) / secs,
             "per_partition_cpu_per_s": per_part,
-            "partials_bytes_per_tick": sum(c.bytes for c in costs) / n_ticks,
             "partials_records_per_tick": sum(c.records for c in costs) / n_ticks,
-            "merge_read_ms_per_tick": mc.read / n_ticks * 1000, "merge_ms_per_tick": mc.merge / n_ticks * 1000,
+            "partials_bytes_per_tick": sum(c.bytes for c in costs) / n_ticks,
+            "merge_decode_ms_per_tick": (mc.read_owned - mc.read_all) / n_ticks * 1000,
+            "merge_ms_per_tick": mc.merge / n_ticks * 1000,
             "merge_engine_ms_per_tick": mc.engine / n_ticks * 1000,
-            "merge_cpu_per_s": fixed, "largest_unit_merge_cpu_per_s": max(mc.per_unit.values(), default=0) / secs,
+            "read_all_ms_per_tick": mc.read_all / n_ticks * 1000,
+            "merge_cpu_per_s": merge, "read_all_cpu_per_s": read,
             "ratio_partial_to_baseline": partial / (base / secs), "ratio_merge_to_baseline": fixed / (base / secs),
+            "alert_messages": mc.alerts, "recorded_messages": mc.recorded,
             "plans": described,
         }
         out["max_samples_per_s"] = {
             str(p): max_rate(r0, partial, fixed, p, CORES, w.partitions) for p in (1, 2, 4)}
-        out["projection_2core_machines"] = {
+        out["max_samples_per_s_units_spread"] = {  # merge work split evenly over the processes instead
+            str(p): max_rate(r0, partial, read + merge / min(p, len(w.loaded.units)), p, CORES, w.partitions)
+            for p in (1, 2, 4)}
+        out["projection_2core_machines"] = {  # 2 processes per machine, samples partitions >= processes
             str(n): max_rate(r0, partial, fixed, 2 * n, 2 * n, max(w.partitions, 2 * n)) for n in (1, 2, 4, 8, 16)}
         out["projection_limit_samples_per_s"] = r0 / fixed if fixed else math.inf
     return out
