@@ -240,10 +240,14 @@ def test_two_worker_processes_give_the_same_alerts_as_one(wk_config: Config, tmp
     assert canonical(got) == canonical(want), pair.logs()
 
 
+@pytest.mark.parametrize("evaluation", ["full", "partitioned"])
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
 def test_a_restarted_worker_neither_loses_nor_repeats_transitions(wk_config: Config, tmp_path: Path,
-                                                                  workers_factory: Any, how: int) -> None:
+                                                                  workers_factory: Any, how: int,
+                                                                  evaluation: str) -> None:
+    """In either mode (partitioned: the partial and the merge stage both restart)."""
     cfg = rules_config(wk_config, tmp_path)
+    cfg.rules.evaluation = evaluation  # type: ignore[assignment]
     t = cfg.kafka.topics
     asyncio.run(produce(cfg.kafka.bootstrap, t.samples, messages(0, 420)))
     workers = workers_factory(cfg)

@@ -1,0 +1,100 @@
+"""The merge stage of partitioned rule evaluation (``rules.evaluation: partitioned``): every worker process
+reads every partition of ``<app_id>-rule-partials`` (what the partial stage, `agents.rules_partial_agent`,
+made of each samples partition), owns rule units through the shard consumer group as the full mode does,
+merges each owned unit's partials tick by tick (`agents.rules_merge_step`) and publishes as the full mode:
+alert state changes on `wk.alerts` (key = fingerprint), recording-rule results on `wk.samples` (key
+``rules/<group>``). Each owned shard is checkpointed on ``<app_id>-rule-state``: its units' engines and
+stores, and where in the partials a replay starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer
+
+from watchkeeper.agents.rule_shard_runner import ShardedRuleRunner
+from watchkeeper.agents.rules_merge_step import MergeCheckpoint, RulesMergeStep, decode_merge_or_none, start_offsets
+from watchkeeper.agents.rules_merge_wiring import merge_step_factory
+from watchkeeper.agents.rules_wiring import LoadedRules
+from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.topics import ensure_topics
+from watchkeeper.runtime.ownership import Event, Phase
+from watchkeeper.runtime.partition_log import last_records
+
+log = logging.getLogger("watchkeeper.rules")
+
+
+def partials_topic(cfg: Config) -> str:
+    return f"{cfg.worker.app_id}-rule-partials"
+
+
+def register_merge(app: faust.App, cfg: Config, loaded: LoadedRules) -> None:
+    runner = RulesMergeRunner(cfg, merge_step_factory(loaded, cfg.rules.shards, cfg.rules.semantics))
+    app.rules_merge_runner = runner  # type: ignore[attr-defined]
+
+    @app.task
+    async def rules_merge() -> None:
+        await runner.run()
+
+
+class RulesMergeRunner(ShardedRuleRunner[RulesMergeStep]):
+    """Reads the partials topic, owns rule shards, merges, evaluates and publishes. One per worker process."""
+
+    def decode(self, raw: bytes | None) -> MergeCheckpoint | None:
+        return decode_merge_or_none(raw)
+
+    async def _input_topic(self, reader: AIOKafkaConsumer) -> str:
+        """The partials topic, created here too (with a partition per samples partition) so that either
+        stage may start first."""
+        samples = await self._partitions(reader, self.cfg.kafka.topics.samples)
+        topic = partials_topic(self.cfg)
+        await ensure_topics(self.cfg.kafka.bootstrap, {topic: len(samples)}, self.cfg.kafka.replication_factor)
+        return topic
+
+    def _start(self, partitions: list[int], checkpoints: dict[int, Any]) -> dict[int, int]:
+        out = start_offsets(partitions, self.step.units, checkpoints)
+        for p, offset in out.items():
+            self.step.start(p, offset)
+        log.info("rules merge: %d units over %d shards; reading %s from offsets %s", len(self.step.units),
+                 self.step.shards, partials_topic(self.cfg), out)
+        return out
+
+    def _ingest(self, partition: int, rec: Any) -> None:
+        self.step.ingest(partition, rec.offset, rec.key, rec.value or b"", rec.headers)
+
+    async def assigned(self, shards: list[int]) -> None:
+        for s in shards:
+            self.shard_own.transition(s, Event.ASSIGN)
+        async with self.lock:
+            shards = self.shard_own.in_phase(Phase.ASSIGNED)
+            for s in shards:
+                self.shard_own.transition(s, Event.RESUME)
+            try:
+                found = await last_records(self.cfg.kafka.bootstrap, self.state_topic, shards)
+            except BaseException:  # left ASSIGNED: the next assignment resumes them
+                for s in shards:
+                    if self.shard_own.phase(s) is Phase.RESUMING:
+                        self.shard_own.transition(s, Event.FAILED)
+                raise
+            step = self.step
+            for s in shards:
+                if self.shard_own.phase(s) is not Phase.RESUMING:  # revoked meanwhile
+                    continue
+                rec = found.get(s)
+                cp = decode_merge_or_none(rec.value) if rec is not None else None
+                step.own(s, cp)
+                # Read again what the shard's previous owner had not evaluated (a unit without a checkpoint:
+                # everything); what this process evaluated already is ignored on the way.
+                fresh = [k for k in step.owned[s] if cp is None or k not in cp.units]
+                again = dict.fromkeys(step.clocks, 0) if fresh else (cp.replay if cp is not None else {})
+                seeks = step.rewind_to(again)
+                if seeks:
+                    self._rewind = {**self._rewind, **{p: min(o, self._rewind.get(p, o)) for p, o in seeks.items()}}
+                    self.rewinds += 1
+                self._written.pop(s, None)
+                self.shard_own.transition(s, Event.RESUMED)
+            log.info("rules merge: %s owns shards %s (units %s)", self.owner, sorted(step.owned),
+                     step.owned_units())

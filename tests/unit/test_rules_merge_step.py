@@ -1,0 +1,208 @@
+"""The merge stage without a broker: partials records made by hand (real `sharding.partial` over one store
+per samples partition), read in any order, twice, with partitions empty or failing; the alerts must be the
+ones a single store of every sample gives (the full mode's engine), each transition once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import orjson
+
+from watchkeeper.agents.rules_merge_step import HEARTBEAT_KEY, MergeCheckpoint, RulesMergeStep, start_offsets
+from watchkeeper.agents.rules_merge_wiring import merge_step_factory
+from watchkeeper.agents.rules_wiring import LoadedRules, loaded_rules
+from watchkeeper.core.promql import sharding
+from watchkeeper.core.promql.series_store import SeriesStore
+from watchkeeper.core.rules.engine import RuleEngine
+from watchkeeper.core.rules.loader import load_rules_text
+from watchkeeper.core.rules.unit_plans import unit_plans
+from watchkeeper.schemas.alerts import AlertEvent
+from watchkeeper.schemas.codec import decode
+from watchkeeper.schemas.samples import SampleBatch
+
+RULES = """
+groups:
+  - name: rates
+    interval: 30s
+    rules:
+      - record: job:req:rate1m
+        expr: sum by (job) (rate(req_total[1m]))
+  - name: alerts
+    interval: 30s
+    rules:
+      - alert: RateHigh
+        expr: job:req:rate1m > 5
+        for: 1m
+      - alert: HotHost
+        expr: temp > 50
+        keep_firing_for: 30s
+      - alert: NoTemp
+        expr: absent(temp{host="c"})
+"""
+PARTITIONS = 3  # partition 2 gets nothing
+
+
+def loaded() -> LoadedRules:
+    return loaded_rules(load_rules_text(RULES, "rules.yml"), shards=1, lateness=0.0)
+
+
+def rate(t: float) -> float:
+    return 10.0 if 120 <= t < 300 else 1.0
+
+
+def partition_stores(end: float) -> list[SeriesStore]:
+    """Partition 0: instance 1 of the counter and host a; partition 1: instance 2 and host b; 2: empty."""
+    stores = [SeriesStore(math.inf) for _ in range(PARTITIONS)]
+    ts = np.arange(0.0, end, 10.0)
+    counter = np.cumsum([rate(t) * 10 / 2 for t in ts])
+    counter[ts >= 200] -= counter[ts == 190][0]  # a counter reset on instance 2 only, below
+    for p, (inst, host) in enumerate([("1", "a"), ("2", "b")]):
+        values = np.cumsum([rate(t) * 10 / 2 for t in ts]) if p == 0 else counter
+        stores[p].append("req_total", {"job": "api", "instance": inst}, ts, values)
+        temp = np.where((ts >= 60) & (ts < 150), 60.0, 20.0) if host == "a" else np.full(len(ts), 20.0)
+        keep = ts < 240 if host == "b" else ts >= 0  # host b goes quiet: staleness after 5 min
+        stores[p].append("temp", {"host": host}, ts[keep], temp[keep])
+    return stores
+
+
+Rec = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+def records(lr: LoadedRules, stores: list[SeriesStore], ticks: Iterable[float]) -> dict[int, list[Rec]]:
+    """Per partition, the partial stage's records for `ticks` (every unit, every tick), heartbeats between;
+    partition 2 sends only `empty`."""
+    out: dict[int, list[Rec]] = {p: [] for p in range(PARTITIONS)}
+    plans = unit_plans(lr.units, lr.groups)
+    for t in ticks:
+        for p in (0, 1):
+            wm = str(t + 5).encode()
+            for up in plans:
+                due = up.due(t)
+                groups = {g.name: [sharding.partials_to_json(sharding.partial(pl, t, stores[p]))
+                                   for pl in up.plans[g.name]] for g in due}
+                out[p].append((up.unit.key.encode(), orjson.dumps({"v": 1, "t": t, "groups": groups}),
+                               [("wk-wm", wm)]))
+            out[p].append((HEARTBEAT_KEY, orjson.dumps({"v": 1, "empty": False}), [("wk-wm", wm)]))
+    out[2].append((HEARTBEAT_KEY, orjson.dumps({"v": 1, "empty": True}), [("wk-wm", b"-inf")]))
+    return out
+
+
+def reference(lr: LoadedRules, stores: list[SeriesStore], end: float) -> list[str]:
+    """The full mode: every sample in one store, one engine."""
+    union = SeriesStore(math.inf)
+    for s in stores:
+        for d in s.select([], -math.inf, math.inf):
+            labels = dict(d.labels)
+            union.append(labels.pop("__name__"), labels, d.ts, d.values)
+    engine = RuleEngine(lr.groups)
+    engine.start_at(0.0)
+    return [e.model_dump_json() for e in engine.advance(union, end).alerts]
+
+
+def new_step(lr: LoadedRules) -> RulesMergeStep:
+    step = merge_step_factory(lr, 1)("test")
+    for p in range(PARTITIONS):
+        step.start(p, 0)
+    step.own(0, None)
+    return step
+
+
+def feed(step: RulesMergeStep, recs: dict[int, list[Rec]],
+         order: Iterable[tuple[int, int]]) -> list[str]:
+    """Ingest (partition, offset) in `order`, advancing after each; the alerts published."""
+    got = []
+    for p, o in order:
+        key, value, headers = recs[p][o]
+        step.ingest(p, o, key, value, headers)
+        for out in step.advance():
+            got += [decode(v, AlertEvent).model_dump_json() for _, v in out.alerts]
+    return got
+
+
+TICKS = [float(t) for t in range(0, 420, 30)]
+END = 420.0
+
+
+def test_partials_read_out_of_order_across_partitions_give_the_single_store_alerts() -> None:
+    lr = loaded()
+    stores = partition_stores(END)
+    want = reference(lr, stores, TICKS[-1])
+    assert {orjson.loads(a)["rule"] for a in want} == {"RateHigh", "HotHost", "NoTemp"}
+    recs = records(lr, stores, TICKS)
+    # partition 1 read entirely before partition 0, the empty partition last
+    order = [(1, o) for o in range(len(recs[1]))] + [(0, o) for o in range(len(recs[0]))] + [(2, 0)]
+    assert feed(new_step(lr), recs, order) == want
+    # interleaved the other way round
+    order = [(2, 0)] + [(p, o) for o in range(len(recs[0])) for p in (0, 1)]
+    assert feed(new_step(lr), recs, order) == want
+
+
+def test_a_partition_that_reported_nothing_holds_the_ticks_back_one_that_is_empty_does_not() -> None:
+    lr = loaded()
+    recs = records(lr, partition_stores(END), TICKS)
+    step = new_step(lr)
+    assert feed(step, recs, [(p, o) for p in (0, 1) for o in range(len(recs[p]))]) == []
+    assert all(step.ready(u.key) == -math.inf for u in lr.units)  # partition 2 unknown yet
+    assert feed(step, recs, [(2, 0)]) != []
+    assert all(step.ready(u.key) >= TICKS[-1] for u in lr.units)
+
+
+def test_records_read_again_after_a_restart_or_twice_double_no_transition() -> None:
+    lr = loaded()
+    stores = partition_stores(END)
+    want = reference(lr, stores, TICKS[-1])
+    recs = records(lr, stores, TICKS)
+    order = [(2, 0)] + [(p, o) for o in range(len(recs[0])) for p in (0, 1)]
+    half = len(order) // 2
+    first = new_step(lr)
+    got = feed(first, recs, order[:half])
+    got += feed(first, recs, order[half - 10:half])  # read twice
+    cp = MergeCheckpoint.decode(first.checkpoint(0).encode())
+    assert cp.replay[0] <= half // 2  # partition 0 has records not evaluated yet: read again from there
+    # A new owner: starts where the checkpoint says, reads everything from there (some of it evaluated).
+    second = merge_step_factory(lr, 1)("second")
+    for p, o in start_offsets(list(range(PARTITIONS)), lr.units, {0: cp}).items():
+        second.start(p, o)
+    second.own(0, cp)
+    rest = [(p, o) for p, o in order if o >= cp.replay[p]]
+    got += feed(second, recs, rest)
+    assert got == want
+
+
+def test_a_rule_error_in_one_partitions_partial_fails_that_rule_for_that_tick_only() -> None:
+    lr = loaded()
+    stores = partition_stores(END)
+    recs = records(lr, stores, TICKS)
+    bad_tick = 120.0
+    for i, (key, value, headers) in enumerate(recs[1]):
+        d = orjson.loads(value)
+        if key == b"alerts" and d["t"] == bad_tick:
+            d["groups"]["alerts"][1] = [{"error": "boom in partition 1"}]
+            recs[1][i] = (key, orjson.dumps(d), headers)
+    step = new_step(lr)
+    order = [(2, 0)] + [(p, o) for o in range(len(recs[0])) for p in (0, 1)]
+    got = feed(step, recs, order)
+    failures = step.take_failures()
+    assert [(f.rule, f.t) for f in failures] == [("HotHost", bad_tick)]
+    assert "boom in partition 1" in failures[0].message
+    rules = {orjson.loads(a)["rule"] for a in got}
+    assert rules == {"RateHigh", "HotHost", "NoTemp"}  # the other rules and ticks evaluated
+
+
+def test_recorded_samples_are_published_and_read_from_the_units_own_store() -> None:
+    lr = loaded()
+    stores = partition_stores(END)
+    recs = records(lr, stores, TICKS)
+    step = new_step(lr)
+    order = [(2, 0)] + [(p, o) for o in range(len(recs[0])) for p in (0, 1)]
+    recorded = []
+    for p, o in order:
+        key, value, headers = recs[p][o]
+        step.ingest(p, o, key, value, headers)
+        for out in step.advance():
+            recorded += [(k, decode(v, SampleBatch)) for k, v in out.recorded]
+    assert {k for k, _ in recorded} == {b"rules/rates"}
+    points = {b.series[0].ts[0]: b.series[0].values[0] for _, b in recorded}
+    assert points[150.0] == 10.0 and points[60.0] == 1.0
