@@ -65,6 +65,12 @@ class PromQLError(CoreError):
     """A PromQL expression that does not parse, uses an unsupported construct, or fails to evaluate."""
 
 
+class LeafError(PromQLError):
+    """A leaf value that stands for an error (core.promql.sharding): evaluate() raises it, as a PromQLError
+    with the same message, when it reaches the leaf, so a partitioned evaluation fails with the error the
+    single-store one would have raised first."""
+
+
 SUPPORTED_AGGREGATIONS = {
     "sum", "avg", "min", "max", "count", "quantile", "topk", "bottomk", "stddev", "stdvar", "group", "count_values",
     "limitk",
@@ -76,6 +82,9 @@ SET_OPERATORS = {"and", "or", "unless"}
 
 Value = Scalar | list[VectorSample] | list[SeriesData]
 _Labels = dict[str, str]
+# Values (or stores) that replace AST nodes, keyed by id(node): the merged results of a partitioned
+# evaluation (core.promql.sharding). A SeriesStore under a selector node: that selector reads it.
+Leaves = Mapping[int, "Value | SeriesStore | LeafError"]
 
 
 @dataclass(frozen=True)
@@ -252,13 +261,16 @@ def _seconds(delta: Any) -> float:
 
 def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: float = 300.0,
              subquery_step: float = DEFAULT_SUBQUERY_STEP,
-             query_range: tuple[float, float, float] | None = None) -> Value:
+             query_range: tuple[float, float, float] | None = None, leaves: Leaves | None = None) -> Value:
     """Evaluate an instant query at event time ``at`` (epoch seconds), as Prometheus' engine would.
 
     ``subquery_step`` is the step of a subquery written without one (`x[5m:]`): Prometheus uses the
     global evaluation_interval, promtool the test file's. ``query_range``: the start, end and step of the
     range query this evaluation is a step of, which `@ start()`, `@ end()` and the functions start(),
     end(), range() and step() read (an instant query starts and ends at ``at``, with step 0).
+    ``leaves``: values of subtrees computed elsewhere (the partitioned path, core.promql.sharding): a node
+    found there is not evaluated, its value is taken (a LeafError is raised); a selector with a SeriesStore
+    there reads that store instead of ``store``.
     """
     parsed = parse(expr) if isinstance(expr, str) else expr
     start, end, step = query_range if query_range is not None else (at, at, 0.0)
@@ -267,6 +279,8 @@ def evaluate(expr: ParsedExpr | str, at: float, store: SeriesStore, lookback: fl
     ev = _Evaluation(at, store, lookback, parsed.text, parsed.dotall, start, subquery_step,
                      parsed.semantics == "prometheus3", end)
     ev.query_step = step
+    if leaves:
+        ev.leaves = leaves
     return ev.eval(parsed.node)
 
 
@@ -305,6 +319,7 @@ def _drop_name(labels: Mapping[str, str], metadata: bool = False) -> _Labels:
 
 
 _METADATA = frozenset((NAME, "__type__", "__unit__"))
+_NO_LEAVES: Leaves = {}
 
 
 def _check_unique(vector: list[VectorSample], expr: str) -> list[VectorSample]:
@@ -340,6 +355,28 @@ class _Evaluation:
         self.query_end = self.query_time if query_end is None else query_end
         self.query_step = 0.0
         self.subquery_step = subquery_step
+        self.leaves: Leaves = _NO_LEAVES
+
+    def leaf(self, node: Any) -> Value | None:
+        """The value given for ``node`` in ``leaves`` (None: evaluate it); a LeafError is raised."""
+        hit = self.leaves.get(id(node))
+        if hit is None or isinstance(hit, SeriesStore):
+            return None
+        if isinstance(hit, LeafError):
+            raise PromQLError(str(hit))
+        return hit if isinstance(hit, Scalar) else list(hit)  # type: ignore[return-value]
+
+    def reading(self, store: SeriesStore) -> _Evaluation:
+        """This evaluation over another store, without leaves: what a subtree planned as raw reads."""
+        ev = _Evaluation(self.at, store, self.lookback, self.text, self.dotall, self.query_time, self.subquery_step,
+                         self.left_open, self.query_end)
+        ev.query_step = self.query_step
+        return ev
+
+    def store_for(self, selector: Any) -> SeriesStore:
+        """The store a vector selector reads: its own in ``leaves`` (raw partials merged), else the main one."""
+        hit = self.leaves.get(id(selector)) if self.leaves else None
+        return hit if isinstance(hit, SeriesStore) else self.store
 
     def base_time(self, at: Any) -> float:
         """The time a selector or subquery reads at, before its offset: its @ modifier's, or now."""
@@ -353,6 +390,13 @@ class _Evaluation:
         return PromQLError(f"{message} (in {self.text!r})")
 
     def eval(self, node: Any) -> Value:
+        if self.leaves:
+            hit = self.leaf(node)
+            if hit is not None:
+                return hit
+            store = self.leaves.get(id(node))
+            if isinstance(store, SeriesStore) and not isinstance(node, pp.VectorSelector):
+                return self.reading(store).eval(node)
         if isinstance(node, pp.NumberLiteral):
             return Scalar(float(node.val))
         if isinstance(node, pp.ParenExpr):
@@ -408,20 +452,22 @@ class _Evaluation:
             return self.smoothed_selector(node, ref)
         matchers = self.matchers(node, self.dotall)
         start = ref - self.lookback + self.edge
+        store = self.store_for(node)
 
         def select() -> tuple[list[VectorSample], int]:
-            latest = self.store.latest(matchers, start, ref)
+            latest = store.latest(matchers, start, ref)
             vec = [VectorSample(labels, value) for labels, value in latest if value == value or not is_stale(value)]
             return vec, len(vec)
 
         # Shared by every rule reading this selector at this time (see SeriesStore.memo)
-        return list(self.store.memo(exact_name(matchers), ("instant", *matchers, start, ref), select))
+        return list(store.memo(exact_name(matchers), ("instant", *matchers, start, ref), select))
 
     def smoothed_selector(self, node: Any, ref: float) -> list[VectorSample]:
         """`x smoothed`: each series' value interpolated at ``ref`` from the samples within a lookback
         either side (engine.go smoothSeries); the name is kept."""
         out = []
-        for series in self.store.select(self.matchers(node, self.dotall), ref - self.lookback, ref + self.lookback):
+        for series in self.store_for(node).select(self.matchers(node, self.dotall), ref - self.lookback,
+                                                  ref + self.lookback):
             fresh = ~stale_mask(series.values)
             ts = np.rint(series.ts[fresh] * 1000.0).astype(np.int64)
             value = extended_ranges.smoothed_value(ts, series.values[fresh], _to_ms(ref))
@@ -436,6 +482,10 @@ class _Evaluation:
     def subquery(self, node: Any) -> list[SeriesData]:
         """`expr[range:step]`: expr evaluated at every multiple of step in [t - offset - range, t - offset]
         (left-open in Prometheus 3); one series per label set, points where expr had a value."""
+        if self.leaves:
+            hit = self.leaf(node)
+            if hit is not None:
+                return hit  # type: ignore[return-value]
         step_ms = _to_ms(_seconds(node.step) if node.step is not None else self.subquery_step)
         if step_ms <= 0:
             raise self.error("a subquery needs a positive step")
@@ -448,6 +498,7 @@ class _Evaluation:
             inner = _Evaluation(t_ms / 1000.0, self.store, self.lookback, self.text, self.dotall, self.query_time,
                                 self.subquery_step, self.left_open, self.query_end)
             inner.query_step = self.query_step
+            inner.leaves = self.leaves
             value = inner.eval(node.expr)
             if isinstance(value, Scalar):
                 samples = [VectorSample({}, value.value)]
@@ -462,6 +513,10 @@ class _Evaluation:
         return [SeriesData(lb, np.array(ts), np.array(vs)) for lb, ts, vs in points.values()]
 
     def range_selector(self, node: Any) -> list[SeriesData]:
+        if self.leaves:
+            hit = self.leaf(node)
+            if hit is not None:
+                return hit  # type: ignore[return-value]
         vs = node.vector_selector
         end = self.base_time(vs.at) - _seconds(vs.offset)
         start = end - _seconds(node.range)
@@ -469,7 +524,7 @@ class _Evaluation:
         if kind is not None:
             return self.extended_range_selector(node, kind, start, end)
         out = []
-        for series in self.store.select(self.matchers(vs, self.dotall), start + self.edge, end):
+        for series in self.store_for(vs).select(self.matchers(vs, self.dotall), start + self.edge, end):
             fresh = ~stale_mask(series.values)
             if fresh.any():
                 out.append(SeriesData(series.labels, series.ts[fresh], series.values[fresh]))
@@ -481,8 +536,9 @@ class _Evaluation:
         range plus the values at its two ends, as points at its start and end."""
         smoothed = kind == "smoothed"
         out = []
-        for series in self.store.select(self.matchers(node.vector_selector, self.dotall), start - self.lookback,
-                                        end + (self.lookback if smoothed else 0.0)):
+        vs = node.vector_selector
+        for series in self.store_for(vs).select(self.matchers(vs, self.dotall), start - self.lookback,
+                                                end + (self.lookback if smoothed else 0.0)):
             fresh = ~stale_mask(series.values)
             ts = np.rint(series.ts[fresh] * 1000.0).astype(np.int64)
             t, v = extended_ranges.extend_floats(ts, series.values[fresh], _to_ms(start), _to_ms(end), smoothed)
@@ -498,8 +554,8 @@ class _Evaluation:
         start_ms = end_ms - _to_ms(_seconds(node.range))
         smoothed = kind == "smoothed"
         out = []
-        for series in self.store.select(self.matchers(vs, self.dotall), start_ms / 1000.0 - self.lookback,
-                                        end_ms / 1000.0 + (self.lookback if smoothed else 0.0)):
+        for series in self.store_for(vs).select(self.matchers(vs, self.dotall), start_ms / 1000.0 - self.lookback,
+                                                end_ms / 1000.0 + (self.lookback if smoothed else 0.0)):
             fresh = ~stale_mask(series.values)
             ts = np.rint(series.ts[fresh] * 1000.0).astype(np.int64)
             values = series.values[fresh]
@@ -681,7 +737,8 @@ class _Evaluation:
         arg = _unparen(args[0])
         if isinstance(arg, pp.VectorSelector):
             ref = self.base_time(arg.at) - _seconds(arg.offset)
-            found = self.store.latest_points(self.matchers(arg, self.dotall), ref - self.lookback + self.edge, ref)
+            found = self.store_for(arg).latest_points(self.matchers(arg, self.dotall), ref - self.lookback + self.edge,
+                                                      ref)
             return [VectorSample(self.drop_name(labels), _to_ms(ts) / 1000.0)
                     for labels, ts, value in found if not is_stale(value)]
         return self.map_values(args, lambda _: _to_ms(self.at) / 1000.0)
@@ -765,10 +822,11 @@ class _Evaluation:
         # when the function reads nothing else (`rate(x[5m])` recorded and alerted on): SeriesStore.memo.
         matchers = self.matchers(source, self.dotall)
         metric = exact_name(matchers)
+        store = self.store_for(source)
         lo, hi = range_end / 1000 - range_s + self.edge, range_end / 1000
 
         def pack() -> tuple[tuple[list[Mapping[str, str]], kernels.Packed], int]:
-            windows = self.store.windows(matchers, lo, hi)
+            windows = store.windows(matchers, lo, hi)
             packed = kernels.Packed.of([w[2] for w in windows], [w[3] for w in windows])
             # The store's own label maps, with or without the name: never changed by anyone downstream
             # (Prometheus 3 also drops __type__ and __unit__ with the name: a new map then)
@@ -776,12 +834,12 @@ class _Evaluation:
             return (labels, packed), packed.values.size + len(windows)
 
         def result() -> tuple[list[VectorSample], int]:
-            labels, packed = self.store.memo(metric, ("windows", keep_name, self.left_open, *matchers, lo, hi), pack)
+            labels, packed = store.memo(metric, ("windows", keep_name, self.left_open, *matchers, lo, hi), pack)
             out = compute(labels, packed) if labels else []
             return out, len(out)
 
         if len(args) == 1:
-            out = list(self.store.memo(metric, (name, self.left_open, *matchers, lo, hi, range_start, range_end,
+            out = list(store.memo(metric, (name, self.left_open, *matchers, lo, hi, range_start, range_end,
                                                 range_s, at_ms), result))
         else:
             out = result()[0]

@@ -12,14 +12,21 @@ the epoch), rules in file order, as Prometheus' rules manager does:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
 
 from watchkeeper.core.alert_state import Alert, AlertRuleState, AlertState
 from watchkeeper.core.errors import CoreError
-from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, DEFAULT_SUBQUERY_STEP, Semantics, evaluate, parse
+from watchkeeper.core.promql.evaluator import (
+    DEFAULT_SEMANTICS,
+    DEFAULT_SUBQUERY_STEP,
+    Leaves,
+    Semantics,
+    evaluate,
+    parse,
+)
 from watchkeeper.core.promql.series_store import SeriesStore
 from watchkeeper.core.promql.values import Scalar, VectorSample, labels_key
 from watchkeeper.core.rules.eval_failures import EvalFailure, EvalFailures
@@ -29,6 +36,9 @@ from watchkeeper.schemas.alerts import AlertEvent, AlertSource
 from watchkeeper.schemas.samples import Sample
 
 Key = tuple[tuple[str, str], ...]
+# The merge stage of partitioned evaluation (core.promql.sharding): the merged leaves of rule `index` of a
+# group at tick t (None: evaluate that rule from the store alone).
+LeavesFn = Callable[[RuleGroup, int, float], Leaves | None]
 
 
 @dataclass
@@ -40,8 +50,13 @@ class EngineStep:
 class RuleEngine:
     def __init__(self, groups: list[RuleGroup], external_labels: Mapping[str, str] | None = None,
                  external_url: str = "", source: AlertSource = "rule",
-                 subquery_step: float = DEFAULT_SUBQUERY_STEP, semantics: Semantics = DEFAULT_SEMANTICS) -> None:
+                 subquery_step: float = DEFAULT_SUBQUERY_STEP, semantics: Semantics = DEFAULT_SEMANTICS,
+                 leaves: LeavesFn | None = None) -> None:
         self.groups = groups
+        # Partitioned evaluation: the values of the rules' partitioned subtrees, merged from every samples
+        # partition; the expression is then evaluated from them and the store (the merge stage's own
+        # series: recorded metrics, ALERTS). The expression evaluated must be the plan's (same nodes).
+        self.leaves = leaves
         # of the templates' `query`; the rules' own expressions were parsed for it by the loader
         self.semantics = semantics
         self.subquery_step = subquery_step  # of `x[5m:]`: the global evaluation_interval, as Prometheus
@@ -83,7 +98,8 @@ class RuleEngine:
     def eval_group(self, g: RuleGroup, t: float, store: SeriesStore, out: EngineStep) -> None:
         for i, r in enumerate(g.rules):
             try:
-                vec = _vector(evaluate(r.expr, t, store, subquery_step=self.subquery_step))
+                leaves = self.leaves(g, i, t) if self.leaves is not None else None
+                vec = _vector(evaluate(r.expr, t, store, subquery_step=self.subquery_step, leaves=leaves))
             except CoreError as exc:
                 self.failures.add(EvalFailure(g.name, r.name, t, str(exc)))
                 continue
