@@ -32,10 +32,11 @@ import argparse
 import gc
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,16 @@ def prefill(store: SeriesStore, history: Batch, keep: Callable[[dict[str, str]],
             store.append(name, labels, ts, values)
 
 
+def alert_ids(outputs: list[Any]) -> list[tuple[str, str, float]]:
+    """(fingerprint, state, tick) of every alert transition: both paths must give the same."""
+    out = []
+    for o in outputs:
+        for _, raw in o.alerts:
+            a = orjson.loads(raw)
+            out.append((a["fingerprint"], a["state"], a["event_time"]))
+    return out
+
+
 # -- baseline -------------------------------------------------------------------------------------------
 
 def baseline(w: Workload) -> float:
@@ -145,6 +156,7 @@ def single_store(w: Workload) -> dict[str, float]:
     ingest = evaluate = 0.0
     offsets = [0] * w.partitions
     alerts = recorded = 0
+    transitions: list[tuple[str, str, float]] = []
     for k, (_, scrapes) in enumerate(w.ticks):
         measured = k >= w.warmup_ticks
         for ts, msgs in scrapes:
@@ -156,13 +168,15 @@ def single_store(w: Workload) -> dict[str, float]:
             c1 = cpu()
             outputs = step.advance()
             c2 = cpu()
+            transitions.extend(alert_ids(outputs))
             if measured:
                 ingest += c1 - c0
                 evaluate += c2 - c1
                 alerts += sum(len(o.alerts) for o in outputs)
                 recorded += sum(len(o.recorded) for o in outputs)
     assert step.late == 0 and step.failures == 0, (step.late, step.failures)
-    return {"ingest": ingest, "evaluate": evaluate, "alert_messages": alerts, "recorded_messages": recorded}
+    return {"ingest": ingest, "evaluate": evaluate, "alert_messages": alerts, "recorded_messages": recorded,
+            "alerts": transitions}
 
 
 # -- partitioned -----------------------------------------------------------------------------------------
@@ -184,6 +198,7 @@ class MergeCost:
     engine: float = 0.0  # the rest of RulesMergeStep.advance: RuleEngine on the merged leaves, alert states
     alerts: int = 0
     recorded: int = 0
+    transitions: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 class PartialStage:
@@ -231,19 +246,55 @@ class PartialStage:
         return out
 
 
+def merge_stage(w: Workload) -> tuple[dict[tuple[str, int], Any], Callable[[str], Any]]:
+    """Each rule's plan, and the merge step factory the worker uses (`agents.rules_merge_wiring`). Until
+    `core.rules.unit_plans` lands (the partial stage's), the same plans from `sharding.plan` over the same
+    parsed rules, with the merge-local names of the design (recorded metrics, ALERTS*)."""
+    from watchkeeper.agents.rules_merge_step import RulesMergeStep
+    from watchkeeper.agents.rules_merge_wiring import merge_step_factory
+    from watchkeeper.core.promql import sharding
+    from watchkeeper.core.rules.engine import RuleEngine
+
+    loaded = w.loaded
+    try:
+        from watchkeeper.core.rules.unit_plans import unit_plans  # type: ignore[import-not-found]
+    except ImportError:
+        local = {"ALERTS", "ALERTS_FOR_STATE"} | {r.record for g in w.groups for r in g.rules if r.record}
+        plans = {(g.name, i): sharding.plan(r.expr, lambda name: name is not None and name in local)
+                 for g in w.groups for i, r in enumerate(g.rules)}
+        by_name = {g.name: g for g in w.groups}
+        record_groups = {r.record: g.name for g in w.groups for r in g.rules if r.record}
+
+        def merge_leaves(group: str, rule: int, parts: Any) -> Any:
+            return sharding.merge(plans[(group, rule)], [sharding.partials_from_json(x) for x in parts])
+
+        def engine(unit: Any, snapshot: bytes | None, origin: float, leaves: Any) -> Any:
+            # shard22's engine calls leaves(RuleGroup, ...), merge22's step takes the group's name
+            eng = RuleEngine([by_name[n] for n in unit.groups], semantics=w.semantics,
+                             leaves=lambda g, i, t: leaves(getattr(g, "name", g), i, t))
+            if math.isfinite(origin):
+                eng.start_at(origin)
+            return eng
+
+        def make(owner: str) -> Any:
+            return RulesMergeStep(loaded.units, 1, engine, merge_leaves, retention=loaded.retention, owner=owner,
+                                  record_groups=record_groups)
+
+        return plans, make
+    plans = {(g, i): p for up in unit_plans(loaded.units, loaded.groups) for g, ps in up.plans.items()
+             for i, p in enumerate(ps)}
+    return plans, merge_step_factory(loaded, 1, w.semantics)
+
+
 def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
     """The partial stage per samples partition, then the merge stage (`RulesMergeStep`, what the worker
     runs) over their records in partition order, with `core.promql.sharding`."""
-    from watchkeeper.agents.rules_merge_wiring import merge_step_factory, rule_plans
-
-    loaded = w.loaded
-    plans = rule_plans(loaded.groups)
+    plans, make = merge_stage(w)
     described = "; ".join(sorted({p.describe() for p in plans.values()}))
     instance_part = {key.decode(): p for _, scrapes in w.ticks[:1] for _, msgs in scrapes[:1] for p, key, _ in msgs}
     stages = [PartialStage(w, p, lambda labels, p=p: instance_part[labels["instance"]] == p)
               for p in range(w.partitions)]
     costs = [PartitionCost() for _ in range(w.partitions)]
-    make = merge_step_factory(loaded, 1, w.semantics)
     merger, reader = make("bench"), make("reader")  # owns every unit / owns none: the read every process does
     mc = MergeCost()
     merge_leaves = merger.merge_leaves
@@ -277,10 +328,15 @@ def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
             mc.read_owned += c1 - c0
             mc.read_all += c2 - c1
 
+    empty = set(range(w.partitions)) - set(instance_part.values())
+    for p in empty:  # a partition that never has a sample says so once (the partial stage's idle tick)
+        send(p, [(b"~wm", b'{"v":1,"empty":true}')], False)
     for k, (t, scrapes) in enumerate(w.ticks):
         measured = k >= w.warmup_ticks
         for ts, msgs in scrapes:
             for p, stage in enumerate(stages):
+                if p in empty:
+                    continue
                 before = stage.watermark
                 c0 = cpu()
                 stage.ingest(msgs, ts)
@@ -289,6 +345,8 @@ def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
                 if stage.watermark < t and stage.watermark > before:  # moved, no tick due: a heartbeat
                     send(p, [(b"~wm", b'{"v":1,"empty":false}')], measured)
         for p, stage in enumerate(stages):
+            if p in empty:
+                continue
             assert stage.watermark >= t, (stage.watermark, t)
             records = stage.tick(plans, t, costs[p] if measured else PartitionCost())
             if measured:
@@ -299,6 +357,7 @@ def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
         c0 = cpu()
         outputs = merger.advance()
         spent = cpu() - c0
+        mc.transitions.extend(alert_ids(outputs))
         if measured:
             mc.merge += in_merge[0]
             mc.engine += spent - in_merge[0]
@@ -332,7 +391,8 @@ def report(w: Workload, base: float, single: dict[str, float] | None,
             "cpu_per_s": a, "ingest_cpu_per_s": single["ingest"] / secs,
             "evaluate_cpu_per_s": single["evaluate"] / secs,
             "ratio_to_baseline": a / (base / secs), "max_samples_per_s": r0 / a,
-            "alert_messages": single["alert_messages"], "recorded_messages": single["recorded_messages"]}
+            "alert_messages": single["alert_messages"], "recorded_messages": single["recorded_messages"],
+            "alert_transitions": len(single["alerts"])}
     if part is not None:
         costs, mc, described = part
         per_part = [(c.ingest + c.partial + c.encode) / secs for c in costs]
@@ -341,6 +401,7 @@ def report(w: Workload, base: float, single: dict[str, float] | None,
         read = mc.read_all / secs  # every process's read of the whole partials topic
         fixed = merge + read
         n_ticks = len(w.tick_points)
+        shapes = sorted({re.sub(r"\bm\d+_", "m*_", p) for p in described.split("; ")})
         out["partitioned"] = {
             "partial_cpu_per_s": partial, "partial_cpu_per_sample_us": partial / r0 * 1e6,
             "partial_ingest_cpu_per_s": sum(c.ingest for c in costs) / secs,
@@ -356,7 +417,10 @@ def report(w: Workload, base: float, single: dict[str, float] | None,
             "merge_cpu_per_s": merge, "read_all_cpu_per_s": read,
             "ratio_partial_to_baseline": partial / (base / secs), "ratio_merge_to_baseline": fixed / (base / secs),
             "alert_messages": mc.alerts, "recorded_messages": mc.recorded,
-            "plans": described,
+            "same_alert_transitions_as_single_store": (sorted(mc.transitions) == sorted(single["alerts"])
+                                                       if single is not None else None),
+            "alert_transitions": len(mc.transitions),
+            "plans": shapes,
         }
         out["max_samples_per_s"] = {
             str(p): max_rate(r0, partial, fixed, p, CORES, w.partitions) for p in (1, 2, 4)}
