@@ -199,6 +199,7 @@ class MergeCost:
     alerts: int = 0
     recorded: int = 0
     transitions: list[tuple[str, str, float]] = field(default_factory=list)
+    per_unit: dict[str, float] = field(default_factory=dict)  # decode + merge + engine of each unit
 
 
 class PartialStage:
@@ -308,6 +309,17 @@ def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
             in_merge[0] += cpu() - c0
 
     merger.merge_leaves = timed_merge
+    advance_unit = merger._advance_unit
+    unit_cpu: dict[str, float] = {}
+
+    def timed_unit(st: Any) -> Any:
+        c0 = cpu()
+        try:
+            return advance_unit(st)
+        finally:
+            unit_cpu[st.unit.key] = unit_cpu.get(st.unit.key, 0.0) + cpu() - c0
+
+    merger._advance_unit = timed_unit
     merger.own(0, None)
     for p in range(w.partitions):
         merger.start(p, 0)
@@ -318,7 +330,10 @@ def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
         headers = [("wk-wm", repr(stages[p].watermark).encode())]
         c0 = cpu()
         for key, value in records:
+            k0 = cpu()
             merger.ingest(p, offsets[p], key, value, headers)
+            if measured:
+                unit_cpu[key.decode()] = unit_cpu.get(key.decode(), 0.0) + cpu() - k0
             offsets[p] += 1
         c1 = cpu()
         for i, (key, value) in enumerate(records):
@@ -333,6 +348,8 @@ def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
         send(p, [(b"~wm", b'{"v":1,"empty":true}')], False)
     for k, (t, scrapes) in enumerate(w.ticks):
         measured = k >= w.warmup_ticks
+        if k == w.warmup_ticks:
+            unit_cpu.clear()
         for ts, msgs in scrapes:
             for p, stage in enumerate(stages):
                 if p in empty:
@@ -364,15 +381,22 @@ def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
             mc.alerts += sum(len(o.alerts) for o in outputs)
             mc.recorded += sum(len(o.recorded) for o in outputs)
     assert merger.failures == 0 and merger.bad == 0, (merger.failures, merger.bad)
+    mc.per_unit = {k: v for k, v in unit_cpu.items() if k != "~wm"}
     return costs, mc, described
 
 
 # -- the model -------------------------------------------------------------------------------------------
 
-def max_rate(r0: float, partial: float, fixed: float, processes: int, cores: int, partitions: int) -> float:
-    """Samples/s that P processes on `cores` cores sustain, from CPU seconds per event-time second at r0."""
-    need = partial / min(processes, partitions) + fixed
-    return r0 / (need * max(1.0, processes / cores))
+def max_rate(r0: float, partial: float, merge: float, read: float, processes: int, cores: float,
+             partitions: int, busiest_merge: float | None = None) -> float:
+    """Samples/s that P processes on `cores` cores sustain, from CPU seconds per event-time second at r0
+    (every cost grows with the rate). A process is one thread: the busiest one needs at most one core,
+    its share of the partial work (partitions are not split) + the merge work of its units
+    (`busiest_merge`; default all of it) + its read of the whole partials topic; and all of them together,
+    partial + merge + P x read, share the cores."""
+    busiest = partial / min(processes, partitions) + (merge if busiest_merge is None else busiest_merge) + read
+    total = partial + merge + processes * read
+    return r0 / max(busiest, total / cores)
 
 
 def report(w: Workload, base: float, single: dict[str, float] | None,
@@ -422,14 +446,24 @@ def report(w: Workload, base: float, single: dict[str, float] | None,
             "alert_transitions": len(mc.transitions),
             "plans": shapes,
         }
+        largest = max(mc.per_unit.values(), default=0.0) / secs
+        units = len(w.loaded.units)
+
+        def spread(p: int) -> float:  # the busiest process's merge work with the units spread evenly
+            return max(largest, merge / min(p, units))
+
+        out["partitioned"]["largest_unit_merge_cpu_per_s"] = largest
+        # one machine (this one): the busiest process owning every unit's merge, or the units spread evenly
         out["max_samples_per_s"] = {
-            str(p): max_rate(r0, partial, fixed, p, CORES, w.partitions) for p in (1, 2, 4)}
-        out["max_samples_per_s_units_spread"] = {  # merge work split evenly over the processes instead
-            str(p): max_rate(r0, partial, read + merge / min(p, len(w.loaded.units)), p, CORES, w.partitions)
-            for p in (1, 2, 4)}
-        out["projection_2core_machines"] = {  # 2 processes per machine, samples partitions >= processes
-            str(n): max_rate(r0, partial, fixed, 2 * n, 2 * n, max(w.partitions, 2 * n)) for n in (1, 2, 4, 8, 16)}
-        out["projection_limit_samples_per_s"] = r0 / fixed if fixed else math.inf
+            str(p): max_rate(r0, partial, merge, read, p, CORES, w.partitions) for p in (1, 2, 4)}
+        out["max_samples_per_s_units_spread"] = {
+            str(p): max_rate(r0, partial, merge, read, p, CORES, w.partitions, spread(p)) for p in (1, 2, 4)}
+        # N machines of 2 cores, 2 processes each, units spread, samples partitions >= processes
+        out["projection_2core_machines"] = {
+            str(n): max_rate(r0, partial, merge, read, 2 * n, 2 * n, max(w.partitions, 2 * n), spread(2 * n))
+            for n in (1, 2, 4, 8, 16)}
+        # however many machines: the largest unit's merge and the read of the partials bound it
+        out["projection_limit_samples_per_s"] = r0 / (largest + read) if largest + read else math.inf
     return out
 
 
