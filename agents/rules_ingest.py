@@ -209,7 +209,9 @@ class SeriesBuffer:
             self.store.append(names[s], labels[s], ts[a:b], values[a:b])
 
     def prune(self, cutoff: float) -> None:
-        """Drop the points older than `cutoff` (each prune visits every series: call it seldom)."""
+        """Drop the points older than `cutoff` (each prune visits every series: call it seldom). The queued
+        points are appended first: a series is released only when none of its points is left."""
+        self.flush()
         self.store.prune(cutoff)
         self.pruned_before = cutoff
         if self.release_series:
@@ -219,6 +221,18 @@ class SeriesBuffer:
             keep = np.flatnonzero(newest >= cutoff)  # points still in the store
             if self.registry.release(keep):
                 self._newest[np.flatnonzero(newest < cutoff)] = -np.inf
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    """The window engine's settings a rules store reads the samples topic with (`windows` in
+    watchkeeper.yaml), so the rules and the windows accept and refuse the same samples."""
+
+    lateness: float
+    max_future: float = 600.0
+    idle_timeout: float = 25.0
+    series_idle: float | None = None
+    max_sources: int = 100_000
 
 
 class SampleIntake:
@@ -246,15 +260,16 @@ class SampleIntake:
         return PartitionClock.at(mark, self.lateness, self.idle_timeout, self.max_future)
 
     def read(self, clock: PartitionClock, buffer: SeriesBuffer, offset: int, key: bytes | None, raw: bytes,
-             now: float | None = None) -> None:
+             now: float | None = None) -> float:
         """One message of the samples topic, written at processing time `now` (the Kafka record's
-        timestamp, in seconds; None: no `future` check and no idle sources)."""
+        timestamp, in seconds; None: no `future` check and no idle sources). Returns the time of its
+        earliest sample accepted (inf: none)."""
         if offset < clock.next_offset:
-            return
+            return math.inf
         clock.next_offset = offset + 1
         if not self.keep_rule_output and key is not None and key.startswith(RULE_OUTPUT_PREFIX):
             self.recorded_skipped += 1
-            return
+            return math.inf
         source = key.decode("utf-8", "replace") if key else ""
         try:
             got = decode_samples(raw, buffer.registry, source=source)
@@ -262,21 +277,21 @@ class SampleIntake:
                 source = message_source(raw, got, buffer.registry)
         except SchemaError:
             self.bad += 1  # the window agent dead-letters it; here it is only counted
-            return
+            return math.inf
         cols = got.columns() if type(got) is OneSample else got
-        self.read_columns(clock, buffer, offset, key, cols, now, source)  # type: ignore[arg-type]
+        return self.read_columns(clock, buffer, offset, key, cols, now, source)  # type: ignore[arg-type]
 
     def read_columns(self, clock: PartitionClock, buffer: SeriesBuffer, offset: int, key: bytes | None,
-                     cols: SampleColumns, now: float | None = None, source: str | None = None) -> None:
+                     cols: SampleColumns, now: float | None = None, source: str | None = None) -> float:
         """`read` after decoding (series indexes from `buffer.registry`). `source`: the message's source
         (default: its key)."""
         clock.next_offset = max(clock.next_offset, offset + 1)
         if not len(cols):
-            return
+            return math.inf
         own = key is not None and key.startswith(RULE_OUTPUT_PREFIX)
         if own and not self.keep_rule_output:
             self.recorded_skipped += 1
-            return
+            return math.inf
         ts = cols.ts
         src = clock.sources
         name = None
@@ -284,7 +299,7 @@ class SampleIntake:
             name = source if source is not None else key.decode("utf-8", "replace") if key else ""
             if name not in src.ids and len(src) >= self.max_sources:
                 self.source_limit += len(cols)  # as the window step's `source_limit`: nothing of it is kept
-                return
+                return math.inf
         bound = min(src.future_bound(now), MAX_TS)
         valid = None if own or (ts.max() <= bound and ts.min() >= MIN_TS) else (ts >= MIN_TS) & (ts <= bound)
         if valid is not None and not valid.any():
@@ -299,7 +314,7 @@ class SampleIntake:
         if own:
             self.recorded_in += len(cols)
             buffer.append(cols.series, cols.ts, cols.values)
-            return
+            return math.inf
         s = src.index(name or "")
         if now is not None:
             src.message(s, now)
@@ -318,18 +333,21 @@ class SampleIntake:
         self.late += n_late
         src.late[s] += n_late
         self.samples += n_fresh
+        earliest = math.inf
         if n_fresh:
             if n_fresh < len(cols):
                 cols = cols.take(fresh)
             top = float(cols.ts.max())
+            earliest = float(cols.ts.min())
             if clock.first_et is None:
-                clock.first_et = float(cols.ts.min())
+                clock.first_et = earliest
             clock.max_et = max(clock.max_et, top)
             src.accepted(s, top)
             buffer.append(cols.series, cols.ts, cols.values)
         clock.update_watermark(self.lateness, self.max_future)
         if src.proc_time >= clock.forget_due:
             self.sources_forgotten += clock.forget_sources(self.series_idle, s)
+        return earliest
 
     def rejected(self) -> dict[str, int]:
         """Samples refused since start, by reason (`watchkeeper_rules_samples_rejected_total`)."""

@@ -18,17 +18,15 @@ from aiokafka import AIOKafkaConsumer
 from watchkeeper.agents.rule_shard_runner import ShardedRuleRunner
 from watchkeeper.agents.rules_merge_step import MergeCheckpoint, RulesMergeStep, decode_merge_or_none, start_offsets
 from watchkeeper.agents.rules_merge_wiring import merge_step_factory
+from watchkeeper.agents.rules_partial_agent import partials_topic
 from watchkeeper.agents.rules_wiring import LoadedRules
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.topics import ensure_topics
 from watchkeeper.runtime.ownership import Event, Phase
 from watchkeeper.runtime.partition_log import last_records
+from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 log = logging.getLogger("watchkeeper.rules")
-
-
-def partials_topic(cfg: Config) -> str:
-    return f"{cfg.worker.app_id}-rule-partials"
 
 
 def register_merge(app: faust.App, cfg: Config, loaded: LoadedRules) -> None:
@@ -47,11 +45,11 @@ class RulesMergeRunner(ShardedRuleRunner[RulesMergeStep]):
         return decode_merge_or_none(raw)
 
     async def _input_topic(self, reader: AIOKafkaConsumer) -> str:
-        """The partials topic, created here too (with a partition per samples partition) so that either
-        stage may start first."""
-        samples = await self._partitions(reader, self.cfg.kafka.topics.samples)
+        """The partials topic, created here too (a partition per samples partition, as the partial stage
+        makes it) so that either stage may start first."""
         topic = partials_topic(self.cfg)
-        await ensure_topics(self.cfg.kafka.bootstrap, {topic: len(samples)}, self.cfg.kafka.replication_factor)
+        await ensure_topics(self.cfg.kafka.bootstrap, {topic: DEFAULT_TOPICS["samples"].partitions},
+                            self.cfg.kafka.replication_factor)
         return topic
 
     def _start(self, partitions: list[int], checkpoints: dict[int, Any]) -> dict[int, int]:

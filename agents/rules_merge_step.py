@@ -7,14 +7,12 @@ only moves bytes between this and the broker.
 
 When is a tick complete? The partial stage writes, per samples partition, the records of every unit due at
 a tick in increasing tick order, and a heartbeat (key ``~wm``) when its watermark moved with no tick due.
-So, reading one partials partition in order:
-- a record of tick t says every record of a tick before t is read (any unit), and every record of its own
-  unit up to t;
-- a heartbeat with watermark w says every record of a tick at or before w is read.
-The ``wk-wm`` header of a tick record is the partition's watermark after the whole batch that made it, so
-other units' records of the same tick may still follow it: it is kept (the partition's progress), not
-trusted for completeness. A partition that reported ``empty`` and nothing else does not hold a tick back
-(as the full mode's "unknown vs empty"); one that reported nothing yet does.
+Every record's ``wk-wm`` header says how far the partition is complete: every record of a tick at or
+before it is at or before that record (`agents.rules_partial_step`). Reading one partials partition in
+order, a record of tick t also says that every record of a tick before t, and of its own unit up to t, is
+read. Tick t of a unit is evaluated when every partition is complete through t for it. A partition that
+reported ``empty`` and nothing else does not hold a tick back (as the full mode's "unknown vs empty");
+one that reported nothing yet does.
 
 Restart and rebalance: a shard's checkpoint holds its units' engine snapshots and stores, the tick each
 unit was advanced to, what the partitions had told (the completeness above) and, per partials partition,
@@ -40,6 +38,7 @@ from watchkeeper.core.checkpoint_frame import CheckpointFrameError
 from watchkeeper.core.promql.series_store import SeriesStore
 from watchkeeper.core.rule_units import RuleUnit
 from watchkeeper.core.rules.eval_failures import EvalFailure
+from watchkeeper.core.rules.loader import RuleGroup
 from watchkeeper.runtime.checkpoint import Checkpoint as KeyedCheckpoint
 
 log = logging.getLogger("watchkeeper.rules")
@@ -48,8 +47,8 @@ HEARTBEAT_KEY = b"~wm"
 WM_HEADER = "wk-wm"
 PRUNE_EVERY = 60.0  # seconds of event time between prunes of a unit's store
 
-# (group, rule index, tick) -> the leaves of that rule at that tick, or None (the engine reads the store)
-LeavesFn = Callable[[str, int, float], Any]
+# (group, rule index, tick) -> the leaves of that rule at that tick (`core.rules.engine.LeavesFn`)
+LeavesFn = Callable[[RuleGroup, int, float], Any]
 # (unit, snapshot or None, origin, leaves of this unit) -> engine
 MergeEngineFactory = Callable[[RuleUnit, bytes | None, float, LeavesFn], UnitEngine]
 # (group, rule index, the rule's partials of each partition that sent one, in partition order) -> leaves
@@ -65,17 +64,22 @@ class PartialsClock:
     units: dict[str, float] = field(default_factory=dict)  # unit key -> newest tick of its records
     empty: bool = False  # reported `empty` ...
     seen: bool = False  # ... and nothing else (False) or something real (True)
-    wm: float = -math.inf  # the partition's watermark from its newest `wk-wm` header
+    wm: float = -math.inf  # the newest `wk-wm` header (the partition's progress, for logs and lag)
 
     def complete(self, unit: str) -> float:
         return max(self.through, self.units.get(unit, -math.inf))
 
-    def state(self, units: Sequence[str]) -> dict[str, Any]:
+    def state(self, units: Sequence[str], complete: bool) -> dict[str, Any]:
+        """For a checkpoint whose replay starts at `next_offset` (`complete`): everything; otherwise what
+        holds whatever is read again (the records from the replay offset on tell the rest again)."""
+        if not complete:
+            return {"through": None, "empty": self.empty and not self.seen, "seen": False, "wm": None, "units": {}}
         return {"through": _num(self.through), "empty": self.empty, "seen": self.seen, "wm": _num(self.wm),
                 "units": {k: self.units[k] for k in units if k in self.units}}
 
     def learn(self, d: Mapping[str, Any]) -> None:
-        """Add what a checkpoint's clock says (facts about the topic: only ever more)."""
+        """Add what a checkpoint's clock says: facts about the records before its replay offset, so true
+        whatever this reader has read (they only ever add)."""
         self.through = max(self.through, _float(d["through"]))
         self.wm = max(self.wm, _float(d.get("wm")))
         self.seen = self.seen or bool(d["seen"])
@@ -207,27 +211,24 @@ class RulesMergeStep:
         clock.next_offset = offset + 1
         self.records += 1
         wm = _header_wm(headers)
-        if wm is not None:
-            clock.wm = max(clock.wm, wm)
         if key == HEARTBEAT_KEY:
             try:
                 empty = bool(orjson.loads(raw).get("empty"))
             except (orjson.JSONDecodeError, AttributeError):
                 self.bad += 1
                 return
-            if empty and not clock.seen:
+            if empty:
                 clock.empty = True
-            elif not empty:
-                clock.seen = True
-                if wm is not None:
-                    clock.through = max(clock.through, wm)
+                return
+        clock.seen = True
+        if wm is not None:
+            clock.wm = max(clock.wm, wm)
+            clock.through = max(clock.through, wm)
+        if key == HEARTBEAT_KEY:
             return
         st = self._owner_of.get(key or b"")
         if st is None:
-            self.skipped += 1
-            t = _tick_only(raw)  # the completeness every unit learns from it needs the tick, cheaply
-            if t is not None:
-                self._saw_tick(clock, None, t)
+            self.skipped += 1  # not decoded: its header said all this process needs of it
             return
         try:
             d = orjson.loads(raw)
@@ -250,11 +251,9 @@ class RulesMergeStep:
         by_partition[partition] = (offset, groups)
 
     @staticmethod
-    def _saw_tick(clock: PartialsClock, unit: str | None, t: float) -> None:
-        clock.seen = True
+    def _saw_tick(clock: PartialsClock, unit: str, t: float) -> None:
         clock.through = max(clock.through, math.nextafter(t, -math.inf))
-        if unit is not None:
-            clock.units[unit] = max(clock.units.get(unit, -math.inf), t)
+        clock.units[unit] = max(clock.units.get(unit, -math.inf), t)
 
     def ready(self, unit: str) -> float:
         """The newest time every tick at or before which has all its partials read, for `unit`."""
@@ -311,7 +310,7 @@ class RulesMergeStep:
             replay[p] = min(waiting, default=clock.next_offset)
         keys = list(states)
         return MergeCheckpoint(shard, self.owner, units, stores, done, replay,
-                               {p: c.state(keys) for p, c in self.clocks.items()})
+                               {p: c.state(keys, replay[p] == c.next_offset) for p, c in self.clocks.items()})
 
     # -- evaluating
 
@@ -354,14 +353,14 @@ class RulesMergeStep:
         return None
 
     def _leaves_of(self, st: MergeUnitState) -> LeavesFn:
-        def leaves(group: str, rule: int, t: float) -> Any:
+        def leaves(group: RuleGroup, rule: int, t: float) -> Any:
             parts = st.pending.get(t, {})
             got = []
             for p in sorted(parts):
-                rules = parts[p][1].get(group)
+                rules = parts[p][1].get(group.name)
                 if rules is not None and rule < len(rules):
                     got.append(rules[rule])
-            return self.merge_leaves(group, rule, got)
+            return self.merge_leaves(group.name, rule, got)
 
         return leaves
 
@@ -384,20 +383,6 @@ def _header_wm(headers: Sequence[tuple[str, bytes]] | None) -> float | None:
             except ValueError:
                 return None
     return None
-
-
-def _tick_only(raw: bytes) -> float | None:
-    """The tick of a partials record, read from its head without decoding the partials (`{"v":1,"t":...`)."""
-    at = raw.find(b'"t":', 0, 64)
-    if at < 0:
-        return None
-    end = at + 4
-    while end < len(raw) and raw[end:end + 1] not in (b",", b"}"):
-        end += 1
-    try:
-        return float(raw[at + 4:end])
-    except ValueError:
-        return None
 
 
 def _num(x: float) -> float | None:

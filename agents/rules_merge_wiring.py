@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchkeeper.agents.rules_merge_step import LeavesFn, RulesMergeStep
 from watchkeeper.agents.rules_step import UnitEngine
-from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, PromQLError, Semantics
 from watchkeeper.core.rule_units import RuleUnit
 
 if TYPE_CHECKING:
@@ -32,8 +32,11 @@ def merge_step_factory(loaded: LoadedRules, shards: int,
     record_groups = {r.record: g.name for g in loaded.groups for r in g.rules if r.record}
 
     def merge_leaves(group: str, rule: int, parts: Sequence[Any]) -> Any:
-        p = plans[(group, rule)]
-        return sharding.merge(p, [sharding.partials_from_json(x) for x in parts])
+        try:
+            read = [sharding.partials_from_json(x) for x in parts]
+        except ValueError as exc:  # a partial stage of another version, or a bug: this rule fails, loudly
+            raise PromQLError(f"unreadable partials: {exc}") from None
+        return sharding.merge(plans[(group, rule)], read)
 
     def engine(unit: RuleUnit, snapshot: bytes | None, origin: float, leaves: LeavesFn) -> UnitEngine:
         eng = RuleEngine([by_name[name] for name in unit.groups], semantics=semantics, leaves=leaves)

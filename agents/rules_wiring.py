@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from watchkeeper.agents.rules_ingest import IntakeLimits
 from watchkeeper.agents.rules_step import EngineFactory, RulesStep, UnitEngine
 from watchkeeper.core.errors import CoreError
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
@@ -31,9 +32,11 @@ class RulesConfigError(RuleFileError):
 class LoadedRules:
     groups: list[RuleGroup]
     units: list[RuleUnit]
-    retention: float
+    retention: float  # store history of the full path: `history` + room for partitions read unevenly
     engine_factory: EngineFactory
     step_factory: Callable[[str], RulesStep]
+    history: float  # how far back from a tick the rules read (`core.rule_units.retention_for`)
+    limits: IntakeLimits  # how the samples topic is read (the window engine's settings)
 
 
 def load_rules(cfg: Config) -> LoadedRules | None:
@@ -98,9 +101,11 @@ def loaded_rules(groups: list[RuleGroup], shards: int, lateness: float,
             eng.start_at(origin)  # otherwise the step's first advance, to the origin, anchors it
         return eng
 
+    limits = IntakeLimits(lateness, max_future, idle_timeout, series_idle, max_sources)
+
     def step(owner: str) -> RulesStep:
         return RulesStep(units, shards, engine, lateness=lateness, retention=retention, history=history, owner=owner,
                          record_groups=record_groups, max_future=max_future, idle_timeout=idle_timeout,
                          series_idle=series_idle, max_sources=max_sources)
 
-    return LoadedRules(groups, units, retention, engine, step)
+    return LoadedRules(groups, units, retention, engine, step, history, limits)

@@ -253,6 +253,9 @@ class RulesConfig(_Section):
     shards: int = Field(default=8, gt=0)
     # Write each owned shard's checkpoint at least this often (and after every step that sent alerts).
     checkpoint_seconds: float = Field(default=5.0, gt=0)
+    # Partitioned evaluation: a samples partition with no rule tick due says how far its watermark moved
+    # (a `~wm` record on <app_id>-rule-partials) at most once per this many seconds of event time.
+    heartbeat_seconds: float = Field(default=1.0, gt=0)
     # PromQL semantics of every rule expression: prometheus3 (the default: left-open, (t - range, t]; regex
     # `.` matches a newline) or prometheus2 (promtool 2.42's: ranges and lookback closed, [t - range, t]).
     semantics: Semantics = DEFAULT_SEMANTICS

@@ -45,6 +45,9 @@ class StepOutput:
     """What a step made of a batch of one partition's input."""
 
     records: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value) for output partition p
+    # The step's own headers of each record, beside the runtime's (empty: none; e.g. the rules' partial
+    # stage says its watermark, `wk-wm`)
+    headers: list[list[tuple[str, bytes]]] = field(default_factory=list)
     deadletters: list[tuple[bytes | None, bytes]] = field(default_factory=list)  # (original key, DeadLetter)
     first_seq: int = 0  # output sequence number of records[0] within its partition
     rejected: Counter[str] = field(default_factory=Counter)  # input items refused, by reason
@@ -311,7 +314,8 @@ class PartitionRuntime:
         skip = already_sent(already, out.first_seq, len(out.records))
         if skip == len(out.records):
             return
-        batch = [(key, value, headers_of(out.first_seq + i, out.tick_after))
+        own = out.headers or [[] for _ in out.records]
+        batch = [(key, value, headers_of(out.first_seq + i, out.tick_after) + own[i])
                  for i, (key, value) in enumerate(out.records) if i >= skip]
         pending = self._sent[p]
         pending.extend(await self.io.send(p, batch))

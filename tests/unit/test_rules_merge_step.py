@@ -20,7 +20,7 @@ from watchkeeper.core.rules.loader import load_rules_text
 from watchkeeper.core.rules.unit_plans import unit_plans
 from watchkeeper.schemas.alerts import AlertEvent
 from watchkeeper.schemas.codec import decode
-from watchkeeper.schemas.samples import SampleBatch
+from watchkeeper.schemas.samples import Sample, SampleBatch
 
 RULES = """
 groups:
@@ -71,26 +71,26 @@ Rec = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
 
 def records(lr: LoadedRules, stores: list[SeriesStore], ticks: Iterable[float]) -> dict[int, list[Rec]]:
-    """Per partition, the partial stage's records for `ticks` (every unit, every tick), heartbeats between;
-    partition 2 sends only `empty`."""
+    """Per partition, the partial stage's records for `ticks` (every unit, every tick); partition 2 sends
+    only `empty`."""
     out: dict[int, list[Rec]] = {p: [] for p in range(PARTITIONS)}
     plans = unit_plans(lr.units, lr.groups)
     for t in ticks:
         for p in (0, 1):
-            wm = str(t + 5).encode()
-            for up in plans:
-                due = up.due(t)
+            for i, up in enumerate(plans):
+                due = [g for g in up.groups if t % g.interval == 0]
                 groups = {g.name: [sharding.partials_to_json(sharding.partial(pl, t, stores[p]))
                                    for pl in up.plans[g.name]] for g in due}
+                # complete through just below t until the tick's last record, then the watermark
+                wm = t + 5 if i == len(plans) - 1 else math.nextafter(t, -math.inf)
                 out[p].append((up.unit.key.encode(), orjson.dumps({"v": 1, "t": t, "groups": groups}),
-                               [("wk-wm", wm)]))
-            out[p].append((HEARTBEAT_KEY, orjson.dumps({"v": 1, "empty": False}), [("wk-wm", wm)]))
+                               [("wk-wm", repr(wm).encode())]))
     out[2].append((HEARTBEAT_KEY, orjson.dumps({"v": 1, "empty": True}), [("wk-wm", b"-inf")]))
     return out
 
 
 def reference(lr: LoadedRules, stores: list[SeriesStore], end: float) -> list[str]:
-    """The full mode: every sample in one store, one engine."""
+    """The full mode: every sample in one store, one engine; alerts, then recorded samples."""
     union = SeriesStore(math.inf)
     for s in stores:
         for d in s.select([], -math.inf, math.inf):
@@ -98,7 +98,8 @@ def reference(lr: LoadedRules, stores: list[SeriesStore], end: float) -> list[st
             union.append(labels.pop("__name__"), labels, d.ts, d.values)
     engine = RuleEngine(lr.groups)
     engine.start_at(0.0)
-    return [e.model_dump_json() for e in engine.advance(union, end).alerts]
+    step = engine.advance(union, end)
+    return [e.model_dump_json() for e in step.alerts] + [s.model_dump_json() for s in step.recorded]
 
 
 def new_step(lr: LoadedRules) -> RulesMergeStep:
@@ -109,16 +110,18 @@ def new_step(lr: LoadedRules) -> RulesMergeStep:
     return step
 
 
-def feed(step: RulesMergeStep, recs: dict[int, list[Rec]],
-         order: Iterable[tuple[int, int]]) -> list[str]:
-    """Ingest (partition, offset) in `order`, advancing after each; the alerts published."""
-    got = []
+def feed(step: RulesMergeStep, recs: dict[int, list[Rec]], order: Iterable[tuple[int, int]]) -> list[str]:
+    """Ingest (partition, offset) in `order`, advancing after each; the alerts published, then the
+    recorded samples."""
+    alerts, recorded = [], []
     for p, o in order:
         key, value, headers = recs[p][o]
         step.ingest(p, o, key, value, headers)
         for out in step.advance():
-            got += [decode(v, AlertEvent).model_dump_json() for _, v in out.alerts]
-    return got
+            alerts += [decode(v, AlertEvent).model_dump_json() for _, v in out.alerts]
+            recorded += [Sample(name=b.name, labels=b.labels, ts=b.ts[0], value=b.values[0]).model_dump_json()
+                         for k, v in out.recorded for b in decode(v, SampleBatch).series if k == b"rules/rates"]
+    return alerts + recorded
 
 
 TICKS = [float(t) for t in range(0, 420, 30)]
@@ -129,7 +132,7 @@ def test_partials_read_out_of_order_across_partitions_give_the_single_store_aler
     lr = loaded()
     stores = partition_stores(END)
     want = reference(lr, stores, TICKS[-1])
-    assert {orjson.loads(a)["rule"] for a in want} == {"RateHigh", "HotHost", "NoTemp"}
+    assert {orjson.loads(a).get("rule") for a in want} == {"RateHigh", "HotHost", "NoTemp", None}
     recs = records(lr, stores, TICKS)
     # partition 1 read entirely before partition 0, the empty partition last
     order = [(1, o) for o in range(len(recs[1]))] + [(0, o) for o in range(len(recs[0]))] + [(2, 0)]
@@ -155,12 +158,14 @@ def test_records_read_again_after_a_restart_or_twice_double_no_transition() -> N
     want = reference(lr, stores, TICKS[-1])
     recs = records(lr, stores, TICKS)
     order = [(2, 0)] + [(p, o) for o in range(len(recs[0])) for p in (0, 1)]
-    half = len(order) // 2
+    # cut right after a unit record of partition 0 whose partition-1 twin is not read yet: a tick pending
+    half = next(i for i in range(len(order) // 2, len(order))
+                if order[i - 1][0] == 0 and recs[0][order[i - 1][1]][0] == recs[0][0][0])
     first = new_step(lr)
     got = feed(first, recs, order[:half])
     got += feed(first, recs, order[half - 10:half])  # read twice
     cp = MergeCheckpoint.decode(first.checkpoint(0).encode())
-    assert cp.replay[0] <= half // 2  # partition 0 has records not evaluated yet: read again from there
+    assert cp.replay[0] < first.clocks[0].next_offset  # partition 0's pending tick is read again
     # A new owner: starts where the checkpoint says, reads everything from there (some of it evaluated).
     second = merge_step_factory(lr, 1)("second")
     for p, o in start_offsets(list(range(PARTITIONS)), lr.units, {0: cp}).items():
@@ -168,7 +173,7 @@ def test_records_read_again_after_a_restart_or_twice_double_no_transition() -> N
     second.own(0, cp)
     rest = [(p, o) for p, o in order if o >= cp.replay[p]]
     got += feed(second, recs, rest)
-    assert got == want
+    assert sorted(got) == sorted(want)  # every transition and recorded sample once
 
 
 def test_a_rule_error_in_one_partitions_partial_fails_that_rule_for_that_tick_only() -> None:
@@ -178,7 +183,7 @@ def test_a_rule_error_in_one_partitions_partial_fails_that_rule_for_that_tick_on
     bad_tick = 120.0
     for i, (key, value, headers) in enumerate(recs[1]):
         d = orjson.loads(value)
-        if key == b"alerts" and d["t"] == bad_tick:
+        if "alerts" in d.get("groups", {}) and d["t"] == bad_tick:
             d["groups"]["alerts"][1] = [{"error": "boom in partition 1"}]
             recs[1][i] = (key, orjson.dumps(d), headers)
     step = new_step(lr)
@@ -187,22 +192,5 @@ def test_a_rule_error_in_one_partitions_partial_fails_that_rule_for_that_tick_on
     failures = step.take_failures()
     assert [(f.rule, f.t) for f in failures] == [("HotHost", bad_tick)]
     assert "boom in partition 1" in failures[0].message
-    rules = {orjson.loads(a)["rule"] for a in got}
-    assert rules == {"RateHigh", "HotHost", "NoTemp"}  # the other rules and ticks evaluated
-
-
-def test_recorded_samples_are_published_and_read_from_the_units_own_store() -> None:
-    lr = loaded()
-    stores = partition_stores(END)
-    recs = records(lr, stores, TICKS)
-    step = new_step(lr)
-    order = [(2, 0)] + [(p, o) for o in range(len(recs[0])) for p in (0, 1)]
-    recorded = []
-    for p, o in order:
-        key, value, headers = recs[p][o]
-        step.ingest(p, o, key, value, headers)
-        for out in step.advance():
-            recorded += [(k, decode(v, SampleBatch)) for k, v in out.recorded]
-    assert {k for k, _ in recorded} == {b"rules/rates"}
-    points = {b.series[0].ts[0]: b.series[0].values[0] for _, b in recorded}
-    assert points[150.0] == 10.0 and points[60.0] == 1.0
+    rules = {orjson.loads(a).get("rule") for a in got}
+    assert rules == {"RateHigh", "HotHost", "NoTemp", None}  # the other rules and ticks evaluated
