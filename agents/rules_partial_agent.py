@@ -17,6 +17,7 @@ Not registered by the worker on its own: the worker picks this or the full path 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
 
@@ -49,9 +50,10 @@ class PartialsIO(FaustPartitionIO):
     """`FaustPartitionIO` that makes the partials topic (with the samples' partition count) before the
     first read of it, at the first resume: a topic the broker auto-created would have the wrong count."""
 
-    partitions = DEFAULT_TOPICS["samples"].partitions
-    replication = 1
-    _made = False
+    def __init__(self, *args: Any, partitions: int, replication: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.partitions, self.replication = partitions, replication
+        self._made = False
 
     async def last_output(self, parts: list[int]) -> dict[int, Headers | None]:
         if not self._made:
@@ -69,8 +71,8 @@ def register_partial(app: faust.App, cfg: Config, loaded: LoadedRules) -> Partit
     deadletter = app.topic(t.deadletter, partitions=DEFAULT_TOPICS["deadletter"].partitions, **RAW)
     changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=n, **RAW)
     state = app.Table(STATE_TABLE, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
-    io = PartialsIO(app, cfg.kafka.bootstrap, t.samples, partials_topic(cfg), deadletter, changelog, state)
-    io.replication = cfg.kafka.replication_factor
+    io = PartialsIO(app, cfg.kafka.bootstrap, t.samples, partials_topic(cfg), deadletter, changelog, state,
+                    partitions=n, replication=cfg.kafka.replication_factor)
     settings = RuntimeSettings(every_seconds=r.checkpoint_seconds, batch_messages=BATCH_MESSAGES,
                                idle_timeout=IDLE_SECONDS)
     runtime = PartitionRuntime(t.samples, step, io, settings)

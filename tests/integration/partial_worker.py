@@ -1,0 +1,32 @@
+"""A Faust worker running only the rules' partial stage (`agents.rules_partial_agent.register_partial`),
+which the worker command does not register on its own yet: for the integration tests.
+
+    python -m tests.integration.partial_worker --config watchkeeper.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from watchkeeper.agents.app import create_app, make_worker
+from watchkeeper.agents.rules_partial_agent import register_partial
+from watchkeeper.agents.rules_wiring import load_rules
+from watchkeeper.plumbing.config import load_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args()
+    cfg = load_config(args.config)
+    loaded = load_rules(cfg)
+    assert loaded is not None, "no rules configured"
+    app = create_app(cfg, modules=())
+    register_partial(app, cfg, loaded)
+    logging.basicConfig(level=logging.INFO)
+    make_worker(app, "info").execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
