@@ -11,17 +11,23 @@ go through the stage (engines started, not measured), then `--ticks` rule ticks 
   same run: the ratios say what each stage costs on top of merely holding the data.
 - **single store** (`full`, today's path): `RulesStep` as the worker runs it: every message decoded
   (`ingest`) into one store, the rule units advanced by the watermark (`advance`, `RuleEngine`).
-- **partitioned**: per samples partition, the partial stage: its messages ingested into its own store and,
-  at each tick, `sharding.partial` of every rule, encoded as the partials record; then the merge stage per
-  tick: the records decoded (`read`: what every process does with the whole partials topic, counted here
-  as decoding all of it, an upper bound), `sharding.merge` and the `RuleEngine` on the merged leaves.
+- **partitioned**: the partial stage (`agents.rules_partial_step.PartialStep`, what the worker runs over
+  the samples partitions it owns) per samples partition, a batch per scrape: its messages into its own
+  store and, once its watermark passes a tick, every rule's partials (`sharding.partial`), one record per
+  unit; then the merge stage (`RulesMergeStep` from `agents.rules_merge_wiring`, the worker's), owning
+  every unit, reads the records in partition order: decode, `sharding.merge`, the `RuleEngine` on the
+  merged leaves (the rest of each expression, alert states, recorded samples). A second merge step that
+  owns no unit reads every record too: what each other process does with the partials topic (`read`).
+  The alert transitions must equal the single store's (checked, printed).
 
-From those, per process at the measured rate R0: need(P) = partial / P + merge + read, assuming every
-cost grows in proportion to the rate (more series at the same scrape interval). A process is one thread,
-so it gives at most one core, and P processes on C cores share C: max rate(P) = R0 / (need(P) x max(1, P
-/ C)). Partial work divides by P only up to the number of samples partitions (8). Merge work is counted
-whole in every process (units are spread over processes, but one unit is not split, and the largest unit
-bounds it); the per-unit split is printed too.
+From those, per process at the measured rate R0 (every cost taken to grow in proportion to the rate:
+more series at the same scrape interval): a process is one thread, so the busiest one may need at most a
+core: its share of the partial work (partial / P; partitions are not split, so P <= 8 here) + the merge
+work of the units it owns (all of them, or spread evenly: at least the largest unit) + its read of the
+whole partials topic; and all processes together (partial + merge + P x read) share the machine's cores.
+max rate(P) = R0 / max(busiest, total / cores). Not in this model: what a process costs besides these
+stages (Kafka clients, consumer groups, the window agent of the same worker); `alert_delay.py
+--processes N` measures that end to end.
 
 Run: PYTHONPATH=. nice -n 10 python bench/rules/scaling.py [--series 200000] [--rules 100] [--ticks 4]
 """
@@ -45,7 +51,7 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench.rules.workload import INTERVAL, SCRAPE, T0, Series, points, rule_file, scrape_messages, series_labels
-from watchkeeper.agents.rules_step import Mark, RulesStep
+from watchkeeper.agents.rules_step import Mark
 from watchkeeper.agents.rules_wiring import LoadedRules, loaded_rules
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
 from watchkeeper.core.promql.series_store import SeriesStore
@@ -183,9 +189,8 @@ def single_store(w: Workload) -> dict[str, float]:
 
 @dataclass
 class PartitionCost:
-    ingest: float = 0.0  # reading its samples messages into its store (decode, clocks, append)
-    partial: float = 0.0  # sharding.partial of every rule due
-    encode: float = 0.0  # partials_to_json + orjson: the partials records
+    ingest: float = 0.0  # the rest of PartialStep.process_records: decode, clocks, store append, records
+    partial: float = 0.0  # sharding.partial + partials_to_json of every rule due (PartialStep._partial)
     records: int = 0
     bytes: int = 0
 
@@ -202,100 +207,37 @@ class MergeCost:
     per_unit: dict[str, float] = field(default_factory=dict)  # decode + merge + engine of each unit
 
 
-class PartialStage:
-    """One samples partition's partial stage: its messages into its own store, and at each tick every
-    rule's partials as one record per unit. Until `agents.rules_partial_step` lands, the full step's
-    intake (`RulesStep` owning nothing: the same `SampleIntake` the partial step shares) and
-    `sharding.partial` directly."""
-
-    def __init__(self, w: Workload, p: int, keep: Callable[[dict[str, str]], bool]) -> None:
-        loaded = w.loaded
-        self.p = p
-        self.step = RulesStep([], 1, loaded.engine_factory, lateness=LATENESS, retention=loaded.retention,
-                              history=loaded.retention)
-        prefill(self.step.store, w.history, keep)
-        self.step.start(p, Mark(0, -math.inf, -math.inf))
-        self.step.seen_end(p, 0)
-        self.offset = 0
-        self.units = loaded.units
-        self.by_name = {g.name: g for g in w.groups}
-
-    def ingest(self, msgs: list[tuple[int, bytes, bytes]], now: float) -> None:
-        for q, key, value in msgs:
-            if q == self.p:
-                self.step.ingest(self.p, self.offset, key, value, now)
-                self.offset += 1
-        self.step.advance()  # flush and prune (it owns no unit)
-
-    @property
-    def watermark(self) -> float:
-        return self.step.watermark
-
-    def tick(self, plans: dict[tuple[str, int], Any], t: float, cost: PartitionCost) -> list[tuple[bytes, bytes]]:
-        from watchkeeper.core.promql import sharding
-
-        c0 = cpu()
-        parts = {key: sharding.partial(plan, t, self.step.store) for key, plan in plans.items()}
-        c1 = cpu()
-        out = []
-        for unit in self.units:
-            groups = {name: [sharding.partials_to_json(parts[(name, i)]) for i in range(len(self.by_name[name].rules))]
-                      for name in unit.groups}
-            out.append((unit.key.encode(), orjson.dumps({"v": 1, "t": t, "groups": groups})))
-        cost.partial += c1 - c0
-        cost.encode += cpu() - c1
-        return out
-
-
-def merge_stage(w: Workload) -> tuple[dict[tuple[str, int], Any], Callable[[str], Any]]:
-    """Each rule's plan, and the merge step factory the worker uses (`agents.rules_merge_wiring`). Until
-    `core.rules.unit_plans` lands (the partial stage's), the same plans from `sharding.plan` over the same
-    parsed rules, with the merge-local names of the design (recorded metrics, ALERTS*)."""
-    from watchkeeper.agents.rules_merge_step import RulesMergeStep
+def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, list[str]]:
+    """The partial stage (`PartialStep`, what the worker runs over the samples partitions it owns) per
+    samples partition, a batch per scrape, then its records in partition order into the merge stage
+    (`RulesMergeStep` from `merge_step_factory`, the worker's), which owns every unit; and a second merge
+    step owning none reads every record too (what every other process does with the partials topic)."""
     from watchkeeper.agents.rules_merge_wiring import merge_step_factory
-    from watchkeeper.core.promql import sharding
-    from watchkeeper.core.rules.engine import RuleEngine
+    from watchkeeper.agents.rules_partial_step import PartialStep
+    from watchkeeper.core.rules.unit_plans import unit_plans
 
     loaded = w.loaded
-    try:
-        from watchkeeper.core.rules.unit_plans import unit_plans  # type: ignore[import-not-found]
-    except ImportError:
-        local = {"ALERTS", "ALERTS_FOR_STATE"} | {r.record for g in w.groups for r in g.rules if r.record}
-        plans = {(g.name, i): sharding.plan(r.expr, lambda name: name is not None and name in local)
-                 for g in w.groups for i, r in enumerate(g.rules)}
-        by_name = {g.name: g for g in w.groups}
-        record_groups = {r.record: g.name for g in w.groups for r in g.rules if r.record}
+    plans = unit_plans(loaded.units, loaded.groups)
+    shapes = sorted({re.sub(r"\bm\d+_", "m*_", p.describe()) for up in plans for ps in up.plans.values() for p in ps})
+    partial = PartialStep(plans, loaded.limits, retention=loaded.history)
+    in_partial = [0.0]
+    rule_partial = partial._partial
 
-        def merge_leaves(group: str, rule: int, parts: Any) -> Any:
-            return sharding.merge(plans[(group, rule)], [sharding.partials_from_json(x) for x in parts])
+    def timed_partial(plan: Any, t: float, store: SeriesStore) -> Any:
+        c0 = cpu()
+        try:
+            return rule_partial(plan, t, store)
+        finally:
+            in_partial[0] += cpu() - c0
 
-        def engine(unit: Any, snapshot: bytes | None, origin: float, leaves: Any) -> Any:
-            # shard22's engine calls leaves(RuleGroup, ...), merge22's step takes the group's name
-            eng = RuleEngine([by_name[n] for n in unit.groups], semantics=w.semantics,
-                             leaves=lambda g, i, t: leaves(getattr(g, "name", g), i, t))
-            if math.isfinite(origin):
-                eng.start_at(origin)
-            return eng
-
-        def make(owner: str) -> Any:
-            return RulesMergeStep(loaded.units, 1, engine, merge_leaves, retention=loaded.retention, owner=owner,
-                                  record_groups=record_groups)
-
-        return plans, make
-    plans = {(g, i): p for up in unit_plans(loaded.units, loaded.groups) for g, ps in up.plans.items()
-             for i, p in enumerate(ps)}
-    return plans, merge_step_factory(loaded, 1, w.semantics)
-
-
-def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
-    """The partial stage per samples partition, then the merge stage (`RulesMergeStep`, what the worker
-    runs) over their records in partition order, with `core.promql.sharding`."""
-    plans, make = merge_stage(w)
-    described = "; ".join(sorted({p.describe() for p in plans.values()}))
+    partial._partial = timed_partial  # type: ignore[method-assign]
     instance_part = {key.decode(): p for _, scrapes in w.ticks[:1] for _, msgs in scrapes[:1] for p, key, _ in msgs}
-    stages = [PartialStage(w, p, lambda labels, p=p: instance_part[labels["instance"]] == p)
-              for p in range(w.partitions)]
+    for p in range(w.partitions):
+        partial.restore(p, None)
+        prefill(partial.parts[p].buffer.store, w.history, lambda labels, p=p: instance_part[labels["instance"]] == p)
     costs = [PartitionCost() for _ in range(w.partitions)]
+
+    make = merge_step_factory(loaded, 1, w.semantics)
     merger, reader = make("bench"), make("reader")  # owns every unit / owns none: the read every process does
     mc = MergeCost()
     merge_leaves = merger.merge_leaves
@@ -319,70 +261,69 @@ def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, str]:
         finally:
             unit_cpu[st.unit.key] = unit_cpu.get(st.unit.key, 0.0) + cpu() - c0
 
-    merger._advance_unit = timed_unit
+    merger._advance_unit = timed_unit  # type: ignore[method-assign]
     merger.own(0, None)
     for p in range(w.partitions):
         merger.start(p, 0)
         reader.start(p, 0)
-    offsets = [0] * w.partitions
+    in_offsets = [0] * w.partitions
+    out_offsets = [0] * w.partitions
 
-    def send(p: int, records: list[tuple[bytes, bytes]], measured: bool) -> None:
-        headers = [("wk-wm", repr(stages[p].watermark).encode())]
-        c0 = cpu()
-        for key, value in records:
-            k0 = cpu()
-            merger.ingest(p, offsets[p], key, value, headers)
+    def send(p: int, records: list[tuple[bytes, bytes]], headers: list[list[tuple[str, bytes]]],
+             measured: bool) -> None:
+        for (key, value), hs in zip(records, headers, strict=True):
+            c0 = cpu()
+            merger.ingest(p, out_offsets[p], key, value, hs)
+            c1 = cpu()
+            reader.ingest(p, out_offsets[p], key, value, hs)
+            c2 = cpu()
+            out_offsets[p] += 1
             if measured:
-                unit_cpu[key.decode()] = unit_cpu.get(key.decode(), 0.0) + cpu() - k0
-            offsets[p] += 1
-        c1 = cpu()
-        for i, (key, value) in enumerate(records):
-            reader.ingest(p, offsets[p] - len(records) + i, key, value, headers)
-        c2 = cpu()
-        if measured:
-            mc.read_owned += c1 - c0
-            mc.read_all += c2 - c1
+                mc.read_owned += c1 - c0
+                mc.read_all += c2 - c1
+                if key != b"~wm":
+                    unit_cpu[key.decode()] = unit_cpu.get(key.decode(), 0.0) + c1 - c0
+                    costs[p].records += 1
+                    costs[p].bytes += len(value)
 
     empty = set(range(w.partitions)) - set(instance_part.values())
-    for p in empty:  # a partition that never has a sample says so once (the partial stage's idle tick)
-        send(p, [(b"~wm", b'{"v":1,"empty":true}')], False)
-    for k, (t, scrapes) in enumerate(w.ticks):
+    for p in empty:  # a partition that never has a sample says so once (the runtime's idle tick)
+        out = partial.tick(p)
+        send(p, out.records, out.headers, False)
+    for k, (_, scrapes) in enumerate(w.ticks):
         measured = k >= w.warmup_ticks
         if k == w.warmup_ticks:
             unit_cpu.clear()
         for ts, msgs in scrapes:
-            for p, stage in enumerate(stages):
+            for p in range(w.partitions):
                 if p in empty:
                     continue
-                before = stage.watermark
+                batch = [(0, key, value, ts) for q, key, value in msgs if q == p]
+                for i in range(len(batch)):
+                    batch[i] = (in_offsets[p] + i, *batch[i][1:])
+                in_offsets[p] += len(batch)
+                in_partial[0] = 0.0
                 c0 = cpu()
-                stage.ingest(msgs, ts)
+                out = partial.process_records(p, batch, ts)
+                spent = cpu() - c0
                 if measured:
-                    costs[p].ingest += cpu() - c0
-                if stage.watermark < t and stage.watermark > before:  # moved, no tick due: a heartbeat
-                    send(p, [(b"~wm", b'{"v":1,"empty":false}')], measured)
-        for p, stage in enumerate(stages):
-            if p in empty:
-                continue
-            assert stage.watermark >= t, (stage.watermark, t)
-            records = stage.tick(plans, t, costs[p] if measured else PartitionCost())
+                    costs[p].partial += in_partial[0]
+                    costs[p].ingest += spent - in_partial[0]
+                send(p, out.records, out.headers, measured)
+            in_merge[0] = 0.0
+            c0 = cpu()
+            outputs = merger.advance()
+            spent = cpu() - c0
+            mc.transitions.extend(alert_ids(outputs))
             if measured:
-                costs[p].records += len(records)
-                costs[p].bytes += sum(len(v) for _, v in records)
-            send(p, records, measured)
-        in_merge[0] = 0.0
-        c0 = cpu()
-        outputs = merger.advance()
-        spent = cpu() - c0
-        mc.transitions.extend(alert_ids(outputs))
-        if measured:
-            mc.merge += in_merge[0]
-            mc.engine += spent - in_merge[0]
-            mc.alerts += sum(len(o.alerts) for o in outputs)
-            mc.recorded += sum(len(o.recorded) for o in outputs)
-    assert merger.failures == 0 and merger.bad == 0, (merger.failures, merger.bad)
-    mc.per_unit = {k: v for k, v in unit_cpu.items() if k != "~wm"}
-    return costs, mc, described
+                mc.merge += in_merge[0]
+                mc.engine += spent - in_merge[0]
+                mc.alerts += sum(len(o.alerts) for o in outputs)
+                mc.recorded += sum(len(o.recorded) for o in outputs)
+    assert merger.failures == 0 and merger.bad == 0 and partial.failures == 0, (
+        merger.failures, merger.bad, partial.failures)
+    mc.per_unit = dict(unit_cpu)
+    return costs, mc, shapes
 
 
 # -- the model -------------------------------------------------------------------------------------------
@@ -400,7 +341,7 @@ def max_rate(r0: float, partial: float, merge: float, read: float, processes: in
 
 
 def report(w: Workload, base: float, single: dict[str, float] | None,
-           part: tuple[list[PartitionCost], MergeCost, str] | None, load: tuple[float, float]) -> dict[str, Any]:
+           part: tuple[list[PartitionCost], MergeCost, list[str]] | None, load: tuple[float, float]) -> dict[str, Any]:
     secs = w.event_seconds
     r0 = w.samples / secs
     out: dict[str, Any] = {
@@ -418,19 +359,17 @@ def report(w: Workload, base: float, single: dict[str, float] | None,
             "alert_messages": single["alert_messages"], "recorded_messages": single["recorded_messages"],
             "alert_transitions": len(single["alerts"])}
     if part is not None:
-        costs, mc, described = part
-        per_part = [(c.ingest + c.partial + c.encode) / secs for c in costs]
+        costs, mc, shapes = part
+        per_part = [(c.ingest + c.partial) / secs for c in costs]
         partial = sum(per_part)
         merge = (mc.read_owned - mc.read_all + mc.merge + mc.engine) / secs  # all units' merge-stage work
         read = mc.read_all / secs  # every process's read of the whole partials topic
         fixed = merge + read
         n_ticks = len(w.tick_points)
-        shapes = sorted({re.sub(r"\bm\d+_", "m*_", p) for p in described.split("; ")})
         out["partitioned"] = {
             "partial_cpu_per_s": partial, "partial_cpu_per_sample_us": partial / r0 * 1e6,
             "partial_ingest_cpu_per_s": sum(c.ingest for c in costs) / secs,
             "partial_eval_cpu_per_s": sum(c.partial for c in costs) / secs,
-            "partial_encode_cpu_per_s": sum(c.encode for c in costs) / secs,
             "per_partition_cpu_per_s": per_part,
             "partials_records_per_tick": sum(c.records for c in costs) / n_ticks,
             "partials_bytes_per_tick": sum(c.bytes for c in costs) / n_ticks,
