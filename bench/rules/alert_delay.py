@@ -2,8 +2,8 @@
 
 Real tansu broker, the real rules agent (`RulesRunner`, the code the worker runs, in this process).
 1. Max rate: a backlog of batches (`--series` series per batch, one batch per event-time second, spread
-   over 8 source keys) is put on the samples topic first; the agent reads it as fast as it can while
-   evaluating `--rules` rules each second of event time. Samples/s = max rate.
+   over 8 source keys, one per samples partition) is put on the samples topic first; the agent reads it as
+   fast as it can while evaluating `--rules` rules each second of event time. Samples/s = max rate.
 2. Delay: on fresh topics, batches are produced live at half that rate with event time = wall time;
    every 4 s a `trigger` gauge goes to 1 for 2 s (rule `trigger > 0`, no `for`). For each rise: wall time
    from sending its first 1 to the agent's `firing` alert on wk.alerts, and the event-time part (alert
@@ -42,6 +42,7 @@ import numpy as np
 import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from watchkeeper.agents.rules_agent import RulesRunner, rule_topics
 from watchkeeper.agents.rules_wiring import load_rules
@@ -49,8 +50,29 @@ from watchkeeper.plumbing.broker import free_port, start_broker
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 from watchkeeper.schemas import AlertEvent, SampleBatch, SeriesBlock, decode, encode
+from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 SOURCES = 8
+
+
+def source_names(n: int = SOURCES, partitions: int = DEFAULT_TOPICS["samples"].partitions) -> list[str]:
+    """`n` source keys spread evenly over the samples partitions by Kafka's partitioner (`src-<i>`, the
+    first names that land on each partition in turn): with `src-0..7` only 4 of 8 partitions got data,
+    which the partitioned evaluation would not spread over processes."""
+    part = DefaultPartitioner()
+    every = list(range(partitions))
+    names: list[str] = []
+    i = 0
+    while len(names) < n:
+        want = len(names) % partitions
+        while part(f"src-{i}".encode(), every, every) != want:
+            i += 1
+        names.append(f"src-{i}")
+        i += 1
+    return names
+
+
+SOURCE_NAMES = source_names()
 
 
 def rules_yaml(n_rules: int) -> str:
@@ -86,7 +108,8 @@ def batches(series: int, ts: float, trigger: bool) -> list[tuple[bytes, bytes]]:
                               values=[float(rng.random())]) for j in range(per)]
         if s == 0:
             blocks.append(SeriesBlock(name="trigger", ts=[ts], values=[1.0 if trigger else 0.0]))
-        out.append((f"src-{s}".encode(), encode(SampleBatch(source=f"src-{s}", labels={"job": f"j{s % 4}"},
+        name = SOURCE_NAMES[s]
+        out.append((name.encode(), encode(SampleBatch(source=name, labels={"job": f"j{s % 4}"},
                                                             series=blocks))))
     return out
 
