@@ -109,11 +109,11 @@ class ShardedRuleRunner(Generic[S]):
         session_ms = int(cfg.kafka.session_timeout * 1000)
         shards = kafka_clients.group_consumer(cfg.kafka, group_id=self.group_id,
                                               rebalance_timeout_ms=max(session_ms, 30_000))
+        topic = await self._input_topic()  # before the reader starts: its metadata then knows the topic
         await producer.start()
         await reader.start()
         keepalive: asyncio.Task[None] | None = None
         try:
-            topic = await self._input_topic(reader)
             partitions = await self._partitions(reader, topic)
             tps = [TopicPartition(topic, p) for p in partitions]
             reader.assign(tps)
@@ -152,7 +152,7 @@ class ShardedRuleRunner(Generic[S]):
                 with contextlib.suppress(Exception):
                     await client.stop()
 
-    async def _input_topic(self, reader: AIOKafkaConsumer) -> str:
+    async def _input_topic(self) -> str:
         return str(getattr(self.cfg.kafka.topics, self.input_name))
 
     def _start(self, partitions: list[int], checkpoints: dict[int, Any]) -> dict[int, int]:

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer
 
 from watchkeeper.agents.rule_shard_runner import ShardedRuleRunner
 from watchkeeper.agents.rules_merge_step import MergeCheckpoint, RulesMergeStep, decode_merge_or_none, start_offsets
@@ -44,7 +43,7 @@ class RulesMergeRunner(ShardedRuleRunner[RulesMergeStep]):
     def decode(self, raw: bytes | None) -> MergeCheckpoint | None:
         return decode_merge_or_none(raw)
 
-    async def _input_topic(self, reader: AIOKafkaConsumer) -> str:
+    async def _input_topic(self) -> str:
         """The partials topic, created here too (a partition per samples partition, as the partial stage
         makes it) so that either stage may start first."""
         topic = partials_topic(self.cfg)
@@ -82,15 +81,9 @@ class RulesMergeRunner(ShardedRuleRunner[RulesMergeStep]):
                 if self.shard_own.phase(s) is not Phase.RESUMING:  # revoked meanwhile
                     continue
                 rec = found.get(s)
-                cp = decode_merge_or_none(rec.value) if rec is not None else None
-                step.own(s, cp)
-                # Read again what the shard's previous owner had not evaluated (a unit without a checkpoint:
-                # everything); what this process evaluated already is ignored on the way.
-                fresh = [k for k in step.owned[s] if cp is None or k not in cp.units]
-                again = dict.fromkeys(step.clocks, 0) if fresh else (cp.replay if cp is not None else {})
-                seeks = step.rewind_to(again)
+                seeks = step.own(s, decode_merge_or_none(rec.value) if rec is not None else None)
                 if seeks:
-                    self._rewind = {**self._rewind, **{p: min(o, self._rewind.get(p, o)) for p, o in seeks.items()}}
+                    self._rewind = {p: min(o, self._rewind.get(p, o)) for p, o in {**self._rewind, **seeks}.items()}
                     self.rewinds += 1
                 self._written.pop(s, None)
                 self.shard_own.transition(s, Event.RESUMED)

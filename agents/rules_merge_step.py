@@ -262,7 +262,11 @@ class RulesMergeStep:
 
     # -- owning shards
 
-    def own(self, shard: int, checkpoint: MergeCheckpoint | None) -> None:
+    def own(self, shard: int, checkpoint: MergeCheckpoint | None) -> dict[int, int]:
+        """Take the shard over from its checkpoint (None: its units start fresh). Returns where the reader
+        must seek back to (partition -> offset): what the previous owner had not evaluated, or for a unit
+        without a checkpoint everything. Records this reader skipped while it did not own the shard are read
+        again, and what it had learned from them about completeness is forgotten until they are."""
         states: dict[str, MergeUnitState] = {}
         for unit in self.units:
             if unit.shard(self.shards) != shard:
@@ -275,24 +279,22 @@ class RulesMergeStep:
                 st.done = checkpoint.done.get(unit.key, -math.inf)
             states[unit.key] = st
             self._owner_of[unit.key.encode()] = st
-        if checkpoint is not None:
-            for p, c in checkpoint.clocks.items():
-                self.clocks.setdefault(p, PartialsClock()).learn(c)
         self.owned[shard] = states
+        fresh = checkpoint is None or any(k not in checkpoint.units for k in states)
+        again = dict.fromkeys(self.clocks, 0) if fresh else dict(checkpoint.replay) if checkpoint else {}
+        seeks = {}
+        for p, o in again.items():
+            clock = self.clocks.setdefault(p, PartialsClock())
+            if o < clock.next_offset:
+                self.clocks[p] = clock = PartialsClock(o, empty=clock.empty and not clock.seen, seen=clock.seen)
+                seeks[p] = o
+            if checkpoint is not None and clock.next_offset == o and p in checkpoint.clocks:
+                clock.learn(checkpoint.clocks[p])  # what was true at exactly this offset
+        return seeks
 
     def release(self, shard: int) -> None:
         for key in self.owned.pop(shard, {}):
             self._owner_of.pop(key.encode(), None)
-
-    def rewind_to(self, offsets: Mapping[int, int]) -> dict[int, int]:
-        """Read partitions again from `offsets` where they are behind this reader; returns those seeks."""
-        seeks = {}
-        for p, o in offsets.items():
-            clock = self.clocks.setdefault(p, PartialsClock())
-            if o < clock.next_offset:
-                clock.next_offset = o
-                seeks[p] = o
-        return seeks
 
     def checkpoint(self, shard: int) -> MergeCheckpoint:
         states = self.owned.get(shard, {})

@@ -194,3 +194,27 @@ def test_a_rule_error_in_one_partitions_partial_fails_that_rule_for_that_tick_on
     assert "boom in partition 1" in failures[0].message
     rules = {orjson.loads(a).get("rule") for a in got}
     assert rules == {"RateHigh", "HotHost", "NoTemp", None}  # the other rules and ticks evaluated
+
+
+def test_a_shard_taken_over_after_its_records_were_skipped_reads_them_again() -> None:
+    """A process reads the partials before it owns the shard (it skips them); owning it later, from a
+    checkpoint or fresh, it seeks back and evaluates nothing before those records are read again."""
+    lr = loaded()
+    stores = partition_stores(END)
+    want = reference(lr, stores, TICKS[-1])
+    recs = records(lr, stores, TICKS)
+    order = [(2, 0)] + [(p, o) for o in range(len(recs[0])) for p in (0, 1)]
+    half = len(order) // 2
+    first = new_step(lr)
+    got = feed(first, recs, order[:half])
+    cp = MergeCheckpoint.decode(first.checkpoint(0).encode())
+    for owned in (cp, None):
+        late = merge_step_factory(lr, 1)("late")
+        for p in range(PARTITIONS):
+            late.start(p, 0)
+        assert feed(late, recs, order) == []  # owns nothing yet: every unit record skipped
+        seeks = late.own(0, owned)
+        assert seeks == ({p: cp.replay[p] for p in (0, 1)} if owned else {0: 0, 1: 0, 2: 0})
+        assert all(late.ready(u.key) == -math.inf for u in lr.units)  # forgot what it skipped
+        again = feed(late, recs, [(p, o) for p, o in order if o >= seeks.get(p, len(recs[p]))])
+        assert sorted(got + again if owned else again) == sorted(want)
