@@ -13,10 +13,13 @@ due then is evaluated as far as one partition can (`core.promql.sharding.partial
 
 Every record says in its `wk-wm` header how far the partition is complete: every record of a tick at or
 before it is at or before this one (the partition's watermark on the last record a message made; just
-below the next tick on the others). A heartbeat goes when a message moved the watermark by at least
-`heartbeat` seconds of event time since the last record and made no tick record; a partition that has
-never had a sample says `empty: true` once, at the runtime's idle tick, so the merge stage does not wait
-for it.
+below the next tick on the others), so a reader that has read a record of partition p whose `wk-wm` is
+at or after t has every record of p for t. A partition sends no record for a tick before its first (all
+its samples are after such a tick): its partials there are those of an empty store.
+
+A heartbeat goes when a message moved the watermark by at least `heartbeat` seconds of event time since
+the last record and made no tick record; a partition that has never had a sample says `empty: true`
+once, at the runtime's idle tick, so the merge stage does not wait for it.
 
 Deterministic, as the runtime's exactly-once rule needs: what to send is decided message by message (the
 evaluation itself runs once per batch: a tick at or before the watermark reads no sample accepted after
@@ -94,7 +97,8 @@ class PartialPartition:
     low: float = math.inf  # earliest sample accepted (decides the first ticks)
     sent_wm: float = -math.inf  # `wk-wm` of the last record made
     empty_sent: bool = False
-    seen_wm: float = -math.inf  # the watermark at the last decision (not checkpointed: only a shortcut)
+    # The earliest tick that may be due (-inf: look again); derived from the rest, not checkpointed
+    next_due: float = -math.inf
     # Replaying after a restore: messages up to this offset rebuild the store only; then the clock is
     # the checkpoint's (`saved_clock`) and the checkpoint itself is what a snapshot writes until then.
     warm_until: int = -1
@@ -145,25 +149,24 @@ class PartialStep:
     def restore(self, partition: int, data: bytes | None) -> None:
         """Resume `partition` from `snapshot()`'s bytes: rewound to the checkpoint's replay mark (None or
         unreadable: from the partition's beginning, an unreadable one logged)."""
-        cp = None
         if data is not None:
             try:
                 cp = Checkpoint.decode(data)
                 mark = Mark.from_json(cp.meta["mark"])
-            except (CheckpointFrameError, KeyError, TypeError, ValueError) as exc:
+                part = PartialPartition(self.intake.clock_at(mark))
+                part.load_emission(cp.meta)
+                part.warm_until, part.saved_clock, part.saved = cp.offset, dict(cp.meta["clock"]), data
+            except (CheckpointFrameError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 log.error("rules: unreadable partial-stage checkpoint of partition %d (%s): starting it afresh",
                           partition, exc)
-                cp = None
-        if cp is None:
-            self.parts[partition] = PartialPartition(self.intake.clock_at(Mark(0, -math.inf, -math.inf)))
-            self.progress[partition] = PartitionProgress()
-            return
-        part = self.parts[partition] = PartialPartition(self.intake.clock_at(mark))
-        part.load_emission(cp.meta)
-        part.warm_until, part.saved_clock, part.saved = cp.offset, cp.meta["clock"], data
-        self.progress[partition] = PartitionProgress(mark.offset - 1, cp.seq)
-        if mark.offset - 1 >= cp.offset:
-            self._warmed(part)
+            else:
+                self.parts[partition] = part
+                self.progress[partition] = PartitionProgress(mark.offset - 1, cp.seq)
+                if mark.offset - 1 >= cp.offset:
+                    self._warmed(part)
+                return
+        self.parts[partition] = PartialPartition(self.intake.clock_at(Mark(0, -math.inf, -math.inf)))
+        self.progress[partition] = PartitionProgress()
 
     def snapshot(self, partition: int) -> bytes:
         part = self._part(partition)
@@ -189,6 +192,7 @@ class PartialStep:
             part.empty_sent = True
             out = self._make(part, [_Beat(part.clock.wm, empty=True)])
             out.first_seq = prog.seq + 1
+            out.tick_after = prog.offset  # where a replay makes it again (`runtime.exactly_once`)
             prog.seq += len(out.records)
         return out
 
@@ -212,7 +216,8 @@ class PartialStep:
                 if offset == part.warm_until:
                     self._warmed(part)
                 continue
-            part.low = min(part.low, low)
+            if low < part.low:
+                part.low, part.next_due = low, -math.inf
             self._decide(part, made)
         out = self._make(part, made)
         self._prune(part)
@@ -243,23 +248,17 @@ class PartialStep:
     def _decide(self, part: PartialPartition, made: list[_Tick | _Beat]) -> None:
         """The records one message makes: every (unit, tick) its watermark passed, else maybe a heartbeat."""
         wm = part.clock.wm
-        if wm <= part.sent_wm or wm == part.seen_wm:  # no new tick can be due, no heartbeat
+        if wm <= part.sent_wm:
             return
-        part.seen_wm = wm
         due: list[tuple[float, int, str]] = []
-        for i, up in enumerate(self.plans):
-            for g in up.groups:
-                t = part.next_tick.get(g.name)
-                if t is None:
-                    if part.low == math.inf:
-                        continue
-                    t = math.ceil(part.low / g.interval) * g.interval
-                    if t > wm:  # not decided: a sample before it may still come
-                        continue
-                while t <= wm:
-                    due.append((t, i, g.name))
-                    t += g.interval
-                part.next_tick[g.name] = t
+        if wm >= part.next_due:
+            due, part.next_due = self._due(part, wm), math.inf
+            for up in self.plans:
+                for g in up.groups:
+                    t = part.next_tick.get(g.name)
+                    if t is None and part.low < math.inf:
+                        t = math.ceil(part.low / g.interval) * g.interval
+                    part.next_due = min(part.next_due, math.inf if t is None else t)
         if not due:
             if wm - part.sent_wm >= self.heartbeat:
                 made.append(_Beat(wm))
@@ -276,6 +275,24 @@ class PartialStep:
             ticks[k].wm = min(wm, math.nextafter(ticks[k + 1].t, -math.inf))
         made.extend(ticks)
         part.sent_wm = wm
+
+    def _due(self, part: PartialPartition, wm: float) -> list[tuple[float, int, str]]:
+        """(tick, unit, group) of every group tick at or before `wm` not made yet; the next ones kept."""
+        due = []
+        for i, up in enumerate(self.plans):
+            for g in up.groups:
+                t = part.next_tick.get(g.name)
+                if t is None:
+                    if part.low == math.inf:
+                        continue
+                    t = math.ceil(part.low / g.interval) * g.interval
+                    if t > wm:  # not decided: a sample before it may still come
+                        continue
+                while t <= wm:
+                    due.append((t, i, g.name))
+                    t += g.interval
+                part.next_tick[g.name] = t
+        return due
 
     def _make(self, part: PartialPartition, made: list[_Tick | _Beat]) -> StepOutput:
         out = StepOutput()

@@ -20,6 +20,7 @@ from watchkeeper.core.promql.series_store import SeriesStore
 from watchkeeper.core.promql.sharding import merge, partials_from_json
 from watchkeeper.core.rules.loader import load_rules_text
 from watchkeeper.core.rules.unit_plans import UnitPlans, unit_plans
+from watchkeeper.runtime.checkpoint import Checkpoint
 from watchkeeper.runtime.partition_state import Record
 from watchkeeper.schemas.codec import encode
 from watchkeeper.schemas.samples import SampleBatch, SeriesBlock
@@ -180,7 +181,7 @@ def test_idle_partition_that_never_had_a_sample_says_empty_once() -> None:
     step.restore(3, None)
     got = step.tick(3)
     assert got.records == [(HEARTBEAT_KEY, orjson.dumps({"v": 1, "empty": True}))]
-    assert got.first_seq == 1 and wm_of(got.headers[0]) == -math.inf
+    assert got.first_seq == 1 and wm_of(got.headers[0]) == -math.inf and got.tick_after == -1
     assert step.tick(3).records == []
     # Only rule output and junk on it: still empty, and the state says it was told.
     step.process_records(3, [(0, b"rules/rates", b"{}", T0), (1, b"x", b"junk", T0)], 0.0)
@@ -251,3 +252,17 @@ def test_merged_partials_of_two_partitions_evaluate_as_one_store(query_rule: int
     for t, parts in sorted(both.items()):
         leaves = merge(plan, [partials_from_json(parts[0]), partials_from_json(parts[1])])
         assert evaluate(plan.expr, t, SeriesStore(math.inf), leaves=leaves) == evaluate(plan.expr, t, whole), t
+
+
+def test_an_unreadable_checkpoint_starts_the_partition_from_its_beginning(caplog: pytest.LogCaptureFixture) -> None:
+    """Replayed from offset 0 with sequence 0, the partition makes its records again with their numbers
+    (the runtime sends none that are already out)."""
+    records = stream(0, 100)
+    whole = new_step()
+    made = feed(whole, 0, records, 10)
+    for junk in (b"junk", Checkpoint(5, 3, {}, {"mark": [0, None, None]}).encode()):
+        again = new_step()
+        again.restore(0, junk)
+        assert (again.progress[0].offset, again.progress[0].seq) == (-1, 0)
+        assert feed(again, 0, records, 10) == made
+    assert caplog.text.count("unreadable partial-stage checkpoint") == 2
