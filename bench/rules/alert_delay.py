@@ -200,7 +200,8 @@ class AlertWatch:
 
 async def create_topics(cfg: Config) -> None:
     shards, state, _ = rule_topics(cfg)
-    await ensure_topics(cfg.kafka.bootstrap, {**topic_plan(cfg.kafka.topics), shards: 1, state: 1})
+    n = cfg.rules.shards
+    await ensure_topics(cfg.kafka.bootstrap, {**topic_plan(cfg.kafka.topics), shards: n, state: n})
 
 
 async def start_runner(cfg: Config) -> tuple[RulesRunner, asyncio.Task[None]]:
