@@ -341,6 +341,7 @@ async def delays(cfg: Config, series: int, rate: float, seconds: float, processe
             sent[ts] = time.time()
         was_on = trigger
         await asyncio.sleep(max(0.0, period - (time.time() - ts)))
+    stopped = time.time()
     await asyncio.sleep(10)
     reader.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -351,8 +352,15 @@ async def delays(cfg: Config, series: int, rate: float, seconds: float, processe
         await stop(task)
     if workers is not None:
         workers.stop()
+    # A rise in the last seconds before the samples stop cannot alert: its tick needs newer samples of
+    # every source to pass the watermark (or the idle timeout). Those are not counted.
+    cut = [ts for ts, at in sent.items() if at > stopped - 3 and ts not in matched]
+    for ts in cut:
+        del sent[ts]
+    missing = sorted(round(at - begin, 1) for ts, at in sent.items() if ts not in matched)
     wall.sort()
-    return {"triggers": len(sent), "alerts": len(wall), "p50_s": statistics.median(wall) if wall else float("nan"),
+    return {"triggers": len(sent), "alerts": len(wall), "rises_without_alert_s": missing,
+            "p50_s": statistics.median(wall) if wall else float("nan"),
             "p99_s": wall[min(len(wall) - 1, int(0.99 * len(wall)))] if wall else float("nan"),
             "event_time_part_p50_s": statistics.median(event) if event else float("nan")}
 
@@ -371,6 +379,7 @@ async def main() -> None:
     ap.add_argument("--shards", type=int, default=8, help="rules.shards of the worker processes")
     ap.add_argument("--settle", type=float, default=15.0,
                     help="seconds after the workers' first alert before measuring (consumer groups settle)")
+    ap.add_argument("--logs", help="keep the worker processes' logs and configs in this directory")
     ap.add_argument("--json", help="write the numbers here too")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -386,12 +395,14 @@ async def main() -> None:
                 def cfg() -> Config:
                     return config(bootstrap, rules, tmp, args.lateness, args.evaluation, args.shards)
 
-                got = await max_rate_workers(cfg(), args.series, args.backlog_seconds, args.processes, tmp,
+                logs = Path(args.logs) if args.logs else tmp
+                logs.mkdir(parents=True, exist_ok=True)
+                got = await max_rate_workers(cfg(), args.series, args.backlog_seconds, args.processes, logs,
                                              args.settle)
                 rate = got.pop("rate")
                 extra = {"processes": args.processes, "evaluation": args.evaluation, "shards": args.shards, **got}
                 print(f"max rate: {rate:,.0f} samples/s ({args.processes} worker processes, {args.evaluation})")
-                result = await delays(cfg(), args.series, rate / 2, args.seconds, args.processes, tmp, args.settle)
+                result = await delays(cfg(), args.series, rate / 2, args.seconds, args.processes, logs, args.settle)
             else:
                 rate = await max_rate(config(bootstrap, rules, tmp, args.lateness), args.series,
                                       args.backlog_seconds)

@@ -429,6 +429,22 @@ def phases(names: str) -> Iterator[str]:
     yield from (n.strip() for n in names.split(",") if n.strip())
 
 
+def run(n_series: int, n_rules: int, n_ticks: int, warmup: float, history: float, partitions: int,
+        semantics: str, only: set[str]) -> dict[str, Any]:
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    w = build(n_series, n_rules, n_ticks, warmup, history, partitions, semantics)
+    print(f"workload built in {time.perf_counter() - t0:.0f} s: {w.samples / w.event_seconds:,.0f} samples/s")
+    base = baseline(w)
+    gc.collect()
+    single = single_store(w) if "single" in only else None
+    gc.collect()
+    part = partitioned(w) if "partitioned" in only else None
+    result = report(w, base, single, part, (load0, os.getloadavg()[0]))
+    result["wall_seconds"] = time.perf_counter() - t0
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=200_000)
@@ -441,18 +457,8 @@ def main() -> None:
     ap.add_argument("--json", help="write the numbers here too")
     ap.add_argument("--semantics", choices=SEMANTICS, default=DEFAULT_SEMANTICS, help="PromQL semantics")
     args = ap.parse_args()
-    load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    w = build(args.series, args.rules, args.ticks, args.warmup, args.history, args.partitions, args.semantics)
-    print(f"workload built in {time.perf_counter() - t0:.0f} s: {w.samples / w.event_seconds:,.0f} samples/s")
-    base = baseline(w)
-    only = set(phases(args.only))
-    gc.collect()
-    single = single_store(w) if "single" in only else None
-    gc.collect()
-    part = partitioned(w) if "partitioned" in only else None
-    result = report(w, base, single, part, (load0, os.getloadavg()[0]))
-    result["wall_seconds"] = time.perf_counter() - t0
+    result = run(args.series, args.rules, args.ticks, args.warmup, args.history, args.partitions, args.semantics,
+                 set(phases(args.only)))
     show(result)
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
