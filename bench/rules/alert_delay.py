@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from watchkeeper.agents.rules_agent import RulesRunner, rule_topics
@@ -160,16 +160,21 @@ class Workers:
 
 
 class AlertWatch:
-    """Every alert on wk.alerts, with the wall time it arrived."""
+    """Every alert on wk.alerts, with the wall time it arrived. Its partitions are assigned and read from
+    their beginning (no subscription: once, a subscribed reader never saw an alert tansu had stored)."""
 
     def __init__(self, cfg: Config) -> None:
-        self.consumer = AIOKafkaConsumer(cfg.kafka.topics.alerts, bootstrap_servers=cfg.kafka.bootstrap,
+        self.topic = cfg.kafka.topics.alerts
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap, enable_auto_commit=False,
                                          auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=20)
         self.seen: list[tuple[float, AlertEvent]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.consumer.start()
+        tps = [TopicPartition(self.topic, p) for p in range(DEFAULT_TOPICS["alerts"].partitions)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -295,9 +300,12 @@ async def delays(cfg: Config, series: int, rate: float, seconds: float, processe
         await asyncio.sleep(8)  # the shard consumer's first JoinGroup
     producer = AIOKafkaProducer(bootstrap_servers=cfg.kafka.bootstrap, linger_ms=2)
     await producer.start()
-    consumer = AIOKafkaConsumer(cfg.kafka.topics.alerts, bootstrap_servers=cfg.kafka.bootstrap,
+    consumer = AIOKafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=20)
     await consumer.start()
+    tps = [TopicPartition(cfg.kafka.topics.alerts, p) for p in range(DEFAULT_TOPICS["alerts"].partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
     sent: dict[float, float] = {}  # event time of a trigger sample -> wall time it was sent
     wall: list[float] = []
     event: list[float] = []
