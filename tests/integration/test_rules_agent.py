@@ -220,6 +220,9 @@ def test_samples_in_alerts_out_at_their_event_times(wk_config: Config, tmp_path:
 
 def test_two_worker_processes_give_the_same_alerts_as_one(wk_config: Config, tmp_path: Path,
                                                           workers_factory: Any) -> None:
+    """The full mode's shards (test_rules_partitioned.py has the partitioned mode's 1, 2 and 4 processes)."""
+    wk_config = wk_config.model_copy(deep=True)
+    wk_config.rules.evaluation = "full"
     one = rules_config(wk_config, tmp_path)
     asyncio.run(produce(one.kafka.bootstrap, one.kafka.topics.samples, messages(0, END + STEP)))
     single = workers_factory(one)
