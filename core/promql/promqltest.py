@@ -17,10 +17,14 @@ from __future__ import annotations
 import math
 import re
 import sys
+import zlib
 from dataclasses import dataclass, field
 
+import orjson
+
 from watchkeeper.core.errors import CoreError
-from watchkeeper.core.promql.evaluator import NAME, Semantics, evaluate, evaluate_range, parse
+from watchkeeper.core.promql import sharding
+from watchkeeper.core.promql.evaluator import NAME, ParsedExpr, Semantics, Value, evaluate, evaluate_range, parse
 from watchkeeper.core.promql.series_notation import STALE, Stale, expand_series, parse_duration, parse_metric
 from watchkeeper.core.promql.series_store import SeriesStore
 from watchkeeper.core.promql.values import Scalar, SeriesData, labels_key
@@ -260,22 +264,28 @@ def almost_equal(a: float, b: float, epsilon: float = EPSILON) -> bool:
     return diff / min(total, sys.float_info.max) < epsilon
 
 
-def run_script(text: str, semantics: Semantics = "prometheus3") -> ScriptResult:
-    """Run every command of a script against a fresh store; each eval becomes one CaseResult."""
+def run_script(text: str, semantics: Semantics = "prometheus3", partitions: int = 0) -> ScriptResult:
+    """Run every command of a script against a fresh store; each eval becomes one CaseResult.
+
+    ``partitions`` > 0: each instant query goes through the partitioned path instead (core.promql.sharding:
+    the loaded series split over that many stores by a hash of their labels, plan, partial per store,
+    merge, evaluate from the merged leaves), which must give the single store's results."""
     result = ScriptResult()
     store = SeriesStore(retention=math.inf)
+    parts = [SeriesStore(retention=math.inf) for _ in range(partitions)]
     histograms = False  # the storage holds native histograms this runner left out
     for cmd in parse_script(text):
         if isinstance(cmd, Clear):
             store, histograms = SeriesStore(retention=math.inf), False
+            parts = [SeriesStore(retention=math.inf) for _ in range(partitions)]
         elif isinstance(cmd, Load):
             histograms = histograms or cmd.histograms
-            _load(store, cmd)
+            _load(store, cmd, parts)
         else:
             if cmd.skip:
                 result.cases.append(CaseResult(cmd.line, cmd.expr, "skipped", cmd.skip))
                 continue
-            detail = run_eval(cmd, store, semantics)
+            detail = run_eval(cmd, store, semantics, parts)
             if detail and histograms:
                 # the storage held native histograms this runner left out: the case cannot be judged
                 result.cases.append(CaseResult(cmd.line, cmd.expr, "skipped", f"native histograms ({detail})"))
@@ -284,24 +294,44 @@ def run_script(text: str, semantics: Semantics = "prometheus3") -> ScriptResult:
     return result
 
 
-def _load(store: SeriesStore, cmd: Load) -> None:
+def partition_of(labels: dict[str, str], partitions: int) -> int:
+    """The partition a series goes to in the partitioned mode: a stable hash of its labels."""
+    return zlib.crc32(repr(labels_key(labels)).encode()) % partitions
+
+
+def _load(store: SeriesStore, cmd: Load, parts: list[SeriesStore] | None = None) -> None:
     for labels, values in cmd.series:
         name = labels.get(NAME, "")
         rest = {k: v for k, v in labels.items() if k != NAME}
+        targets = [store] if not parts else [store, parts[partition_of(labels, len(parts))]]
         for k, value in enumerate(values):
             t = round(k * cmd.interval * 1000.0) / 1000.0
-            if value is STALE:
-                store.mark_stale(name, rest, t)
-            elif value is not None:
-                store.append_one(name, rest, t, float(value))
+            for target in targets:
+                if value is STALE:
+                    target.mark_stale(name, rest, t)
+                elif value is not None:
+                    target.append_one(name, rest, t, float(value))
 
 
-def run_eval(cmd: Eval, store: SeriesStore, semantics: Semantics) -> str | None:
-    """None if the case passes, else what differs."""
+def evaluate_partitioned(parsed: ParsedExpr, t: float, parts: list[SeriesStore],
+                         subquery_step: float = 60.0) -> Value:
+    """An instant query through the partitioned path: plan, one partial per store, merge (with the
+    partials through JSON, as on the wire), then the merge stage's evaluation over an empty store."""
+    plan = sharding.plan(parsed)
+    wire = [orjson.loads(orjson.dumps(sharding.partials_to_json(sharding.partial(plan, t, s, subquery_step))))
+            for s in parts]
+    leaves = sharding.merge(plan, [sharding.partials_from_json(w) for w in wire])
+    return evaluate(plan.expr, t, SeriesStore(), subquery_step=subquery_step, leaves=leaves)
+
+
+def run_eval(cmd: Eval, store: SeriesStore, semantics: Semantics, parts: list[SeriesStore] | None = None) -> str | None:
+    """None if the case passes, else what differs. ``parts``: evaluate an instant query partitioned."""
     try:
         parsed = parse(cmd.expr, semantics)
         if cmd.is_range:
             value: object = evaluate_range(parsed, cmd.start, cmd.end, cmd.step, store, subquery_step=60.0)
+        elif parts:
+            value = evaluate_partitioned(parsed, cmd.start, parts)
         else:
             value = evaluate(parsed, cmd.start, store, subquery_step=60.0)
     except (CoreError, ValueError, ArithmeticError) as exc:

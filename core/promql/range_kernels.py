@@ -36,7 +36,7 @@ class Packed:
         if not fresh.all():
             rows, flat_ts, flat_values = rows[fresh], flat_ts[fresh], flat_values[fresh]
             lens = np.bincount(rows, minlength=n).astype(np.int64)
-        width = int(lens.max()) if n else 0
+        width = max(int(lens.max()), 1) if n else 0  # a row of only markers still has a (padding) column
         ts = np.zeros((n, width), dtype=np.int64)
         values = np.full((n, width), np.nan)
         if len(rows):

@@ -18,9 +18,9 @@ aggregation do.
 - *raw*: the points of a selector over everything the expression may read of it, for what cannot be
   split (a subquery over an aggregation, info()); merged into a temporary store the selector reads.
 
-A subtree that may merge two series into one label set (label_replace, label_join, dropping the name of
-series whose names differ) must be checked where the single-store evaluation checks it: such a node is
-only ever the top of a series leaf, never inside one or under an aggregation leaf.
+A node that may merge two series into one label set (label_replace, label_join, dropping the name of
+series whose names differ) must find the collision the single-store evaluation finds first: it is never
+inside a leaf; the merge stage evaluates it over the union of its input (inside a subquery: raw).
 
 Errors: a partition's evaluation error travels as an entry ``{"error": msg}``; merge turns it (and a label
 set duplicated across partitions) into a LeafError, which `evaluate` raises when it reaches the leaf: the
@@ -244,7 +244,10 @@ class _Planner:
     def cut(self, node: Any) -> None:
         """Make leaves of the largest splittable subtrees under ``node`` (walk order: evaluation order)."""
         local = self.local(node)
-        if local is not None and not local.collides_below:
+        # A node that may merge two series into one label set is evaluated at the merge stage, over the
+        # union in label order: the collision it finds first is the one the single-store evaluation finds.
+        if local is not None and not local.collides and not local.collides_below and (
+                node is self.expr.node or not isinstance(node, pp.MatrixSelector)):
             self.leaf("series", node)
             return
         if isinstance(node, pp.AggregateExpr) and self.cut_aggregation(node):
@@ -255,9 +258,16 @@ class _Planner:
             if inner is not None and not inner.collides and not inner.collides_below:
                 self.leaf("any", _unparen_matrix(arg))
                 return
-        if isinstance(node, pp.SubqueryExpr) or (isinstance(node, pp.Call) and node.func.name == "info"):
+        info = isinstance(node, pp.Call) and node.func.name == "info"
+        if isinstance(node, pp.SubqueryExpr | pp.MatrixSelector) or info:
+            # range functions read a range selector's points (and timestamp() its selector's) themselves
             self.raw(node)
             return
+        if isinstance(node, pp.Call) and node.func.name == "timestamp":
+            arg = ev._unparen(node.args[0])
+            if isinstance(arg, pp.VectorSelector):
+                self.raw(arg)
+                return
         for child in _children(node):
             self.cut(child)
 
@@ -411,7 +421,7 @@ def _partial_agg(plan: ShardPlan, leaf: Leaf, t: float, store: SeriesStore, step
             raise PromQLError(f"expected a scalar (in {plan.expr.text!r})")
         param = p.value
     groups = _groups(node, vec)
-    entry: dict[str, Any] = {"k": "agg", "n": len(vec), "p": param, "g": [gl for gl, _ in groups]}
+    entry: dict[str, Any] = {"k": "agg", "n": len(vec), "p": _pack([param]), "g": [gl for gl, _ in groups]}
     prometheus3 = plan.expr.semantics == "prometheus3"
     if op in ("topk", "bottomk"):
         if math.isnan(param) or abs(param) >= 2.0**63:
@@ -624,7 +634,7 @@ def _merge_agg(plan: ShardPlan, leaf: Leaf, entries: list[dict[str, Any]]) -> ev
     prometheus3 = plan.expr.semantics == "prometheus3"
     total_n = sum(int(e["n"]) for e in entries)
     if op in ("topk", "bottomk"):
-        param = float(entries[0]["p"]) if entries else 0.0
+        param = _unpack(entries[0]["p"])[0] if entries else 0.0
         k = min(int(param), total_n)
         if k < 1:
             return []
@@ -640,7 +650,7 @@ def _merge_agg(plan: ShardPlan, leaf: Leaf, entries: list[dict[str, Any]]) -> ev
             out.extend(ev._top_k(members, k, reverse=op == "bottomk"))
         return out
     if op == "quantile":
-        param = float(entries[0]["p"]) if entries else 0.0
+        param = _unpack(entries[0]["p"])[0] if entries else 0.0
         gathered: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[float]]] = {}
         for e in entries:
             values = iter(_unpack(e["v"]))
@@ -658,6 +668,11 @@ def _merge_agg(plan: ShardPlan, leaf: Leaf, entries: list[dict[str, Any]]) -> ev
 
 def _combine(op: str, states: list[list[float]], prometheus3: bool) -> float:
     """One group's value from its partitions' states (in partition order)."""
+    present = [s for s in states if s[0] != 0 or op in ("min", "max", "group")]
+    if len(present) == 1 and op in ("avg", "stddev", "stdvar"):
+        states = present  # one partition holds the whole group: its own exact result below
+        if op == "avg":
+            return states[0][3]
     if op == "sum":
         if prometheus3:
             total, c = 0.0, 0.0
@@ -696,8 +711,6 @@ def _combine_avg(states: list[list[float]], prometheus3: bool) -> float:
     infinite = {m for m in means if math.isinf(m)}
     if infinite:
         return math.nan if len(infinite) > 1 else infinite.pop()
-    if not prometheus3 and math.isfinite(total):
-        return total / n + c / n
     return math.fsum(m * (s[0] / n) for m, s in zip(means, states, strict=True))
 
 

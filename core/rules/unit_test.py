@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 
 from watchkeeper.core.errors import CoreError, SourceError
-from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Semantics, evaluate, parse
+from watchkeeper.core.promql import sharding
+from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Leaves, Semantics, evaluate, parse
+from watchkeeper.core.promql.promqltest import partition_of
 from watchkeeper.core.promql.series_notation import (
     STALE,
     expand_series,
@@ -26,7 +28,7 @@ from watchkeeper.core.promql.series_notation import (
 from watchkeeper.core.promql.series_store import SeriesStore
 from watchkeeper.core.promql.values import Scalar, labels_key
 from watchkeeper.core.rules.engine import EngineStep, RuleEngine
-from watchkeeper.core.rules.loader import load_rule_files
+from watchkeeper.core.rules.loader import RuleGroup, load_rule_files
 from watchkeeper.core.yaml_source import load_yaml_file
 
 
@@ -40,9 +42,14 @@ class FileResult:
         return not self.failures
 
 
-def run_test_file(path: str, semantics: Semantics = DEFAULT_SEMANTICS) -> FileResult:
+def run_test_file(path: str, semantics: Semantics = DEFAULT_SEMANTICS, partitions: int = 0) -> FileResult:
     """Run one promtool test file; rules and `promql_expr_test` expressions evaluated with `semantics`
-    (promtool 2.42 itself is Prometheus 2: a file written for it passes in `prometheus2`)."""
+    (promtool 2.42 itself is Prometheus 2: a file written for it passes in `prometheus2`).
+
+    ``partitions`` > 0: evaluate through the partitioned path (core.promql.sharding), as the rules'
+    merge stage does: the input series split over that many stores by a hash of their labels, the
+    engine's own store holding only what it writes (recorded metrics, ALERTS, ALERTS_FOR_STATE), each
+    rule's leaves merged from every store's partials. The results must be the same."""
     res = FileResult(path)
     try:
         doc = load_yaml_file(path)  # for the line numbers of errors
@@ -67,7 +74,7 @@ def run_test_file(path: str, semantics: Semantics = DEFAULT_SEMANTICS) -> FileRe
             if order:
                 rank = {name: j for j, name in enumerate(order)}
                 groups.sort(key=lambda g: rank.get(g.name, len(rank)))
-            res.failures += _run_group(tg, i, groups, eval_interval, semantics)
+            res.failures += _run_group(tg, i, groups, eval_interval, semantics, partitions)
     except (CoreError, OSError, KeyError, TypeError, ValueError) as exc:
         res.failures.append(f"{type(exc).__name__}: {exc}" if not isinstance(exc, SourceError) else str(exc))
     except Exception as exc:  # one file's crash must not stop the files after it
@@ -76,7 +83,7 @@ def run_test_file(path: str, semantics: Semantics = DEFAULT_SEMANTICS) -> FileRe
 
 
 def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval: float,
-               semantics: Semantics) -> list[str]:
+               semantics: Semantics, partitions: int = 0) -> list[str]:
     name = tg.get("name") or f"#{index}"
     interval = parse_duration(tg.get("interval", "")) if tg.get("interval") else eval_interval
     alert_tests = tg.get("alert_rule_test") or []
@@ -85,19 +92,30 @@ def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval:
     times = alert_times + [parse_duration(e["eval_time"]) for e in expr_tests]
     last = max(times, default=0.0)
     store = SeriesStore(retention=math.inf)
+    parts = [SeriesStore(retention=math.inf) for _ in range(partitions)]
     until = loaded_until(last, eval_interval)
     for entry in tg.get("input_series") or []:
         metric, labels = parse_series_line(entry["series"])
+        target = parts[partition_of({**labels, "__name__": metric}, partitions)] if parts else store
         for k, value in enumerate(expand_series(str(entry["values"]))):
             if value is None or k * interval > until:
                 continue
             if value is STALE:
-                store.mark_stale(metric, labels, k * interval)
+                target.mark_stale(metric, labels, k * interval)
             else:
-                store.append_one(metric, labels, k * interval, float(value))
+                target.append_one(metric, labels, k * interval, float(value))
+    merge_local = _merge_local(groups)
+    plans: dict[tuple[str, int], sharding.ShardPlan] = {}
+
+    def leaves(g: RuleGroup, i: int, t: float) -> Leaves:
+        p = plans.get((g.name, i))
+        if p is None:
+            p = plans[(g.name, i)] = sharding.plan(g.rules[i].expr, merge_local)
+        return sharding.merge(p, [sharding.partial(p, t, s, eval_interval) for s in parts])
+
     engine = RuleEngine(groups, external_labels=tg.get("external_labels") or {},
                         external_url=tg.get("external_url", ""), subquery_step=eval_interval,
-                        semantics=semantics)
+                        semantics=semantics, leaves=leaves if parts else None)
     failures: list[str] = []
     pending = list(alert_times)
     k = 0
@@ -112,8 +130,15 @@ def _run_group(tg: dict[str, Any], index: int, groups: list[Any], eval_interval:
                 failures += _check_alerts(name, case, engine)
         k += 1
     for case in expr_tests:
-        failures += _check_expr(name, case, store, eval_interval, semantics)
+        failures += _check_expr(name, case, store, eval_interval, semantics, parts, merge_local)
     return failures
+
+
+def _merge_local(groups: list[RuleGroup]) -> sharding.MergeLocal:
+    """What the merge stage's own store holds: the recorded metrics and the alerts' series (a name-less
+    selector may match them: a planning error, see sharding.plan)."""
+    names = {r.record for g in groups for r in g.rules if r.record} | {"ALERTS", "ALERTS_FOR_STATE"}
+    return lambda name: name is None or name in names
 
 
 def loaded_until(last_eval: float, eval_interval: float) -> float:
@@ -144,10 +169,17 @@ def _fmt_alerts(alerts: list[Any]) -> str:
 
 
 def _check_expr(group: str, case: dict[str, Any], store: SeriesStore, eval_interval: float,
-                semantics: Semantics) -> list[str]:
+                semantics: Semantics, parts: list[SeriesStore] | None = None,
+                merge_local: sharding.MergeLocal | None = None) -> list[str]:
     at = parse_duration(case["eval_time"])
     try:
-        value = evaluate(parse(case["expr"], semantics), at, store, subquery_step=eval_interval)
+        parsed = parse(case["expr"], semantics)
+        if parts and merge_local is not None:
+            p = sharding.plan(parsed, merge_local)
+            leaves = sharding.merge(p, [sharding.partial(p, at, s, eval_interval) for s in parts])
+            value = evaluate(p.expr, at, store, subquery_step=eval_interval, leaves=leaves)
+        else:
+            value = evaluate(parsed, at, store, subquery_step=eval_interval)
     except CoreError as exc:
         return [f"    group {group}, expr: {case['expr']!r}, time: {case['eval_time']}: {exc}"]
     vec = [({}, value.value)] if isinstance(value, Scalar) else [(s.labels, s.value) for s in value]  # type: ignore[union-attr]

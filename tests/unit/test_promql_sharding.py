@@ -9,17 +9,20 @@ same error.
 from __future__ import annotations
 
 import math
+import os
 import zlib
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from watchkeeper.core.promql import sharding
 from watchkeeper.core.promql.evaluator import PromQLError, Semantics, evaluate, parse
 from watchkeeper.core.promql.series_store import SeriesStore
-from watchkeeper.core.promql.values import Scalar, SeriesData, VectorSample, labels_key
+from watchkeeper.core.promql.values import STALE_NAN, Scalar, SeriesData, VectorSample, labels_key
 
 Series = tuple[str, dict[str, str], list[float], list[float]]
 
@@ -123,3 +126,101 @@ FIXED: list[Series] = [
 def test_fixed_expressions_split(text: str, n: int) -> None:
     for t in (600.0, 1000.0, 1500.0):
         check(text, FIXED, n, t)
+
+
+# ----------------------------------------------------------------------------- properties over random stores
+
+NAMES = ("x", "y", "z")
+# WK_SHARD_NO_SHRINK=1: report the first failure as found (shrinking big stores takes minutes)
+PHASES = [ph for ph in Phase if not (os.environ.get("WK_SHARD_NO_SHRINK") and ph is Phase.shrink)]
+EXPRESSIONS = [
+    # series leaves
+    "x", "x[2m]", "rate(x[2m])", "increase(x[3m]) > 2", "irate(x[2m]) * 2", "-x", "x == bool 3", "abs(x - 4)",
+    "resets(x[5m])", "changes(y[5m])", "deriv(x[3m])", "predict_linear(x[5m], 60)", "last_over_time(x[2m])",
+    "timestamp(x)", "clamp(x, 1, 5)", "round(x, 2)", "x offset 1m", "x @ 300", "max_over_time(rate(x[2m])[5m:1m])",
+    "quantile_over_time(0.5, x[5m])", "absent_over_time(x[1m])", "absent_over_time(nope[1m])",
+    "{job=\"a\"}", "rate({i=\"1\"}[2m])", "-{job=\"b\"}", "{__name__=~\"x|y\"} * 2", "sum_over_time({job=\"a\"}[3m])",
+    "label_replace(x, \"job\", \"a\", \"\", \"\")", "label_replace(x, \"i\", \"$1\", \"job\", \"(.*)\")",
+    "label_join(y, \"job\", \"-\", \"i\")", "label_replace({i=\"2\"}, \"__name__\", \"w\", \"\", \"\")",
+    "ceil(label_replace({job=\"a\"}, \"i\", \"0\", \"\", \"\"))",
+    "label_replace(rate({job=\"a\"}[2m]), \"q\", \"1\", \"\", \"\")",
+    "last_over_time(label_replace(x, \"job\", \"c\", \"\", \"\")[3m:1m])",
+    # aggregations
+    "sum(x)", "sum by (job) (rate(x[2m]))", "avg without (i) (x)", "count(y)", "min by (i) (x)", "max(x)",
+    "group by (job) (y)", "stddev(x)", "stdvar by (job) (x)", "count_values(\"v\", y)",
+    "count_values without (i) (\"v\", x)",
+    "topk(2, x)", "bottomk(1, y)", "topk by (job) (1, rate(x[2m]))", "quantile(0.25, x)", "quantile by (job) (0.9, y)",
+    "sum({job=\"a\"})", "sum by (job) (label_replace(x, \"job\", \"a\", \"\", \"\"))", "avg(-{i=\"1\"})",
+    "limitk(1, x)", "topk(scalar(count(y)), x)", "sum(x @ 240)", "count(x offset 2m)",
+    # the merge stage's part
+    "sum(x) / count(x)", "sum by (job) (x) / on (job) group_left sum by (job, i) (y)",
+    "sum by (job) (x) - sum by (i) (y)", "x and y", "x or on (job) y", "x unless on (i) y", "x + on (i) y",
+    "x / ignoring (job) group_left y", "absent(x)", "absent(nope{job=\"q\"})", "absent(sum(nope))", "scalar(sum(x))",
+    "x > scalar(sum(y))", "vector(1) + sum(x)", "histogram_quantile(0.5, sum by (i) (rate(x[3m])))",
+    "max_over_time(sum(x)[5m:1m])", "rate(sum(x)[5m:1m] offset 1m)", "avg_over_time(count(x)[4m:30s] @ 600)",
+    "sort(sum by (job) (x))", "count(x > 3) or vector(0)",
+    "sum by (job) (rate(x[2m])) > on (job) sum by (job) (rate(y[2m]))",
+    "time() - max(timestamp(y))", "min_over_time((x - y)[3m:1m])",
+]
+
+
+@st.composite
+def series_data(draw: st.DrawFn) -> list[Series]:
+    out: list[Series] = []
+    key = st.tuples(st.sampled_from(NAMES), st.sampled_from(["a", "b"]), st.sampled_from(["1", "2", "3"]))
+    keys = draw(st.lists(key, min_size=0, max_size=10, unique=True))
+    for name, job, inst in keys:
+        n = draw(st.integers(1, 25))
+        gaps = draw(st.lists(st.sampled_from([15.0, 15.0, 15.0, 30.0, 60.0, 200.0]), min_size=n, max_size=n))
+        ts = np.cumsum([draw(st.sampled_from([0.0, 30.0, 120.0])), *gaps[1:]])
+        steps = draw(st.lists(st.integers(0, 5), min_size=n, max_size=n))
+        values = np.cumsum(steps).astype(float)
+        for reset in draw(st.lists(st.integers(0, n - 1), max_size=2)):
+            values[reset:] -= values[reset]
+        special = st.sampled_from([math.nan, math.inf, -math.inf, STALE_NAN])
+        odd = draw(st.lists(st.tuples(st.integers(0, n - 1), special), max_size=2))
+        for i, v in odd:
+            values[i] = v
+        out.append((name, {"job": job, "i": inst}, ts.tolist(), values.tolist()))
+    return out
+
+
+@settings(max_examples=int(os.environ.get("WK_SHARD_EXAMPLES", "300")), deadline=None, phases=PHASES)
+@given(data=series_data(), n=st.sampled_from([1, 2, 3, 4]), t=st.sampled_from([120.0, 300.0, 480.0, 600.0, 900.0]),
+       text=st.sampled_from(EXPRESSIONS), semantics=st.sampled_from(["prometheus3", "prometheus2"]))
+def test_partitioned_equals_single_store(data: list[Series], n: int, t: float, text: str, semantics: Semantics) -> None:
+    check(text, data, n, t, semantics)
+
+
+# ----------------------------------------------------------------------------- counterexamples found
+
+def test_range_of_only_a_staleness_marker_is_empty_not_a_crash() -> None:
+    """rate() over a window holding nothing but a marker crashed the evaluator itself (IndexError)."""
+    ts = [float(x) for x in (135, 150, 165, 180, 195, 210, 225, 240, 440, 640, 840)]
+    data: list[Series] = [("x", {"job": "a", "i": "1"}, ts, [0.0] * (len(ts) - 1) + [STALE_NAN])]
+    assert evaluate(parse("rate(x[2m])"), 900.0, stores(data, 1)[0]) == []
+    check("rate(x[2m])", data, 1, 900.0)
+
+
+def test_collision_inside_a_subquery_reports_the_single_store_labels() -> None:
+    """label_replace colliding in a subquery's step: each partition found its own collision first; the
+    subquery is now raw, evaluated at the merge stage in the store's order."""
+    ts = [float(15 * k) for k in range(23)]
+    data: list[Series] = [("x", {"job": "a", "i": "2"}, [0.0, 15.0], [0.0, 0.0]),
+                          ("x", {"job": "a", "i": "3"}, ts, [0.0] * len(ts)),
+                          ("x", {"job": "b", "i": "1"}, ts, [0.0] * len(ts)),
+                          ("x", {"job": "b", "i": "3"}, ts, [0.0] * len(ts))]
+    text = 'last_over_time(label_replace(x, "job", "c", "", "")[3m:1m])'
+    for n in (2, 3, 4):
+        check(text, data, n, 120.0)
+    assert "raw" in sharding.plan(parse(text)).describe()
+
+
+def test_range_function_at_the_merge_stage_reads_its_selector_raw() -> None:
+    """rate() of a name-less selector may collide, so it runs at the merge stage; it reads its range
+    selector's points itself, so that selector must be a raw leaf (a series leaf was ignored: [])."""
+    data: list[Series] = [("x", {"job": "a", "i": "1"}, [15.0 * k for k in range(9)], [float(k) for k in range(9)])]
+    for text in ('rate({i="1"}[2m])', 'label_replace(rate({job="a"}[2m]), "q", "1", "", "")',
+                 'timestamp({job="a"})', 'sum_over_time({job="a"}[3m])'):
+        for n in (1, 2):
+            check(text, data, n, 120.0)
