@@ -20,10 +20,9 @@ if TYPE_CHECKING:
 
 def merge_step_factory(loaded: LoadedRules, shards: int,
                        semantics: Semantics = DEFAULT_SEMANTICS) -> Callable[[str], RulesMergeStep]:
-    from watchkeeper.core.rules.unit_plans import unit_plans
-
     from watchkeeper.core.promql import sharding
     from watchkeeper.core.rules.engine import RuleEngine
+    from watchkeeper.core.rules.unit_plans import unit_plans
 
     by_name = {g.name: g for g in loaded.groups}
     # The partial stage's plans, from the same function over the same parsed rules (leaves keyed by node id).
