@@ -1,9 +1,10 @@
 """Delay from a sample's arrival on wk.samples to its alert on wk.alerts, at half the worker's max rate.
 
 Real tansu broker, the real rules agent (`RulesRunner`, the code the worker runs, in this process).
-1. Max rate: a backlog of batches (`--series` series per batch, one batch per event-time second, spread
-   over 8 source keys, one per samples partition) is put on the samples topic first; the agent reads it as
-   fast as it can while evaluating `--rules` rules each second of event time. Samples/s = max rate.
+1. Max rate: once the agent has started, a backlog of batches (`--series` series per batch, one batch
+   per event-time second, spread over 8 source keys, one per samples partition) is put on the samples
+   topic at once; the agent reads it as fast as it can while evaluating `--rules` rules each second of
+   event time. Samples/s = max rate, timed from the first backlog message.
 2. Delay: on fresh topics, batches are produced live at half that rate with event time = wall time;
    every 4 s a `trigger` gauge goes to 1 for 2 s (rule `trigger > 0`, no `for`). For each rise: wall time
    from sending its first 1 to the agent's `firing` alert on wk.alerts, and the event-time part (alert
@@ -225,19 +226,23 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 
 async def max_rate(cfg: Config, series: int, seconds: int) -> float:
+    """The rules agent started first, on empty topics; then the backlog is put on the topic at once and
+    timed from its first message until the agent has read it (the last second excepted). Put on the topic
+    before the agent starts, the reader would fetch it while the shard consumer joins its group, before
+    `started`, and the time would miss most of the reading."""
     await create_topics(cfg)
+    runner, task = await start_runner(cfg)
+    await runner.started.wait()
     producer = AIOKafkaProducer(bootstrap_servers=cfg.kafka.bootstrap, linger_ms=20,
                                 max_request_size=4 * 1024 * 1024)
     await producer.start()
     t0 = float(int(time.time()) - 3600)
-    for k in range(seconds):
-        for key, value in batches(series, t0 + k, trigger=False):
-            await producer.send(cfg.kafka.topics.samples, value, key=key)
+    backlog = [kv for k in range(seconds) for kv in batches(series, t0 + k, trigger=False)]
+    begin = time.perf_counter()
+    for key, value in backlog:
+        await producer.send(cfg.kafka.topics.samples, value, key=key)
     await producer.flush()
     await producer.stop()
-    runner, task = await start_runner(cfg)
-    await runner.started.wait()
-    begin = time.perf_counter()
     total = series * seconds
     while runner.step.samples + runner.step.late < total - series:  # the last second stays unread-safe
         await asyncio.sleep(0.05)
@@ -332,7 +337,7 @@ async def delays(cfg: Config, series: int, rate: float, seconds: float, processe
 
     reader = asyncio.create_task(receive())
     period = series / rate  # one event-time second of samples every `period` wall seconds
-    begin = time.time()
+    begin = float(int(time.time() * 1000)) / 1000  # as `ts` below: the first 2 s have the trigger at 0
     end = begin + seconds
     was_on = False
     while time.time() < end or (workers is not None and time.time() < counted_from[0] + seconds):
