@@ -21,69 +21,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from bench.rules.workload import INTERVAL, T0, points, rule_file, series_labels
 from watchkeeper.agents.rules_wiring import loaded_rules
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, SEMANTICS
 from watchkeeper.core.promql.series_store import SeriesStore
-
-SCRAPE = 15.0
-INTERVAL = 30.0
-T0 = 1_700_000_010.0  # on a 30 s tick
-FAMILIES = 10
-
-
-def rule_file(n_rules: int) -> str:
-    """`n_rules` rules spread over the families: rates, ratios, aggregations, thresholds with `for`."""
-    templates = [
-        ("record", "job:{m}:rate5m", "sum by (job) (rate({m}_total[5m]))"),
-        ("alert", "{M}High", "rate({m}_total[5m]) > 50"),
-        ("record", "job:{m}:max", "max by (job) (max_over_time({m}_gauge[5m]))"),
-        ("alert", "{M}Hot", "avg_over_time({m}_gauge[5m]) > 90"),
-        ("alert", "{M}Jump", "increase({m}_total[2m]) > 10000"),
-        ("record", "job:{m}:p90", "quantile by (job) (0.9, {m}_gauge)"),
-        ("alert", "{M}Down", "absent({m}_gauge{{job=\"job-0\"}})"),
-        ("alert", "{M}Spread", "stddev by (job) ({m}_gauge) > 40"),
-        ("record", "job:{m}:count", "count by (job) ({m}_gauge > 50)"),
-        ("alert", "{M}Deriv", "deriv({m}_gauge[5m]) > 1"),
-    ]
-    groups: list[dict[str, object]] = []
-    for i in range(n_rules):
-        fam = i % FAMILIES
-        kind, name, expr = templates[(i // FAMILIES) % len(templates)]
-        m = f"m{fam}"
-        rule: dict[str, object] = {kind: name.format(m=m, M=m.upper()) + ("" if kind == "record" else f"_{i}"),
-                                   "expr": expr.format(m=m)}
-        if kind == "alert":
-            rule["for"] = "1m"
-        if i % FAMILIES == 0 or not groups:
-            groups.append({"name": f"g{len(groups)}", "interval": "30s", "rules": []})
-        groups[-1]["rules"].append(rule)  # type: ignore[attr-defined]
-    import yaml
-
-    return yaml.safe_dump({"groups": groups}, sort_keys=False)
-
-
-def series_labels(n_series: int) -> list[tuple[str, dict[str, str], bool]]:
-    per_family = n_series // FAMILIES
-    out = []
-    for fam in range(FAMILIES):
-        for j in range(per_family):
-            labels = {"job": f"job-{j % 20}", "instance": f"i-{j // 20}"}
-            counter = j % 2 == 0
-            out.append((f"m{fam}_total" if counter else f"m{fam}_gauge", labels, counter))
-    return out
-
-
-def points(series: list[tuple[str, dict[str, str], bool]], start: float, end: float,
-           rng: np.random.Generator) -> list[tuple[str, dict[str, str], np.ndarray, np.ndarray]]:
-    ts = np.arange(start, end, SCRAPE)
-    out = []
-    for k, (name, labels, counter) in enumerate(series):
-        if counter:
-            values = (ts - T0) * (1 + k % 7) * 10.0
-        else:
-            values = 50 + 45 * np.sin((ts - T0) / 600 + k) + rng.normal(0, 1, len(ts))
-        out.append((name, labels, ts, values))
-    return out
 
 
 def main() -> None:
