@@ -133,6 +133,10 @@ class Wiring:
     batch_messages: int
     batch_within: float
     every: Callable[[], None] = lambda: None  # called between fetches (e.g. the window agent's series release)
+    # Resume every assigned partition, also those no stream event starts (an empty partition yields none, and
+    # agents sharing a topic share Faust's consumer: another agent's resume may pause a partition before this
+    # agent's stream saw any of it). The rules' partial stage needs it: an empty partition must say so.
+    resume_on_assign: bool = False
 
 
 def wire(app: faust.App, runtime: PartitionRuntime, source: faust.TopicT, how: Wiring) -> None:
@@ -142,12 +146,26 @@ def wire(app: faust.App, runtime: PartitionRuntime, source: faust.TopicT, how: W
     settings = runtime.settings
     probed: list[bool] = []
 
+    # Partitions the group gave us that still need a resume. Learnt from the assignment itself, not only from
+    # the stream's events: an empty partition yields no event, and several agents on one topic share Faust's
+    # consumer, so another agent's resume may pause a partition before this agent's stream saw any of it.
+    pending: set[int] = set()
+
+    async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        if not how.resume_on_assign:
+            return
+        pending.clear()
+        pending.update(tp.partition for tp in assigned if tp.topic == topic)
+
     async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        await runtime.release({tp.partition for tp in revoked if tp.topic == topic})
+        gone = {tp.partition for tp in revoked if tp.topic == topic}
+        pending.difference_update(gone)
+        await runtime.release(gone)
 
     async def before_shutdown(sender: Any, **_: Any) -> None:
         await runtime.stop()  # before the consumer leaves the group
 
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
     app.on_before_shutdown.connect(before_shutdown)  # type: ignore[arg-type]
 
@@ -191,10 +209,27 @@ def wire(app: faust.App, runtime: PartitionRuntime, source: faust.TopicT, how: W
 
     app.agent(source, name=how.name)(partitions)
 
+    async def take_pending() -> None:
+        """Resume the assigned partitions no stream event has started yet (still ours: Faust's assignment)."""
+        ours = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+        parts = pending & ours
+        pending.clear()
+        new = runtime.assign(parts)
+        if not new:
+            return
+        try:
+            await resume(new)
+        except Exception:  # left ASSIGNED: tried again at the next loop
+            log.exception("%s: resuming %s failed; trying again", topic, new)
+            pending.update(new)
+            await asyncio.sleep(1.0)
+
     async def feed() -> None:
         """The data path: the runtime's own consumer, a fetch at a time (`PartitionRuntime.feed_once`)."""
         try:
             while True:
+                if pending:
+                    await take_pending()
                 if runtime.feed is None or not runtime.live():
                     await asyncio.sleep(0.05)
                     continue
