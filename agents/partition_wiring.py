@@ -136,7 +136,7 @@ class Wiring:
     # Resume every assigned partition, also those no stream event starts (an empty partition yields none, and
     # agents sharing a topic share Faust's consumer: another agent's resume may pause a partition before this
     # agent's stream saw any of it). The rules' partial stage needs it: an empty partition must say so.
-    resume_on_assign: bool = False
+    resume_on_assign: bool = True
 
 
 def wire(app: faust.App, runtime: PartitionRuntime, source: faust.TopicT, how: Wiring) -> None:

@@ -126,10 +126,12 @@ class ShardedRuleRunner(Generic[S]):
             while True:
                 batch = await reader.getmany(timeout_ms=200, max_records=5000)
                 if self._rewind:
-                    for p, offset in self._rewind.items():
+                    rewind, self._rewind = self._rewind, {}
+                    for p, offset in rewind.items():
                         reader.seek(TopicPartition(topic, p), offset)
-                    self._rewind = {}
-                    continue  # what was fetched before the seek is read again
+                    # What was fetched of a rewound partition is read again after the seek; the rest of the
+                    # batch is read now (the reader's position is already past it: dropping it lost it).
+                    batch = {tp: recs for tp, recs in batch.items() if tp.partition not in rewind}
                 self._fetched(reader, tps)
                 for tp, records in batch.items():
                     for rec in records:

@@ -77,6 +77,6 @@ def register_partial(app: faust.App, cfg: Config, loaded: LoadedRules) -> Partit
                                idle_timeout=IDLE_SECONDS)
     runtime = PartitionRuntime(t.samples, step, io, settings)
     wire(app, runtime, app.topic(t.samples, partitions=n, **RAW),
-         Wiring("watchkeeper.rules.partial", cfg.kafka.bootstrap, BATCH_MESSAGES, BATCH_SECONDS, resume_on_assign=True))
+         Wiring("watchkeeper.rules.partial", cfg.kafka.bootstrap, BATCH_MESSAGES, BATCH_SECONDS))
     log.info("rules: partial stage of %d units on %s -> %s", len(loaded.units), t.samples, partials_topic(cfg))
     return runtime

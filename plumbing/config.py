@@ -265,7 +265,7 @@ class RulesConfig(_Section):
     # the samples partitions it owns, sends the partial results on <app_id>-rule-partials, and the process
     # owning a rule's shard merges them in partition order, evaluates the rest and runs the alert state
     # machine. Both give the same alerts; partitioned scales with worker processes.
-    evaluation: Literal["partitioned", "full"] = "full"
+    evaluation: Literal["partitioned", "full"] = "partitioned"
 
 
 class AnomalyConfig(_Section):
