@@ -235,6 +235,20 @@ class ShardedRuleRunner(Generic[S]):
         """Own these shards (their newest checkpoints read); the lock held while the step changes."""
         raise NotImplementedError
 
+    async def _resuming(self, shards: list[int]) -> tuple[list[int], dict[int, Any]]:
+        """With the lock held: the assigned shards moved to RESUMING, and the newest record of each on the
+        checkpoint topic (None: none). A failure leaves them ASSIGNED: the next assignment resumes them."""
+        shards = self.shard_own.in_phase(Phase.ASSIGNED)
+        for s in shards:
+            self.shard_own.transition(s, Event.RESUME)
+        try:
+            return shards, await last_records(self.cfg.kafka.bootstrap, self.state_topic, shards)
+        except BaseException:
+            for s in shards:
+                if self.shard_own.phase(s) is Phase.RESUMING:
+                    self.shard_own.transition(s, Event.FAILED)
+            raise
+
     async def revoked(self, shards: list[int]) -> None:
         for s in shards:
             self.shard_own.transition(s, Event.REVOKE)

@@ -36,7 +36,6 @@ from watchkeeper.agents.rules_wiring import RulesConfigError, load_rules
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.self_metrics import RULES_SAMPLES_REJECTED
 from watchkeeper.runtime.ownership import Event, Phase
-from watchkeeper.runtime.partition_log import last_records
 
 log = logging.getLogger("watchkeeper.rules")
 
@@ -114,16 +113,7 @@ class RulesRunner(ShardedRuleRunner[RulesStep]):
         for s in shards:
             self.shard_own.transition(s, Event.ASSIGN)
         async with self.lock:
-            shards = self.shard_own.in_phase(Phase.ASSIGNED)
-            for s in shards:
-                self.shard_own.transition(s, Event.RESUME)
-            try:
-                found = await last_records(self.cfg.kafka.bootstrap, self.state_topic, shards)
-            except BaseException:  # left ASSIGNED: the next assignment resumes them
-                for s in shards:
-                    if self.shard_own.phase(s) is Phase.RESUMING:
-                        self.shard_own.transition(s, Event.FAILED)
-                raise
+            shards, found = await self._resuming(shards)
             checkpoints = {s: decode_or_none(rec.value) if rec is not None else None for s, rec in found.items()}
             behind = [cp for cp in checkpoints.values() if cp is not None and cp.units and not self.step.covers(cp)]
             if behind:

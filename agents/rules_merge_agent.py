@@ -22,7 +22,6 @@ from watchkeeper.agents.rules_wiring import LoadedRules
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.topics import ensure_topics
 from watchkeeper.runtime.ownership import Event, Phase
-from watchkeeper.runtime.partition_log import last_records
 from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 log = logging.getLogger("watchkeeper.rules")
@@ -66,16 +65,7 @@ class RulesMergeRunner(ShardedRuleRunner[RulesMergeStep]):
         for s in shards:
             self.shard_own.transition(s, Event.ASSIGN)
         async with self.lock:
-            shards = self.shard_own.in_phase(Phase.ASSIGNED)
-            for s in shards:
-                self.shard_own.transition(s, Event.RESUME)
-            try:
-                found = await last_records(self.cfg.kafka.bootstrap, self.state_topic, shards)
-            except BaseException:  # left ASSIGNED: the next assignment resumes them
-                for s in shards:
-                    if self.shard_own.phase(s) is Phase.RESUMING:
-                        self.shard_own.transition(s, Event.FAILED)
-                raise
+            shards, found = await self._resuming(shards)
             step = self.step
             for s in shards:
                 if self.shard_own.phase(s) is not Phase.RESUMING:  # revoked meanwhile

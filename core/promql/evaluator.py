@@ -864,26 +864,7 @@ class _Evaluation:
         elif node.param is not None:
             param = self.scalar(node.param)
 
-        drop = {*grouping, NAME}
-        # Group keys that need no sorting: label values in grouping order for `by`, a frozenset for `without`.
-        groups: dict[Hashable, tuple[_Labels, list[VectorSample]]] = {}
-        one = grouping[0] if len(grouping) == 1 and not without else None  # `by (job)`: the value is the key
-        for s in vec:
-            key: Hashable
-            if without:
-                key = frozenset((k, v) for k, v in s.labels.items() if k not in drop)
-            elif one is not None:
-                key = s.labels.get(one, "")
-            else:
-                key = tuple([s.labels.get(k, "") for k in grouping])
-            group = groups.get(key)
-            if group is None:
-                if without:
-                    gl = {k: v for k, v in s.labels.items() if k not in drop}
-                else:
-                    gl = {k: s.labels[k] for k in grouping if k in s.labels}
-                group = groups[key] = (gl, [])
-            group[1].append(s)
+        groups = group_samples(vec, grouping, without)
 
         out: list[VectorSample] = []
         if op in ("topk", "bottomk", "limitk"):
@@ -1017,6 +998,33 @@ class _Evaluation:
                 inserted.add(key)
             out.append(VectorSample(metric, value))
         return out
+
+
+def group_samples(vec: list[VectorSample], grouping: list[str], without: bool
+                  ) -> dict[Hashable, tuple[_Labels, list[VectorSample]]]:
+    """An aggregation's groups, in order of first member: `by (grouping)` or `without (grouping)` (and the
+    metric name). Also what the sharding core groups partial aggregations by (`core.promql.sharding`).
+    Keys need no sorting: label values in grouping order for `by`, a frozenset for `without`."""
+    drop = {*grouping, NAME}
+    groups: dict[Hashable, tuple[_Labels, list[VectorSample]]] = {}
+    one = grouping[0] if len(grouping) == 1 and not without else None  # `by (job)`: the value is the key
+    for s in vec:
+        key: Hashable
+        if without:
+            key = frozenset((k, v) for k, v in s.labels.items() if k not in drop)
+        elif one is not None:
+            key = s.labels.get(one, "")
+        else:
+            key = tuple([s.labels.get(k, "") for k in grouping])
+        group = groups.get(key)
+        if group is None:
+            if without:
+                gl = {k: v for k, v in s.labels.items() if k not in drop}
+            else:
+                gl = {k: s.labels[k] for k in grouping if k in s.labels}
+            group = groups[key] = (gl, [])
+        group[1].append(s)
+    return groups
 
 
 @dataclass(frozen=True)

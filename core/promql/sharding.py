@@ -523,29 +523,12 @@ def _state(op: str, values: list[float], prometheus3: bool) -> list[float]:
 
 def _groups(node: Any, vec: list[VectorSample]) -> list[tuple[dict[str, str], list[VectorSample]]]:
     """The evaluator's grouping (aggregate()), groups in order of first member."""
-    op = str(node.op)
     modifier = node.modifier
     without = modifier is not None and modifier.type == pp.AggModifierType.Without
     grouping = list(modifier.labels) if modifier is not None else []
-    if op == "count_values" and not without:
+    if str(node.op) == "count_values" and not without:
         grouping = sorted({*grouping, ev._string_arg(node.param)})
-    drop = {*grouping, ev.NAME}
-    groups: dict[Any, tuple[dict[str, str], list[VectorSample]]] = {}
-    for s in vec:
-        key: Any
-        if without:
-            key = frozenset((k, v) for k, v in s.labels.items() if k not in drop)
-        else:
-            key = tuple([s.labels.get(k, "") for k in grouping])
-        group = groups.get(key)
-        if group is None:
-            if without:
-                gl = {k: v for k, v in s.labels.items() if k not in drop}
-            else:
-                gl = {k: s.labels[k] for k in grouping if k in s.labels}
-            group = groups[key] = (gl, [])
-        group[1].append(s)
-    return list(groups.values())
+    return list(ev.group_samples(vec, grouping, without).values())
 
 
 # ----------------------------------------------------------------------------------------------- merge
