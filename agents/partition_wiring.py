@@ -133,10 +133,6 @@ class Wiring:
     batch_messages: int
     batch_within: float
     every: Callable[[], None] = lambda: None  # called between fetches (e.g. the window agent's series release)
-    # Resume every assigned partition, also those no stream event starts (an empty partition yields none, and
-    # agents sharing a topic share Faust's consumer: another agent's resume may pause a partition before this
-    # agent's stream saw any of it). The rules' partial stage needs it: an empty partition must say so.
-    resume_on_assign: bool = True
 
 
 def wire(app: faust.App, runtime: PartitionRuntime, source: faust.TopicT, how: Wiring) -> None:
@@ -152,8 +148,6 @@ def wire(app: faust.App, runtime: PartitionRuntime, source: faust.TopicT, how: W
     pending: set[int] = set()
 
     async def assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
-        if not how.resume_on_assign:
-            return
         pending.clear()
         pending.update(tp.partition for tp in assigned if tp.topic == topic)
 
