@@ -70,7 +70,7 @@ def register(app: faust.App, cfg: Config) -> None:
         state = app.Table(table, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
         io = FaustPartitionIO(app, cfg.kafka.bootstrap, name, t.alerts, deadletter, changelog, state,
                               stream=f"anomaly/{kind}")
-        runtime = PartitionRuntime(name, step, io, settings)
+        runtime = PartitionRuntime(name, step, io, settings, label="anomaly")
         wire(app, runtime, app.topic(name, partitions=n, **RAW),
              Wiring(f"watchkeeper.anomaly.{kind}", cfg.kafka.bootstrap, a.batch_messages, a.batch_seconds))
         log.info("anomaly: %d rules on %s", len(step.rules), name)

@@ -166,6 +166,7 @@ def wire(app: faust.App, runtime: PartitionRuntime, source: faust.TopicT, how: W
     async def resume(parts: list[int]) -> None:
         """Faust's fetching of newly assigned partitions is paused before their resume (what it fetches
         meanwhile is only dropped), and un-paused if the resume fails (its next events try again)."""
+        log.info("%s: resuming %s[%s]", runtime.label, topic, ",".join(map(str, parts)))
         app.consumer.pause_partitions([TP(topic, p) for p in parts])
         if not probed:  # a resume's first checkpoint needs to know which workarounds are on
             defects = await app.broker_defects.get()  # type: ignore[attr-defined]

@@ -75,7 +75,7 @@ def register_partial(app: faust.App, cfg: Config, loaded: LoadedRules) -> Partit
                     partitions=n, replication=cfg.kafka.replication_factor)
     settings = RuntimeSettings(every_seconds=r.checkpoint_seconds, batch_messages=BATCH_MESSAGES,
                                idle_timeout=IDLE_SECONDS)
-    runtime = PartitionRuntime(t.samples, step, io, settings)
+    runtime = PartitionRuntime(t.samples, step, io, settings, label="rules-partial")
     wire(app, runtime, app.topic(t.samples, partitions=n, **RAW),
          Wiring("watchkeeper.rules.partial", cfg.kafka.bootstrap, BATCH_MESSAGES, BATCH_SECONDS))
     log.info("rules: partial stage of %d units on %s -> %s", len(loaded.units), t.samples, partials_topic(cfg))

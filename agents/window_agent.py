@@ -65,7 +65,7 @@ def register(app: faust.App, cfg: Config) -> None:
         for reason, n in out.dead.items():
             DEADLETTERS.labels(reason).inc(n)
 
-    runtime = PartitionRuntime(t.samples, step, io, settings, observe=observe)
+    runtime = PartitionRuntime(t.samples, step, io, settings, observe=observe, label="windows")
     app.window_runtime = runtime  # type: ignore[attr-defined]
 
     def highwater(p: int) -> int | None:

@@ -116,8 +116,10 @@ class PartitionRuntime:
 
     def __init__(self, topic: str, step: PartitionStep, io: PartitionIO, settings: RuntimeSettings,
                  observe: Callable[[int, StepOutput], None] = lambda p, out: None,
-                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 label: str | None = None) -> None:
         self.topic, self.step, self.io, self.settings = topic, step, io, settings
+        self.label = label or topic  # in logs: which agent's runtime (several read one topic)
         self.observe = observe  # called right after each step, before any await (metrics)
         self.monotonic, self.wall = monotonic, wall
         self.own = Ownership()
@@ -175,8 +177,8 @@ class PartitionRuntime:
             if self.own.phase(p) is Phase.RESUMING:
                 self.own.transition(p, Event.RESUMED)
                 live.append(p)
-                log.info("%s[%d]: resumed from the snapshot at offset %d, replayed %d messages",
-                         self.topic, p, offsets[p], n)
+                log.info("%s %s[%d]: resumed from the snapshot at offset %d, replayed %d messages",
+                         self.label, self.topic, p, offsets[p], n)
         self._refeed()
         return live
 
@@ -243,7 +245,7 @@ class PartitionRuntime:
                         await self.consume(tp.partition, [_record(r, self.wall) for r in records])
             await self._due({tp.partition for tp, records in got.items() if records})
         except Exception:
-            log.exception("%s: the feed failed; resuming its partitions from their checkpoints", self.topic)
+            log.exception("%s: the feed failed; resuming its partitions from their checkpoints", self.label)
             await asyncio.sleep(1.0)
             for p in parts:  # no await from here to resume(): nothing can interleave
                 if self.own.phase(p) is Phase.LIVE:
@@ -253,7 +255,7 @@ class PartitionRuntime:
             try:
                 await self.resumer(parts)
             except Exception:  # left ASSIGNED: the agent's next trigger tries again
-                log.exception("%s: resuming %s failed; waiting for the next assignment event", self.topic, parts)
+                log.exception("%s: resuming %s failed; waiting for the next assignment event", self.label, parts)
 
     async def _due(self, fed: set[int]) -> None:
         now = self.monotonic()
