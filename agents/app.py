@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from watchkeeper.agents.task_dump import install_task_dump
 from watchkeeper.plumbing.config import Config
 from watchkeeper.runtime.broker_defects import DefectsProbe
 from watchkeeper.schemas.topics import DEFAULT_TOPICS
@@ -47,6 +48,7 @@ def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **override
     # Which tansu workarounds the agents switch on (runtime.broker_defects): probed once, at start.
     app.broker_defects = DefectsProbe(cfg.kafka.bootstrap, f"{cfg.worker.app_id}-broker-probe")  # type: ignore[attr-defined]
     app.task(app.broker_defects.run)  # type: ignore[attr-defined]
+    app.task(install_task_dump)
     for name in modules:
         importlib.import_module(name).register(app, cfg)
     return app
