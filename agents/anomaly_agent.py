@@ -20,6 +20,8 @@ the rules read:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import faust
 
@@ -27,39 +29,49 @@ from watchkeeper.agents.anomaly_step import AnomalyStep
 from watchkeeper.agents.partition_wiring import RAW, FaustPartitionIO, Wiring, wire
 from watchkeeper.core.anomaly_rules import AnomalyRule, load_anomaly_files
 from watchkeeper.core.errors import CoreError
-from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.config import AnomalyConfig, KafkaConfig
 from watchkeeper.plumbing.errors import RuleFileError
 from watchkeeper.runtime.partition_state import PartitionRuntime, RuntimeSettings
 from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 log = logging.getLogger("watchkeeper.anomaly")
 
-__all__ = ["AnomalyConfigError", "load_rules", "register"]
+__all__ = ["AnomalyAgentSettings", "AnomalyConfigError", "load_rules", "register"]
 
 
 class AnomalyConfigError(RuleFileError):
     """An anomaly rule file the worker cannot run: the message names file, line, group and rule."""
 
 
-def load_rules(cfg: Config) -> list[AnomalyRule]:
+@dataclass(frozen=True)
+class AnomalyAgentSettings:
+    """What the anomaly agent reads of `watchkeeper.yaml`, picked by the command that starts the worker (as
+    Prometheus' rule manager gets its `ManagerOptions`), so the agent depends on these and not on the whole file."""
+
+    kafka: KafkaConfig  # the bootstrap and the topic names
+    anomaly: AnomalyConfig  # batching and checkpoint cadence
+    rule_files: tuple[Path, ...]  # anomaly.files resolved against the config file
+
+
+def load_rules(settings: AnomalyAgentSettings) -> list[AnomalyRule]:
     """Every rule of the configured anomaly files (none configured: an empty list)."""
     try:
-        groups = load_anomaly_files([str(cfg.resolve(f)) for f in cfg.anomaly.files])
+        groups = load_anomaly_files([str(f) for f in settings.rule_files])
     except (CoreError, OSError) as exc:
         raise AnomalyConfigError(f"anomaly rule files: {exc}") from None
     return [r for g in groups for r in g.rules]
 
 
-def register(app: faust.App, cfg: Config) -> None:
-    rules = load_rules(cfg)  # AnomalyConfigError stops the worker before it touches Kafka
+def register(app: faust.App, settings: AnomalyAgentSettings) -> None:
+    rules = load_rules(settings)  # AnomalyConfigError stops the worker before it touches Kafka
     if not rules:
         log.info("anomaly: no anomaly rules configured; the anomaly agent is idle")
         return
-    t, a = cfg.kafka.topics, cfg.anomaly
+    t, a = settings.kafka.topics, settings.anomaly
     n = DEFAULT_TOPICS["samples"].partitions  # the inputs and the state tables are co-partitioned
     deadletter = app.topic(t.deadletter, partitions=DEFAULT_TOPICS["deadletter"].partitions, **RAW)
-    settings = RuntimeSettings(every_messages=a.checkpoint_messages, every_seconds=a.checkpoint_seconds,
-                               batch_messages=a.batch_messages)
+    runtime_settings = RuntimeSettings(every_messages=a.checkpoint_messages, every_seconds=a.checkpoint_seconds,
+                                       batch_messages=a.batch_messages)
     steps: dict[str, AnomalyStep] = {}
     for kind, name in (("aggregates", t.aggregates), ("samples", t.samples)):
         if not any(r.input == kind for r in rules):
@@ -68,10 +80,10 @@ def register(app: faust.App, cfg: Config) -> None:
         table = f"anomaly-{kind}-state"
         changelog = app.topic(f"{app.conf.id}-{table}-changelog", partitions=n, **RAW)
         state = app.Table(table, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
-        io = FaustPartitionIO(app, cfg.kafka.bootstrap, name, t.alerts, deadletter, changelog, state,
+        io = FaustPartitionIO(app, settings.kafka.bootstrap, name, t.alerts, deadletter, changelog, state,
                               stream=f"anomaly/{kind}")
-        runtime = PartitionRuntime(name, step, io, settings, label="anomaly")
+        runtime = PartitionRuntime(name, step, io, runtime_settings, label="anomaly")
         wire(app, runtime, app.topic(name, partitions=n, **RAW),
-             Wiring(f"watchkeeper.anomaly.{kind}", cfg.kafka.bootstrap, a.batch_messages, a.batch_seconds))
+             Wiring(f"watchkeeper.anomaly.{kind}", settings.kafka.bootstrap, a.batch_messages, a.batch_seconds))
         log.info("anomaly: %d rules on %s", len(step.rules), name)
     app.anomaly_steps = steps  # type: ignore[attr-defined]

@@ -24,9 +24,9 @@ from aiokafka.structs import TopicPartition
 
 from watchkeeper.agents.rule_failure_report import RuleFailureReport
 from watchkeeper.agents.rules_step import UnitOutput
+from watchkeeper.agents.rules_wiring import RulesAgentSettings
 from watchkeeper.core.rules.eval_failures import EvalFailure
 from watchkeeper.plumbing import kafka_clients
-from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.topics import ensure_topics
 from watchkeeper.runtime.ownership import Event, Ownership, Phase
 from watchkeeper.runtime.partition_log import last_records
@@ -34,9 +34,8 @@ from watchkeeper.runtime.partition_log import last_records
 log = logging.getLogger("watchkeeper.rules")
 
 
-def rule_topics(cfg: Config) -> tuple[str, str, str]:
-    """(shards topic, checkpoint topic, consumer group) of this app."""
-    app_id = cfg.worker.app_id
+def rule_topics(app_id: str) -> tuple[str, str, str]:
+    """(shards topic, checkpoint topic, consumer group) of the app `app_id`."""
     return f"{app_id}-rule-shards", f"{app_id}-rule-state", f"{app_id}-rules"
 
 
@@ -68,9 +67,9 @@ class ShardedRuleRunner(Generic[S]):
     step, publishes its output and checkpoints each owned shard. The full mode's `RulesRunner` and the
     merge stage's `RulesMergeRunner` are this with their own step and input."""
 
-    def __init__(self, cfg: Config, step_factory: Callable[[str], S]) -> None:
+    def __init__(self, cfg: RulesAgentSettings, step_factory: Callable[[str], S]) -> None:
         self.cfg = cfg
-        self.shards_topic, self.state_topic, self.group_id = rule_topics(cfg)
+        self.shards_topic, self.state_topic, self.group_id = rule_topics(cfg.app_id)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.step: S = step_factory(self.owner)
         self.failures = RuleFailureReport(cfg.data_path, self.owner)

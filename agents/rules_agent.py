@@ -32,8 +32,7 @@ from watchkeeper.agents.rules_ingest import Mark
 from watchkeeper.agents.rules_merge_agent import register_merge
 from watchkeeper.agents.rules_partial_agent import register_partial
 from watchkeeper.agents.rules_step import Checkpoint, RulesStep, decode_or_none, start_marks
-from watchkeeper.agents.rules_wiring import RulesConfigError, load_rules
-from watchkeeper.plumbing.config import Config
+from watchkeeper.agents.rules_wiring import RulesAgentSettings, RulesConfigError, load_rules
 from watchkeeper.plumbing.self_metrics import RULES_SAMPLES_REJECTED
 from watchkeeper.runtime.ownership import Event, Phase
 
@@ -42,19 +41,19 @@ log = logging.getLogger("watchkeeper.rules")
 # Partitions more than this far (event time) ahead of the watermark are paused while the others catch up.
 AHEAD_SLACK = 120.0
 
-__all__ = ["RulesConfigError", "RulesRunner", "register", "rule_topics"]
+__all__ = ["RulesAgentSettings", "RulesConfigError", "RulesRunner", "register", "rule_topics"]
 
 
-def register(app: faust.App, cfg: Config) -> None:
-    loaded = load_rules(cfg)  # RulesConfigError (file, line, group, rule) stops the worker
+def register(app: faust.App, settings: RulesAgentSettings) -> None:
+    loaded = load_rules(settings)  # RulesConfigError (file, line, group, rule) stops the worker
     if loaded is None:
         log.info("rules: no rule files configured; the rules agent is idle")
         return
-    if cfg.rules.evaluation == "partitioned":
-        register_partial(app, cfg, loaded)
-        register_merge(app, cfg, loaded)
+    if settings.rules.evaluation == "partitioned":
+        register_partial(app, settings, loaded)
+        register_merge(app, settings, loaded)
         return
-    runner = RulesRunner(cfg, loaded.step_factory)
+    runner = RulesRunner(settings, loaded.step_factory)
     app.rules_runner = runner  # type: ignore[attr-defined]
 
     @app.task
@@ -65,7 +64,7 @@ def register(app: faust.App, cfg: Config) -> None:
 class RulesRunner(ShardedRuleRunner[RulesStep]):
     """Full mode: reads the samples topic into one store, owns rule shards, advances and publishes."""
 
-    def __init__(self, cfg: Config, step_factory: Callable[[str], RulesStep]) -> None:
+    def __init__(self, cfg: RulesAgentSettings, step_factory: Callable[[str], RulesStep]) -> None:
         super().__init__(cfg, step_factory)
         self._paused: set[int] = set()
         self._rejected_exported: dict[str, int] = {}  # step.rejected() already added to /metrics

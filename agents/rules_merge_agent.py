@@ -18,8 +18,7 @@ from watchkeeper.agents.rule_shard_runner import ShardedRuleRunner
 from watchkeeper.agents.rules_merge_step import MergeCheckpoint, RulesMergeStep, decode_merge_or_none, start_offsets
 from watchkeeper.agents.rules_merge_wiring import merge_step_factory
 from watchkeeper.agents.rules_partial_agent import partials_topic
-from watchkeeper.agents.rules_wiring import LoadedRules
-from watchkeeper.plumbing.config import Config
+from watchkeeper.agents.rules_wiring import LoadedRules, RulesAgentSettings
 from watchkeeper.plumbing.topics import ensure_topics
 from watchkeeper.runtime.ownership import Event, Phase
 from watchkeeper.schemas.topics import DEFAULT_TOPICS
@@ -27,8 +26,8 @@ from watchkeeper.schemas.topics import DEFAULT_TOPICS
 log = logging.getLogger("watchkeeper.rules")
 
 
-def register_merge(app: faust.App, cfg: Config, loaded: LoadedRules) -> None:
-    runner = RulesMergeRunner(cfg, merge_step_factory(loaded, cfg.rules.shards, cfg.rules.semantics))
+def register_merge(app: faust.App, settings: RulesAgentSettings, loaded: LoadedRules) -> None:
+    runner = RulesMergeRunner(settings, merge_step_factory(loaded, settings.rules.shards, settings.rules.semantics))
     app.rules_merge_runner = runner  # type: ignore[attr-defined]
 
     @app.task
@@ -45,7 +44,7 @@ class RulesMergeRunner(ShardedRuleRunner[RulesMergeStep]):
     async def _input_topic(self) -> str:
         """The partials topic, created here too (a partition per samples partition, as the partial stage
         makes it) so that either stage may start first."""
-        topic = partials_topic(self.cfg)
+        topic = partials_topic(self.cfg.app_id)
         await ensure_topics(self.cfg.kafka.bootstrap, {topic: DEFAULT_TOPICS["samples"].partitions},
                             self.cfg.kafka.replication_factor)
         return topic
@@ -55,7 +54,7 @@ class RulesMergeRunner(ShardedRuleRunner[RulesMergeStep]):
         for p, offset in out.items():
             self.step.start(p, offset)
         log.info("rules merge: %d units over %d shards; reading %s from offsets %s", len(self.step.units),
-                 self.step.shards, partials_topic(self.cfg), out)
+                 self.step.shards, partials_topic(self.cfg.app_id), out)
         return out
 
     def _ingest(self, partition: int, rec: Any) -> None:

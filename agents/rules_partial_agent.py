@@ -23,9 +23,8 @@ import faust
 
 from watchkeeper.agents.partition_wiring import RAW, FaustPartitionIO, Wiring, wire
 from watchkeeper.agents.rules_partial_step import PartialStep
-from watchkeeper.agents.rules_wiring import LoadedRules
+from watchkeeper.agents.rules_wiring import LoadedRules, RulesAgentSettings
 from watchkeeper.core.rules.unit_plans import unit_plans
-from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.topics import ensure_topics
 from watchkeeper.runtime.exactly_once import Headers
 from watchkeeper.runtime.partition_state import PartitionRuntime, RuntimeSettings
@@ -41,9 +40,9 @@ BATCH_MESSAGES = 1000  # at most this many messages of a partition per step ...
 BATCH_SECONDS = 0.25  # ... (Faust's batching of the assignment events)
 
 
-def partials_topic(cfg: Config) -> str:
+def partials_topic(app_id: str) -> str:
     """`<app_id>-rule-partials`: as many partitions as the samples topic."""
-    return f"{cfg.worker.app_id}-rule-partials"
+    return f"{app_id}-rule-partials"
 
 
 class PartialsIO(FaustPartitionIO):
@@ -62,21 +61,22 @@ class PartialsIO(FaustPartitionIO):
         return await super().last_output(parts)
 
 
-def register_partial(app: faust.App, cfg: Config, loaded: LoadedRules) -> PartitionRuntime:
+def register_partial(app: faust.App, settings: RulesAgentSettings, loaded: LoadedRules) -> PartitionRuntime:
     """The partial stage over `loaded`'s rules on `app`; returns its runtime (the step is `.step`)."""
-    t, r = cfg.kafka.topics, cfg.rules
+    kafka, r = settings.kafka, settings.rules
+    t, partials = kafka.topics, partials_topic(settings.app_id)
     n = DEFAULT_TOPICS["samples"].partitions  # the partials topic and the state table are co-partitioned
     step = PartialStep(unit_plans(loaded.units, loaded.groups), loaded.limits, retention=loaded.history,
                        heartbeat=r.heartbeat_seconds)
     deadletter = app.topic(t.deadletter, partitions=DEFAULT_TOPICS["deadletter"].partitions, **RAW)
     changelog = app.topic(f"{app.conf.id}-{STATE_TABLE}-changelog", partitions=n, **RAW)
     state = app.Table(STATE_TABLE, partitions=n, key_type=bytes, value_type=bytes, changelog_topic=changelog)
-    io = PartialsIO(app, cfg.kafka.bootstrap, t.samples, partials_topic(cfg), deadletter, changelog, state,
-                    partitions=n, replication=cfg.kafka.replication_factor)
-    settings = RuntimeSettings(every_seconds=r.checkpoint_seconds, batch_messages=BATCH_MESSAGES,
-                               idle_timeout=IDLE_SECONDS)
-    runtime = PartitionRuntime(t.samples, step, io, settings, label="rules-partial")
+    io = PartialsIO(app, kafka.bootstrap, t.samples, partials, deadletter, changelog, state,
+                    partitions=n, replication=kafka.replication_factor)
+    runtime_settings = RuntimeSettings(every_seconds=r.checkpoint_seconds, batch_messages=BATCH_MESSAGES,
+                                       idle_timeout=IDLE_SECONDS)
+    runtime = PartitionRuntime(t.samples, step, io, runtime_settings, label="rules-partial")
     wire(app, runtime, app.topic(t.samples, partitions=n, **RAW),
-         Wiring("watchkeeper.rules.partial", cfg.kafka.bootstrap, BATCH_MESSAGES, BATCH_SECONDS))
-    log.info("rules: partial stage of %d units on %s -> %s", len(loaded.units), t.samples, partials_topic(cfg))
+         Wiring("watchkeeper.rules.partial", kafka.bootstrap, BATCH_MESSAGES, BATCH_SECONDS))
+    log.info("rules: partial stage of %d units on %s -> %s", len(loaded.units), t.samples, partials)
     return runtime

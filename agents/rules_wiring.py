@@ -1,12 +1,13 @@
-"""From `watchkeeper.yaml`'s `rules:` section to a ready `RulesStep`: load the rule files (errors name
-file, line, group and rule, and stop the worker), cut the groups into units, size the
-store's retention, and build engines per unit with `core.rules.engine.RuleEngine`."""
+"""From `watchkeeper.yaml`'s `rules:` section to a ready `RulesStep`: what the rules agent reads of the file
+(`RulesAgentSettings`), load the rule files (errors name file, line, group and rule, and stop the worker), cut
+the groups into units, size the store's retention, and build engines per unit with `core.rules.engine.RuleEngine`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watchkeeper.agents.rules_ingest import IntakeLimits
@@ -15,7 +16,7 @@ from watchkeeper.core.errors import CoreError
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS, Semantics
 from watchkeeper.core.rule_units import RuleUnit, retention_for
 from watchkeeper.core.rules.unit_plans import partition_problems, units_of
-from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.config import KafkaConfig, RulesConfig, WindowsConfig
 from watchkeeper.plumbing.errors import RuleFileError
 
 if TYPE_CHECKING:
@@ -29,6 +30,21 @@ class RulesConfigError(RuleFileError):
     """A Prometheus rule file or Sloth spec the worker cannot run: the message names file, line, group and rule."""
 
 
+@dataclass(frozen=True)
+class RulesAgentSettings:
+    """What the rules agent (full mode, or the partial and merge stages) reads of `watchkeeper.yaml`, picked by
+    the command that starts the worker (as Prometheus' rule manager gets its `ManagerOptions`), so the agent
+    depends on these and not on the whole file."""
+
+    kafka: KafkaConfig  # the bootstrap, the topic names, the group session and the replication of its topics
+    rules: RulesConfig
+    windows: WindowsConfig  # how the samples are read: lateness, future bound, idle sources, series limits
+    app_id: str  # names its topics and consumer group (`<app_id>-rule-shards`, `-rule-state`, `-rules`, ...)
+    rule_files: tuple[Path, ...]  # rules.files resolved against the config file
+    slo_specs: tuple[Path, ...]  # rules.slo_specs resolved against the config file
+    data_path: Path  # the evaluation failures the dashboard shows live under it
+
+
 @dataclass
 class LoadedRules:
     groups: list[RuleGroup]
@@ -40,27 +56,26 @@ class LoadedRules:
     limits: IntakeLimits  # how the samples topic is read (the window engine's settings)
 
 
-def load_rules(cfg: Config) -> LoadedRules | None:
+def load_rules(settings: RulesAgentSettings) -> LoadedRules | None:
     """The configured rule files, ready to run; None when there are none."""
-    if not cfg.rules.files and not cfg.rules.slo_specs:
+    if not settings.rule_files and not settings.slo_specs:
         return None
     from watchkeeper.core.rules.loader import load_rule_files
 
-    paths = [str(cfg.resolve(f)) for f in cfg.rules.files]
+    r = settings.rules
     try:
-        groups = load_rule_files(paths, semantics=cfg.rules.semantics)
-        groups += slo_rule_groups([str(cfg.resolve(f)) for f in cfg.rules.slo_specs], cfg.rules.slo_period_days,
-                                  cfg.rules.semantics)
+        groups = load_rule_files([str(f) for f in settings.rule_files], semantics=r.semantics)
+        groups += slo_rule_groups([str(f) for f in settings.slo_specs], r.slo_period_days, r.semantics)
     except (CoreError, OSError) as exc:
         raise RulesConfigError(f"rule files: {exc}") from None
     if not groups:
         return None
-    w = cfg.windows
+    w = settings.windows
     idle = w.idle_timeout if w.idle_timeout is not None else 2 * w.width + w.allowed_lateness
-    loaded = loaded_rules(groups, cfg.rules.shards, w.allowed_lateness, cfg.rules.semantics, max_future=w.max_future,
+    loaded = loaded_rules(groups, r.shards, w.allowed_lateness, r.semantics, max_future=w.max_future,
                           idle_timeout=idle,
                           series_idle=w.series_idle_seconds, max_sources=w.max_sources)
-    if cfg.rules.evaluation == "partitioned":
+    if r.evaluation == "partitioned":
         problems = partition_problems(loaded.units, loaded.groups)
         if problems:
             raise RulesConfigError("rule files: " + "\n".join(problems))

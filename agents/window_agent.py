@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from dataclasses import dataclass
 
 import faust
 from faust.types import TP
@@ -21,7 +22,7 @@ from faust.types import TP
 from watchkeeper.agents.partition_wiring import RAW, FaustPartitionIO, Wiring, wire
 from watchkeeper.agents.window_step import WindowLimits, WindowStep
 from watchkeeper.agents.worker_metrics import observe_window_latency, register_lag_timer, register_source_gauges
-from watchkeeper.plumbing.config import Config
+from watchkeeper.plumbing.config import KafkaConfig, WindowsConfig
 from watchkeeper.plumbing.self_metrics import DEADLETTERS, SAMPLES_CONSUMED, SAMPLES_REJECTED
 from watchkeeper.runtime.partition_state import PartitionRuntime, RuntimeSettings, StepOutput
 from watchkeeper.schemas.topics import DEFAULT_TOPICS
@@ -38,9 +39,18 @@ STATE_TABLE = "window-state"
 GC_THRESHOLDS = (20_000, 50, 1_000)
 
 
-def register(app: faust.App, cfg: Config) -> None:
+@dataclass(frozen=True)
+class WindowAgentSettings:
+    """What the window agent reads of `watchkeeper.yaml`, picked by the command that starts the worker (as
+    Prometheus' rule manager gets its `ManagerOptions`), so the agent depends on these and not on the whole file."""
+
+    kafka: KafkaConfig  # the bootstrap and the topic names
+    windows: WindowsConfig
+
+
+def register(app: faust.App, settings: WindowAgentSettings) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
-    t, w = cfg.kafka.topics, cfg.windows
+    t, w = settings.kafka.topics, settings.windows
     n = DEFAULT_TOPICS["samples"].partitions  # the state table is co-partitioned with the samples
     samples = app.topic(t.samples, partitions=n, **RAW)
     deadletter = app.topic(t.deadletter, partitions=DEFAULT_TOPICS["deadletter"].partitions, **RAW)
@@ -51,11 +61,12 @@ def register(app: faust.App, cfg: Config) -> None:
         max_series=w.max_series, series_idle=w.series_idle_seconds, max_sources=w.max_sources))
     app.window_step = step  # type: ignore[attr-defined]
     consumed = SAMPLES_CONSUMED.labels(t.samples)
-    io = FaustPartitionIO(app, cfg.kafka.bootstrap, t.samples, t.aggregates, deadletter, changelog, state,
+    io = FaustPartitionIO(app, settings.kafka.bootstrap, t.samples, t.aggregates, deadletter, changelog, state,
                           on_sent=lambda records: observe_window_latency([(k, v) for k, v, _ in records],
                                                                          time.time()))
-    settings = RuntimeSettings(every_messages=w.snapshot_every_messages, every_seconds=w.snapshot_every_seconds,
-                               batch_messages=w.batch_messages, idle_timeout=step.idle_timeout)
+    runtime_settings = RuntimeSettings(every_messages=w.snapshot_every_messages,
+                                       every_seconds=w.snapshot_every_seconds, batch_messages=w.batch_messages,
+                                       idle_timeout=step.idle_timeout)
 
     def observe(p: int, out: StepOutput) -> None:
         """Self-metrics of one step."""
@@ -65,7 +76,7 @@ def register(app: faust.App, cfg: Config) -> None:
         for reason, n in out.dead.items():
             DEADLETTERS.labels(reason).inc(n)
 
-    runtime = PartitionRuntime(t.samples, step, io, settings, observe=observe, label="windows")
+    runtime = PartitionRuntime(t.samples, step, io, runtime_settings, observe=observe, label="windows")
     app.window_runtime = runtime  # type: ignore[attr-defined]
 
     def highwater(p: int) -> int | None:
@@ -82,5 +93,5 @@ def register(app: faust.App, cfg: Config) -> None:
             last_release[0] = time.monotonic()
             step.release_series()
 
-    wire(app, runtime, samples, Wiring("watchkeeper.windows", cfg.kafka.bootstrap, w.batch_messages,
+    wire(app, runtime, samples, Wiring("watchkeeper.windows", settings.kafka.bootstrap, w.batch_messages,
                                        w.batch_within, every=release_series))

@@ -47,6 +47,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from watchkeeper.agents.rules_agent import RulesRunner, rule_topics
 from watchkeeper.agents.rules_wiring import load_rules
+from watchkeeper.commands.worker import rules_agent_settings
 from watchkeeper.plumbing.broker import free_port, start_broker
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.topics import ensure_topics, topic_plan
@@ -205,16 +206,17 @@ class AlertWatch:
 
 
 async def create_topics(cfg: Config) -> None:
-    shards, state, _ = rule_topics(cfg)
+    shards, state, _ = rule_topics(cfg.worker.app_id)
     n = cfg.rules.shards
     await ensure_topics(cfg.kafka.bootstrap, {**topic_plan(cfg.kafka.topics), shards: n, state: n})
 
 
 async def start_runner(cfg: Config) -> tuple[RulesRunner, asyncio.Task[None]]:
     await create_topics(cfg)
-    loaded = load_rules(cfg)
+    settings = rules_agent_settings(cfg)
+    loaded = load_rules(settings)
     assert loaded is not None
-    runner = RulesRunner(cfg, loaded.step_factory)
+    runner = RulesRunner(settings, loaded.step_factory)
     task = asyncio.create_task(runner.run())
     return runner, task
 

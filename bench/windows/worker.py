@@ -10,12 +10,13 @@ from typing import Any
 
 from bench.windows.peak_rss import current_rss, peak_rss
 from watchkeeper.agents.app import create_app, make_worker
+from watchkeeper.commands.worker import worker_settings
 from watchkeeper.plumbing.config import load_config
 
 
 def main(config_path: str, stats_path: str) -> None:
     cfg = load_config(config_path)
-    app = create_app(cfg, modules=("watchkeeper.agents.window_agent",))
+    app = create_app(worker_settings(cfg, agents=("windows",)))
     step = app.window_step  # type: ignore[attr-defined]
     process = step.process_many
     stats = open(stats_path, "a", buffering=1)  # noqa: SIM115 (lives as long as the process)

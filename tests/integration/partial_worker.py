@@ -12,6 +12,7 @@ import logging
 from watchkeeper.agents.app import create_app, make_worker
 from watchkeeper.agents.rules_partial_agent import register_partial
 from watchkeeper.agents.rules_wiring import load_rules
+from watchkeeper.commands.worker import rules_agent_settings, worker_settings
 from watchkeeper.plumbing.config import load_config
 
 
@@ -20,10 +21,11 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     args = parser.parse_args()
     cfg = load_config(args.config)
-    loaded = load_rules(cfg)
+    settings = rules_agent_settings(cfg)
+    loaded = load_rules(settings)
     assert loaded is not None, "no rules configured"
-    app = create_app(cfg, modules=())
-    register_partial(app, cfg, loaded)
+    app = create_app(worker_settings(cfg, agents=()))
+    register_partial(app, settings, loaded)
     logging.basicConfig(level=logging.INFO)
     make_worker(app, "info").execute_from_commandline()
 

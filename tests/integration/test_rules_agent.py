@@ -106,7 +106,7 @@ def rules_config(base: Config, tmp_path: Path) -> Config:
     cfg.rules.files = [str(rules)]
     cfg.rules.shards = 2
     cfg.rules.checkpoint_seconds = 0.5
-    shards_topic, state_topic, _ = rule_topics(cfg)
+    shards_topic, state_topic, _ = rule_topics(cfg.worker.app_id)
     # Created here too: the test reads the checkpoint topic, and tansu would auto-create it on a read.
     plan = {**topic_plan(cfg.kafka.topics), shards_topic: cfg.rules.shards, state_topic: cfg.rules.shards}
     asyncio.run(ensure_topics(cfg.kafka.bootstrap, plan))
@@ -271,7 +271,7 @@ def test_a_restarted_worker_neither_loses_nor_repeats_transitions(wk_config: Con
 
 def wait_for_owners(cfg: Config, pids: set[int], timeout: float = 90.0) -> set[int]:
     """The pids owning the newest checkpoint of each shard, once they are all different (or the timeout)."""
-    _, state_topic, _ = rule_topics(cfg)
+    _, state_topic, _ = rule_topics(cfg.worker.app_id)
     deadline = time.monotonic() + timeout
     owners: set[int] = set()
     while time.monotonic() < deadline:

@@ -24,6 +24,7 @@ from tests.integration.kafka_io import consume_until
 from watchkeeper.agents.rules_partial_agent import partials_topic
 from watchkeeper.agents.rules_partial_step import HEARTBEAT_KEY, PartialStep
 from watchkeeper.agents.rules_wiring import load_rules
+from watchkeeper.commands.worker import rules_agent_settings
 from watchkeeper.core.rules.unit_plans import unit_plans
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.topics import ensure_topics
@@ -85,7 +86,7 @@ def start(cfg: Config, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
 def expected(cfg: Config, samples: list[ConsumerRecord]) -> dict[int, list[tuple[bytes, bytes, bytes]]]:
     """What the step makes of the samples as the broker holds them (its record timestamps the processing
     times), a message at a time; and the idle tick of each partition without samples."""
-    loaded = load_rules(cfg)
+    loaded = load_rules(rules_agent_settings(cfg))
     assert loaded is not None
     step = PartialStep(unit_plans(loaded.units, loaded.groups), loaded.limits, retention=loaded.history,
                        heartbeat=cfg.rules.heartbeat_seconds)
@@ -111,7 +112,7 @@ def test_partial_stage_writes_each_partitions_partials_exactly_once(wk_config: C
     (tmp_path / "rules.yml").write_text(RULES)
     cfg.rules.files = [str(tmp_path / "rules.yml")]
     cfg.rules.checkpoint_seconds = 0.5
-    topic, bootstrap = partials_topic(cfg), cfg.kafka.bootstrap
+    topic, bootstrap = partials_topic(cfg.worker.app_id), cfg.kafka.bootstrap
 
     def ticks_up_to(t: float) -> Callable[[list[ConsumerRecord]], bool]:
         def done(records: list[ConsumerRecord]) -> bool:

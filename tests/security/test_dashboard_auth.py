@@ -177,8 +177,9 @@ def test_watchkeeper_up_refuses_an_open_push_listener_before_starting_anything(w
 
 def test_faust_web_binds_loopback(wk_config: Config) -> None:
     from watchkeeper.agents.app import create_app
+    from watchkeeper.commands.worker import worker_settings
 
-    app = create_app(wk_config, modules=())
+    app = create_app(worker_settings(wk_config, agents=()))
     assert app.conf.web_enabled is False  # the worker serves nothing on 6066
     assert app.conf.web_bind == "127.0.0.1"  # and would listen on loopback only if it were turned on
 

@@ -1,5 +1,6 @@
 """Each component receives only its own settings (issue 21, Prometheus' `ManagerOptions`): the commands pick
-them out of `watchkeeper.yaml`'s `Config`, and the sinks, producers, dashboard and reports never see the whole.
+them out of `watchkeeper.yaml`'s `Config`, and the agents, sinks, producers, dashboard and reports never see the
+whole.
 
 The first test reads the sources (import-linter checks modules, not the names taken from one); the others
 check that each picker hands a component what the component used to read out of the whole `Config` itself.
@@ -15,10 +16,16 @@ import pytest
 from watchkeeper.commands.dashboard import dashboard_settings
 from watchkeeper.commands.produce import producer_settings, sender_settings
 from watchkeeper.commands.sink import clickhouse_sink_settings, notify_sink_settings
+from watchkeeper.commands.worker import (
+    anomaly_agent_settings,
+    rules_agent_settings,
+    window_agent_settings,
+    worker_settings,
+)
 from watchkeeper.plumbing.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPONENTS = ("sinks", "producers", "dashboard", "reports")
+COMPONENTS = ("agents", "sinks", "producers", "dashboard", "reports")
 WHOLE = {"Config", "load_config"}
 
 
@@ -40,7 +47,8 @@ def whole_config_uses(path: Path, root: Path = ROOT) -> list[str]:
 
 def test_components_import_section_models_only() -> None:
     files = [p for folder in COMPONENTS for p in sorted((ROOT / folder).rglob("*.py"))]
-    assert len(files) > 30  # the folders were found
+    assert {p.relative_to(ROOT).parts[0] for p in files} == set(COMPONENTS)  # every folder was found
+    assert len(files) > 50
     assert [use for p in files for use in whole_config_uses(p)] == []
 
 
@@ -100,3 +108,48 @@ def test_dashboard_settings_read_the_configured_clickhouse_unless_told(tmp_path:
     assert s.reader_dsn == cfg.clickhouse_reader_dsn == "http://default:pw@127.0.0.1:18124"
     assert (s.dashboard.refresh_seconds, s.data_path) == (3, cfg.data_path)
     assert dashboard_settings(cfg, "http://127.0.0.1:9/x").reader_dsn == "http://127.0.0.1:9/x"
+
+
+def test_window_agent_settings(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, kafka={"bootstrap": "127.0.0.1:19092", "topics": {"samples": "s2"}},
+                  windows={"width": 30.0, "batch_messages": 9})
+    s = window_agent_settings(cfg)
+    assert (s.kafka.bootstrap, s.kafka.topics.samples, s.windows.width, s.windows.batch_messages) == (
+        "127.0.0.1:19092", "s2", 30.0, 9)
+
+
+def test_rules_agent_settings_resolve_the_rule_files_against_the_config_file(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, data_dir="state", worker={"app_id": "wk2"}, windows={"allowed_lateness": 2.0},
+                  rules={"files": ["rules/a.yml", "/abs/b.yml"], "slo_specs": ["slo/api.yml"], "shards": 3,
+                         "evaluation": "full"})
+    s = rules_agent_settings(cfg)
+    assert s.rule_files == (tmp_path / "rules" / "a.yml", Path("/abs/b.yml"))
+    assert s.slo_specs == (tmp_path / "slo" / "api.yml",)
+    assert (s.app_id, s.data_path, s.rules.shards, s.rules.evaluation, s.windows.allowed_lateness) == (
+        "wk2", tmp_path / "state", 3, "full", 2.0)
+    bare = rules_agent_settings(_config(tmp_path))
+    assert (bare.rule_files, bare.slo_specs) == ((), ())
+
+
+def test_anomaly_agent_settings_resolve_the_rule_files_against_the_config_file(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, anomaly={"files": ["anomaly.yml"], "batch_messages": 11},
+                  kafka={"topics": {"alerts": "a2"}})
+    s = anomaly_agent_settings(cfg)
+    assert s.rule_files == (tmp_path / "anomaly.yml",)
+    assert (s.anomaly.batch_messages, s.kafka.topics.alerts) == (11, "a2")
+
+
+def test_worker_settings_hold_the_settings_of_the_agents_asked_for(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, data_dir="state", worker={"app_id": "wk2", "web_port": 16066},
+                  rules={"files": ["r.yml"]})
+    every = worker_settings(cfg)
+    assert (every.worker.app_id, every.worker.web_port, every.data_path) == ("wk2", 16066, tmp_path / "state")
+    assert every.windows == window_agent_settings(cfg)
+    assert every.rules == rules_agent_settings(cfg)
+    assert every.anomaly == anomaly_agent_settings(cfg)
+    windows_only = worker_settings(cfg, agents=("windows",))
+    assert (windows_only.windows, windows_only.rules, windows_only.anomaly) == (window_agent_settings(cfg), None, None)
+    none = worker_settings(cfg, agents=())
+    assert (none.windows, none.rules, none.anomaly) == (None, None, None)
+    with pytest.raises(ValueError, match=r"unknown agents \['window'\]: the worker runs windows, rules, anomaly"):
+        worker_settings(cfg, agents=("window",))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from watchkeeper.agents.rules_wiring import RulesConfigError, load_rules
+from watchkeeper.commands.worker import rules_agent_settings
 from watchkeeper.core.rules.loader import load_rules_text
 from watchkeeper.core.rules.unit_plans import partition_problems, units_of
 from watchkeeper.plumbing.config import load_config
@@ -82,6 +83,6 @@ def test_the_worker_refuses_them_only_in_partitioned_mode(tmp_path: Path, mode: 
     cfg = load_config(str(tmp_path / "watchkeeper.yaml"))
     if refused:
         with pytest.raises(RulesConfigError, match=r"r\.yml:6: group 'g', rule 'ByRegexName'"):
-            load_rules(cfg)
+            load_rules(rules_agent_settings(cfg))
     else:
-        assert load_rules(cfg) is not None
+        assert load_rules(rules_agent_settings(cfg)) is not None

@@ -12,6 +12,7 @@ import pytest
 
 from watchkeeper.agents.rules_wiring import load_rules
 from watchkeeper.cli import main
+from watchkeeper.commands.worker import rules_agent_settings
 from watchkeeper.core.promql.evaluator import DEFAULT_SEMANTICS
 from watchkeeper.core.promql.series_store import SeriesStore
 from watchkeeper.core.rules.engine import RuleEngine
@@ -68,7 +69,7 @@ def test_config_semantics_reaches_the_worker_engines(tmp_path: Path, semantics: 
                                                "  evaluation: full\n")
     cfg = load_config(str(tmp_path / "watchkeeper.yaml"))
     assert cfg.rules.semantics == semantics
-    loaded = load_rules(cfg)
+    loaded = load_rules(rules_agent_settings(cfg))
     assert loaded is not None
     assert {r.expr.semantics for g in loaded.groups for r in g.rules} == {semantics}
     engine = loaded.engine_factory(loaded.units[0], None, 600.0)

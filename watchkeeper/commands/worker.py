@@ -6,14 +6,23 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
-from watchkeeper.plumbing.config import load_config
+from watchkeeper.plumbing.config import Config, load_config
 from watchkeeper.plumbing.errors import RuleFileError, WatchkeeperError
 from watchkeeper.plumbing.log_filters import limit_reconnect_errors
 from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 
+if TYPE_CHECKING:
+    from watchkeeper.agents.anomaly_agent import AnomalyAgentSettings
+    from watchkeeper.agents.app import WorkerSettings
+    from watchkeeper.agents.rules_wiring import RulesAgentSettings
+    from watchkeeper.agents.window_agent import WindowAgentSettings
+
 # A rule file the worker cannot run exits with its own code, so a supervisor tells a bad file from a crash.
 RULE_FILE_EXIT_CODE = 2
+AGENTS = ("windows", "rules", "anomaly")  # what `watchkeeper worker` runs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     try:
-        app = create_app(cfg)
+        app = create_app(worker_settings(cfg))
     except WatchkeeperError as exc:
         # A configuration the worker cannot run at all says so before anything touches Kafka.
         print(f"watchkeeper worker: error: {exc}", file=sys.stderr)
@@ -43,3 +52,40 @@ def run(args: argparse.Namespace) -> int:
     limit_reconnect_errors()
     make_worker(app, args.loglevel).execute_from_commandline()
     return 0
+
+
+def worker_settings(cfg: Config, agents: Collection[str] = AGENTS) -> WorkerSettings:
+    """What the worker reads of `cfg`, with the settings of each of `agents` (a subset of `AGENTS`)."""
+    from watchkeeper.agents.app import WorkerSettings
+
+    unknown = set(agents) - set(AGENTS)
+    if unknown:
+        raise ValueError(f"unknown agents {sorted(unknown)}: the worker runs {', '.join(AGENTS)}")
+    return WorkerSettings(kafka=cfg.kafka, worker=cfg.worker, data_path=cfg.data_path,
+                          windows=window_agent_settings(cfg) if "windows" in agents else None,
+                          rules=rules_agent_settings(cfg) if "rules" in agents else None,
+                          anomaly=anomaly_agent_settings(cfg) if "anomaly" in agents else None)
+
+
+def window_agent_settings(cfg: Config) -> WindowAgentSettings:
+    """What the window agent reads of `cfg`."""
+    from watchkeeper.agents.window_agent import WindowAgentSettings
+
+    return WindowAgentSettings(kafka=cfg.kafka, windows=cfg.windows)
+
+
+def rules_agent_settings(cfg: Config) -> RulesAgentSettings:
+    """What the rules agent reads of `cfg`: its rule files and SLO specs resolved against the config file."""
+    from watchkeeper.agents.rules_wiring import RulesAgentSettings
+
+    return RulesAgentSettings(kafka=cfg.kafka, rules=cfg.rules, windows=cfg.windows, app_id=cfg.worker.app_id,
+                              rule_files=tuple(cfg.resolve(f) for f in cfg.rules.files),
+                              slo_specs=tuple(cfg.resolve(f) for f in cfg.rules.slo_specs), data_path=cfg.data_path)
+
+
+def anomaly_agent_settings(cfg: Config) -> AnomalyAgentSettings:
+    """What the anomaly agent reads of `cfg`: its rule files resolved against the config file."""
+    from watchkeeper.agents.anomaly_agent import AnomalyAgentSettings
+
+    return AnomalyAgentSettings(kafka=cfg.kafka, anomaly=cfg.anomaly,
+                                rule_files=tuple(cfg.resolve(f) for f in cfg.anomaly.files))
