@@ -1,0 +1,84 @@
+"""The notify sink's bounds, pure: when pruning is due, the retention cutoff, and which planned
+notifications enter a bounded outbox (the newest beyond the bound are refused, their log entry left out)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from watchkeeper.core.notify.dispatch import LogEntry
+from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.outbox_bounds import Flush, PruneSchedule, admit, retention_cutoff
+
+
+def note(group: str, integration: str, t: float = 100.0) -> Notification:
+    return Notification("team", integration, group, {}, [], t)
+
+
+def flush(group: str, *integrations: str, t: float = 100.0) -> Flush:
+    entry = LogEntry(frozenset({"fp"}), frozenset(), t)
+    return ("team", group, {i: entry for i in integrations}, [note(group, i, t) for i in integrations])
+
+
+def test_pruning_is_due_at_start_then_every_interval() -> None:
+    s = PruneSchedule(interval=60.0, batch=10)
+    assert s.due(0.0) and s.due(1_000.0)
+    assert s.ran(1_000.0, deleted=3) is True  # a short batch: the round is over
+    assert not s.due(1_059.9) and s.due(1_060.0)
+
+
+def test_a_full_batch_leaves_pruning_due_for_the_next_turn() -> None:
+    s = PruneSchedule(interval=60.0, batch=10)
+    assert s.ran(500.0, deleted=10) is False
+    assert s.due(500.0)  # the next turn of the loop deletes the next batch
+    assert s.ran(500.1, deleted=0) is True
+    assert s.next_at == pytest.approx(560.1)
+
+
+def test_retention_cutoff() -> None:
+    assert retention_cutoff(1_000_000.0, 432_000.0) == 568_000.0
+    with pytest.raises(ValueError, match="retention must be > 0"):
+        retention_cutoff(1_000.0, 0.0)
+
+
+def test_room_for_everything_admits_everything_unchanged() -> None:
+    flushes = [flush("g1", "webhook[0]", "slack[0]"), flush("g2", "webhook[0]")]
+    out = admit(flushes, pending=5, max_pending=8)
+    assert out.flushes == flushes and out.refused == []
+
+
+def test_the_newest_beyond_the_bound_are_refused_and_their_log_entries_left_out() -> None:
+    flushes = [flush("g1", "webhook[0]"), flush("g2", "webhook[0]", "slack[0]"), flush("g3", "webhook[0]")]
+    out = admit(flushes, pending=7, max_pending=9)  # room for two
+    assert [(f[1], sorted(f[2]), [n.integration for n in f[3]]) for f in out.flushes] == [
+        ("g1", ["webhook[0]"], ["webhook[0]"]),
+        ("g2", ["webhook[0]"], ["webhook[0]"]),  # slack[0] refused: the log must not say it was told
+    ]
+    assert [(n.group_key, n.integration) for n in out.refused] == [("g2", "slack[0]"), ("g3", "webhook[0]")]
+
+
+def test_a_full_outbox_refuses_all_but_keeps_log_entries_without_notifications() -> None:
+    entry = LogEntry(frozenset(), frozenset({"fp"}), 100.0)
+    # slack with send_resolved false: a log entry and no notification (nothing to refuse, the entry stands)
+    quiet: Flush = ("team", "g1", {"slack[0]": entry, "webhook[0]": entry}, [note("g1", "webhook[0]")])
+    out = admit([quiet], pending=10, max_pending=10)
+    assert out.flushes == [("team", "g1", {"slack[0]": entry}, [])]
+    assert [n.integration for n in out.refused] == ["webhook[0]"]
+    out = admit([flush("g2", "webhook[0]")], pending=12, max_pending=10)  # already over (the bound lowered)
+    assert out.flushes == [] and len(out.refused) == 1
+
+
+@given(st.lists(st.integers(min_value=0, max_value=3), max_size=12), st.integers(0, 20), st.integers(1, 20))
+def test_admission_keeps_planning_order_and_loses_nothing(sizes: list[int], pending: int, limit: int) -> None:
+    integrations = ["webhook[0]", "slack[0]", "email[0]"]
+    flushes = [flush(f"g{i}", *integrations[:k]) for i, k in enumerate(sizes)]
+    out = admit(flushes, pending, limit)
+    planned = [n.notification_id for f in flushes for n in f[3]]
+    kept = [n.notification_id for f in out.flushes for n in f[3]]
+    assert kept + [n.notification_id for n in out.refused] == planned  # nothing lost, the newest refused
+    assert len(kept) == min(len(planned), max(0, limit - pending))
+    for _, _, log, notes in out.flushes:  # every kept notification keeps its log entry, no refused one has one
+        assert {n.integration for n in notes} <= set(log)
+    refused = {(n.group_key, n.integration) for n in out.refused}
+    assert not any((g, i) in refused for _, g, log, _ in out.flushes for i in log)
