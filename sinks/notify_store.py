@@ -180,7 +180,9 @@ class NotifyStore:
         Does nothing until the file is in incremental mode (`compact`)."""
         free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
         if free and self.incremental:
-            self.db.execute("PRAGMA incremental_vacuum").fetchall()  # runs as it is stepped: step it to the end
+            # It frees one page per step of the statement and returns no rows, so `execute` would free one page;
+            # executescript steps it to the end.
+            self.db.executescript("PRAGMA incremental_vacuum;")
             return free
         return 0
 
