@@ -217,12 +217,13 @@ class NotifySink:
         if admission.flushes:
             self.store.enqueue_many(admission.flushes, now)
             self.wakeup.set()
-        NOTIFY_PENDING.set(pending + sum(len(notes) for _, _, _, notes in admission.flushes))
+        waiting = pending + sum(len(notes) for _, _, _, notes in admission.flushes)
+        NOTIFY_PENDING.set(waiting)
         if admission.refused:
             log.warning("outbox full (%d notifications waiting, notify.outbox_max_pending %d): %d refused and "
-                        "dead-lettered", pending, limit, len(admission.refused))
+                        "dead-lettered", waiting, limit, len(admission.refused))
         for n in admission.refused:
-            self._refuse(n, f"outbox full: {pending} notifications waiting (notify.outbox_max_pending {limit}); "
+            self._refuse(n, f"outbox full: {waiting} notifications waiting (notify.outbox_max_pending {limit}); "
                             "refused, the group notifies again at its next flush", now)
 
     def _refuse(self, n: Notification, why: str, now: float) -> None:
