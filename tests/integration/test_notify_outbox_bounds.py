@@ -10,9 +10,10 @@ dead-letter topic, recorded and counted, and delivered at its group's next flush
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -86,7 +87,7 @@ async def stopped(sink: NotifySink) -> None:
     sink.escalations.close()
 
 
-async def step(sink: NotifySink, now: float, events: list[AlertEvent] = ()) -> None:  # type: ignore[assignment]
+async def step(sink: NotifySink, now: float, events: Sequence[AlertEvent] = ()) -> None:
     """One turn of the sink at `now`: take the alerts, flush due groups, send what is due."""
     if events:
         sink._take(list(events), now)
@@ -133,7 +134,8 @@ def test_retention_prunes_what_is_finished_and_a_replay_notifies_nothing(cfg: Co
             sink = await started(cfg, session)  # a restart, then the alerts topic replayed from an old offset
             sink.maintain(t0 + RETENTION + 150)  # a start prunes first: the group is rebuilt, its entry kept
             assert rows(cfg, "SELECT count(*) FROM nflog") == [(1,)]
-            await step(sink, t0 + RETENTION + 200, [alert("DiskFull", "firing", t0), alert("CpuHot", "resolved", t0 + 5)])
+            replay = [alert("DiskFull", "firing", t0), alert("CpuHot", "resolved", t0 + 5)]
+            await step(sink, t0 + RETENTION + 200, replay)
             await step(sink, t0 + RETENTION + 300)
             assert len(server.requests) == 3  # notified nothing twice
             await stopped(sink)
@@ -173,7 +175,6 @@ def test_a_full_outbox_refuses_the_newest_to_the_dead_letter_topic_and_delivers_
     letter = orjson.loads(dead[0].value)
     assert "outbox full: 2 notifications waiting (notify.outbox_max_pending 2)" in letter["reason"]
     assert letter["topic"] == topics.notifications and letter["offset"] == -1
-    import base64
     original = orjson.loads(base64.b64decode(letter["original"]))
     assert original["group_key"] == '{}:{alertname="A3"}' and original["integration"] == "webhook[0]"
     recs = asyncio.run(consume_until(cfg.kafka.bootstrap, topics.notifications,

@@ -3,6 +3,8 @@ notifications enter a bounded outbox (the newest beyond the bound are refused, t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +12,8 @@ from hypothesis import strategies as st
 from watchkeeper.core.notify.dispatch import LogEntry
 from watchkeeper.core.notify.notification import Notification
 from watchkeeper.core.notify.outbox_bounds import Flush, PruneSchedule, admit, retention_cutoff
+from watchkeeper.plumbing.config import Config, load_config
+from watchkeeper.plumbing.errors import ConfigError
 
 
 def note(group: str, integration: str, t: float = 100.0) -> Notification:
@@ -82,3 +86,15 @@ def test_admission_keeps_planning_order_and_loses_nothing(sizes: list[int], pend
         assert {n.integration for n in notes} <= set(log)
     refused = {(n.group_key, n.integration) for n in out.refused}
     assert not any((g, i) in refused for _, g, log, _ in out.flushes for i in log)
+
+
+def test_the_bounds_are_configured_with_alertmanagers_default_and_checked(tmp_path: Path) -> None:
+    assert Config().notify.retention_seconds == 120 * 3600  # Alertmanager's --data.retention
+    f = tmp_path / "watchkeeper.yaml"
+    f.write_text("notify:\n  parallel_deliveries: 4\n  retention_seconds: 0\n")
+    with pytest.raises(ConfigError, match=r"watchkeeper.yaml:3: notify.retention_seconds: Input should be greater "
+                                          r"than 0"):
+        load_config(str(f))
+    f.write_text("notify:\n  outbox_max_pending: -5\n")
+    with pytest.raises(ConfigError, match=r"watchkeeper.yaml:2: notify.outbox_max_pending: Input should be greater"):
+        load_config(str(f))
