@@ -32,7 +32,7 @@ from watchkeeper.core.notify.config import NotifyConfig, load_notify_config_file
 from watchkeeper.core.notify.dispatch import Dispatcher, Group, with_priority
 from watchkeeper.core.notify.escalation import EscalationState, Escalator, describe
 from watchkeeper.core.notify.notification import Notification
-from watchkeeper.core.notify.outbox_bounds import Flush, PruneSchedule, admit, retention_cutoff
+from watchkeeper.core.notify.outbox_bounds import Flush, PruneSchedule, admit, keep_refused, retention_cutoff
 from watchkeeper.core.notify.pipeline import plan_flush
 from watchkeeper.core.notify.remediation import FAILED, outcome_alerts
 from watchkeeper.core.notify.sms import sms_secrets
@@ -175,7 +175,9 @@ class NotifySink:
         firing = [a for g in self.dispatcher.groups.values() for a in g.alerts.values()
                   if a.state == "firing"] if self.am.inhibit_rules else []
         flushes, gone = [], []
+        flushed: dict[str, Group] = {}
         for g in self.dispatcher.due(now):
+            flushed[g.key] = g
             receiver = g.route.receiver
             plan = plan_flush(self.am, g, now, firing, silences, functools.partial(self.store.log_entry, receiver,
                               group_key=g.key), self.settings.notify.external_url, acks)
@@ -204,13 +206,14 @@ class NotifySink:
                 self._record_escalation(g, ended, "ended, resolved: " + describe(
                     self.am.escalation_policies.get(ended.policy), ended), now)
         if flushes:
-            self._enqueue(flushes, now)
+            keep_refused(self._enqueue(flushes, now), flushed, self.dispatcher.groups)
         if gone:
             still = {fp for grp in self.dispatcher.groups.values() for fp in grp.alerts}
             self.store.drop_alerts([fp for fp in gone if fp not in still])
 
-    def _enqueue(self, flushes: list[Flush], now: float) -> None:
-        """Into the outbox while it has room (`notify.outbox_max_pending`); the newest beyond it are refused."""
+    def _enqueue(self, flushes: list[Flush], now: float) -> list[Notification]:
+        """Into the outbox while it has room (`notify.outbox_max_pending`); the newest beyond it are refused
+        (dead-lettered, recorded, counted) and returned."""
         limit = self.settings.notify.outbox_max_pending
         pending = self.store.pending_count()
         admission = admit(flushes, pending, limit)
@@ -225,6 +228,7 @@ class NotifySink:
         for n in admission.refused:
             self._refuse(n, f"outbox full: {waiting} notifications waiting (notify.outbox_max_pending {limit}); "
                             "refused, the group notifies again at its next flush", now)
+        return admission.refused
 
     def _refuse(self, n: Notification, why: str, now: float) -> None:
         """A notification that cannot enter the outbox: on the dead-letter topic with the reason (the

@@ -10,15 +10,16 @@ by the dispatcher are kept whatever their age, so a `repeat_interval` longer tha
 make a group notify early.
 
 Pending notifications are bounded too (`max_pending`): beyond it the newest planned notifications are
-refused, never silently: the caller dead-letters and counts each, and the refused integration's log entry
-is left out so the group plans it again at its next flush (by then the backlog may have drained).
+refused, never silently: the caller dead-letters and counts each, the refused integration's log entry is
+left out and the resolved alerts it carried are put back in their group, so the group plans it again at its
+next flush (by then the backlog may have drained).
 Pure: time is an argument."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from watchkeeper.core.notify.dispatch import LogEntry
+from watchkeeper.core.notify.dispatch import Group, LogEntry
 from watchkeeper.core.notify.notification import Notification
 
 # (receiver, group key, integration -> new log entry, notifications): one planned flush, as the store takes it.
@@ -84,3 +85,18 @@ def admit(flushes: list[Flush], pending: int, max_pending: int) -> Admission:
         if log or kept:
             out.flushes.append((receiver, group_key, log, kept))
     return out
+
+
+def keep_refused(refused: list[Notification], flushed: dict[str, Group], groups: dict[str, Group]) -> None:
+    """Put back what a flush dropped that a refused notification did not tell: its resolved alerts, into
+    their group (`flushed`, by key), which lives on in `groups` (the dispatcher's) if the flush ended it, so
+    its next flush (`group_interval` later) tells them. Its firing alerts never left the group. A refused
+    notification of no group flush (a remediation report) has nothing to put back: it is only dead-lettered."""
+    for n in refused:
+        g = flushed.get(n.group_key)
+        if g is None:
+            continue
+        for a in n.resolved():
+            g.alerts.setdefault(a.fingerprint, a)  # a newer state that arrived since stays
+        if g.alerts:
+            groups.setdefault(g.key, g)

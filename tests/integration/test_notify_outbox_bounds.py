@@ -5,7 +5,8 @@ sink's steps (take alerts, flush, deliver, maintain) at the times it chooses, da
 Given alerts delivered, expect the finished rows and the log entries of resolved groups pruned once
 `notify.retention_seconds` has passed (and counted in /metrics), a firing group's entry kept, so a replay
 after a restart notifies nothing; given a full outbox, expect the newest notification refused to the
-dead-letter topic, recorded and counted, and delivered at its group's next flush."""
+dead-letter topic, recorded and counted, and delivered at its group's next flush, a resolution that
+ended its group included."""
 
 from __future__ import annotations
 
@@ -163,21 +164,37 @@ def test_a_full_outbox_refuses_the_newest_to_the_dead_letter_topic_and_delivers_
             assert sorted(r.body["groupLabels"]["alertname"] for r in server.requests) == ["A1", "A2"]
             await step(sink, t0 + 1)  # A3's group flushes again (group_interval): room now
             assert sorted(r.body["groupLabels"]["alertname"] for r in server.requests) == ["A1", "A2", "A3"]
+
+            sink._take([alert("B1", "firing", t0 + 2), alert("B2", "firing", t0 + 2)], t0 + 2)
+            sink._flush(t0 + 2)  # two wait (not sent yet): the outbox is full again
+            sink._take([alert("A1", "resolved", t0 + 3)], t0 + 3)
+            sink._flush(t0 + 3)  # the flush that ends A1's group: its resolved notification is refused
+            assert '{}:{alertname="A1"}' in sink.dispatcher.groups  # kept, with the resolved alert, to tell it
+            await step(sink, t0 + 3)  # B1, B2 sent
+            await step(sink, t0 + 4)  # A1's group flushes again: the resolution is told
+            told = [(r.body["groupLabels"]["alertname"], r.body["status"]) for r in server.requests]
+            assert told[3:] == [("B1", "firing"), ("B2", "firing"), ("A1", "resolved")]
+            assert '{}:{alertname="A1"}' not in sink.dispatcher.groups and sink.store.known(alert("A1", "firing",
+                                                                                              t0).fingerprint) is None
             await stopped(sink)
 
     asyncio.run(scenario())
     refused = REGISTRY.get_sample_value("watchkeeper_notify_outbox_refused_total",
                                         {"receiver": "team", "integration": "webhook[0]"})
-    assert refused == refused0 + 1
+    assert refused == refused0 + 2
     topics = cfg.kafka.topics
-    dead = asyncio.run(consume_until(cfg.kafka.bootstrap, topics.deadletter, lambda rs: len(rs) >= 1))
-    assert len(dead) == 1
+    dead = asyncio.run(consume_until(cfg.kafka.bootstrap, topics.deadletter, lambda rs: len(rs) >= 2))
+    assert len(dead) == 2
+    dead.sort(key=lambda r: orjson.loads(r.value)["time"])
     letter = orjson.loads(dead[0].value)
     assert "outbox full: 2 notifications waiting (notify.outbox_max_pending 2)" in letter["reason"]
     assert letter["topic"] == topics.notifications and letter["offset"] == -1
     original = orjson.loads(base64.b64decode(letter["original"]))
     assert original["group_key"] == '{}:{alertname="A3"}' and original["integration"] == "webhook[0]"
+    assert orjson.loads(base64.b64decode(orjson.loads(dead[1].value)["original"]))["alerts"][0]["state"] == "resolved"
     recs = asyncio.run(consume_until(cfg.kafka.bootstrap, topics.notifications,
-                                     lambda rs: sum(orjson.loads(r.value)["status"] == "sent" for r in rs) >= 3))
-    failed = [orjson.loads(r.value) for r in recs if orjson.loads(r.value)["status"] == "failed"]
-    assert [(f["group_key"], f["error"][:12]) for f in failed] == [('{}:{alertname="A3"}', "outbox full:")]
+                                     lambda rs: sum(orjson.loads(r.value)["status"] == "sent" for r in rs) >= 6))
+    failed = sorted((orjson.loads(r.value) for r in recs if orjson.loads(r.value)["status"] == "failed"),
+                    key=lambda f: f["time"])
+    assert [(f["group_key"], f["error"][:12]) for f in failed] == [('{}:{alertname="A3"}', "outbox full:"),
+                                                                  ('{}:{alertname="A1"}', "outbox full:")]
