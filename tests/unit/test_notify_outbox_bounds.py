@@ -1,5 +1,6 @@
-"""The notify sink's bounds, pure: when pruning is due, the retention cutoff, and which planned
-notifications enter a bounded outbox (the newest beyond the bound are refused, their log entry left out)."""
+"""The notify sink's bounds, pure: when pruning is due, the retention cutoff, which planned notifications
+enter a bounded outbox (the newest beyond the bound are refused, their log entry left out), and the
+resolved alerts a refused notification carried going back into their group."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watchkeeper.core.notify.dispatch import LogEntry
+from watchkeeper.core.notify.config import Route
+from watchkeeper.core.notify.dispatch import Group, LogEntry
 from watchkeeper.core.notify.notification import Notification
-from watchkeeper.core.notify.outbox_bounds import Flush, PruneSchedule, admit, retention_cutoff
+from watchkeeper.core.notify.outbox_bounds import Flush, PruneSchedule, admit, keep_refused, retention_cutoff
 from watchkeeper.plumbing.config import Config, load_config
 from watchkeeper.plumbing.errors import ConfigError
+from watchkeeper.schemas.alerts import AlertEvent
 
 
 def note(group: str, integration: str, t: float = 100.0) -> Notification:
@@ -98,3 +101,32 @@ def test_the_bounds_are_configured_with_alertmanagers_default_and_checked(tmp_pa
     f.write_text("notify:\n  outbox_max_pending: -5\n")
     with pytest.raises(ConfigError, match=r"watchkeeper.yaml:2: notify.outbox_max_pending: Input should be greater"):
         load_config(str(f))
+
+
+def _alert(fp: str, state: str) -> AlertEvent:
+    return AlertEvent(fingerprint=fp, rule="DiskFull", state=state, labels={"alertname": "DiskFull"},
+                      starts_at=10.0, ends_at=20.0 if state == "resolved" else None, event_time=10.0)
+
+
+def test_a_refused_resolution_goes_back_into_its_group_alive_again_if_it_ended() -> None:
+    route = Route("team", frozenset({"alertname"}), 0.0, 300.0, 3600.0, [])
+    ended = Group(route, {"alertname": "DiskFull"}, "g-ended", next_flush=400.0, has_flushed=True)
+    mixed = Group(route, {}, "g-mixed", next_flush=400.0, alerts={"a": _alert("a", "firing")}, has_flushed=True)
+    groups = {"g-mixed": mixed}  # the flush at 100 dropped the resolved alerts, and the ended group
+    refused = [Notification("team", "webhook[0]", "g-ended", {}, [_alert("b", "resolved")], 100.0),
+               Notification("team", "webhook[0]", "g-mixed", {}, [_alert("a", "firing"), _alert("c", "resolved")],
+                            100.0),
+               Notification("team", "webhook[0]", "g/remediation", {}, [_alert("d", "resolved")], 100.0)]
+    keep_refused(refused, {"g-ended": ended, "g-mixed": mixed}, groups)
+    assert set(groups) == {"g-ended", "g-mixed"}  # the remediation report had no group: dead-lettered only
+    assert {fp: a.state for fp, a in groups["g-ended"].alerts.items()} == {"b": "resolved"}
+    assert {fp: a.state for fp, a in groups["g-mixed"].alerts.items()} == {"a": "firing", "c": "resolved"}
+    assert groups["g-ended"].next_flush == 400.0  # its next flush, a group_interval on, tells the resolution
+
+
+def test_a_newer_state_that_arrived_since_stays() -> None:
+    route = Route("team", frozenset({"alertname"}), 0.0, 300.0, 3600.0, [])
+    g = Group(route, {}, "g", next_flush=400.0, alerts={"b": _alert("b", "firing")}, has_flushed=True)
+    groups = {"g": g}
+    keep_refused([Notification("team", "webhook[0]", "g", {}, [_alert("b", "resolved")], 100.0)], {"g": g}, groups)
+    assert groups["g"].alerts["b"].state == "firing"
