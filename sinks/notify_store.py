@@ -10,6 +10,7 @@ pages they free are given back to the file system, not only reused."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -22,6 +23,8 @@ from watchkeeper.core.notify.matchers import parse_matchers
 from watchkeeper.core.notify.notification import Notification
 from watchkeeper.core.notify.silences import Silence
 from watchkeeper.schemas.alerts import AlertEvent
+
+log = logging.getLogger("watchkeeper.notify")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (fingerprint TEXT PRIMARY KEY, event BLOB NOT NULL, updated REAL NOT NULL);
@@ -196,7 +199,11 @@ class NotifyStore:
         if self.incremental:
             return False
         self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        self.db.execute("VACUUM")
+        try:
+            self.db.execute("VACUUM")
+        except sqlite3.OperationalError as exc:  # a reader (the dashboard) held the file all the busy timeout
+            log.warning("notify state: VACUUM to incremental auto-vacuum postponed to the next round: %s", exc)
+            return False
         return True
 
     def file_bytes(self) -> int:

@@ -141,3 +141,19 @@ def test_a_file_made_before_the_bounds_is_migrated_and_compacted_once(tmp_path: 
     assert outbox_states(store) == {"p": "pending"}
     store.acked("p", 200.0)  # the migrated file takes finish times
     assert store.prune_outbox(150.0, 10) == 0 and store.prune_outbox(250.0, 10) == 1
+
+
+def test_a_vacuum_that_cannot_lock_the_file_is_postponed(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    old = sqlite3.connect(str(path), isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE outbox (id TEXT PRIMARY KEY, receiver TEXT, integration TEXT, group_key TEXT, "
+                "body BLOB NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL "
+                "NOT NULL, state TEXT NOT NULL DEFAULT 'pending', error TEXT NOT NULL DEFAULT '')")
+    store = NotifyStore(path)
+    store.db.execute("PRAGMA busy_timeout=50")
+    old.execute("BEGIN IMMEDIATE")  # another writer (the escalation store's connection) mid-transaction
+    assert store.compact() is False and not store.incremental
+    old.execute("COMMIT")
+    assert store.compact() is True and store.incremental  # the next round does it
+    old.close()
