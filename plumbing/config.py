@@ -238,6 +238,13 @@ class NotifySinkConfig(_Section):
     retry_max_seconds: float = Field(default=60.0, gt=0)
     give_up_after_seconds: float = Field(default=3600.0, gt=0)  # a notification failing this long is dropped
     parallel_deliveries: int = Field(default=16, gt=0)
+    # How long delivered, failed and held notifications stay in the outbox, and notification-log entries not
+    # written again stay in the log (Alertmanager's --data.retention, 120h); older ones are deleted. Within it a
+    # replayed alert is not notified twice; beyond it an old replay may notify again, as in Alertmanager.
+    retention_seconds: float = Field(default=120 * 3600.0, gt=0)
+    # At most this many notifications wait in the outbox (new or retrying); beyond it the newest are refused:
+    # dead-lettered with the reason, recorded as failed and counted; their group plans them again next flush.
+    outbox_max_pending: int = Field(default=100_000, gt=0)
 
 
 class RulesConfig(_Section):

@@ -77,6 +77,20 @@ RULE_EVAL_FAILURES = Counter(
 )
 SINK_ROWS = Counter("watchkeeper_sink_rows_total", "Rows written by a sink.", ["sink", "table"], registry=REGISTRY)
 SINK_ERRORS = Counter("watchkeeper_sink_errors_total", "Failed sink writes (retried).", ["sink"], registry=REGISTRY)
+NOTIFY_PRUNED = Counter(
+    "watchkeeper_notify_pruned_rows_total",
+    "Rows the notify sink deleted past notify.retention_seconds: finished outbox rows (table outbox) and "
+    "notification-log entries (table nflog).", ["table"], registry=REGISTRY,
+)
+NOTIFY_REFUSED = Counter(
+    "watchkeeper_notify_outbox_refused_total",
+    "Notifications refused because notify.outbox_max_pending were already waiting (dead-lettered).",
+    ["receiver", "integration"], registry=REGISTRY,
+)
+NOTIFY_PENDING = Gauge(
+    "watchkeeper_notify_outbox_pending", "Notifications waiting in the notify sink's outbox (new or retrying).",
+    registry=REGISTRY, multiprocess_mode="livesum",
+)
 NOTIFICATION_ERRORS = Counter(
     "watchkeeper_notification_errors_total", "Failed notification delivery attempts.", ["receiver", "integration"],
     registry=REGISTRY,

@@ -6,7 +6,11 @@ WeChat, Alertmanager, SMS and command hooks, every attempt recorded on
 Order of durability: an alert is stored before its offset is committed; a notification is written to
 the outbox (with the notification-log entry that stops it being planned twice) before it is sent, and
 acknowledged after a 2xx. So a crash loses nothing and never resends what was acknowledged; a send
-that happened just before a crash, unacknowledged, is sent again (at-least-once)."""
+that happened just before a crash, unacknowledged, is sent again (at-least-once).
+
+Bounded (core/notify/outbox_bounds.py): what is finished is pruned after `notify.retention_seconds`, a
+batch per turn of the loop, and at most `notify.outbox_max_pending` notifications wait; beyond that the
+newest are dead-lettered, recorded and counted, never dropped silently."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import orjson
 
 from watchkeeper.core.errors import SourceError
 from watchkeeper.core.notify.acks import Ack, ack_note
@@ -27,6 +32,7 @@ from watchkeeper.core.notify.config import NotifyConfig, load_notify_config_file
 from watchkeeper.core.notify.dispatch import Dispatcher, Group, with_priority
 from watchkeeper.core.notify.escalation import EscalationState, Escalator, describe
 from watchkeeper.core.notify.notification import Notification
+from watchkeeper.core.notify.outbox_bounds import Flush, PruneSchedule, admit, keep_refused, retention_cutoff
 from watchkeeper.core.notify.pipeline import plan_flush
 from watchkeeper.core.notify.remediation import FAILED, outcome_alerts
 from watchkeeper.core.notify.sms import sms_secrets
@@ -34,7 +40,7 @@ from watchkeeper.plumbing import kafka_clients
 from watchkeeper.plumbing.config import KafkaConfig, NotifySinkConfig
 from watchkeeper.plumbing.errors import ConfigError
 from watchkeeper.plumbing.log_filters import KNOWN_SECRETS, redact
-from watchkeeper.plumbing.self_metrics import NOTIFICATION_ERRORS
+from watchkeeper.plumbing.self_metrics import NOTIFICATION_ERRORS, NOTIFY_PENDING, NOTIFY_PRUNED, NOTIFY_REFUSED
 from watchkeeper.schemas.alerts import AlertEvent
 from watchkeeper.schemas.codec import SchemaError, decode, encode
 from watchkeeper.schemas.deadletter import DeadLetter
@@ -78,6 +84,7 @@ class NotifySink:
         self.escalations = EscalationStore(state_path)
         self.escalator = Escalator(am.escalation_policies, self.escalations.all())
         self.acks_checked = 0.0
+        self.prune = PruneSchedule()  # due now: a start prunes first
         now = time.time()
         for a in self.store.alerts():  # a restart rebuilds the groups; the log stops repeats
             self.dispatcher.insert(a, now)
@@ -93,12 +100,10 @@ class NotifySink:
         await consumer.start()
         await self.producer.start()
         async with aiohttp.ClientSession() as session:
-            for r in self.am.receivers.values():
-                channels = build_channels(r, self.am.global_, session, self.am.route, self.am.notify_templates)
-                for name, ch in channels.items():
-                    self.channels[(r.name, name)] = ch
+            self.open_channels(session)
             log.info("notify sink: %d receivers from %s", len(self.am.receivers), self.am.path)
             self.wakeup = asyncio.Event()
+            self.maintain(time.time())
             delivery = asyncio.get_running_loop().create_task(self._delivery_loop(stop, s.notify.parallel_deliveries))
             try:
                 while not stop.is_set():
@@ -110,11 +115,12 @@ class NotifySink:
                             if ev is not None:
                                 events.append(ev)
                     if events:
-                        self._take(events)
+                        self._take(events, time.time())
                     if batches:
                         await consumer.commit()
                     self._record_acks(time.time())
                     self._flush(time.time())
+                    self.maintain(time.time())
                 if self.tasks:
                     await asyncio.wait(self.tasks, timeout=10)
             finally:
@@ -128,6 +134,13 @@ class NotifySink:
                 self.acks.close()
                 self.escalations.close()
 
+    def open_channels(self, session: aiohttp.ClientSession) -> None:
+        """Every receiver's integrations, sending through `session`."""
+        for r in self.am.receivers.values():
+            channels = build_channels(r, self.am.global_, session, self.am.route, self.am.notify_templates)
+            for name, ch in channels.items():
+                self.channels[(r.name, name)] = ch
+
     async def _decode(self, raw: bytes, topic: str, partition: int, offset: int,
                       key: bytes | None) -> AlertEvent | None:
         try:
@@ -138,8 +151,7 @@ class NotifySink:
             await self.producer.send_and_wait(self.settings.kafka.topics.deadletter, encode(dl), key=key)
             return None
 
-    def _take(self, events: list[AlertEvent]) -> None:
-        now = time.time()
+    def _take(self, events: list[AlertEvent], now: float) -> None:
         keep = []
         for ev in events:
             if ev.state == "pending":
@@ -163,7 +175,9 @@ class NotifySink:
         firing = [a for g in self.dispatcher.groups.values() for a in g.alerts.values()
                   if a.state == "firing"] if self.am.inhibit_rules else []
         flushes, gone = [], []
+        flushed: dict[str, Group] = {}
         for g in self.dispatcher.due(now):
+            flushed[g.key] = g
             receiver = g.route.receiver
             plan = plan_flush(self.am, g, now, firing, silences, functools.partial(self.store.log_entry, receiver,
                               group_key=g.key), self.settings.notify.external_url, acks)
@@ -192,11 +206,60 @@ class NotifySink:
                 self._record_escalation(g, ended, "ended, resolved: " + describe(
                     self.am.escalation_policies.get(ended.policy), ended), now)
         if flushes:
-            self.store.enqueue_many(flushes, now)
-            self.wakeup.set()
+            keep_refused(self._enqueue(flushes, now), flushed, self.dispatcher.groups)
         if gone:
             still = {fp for grp in self.dispatcher.groups.values() for fp in grp.alerts}
             self.store.drop_alerts([fp for fp in gone if fp not in still])
+
+    def _enqueue(self, flushes: list[Flush], now: float) -> list[Notification]:
+        """Into the outbox while it has room (`notify.outbox_max_pending`); the newest beyond it are refused
+        (dead-lettered, recorded, counted) and returned."""
+        limit = self.settings.notify.outbox_max_pending
+        pending = self.store.pending_count()
+        admission = admit(flushes, pending, limit)
+        if admission.flushes:
+            self.store.enqueue_many(admission.flushes, now)
+            self.wakeup.set()
+        waiting = pending + sum(len(notes) for _, _, _, notes in admission.flushes)
+        NOTIFY_PENDING.set(waiting)
+        if admission.refused:
+            log.warning("outbox full (%d notifications waiting, notify.outbox_max_pending %d): %d refused and "
+                        "dead-lettered", waiting, limit, len(admission.refused))
+        for n in admission.refused:
+            self._refuse(n, f"outbox full: {waiting} notifications waiting (notify.outbox_max_pending {limit}); "
+                            "refused, the group notifies again at its next flush", now)
+        return admission.refused
+
+    def _refuse(self, n: Notification, why: str, now: float) -> None:
+        """A notification that cannot enter the outbox: on the dead-letter topic with the reason (the
+        notification itself as the original), recorded as failed on wk.notifications, and counted."""
+        NOTIFY_REFUSED.labels(n.receiver, n.integration).inc()
+        self._record(n, "failed", 0, why, 0.0)
+        topics = self.settings.kafka.topics
+        dl = DeadLetter.of(orjson.dumps(n.to_json()), topic=topics.notifications, partition=-1, offset=-1,
+                           reason=f"notify sink: {why}", time=now)
+        task = asyncio.get_running_loop().create_task(
+            self.producer.send(topics.deadletter, encode(dl), key=n.group_key.encode()))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def maintain(self, now: float) -> None:
+        """Prune what `notify.retention_seconds` has passed: one bounded batch per table when a round is due
+        (the loop calls this every turn, so a backlog drains a batch per turn and never holds the loop long),
+        then give the freed pages back to the file system. Pending rows and active groups' log entries stay."""
+        if not self.prune.due(now):
+            return
+        cutoff = retention_cutoff(now, self.settings.notify.retention_seconds)
+        outbox = self.store.prune_outbox(cutoff, self.prune.batch)
+        nflog = self.store.prune_log(cutoff, self.prune.batch, self.dispatcher.groups.keys())
+        NOTIFY_PRUNED.labels("outbox").inc(outbox)
+        NOTIFY_PRUNED.labels("nflog").inc(nflog)
+        if outbox or nflog:
+            self.store.reclaim()
+        if self.prune.ran(now, max(outbox, nflog)):
+            NOTIFY_PENDING.set(self.store.pending_count())
+            if self.store.compact():
+                log.info("notify state converted to incremental auto-vacuum: %d bytes", self.store.file_bytes())
 
     async def _delivery_loop(self, stop: asyncio.Event, parallel: int) -> None:
         """Keep up to `parallel` deliveries in flight, taking due notifications from the outbox."""
@@ -230,7 +293,7 @@ class NotifySink:
                 raise DeliveryError(f"receiver {n.receiver} has no integration {n.integration} any more", False)
             note = await ch.send(n)
         except HeldBack as exc:  # a rate limit (SMS): not sent on purpose, the reason recorded
-            self.store.held(id, str(exc))
+            self.store.held(id, str(exc), time.time())
             self._record(n, "held", attempts + 1, str(exc), (time.monotonic() - t0) * 1000, id)
         except Exception as exc:
             # A DeliveryError says whether to retry; anything else is a bug in a channel, which must not stop
@@ -251,12 +314,12 @@ class NotifySink:
                 self.store.retry(id, time.time() + max(delay, min(asked or 0.0, cfg.give_up_after_seconds)), why)
                 self._record(n, "retrying", attempts + 1, why, ms, id)
             else:
-                self.store.failed(id, why)
+                self.store.failed(id, why, time.time())
                 self.failed += 1
                 self._record(n, "failed", attempts + 1, why, ms, id)
             log.warning("%s %s: attempt %d failed: %s", n.receiver, n.integration, attempts + 1, why)
         else:
-            self.store.acked(id)
+            self.store.acked(id, time.time())
             self.sent += 1
             self._record(n, "sent", attempts + 1, note or "", (time.monotonic() - t0) * 1000, id)
         finally:
@@ -269,7 +332,7 @@ class NotifySink:
         t0 = time.monotonic()
         try:
             if n.status != "firing":
-                self.store.acked(id)
+                self.store.acked(id, time.time())
                 self._record(n, "sent", 1, "resolved: nothing to remediate", 0.0, id)
                 return
             try:
@@ -278,7 +341,7 @@ class NotifySink:
             except Exception as exc:  # a bug here must not leave the alert unattended: escalate it
                 log.error("%s %s: remediation error", n.receiver, n.integration, exc_info=True)
                 result = RemediationResult("remediation_failed", f"{FAILED}: {type(exc).__name__}: {exc}")
-            self.store.acked(id)
+            self.store.acked(id, time.time())
             self._record(n, result.status, 1, result.note, (time.monotonic() - t0) * 1000, id)
             if result.status == "remediation_skipped":
                 return
@@ -292,8 +355,8 @@ class NotifySink:
                      for r in targets if r in self.am.receivers
                      for name, _ in self.am.receivers[r].integrations() if not name.startswith("command[")]
             if notes:
-                self.store.enqueue_many([(r, f"{n.group_key}/remediation", {}, [x for x in notes if x.receiver == r])
-                                         for r in dict.fromkeys(x.receiver for x in notes)], now)
+                self._enqueue([(r, f"{n.group_key}/remediation", {}, [x for x in notes if x.receiver == r])
+                               for r in dict.fromkeys(x.receiver for x in notes)], now)
             g = self.dispatcher.groups.get(n.group_key)
             if outcome == "failed" and g is not None:
                 st = self.escalator.escalate_now(g.key, now)

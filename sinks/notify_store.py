@@ -2,12 +2,18 @@
 (what each integration was last told, for dedup and repeat_interval) and the outbox (notifications
 written before they are sent, acknowledged after a 2xx). A crash or SIGKILL loses nothing: on restart
 the alerts rebuild the groups, the log stops a second notification of the same states, and the outbox
-sends what was not acknowledged. Silences live in their own file, shared with `watchkeeper silence`."""
+sends what was not acknowledged. Silences live in their own file, shared with `watchkeeper silence`.
+
+Bounded (core/notify/outbox_bounds.py): finished outbox rows (acked, failed, held) and log entries older
+than the retention are deleted in small batches, and the file is in incremental auto-vacuum mode so the
+pages they free are given back to the file system, not only reused."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -18,15 +24,25 @@ from watchkeeper.core.notify.notification import Notification
 from watchkeeper.core.notify.silences import Silence
 from watchkeeper.schemas.alerts import AlertEvent
 
+log = logging.getLogger("watchkeeper.notify")
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (fingerprint TEXT PRIMARY KEY, event BLOB NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS nflog (receiver TEXT, integration TEXT, group_key TEXT, firing BLOB, resolved BLOB,
     time REAL, PRIMARY KEY (receiver, integration, group_key));
 CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, receiver TEXT, integration TEXT, group_key TEXT,
     body BLOB NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending', error TEXT NOT NULL DEFAULT '');
+    state TEXT NOT NULL DEFAULT 'pending', error TEXT NOT NULL DEFAULT '', finished REAL);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+CREATE INDEX IF NOT EXISTS nflog_time ON nflog (time);
 """
+# After the `finished` column exists (files written before it have it added by _migrate). Rows finished
+# before the column existed have no finish time: their creation time stands in (they finished after it).
+_FINISHED_INDEX = ("CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (coalesce(finished, created)) "
+                   "WHERE state <> 'pending'")
+_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
+# A WAL file keeps its largest size after a checkpoint unless limited; a pruning round must not leave it big.
+_WAL_LIMIT_BYTES = 16 * 2**20
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -39,8 +55,22 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 class NotifyStore:
     def __init__(self, path: Path) -> None:
-        self.db = _connect(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        # Before anything writes the file's header (journal_mode=WAL does): only a new, empty file takes this
+        # without a VACUUM. A file made before it is converted by `compact()` once its backlog is pruned.
+        self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(outbox)")}
+        if "finished" not in columns:
+            self.db.execute("ALTER TABLE outbox ADD COLUMN finished REAL")
+        self.db.execute(_FINISHED_INDEX)
 
     def close(self) -> None:
         self.db.close()
@@ -106,18 +136,84 @@ class NotifyStore:
         row = self.db.execute("SELECT MIN(next_at) FROM outbox WHERE state='pending'").fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
-    def acked(self, id: str) -> None:
-        self.db.execute("UPDATE outbox SET state='acked', attempts=attempts+1, error='' WHERE id=?", (id,))
+    def acked(self, id: str, now: float) -> None:
+        self.db.execute("UPDATE outbox SET state='acked', attempts=attempts+1, error='', finished=? WHERE id=?",
+                        (now, id))
 
     def retry(self, id: str, next_at: float, error: str) -> None:
         self.db.execute("UPDATE outbox SET attempts=attempts+1, next_at=?, error=? WHERE id=?", (next_at, error, id))
 
-    def failed(self, id: str, error: str) -> None:
-        self.db.execute("UPDATE outbox SET state='failed', attempts=attempts+1, error=? WHERE id=?", (error, id))
+    def failed(self, id: str, error: str, now: float) -> None:
+        self.db.execute("UPDATE outbox SET state='failed', attempts=attempts+1, error=?, finished=? WHERE id=?",
+                        (error, now, id))
 
-    def held(self, id: str, reason: str) -> None:
+    def held(self, id: str, reason: str, now: float) -> None:
         """Not sent on purpose (a rate limit): done, neither acknowledged by a peer nor failed."""
-        self.db.execute("UPDATE outbox SET state='held', attempts=attempts+1, error=? WHERE id=?", (reason, id))
+        self.db.execute("UPDATE outbox SET state='held', attempts=attempts+1, error=?, finished=? WHERE id=?",
+                        (reason, now, id))
+
+    # bounds -----------------------------------------------------------------------------------------
+    def pending_count(self) -> int:
+        """Notifications waiting to be sent (new or retrying), which `notify.outbox_max_pending` bounds."""
+        return int(self.db.execute("SELECT count(*) FROM outbox WHERE state='pending'").fetchone()[0])
+
+    def prune_outbox(self, before: float, limit: int) -> int:
+        """Delete up to `limit` finished rows (acked, failed, held) finished before `before`; a pending or
+        retrying row is never deleted, whatever its age (its give-up time ends it)."""
+        cur = self.db.execute("DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE state <> 'pending' "
+                              "AND coalesce(finished, created) < ? LIMIT ?)", (before, limit))
+        return cur.rowcount
+
+    def prune_log(self, before: float, limit: int, active_groups: Iterable[str]) -> int:
+        """Delete up to `limit` notification-log entries last written before `before`, except those of
+        `active_groups` (groups the dispatcher still holds: their entry is what stops a repeat before
+        `repeat_interval`, however long that is)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS active_groups (group_key TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM temp.active_groups")
+            self.db.executemany("INSERT OR IGNORE INTO temp.active_groups VALUES (?)", [(k,) for k in active_groups])
+            cur = self.db.execute("DELETE FROM nflog WHERE rowid IN (SELECT rowid FROM nflog WHERE time < ? AND "
+                                  "group_key NOT IN (SELECT group_key FROM temp.active_groups) LIMIT ?)",
+                                  (before, limit))
+            return cur.rowcount
+
+    def reclaim(self) -> int:
+        """Give the pages pruning freed back to the file system (incremental auto-vacuum); returns their number.
+        Does nothing until the file is in incremental mode (`compact`)."""
+        free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
+        if free and self.incremental:
+            # It frees one page per step of the statement and returns no rows, so `execute` would free one page;
+            # executescript steps it to the end.
+            self.db.executescript("PRAGMA incremental_vacuum;")
+            return free
+        return 0
+
+    @property
+    def incremental(self) -> bool:
+        return int(self.db.execute("PRAGMA auto_vacuum").fetchone()[0]) == _INCREMENTAL
+
+    def compact(self) -> bool:
+        """Convert a file made before incremental auto-vacuum (one full VACUUM, after its backlog is pruned, so
+        it copies only what is kept). True when it ran; the sink calls it once, at the end of a pruning round."""
+        if self.incremental:
+            return False
+        self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        try:
+            self.db.execute("VACUUM")
+        except sqlite3.OperationalError as exc:  # a reader (the dashboard) held the file all the busy timeout
+            log.warning("notify state: VACUUM to incremental auto-vacuum postponed to the next round: %s", exc)
+            return False
+        return True
+
+    def file_bytes(self) -> int:
+        """The database's size in pages times the page size (the main file's size once checkpointed)."""
+        pages = int(self.db.execute("PRAGMA page_count").fetchone()[0])
+        return pages * int(self.db.execute("PRAGMA page_size").fetchone()[0])
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the main file and truncate both (what a reader of the file's size sees)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 class SilenceStore:
