@@ -23,6 +23,8 @@ from watchkeeper.plumbing.config import KafkaConfig, WorkerConfig
 from watchkeeper.runtime.broker_defects import DefectsProbe
 from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
+PRODUCER_REQUEST_TIMEOUT_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -55,6 +57,10 @@ def create_app(settings: WorkerSettings, **overrides: Any) -> faust.App:
         "producer_linger_ms": 5,
         "producer_max_batch_size": 512 * 1024,
         "producer_max_request_size": 4 * 1024 * 1024,
+        # Faust's default is 1,200 s: one broker answer lost (seen under load with tansu: a metadata request
+        # never answered) then held every send and checkpoint flush of the worker for 20 minutes. Kafka's
+        # own default, 30 s: the request is given up and sent again.
+        "producer_request_timeout": PRODUCER_REQUEST_TIMEOUT_SECONDS,
         "stream_buffer_maxsize": 4096,
         "datadir": str(settings.data_path / "faust"),
     }
