@@ -7,7 +7,6 @@ and the same as the full mode's single store."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import time
@@ -180,14 +179,8 @@ def reference(wk_config: Config, tmp_path: Path) -> tuple[list[str], list[tuple[
     return _REFERENCE[wk_config.kafka.bootstrap]
 
 
-# Four worker processes on CI's two shared cores: in the full suite's fresh-clone run (13:07, 6 Dec) one worker's
-# Faust table recovery (rules-partial-state changelog) had not started after 6 minutes and the alerts never
-# settled; it passes on a quiet machine (45-66 s). Skipped under CI until that stall is found (issue 22 open).
-FOUR = pytest.param(4, None, id="4", marks=pytest.mark.skipif(
-    bool(os.environ.get("CI")), reason="4 workers on 2 loaded cores stalled in Faust's table recovery (issue 22)"))
-
-
-@pytest.mark.parametrize(("processes", "kill_at"), [pytest.param(1, None, id="1"), pytest.param(2, None, id="2"), FOUR,
+@pytest.mark.parametrize(("processes", "kill_at"), [pytest.param(1, None, id="1"), pytest.param(2, None, id="2"),
+                                                    pytest.param(4, None, id="4"),
                                                     pytest.param(2, 400.0, id="2-one-killed")])
 def test_partitioned_workers_give_the_full_modes_alerts_and_recordings(wk_config: Config, tmp_path: Path,
                                                                       processes: int, kill_at: float | None) -> None:
