@@ -10,6 +10,8 @@ import sys
 from watchkeeper.plumbing.config import load_config
 from watchkeeper.plumbing.errors import RuleFileError, WatchkeeperError
 from watchkeeper.plumbing.log_filters import limit_reconnect_errors
+from watchkeeper.plumbing.loop_lag import LoopLagMonitor
+from watchkeeper.plumbing.self_metrics import EVENT_LOOP_LAG
 from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 
 # A rule file the worker cannot run exits with its own code, so a supervisor tells a bad file from a crash.
@@ -25,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", help="watchkeeper.yaml (default: ./watchkeeper.yaml if present)")
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--loop-lag-warn", type=float, default=1.0, metavar="SECONDS",
+                   help="log a WARNING, with where it was blocked, when the event loop is blocked this long "
+                        "(default 1.0)")
     p.set_defaults(func=run)
 
 
@@ -39,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"watchkeeper worker: error: {exc}", file=sys.stderr)
         return RULE_FILE_EXIT_CODE if isinstance(exc, RuleFileError) else 1
     asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
+    monitor = LoopLagMonitor(warn=args.loop_lag_warn, observe=EVENT_LOOP_LAG.observe)
+    app.task(monitor.watch)
     logging.basicConfig(level=args.loglevel.upper())
     limit_reconnect_errors()
     make_worker(app, args.loglevel).execute_from_commandline()
