@@ -134,7 +134,7 @@ class Workers:
             with open(log, "wb") as out:
                 self.procs.append(subprocess.Popen(
                     ["nice", "-n", "10", sys.executable, "-m", "watchkeeper", "worker", "--config", str(self.path),
-                     "--loglevel", "info", "--loop-lag-warn", str(self.loop_lag_warn)],
+                     "--loglevel", "info", "--warn-loop-blocked", str(self.loop_lag_warn)],
                     stdout=out, stderr=subprocess.STDOUT))
 
     def check(self) -> None:
@@ -420,7 +420,7 @@ async def main() -> None:
     ap.add_argument("--settle", type=float, default=15.0,
                     help="seconds after the workers' first alert before measuring (consumer groups settle)")
     ap.add_argument("--logs", help="keep the worker processes' logs and configs in this directory")
-    ap.add_argument("--loop-lag-warn", type=float, default=1.0,
+    ap.add_argument("--warn-loop-blocked", type=float, default=1.0,
                     help="the workers log (and this bench counts) event-loop blocks at least this long")
     ap.add_argument("--json", help="write the numbers here too")
     args = ap.parse_args()
@@ -440,12 +440,12 @@ async def main() -> None:
                 logs = Path(args.logs) if args.logs else tmp
                 logs.mkdir(parents=True, exist_ok=True)
                 got = await max_rate_workers(cfg(), args.series, args.backlog_seconds, args.processes, logs,
-                                             args.settle, args.loop_lag_warn)
+                                             args.settle, args.warn_loop_blocked)
                 rate = got.pop("rate")
                 extra = {"processes": args.processes, "evaluation": args.evaluation, "shards": args.shards, **got}
                 print(f"max rate: {rate:,.0f} samples/s ({args.processes} worker processes, {args.evaluation})")
                 result = await delays(cfg(), args.series, rate / 2, args.seconds, args.processes, logs, args.settle,
-                                      args.loop_lag_warn)
+                                      args.warn_loop_blocked)
             else:
                 rate = await max_rate(config(bootstrap, rules, tmp, args.lateness), args.series,
                                       args.backlog_seconds)
