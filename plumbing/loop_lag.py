@@ -26,23 +26,23 @@ from types import FrameType
 log = logging.getLogger("watchkeeper.loop")
 
 OUR_PACKAGE = "watchkeeper."
-FRAMES_SHOWN = 4  # of our own code, innermost first, in a stack's description
+FRAMES_SHOWN = 4  # outermost frames of our own code that name where a block was
 
 
-def where(frame: FrameType | None, ours: str = OUR_PACKAGE, depth: int = FRAMES_SHOWN) -> str:
-    """A stack as one line, innermost first: the innermost frame whatever its module (numpy, orjson, ...),
-    then up to `depth` frames of modules under `ours` (the code that called into it)."""
-    parts: list[str] = []
-    own = 0
-    first = True
-    while frame is not None and own < depth:
+def where(frame: FrameType | None, ours: str = OUR_PACKAGE, depth: int = FRAMES_SHOWN) -> tuple[str, str]:
+    """A stack as (entry, inner): `entry` the outermost `depth` frames of modules under `ours`, outermost
+    first (which agent, runtime or step was running: blocks are counted by it), `inner` the innermost
+    frame whatever its module (numpy, orjson, the evaluator ...)."""
+    inner = ""
+    own: list[str] = []
+    while frame is not None:
         module = str(frame.f_globals.get("__name__", "?"))
-        if first or module.startswith(ours):
-            parts.append(f"{module}:{frame.f_code.co_qualname}:{frame.f_lineno}")
-            own += module.startswith(ours)
-        first = False
+        name = f"{module}:{frame.f_code.co_qualname}:{frame.f_lineno}"
+        inner = inner or name
+        if module.startswith(ours):
+            own.append(name)
         frame = frame.f_back
-    return " < ".join(parts) if parts else "?"
+    return " > ".join(reversed(own[-depth:])) or "?", inner or "?"
 
 
 class BlockSampler(threading.Thread):
@@ -52,7 +52,7 @@ class BlockSampler(threading.Thread):
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(name="watchkeeper-loop-sampler", daemon=True)
         self.thread_id, self.beat, self.after, self.every, self.clock = thread_id, beat, after, every, clock
-        self.samples: list[str] = []  # appended by this thread, taken by the loop (list ops hold the GIL)
+        self.samples: list[tuple[str, str]] = []  # appended by this thread, taken by the loop (list ops hold the GIL)
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -60,7 +60,7 @@ class BlockSampler(threading.Thread):
             if self.clock() - self.beat() >= self.after:
                 self.samples.append(where(sys._current_frames().get(self.thread_id)))
 
-    def take(self) -> list[str]:
+    def take(self) -> list[tuple[str, str]]:
         taken, self.samples = self.samples, []
         return taken
 
@@ -68,12 +68,17 @@ class BlockSampler(threading.Thread):
         self._done.set()
 
 
-def summarize(samples: list[str], shown: int = 2) -> str:
-    """The most frequent stacks of a block, with their share of its samples."""
+def summarize(samples: list[tuple[str, str]], shown: int = 2) -> str:
+    """The entries (see `where`) most often running during a block, with their share of its samples and
+    the innermost frame seen most often under each."""
     if not samples:
         return "no stack sampled"
-    counts = Counter(samples).most_common(shown)
-    return "; ".join(f"{n} of {len(samples)} samples in {stack}" for stack, n in counts)
+    entries = Counter(entry for entry, _ in samples).most_common(shown)
+    parts = []
+    for entry, n in entries:
+        inner = Counter(i for e, i in samples if e == entry).most_common(1)[0][0]
+        parts.append(f"{n} of {len(samples)} samples in {entry} (innermost most often: {inner})")
+    return "; ".join(parts)
 
 
 class LoopLagMonitor:

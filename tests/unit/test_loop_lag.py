@@ -48,26 +48,34 @@ def test_wakes_later_than_warn_are_reported_as_blocks_and_every_wake_is_observed
         "event loop blocked 13.00 s (a 0.1 s timer woke that late; wall 5.000): no stack sampled"]
 
 
-def test_a_summary_names_the_most_frequent_stacks_with_their_share() -> None:
-    assert summarize(["a < b", "c", "a < b", "a < b"]) == "3 of 4 samples in a < b; 1 of 4 samples in c"
+def test_a_summary_counts_samples_by_entry_and_names_the_commonest_innermost_frame() -> None:
+    samples = [("a > b", "np:x:1"), ("c", "np:y:2"), ("a > b", "np:z:3"), ("a > b", "np:z:3")]
+    assert summarize(samples) == ("3 of 4 samples in a > b (innermost most often: np:z:3); "
+                                  "1 of 4 samples in c (innermost most often: np:y:2)")
     assert summarize([]) == "no stack sampled"
 
 
-def inner_function() -> str:
-    return where(sys._getframe())
+def inner_function() -> tuple[str, str]:
+    return where(sys._getframe(), ours=__name__, depth=2)
 
 
-def test_where_names_the_innermost_frame_first() -> None:
-    got = inner_function()
-    assert got.startswith(f"{__name__}:inner_function:")
-    assert " < " not in got  # no frame of watchkeeper's own package called it
+def outer_function() -> tuple[str, str]:
+    return inner_function()
+
+
+def test_where_names_the_outermost_frames_of_our_code_and_the_innermost_frame() -> None:
+    entry, inner = outer_function()
+    assert inner.startswith(f"{__name__}:inner_function:")
+    # this module's outermost two frames, outermost first: the test calling outer_function
+    assert entry.startswith(f"{__name__}:test_where_names_the_outermost_frames_of_our_code_and_the_innermost_frame:")
+    assert f" > {__name__}:outer_function:" in entry and "inner_function" not in entry
 
 
 def hold_the_loop(mon: LoopLagMonitor) -> None:
     """Blocks the loop (no await) until the sampler thread has sampled it twice."""
     assert mon.sampler is not None
     deadline = time.monotonic() + 60
-    while sum("hold_the_loop" in s for s in mon.sampler.samples) < 2:
+    while sum("hold_the_loop" in inner for _, inner in mon.sampler.samples) < 2:
         if time.monotonic() > deadline:
             raise AssertionError("the sampler never sampled the blocked loop")
         time.sleep(0.01)  # the GIL is released, the loop thread stays inside this function
