@@ -30,13 +30,16 @@ FRAMES_SHOWN = 4  # outermost frames of our own code that name where a block was
 
 
 def where(frame: FrameType | None, ours: str = OUR_PACKAGE, depth: int = FRAMES_SHOWN) -> tuple[str, str]:
-    """A stack as (entry, inner): `entry` the outermost `depth` frames of modules under `ours`, outermost
-    first (which agent, runtime or step was running: blocks are counted by it), `inner` the innermost
-    frame whatever its module (numpy, orjson, the evaluator ...)."""
+    """A stack as (entry, inner): `entry` the outermost `depth` frames of modules under `ours` that the
+    event loop called (the frames below asyncio's: which task, agent, runtime or step was running; blocks
+    are counted by it), outermost first; `inner` the innermost frame whatever its module (numpy, orjson,
+    the evaluator ...)."""
     inner = ""
     own: list[str] = []
     while frame is not None:
         module = str(frame.f_globals.get("__name__", "?"))
+        if module.startswith("asyncio.") and own:
+            break  # the loop running the task: what is above it (the command that started the loop) says nothing
         name = f"{module}:{frame.f_code.co_qualname}:{frame.f_lineno}"
         inner = inner or name
         if module.startswith(ours):

@@ -6,6 +6,7 @@ timing, so each test is deterministic."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -512,7 +513,7 @@ def test_a_share_cut_by_bytes_gives_the_loop_a_turn_between_pieces_and_the_same_
     calls = [c for c in log if c != "turn"]
     assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10], [11]]
     assert [c for c in whole_log if c != "turn"] == [list(range(12))]
-    for a, b in zip(log, log[1:], strict=False):
+    for a, b in itertools.pairwise(log):
         assert not (a != "turn" and b != "turn"), "two pieces ran with no turn of the loop between them"
     assert offsets_out(cut, 0) == offsets_out(whole, 0) == list(range(12))
     assert seqs_out(cut, 0) == seqs_out(whole, 0) == list(range(1, 13))
