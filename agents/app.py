@@ -38,6 +38,7 @@ def create_app(cfg: Config, modules: tuple[str, ...] = AGENT_MODULES, **override
         "producer_max_batch_size": 512 * 1024,
         "producer_max_request_size": 4 * 1024 * 1024,
         "stream_buffer_maxsize": 4096,
+        "table_standby_replicas": 0,  # resumes read checkpoints by their own fetch: a standby's reading is waste
         "datadir": str(cfg.data_path / "faust"),
     }
     settings.update(overrides)
