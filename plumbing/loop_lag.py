@@ -1,6 +1,6 @@
 """How long the event loop is blocked, and by what: a worker's heartbeats to Kafka, Faust's timers and every
 other agent wait while one coroutine computes without suspending, so a block longer than the consumer
-session costs a rebalance (bench/rules/RESULTS.md: 13-18 s blocks with 4 workers catching up a backlog).
+session costs a rebalance (bench/rules/RESULTS.md, section 3b: 10-34 s blocks while catching up a backlog).
 
 - `LoopLagMonitor.watch` wakes every `interval` seconds and measures how late it woke (the loop-lag
   gauge of Node.js and Faust's "Timer ... woke up too late", as a histogram); a wake at least `warn` late
