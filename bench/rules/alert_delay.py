@@ -18,7 +18,9 @@ rate is then measured from outside: the workers are started on empty topics and 
 its alert awaited, then `--settle` seconds for the consumer groups) comes first; then the backlog is put
 on the samples topic at once, with a trigger rise in its last seconds, and the rate is the samples up to
 that rise over the wall time from the first backlog message to its `firing` alert. In the delay phase,
-only rises sent `--settle` seconds after the first alert arrived are counted.
+only rises sent `--settle` seconds after the first alert arrived are counted. The workers log every block
+of their event loop of at least `--warn-loop-blocked` seconds with where it was (`plumbing.loop_lag`); the
+bench counts those of the backlog and of the live phase (`loop_blocks`, `live_loop_blocks`).
 
 Run: PYTHONPATH=. python bench/rules/alert_delay.py [--series 2000] [--rules 10] [--seconds 60]
      PYTHONPATH=. python bench/rules/alert_delay.py --processes 2 [--evaluation partitioned|full]
