@@ -62,6 +62,7 @@ def create_app(settings: WorkerSettings, **overrides: Any) -> faust.App:
         # own default, 30 s: the request is given up and sent again.
         "producer_request_timeout": PRODUCER_REQUEST_TIMEOUT_SECONDS,
         "stream_buffer_maxsize": 4096,
+        "table_standby_replicas": 0,  # resumes read checkpoints by their own fetch: a standby's reading is waste
         "datadir": str(settings.data_path / "faust"),
     }
     conf.update(overrides)

@@ -33,6 +33,11 @@ from watchkeeper.runtime.partition_log import last_records
 
 log = logging.getLogger("watchkeeper.rules")
 
+# A piece of work between two turns of the event loop: bytes of input read, seconds of evaluation (a tick
+# already started is finished, so one piece may be longer).
+PIECE_BYTES = 1_000_000
+PIECE_SECONDS = 0.1
+
 
 def rule_topics(app_id: str) -> tuple[str, str, str]:
     """(shards topic, checkpoint topic, consumer group) of the app `app_id`."""
@@ -48,10 +53,11 @@ class RunnerStep(Protocol):
 
     shards: int
     bad: int
+    behind: bool  # the last `advance` stopped at `more` with work left
 
     @property
     def owned(self) -> Any: ...
-    def advance(self) -> list[UnitOutput]: ...
+    def advance(self, more: Callable[[], bool] | None = None) -> list[UnitOutput]: ...
     def take_failures(self) -> list[EvalFailure]: ...
     def checkpoint(self, shard: int) -> Any: ...
     def produced(self, unit_key: str, partition: int, offset: int) -> None: ...
@@ -132,15 +138,14 @@ class ShardedRuleRunner(Generic[S]):
                     # batch is read now (the reader's position is already past it: dropping it lost it).
                     batch = {tp: recs for tp, recs in batch.items() if tp.partition not in rewind}
                 self._fetched(reader, tps)
-                for tp, records in batch.items():
-                    for rec in records:
-                        try:
-                            self._ingest(tp.partition, rec)
-                        except Exception:  # a worker never dies on bad data
-                            step.bad += 1
-                            log.exception("rules: could not read %s[%d]@%d", topic, tp.partition, rec.offset)
-                async with self.lock:
-                    await self._advance()
+                async with self.lock:  # held while reading: an assignment's rewind must not land inside a batch
+                    await self._read(topic, batch)
+                while True:  # the lock is let go between pieces: a revocation waits for one piece, not all
+                    async with self.lock:
+                        behind = await self._advance()
+                    await asyncio.sleep(0)
+                    if not behind:
+                        break
                 self._advanced(reader, topic)
         finally:
             if keepalive is not None:
@@ -179,8 +184,28 @@ class ShardedRuleRunner(Generic[S]):
             await asyncio.sleep(0.1)
         raise RuntimeError(f"topic {topic} has no partitions (create it first: watchkeeper up or worker)")
 
-    async def _advance(self) -> None:
-        outputs = self.step.advance()
+    async def _read(self, topic: str, batch: dict[TopicPartition, list[Any]]) -> None:
+        """A fetch's records into the step, the event loop getting a turn after every `PIECE_BYTES` of
+        values: a fetch answered from the reader's buffer never suspends, so a backlog read without turns
+        held the loop for seconds (heartbeats missed, bench/rules/RESULTS.md)."""
+        step, held = self.step, 0
+        for tp, records in batch.items():
+            for rec in records:
+                try:
+                    self._ingest(tp.partition, rec)
+                except Exception:  # a worker never dies on bad data
+                    step.bad += 1
+                    log.exception("rules: could not read %s[%d]@%d", topic, tp.partition, rec.offset)
+                held += len(rec.value or b"")
+                if held >= PIECE_BYTES:
+                    held = 0
+                    await asyncio.sleep(0)
+
+    async def _advance(self) -> bool:
+        """One bounded piece of evaluation (about `PIECE_SECONDS`), its output published and checkpointed
+        as before the cut; returns whether the step has complete ticks left."""
+        deadline = time.monotonic() + PIECE_SECONDS
+        outputs = self.step.advance(lambda: time.monotonic() < deadline)
         self.failures.report(self.step.take_failures())
         self._stepped()
         if outputs:
@@ -192,6 +217,7 @@ class ShardedRuleRunner(Generic[S]):
             self._checkpointed()
             self._last_checkpoint = now
             self.failures.publish()
+        return self.step.behind
 
     def _stepped(self) -> None:
         """After each advance, before its output is published."""

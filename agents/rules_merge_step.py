@@ -195,6 +195,8 @@ class RulesMergeStep:
         self.owned: dict[int, dict[str, MergeUnitState]] = {}
         self._owner_of: dict[bytes, MergeUnitState] = {}  # unit key (bytes) -> state, owned units only
         self.records = self.skipped = self.ignored = self.bad = self.failures = 0
+        self.behind = False  # the last `advance` stopped with complete ticks left
+        self._turn = 0  # where the next `advance` starts among the owned units
 
     # -- reading
 
@@ -316,43 +318,66 @@ class RulesMergeStep:
 
     # -- evaluating
 
-    def advance(self) -> list[UnitOutput]:
+    def advance(self, more: Callable[[], bool] | None = None) -> list[UnitOutput]:
+        """Evaluate the owned units' complete ticks. `more` (None: no bound) is asked after each tick
+        with partials: once it says no, the call returns and `behind` says that ticks may be left (call
+        again). A tick evaluated in this call or the next gives the same result (its partials and the
+        unit's store are the same), so how the work is cut changes no output; it bounds how long one call
+        holds the event loop (the largest unit's tick costs up to a second in bench/rules)."""
         outputs = []
-        for states in self.owned.values():
-            for st in states.values():
-                out = self._advance_unit(st)
-                if out is not None:
-                    outputs.append(out)
+        go_on = more or (lambda: True)
+        states = [st for by_key in self.owned.values() for st in by_key.values()]
+        if states:  # start after the unit the last cut call stopped at: every unit gets its turn
+            turn = self._turn % len(states)
+            states = states[turn:] + states[:turn]
+        self.behind = False
+        for i, st in enumerate(states):
+            out, left = self._advance_unit(st, go_on)
+            if out is not None:
+                outputs.append(out)
+            if left or (i + 1 < len(states) and not go_on()):
+                self.behind = True
+                self._turn += i + 1
+                break
         return outputs
 
-    def _advance_unit(self, st: MergeUnitState) -> UnitOutput | None:
+    def _advance_unit(self, st: MergeUnitState, more: Callable[[], bool]) -> tuple[UnitOutput | None, bool]:
+        """Up to the unit's ready time, one tick with partials at a time while `more()` (ticks without
+        partials go with the next tick that has some, or the ready time). Returns the output and whether
+        the unit stopped before its ready time."""
         ready = self.ready(st.unit.key)
         if ready <= st.done:
-            return None
+            return None, False
         if st.engine is None:
             if not st.pending:
-                return None
+                return None, False
             origin = min(st.pending)  # the unit's first tick in any partition
             if ready < origin:
-                return None
+                return None, False
             st.engine = self.factory(st.unit, None, origin, self._leaves_of(st))
-        try:
-            step = st.engine.advance(st.store, ready)
-        except Exception:  # one unit's failure must not stop the others, nor the worker
-            self.failures += 1
-            log.exception("rules merge: unit %s failed at %s", st.unit.key, ready)
-            return None
-        finally:
-            st.done = ready
-            for t in [t for t in st.pending if t <= ready]:
-                del st.pending[t]
-        cutoff = ready - self.retention
-        if cutoff - st.pruned_before >= PRUNE_EVERY:
-            st.store.prune(cutoff)
-            st.pruned_before = cutoff
-        if step.alerts or step.recorded:
-            return unit_output(st.unit, [step], self.record_groups)
-        return None
+        stops = sorted(t for t in st.pending if st.done < t <= ready)
+        if not stops or stops[-1] < ready:
+            stops.append(ready)
+        steps = []
+        for to in stops:
+            try:
+                steps.append(st.engine.advance(st.store, to))
+            except Exception:  # one unit's failure must not stop the others, nor the worker
+                self.failures += 1
+                log.exception("rules merge: unit %s failed at %s", st.unit.key, to)
+                break
+            finally:
+                st.done = to
+                for t in [t for t in st.pending if t <= to]:
+                    del st.pending[t]
+                cutoff = to - self.retention
+                if cutoff - st.pruned_before >= PRUNE_EVERY:
+                    st.store.prune(cutoff)
+                    st.pruned_before = cutoff
+            if to < ready and not more():
+                break
+        out = unit_output(st.unit, steps, self.record_groups) if any(x.alerts or x.recorded for x in steps) else None
+        return out, st.done < ready
 
     def _leaves_of(self, st: MergeUnitState) -> LeavesFn:
         def leaves(group: RuleGroup, rule: int, t: float) -> Any:

@@ -173,6 +173,7 @@ class RulesStep(SampleIntake):
         self.origin: float | None = None  # earliest event time, once every partition has given one
         self.start_floor = -math.inf
         self.failures = 0
+        self.behind = False  # `advance` is never cut (see there)
 
     @property
     def store(self) -> SeriesStore:
@@ -298,8 +299,10 @@ class RulesStep(SampleIntake):
 
     # -- evaluating
 
-    def advance(self) -> list[UnitOutput]:
-        """Move the watermark and every owned unit whose own output this process has read back."""
+    def advance(self, more: Callable[[], bool] | None = None) -> list[UnitOutput]:
+        """Move the watermark and every owned unit whose own output this process has read back. Always
+        all of it (`more` is not asked, `behind` stays False): a shard's checkpoint holds one watermark
+        for all its units, so a call cut between units would checkpoint units as done that are not."""
         self.flush()
         wm = self.current_watermark()
         if wm > self.watermark:

@@ -110,6 +110,12 @@ INGEST_DISCARDED = Counter(
     "non-finite values in the text format), by endpoint and reason.",
     ["endpoint", "reason"], registry=REGISTRY,
 )
+# How late the worker's 0.1 s loop-lag timer woke (`plumbing.loop_lag`): a block beyond the consumer session
+# loses the worker its partitions.
+EVENT_LOOP_LAG = Histogram(
+    "watchkeeper_event_loop_lag_seconds", "How late a worker's periodic 0.1 s timer woke (the event loop was blocked).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=REGISTRY,
+)
 HTTP_REQUESTS = Counter(
     "watchkeeper_dashboard_requests_total", "Dashboard HTTP requests.", ["path", "code"], registry=REGISTRY
 )

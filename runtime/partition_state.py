@@ -9,8 +9,12 @@ its step into.
   never trusts a consumer group's committed offset: it replays from the checkpoint up to the input's end.
 - **Output**: exactly once by sequence numbers (`runtime.exactly_once`).
 - **Data path**: the runtime's own consumer (the feed, no group) reads the live partitions, each
-  positioned at its state's next offset; each partition's share of a fetch goes through the step as one
-  batch. A failed fetch (the broker away) resumes the live partitions from their checkpoints.
+  positioned at its state's next offset; each partition's share of a fetch (or a replay's chunk) goes
+  through the step in pieces of at most `batch_messages` messages and `batch_bytes` bytes of values, and
+  the event loop gets a turn after each piece: a fetch answered from the consumer's buffer never suspends,
+  so without the cut one call could hold the loop for seconds and the worker miss its heartbeats (steps
+  are deterministic whatever the cut, which the replay already relies on). A failed fetch (the broker
+  away) resumes the live partitions from their checkpoints.
 - **Revocation**: `release()` stops new work on the partitions, waits for the work under way, makes
   every send of theirs durable and forgets their state, in that order, before it returns (the race this
   closes is tested in tests/unit/test_partition_runtime.py).
@@ -25,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -104,7 +108,10 @@ class FeedConsumer(Protocol):
 class RuntimeSettings:
     every_messages: int = 10_000  # checkpoint after this many messages of a partition ...
     every_seconds: float = 5.0  # ... or this long after its last checkpoint
-    batch_messages: int = 1000  # at most this many messages of a partition per step
+    batch_messages: int = 1000  # at most this many messages of a partition per step ...
+    # ... and at most this many bytes of their values (one message more if the first is larger): a step call
+    # runs without suspending, so this bounds how long it blocks the event loop (heartbeats, other agents)
+    batch_bytes: int = 1_000_000
     idle_timeout: float | None = None  # a partition without input this long gets a `tick` (None: never)
     flush_checkpoint_alone: bool = True  # the ListOffsets defect's workaround (runtime.broker_defects)
 
@@ -286,17 +293,26 @@ class PartitionRuntime:
             expected = (run[-1][0] if run else self.step.progress[p].offset) + 1
             if rec[0] > expected:
                 if run:
-                    await self._handle(p, run)
+                    await self._handle_pieces(p, run)
                     run = []
                 await self._catch_up(p, rec[0])
                 if not self.own.active(p):
                     return
             run.append(rec)
         if run and self.own.active(p):
-            await self._handle(p, run)
+            await self._handle_pieces(p, run)
         if self.own.active(p) and (self._since_checkpoint[p] >= self.settings.every_messages
                                    or self.monotonic() - self._last_checkpoint[p] >= self.settings.every_seconds):
             await self.checkpoint(p)
+
+    async def _handle_pieces(self, p: int, records: list[Record]) -> None:
+        """`records` through the step piece by piece (`pieces`), the event loop getting a turn after each;
+        a partition revoked meanwhile takes no further piece (its next owner resumes from the checkpoint)."""
+        for piece in pieces(records, self.settings.batch_messages, self.settings.batch_bytes):
+            if not self.own.active(p):
+                return
+            await self._handle(p, piece)
+            await asyncio.sleep(0)
 
     async def _handle(self, p: int, records: list[Record]) -> None:
         out = self.step.process_records(p, records, self.wall())
@@ -339,12 +355,12 @@ class PartitionRuntime:
             records = [_record(rec, self.wall) for rec in recs]
             cut = len(records) if tick_after is None else sum(r[0] <= tick_after for r in records)
             if cut:
-                await self._handle(p, records[:cut])
-            if cut < len(records):
+                await self._handle_pieces(p, records[:cut])
+            if cut < len(records) and self.own.active(p):
                 if tick_after is not None and progress[p].offset == tick_after:
                     await self.quiet_tick(p, force=True)
                     tick_after = None
-                await self._handle(p, records[cut:])
+                await self._handle_pieces(p, records[cut:])
             n += len(recs)
             if self._since_checkpoint.get(p, 0) >= self.settings.every_messages:
                 await self.checkpoint(p)
@@ -374,6 +390,20 @@ class PartitionRuntime:
         if self.settings.flush_checkpoint_alone:
             await self.io.flush()
         self._sent[p], self._since_checkpoint[p], self._last_checkpoint[p] = [], 0, self.monotonic()
+
+
+def pieces(records: list[Record], messages: int, size: int) -> Iterator[list[Record]]:
+    """Consecutive runs of `records` of at most `messages` records and `size` bytes of values; a record
+    larger than `size` alone makes a piece (every piece holds at least one record)."""
+    start, held = 0, 0
+    for i, rec in enumerate(records):
+        n = len(rec[2])
+        if i > start and (i - start >= messages or held + n > size):
+            yield records[start:i]
+            start, held = i, 0
+        held += n
+    if start < len(records):
+        yield records[start:]
 
 
 def _record(rec: Any, wall: Callable[[], float]) -> Record:

@@ -18,7 +18,9 @@ rate is then measured from outside: the workers are started on empty topics and 
 its alert awaited, then `--settle` seconds for the consumer groups) comes first; then the backlog is put
 on the samples topic at once, with a trigger rise in its last seconds, and the rate is the samples up to
 that rise over the wall time from the first backlog message to its `firing` alert. In the delay phase,
-only rises sent `--settle` seconds after the first alert arrived are counted.
+only rises sent `--settle` seconds after the first alert arrived are counted. The workers log every block
+of their event loop of at least `--warn-loop-blocked` seconds with where it was (`plumbing.loop_lag`); the
+bench counts those of the backlog and of the live phase (`loop_blocks`, `live_loop_blocks`).
 
 Run: PYTHONPATH=. python bench/rules/alert_delay.py [--series 2000] [--rules 10] [--seconds 60]
      PYTHONPATH=. python bench/rules/alert_delay.py --processes 2 [--evaluation partitioned|full]
@@ -31,13 +33,16 @@ import asyncio
 import contextlib
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -55,6 +60,7 @@ from watchkeeper.schemas import AlertEvent, SampleBatch, SeriesBlock, decode, en
 from watchkeeper.schemas.topics import DEFAULT_TOPICS
 
 SOURCES = 8
+BLOCK_LINE = re.compile(r"event loop blocked (?P<late>[0-9.]+) s \(.*; wall (?P<wall>[0-9.]+)\): (?P<where>.*)")
 
 
 def source_names(n: int = SOURCES, partitions: int = DEFAULT_TOPICS["samples"].partitions) -> list[str]:
@@ -119,7 +125,8 @@ def batches(series: int, ts: float, trigger: bool) -> list[tuple[bytes, bytes]]:
 class Workers:
     """`watchkeeper worker` subprocesses on `cfg` (written as a watchkeeper.yaml), logs in `tmp`."""
 
-    def __init__(self, cfg: Config, tmp: Path, n: int) -> None:
+    def __init__(self, cfg: Config, tmp: Path, n: int, loop_lag_warn: float = 1.0) -> None:
+        self.loop_lag_warn = loop_lag_warn
         self.path = tmp / f"{cfg.worker.app_id}.yaml"
         self.path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         self.logs = [tmp / f"{cfg.worker.app_id}-worker-{i}.log" for i in range(n)]
@@ -130,7 +137,8 @@ class Workers:
             with open(log, "wb") as out:
                 self.procs.append(subprocess.Popen(
                     ["nice", "-n", "10", sys.executable, "-m", "watchkeeper", "worker", "--config", str(self.path),
-                     "--loglevel", "info"], stdout=out, stderr=subprocess.STDOUT))
+                     "--loglevel", "info", "--warn-loop-blocked", str(self.loop_lag_warn)],
+                    stdout=out, stderr=subprocess.STDOUT))
 
     def check(self) -> None:
         for proc, log in zip(self.procs, self.logs, strict=False):
@@ -148,6 +156,17 @@ class Workers:
                 continue
             total += (int(fields[11]) + int(fields[12])) / tick
         return total
+
+    def loop_blocks(self, begin: float, end: float) -> list[tuple[int, float, str]]:
+        """(worker, seconds, where) of each event-loop block the workers logged between the wall times
+        `begin` and `end` (`plumbing.loop_lag`: the lines carry the wall time of the late wake)."""
+        found = []
+        for i, log in enumerate(self.logs):
+            for line in log.read_text(errors="replace").splitlines():
+                got = BLOCK_LINE.search(line)
+                if got and begin <= float(got["wall"]) <= end:
+                    found.append((i, float(got["late"]), got["where"]))
+        return found
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -254,11 +273,11 @@ async def max_rate(cfg: Config, series: int, seconds: int) -> float:
 
 
 async def max_rate_workers(cfg: Config, series: int, seconds: int, processes: int, tmp: Path,
-                           settle: float) -> dict[str, float]:
-    """Max rate through `processes` worker processes (see the module docstring): samples/s, and the
-    workers' CPU seconds per event-time second of the backlog."""
+                           settle: float, loop_lag_warn: float = 1.0) -> dict[str, Any]:
+    """Max rate through `processes` worker processes (see the module docstring): samples/s, the workers'
+    CPU seconds per event-time second of the backlog, and their event-loop blocks while catching it up."""
     await create_topics(cfg)
-    workers = Workers(cfg, tmp, processes)
+    workers = Workers(cfg, tmp, processes, loop_lag_warn)
     workers.start()
     watch = AlertWatch(cfg)
     await watch.start()
@@ -289,16 +308,24 @@ async def max_rate_workers(cfg: Config, series: int, seconds: int, processes: in
         workers.stop()
     read = (series + 1) * (rise + 2)
     return {"rate": read / (end - begin), "workers_cpu_per_event_second": cpu / (rise + 2),
-            "workers_cpu_share": cpu / (end - begin)}
+            "workers_cpu_share": cpu / (end - begin), **block_report(workers.loop_blocks(begin, end + 1))}
+
+
+def block_report(blocks: list[tuple[int, float, str]], places: int = 3) -> dict[str, Any]:
+    """The longest event-loop block, how many there were, and where the longest few were."""
+    longest = sorted(blocks, key=lambda b: -b[1])
+    return {"loop_blocks": len(blocks), "loop_block_max_s": longest[0][1] if longest else 0.0,
+            "loop_blocks_by_worker": dict(Counter(str(i) for i, _, _ in blocks)),
+            "loop_block_places": [f"worker {i}, {late:.2f} s: {where}" for i, late, where in longest[:places]]}
 
 
 async def delays(cfg: Config, series: int, rate: float, seconds: float, processes: int = 0,
-                 tmp: Path | None = None, settle: float = 0.0) -> dict[str, float]:
+                 tmp: Path | None = None, settle: float = 0.0, loop_lag_warn: float = 1.0) -> dict[str, Any]:
     workers: Workers | None = None
     if processes:
         assert tmp is not None
         await create_topics(cfg)
-        workers = Workers(cfg, tmp, processes)
+        workers = Workers(cfg, tmp, processes, loop_lag_warn)
         workers.start()
         task = None
     else:
@@ -365,8 +392,10 @@ async def delays(cfg: Config, series: int, rate: float, seconds: float, processe
     await producer.stop()
     if task is not None:
         await stop(task)
+    live: dict[str, Any] = {}
     if workers is not None:
         workers.stop()
+        live = {f"live_{k}": v for k, v in block_report(workers.loop_blocks(begin, stopped)).items()}
     # A rise in the last seconds before the samples stop cannot alert: its tick needs newer samples of
     # every source to pass the watermark (or the idle timeout). Those are not counted.
     cut = [ts for ts, at in sent.items() if at > stopped - 3 and ts not in matched]
@@ -377,7 +406,7 @@ async def delays(cfg: Config, series: int, rate: float, seconds: float, processe
     return {"triggers": len(sent), "alerts": len(wall), "rises_without_alert_s": missing,
             "p50_s": statistics.median(wall) if wall else float("nan"),
             "p99_s": wall[min(len(wall) - 1, int(0.99 * len(wall)))] if wall else float("nan"),
-            "event_time_part_p50_s": statistics.median(event) if event else float("nan")}
+            "event_time_part_p50_s": statistics.median(event) if event else float("nan"), **live}
 
 
 async def main() -> None:
@@ -395,6 +424,8 @@ async def main() -> None:
     ap.add_argument("--settle", type=float, default=15.0,
                     help="seconds after the workers' first alert before measuring (consumer groups settle)")
     ap.add_argument("--logs", help="keep the worker processes' logs and configs in this directory")
+    ap.add_argument("--warn-loop-blocked", type=float, default=1.0,
+                    help="the workers log (and this bench counts) event-loop blocks at least this long")
     ap.add_argument("--json", help="write the numbers here too")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -405,7 +436,7 @@ async def main() -> None:
         broker = start_broker("127.0.0.1", port, log_path=tmp / "tansu.log")
         try:
             bootstrap = f"127.0.0.1:{port}"
-            extra: dict[str, float | int | str] = {}
+            extra: dict[str, Any] = {}
             if args.processes:
                 def cfg() -> Config:
                     return config(bootstrap, rules, tmp, args.lateness, args.evaluation, args.shards)
@@ -413,11 +444,12 @@ async def main() -> None:
                 logs = Path(args.logs) if args.logs else tmp
                 logs.mkdir(parents=True, exist_ok=True)
                 got = await max_rate_workers(cfg(), args.series, args.backlog_seconds, args.processes, logs,
-                                             args.settle)
+                                             args.settle, args.warn_loop_blocked)
                 rate = got.pop("rate")
                 extra = {"processes": args.processes, "evaluation": args.evaluation, "shards": args.shards, **got}
                 print(f"max rate: {rate:,.0f} samples/s ({args.processes} worker processes, {args.evaluation})")
-                result = await delays(cfg(), args.series, rate / 2, args.seconds, args.processes, logs, args.settle)
+                result = await delays(cfg(), args.series, rate / 2, args.seconds, args.processes, logs, args.settle,
+                                      args.warn_loop_blocked)
             else:
                 rate = await max_rate(config(bootstrap, rules, tmp, args.lateness), args.series,
                                       args.backlog_seconds)

@@ -254,10 +254,10 @@ def partitioned(w: Workload) -> tuple[list[PartitionCost], MergeCost, list[str]]
     advance_unit = merger._advance_unit
     unit_cpu: dict[str, float] = {}
 
-    def timed_unit(st: Any) -> Any:
+    def timed_unit(st: Any, more: Any) -> Any:
         c0 = cpu()
         try:
-            return advance_unit(st)
+            return advance_unit(st, more)
         finally:
             unit_cpu[st.unit.key] = unit_cpu.get(st.unit.key, 0.0) + cpu() - c0
 

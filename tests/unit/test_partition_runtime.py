@@ -6,12 +6,15 @@ timing, so each test is deterministic."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiokafka.structs import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
 
 from watchkeeper.core.checkpoint_frame import frame, unframe
 from watchkeeper.runtime.broker_defects import BrokerDefects, DefectsProbe
@@ -24,6 +27,7 @@ from watchkeeper.runtime.partition_state import (
     Record,
     RuntimeSettings,
     StepOutput,
+    pieces,
 )
 
 TOPIC = "in"
@@ -173,8 +177,10 @@ class FakeConsumer:
         return None
 
 
-def worker(broker: FakeBroker, name: str, every_messages: int = 3, batch: int = 2) -> PartitionRuntime:
-    settings = RuntimeSettings(every_messages=every_messages, every_seconds=1e9, batch_messages=batch)
+def worker(broker: FakeBroker, name: str, every_messages: int = 3, batch: int = 2,
+           batch_bytes: int = 1_000_000) -> PartitionRuntime:
+    settings = RuntimeSettings(every_messages=every_messages, every_seconds=1e9, batch_messages=batch,
+                               batch_bytes=batch_bytes)
     rt = PartitionRuntime(TOPIC, EchoStep(), FakeIO(broker, name), settings, monotonic=lambda: 0.0,
                           wall=lambda: 0.0)
     rt.attach_feed(FakeConsumer(broker))
@@ -426,3 +432,122 @@ def test_without_an_answer_from_the_broker_every_workaround_stays_on() -> None:
         return await probe.get()
 
     assert asyncio.run(run()) == BrokerDefects(list_offsets_latest=True)
+
+
+# -- bounded steps: a fetch's share or a replay's chunk cut into pieces, the loop turning between them ------
+
+
+def test_pieces_cut_by_messages_and_by_bytes_and_an_oversized_record_goes_alone() -> None:
+    """Values of 1, 1, 1, 2, 2, 5, 1 bytes, at most 3 messages and 3 bytes a piece."""
+    records: list[Record] = [(i, None, b"x" * n, 0.0) for i, n in enumerate([1, 1, 1, 2, 2, 5, 1])]
+    got = [[r[0] for r in piece] for piece in pieces(records, 3, 3)]
+    assert got == [[0, 1, 2], [3], [4], [5], [6]]
+    assert list(pieces([], 3, 3)) == []
+
+
+@given(st.lists(st.integers(0, 20)), st.integers(1, 6), st.integers(1, 30))
+def test_pieces_keep_every_record_in_order_within_both_bounds(sizes: list[int], messages: int, size: int) -> None:
+    records: list[Record] = [(i, None, b"x" * n, 0.0) for i, n in enumerate(sizes)]
+    got = list(pieces(records, messages, size))
+    assert [r for piece in got for r in piece] == records
+    for piece in got:
+        assert 1 <= len(piece) <= messages
+        assert sum(len(r[2]) for r in piece) <= size or len(piece) == 1
+
+
+class LoggingStep(EchoStep):
+    """EchoStep that logs each call's offsets in a log the test shares with a task taking loop turns."""
+
+    def __init__(self, log: list[Any]) -> None:
+        super().__init__()
+        self.log = log
+
+    def process_records(self, partition: int, records: Sequence[Record], now: float) -> StepOutput:
+        self.log.append([r[0] for r in records])
+        return super().process_records(partition, records, now)
+
+
+async def turns(log: list[Any], stop: asyncio.Event) -> None:
+    """Marks every turn of the event loop it gets."""
+    while not stop.is_set():
+        log.append("turn")
+        await asyncio.sleep(0)
+
+
+def cut_worker(broker: FakeBroker, log: list[Any], batch_bytes: int) -> PartitionRuntime:
+    settings = RuntimeSettings(every_messages=5, every_seconds=1e9, batch_messages=100, batch_bytes=batch_bytes)
+    rt = PartitionRuntime(TOPIC, LoggingStep(log), FakeIO(broker, "a"), settings, monotonic=lambda: 0.0,
+                          wall=lambda: 0.0)
+    rt.attach_feed(FakeConsumer(broker))
+    return rt
+
+
+def run_cut(batch_bytes: int, live: bool) -> tuple[FakeBroker, list[Any]]:
+    """12 records (values "0".."11": 1 or 2 bytes) on partition 0, read by the feed in one fetch (`live`)
+    or by the resume's replay, while another task marks its turns of the loop."""
+
+    async def run() -> tuple[FakeBroker, list[Any]]:
+        broker = FakeBroker({0: 0 if live else 12})
+        log: list[Any] = []
+        a = cut_worker(broker, log, batch_bytes)
+        a.assign([0])
+        stop = asyncio.Event()
+        ticker = asyncio.create_task(turns(log, stop))
+        await a.resume([0])
+        if live:
+            broker.input = FakeBroker({0: 12}).input
+            await a.feed_once()
+        stop.set()
+        await ticker
+        return broker, log
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("live", [True, False], ids=["feed", "replay"])
+def test_a_share_cut_by_bytes_gives_the_loop_a_turn_between_pieces_and_the_same_output(live: bool) -> None:
+    """At most 4 bytes a piece: 0..3, 4..7, 8..10, 11, each followed by a turn of the other task; output,
+    sequence numbers and checkpoints as with no cut (one piece)."""
+    whole, whole_log = run_cut(1_000_000, live)
+    cut, log = run_cut(4, live)
+    calls = [c for c in log if c != "turn"]
+    assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10], [11]]
+    assert [c for c in whole_log if c != "turn"] == [list(range(12))]
+    for a, b in itertools.pairwise(log):
+        assert not (a != "turn" and b != "turn"), "two pieces ran with no turn of the loop between them"
+    assert offsets_out(cut, 0) == offsets_out(whole, 0) == list(range(12))
+    assert seqs_out(cut, 0) == seqs_out(whole, 0) == list(range(1, 13))
+    assert [unframe(c).head["offset"] for c in cut.changelog[0]] == \
+        [unframe(c).head["offset"] for c in whole.changelog[0]]
+
+
+def test_a_revocation_between_pieces_stops_the_share_and_the_next_owner_sends_the_rest_once() -> None:
+    """A's fetch of 12 records is cut into 4 pieces; partition 0 is revoked while the first piece is
+    sending. A takes no further piece and writes no checkpoint; B resumes and sends 4..11: every offset
+    once."""
+
+    async def run() -> tuple[FakeBroker, list[Any]]:
+        broker = FakeBroker({0: 0})
+        log: list[Any] = []
+        a = cut_worker(broker, log, 4)
+        a.assign([0])
+        await a.resume([0])
+        broker.input = FakeBroker({0: 12}).input
+        broker.send_gate.clear()
+        batch = asyncio.create_task(a.feed_once())  # the first piece (0..3) waits in its send
+        await settle()
+        revocation = asyncio.create_task(a.release([0]))
+        broker.events.append("revoked")
+        await settle()
+        broker.send_gate.set()
+        await asyncio.gather(batch, revocation)
+        b = worker(broker, "b")
+        b.assign([0])
+        await b.resume([0])
+        return broker, log
+
+    broker, log = asyncio.run(run())
+    assert log == [[0, 1, 2, 3]]
+    assert "a checkpoint 0" not in broker.events[broker.events.index("revoked"):]
+    assert offsets_out(broker, 0) == list(range(12))
+    assert seqs_out(broker, 0) == list(range(1, 13))

@@ -218,3 +218,69 @@ def test_a_shard_taken_over_after_its_records_were_skipped_reads_them_again() ->
         assert all(late.ready(u.key) == -math.inf for u in lr.units)  # forgot what it skipped
         again = feed(late, recs, [(p, o) for p, o in order if o >= seeks.get(p, len(recs[p]))])
         assert sorted(got + again if owned else again) == sorted(want)
+
+
+def advance_in_pieces(step: RulesMergeStep, calls: list[int], limit: int = 1000) -> list[str]:
+    """`advance` asked to stop after every tick (`more` always says no), called again while `behind`; the
+    number of calls appended to `calls`. Alerts, then recorded samples, as `feed`."""
+    alerts, recorded = [], []
+    n = 0
+    while True:
+        n += 1
+        assert n < limit, "advance never stopped being behind"
+        for out in step.advance(lambda: False):
+            alerts += [decode(v, AlertEvent).model_dump_json() for _, v in out.alerts]
+            recorded += [Sample(name=b.name, labels=b.labels, ts=b.ts[0], value=b.values[0]).model_dump_json()
+                         for k, v in out.recorded for b in decode(v, SampleBatch).series if k == b"rules/rates"]
+        if not step.behind:
+            break
+    calls.append(n)
+    return alerts + recorded
+
+
+def ingest_all(step: RulesMergeStep, recs: dict[int, list[Rec]], order: Iterable[tuple[int, int]]) -> None:
+    for p, o in order:
+        key, value, headers = recs[p][o]
+        step.ingest(p, o, key, value, headers)
+
+
+def test_advance_cut_after_every_tick_gives_the_single_store_alerts_and_says_when_ticks_are_left() -> None:
+    """Every partial read first, then `advance` allowed one tick with partials per call: the calls are at
+    least as many as the ticks, and the alerts and recorded samples those of the single store."""
+    lr = loaded()
+    stores = partition_stores(END)
+    want = reference(lr, stores, TICKS[-1])
+    recs = records(lr, stores, TICKS)
+    step = new_step(lr)
+    ingest_all(step, recs, [(2, 0)] + [(p, o) for p in (0, 1) for o in range(len(recs[p]))])
+    calls: list[int] = []
+    assert advance_in_pieces(step, calls) == want
+    assert calls[0] >= len(TICKS)
+    assert step.advance() == [] and not step.behind  # nothing left
+
+
+def test_a_checkpoint_between_pieces_resumes_without_losing_or_doubling_a_transition() -> None:
+    """The cut evaluation is checkpointed after a few pieces (ticks left pending); a new owner resumes from
+    that checkpoint, reads from its replay offsets and goes on in pieces: every transition once."""
+    lr = loaded()
+    stores = partition_stores(END)
+    want = reference(lr, stores, TICKS[-1])
+    recs = records(lr, stores, TICKS)
+    order = [(2, 0)] + [(p, o) for p in (0, 1) for o in range(len(recs[p]))]
+    first = new_step(lr)
+    ingest_all(first, recs, order)
+    got: list[str] = []
+    for _ in range(5):  # five pieces, then the process dies after its checkpoint
+        for out in first.advance(lambda: False):
+            got += [decode(v, AlertEvent).model_dump_json() for _, v in out.alerts]
+            got += [Sample(name=b.name, labels=b.labels, ts=b.ts[0], value=b.values[0]).model_dump_json()
+                    for k, v in out.recorded for b in decode(v, SampleBatch).series if k == b"rules/rates"]
+    assert first.behind
+    cp = MergeCheckpoint.decode(first.checkpoint(0).encode())
+    second = merge_step_factory(lr, 1)("second")
+    for p, o in start_offsets(list(range(PARTITIONS)), lr.units, {0: cp}).items():
+        second.start(p, o)
+    second.own(0, cp)
+    ingest_all(second, recs, [(p, o) for p, o in order if o >= cp.replay[p]])
+    got += advance_in_pieces(second, [])
+    assert sorted(got) == sorted(want)

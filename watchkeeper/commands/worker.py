@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from watchkeeper.plumbing.config import Config, load_config
 from watchkeeper.plumbing.errors import RuleFileError, WatchkeeperError
 from watchkeeper.plumbing.log_filters import limit_reconnect_errors
+from watchkeeper.plumbing.loop_lag import LoopLagMonitor
+from watchkeeper.plumbing.self_metrics import EVENT_LOOP_LAG
 from watchkeeper.plumbing.topics import ensure_topics, topic_plan
 
 if TYPE_CHECKING:
@@ -34,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", help="watchkeeper.yaml (default: ./watchkeeper.yaml if present)")
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--warn-loop-blocked", type=float, default=1.0, metavar="SECONDS",
+                   help="log a WARNING, with where it was blocked, when the event loop is blocked this long "
+                        "(default 1.0; not named --loop...: Faust reads --loop from the command line itself)")
     p.set_defaults(func=run)
 
 
@@ -48,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"watchkeeper worker: error: {exc}", file=sys.stderr)
         return RULE_FILE_EXIT_CODE if isinstance(exc, RuleFileError) else 1
     asyncio.run(ensure_topics(cfg.kafka.bootstrap, topic_plan(cfg.kafka.topics)))
+    monitor = LoopLagMonitor(warn=args.warn_loop_blocked, observe=EVENT_LOOP_LAG.observe)
+    app.task(monitor.watch)
     logging.basicConfig(level=args.loglevel.upper())
     limit_reconnect_errors()
     make_worker(app, args.loglevel).execute_from_commandline()
