@@ -321,19 +321,26 @@ def _index(item: Any, *keys: Any) -> Any:
     return item
 
 
+def _len(item: Any) -> int:
+    """Go's `len`: a string's length is its UTF-8 bytes (`len "é"` is 2)."""
+    return len(item.encode("utf-8", "surrogatepass")) if isinstance(item, str) else len(item)
+
+
 def _slice(item: Any, *indices: Any) -> Any:
-    """Go's `slice`: item[i:], item[i:j] (strings and lists), item[i:j:k] (lists)."""
+    """Go's `slice`: item[i:], item[i:j] (strings and lists), item[i:j:k] (lists). A string is sliced by UTF-8
+    bytes, as Go does; a rune cut in two becomes U+FFFD, which is what Go's JSON encoder sends for the invalid
+    byte in a notification (found by the amtool comparison: `slice "é" 0 1`)."""
     if not isinstance(item, str | list | tuple):
         raise TemplateError(f"can't slice item of type {type(item).__name__}")
     if len(indices) > 3 or (len(indices) == 3 and isinstance(item, str)):
         raise TemplateError("too many slice indexes")
+    seq: Any = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
     idx = [int(i) for i in indices]
-    bound = len(item) if len(idx) < 3 else idx[2]
-    if any(i < 0 or i > len(item) for i in idx) or idx != sorted(idx) or (idx and idx[-1] > bound):
+    bound = len(seq) if len(idx) < 3 else idx[2]
+    if any(i < 0 or i > len(seq) for i in idx) or idx != sorted(idx) or (idx and idx[-1] > bound):
         raise TemplateError(f"invalid slice index: {idx}")
-    if len(idx) >= 2:
-        return item[idx[0]:idx[1]]
-    return item[idx[0]:] if idx else item
+    out = seq[idx[0]:idx[1]] if len(idx) >= 2 else (seq[idx[0]:] if idx else seq)
+    return out.decode("utf-8", "replace") if isinstance(item, str) else out
 
 
 def _js(*args: Any) -> str:
@@ -366,7 +373,7 @@ def _or(*args: Any) -> Any:
 # Go's text/template builtins, then Prometheus' template functions (template/template.go). Functions
 # that need the rule's context (query, pathPrefix, externalURL) are bound per render in _Renderer.
 FUNCS: dict[str, Callable[..., Any]] = {
-    "and": _and, "or": _or, "not": lambda a: not _truth(a), "len": len, "index": _index, "print": _go_print,
+    "and": _and, "or": _or, "not": lambda a: not _truth(a), "len": _len, "index": _index, "print": _go_print,
     "println": lambda *a: " ".join(go_str(x) for x in a) + "\n", "printf": _printf,
     "eq": _compare("eq"), "ne": _compare("ne"), "lt": _compare("lt"), "le": _compare("le"), "gt": _compare("gt"),
     "ge": _compare("ge"), "html": lambda *a: _html_escape_string(_go_print(*a)),
