@@ -22,6 +22,7 @@ from watchkeeper.core.notify.dispatch import LogEntry
 from watchkeeper.core.notify.matchers import parse_matchers
 from watchkeeper.core.notify.notification import Notification
 from watchkeeper.core.notify.silences import Silence
+from watchkeeper.core.notify.stale_events import Applied
 from watchkeeper.schemas.alerts import AlertEvent
 
 log = logging.getLogger("watchkeeper.notify")
@@ -35,6 +36,9 @@ CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, receiver TEXT, integrati
     state TEXT NOT NULL DEFAULT 'pending', error TEXT NOT NULL DEFAULT '', finished REAL);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
 CREATE INDEX IF NOT EXISTS nflog_time ON nflog (time);
+CREATE TABLE IF NOT EXISTS applied (fingerprint TEXT PRIMARY KEY, event_time REAL NOT NULL, state TEXT NOT NULL,
+    written REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS applied_written ON applied (written);
 """
 # After the `finished` column exists (files written before it have it added by _migrate). Rows finished
 # before the column existed have no finish time: their creation time stands in (they finished after it).
@@ -162,6 +166,24 @@ class NotifyStore:
         retrying row is never deleted, whatever its age (its give-up time ends it)."""
         cur = self.db.execute("DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE state <> 'pending' "
                               "AND coalesce(finished, created) < ? LIMIT ?)", (before, limit))
+        return cur.rowcount
+
+    def applied(self, fingerprint: str) -> Applied | None:
+        """The newest transition applied for `fingerprint` (kept for the log retention so that a replay
+        after a restart is still recognised as old), or None."""
+        row = self.db.execute("SELECT event_time, state FROM applied WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return None if row is None else Applied(float(row[0]), row[1])
+
+    def put_applied(self, events: list[AlertEvent], now: float) -> None:
+        """Remember each event as the newest applied transition of its fingerprint, written at `now`."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO applied VALUES (?, ?, ?, ?)",
+                                [(e.fingerprint, e.event_time, e.state, now) for e in events])
+
+    def prune_applied(self, before: float, limit: int) -> int:
+        """Delete up to `limit` applied-transition rows written before `before` (the log retention)."""
+        cur = self.db.execute("DELETE FROM applied WHERE rowid IN (SELECT rowid FROM applied WHERE written < ? "
+                              "LIMIT ?)", (before, limit))
         return cur.rowcount
 
     def prune_log(self, before: float, limit: int, active_groups: Iterable[str]) -> int:
