@@ -82,6 +82,12 @@ NOTIFY_PRUNED = Counter(
     "Rows the notify sink deleted past notify.retention_seconds: finished outbox rows (table outbox) and "
     "notification-log entries (table nflog).", ["table"], registry=REGISTRY,
 )
+NOTIFY_STALE = Counter(
+    "watchkeeper_notify_stale_events_total",
+    "Alert events skipped by the notify sink because a newer (or the same) transition of the fingerprint was "
+    "already applied (reason: older, duplicate); duplicates of a replay, not dead-lettered.",
+    ["reason"], registry=REGISTRY,
+)
 NOTIFY_REFUSED = Counter(
     "watchkeeper_notify_outbox_refused_total",
     "Notifications refused because notify.outbox_max_pending were already waiting (dead-lettered).",

@@ -36,11 +36,18 @@ from watchkeeper.core.notify.outbox_bounds import Flush, PruneSchedule, admit, k
 from watchkeeper.core.notify.pipeline import plan_flush
 from watchkeeper.core.notify.remediation import FAILED, outcome_alerts
 from watchkeeper.core.notify.sms import sms_secrets
+from watchkeeper.core.notify.stale_events import Applied, stale_reason
 from watchkeeper.plumbing import kafka_clients
 from watchkeeper.plumbing.config import KafkaConfig, NotifySinkConfig
 from watchkeeper.plumbing.errors import ConfigError
 from watchkeeper.plumbing.log_filters import KNOWN_SECRETS, redact
-from watchkeeper.plumbing.self_metrics import NOTIFICATION_ERRORS, NOTIFY_PENDING, NOTIFY_PRUNED, NOTIFY_REFUSED
+from watchkeeper.plumbing.self_metrics import (
+    NOTIFICATION_ERRORS,
+    NOTIFY_PENDING,
+    NOTIFY_PRUNED,
+    NOTIFY_REFUSED,
+    NOTIFY_STALE,
+)
 from watchkeeper.schemas.alerts import AlertEvent
 from watchkeeper.schemas.codec import SchemaError, decode, encode
 from watchkeeper.schemas.deadletter import DeadLetter
@@ -152,14 +159,29 @@ class NotifySink:
             return None
 
     def _take(self, events: list[AlertEvent], now: float) -> None:
-        keep = []
+        """Insert the batch's firing/resolved events, skipping any not newer than the transition already
+        applied for its fingerprint (a replay delivering an old firing after its resolution was sent would
+        otherwise notify "firing" again). Such events are duplicates, not bad input: counted and logged at
+        debug, never dead-lettered."""
+        keep, seen = [], []
+        applied: dict[str, Applied | None] = {}
         for ev in events:
             if ev.state == "pending":
                 continue  # Alertmanager never hears of pending alerts
+            last = applied[ev.fingerprint] if ev.fingerprint in applied else self.store.applied(ev.fingerprint)
+            reason = stale_reason(last, ev.event_time, ev.state)
+            if reason is not None:
+                NOTIFY_STALE.labels(reason).inc()
+                log.debug("alert %s %s at %s skipped (%s than applied %s)", ev.fingerprint, ev.state,
+                          ev.event_time, reason, last)
+                continue
+            applied[ev.fingerprint] = Applied(ev.event_time, ev.state)
+            seen.append(ev)  # a resolved not told is still applied: its older firing must not fire later
             if ev.state == "resolved" and self.store.known(ev.fingerprint) is None:
                 continue  # resolved before it ever fired here: nothing to tell anyone
             keep.append(with_priority(ev))
         self.store.put_alerts(keep)
+        self.store.put_applied(seen, now)
         for ev in keep:
             self.dispatcher.insert(ev, now)
 
@@ -254,6 +276,7 @@ class NotifySink:
         nflog = self.store.prune_log(cutoff, self.prune.batch, self.dispatcher.groups.keys())
         NOTIFY_PRUNED.labels("outbox").inc(outbox)
         NOTIFY_PRUNED.labels("nflog").inc(nflog)
+        NOTIFY_PRUNED.labels("applied").inc(self.store.prune_applied(cutoff, self.prune.batch))
         if outbox or nflog:
             self.store.reclaim()
         if self.prune.ran(now, max(outbox, nflog)):
