@@ -14,7 +14,7 @@ import asyncio
 import base64
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -23,12 +23,10 @@ import pytest
 
 from tests.integration.kafka_io import consume_until
 from tests.integration.notify_peers import RecordingServer
-from watchkeeper.commands.sink import notify_sink_settings
-from watchkeeper.plumbing import kafka_clients
+from tests.integration.notify_stepping import started, step, stopped
 from watchkeeper.plumbing.config import Config
 from watchkeeper.plumbing.self_metrics import REGISTRY, exposition
 from watchkeeper.schemas.alerts import AlertEvent
-from watchkeeper.sinks.notify_sink import NotifySink, open_sink
 from watchkeeper.sinks.notify_store import store_paths
 
 # repeat_interval longer than the retention: only a kept log entry stops a firing group notifying early
@@ -65,36 +63,6 @@ def cfg(wk_config: Config, tmp_path: Path, server: RecordingServer) -> Config:
     (tmp_path / "alertmanager.yml").write_text(AM_CONFIG.format(url=server.url))
     wk_config.notify.alertmanager_config = str(tmp_path / "alertmanager.yml")
     return wk_config
-
-
-async def started(cfg: Config, session: aiohttp.ClientSession) -> NotifySink:
-    """The sink as `run` sets it up, without its loops: the test calls its steps."""
-    sink = open_sink(notify_sink_settings(cfg))
-    assert sink is not None
-    sink.producer = kafka_clients.producer(cfg.kafka)
-    await sink.producer.start()
-    sink.open_channels(session)
-    sink.wakeup = asyncio.Event()
-    return sink
-
-
-async def stopped(sink: NotifySink) -> None:
-    if sink.tasks:
-        await asyncio.wait(sink.tasks)
-    await sink.producer.stop()
-    sink.store.close()
-    sink.silences.close()
-    sink.acks.close()
-    sink.escalations.close()
-
-
-async def step(sink: NotifySink, now: float, events: Sequence[AlertEvent] = ()) -> None:
-    """One turn of the sink at `now`: take the alerts, flush due groups, send what is due."""
-    if events:
-        sink._take(list(events), now)
-    sink._flush(now)
-    for id, attempts, created, note in sink.store.due(now, set(), 1000):
-        await sink._attempt(id, attempts, created, note)
 
 
 def pruned(table: str) -> float:
