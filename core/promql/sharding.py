@@ -28,7 +28,8 @@ expression fails with the error, and in the order, the single-store evaluation w
 
 Results do not depend on how the series are spread: merged vectors are ordered by label set, and merged
 groups by their labels. Float sums are combined per partition (rounding may differ from the single-store
-order in the last bits: sum/avg/stddev/stdvar within ~1e-12 relative).
+order in the last bits: sum/avg within ~1e-12 relative, stddev/stdvar too when a partition holds more than
+`EXACT_VARIANCE_MEMBERS` members of the aggregation; below, their result is the single store's, bit for bit).
 """
 
 from __future__ import annotations
@@ -433,6 +434,9 @@ def _partial_agg(plan: ShardPlan, leaf: Leaf, t: float, store: SeriesStore, step
     elif op == "quantile":
         entry["c"] = [len(members) for _, members in groups]
         entry["v"] = _pack([s.value for _, members in groups for s in members])
+    elif op in ("stddev", "stdvar") and len(vec) <= EXACT_VARIANCE_MEMBERS:
+        entry["m"] = [[s.labels for s in members] for _, members in groups]
+        entry["v"] = _pack([s.value for _, members in groups for s in members])
     else:
         entry["s"] = _pack([x for _, members in groups for x in _state(op, [s.value for s in members], prometheus3)])
     return entry
@@ -481,6 +485,12 @@ _PartialFn = Callable[[ShardPlan, Leaf, float, SeriesStore, float], dict[str, An
 _PARTIAL: dict[LeafKind, _PartialFn] = {
     "series": _partial_series, "agg": _partial_agg, "any": _partial_any, "raw": _partial_raw,
 }
+
+# stddev/stdvar of at most this many members in a partition ship the members (label sets and values), so the
+# merge replays the evaluator's single pass over the whole group in the single store's order (sorted label
+# sets) and gets its result bit for bit (promtool compares bits); larger ones ship Welford moments, combined
+# with Chan's update (within ~1e-12 relative).
+EXACT_VARIANCE_MEMBERS = 256
 
 # The state of one group per aggregation: its width, and how it is built from the group's values.
 _WIDTH = {"sum": 2, "count": 1, "count_values": 1, "min": 1, "max": 1, "group": 1, "avg": 4, "stddev": 5,
@@ -640,13 +650,33 @@ def _merge_agg(plan: ShardPlan, leaf: Leaf, entries: list[dict[str, Any]]) -> ev
             for gl, c in zip(e["g"], e["c"], strict=True):
                 gathered.setdefault(labels_key(gl), (gl, []))[1].extend(next(values) for _ in range(c))
         return [VectorSample(gathered[k][0], ev.kernels.quantile(param, gathered[k][1])) for k in sorted(gathered)]
+    if op in ("stddev", "stdvar") and all("m" in e for e in entries):
+        exact: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[VectorSample]]] = {}
+        for e in entries:
+            values = iter(_unpack(e["v"]))
+            for gl, labels in zip(e["g"], e["m"], strict=True):
+                exact.setdefault(labels_key(gl), (gl, []))[1].extend(VectorSample(lb, next(values)) for lb in labels)
+        return [VectorSample(gl, ev._aggregate_values(op, [s.value for s in sorted(group, key=_member_order)],
+                                                       0.0, prometheus3))
+                for gl, group in (exact[k] for k in sorted(exact))]
     width = _WIDTH[op]
     states: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[list[float]]]] = {}
     for e in entries:
-        flat = _unpack(e["s"])
+        flat = _member_states(op, e, prometheus3) if "m" in e else _unpack(e["s"])
         for j, gl in enumerate(e["g"]):
             states.setdefault(labels_key(gl), (gl, []))[1].append(flat[j * width:(j + 1) * width])
     return [VectorSample(states[k][0], _combine(op, states[k][1], prometheus3)) for k in sorted(states)]
+
+
+def _member_order(s: VectorSample) -> tuple[tuple[str, str], ...]:
+    """The single store's order of a group's members: its selector's series in sorted label sets."""
+    return labels_key(s.labels)
+
+
+def _member_states(op: str, entry: dict[str, Any], prometheus3: bool) -> list[float]:
+    """A partition's shipped members made into its moments (when another partition shipped moments)."""
+    values = iter(_unpack(entry["v"]))
+    return [x for labels in entry["m"] for x in _state(op, [next(values) for _ in labels], prometheus3)]
 
 
 def _combine(op: str, states: list[list[float]], prometheus3: bool) -> float:

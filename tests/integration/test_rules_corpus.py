@@ -104,8 +104,6 @@ def test_real_world_rule_files_load() -> None:
 PARTITIONED_DIFFERS = {
     # a template's `query` reads the merge stage's own store, which holds no input series
     "templates_control.test.yml",
-    # stddev combined from per-partition moments (Chan): 1 ulp from the single pass, promtool compares bits
-    "agg_quantile_stddev.test.yml",
     # a selector without a metric name may match recorded series too: a planning error (full mode)
     "selector_matchers.test.yml",
 }
