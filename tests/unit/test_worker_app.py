@@ -45,3 +45,12 @@ def test_the_dump_names_every_frame_a_task_waits_in(caplog: pytest.LogCaptureFix
     chain = asyncio.run(main())
     assert [line.rsplit(" ", 1)[1] for line in chain[:3]] == ["_outer", "_inner", "wait"]
     assert "--- stuck-feed" in caplog.text and "_inner" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "abc"])
+def test_warn_loop_blocked_takes_only_a_positive_duration(value: str) -> None:
+    from watchkeeper.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["worker", "--warn-loop-blocked", value])
+    assert exc.value.code == 2

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", help="watchkeeper.yaml (default: ./watchkeeper.yaml if present)")
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--warn-loop-blocked", type=float, default=1.0, metavar="SECONDS",
+    p.add_argument("--warn-loop-blocked", type=_positive_seconds, default=1.0, metavar="SECONDS",
                    help="log a WARNING, with where it was blocked, when the event loop is blocked this long "
                         "(default 1.0; not named --loop...: Faust reads --loop from the command line itself)")
     p.set_defaults(func=run)
@@ -59,6 +59,17 @@ def run(args: argparse.Namespace) -> int:
     limit_reconnect_errors()
     make_worker(app, args.loglevel).execute_from_commandline()
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    """A duration in seconds > 0 (0 or less would warn on every wake of the monitor)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
 
 
 def worker_settings(cfg: Config, agents: Collection[str] = AGENTS) -> WorkerSettings:
