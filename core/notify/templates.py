@@ -180,14 +180,17 @@ def _title(text: Any) -> str:
     """Alertmanager's `title` (golang.org/x/text cases.Title): in each word the first cased letter is title-
     cased and the rest lower-cased (`AA` -> `Aa`, `3AM` -> `3Am`, `foo_BAR` -> `Foo_bar`, `don't` ->
     `Don't`, `ß` -> `Ss`). Words break as Unicode's word rules have it, approximately: letters, digits, marks
-    and `_` join; `'`, `.` and `:` join two letters; anything else breaks. (Prometheus' `title` differs: it
+    and `_` join; `'`, `.` and `:` join a word to a following letter, digit or `_` (`A0'a`, `A.1b`: found
+    by the amtool comparison); anything else breaks. (Prometheus' `title` differs: it
     leaves the rest of the word alone.)"""
     s = str(text)
     out: list[str] = []
     in_word = titled = False
+    def word_char(c: str) -> bool:
+        return c.isalnum() or c == "_" or unicodedata.category(c).startswith("M")
+
     for i, ch in enumerate(s):
-        joins = ch.isalnum() or ch == "_" or unicodedata.category(ch).startswith("M") or (
-            ch in _MID_LETTER and in_word and 0 < i < len(s) - 1 and s[i - 1].isalpha() and s[i + 1].isalpha())
+        joins = word_char(ch) or (ch in _MID_LETTER and in_word and i + 1 < len(s) and word_char(s[i + 1]))
         if not joins:
             in_word = titled = False
             out.append(ch)

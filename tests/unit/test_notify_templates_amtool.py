@@ -260,7 +260,9 @@ def test_a_string_is_sliced_and_measured_in_bytes_as_go_does(tmp_path: Path) -> 
 
 
 TITLE_CASES = ["AA", "hELLO wORLD-x_y", "3AM foo", "don't STOP", "a.b.c", "x1y Z", "éCOLE ÉTÉ", "a:b/c", "foo_BAR",
-               "ab'CD", "a1B", "ß straße", "'quoted' WORDS", "a..b", "end.", "x-ray.Y"]
+               "ab'CD", "a1B", "ß straße", "'quoted' WORDS", "a..b", "end.", "x-ray.Y",
+               # found by the generated test (severity "A0'A"): a mid-letter joins after a digit and before one
+               "A0'A", "a'1b", "a.1b", "a1:b", "a_'b", "a''b", "a1'B'C", "a'_b", "1'a", "_'a"]
 
 
 def test_title_cases_words_as_alertmanager(tmp_path: Path) -> None:
